@@ -1,0 +1,3 @@
+# cython: language_level=3
+"""Placeholder: filled in by its component."""
+from lockstep._columns cimport columns_view
