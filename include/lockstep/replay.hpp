@@ -1,0 +1,357 @@
+// Deterministic replay of canonical events through the order books.
+//
+// Events are applied in the order given, which the dataset guarantees is Processing Order
+// (ts_recv, then stream position). The Replayer keeps Market State (one book per instrument, the
+// last trade) and data-quality counters; it never stops on bad data: every anomaly is counted, its
+// first positions remembered, and the replay goes on.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "lockstep/events.hpp"
+#include "lockstep/l2_book.hpp"
+#include "lockstep/l3_book.hpp"
+#include "lockstep/status.hpp"
+
+namespace lockstep {
+
+enum class BookType : uint8_t { L2 = 0, L3 = 1 };
+
+// Data-quality anomalies the replay counts. Values index arrays and are reported by name.
+enum class Anomaly : uint8_t {
+    UnknownLevel = 0,       // L2 delete (qty 0) of a level that is not in the book
+    UnknownOrder = 1,       // L3 modify/delete/execute of an order id that is not in the book
+    DuplicateOrder = 2,     // L3 add of an order id already resting
+    CrossedBook = 3,        // best bid >= best ask after a complete venue message changed the book
+    BadInstrument = 4,      // instrument index outside the dataset's table
+    WrongBookKind = 5,      // L2 event for an L3 instrument or the reverse
+    BadSide = 6,            // book event whose side is neither bid nor ask
+    BadQuantity = 7,        // negative quantity, or a non-positive one where a size is required
+    UnknownKind = 8,        // kind the replay does not know (reserved ranges included)
+    Count = 9,
+};
+
+inline const char* anomaly_name(Anomaly a) noexcept {
+    switch (a) {
+        case Anomaly::UnknownLevel: return "unknown_level";
+        case Anomaly::UnknownOrder: return "unknown_order";
+        case Anomaly::DuplicateOrder: return "duplicate_order";
+        case Anomaly::CrossedBook: return "crossed_book";
+        case Anomaly::BadInstrument: return "bad_instrument";
+        case Anomaly::WrongBookKind: return "wrong_book_kind";
+        case Anomaly::BadSide: return "bad_side";
+        case Anomaly::BadQuantity: return "bad_quantity";
+        case Anomaly::UnknownKind: return "unknown_kind";
+        case Anomaly::Count: break;
+    }
+    return "unknown";
+}
+
+constexpr size_t kAnomalyKinds = static_cast<size_t>(Anomaly::Count);
+constexpr size_t kAnomalyPositionsKept = 16;
+
+struct AnomalyLog {
+    uint64_t count = 0;
+    uint32_t kept = 0;
+    std::array<uint64_t, kAnomalyPositionsKept> positions{};      // stream positions of the first ones
+    std::array<uint32_t, kAnomalyPositionsKept> instruments{};
+
+    void note(uint64_t position, uint32_t instrument) noexcept {
+        if (kept < kAnomalyPositionsKept) {
+            positions[kept] = position;
+            instruments[kept] = instrument;
+            ++kept;
+        }
+        ++count;
+    }
+};
+
+// One row per complete venue message: the instrument's touch after it. A zero quantity means the
+// side is empty (its price is then meaningless).
+struct TopOfBookColumns {
+    int64_t* ts_recv = nullptr;
+    int64_t* ts_event = nullptr;
+    uint32_t* instrument = nullptr;
+    int64_t* bid_price = nullptr;
+    int64_t* bid_qty = nullptr;
+    int64_t* ask_price = nullptr;
+    int64_t* ask_qty = nullptr;
+    size_t size = 0;
+    size_t capacity = 0;
+};
+
+struct LastTrade {
+    int64_t ts_recv = 0;
+    int64_t price = 0;
+    int64_t qty = 0;
+    uint8_t side = 0;
+    bool seen = false;
+};
+
+class Replayer {
+public:
+    explicit Replayer(const std::vector<BookType>& book_types) : types_(book_types) {
+        slot_.resize(types_.size());
+        for (size_t i = 0; i < types_.size(); ++i) {
+            if (types_[i] == BookType::L3) {
+                slot_[i] = static_cast<uint32_t>(l3_.size());
+                l3_.emplace_back();
+            } else {
+                slot_[i] = static_cast<uint32_t>(l2_.size());
+                l2_.emplace_back();
+            }
+        }
+        dirty_.assign(types_.size(), 0);
+        last_trade_.resize(types_.size());
+    }
+
+    // Applies every event of `ev` in order. When `tob` is given it receives one row per event
+    // flagged kLast; it must have room for ev.size rows.
+    Status apply(const EventColumns& ev, TopOfBookColumns* tob) noexcept {
+        if (tob != nullptr && tob->capacity - tob->size < ev.size) return Status::InvalidArgument;
+        const uint32_t n_instruments = static_cast<uint32_t>(types_.size());
+        for (size_t i = 0; i < ev.size; ++i) {
+            const uint64_t position = position_ + i;
+            const uint32_t inst = ev.instrument[i];
+            if (inst >= n_instruments) [[unlikely]] {
+                log_[static_cast<size_t>(Anomaly::BadInstrument)].note(position, inst);
+                continue;
+            }
+            const uint8_t kind = ev.kind[i];
+            if (types_[inst] == BookType::L2) {
+                apply_l2(l2_[slot_[inst]], kind, ev, i, inst, position);
+            } else {
+                apply_l3(l3_[slot_[inst]], kind, ev, i, inst, position);
+            }
+            if (ev.flags[i] & flags::kLast) {
+                end_of_message(inst, position, ev.ts_recv[i], ev.ts_event[i], tob);
+            }
+        }
+        position_ += ev.size;
+        return Status::Ok;
+    }
+
+    uint64_t events_applied() const noexcept { return position_; }
+    const AnomalyLog& anomaly(Anomaly a) const noexcept { return log_[static_cast<size_t>(a)]; }
+    uint64_t kind_count(uint8_t kind) const noexcept { return kind_counts_[kind]; }
+    size_t instrument_count() const noexcept { return types_.size(); }
+    BookType book_type(uint32_t inst) const noexcept { return types_[inst]; }
+    const L2Book& l2(uint32_t inst) const noexcept { return l2_[slot_[inst]]; }
+    const L3Book& l3(uint32_t inst) const noexcept { return l3_[slot_[inst]]; }
+    const LastTrade& last_trade(uint32_t inst) const noexcept { return last_trade_[inst]; }
+
+    // Touch of an instrument's book whatever its type; qty 0 = empty side.
+    void touch(uint32_t inst, int64_t* bid_px, int64_t* bid_qty, int64_t* ask_px,
+               int64_t* ask_qty) const noexcept {
+        if (types_[inst] == BookType::L2) {
+            touch_of(l2_[slot_[inst]], bid_px, bid_qty, ask_px, ask_qty);
+        } else {
+            touch_of(l3_[slot_[inst]], bid_px, bid_qty, ask_px, ask_qty);
+        }
+    }
+
+    // Canonical serialization of the final State, the input of the state digest. Little-endian
+    // fixed-width fields in a documented order (docs/encoding.md, "State digest"), so the digest
+    // is the same on every machine.
+    std::string serialize_state() const {
+        std::string out;
+        put(out, uint64_t{0x4c4f434b53544550ull});  // "LOCKSTEP" tag, digest format v1
+        put(out, uint64_t{1});
+        put(out, position_);
+        put(out, static_cast<uint64_t>(types_.size()));
+        for (size_t a = 0; a < kAnomalyKinds; ++a) put(out, log_[a].count);
+        for (uint32_t inst = 0; inst < types_.size(); ++inst) {
+            put(out, static_cast<uint64_t>(types_[inst]));
+            const LastTrade& t = last_trade_[inst];
+            put(out, static_cast<uint64_t>(t.seen));
+            put(out, t.ts_recv);
+            put(out, t.price);
+            put(out, t.qty);
+            put(out, static_cast<uint64_t>(t.side));
+            for (Side side : {Side::Bid, Side::Ask}) {
+                if (types_[inst] == BookType::L2) {
+                    const L2Book& b = l2_[slot_[inst]];
+                    put(out, static_cast<uint64_t>(b.level_count(side)));
+                    b.for_each_level(side, [&](int64_t px, int64_t q) {
+                        put(out, px);
+                        put(out, q);
+                    });
+                } else {
+                    const L3Book& b = l3_[slot_[inst]];
+                    put(out, static_cast<uint64_t>(b.level_count(side)));
+                    uint64_t orders = 0;
+                    b.for_each_order(side, [&](uint64_t, int64_t, int64_t) { ++orders; });
+                    put(out, orders);
+                    b.for_each_order(side, [&](uint64_t id, int64_t px, int64_t q) {
+                        put(out, id);
+                        put(out, px);
+                        put(out, q);
+                    });
+                }
+            }
+        }
+        return out;
+    }
+
+private:
+    template <class Book>
+    static void touch_of(const Book& b, int64_t* bid_px, int64_t* bid_qty, int64_t* ask_px,
+                         int64_t* ask_qty) noexcept {
+        const bool has_bid = !b.empty(Side::Bid);
+        const bool has_ask = !b.empty(Side::Ask);
+        *bid_px = has_bid ? b.best_price(Side::Bid) : 0;
+        *bid_qty = has_bid ? b.best_qty(Side::Bid) : 0;
+        *ask_px = has_ask ? b.best_price(Side::Ask) : 0;
+        *ask_qty = has_ask ? b.best_qty(Side::Ask) : 0;
+    }
+
+    static bool book_side(uint8_t side) noexcept {
+        return side == static_cast<uint8_t>(Side::Bid) || side == static_cast<uint8_t>(Side::Ask);
+    }
+
+    void note(Anomaly a, uint64_t position, uint32_t inst) noexcept {
+        log_[static_cast<size_t>(a)].note(position, inst);
+    }
+
+    void apply_common(uint8_t kind, const EventColumns& ev, size_t i, uint32_t inst,
+                      uint64_t position) noexcept {
+        switch (static_cast<EventKind>(kind)) {
+            case EventKind::Trade: {
+                LastTrade& t = last_trade_[inst];
+                t.ts_recv = ev.ts_recv[i];
+                t.price = ev.price[i];
+                t.qty = ev.qty[i];
+                t.side = ev.side[i];
+                t.seen = true;
+                if (ev.qty[i] <= 0) note(Anomaly::BadQuantity, position, inst);
+                break;
+            }
+            case EventKind::VenueBbo:
+            case EventKind::None:
+                break;
+            case EventKind::L2Set:
+            case EventKind::L3Add:
+            case EventKind::L3Modify:
+            case EventKind::L3Delete:
+            case EventKind::L3Execute:
+                note(Anomaly::WrongBookKind, position, inst);
+                break;
+            default:
+                // Execution and control kinds have no effect on Market State; anything else is
+                // unknown to this build.
+                if (kind < kMarketKindEnd) note(Anomaly::UnknownKind, position, inst);
+                break;
+        }
+    }
+
+    void apply_l2(L2Book& book, uint8_t kind, const EventColumns& ev, size_t i, uint32_t inst,
+                  uint64_t position) noexcept {
+        ++kind_counts_[kind];
+        if (kind == static_cast<uint8_t>(EventKind::L2Set)) [[likely]] {
+            const uint8_t side = ev.side[i];
+            if (!book_side(side)) [[unlikely]] {
+                note(Anomaly::BadSide, position, inst);
+                return;
+            }
+            switch (book.set(static_cast<Side>(side), ev.price[i], ev.qty[i])) {
+                case L2Result::Ok:
+                case L2Result::Removed:
+                    break;
+                case L2Result::UnknownLevel:
+                    note(Anomaly::UnknownLevel, position, inst);
+                    break;
+                case L2Result::BadQty:
+                    note(Anomaly::BadQuantity, position, inst);
+                    break;
+            }
+            dirty_[inst] = 1;
+        } else if (kind == static_cast<uint8_t>(EventKind::BookClear)) {
+            book.clear();
+            dirty_[inst] = 1;
+        } else {
+            apply_common(kind, ev, i, inst, position);
+        }
+    }
+
+    void apply_l3(L3Book& book, uint8_t kind, const EventColumns& ev, size_t i, uint32_t inst,
+                  uint64_t position) noexcept {
+        ++kind_counts_[kind];
+        L3Result r = L3Result::Ok;
+        switch (static_cast<EventKind>(kind)) {
+            case EventKind::L3Add: {
+                const uint8_t side = ev.side[i];
+                if (!book_side(side)) [[unlikely]] {
+                    note(Anomaly::BadSide, position, inst);
+                    return;
+                }
+                r = book.add(ev.order_id[i], static_cast<Side>(side), ev.price[i], ev.qty[i]);
+                break;
+            }
+            case EventKind::L3Modify:
+                r = book.modify(ev.order_id[i], ev.price[i], ev.qty[i]);
+                break;
+            case EventKind::L3Delete:
+                r = book.remove(ev.order_id[i]);
+                break;
+            case EventKind::L3Execute:
+                r = book.execute(ev.order_id[i], ev.qty[i]);
+                break;
+            case EventKind::BookClear:
+                book.clear();
+                break;
+            default:
+                apply_common(kind, ev, i, inst, position);
+                return;
+        }
+        dirty_[inst] = 1;
+        switch (r) {
+            case L3Result::Ok: break;
+            case L3Result::UnknownOrder: note(Anomaly::UnknownOrder, position, inst); break;
+            case L3Result::DuplicateOrder: note(Anomaly::DuplicateOrder, position, inst); break;
+            case L3Result::BadQty:
+            case L3Result::BadPrice: note(Anomaly::BadQuantity, position, inst); break;
+        }
+    }
+
+    void end_of_message(uint32_t inst, uint64_t position, int64_t ts_recv, int64_t ts_event,
+                        TopOfBookColumns* tob) noexcept {
+        if (dirty_[inst]) {
+            dirty_[inst] = 0;
+            const bool crossed = types_[inst] == BookType::L2 ? l2_[slot_[inst]].crossed()
+                                                              : l3_[slot_[inst]].crossed();
+            if (crossed) note(Anomaly::CrossedBook, position, inst);
+        }
+        if (tob != nullptr) {
+            const size_t r = tob->size++;
+            tob->ts_recv[r] = ts_recv;
+            tob->ts_event[r] = ts_event;
+            tob->instrument[r] = inst;
+            touch(inst, &tob->bid_price[r], &tob->bid_qty[r], &tob->ask_price[r], &tob->ask_qty[r]);
+        }
+    }
+
+    template <class T>
+    static void put(std::string& out, T value) {
+        uint8_t bytes[sizeof(T)];
+        auto u = static_cast<std::make_unsigned_t<T>>(value);
+        for (size_t b = 0; b < sizeof(T); ++b) bytes[b] = static_cast<uint8_t>(u >> (8 * b));
+        out.append(reinterpret_cast<const char*>(bytes), sizeof(T));
+    }
+
+    std::vector<BookType> types_;
+    std::vector<uint32_t> slot_;  // instrument -> index into l2_ or l3_
+    std::vector<L2Book> l2_;
+    std::vector<L3Book> l3_;
+    std::vector<uint8_t> dirty_;  // book changed since the instrument's last complete message
+    std::vector<LastTrade> last_trade_;
+    std::array<AnomalyLog, kAnomalyKinds> log_{};
+    std::array<uint64_t, 256> kind_counts_{};
+    uint64_t position_ = 0;
+};
+
+}  // namespace lockstep

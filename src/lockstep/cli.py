@@ -1,0 +1,187 @@
+"""The `lockstep` command line: argument parsing and printing over the Python API, nothing else."""
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from lockstep.errors import LockstepError
+
+DATA_HELP = "storage root (default: $LOCKSTEP_DATA, else ./data)"
+
+
+def _emit_json(obj: Any) -> None:
+    click.echo(json.dumps(obj, sort_keys=False, default=str))
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.10g}"
+
+
+def _print_replay(result) -> None:
+    click.echo(f"dataset      {result.dataset}")
+    click.echo(f"events       {result.events:,}")
+    click.echo(f"rate         {result.events_per_second:,.0f} events/s ({result.seconds:.3f} s)")
+    click.echo(f"digest       {result.digest}")
+    for name, count in result.kinds.items():
+        click.echo(f"  {name:<12} {count:,}")
+    click.echo("top of book")
+    for symbol, top in result.top_of_book.items():
+        click.echo(
+            f"  {symbol:<12} bid {_fmt(top.bid_qty)} @ {_fmt(top.bid_price)}   "
+            f"ask {_fmt(top.ask_qty)} @ {_fmt(top.ask_price)}"
+        )
+    flagged = {k: a for k, a in result.data_quality.items() if a.count}
+    if flagged:
+        click.echo("data quality")
+        for name, a in flagged.items():
+            where = ", ".join(f"{f['symbol']}@{f['position']}" for f in a.first[:5])
+            click.echo(f"  {name:<16} {a.count:,}   first at event {where}")
+    else:
+        click.echo("data quality clean")
+    if result.top_of_book_path:
+        click.echo(f"top of book  {result.top_of_book_rows:,} rows -> {result.top_of_book_path}")
+
+
+class _Group(click.Group):
+    """Turns lockstep's own errors into a one-line message and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LockstepError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="lockstep")
+def main() -> None:
+    """lockstep: one compiled core for backtests and live trading."""
+
+
+@main.command()
+@click.option("--data", "data", default=None, help=DATA_HELP)
+@click.option("--events", default=2_000_000, show_default=True, help="synthetic events to generate")
+@click.option("--seed", default=1, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def quickstart(data: str | None, events: int, seed: int, as_json: bool) -> None:
+    """Generate a synthetic dataset, replay it, print a summary."""
+    from lockstep.replay import replay
+    from lockstep.synth import generate
+
+    dataset = generate(events, seed=seed, data=data)
+    result = replay(dataset)
+    if as_json:
+        _emit_json(result.to_dict())
+    else:
+        click.echo(f"generated {events:,} synthetic events -> {dataset.path}")
+        _print_replay(result)
+
+
+@main.command("replay")
+@click.argument("dataset")
+@click.option("--top-of-book", "top_of_book", default=None, metavar="OUT.parquet",
+              help="write one row per complete venue message")
+@click.option("--data", "data", default=None, help=DATA_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def replay_cmd(dataset: str, top_of_book: str | None, data: str | None, as_json: bool) -> None:
+    """Replay DATASET (a path, or a name under DATA/canonical) through the books."""
+    from lockstep.replay import replay
+
+    result = replay(dataset, top_of_book=top_of_book, data=data)
+    if as_json:
+        _emit_json(result.to_dict())
+    else:
+        _print_replay(result)
+
+
+@main.group()
+def data() -> None:
+    """Datasets: generate, import, list, show."""
+
+
+@data.command()
+@click.option("--events", required=True, type=click.IntRange(min=1), help="number of events")
+@click.option("--seed", default=1, show_default=True)
+@click.option("--book", type=click.Choice(["l2", "l3"]), default="l2", show_default=True)
+@click.option("--instruments", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--name", default=None, help="dataset name (default synth-<book>-<events>-s<seed>)")
+@click.option("--data", "data", default=None, help=DATA_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def synth(events: int, seed: int, book: str, instruments: int, name: str | None, data: str | None,
+          as_json: bool) -> None:
+    """Generate a seeded synthetic market dataset."""
+    from lockstep.synth import generate
+
+    ds = generate(events, seed=seed, data=data, book=book, instruments=instruments, name=name)
+    if as_json:
+        _emit_json({"dataset": ds.path, "events": ds.rows, "seed": seed, "book": book})
+    else:
+        click.echo(f"{ds.rows:,} events -> {ds.path}")
+
+
+@data.command("import")
+@click.argument("format", type=click.Choice(["binance"]))
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--price-increment", default=None, help="price tick, exact decimal (else built-in or inferred)")
+@click.option("--size-increment", default=None, help="size lot, exact decimal (else built-in or inferred)")
+@click.option("--instruments", "instruments_file", default=None, type=click.Path(dir_okay=False),
+              help="JSON file of instruments (symbol, venue, price_increment, size_increment)")
+@click.option("--name", default=None, help="dataset name (default derived from the files)")
+@click.option("--data", "data", default=None, help=DATA_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def import_cmd(format: str, files: tuple[str, ...], price_increment: str | None,
+               size_increment: str | None, instruments_file: str | None, name: str | None,
+               data: str | None, as_json: bool) -> None:
+    """Import FILES (one stream, in order) of FORMAT into a canonical dataset."""
+    from lockstep.importers.binance import import_binance
+
+    report = import_binance(
+        list(files), data=data, name=name, price_increment=price_increment,
+        size_increment=size_increment, instruments_file=instruments_file,
+    )
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        click.echo(report.describe())
+
+
+@data.command("ls")
+@click.option("--data", "data", default=None, help=DATA_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def ls_cmd(data: str | None, as_json: bool) -> None:
+    """List canonical datasets."""
+    from lockstep.dataset import list_datasets
+
+    rows = [
+        {"dataset": d.path, "name": d.name, "version": d.manifest["version"], "events": d.rows,
+         "instruments": [i.symbol for i in d.instruments]}
+        for d in list_datasets(data)
+    ]
+    if as_json:
+        _emit_json(rows)
+    else:
+        for r in rows:
+            click.echo(f"{r['name']}/v{r['version']}  {r['events']:>14,}  {','.join(r['instruments'])}  {r['dataset']}")
+
+
+@data.command("show")
+@click.argument("dataset")
+@click.option("--data", "data", default=None, help=DATA_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def show_cmd(dataset: str, data: str | None, as_json: bool) -> None:
+    """Show a dataset's manifest: schema, instruments, time range, counts."""
+    from lockstep.dataset import Dataset
+
+    ds = Dataset.open(dataset, data=data)
+    if as_json:
+        _emit_json({"dataset": ds.path, **ds.manifest})
+    else:
+        click.echo(json.dumps({"dataset": ds.path, **ds.manifest}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+# Mirrors include/lockstep/replay.hpp.
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libcpp cimport bool
+from libcpp.string cimport string
+from libcpp.vector cimport vector
+
+from lockstep.includes.events cimport CEventColumns
+from lockstep.includes.status cimport CStatus
+
+
+cdef extern from "lockstep/replay.hpp" namespace "lockstep" nogil:
+    cdef enum class CBookType "lockstep::BookType"(uint8_t):
+        L2 "lockstep::BookType::L2"
+        L3 "lockstep::BookType::L3"
+
+    cdef enum class CAnomaly "lockstep::Anomaly"(uint8_t):
+        pass
+
+    const char* anomaly_name(CAnomaly a) noexcept
+    const size_t kAnomalyKinds
+    const size_t kAnomalyPositionsKept
+
+    cdef cppclass CAnomalyLog "lockstep::AnomalyLog":
+        uint64_t count
+        uint32_t kept
+        uint64_t positions[16]
+        uint32_t instruments[16]
+
+    cdef cppclass CTopOfBookColumns "lockstep::TopOfBookColumns":
+        int64_t* ts_recv
+        int64_t* ts_event
+        uint32_t* instrument
+        int64_t* bid_price
+        int64_t* bid_qty
+        int64_t* ask_price
+        int64_t* ask_qty
+        size_t size
+        size_t capacity
+
+    cdef cppclass CLastTrade "lockstep::LastTrade":
+        int64_t ts_recv
+        int64_t price
+        int64_t qty
+        uint8_t side
+        bool seen
+
+    cdef cppclass CReplayer "lockstep::Replayer":
+        CReplayer(const vector[CBookType]& book_types) except +
+        CStatus apply(const CEventColumns& ev, CTopOfBookColumns* tob) noexcept
+        uint64_t events_applied() noexcept
+        const CAnomalyLog& anomaly(CAnomaly a) noexcept
+        uint64_t kind_count(uint8_t kind) noexcept
+        size_t instrument_count() noexcept
+        CBookType book_type(uint32_t inst) noexcept
+        const CLastTrade& last_trade(uint32_t inst) noexcept
+        void touch(uint32_t inst, int64_t* bid_px, int64_t* bid_qty, int64_t* ask_px,
+                   int64_t* ask_qty) noexcept
+        string serialize_state() except +
