@@ -112,7 +112,7 @@ def test_digest_is_independent_of_batching_and_sensitive_to_state(data_root):
     for batch_size in (1, 2, 3, 7):
         assert replay(ds, batch_size=batch_size).digest == whole.digest
     changed = {k: v.copy() for k, v in cols.items()}
-    changed["qty"][2] += 1  # a level that is still in the final book
+    changed["qty"][6] += 1  # the last trade is part of Market State
     assert run(changed).digest != whole.digest
     fewer = {k: v[:-1] for k, v in cols.items()}
     assert run(fewer).digest != whole.digest
