@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import report_rate
 from shared_data import shared_file
 
-from lockstep.importers.binance import decode_binance, import_binance
+from lockstep.importers import decode_binance, import_binance
 
 USDM = "binance/usdm/btcusdt_20240808.gz"
 

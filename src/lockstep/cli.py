@@ -137,7 +137,7 @@ def import_cmd(format: str, files: tuple[str, ...], price_increment: str | None,
                size_increment: str | None, instruments_file: str | None, name: str | None,
                data: str | None, as_json: bool) -> None:
     """Import FILES (one stream, in order) of FORMAT into a canonical dataset."""
-    from lockstep.importers.binance import import_binance
+    from lockstep.importers import import_binance
 
     report = import_binance(
         list(files), data=data, name=name, price_increment=price_increment,

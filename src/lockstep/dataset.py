@@ -144,6 +144,11 @@ def _sha256_of(loc: Location) -> tuple[str, int]:
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def _check_name(name: str) -> None:
+    if not _NAME_RE.match(name):
+        raise DatasetError(f"dataset name {name!r}: use letters, digits, '.', '_' and '-'")
+
+
 class DatasetWriter:
     """Streams batches of canonical events into a new dataset version.
 
@@ -153,8 +158,8 @@ class DatasetWriter:
 
     def __init__(
         self,
-        name: str,
-        instruments: Sequence[Instrument],
+        name: str | None,
+        instruments: Sequence[Instrument] | None,
         *,
         data: str | None = None,
         source: Mapping[str, Any] | None = None,
@@ -162,25 +167,25 @@ class DatasetWriter:
         row_group_size: int = DEFAULT_ROW_GROUP,
         compression: str = "zstd",
     ) -> None:
-        if not _NAME_RE.match(name):
-            raise ValueError(f"dataset name {name!r}: use letters, digits, '.', '_' and '-'")
-        if not instruments:
-            raise ValueError("a dataset needs at least one instrument")
+        """`name` and `instruments` may be left None and given to :meth:`close` instead: an
+        importer learns the symbols (and so the name and the table) while it decodes."""
+        if name is not None:
+            _check_name(name)
         self.name = name
-        self.instruments = list(instruments)
+        self.instruments = list(instruments) if instruments is not None else None
         self.source = dict(source or {})
         self._rows_per_file = rows_per_file
         self._row_group_size = row_group_size
         self._compression = compression
-        self._base = root_location(data).join("canonical", name)
-        self._base.mkdir()
-        self._tmp = self._base.join(f".writing-{_unique_suffix()}")
+        self._canonical = root_location(data).join("canonical")
+        self._tmp = self._canonical.join(f".writing-{_unique_suffix()}")
         self._tmp.mkdir()
         self._files: list[_FileEntry] = []
         self._writer: pq.ParquetWriter | None = None
         self._file_rows = 0
         self._stats = _Stats()
         self._last_ts_recv: int | None = None
+        self._max_instrument = -1
         self._closed = False
 
     def write(self, cols: Mapping[str, np.ndarray], size: int | None = None) -> None:
@@ -221,11 +226,12 @@ class DatasetWriter:
                 raise DatasetError(f"ts_recv goes backwards at row {row}: events must be in Processing Order")
         self._last_ts_recv = int(ts_recv[-1])
         inst = cols["instrument"][:n]
-        if int(inst.max()) >= len(self.instruments):
+        if self.instruments is not None and int(inst.max()) >= len(self.instruments):
             row = self._stats.rows + int(np.argmax(inst >= len(self.instruments)))
             raise DatasetError(
                 f"row {row}: instrument index {int(inst.max())} outside the table of {len(self.instruments)}"
             )
+        self._max_instrument = max(self._max_instrument, int(inst.max()))
 
     def _open_part(self) -> None:
         part = self._tmp.join(f"part-{len(self._files):05d}.parquet")
@@ -251,22 +257,43 @@ class DatasetWriter:
         self._files.append(_FileEntry(part_name, self._file_rows, size, sha))
         self._writer = None
 
-    def close(self) -> Dataset:
+    def close(
+        self,
+        *,
+        name: str | None = None,
+        instruments: Sequence[Instrument] | None = None,
+        source: Mapping[str, Any] | None = None,
+    ) -> Dataset:
         """Finish the files, write the manifest, publish the version; returns the dataset."""
         if self._closed:
             raise DatasetError("closed twice")
+        name = name or self.name
+        if name is None:
+            raise DatasetError("a dataset needs a name")
+        _check_name(name)
+        table = list(instruments) if instruments is not None else self.instruments
+        if not table:
+            raise DatasetError("a dataset needs at least one instrument")
+        if self._max_instrument >= len(table):
+            raise DatasetError(
+                f"events refer to instrument {self._max_instrument}, the table has {len(table)}"
+            )
+        if source is not None:
+            self.source.update(source)
         self._close_part()
         self._closed = True
-        versions = [int(d[1:]) for d in self._base.list_dirs() if re.fullmatch(r"v\d+", d)]
+        base = self._canonical.join(name)
+        base.mkdir()
+        versions = [int(d[1:]) for d in base.list_dirs() if re.fullmatch(r"v\d+", d)]
         version = max(versions, default=0) + 1
         s = self._stats
         manifest = {
             "format": MANIFEST_FORMAT,
             "schema_version": SCHEMA_VERSION,
-            "name": self.name,
+            "name": name,
             "version": version,
             "columns": list(COLUMN_NAMES),
-            "instruments": [asdict(i) for i in self.instruments],
+            "instruments": [asdict(i) for i in table],
             "rows": s.rows,
             "time_range": {
                 "ts_recv": [s.ts_recv_min, s.ts_recv_max],
@@ -277,7 +304,7 @@ class DatasetWriter:
             "source": self.source,
         }
         self._tmp.join(MANIFEST_NAME).write_bytes((json.dumps(manifest, indent=2) + "\n").encode())
-        final = self._base.join(f"v{version}")
+        final = base.join(f"v{version}")
         self._tmp.fs.move(self._tmp.path, final.path)
         return Dataset(final, manifest)
 

@@ -1,25 +1,57 @@
-"""Exceptions raised by lockstep. Compiled-core failures become one of these in one place."""
+"""Exceptions raised by lockstep itself.
+
+Everything lockstep raises on purpose derives from LockstepError, so callers can tell our
+diagnoses apart from bugs (TypeError, ...). Keep this module small and dependency-free.
+"""
 from __future__ import annotations
+
+import os
 
 
 class LockstepError(Exception):
-    """Base class of every error lockstep raises on purpose."""
+    """Base class of lockstep's own errors."""
 
 
 class DecodeError(LockstepError):
-    """Input bytes could not be decoded; names the file and the position."""
+    """Input that cannot be decoded, located in its source.
 
-    def __init__(self, reason: str, *, path: str | None = None, line: int | None = None,
-                 offset: int | None = None) -> None:
-        self.reason = reason
-        self.path = path
+    Attributes (each None when unknown):
+        path: the file (or stream name) the input came from.
+        line: 1-based line number within that file, for line-oriented formats.
+        offset: byte offset within the file's (uncompressed) content.
+        reason: what was wrong, in words.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        path: str | os.PathLike[str] | None = None,
+        line: int | None = None,
+        offset: int | None = None,
+    ) -> None:
+        self.path = None if path is None else os.fspath(path)
         self.line = line
         self.offset = offset
+        self.reason = reason
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
         where = []
-        if path is not None:
-            where.append(str(path))
-        if line is not None:
-            where.append(f"line {line}")
-        if offset is not None:
-            where.append(f"offset {offset}")
-        super().__init__(f"{', '.join(where)}: {reason}" if where else reason)
+        if self.path is not None:
+            where.append(str(self.path))
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.offset is not None:
+            where.append(f"offset {self.offset}")
+        return f"{', '.join(where)}: {self.reason}" if where else self.reason
+
+    def __reduce__(self):  # keep attributes across pickling (multiprocessing)
+        return (_rebuild_decode_error, (type(self), self.reason, self.path, self.line, self.offset))
+
+
+def _rebuild_decode_error(cls, reason, path, line, offset):
+    return cls(reason, path=path, line=line, offset=offset)
+
+
+__all__ = ["DecodeError", "LockstepError"]
