@@ -34,8 +34,11 @@ struct Rng {
     }
     uint64_t below(uint64_t n) { return next() % n; }
     double unit() { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-    // Distance from the touch: exponential, mean `mean` ticks.
-    int64_t near(double mean) { return static_cast<int64_t>(-std::log(1.0 - unit()) * mean); }
+    // Distance from the touch: exponential with mean `mean` ticks, but 1% anywhere in 5000.
+    int64_t near(double mean) {
+        if (below(100) == 0) return static_cast<int64_t>(below(5000));
+        return static_cast<int64_t>(-std::log(1.0 - unit()) * mean);
+    }
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -78,7 +81,7 @@ L2Stream make_l2_stream(size_t n, uint64_t seed) {
             emit(Side::Ask, model.best_price(Side::Ask), 0);
         }
         const Side s = rng.below(2) ? Side::Bid : Side::Ask;
-        const int64_t d = rng.below(100) == 0 ? static_cast<int64_t>(rng.below(5000)) : rng.near(8.0);
+        const int64_t d = rng.near(8.0);
         const int64_t p = s == Side::Bid ? mid - 1 - d : mid + 1 + d;
         const int64_t q = rng.below(10) < 3 ? 0 : 1 + static_cast<int64_t>(rng.below(1000));
         emit(s, p, q);
@@ -129,7 +132,7 @@ L3Stream make_l3_stream(size_t n, size_t resting_target, uint64_t seed) {
         }
         if (want_add) {
             const Side s = rng.below(2) ? Side::Bid : Side::Ask;
-            const int64_t d = rng.below(100) == 0 ? static_cast<int64_t>(rng.below(5000)) : rng.near(10.0);
+            const int64_t d = rng.near(10.0);
             const int64_t p = s == Side::Bid ? mid - 1 - d : mid + 1 + d;
             const int64_t q = 1 + static_cast<int64_t>(rng.below(100));
             const uint64_t id = next_id++;
@@ -168,7 +171,8 @@ L3Stream make_l3_stream(size_t n, size_t resting_target, uint64_t seed) {
             const uint64_t how = rng.below(10);
             int64_t np = p, nq = q;
             if (how < 6) {
-                nq = q > 1 ? q - 1 - static_cast<int64_t>(rng.below(static_cast<uint64_t>(q - 1))) : 1;
+                const uint64_t cut = q > 1 ? 1 + rng.below(static_cast<uint64_t>(q - 1)) : 0;
+                nq = q - static_cast<int64_t>(cut);
             } else if (how < 8) {
                 nq = q + 1 + static_cast<int64_t>(rng.below(50));
             } else {
@@ -217,9 +221,17 @@ void bench_l2(const L2Stream& st, size_t window) {
         best = std::min(best, seconds_since(t0));
         levels = book.level_count(Side::Bid) + book.level_count(Side::Ask);
     }
+    // Untimed: how long the touch spends outside the dense window (after the 10% jumps).
+    book.clear();
+    size_t outside = 0;
+    for (size_t i = 0; i < st.size(); ++i) {
+        book.set(static_cast<Side>(st.side[i]), st.price[i], st.qty[i]);
+        outside += (!book.empty(Side::Bid) && !book.touch_in_window(Side::Bid)) ||
+                   (!book.empty(Side::Ask) && !book.touch_in_window(Side::Ask));
+    }
     std::printf("L2Book w=%-6zu %8zu events  %7.1f M events/s   (unknown-level deletes %zu, "
-                "levels at end %zu)\n",
-                window, st.size(), st.size() / best / 1e6, unknown, levels);
+                "levels at end %zu, events with a touch outside the window %zu)\n",
+                window, st.size(), st.size() / best / 1e6, unknown, levels, outside);
 }
 
 void bench_l3(const L3Stream& st, size_t resting_target) {

@@ -4,15 +4,16 @@
 // prices: a quantity array indexed by price modulo the window (a ring, so moving the window never
 // moves the levels that stay in it) plus a two-level occupancy bitmap, so the next level behind a
 // removed best is found with a couple of count-leading-zeros. Levels outside the window live in
-// two small sorted vectors: `beyond` (better than the window: the touch ran away from it) and
-// `deep` (worse: the far book). Both keep the end nearest the window at the back, so levels that
-// drift across the window edge are pushed and popped without shifting the rest.
+// two sorted vectors: `beyond` (better than the window: the touch ran away from it) and `deep`
+// (worse: the far book). Both keep the end nearest the window at the back, so levels that drift
+// across the window edge are pushed and popped without shifting the rest; an update out there
+// costs a binary search plus, to insert or delete, a shift of the levels between it and the back.
 //
-// The window follows the touch lazily. An update outside the window that lies near the best adds
-// to a debt; once the debt covers the cost of moving the window (bitmap words plus levels), the
-// window is re-centred on the best. Cost is amortized O(1) per event and no sequence of events can
-// force a re-centre per event. Updates to far levels that a centred window would not hold anyway
-// never move it.
+// The window follows the touch lazily. An update outside the window that a window centred on the
+// best would hold adds to a debt; once the debt covers the cost of moving the window (its bitmap
+// words, its levels and the overflow levels that would move), the window is re-centred on the
+// best. A move never costs more than the updates that paid for it, so it adds amortized O(1) per
+// event and no sequence of events can force a move per event. Updates to far levels never move it.
 //
 // Inside, both sides are stored with "higher key is better": a bid's key is its price, an ask's
 // key is ~price (order-reversing, and unlike negation defined for every int64).

@@ -104,7 +104,7 @@ public:
         const unsigned s = level_side_[level];
         const uint32_t target = acquire_level(s, price);
         int64_t total;
-        if (false && __builtin_add_overflow(level_qty_[target], qty, &total)) [[unlikely]] {
+        if (__builtin_add_overflow(level_qty_[target], qty, &total)) [[unlikely]] {
             return L3Result::BadQty;  // the target level held orders, so it stays as it was
         }
         detach(o);

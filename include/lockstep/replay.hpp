@@ -33,7 +33,8 @@ enum class Anomaly : uint8_t {
     BadSide = 6,            // book event whose side is neither bid nor ask
     BadQuantity = 7,        // negative quantity, or a non-positive one where a size is required
     UnknownKind = 8,        // kind the replay does not know (reserved ranges included)
-    Count = 9,
+    BadPrice = 9,           // price outside the books' range (beyond +-2^62 ticks)
+    Count = 10,
 };
 
 inline const char* anomaly_name(Anomaly a) noexcept {
@@ -47,6 +48,7 @@ inline const char* anomaly_name(Anomaly a) noexcept {
         case Anomaly::BadSide: return "bad_side";
         case Anomaly::BadQuantity: return "bad_quantity";
         case Anomaly::UnknownKind: return "unknown_kind";
+        case Anomaly::BadPrice: return "bad_price";
         case Anomaly::Count: break;
     }
     return "unknown";
@@ -268,6 +270,12 @@ private:
                 case L2Result::BadQty:
                     note(Anomaly::BadQuantity, position, inst);
                     break;
+                case L2Result::BadPrice:
+                    note(Anomaly::BadPrice, position, inst);
+                    break;
+                case L2Result::BadSide:
+                    note(Anomaly::BadSide, position, inst);
+                    break;
             }
             dirty_[inst] = 1;
         } else if (kind == static_cast<uint8_t>(EventKind::BookClear)) {
@@ -313,8 +321,9 @@ private:
             case L3Result::Ok: break;
             case L3Result::UnknownOrder: note(Anomaly::UnknownOrder, position, inst); break;
             case L3Result::DuplicateOrder: note(Anomaly::DuplicateOrder, position, inst); break;
-            case L3Result::BadQty:
-            case L3Result::BadPrice: note(Anomaly::BadQuantity, position, inst); break;
+            case L3Result::BadQty: note(Anomaly::BadQuantity, position, inst); break;
+            case L3Result::BadPrice: note(Anomaly::BadPrice, position, inst); break;
+            case L3Result::BadSide: note(Anomaly::BadSide, position, inst); break;
         }
     }
 

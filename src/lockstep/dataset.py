@@ -9,14 +9,10 @@ their stream order. The writer refuses batches that would break that.
 """
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
 import json
 import re
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -33,6 +29,8 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "lockstep.canonical-dataset"
 DEFAULT_ROWS_PER_FILE = 1 << 24
 DEFAULT_ROW_GROUP = 1 << 20
+# Streaming reads: small enough that peak memory stays flat, large enough that per-batch work is noise.
+DEFAULT_READ_BATCH = 1 << 16
 BOOK_TYPES = ("l2", "l3")
 
 # Chosen for decode speed as much as size (replay reads at tens of millions of events/s): a few
@@ -389,35 +387,17 @@ class Dataset:
     def file_locations(self) -> list[Location]:
         return [self.location.join(f["path"]) for f in self.manifest["files"]]
 
-    def iter_batches(self, batch_size: int = DEFAULT_ROW_GROUP, *, prefetch: bool = True) -> Iterator[pa.RecordBatch]:
-        """Record batches in Processing Order; memory is bounded by two row groups, not by the
-        dataset. With `prefetch` the next row group is decoded on another thread while the caller
-        works on the current one (pyarrow releases the GIL while decoding)."""
-        with contextlib.ExitStack() as stack:
-            reads = self._row_group_reads(stack)
-            if not prefetch:
-                for read in reads:
-                    yield from read().to_batches(max_chunksize=batch_size)
-                return
-            pool = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="lockstep-read"))
-            pending: deque = deque()
-            for read in reads:
-                pending.append(pool.submit(read))
-                if len(pending) > 1:
-                    yield from pending.popleft().result().to_batches(max_chunksize=batch_size)
-            while pending:
-                yield from pending.popleft().result().to_batches(max_chunksize=batch_size)
-
-    def _row_group_reads(self, stack: contextlib.ExitStack) -> Iterator[Callable[[], pa.Table]]:
+    def iter_batches(self, batch_size: int = DEFAULT_READ_BATCH) -> Iterator[pa.RecordBatch]:
+        """Record batches in Processing Order, streamed: memory is bounded by the batch and the
+        column chunks being decoded, not by the dataset's length."""
         for entry, loc in zip(self.manifest["files"], self.file_locations()):
-            f = stack.enter_context(loc.fs.open_input_file(loc.path))
-            pf = pq.ParquetFile(f, pre_buffer=False)
-            if pf.metadata.num_rows != entry["rows"]:
-                raise DatasetError(f"{loc.uri}: {pf.metadata.num_rows} rows, manifest says {entry['rows']}")
-            for rg in range(pf.num_row_groups):
-                yield functools.partial(pf.read_row_group, rg, columns=list(COLUMN_NAMES))
+            with loc.fs.open_input_file(loc.path) as f:
+                pf = pq.ParquetFile(f, pre_buffer=False)
+                if pf.metadata.num_rows != entry["rows"]:
+                    raise DatasetError(f"{loc.uri}: {pf.metadata.num_rows} rows, manifest says {entry['rows']}")
+                yield from pf.iter_batches(batch_size=batch_size, columns=list(COLUMN_NAMES), use_threads=True)
 
-    def iter_columns(self, batch_size: int = DEFAULT_ROW_GROUP) -> Iterator[Columns]:
+    def iter_columns(self, batch_size: int = DEFAULT_READ_BATCH) -> Iterator[Columns]:
         """Zero-copy numpy views of each batch's columns."""
         for batch in self.iter_batches(batch_size):
             yield to_columns(batch)

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lockstep._replay import TOP_OF_BOOK_COLUMNS, Replayer
-from lockstep.dataset import Dataset, Instrument
+from lockstep.dataset import DEFAULT_READ_BATCH, Dataset, Instrument
 from lockstep.events import Columns, EventKind, Side
 from lockstep.storage import locate
 
@@ -180,7 +180,7 @@ def replay(
     *,
     top_of_book: str | None = None,
     data: str | None = None,
-    batch_size: int = DEFAULT_BATCH,
+    batch_size: int = DEFAULT_READ_BATCH,
 ) -> ReplayResult:
     """Replay a canonical dataset (a Dataset, a path, or a name under DATA/canonical)."""
     ds = dataset if isinstance(dataset, Dataset) else Dataset.open(dataset, data=data)

@@ -1,0 +1,121 @@
+"""Pure-Python reference of the compiled replay (include/lockstep/replay.hpp).
+
+Slow and obvious: one event at a time through the reference books, the same anomaly rules, and the
+State serialization written from docs/encoding.md ("State digest") rather than from the C++. Tests
+replay the same events through both and compare digests, tops and anomaly counts.
+"""
+from __future__ import annotations
+
+import hashlib
+import struct
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from lockstep.books import L2Result, L3Result
+from lockstep.events import EXECUTION_KIND_BEGIN, EventKind, Flag, Side
+from lockstep.reference.books import L2Book, L3Book
+
+ANOMALIES = (
+    "unknown_level", "unknown_order", "duplicate_order", "crossed_book", "bad_instrument",
+    "wrong_book_kind", "bad_side", "bad_quantity", "unknown_kind", "bad_price",
+)
+_L3_KINDS = {EventKind.L3_ADD, EventKind.L3_MODIFY, EventKind.L3_DELETE, EventKind.L3_EXECUTE}
+_RESULT_ANOMALY = {
+    L2Result.UNKNOWN_LEVEL: "unknown_level", L2Result.BAD_QTY: "bad_quantity",
+    L2Result.BAD_PRICE: "bad_price", L2Result.BAD_SIDE: "bad_side",
+}
+_L3_RESULT_ANOMALY = {
+    L3Result.UNKNOWN_ORDER: "unknown_order", L3Result.DUPLICATE_ORDER: "duplicate_order",
+    L3Result.BAD_QTY: "bad_quantity", L3Result.BAD_PRICE: "bad_price", L3Result.BAD_SIDE: "bad_side",
+}
+
+
+class ReferenceReplayer:
+    def __init__(self, book_types: Sequence[str]) -> None:
+        self.types = list(book_types)
+        self.books = [L3Book() if t == "l3" else L2Book() for t in self.types]
+        self.dirty = [False] * len(self.types)
+        self.last_trade: list[tuple[int, int, int, int] | None] = [None] * len(self.types)
+        self.anomalies = {name: 0 for name in ANOMALIES}
+        self.events = 0
+
+    def apply(self, cols: Mapping[str, np.ndarray], size: int) -> None:
+        rows = zip(*(cols[c][:size].tolist() for c in
+                     ("ts_recv", "instrument", "kind", "side", "flags", "price", "qty", "order_id")))
+        for ts_recv, inst, kind, side, flags, price, qty, order_id in rows:
+            self.events += 1
+            if inst >= len(self.types):
+                self.anomalies["bad_instrument"] += 1
+                continue
+            self._apply_one(inst, kind, side, price, qty, order_id, ts_recv)
+            if flags & Flag.LAST:
+                if self.dirty[inst]:
+                    self.dirty[inst] = False
+                    if self.books[inst].crossed():
+                        self.anomalies["crossed_book"] += 1
+
+    def _apply_one(self, inst, kind, side, price, qty, order_id, ts_recv) -> None:
+        book = self.books[inst]
+        is_l3 = self.types[inst] == "l3"
+        if kind == EventKind.BOOK_CLEAR:
+            book.clear()
+            self.dirty[inst] = True
+        elif kind == EventKind.L2_SET and not is_l3:
+            if side not in (Side.BID, Side.ASK):
+                self.anomalies["bad_side"] += 1
+                return
+            self._note(_RESULT_ANOMALY, book.set(side, price, qty))
+            self.dirty[inst] = True
+        elif kind in _L3_KINDS and is_l3:
+            if kind == EventKind.L3_ADD:
+                if side not in (Side.BID, Side.ASK):
+                    self.anomalies["bad_side"] += 1
+                    return
+                result = book.add(order_id, side, price, qty)
+            elif kind == EventKind.L3_MODIFY:
+                result = book.modify(order_id, price, qty)
+            elif kind == EventKind.L3_DELETE:
+                result = book.remove(order_id)
+            else:
+                result = book.execute(order_id, qty)
+            self._note(_L3_RESULT_ANOMALY, result)
+            self.dirty[inst] = True
+        elif kind == EventKind.L2_SET or kind in _L3_KINDS:
+            self.anomalies["wrong_book_kind"] += 1
+        elif kind == EventKind.TRADE:
+            self.last_trade[inst] = (ts_recv, price, qty, side)
+            if qty <= 0:
+                self.anomalies["bad_quantity"] += 1
+        elif kind in (EventKind.VENUE_BBO, EventKind.NONE) or kind >= EXECUTION_KIND_BEGIN:
+            pass
+        else:
+            self.anomalies["unknown_kind"] += 1
+
+    def _note(self, table, result) -> None:
+        name = table.get(result)
+        if name is not None:
+            self.anomalies[name] += 1
+
+    def serialize_state(self) -> bytes:
+        u64 = struct.Struct("<Q").pack
+        i64 = struct.Struct("<q").pack
+        out = [u64(0x4C4F434B53544550), u64(1), u64(self.events), u64(len(self.types))]
+        out += [u64(self.anomalies[name]) for name in ANOMALIES]
+        for inst, book in enumerate(self.books):
+            out.append(u64(1 if self.types[inst] == "l3" else 0))
+            trade = self.last_trade[inst]
+            ts, price, qty, side = trade if trade else (0, 0, 0, 0)
+            out += [u64(trade is not None), i64(ts), i64(price), i64(qty), u64(side)]
+            for side in (Side.BID, Side.ASK):
+                out.append(u64(book.level_count(side)))
+                if self.types[inst] == "l3":
+                    orders = book.orders(side)
+                    out.append(u64(len(orders)))
+                    out += [u64(oid) + i64(px) + i64(q) for oid, px, q in orders]
+                else:
+                    out += [i64(px) + i64(q) for px, q in book.levels(side)]
+        return b"".join(out)
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.serialize_state()).hexdigest()
