@@ -110,7 +110,16 @@ public:
         }
         dirty_.assign(types_.size(), 0);
         last_trade_.resize(types_.size());
+        // Pointers taken once the vectors are final, so the hot loop does one load per event.
+        for (size_t i = 0; i < types_.size(); ++i) {
+            l2_of_.push_back(types_[i] == BookType::L2 ? &l2_[slot_[i]] : nullptr);
+            l3_of_.push_back(types_[i] == BookType::L3 ? &l3_[slot_[i]] : nullptr);
+        }
     }
+
+    // Books are addressed through l2_of_/l3_of_; copying would leave them pointing at the source.
+    Replayer(const Replayer&) = delete;
+    Replayer& operator=(const Replayer&) = delete;
 
     // Applies every event of `ev` in order. When `tob` is given it receives one row per event
     // flagged kLast; it must have room for ev.size rows.
@@ -125,10 +134,10 @@ public:
                 continue;
             }
             const uint8_t kind = ev.kind[i];
-            if (types_[inst] == BookType::L2) {
-                apply_l2(l2_[slot_[inst]], kind, ev, i, inst, position);
+            if (L2Book* l2 = l2_of_[inst]) [[likely]] {
+                apply_l2(*l2, kind, ev, i, inst, position);
             } else {
-                apply_l3(l3_[slot_[inst]], kind, ev, i, inst, position);
+                apply_l3(*l3_of_[inst], kind, ev, i, inst, position);
             }
             if (ev.flags[i] & flags::kLast) {
                 end_of_message(inst, position, ev.ts_recv[i], ev.ts_event[i], tob);
@@ -150,10 +159,10 @@ public:
     // Touch of an instrument's book whatever its type; qty 0 = empty side.
     void touch(uint32_t inst, int64_t* bid_px, int64_t* bid_qty, int64_t* ask_px,
                int64_t* ask_qty) const noexcept {
-        if (types_[inst] == BookType::L2) {
-            touch_of(l2_[slot_[inst]], bid_px, bid_qty, ask_px, ask_qty);
+        if (l2_of_[inst]) {
+            touch_of(*l2_of_[inst], bid_px, bid_qty, ask_px, ask_qty);
         } else {
-            touch_of(l3_[slot_[inst]], bid_px, bid_qty, ask_px, ask_qty);
+            touch_of(*l3_of_[inst], bid_px, bid_qty, ask_px, ask_qty);
         }
     }
 
@@ -255,27 +264,11 @@ private:
                   uint64_t position) noexcept {
         ++kind_counts_[kind];
         if (kind == static_cast<uint8_t>(EventKind::L2Set)) [[likely]] {
-            const uint8_t side = ev.side[i];
-            if (!book_side(side)) [[unlikely]] {
-                note(Anomaly::BadSide, position, inst);
-                return;
-            }
-            switch (book.set(static_cast<Side>(side), ev.price[i], ev.qty[i])) {
-                case L2Result::Ok:
-                case L2Result::Removed:
-                    break;
-                case L2Result::UnknownLevel:
-                    note(Anomaly::UnknownLevel, position, inst);
-                    break;
-                case L2Result::BadQty:
-                    note(Anomaly::BadQuantity, position, inst);
-                    break;
-                case L2Result::BadPrice:
-                    note(Anomaly::BadPrice, position, inst);
-                    break;
-                case L2Result::BadSide:
-                    note(Anomaly::BadSide, position, inst);
-                    break;
+            // The book validates side, quantity and price itself; only its verdict is read here,
+            // with one compare on the common path (Ok and Removed are the two lowest codes).
+            const L2Result r = book.set(static_cast<Side>(ev.side[i]), ev.price[i], ev.qty[i]);
+            if (static_cast<uint8_t>(r) > static_cast<uint8_t>(L2Result::Removed)) [[unlikely]] {
+                note_l2(r, position, inst);
             }
             dirty_[inst] = 1;
         } else if (kind == static_cast<uint8_t>(EventKind::BookClear)) {
@@ -283,6 +276,18 @@ private:
             dirty_[inst] = 1;
         } else {
             apply_common(kind, ev, i, inst, position);
+        }
+    }
+
+    [[gnu::noinline]] void note_l2(L2Result r, uint64_t position, uint32_t inst) noexcept {
+        switch (r) {
+            case L2Result::Ok:
+            case L2Result::Removed:
+                break;
+            case L2Result::UnknownLevel: note(Anomaly::UnknownLevel, position, inst); break;
+            case L2Result::BadQty: note(Anomaly::BadQuantity, position, inst); break;
+            case L2Result::BadPrice: note(Anomaly::BadPrice, position, inst); break;
+            case L2Result::BadSide: note(Anomaly::BadSide, position, inst); break;
         }
     }
 
@@ -331,8 +336,7 @@ private:
                         TopOfBookColumns* tob) noexcept {
         if (dirty_[inst]) {
             dirty_[inst] = 0;
-            const bool crossed = types_[inst] == BookType::L2 ? l2_[slot_[inst]].crossed()
-                                                              : l3_[slot_[inst]].crossed();
+            const bool crossed = l2_of_[inst] ? l2_of_[inst]->crossed() : l3_of_[inst]->crossed();
             if (crossed) note(Anomaly::CrossedBook, position, inst);
         }
         if (tob != nullptr) {
@@ -356,6 +360,8 @@ private:
     std::vector<uint32_t> slot_;  // instrument -> index into l2_ or l3_
     std::vector<L2Book> l2_;
     std::vector<L3Book> l3_;
+    std::vector<L2Book*> l2_of_;  // per instrument: its L2 book, or null
+    std::vector<L3Book*> l3_of_;  // per instrument: its L3 book, or null
     std::vector<uint8_t> dirty_;  // book changed since the instrument's last complete message
     std::vector<LastTrade> last_trade_;
     std::array<AnomalyLog, kAnomalyKinds> log_{};
