@@ -221,10 +221,6 @@ private:
         *ask_qty = has_ask ? b.best_qty(Side::Ask) : 0;
     }
 
-    static bool book_side(uint8_t side) noexcept {
-        return side == static_cast<uint8_t>(Side::Bid) || side == static_cast<uint8_t>(Side::Ask);
-    }
-
     void note(Anomaly a, uint64_t position, uint32_t inst) noexcept {
         log_[static_cast<size_t>(a)].note(position, inst);
     }
@@ -268,9 +264,10 @@ private:
             // with one compare on the common path (Ok and Removed are the two lowest codes).
             const L2Result r = book.set(static_cast<Side>(ev.side[i]), ev.price[i], ev.qty[i]);
             if (static_cast<uint8_t>(r) > static_cast<uint8_t>(L2Result::Removed)) [[unlikely]] {
-                note_l2(r, position, inst);
+                note_l2(r, position, inst);  // rejected: the book did not change
+            } else {
+                dirty_[inst] = 1;
             }
-            dirty_[inst] = 1;
         } else if (kind == static_cast<uint8_t>(EventKind::BookClear)) {
             book.clear();
             dirty_[inst] = 1;
@@ -296,15 +293,9 @@ private:
         ++kind_counts_[kind];
         L3Result r = L3Result::Ok;
         switch (static_cast<EventKind>(kind)) {
-            case EventKind::L3Add: {
-                const uint8_t side = ev.side[i];
-                if (!book_side(side)) [[unlikely]] {
-                    note(Anomaly::BadSide, position, inst);
-                    return;
-                }
-                r = book.add(ev.order_id[i], static_cast<Side>(side), ev.price[i], ev.qty[i]);
+            case EventKind::L3Add:
+                r = book.add(ev.order_id[i], static_cast<Side>(ev.side[i]), ev.price[i], ev.qty[i]);
                 break;
-            }
             case EventKind::L3Modify:
                 r = book.modify(ev.order_id[i], ev.price[i], ev.qty[i]);
                 break;
@@ -321,9 +312,8 @@ private:
                 apply_common(kind, ev, i, inst, position);
                 return;
         }
-        dirty_[inst] = 1;
         switch (r) {
-            case L3Result::Ok: break;
+            case L3Result::Ok: dirty_[inst] = 1; break;  // rejections leave the book unchanged
             case L3Result::UnknownOrder: note(Anomaly::UnknownOrder, position, inst); break;
             case L3Result::DuplicateOrder: note(Anomaly::DuplicateOrder, position, inst); break;
             case L3Result::BadQty: note(Anomaly::BadQuantity, position, inst); break;

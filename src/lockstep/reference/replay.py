@@ -50,6 +50,7 @@ class ReferenceReplayer:
                 continue
             self._apply_one(inst, kind, side, price, qty, order_id, ts_recv)
             if flags & Flag.LAST:
+                # The crossed check runs only after messages that changed the book.
                 if self.dirty[inst]:
                     self.dirty[inst] = False
                     if self.books[inst].crossed():
@@ -62,16 +63,11 @@ class ReferenceReplayer:
             book.clear()
             self.dirty[inst] = True
         elif kind == EventKind.L2_SET and not is_l3:
-            if side not in (Side.BID, Side.ASK):
-                self.anomalies["bad_side"] += 1
-                return
-            self._note(_RESULT_ANOMALY, book.set(side, price, qty))
-            self.dirty[inst] = True
+            result = book.set(side, price, qty)
+            self._note(_RESULT_ANOMALY, result)
+            self.dirty[inst] = self.dirty[inst] or result in (L2Result.OK, L2Result.REMOVED)
         elif kind in _L3_KINDS and is_l3:
             if kind == EventKind.L3_ADD:
-                if side not in (Side.BID, Side.ASK):
-                    self.anomalies["bad_side"] += 1
-                    return
                 result = book.add(order_id, side, price, qty)
             elif kind == EventKind.L3_MODIFY:
                 result = book.modify(order_id, price, qty)
@@ -80,7 +76,7 @@ class ReferenceReplayer:
             else:
                 result = book.execute(order_id, qty)
             self._note(_L3_RESULT_ANOMALY, result)
-            self.dirty[inst] = True
+            self.dirty[inst] = self.dirty[inst] or result == L3Result.OK
         elif kind == EventKind.L2_SET or kind in _L3_KINDS:
             self.anomalies["wrong_book_kind"] += 1
         elif kind == EventKind.TRADE:
