@@ -3,7 +3,6 @@ subprocess): events/s, and peak memory for a 10x longer dataset against the shor
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -22,16 +21,28 @@ def datasets(bench_root):
     return {label: generate(scaled(n), seed=11, data=bench_root, name=f"bench-{label}") for label, n in SIZES.items()}
 
 
-def _run(path: str):
-    proc = subprocess.Popen([sys.executable, "-m", "lockstep.cli", "replay", path, "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+# The child reports its own high-water mark (VmHWM belongs to the exec'd image; ru_maxrss would
+# carry over the forking pytest process's size).
+_CHILD = (
+    "import atexit, sys\n"
+    "def hwm():\n"
+    "    for line in open('/proc/self/status'):\n"
+    "        if line.startswith('VmHWM:'):\n"
+    "            sys.stderr.write('VMHWM_KB ' + line.split()[1] + '\\n')\n"
+    "atexit.register(hwm)\n"
+    "from lockstep.cli import main\n"
+    "sys.argv = ['lockstep', 'replay', sys.argv[1], '--json']\n"
+    "main()\n"
+)
+
+
+def _run(path: str) -> tuple[dict, int]:
+    """Runs the CLI replay; returns its JSON summary and its peak resident set size in bytes."""
+    proc = subprocess.run([sys.executable, "-c", _CHILD, path], capture_output=True, text=True)
     if proc.returncode:
-        raise RuntimeError(err.decode())
-    return json.loads(out), usage.ru_maxrss * 1024
+        raise RuntimeError(proc.stderr)
+    hwm_kb = int(proc.stderr.rsplit("VMHWM_KB", 1)[1].split()[0])
+    return json.loads(proc.stdout), hwm_kb * 1024
 
 
 @pytest.mark.parametrize("label", list(SIZES))

@@ -10,6 +10,8 @@ their stream order. The writer refuses batches that would break that.
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -387,9 +389,17 @@ class Dataset:
     def file_locations(self) -> list[Location]:
         return [self.location.join(f["path"]) for f in self.manifest["files"]]
 
-    def iter_batches(self, batch_size: int = DEFAULT_READ_BATCH) -> Iterator[pa.RecordBatch]:
-        """Record batches in Processing Order, streamed: memory is bounded by the batch and the
-        column chunks being decoded, not by the dataset's length."""
+    def iter_batches(self, batch_size: int = DEFAULT_READ_BATCH, *, prefetch: int = 2) -> Iterator[pa.RecordBatch]:
+        """Record batches in Processing Order, streamed: memory is bounded by the batch size (and
+        `prefetch` batches decoded ahead on a reader thread, overlapping Parquet decoding with the
+        caller's work), not by the dataset's length."""
+        batches = self._read_batches(batch_size)
+        if prefetch <= 0:
+            yield from batches
+            return
+        yield from _read_ahead(batches, prefetch)
+
+    def _read_batches(self, batch_size: int) -> Iterator[pa.RecordBatch]:
         for entry, loc in zip(self.manifest["files"], self.file_locations()):
             with loc.fs.open_input_file(loc.path) as f:
                 pf = pq.ParquetFile(f, pre_buffer=False)
@@ -415,6 +425,48 @@ class Dataset:
             sha, size = _sha256_of(loc)
             if sha != entry["sha256"] or size != entry["bytes"]:
                 raise DatasetError(f"{loc.uri}: sha256/size differ from the manifest (corrupted or replaced)")
+
+
+def _read_ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """Runs `items` on a thread, `depth` items ahead of the consumer. pyarrow releases the GIL
+    while decoding, so decoding overlaps with the consumer's (GIL-free) replay. Errors surface in
+    the consumer; a consumer that stops early stops the thread."""
+    done = object()
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put((done, None))
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            slots.put((done, e))
+
+    thread = threading.Thread(target=produce, name="lockstep-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
 
 
 def list_datasets(data: str | None = None) -> list[Dataset]:
