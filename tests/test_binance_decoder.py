@@ -8,22 +8,22 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import pickle
 import random
 from collections import Counter
 from decimal import Decimal
-from pathlib import Path
 
 import numpy as np
 import pytest
+
+from shared_data import SHARED_DATA, shared_file
 
 from lockstep import _binance
 from lockstep.errors import DecodeError, LockstepError
 from lockstep.events import COLUMN_NAMES, EventKind, Flag, Side, empty_columns
 from lockstep.importers import builtin_instruments, decode_binance
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "binance"
+DATA = SHARED_DATA / "binance"
 SPOT = [DATA / "spot" / "btcusdt_20240808.gz", DATA / "spot" / "btcusdt_20240809.gz"]
 USDM = [DATA / "usdm" / "btcusdt_20240808.gz"]
 
@@ -34,12 +34,7 @@ BID, ASK, NOSIDE = int(Side.BID), int(Side.ASK), int(Side.NONE)
 
 
 def need(paths):
-    missing = [p for p in paths if not p.exists()]
-    if missing:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"real Binance captures missing in CI: {missing}")
-        pytest.skip(f"real Binance captures not found ({missing[0]}); see ../shared/data/README.md")
-    return paths
+    return [shared_file(str(p.relative_to(SHARED_DATA))) for p in paths]
 
 
 def collect(run):

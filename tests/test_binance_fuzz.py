@@ -9,18 +9,19 @@ from __future__ import annotations
 import gzip
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from shared_data import SHARED_DATA
 
 from lockstep import _binance
 from lockstep.errors import DecodeError, LockstepError
 from lockstep.events import COLUMN_NAMES, empty_columns
 from lockstep.importers import decode_binance
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "binance"
+DATA = SHARED_DATA / "binance"
 TS = 1723161255000000000
 E0 = 1723161256000
 
