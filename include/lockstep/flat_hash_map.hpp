@@ -98,14 +98,29 @@ public:
 
     // Removes `key` and returns its value, or kMissing if it was absent.
     uint32_t erase(Key key) noexcept {
+        const Cell cell = locate(key);
+        if (cell.value != kMissing) erase_at(cell);
+        return cell.value;
+    }
+
+    // Where a key sits, for callers that look a key up and then may erase it: erase_at then
+    // needs no second probe. Valid until the next insert or erase.
+    struct Cell {
+        size_t index;
+        uint32_t value;  // kMissing if the key is absent
+    };
+
+    Cell locate(Key key) const noexcept {
         const uint64_t k = static_cast<uint64_t>(key);
-        size_t hole = home(k);
-        for (;; hole = (hole + 1) & mask_) {
-            const Slot& s = slots_[hole];
-            if (s.value == kMissing) return kMissing;
-            if (s.key == k) break;
+        for (size_t i = home(k);; i = (i + 1) & mask_) {
+            const Slot& s = slots_[i];
+            if (s.value == kMissing || s.key == k) return Cell{i, s.value};
         }
-        const uint32_t value = slots_[hole].value;
+    }
+
+    // Removes the key found by locate(); the cell must hold one (value != kMissing).
+    void erase_at(Cell cell) noexcept {
+        size_t hole = cell.index;
         // Backward shift: pull later members of the cluster into the hole whenever the hole lies
         // on their probe path, so every remaining key stays reachable without tombstones.
         for (size_t j = (hole + 1) & mask_;; j = (j + 1) & mask_) {
@@ -119,7 +134,6 @@ public:
         }
         slots_[hole].value = kMissing;
         --size_;
-        return value;
     }
 
     // Forgets every key, keeping the capacity. O(capacity).

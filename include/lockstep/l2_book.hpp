@@ -158,6 +158,8 @@ public:
     // Whether the best level sits in the dense window (it should, but for a while after the
     // touch runs away); diagnostics and tests.
     bool touch_in_window() const noexcept { return beyond_.empty() && window_count_ != 0; }
+    // The best key when touch_in_window().
+    int64_t window_best_key() const noexcept { return window_best_; }
 
     // Best to worst; f(key, qty) -> void or bool (false stops).
     template <class F>
@@ -228,13 +230,10 @@ private:
         if (left == 0) summary_[slot >> 12] &= ~(uint64_t{1} << ((slot >> 6) & 63));
     }
 
-    // Branch-free apart from the rare cases (empty window, best level removed): whether an update
-    // inserts, replaces, removes or misses is data-dependent and would mispredict often.
+    // Branch-free apart from the rare cases (empty window, best level removed, a bitmap word
+    // turning empty or non-empty): whether an update inserts, replaces, removes or misses is
+    // data-dependent and would mispredict often.
     L2Result set_in_window(int64_t key, int64_t qty) noexcept {
-        static constexpr L2Result kOutcome[2][2] = {
-            {L2Result::UnknownLevel, L2Result::Ok},  // level was absent: [qty == 0, qty != 0]
-            {L2Result::Removed, L2Result::Ok},       // level was present
-        };
         const size_t slot = slot_of(key);
         int64_t& level = qty_[slot];
         const bool was = level != 0;
@@ -242,10 +241,14 @@ private:
         level = qty;
         uint64_t& word = words_[slot >> 6];
         const uint64_t bit = uint64_t{1} << (slot & 63);
-        word = (word & ~bit) | (-static_cast<uint64_t>(now) & bit);
-        uint64_t& summary = summary_[slot >> 12];
-        const uint64_t summary_bit = uint64_t{1} << ((slot >> 6) & 63);
-        summary = (summary & ~summary_bit) | (-static_cast<uint64_t>(word != 0) & summary_bit);
+        const uint64_t old_word = word;
+        const uint64_t new_word = (old_word & ~bit) | (-static_cast<uint64_t>(now) & bit);
+        word = new_word;
+        // Levels cluster around the touch, so a word rarely changes emptiness: the summary is
+        // read and written only then, and the branch predicts well.
+        if ((old_word == 0) != (new_word == 0)) [[unlikely]] {
+            summary_[slot >> 12] ^= uint64_t{1} << ((slot >> 6) & 63);
+        }
         const size_t count_before = window_count_;
         window_count_ = count_before + now - was;
         if (count_before == 0) [[unlikely]] {
@@ -262,7 +265,9 @@ private:
         if (best_removed == 0 && window_count_ != 0) [[unlikely]] {
             highest_key_below(key, &window_best_);
         }
-        return kOutcome[was][now];
+        // Ok (0) if a level is set, else Removed (1) or UnknownLevel (2) as it was present or
+        // not: arithmetic, so callers that only test "rejected" get no table load in between.
+        return static_cast<L2Result>(static_cast<unsigned>(!now) << static_cast<unsigned>(!was));
     }
 
     // Highest set bit in [lo, hi) of a bitmap, or -1; `hint` (optional) is a summary bitmap of
@@ -582,8 +587,14 @@ public:
 
     // Both sides present and the best bid at or above the best ask.
     bool crossed() const noexcept {
-        return !sides_[0].empty() && !sides_[1].empty() &&
-               sides_[0].best_key() >= from_key(1, sides_[1].best_key());
+        const detail::PriceLadder& bids = sides_[0];
+        const detail::PriceLadder& asks = sides_[1];
+        // Checked once per venue message: the usual case (both touches in their windows) reads
+        // only the two window bests.
+        if (bids.touch_in_window() && asks.touch_in_window()) [[likely]] {
+            return bids.window_best_key() >= from_key(1, asks.window_best_key());
+        }
+        return !bids.empty() && !asks.empty() && bids.best_key() >= from_key(1, asks.best_key());
     }
 
     size_t window_ticks() const noexcept { return window_ticks_; }

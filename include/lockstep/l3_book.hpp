@@ -2,9 +2,9 @@
 //
 // Aggregated levels (best, top-N, counts) are an L2Book kept in step with every change, so every
 // level query costs what it costs on an L2 book. Underneath, each level's orders form an
-// intrusive doubly-linked FIFO over a pool of order slots held as parallel arrays with a free
-// list; order id -> slot and (side, price) -> level go through flat hash maps, which are only
-// ever looked up (never iterated), so nothing observable depends on hashing.
+// intrusive doubly-linked FIFO over a pool of order records with a free list; order id -> slot
+// and (side, price) -> level go through flat hash maps, which are only ever looked up (never
+// iterated), so nothing observable depends on hashing.
 //
 // Memory grows with the number of resting orders and levels (amortized vector/table growth) and
 // is reused after that: no event allocates in steady state.
@@ -39,11 +39,7 @@ public:
           level_slot_{FlatHashMap<int64_t>(expected_orders / 4),
                       FlatHashMap<int64_t>(expected_orders / 4)},
           levels_(window_ticks) {
-        order_id_.reserve(expected_orders);
-        order_qty_.reserve(expected_orders);
-        order_prev_.reserve(expected_orders);
-        order_next_.reserve(expected_orders);
-        order_level_.reserve(expected_orders);
+        orders_.reserve(expected_orders);
     }
 
     // A new order joins the back of its level.
@@ -57,7 +53,7 @@ public:
         if (!inserted) return L3Result::DuplicateOrder;
         const uint32_t level = acquire_level(s, price);
         int64_t total;
-        if (__builtin_add_overflow(level_qty_[level], qty, &total)) [[unlikely]] {
+        if (__builtin_add_overflow(level_pool_[level].qty, qty, &total)) [[unlikely]] {
             // Only a level that already held orders can overflow, so no level to give back.
             *cell = 0;
             order_slot_.erase(order_id);
@@ -65,8 +61,8 @@ public:
         }
         const uint32_t o = allocate_order();
         *cell = o;
-        order_id_[o] = order_id;
-        order_qty_[o] = qty;
+        orders_[o].id = order_id;
+        orders_[o].qty = qty;
         append(level, o);
         set_level_qty(level, total);
         return L3Result::Ok;
@@ -78,37 +74,39 @@ public:
     L3Result modify(uint64_t order_id, int64_t price, int64_t qty) noexcept {
         if (!price_in_range(price)) [[unlikely]] return L3Result::BadPrice;
         if (qty < 0) [[unlikely]] return L3Result::BadQty;
-        const uint32_t o = order_slot_.find(order_id);
+        const auto cell = order_slot_.locate(order_id);
+        const uint32_t o = cell.value;
         if (o == FlatHashMap<uint64_t>::kMissing) return L3Result::UnknownOrder;
         if (qty == 0) {
-            order_slot_.erase(order_id);
+            order_slot_.erase_at(cell);
             detach(o);
             release_order(o);
             return L3Result::Ok;
         }
-        const uint32_t level = order_level_[o];
-        const int64_t old_qty = order_qty_[o];
-        if (level_price_[level] == price) {
+        const uint32_t level = orders_[o].level;
+        const int64_t old_qty = orders_[o].qty;
+        if (level_pool_[level].price == price) {
             int64_t total;
-            if (__builtin_add_overflow(level_qty_[level] - old_qty, qty, &total)) [[unlikely]] {
+            const int64_t others = level_pool_[level].qty - old_qty;
+            if (__builtin_add_overflow(others, qty, &total)) [[unlikely]] {
                 return L3Result::BadQty;
             }
-            if (qty > old_qty && order_next_[o] != kNil) {
+            if (qty > old_qty && orders_[o].next != kNil) {
                 unlink(level, o);
                 append(level, o);
             }
-            order_qty_[o] = qty;
+            orders_[o].qty = qty;
             set_level_qty(level, total);
             return L3Result::Ok;
         }
-        const unsigned s = level_side_[level];
+        const unsigned s = level_pool_[level].side;
         const uint32_t target = acquire_level(s, price);
         int64_t total;
-        if (__builtin_add_overflow(level_qty_[target], qty, &total)) [[unlikely]] {
+        if (__builtin_add_overflow(level_pool_[target].qty, qty, &total)) [[unlikely]] {
             return L3Result::BadQty;  // the target level held orders, so it stays as it was
         }
         detach(o);
-        order_qty_[o] = qty;
+        orders_[o].qty = qty;
         append(target, o);
         set_level_qty(target, total);
         return L3Result::Ok;
@@ -127,17 +125,18 @@ public:
     // (venues report fills the feed may have partially missed; the book must not keep a ghost).
     L3Result execute(uint64_t order_id, int64_t qty) noexcept {
         if (qty <= 0) [[unlikely]] return L3Result::BadQty;
-        const uint32_t o = order_slot_.find(order_id);
+        const auto cell = order_slot_.locate(order_id);
+        const uint32_t o = cell.value;
         if (o == FlatHashMap<uint64_t>::kMissing) return L3Result::UnknownOrder;
-        if (qty >= order_qty_[o]) {
-            order_slot_.erase(order_id);
+        if (qty >= orders_[o].qty) {
+            order_slot_.erase_at(cell);
             detach(o);
             release_order(o);
             return L3Result::Ok;
         }
-        const uint32_t level = order_level_[o];
-        order_qty_[o] -= qty;
-        set_level_qty(level, level_qty_[level] - qty);
+        const uint32_t level = orders_[o].level;
+        orders_[o].qty -= qty;
+        set_level_qty(level, level_pool_[level].qty - qty);
         return L3Result::Ok;
     }
 
@@ -146,17 +145,9 @@ public:
         order_slot_.clear();
         level_slot_[0].clear();
         level_slot_[1].clear();
-        order_id_.clear();
-        order_qty_.clear();
-        order_prev_.clear();
-        order_next_.clear();
-        order_level_.clear();
+        orders_.clear();
         free_order_ = kNil;
-        level_head_.clear();
-        level_tail_.clear();
-        level_qty_.clear();
-        level_price_.clear();
-        level_side_.clear();
+        level_pool_.clear();
         free_level_ = kNil;
         levels_.clear();
     }
@@ -186,8 +177,8 @@ public:
         if (s > 1u) return;
         levels_.for_each_level(side, [&](int64_t price, int64_t) {
             const uint32_t level = level_slot_[s].find(price);
-            for (uint32_t o = level_head_[level]; o != kNil; o = order_next_[o]) {
-                if (!detail::visit_continue(f, order_id_[o], price, order_qty_[o])) return false;
+            for (uint32_t o = level_pool_[level].head; o != kNil; o = orders_[o].next) {
+                if (!detail::visit_continue(f, orders_[o].id, price, orders_[o].qty)) return false;
             }
             return true;
         });
@@ -211,10 +202,10 @@ public:
     bool order(uint64_t id, Side* side, int64_t* price, int64_t* qty) const noexcept {
         const uint32_t o = order_slot_.find(id);
         if (o == FlatHashMap<uint64_t>::kMissing) return false;
-        const uint32_t level = order_level_[o];
-        *side = static_cast<Side>(level_side_[level] + 1u);
-        *price = level_price_[level];
-        *qty = order_qty_[o];
+        const uint32_t level = orders_[o].level;
+        *side = static_cast<Side>(level_pool_[level].side + 1u);
+        *price = level_pool_[level].price;
+        *qty = orders_[o].qty;
         return true;
     }
 
@@ -231,21 +222,22 @@ public:
             if (level_slot_[s].size() != levels_.level_count(side)) return false;
             levels_.for_each_level(side, [&](int64_t price, int64_t total) {
                 const uint32_t level = level_slot_[s].find(price);
-                if (level == FlatHashMap<int64_t>::kMissing || level_price_[level] != price ||
-                    level_side_[level] != s || level_head_[level] == kNil) {
+                if (level == FlatHashMap<int64_t>::kMissing || level_pool_[level].price != price ||
+                    level_pool_[level].side != s || level_pool_[level].head == kNil) {
                     return ok = false;
                 }
                 int64_t sum = 0;
                 uint32_t prev = kNil;
-                for (uint32_t o = level_head_[level]; o != kNil; prev = o, o = order_next_[o]) {
-                    if (order_prev_[o] != prev || order_level_[o] != level || order_qty_[o] <= 0 ||
-                        order_slot_.find(order_id_[o]) != o) {
+                for (uint32_t o = level_pool_[level].head; o != kNil;
+                     prev = o, o = orders_[o].next) {
+                    if (orders_[o].prev != prev || orders_[o].level != level ||
+                        orders_[o].qty <= 0 || order_slot_.find(orders_[o].id) != o) {
                         return ok = false;
                     }
-                    sum += order_qty_[o];
+                    sum += orders_[o].qty;
                     ++orders;
                 }
-                if (prev != level_tail_[level] || sum != total) return ok = false;
+                if (prev != level_pool_[level].tail || sum != total) return ok = false;
                 return true;
             });
         }
@@ -255,120 +247,133 @@ public:
 private:
     static constexpr uint32_t kNil = UINT32_MAX;
 
-    uint32_t allocate_order() noexcept {
+    [[gnu::always_inline]] uint32_t allocate_order() noexcept {
         if (free_order_ != kNil) {
             const uint32_t o = free_order_;
-            free_order_ = order_next_[o];
+            free_order_ = orders_[o].next;
             return o;
         }
-        const uint32_t o = static_cast<uint32_t>(order_id_.size());
-        order_id_.push_back(0);
-        order_qty_.push_back(0);
-        order_prev_.push_back(kNil);
-        order_next_.push_back(kNil);
-        order_level_.push_back(kNil);
+        const uint32_t o = static_cast<uint32_t>(orders_.size());
+        orders_.push_back(Order{0, 0, kNil, kNil, kNil});
         return o;
     }
 
-    void release_order(uint32_t o) noexcept {
-        order_next_[o] = free_order_;
+    [[gnu::always_inline]] void release_order(uint32_t o) noexcept {
+        orders_[o].next = free_order_;
         free_order_ = o;
     }
 
     // The level of (side, price), created empty if absent.
-    uint32_t acquire_level(unsigned s, int64_t price) noexcept {
+    [[gnu::always_inline]] uint32_t acquire_level(unsigned s, int64_t price) noexcept {
         bool inserted;
         uint32_t* cell = level_slot_[s].find_or_insert(price, &inserted);
-        if (!inserted) return *cell;
+        if (!inserted) [[likely]] return *cell;
+        return *cell = new_level(s, price);
+    }
+
+    // Out of line: most events meet an existing level.
+    [[gnu::noinline]] uint32_t new_level(unsigned s, int64_t price) noexcept {
         uint32_t level;
         if (free_level_ != kNil) {
             level = free_level_;
-            free_level_ = level_head_[level];
+            free_level_ = level_pool_[level].head;
         } else {
-            level = static_cast<uint32_t>(level_head_.size());
-            level_head_.push_back(kNil);
-            level_tail_.push_back(kNil);
-            level_qty_.push_back(0);
-            level_price_.push_back(0);
-            level_side_.push_back(0);
+            level = static_cast<uint32_t>(level_pool_.size());
+            level_pool_.push_back(Level{0, 0, kNil, kNil, 0});
         }
-        *cell = level;
-        level_head_[level] = kNil;
-        level_tail_[level] = kNil;
-        level_qty_[level] = 0;
-        level_price_[level] = price;
-        level_side_[level] = static_cast<uint8_t>(s);
+        level_pool_[level].head = kNil;
+        level_pool_[level].tail = kNil;
+        level_pool_[level].qty = 0;
+        level_pool_[level].price = price;
+        level_pool_[level].side = static_cast<uint8_t>(s);
         return level;
     }
 
-    void append(uint32_t level, uint32_t o) noexcept {
-        const uint32_t tail = level_tail_[level];
-        order_prev_[o] = tail;
-        order_next_[o] = kNil;
-        order_level_[o] = level;
+    [[gnu::always_inline]] void append(uint32_t level, uint32_t o) noexcept {
+        const uint32_t tail = level_pool_[level].tail;
+        orders_[o].prev = tail;
+        orders_[o].next = kNil;
+        orders_[o].level = level;
         if (tail != kNil) {
-            order_next_[tail] = o;
+            orders_[tail].next = o;
         } else {
-            level_head_[level] = o;
+            level_pool_[level].head = o;
         }
-        level_tail_[level] = o;
+        level_pool_[level].tail = o;
     }
 
-    void unlink(uint32_t level, uint32_t o) noexcept {
-        const uint32_t prev = order_prev_[o], next = order_next_[o];
+    [[gnu::always_inline]] void unlink(uint32_t level, uint32_t o) noexcept {
+        const uint32_t prev = orders_[o].prev, next = orders_[o].next;
         if (prev != kNil) {
-            order_next_[prev] = next;
+            orders_[prev].next = next;
         } else {
-            level_head_[level] = next;
+            level_pool_[level].head = next;
         }
         if (next != kNil) {
-            order_prev_[next] = prev;
+            orders_[next].prev = prev;
         } else {
-            level_tail_[level] = prev;
+            level_pool_[level].tail = prev;
         }
     }
 
     // Takes the order out of its level, giving the level back once it is empty.
-    void detach(uint32_t o) noexcept {
-        const uint32_t level = order_level_[o];
+    [[gnu::always_inline]] void detach(uint32_t o) noexcept {
+        const uint32_t level = orders_[o].level;
         unlink(level, o);
-        if (level_head_[level] != kNil) {
-            set_level_qty(level, level_qty_[level] - order_qty_[o]);
+        if (level_pool_[level].head != kNil) [[likely]] {
+            // The level keeps other orders and its quantity, so it is already in the L2 view.
+            const int64_t total = level_pool_[level].qty - orders_[o].qty;
+            level_pool_[level].qty = total;
+            levels_.replace_checked(level_pool_[level].side, level_pool_[level].price, total);
             return;
         }
-        const unsigned s = level_side_[level];
-        levels_.set_checked(s, level_price_[level], 0);
-        level_slot_[s].erase(level_price_[level]);
-        level_qty_[level] = 0;
-        level_head_[level] = free_level_;
+        retire_level(level);
+    }
+
+    // Out of line: the level's removal from the L2 view and the price map is the bulky part of
+    // detach, and keeping it apart lets the common path inline into every caller.
+    [[gnu::noinline]] void retire_level(uint32_t level) noexcept {
+        const unsigned s = level_pool_[level].side;
+        levels_.set_checked(s, level_pool_[level].price, 0);
+        level_slot_[s].erase(level_pool_[level].price);
+        level_pool_[level].qty = 0;
+        level_pool_[level].head = free_level_;
         free_level_ = level;
     }
 
     // Publishes a level's new total (> 0) to the aggregated book.
-    void set_level_qty(uint32_t level, int64_t total) noexcept {
-        const bool fresh = level_qty_[level] == 0;  // only a level just acquired has no quantity
-        level_qty_[level] = total;
+    [[gnu::always_inline]] void set_level_qty(uint32_t level, int64_t total) noexcept {
+        // Only a level just acquired has no quantity.
+        const bool fresh = level_pool_[level].qty == 0;
+        level_pool_[level].qty = total;
         if (fresh) [[unlikely]] {
-            levels_.set_checked(level_side_[level], level_price_[level], total);
+            levels_.set_checked(level_pool_[level].side, level_pool_[level].price, total);
         } else {
-            levels_.replace_checked(level_side_[level], level_price_[level], total);
+            levels_.replace_checked(level_pool_[level].side, level_pool_[level].price, total);
         }
     }
 
-    // Order slots, parallel arrays; a free slot's order_next_ links the free list.
-    std::vector<uint64_t> order_id_;
-    std::vector<int64_t> order_qty_;
-    std::vector<uint32_t> order_prev_;
-    std::vector<uint32_t> order_next_;
-    std::vector<uint32_t> order_level_;
-    uint32_t free_order_ = kNil;
+    // Order and level slots are records, not parallel arrays: an event touches most fields of
+    // the orders and levels it meets, and one cache line each then suffices (32-byte aligned, so
+    // no record straddles two lines).
+    struct alignas(32) Order {
+        uint64_t id;
+        int64_t qty;
+        uint32_t prev;
+        uint32_t next;   // on a free slot: the free list
+        uint32_t level;
+    };
+    struct alignas(32) Level {
+        int64_t qty;
+        int64_t price;
+        uint32_t head;   // on a free slot: the free list
+        uint32_t tail;
+        uint8_t side;    // 0 bid, 1 ask
+    };
 
-    // Level slots, parallel arrays; a free slot's level_head_ links the free list.
-    std::vector<uint32_t> level_head_;
-    std::vector<uint32_t> level_tail_;
-    std::vector<int64_t> level_qty_;
-    std::vector<int64_t> level_price_;
-    std::vector<uint8_t> level_side_;  // 0 bid, 1 ask
+    std::vector<Order> orders_;
+    uint32_t free_order_ = kNil;
+    std::vector<Level> level_pool_;
     uint32_t free_level_ = kNil;
 
     FlatHashMap<uint64_t> order_slot_;      // order id -> order slot
