@@ -1,0 +1,244 @@
+"""Pure-Python twin of lockstep.execution (include/lockstep/execution.hpp): same API, same
+results, Python ints throughout so money is exact by construction. Written for clarity, not
+speed; the property test in tests/test_execution.py holds the compiled engine to it."""
+from __future__ import annotations
+
+from typing import Any
+
+from lockstep.events import Side
+from lockstep.execution import (
+    MAX_INSTRUMENTS,
+    ExecResult,
+    OrderStatus,
+    _id_ts,
+    _instrument,
+    _order_dict,
+    _position_dict,
+)
+from lockstep.risk import Intent, IntentKind, RiskView, _field
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+R = ExecResult
+S = OrderStatus
+_LIVE = (S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED)
+
+
+def _tdiv(a: int, b: int) -> int:
+    """a / b truncated toward zero, as C++ integer division."""
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+class _Order:
+    __slots__ = ("id", "instrument", "side", "tif", "price", "qty", "filled", "status",
+                 "ts_submitted", "ts_last")
+
+    def row(self) -> tuple:
+        return (self.id, self.instrument, self.side, self.tif, self.price, self.qty, self.filled,
+                int(self.status), self.ts_submitted, self.ts_last)
+
+
+class _Inst:
+    __slots__ = ("position", "cost", "realized", "fees", "open_orders", "open_buy", "open_sell")
+
+    def __init__(self) -> None:
+        self.position = self.cost = self.realized = self.fees = 0
+        self.open_orders = self.open_buy = self.open_sell = 0
+
+
+class ExecutionState:
+    def __init__(self) -> None:
+        self._orders: list[_Order] = []  # dispatch order
+        self._by_id: dict[int, _Order] = {}
+        self._inst: dict[int, _Inst] = {}
+        self._open_total = 0
+
+    def reserve(self, orders: int, instruments: int = 0) -> None:
+        pass
+
+    # -- transitions -----------------------------------------------------------------------------
+
+    def submit(self, intent: Intent, ts: int) -> ExecResult:
+        if not isinstance(intent, Intent):
+            raise TypeError(f"intent must be a lockstep.risk.Intent, not {type(intent).__name__}")
+        _field(ts, _INT64_MIN, _INT64_MAX, "ts")
+        if intent.kind not in (IntentKind.SUBMIT_LIMIT, IntentKind.SUBMIT_MARKET):
+            return R.BAD_INTENT
+        if intent.side not in (Side.BID, Side.ASK) or intent.instrument >= MAX_INSTRUMENTS:
+            return R.BAD_INTENT
+        if intent.qty <= 0:
+            return R.BAD_QTY
+        if intent.client_order_id in self._by_id:
+            return R.DUPLICATE_ORDER
+        o = _Order()
+        o.id, o.instrument, o.side, o.tif = (intent.client_order_id, intent.instrument,
+                                             intent.side, intent.tif)
+        o.price, o.qty, o.filled, o.status = intent.price, intent.qty, 0, S.SUBMITTED
+        o.ts_submitted = o.ts_last = ts
+        self._orders.append(o)
+        self._by_id[o.id] = o
+        p = self._inst.setdefault(o.instrument, _Inst())
+        p.open_orders += 1
+        self._open_total += 1
+        if o.side == Side.BID:
+            p.open_buy += o.qty
+        else:
+            p.open_sell += o.qty
+        return R.OK
+
+    def on_accepted(self, client_order_id: int, ts: int) -> ExecResult:
+        _id_ts(client_order_id, ts)
+        o = self._by_id.get(client_order_id)
+        if o is None:
+            return R.UNKNOWN_ORDER
+        if o.status == S.SUBMITTED:
+            o.status = S.ACCEPTED
+        elif o.status != S.PARTIALLY_FILLED:  # a fill overtook the ack: status stays
+            return R.INVALID_TRANSITION
+        o.ts_last = ts
+        return R.OK
+
+    def on_rejected(self, client_order_id: int, ts: int) -> ExecResult:
+        _id_ts(client_order_id, ts)
+        o = self._by_id.get(client_order_id)
+        if o is None:
+            return R.UNKNOWN_ORDER
+        if o.status != S.SUBMITTED:
+            return R.INVALID_TRANSITION
+        self._finish(o, S.REJECTED, ts)
+        return R.OK
+
+    def on_canceled(self, client_order_id: int, ts: int) -> ExecResult:
+        return self._end_live(client_order_id, S.CANCELED, ts)
+
+    def on_expired(self, client_order_id: int, ts: int) -> ExecResult:
+        return self._end_live(client_order_id, S.EXPIRED, ts)
+
+    def on_fill(self, client_order_id: int, price: int, qty: int, fee: int = 0,
+                maker: bool = False, ts: int = 0) -> ExecResult:
+        _id_ts(client_order_id, ts)
+        for name, v in (("price", price), ("qty", qty), ("fee", fee)):
+            _field(v, _INT64_MIN, _INT64_MAX, name)
+        o = self._by_id.get(client_order_id)
+        if o is None:
+            return R.UNKNOWN_ORDER
+        if o.status not in _LIVE:
+            return R.INVALID_TRANSITION
+        if qty <= 0:
+            return R.BAD_QTY
+        if qty > o.qty - o.filled:
+            return R.OVERFILL
+        o.filled += qty
+        p = self._inst[o.instrument]
+        buy = o.side == Side.BID
+        if buy:
+            p.open_buy -= qty
+        else:
+            p.open_sell -= qty
+        p.fees += fee
+        self._apply_fill(p, buy, price, qty)
+        o.ts_last = ts
+        if o.filled == o.qty:
+            o.status = S.FILLED
+            p.open_orders -= 1
+            self._open_total -= 1
+        else:
+            o.status = S.PARTIALLY_FILLED
+        return R.OK
+
+    def on_replaced(self, client_order_id: int, new_price: int, new_qty: int,
+                    ts: int) -> ExecResult:
+        _id_ts(client_order_id, ts)
+        _field(new_price, _INT64_MIN, _INT64_MAX, "new_price")
+        _field(new_qty, _INT64_MIN, _INT64_MAX, "new_qty")
+        o = self._by_id.get(client_order_id)
+        if o is None:
+            return R.UNKNOWN_ORDER
+        if o.status not in _LIVE:
+            return R.INVALID_TRANSITION
+        if new_qty <= o.filled:
+            return R.BAD_QTY
+        p = self._inst[o.instrument]
+        if o.side == Side.BID:
+            p.open_buy += new_qty - o.qty
+        else:
+            p.open_sell += new_qty - o.qty
+        o.price, o.qty, o.ts_last = new_price, new_qty, ts
+        return R.OK
+
+    def _end_live(self, client_order_id: int, to: OrderStatus, ts: int) -> ExecResult:
+        _id_ts(client_order_id, ts)
+        o = self._by_id.get(client_order_id)
+        if o is None:
+            return R.UNKNOWN_ORDER
+        if o.status not in _LIVE:
+            return R.INVALID_TRANSITION
+        self._finish(o, to, ts)
+        return R.OK
+
+    def _finish(self, o: _Order, to: OrderStatus, ts: int) -> None:
+        p = self._inst[o.instrument]
+        if o.side == Side.BID:
+            p.open_buy -= o.qty - o.filled
+        else:
+            p.open_sell -= o.qty - o.filled
+        p.open_orders -= 1
+        self._open_total -= 1
+        o.status, o.ts_last = to, ts
+
+    @staticmethod
+    def _apply_fill(p: _Inst, buy: bool, price: int, qty: int) -> None:
+        if p.position == 0 or (p.position > 0) == buy:
+            p.position += qty if buy else -qty
+            p.cost += price * qty
+            return
+        held = abs(p.position)
+        closed = min(qty, held)
+        released = p.cost if closed == held else _tdiv(p.cost * closed, held)
+        proceeds = price * closed
+        p.realized += proceeds - released if p.position > 0 else released - proceeds
+        p.cost -= released
+        p.position += closed if buy else -closed
+        rest = qty - closed
+        if rest:
+            p.position += rest if buy else -rest
+            p.cost = price * rest
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def order(self, client_order_id: int) -> dict[str, Any] | None:
+        o = self._by_id.get(_field(client_order_id, 0, 2**64 - 1, "client_order_id"))
+        return None if o is None else _order_dict(o.row())
+
+    def orders(self) -> list[dict[str, Any]]:
+        return [_order_dict(o.row()) for o in self._orders]
+
+    def _get(self, instrument: int) -> _Inst:
+        return self._inst.get(_instrument(instrument)) or _Inst()
+
+    def position(self, instrument: int) -> dict[str, Any]:
+        p = self._get(instrument)
+        return _position_dict(p.position, p.cost, p.realized, p.fees)
+
+    def unrealized(self, instrument: int, mark: int) -> int:
+        _field(mark, _INT64_MIN, _INT64_MAX, "mark")
+        p = self._get(instrument)
+        value = mark * p.position
+        return value - p.cost if p.position >= 0 else value + p.cost
+
+    def open_orders(self, instrument: int | None = None) -> int:
+        return self._open_total if instrument is None else self._get(instrument).open_orders
+
+    def open_qty(self, instrument: int) -> tuple[int, int]:
+        p = self._get(instrument)
+        return (p.open_buy, p.open_sell)
+
+    def risk_view(self, instrument: int, mid: int | None = None) -> RiskView:
+        if mid is not None:
+            _field(mid, _INT64_MIN, _INT64_MAX, "mid")
+        p = self._get(instrument)
+        return RiskView(position=p.position, open_orders=p.open_orders, open_buy_qty=p.open_buy,
+                        open_sell_qty=p.open_sell, mid=mid, open_orders_total=self._open_total)
+
+
+__all__ = ["ExecutionState"]
