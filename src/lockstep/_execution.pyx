@@ -8,6 +8,7 @@ lockstep.risk.Intent dataclass, which has already range-checked every field).
 from cpython.number cimport PyNumber_Index
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
+from lockstep._intents cimport fill_intent
 from lockstep.includes.events cimport CSide
 from lockstep.includes.execution cimport (CExecutionState, CPositionView, CWide,
                                           kMaxExecInstruments, kNoSlot)
@@ -15,18 +16,6 @@ from lockstep.includes.intents cimport CIntent, CIntentKind, CTimeInForce
 from lockstep.includes.risk cimport CRiskView
 
 MAX_INSTRUMENTS = kMaxExecInstruments
-
-
-cdef inline void fill_intent(CIntent* out, object intent) except *:
-    # Same as _risk.fill_intent (a cdef inline there, not shareable without a .pxd of _risk).
-    out.instrument = <uint32_t>PyNumber_Index(intent.instrument)
-    out.kind = <CIntentKind><uint8_t>PyNumber_Index(intent.kind)
-    out.side = <CSide><uint8_t>PyNumber_Index(intent.side)
-    out.tif = <CTimeInForce><uint8_t>PyNumber_Index(intent.tif)
-    out.price = <int64_t>PyNumber_Index(intent.price)
-    out.qty = <int64_t>PyNumber_Index(intent.qty)
-    out.client_order_id = <uint64_t>PyNumber_Index(intent.client_order_id)
-    out.target_order_id = <uint64_t>PyNumber_Index(intent.target_order_id)
 
 
 cdef inline object wide(CWide w):

@@ -8,6 +8,7 @@ lockstep.risk.Intent / RiskView dataclasses, which have already range-checked ev
 from cpython.number cimport PyNumber_Index
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
+from lockstep._intents cimport fill_intent
 from lockstep.includes.events cimport CSide
 from lockstep.includes.intents cimport CIntent, CIntentKind, CTimeInForce
 from lockstep.includes.risk cimport (CRiskConfig, CRiskEngine, CRiskLimits, CRiskReason,
@@ -20,17 +21,6 @@ MAX_INSTRUMENTS = kMaxRiskInstruments
 # The C++ enumerators by name, so tests can hold the Python enum to them.
 REASON_NAMES = {i: risk_reason_name(<CRiskReason>i).decode() for i in range(kRiskReasonCount)}
 STATUS_OK = <int>CStatus.Ok
-
-
-cdef inline void fill_intent(CIntent* out, object intent) except *:
-    out.instrument = <uint32_t>PyNumber_Index(intent.instrument)
-    out.kind = <CIntentKind><uint8_t>PyNumber_Index(intent.kind)
-    out.side = <CSide><uint8_t>PyNumber_Index(intent.side)
-    out.tif = <CTimeInForce><uint8_t>PyNumber_Index(intent.tif)
-    out.price = <int64_t>PyNumber_Index(intent.price)
-    out.qty = <int64_t>PyNumber_Index(intent.qty)
-    out.client_order_id = <uint64_t>PyNumber_Index(intent.client_order_id)
-    out.target_order_id = <uint64_t>PyNumber_Index(intent.target_order_id)
 
 
 cdef inline void fill_view(CRiskView* out, object view) except *:
