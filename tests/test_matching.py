@@ -1,0 +1,237 @@
+"""L2 matching with the conservative queue model: every rule (post-only reject, IOC sweep and
+cancel, GTC rest with queue-ahead, trades at and through our price, level shrink capping
+queue-ahead, cancel) on the compiled matcher and on the pure-Python reference, and a property test
+that drives both with the same random books, submits, trades, level updates and cancels, demanding
+identical output."""
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lockstep import matching as compiled
+from lockstep.books import L2Book
+from lockstep.events import Side
+from lockstep.matching import (MatchEvent, MatchEventKind, MatchReject, MatchResult, RestingOrder,
+                               SubmitOutcome)
+from lockstep.reference import matching as reference
+from lockstep.risk import Intent, IntentKind, TimeInForce
+
+BID, ASK = Side.BID, Side.ASK
+GTC, IOC, POST = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.POST_ONLY
+K, R, O = MatchEventKind, MatchReject, SubmitOutcome
+
+
+@pytest.fixture(params=[compiled, reference], ids=["compiled", "reference"])
+def impl(request):
+    return request.param
+
+
+def book(bids=(), asks=()):
+    b = L2Book()
+    for p, q in bids:
+        b.set(BID, p, q)
+    for p, q in asks:
+        b.set(ASK, p, q)
+    return b
+
+
+def fill(coid, price, qty, maker):
+    return MatchEvent(K.FILL, R.NONE, maker, coid, price, qty)
+
+
+BOOK = dict(bids=[(99, 10), (98, 20)], asks=[(101, 5), (102, 7), (104, 9)])
+
+
+def test_post_only_that_would_cross_is_rejected(impl):
+    m, b = impl.L2Matcher(), book(**BOOK)
+    r = m.submit(1, BID, POST, 101, 3, b)
+    assert r == MatchResult(O.REJECTED, R.POST_ONLY_WOULD_CROSS, 0, 0)
+    assert m.submit(2, ASK, POST, 99, 3, b).reason is R.POST_ONLY_WOULD_CROSS
+    assert m.drain() == [MatchEvent(K.REJECTED, R.POST_ONLY_WOULD_CROSS, False, 1, 101, 3),
+                         MatchEvent(K.REJECTED, R.POST_ONLY_WOULD_CROSS, False, 2, 99, 3)]
+    # One tick back from the touch rests, and never takes.
+    assert m.submit(3, BID, POST, 100, 3, b) == MatchResult(O.RESTED, R.NONE, 0, 3)
+    assert m.submit(4, ASK, POST, 200, 3, book()) == MatchResult(O.RESTED, R.NONE, 0, 3)
+    assert m.drain() == []
+    assert m.orders() == [RestingOrder(3, BID, 100, 3, 0), RestingOrder(4, ASK, 200, 3, 0)]
+
+
+def test_ioc_takes_up_to_its_limit_then_cancels_the_rest(impl):
+    m, b = impl.L2Matcher(), book(**BOOK)
+    assert m.submit(1, BID, IOC, 102, 20, b) == MatchResult(O.CANCELED, R.NONE, 12, 0)
+    assert m.drain() == [fill(1, 101, 5, False), fill(1, 102, 7, False),
+                         MatchEvent(K.CANCELED, R.NONE, False, 1, 102, 8)]
+    assert m.orders() == []
+    assert m.submit(2, ASK, IOC, 99, 4, b) == MatchResult(O.FILLED, R.NONE, 4, 0)
+    assert m.drain() == [fill(2, 99, 4, False)]
+    # Not crossing at all: all canceled.
+    assert m.submit(3, ASK, IOC, 100, 4, b) == MatchResult(O.CANCELED, R.NONE, 0, 0)
+    assert m.drain() == [MatchEvent(K.CANCELED, R.NONE, False, 3, 100, 4)]
+
+
+def test_crossing_gtc_takes_then_rests_with_queue_ahead(impl):
+    m = impl.L2Matcher()
+    b = book(bids=[(99, 10), (101, 6)], asks=[(101, 5), (103, 1)])  # 101 on both: crossed book
+    assert m.submit(1, BID, GTC, 101, 8, b) == MatchResult(O.RESTED, R.NONE, 5, 3)
+    assert m.drain() == [fill(1, 101, 5, False)]
+    assert m.orders() == [RestingOrder(1, BID, 101, 3, 6)]
+    m.submit(2, BID, GTC, 99, 2, b)
+    m.submit(3, BID, GTC, 97, 2, b)  # empty level: nothing ahead
+    assert [(o.client_order_id, o.queue_ahead) for o in m.orders()] == [(1, 6), (2, 10), (3, 0)]
+
+
+def test_queue_ahead_is_consumed_by_trades_before_we_fill(impl):
+    m, b = impl.L2Matcher(), book(**BOOK)
+    assert m.submit(1, BID, GTC, 99, 4, b) == MatchResult(O.RESTED, R.NONE, 0, 4)
+    m.on_trade(99, 6, ASK)  # 6 of the 10 ahead
+    assert m.drain() == []
+    assert m.order(1) == RestingOrder(1, BID, 99, 4, 4)
+    m.on_trade(99, 5, BID)  # buy aggressor: cannot trade against our bid
+    m.on_trade(99, 5, Side.NONE)  # unknown aggressor: fills nothing
+    m.on_trade(100, 5, ASK)  # above our bid
+    assert m.drain() == [] and m.order(1).queue_ahead == 4
+    m.on_trade(99, 6, ASK)  # 4 ahead, 2 excess to us
+    assert m.drain() == [fill(1, 99, 2, True)]
+    assert m.order(1) == RestingOrder(1, BID, 99, 2, 0)
+    m.on_trade(99, 9, ASK)
+    assert m.drain() == [fill(1, 99, 2, True)]
+    assert m.orders() == []
+
+
+def test_one_trade_never_fills_more_than_its_qty_across_our_orders(impl):
+    m, b = impl.L2Matcher(), book(asks=[(105, 3)])
+    m.submit(1, ASK, GTC, 105, 4, b)
+    m.submit(2, ASK, GTC, 105, 4, b)
+    m.on_trade(105, 8, BID)  # 3 ahead of each; 5 excess, first to order 1
+    assert m.drain() == [fill(1, 105, 4, True), fill(2, 105, 1, True)]
+    assert m.orders() == [RestingOrder(2, ASK, 105, 3, 0)]
+
+
+def test_trade_through_our_price_fills_fully(impl):
+    m, b = impl.L2Matcher(), book(**BOOK)
+    m.submit(1, BID, GTC, 99, 4, b)
+    m.submit(2, ASK, GTC, 102, 5, b)
+    m.submit(3, BID, GTC, 98, 4, b)
+    m.on_trade(98, 1, ASK)  # sold below 99: the 99 level emptied; at 98 only 1 of 20 ahead
+    assert m.drain() == [fill(1, 99, 4, True)]
+    m.on_trade(103, 1, BID)
+    assert m.drain() == [fill(2, 102, 5, True)]
+    assert m.orders() == [RestingOrder(3, BID, 98, 4, 19)]
+
+
+def test_level_shrink_caps_queue_ahead_but_never_advances(impl):
+    m, b = impl.L2Matcher(), book(**BOOK)
+    m.submit(1, BID, GTC, 99, 4, b)
+    m.on_level(BID, 99, 30)  # joiners behind us
+    m.on_level(ASK, 99, 0)  # other side: not ours
+    m.on_level(BID, 98, 0)  # other price
+    assert m.order(1).queue_ahead == 10
+    m.on_level(BID, 99, 7)  # could be cancels behind us: still at most 7 ahead
+    assert m.order(1).queue_ahead == 7
+    m.on_level(BID, 99, 12)
+    assert m.order(1).queue_ahead == 7
+    m.on_level(BID, 99, 0)
+    assert m.order(1).queue_ahead == 0
+    assert m.drain() == []  # a level update never fills
+    m.on_trade(99, 1, ASK)
+    assert m.drain() == [fill(1, 99, 1, True)]
+
+
+def test_cancel(impl):
+    m, b = impl.L2Matcher(), book(**BOOK)
+    m.submit(1, BID, GTC, 99, 4, b)
+    m.submit(2, BID, GTC, 98, 4, b)
+    m.on_trade(99, 11, ASK)
+    m.drain()
+    assert m.cancel(1) is True
+    assert m.cancel(1) is False
+    assert m.drain() == [MatchEvent(K.CANCELED, R.NONE, False, 1, 99, 3),
+                         MatchEvent(K.CANCEL_REJECTED, R.UNKNOWN_ORDER, False, 1, 0, 0)]
+    assert m.orders() == [RestingOrder(2, BID, 98, 4, 20)]
+    m.submit(1, BID, GTC, 99, 4, b)  # the id is free again
+    assert [o.client_order_id for o in m.orders()] == [2, 1]
+
+
+@pytest.mark.parametrize("args, reason", [
+    ((1, Side.NONE, GTC, 100, 1), R.BAD_SIDE),
+    ((1, BID, 9, 100, 1), R.BAD_TIF),
+    ((1, BID, GTC, 100, 0), R.BAD_QTY),
+    ((1, BID, GTC, 100, -5), R.BAD_QTY),
+    ((1, BID, GTC, 2**62, 1), R.BAD_PRICE),
+    ((7, BID, GTC, 100, 1), R.DUPLICATE_ORDER),
+])
+def test_rejects(impl, args, reason):
+    m = impl.L2Matcher()
+    m.submit(7, BID, GTC, 90, 1, book())
+    assert m.submit(*args, book()) == MatchResult(O.REJECTED, reason, 0, 0)
+    assert m.drain()[-1].reason is reason
+
+
+def test_submit_intent(impl):
+    m, b = impl.L2Matcher(), book(**BOOK)
+    mkt = Intent(0, IntentKind.SUBMIT_MARKET, BID, qty=13, client_order_id=1)
+    assert m.submit_intent(mkt, b) == MatchResult(O.FILLED, R.NONE, 13, 0)
+    assert m.drain() == [fill(1, 101, 5, False), fill(1, 102, 7, False), fill(1, 104, 1, False)]
+    lim = Intent(0, IntentKind.SUBMIT_LIMIT, ASK, POST, price=101, qty=2, client_order_id=2)
+    assert m.submit_intent(lim, b) == MatchResult(O.RESTED, R.NONE, 0, 2)
+    assert m.order(2) == RestingOrder(2, ASK, 101, 2, 5)
+    bad = Intent(0, IntentKind.CANCEL, client_order_id=3, target_order_id=2)
+    assert m.submit_intent(bad, b).reason is R.BAD_TIF
+
+
+def test_argument_types(impl):
+    m = impl.L2Matcher()
+    with pytest.raises(TypeError):
+        m.submit(1, BID, GTC, 100.0, 1, book())
+    with pytest.raises(OverflowError):
+        m.submit(-1, BID, GTC, 100, 1, book())
+    with pytest.raises(TypeError):
+        m.on_trade(100, True, ASK)
+    with pytest.raises(TypeError):
+        m.submit_intent((0, 1), book())
+
+
+# --------------------------------------------------------------------------------------------
+# Property: compiled and reference agree.
+
+_px = st.integers(95, 105)
+_coid = st.integers(0, 8)
+_levels = st.lists(st.tuples(_px, st.integers(0, 6)), max_size=8)
+step_st = st.one_of(
+    st.tuples(st.just("submit"), st.tuples(_coid, st.sampled_from([BID, ASK, Side.NONE]),
+                                           st.sampled_from([GTC, IOC, POST]), _px,
+                                           st.integers(-1, 12))),
+    st.tuples(st.just("market"), st.tuples(_coid, st.sampled_from([BID, ASK]),
+                                           st.integers(1, 12))),
+    st.tuples(st.just("trade"), st.tuples(_px, st.integers(0, 10),
+                                          st.sampled_from([BID, ASK, Side.NONE]))),
+    st.tuples(st.just("level"), st.tuples(st.sampled_from([BID, ASK]), _px, st.integers(0, 6))),
+    st.tuples(st.just("cancel"), _coid),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(steps=st.lists(step_st, max_size=50))
+def test_compiled_and_reference_agree(steps):
+    a, b = compiled.L2Matcher(), reference.L2Matcher()
+    mkt = L2Book()  # the replayed market, driven by the same level updates
+    for op, arg in steps:
+        if op == "submit":
+            assert a.submit(*arg, mkt) == b.submit(*arg, mkt)
+        elif op == "market":
+            i = Intent(0, IntentKind.SUBMIT_MARKET, arg[1], qty=arg[2], client_order_id=arg[0])
+            assert a.submit_intent(i, mkt) == b.submit_intent(i, mkt)
+        elif op == "trade":
+            a.on_trade(*arg)
+            b.on_trade(*arg)
+        elif op == "level":
+            mkt.set(*arg)
+            a.on_level(*arg)
+            b.on_level(*arg)
+        else:
+            assert a.cancel(arg) == b.cancel(arg)
+        assert a.drain() == b.drain()
+        assert a.orders() == b.orders()
+    for o in a.orders():
+        assert o.qty > 0 and o.queue_ahead >= 0
