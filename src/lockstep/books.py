@@ -53,21 +53,10 @@ Level = tuple[int, int]  # (price, qty)
 Order = tuple[int, int, int]  # (order_id, price, qty)
 
 
-class L2Book:
-    """Price-level book: per side, price -> aggregated quantity.
-
-    `window_ticks` (rounded up to a power of two, at least 64) is the span of prices around the
-    touch held in a dense array; levels outside it are still kept, in slower sorted storage.
-    """
+class _LevelQueries:
+    """What both books answer about their aggregated levels, delegated to the compiled book."""
 
     __slots__ = ("_core",)
-
-    def __init__(self, window_ticks: int = DEFAULT_WINDOW_TICKS) -> None:
-        self._core = _books.L2Book(window_ticks)
-
-    def set(self, side: Side | int, price: int, qty: int) -> L2Result:
-        """Sets the absolute quantity of a level; qty 0 removes it."""
-        return _L2_RESULTS[self._core.set(side, price, qty)]
 
     def clear(self) -> None:
         self._core.clear()
@@ -105,10 +94,27 @@ class L2Book:
         return self._core.invariants_hold()
 
 
-class L3Book:
+class L2Book(_LevelQueries):
+    """Price-level book: per side, price -> aggregated quantity.
+
+    `window_ticks` (rounded up to a power of two, at least 64) is the span of prices around the
+    touch held in a dense array; levels outside it are still kept, in slower sorted storage.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, window_ticks: int = DEFAULT_WINDOW_TICKS) -> None:
+        self._core = _books.L2Book(window_ticks)
+
+    def set(self, side: Side | int, price: int, qty: int) -> L2Result:
+        """Sets the absolute quantity of a level; qty 0 removes it."""
+        return _L2_RESULTS[self._core.set(side, price, qty)]
+
+
+class L3Book(_LevelQueries):
     """Order-by-order book with FIFO priority within a level and aggregated levels."""
 
-    __slots__ = ("_core",)
+    __slots__ = ()
 
     def __init__(self, window_ticks: int = DEFAULT_WINDOW_TICKS, expected_orders: int = 0) -> None:
         self._core = _books.L3Book(window_ticks, expected_orders)
@@ -130,31 +136,6 @@ class L3Book:
         rests counts as a full fill (OK)."""
         return _L3_RESULTS[self._core.execute(order_id, qty)]
 
-    def clear(self) -> None:
-        self._core.clear()
-
-    def best(self, side: Side | int) -> Level | None:
-        return self._core.best(side)
-
-    def best_bid(self) -> Level | None:
-        return self._core.best_bid()
-
-    def best_ask(self) -> Level | None:
-        return self._core.best_ask()
-
-    def top(self, side: Side | int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Up to n best aggregated levels as (prices, qtys) int64 arrays, best first."""
-        return self._core.top(side, n)
-
-    def levels(self, side: Side | int) -> list[Level]:
-        return self._core.levels(side)
-
-    def level_count(self, side: Side | int) -> int:
-        return self._core.level_count(side)
-
-    def crossed(self) -> bool:
-        return self._core.crossed()
-
     def order_count(self) -> int:
         return self._core.order_count()
 
@@ -166,14 +147,6 @@ class L3Book:
     def orders(self, side: Side | int) -> list[Order]:
         """Every resting order of a side: best price first, FIFO within a level."""
         return self._core.orders(side)
-
-    @property
-    def window_ticks(self) -> int:
-        return self._core.window_ticks
-
-    def invariants_hold(self) -> bool:
-        """Cross-checks the internal structures (slow; for tests)."""
-        return self._core.invariants_hold()
 
 
 __all__ = [

@@ -10,10 +10,12 @@ their stream order. The writer refuses batches that would break that.
 from __future__ import annotations
 
 import hashlib
-import queue
-import threading
 import json
+import os
+import queue
 import re
+import threading
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal
@@ -24,7 +26,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lockstep.errors import LockstepError
-from lockstep.events import COLUMN_NAMES, SCHEMA, SCHEMA_VERSION, Columns, EventKind, to_columns, to_record_batch
+from lockstep.events import (
+    COLUMN_NAMES,
+    SCHEMA,
+    SCHEMA_VERSION,
+    Columns,
+    EventKind,
+    to_columns,
+    to_record_batch,
+)
 from lockstep.storage import Location, locate, root_location
 
 MANIFEST_NAME = "manifest.json"
@@ -331,9 +341,6 @@ class DatasetWriter:
 
 def _unique_suffix() -> str:
     # Only names a temporary directory; never reaches a dataset's content.
-    import os
-    import uuid
-
     return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 

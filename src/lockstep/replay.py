@@ -24,8 +24,6 @@ from lockstep.dataset import DEFAULT_READ_BATCH, Dataset, Instrument
 from lockstep.events import Columns, EventKind, Side
 from lockstep.storage import locate
 
-DEFAULT_BATCH = 1 << 20
-
 TOP_OF_BOOK_SCHEMA = pa.schema(
     [
         pa.field("ts_recv", pa.int64(), nullable=False),
@@ -96,7 +94,7 @@ class ReplayResult:
 class _TopOfBookSink:
     """Writes replay top-of-book rows as Parquet in real units."""
 
-    def __init__(self, path: str, instruments: Sequence[Instrument], capacity: int) -> None:
+    def __init__(self, path: str, instruments: Sequence[Instrument]) -> None:
         self.location = locate(path)
         parent = os.path.dirname(self.location.path)
         if parent:
@@ -105,7 +103,7 @@ class _TopOfBookSink:
         self._writer = pq.ParquetWriter(self._sink, TOP_OF_BOOK_SCHEMA, compression="zstd")
         self._instruments = instruments
         self._symbols = pa.array([i.symbol for i in instruments], pa.string())
-        self.columns = {name: np.empty(capacity, dtype) for name, dtype in TOP_OF_BOOK_COLUMNS}
+        self.columns = {name: np.empty(0, dtype) for name, dtype in TOP_OF_BOOK_COLUMNS}
         self.rows = 0
 
     def ensure(self, capacity: int) -> None:
@@ -159,7 +157,7 @@ def replay_batches(
     """Replay (columns, size) batches already in Processing Order. The core of :func:`replay`,
     usable on in-memory or generated data."""
     replayer = Replayer([i.book for i in instruments])
-    sink = _TopOfBookSink(top_of_book, instruments, DEFAULT_BATCH) if top_of_book else None
+    sink = _TopOfBookSink(top_of_book, instruments) if top_of_book else None
     start = time.perf_counter()
     try:
         for cols, size in batches:

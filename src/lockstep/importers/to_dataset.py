@@ -95,6 +95,15 @@ def load_instruments_file(path: str | os.PathLike[str]) -> dict[str, tuple[str, 
     return out
 
 
+def instrument_table(decoded: Sequence[dict[str, Any]]) -> list[Instrument]:
+    """A decode run's instruments (dicts with an index) as a dataset's instrument table."""
+    ordered = sorted(decoded, key=lambda i: i["index"])
+    if [i["index"] for i in ordered] != list(range(len(ordered))):
+        raise ValueError(f"instrument indexes {[i['index'] for i in ordered]} leave gaps in the table")
+    return [Instrument(i["symbol"], i["venue"], i["price_increment"], i["size_increment"], "l2")
+            for i in ordered]
+
+
 def _default_name(run_instruments: Sequence[dict[str, Any]]) -> str:
     venue = run_instruments[0]["venue"] if run_instruments else "binance"
     symbols = sorted({i["symbol"].lower() for i in run_instruments}) or ["empty"]
@@ -122,11 +131,7 @@ def import_binance(
     try:
         for cols, n in run:
             writer.write(cols, n)
-        ordered = sorted(run.instruments, key=lambda i: i["index"])
-        if [i["index"] for i in ordered] != list(range(len(ordered))):
-            raise ValueError(f"instrument indexes {[i['index'] for i in ordered]} leave gaps in the table")
-        table = [Instrument(i["symbol"], i["venue"], i["price_increment"], i["size_increment"], "l2")
-                 for i in ordered]
+        table = instrument_table(run.instruments)
         source = {"importer": "binance", "market_type": run.market_type, "bytes_read": run.bytes_read,
                   "instruments": run.instruments, "counts": run.counts}
         dataset: Dataset = writer.close(name=name or _default_name(run.instruments), instruments=table,
