@@ -25,7 +25,20 @@ enum class EventKind : uint8_t {
     Trade = 7,       // a print at `price` for `qty`; `side` is the aggressor's side (None if unknown)
     VenueBbo = 8,    // the venue's own best price/qty on `side` (e.g. Binance bookTicker); not
                      // applied to books, kept as an independent check of them
-    // 32..63: execution events (acks, fills, cancels) of our own orders.
+    // 32..63: execution events of our own orders. `order_id` is the client order id, `side` the
+    // order's side; ts_event is the venue's time, ts_recv when the core learned of it.
+    OrderSubmitted = 32,   // Queue Processing dispatched a new order (the Order is born): its
+                           // price and qty
+    OrderAccepted = 33,    // the venue acknowledged the order: its price and qty
+    OrderRejected = 34,    // the venue refused the new order; the reason is in `seq`
+    OrderFilled = 35,      // one fill: price and qty of this fill; flag MAKER if passive
+    OrderCanceled = 36,    // the order left the book on our cancel; qty = canceled remainder
+    OrderExpired = 37,     // the order ended unfilled by its time in force (IOC remainder)
+    OrderReplaced = 38,    // the venue applied a replace: new price, new total qty
+    CancelRejected = 39,   // a cancel was refused (order already gone); reason in `seq`
+    ReplaceRejected = 40,  // a replace was refused; the order is unchanged; reason in `seq`
+    CancelSubmitted = 41,  // Queue Processing dispatched a cancel of `order_id`
+    ReplaceSubmitted = 42, // Queue Processing dispatched a replace: requested price, total qty
     // 64..95: control events (timers, trading mode, kill switch).
 };
 
@@ -44,6 +57,7 @@ namespace flags {
 constexpr uint8_t kLast = 1u << 0;      // last event of one venue message: books are observable
 constexpr uint8_t kSnapshot = 1u << 1;  // part of a snapshot (a clear followed by its levels)
 constexpr uint8_t kBadTsRecv = 1u << 2; // ts_recv was raised to keep Processing Order monotone
+constexpr uint8_t kMaker = 1u << 3;     // execution: the fill was passive (our order rested)
 }  // namespace flags
 
 // A non-owning, mutable view of `size` events in ten parallel columns.

@@ -217,6 +217,39 @@ public:
         return ExecResult::Ok;
     }
 
+    // Drops terminal orders, keeping live ones in dispatch order. Slots are renumbered and
+    // terminal ids are forgotten (slot() and the duplicate check no longer see them), so callers
+    // that need history keep it elsewhere (the engine's records). Positions are untouched. O(n).
+    void compact() noexcept {
+        size_t w = 0;
+        for (size_t r = 0; r < id_.size(); ++r) {
+            if (is_terminal(status_[r])) continue;
+            id_[w] = id_[r];
+            instrument_[w] = instrument_[r];
+            side_[w] = side_[r];
+            tif_[w] = tif_[r];
+            price_[w] = price_[r];
+            qty_[w] = qty_[r];
+            filled_[w] = filled_[r];
+            status_[w] = status_[r];
+            ts_submitted_[w] = ts_submitted_[r];
+            ts_last_[w] = ts_last_[r];
+            ++w;
+        }
+        id_.resize(w);
+        instrument_.resize(w);
+        side_.resize(w);
+        tif_.resize(w);
+        price_.resize(w);
+        qty_.resize(w);
+        filled_.resize(w);
+        status_.resize(w);
+        ts_submitted_.resize(w);
+        ts_last_.resize(w);
+        index_.clear();
+        for (size_t s = 0; s < w; ++s) index_.insert(id_[s], static_cast<uint32_t>(s));
+    }
+
     // ---- orders --------------------------------------------------------------------------------
 
     size_t order_count() const noexcept { return id_.size(); }

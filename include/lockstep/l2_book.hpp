@@ -155,6 +155,22 @@ public:
         return deep_.back().qty;
     }
 
+    // Quantity at `key`, 0 if no level. Inside the window a direct index; outside, a binary search
+    // of the overflow on that side.
+    int64_t qty_at(int64_t key) const noexcept {
+        if (static_cast<uint64_t>(key) - static_cast<uint64_t>(base_) < window_) [[likely]] {
+            return qty_[slot_of(key)];
+        }
+        if (key > base_) {
+            const auto it = std::partition_point(beyond_.begin(), beyond_.end(),
+                                                 [&](const Level& l) { return l.key > key; });
+            return it != beyond_.end() && it->key == key ? it->qty : 0;
+        }
+        const auto it = std::partition_point(deep_.begin(), deep_.end(),
+                                             [&](const Level& l) { return l.key < key; });
+        return it != deep_.end() && it->key == key ? it->qty : 0;
+    }
+
     // Whether the best level sits in the dense window (it should, but for a while after the
     // touch runs away); diagnostics and tests.
     bool touch_in_window() const noexcept { return beyond_.empty() && window_count_ != 0; }
@@ -560,6 +576,13 @@ public:
     size_t level_count(Side side) const noexcept {
         const detail::PriceLadder* l = ladder(side);
         return l == nullptr ? 0 : l->level_count();
+    }
+
+    // Quantity of the level at `price`, 0 if there is none (or side/price are invalid).
+    int64_t qty_at(Side side, int64_t price) const noexcept {
+        const unsigned s = static_cast<unsigned>(side) - 1u;
+        if (s > 1u || !price_in_range(price)) [[unlikely]] return 0;
+        return sides_[s].qty_at(to_key(s, price));
     }
 
     // Writes up to n levels, best first; returns how many were written.

@@ -1,56 +1,23 @@
 // Matching core of the Simulated Venue on L2 data: our orders against a replayed market, one
-// instrument, with the CONSERVATIVE queue-position model (hftbacktest's "risk-averse" model).
+// instrument, with a choice of queue-position model (Conservative, hftbacktest's "risk-averse";
+// or Probabilistic, its power-law ProbQueueModel).
 //
-// src/lockstep/reference/matching.py is the pure-Python twin; keep the rules below and it in step.
+// docs/venue.md states exactly what can fill an order, when, and what each model cannot know;
+// src/lockstep/reference/matching.py is the pure-Python twin. Keep the three in step.
 //
-// What can fill an order, and when:
-//   * At submit(), against the replayed book passed in (the market book at ts_event):
-//       - PostOnly: rejected (PostOnlyWouldCross) if it would cross: a buy at price >= best ask,
-//         a sell at price <= best bid. Otherwise it rests; it never takes.
-//       - IOC and GTC: take liquidity at once (taker fills, maker = false) from the visible
-//         opposite levels, best first, each at that level's price, while the level price is at or
-//         better than our limit and quantity remains. An IOC remainder is canceled (a Canceled
-//         event carries the canceled quantity); a GTC remainder rests at its limit price.
-//       - A resting order's queue-ahead is the visible quantity at its price on its side in that
-//         book (0 if the level is empty).
-//   * on_trade(price, qty, aggressor): only trades whose aggressor is on the side opposite to a
-//     resting order touch it (a sell aggressor for our buys, a buy aggressor for our sells);
-//     trades with an unknown aggressor (Side::None) fill nothing. Orders are visited in insertion
-//     order.
-//       - Trade AT our price: the traded quantity first consumes our queue-ahead; only the excess
-//         fills us (maker = true, at our price). The excess of one trade is shared among our
-//         orders at that price in insertion order, so one trade never fills more of our orders
-//         in total than its own quantity. Queue-ahead of every order at that price drops by the
-//         trade quantity (floored at 0).
-//       - Trade THROUGH our price (a sell aggressor trading below our buy price, a buy aggressor
-//         above our sell price): our level was emptied, so the whole remainder fills (maker =
-//         true, at our price), whatever the trade quantity.
-//   * on_level(side, price, qty): an L2 level update NEVER advances our queue (a decrease could be
-//     cancellations behind us; that is the point of the conservative model) and never fills. It
-//     only caps queue-ahead at the visible quantity when that drops below it. Increases are
-//     joiners behind us and change nothing.
-//   * Nothing else fills: a book that moves through our resting price without a trade print does
-//     not fill us; only a trade does.
+// In short: submit() and a priority-losing replace() take the visible opposite levels at once
+// (PostOnly: rejected if it would cross); a resting order fills only from trade prints (the
+// excess over its queue-ahead at its price, or all of it on a print through its price). L2 level
+// updates never fill; they only move queue-ahead, as the queue model says.
 //
-// What the model cannot know:
-//   * Our orders do not move the replayed book. Liquidity we took at submit() is still in the
-//     book the caller replays, so a second aggressive order can take it again; our resting orders
-//     are not in the book, so they do not change later queue-ahead, best prices or post-only
-//     checks.
-//   * Hidden / iceberg liquidity, and trades against it, are invisible except as prints.
-//   * The queue behind us and the exact position of cancellations: a level decrease is assumed to
-//     be behind us (hence conservative fills that arrive late or never).
-//   * Latency is the caller's business: pass the book and events at the time the venue would see
-//     them.
-//
-// Output: every fill, cancel and reject is appended to an event buffer that the caller drains
-// (events(), clear_events()). Storage grows only when the number of resting orders or the events
-// per drain exceed anything seen before: allocation-free per call in steady state (reserve() to
-// size it up front). Deterministic: no clocks, no hashing; resting orders are kept and visited in
-// insertion order. Client order ids are looked up by linear scan: fine for the handful of orders a
-// strategy keeps per instrument, not for thousands.
+// Output goes to an event buffer the caller drains. Storage grows only when the resting orders or
+// events per drain exceed anything seen before: allocation-free per call in steady state.
+// Deterministic: no clocks, no hashing, orders visited in insertion order, the probabilistic
+// model's share computed by the same IEEE operations as the reference. Client order ids are found
+// by linear scan: fine for the handful of orders a strategy keeps per instrument.
 #pragma once
 
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -58,15 +25,18 @@
 #include "lockstep/events.hpp"
 #include "lockstep/intents.hpp"
 #include "lockstep/l2_book.hpp"
+#include "lockstep/status.hpp"
 
 namespace lockstep {
 
 // Values are reported to strategies: never renumber, only add.
 enum class MatchEventKind : uint8_t {
-    Fill = 1,            // price, qty, maker
-    Canceled = 2,        // qty = the quantity that was canceled (IOC remainder or cancel())
-    Rejected = 3,        // submit refused; qty = the order's qty; reason says why
-    CancelRejected = 4,  // cancel() of an order that is not resting; reason = UnknownOrder
+    Fill = 1,             // price, qty, maker
+    Canceled = 2,         // qty = the quantity that was canceled (IOC remainder or cancel())
+    Rejected = 3,         // submit refused; qty = the order's qty; reason says why
+    CancelRejected = 4,   // cancel() of an order that is not resting; reason = UnknownOrder
+    Replaced = 5,         // replace() accepted: price = new price, qty = new remaining
+    ReplaceRejected = 6,  // replace() refused (order unchanged); price/qty as asked; reason
 };
 
 enum class MatchReject : uint8_t {
@@ -77,7 +47,7 @@ enum class MatchReject : uint8_t {
     BadSide = 4,
     BadTif = 5,
     DuplicateOrder = 6,  // client_order_id is already resting
-    UnknownOrder = 7,    // cancel() target is not resting
+    UnknownOrder = 7,    // cancel()/replace() target is not resting
 };
 
 enum class SubmitOutcome : uint8_t {
@@ -87,10 +57,16 @@ enum class SubmitOutcome : uint8_t {
     Rejected = 3,
 };
 
+enum class QueueModel : uint8_t {
+    Conservative = 0,   // level decreases are assumed behind us
+    Probabilistic = 1,  // level decreases are shared between ahead and behind (power law)
+};
+
 struct MatchEvent {
     MatchEventKind kind{};
     MatchReject reason = MatchReject::None;
     bool maker = false;
+    Side side = Side::None;  // the order's side (None when the order is unknown or its side bad)
     uint64_t client_order_id = 0;
     int64_t price = 0;
     int64_t qty = 0;
@@ -109,7 +85,84 @@ struct RestingOrder {
     int64_t price = 0;
     int64_t qty = 0;          // remaining
     int64_t queue_ahead = 0;  // visible quantity still ahead of us at our price
+    TimeInForce tif = TimeInForce::GTC;  // GTC or PostOnly: an IOC never rests
 };
+
+namespace detail {
+
+inline bool crosses(bool buy, int64_t limit, int64_t level) noexcept {
+    return buy ? level <= limit : level >= limit;
+}
+
+inline Side known_side(Side s) noexcept {
+    return s == Side::Bid || s == Side::Ask ? s : Side::None;
+}
+
+inline Side opposite(Side s) noexcept { return s == Side::Bid ? Side::Ask : Side::Bid; }
+
+// Field checks of a new order, in the order the reasons are reported; duplicates and crossing are
+// the caller's.
+inline MatchReject check_order(Side side, TimeInForce tif, int64_t price, int64_t qty) noexcept {
+    if (side != Side::Bid && side != Side::Ask) return MatchReject::BadSide;
+    if (tif != TimeInForce::GTC && tif != TimeInForce::IOC && tif != TimeInForce::PostOnly) {
+        return MatchReject::BadTif;
+    }
+    if (qty <= 0) return MatchReject::BadQty;
+    if (!price_in_range(price)) return MatchReject::BadPrice;
+    return MatchReject::None;
+}
+
+inline bool would_cross(const L2Book& book, Side side, int64_t price) noexcept {
+    const Side opp = opposite(side);
+    return !book.empty(opp) && crosses(side == Side::Bid, price, book.best_price(opp));
+}
+
+// Takes the visible opposite levels up to `price`, best first; emit(level_price, qty) per fill.
+// Returns what is left of `qty`.
+template <class Emit>
+int64_t take(const L2Book& book, Side side, int64_t price, int64_t qty, Emit&& emit) {
+    const bool buy = side == Side::Bid;
+    int64_t left = qty;
+    book.for_each_level(opposite(side), [&](int64_t p, int64_t q) {
+        if (!crosses(buy, price, p)) return false;
+        const int64_t t = q < left ? q : left;
+        if (t > 0) {
+            emit(p, t);
+            left -= t;
+        }
+        return left > 0;
+    });
+    return left;
+}
+
+// The part of a level decrease `d` taken from the `ahead` quantity when `behind` sits behind us:
+// floor(d * f(ahead) / (f(ahead) + f(behind))), f(x) = x^power, capped at ahead. The ratio is
+// formed from the smaller over the larger quantity so that x^power cannot overflow; the
+// reference repeats these exact double operations, so both round the same way.
+inline int64_t ahead_share(int64_t d, int64_t ahead, int64_t behind, double power) noexcept {
+    if (d <= 0 || ahead <= 0) return 0;
+    int64_t r = d;
+    if (behind > 0) {
+        const double a = static_cast<double>(ahead), b = static_cast<double>(behind);
+        double p;
+        if (ahead >= behind) {
+            p = 1.0 / (1.0 + std::pow(b / a, power));
+        } else {
+            const double t = std::pow(a / b, power);
+            p = t / (1.0 + t);
+        }
+        const double x = std::floor(static_cast<double>(d) * p);
+        r = !(x > 0.0) ? 0 : (x >= static_cast<double>(d) ? d : static_cast<int64_t>(x));
+    }
+    return r < ahead ? r : ahead;
+}
+
+inline int64_t saturating_add(int64_t a, int64_t b) noexcept {
+    int64_t s;
+    return __builtin_add_overflow(a, b, &s) ? INT64_MAX : s;
+}
+
+}  // namespace detail
 
 class L2Matcher {
 public:
@@ -121,49 +174,45 @@ public:
         events_.reserve(events);
     }
 
+    // Default Conservative. `power` (Probabilistic only) is n in f(x) = x^n; finite and >= 0,
+    // else InvalidArgument and nothing changes.
+    Status set_queue_model(QueueModel m, double power = 2.0) noexcept {
+        if ((m != QueueModel::Conservative && m != QueueModel::Probabilistic) ||
+            !std::isfinite(power) || power < 0.0) {
+            return Status::InvalidArgument;
+        }
+        model_ = m;
+        power_ = power;
+        return Status::Ok;
+    }
+    QueueModel queue_model() const noexcept { return model_; }
+    double queue_power() const noexcept { return power_; }
+
     MatchResult submit(uint64_t client_order_id, Side side, TimeInForce tif, int64_t price,
                        int64_t qty, const L2Book& book) {
-        MatchReject bad = MatchReject::None;
-        if (side != Side::Bid && side != Side::Ask) bad = MatchReject::BadSide;
-        else if (tif != TimeInForce::GTC && tif != TimeInForce::IOC &&
-                 tif != TimeInForce::PostOnly) bad = MatchReject::BadTif;
-        else if (qty <= 0) bad = MatchReject::BadQty;
-        else if (!price_in_range(price)) bad = MatchReject::BadPrice;
-        else if (find(client_order_id) != kNone) bad = MatchReject::DuplicateOrder;
-        const bool buy = side == Side::Bid;
-        const Side opp = buy ? Side::Ask : Side::Bid;
-        if (bad == MatchReject::None && tif == TimeInForce::PostOnly && !book.empty(opp) &&
-            crosses(buy, price, book.best_price(opp))) {
+        MatchReject bad = detail::check_order(side, tif, price, qty);
+        if (bad == MatchReject::None && find(client_order_id) != kNone) {
+            bad = MatchReject::DuplicateOrder;
+        }
+        if (bad == MatchReject::None && tif == TimeInForce::PostOnly &&
+            detail::would_cross(book, side, price)) {
             bad = MatchReject::PostOnlyWouldCross;
         }
         if (bad != MatchReject::None) {
-            emit(MatchEventKind::Rejected, bad, false, client_order_id, price, qty);
+            emit(MatchEventKind::Rejected, bad, false, detail::known_side(side), client_order_id,
+                 price, qty);
             return MatchResult{SubmitOutcome::Rejected, bad, 0, 0};
         }
         int64_t left = qty;
-        if (tif != TimeInForce::PostOnly) {
-            book.for_each_level(opp, [&](int64_t p, int64_t q) {
-                if (!crosses(buy, price, p)) return false;
-                const int64_t take = q < left ? q : left;
-                if (take > 0) {
-                    emit(MatchEventKind::Fill, MatchReject::None, false, client_order_id, p, take);
-                    left -= take;
-                }
-                return left > 0;
-            });
-        }
+        if (tif != TimeInForce::PostOnly) left = take(client_order_id, side, price, qty, book);
         const int64_t filled = qty - left;
         if (left == 0) return MatchResult{SubmitOutcome::Filled, MatchReject::None, filled, 0};
         if (tif == TimeInForce::IOC) {
-            emit(MatchEventKind::Canceled, MatchReject::None, false, client_order_id, price, left);
+            emit(MatchEventKind::Canceled, MatchReject::None, false, side, client_order_id, price,
+                 left);
             return MatchResult{SubmitOutcome::Canceled, MatchReject::None, filled, 0};
         }
-        int64_t ahead = 0;
-        book.for_each_level(side, [&](int64_t p, int64_t q) {
-            if (p == price) ahead = q;
-            return buy ? p > price : p < price;  // walk best to worst until at or past our price
-        });
-        orders_.push_back(RestingOrder{client_order_id, side, price, left, ahead});
+        rest(client_order_id, side, tif, price, left, book);
         return MatchResult{SubmitOutcome::Rested, MatchReject::None, filled, left};
     }
 
@@ -175,8 +224,8 @@ public:
             return submit(in.client_order_id, in.side, TimeInForce::IOC, p, in.qty, book);
         }
         if (in.kind != IntentKind::SubmitLimit) {
-            emit(MatchEventKind::Rejected, MatchReject::BadTif, false, in.client_order_id,
-                 in.price, in.qty);
+            emit(MatchEventKind::Rejected, MatchReject::BadTif, false, detail::known_side(in.side),
+                 in.client_order_id, in.price, in.qty);
             return MatchResult{SubmitOutcome::Rejected, MatchReject::BadTif, 0, 0};
         }
         return submit(in.client_order_id, in.side, in.tif, in.price, in.qty, book);
@@ -187,24 +236,62 @@ public:
     bool cancel(uint64_t client_order_id) {
         const size_t i = find(client_order_id);
         if (i == kNone) {
-            emit(MatchEventKind::CancelRejected, MatchReject::UnknownOrder, false, client_order_id,
-                 0, 0);
+            emit(MatchEventKind::CancelRejected, MatchReject::UnknownOrder, false, Side::None,
+                 client_order_id, 0, 0);
             return false;
         }
-        const RestingOrder o = orders_[i];
+        const RestingOrder o = orders_[i].order;
         orders_.erase(orders_.begin() + static_cast<std::ptrdiff_t>(i));
-        emit(MatchEventKind::Canceled, MatchReject::None, false, o.client_order_id, o.price, o.qty);
+        emit(MatchEventKind::Canceled, MatchReject::None, false, o.side, o.client_order_id,
+             o.price, o.qty);
         return true;
+    }
+
+    // The resting order now wants `new_price` / `new_remaining_qty` (docs/venue.md, "replace").
+    // Rejections (order unchanged): UnknownOrder, BadQty, BadPrice, PostOnlyWouldCross. Otherwise a
+    // Replaced event first, then: same price and qty not increased keeps the queue position;
+    // anything else re-enters like a submit (a GTC that crosses takes, PostOnly never takes) and
+    // the remainder rests at the back (queue-ahead = the visible quantity at the new price, and
+    // last in insertion order).
+    MatchResult replace(uint64_t client_order_id, int64_t new_price, int64_t new_remaining_qty,
+                        const L2Book& book) {
+        const size_t i = find(client_order_id);
+        const bool keep = i != kNone && new_price == orders_[i].order.price &&
+                          new_remaining_qty <= orders_[i].order.qty;
+        const MatchReject bad = replace_check(i, keep, new_price, new_remaining_qty, book);
+        const Side side = i == kNone ? Side::None : orders_[i].order.side;
+        if (bad != MatchReject::None) {
+            emit(MatchEventKind::ReplaceRejected, bad, false, side, client_order_id, new_price,
+                 new_remaining_qty);
+            return MatchResult{SubmitOutcome::Rejected, bad, 0, 0};
+        }
+        emit(MatchEventKind::Replaced, MatchReject::None, false, side, client_order_id, new_price,
+             new_remaining_qty);
+        if (keep) {
+            orders_[i].order.qty = new_remaining_qty;
+            return MatchResult{SubmitOutcome::Rested, MatchReject::None, 0, new_remaining_qty};
+        }
+        const TimeInForce tif = orders_[i].order.tif;
+        orders_.erase(orders_.begin() + static_cast<std::ptrdiff_t>(i));
+        int64_t left = new_remaining_qty;
+        if (tif != TimeInForce::PostOnly) {
+            left = take(client_order_id, side, new_price, new_remaining_qty, book);
+        }
+        const int64_t filled = new_remaining_qty - left;
+        if (left == 0) return MatchResult{SubmitOutcome::Filled, MatchReject::None, filled, 0};
+        rest(client_order_id, side, tif, new_price, left, book);
+        return MatchResult{SubmitOutcome::Rested, MatchReject::None, filled, left};
     }
 
     // A market trade print; `aggressor` is the taker's side. qty <= 0 is ignored.
     void on_trade(int64_t price, int64_t qty, Side aggressor) {
         if (qty <= 0 || (aggressor != Side::Bid && aggressor != Side::Ask)) return;
-        const Side ours = aggressor == Side::Ask ? Side::Bid : Side::Ask;
+        const Side ours = detail::opposite(aggressor);
         int64_t used = 0;  // excess of this trade already given to our orders at `price`
         size_t w = 0;
         for (size_t r = 0; r < orders_.size(); ++r) {
-            RestingOrder o = orders_[r];
+            Slot s = orders_[r];
+            RestingOrder& o = s.order;
             if (o.side == ours) {
                 const bool through = ours == Side::Bid ? price < o.price : price > o.price;
                 int64_t fill = 0;
@@ -216,23 +303,41 @@ public:
                     fill = excess <= 0 ? 0 : (excess < o.qty ? excess : o.qty);
                     used += fill;
                     o.queue_ahead = o.queue_ahead > qty ? o.queue_ahead - qty : 0;
+                    // The level update that follows will show this trade as a decrease.
+                    s.traded = detail::saturating_add(s.traded, qty);
                 }
                 if (fill > 0) {
-                    emit(MatchEventKind::Fill, MatchReject::None, true, o.client_order_id,
-                         o.price, fill);
+                    emit(MatchEventKind::Fill, MatchReject::None, true, o.side,
+                         o.client_order_id, o.price, fill);
                     o.qty -= fill;
                 }
             }
-            if (o.qty > 0) orders_[w++] = o;  // compact in place: insertion order is kept
+            if (o.qty > 0) orders_[w++] = s;  // compact in place: insertion order is kept
         }
         orders_.resize(w);
     }
 
-    // An L2 level now holds `qty` (absolute; 0 = removed): caps queue-ahead, never advances it.
-    void on_level(Side side, int64_t price, int64_t qty) noexcept {
-        if (qty < 0) return;
-        for (RestingOrder& o : orders_) {
-            if (o.side == side && o.price == price && o.queue_ahead > qty) o.queue_ahead = qty;
+    // Called BEFORE the book applies an L2 update of (side, price) from old_qty (= the book's
+    // qty_at) to new_qty. Never fills. Both models cap queue-ahead at new_qty. Probabilistic also
+    // moves a decrease not explained by trades at this price since the last update of the level
+    // partly ahead of us (ahead_share). Increases are joiners behind us.
+    void on_level(Side side, int64_t price, int64_t old_qty, int64_t new_qty) noexcept {
+        if (new_qty < 0) return;
+        for (Slot& s : orders_) {
+            RestingOrder& o = s.order;
+            if (o.side != side || o.price != price) continue;
+            const int64_t traded = s.traded;
+            s.traded = 0;
+            if (model_ == QueueModel::Probabilistic && old_qty > 0) {
+                // old_qty > 0 and traded >= 0: no overflow.
+                const int64_t base = old_qty - traded;
+                if (base > new_qty) {
+                    const int64_t behind = base > o.queue_ahead ? base - o.queue_ahead : 0;
+                    o.queue_ahead -=
+                        detail::ahead_share(base - new_qty, o.queue_ahead, behind, power_);
+                }
+            }
+            if (o.queue_ahead > new_qty) o.queue_ahead = new_qty;
         }
     }
 
@@ -240,35 +345,62 @@ public:
     const std::vector<MatchEvent>& events() const noexcept { return events_; }
     void clear_events() noexcept { events_.clear(); }
 
-    // Resting orders in insertion order.
+    // Resting orders in insertion order (a priority-losing replace moves an order to the end).
+    bool has_resting() const noexcept { return !orders_.empty(); }
     size_t resting() const noexcept { return orders_.size(); }
-    const RestingOrder& resting_at(size_t i) const noexcept { return orders_[i]; }
+    const RestingOrder& resting_at(size_t i) const noexcept { return orders_[i].order; }
     const RestingOrder* find_order(uint64_t client_order_id) const noexcept {
         const size_t i = find(client_order_id);
-        return i == kNone ? nullptr : &orders_[i];
+        return i == kNone ? nullptr : &orders_[i].order;
     }
 
 private:
     static constexpr size_t kNone = SIZE_MAX;
 
-    static bool crosses(bool buy, int64_t limit, int64_t level) noexcept {
-        return buy ? level <= limit : level >= limit;
+    struct Slot {
+        RestingOrder order;
+        int64_t traded = 0;  // trade quantity at our price since the last update of our level
+    };
+
+    MatchReject replace_check(size_t i, bool keep, int64_t price, int64_t qty,
+                              const L2Book& book) const noexcept {
+        if (i == kNone) return MatchReject::UnknownOrder;
+        if (qty <= 0) return MatchReject::BadQty;
+        if (!price_in_range(price)) return MatchReject::BadPrice;
+        const RestingOrder& o = orders_[i].order;
+        if (!keep && o.tif == TimeInForce::PostOnly && detail::would_cross(book, o.side, price)) {
+            return MatchReject::PostOnlyWouldCross;
+        }
+        return MatchReject::None;
+    }
+
+    int64_t take(uint64_t id, Side side, int64_t price, int64_t qty, const L2Book& book) {
+        return detail::take(book, side, price, qty, [&](int64_t p, int64_t q) {
+            emit(MatchEventKind::Fill, MatchReject::None, false, side, id, p, q);
+        });
+    }
+
+    void rest(uint64_t id, Side side, TimeInForce tif, int64_t price, int64_t qty,
+              const L2Book& book) {
+        orders_.push_back(Slot{RestingOrder{id, side, price, qty, book.qty_at(side, price), tif}});
     }
 
     size_t find(uint64_t id) const noexcept {
         for (size_t i = 0; i < orders_.size(); ++i) {
-            if (orders_[i].client_order_id == id) return i;
+            if (orders_[i].order.client_order_id == id) return i;
         }
         return kNone;
     }
 
-    void emit(MatchEventKind k, MatchReject r, bool maker, uint64_t id, int64_t price,
+    void emit(MatchEventKind k, MatchReject r, bool maker, Side side, uint64_t id, int64_t price,
               int64_t qty) {
-        events_.push_back(MatchEvent{k, r, maker, id, price, qty});
+        events_.push_back(MatchEvent{k, r, maker, side, id, price, qty});
     }
 
-    std::vector<RestingOrder> orders_;
+    std::vector<Slot> orders_;
     std::vector<MatchEvent> events_;
+    QueueModel model_ = QueueModel::Conservative;
+    double power_ = 2.0;
 };
 
 }  // namespace lockstep

@@ -171,6 +171,20 @@ public:
     }
 
     size_t pending() const noexcept { return pending_; }
+
+    // The pending submit whose client_order_id is `id`, if any (a linear scan: the queue holds
+    // the few intents of the last steps, not history).
+    bool pending_submit(uint64_t id, Intent* out) const noexcept {
+        if (pending_ == 0) return false;
+        for (uint32_t i = lanes_[kNormal].head; i != kNil; i = nodes_[i].next) {
+            const Intent& x = nodes_[i].intent;
+            if (is_submit(x.kind) && x.client_order_id == id) {
+                *out = x;
+                return true;
+            }
+        }
+        return false;
+    }
     uint32_t in_flight(uint32_t instrument) const noexcept {
         return instrument < in_flight_.size() ? in_flight_[instrument] : 0;
     }

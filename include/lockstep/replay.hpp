@@ -149,12 +149,12 @@ public:
             const uint8_t kind = kinds[i];
             const L2Book* levels;  // the book's aggregated levels, for the crossing test
             if (L2Book* l2 = l2_of[inst]) [[likely]] {
-                apply_l2(*l2, kind, sides[i], prices[i], qtys[i], ev, i, inst, position);
+                apply_l2(*l2, kind, sides[i], prices[i], qtys[i], ev.ts_recv[i], inst, position);
                 levels = l2;
             } else {
                 L3Book* l3 = l3_of[inst];
-                apply_l3(*l3, kind, sides[i], prices[i], qtys[i], order_ids[i], ev, i, inst,
-                         position);
+                apply_l3(*l3, kind, sides[i], prices[i], qtys[i], order_ids[i], ev.ts_recv[i],
+                         inst, position);
                 levels = &l3->levels();
             }
             if (tob == nullptr) [[likely]] {
@@ -173,6 +173,31 @@ public:
         }
         position_ = position0 + n;
         return Status::Ok;
+    }
+
+    // One event, for drivers that act between events (the backtest engine). Same effects as
+    // apply() without top-of-book rows. Returns true when the event completes a venue message
+    // that changed the instrument's book: the moment a book is observable and new.
+    bool apply_event(uint32_t inst, uint8_t kind, uint8_t side, uint8_t flag, int64_t price,
+                     int64_t qty, uint64_t order_id, int64_t ts_recv) noexcept {
+        const uint64_t position = position_++;
+        if (inst >= types_.size()) [[unlikely]] {
+            note(Anomaly::BadInstrument, position, inst);
+            return false;
+        }
+        const L2Book* levels;
+        if (L2Book* l2 = l2_of_[inst]) [[likely]] {
+            apply_l2(*l2, kind, side, price, qty, ts_recv, inst, position);
+            levels = l2;
+        } else {
+            L3Book* l3 = l3_of_[inst];
+            apply_l3(*l3, kind, side, price, qty, order_id, ts_recv, inst, position);
+            levels = &l3->levels();
+        }
+        if ((flag & flags::kLast) == 0 || dirty_[inst] == 0) return false;
+        dirty_[inst] = 0;
+        if (levels->crossed()) [[unlikely]] note(Anomaly::CrossedBook, position, inst);
+        return true;
     }
 
     uint64_t events_applied() const noexcept { return position_; }
@@ -253,12 +278,11 @@ private:
         log_[static_cast<size_t>(a)].note(position, inst);
     }
 
-    void apply_common(uint8_t kind, uint8_t side, int64_t price, int64_t qty,
-                      const EventColumns& ev, size_t i, uint32_t inst,
-                      uint64_t position) noexcept {
+    void apply_common(uint8_t kind, uint8_t side, int64_t price, int64_t qty, int64_t ts_recv,
+                      uint32_t inst, uint64_t position) noexcept {
         // Trades are the one frequent kind here: a compare, not the switch's indirect jump.
         if (kind == static_cast<uint8_t>(EventKind::Trade)) [[likely]] {
-            last_trade_[inst] = LastTrade{ev.ts_recv[i], price, qty, side, true};
+            last_trade_[inst] = LastTrade{ts_recv, price, qty, side, true};
             if (qty <= 0) [[unlikely]] note(Anomaly::BadQuantity, position, inst);
             return;
         }
@@ -284,7 +308,7 @@ private:
     }
 
     void apply_l2(L2Book& book, uint8_t kind, uint8_t side, int64_t price, int64_t qty,
-                  const EventColumns& ev, size_t i, uint32_t inst, uint64_t position) noexcept {
+                  int64_t ts_recv, uint32_t inst, uint64_t position) noexcept {
         ++kind_counts_[kind];
         if (kind == static_cast<uint8_t>(EventKind::L2Set)) [[likely]] {
             // The book validates side, quantity and price itself; only its verdict is read here,
@@ -299,7 +323,7 @@ private:
             book.clear();
             dirty_[inst] = 1;
         } else {
-            apply_common(kind, side, price, qty, ev, i, inst, position);
+            apply_common(kind, side, price, qty, ts_recv, inst, position);
         }
     }
 
@@ -316,8 +340,7 @@ private:
     }
 
     void apply_l3(L3Book& book, uint8_t kind, uint8_t side, int64_t price, int64_t qty,
-                  uint64_t order_id, const EventColumns& ev, size_t i, uint32_t inst,
-                  uint64_t position) noexcept {
+                  uint64_t order_id, int64_t ts_recv, uint32_t inst, uint64_t position) noexcept {
         ++kind_counts_[kind];
         L3Result r = L3Result::Ok;
         switch (static_cast<EventKind>(kind)) {
@@ -337,7 +360,7 @@ private:
                 book.clear();
                 break;
             default:
-                apply_common(kind, side, price, qty, ev, i, inst, position);
+                apply_common(kind, side, price, qty, ts_recv, inst, position);
                 return;
         }
         switch (r) {

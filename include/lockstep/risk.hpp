@@ -39,9 +39,13 @@ enum class RiskReason : uint8_t {
     MaxOpenOrdersTotal = 16, // max_open_orders_total open over all instruments (submits only)
     RateLimit = 17,          // token bucket empty at ts_recv
     Custom = 18,             // a custom rule (Python layer) denied; never produced by check()
+    // Decided by the engine before Risk, because they need Execution State or the queue:
+    UnknownOrder = 19,       // cancel/replace of an order that is neither live nor pending
+    DuplicateOrderId = 20,   // submit with a client order id already live or pending
+    QueueFull = 21,          // allowed, but the intent queue had no room
 };
 
-constexpr size_t kRiskReasonCount = 19;
+constexpr size_t kRiskReasonCount = 22;
 
 inline const char* risk_reason_name(RiskReason r) noexcept {
     switch (r) {
@@ -64,6 +68,9 @@ inline const char* risk_reason_name(RiskReason r) noexcept {
         case RiskReason::MaxOpenOrdersTotal: return "max_open_orders_total";
         case RiskReason::RateLimit: return "rate_limit";
         case RiskReason::Custom: return "custom";
+        case RiskReason::UnknownOrder: return "unknown_order";
+        case RiskReason::DuplicateOrderId: return "duplicate_order_id";
+        case RiskReason::QueueFull: return "queue_full";
     }
     return "unknown_reason";
 }

@@ -21,10 +21,14 @@ TOP_OF_BOOK_COLUMNS = (
 
 
 cdef class Replayer:
-    """Applies canonical event batches to one book per instrument (book_types: 'l2'/'l3')."""
-    cdef unique_ptr[CReplayer] core
+    """Applies canonical event batches to one book per instrument (book_types: 'l2'/'l3').
 
-    def __cinit__(self, book_types):
+    Also a read-only view of a Replayer owned elsewhere (the backtest engine's Market State), made
+    by replayer_view(): reports and the state digest then have one implementation."""
+
+    def __cinit__(self, book_types=None):
+        if book_types is None:  # replayer_view() fills in the pointer
+            return
         cdef vector[CBookType] types
         for t in book_types:
             if t == "l2":
@@ -34,6 +38,7 @@ cdef class Replayer:
             else:
                 raise ValueError(f"book type must be 'l2' or 'l3', got {t!r}")
         self.core.reset(new CReplayer(types))
+        self.ptr = self.core.get()
 
     def apply(self, cols, size_t size, tob=None):
         """Apply the first `size` events of `cols`. With `tob` (a dict of arrays shaped like
@@ -56,23 +61,25 @@ cdef class Replayer:
                 out.bid_price = &bid_price[0]; out.bid_qty = &bid_qty[0]
                 out.ask_price = &ask_price[0]; out.ask_qty = &ask_qty[0]
             out_ptr = &out
+        if self.owner is not None:
+            raise TypeError("a view of another component's Market State is read-only")
         cdef CStatus status
         with nogil:
-            status = self.core.get().apply(view, out_ptr)
+            status = self.ptr.apply(view, out_ptr)
         if status != CStatus.Ok:
             raise RuntimeError(f"replay failed: {status_name(status).decode()}")
         return out.size if out_ptr != NULL else 0
 
     @property
     def events_applied(self):
-        return self.core.get().events_applied()
+        return self.ptr.events_applied()
 
     def kind_counts(self):
         """{kind value: events} for kinds seen."""
         cdef int k
         out = {}
         for k in range(256):
-            c = self.core.get().kind_count(<uint8_t>k)
+            c = self.ptr.kind_count(<uint8_t>k)
             if c:
                 out[k] = c
         return out
@@ -83,27 +90,34 @@ cdef class Replayer:
         cdef uint32_t j
         out = {}
         for a in range(kAnomalyKinds):
-            log = &self.core.get().anomaly(<CAnomaly>a)
+            log = &self.ptr.anomaly(<CAnomaly>a)
             out[anomaly_name(<CAnomaly>a).decode()] = (
                 log.count, [(log.positions[j], log.instruments[j]) for j in range(log.kept)])
         return out
 
     def touch(self, uint32_t inst):
         """(bid_price, bid_qty, ask_price, ask_qty) in ticks/lots; qty 0 = empty side."""
-        if inst >= self.core.get().instrument_count():
+        if inst >= self.ptr.instrument_count():
             raise IndexError(f"instrument {inst} out of range")
         cdef int64_t bp, bq, ap, aq
-        self.core.get().touch(inst, &bp, &bq, &ap, &aq)
+        self.ptr.touch(inst, &bp, &bq, &ap, &aq)
         return bp, bq, ap, aq
 
     def last_trade(self, uint32_t inst):
-        if inst >= self.core.get().instrument_count():
+        if inst >= self.ptr.instrument_count():
             raise IndexError(f"instrument {inst} out of range")
-        cdef const CLastTrade* t = &self.core.get().last_trade(inst)
+        cdef const CLastTrade* t = &self.ptr.last_trade(inst)
         if not t.seen:
             return None
         return t.ts_recv, t.price, t.qty, t.side
 
     def serialize_state(self):
         """The canonical State bytes hashed by the state digest."""
-        return self.core.get().serialize_state()
+        return self.ptr.serialize_state()
+
+
+cdef Replayer replayer_view(const CReplayer* replayer, object owner):
+    cdef Replayer view = Replayer.__new__(Replayer)
+    view.ptr = <CReplayer*>replayer
+    view.owner = owner  # keeps the owner, hence the pointee, alive
+    return view

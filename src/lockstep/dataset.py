@@ -97,6 +97,22 @@ class Instrument:
     def size_scale(self) -> float:
         return float(Decimal(self.size_increment))
 
+    def to_ticks(self, price: Decimal | str | int | float) -> int:
+        """A real price as an exact number of price increments (ValueError if off the tick)."""
+        return self._units(price, self.price_increment, "price")
+
+    def to_lots(self, qty: Decimal | str | int | float) -> int:
+        """A real quantity as an exact number of size increments (ValueError if off the lot)."""
+        return self._units(qty, self.size_increment, "size")
+
+    def _units(self, value: Decimal | str | int | float, increment: str, what: str) -> int:
+        # float goes through its shortest repr, so 0.001 is the decimal 0.001, not 0.00100000000000000002
+        exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        units, rest = divmod(exact, Decimal(increment))
+        if rest != 0:
+            raise ValueError(f"{self.symbol}: {what} {value} is not a multiple of {increment}")
+        return int(units)
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Instrument:
         known = {f for f in cls.__dataclass_fields__}

@@ -27,6 +27,18 @@ class EventKind(enum.IntEnum):
     BOOK_CLEAR = 6
     TRADE = 7
     VENUE_BBO = 8
+    # Execution events of our own orders (order_id = client order id; see docs/encoding.md).
+    ORDER_SUBMITTED = 32
+    ORDER_ACCEPTED = 33
+    ORDER_REJECTED = 34
+    ORDER_FILLED = 35
+    ORDER_CANCELED = 36
+    ORDER_EXPIRED = 37
+    ORDER_REPLACED = 38
+    CANCEL_REJECTED = 39
+    REPLACE_REJECTED = 40
+    CANCEL_SUBMITTED = 41
+    REPLACE_SUBMITTED = 42
 
 
 #: Kinds 32..63 are reserved for execution events, 64..95 for control events.
@@ -44,6 +56,7 @@ class Flag(enum.IntFlag):
     LAST = 1  # last event of one venue message
     SNAPSHOT = 2  # part of a snapshot
     BAD_TS_RECV = 4  # ts_recv was raised to keep Processing Order monotone
+    MAKER = 8  # execution: the fill was passive
 
 
 #: Column names and dtypes, in schema order.

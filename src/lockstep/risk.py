@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from lockstep import _risk
-from lockstep.errors import LockstepError
+from lockstep.config import ConfigError, _cfg_int, _unknown_keys
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _UINT64_MAX = 2**64 - 1
@@ -57,6 +57,9 @@ class RiskReason(enum.IntEnum):
     MAX_OPEN_ORDERS_TOTAL = 16
     RATE_LIMIT = 17
     CUSTOM = 18  # a custom Python rule denied
+    UNKNOWN_ORDER = 19  # engine: cancel/replace target neither live nor pending
+    DUPLICATE_ORDER_ID = 20  # engine: client order id already live or pending
+    QUEUE_FULL = 21  # engine: allowed, but the intent queue had no room
 
 
 class TradingMode(enum.IntEnum):
@@ -85,23 +88,6 @@ class TimeInForce(enum.IntEnum):
 
 
 _REASONS = tuple(RiskReason)
-
-
-class ConfigError(LockstepError):
-    """A risk configuration value that is unknown, of the wrong type or out of range.
-
-    Attributes:
-        key: dotted path of the offending key, e.g. "instruments.3.max_order_qty".
-        reason: what was wrong, in words.
-    """
-
-    def __init__(self, key: str, reason: str) -> None:
-        self.key = key
-        self.reason = reason
-        super().__init__(f"risk config: {key}: {reason}")
-
-    def __reduce__(self):
-        return (type(self), (self.key, self.reason))
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,23 +149,6 @@ class RiskView:
 
 # --------------------------------------------------------------------------------------------
 # Configuration
-
-
-def _cfg_int(key: str, value: object, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(key, f"must be an int, not {type(value).__name__}")
-    if not 0 <= value <= hi:
-        raise ConfigError(key, f"{value} is outside [0, {hi}]")
-    return value
-
-
-def _unknown_keys(prefix: str, data: Mapping[str, Any], known: Iterable[str]) -> None:
-    if not isinstance(data, Mapping):
-        where = prefix.rstrip(".") or "<root>"
-        raise ConfigError(where, f"must be a table, not {type(data).__name__}")
-    for k in data:
-        if k not in known:
-            raise ConfigError(f"{prefix}{k}", "unknown key")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

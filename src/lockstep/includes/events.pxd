@@ -13,6 +13,17 @@ cdef extern from "lockstep/events.hpp" namespace "lockstep" nogil:
         BookClear "lockstep::EventKind::BookClear"
         Trade "lockstep::EventKind::Trade"
         VenueBbo "lockstep::EventKind::VenueBbo"
+        OrderSubmitted "lockstep::EventKind::OrderSubmitted"
+        OrderAccepted "lockstep::EventKind::OrderAccepted"
+        OrderRejected "lockstep::EventKind::OrderRejected"
+        OrderFilled "lockstep::EventKind::OrderFilled"
+        OrderCanceled "lockstep::EventKind::OrderCanceled"
+        OrderExpired "lockstep::EventKind::OrderExpired"
+        OrderReplaced "lockstep::EventKind::OrderReplaced"
+        CancelRejected "lockstep::EventKind::CancelRejected"
+        ReplaceRejected "lockstep::EventKind::ReplaceRejected"
+        CancelSubmitted "lockstep::EventKind::CancelSubmitted"
+        ReplaceSubmitted "lockstep::EventKind::ReplaceSubmitted"
 
     cdef enum class CSide "lockstep::Side"(uint8_t):
         None_ "lockstep::Side::None"

@@ -50,6 +50,7 @@ cdef extern from "lockstep/execution.hpp" namespace "lockstep" nogil:
                             int64_t ts) noexcept
         CExecResult on_replaced(uint64_t id, int64_t new_price, int64_t new_qty,
                                 int64_t ts) noexcept
+        void compact() noexcept
         # orders, by slot (dispatch order)
         size_t order_count() noexcept
         uint32_t slot(uint64_t id) noexcept

@@ -6,6 +6,7 @@ from libcpp.vector cimport vector
 from lockstep.includes.events cimport CSide
 from lockstep.includes.intents cimport CIntent, CTimeInForce
 from lockstep.includes.l2_book cimport CL2Book
+from lockstep.includes.status cimport CStatus
 
 
 cdef extern from "lockstep/matching.hpp" namespace "lockstep" nogil:
@@ -14,6 +15,8 @@ cdef extern from "lockstep/matching.hpp" namespace "lockstep" nogil:
         Canceled "lockstep::MatchEventKind::Canceled"
         Rejected "lockstep::MatchEventKind::Rejected"
         CancelRejected "lockstep::MatchEventKind::CancelRejected"
+        Replaced "lockstep::MatchEventKind::Replaced"
+        ReplaceRejected "lockstep::MatchEventKind::ReplaceRejected"
 
     cdef enum class CMatchReject "lockstep::MatchReject"(uint8_t):
         None_ "lockstep::MatchReject::None"
@@ -31,10 +34,15 @@ cdef extern from "lockstep/matching.hpp" namespace "lockstep" nogil:
         Canceled "lockstep::SubmitOutcome::Canceled"
         Rejected "lockstep::SubmitOutcome::Rejected"
 
+    cdef enum class CQueueModel "lockstep::QueueModel"(uint8_t):
+        Conservative "lockstep::QueueModel::Conservative"
+        Probabilistic "lockstep::QueueModel::Probabilistic"
+
     cdef cppclass CMatchEvent "lockstep::MatchEvent":
         CMatchEventKind kind
         CMatchReject reason
         cbool maker
+        CSide side
         uint64_t client_order_id
         int64_t price
         int64_t qty
@@ -51,21 +59,29 @@ cdef extern from "lockstep/matching.hpp" namespace "lockstep" nogil:
         int64_t price
         int64_t qty
         int64_t queue_ahead
+        CTimeInForce tif
 
     cdef cppclass CL2Matcher "lockstep::L2Matcher":
         CL2Matcher() except +
         # configuration
         void reserve(size_t resting, size_t events) except +
+        CStatus set_queue_model(CQueueModel m) noexcept
+        CStatus set_queue_model(CQueueModel m, double power) noexcept
+        CQueueModel queue_model() noexcept
+        double queue_power() noexcept
         # hot (may grow the output buffer: std::bad_alloc -> MemoryError)
         CMatchResult submit(uint64_t client_order_id, CSide side, CTimeInForce tif, int64_t price,
                             int64_t qty, const CL2Book& book) except +
         CMatchResult submit(const CIntent& intent, const CL2Book& book) except +
         cbool cancel(uint64_t client_order_id) except +
+        CMatchResult replace(uint64_t client_order_id, int64_t new_price,
+                             int64_t new_remaining_qty, const CL2Book& book) except +
         void on_trade(int64_t price, int64_t qty, CSide aggressor) except +
-        void on_level(CSide side, int64_t price, int64_t qty) noexcept
+        void on_level(CSide side, int64_t price, int64_t old_qty, int64_t new_qty) noexcept
         # reports
         const vector[CMatchEvent]& events() noexcept
         void clear_events() noexcept
+        cbool has_resting() noexcept
         size_t resting() noexcept
         const CRestingOrder& resting_at(size_t i) noexcept
         const CRestingOrder* find_order(uint64_t client_order_id) noexcept

@@ -45,6 +45,7 @@ cdef extern from "lockstep/queue.hpp" namespace "lockstep" nogil:
         void on_response(uint32_t instrument) noexcept
         # reports
         size_t pending() noexcept
+        bint pending_submit(uint64_t id, CIntent* out) noexcept
         uint32_t in_flight(uint32_t instrument) noexcept
         const CQueueCounters& counters() noexcept
         int64_t tokens(int64_t ts) noexcept

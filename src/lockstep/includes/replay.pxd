@@ -47,6 +47,8 @@ cdef extern from "lockstep/replay.hpp" namespace "lockstep" nogil:
     cdef cppclass CReplayer "lockstep::Replayer":
         CReplayer(const vector[CBookType]& book_types) except +
         CStatus apply(const CEventColumns& ev, CTopOfBookColumns* tob) noexcept
+        bint apply_event(uint32_t inst, uint8_t kind, uint8_t side, uint8_t flag, int64_t price,
+                         int64_t qty, uint64_t order_id, int64_t ts_recv) noexcept
         uint64_t events_applied() noexcept
         const CAnomalyLog& anomaly(CAnomaly a) noexcept
         uint64_t kind_count(uint8_t kind) noexcept

@@ -26,6 +26,9 @@ cdef extern from "lockstep/risk.hpp" namespace "lockstep" nogil:
         MaxOpenOrdersTotal "lockstep::RiskReason::MaxOpenOrdersTotal"
         RateLimit "lockstep::RiskReason::RateLimit"
         Custom "lockstep::RiskReason::Custom"
+        UnknownOrder "lockstep::RiskReason::UnknownOrder"
+        DuplicateOrderId "lockstep::RiskReason::DuplicateOrderId"
+        QueueFull "lockstep::RiskReason::QueueFull"
 
     const size_t kRiskReasonCount "lockstep::kRiskReasonCount"
     const char* risk_reason_name(CRiskReason r) noexcept

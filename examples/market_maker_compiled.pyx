@@ -1,0 +1,81 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""The touch market maker of market_maker.py, compiled: same logic, no GIL, no Python per event.
+
+Keeps one post-only bid at the best bid and one post-only ask at the best ask, `size` each. When
+the touch moves, it cancels the quote that is off the touch and submits a new one. A side is not
+quoted when a fill there could take |position| beyond `max_position`.
+
+Built with the package (CMakeLists.txt) as lockstep.examples.market_maker_compiled. A compiled
+strategy of your own cimports the same two things:
+
+    from lockstep._engine cimport CompiledStrategy
+    from lockstep.includes.engine cimport CEngine, COrderUpdate
+"""
+from dataclasses import dataclass
+from decimal import Decimal
+
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+
+from lockstep._engine cimport CompiledStrategy
+from lockstep.includes.engine cimport CEngine, COrderUpdate
+from lockstep.includes.events cimport CSide
+from lockstep.includes.execution cimport COrderStatus
+from lockstep.includes.intents cimport CTimeInForce
+
+
+@dataclass(frozen=True)
+class Params:
+    size: Decimal = Decimal("0.001")  # per quote, base units
+    max_position: Decimal = Decimal("0.01")  # absolute, base units
+    touch_only: bool = False  # True: called only when the touch changed, not on every update
+
+
+cdef class MarketMaker(CompiledStrategy):
+    Params = Params
+
+    cdef uint32_t instrument
+    cdef int64_t size, max_position
+    cdef uint64_t bid_id, ask_id
+    cdef int64_t bid_price, ask_price
+
+    def setup(self, ctx):
+        self.instrument = ctx.traded[0]
+        self.size = ctx.to_lots(self.instrument, self.params.size)
+        self.max_position = ctx.to_lots(self.instrument, self.params.max_position)
+        if self.size <= 0:
+            raise ValueError("size must be positive")
+        if self.params.touch_only:
+            ctx.subscribe(self.instrument, touch=True)
+        else:
+            ctx.subscribe(self.instrument, book=True)
+
+    cdef int on_book(self, CEngine* ctx, uint32_t instrument) noexcept nogil:
+        cdef int64_t bid, bid_qty, ask, ask_qty
+        ctx.touch(instrument, &bid, &bid_qty, &ask, &ask_qty)
+        cdef int64_t position = ctx.position(instrument)
+        cdef int64_t want_bid = bid if bid_qty != 0 and position + self.size <= self.max_position else 0
+        cdef int64_t want_ask = ask if ask_qty != 0 and position - self.size >= -self.max_position else 0
+        if self.bid_id != 0 and self.bid_price != want_bid:
+            ctx.cancel(self.bid_id)
+            self.bid_id = 0
+        if self.ask_id != 0 and self.ask_price != want_ask:
+            ctx.cancel(self.ask_id)
+            self.ask_id = 0
+        if self.bid_id == 0 and want_bid != 0:
+            self.bid_id = ctx.submit_limit(instrument, CSide.Bid, want_bid, self.size,
+                                           CTimeInForce.PostOnly, 0)
+            self.bid_price = want_bid
+        if self.ask_id == 0 and want_ask != 0:
+            self.ask_id = ctx.submit_limit(instrument, CSide.Ask, want_ask, self.size,
+                                           CTimeInForce.PostOnly, 0)
+            self.ask_price = want_ask
+        return 0
+
+    cdef int on_order(self, CEngine* ctx, const COrderUpdate* update) noexcept nogil:
+        if (update.status == COrderStatus.Filled or update.status == COrderStatus.Canceled
+                or update.status == COrderStatus.Rejected or update.status == COrderStatus.Expired):
+            if update.order_id == self.bid_id:
+                self.bid_id = 0
+            elif update.order_id == self.ask_id:
+                self.ask_id = 0
+        return 0
