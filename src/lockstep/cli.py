@@ -68,17 +68,67 @@ def main() -> None:
 @click.option("--seed", default=1, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def quickstart(data: str | None, events: int, seed: int, as_json: bool) -> None:
-    """Generate a synthetic dataset, replay it, print a summary."""
+    """Generate a synthetic dataset, replay it, backtest the Python market maker on it."""
+    from lockstep.backtest import run_backtest
+    from lockstep.config import BacktestConfig
     from lockstep.replay import replay
     from lockstep.synth import generate
 
     dataset = generate(events, seed=seed, data=data)
     result = replay(dataset)
+    # examples/market_maker.toml, minus what a fresh machine may not have (the file itself).
+    config = BacktestConfig.from_dict(
+        {"name": "quickstart-market-maker", "dataset": dataset.path, "seed": seed,
+         "strategy": {"path": "lockstep.examples.market_maker:MarketMaker"},
+         "risk": {"max_position": "0.02", "max_open_orders": 16}},
+        base_dir=".",
+    )
+    bt = run_backtest(config, data=data, progress=not as_json and sys.stderr.isatty())
     if as_json:
-        _emit_json(result.to_dict())
+        _emit_json({"replay": result.to_dict(), "backtest": bt.to_dict()})
     else:
         click.echo(f"generated {events:,} synthetic events -> {dataset.path}")
         _print_replay(result)
+        click.echo("")
+        _print_backtest(bt)
+
+
+def _print_backtest(bt) -> None:
+    s = bt.summary
+    click.echo(f"backtest     {s['name']} ({s['strategy']})")
+    click.echo(f"events       {s['events']:,} at {s['events_per_second']:,.0f} events/s ({s['seconds']:.2f} s)")
+    click.echo(f"orders       {s['orders']:,} submitted, {s['cancels']:,} cancels, {s['fills']:,} fills, "
+               f"{s['denied']:,} denied")
+    click.echo(f"pnl          {s['pnl']:.6g} (fees {s['fees']:.6g}, max drawdown {s['max_drawdown']:.6g}, "
+               f"sharpe {s['sharpe']:.3g})")
+    click.echo(f"digest       {s['digest']}")
+    click.echo(f"report       {s['run_dir']}/report.html")
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="override a config key (repeatable), e.g. --set dataset=PATH")
+@click.option("--data", "data", default=None, help=DATA_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
+def backtest(config: str, overrides: tuple[str, ...], data: str | None, as_json: bool) -> None:
+    """Run the backtest CONFIG (TOML) describes; outputs go to DATA/experiments/<run id>/."""
+    from lockstep.backtest import BacktestFailed, run_backtest
+
+    try:
+        bt = run_backtest(config, overrides=overrides, data=data,
+                          progress=not as_json and sys.stderr.isatty())
+    except BacktestFailed as e:
+        err = e.result.summary.get("error", {})
+        if err.get("traceback"):
+            click.echo(err["traceback"].rstrip(), err=True)
+        if as_json:
+            _emit_json(e.result.to_dict())
+        raise
+    if as_json:
+        _emit_json(bt.to_dict())
+    else:
+        _print_backtest(bt)
 
 
 @main.command("replay")
