@@ -27,11 +27,19 @@ def test_quickstart_end_to_end(tmp_path):
     manifest = json.loads(datasets[0].read_text())
     assert manifest["rows"] == 2_000_000
     assert "2,000,000" in out and "digest" in out and "top of book" in out
+    # quickstart backtests the Python market maker and says where the report is
+    report_line = next(line for line in out.splitlines() if line.startswith("report"))
+    report = Path(report_line.split()[-1])
+    assert report.is_file() and "<svg" in report.read_text()
+    assert (report.parent / "fills.parquet").is_file()
     again = cli("quickstart", "--json", cwd=tmp_path)
     summary = json.loads(again.stdout)
-    assert summary["events"] == 2_000_000
-    digest_line = next(line for line in out.splitlines() if line.startswith("digest"))
-    assert digest_line.split()[-1] == summary["digest"]  # same seed, same State, new version
+    assert summary["replay"]["events"] == 2_000_000
+    assert summary["backtest"]["events"] == 2_000_000 and summary["backtest"]["complete"]
+    digest_lines = [line for line in out.splitlines() if line.startswith("digest")]
+    # same seed, same State, new version: replay and backtest digests both repeat
+    assert digest_lines[0].split()[-1] == summary["replay"]["digest"]
+    assert digest_lines[1].split()[-1] == summary["backtest"]["digest"]
 
 
 def test_synth_replay_show_ls_json(tmp_path):

@@ -59,6 +59,8 @@ _MODES = {"active": 0, "reduce_only": 1, "halted": 2}
 _QUEUE_MODELS = {"conservative": 0, "probabilistic": 1}
 _LATENCY_MODELS = {"constant": 0, "lognormal": 1, "feed": 2}
 _NOTIONAL_MAX = (1 << 63) - 1
+# Larger than replay's batches: every batch costs a drain and a few Python calls.
+BACKTEST_READ_BATCH = 4 * DEFAULT_READ_BATCH
 
 
 class BacktestFailed(LockstepError):
@@ -207,8 +209,21 @@ def _scale(values: np.ndarray, index: np.ndarray, instruments: Sequence[Instrume
     return out
 
 
-_KIND_NAMES = {int(k): k.name.lower() for k in EventKind}
-_REASON_NAMES = {int(r): r.name.lower() for r in RiskReason}
+def _names(enum_type) -> pa.Array:
+    """A 256-entry dictionary of an enum's lowercase names, indexed by value."""
+    names = [str(v) for v in range(256)]
+    for member in enum_type:
+        names[int(member)] = member.name.lower()
+    return pa.array(names, pa.string())
+
+
+_KIND_NAMES = _names(EventKind)
+_REASON_NAMES = _names(RiskReason)
+_INTENT_NAMES = _names(IntentKind)
+
+
+def _named(values: np.ndarray, names: pa.Array) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(values.astype(np.int32)), names)
 
 
 class _Outputs:
@@ -222,14 +237,31 @@ class _Outputs:
         self.writers: dict[str, tuple[Any, pq.ParquetWriter]] = {}
         self.series: list[dict[str, np.ndarray]] = []
         self.counts = {"orders_rows": 0, "fills": 0, "denials": 0}
-        self.fill_rows: list[pa.Table] = []
+        self.pending: dict[str, list[pa.Table]] = {}
+        self.pending_rows: dict[str, int] = {}
+
+    # Parquet costs per write call (a row group each, compressor start-up): buffer the drained
+    # records and write them in large groups. The buffer bounds memory, not the run's length.
+    _FLUSH_ROWS = 1 << 18
 
     def _write(self, name: str, table: pa.Table) -> None:
+        pending = self.pending.setdefault(name, [])
+        pending.append(table)
+        self.pending_rows[name] = self.pending_rows.get(name, 0) + len(table)
+        if self.pending_rows[name] >= self._FLUSH_ROWS:
+            self._flush(name)
+
+    def _flush(self, name: str) -> None:
+        tables = self.pending.pop(name, [])
+        self.pending_rows[name] = 0
+        if not tables:
+            return
+        table = pa.concat_tables(tables).combine_chunks()
         if name not in self.writers:
             sink = self.dir.fs.open_output_stream(self.dir.join(f"{name}.parquet").path)
-            # No statistics/timestamps that could differ between runs: byte-identical files.
-            self.writers[name] = (sink, pq.ParquetWriter(sink, table.schema, compression="zstd"))
-        self.writers[name][1].write_table(table)
+            writer = pq.ParquetWriter(sink, table.schema, compression="zstd", compression_level=1)
+            self.writers[name] = (sink, writer)
+        self.writers[name][1].write_table(table, row_group_size=self._FLUSH_ROWS)
 
     def _symbol(self, inst: np.ndarray) -> pa.Array:
         return pa.DictionaryArray.from_arrays(pa.array(inst.astype(np.int32)), self.symbols)
@@ -248,14 +280,14 @@ class _Outputs:
 
     def _write_orders(self, x: dict[str, np.ndarray]) -> None:
         inst = x["instrument"]
-        kinds = pa.array([_KIND_NAMES.get(int(k), str(k)) for k in x["kind"]], pa.string())
+        kinds = _named(x["kind"], _KIND_NAMES)
         price = _scale(x["price"], inst, self.instruments, "price_increment")
         qty = _scale(x["qty"], inst, self.instruments, "size_increment")
         fee = _scale(x["fee"], inst, self.instruments, "price_increment")
         fee = fee * 1e-6 * _scale(np.ones(len(inst), np.int64), inst, self.instruments, "size_increment")
         table = pa.table({
             "ts_event": x["ts_event"], "ts_recv": x["ts_recv"], "symbol": self._symbol(inst),
-            "kind": kinds.dictionary_encode(), "side": x["side"], "order_id": x["order_id"],
+            "kind": kinds, "side": x["side"], "order_id": x["order_id"],
             "price": price, "qty": qty, "fee": fee, "maker": (x["flags"] & 8) != 0,
             "reason": x["seq"].astype(np.uint8), "price_ticks": x["price"], "qty_lots": x["qty"],
         })
@@ -268,15 +300,17 @@ class _Outputs:
 
     def _write_denials(self, d: dict[str, np.ndarray]) -> None:
         inst = d["instrument"]
+        # An intent may name an instrument the dataset does not have: that is why it was denied.
         known = inst < len(self.instruments)
-        symbols = pa.array([self.instruments[i].symbol if k else f"#{i}" for i, k in zip(inst, known)], pa.string())
+        symbols = np.array([i.symbol for i in self.instruments] + [""], dtype=object)
+        symbol = symbols[np.where(known, inst, len(self.instruments))]
+        symbol[~known] = [f"#{i}" for i in inst[~known]]
         table = pa.table({
-            "ts_recv": d["ts_recv"], "symbol": symbols,
-            "intent": pa.array([IntentKind(k).name.lower() if k in IntentKind._value2member_map_ else str(k)
-                                for k in d["intent"]], pa.string()),
+            "ts_recv": d["ts_recv"], "symbol": pa.array(symbol, pa.string()),
+            "intent": _named(d["intent"], _INTENT_NAMES),
             "side": d["side"], "tif": d["tif"], "price_ticks": d["price"], "qty_lots": d["qty"],
             "client_order_id": d["client_order_id"], "target_order_id": d["target_order_id"],
-            "reason": pa.array([_REASON_NAMES.get(int(r), str(r)) for r in d["reason"]], pa.string()),
+            "reason": _named(d["reason"], _REASON_NAMES),
         })
         self.counts["denials"] += len(table)
         self._write("denials", table)
@@ -314,6 +348,8 @@ class _Outputs:
         return out
 
     def close(self) -> None:
+        for name in list(self.pending):
+            self._flush(name)
         for sink, writer in self.writers.values():
             writer.close()
             sink.close()
@@ -344,7 +380,7 @@ def run_backtest(
     data: str | None = None,
     progress: bool = False,
     risk_rules: Iterable[Callable[[Intent, RiskView], Any]] = (),
-    batch_size: int = DEFAULT_READ_BATCH,
+    batch_size: int = BACKTEST_READ_BATCH,
 ) -> BacktestResult:
     """Run one backtest; see the module docstring for what is written where.
 
