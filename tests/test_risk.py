@@ -494,7 +494,8 @@ def test_weighted_draws_reach_every_reason():
             else:
                 ts += step[3]
                 seen.add(e.check(step[1], step[2], ts))
-    assert seen == set(RiskReason)
+    engine_reasons = {R.UNKNOWN_ORDER, R.DUPLICATE_ORDER_ID, R.QUEUE_FULL}  # need State: test_engine.py
+    assert seen == set(RiskReason) - engine_reasons
 
 
 def test_config_pickles():
