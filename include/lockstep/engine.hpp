@@ -34,6 +34,7 @@
 #include "lockstep/events.hpp"
 #include "lockstep/execution.hpp"
 #include "lockstep/intents.hpp"
+#include "lockstep/little_endian.hpp"
 #include "lockstep/queue.hpp"
 #include "lockstep/replay.hpp"
 #include "lockstep/risk.hpp"
@@ -728,10 +729,7 @@ private:
 
     template <class T>
     static void put(std::string& out, T value) {
-        uint8_t bytes[sizeof(T)];
-        auto u = static_cast<std::make_unsigned_t<T>>(value);
-        for (size_t b = 0; b < sizeof(T); ++b) bytes[b] = static_cast<uint8_t>(u >> (8 * b));
-        out.append(reinterpret_cast<const char*>(bytes), sizeof(T));
+        put_le(out, value);
     }
     static void put_wide(std::string& out, Wide w) {
         put(out, w.lo);

@@ -15,6 +15,7 @@
 
 #include "lockstep/events.hpp"
 #include "lockstep/l2_book.hpp"
+#include "lockstep/little_endian.hpp"
 #include "lockstep/l3_book.hpp"
 #include "lockstep/status.hpp"
 
@@ -391,10 +392,7 @@ private:
 
     template <class T>
     static void put(std::string& out, T value) {
-        uint8_t bytes[sizeof(T)];
-        auto u = static_cast<std::make_unsigned_t<T>>(value);
-        for (size_t b = 0; b < sizeof(T); ++b) bytes[b] = static_cast<uint8_t>(u >> (8 * b));
-        out.append(reinterpret_cast<const char*>(bytes), sizeof(T));
+        put_le(out, value);
     }
 
     std::vector<BookType> types_;

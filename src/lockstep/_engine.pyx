@@ -16,7 +16,7 @@ from libcpp.memory cimport unique_ptr
 from libcpp.vector cimport vector
 
 from lockstep._columns cimport columns_view
-from lockstep._replay cimport replayer_view
+from lockstep._replay cimport book_types_of, replayer_view
 from lockstep.includes.engine cimport (
     CDenialRecord, CEngine, CExecRecord, COrderUpdate, CPnlSample, CRiskHook, CRunStatus,
     CStrategyHooks, kSubscribeBook, kSubscribeTouch, kSubscribeTrades,
@@ -430,15 +430,7 @@ cdef class Engine:
     cdef _RiskBinding risk_binding
 
     def __cinit__(self, book_types):
-        cdef vector[CBookType] types
-        for t in book_types:
-            if t == "l2":
-                types.push_back(CBookType.L2)
-            elif t == "l3":
-                types.push_back(CBookType.L3)
-            else:
-                raise ValueError(f"book type must be 'l2' or 'l3', got {t!r}")
-        self.core.reset(new CEngine(types))
+        self.core.reset(new CEngine(book_types_of(book_types)))
 
     # ---- configuration
 

@@ -1,6 +1,7 @@
 from libcpp.memory cimport unique_ptr
+from libcpp.vector cimport vector
 
-from lockstep.includes.replay cimport CReplayer
+from lockstep.includes.replay cimport CBookType, CReplayer
 
 
 cdef class Replayer:
@@ -10,3 +11,7 @@ cdef class Replayer:
 
 
 cdef Replayer replayer_view(const CReplayer* replayer, object owner)
+
+
+# 'l2'/'l3' names to the core's book types (ValueError naming a bad one).
+cdef vector[CBookType] book_types_of(object book_types) except *

@@ -29,15 +29,7 @@ cdef class Replayer:
     def __cinit__(self, book_types=None):
         if book_types is None:  # replayer_view() fills in the pointer
             return
-        cdef vector[CBookType] types
-        for t in book_types:
-            if t == "l2":
-                types.push_back(CBookType.L2)
-            elif t == "l3":
-                types.push_back(CBookType.L3)
-            else:
-                raise ValueError(f"book type must be 'l2' or 'l3', got {t!r}")
-        self.core.reset(new CReplayer(types))
+        self.core.reset(new CReplayer(book_types_of(book_types)))
         self.ptr = self.core.get()
 
     def apply(self, cols, size_t size, tob=None):
@@ -121,3 +113,15 @@ cdef Replayer replayer_view(const CReplayer* replayer, object owner):
     view.ptr = <CReplayer*>replayer
     view.owner = owner  # keeps the owner, hence the pointee, alive
     return view
+
+
+cdef vector[CBookType] book_types_of(object book_types) except *:
+    cdef vector[CBookType] types
+    for t in book_types:
+        if t == "l2":
+            types.push_back(CBookType.L2)
+        elif t == "l3":
+            types.push_back(CBookType.L3)
+        else:
+            raise ValueError(f"book type must be 'l2' or 'l3', got {t!r}")
+    return types

@@ -1,0 +1,20 @@
+// Little-endian fixed-width writes: the byte format of every state serialization (digests), the
+// same on every machine.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+namespace lockstep {
+
+template <class T>
+inline void put_le(std::string& out, T value) {
+    uint8_t bytes[sizeof(T)];
+    auto u = static_cast<std::make_unsigned_t<T>>(value);
+    for (size_t b = 0; b < sizeof(T); ++b) bytes[b] = static_cast<uint8_t>(u >> (8 * b));
+    out.append(reinterpret_cast<const char*>(bytes), sizeof(T));
+}
+
+}  // namespace lockstep
