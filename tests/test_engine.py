@@ -15,7 +15,6 @@ import json
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -72,7 +71,7 @@ def run(data_root: str, ds, strategy: str, **extra):
 
 def run_dir(result) -> Path:
     d = result.run_dir
-    return Path(d[len("file://"):] if d.startswith("file://") else d)
+    return Path(d.removeprefix("file://"))
 
 
 def table(result, name: str):
@@ -313,11 +312,6 @@ class QueueFullThenLater(Strategy):
                 (ctx.submit_limit(instrument, BID, 9000, 1, GTC), ctx.last_denial))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Engine::judge_and_queue records the Risk verdict Allowed (risk_.record, which takes a "
-    "rate token) before queue_.push; when the push fails the intent is denied queue_full but the "
-    "token stays spent (and Allowed is counted too), contrary to docs/risk.md: 'Only allowed "
-    "submits and replaces take a token; denied intents ... never do'"))
 def test_queue_full_denial_spends_no_rate_token(data_root):
     QueueFullThenLater.results = []
     rows = book(0.0) + [ev(10.0, L2_SET, BID, 10000, 4)]
@@ -472,13 +466,6 @@ def test_strategy_exception_stops_the_run_and_keeps_partial_outputs(data_root):
     assert [r["kind"] for r in table(res, "orders")] == ["order_submitted", "order_accepted"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: Engine::fail() records failed_position = market_.events_applied(), a count, not the "
-    "position of the event being processed: an exception in on_book (called after the event is "
-    "applied) reports the 0-based position of the NEXT event (row 3 raises -> 'event 4'), while "
-    "an exception in on_order before the same event reports that event's position (3); "
-    "engine.hpp says failed_position() 'tells which event was being processed' and data-quality "
-    "positions are 0-based"))
 def test_failed_position_names_the_event_being_processed(data_root):
     ds = write_dataset(data_root, raising_rows())
     with pytest.raises(BacktestFailed) as on_order_info:
@@ -526,3 +513,122 @@ def test_position_and_realized_pnl_follow_the_fills(data_root):
     assert last["mid"] == pytest.approx(100.07)
     assert last["unrealized"] == pytest.approx((100.02 - 100.07) * 0.003)
     assert last["equity"] == pytest.approx(last["realized"] + last["unrealized"] - last["fees"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Replace, cancel before dispatch, sampling
+
+
+class ReplaceAfterPartialFill(Strategy):
+    """A GTC bid of 3 at the best bid; when 2 fill, replace it to 99.90 with total qty 4."""
+
+    updates: list = []
+
+    def on_book(self, ctx, instrument):
+        if not getattr(self, "sent", False):
+            self.sent = True
+            self.id = ctx.submit_limit(instrument, BID, 10000, 3, GTC)
+
+    def on_order(self, ctx, update):
+        ReplaceAfterPartialFill.updates.append(
+            (update.kind, update.qty, update.filled_qty, update.leaves_qty, update.status))
+        if update.kind == int(EventKind.ORDER_FILLED) and update.filled_qty == 2:
+            assert ctx.replace(self.id, 9990, 4)
+
+
+def test_replace_keeps_filled_lots_in_the_total(data_root):
+    ReplaceAfterPartialFill.updates = []
+    rows = book(0.0) + [
+        ev(5.0, TRADE, ASK, 10000, 7),  # 7 - 5 ahead: 2 of our 3 fill (core learns at 6 ms)
+        ev(8.0, L2_SET, BID, 10000, 3),  # the replace sent at 6 ms arrived at 7 ms, before this
+        ev(10.0, TRADE, ASK, 9980, 1),  # through our new price: the remaining 2 fill
+        ev(15.0, L2_SET, BID, 9980, 1),
+    ]
+    ds = write_dataset(data_root, rows)
+    result = run(data_root, ds, "ReplaceAfterPartialFill")
+    s = T0 + FEED
+    got = [(r["kind"], r["ts_event"], r["ts_recv"], r["price_ticks"], r["qty_lots"], r["maker"])
+           for r in table(result, "orders")]
+    assert got == [
+        ("order_submitted", s, s, 10000, 3, False),
+        ("order_accepted", s + LAT, s + 2 * LAT, 10000, 3, False),
+        ("order_filled", T0 + 5 * MS, T0 + 6 * MS, 10000, 2, True),
+        ("replace_submitted", T0 + 6 * MS, T0 + 6 * MS, 9990, 4, False),
+        ("order_replaced", T0 + 7 * MS, T0 + 8 * MS, 9990, 4, False),  # new total, fills included
+        ("order_filled", T0 + 10 * MS, T0 + 11 * MS, 9990, 2, True),
+    ]
+    F, R = int(EventKind.ORDER_FILLED), int(EventKind.ORDER_REPLACED)
+    assert ReplaceAfterPartialFill.updates[-2:] == [
+        (R, 4, 2, 2, int(OrderStatus.PARTIALLY_FILLED)),
+        (F, 2, 4, 0, int(OrderStatus.FILLED)),
+    ]
+    assert table(result, "pnl")[-1]["position"] == pytest.approx(0.004)
+    assert result.summary["replaces"] == 1
+
+
+class CancelBeforeDispatch(Strategy):
+    seen: list = []
+
+    def on_book(self, ctx, instrument):
+        if not getattr(self, "sent", False):
+            self.sent = True
+            oid = ctx.submit_limit(instrument, BID, 9000, 1, GTC)
+            CancelBeforeDispatch.seen.append((oid, ctx.cancel(oid), ctx.order(oid)))
+
+
+def test_cancel_of_an_undispatched_submit_removes_it(data_root):
+    CancelBeforeDispatch.seen = []
+    ds = write_dataset(data_root, book(0.0) + [ev(10.0, L2_SET, BID, 10000, 4)])
+    result = run(data_root, ds, "CancelBeforeDispatch")
+    (oid, queued, state), = CancelBeforeDispatch.seen
+    assert oid != 0 and queued is True and state is None  # never dispatched: no Order yet
+    c = result.summary["counters"]
+    assert c["queue"]["canceled_before_dispatch"] == 1
+    assert c["orders"] == 0 and c["cancels"] == 0 and c["venue"]["messages"] == 0
+    assert table(result, "orders") == []
+
+
+class IocAtFirstBook(Strategy):
+    def on_book(self, ctx, instrument):
+        if not getattr(self, "sent", False):
+            self.sent = True
+            ctx.submit_limit(instrument, BID, 10010, 2, IOC)
+
+
+def test_pnl_sample_at_a_boundary_shows_state_at_that_time(data_root):
+    # IOC sent at 0.1 ms fills; the core learns of it at 2.1 ms. Sample interval 2 ms: the
+    # boundary at 2 ms is crossed by the event at 3 ms, and at 2 ms the core did not know the fill.
+    ds = write_dataset(data_root, book(0.0) + [ev(3.0, L2_SET, BID, 10000, 4)])
+    result = run(data_root, ds, "IocAtFirstBook", output={"report": False, "sample_interval": "2ms"})
+    pnl = [(r["ts_recv"] - T0, r["position"]) for r in table(result, "pnl")]
+    fill_at = table(result, "fills")[0]["ts_recv"] - T0
+    assert fill_at == FEED + 2 * LAT
+    assert pnl[0] == (FEED, 0.0) and pnl[-1][1] == pytest.approx(0.002)
+    at_2ms = [p for t, p in pnl if t == 2 * MS]
+    assert at_2ms == [0.0]
+
+
+class RaisesOnStop(Strategy):
+    def on_book(self, ctx, instrument):
+        if not getattr(self, "sent", False):
+            self.sent = True
+            ctx.submit_market(instrument, BID, 2)
+
+    def on_stop(self, ctx):
+        ctx.submit_limit(0, BID, 9000, 1, GTC)  # dispatched? no: the hook fails
+        raise KeyError("stop-failed")
+
+
+def test_exception_in_on_stop_marks_the_run_incomplete(data_root):
+    ds = write_dataset(data_root, book(0.0) + [ev(10.0, L2_SET, BID, 10000, 4)])
+    with pytest.raises(BacktestFailed, match="stop-failed") as info:
+        run(data_root, ds, "RaisesOnStop")
+    res = info.value.result
+    assert (run_dir(res) / "INCOMPLETE").is_file()
+    assert res.summary["events"] == 3 and res.summary["complete"] is False
+    rows = table(res, "orders")
+    # the market order: submitted without a price, filled at the ask as taker
+    assert [(r["kind"], r["price_ticks"], r["qty_lots"]) for r in rows] == [
+        ("order_submitted", 0, 2), ("order_accepted", 0, 2), ("order_filled", 10010, 2),
+    ]
+    assert res.summary["orders"] == 1

@@ -420,10 +420,12 @@ private:
             const bool tm_due = tm <= t;
             if (!a_due && !r_due && !tm_due) break;
             if (a_due && (!r_due || a <= r) && (!tm_due || a <= tm)) {
-                sim_.process_next_arrival(feed_latency_);
+                sim_.process_next_arrival(feed_latency_);  // venue side: no State changes here
             } else if (r_due && (!tm_due || r <= tm)) {
+                sample_before(r);
                 if (deliver(responses_.pop()) != RunStatus::Ok) return failed_;
             } else {
+                sample_before(tm);
                 std::pop_heap(timers_.begin(), timers_.end(), Timer::later);
                 const Timer tmr = timers_.back();
                 timers_.pop_back();
@@ -436,12 +438,7 @@ private:
                 dispatch_pending();
             }
         }
-        if (t >= sample_at_) {
-            // One sample per boundary crossed by an event: a quiet hour gives one row, not 3600.
-            const int64_t boundary = t / sample_interval_ * sample_interval_;
-            sample(boundary);
-            sample_at_ = boundary + sample_interval_;
-        }
+        sample_before(t);
         advance(t);
         dispatch_pending();  // work deferred by the rate limit gets another chance at every event
         refresh_wake();
@@ -452,6 +449,14 @@ private:
                      int64_t t, int64_t e) noexcept {
         advance(t);
         feed_latency_ = t - e;
+        in_event_ = true;
+        const RunStatus status = notify_strategy(inst, kind, changed, ev, i);
+        in_event_ = false;
+        return status;
+    }
+
+    RunStatus notify_strategy(uint32_t inst, uint8_t kind, bool changed, const EventColumns& ev,
+                              size_t i) noexcept {
         const uint8_t sub = subscriptions_[inst];
         if (changed && hooks_.on_book != nullptr) {
             bool call = (sub & subscribe::kBook) != 0;
@@ -581,16 +586,19 @@ private:
                 return false;
             }
         }
-        risk_.record(in, r, now_);
         if (r != RiskReason::Allowed) {
+            risk_.record(in, r, now_);
             deny(in, r, /*counted_by_risk=*/true);
             return false;
         }
+        // Queued before Risk records the verdict: an intent the queue refuses is denied
+        // queue_full and, like every denial, takes no rate token.
         const QueueResult q = queue_.push(in, now_);
         if (q == QueueResult::Full || q == QueueResult::BadInstrument) {
             deny(in, RiskReason::QueueFull);
             return false;
         }
+        risk_.record(in, r, now_);
         if (queue_.pending() != 0) wake_recv_ = kNeverBefore;
         return true;
     }
@@ -686,6 +694,16 @@ private:
         }
     }
 
+    // State is about to change at core time x: if a sampling boundary passed since the last
+    // change, sample State as it stood there. One sample per boundary crossed by something that
+    // happens: a quiet hour gives one row, not 3600.
+    void sample_before(int64_t x) noexcept {
+        if (x < sample_at_) return;
+        const int64_t boundary = x / sample_interval_ * sample_interval_;
+        sample(boundary);
+        sample_at_ = boundary + sample_interval_;
+    }
+
     static double to_double(Wide w) noexcept {
         const __int128 v = (static_cast<__int128>(w.hi) << 64) | static_cast<__int128>(w.lo);
         return static_cast<double>(v);
@@ -704,7 +722,8 @@ private:
     void fail(RunStatus s) noexcept {
         if (failed_ != RunStatus::Ok) return;
         failed_ = s;
-        failed_position_ = market_.events_applied();
+        // In notify() the event was applied already; elsewhere the next event is the one due.
+        failed_position_ = market_.events_applied() - (in_event_ ? 1 : 0);
         failed_ts_ = now_;
     }
 
@@ -775,6 +794,7 @@ private:
     int64_t wake_event_ = kNever;
     bool started_ = false;
     bool finished_ = false;
+    bool in_event_ = false;
     RunStatus failed_ = RunStatus::Ok;
     uint64_t failed_position_ = 0;
     int64_t failed_ts_ = 0;
