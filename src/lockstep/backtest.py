@@ -242,7 +242,7 @@ class _Outputs:
 
     # Parquet costs per write call (a row group each, compressor start-up): buffer the drained
     # records and write them in large groups. The buffer bounds memory, not the run's length.
-    _FLUSH_ROWS = 1 << 18
+    _FLUSH_ROWS = 1 << 16
 
     def _write(self, name: str, table: pa.Table) -> None:
         pending = self.pending.setdefault(name, [])
