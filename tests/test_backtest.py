@@ -232,6 +232,32 @@ def test_custom_risk_rule_denials_are_recorded_and_counted(synth):
     assert int(IntentKind.CANCEL) not in asked and result.summary["cancels"] > 0
 
 
+NO_ASKS_RULE = '''
+from lockstep.events import Side
+from lockstep.risk import RiskReason
+
+def no_asks(intent, view):
+    return RiskReason.CUSTOM if intent.side == Side.ASK else None
+'''
+
+
+def test_custom_risk_rules_named_in_the_config(synth, tmp_path):
+    root, ds = synth
+    (tmp_path / "rules.py").write_text(NO_ASKS_RULE)
+    config = tmp_path / "mm.toml"
+    config.write_text(MM_PY.read_text().replace("[risk]\n", '[risk]\ncustom_rules = ["rules.py:no_asks"]\n'))
+    result = run_backtest(config, overrides=[f"dataset={ds}", "output.report=false"], data=root)
+    den = read(result, "denials")
+    assert result.summary["denials"]["custom"] == den["reason"].count("custom") > 0
+    o = read(result, "orders")
+    assert {sd for k, sd in zip(o["kind"], o["side"]) if k == "order_submitted"} == {int(Side.BID)}
+    # a rule that does not exist names its key, before anything runs
+    proc = cli("backtest", str(config), "--set", 'risk.custom_rules=["rules.py:nope"]', "--set",
+               f"dataset={ds}", "--data", str(tmp_path / "other"))
+    assert proc.returncode == 1 and "risk.custom_rules[0]" in proc.stderr
+    assert not (tmp_path / "other" / "experiments").exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # 6. A strategy that raises, through the CLI
 

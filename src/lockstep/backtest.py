@@ -92,16 +92,15 @@ class BacktestResult:
 # Loading the pieces
 
 
-def load_strategy_class(target: str, *, base_dir: str | os.PathLike[str] = ".") -> type:
-    """"package.module:Class" or "path/to/file.py:Class" (relative to base_dir)."""
+def load_object(target: str, *, key: str, base_dir: str | os.PathLike[str] = ".") -> Any:
+    """"package.module:name" or "path/to/file.py:name" (relative to base_dir); errors name `key`."""
     module_name, sep, class_name = target.rpartition(":")
     if not sep or not module_name or not class_name:
-        raise ConfigError("strategy.path", f"{target!r} must look like 'module:Class' or 'file.py:Class'",
-                          source="config")
+        raise ConfigError(key, f"{target!r} must look like 'module:name' or 'file.py:name'", source="config")
     if module_name.endswith((".py", ".pyx")) or os.sep in module_name or "/" in module_name:
         path = Path(base_dir, module_name)
         if not path.is_file():
-            raise ConfigError("strategy.path", f"{path}: no such file", source="config")
+            raise ConfigError(key, f"{path}: no such file", source="config")
         spec = importlib.util.spec_from_file_location(f"lockstep_user_strategy_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
@@ -110,10 +109,18 @@ def load_strategy_class(target: str, *, base_dir: str | os.PathLike[str] = ".") 
         try:
             module = importlib.import_module(module_name)
         except ImportError as e:
-            raise ConfigError("strategy.path", f"cannot import {module_name!r}: {e}", source="config") from None
-    cls = getattr(module, class_name, None)
+            raise ConfigError(key, f"cannot import {module_name!r}: {e}", source="config") from None
+    obj = getattr(module, class_name, None)
+    if obj is None:
+        raise ConfigError(key, f"{module_name!r} has no {class_name!r}", source="config")
+    return obj
+
+
+def load_strategy_class(target: str, *, base_dir: str | os.PathLike[str] = ".") -> type:
+    """"package.module:Class" or "path/to/file.py:Class" (relative to base_dir)."""
+    cls = load_object(target, key="strategy.path", base_dir=base_dir)
     if not isinstance(cls, type):
-        raise ConfigError("strategy.path", f"{module_name!r} has no class {class_name!r}", source="config")
+        raise ConfigError("strategy.path", f"{target!r} is not a class", source="config")
     return cls
 
 
@@ -405,7 +412,13 @@ def run_backtest(
     strategy = cls(params) if params is not None else cls()
     strategy.setup(ctx)
     engine.bind_strategy(strategy, ctx)
-    rules = list(risk_rules)
+    rules = [load_object(r, key=f"risk.custom_rules[{k}]", base_dir=base_dir)
+             for k, r in enumerate(cfg.risk.custom_rules)]
+    for k, r in enumerate(rules):
+        if not callable(r):
+            raise ConfigError(f"risk.custom_rules[{k}]", f"{cfg.risk.custom_rules[k]!r} is not callable",
+                              source="config")
+    rules += list(risk_rules)
     if rules:
         engine.bind_risk_rule(_custom_rule(rules))
 

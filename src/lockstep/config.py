@@ -36,6 +36,7 @@ Schema (defaults shown; only `dataset` and `strategy.path` are required):
     burst = 0                       # >= 1 when rate_per_second > 0
     mode = "active"                 # active | reduce_only | halted
     kill_switch = false
+    custom_rules = []               # "module:function" / "file.py:function" Python rules
     [risk.instruments.BTCUSDT]      # per-symbol overrides of the five limits above
     [queue]
     rate_per_second = 0
@@ -346,7 +347,7 @@ class LimitSettings:
 
 _MODES = ("active", "reduce_only", "halted")
 _RISK_INTS = ("max_open_orders_total", "rate_per_second", "burst")
-_RISK_KEYS = (*_LIMIT_KEYS, *_RISK_INTS, "mode", "kill_switch", "instruments")
+_RISK_KEYS = (*_LIMIT_KEYS, *_RISK_INTS, "mode", "kill_switch", "custom_rules", "instruments")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -364,6 +365,9 @@ class RiskSettings:
     burst: int = 0
     mode: str = "active"
     kill_switch: bool = False
+    # "module:function" or "file.py:function" rules, each (Intent, RiskView) -> RiskReason|None;
+    # asked about submits/replaces the built-in checks allowed (docs/risk.md, custom rules).
+    custom_rules: tuple[str, ...] = ()
     instruments: Mapping[str, LimitSettings] = dataclasses.field(default_factory=FrozenMap)
 
     @property
@@ -389,6 +393,14 @@ class RiskSettings:
             kw["mode"] = _str(prefix + "mode", data["mode"], _MODES)
         if "kill_switch" in data:
             kw["kill_switch"] = _bool(prefix + "kill_switch", data["kill_switch"])
+        if "custom_rules" in data:
+            rules = data["custom_rules"]
+            if not isinstance(rules, (list, tuple)):
+                raise ConfigError(prefix + "custom_rules", f"must be a list of 'module:function' strings, not {_kind(rules)}")
+            for k, r in enumerate(rules):
+                if not isinstance(r, str) or r.count(":") < 1 or not r.rpartition(":")[2]:
+                    raise ConfigError(f"{prefix}custom_rules[{k}]", f"must be 'module:function', got {r!r}")
+            kw["custom_rules"] = tuple(rules)
         per = _table(prefix + "instruments", data.get("instruments", {}))
         out = {}
         for symbol, table in per.items():
@@ -400,6 +412,7 @@ class RiskSettings:
 
     def to_dict(self) -> dict[str, Any]:
         d = {f: thaw(getattr(self, f)) for f in (*_LIMIT_KEYS, *_RISK_INTS, "mode", "kill_switch")}
+        d["custom_rules"] = list(self.custom_rules)
         d["instruments"] = {
             s: {f: thaw(getattr(lim, f)) for f in _LIMIT_KEYS} for s, lim in self.instruments.items()
         }
