@@ -28,7 +28,6 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "lockstep/events.hpp"
@@ -193,6 +192,7 @@ public:
         if (failed_ != RunStatus::Ok) return failed_;
         const size_t n = ev.size;
         const uint32_t n_inst = static_cast<uint32_t>(market_.instrument_count());
+        const bool simulated = venue_ == &sim_;
         for (size_t i = 0; i < n; ++i) {
             const int64_t t = ev.ts_recv[i];
             const int64_t e = ev.ts_event[i];
@@ -201,7 +201,7 @@ public:
             }
             const uint32_t inst = ev.instrument[i];
             const uint8_t kind = ev.kind[i];
-            if (inst < n_inst && sim_watching(inst)) [[unlikely]] {
+            if (simulated && inst < n_inst && sim_.watching(inst)) [[unlikely]] {
                 if (sim_.on_market(inst, kind, ev.side[i], ev.price[i], ev.qty[i], ev.order_id[i],
                                    e, t - e))
                     refresh_wake();
@@ -348,35 +348,35 @@ public:
     // order. Market State is the Replayer's own serialization.
     std::string serialize_state() const {
         std::string out;
-        put(out, uint64_t{0x4c4b5354455845ull});  // "EXETSKL" tag, v1
-        put(out, static_cast<uint64_t>(market_.instrument_count()));
+        put_le(out, uint64_t{0x4c4b5354455845ull});  // "EXETSKL" tag, v1
+        put_le(out, static_cast<uint64_t>(market_.instrument_count()));
         for (uint32_t i = 0; i < market_.instrument_count(); ++i) {
             const PositionView p = exec_.position(i);
-            put(out, p.position);
+            put_le(out, p.position);
             put_wide(out, p.cost);
             put_wide(out, p.realized);
             put_wide(out, p.fees);
         }
-        put(out, static_cast<uint64_t>(exec_.order_count()));
+        put_le(out, static_cast<uint64_t>(exec_.order_count()));
         for (uint32_t s = 0; s < exec_.order_count(); ++s) {
             if (is_terminal(exec_.status(s))) continue;
-            put(out, exec_.client_order_id(s));
-            put(out, static_cast<uint64_t>(exec_.instrument(s)));
-            put(out, static_cast<uint64_t>(exec_.side(s)));
-            put(out, exec_.price(s));
-            put(out, exec_.qty(s));
-            put(out, exec_.filled_qty(s));
-            put(out, static_cast<uint64_t>(exec_.status(s)));
+            put_le(out, exec_.client_order_id(s));
+            put_le(out, static_cast<uint64_t>(exec_.instrument(s)));
+            put_le(out, static_cast<uint64_t>(exec_.side(s)));
+            put_le(out, exec_.price(s));
+            put_le(out, exec_.qty(s));
+            put_le(out, exec_.filled_qty(s));
+            put_le(out, static_cast<uint64_t>(exec_.status(s)));
         }
-        for (size_t r = 0; r < kRiskReasonCount; ++r) put(out, risk_.count(static_cast<RiskReason>(r)));
+        for (size_t r = 0; r < kRiskReasonCount; ++r) put_le(out, risk_.count(static_cast<RiskReason>(r)));
         const QueueCounters& q = queue_.counters();
         for (uint64_t v : {q.pushed, q.dispatched, q.canceled_before_dispatch, q.replaces_dropped,
                            q.rejected_full, q.rejected_bad_instrument})
-            put(out, v);
+            put_le(out, v);
         const EngineCounters& c = counters_;
         for (uint64_t v : {c.events, c.intents, c.denied, c.orders, c.cancels, c.replaces,
                            c.responses, c.fills, c.state_errors, c.timers})
-            put(out, v);
+            put_le(out, v);
         return out;
     }
 
@@ -389,10 +389,6 @@ private:
             return a.ts != b.ts ? a.ts > b.ts : a.seq > b.seq;
         }
     };
-
-    bool sim_watching(uint32_t inst) const noexcept {
-        return venue_ == &sim_ && sim_.watching(inst);
-    }
 
     // Everything due before the market event at (t, e), in time order.
     RunStatus pump(int64_t t, int64_t e) noexcept {
@@ -746,13 +742,9 @@ private:
         if (terminal >= 4096 && terminal > 4 * exec_.open_orders_total()) exec_.compact();
     }
 
-    template <class T>
-    static void put(std::string& out, T value) {
-        put_le(out, value);
-    }
     static void put_wide(std::string& out, Wide w) {
-        put(out, w.lo);
-        put(out, w.hi);
+        put_le(out, w.lo);
+        put_le(out, w.hi);
     }
 
     struct Touch {

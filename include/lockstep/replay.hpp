@@ -10,7 +10,6 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "lockstep/events.hpp"
@@ -225,37 +224,37 @@ public:
     // is the same on every machine.
     std::string serialize_state() const {
         std::string out;
-        put(out, uint64_t{0x4c4f434b53544550ull});  // "LOCKSTEP" tag, digest format v1
-        put(out, uint64_t{1});
-        put(out, position_);
-        put(out, static_cast<uint64_t>(types_.size()));
-        for (size_t a = 0; a < kAnomalyKinds; ++a) put(out, log_[a].count);
+        put_le(out, uint64_t{0x4c4f434b53544550ull});  // "LOCKSTEP" tag, digest format v1
+        put_le(out, uint64_t{1});
+        put_le(out, position_);
+        put_le(out, static_cast<uint64_t>(types_.size()));
+        for (size_t a = 0; a < kAnomalyKinds; ++a) put_le(out, log_[a].count);
         for (uint32_t inst = 0; inst < types_.size(); ++inst) {
-            put(out, static_cast<uint64_t>(types_[inst]));
+            put_le(out, static_cast<uint64_t>(types_[inst]));
             const LastTrade& t = last_trade_[inst];
-            put(out, static_cast<uint64_t>(t.seen));
-            put(out, t.ts_recv);
-            put(out, t.price);
-            put(out, t.qty);
-            put(out, static_cast<uint64_t>(t.side));
+            put_le(out, static_cast<uint64_t>(t.seen));
+            put_le(out, t.ts_recv);
+            put_le(out, t.price);
+            put_le(out, t.qty);
+            put_le(out, static_cast<uint64_t>(t.side));
             for (Side side : {Side::Bid, Side::Ask}) {
                 if (types_[inst] == BookType::L2) {
                     const L2Book& b = l2_[slot_[inst]];
-                    put(out, static_cast<uint64_t>(b.level_count(side)));
+                    put_le(out, static_cast<uint64_t>(b.level_count(side)));
                     b.for_each_level(side, [&](int64_t px, int64_t q) {
-                        put(out, px);
-                        put(out, q);
+                        put_le(out, px);
+                        put_le(out, q);
                     });
                 } else {
                     const L3Book& b = l3_[slot_[inst]];
-                    put(out, static_cast<uint64_t>(b.level_count(side)));
+                    put_le(out, static_cast<uint64_t>(b.level_count(side)));
                     uint64_t orders = 0;
                     b.for_each_order(side, [&](uint64_t, int64_t, int64_t) { ++orders; });
-                    put(out, orders);
+                    put_le(out, orders);
                     b.for_each_order(side, [&](uint64_t id, int64_t px, int64_t q) {
-                        put(out, id);
-                        put(out, px);
-                        put(out, q);
+                        put_le(out, id);
+                        put_le(out, px);
+                        put_le(out, q);
                     });
                 }
             }
@@ -390,10 +389,6 @@ private:
         }
     }
 
-    template <class T>
-    static void put(std::string& out, T value) {
-        put_le(out, value);
-    }
 
     std::vector<BookType> types_;
     std::vector<uint32_t> slot_;  // instrument -> index into l2_ or l3_

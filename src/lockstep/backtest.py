@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 from lockstep import _engine
 from lockstep.config import (
-    BacktestConfig, ConfigError, dump_toml, load_config, params_to_dict, validate_params,
+    BacktestConfig, ConfigError, dump_toml, load_config, validate_params,
 )
 from lockstep.dataset import DEFAULT_READ_BATCH, Dataset, Instrument
 from lockstep.errors import LockstepError
@@ -139,9 +139,9 @@ def _traded(cfg: BacktestConfig, ds: Dataset) -> list[int]:
     return out
 
 
-def _limit_units(key: str, value: Decimal, inst: Instrument, what: str) -> int:
+def _lots(key: str, value: Decimal, inst: Instrument) -> int:
     try:
-        return inst.to_lots(value) if what == "size" else 0
+        return inst.to_lots(value)
     except ValueError as e:
         raise ConfigError(key, str(e), source="config") from None
 
@@ -159,9 +159,9 @@ def _configure(engine: _engine.Engine, cfg: BacktestConfig, ds: Dataset, traded:
         notional = int(lim.max_order_notional / notional_unit)  # floor: never more than asked
         status = engine.set_limits(
             index,
-            _limit_units("risk.max_order_qty", lim.max_order_qty, inst, "size"),
+            _lots("risk.max_order_qty", lim.max_order_qty, inst),
             min(notional, _NOTIONAL_MAX),
-            _limit_units("risk.max_position", lim.max_position, inst, "size"),
+            _lots("risk.max_position", lim.max_position, inst),
             lim.max_open_orders,
             lim.price_band_bps,
         )
@@ -240,6 +240,9 @@ class _Outputs:
         self.dir = run_dir
         self.instruments = list(instruments)
         self.symbols = pa.array([i.symbol for i in instruments], pa.string())
+        # Quote currency per tick x lot, by instrument: PnL and (x 1e-6) fees in real units.
+        self.money = np.array([float(Decimal(i.price_increment) * Decimal(i.size_increment))
+                               for i in instruments])
         self.hash = hashlib.sha256()
         self.writers: dict[str, tuple[Any, pq.ParquetWriter]] = {}
         self.series: list[dict[str, np.ndarray]] = []
@@ -290,8 +293,7 @@ class _Outputs:
         kinds = _named(x["kind"], _KIND_NAMES)
         price = _scale(x["price"], inst, self.instruments, "price_increment")
         qty = _scale(x["qty"], inst, self.instruments, "size_increment")
-        fee = _scale(x["fee"], inst, self.instruments, "price_increment")
-        fee = fee * 1e-6 * _scale(np.ones(len(inst), np.int64), inst, self.instruments, "size_increment")
+        fee = x["fee"] * self.money[inst] * 1e-6
         table = pa.table({
             "ts_event": x["ts_event"], "ts_recv": x["ts_recv"], "symbol": self._symbol(inst),
             "kind": kinds, "side": x["side"], "order_id": x["order_id"],
@@ -324,7 +326,7 @@ class _Outputs:
 
     def _add_series(self, s: dict[str, np.ndarray]) -> None:
         inst = s["instrument"]
-        money = np.array([float(Decimal(i.price_increment) * Decimal(i.size_increment)) for i in self.instruments])[inst]
+        money = self.money[inst]
         realized = s["realized"] * money
         unrealized = s["unrealized"] * money
         fees = s["fees"] * money * 1e-6
@@ -400,7 +402,6 @@ def run_backtest(
         base_dir = str(Path(config).resolve().parent)
     ds = Dataset.open(cfg.dataset, data=data)
     traded = _traded(cfg, ds)
-    module, _ = cfg.strategy.target
     cls = load_strategy_class(cfg.strategy.path, base_dir=base_dir)
     params = validate_params(params_type(cls), cfg.strategy.params, strategy=cls.__name__)
     if params is not None:
