@@ -29,7 +29,7 @@
 
 namespace lockstep {
 
-class L3Matcher {
+class L3Matcher : public OrderEntry<L3Matcher, L3Book> {
 public:
     L3Matcher() = default;
 
@@ -43,106 +43,6 @@ public:
             spare_.emplace_back();
             spare_.back().reserve(ahead);
         }
-    }
-
-    MatchResult submit(uint64_t client_order_id, Side side, TimeInForce tif, int64_t price,
-                       int64_t qty, const L3Book& book) {
-        MatchReject bad = detail::check_order(side, tif, price, qty);
-        if (bad == MatchReject::None && find(client_order_id) != kNone) {
-            bad = MatchReject::DuplicateOrder;
-        }
-        if (bad == MatchReject::None && tif == TimeInForce::PostOnly &&
-            detail::would_cross(book.levels(), side, price)) {
-            bad = MatchReject::PostOnlyWouldCross;
-        }
-        if (bad != MatchReject::None) {
-            emit(MatchEventKind::Rejected, bad, false, detail::known_side(side), client_order_id,
-                 price, qty);
-            return MatchResult{SubmitOutcome::Rejected, bad, 0, 0};
-        }
-        int64_t left = qty;
-        if (tif != TimeInForce::PostOnly) left = take(client_order_id, side, price, qty, book);
-        const int64_t filled = qty - left;
-        if (left == 0) return MatchResult{SubmitOutcome::Filled, MatchReject::None, filled, 0};
-        if (tif == TimeInForce::IOC) {
-            emit(MatchEventKind::Canceled, MatchReject::None, false, side, client_order_id, price,
-                 left);
-            return MatchResult{SubmitOutcome::Canceled, MatchReject::None, filled, 0};
-        }
-        rest(client_order_id, side, tif, price, left, book);
-        return MatchResult{SubmitOutcome::Rested, MatchReject::None, filled, left};
-    }
-
-    // As L2Matcher::submit(const Intent&, ...).
-    MatchResult submit(const Intent& in, const L3Book& book) {
-        if (in.kind == IntentKind::SubmitMarket) {
-            const int64_t p = in.side == Side::Bid ? kMaxPrice : kMinPrice;
-            return submit(in.client_order_id, in.side, TimeInForce::IOC, p, in.qty, book);
-        }
-        if (in.kind != IntentKind::SubmitLimit) {
-            emit(MatchEventKind::Rejected, MatchReject::BadTif, false, detail::known_side(in.side),
-                 in.client_order_id, in.price, in.qty);
-            return MatchResult{SubmitOutcome::Rejected, MatchReject::BadTif, 0, 0};
-        }
-        return submit(in.client_order_id, in.side, in.tif, in.price, in.qty, book);
-    }
-
-    bool cancel(uint64_t client_order_id) {
-        const size_t i = find(client_order_id);
-        if (i == kNone) {
-            emit(MatchEventKind::CancelRejected, MatchReject::UnknownOrder, false, Side::None,
-                 client_order_id, 0, 0);
-            return false;
-        }
-        const RestingOrder o = orders_[i].order;
-        erase(i);
-        emit(MatchEventKind::Canceled, MatchReject::None, false, o.side, o.client_order_id,
-             o.price, o.qty);
-        return true;
-    }
-
-    // Same rules as L2Matcher::replace; a priority-losing replace re-joins the back of the new
-    // level (the orders ahead are re-recorded from `book`).
-    MatchResult replace(uint64_t client_order_id, int64_t new_price, int64_t new_remaining_qty,
-                        const L3Book& book) {
-        const size_t i = find(client_order_id);
-        MatchReject bad = MatchReject::None;
-        bool keep = false;
-        Side side = Side::None;
-        if (i == kNone) {
-            bad = MatchReject::UnknownOrder;
-        } else {
-            const RestingOrder& o = orders_[i].order;
-            side = o.side;
-            keep = new_price == o.price && new_remaining_qty <= o.qty;
-            if (new_remaining_qty <= 0) bad = MatchReject::BadQty;
-            else if (!price_in_range(new_price)) bad = MatchReject::BadPrice;
-            else if (!keep && o.tif == TimeInForce::PostOnly &&
-                     detail::would_cross(book.levels(), side, new_price)) {
-                bad = MatchReject::PostOnlyWouldCross;
-            }
-        }
-        if (bad != MatchReject::None) {
-            emit(MatchEventKind::ReplaceRejected, bad, false, side, client_order_id, new_price,
-                 new_remaining_qty);
-            return MatchResult{SubmitOutcome::Rejected, bad, 0, 0};
-        }
-        emit(MatchEventKind::Replaced, MatchReject::None, false, side, client_order_id, new_price,
-             new_remaining_qty);
-        if (keep) {
-            orders_[i].order.qty = new_remaining_qty;
-            return MatchResult{SubmitOutcome::Rested, MatchReject::None, 0, new_remaining_qty};
-        }
-        const TimeInForce tif = orders_[i].order.tif;
-        erase(i);
-        int64_t left = new_remaining_qty;
-        if (tif != TimeInForce::PostOnly) {
-            left = take(client_order_id, side, new_price, new_remaining_qty, book);
-        }
-        const int64_t filled = new_remaining_qty - left;
-        if (left == 0) return MatchResult{SubmitOutcome::Filled, MatchReject::None, filled, 0};
-        rest(client_order_id, side, tif, new_price, left, book);
-        return MatchResult{SubmitOutcome::Rested, MatchReject::None, filled, left};
     }
 
     // Called BEFORE `book_before` applies the L3 event (kind, side, order_id, price, qty). Events
@@ -197,16 +97,6 @@ public:
         compact();
     }
 
-    const std::vector<MatchEvent>& events() const noexcept { return events_; }
-    void clear_events() noexcept { events_.clear(); }
-
-    bool has_resting() const noexcept { return !orders_.empty(); }
-    size_t resting() const noexcept { return orders_.size(); }
-    const RestingOrder& resting_at(size_t i) const noexcept { return orders_[i].order; }
-    const RestingOrder* find_order(uint64_t client_order_id) const noexcept {
-        const size_t i = find(client_order_id);
-        return i == kNone ? nullptr : &orders_[i].order;
-    }
     // How many market orders are recorded ahead of order `client_order_id` (0 if not resting).
     size_t ahead_count(uint64_t client_order_id) const noexcept {
         const size_t i = find(client_order_id);
@@ -214,7 +104,7 @@ public:
     }
 
 private:
-    static constexpr size_t kNone = SIZE_MAX;
+    friend class OrderEntry<L3Matcher, L3Book>;
 
     struct Ahead {
         uint64_t id;
@@ -309,12 +199,6 @@ private:
         compact();
     }
 
-    int64_t take(uint64_t id, Side side, int64_t price, int64_t qty, const L3Book& book) {
-        return detail::take(book.levels(), side, price, qty, [&](int64_t p, int64_t q) {
-            emit(MatchEventKind::Fill, MatchReject::None, false, side, id, p, q);
-        });
-    }
-
     // Joins the back of (side, price): every market order resting there now is ahead of us.
     void rest(uint64_t id, Side side, TimeInForce tif, int64_t price, int64_t qty,
               const L3Book& book) {
@@ -359,21 +243,8 @@ private:
         orders_.resize(w);
     }
 
-    size_t find(uint64_t id) const noexcept {
-        for (size_t i = 0; i < orders_.size(); ++i) {
-            if (orders_[i].order.client_order_id == id) return i;
-        }
-        return kNone;
-    }
-
-    void emit(MatchEventKind k, MatchReject r, bool maker, Side side, uint64_t id, int64_t price,
-              int64_t qty) {
-        events_.push_back(MatchEvent{k, r, maker, side, id, price, qty});
-    }
-
     std::vector<Slot> orders_;
     std::vector<std::vector<Ahead>> spare_;
-    std::vector<MatchEvent> events_;
 };
 
 }  // namespace lockstep

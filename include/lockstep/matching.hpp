@@ -25,6 +25,7 @@
 #include "lockstep/events.hpp"
 #include "lockstep/intents.hpp"
 #include "lockstep/l2_book.hpp"
+#include "lockstep/l3_book.hpp"
 #include "lockstep/status.hpp"
 
 namespace lockstep {
@@ -112,6 +113,10 @@ inline MatchReject check_order(Side side, TimeInForce tif, int64_t price, int64_
     return MatchReject::None;
 }
 
+// The aggregated levels a matcher takes from and checks crossing against.
+inline const L2Book& levels_of(const L2Book& book) noexcept { return book; }
+inline const L2Book& levels_of(const L3Book& book) noexcept { return book.levels(); }
+
 inline bool would_cross(const L2Book& book, Side side, int64_t price) noexcept {
     const Side opp = opposite(side);
     return !book.empty(opp) && crosses(side == Side::Bid, price, book.best_price(opp));
@@ -164,7 +169,166 @@ inline int64_t saturating_add(int64_t a, int64_t b) noexcept {
 
 }  // namespace detail
 
-class L2Matcher {
+// The order-entry half both matchers share: submit, cancel and replace against the visible
+// levels, the event buffer and the resting-order queries. A matcher (Derived) keeps its resting
+// orders in `orders_` (Slots with an `.order`), and supplies rest() (join a level: the queue
+// model's start) and erase(i), plus the market-side rules (on_trade, on_level / on_l3).
+template <class Derived, class Book>
+class OrderEntry {
+public:
+    MatchResult submit(uint64_t client_order_id, Side side, TimeInForce tif, int64_t price,
+                       int64_t qty, const Book& book) {
+        MatchReject bad = detail::check_order(side, tif, price, qty);
+        if (bad == MatchReject::None && find(client_order_id) != kNone) {
+            bad = MatchReject::DuplicateOrder;
+        }
+        if (bad == MatchReject::None && tif == TimeInForce::PostOnly &&
+            detail::would_cross(detail::levels_of(book), side, price)) {
+            bad = MatchReject::PostOnlyWouldCross;
+        }
+        if (bad != MatchReject::None) {
+            emit(MatchEventKind::Rejected, bad, false, detail::known_side(side), client_order_id,
+                 price, qty);
+            return MatchResult{SubmitOutcome::Rejected, bad, 0, 0};
+        }
+        int64_t left = qty;
+        if (tif != TimeInForce::PostOnly) left = take(client_order_id, side, price, qty, book);
+        const int64_t filled = qty - left;
+        if (left == 0) return MatchResult{SubmitOutcome::Filled, MatchReject::None, filled, 0};
+        if (tif == TimeInForce::IOC) {
+            emit(MatchEventKind::Canceled, MatchReject::None, false, side, client_order_id, price,
+                 left);
+            return MatchResult{SubmitOutcome::Canceled, MatchReject::None, filled, 0};
+        }
+        self().rest(client_order_id, side, tif, price, left, book);
+        return MatchResult{SubmitOutcome::Rested, MatchReject::None, filled, left};
+    }
+
+    // Submit from an Intent: SubmitLimit as above; SubmitMarket as an IOC at the widest valid
+    // price (its price and tif are ignored). Any other kind is Rejected with BadTif.
+    MatchResult submit(const Intent& in, const Book& book) {
+        if (in.kind == IntentKind::SubmitMarket) {
+            const int64_t p = in.side == Side::Bid ? kMaxPrice : kMinPrice;
+            return submit(in.client_order_id, in.side, TimeInForce::IOC, p, in.qty, book);
+        }
+        if (in.kind != IntentKind::SubmitLimit) {
+            emit(MatchEventKind::Rejected, MatchReject::BadTif, false, detail::known_side(in.side),
+                 in.client_order_id, in.price, in.qty);
+            return MatchResult{SubmitOutcome::Rejected, MatchReject::BadTif, 0, 0};
+        }
+        return submit(in.client_order_id, in.side, in.tif, in.price, in.qty, book);
+    }
+
+    // Removes a resting order (Canceled event with its remaining qty) and returns true; otherwise
+    // emits CancelRejected/UnknownOrder and returns false.
+    bool cancel(uint64_t client_order_id) {
+        const size_t i = find(client_order_id);
+        if (i == kNone) {
+            emit(MatchEventKind::CancelRejected, MatchReject::UnknownOrder, false, Side::None,
+                 client_order_id, 0, 0);
+            return false;
+        }
+        const RestingOrder o = self().orders_[i].order;
+        self().erase(i);
+        emit(MatchEventKind::Canceled, MatchReject::None, false, o.side, o.client_order_id,
+             o.price, o.qty);
+        return true;
+    }
+
+    // The resting order now wants `new_price` / `new_remaining_qty` (docs/venue.md, "replace").
+    // Rejections (order unchanged): UnknownOrder, BadQty, BadPrice, PostOnlyWouldCross. Otherwise a
+    // Replaced event first, then: same price and qty not increased keeps the queue position;
+    // anything else re-enters like a submit (a GTC that crosses takes, PostOnly never takes) and
+    // the remainder rests at the back (rest(): the queue model's start, and last in insertion
+    // order).
+    MatchResult replace(uint64_t client_order_id, int64_t new_price, int64_t new_remaining_qty,
+                        const Book& book) {
+        auto& orders = self().orders_;
+        const size_t i = find(client_order_id);
+        MatchReject bad = MatchReject::None;
+        bool keep = false;
+        Side side = Side::None;
+        if (i == kNone) {
+            bad = MatchReject::UnknownOrder;
+        } else {
+            const RestingOrder& o = orders[i].order;
+            side = o.side;
+            keep = new_price == o.price && new_remaining_qty <= o.qty;
+            if (new_remaining_qty <= 0) bad = MatchReject::BadQty;
+            else if (!price_in_range(new_price)) bad = MatchReject::BadPrice;
+            else if (!keep && o.tif == TimeInForce::PostOnly &&
+                     detail::would_cross(detail::levels_of(book), side, new_price)) {
+                bad = MatchReject::PostOnlyWouldCross;
+            }
+        }
+        if (bad != MatchReject::None) {
+            emit(MatchEventKind::ReplaceRejected, bad, false, side, client_order_id, new_price,
+                 new_remaining_qty);
+            return MatchResult{SubmitOutcome::Rejected, bad, 0, 0};
+        }
+        emit(MatchEventKind::Replaced, MatchReject::None, false, side, client_order_id, new_price,
+             new_remaining_qty);
+        if (keep) {
+            orders[i].order.qty = new_remaining_qty;
+            return MatchResult{SubmitOutcome::Rested, MatchReject::None, 0, new_remaining_qty};
+        }
+        const TimeInForce tif = orders[i].order.tif;
+        self().erase(i);
+        int64_t left = new_remaining_qty;
+        if (tif != TimeInForce::PostOnly) {
+            left = take(client_order_id, side, new_price, new_remaining_qty, book);
+        }
+        const int64_t filled = new_remaining_qty - left;
+        if (left == 0) return MatchResult{SubmitOutcome::Filled, MatchReject::None, filled, 0};
+        self().rest(client_order_id, side, tif, new_price, left, book);
+        return MatchResult{SubmitOutcome::Rested, MatchReject::None, filled, left};
+    }
+
+    // Output buffer, oldest first; the caller reads then clears it.
+    const std::vector<MatchEvent>& events() const noexcept { return events_; }
+    void clear_events() noexcept { events_.clear(); }
+
+    // Resting orders in insertion order (a priority-losing replace moves an order to the end).
+    bool has_resting() const noexcept { return !self().orders_.empty(); }
+    size_t resting() const noexcept { return self().orders_.size(); }
+    const RestingOrder& resting_at(size_t i) const noexcept { return self().orders_[i].order; }
+    const RestingOrder* find_order(uint64_t client_order_id) const noexcept {
+        const size_t i = find(client_order_id);
+        return i == kNone ? nullptr : &self().orders_[i].order;
+    }
+
+protected:
+    static constexpr size_t kNone = SIZE_MAX;
+
+    // Takes the visible opposite levels (taker fills, at each level's price).
+    int64_t take(uint64_t id, Side side, int64_t price, int64_t qty, const Book& book) {
+        return detail::take(detail::levels_of(book), side, price, qty, [&](int64_t p, int64_t q) {
+            emit(MatchEventKind::Fill, MatchReject::None, false, side, id, p, q);
+        });
+    }
+
+    // A linear scan: a strategy keeps a handful of orders per instrument, not thousands.
+    size_t find(uint64_t id) const noexcept {
+        const auto& orders = self().orders_;
+        for (size_t i = 0; i < orders.size(); ++i) {
+            if (orders[i].order.client_order_id == id) return i;
+        }
+        return kNone;
+    }
+
+    void emit(MatchEventKind k, MatchReject r, bool maker, Side side, uint64_t id, int64_t price,
+              int64_t qty) {
+        events_.push_back(MatchEvent{k, r, maker, side, id, price, qty});
+    }
+
+    std::vector<MatchEvent> events_;
+
+private:
+    Derived& self() noexcept { return static_cast<Derived&>(*this); }
+    const Derived& self() const noexcept { return static_cast<const Derived&>(*this); }
+};
+
+class L2Matcher : public OrderEntry<L2Matcher, L2Book> {
 public:
     L2Matcher() = default;
 
@@ -187,101 +351,6 @@ public:
     }
     QueueModel queue_model() const noexcept { return model_; }
     double queue_power() const noexcept { return power_; }
-
-    MatchResult submit(uint64_t client_order_id, Side side, TimeInForce tif, int64_t price,
-                       int64_t qty, const L2Book& book) {
-        MatchReject bad = detail::check_order(side, tif, price, qty);
-        if (bad == MatchReject::None && find(client_order_id) != kNone) {
-            bad = MatchReject::DuplicateOrder;
-        }
-        if (bad == MatchReject::None && tif == TimeInForce::PostOnly &&
-            detail::would_cross(book, side, price)) {
-            bad = MatchReject::PostOnlyWouldCross;
-        }
-        if (bad != MatchReject::None) {
-            emit(MatchEventKind::Rejected, bad, false, detail::known_side(side), client_order_id,
-                 price, qty);
-            return MatchResult{SubmitOutcome::Rejected, bad, 0, 0};
-        }
-        int64_t left = qty;
-        if (tif != TimeInForce::PostOnly) left = take(client_order_id, side, price, qty, book);
-        const int64_t filled = qty - left;
-        if (left == 0) return MatchResult{SubmitOutcome::Filled, MatchReject::None, filled, 0};
-        if (tif == TimeInForce::IOC) {
-            emit(MatchEventKind::Canceled, MatchReject::None, false, side, client_order_id, price,
-                 left);
-            return MatchResult{SubmitOutcome::Canceled, MatchReject::None, filled, 0};
-        }
-        rest(client_order_id, side, tif, price, left, book);
-        return MatchResult{SubmitOutcome::Rested, MatchReject::None, filled, left};
-    }
-
-    // Submit from an Intent: SubmitLimit as above; SubmitMarket as an IOC at the widest valid
-    // price (its price and tif are ignored). Any other kind is Rejected with BadTif.
-    MatchResult submit(const Intent& in, const L2Book& book) {
-        if (in.kind == IntentKind::SubmitMarket) {
-            const int64_t p = in.side == Side::Bid ? kMaxPrice : kMinPrice;
-            return submit(in.client_order_id, in.side, TimeInForce::IOC, p, in.qty, book);
-        }
-        if (in.kind != IntentKind::SubmitLimit) {
-            emit(MatchEventKind::Rejected, MatchReject::BadTif, false, detail::known_side(in.side),
-                 in.client_order_id, in.price, in.qty);
-            return MatchResult{SubmitOutcome::Rejected, MatchReject::BadTif, 0, 0};
-        }
-        return submit(in.client_order_id, in.side, in.tif, in.price, in.qty, book);
-    }
-
-    // Removes a resting order (Canceled event with its remaining qty) and returns true; otherwise
-    // emits CancelRejected/UnknownOrder and returns false.
-    bool cancel(uint64_t client_order_id) {
-        const size_t i = find(client_order_id);
-        if (i == kNone) {
-            emit(MatchEventKind::CancelRejected, MatchReject::UnknownOrder, false, Side::None,
-                 client_order_id, 0, 0);
-            return false;
-        }
-        const RestingOrder o = orders_[i].order;
-        orders_.erase(orders_.begin() + static_cast<std::ptrdiff_t>(i));
-        emit(MatchEventKind::Canceled, MatchReject::None, false, o.side, o.client_order_id,
-             o.price, o.qty);
-        return true;
-    }
-
-    // The resting order now wants `new_price` / `new_remaining_qty` (docs/venue.md, "replace").
-    // Rejections (order unchanged): UnknownOrder, BadQty, BadPrice, PostOnlyWouldCross. Otherwise a
-    // Replaced event first, then: same price and qty not increased keeps the queue position;
-    // anything else re-enters like a submit (a GTC that crosses takes, PostOnly never takes) and
-    // the remainder rests at the back (queue-ahead = the visible quantity at the new price, and
-    // last in insertion order).
-    MatchResult replace(uint64_t client_order_id, int64_t new_price, int64_t new_remaining_qty,
-                        const L2Book& book) {
-        const size_t i = find(client_order_id);
-        const bool keep = i != kNone && new_price == orders_[i].order.price &&
-                          new_remaining_qty <= orders_[i].order.qty;
-        const MatchReject bad = replace_check(i, keep, new_price, new_remaining_qty, book);
-        const Side side = i == kNone ? Side::None : orders_[i].order.side;
-        if (bad != MatchReject::None) {
-            emit(MatchEventKind::ReplaceRejected, bad, false, side, client_order_id, new_price,
-                 new_remaining_qty);
-            return MatchResult{SubmitOutcome::Rejected, bad, 0, 0};
-        }
-        emit(MatchEventKind::Replaced, MatchReject::None, false, side, client_order_id, new_price,
-             new_remaining_qty);
-        if (keep) {
-            orders_[i].order.qty = new_remaining_qty;
-            return MatchResult{SubmitOutcome::Rested, MatchReject::None, 0, new_remaining_qty};
-        }
-        const TimeInForce tif = orders_[i].order.tif;
-        orders_.erase(orders_.begin() + static_cast<std::ptrdiff_t>(i));
-        int64_t left = new_remaining_qty;
-        if (tif != TimeInForce::PostOnly) {
-            left = take(client_order_id, side, new_price, new_remaining_qty, book);
-        }
-        const int64_t filled = new_remaining_qty - left;
-        if (left == 0) return MatchResult{SubmitOutcome::Filled, MatchReject::None, filled, 0};
-        rest(client_order_id, side, tif, new_price, left, book);
-        return MatchResult{SubmitOutcome::Rested, MatchReject::None, filled, left};
-    }
 
     // A market trade print; `aggressor` is the taker's side. qty <= 0 is ignored.
     void on_trade(int64_t price, int64_t qty, Side aggressor) {
@@ -341,64 +410,22 @@ public:
         }
     }
 
-    // Output buffer, oldest first; the caller reads then clears it.
-    const std::vector<MatchEvent>& events() const noexcept { return events_; }
-    void clear_events() noexcept { events_.clear(); }
-
-    // Resting orders in insertion order (a priority-losing replace moves an order to the end).
-    bool has_resting() const noexcept { return !orders_.empty(); }
-    size_t resting() const noexcept { return orders_.size(); }
-    const RestingOrder& resting_at(size_t i) const noexcept { return orders_[i].order; }
-    const RestingOrder* find_order(uint64_t client_order_id) const noexcept {
-        const size_t i = find(client_order_id);
-        return i == kNone ? nullptr : &orders_[i].order;
-    }
-
 private:
-    static constexpr size_t kNone = SIZE_MAX;
+    friend class OrderEntry<L2Matcher, L2Book>;
 
     struct Slot {
         RestingOrder order;
         int64_t traded = 0;  // trade quantity at our price since the last update of our level
     };
 
-    MatchReject replace_check(size_t i, bool keep, int64_t price, int64_t qty,
-                              const L2Book& book) const noexcept {
-        if (i == kNone) return MatchReject::UnknownOrder;
-        if (qty <= 0) return MatchReject::BadQty;
-        if (!price_in_range(price)) return MatchReject::BadPrice;
-        const RestingOrder& o = orders_[i].order;
-        if (!keep && o.tif == TimeInForce::PostOnly && detail::would_cross(book, o.side, price)) {
-            return MatchReject::PostOnlyWouldCross;
-        }
-        return MatchReject::None;
-    }
-
-    int64_t take(uint64_t id, Side side, int64_t price, int64_t qty, const L2Book& book) {
-        return detail::take(book, side, price, qty, [&](int64_t p, int64_t q) {
-            emit(MatchEventKind::Fill, MatchReject::None, false, side, id, p, q);
-        });
-    }
-
     void rest(uint64_t id, Side side, TimeInForce tif, int64_t price, int64_t qty,
               const L2Book& book) {
         orders_.push_back(Slot{RestingOrder{id, side, price, qty, book.qty_at(side, price), tif}});
     }
 
-    size_t find(uint64_t id) const noexcept {
-        for (size_t i = 0; i < orders_.size(); ++i) {
-            if (orders_[i].order.client_order_id == id) return i;
-        }
-        return kNone;
-    }
-
-    void emit(MatchEventKind k, MatchReject r, bool maker, Side side, uint64_t id, int64_t price,
-              int64_t qty) {
-        events_.push_back(MatchEvent{k, r, maker, side, id, price, qty});
-    }
+    void erase(size_t i) { orders_.erase(orders_.begin() + static_cast<std::ptrdiff_t>(i)); }
 
     std::vector<Slot> orders_;
-    std::vector<MatchEvent> events_;
     QueueModel model_ = QueueModel::Conservative;
     double power_ = 2.0;
 };

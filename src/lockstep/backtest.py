@@ -438,7 +438,7 @@ def run_backtest(
                 n = len(cols["ts_event"])
                 status = engine.run(cols, n)
                 out.add(*engine.drain())
-                done = engine.counters()["events"]
+                done += n
                 bar.update(done, int(cols["ts_recv"][n - 1]) if n else None)
                 if status != _engine.RUN_OK:
                     break

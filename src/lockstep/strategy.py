@@ -11,7 +11,8 @@ that runs without the GIL (``examples/market_maker_compiled.pyx``). Both see the
   touch, with ``ctx.subscribe(i, touch=True)``): never on a half-applied message;
 * ``on_trade(ctx, instrument, price, qty, aggressor)`` for trade prints (``trades=True``);
 * ``on_order(ctx, update)`` for every venue response about our orders: accepted, rejected, filled
-  (partly or fully), canceled, expired, replaced, cancel/replace rejected;
+  (partly or fully), canceled, expired, replaced, cancel/replace rejected; ``update.status`` is
+  the order's OrderStatus after it (0 if Execution State no longer knows the order);
 * ``on_timer(ctx, timer_id)`` for timers set with ``ctx.set_timer(ts, timer_id)``.
 
 Only the callbacks a Python strategy overrides are ever called, so an unused hook costs nothing.
@@ -27,27 +28,14 @@ to ``__init__``.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from typing import Any, ClassVar
 
 from lockstep._engine import CompiledStrategy, Context, OrderUpdate
 from lockstep.events import EventKind, Side
+from lockstep.execution import OrderStatus
 from lockstep.risk import RiskReason, TimeInForce
 
 HOOKS = ("on_start", "on_book", "on_trade", "on_order", "on_timer", "on_stop")
-
-
-class OrderStatus(enum.IntEnum):
-    """lockstep::OrderStatus: an order's lifecycle (``update.status``)."""
-
-    UNKNOWN = 0
-    SUBMITTED = 1
-    ACCEPTED = 2
-    PARTIALLY_FILLED = 3
-    FILLED = 4
-    CANCELED = 5
-    REJECTED = 6
-    EXPIRED = 7
 
 
 class Strategy:
