@@ -40,6 +40,8 @@ enum class EventKind : uint8_t {
     CancelSubmitted = 41,  // Queue Processing dispatched a cancel of `order_id`
     ReplaceSubmitted = 42, // Queue Processing dispatched a replace: requested price, total qty
     // 64..95: control events (timers, trading mode, kill switch).
+    Gap = 64,  // the feed lost messages for `instrument` (seq = the id found, order_id = the id
+               // expected): its book is invalid until a BookClear (a snapshot starts with one)
 };
 
 constexpr uint8_t kMarketKindEnd = 32;

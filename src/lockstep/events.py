@@ -39,6 +39,8 @@ class EventKind(enum.IntEnum):
     REPLACE_REJECTED = 40
     CANCEL_SUBMITTED = 41
     REPLACE_SUBMITTED = 42
+    # Control events.
+    GAP = 64  # the feed lost messages: the instrument's book is invalid until a BOOK_CLEAR
 
 
 #: Kinds 32..63 are reserved for execution events, 64..95 for control events.
