@@ -9,6 +9,7 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,17 @@ struct TopOfBookColumns {
     size_t capacity = 0;
 };
 
+// Where an instrument's book could not be trusted: from a GAP to the BOOK_CLEAR that restored it
+// (to_position -1: still invalid at the end).
+struct InvalidStretch {
+    uint32_t instrument = 0;
+    uint64_t from_position = 0;
+    int64_t from_ts_recv = 0;
+    int64_t to_position = -1;
+    int64_t to_ts_recv = 0;
+};
+constexpr size_t kInvalidStretchesKept = 4096;
+
 struct LastTrade {
     int64_t ts_recv = 0;
     int64_t price = 0;
@@ -97,24 +109,31 @@ struct LastTrade {
 
 class Replayer {
 public:
-    explicit Replayer(const std::vector<BookType>& book_types) : types_(book_types) {
-        slot_.resize(types_.size());
-        for (size_t i = 0; i < types_.size(); ++i) {
-            if (types_[i] == BookType::L3) {
-                slot_[i] = static_cast<uint32_t>(l3_.size());
-                l3_.emplace_back();
-            } else {
-                slot_[i] = static_cast<uint32_t>(l2_.size());
-                l2_.emplace_back();
-            }
+    explicit Replayer(const std::vector<BookType>& book_types) {
+        for (BookType t : book_types) add_instrument(t);
+    }
+
+    // A new instrument at index instrument_count(), with an empty (valid) book: decoders learn
+    // instruments as they go (an ITCH stock directory arrives mid-stream). Books live in deques,
+    // so the pointers the hot loop uses stay put.
+    void add_instrument(BookType t) {
+        const uint32_t inst = static_cast<uint32_t>(types_.size());
+        types_.push_back(t);
+        if (t == BookType::L3) {
+            slot_.push_back(static_cast<uint32_t>(l3_.size()));
+            l3_.emplace_back();
+            l2_of_.push_back(nullptr);
+            l3_of_.push_back(&l3_.back());
+        } else {
+            slot_.push_back(static_cast<uint32_t>(l2_.size()));
+            l2_.emplace_back();
+            l2_of_.push_back(&l2_.back());
+            l3_of_.push_back(nullptr);
         }
-        dirty_.assign(types_.size(), 0);
-        last_trade_.resize(types_.size());
-        // Pointers taken once the vectors are final, so the hot loop does one load per event.
-        for (size_t i = 0; i < types_.size(); ++i) {
-            l2_of_.push_back(types_[i] == BookType::L2 ? &l2_[slot_[i]] : nullptr);
-            l3_of_.push_back(types_[i] == BookType::L3 ? &l3_[slot_[i]] : nullptr);
-        }
+        dirty_.push_back(0);
+        last_trade_.emplace_back();
+        invalid_since_.push_back(-1);
+        (void)inst;
     }
 
     // Books are addressed through l2_of_/l3_of_; copying would leave them pointing at the source.
@@ -201,6 +220,10 @@ public:
     }
 
     uint64_t events_applied() const noexcept { return position_; }
+    // False from a GAP for the instrument until a BOOK_CLEAR restores its book.
+    bool book_valid(uint32_t inst) const noexcept { return invalid_since_[inst] < 0; }
+    const std::vector<InvalidStretch>& invalid_stretches() const noexcept { return stretches_; }
+    uint64_t invalid_stretch_count() const noexcept { return stretch_count_; }
     const AnomalyLog& anomaly(Anomaly a) const noexcept { return log_[static_cast<size_t>(a)]; }
     uint64_t kind_count(uint8_t kind) const noexcept { return kind_counts_[kind]; }
     size_t instrument_count() const noexcept { return types_.size(); }
@@ -274,6 +297,31 @@ private:
         *ask_qty = has_ask ? b.best_qty(Side::Ask) : 0;
     }
 
+    [[gnu::noinline]] void invalidate(uint32_t inst, uint64_t position, int64_t ts_recv) noexcept {
+        if (invalid_since_[inst] >= 0) return;
+        invalid_since_[inst] = static_cast<int64_t>(position);
+        ++stretch_count_;
+        if (stretches_.size() < kInvalidStretchesKept) {
+            try {
+                stretches_.push_back(InvalidStretch{inst, position, ts_recv, -1, 0});
+            } catch (...) {
+                // Counted in stretch_count_ even when its details cannot be kept.
+            }
+        }
+    }
+
+    [[gnu::noinline]] void restore(uint32_t inst, uint64_t position, int64_t ts_recv) noexcept {
+        const auto since = static_cast<uint64_t>(invalid_since_[inst]);
+        invalid_since_[inst] = -1;
+        for (auto it = stretches_.rbegin(); it != stretches_.rend(); ++it) {
+            if (it->instrument == inst && it->from_position == since) {
+                it->to_position = static_cast<int64_t>(position);
+                it->to_ts_recv = ts_recv;
+                break;
+            }
+        }
+    }
+
     void note(Anomaly a, uint64_t position, uint32_t inst) noexcept {
         log_[static_cast<size_t>(a)].note(position, inst);
     }
@@ -299,9 +347,12 @@ private:
             case EventKind::L3Execute:
                 note(Anomaly::WrongBookKind, position, inst);
                 break;
+            case EventKind::Gap:
+                invalidate(inst, position, ts_recv);
+                break;
             default:
-                // Execution and control kinds have no effect on Market State; anything else is
-                // unknown to this build.
+                // Execution and other control kinds have no effect on Market State; anything
+                // else is unknown to this build.
                 if (kind < kMarketKindEnd) note(Anomaly::UnknownKind, position, inst);
                 break;
         }
@@ -322,6 +373,7 @@ private:
         } else if (kind == static_cast<uint8_t>(EventKind::BookClear)) {
             book.clear();
             dirty_[inst] = 1;
+            if (invalid_since_[inst] >= 0) [[unlikely]] restore(inst, position, ts_recv);
         } else {
             apply_common(kind, side, price, qty, ts_recv, inst, position);
         }
@@ -358,6 +410,7 @@ private:
                 break;
             case EventKind::BookClear:
                 book.clear();
+                if (invalid_since_[inst] >= 0) [[unlikely]] restore(inst, position, ts_recv);
                 break;
             default:
                 apply_common(kind, side, price, qty, ts_recv, inst, position);
@@ -392,14 +445,18 @@ private:
 
     std::vector<BookType> types_;
     std::vector<uint32_t> slot_;  // instrument -> index into l2_ or l3_
-    std::vector<L2Book> l2_;
-    std::vector<L3Book> l3_;
+    std::deque<L2Book> l2_;
+    std::deque<L3Book> l3_;
     std::vector<L2Book*> l2_of_;  // per instrument: its L2 book, or null
     std::vector<L3Book*> l3_of_;  // per instrument: its L3 book, or null
     // Book changed since the instrument's last complete message. Not bytes: a byte store may
     // alias anything, and one per event would make the compiler reload the books' state.
     std::vector<uint32_t> dirty_;
     std::vector<LastTrade> last_trade_;
+    // Per instrument: the position of the GAP that made its book invalid, -1 while valid.
+    std::vector<int64_t> invalid_since_;
+    std::vector<InvalidStretch> stretches_;
+    uint64_t stretch_count_ = 0;
     std::array<AnomalyLog, kAnomalyKinds> log_{};
     std::array<uint64_t, 256> kind_counts_{};
     uint64_t position_ = 0;
