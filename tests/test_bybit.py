@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from shared_data import shared_file
 
 from lockstep.errors import DecodeError, LockstepError
@@ -159,7 +158,7 @@ def test_real_capture_counts_and_levels():
 
 
 def test_real_capture_explicit_increments_agree_and_coarse_ones_are_refused():
-    path, _, msgs = _fixture_messages()
+    path, _, _ = _fixture_messages()
     a = flat(list(decode_bybit(path)))
     b = flat(list(decode_bybit(path, instruments={"xrpusdt": ("0.0001", "1")})))
     c = flat(list(decode_bybit(path, **INC)))
@@ -341,7 +340,7 @@ def test_inferred_increment_is_the_exact_decimal_gcd(tmp_path):
 
 
 def test_explicit_increments_refuse_off_tick_values(tmp_path):
-    run, recs = run_lines(tmp_path, [book("snapshot", 1, [("1.00005", "1")])],
+    _, recs = run_lines(tmp_path, [book("snapshot", 1, [("1.00005", "1")])],
                           instruments=[{"symbol": "XRPUSDT", "price_increment": "0.0001", "size_increment": "1"}])
     assert recs[0][4] == Rule.MALFORMED_RECORD and "1.00005" in recs[0][6]
 

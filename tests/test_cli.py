@@ -56,7 +56,8 @@ def test_synth_replay_show_ls_json(tmp_path):
                              env={"LOCKSTEP_DATA": str(root)}).stdout)
     assert by_name["digest"] == rep["digest"]
     listed = json.loads(cli("data", "ls", "--data", str(root), "--json", cwd=tmp_path).stdout)
-    assert [d["events"] for d in listed] == [50000]
+    assert [d["events"] for d in listed["canonical"]] == [50000] and listed["quarantine"] == []
+    assert listed["canonical"][0]["verdict"] == "unvalidated"  # generated, not imported
     shown = json.loads(cli("data", "show", synth["dataset"], "--json", cwd=tmp_path).stdout)
     assert shown["rows"] == 50000 and shown["schema_version"] == 1
 

@@ -84,6 +84,7 @@ struct TopOfBookColumns {
     int64_t* bid_qty = nullptr;
     int64_t* ask_price = nullptr;
     int64_t* ask_qty = nullptr;
+    uint8_t* valid = nullptr;  // optional: 0 while the book is invalid (after a GAP, before a clear)
     size_t size = 0;
     size_t capacity = 0;
 };
@@ -439,6 +440,7 @@ private:
             tob->ts_event[r] = ts_event;
             tob->instrument[r] = inst;
             touch(inst, &tob->bid_price[r], &tob->bid_qty[r], &tob->ask_price[r], &tob->ask_qty[r]);
+            if (tob->valid != nullptr) tob->valid[r] = invalid_since_[inst] < 0 ? 1 : 0;
         }
     }
 

@@ -9,7 +9,7 @@ import numpy as np
 from lockstep._columns cimport columns_view
 from lockstep.includes.events cimport CEventColumns
 from lockstep.includes.replay cimport (
-    CAnomaly, CAnomalyLog, CBookType, CLastTrade, CReplayer, CTopOfBookColumns, anomaly_name,
+    CAnomaly, CAnomalyLog, CBookType, CInvalidStretch, CLastTrade, CReplayer, CTopOfBookColumns, anomaly_name,
     kAnomalyKinds,
 )
 from lockstep.includes.status cimport CStatus, status_name
@@ -17,6 +17,7 @@ from lockstep.includes.status cimport CStatus, status_name
 TOP_OF_BOOK_COLUMNS = (
     ("ts_recv", np.int64), ("ts_event", np.int64), ("instrument", np.uint32),
     ("bid_price", np.int64), ("bid_qty", np.int64), ("ask_price", np.int64), ("ask_qty", np.int64),
+    ("valid", np.uint8),
 )
 
 
@@ -41,17 +42,18 @@ cdef class Replayer:
         cdef CTopOfBookColumns* out_ptr = NULL
         cdef int64_t[::1] ts_recv, ts_event, bid_price, bid_qty, ask_price, ask_qty
         cdef uint32_t[::1] instrument
+        cdef uint8_t[::1] valid
         if tob is not None:
             ts_recv = tob["ts_recv"]; ts_event = tob["ts_event"]; instrument = tob["instrument"]
             bid_price = tob["bid_price"]; bid_qty = tob["bid_qty"]
-            ask_price = tob["ask_price"]; ask_qty = tob["ask_qty"]
+            ask_price = tob["ask_price"]; ask_qty = tob["ask_qty"]; valid = tob["valid"]
             out.capacity = ts_recv.shape[0]
             if out.capacity < size:
                 raise ValueError("top-of-book columns are shorter than the batch")
             if out.capacity:
                 out.ts_recv = &ts_recv[0]; out.ts_event = &ts_event[0]; out.instrument = &instrument[0]
                 out.bid_price = &bid_price[0]; out.bid_qty = &bid_qty[0]
-                out.ask_price = &ask_price[0]; out.ask_qty = &ask_qty[0]
+                out.ask_price = &ask_price[0]; out.ask_qty = &ask_qty[0]; out.valid = &valid[0]
             out_ptr = &out
         if self.owner is not None:
             raise TypeError("a view of another component's Market State is read-only")
@@ -94,6 +96,25 @@ cdef class Replayer:
         cdef int64_t bp, bq, ap, aq
         self.ptr.touch(inst, &bp, &bq, &ap, &aq)
         return bp, bq, ap, aq
+
+    def book_valid(self, uint32_t inst):
+        """False from a GAP for the instrument until a BOOK_CLEAR restores its book."""
+        if inst >= self.ptr.instrument_count():
+            raise IndexError(f"instrument {inst} out of range")
+        return self.ptr.book_valid(inst)
+
+    def invalid_stretches(self):
+        """(count, [(instrument, from_position, from_ts_recv, to_position or None, to_ts_recv)])
+        of the stretches where a book was invalid; the first 4096 are kept."""
+        cdef const vector[CInvalidStretch]* v = &self.ptr.invalid_stretches()
+        cdef size_t i
+        out = []
+        for i in range(v.size()):
+            st = &v.at(i)
+            out.append((st.instrument, st.from_position, st.from_ts_recv,
+                        None if st.to_position < 0 else st.to_position,
+                        None if st.to_position < 0 else st.to_ts_recv))
+        return self.ptr.invalid_stretch_count(), out
 
     def last_trade(self, uint32_t inst):
         if inst >= self.ptr.instrument_count():

@@ -41,6 +41,11 @@ def _print_replay(result) -> None:
             click.echo(f"  {name:<16} {a.count:,}   first at event {where}")
     else:
         click.echo("data quality clean")
+    for st in result.invalid_stretches[:20]:
+        until = f"event {st['to_position']:,}" if st["to_position"] is not None else "the end"
+        click.echo(f"invalid book {st['symbol']} from event {st['from_position']:,} to {until} (gap)")
+    if result.invalid_stretch_count > 20:
+        click.echo(f"  ... {result.invalid_stretch_count - 20:,} more invalid stretches")
     if result.top_of_book_path:
         click.echo(f"top of book  {result.top_of_book_rows:,} rows -> {result.top_of_book_path}")
 
@@ -173,49 +178,136 @@ def synth(events: int, seed: int, book: str, instruments: int, name: str | None,
         click.echo(f"{ds.rows:,} events -> {ds.path}")
 
 
+def _validation_options(f):
+    f = click.option("--rule", "rules", multiple=True, metavar="RULE=ACTION",
+                     help="off|warn|quarantine for a rule (repeatable), e.g. feed_latency=quarantine")(f)
+    f = click.option("--min-feed-latency", default=None, metavar="DURATION",
+                     help="lowest allowed ts_recv - ts_event (default 0; e.g. -2s)")(f)
+    f = click.option("--max-feed-latency", default=None, metavar="DURATION",
+                     help="highest allowed ts_recv - ts_event (default 60s)")(f)
+    return f
+
+
+def _decoder_options(f):
+    f = click.option("--venue", default=None, help="venue name for the instrument table")(f)
+    f = click.option("--price-increment", default=None, help="price tick, exact decimal")(f)
+    f = click.option("--size-increment", default=None, help="size lot, exact decimal")(f)
+    f = click.option("--instruments", "instruments_file", default=None, type=click.Path(dir_okay=False),
+                     help="binance: JSON file of instruments (symbol, price_increment, size_increment)")(f)
+    f = click.option("--date", default=None, help="itch: session date YYYY-MM-DD (else from the file name)")(f)
+    f = click.option("--definitions", default=None, type=click.Path(dir_okay=False),
+                     help="dbn: a DBN file of instrument definitions")(f)
+    return f
+
+
+def _options_for(format: str | None, venue, price_increment, size_increment, instruments_file, date,
+                 definitions) -> dict[str, Any]:
+    opts: dict[str, Any] = {"venue": venue, "price_increment": price_increment, "size_increment": size_increment}
+    if instruments_file:
+        opts["instruments_file"] = instruments_file
+    if date:
+        opts["date"] = date
+    if definitions:
+        opts["definitions"] = [definitions]
+    return opts
+
+
+def _validation_config(rules, min_feed_latency, max_feed_latency):
+    from lockstep.pipeline import ValidationConfig
+
+    try:
+        return ValidationConfig.from_options(rules, min_feed_latency, max_feed_latency)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+
+
+def _emit_result(result, as_json: bool) -> None:
+    if as_json:
+        _emit_json(result.to_dict())
+    else:
+        click.echo(result.describe())
+
+
 @data.command("import")
-@click.argument("format", type=click.Choice(["binance"]))
+@click.argument("format", type=click.Choice(["binance", "bybit", "tardis", "dbn", "itch"]))
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--price-increment", default=None, help="price tick, exact decimal (else built-in or inferred)")
-@click.option("--size-increment", default=None, help="size lot, exact decimal (else built-in or inferred)")
-@click.option("--instruments", "instruments_file", default=None, type=click.Path(dir_okay=False),
-              help="JSON file of instruments (symbol, venue, price_increment, size_increment)")
 @click.option("--name", default=None, help="dataset name (default derived from the files)")
+@click.option("--stop-after", type=click.Choice(["raw", "normalize", "validate", "promote"]), default="promote",
+              show_default=True, help="the last step to run")
+@_decoder_options
+@_validation_options
 @click.option("--data", "data", default=None, help=DATA_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def import_cmd(format: str, files: tuple[str, ...], price_increment: str | None,
-               size_increment: str | None, instruments_file: str | None, name: str | None,
+def import_cmd(format: str, files: tuple[str, ...], name: str | None, stop_after: str, venue, price_increment,
+               size_increment, instruments_file, date, definitions, rules, min_feed_latency, max_feed_latency,
                data: str | None, as_json: bool) -> None:
-    """Import FILES (one stream, in order) of FORMAT into a canonical dataset."""
-    from lockstep.importers import import_binance
+    """Import FILES (one stream, in order) of FORMAT: raw, normalize, validate, then promote to
+    canonical or quarantine."""
+    from lockstep.pipeline import import_data
 
-    report = import_binance(
-        list(files), data=data, name=name, price_increment=price_increment,
-        size_increment=size_increment, instruments_file=instruments_file,
-    )
-    if as_json:
-        _emit_json(report.to_dict())
-    else:
-        click.echo(report.describe())
+    cfg = _validation_config(rules, min_feed_latency, max_feed_latency)
+    opts = _options_for(format, venue, price_increment, size_increment, instruments_file, date, definitions)
+    result = import_data(format, list(files), data=data, name=name, stop_after=stop_after, validation=cfg,
+                         options=opts)
+    _emit_result(result, as_json)
+
+
+@data.command("validate")
+@click.argument("source")
+@_decoder_options
+@_validation_options
+@click.option("--data", "data", default=None, help=DATA_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def validate_cmd(source: str, venue, price_increment, size_increment, instruments_file, date, definitions,
+                 rules, min_feed_latency, max_feed_latency, data: str | None, as_json: bool) -> None:
+    """Validate SOURCE alone (a normalized import, a canonical dataset or a quarantine entry);
+    prints verdicts, writes nothing. Exit status 3 when records would be quarantined."""
+    from lockstep.pipeline import validate_source
+
+    cfg = _validation_config(rules, min_feed_latency, max_feed_latency) if (rules or min_feed_latency or max_feed_latency) else None
+    opts = _options_for(None, venue, price_increment, size_increment, instruments_file, date, definitions)
+    result = validate_source(source, data=data, validation=cfg, options=opts)
+    _emit_result(result, as_json)
+    if result.records_quarantined:
+        sys.exit(3)
+
+
+@data.command("promote")
+@click.argument("source")
+@click.option("--name", default=None, help="dataset name (default: the import's)")
+@_decoder_options
+@_validation_options
+@click.option("--data", "data", default=None, help=DATA_HELP)
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def promote_cmd(source: str, name: str | None, venue, price_increment, size_increment, instruments_file, date,
+                definitions, rules, min_feed_latency, max_feed_latency, data: str | None, as_json: bool) -> None:
+    """Validate and promote SOURCE (a normalized import, or a quarantine entry after a fix) to a
+    new canonical version; what fails goes to quarantine again."""
+    from lockstep.pipeline import promote_source
+
+    cfg = _validation_config(rules, min_feed_latency, max_feed_latency) if (rules or min_feed_latency or max_feed_latency) else None
+    opts = _options_for(None, venue, price_increment, size_increment, instruments_file, date, definitions)
+    result = promote_source(source, data=data, validation=cfg, options=opts, name=name)
+    _emit_result(result, as_json)
 
 
 @data.command("ls")
 @click.option("--data", "data", default=None, help=DATA_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def ls_cmd(data: str | None, as_json: bool) -> None:
-    """List canonical datasets."""
-    from lockstep.dataset import list_datasets
+    """List canonical datasets (with their verdicts) and quarantine entries."""
+    from lockstep.pipeline import list_storage
 
-    rows = [
-        {"dataset": d.path, "name": d.name, "version": d.manifest["version"], "events": d.rows,
-         "instruments": [i.symbol for i in d.instruments]}
-        for d in list_datasets(data)
-    ]
+    listing = list_storage(data)
     if as_json:
-        _emit_json(rows)
-    else:
-        for r in rows:
-            click.echo(f"{r['name']}/v{r['version']}  {r['events']:>14,}  {','.join(r['instruments'])}  {r['dataset']}")
+        _emit_json(listing)
+        return
+    for r in listing["canonical"]:
+        click.echo(f"canonical   {r['name']}/v{r['version']}  {r['events']:>12,} events  {r['verdict']:<8} "
+                   f"{','.join(r['instruments'])}  {r['dataset']}")
+    for q in listing["quarantine"]:
+        rules = ", ".join(f"{k} {v:,}" for k, v in sorted(q["by_rule"].items()))
+        click.echo(f"quarantine  {q['name']}/{q['import_id']}  {q['records']:>12,} records  {rules}  {q['path']}")
 
 
 @data.command("show")
@@ -223,14 +315,14 @@ def ls_cmd(data: str | None, as_json: bool) -> None:
 @click.option("--data", "data", default=None, help=DATA_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def show_cmd(dataset: str, data: str | None, as_json: bool) -> None:
-    """Show a dataset's manifest: schema, instruments, time range, counts."""
-    from lockstep.dataset import Dataset
+    """Show a dataset: schema, instruments, time range, counts, validation verdicts."""
+    from lockstep.pipeline import describe_dataset, show_dataset
 
-    ds = Dataset.open(dataset, data=data)
+    info = show_dataset(dataset, data)
     if as_json:
-        _emit_json({"dataset": ds.path, **ds.manifest})
+        _emit_json(info)
     else:
-        click.echo(json.dumps({"dataset": ds.path, **ds.manifest}, indent=2))
+        click.echo(describe_dataset(info))
 
 
 if __name__ == "__main__":

@@ -686,9 +686,14 @@ def _run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResul
     default_book = "l3" if result.format == "itch" else "l2"
     warned: dict[str, int] = {}
     warn_first: dict[str, list[dict[str, Any]]] = {}
+    first_offset: dict[int, int] = {}  # per input: where its first record starts (after a header)
     try:
         for chunk in chunks:
             result.records_read += chunk.n_records
+            if chunk.n_records:
+                files, at = np.unique(chunk.rec_file[: chunk.n_records], return_index=True)
+                for f, i in zip(files.tolist(), at.tolist()):
+                    first_offset.setdefault(f, int(chunk.rec_offset[i]))
             if normalized is not None:
                 normalized.write(chunk)
             if stop_after == "normalize":
@@ -755,7 +760,8 @@ def _run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResul
     report["verdict"] = result.verdict()
     report["segments"] = promoter.segments
     report["invalid_stretches"] = promoter.stretches
-    qpath = quarantine.close(sources, {**meta_common, "report": report})
+    qpath = quarantine.close(sources, {**meta_common, "report": report,
+                                       "headers": _headers(sources, first_offset)})
     result.paths["quarantine"] = qpath
     report["quarantine"] = qpath
     report["quarantine_entries"] = [{k: v for k, v in e.items() if k != "positions"} for e in result.entries]
@@ -770,6 +776,17 @@ def _run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResul
                                         source=source)
     result.events_canonical = ds.rows
     result.paths["canonical"] = ds.path
+
+
+def _headers(sources: Sequence[str], first_offset: Mapping[int, int]) -> dict[str, str]:
+    """Per input, the bytes before its first record (a CSV header, DBN metadata) as hex, so that
+    quarantined records can be decoded again on their own."""
+    out = {}
+    for f, off in first_offset.items():
+        if 0 < off <= (1 << 22) and f < len(sources):
+            with open_decompressed(sources[f]) as reader:
+                out[str(f)] = reader.read(off).hex()
+    return out
 
 
 def _table_so_far(run: Any) -> list[Instrument]:
@@ -818,3 +835,264 @@ class _ValidatorGrowing:
     def check(self, chunk: NormalizedChunk):
         assert self.core is not None
         return self.core.check(chunk)
+
+
+# ---------------------------------------------------------------------------------------------
+# validate and promote alone
+
+
+def _kind_of_source(loc: Location) -> str:
+    if loc.join("normalized.json").exists():
+        return "normalized"
+    if loc.join("quarantine.json").exists():
+        return "quarantine"
+    if loc.join("manifest.json").exists():
+        return "canonical"
+    raise PipelineError(f"{loc.uri}: not a normalized import, a quarantine entry or a canonical dataset")
+
+
+def resolve_source(src: str, data: str | None = None) -> Location:
+    """A path/URI, or a name under the root: canonical/<name>[/vK], normalized/<name>[/<id>],
+    quarantine/<name>[/<id>] (the newest when the id or version is left out)."""
+    loc = locate(src)
+    if loc.exists():
+        return loc
+    root = root_location(data)
+    for area in ("canonical", "normalized", "quarantine"):
+        base = root.join(area, *src.split("/"))
+        if base.is_dir():
+            if area == "canonical":
+                if base.join("manifest.json").exists():
+                    return base
+                versions = [d for d in base.list_dirs() if re.fullmatch(r"v\d+", d)]
+                if versions:
+                    return base.join(max(versions, key=lambda v: int(v[1:])))
+            else:
+                if base.join(f"{area}.json").exists():
+                    return base
+                ids = base.list_dirs()
+                if ids:
+                    newest = max(ids, key=lambda d: base.join(d).fs.get_file_info(base.join(d).path).mtime_ns or 0)
+                    return base.join(newest)
+    raise PipelineError(f"{src}: no such file, dataset, normalized import or quarantine entry under {root.uri}")
+
+
+def _chunks_from_canonical(ds: Dataset) -> Iterator[NormalizedChunk]:
+    """A canonical dataset as chunks whose records are its venue messages (LAST ends one)."""
+    first_record = 0
+    for cols in ds.iter_columns():
+        n = len(cols["ts_event"])
+        last = (cols["flags"] & int(Flag.LAST)) != 0
+        ends = np.cumsum(last)
+        record = first_record + ends - last  # a message's events share the count of LASTs before it
+        m = int(ends[-1]) if n else 0
+        if n and not last[-1]:
+            m += 1  # an unterminated trailing message is a record of its own
+        yield NormalizedChunk(
+            events={k: np.ascontiguousarray(v) for k, v in cols.items()}, n_events=n,
+            event_record=record.astype(np.int64), first_record=first_record, n_records=m,
+            rec_file=np.zeros(m, np.int32), rec_line=np.zeros(m, np.int64),
+            rec_offset=np.zeros(m, np.int64), rec_length=np.zeros(m, np.int64),
+            rec_problem=np.zeros(m, np.uint8))
+        first_record += m
+
+
+class _StoredRun:
+    """The DecodeRun interface over stored chunks (normalized import or canonical dataset)."""
+
+    def __init__(self, chunks: Iterator[NormalizedChunk], fmt: str, instruments: Sequence[Instrument],
+                 requires_snapshot: bool, counts: Mapping[str, Any] | None = None) -> None:
+        self._chunks = chunks
+        self.format = fmt
+        self.instruments = list(instruments)
+        self.requires_snapshot = requires_snapshot
+        self.inputs: list[Any] = []
+        self.counts = dict(counts or {})
+
+    def __iter__(self) -> Iterator[NormalizedChunk]:
+        return self._chunks
+
+
+def validate_source(src: str, *, data: str | None = None, validation: ValidationConfig | None = None,
+                    options: Mapping[str, Any] | None = None) -> ImportResult:
+    """The validation step alone on a normalized import, a canonical dataset or a quarantine
+    entry (whose raw records are decoded again): verdicts only, nothing written."""
+    return _step_on_source(src, data=data, validation=validation, options=options, stop_after="validate")
+
+
+def promote_source(src: str, *, data: str | None = None, validation: ValidationConfig | None = None,
+                   options: Mapping[str, Any] | None = None, name: str | None = None) -> ImportResult:
+    """Validation and promotion of a normalized import, or of a quarantine entry's raw records
+    decoded again (after a fix: new increments, other rule actions, edited records)."""
+    return _step_on_source(src, data=data, validation=validation, options=options, stop_after="promote",
+                           name=name)
+
+
+def _step_on_source(src: str, *, data: str | None, validation: ValidationConfig | None,
+                    options: Mapping[str, Any] | None, stop_after: str, name: str | None = None) -> ImportResult:
+    start = time.perf_counter()
+    loc = resolve_source(src, data)
+    kind = _kind_of_source(loc)
+    root = root_location(data)
+    if kind == "quarantine":
+        return _from_quarantine(loc, data=data, validation=validation, options=options, stop_after=stop_after,
+                                name=name)
+    if kind == "canonical":
+        if stop_after != "validate":
+            raise PipelineError(f"{loc.uri} is already canonical; promote a normalized import or a quarantine entry")
+        ds = Dataset.open(loc.uri)
+        cfg = validation or ValidationConfig.from_dict(
+            ds.manifest.get("source", {}).get("validation_report", {}).get("validation", {}))
+        run = _StoredRun(_chunks_from_canonical(ds), ds.manifest.get("source", {}).get("format", "canonical"),
+                         ds.instruments, False)
+        result = ImportResult(name=ds.name, import_id=f"v{ds.manifest['version']}", format=run.format,
+                              stopped_after="validate")
+        _run_chunks(iter(run), run, result, cfg, root, ds.name, result.import_id, data, [],
+                    normalized=None, stop_after="validate", instruments=ds.instruments)
+        result.paths["canonical"] = ds.path
+        result.seconds = time.perf_counter() - start
+        return result
+    meta = json.loads(loc.join("normalized.json").read_bytes())
+    if not meta.get("complete", False):
+        raise PipelineError(f"{loc.uri}: the normalized import did not complete; import again")
+    cfg = validation or ValidationConfig.from_dict(meta.get("validation", {}))
+    instruments = [Instrument.from_dict(i) for i in meta.get("instruments", [])]
+    run = _StoredRun(read_normalized(loc), meta["format"], instruments, bool(meta.get("requires_snapshot")),
+                     meta.get("decoder_counts"))
+    nm = name or meta["name"]
+    result = ImportResult(name=nm, import_id=meta["import_id"], format=meta["format"], stopped_after=stop_after,
+                          inputs=meta.get("inputs", []))
+    sources = [i["raw"] for i in result.inputs]
+    _run_chunks(iter(run), run, result, cfg, root, nm, meta["import_id"], data, sources, normalized=None,
+                stop_after=stop_after, instruments=instruments)
+    result.paths["normalized"] = loc.uri
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def _from_quarantine(loc: Location, *, data: str | None, validation: ValidationConfig | None,
+                     options: Mapping[str, Any] | None, stop_after: str, name: str | None) -> ImportResult:
+    import tempfile
+
+    meta = json.loads(loc.join("quarantine.json").read_bytes())
+    table = pq.read_table(loc.join("records.parquet").path, filesystem=loc.fs)
+    files = table.column("file").to_numpy()
+    raw = table.column("raw").to_pylist()
+    binary = meta["format"] in ("itch", "dbn")
+    headers = meta.get("headers", {})
+    with tempfile.TemporaryDirectory(prefix="lockstep-requeue-") as tmp:
+        paths = []
+        for f in sorted(set(files.tolist())):
+            rows = [raw[i] for i in np.flatnonzero(files == f)]
+            body = b"".join(rows) if binary else b"".join(r + b"\n" for r in rows)
+            header = bytes.fromhex(headers.get(str(f), ""))
+            src = meta["inputs"][f]["source"] if f < len(meta["inputs"]) else f"input{f}"
+            path = os.path.join(tmp, f"{f:03d}-requeued-{os.path.basename(src)}")
+            # Names keep a trailing compression suffix out: the bytes here are plain.
+            path = re.sub(r"\.(gz|zst|zip)$", "", path)
+            with open(path, "wb") as out:
+                out.write(header + body)
+            paths.append(path)
+        cfg = validation or ValidationConfig.from_dict(meta.get("validation", {}))
+        result = import_data(meta["format"], paths, data=data, name=name or meta["name"], stop_after=stop_after,
+                             validation=cfg, options=options)
+    result.paths["requeued_from"] = loc.uri
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# ls and show
+
+
+def _verdict_of(manifest: Mapping[str, Any]) -> str:
+    report = manifest.get("source", {}).get("validation_report")
+    if report is None:
+        return "unvalidated"  # generated (synthetic) or written before the data platform
+    return str(report.get("verdict") or "unknown")
+
+
+def list_storage(data: str | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Canonical datasets and quarantine entries under the root."""
+    from lockstep.dataset import list_datasets
+
+    canonical = [
+        {"dataset": d.path, "name": d.name, "version": d.manifest["version"], "events": d.rows,
+         "instruments": [i.symbol for i in d.instruments], "verdict": _verdict_of(d.manifest)}
+        for d in list_datasets(data)
+    ]
+    quarantine = []
+    qroot = root_location(data).join("quarantine")
+    for name in qroot.list_dirs():
+        for import_id in qroot.join(name).list_dirs():
+            loc = qroot.join(name, import_id)
+            if not loc.join("quarantine.json").exists():
+                continue
+            meta = json.loads(loc.join("quarantine.json").read_bytes())
+            quarantine.append({"name": name, "import_id": import_id, "path": loc.uri,
+                               "records": meta.get("records", 0),
+                               "by_rule": meta.get("report", {}).get("quarantined_by_rule", {})})
+    return {"canonical": canonical, "quarantine": quarantine}
+
+
+def show_dataset(dataset: str, data: str | None = None) -> dict[str, Any]:
+    """A dataset's schema, instruments, time range, counts and validation verdicts."""
+    from lockstep.events import SCHEMA
+
+    ds = Dataset.open(dataset, data=data)
+    m = ds.manifest
+    report = m.get("source", {}).get("validation_report") or {}
+    return {
+        "dataset": ds.path, "name": ds.name, "version": m["version"],
+        "schema": [{"name": f.name, "type": str(f.type)} for f in SCHEMA],
+        "schema_version": m.get("schema_version"),
+        "instruments": m.get("instruments", []), "rows": m.get("rows"), "time_range": m.get("time_range"),
+        "counts_by_kind": {_kind_name(k): v for k, v in m.get("counts_by_kind", {}).items()},
+        "files": m.get("files", []),
+        "verdict": _verdict_of(m),
+        "validation": {k: report.get(k) for k in (
+            "records_read", "records_canonical", "records_quarantined", "quarantined_by_rule",
+            "warnings_by_rule", "segments", "invalid_stretches", "quarantine", "quarantine_entries",
+            "validation")} if report else None,
+        "source": {k: v for k, v in m.get("source", {}).items() if k != "validation_report"},
+    }
+
+
+def _kind_name(k: Any) -> str:
+    try:
+        return EventKind(int(k)).name
+    except (ValueError, TypeError):
+        return str(k)
+
+
+def describe_dataset(info: Mapping[str, Any]) -> str:
+    from datetime import datetime, timezone
+
+    def ts(ns: int | None) -> str:
+        if ns is None:
+            return "-"
+        return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+    lines = [f"dataset      {info['name']}/v{info['version']}  {info['dataset']}",
+             f"verdict      {info['verdict']}",
+             f"rows         {info['rows']:,} in {len(info['files'])} file(s)"]
+    tr = (info.get("time_range") or {}).get("ts_recv") or [None, None]
+    lines.append(f"time range   {ts(tr[0])} .. {ts(tr[1])} (ts_recv)")
+    lines.append("schema       " + ", ".join(f"{c['name']}:{c['type']}" for c in info["schema"]))
+    for i in info["instruments"]:
+        lines.append(f"instrument   {i['symbol']} on {i['venue']}: tick {i['price_increment']}, "
+                     f"lot {i['size_increment']}, book {i.get('book', 'l2')}")
+    lines.append("kinds        " + ", ".join(f"{k} {v:,}" for k, v in info["counts_by_kind"].items()))
+    v = info.get("validation")
+    if v:
+        lines.append(f"records      {v['records_read']:,} read = {v['records_canonical']:,} canonical + "
+                     f"{v['records_quarantined']:,} quarantined")
+        for rule, n in sorted((v.get("quarantined_by_rule") or {}).items()):
+            lines.append(f"quarantined  {rule}: {n:,}")
+        for rule, n in sorted((v.get("warnings_by_rule") or {}).items()):
+            lines.append(f"warning      {rule}: {n:,} record(s) kept")
+        for s in v.get("invalid_stretches") or []:
+            until = f"row {s['to_row']:,}" if s["to_row"] is not None else "the end"
+            lines.append(f"invalid book {s['symbol']} from row {s['from_row']:,} to {until} ({s['rule']})")
+        if v.get("quarantine"):
+            lines.append(f"quarantine   {v['quarantine']}")
+    return "\n".join(lines)

@@ -33,6 +33,9 @@ TOP_OF_BOOK_SCHEMA = pa.schema(
         pa.field("bid_qty", pa.float64()),
         pa.field("ask_price", pa.float64()),
         pa.field("ask_qty", pa.float64()),
+        # False while the instrument's book is invalid (after a GAP, until a snapshot): its
+        # prices are then null, never a stale book shown as valid.
+        pa.field("book_valid", pa.bool_(), nullable=False),
     ]
 )
 
@@ -75,6 +78,10 @@ class ReplayResult:
     kinds: dict[str, int]
     top_of_book_path: str | None = None
     top_of_book_rows: int = 0
+    # Where a book was invalid (a GAP until the BOOK_CLEAR that restored it; to_* None: until
+    # the end), as {"symbol", "from_position", "from_ts_recv", "to_position", "to_ts_recv"}.
+    invalid_stretches: list[dict[str, Any]] = field(default_factory=list)
+    invalid_stretch_count: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +95,8 @@ class ReplayResult:
             "kinds": self.kinds,
             "top_of_book_path": self.top_of_book_path,
             "top_of_book_rows": self.top_of_book_rows,
+            "invalid_stretches": self.invalid_stretches,
+            "invalid_stretch_count": self.invalid_stretch_count,
         }
 
 
@@ -125,8 +134,9 @@ class _TopOfBookSink:
             ask_price[rows] = to_real(c["ask_price"][rows], instrument.price_increment)
             bid_qty[rows] = to_real(c["bid_qty"][rows], instrument.size_increment)
             ask_qty[rows] = to_real(c["ask_qty"][rows], instrument.size_increment)
-        no_bid = c["bid_qty"] == 0
-        no_ask = c["ask_qty"] == 0
+        valid = c["valid"] != 0
+        no_bid = (c["bid_qty"] == 0) | ~valid
+        no_ask = (c["ask_qty"] == 0) | ~valid
         batch = pa.RecordBatch.from_arrays(
             [
                 pa.array(c["ts_recv"]),
@@ -136,6 +146,7 @@ class _TopOfBookSink:
                 pa.array(bid_qty, mask=no_bid),
                 pa.array(ask_price, mask=no_ask),
                 pa.array(ask_qty, mask=no_ask),
+                pa.array(valid),
             ],
             schema=TOP_OF_BOOK_SCHEMA,
         )
@@ -204,6 +215,8 @@ def _result(
     tops = {}
     for index, inst in enumerate(instruments):
         bp, bq, ap, aq = replayer.touch(index)
+        if not replayer.book_valid(index):
+            bq = aq = 0  # an invalid book has no touch to show
         tops[inst.symbol] = TopOfBook(
             inst.symbol,
             float(to_real(bp, inst.price_increment)) if bq else None,
@@ -226,6 +239,12 @@ def _result(
         for k, v in sorted(replayer.kind_counts().items())
     }
     events = replayer.events_applied
+    stretch_count, raw_stretches = replayer.invalid_stretches()
+    stretches = [
+        {"symbol": instruments[i].symbol if i < len(instruments) else str(i), "from_position": fp,
+         "from_ts_recv": fts, "to_position": tp, "to_ts_recv": tts}
+        for i, fp, fts, tp, tts in raw_stretches
+    ]
     return ReplayResult(
         dataset=dataset_name,
         events=events,
@@ -237,6 +256,8 @@ def _result(
         kinds=kinds,
         top_of_book_path=sink.location.uri if sink else None,
         top_of_book_rows=sink.rows if sink else 0,
+        invalid_stretches=stretches,
+        invalid_stretch_count=stretch_count,
     )
 
 

@@ -41,15 +41,21 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any, BinaryIO, Union
+from typing import Any, BinaryIO
 
 from lockstep.dataset import Instrument
 from lockstep.errors import DecodeError, LockstepError
 from lockstep.events import EventKind, Flag, Side
-from lockstep.importers.normalized import ChunkBuilder, InputFile, NormalizedChunk, Rule, open_decompressed
+from lockstep.importers.normalized import (
+    ChunkBuilder,
+    InputFile,
+    NormalizedChunk,
+    Rule,
+    open_decompressed,
+)
 
-PathLike = Union[str, "os.PathLike[str]"]
-IncrementLike = Union[str, Decimal, int]
+PathLike = str | os.PathLike[str]
+IncrementLike = str | Decimal | int
 
 _READ = 1 << 20
 _INT64_MAX = (1 << 63) - 1
@@ -261,7 +267,7 @@ def _as_paths(paths: PathLike | Iterable[PathLike]) -> list[str]:
 def _open(path: str) -> BinaryIO:
     try:
         return open_decompressed(path)
-    except Exception as e:  # a missing file, a bad zip directory, a zip with several members
+    except Exception as e:  # noqa: BLE001 - a missing file, a bad zip directory, a zip of several members
         raise DecodeError(f"cannot open: {e}", path=path, offset=0) from None
 
 
@@ -276,7 +282,7 @@ def _iter_lines(path: str, f: BinaryIO) -> Iterator[tuple[int, int, bytes, bool,
     while True:
         try:
             data = f.read(_READ)
-        except Exception as e:  # zlib.error, EOFError, BadZipFile, ArrowInvalid...: all "corrupt input"
+        except Exception as e:  # noqa: BLE001 - zlib, EOF, BadZipFile, Arrow...: all mean "corrupt input"
             raise DecodeError(f"cannot read the input: {type(e).__name__}: {e}", path=path,
                               offset=consumed) from None
         if not data:

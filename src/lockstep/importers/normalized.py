@@ -108,9 +108,16 @@ class DecodeRun(Protocol):
 
 
 def open_decompressed(path: str | os.PathLike[str]) -> BinaryIO:
-    """The uncompressed bytes of `path`: gzip, zstd and single-member zip are detected by magic."""
+    """The uncompressed bytes of `path` (a local path or a pyarrow filesystem URI): gzip, zstd and
+    single-member zip are detected by magic."""
     text = os.fspath(path)
-    f = open(text, "rb")
+    if "://" in text:
+        from lockstep.storage import locate
+
+        loc = locate(text)
+        f: Any = io.BytesIO(loc.read_bytes()) if text.endswith(".zip") else loc.fs.open_input_file(loc.path)
+    else:
+        f = open(text, "rb")
     head = f.read(4)
     f.seek(0)
     if head[:2] == b"\x1f\x8b":

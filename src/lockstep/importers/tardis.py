@@ -66,8 +66,7 @@ _BOM = b"\xef\xbb\xbf"
 
 
 def _header(content: bytes) -> str:
-    if content.startswith(_BOM):
-        content = content[len(_BOM):]
+    content = content.removeprefix(_BOM)
     return content.decode("utf-8", "replace").strip()
 
 

@@ -34,8 +34,16 @@ cdef extern from "lockstep/replay.hpp" namespace "lockstep" nogil:
         int64_t* bid_qty
         int64_t* ask_price
         int64_t* ask_qty
+        uint8_t* valid
         size_t size
         size_t capacity
+
+    cdef cppclass CInvalidStretch "lockstep::InvalidStretch":
+        uint32_t instrument
+        uint64_t from_position
+        int64_t from_ts_recv
+        int64_t to_position
+        int64_t to_ts_recv
 
     cdef cppclass CLastTrade "lockstep::LastTrade":
         int64_t ts_recv
@@ -58,3 +66,7 @@ cdef extern from "lockstep/replay.hpp" namespace "lockstep" nogil:
         void touch(uint32_t inst, int64_t* bid_px, int64_t* bid_qty, int64_t* ask_px,
                    int64_t* ask_qty) noexcept
         string serialize_state() except +
+        void add_instrument(CBookType t) except +
+        bint book_valid(uint32_t inst) noexcept
+        const vector[CInvalidStretch]& invalid_stretches() noexcept
+        uint64_t invalid_stretch_count() noexcept

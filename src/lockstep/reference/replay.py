@@ -39,15 +39,25 @@ class ReferenceReplayer:
         self.last_trade: list[tuple[int, int, int, int] | None] = [None] * len(self.types)
         self.anomalies = {name: 0 for name in ANOMALIES}
         self.events = 0
+        self.valid = [True] * len(self.types)
+        self.invalid_stretches: list[tuple[int, int, int | None]] = []  # (inst, from, to)
 
     def apply(self, cols: Mapping[str, np.ndarray], size: int) -> None:
         rows = zip(*(cols[c][:size].tolist() for c in
                      ("ts_recv", "instrument", "kind", "side", "flags", "price", "qty", "order_id")))
         for ts_recv, inst, kind, side, flags, price, qty, order_id in rows:
+            position = self.events
             self.events += 1
             if inst >= len(self.types):
                 self.anomalies["bad_instrument"] += 1
                 continue
+            if kind == EventKind.GAP and self.valid[inst]:
+                self.valid[inst] = False
+                self.invalid_stretches.append((inst, position, None))
+            elif kind == EventKind.BOOK_CLEAR and not self.valid[inst]:
+                self.valid[inst] = True
+                k = max(i for i, s in enumerate(self.invalid_stretches) if s[0] == inst)
+                self.invalid_stretches[k] = (inst, self.invalid_stretches[k][1], position)
             self._apply_one(inst, kind, side, price, qty, order_id, ts_recv)
             if flags & Flag.LAST:
                 # The crossed check runs only after messages that changed the book.
