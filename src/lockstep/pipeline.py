@@ -396,9 +396,10 @@ class _Quarantine:
     """quarantine/<name>/<id>/: records.parquet (one row per record, raw bytes included) and
     quarantine.json (entries grouped by rule and cause, counts, positions)."""
 
-    def __init__(self, loc: Location, inputs: Sequence[Mapping[str, Any]]) -> None:
+    def __init__(self, loc: Location, inputs: Sequence[Mapping[str, Any]], write: bool = True) -> None:
         self.loc = loc
         self.inputs = inputs
+        self.write = write  # False: entries and counts only (validation without promotion)
         self._index: pq.ParquetWriter | None = None
         self.entries: dict[tuple[str, int, int], dict[str, Any]] = {}
         self.count = 0
@@ -414,7 +415,7 @@ class _Quarantine:
         rows = np.flatnonzero(rule)
         if rows.size == 0:
             return
-        if self._index is None:
+        if self._index is None and self.write:
             self.loc.mkdir()
             self._index = pq.ParquetWriter(self.loc.fs.open_output_stream(self.loc.join("index.parquet").path),
                                            _QUARANTINE_INDEX_SCHEMA, compression="lz4")
@@ -446,6 +447,8 @@ class _Quarantine:
                 if len(entry["positions"]) < _POSITIONS_KEPT:
                     entry["positions"].append(pos)
         self.count += int(rows.size)
+        if self._index is None:
+            return
         self._index.write_batch(pa.RecordBatch.from_arrays([
             pa.array(records, pa.int64()), pa.array(chunk.rec_file[rows], pa.int32()),
             pa.array(chunk.rec_line[rows], pa.int64()), pa.array(chunk.rec_offset[rows], pa.int64()),
@@ -680,7 +683,8 @@ def _run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResul
 
     validator = None
     n_validator = 0
-    quarantine = _Quarantine(root.join("quarantine", name, import_id), result.inputs)
+    quarantine = _Quarantine(root.join("quarantine", name, import_id), result.inputs,
+                             write=stop_after == "promote")
     promoter = _Promoter(name, data) if stop_after == "promote" else None
     requires_snapshot = bool(getattr(run, "requires_snapshot", False))
     default_book = "l3" if result.format == "itch" else "l2"
@@ -921,28 +925,36 @@ def validate_source(src: str, *, data: str | None = None, validation: Validation
 
 
 def promote_source(src: str, *, data: str | None = None, validation: ValidationConfig | None = None,
-                   options: Mapping[str, Any] | None = None, name: str | None = None) -> ImportResult:
+                   options: Mapping[str, Any] | None = None, name: str | None = None,
+                   run_factory: Any = None) -> ImportResult:
     """Validation and promotion of a normalized import, or of a quarantine entry's raw records
-    decoded again (after a fix: new increments, other rule actions, edited records)."""
+    decoded again (after a fix: new increments, other rule actions, edited records).
+    `run_factory(paths)` replaces the format's decoder for the latter (see import_data's `run`)."""
     return _step_on_source(src, data=data, validation=validation, options=options, stop_after="promote",
-                           name=name)
+                           name=name, run_factory=run_factory)
 
 
 def _step_on_source(src: str, *, data: str | None, validation: ValidationConfig | None,
-                    options: Mapping[str, Any] | None, stop_after: str, name: str | None = None) -> ImportResult:
+                    options: Mapping[str, Any] | None, stop_after: str, name: str | None = None,
+                    run_factory: Any = None) -> ImportResult:
     start = time.perf_counter()
     loc = resolve_source(src, data)
     kind = _kind_of_source(loc)
     root = root_location(data)
     if kind == "quarantine":
         return _from_quarantine(loc, data=data, validation=validation, options=options, stop_after=stop_after,
-                                name=name)
+                                name=name, run_factory=run_factory)
     if kind == "canonical":
         if stop_after != "validate":
             raise PipelineError(f"{loc.uri} is already canonical; promote a normalized import or a quarantine entry")
         ds = Dataset.open(loc.uri)
-        cfg = validation or ValidationConfig.from_dict(
-            ds.manifest.get("source", {}).get("validation_report", {}).get("validation", {}))
+        if validation is None:
+            # The GAP markers promotion wrote are accounted losses, not news: judged as warnings.
+            stored = ds.manifest.get("source", {}).get("validation_report", {}).get("validation", {})
+            actions = {**stored.get("actions", {}), "sequence_gap": "warn"}
+            cfg = ValidationConfig.from_dict({**stored, "actions": actions})
+        else:
+            cfg = validation
         run = _StoredRun(_chunks_from_canonical(ds), ds.manifest.get("source", {}).get("format", "canonical"),
                          ds.instruments, False)
         result = ImportResult(name=ds.name, import_id=f"v{ds.manifest['version']}", format=run.format,
@@ -971,7 +983,8 @@ def _step_on_source(src: str, *, data: str | None, validation: ValidationConfig 
 
 
 def _from_quarantine(loc: Location, *, data: str | None, validation: ValidationConfig | None,
-                     options: Mapping[str, Any] | None, stop_after: str, name: str | None) -> ImportResult:
+                     options: Mapping[str, Any] | None, stop_after: str, name: str | None,
+                     run_factory: Any = None) -> ImportResult:
     import tempfile
 
     meta = json.loads(loc.join("quarantine.json").read_bytes())
@@ -995,7 +1008,8 @@ def _from_quarantine(loc: Location, *, data: str | None, validation: ValidationC
             paths.append(path)
         cfg = validation or ValidationConfig.from_dict(meta.get("validation", {}))
         result = import_data(meta["format"], paths, data=data, name=name or meta["name"], stop_after=stop_after,
-                             validation=cfg, options=options)
+                             validation=cfg, options=options,
+                             run=run_factory(paths) if run_factory is not None else None)
     result.paths["requeued_from"] = loc.uri
     return result
 
