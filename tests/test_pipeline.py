@@ -321,3 +321,46 @@ def test_uri_root_works_like_a_path(tmp_path):
     b = Dataset.open(uri.dataset).read_all()
     assert a.equals(b)
     assert replay(uri.dataset).digest == replay(plain.dataset).digest
+
+
+WATCHER = '''
+import json
+from lockstep.strategy import Strategy
+
+class Watcher(Strategy):
+    def setup(self, ctx):
+        self.seen = []
+        ctx.subscribe(0, book=True, trades=True)
+
+    def on_book(self, ctx, instrument):
+        self.seen.append(["book", ctx.now, ctx.book_valid(instrument), list(ctx.touch(instrument))])
+
+    def on_trade(self, ctx, instrument, price, qty, aggressor):
+        self.seen.append(["trade", ctx.now, ctx.book_valid(instrument), list(ctx.touch(instrument))])
+
+    def on_stop(self, ctx):
+        with open(OUT, "w") as f:
+            json.dump(self.seen, f)
+'''
+
+
+def test_a_strategy_never_sees_a_stale_book(tmp_path):
+    from lockstep.backtest import run_backtest
+
+    r = line_import(tmp_path, STREAM)
+    out = tmp_path / "seen.json"
+    (tmp_path / "watcher.py").write_text(WATCHER.replace("OUT", repr(str(out))))
+    cfg = tmp_path / "watch.toml"
+    cfg.write_text(f'name = "watch"\ndataset = "{r.dataset}"\n[strategy]\npath = "watcher.py:Watcher"\n'
+                   "[output]\nreport = false\n")
+    run_backtest(cfg, data=str(tmp_path / "root"))
+    seen = [tuple(x[:3]) + (tuple(x[3]),) for x in json.loads(out.read_text())]
+    # canonical rows: snapshot at 2, bid at 3, trade at 4, GAP at 5, trade at 7, snapshot at 8,
+    # then the crossing record's GAP at 9 (the crossing ask itself is in quarantine)
+    assert seen == [
+        ("book", 2, True, (100, 5, 101, 5)),
+        ("book", 3, True, (100, 5, 101, 5)),
+        ("trade", 4, True, (100, 5, 101, 5)),
+        ("trade", 7, False, (0, 0, 0, 0)),  # after the gap: no touch, and no on_book at 5
+        ("book", 8, True, (100, 5, 101, 5)),
+    ]

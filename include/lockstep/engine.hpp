@@ -248,16 +248,26 @@ public:
         return instrument < subscriptions_.size() ? subscriptions_[instrument] : 0;
     }
 
-    // Best bid/ask; a qty of 0 means that side is empty. False for an unknown instrument.
+    // Best bid/ask; a qty of 0 means that side is empty. False for an unknown instrument. An
+    // invalid book (after a GAP, until a snapshot) shows both sides empty: never stale prices.
     bool touch(uint32_t inst, int64_t* bid_px, int64_t* bid_qty, int64_t* ask_px,
                int64_t* ask_qty) const noexcept {
         if (inst >= market_.instrument_count()) return false;
+        if (!market_.book_valid(inst)) [[unlikely]] {
+            *bid_px = *bid_qty = *ask_px = *ask_qty = 0;
+            return true;
+        }
         market_.touch(inst, bid_px, bid_qty, ask_px, ask_qty);
         return true;
+    }
+    // False from a GAP for the instrument until a BOOK_CLEAR (a snapshot) restores its book.
+    bool book_valid(uint32_t inst) const noexcept {
+        return inst < market_.instrument_count() && market_.book_valid(inst);
     }
     // Up to n best levels of one side, best first; returns how many were written.
     size_t depth(uint32_t inst, Side side, size_t n, int64_t* prices, int64_t* qtys) const noexcept {
         if (inst >= market_.instrument_count() || (side != Side::Bid && side != Side::Ask)) return 0;
+        if (!market_.book_valid(inst)) [[unlikely]] return 0;
         return market_.book_type(inst) == BookType::L2 ? market_.l2(inst).top(side, n, prices, qtys)
                                                        : market_.l3(inst).top(side, n, prices, qtys);
     }
@@ -454,7 +464,8 @@ private:
     RunStatus notify_strategy(uint32_t inst, uint8_t kind, bool changed, const EventColumns& ev,
                               size_t i) noexcept {
         const uint8_t sub = subscriptions_[inst];
-        if (changed && hooks_.on_book != nullptr) {
+        // An invalid book is not observable: on_book resumes after the snapshot that restores it.
+        if (changed && hooks_.on_book != nullptr && market_.book_valid(inst)) {
             bool call = (sub & subscribe::kBook) != 0;
             if (!call && (sub & subscribe::kTouch) != 0) {
                 Touch now;

@@ -317,6 +317,12 @@ cdef class Context:
             self.check(instrument)
         return bp, bq, ap, aq
 
+    def book_valid(self, uint32_t instrument):
+        """False from a feed gap until a snapshot restores the book; meanwhile touch() and book()
+        show it empty and on_book is not called."""
+        self.check(instrument)
+        return self.e.book_valid(instrument)
+
     def mid(self, uint32_t instrument):
         """(best bid + best ask) // 2 in ticks, None unless both sides are present."""
         cdef int64_t m

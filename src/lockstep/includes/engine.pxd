@@ -120,6 +120,7 @@ cdef extern from "lockstep/engine.hpp" namespace "lockstep" nogil:
                    int64_t* ask_qty) noexcept
         size_t depth(uint32_t inst, CSide side, size_t n, int64_t* prices, int64_t* qtys) noexcept
         bint mid(uint32_t inst, int64_t* out) noexcept
+        bint book_valid(uint32_t inst) noexcept
         int64_t position(uint32_t inst) noexcept
         CPositionView position_view(uint32_t inst) noexcept
         CWide unrealized(uint32_t inst) noexcept
