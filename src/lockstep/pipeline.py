@@ -330,9 +330,14 @@ class _NormalizedWriter:
             pa.array(chunk.rec_problem[:m], pa.uint8()), pa.array(reasons, pa.string()),
         ], schema=_NORMALIZED_RECORD_SCHEMA))
 
+    def finish(self) -> None:
+        if self._ev is not None:
+            self._ev.close()
+            self._rec.close()
+            self._ev = self._rec = None
+
     def close(self, meta: Mapping[str, Any]) -> None:
-        self._ev.close()
-        self._rec.close()
+        self.finish()
         self.loc.join("normalized.json").write_bytes((json.dumps(meta, indent=2, default=str) + "\n").encode())
 
 
@@ -401,6 +406,7 @@ class _Quarantine:
         self.inputs = inputs
         self.write = write  # False: entries and counts only (validation without promotion)
         self._index: pq.ParquetWriter | None = None
+        self._index_closed = False
         self.entries: dict[tuple[str, int, int], dict[str, Any]] = {}
         self.count = 0
 
@@ -462,7 +468,7 @@ class _Quarantine:
         input), writes records.parquet and quarantine.json; returns the directory or None."""
         if self._index is None:
             return None
-        self._index.close()
+        self.finish_index()
         index_loc = self.loc.join("index.parquet")
         index = pq.ParquetFile(index_loc.fs.open_input_file(index_loc.path))
         out = pq.ParquetWriter(self.loc.fs.open_output_stream(self.loc.join("records.parquet").path),
@@ -503,6 +509,11 @@ class _Quarantine:
         doc = {**meta, "records": self.count, "entries": self.entry_list()}
         self.loc.join("quarantine.json").write_bytes((json.dumps(doc, indent=2, default=str) + "\n").encode())
         return self.loc.uri
+
+    def finish_index(self) -> None:
+        if self._index is not None and not self._index_closed:
+            self._index.close()
+            self._index_closed = True
 
     def entry_list(self) -> list[dict[str, Any]]:
         return sorted(self.entries.values(), key=lambda e: e["first_record"])
@@ -643,7 +654,9 @@ def import_data(
     root = root_location(data)
     if run is None:
         run = decode(format, paths, options)
-    provisional = name or _provisional_name(format, paths)
+    # Without a name, the instruments name the import, known once decoded: until then the
+    # areas sit under a provisional name and are moved at the end.
+    provisional = name or f"import-{import_id}"
     raw_loc = root.join("raw", provisional, import_id)
     inputs = _copy_raw(paths, raw_loc)
     result = ImportResult(name=provisional, import_id=import_id, format=format, stopped_after=stop_after,
@@ -655,7 +668,7 @@ def import_data(
     norm = _NormalizedWriter(root.join("normalized", provisional, import_id))
     try:
         _run_chunks(iter(run), run, result, cfg, root, provisional, import_id, data, paths,
-                    normalized=norm, stop_after=stop_after)
+                    normalized=norm, stop_after=stop_after, rename=name is None)
     except BaseException:
         norm.close({"complete": False})
         raise
@@ -663,9 +676,30 @@ def import_data(
     return result
 
 
-def _provisional_name(format: str, paths: Sequence[str]) -> str:
-    stem = os.path.basename(paths[0]).split(".")[0] if paths else "empty"
-    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{format}-{stem}").lower()
+def default_name(instruments: Sequence[Instrument], format: str) -> str:
+    """<venue>-<symbol>[_<symbol>...] (up to three symbols), else <venue>-<first>-and-<k>."""
+    venue = instruments[0].venue if instruments else format
+    symbols = sorted({i.symbol.lower() for i in instruments}) or ["empty"]
+    label = "_".join(symbols) if len(symbols) <= 3 else f"{symbols[0]}-and-{len(symbols) - 1}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{venue}-{label}").lower()
+
+
+def _move_area(root: Location, area: str, old: str, new: str, import_id: str) -> Location | None:
+    src = root.join(area, old, import_id)
+    if not src.exists():
+        return None
+    dst = root.join(area, new, import_id)
+    if dst.exists():
+        dst.fs.delete_dir(dst.path)  # the same bytes imported again: the newer copy wins
+    root.join(area, new).mkdir()
+    src.fs.move(src.path, dst.path)
+    parent = root.join(area, old)
+    try:
+        if not parent.fs.get_file_info(pa.fs.FileSelector(parent.path)):
+            parent.fs.delete_dir(parent.path)
+    except OSError:
+        pass
+    return dst
 
 
 def _symbols(run: Any) -> list[str]:
@@ -678,7 +712,7 @@ def _symbols(run: Any) -> list[str]:
 def _run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResult, cfg: ValidationConfig,
                 root: Location, name: str, import_id: str, data: str | None, sources: Sequence[str],
                 *, normalized: _NormalizedWriter | None, stop_after: str,
-                instruments: Sequence[Instrument] | None = None) -> None:
+                instruments: Sequence[Instrument] | None = None, rename: bool = False) -> None:
     from lockstep._validate import Validator
 
     validator = None
@@ -740,6 +774,9 @@ def _run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResul
     result.bytes_read = sum(getattr(i, "bytes_read", 0) for i in getattr(run, "inputs", [])) or \
         sum(i["bytes"] for i in result.inputs)
     result.warnings_by_rule = warned
+    if rename:
+        name = _settle_name(root, name, default_name(table, result.format), import_id, result, normalized,
+                            quarantine)
     meta_common = {"name": name, "import_id": import_id, "format": result.format, "inputs": result.inputs,
                    "instruments": result.instruments, "validation": cfg.to_dict(),
                    "requires_snapshot": requires_snapshot}
@@ -780,6 +817,26 @@ def _run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResul
                                         source=source)
     result.events_canonical = ds.rows
     result.paths["canonical"] = ds.path
+
+
+def _settle_name(root: Location, old: str, new: str, import_id: str, result: ImportResult,
+                 normalized: _NormalizedWriter | None, quarantine: _Quarantine) -> str:
+    """Moves raw, normalized and quarantine from the provisional name to the final one."""
+    if normalized is not None:
+        normalized.finish()
+    quarantine.finish_index()
+    raw = _move_area(root, "raw", old, new, import_id)
+    if raw is not None:
+        result.paths["raw"] = raw.uri
+        for i, entry in enumerate(result.inputs):
+            entry["raw"] = raw.join(os.path.basename(entry["raw"])).uri
+    moved = _move_area(root, "normalized", old, new, import_id)
+    if moved is not None and normalized is not None:
+        normalized.loc = moved
+    moved = _move_area(root, "quarantine", old, new, import_id)
+    quarantine.loc = moved or root.join("quarantine", new, import_id)
+    result.name = new
+    return new
 
 
 def _headers(sources: Sequence[str], first_offset: Mapping[int, int]) -> dict[str, str]:
