@@ -316,6 +316,8 @@ def test_uri_root_works_like_a_path(tmp_path):
     plain = import_data("bybit", [shared_file(BYBIT)], data=str(tmp_path / "plain"))
     uri = import_data("bybit", [shared_file(BYBIT)], data=(tmp_path / "uri").as_uri())
     assert uri.dataset.startswith("file://")
+    assert sorted(p.name for p in (tmp_path / "uri").iterdir()) == sorted(
+        ["raw", "normalized", "canonical", "derived", "quarantine", "experiments"])
     assert (uri.records_read, uri.records_canonical) == (plain.records_read, plain.records_canonical)
     a = Dataset.open(plain.dataset).read_all()
     b = Dataset.open(uri.dataset).read_all()

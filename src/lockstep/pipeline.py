@@ -32,7 +32,7 @@ from lockstep.dataset import Dataset, DatasetWriter, Instrument
 from lockstep.errors import LockstepError
 from lockstep.events import COLUMN_NAMES, COLUMNS, EventKind, Flag
 from lockstep.importers.normalized import RULE_NAMES, NormalizedChunk, Rule, open_decompressed
-from lockstep.storage import Location, locate, root_location
+from lockstep.storage import Location, ensure_layout, locate, root_location
 
 FORMATS = ("binance", "bybit", "tardis", "dbn", "itch")
 STEPS = ("raw", "normalize", "validate", "promote")
@@ -651,7 +651,7 @@ def import_data(
     cfg = validation or ValidationConfig()
     options = dict(options or {})
     import_id = _import_id(paths)
-    root = root_location(data)
+    root = ensure_layout(data)
     if run is None:
         run = decode(format, paths, options)
     # Without a name, the instruments name the import, known once decoded: until then the

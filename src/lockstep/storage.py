@@ -73,3 +73,11 @@ def locate(uri: str | os.PathLike[str]) -> Location:
 
 def root_location(data: str | os.PathLike[str] | None = None) -> Location:
     return locate(resolve_root(data))
+
+
+def ensure_layout(data: str | os.PathLike[str] | None = None) -> Location:
+    """The root with its six areas present (creating what is missing)."""
+    root = root_location(data)
+    for area in LAYOUT:
+        root.join(area).mkdir()
+    return root
