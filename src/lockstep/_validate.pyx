@@ -29,9 +29,13 @@ cdef class Validator:
     def __cinit__(self, book_types, requires_snapshot, actions, int64_t min_feed_latency_ns,
                   int64_t max_feed_latency_ns):
         cdef CValidatorConfig cfg
+        cdef uint8_t required
         cfg.book_types = book_types_of(book_types)
         for flag in requires_snapshot:
-            cfg.requires_snapshot.push_back(1 if flag else 0)
+            # A typed local: Cython binds push_back's const reference to a conditional
+            # expression's temporary, which is gone by the call (it read back as garbage).
+            required = 1 if flag else 0
+            cfg.requires_snapshot.push_back(required)
         for i, name in enumerate(RULE_NAMES):
             cfg.action[i] = <CRuleAction>ACTIONS[actions.get(name, "quarantine")]
         cfg.min_feed_latency_ns = min_feed_latency_ns
