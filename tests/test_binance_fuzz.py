@@ -1,8 +1,11 @@
 """Fuzzing the Binance decoder: hostile input may only ever produce our exceptions.
 
-Properties: no crash, no hang, no exception but DecodeError/LockstepError; any prefix of a valid
-capture decodes without error (the cut line is a counted skip); how the text is split across feed
-calls and how small the batches are never changes the outcome.
+Properties: no crash, no hang, no exception but DecodeError/LockstepError; the record accounting
+of lockstep.importers.normalized holds for any input (every non-empty line is exactly one record,
+at its offset and length, records contiguous across chunks, problem records without events,
+event_record non-decreasing); any prefix of a valid capture decodes without error (the cut line is
+a TRUNCATED_RECORD); how the text is split across feed calls and how small the batches are never
+changes the outcome.
 """
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +24,8 @@ from lockstep import _binance
 from lockstep.errors import DecodeError, LockstepError
 from lockstep.events import COLUMN_NAMES, empty_columns
 from lockstep.importers import decode_binance
+from lockstep.importers.binance import _Buffers
+from lockstep.importers.normalized import Rule
 
 DATA = SHARED_DATA / "binance"
 TS = 1723161255000000000
@@ -66,17 +72,44 @@ fuzz = settings(max_examples=400, deadline=3000,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
+def _lines(data: bytes) -> list[tuple[int, bytes]]:
+    """(offset, line) of every non-empty line of plain text: the records, independently."""
+    out = []
+    pos = 0
+    for line in data.split(b"\n"):
+        if line.strip(b" \t\r"):
+            out.append((pos, line))
+        pos += len(line) + 1
+    return out
+
+
 def decode(data: bytes, *, batch_size: int = 1 << 16, **kw):
-    """Decodes in-memory text; returns (events, error) where error is a DecodeError or None."""
+    """Decodes in-memory text, checking the record accounting; returns (events, error) where
+    error is a DecodeError or None. events.problems: the Rule of each record."""
     if not kw:
         kw = INC
     run = decode_binance([io.BytesIO(data)], batch_size=batch_size, **kw)
     parts = []
+    recs = []
     error = None
+    next_first = 0
+    last = -1
     try:
-        for cols, n in run:
-            assert 0 < n <= batch_size
-            parts.append({k: v.copy() for k, v in cols.items()})
+        for c in run:
+            assert c.first_record == next_first and c.n_records >= 1
+            next_first += c.n_records
+            assert c.n_records <= batch_size and (c.n_events <= batch_size or c.n_records == 1)
+            er = c.event_record[: c.n_events]
+            if c.n_events:
+                assert er[0] >= max(last, c.first_record) and np.all(np.diff(er) >= 0)
+                assert er[-1] < c.first_record + c.n_records
+                assert not np.any(c.rec_problem[er - c.first_record]), "problem record with events"
+                last = int(er[-1])
+            for r in c.problem_reasons:
+                assert c.rec_problem[r - c.first_record] != 0
+            parts.append({k: c.events[k][: c.n_events].copy() for k in COLUMN_NAMES})
+            recs.extend(zip(c.rec_offset[: c.n_records].tolist(), c.rec_length[: c.n_records].tolist(),
+                            c.rec_problem[: c.n_records].tolist()))
     except DecodeError as e:
         assert e.reason and (e.line is None or e.line >= 1) and e.path
         error = e
@@ -85,8 +118,21 @@ def decode(data: bytes, *, batch_size: int = 1 << 16, **kw):
     events = ({k: np.concatenate([p[k] for p in parts]) for k in COLUMN_NAMES}
               if parts else {k: v[:0] for k, v in empty_columns(0).items()})
     assert np.all(np.diff(events["ts_recv"].astype(np.int64)) >= 0)
-    assert np.all(events["kind"] <= 8) and np.all(events["side"] <= 2)
+    kinds = events["kind"]
+    assert np.all((kinds <= 8) | (kinds == 64)) and np.all(events["side"] <= 2)
+    if error is None and data[:2] != b"\x1f\x8b":
+        # Every non-empty line is exactly one record, where it is.
+        assert [(o, len(line)) for o, line in _lines(data)] == [(o, n) for o, n, _ in recs]
+        assert run.counts["records"] == len(recs)
+        assert all(p <= int(Rule.TRUNCATED_RECORD) for _, _, p in recs)
+        assert all(p != int(Rule.TRUNCATED_RECORD) for _, _, p in recs[:-1])
+    events = _Events(events)
+    events.problems = [p for _, _, p in recs]
     return events, error
+
+
+class _Events(dict):
+    problems: list[int]
 
 
 @fuzz
@@ -134,7 +180,14 @@ def _mutate(data: bytes, ops) -> bytes:
 @given(st.lists(st.sampled_from(SAMPLE), min_size=1, max_size=25), st.lists(_mutation, max_size=6),
        st.integers(1, 64))
 def test_mutated_real_lines(lines, ops, batch_size):
-    decode(_mutate(b"\n".join(lines) + b"\n", ops), batch_size=batch_size)
+    data = _mutate(b"\n".join(lines) + b"\n", ops)
+    small, e1 = decode(data, batch_size=batch_size)
+    big, e2 = decode(data)
+    assert (e1 is None) == (e2 is None)
+    if e1 is None:  # chunking never changes events or dispositions
+        assert small.problems == big.problems
+        for c in COLUMN_NAMES:
+            assert np.array_equal(small[c], big[c]), c
 
 
 @fuzz
@@ -180,8 +233,11 @@ def test_huge_numbers(big_id, big_time, price):
     line = (f'{TS} {{"stream":"btcusdt@trade","data":{{"e":"trade","E":{big_time},"T":{big_time},'
             f'"s":"BTCUSDT","t":{big_id},"p":"{price}","q":"1","X":"MARKET","m":true}}}}\n')
     events, error = decode(line.encode())
-    if error is None:
-        assert big_time * 1_000_000 < 2**63 and big_id < 2**64
+    assert error is None
+    if events.problems == [int(Rule.OK)]:
+        assert big_time * 1_000_000 < 2**63 and big_id < 2**64 and len(events["kind"]) == 1
+    else:
+        assert events.problems == [int(Rule.MALFORMED_RECORD)] and len(events["kind"]) == 0
 
 
 @fuzz
@@ -194,12 +250,13 @@ def test_deep_nesting(depth, opener, known_stream):
     wrapped, _ = f'{TS} {{"stream":"{stream}","data":{nested}}}', None
     for line, levels in ((wrapped, depth + 1), (f"{TS} {nested}", depth)):
         events, error = decode(line.encode() + b"\n")
-        if levels > limit:
-            assert isinstance(error, DecodeError) and "nested too deeply" in error.reason
-        elif known_stream and line is wrapped:  # a trade without its fields
-            assert isinstance(error, DecodeError)
-        else:
-            assert error is None and len(events["kind"]) == 0
+        assert error is None and len(events["kind"]) == 0
+        if levels > limit or (known_stream and line is wrapped):  # too deep; a trade without fields
+            assert events.problems == [int(Rule.MALFORMED_RECORD)]
+        elif line is wrapped:
+            assert events.problems == [int(Rule.UNSUPPORTED_MESSAGE)]
+        else:  # valid JSON that is not market data
+            assert events.problems == [int(Rule.OK)]
 
 
 @fuzz
@@ -214,42 +271,59 @@ def test_splits_and_batches_do_not_change_the_outcome(lines, ops, splits, batch)
         dec = _binance.BinanceDecoder()
         dec.set_default_increments("0.1", "0.001")
         dec.begin_file(0, "f")
-        out = empty_columns(capacity)
+        out = _Buffers._make(capacity, capacity)
         got = []
-        size = 0
+        size = nrec = 0
         err = None
+        names = list(COLUMN_NAMES) + ["event_record"]
+        rnames = [n for n, _ in _binance.RECORD_COLUMNS]
 
         def flush():
-            nonlocal size
-            got.append({k: v[:size].copy() for k, v in out.items()})
-            size = 0
+            nonlocal size, nrec, out
+            got.append(({k: out[k][:size].copy() for k in names},
+                        {k: out[k][:nrec].copy() for k in rnames}))
+            size = nrec = 0
+
+        def full():
+            nonlocal out
+            if nrec:
+                flush()
+            else:  # one record with more events than the buffers hold
+                assert dec.needed_events > capacity
+                out = _Buffers._make(dec.needed_events, capacity)
+
+        def step(call):
+            nonlocal size, nrec, err
+            while err is None:
+                size, nrec, status = call()
+                if status == _binance.STATUS_OK:
+                    return
+                if status == _binance.STATUS_OUTPUT_FULL:
+                    full()
+                    continue
+                err = dec.exception(status)
 
         for piece in pieces:
             view = memoryview(piece)
             pos = 0
             while err is None:
-                consumed, size, status = dec.feed(view[pos:], out, size)
+                consumed, size, nrec, status = dec.feed(view[pos:], out, size, nrec)
                 pos += consumed
                 if status == _binance.STATUS_OK:
                     break
                 if status == _binance.STATUS_OUTPUT_FULL:
-                    assert size > 0
-                    flush()
+                    full()
                     continue
                 err = dec.exception(status)
             if err:
                 break
-        while err is None:
-            size, status = dec.finish(out, size)
-            if status == _binance.STATUS_OK:
-                break
-            if status == _binance.STATUS_OUTPUT_FULL:
-                flush()
-                continue
-            err = dec.exception(status)
+        step(lambda: dec.finish(out, size, nrec))
+        step(lambda: dec.end_stream(out, size, nrec))
         flush()
-        events = {k: np.concatenate([g[k] for g in got]) for k in COLUMN_NAMES}
-        return events, (None if err is None else (err.line, err.offset, err.reason)), dec.counts()
+        events = {k: np.concatenate([g[0][k] for g in got]) for k in names}
+        records = {k: np.concatenate([g[1][k] for g in got]) for k in rnames}
+        return (events, records), (None if err is None else (err.line, err.offset, err.reason)), \
+            dec.counts()
 
     pieces = []
     pos = 0
@@ -261,23 +335,43 @@ def test_splits_and_batches_do_not_change_the_outcome(lines, ops, splits, batch)
     whole = run([data], 1 << 16)
     split = run(pieces, batch)
     assert whole[1] == split[1]
-    for c in COLUMN_NAMES:
-        assert np.array_equal(whole[0][c], split[0][c]), c
+    for part in (0, 1):
+        for c in whole[0][part]:
+            assert np.array_equal(whole[0][part][c], split[0][part][c]), c
     assert whole[2] == split[2]
 
 
-def test_giant_line_is_bounded(tmp_path):
-    """A line longer than the limit fails cleanly instead of buffering without end."""
+TRADE_LINE = (f'{TS} {{"stream":"btcusdt@trade","data":{{"e":"trade","E":{E0},"T":{E0},'
+              f'"s":"BTCUSDT","t":1,"p":"61800.3","q":"1","X":"MARKET","m":true}}}}').encode()
+
+
+@pytest.mark.parametrize("split", [False, True])
+def test_giant_line_is_bounded(split):
+    """A line longer than the limit is not assembled (bounded memory): it becomes a malformed
+    record of its full length, and decoding goes on."""
     dec = _binance.BinanceDecoder()
     dec.set_default_increments("0.1", "0.001")
     dec.set_max_line(1000)
     dec.begin_file(0, "big")
-    out = empty_columns(10)
-    _, _, status = dec.feed(b"1 " + b"x" * 600, out, 0)
+    out = _Buffers._make(100, 10)
+    big = b"1 " + b"x" * 600 + b"y" * 600
+    text = big + b"\n" + TRADE_LINE + b"\n" + b"2 " + b"z" * 1500
+    pieces = [text[:602], text[602:1500], text[1500:]] if split else [text]
+    ev = nrec = 0
+    for piece in pieces:
+        consumed, ev, nrec, status = dec.feed(piece, out, ev, nrec)
+        assert status == _binance.STATUS_OK and consumed == len(piece)
+        assert dec.carried_bytes <= 1502
+    ev, nrec, status = dec.finish(out, ev, nrec)
     assert status == _binance.STATUS_OK
-    _, _, status = dec.feed(b"y" * 600, out, 0)
-    err = dec.exception(status)
-    assert "longer than 1000 bytes" in err.reason and err.line == 1
+    assert list(out["rec_length"][:nrec]) == [1202, len(TRADE_LINE), 1502]
+    assert list(out["rec_offset"][:nrec]) == [0, 1203, 1204 + len(TRADE_LINE)]
+    # the last one ends without newline: still too long, so malformed rather than truncated
+    assert list(out["rec_problem"][:nrec]) == [int(Rule.MALFORMED_RECORD), 0,
+                                              int(Rule.MALFORMED_RECORD)]
+    assert ev == 1 and out["event_record"][0] == 1
+    reasons = dec.new_reasons()
+    assert [r[0] for r in reasons] == [0, 2] and "longer than 1000 bytes" in reasons[0][5]
 
 
 def test_snapshot_larger_than_a_batch_is_staged():

@@ -33,9 +33,8 @@ def main() -> int:
         return 2
 
     from lockstep import _binance
-    from lockstep.events import empty_columns
     from lockstep.importers import decode_binance
-    from lockstep.importers.binance import _Input
+    from lockstep.importers.binance import _Buffers, _Input
 
     with gzip.open(args.file, "rb") as f:
         text = f.read()
@@ -47,12 +46,13 @@ def main() -> int:
     probe = decode_binance(args.file)
     for _ in probe:
         pass
-    table = probe.instruments
+    table = probe.instrument_info
     events = probe.counts["events"]["total"]
-    # Room for every event plus the decoder's per-line slack (it writes directly only into room
-    # that surely fits a line), as with the importer's default batch.
-    cols = empty_columns(max(1 << 20, events + len(text) // 8))
-    for arr in cols.values():  # first touch here, not in the timed loop
+    records = probe.counts["records"]
+    # Room for every event and record plus the decoder's per-line slack (it writes directly only
+    # into room that surely fits a line), as with the importer's default batch.
+    bufs = _Buffers._make(max(1 << 20, events + len(text) // 8), max(1 << 20, records + 1))
+    for arr in bufs.values():  # first touch here, not in the timed loop
         arr.fill(0)
 
     def decode_once() -> float:
@@ -61,15 +61,15 @@ def main() -> int:
             dec.add_instrument(row["symbol"], row["index"], row["price_increment"],
                                row["size_increment"])
         dec.begin_file(0, str(args.file))
-        size = 0
+        size = nrec = 0
         t = time.perf_counter()
         for p in pieces:
-            consumed, size, status = dec.feed(p, cols, size)
+            consumed, size, nrec, status = dec.feed(p, bufs, size, nrec)
             if status != _binance.STATUS_OK:
                 raise dec.exception(status)
-        size, status = dec.finish(cols, size)
+        size, nrec, status = dec.finish(bufs, size, nrec)
         dt = time.perf_counter() - t
-        assert size == events, (size, events)
+        assert size == events and nrec == records, (size, events, nrec, records)
         return dt
 
     def gunzip_once() -> float:
@@ -83,14 +83,15 @@ def main() -> int:
         t = time.perf_counter()
         run = decode_binance(args.file)
         n = 0
-        for _, k in run:
-            n += k
+        for chunk in run:
+            n += chunk.n_events
         dt = time.perf_counter() - t
         assert n == events and run.bytes_read == len(text)
         return dt
 
     print(f"file: {args.file}")
-    print(f"text: {mb:.1f} MB uncompressed, {probe.counts['lines']} lines, {events} events, "
+    print(f"text: {mb:.1f} MB uncompressed, {probe.counts['lines']} lines, {records} records, "
+          f"{events} events, "
           f"market {probe.market_type}")
     for name, fn in (("decode", decode_once), ("gunzip", gunzip_once), ("import", import_once)):
         times = [fn() for _ in range(args.repeat)]

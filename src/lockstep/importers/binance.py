@@ -1,4 +1,4 @@
-"""Binance websocket captures -> canonical event batches.
+"""Binance websocket captures (spot, USD-M, COIN-M) -> NormalizedChunks (a DecodeRun).
 
 Input files hold one message per line, ``<receive ns> <combined-stream JSON>`` (gzip or plain);
 several files given in order are one stream (daily rotation). Decoding happens in C++
@@ -7,7 +7,7 @@ files through it in bounded memory and works out each symbol's price/size increm
 
 1. ``instruments=``: explicit, per symbol;
 2. ``price_increment=`` + ``size_increment=``: for every other symbol;
-3. the built-in table (binance_instruments.json) for the detected market (spot / usdm);
+3. the built-in table (binance_instruments.json) for the detected market (spot / usdm / coinm);
 4. inferred from the data: the exact decimal GCD of every price and every size of the symbol,
    computed by a C++ scan pass over all inputs before decoding.
 
@@ -15,8 +15,13 @@ The scan pass is only run when needed (``infer=None``): the first ~2 MB of the f
 scanned to learn the market type and the symbols, and the full pass runs if one of them is not
 covered by 1-3. ``infer=True`` always scans (and reports the inferred increments next to the ones
 used); ``infer=False`` never does (an uncovered symbol is then a DecodeError at its first line).
+
+Records (one per non-empty line) and their Rules are described in binance.hpp; only
+configuration problems and unreadable gzip raise DecodeError.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import json
 import os
@@ -28,9 +33,13 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, BinaryIO, Union
 
+import numpy as np
+
 from lockstep import _binance
+from lockstep.dataset import Instrument
 from lockstep.errors import DecodeError, LockstepError
-from lockstep.events import Columns, EventKind, empty_columns
+from lockstep.events import COLUMN_NAMES, Columns, EventKind, empty_columns
+from lockstep.importers.normalized import InputFile, NormalizedChunk, Rule
 
 Source = Union[str, "os.PathLike[str]", BinaryIO]
 IncrementLike = Union[str, Decimal, int]
@@ -41,12 +50,13 @@ _SNIFF = 1 << 21  # bytes of the first input scanned to learn market type and sy
 _GZIP_MAGIC = b"\x1f\x8b"
 
 _SOURCE_EXPLICIT, _SOURCE_OPTION, _SOURCE_BUILTIN, _SOURCE_INFERRED = range(4)
-_VENUE = {"spot": "binance-spot", "usdm": "binance-usdm"}
+_VENUE = {"spot": "binance-spot", "usdm": "binance-usdm", "coinm": "binance-coinm"}
 _EVENT_KEYS = {
     EventKind.L2_SET: "l2_set",
     EventKind.BOOK_CLEAR: "book_clear",
     EventKind.TRADE: "trade",
     EventKind.VENUE_BBO: "venue_bbo",
+    EventKind.GAP: "gap",
 }
 
 
@@ -275,48 +285,68 @@ def _normalise_instruments(instruments: Any) -> list[tuple[str, int | None, str,
     return result
 
 
-def _batch(cols: Columns, size: int) -> tuple[Columns, int]:
-    return {name: arr[:size] for name, arr in cols.items()}, size
+def _batch_views(bufs: dict[str, np.ndarray], n: int) -> Columns:
+    return {name: bufs[name][:n] for name in COLUMN_NAMES}
 
 
-class _Columns:
-    """Batch storage: a yielded batch's arrays are reused once the consumer has let go of every
-    view of them (fresh pages cost more than decoding into them); otherwise new ones are made."""
+class _Buffers:
+    """Chunk storage (event columns, event_record, per-record columns). A handed-out chunk's
+    arrays are reused once the consumer has let go of every view of them (fresh pages cost more
+    than decoding into them); otherwise new ones are made."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.cols = empty_columns(capacity)
+        self.bufs = self._make(capacity, capacity)
         self.baseline = self._refs()
+
+    @staticmethod
+    def _make(events: int, records: int) -> dict[str, np.ndarray]:
+        bufs = empty_columns(events)
+        bufs["event_record"] = np.empty(events, np.int64)
+        for name, dtype in _binance.RECORD_COLUMNS:
+            bufs[name] = np.empty(records, dtype)
+        return bufs
 
     def _refs(self) -> list[int] | None:
         if not hasattr(sys, "getrefcount"):
             return None
-        return [sys.getrefcount(arr) for arr in self.cols.values()]
+        return [sys.getrefcount(arr) for arr in self.bufs.values()]
 
-    def next(self) -> Columns:
-        """Columns for the next batch."""
-        if self.baseline is None or self._refs() != self.baseline:
-            self.cols = empty_columns(self.capacity)
+    def next(self) -> dict[str, np.ndarray]:
+        """Buffers for the next chunk."""
+        if (self.baseline is None or self._refs() != self.baseline
+                or len(self.bufs["ts_event"]) != self.capacity):
+            self.bufs = self._make(self.capacity, self.capacity)
             self.baseline = self._refs()
-        return self.cols
+        return self.bufs
+
+    def grow(self, events: int) -> dict[str, np.ndarray]:
+        """Buffers for one chunk whose first record has `events` events, more than fit."""
+        self.bufs = self._make(max(events, self.capacity), self.capacity)
+        self.baseline = None
+        return self.bufs
 
 
 class BinanceDecodeRun:
-    """One decoding of Binance captures. Iterate it (once) for ``(columns, n_events)`` batches.
+    """One decoding of Binance captures: a DecodeRun (lockstep.importers.normalized).
 
-    Each batch is a fresh dict of numpy arrays (views of length n_events, canonical columns, see
-    lockstep.events); the consumer may keep it. After the iteration ends (normally or with a
-    DecodeError), the report attributes are available:
+    Iterate it (once) for NormalizedChunks; each chunk's arrays are fresh views the consumer may
+    keep. Report attributes:
 
-    - ``instruments``: the instrument table, list of dicts (index, symbol, venue,
-      price_increment, size_increment, increment_source, inferred_price_increment,
-      inferred_size_increment), sorted by index;
-    - ``counts``: lines, files, messages, events per kind, skipped (per reason: count + first
-      locations), sequence_gaps, ts_recv_raised, depth_buffered/replayed;
-    - ``market_type``: 'spot', 'usdm' or 'unknown';
+    - ``instruments``: the instrument table (list of lockstep.dataset.Instrument, position =
+      event ``instrument``), the table so far while iterating;
+    - ``instrument_info``: the same rows as dicts with index, increment_source and the inferred
+      increments (after iterating);
+    - ``inputs``: list of InputFile (path, uncompressed bytes, records);
+    - ``counts``: lines, records, files, messages, events per kind, skipped (per reason: count +
+      first locations), problems (per Rule), sequence_gaps, ts_recv_raised, depth_buffered/replayed;
+    - ``market_type``: 'spot', 'usdm', 'coinm' or 'unknown';
     - ``bytes_read``: bytes of uncompressed text read;
-    - ``complete``: True when every input was decoded to its end without error.
+    - ``complete``: True when every input was decoded to its end without a fatal error.
     """
+
+    format = "binance"
+    requires_snapshot = True
 
     def __init__(
         self,
@@ -327,6 +357,8 @@ class BinanceDecodeRun:
         batch_size: int,
         infer: bool | None,
         snapshot_symbol: str | None,
+        market_type: str | None = None,
+        max_held_records: int | None = None,
     ) -> None:
         self._inputs = inputs
         self._explicit = instruments
@@ -334,12 +366,17 @@ class BinanceDecodeRun:
         self._batch_size = batch_size
         self._infer = infer
         self._snapshot_symbol = snapshot_symbol
+        self._market_type = market_type
+        self._max_held_records = max_held_records
         self._iterated = False
         self._report: dict[str, Any] | None = None
         self._bytes_read = 0
         self._complete = False
         self._inferred: dict[str, tuple[str | None, str | None]] = {}
         self._scanned = False
+        self._dec: _binance.BinanceDecoder | None = None
+        self._files: list[InputFile] = []
+        self._lines: list[int] = []
 
     # ---- reports ----
 
@@ -349,8 +386,21 @@ class BinanceDecodeRun:
         return self._report
 
     @property
-    def instruments(self) -> list[dict[str, Any]]:
-        return self._require_report()["instruments"]
+    def instruments(self) -> list[Instrument]:
+        if self._report is not None:
+            return list(self._report["instruments"])
+        if self._dec is None:
+            raise LockstepError("the run has not been iterated yet: its instruments come from decoding")
+        return [self._instrument(r) for r in self._table(self._dec)]  # the table so far
+
+    @property
+    def instrument_info(self) -> list[dict[str, Any]]:
+        return self._require_report()["instrument_info"]
+
+    @property
+    def inputs(self) -> list[InputFile]:
+        self._require_report()
+        return list(self._files)
 
     @property
     def counts(self) -> dict[str, Any]:
@@ -370,7 +420,7 @@ class BinanceDecodeRun:
 
     # ---- decoding ----
 
-    def __iter__(self) -> Iterator[tuple[Columns, int]]:
+    def __iter__(self) -> Iterator[NormalizedChunk]:
         if self._iterated:
             raise LockstepError("a BinanceDecodeRun can be iterated only once")
         self._iterated = True
@@ -380,6 +430,10 @@ class BinanceDecodeRun:
         dec = _binance.BinanceDecoder()
         if self._snapshot_symbol:
             dec.set_snapshot_symbol(self._snapshot_symbol)
+        if self._market_type:
+            dec.set_market_type(self._market_type)
+        if self._max_held_records:
+            dec.set_max_held_records(self._max_held_records)
         return dec
 
     def _sniff(self, ahead: _ReadAhead) -> tuple[str, list[str]]:
@@ -387,7 +441,7 @@ class BinanceDecodeRun:
         dec.set_scan_mode(True)
         dec.begin_file(0, self._inputs[0].name)
         for chunk in ahead.prefetch(_SNIFF):
-            _, _, status = dec.feed(chunk, None, 0)
+            _, _, _, status = dec.feed(chunk, None, 0, 0)
             if status != _binance.STATUS_OK:
                 break  # the decode pass reports it, in place
         return dec.market_type, [r["symbol"] for r in dec.symbols() if r["seen"]]
@@ -402,13 +456,13 @@ class BinanceDecodeRun:
             dec.begin_file(i, src.name)
             try:
                 for chunk in src.chunks():
-                    _, _, status = dec.feed(chunk, None, 0)
+                    _, _, _, status = dec.feed(chunk, None, 0, 0)
                     if status != _binance.STATUS_OK:
                         raise dec.exception(status)
             except _InputError as e:
                 raise DecodeError(e.reason, path=src.name, line=dec.lines_in_file + 1,
                                   offset=e.offset) from None
-            _, status = dec.finish(None, 0)
+            _, _, status = dec.finish(None, 0, 0)
             if status != _binance.STATUS_OK:
                 raise dec.exception(status)
         return dec.market_type, dec.symbols()
@@ -417,11 +471,12 @@ class BinanceDecodeRun:
         explicit = {s for s, _, _, _ in self._explicit}
         builtin = _builtin_table()
         ahead = None
-        market = "unknown"
+        market = self._market_type or "unknown"
         uncovered: list[str] = []
         if self._defaults is None and self._inputs:
             ahead = _ReadAhead(self._inputs[0])
-            market, seen = self._sniff(ahead)
+            sniffed, seen = self._sniff(ahead)
+            market = self._market_type or sniffed
             uncovered = [s for s in seen if s not in explicit and (market, s) not in builtin]
         scan_rows: list[dict[str, Any]] = []
         if self._infer is True or (self._infer is None and uncovered):
@@ -430,7 +485,8 @@ class BinanceDecodeRun:
                 # so the read-ahead cannot be resumed; the decode pass reads it afresh.
                 ahead.gen.close()
                 ahead = None
-            market, scan_rows = self._scan()
+            scanned, scan_rows = self._scan()
+            market = self._market_type or scanned
             self._scanned = True
             for r in scan_rows:
                 self._inferred[r["symbol"]] = (
@@ -461,93 +517,170 @@ class BinanceDecodeRun:
                 dec.add_catalog(symbol, price, size, _SOURCE_INFERRED)
         return dec, ahead
 
-    def _run(self) -> Iterator[tuple[Columns, int]]:
+    def _run(self) -> Iterator[NormalizedChunk]:
         dec, ahead = self._configure()
-        store = _Columns(self._batch_size)
-        cols = store.cols
-        size = 0
-        files: list[dict[str, Any]] = []
+        self._dec = dec
+        store = _Buffers(self._batch_size)
+        bufs = store.bufs
+        ev = rec = 0
+        first = 0
+        reasons: dict[int, str] = {}
+
+        def chunk() -> NormalizedChunk:
+            nonlocal first, ev, rec
+            for record, rule, path, line, offset, text in dec.new_reasons():
+                reasons[record] = f"{path}, line {line}, offset {offset}: {text}"
+            end = first + rec
+            mine = {r: t for r, t in reasons.items() if r < end}
+            for r in mine:
+                del reasons[r]
+            c = NormalizedChunk(
+                events=_batch_views(bufs, ev), n_events=ev,
+                event_record=bufs["event_record"][:ev], first_record=first, n_records=rec,
+                rec_file=bufs["rec_file"][:rec], rec_line=bufs["rec_line"][:rec],
+                rec_offset=bufs["rec_offset"][:rec], rec_length=bufs["rec_length"][:rec],
+                rec_problem=bufs["rec_problem"][:rec], problem_reasons=mine)
+            first = end
+            ev = rec = 0
+            return c
+
+        def full() -> dict[str, np.ndarray]:
+            # OutputFull with no record in the chunk: its next record needs more event room.
+            return store.grow(dec.needed_events) if rec == 0 else store.next()
+
         try:
             for i, src in enumerate(self._inputs):
                 dec.begin_file(i, src.name)
                 chunks = ahead.replay() if (i == 0 and ahead is not None) else src.chunks()
                 file_bytes = 0
                 try:
-                    for chunk in chunks:
-                        file_bytes += len(chunk)
-                        self._bytes_read += len(chunk)
-                        view = memoryview(chunk)
+                    for text in chunks:
+                        file_bytes += len(text)
+                        self._bytes_read += len(text)
+                        view = memoryview(text)
                         pos = 0
                         while True:
-                            consumed, size, status = dec.feed(view[pos:], cols, size)
+                            consumed, ev, rec, status = dec.feed(view[pos:], bufs, ev, rec)
                             pos += consumed
                             if status == _binance.STATUS_OK:
                                 break
                             if status != _binance.STATUS_OUTPUT_FULL:
                                 raise dec.exception(status)
-                            yield _batch(cols, size)
-                            cols, size = store.next(), 0
+                            if rec:
+                                yield chunk()
+                                bufs = store.next()
+                            else:
+                                bufs = full()
                 except _InputError as e:
                     # Everything complete before the damage was decoded; the partial line is not.
                     raise DecodeError(e.reason, path=src.name, line=dec.lines_in_file + 1,
                                       offset=e.offset) from None
                 while True:
-                    size, status = dec.finish(cols, size)
+                    ev, rec, status = dec.finish(bufs, ev, rec)
                     if status == _binance.STATUS_OK:
                         break
                     if status != _binance.STATUS_OUTPUT_FULL:
                         raise dec.exception(status)
-                    yield _batch(cols, size)
-                    cols, size = store.next(), 0
-                files.append({"path": src.name, "lines": dec.lines_in_file, "bytes": file_bytes})
-            size, status = dec.end_stream(cols, size)
-            if status != _binance.STATUS_OK:
-                raise dec.exception(status)
-            if size:
-                yield _batch(cols, size)
-                size = 0
+                    if rec:
+                        yield chunk()
+                        bufs = store.next()
+                    else:
+                        bufs = full()
+                self._files.append(InputFile(path=src.name, bytes_read=file_bytes,
+                                             records=dec.records_in_file))
+                self._lines.append(dec.lines_in_file)
+            while True:
+                ev, rec, status = dec.end_stream(bufs, ev, rec)
+                if status == _binance.STATUS_OK:
+                    break
+                if status != _binance.STATUS_OUTPUT_FULL:
+                    raise dec.exception(status)
+                if rec:
+                    yield chunk()
+                    bufs = store.next()
+                else:
+                    bufs = full()
+            if rec:
+                yield chunk()
             self._complete = True
         except DecodeError:
-            self._collect(dec, files)
-            if size:  # complete messages decoded before the error still reach the consumer
-                yield _batch(cols, size)
+            self._collect(dec)
+            if rec:  # records settled before the error still reach the consumer
+                yield chunk()
             raise
-        self._collect(dec, files)
+        self._collect(dec)
 
-    def _collect(self, dec: _binance.BinanceDecoder, files: list[dict[str, Any]]) -> None:
-        c = dec.counts()
-        events = {key: c["events"][int(kind)] for kind, key in _EVENT_KEYS.items()}
-        events["total"] = sum(c["events"])
+    @staticmethod
+    def _table(dec: _binance.BinanceDecoder) -> list[dict[str, Any]]:
+        rows = [r for r in dec.symbols() if r["indexed"]]
+        rows.sort(key=lambda r: r["index"])
         market = dec.market_type
+        for r in rows:
+            r["venue"] = _VENUE.get(market, "binance")
+        return rows
+
+    @staticmethod
+    def _instrument(r: dict[str, Any]) -> Instrument:
+        return Instrument(symbol=r["symbol"], venue=r["venue"],
+                          price_increment=_format_increment(*r["price_increment"]),
+                          size_increment=_format_increment(*r["size_increment"]), book="l2")
+
+    def _collect(self, dec: _binance.BinanceDecoder) -> None:
+        c = dec.counts()
+        ev = c["events"]
+        events = {key: ev.get(int(kind), 0) for kind, key in _EVENT_KEYS.items()}
+        events["total"] = sum(ev.values())
+        files = [{"path": f.path, "lines": n, "records": f.records, "bytes": f.bytes_read}
+                 for f, n in zip(self._files, self._lines)]
         counts = {
             "lines": c["lines"],
             "bytes": c["bytes"],
+            "records": c["records"],
             "files": files,
             "messages": c["messages"],
             "events": events,
             "depth_buffered": c["depth_buffered"],
             "depth_replayed": c["depth_replayed"],
             "skipped": c["skipped"],
+            "problems": {Rule(i).label: log for i, log in enumerate(c["problems"]) if log["count"]},
             "sequence_gaps": c["sequence_gaps"],
             "ts_recv_raised": c["ts_recv_raised"],
         }
-        table = []
-        for r in dec.symbols():
-            if not r["indexed"]:
-                continue
+        rows = self._table(dec)
+        if [r["index"] for r in rows] != list(range(len(rows))):  # guarded by decode_binance
+            raise LockstepError(f"instrument indexes are not contiguous: {[r['index'] for r in rows]}")
+        info = []
+        for r in rows:
             inferred = self._inferred.get(r["symbol"], (None, None))
-            table.append({
+            info.append({
                 "index": r["index"],
                 "symbol": r["symbol"],
-                "venue": _VENUE.get(market, "binance"),
+                "venue": r["venue"],
                 "price_increment": _format_increment(*r["price_increment"]),
                 "size_increment": _format_increment(*r["size_increment"]),
                 "increment_source": r["source"],
                 "inferred_price_increment": inferred[0],
                 "inferred_size_increment": inferred[1],
             })
-        table.sort(key=lambda row: row["index"])
-        self._report = {"instruments": table, "counts": counts, "market_type": market}
+        self._report = {"instruments": [self._instrument(r) for r in rows], "instrument_info": info,
+                        "counts": counts, "market_type": dec.market_type}
+
+
+def load_instruments_file(path: str | os.PathLike[str]) -> dict[str, tuple[str, str]]:
+    """A JSON list of {symbol, price_increment, size_increment[, venue]}: symbol -> increments."""
+    try:
+        rows = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read instruments: {e}") from None
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: expected a JSON list of instruments")
+    out = {}
+    for i, row in enumerate(rows):
+        missing = {"symbol", "price_increment", "size_increment"} - set(row)
+        if missing:
+            raise ValueError(f"{path}: instrument {i} lacks {sorted(missing)}")
+        out[str(row["symbol"])] = (str(row["price_increment"]), str(row["size_increment"]))
+    return out
 
 
 def decode_binance(
@@ -559,23 +692,32 @@ def decode_binance(
     batch_size: int = 1 << 20,
     infer: bool | None = None,
     snapshot_symbol: str | None = None,
+    market_type: str | None = None,
+    max_held_records: int | None = None,
 ) -> BinanceDecodeRun:
-    """Decode Binance websocket captures (one stream, files in order) into canonical events.
+    """Decode Binance websocket captures (one stream, files in order) into NormalizedChunks.
 
     paths: a path / binary file object, or an iterable of them (gzip or plain text).
     instruments: explicit increments per symbol: ``{"BTCUSDT": ("0.1", "0.001")}``, or dicts
         with price_increment, size_increment and optionally index (otherwise indexes follow the
-        given order); symbols met in the data but not given get the next indexes.
+        given order; given indexes must leave no hole, as the index is the position in the
+        instrument table); symbols met in the data but not given get the next indexes.
     price_increment, size_increment: together, the increments of every symbol not in
         ``instruments`` (exact decimals: str, Decimal or int; never float).
-    batch_size: events per yielded batch (memory is bounded by it, plus 1 MB of text).
+    batch_size: most events, and most records, per chunk (a single record with more events gets
+        a chunk of its own, as large as it needs).
     infer: None = scan the data for increments only if a symbol is otherwise unknown; True =
         always (the inferred increments are reported next to the ones used); False = never.
     snapshot_symbol: the symbol of bare REST snapshot lines; by default the one symbol seen
         before the snapshot (an error if none or several).
+    market_type: 'spot', 'usdm' or 'coinm' when known (otherwise told from the data); it picks
+        the built-in increments and the venue name, and depth diffs of the other family are fatal.
+    max_held_records: bound on records held back behind a diff waiting for its snapshot
+        (default 65536).
 
-    Returns a BinanceDecodeRun: iterate it for (columns, n_events) batches, then read its report.
-    Raises DecodeError (lockstep.errors) for undecodable input, naming file, line and reason.
+    Returns a BinanceDecodeRun. Iterating raises DecodeError (lockstep.errors) only for fatal
+    problems (configuration, unreadable gzip), naming file, line and offset; bad lines become
+    records marked with their Rule.
     """
     if isinstance(paths, (str, os.PathLike)) or hasattr(paths, "read"):
         sources = [paths]
@@ -594,13 +736,27 @@ def decode_binance(
         raise TypeError("infer must be None, True or False")
     if snapshot_symbol is not None:
         snapshot_symbol = str(snapshot_symbol).strip().upper()
+    if market_type is not None:
+        market_type = str(market_type).strip().lower()
+        if market_type not in _VENUE:
+            raise ValueError(f"market_type must be one of {', '.join(_VENUE)}; got {market_type!r}")
+    if max_held_records is not None and (isinstance(max_held_records, bool)
+                                         or not isinstance(max_held_records, int)
+                                         or max_held_records < 1):
+        raise ValueError(f"max_held_records must be a positive int, got {max_held_records!r}")
+    explicit = _normalise_instruments(instruments) if instruments is not None else []
+    if sorted(i for _, i, _, _ in explicit) != list(range(len(explicit))):
+        raise ValueError("instruments: indexes must be 0..n-1 without holes (an index is the "
+                         "instrument's position in the table events refer to)")
     return BinanceDecodeRun(
         inputs,
-        instruments=_normalise_instruments(instruments) if instruments is not None else [],
+        instruments=explicit,
         defaults=defaults,
         batch_size=batch_size,
         infer=infer,
         snapshot_symbol=snapshot_symbol,
+        market_type=market_type,
+        max_held_records=max_held_records,
     )
 
 
