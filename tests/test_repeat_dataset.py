@@ -154,10 +154,10 @@ def test_real_usdm_capture_repeats_cleanly(data_root, tmp_path):
     """The real capture begins with bookTicker/trade messages before its snapshot: one clear per seam."""
     from shared_data import shared_file
 
-    from lockstep.importers import import_binance
+    from lockstep.pipeline import import_data
 
     path = shared_file("binance/usdm/btcusdt_20240808.gz")
-    single = Dataset.open(import_binance([str(path)], data=data_root).dataset)
+    single = Dataset.open(import_data("binance", [str(path)], data=data_root).dataset)
     repeated = repeat_dataset(single, 2, "usdm-x2", data=data_root)
     assert repeated.manifest["source"]["inserted_book_clears"]["per_repetition"] == 1
     assert repeated.rows == 2 * single.rows + 1

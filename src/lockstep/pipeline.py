@@ -148,11 +148,16 @@ def decode(format: str, paths: Sequence[str], options: Mapping[str, Any]) -> Any
 
         instruments_file = opts.pop("instruments_file", None)
         if instruments_file is not None:
-            from lockstep.importers.to_dataset import load_instruments_file
+            from lockstep.importers.binance import load_instruments_file
 
             opts["instruments"] = load_instruments_file(instruments_file)
         opts.pop("venue", None)  # the venue follows from the market type
         return decode_binance(list(paths), **opts)
+    _refuse(format, opts, {"bybit": ("date", "definitions", "instruments_file"),
+                           "tardis": ("date", "definitions", "instruments_file"),
+                           "dbn": ("date", "instruments_file"),
+                           "itch": ("venue", "price_increment", "size_increment", "definitions",
+                                    "instruments_file")}.get(format, ()))
     if format == "bybit":
         from lockstep.importers.bybit import decode_bybit
 
@@ -168,9 +173,16 @@ def decode(format: str, paths: Sequence[str], options: Mapping[str, Any]) -> Any
     if format == "itch":
         from lockstep.importers.itch import decode_itch
 
-        opts.pop("venue", None)
         return decode_itch(list(paths), **opts)
     raise PipelineError(f"unknown format {format!r}; formats are {', '.join(FORMATS)}")
+
+
+def _refuse(format: str, opts: Mapping[str, Any], unused: Sequence[str]) -> None:
+    given = [k for k in unused if k in opts]
+    if given:
+        names = ", ".join("--instruments" if k == "instruments_file" else "--" + k.replace("_", "-")
+                          for k in given)
+        raise PipelineError(f"{names} does not apply to {format} imports")
 
 
 # ---------------------------------------------------------------------------------------------
