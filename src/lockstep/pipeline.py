@@ -140,9 +140,34 @@ class ValidationConfig:
 # Decoders
 
 
+def is_raw_capture(path: str) -> bool:
+    """A lockstep raw capture file (docs/raw-format.md), as a recorder writes them."""
+    from lockstep.raw_capture import MAGIC
+
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(MAGIC)) == MAGIC
+    except OSError:
+        return False
+
+
+def open_source(path: str) -> Any:
+    """The bytes a decoder sees for one input: a raw capture's frames as "<receive ns> <payload>"
+    lines, anything else decompressed. Record positions refer to these bytes."""
+    if "://" not in path and is_raw_capture(path):
+        from lockstep.raw_capture import open_lines
+
+        return open_lines([path])
+    return open_decompressed(path)
+
+
 def decode(format: str, paths: Sequence[str], options: Mapping[str, Any]) -> Any:
     """The decode run of FORMAT over `paths` (one stream, in order)."""
     opts = {k: v for k, v in options.items() if v is not None}
+    if any(is_raw_capture(p) for p in paths):
+        if format != "binance":
+            raise PipelineError(f"raw captures hold websocket text frames; import them as binance, not {format}")
+        paths = [open_source(p) for p in paths]  # the decoder reads file objects as they are
     if format == "binance":
         from lockstep.importers.binance import decode_binance
 
@@ -495,13 +520,13 @@ class _Quarantine:
                 raw = []
                 for f, off, ln in zip(files.tolist(), offsets.tolist(), lengths.tolist()):
                     if f not in readers:
-                        readers[f] = open_decompressed(sources[f])
+                        readers[f] = open_source(sources[f])
                         positions[f] = 0
                     reader = readers[f]
                     skip = off - positions[f]
                     if skip < 0:  # records out of order in a file: reopen and read forward
                         reader.close()
-                        reader = readers[f] = open_decompressed(sources[f])
+                        reader = readers[f] = open_source(sources[f])
                         skip = off
                     while skip > 0:
                         got = reader.read(min(skip, 1 << 20))
@@ -857,7 +882,7 @@ def _headers(sources: Sequence[str], first_offset: Mapping[int, int]) -> dict[st
     out = {}
     for f, off in first_offset.items():
         if 0 < off <= (1 << 22) and f < len(sources):
-            with open_decompressed(sources[f]) as reader:
+            with open_source(sources[f]) as reader:
                 out[str(f)] = reader.read(off).hex()
     return out
 
