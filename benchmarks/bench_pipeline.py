@@ -50,13 +50,19 @@ def synthetic_usdm_capture(path: Path, messages: int, seed: int = 5) -> int:
     lines = []
     bids = [[f"{59_000 + i / 10:.1f}", "1.000"] for i in range(0, 9990, 10)]
     asks = [[f"{60_000 + i / 10:.1f}", "1.000"] for i in range(0, 9990, 10)]
-    lines.append(f'{ts} {{"lastUpdateId":{update},"E":{ts // 10**6},"T":{ts // 10**6},'
+    # A REST snapshot names no symbol: a stream message before it says which one it is.
+    lines.append(f'{ts} {{"stream":"btcusdt@bookTicker","data":{{"e":"bookTicker","u":{update},'
+                 f'"s":"BTCUSDT","b":"59999.0","B":"1.000","a":"60000.0","A":"1.000","T":{ts // 10**6},'
+                 f'"E":{ts // 10**6}}}}}')
+    # USD-M rule: the first diff after the snapshot bridges it (U <= lastUpdateId <= u).
+    lines.append(f'{ts} {{"lastUpdateId":{update + 1},"E":{ts // 10**6},"T":{ts // 10**6},'
                  f'"bids":{json.dumps(bids)},"asks":{json.dumps(asks)}}}')
     trade_id = 1
     written = 0
     with gzip.open(path, "wt", compresslevel=1) as out:
-        out.write(lines[0] + "\n")
-        written += len(lines[0]) + 1
+        for line in lines:
+            out.write(line + "\n")
+            written += len(line) + 1
         for n in range(messages):
             ts += rng.randrange(50_000, 2_000_000)
             ms = ts // 10**6
@@ -110,7 +116,7 @@ def test_import_memory_is_bounded_by_a_chunk(benchmark, bench_root, tmp_path_fac
         proc = subprocess.run([sys.executable, "-c", _CHILD, str(path), bench_root], capture_output=True,
                               text=True)
         if proc.returncode:
-            raise RuntimeError(proc.stderr[-3000:])
+            raise RuntimeError(proc.stderr[-3000:] + proc.stdout[-2000:])
         hwm = int(proc.stderr.rsplit("VMHWM_KB", 1)[1].split()[0]) * 1024
         runs.append((time.perf_counter() - start, json.loads(proc.stdout), hwm))
 

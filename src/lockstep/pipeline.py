@@ -49,6 +49,7 @@ DEFAULT_ACTIONS: Mapping[str, str] = {
 DEFAULT_MAX_FEED_LATENCY_NS = 60 * 10**9
 DEFAULT_MIN_FEED_LATENCY_NS = 0
 _POSITIONS_KEPT = 20
+CHUNK_EVENTS = 1 << 17  # events per decoded chunk where the decoder lets us choose
 
 RULE_MEANING: Mapping[str, str] = {
     "sequence_gap": "messages were lost (sequence ids not contiguous); the book is unknown until a snapshot",
@@ -177,6 +178,8 @@ def decode(format: str, paths: Sequence[str], options: Mapping[str, Any]) -> Any
 
             opts["instruments"] = load_instruments_file(instruments_file)
         opts.pop("venue", None)  # the venue follows from the market type
+        # Chunks small enough that writing one overlaps with decoding the next (_WriteBehind).
+        opts.setdefault("batch_size", CHUNK_EVENTS)
         return decode_binance(list(paths), **opts)
     _refuse(format, opts, {"bybit": ("date", "definitions", "instruments_file"),
                            "tardis": ("date", "definitions", "instruments_file"),
@@ -316,18 +319,74 @@ def _import_id(paths: Sequence[str]) -> str:
 
 def _copy_raw(paths: Sequence[str], target: Location) -> list[dict[str, Any]]:
     """Byte-for-byte copies of the inputs under `target` (kept if already there)."""
+    import shutil
+
     target.mkdir()
+    local = isinstance(target.fs, pa.fs.LocalFileSystem)
     out = []
     for i, p in enumerate(paths):
         dest = target.join(f"{i:03d}-{os.path.basename(p)}")
         size = os.path.getsize(p)
         info = dest.fs.get_file_info(dest.path)
         if info.type == pa.fs.FileType.NotFound or info.size != size:
-            with open(p, "rb") as src, dest.fs.open_output_stream(dest.path) as sink:
-                while chunk := src.read(1 << 22):
-                    sink.write(chunk)
+            if local:
+                shutil.copyfile(p, dest.path)  # the kernel copies; no bytes through Python
+            else:
+                with open(p, "rb") as src, dest.fs.open_output_stream(dest.path) as sink:
+                    while chunk := src.read(1 << 22):
+                        sink.write(chunk)
         out.append({"source": os.path.abspath(p), "raw": dest.uri, "bytes": size})
     return out
+
+
+def _existing_raw(root: Location, import_id: str) -> str | None:
+    """The name an earlier import of the same bytes (same import id) stored its raw copy under."""
+    for name in root.join("raw").list_dirs():
+        if root.join("raw", name, import_id).is_dir():
+            return name
+    return None
+
+
+class _WriteBehind:
+    """Runs write jobs in order on one thread, at most `depth` behind the caller: Parquet encoding
+    releases the GIL, so writing a chunk overlaps with decoding and validating the next one, and
+    memory stays bounded by `depth` chunks. A job's error surfaces at the next submit or at close."""
+
+    def __init__(self, depth: int = 3) -> None:
+        import queue
+        import threading
+
+        self._jobs: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="lockstep-write-behind", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if self._error is None:
+                try:
+                    job()
+                except BaseException as e:  # handed to the caller
+                    self._error = e
+
+    def submit(self, job: Any) -> None:
+        self._raise()
+        self._jobs.put(job)
+
+    def close(self) -> None:
+        """Waits for every job; raises the first error."""
+        if self._thread.is_alive():
+            self._jobs.put(None)
+            self._thread.join()
+        self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
 
 _NORMALIZED_RECORD_SCHEMA = pa.schema([
@@ -584,8 +643,9 @@ def reason_text(rule: str, cause: int, symbol: str, a: int, b: int, cfg: Validat
 class _Promoter:
     """Canonical side of promotion: kept events plus GAP markers; segments and invalid stretches."""
 
-    def __init__(self, name: str, data: str | None) -> None:
+    def __init__(self, name: str, data: str | None, behind: _WriteBehind) -> None:
         self.writer = DatasetWriter(name, None, data=data)
+        self.behind = behind
         self.rows = 0
         self.segments: list[dict[str, Any]] = []
         self.invalid: dict[int, dict[str, Any]] = {}
@@ -601,7 +661,10 @@ class _Promoter:
             symbols: Sequence[str]) -> None:
         n = chunk.n_events
         kept = np.flatnonzero(keep[:n])
-        cols = {name: chunk.events[name][:n][kept] for name in COLUMN_NAMES}
+        if kept.size == n:  # the common case: the whole chunk is promoted
+            cols = {name: chunk.events[name][:n] for name in COLUMN_NAMES}
+        else:
+            cols = {name: chunk.events[name][:n][kept] for name in COLUMN_NAMES}
         if markers:
             where = np.searchsorted(kept, [m["before_event"] for m in markers])
             values = {
@@ -647,7 +710,7 @@ class _Promoter:
             self.stretches.append(self.invalid[inst])
         if total > start:
             self._extend_segment(cols["ts_recv"][start:total], chunk.first_record, self.rows + start)
-        self.writer.write(cols, total)
+        self.behind.submit(lambda: self.writer.write(cols, total))
         self.rows += total
 
     def _extend_segment(self, ts: np.ndarray, first_record: int, row: int) -> None:
@@ -694,7 +757,8 @@ def import_data(
     # Without a name, the instruments name the import, known once decoded: until then the
     # areas sit under a provisional name and are moved at the end.
     provisional = name or f"import-{import_id}"
-    raw_loc = root.join("raw", provisional, import_id)
+    # The same bytes were imported before: their raw copy is reused, not copied again.
+    raw_loc = root.join("raw", name or _existing_raw(root, import_id) or provisional, import_id)
     inputs = _copy_raw(paths, raw_loc)
     result = ImportResult(name=provisional, import_id=import_id, format=format, stopped_after=stop_after,
                           inputs=inputs)
@@ -753,10 +817,10 @@ def _run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResul
     from lockstep._validate import Validator
 
     validator = None
-    n_validator = 0
+    behind = _WriteBehind()
     quarantine = _Quarantine(root.join("quarantine", name, import_id), result.inputs,
                              write=stop_after == "promote")
-    promoter = _Promoter(name, data) if stop_after == "promote" else None
+    promoter = _Promoter(name, data, behind) if stop_after == "promote" else None
     requires_snapshot = bool(getattr(run, "requires_snapshot", False))
     default_book = "l3" if result.format == "itch" else "l2"
     warned: dict[str, int] = {}
@@ -770,7 +834,7 @@ def _run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResul
                 for f, i in zip(files.tolist(), at.tolist()):
                     first_offset.setdefault(f, int(chunk.rec_offset[i]))
             if normalized is not None:
-                normalized.write(chunk)
+                behind.submit(lambda c=chunk: normalized.write(c))
             if stop_after == "normalize":
                 continue
             table = list(instruments) if instruments is not None else _table_so_far(run)
@@ -801,7 +865,12 @@ def _run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResul
                 quarantine.add(chunk, verdicts, symbols, cfg)
             if promoter is not None:
                 promoter.add(chunk, keep, markers, symbols)
+        behind.close()
     except BaseException:
+        try:
+            behind.close()
+        except BaseException:
+            pass  # the first error is the one to report
         if promoter is not None:
             promoter.writer.abort()
         raise
