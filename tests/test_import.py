@@ -226,12 +226,14 @@ def test_unknown_symbol_gets_inferred_increments(tmp_path):
     ("dbn", ["databento/esh4-glbx-mdp3-20231224.mbo.dbn.zst"], 8_725),
     ("dbn", ["databento/test_data.mbp-10.dbn"], 2),
     ("dbn", ["databento/test_data.trades.dbn"], 2),
+    ("dbn", ["databento/test_data.definition.dbn"], 2),
     ("itch", ["itch/ex20101224.TEST_ITCH_50.gz"], 12_012),
 ])
 def test_every_fixture_imports(tmp_path, fmt, files, expect_records):
     r = import_data(fmt, [shared_file(f) for f in files], data=str(tmp_path))
     assert r.records_read == expect_records == r.records_canonical + r.records_quarantined
-    if r.records_canonical:
+    assert (r.dataset is None) == (fmt == "dbn" and "definition" in files[0])  # definitions only
+    if r.dataset is not None:
         ds = Dataset.open(r.dataset)
         assert ds.manifest["source"]["validation_report"]["records_read"] == expect_records
         assert replay(ds).events == ds.rows
@@ -256,3 +258,11 @@ def test_a_raw_capture_imports_like_the_line_file_it_holds(tmp_path):
     from_text = import_data("binance", [text], data=str(tmp_path / "b"))
     assert from_frames.records_read == from_text.records_read == 3000
     assert Dataset.open(from_frames.dataset).read_all().equals(Dataset.open(from_text.dataset).read_all())
+
+
+def test_dbn_cancels_of_orders_never_added_are_quarantined(tmp_path):
+    """test_data.mbo.dbn holds two cancels of orders the file never added."""
+    r = import_data("dbn", [shared_file("databento/test_data.mbo.dbn")], data=str(tmp_path))
+    assert (r.records_read, r.records_quarantined) == (2, 2)
+    assert r.quarantined_by_rule == {"unknown_order_ref": 2}
+    assert r.dataset is None  # nothing promoted, no dataset of markers alone

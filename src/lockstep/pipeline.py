@@ -646,6 +646,7 @@ class _Promoter:
     def __init__(self, name: str, data: str | None, behind: _WriteBehind) -> None:
         self.writer = DatasetWriter(name, None, data=data)
         self.behind = behind
+        self.promoted_events = 0  # events of promoted records (GAP markers not counted)
         self.rows = 0
         self.segments: list[dict[str, Any]] = []
         self.invalid: dict[int, dict[str, Any]] = {}
@@ -661,6 +662,7 @@ class _Promoter:
             symbols: Sequence[str]) -> None:
         n = chunk.n_events
         kept = np.flatnonzero(keep[:n])
+        self.promoted_events += int(kept.size)
         if kept.size == n:  # the common case: the whole chunk is promoted
             cols = {name: chunk.events[name][:n] for name in COLUMN_NAMES}
         else:
@@ -912,7 +914,7 @@ def _run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResul
     result.paths["quarantine"] = qpath
     report["quarantine"] = qpath
     report["quarantine_entries"] = [{k: v for k, v in e.items() if k != "positions"} for e in result.entries]
-    if promoter.rows == 0:
+    if promoter.promoted_events == 0:  # nothing to back-test: no dataset of markers alone
         promoter.writer.abort()
         result.paths["canonical"] = None
         return
