@@ -2,13 +2,10 @@
 subprocess): events/s, and peak memory for a 10x longer dataset against the shorter one."""
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 
 import pytest
-from conftest import scaled
+from conftest import cli_peak_rss, scaled
 
 from lockstep.synth import generate
 
@@ -21,28 +18,9 @@ def datasets(bench_root):
     return {label: generate(scaled(n), seed=11, data=bench_root, name=f"bench-{label}") for label, n in SIZES.items()}
 
 
-# The child reports its own high-water mark (VmHWM belongs to the exec'd image; ru_maxrss would
-# carry over the forking pytest process's size).
-_CHILD = (
-    "import atexit, sys\n"
-    "def hwm():\n"
-    "    for line in open('/proc/self/status'):\n"
-    "        if line.startswith('VmHWM:'):\n"
-    "            sys.stderr.write('VMHWM_KB ' + line.split()[1] + '\\n')\n"
-    "atexit.register(hwm)\n"
-    "from lockstep.cli import main\n"
-    "sys.argv = ['lockstep', 'replay', sys.argv[1], '--json']\n"
-    "main()\n"
-)
-
-
 def _run(path: str) -> tuple[dict, int]:
     """Runs the CLI replay; returns its JSON summary and its peak resident set size in bytes."""
-    proc = subprocess.run([sys.executable, "-c", _CHILD, path], capture_output=True, text=True)
-    if proc.returncode:
-        raise RuntimeError(proc.stderr)
-    hwm_kb = int(proc.stderr.rsplit("VMHWM_KB", 1)[1].split()[0])
-    return json.loads(proc.stdout), hwm_kb * 1024
+    return cli_peak_rss("replay", path)
 
 
 @pytest.mark.parametrize("label", list(SIZES))

@@ -10,16 +10,14 @@ from __future__ import annotations
 import gzip
 import json
 import random
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import report_rate, scaled
+from conftest import cli_peak_rss, report_rate, scaled
+from shared_data import shared_file
 
 from lockstep.pipeline import import_data
-from shared_data import shared_file
 
 USDM = "binance/usdm/btcusdt_20240808.gz"
 SPOT = ["binance/spot/btcusdt_20240808.gz", "binance/spot/btcusdt_20240809.gz"]
@@ -92,18 +90,6 @@ def synthetic_usdm_capture(path: Path, messages: int, seed: int = 5) -> int:
 SIZES = {"short": 300_000, "long": 3_000_000}
 _peak: dict[str, int] = {}
 
-_CHILD = (
-    "import atexit, sys\n"
-    "def hwm():\n"
-    "    for line in open('/proc/self/status'):\n"
-    "        if line.startswith('VmHWM:'):\n"
-    "            sys.stderr.write('VMHWM_KB ' + line.split()[1] + '\\n')\n"
-    "atexit.register(hwm)\n"
-    "from lockstep.cli import main\n"
-    "sys.argv = ['lockstep', 'data', 'import', 'binance', sys.argv[1], '--data', sys.argv[2], '--json']\n"
-    "main()\n"
-)
-
 
 @pytest.mark.parametrize("label", list(SIZES))
 def test_import_memory_is_bounded_by_a_chunk(benchmark, bench_root, tmp_path_factory, label):
@@ -113,12 +99,8 @@ def test_import_memory_is_bounded_by_a_chunk(benchmark, bench_root, tmp_path_fac
 
     def once():
         start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-c", _CHILD, str(path), bench_root], capture_output=True,
-                              text=True)
-        if proc.returncode:
-            raise RuntimeError(proc.stderr[-3000:] + proc.stdout[-2000:])
-        hwm = int(proc.stderr.rsplit("VMHWM_KB", 1)[1].split()[0]) * 1024
-        runs.append((time.perf_counter() - start, json.loads(proc.stdout), hwm))
+        summary, hwm = cli_peak_rss("data", "import", "binance", str(path), "--data", bench_root)
+        runs.append((time.perf_counter() - start, summary, hwm))
 
     benchmark.pedantic(once, rounds=1, iterations=1)
     wall, summary, hwm = runs[-1]

@@ -20,7 +20,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,11 @@ import pyarrow.parquet as pq
 from lockstep.dataset import Dataset, DatasetWriter, Instrument
 from lockstep.errors import LockstepError
 from lockstep.events import COLUMN_NAMES, COLUMNS, EventKind, Flag
-from lockstep.importers.normalized import RULE_NAMES, NormalizedChunk, Rule, open_decompressed
+from lockstep.importers.normalized import (
+    RULE_NAMES,
+    NormalizedChunk,
+    open_decompressed,
+)
 from lockstep.storage import Location, ensure_layout, locate, root_location
 
 FORMATS = ("binance", "bybit", "tardis", "dbn", "itch")
@@ -805,18 +809,10 @@ def _move_area(root: Location, area: str, old: str, new: str, import_id: str) ->
     return dst
 
 
-def _symbols(run: Any) -> list[str]:
-    try:
-        return [i.symbol for i in run.instruments]
-    except Exception:  # not known yet (decoders learn instruments as they go)
-        return []
-
-
 def _run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResult, cfg: ValidationConfig,
                 root: Location, name: str, import_id: str, data: str | None, sources: Sequence[str],
                 *, normalized: _NormalizedWriter | None, stop_after: str,
                 instruments: Sequence[Instrument] | None = None, rename: bool = False) -> None:
-    from lockstep._validate import Validator
 
     validator = None
     behind = _WriteBehind()
@@ -959,9 +955,11 @@ def _headers(sources: Sequence[str], first_offset: Mapping[int, int]) -> dict[st
 
 
 def _table_so_far(run: Any) -> list[Instrument]:
+    """The instruments a run knows so far (decoders learn them as they go; some say so by
+    raising until they have seen the data)."""
     try:
         return list(run.instruments)
-    except Exception:
+    except LockstepError:
         return []
 
 
