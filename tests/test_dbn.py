@@ -20,7 +20,7 @@ from lockstep.errors import DecodeError
 from lockstep.importers.dbn import decode_dbn
 from lockstep.importers.normalized import Rule, read_decompressed
 from lockstep.replay import replay_batches
-from tests.shared_data import shared_file
+from shared_data import shared_file
 
 L2_SET, L3_ADD, L3_MODIFY, L3_DELETE, L3_EXECUTE, BOOK_CLEAR, TRADE = 1, 2, 3, 4, 5, 6, 7
 LAST, SNAPSHOT, BAD_TS_RECV = 1, 2, 4

@@ -15,7 +15,7 @@ from lockstep._replay import Replayer
 from lockstep.dataset import Dataset
 from lockstep.errors import DecodeError
 from lockstep.events import EventKind, Flag
-from lockstep.pipeline import PipelineError, import_data
+from lockstep.pipeline import PipelineError, ValidationConfig, import_data
 from lockstep.replay import replay
 
 SPOT = ["binance/spot/btcusdt_20240808.gz", "binance/spot/btcusdt_20240809.gz"]
@@ -266,3 +266,22 @@ def test_dbn_cancels_of_orders_never_added_are_quarantined(tmp_path):
     assert (r.records_read, r.records_quarantined) == (2, 2)
     assert r.quarantined_by_rule == {"unknown_order_ref": 2}
     assert r.dataset is None  # nothing promoted, no dataset of markers alone
+
+
+def test_itch_quarantine_names_instruments_learned_mid_stream(tmp_path):
+    """ITCH names a stock in its directory message, after the decoder has started handing out
+    records: quarantine entries still carry the name. The simulated fixture's books cross (its
+    prices are random), so crossed books and the records after them are quarantined."""
+    r = import_data("itch", [shared_file("itch/ex20101224.TEST_ITCH_50.gz")], data=str(tmp_path))
+    symbols = {i["symbol"] for i in r.instruments}
+    assert r.records_read == 12_012 == r.records_canonical + r.records_quarantined
+    assert r.quarantined_by_rule == {"crossed_book": r.records_quarantined} and r.records_quarantined > 0
+    assert {e["instrument"] for e in r.entries} <= symbols
+    assert {s["symbol"] for s in r.invalid_stretches} <= symbols
+    loose = import_data("itch", [shared_file("itch/ex20101224.TEST_ITCH_50.gz")], data=str(tmp_path),
+                        validation=ValidationConfig.from_options(["crossed_book=warn"]))
+    # crossings now only warn; what is left is the fixture's executions and deletes of orders it
+    # never added (the decoder counts them), each invalidating its stock's book for good
+    assert loose.warnings_by_rule["crossed_book"] > 0
+    assert set(loose.quarantined_by_rule) == {"unknown_order_ref"}
+    assert sum(loose.decoder_counts["unknown_order_ref"].values()) > 0

@@ -26,7 +26,7 @@ from lockstep.pipeline import (
     validate_source,
 )
 from lockstep.replay import replay
-from tests.shared_data import shared_file
+from shared_data import shared_file
 
 BYBIT = "bybit/xrpusdt_ob500_20241201.data.zip"
 TARDIS = "tardis/deribit_incremental_book_L2_BTC-PERPETUAL.csv"

@@ -534,7 +534,9 @@ class _Quarantine:
         reasons = []
         for k, r in enumerate(rows):
             rec = int(records[k])
-            symbol = symbols[inst[k]] if inst[k] < len(symbols) else f"#{inst[k]}"
+            # Decoders may learn an instrument's name after its records (an ITCH directory):
+            # the name is filled in when the quarantine is written.
+            symbol = symbols[inst[k]] if inst[k] < len(symbols) else f"\x00{inst[k]}\x00"
             why = reason_text(names[k], int(cause[k]), symbol, int(a[k]), int(b[k]), cfg,
                               chunk.problem_reasons.get(rec))
             reasons.append(why)
@@ -563,7 +565,7 @@ class _Quarantine:
             pa.array(b, pa.int64()), pa.array(reasons, pa.string()),
         ], schema=_QUARANTINE_INDEX_SCHEMA))
 
-    def close(self, sources: Sequence[str], meta: Mapping[str, Any]) -> str | None:
+    def close(self, sources: Sequence[str], meta: Mapping[str, Any], symbols: Sequence[str]) -> str | None:
         """Copies each quarantined record's raw bytes out of the inputs (one sequential pass per
         input), writes records.parquet and quarantine.json; returns the directory or None."""
         if self._index is None:
@@ -599,14 +601,18 @@ class _Quarantine:
                     data = reader.read(ln) if ln > 0 else b""
                     positions[f] = off + len(data)
                     raw.append(data)
+                columns = list(batch.columns)
+                reason_at = _QUARANTINE_INDEX_SCHEMA.get_field_index("reason")
+                columns[reason_at] = pa.array([_named(t, symbols) for t in columns[reason_at].to_pylist()],
+                                              pa.string())
                 out.write_batch(pa.RecordBatch.from_arrays(
-                    [*batch.columns, pa.array(raw, pa.binary())], schema=_QUARANTINE_RECORD_SCHEMA))
+                    [*columns, pa.array(raw, pa.binary())], schema=_QUARANTINE_RECORD_SCHEMA))
         finally:
             out.close()
             for r in readers.values():
                 r.close()
         index_loc.fs.delete_file(index_loc.path)
-        doc = {**meta, "records": self.count, "entries": self.entry_list()}
+        doc = {**meta, "records": self.count, "entries": self.entry_list(symbols)}
         self.loc.join("quarantine.json").write_bytes((json.dumps(doc, indent=2, default=str) + "\n").encode())
         return self.loc.uri
 
@@ -615,8 +621,21 @@ class _Quarantine:
             self._index.close()
             self._index_closed = True
 
-    def entry_list(self) -> list[dict[str, Any]]:
-        return sorted(self.entries.values(), key=lambda e: e["first_record"])
+    def entry_list(self, symbols: Sequence[str]) -> list[dict[str, Any]]:
+        named = [{**e, "reason": _named(e["reason"], symbols), "instrument": _named(e["instrument"], symbols)}
+                 for e in self.entries.values()]
+        return sorted(named, key=lambda e: e["first_record"])
+
+
+_PENDING_NAME = re.compile("\x00(\\d+)\x00")
+
+
+def _named(text: str | None, symbols: Sequence[str]) -> str | None:
+    """Fills in instrument names a decoder did not know yet when the text was written."""
+    if text is None or "\x00" not in text:
+        return text
+    return _PENDING_NAME.sub(lambda m: symbols[int(m.group(1))] if int(m.group(1)) < len(symbols)
+                             else f"instrument {m.group(1)}", text)
 
 
 def reason_text(rule: str, cause: int, symbol: str, a: int, b: int, cfg: ValidationConfig,
@@ -890,7 +909,8 @@ def _run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResul
         result.paths["normalized"] = normalized.loc.uri
     if stop_after == "normalize":
         return
-    result.entries = quarantine.entry_list()
+    symbols = [i.symbol for i in table]
+    result.entries = quarantine.entry_list(symbols)
     report = {
         "verdict": None, "records_read": result.records_read, "records_canonical": result.records_canonical,
         "records_quarantined": result.records_quarantined, "quarantined_by_rule": result.quarantined_by_rule,
@@ -900,13 +920,16 @@ def _run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResul
         result.paths["quarantine"] = None
         return
     assert promoter is not None
+    for stretch in promoter.stretches:  # names the decoder learned after the stretch began
+        if stretch["instrument"] < len(symbols):
+            stretch["symbol"] = symbols[stretch["instrument"]]
     result.segments = promoter.segments
     result.invalid_stretches = promoter.stretches
     report["verdict"] = result.verdict()
     report["segments"] = promoter.segments
     report["invalid_stretches"] = promoter.stretches
     qpath = quarantine.close(sources, {**meta_common, "report": report,
-                                       "headers": _headers(sources, first_offset)})
+                                       "headers": _headers(sources, first_offset)}, symbols)
     result.paths["quarantine"] = qpath
     report["quarantine"] = qpath
     report["quarantine_entries"] = [{k: v for k, v in e.items() if k != "positions"} for e in result.entries]
