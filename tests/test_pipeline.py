@@ -365,3 +365,16 @@ def test_a_strategy_never_sees_a_stale_book(tmp_path):
         ("trade", 7, False, (0, 0, 0, 0)),  # after the gap: no touch, and no on_book at 5
         ("book", 8, True, (100, 5, 101, 5)),
     ]
+
+
+def test_receive_clock_going_back_is_quarantined_whatever_the_action(tmp_path):
+    # canonical data is in Processing Order, so a record stamped before what was promoted cannot
+    # be promoted, even with ts_recv_backwards set to warn (that governs decoder-raised stamps)
+    text = "snap,10,100,101\ntrade,20,100,1\ntrade,15,100,1\ntrade,25,100,1\nbid,18,99,1\n"
+    r = line_import(tmp_path, text, validation=ValidationConfig.from_options(["ts_recv_backwards=warn"]))
+    assert quarantined(r) == {2: ("ts_recv_backwards", -1), 4: ("ts_recv_backwards", -1)}
+    t = Dataset.open(r.dataset).read_all()
+    ts = t.column("ts_recv").to_pylist()
+    assert ts == sorted(ts)
+    # the level update lost with record 4 leaves the book unknown: a GAP closes the data
+    assert t.column("kind").to_pylist()[-1] == EventKind.GAP and r.invalid_stretches[0]["to_row"] is None
