@@ -548,6 +548,21 @@ class BinanceDecodeRun:
             # OutputFull with no record in the chunk: its next record needs more event room.
             return store.grow(dec.needed_events) if rec == 0 else store.next()
 
+        def drain(step) -> Iterator[NormalizedChunk]:
+            """Calls one decoder step until it is done, handing out each chunk it fills."""
+            nonlocal bufs, ev, rec
+            while True:
+                ev, rec, status = step(bufs, ev, rec)
+                if status == _binance.STATUS_OK:
+                    return
+                if status != _binance.STATUS_OUTPUT_FULL:
+                    raise dec.exception(status)
+                if rec:
+                    yield chunk()
+                    bufs = store.next()
+                else:
+                    bufs = full()
+
         try:
             for i, src in enumerate(self._inputs):
                 dec.begin_file(i, src.name)
@@ -559,47 +574,23 @@ class BinanceDecodeRun:
                         self._bytes_read += len(text)
                         view = memoryview(text)
                         pos = 0
-                        while True:
-                            consumed, ev, rec, status = dec.feed(view[pos:], bufs, ev, rec)
+
+                        def feed(b, e, r, view=view):
+                            nonlocal pos
+                            consumed, e, r, status = dec.feed(view[pos:], b, e, r)
                             pos += consumed
-                            if status == _binance.STATUS_OK:
-                                break
-                            if status != _binance.STATUS_OUTPUT_FULL:
-                                raise dec.exception(status)
-                            if rec:
-                                yield chunk()
-                                bufs = store.next()
-                            else:
-                                bufs = full()
+                            return e, r, status
+
+                        yield from drain(feed)
                 except _InputError as e:
                     # Everything complete before the damage was decoded; the partial line is not.
                     raise DecodeError(e.reason, path=src.name, line=dec.lines_in_file + 1,
                                       offset=e.offset) from None
-                while True:
-                    ev, rec, status = dec.finish(bufs, ev, rec)
-                    if status == _binance.STATUS_OK:
-                        break
-                    if status != _binance.STATUS_OUTPUT_FULL:
-                        raise dec.exception(status)
-                    if rec:
-                        yield chunk()
-                        bufs = store.next()
-                    else:
-                        bufs = full()
+                yield from drain(dec.finish)
                 self._files.append(InputFile(path=src.name, bytes_read=file_bytes,
                                              records=dec.records_in_file))
                 self._lines.append(dec.lines_in_file)
-            while True:
-                ev, rec, status = dec.end_stream(bufs, ev, rec)
-                if status == _binance.STATUS_OK:
-                    break
-                if status != _binance.STATUS_OUTPUT_FULL:
-                    raise dec.exception(status)
-                if rec:
-                    yield chunk()
-                    bufs = store.next()
-                else:
-                    bufs = full()
+            yield from drain(dec.end_stream)
             if rec:
                 yield chunk()
             self._complete = True
