@@ -275,7 +275,8 @@ class ImportResult:
 
     def describe(self) -> str:
         lines = [
-            f"import       {self.name} ({self.format}), id {self.import_id}: {self.verdict()}",
+            f"{'validate' if self.stopped_after == 'validate' else 'import':<12} {self.name} ({self.format}), "
+            f"id {self.import_id}: {self.verdict()}",
             f"records      {self.records_read:,} read = {self.records_canonical:,} canonical + "
             f"{self.records_quarantined:,} quarantined",
             f"input        {self.bytes_read / 1e6:,.1f} MB in {self.seconds:.2f} s ({self.mb_per_second:,.0f} MB/s)",
