@@ -228,6 +228,9 @@ def test_promoting_a_quarantine_entry_again_after_a_fix(tmp_path):
                            name="lines-fixed", run_factory=lambda paths: LineRun(Path(paths[0])))
     assert (again.records_read, again.records_canonical) == (1, 1)
     assert Dataset.open(again.dataset).rows == 1
+    # the records decoded again sit under derived/, so positions reported for them name a real file
+    (kept,) = (tmp_path / "root" / "derived" / "requeued").rglob("*requeued-stream.txt")
+    assert kept.read_text() == "lat,20,25\n"
     del src
 
 

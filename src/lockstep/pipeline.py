@@ -1172,6 +1172,7 @@ def _step_on_source(src: str, *, data: str | None, validation: ValidationConfig 
 def _from_quarantine(loc: Location, *, data: str | None, validation: ValidationConfig | None,
                      options: Mapping[str, Any] | None, stop_after: str, name: str | None,
                      run_factory: Any = None) -> ImportResult:
+    import contextlib
     import tempfile
 
     meta = json.loads(loc.join("quarantine.json").read_bytes())
@@ -1180,16 +1181,24 @@ def _from_quarantine(loc: Location, *, data: str | None, validation: ValidationC
     raw = table.column("raw").to_pylist()
     binary = meta["format"] in ("itch", "dbn")
     headers = meta.get("headers", {})
-    with tempfile.TemporaryDirectory(prefix="lockstep-requeue-") as tmp:
+    root = root_location(data)
+    if stop_after == "promote" and isinstance(root.fs, pa.fs.LocalFileSystem):
+        # Kept under derived/ so the positions the new import reports name files that exist.
+        kept = root.join("derived", "requeued", meta["name"], meta["import_id"])
+        kept.mkdir()
+        place = contextlib.nullcontext(kept.path)
+    else:  # validation writes nothing; a remote root cannot be read as local files
+        place = tempfile.TemporaryDirectory(prefix="lockstep-requeue-")
+    with place as where:
         paths = []
         for f in sorted(set(files.tolist())):
             rows = [raw[i] for i in np.flatnonzero(files == f)]
             body = b"".join(rows) if binary else b"".join(r + b"\n" for r in rows)
             header = bytes.fromhex(headers.get(str(f), ""))
             src = meta["inputs"][f]["source"] if f < len(meta["inputs"]) else f"input{f}"
-            path = os.path.join(tmp, f"{f:03d}-requeued-{os.path.basename(src)}")
-            # Names keep a trailing compression suffix out: the bytes here are plain.
-            path = re.sub(r"\.(gz|zst|zip)$", "", path)
+            # The bytes here are plain: a compression suffix would mislead.
+            base = re.sub(r"\.(gz|zst|zip)$", "", os.path.basename(src))
+            path = os.path.join(where, f"{f:03d}-requeued-{base}")
             with open(path, "wb") as out:
                 out.write(header + body)
             paths.append(path)
