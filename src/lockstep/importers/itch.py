@@ -337,7 +337,7 @@ def decode_itch(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
         if day is None:
             raise LockstepError(
                 f"{name}: cannot tell the session date (ITCH timestamps count from New York "
-                "midnight): pass date=YYYY-MM-DD, or name the file with its date (YYYYMMDD)")
+                "midnight): pass --date YYYY-MM-DD (date= from Python), or name the file with its date (YYYYMMDD)")
         starts.append(session_day_start_ns(day))
     return ItchDecodeRun(names, starts, batch)
 
