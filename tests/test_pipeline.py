@@ -341,6 +341,11 @@ class Watcher(Strategy):
 
     def on_trade(self, ctx, instrument, price, qty, aggressor):
         self.seen.append(["trade", ctx.now, ctx.book_valid(instrument), list(ctx.touch(instrument))])
+        if not ctx.book_valid(instrument):  # the venue must not match this against a stale book
+            ctx.submit_limit(instrument, 1, 101, 1)
+
+    def on_order(self, ctx, update):
+        self.seen.append(["order", ctx.now, update.kind, update.reason])
 
     def on_stop(self, ctx):
         with open(OUT, "w") as f:
@@ -356,9 +361,16 @@ def test_a_strategy_never_sees_a_stale_book(tmp_path):
     (tmp_path / "watcher.py").write_text(WATCHER.replace("OUT", repr(str(out))))
     cfg = tmp_path / "watch.toml"
     cfg.write_text(f'name = "watch"\ndataset = "{r.dataset}"\n[strategy]\npath = "watcher.py:Watcher"\n'
+                   '[venue.latency]\nmodel = "constant"\nentry = "0ns"\nresponse = "0ns"\n'
                    "[output]\nreport = false\n")
     run_backtest(cfg, data=str(tmp_path / "root"))
-    seen = [tuple(x[:3]) + (tuple(x[3]),) for x in json.loads(out.read_text())]
+    from lockstep.matching import MatchReject
+
+    log = json.loads(out.read_text())
+    orders = [tuple(x[2:]) for x in log if x[0] == "order"]
+    # the buy at 101 would take the stale ask at 101: the venue refuses it while the book is invalid
+    assert orders == [(int(EventKind.ORDER_REJECTED), int(MatchReject.BOOK_UNAVAILABLE))]
+    seen = [tuple(x[:3]) + (tuple(x[3]),) for x in log if x[0] != "order"]
     # canonical rows: snapshot at 2, bid at 3, trade at 4, GAP at 5, trade at 7, snapshot at 8,
     # then the crossing record's GAP at 9 (the crossing ask itself is in quarantine)
     assert seen == [

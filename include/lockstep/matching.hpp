@@ -49,6 +49,8 @@ enum class MatchReject : uint8_t {
     BadTif = 5,
     DuplicateOrder = 6,  // client_order_id is already resting
     UnknownOrder = 7,    // cancel()/replace() target is not resting
+    BookUnavailable = 8, // the simulated venue's book is invalid (after a feed GAP, until a
+                         // snapshot): nothing to match against, so new orders and replaces wait
 };
 
 enum class SubmitOutcome : uint8_t {

@@ -225,6 +225,16 @@ private:
             }
             return;
         }
+        if (!market_->book_valid(inst) && in.kind != IntentKind::Cancel) [[unlikely]] {
+            // The book lost messages and waits for a snapshot: matching a new order or a
+            // replace against its stale levels would invent fills. Cancels still work.
+            const bool replace = in.kind == IntentKind::Replace;
+            if (replace) ++counters_.replace_rejected; else ++counters_.rejected;
+            respond(inst, replace ? EventKind::ReplaceRejected : EventKind::OrderRejected, in.side,
+                    replace ? in.target_order_id : in.client_order_id, in.price, in.qty, ts, 0, 0,
+                    static_cast<uint8_t>(MatchReject::BookUnavailable));
+            return;
+        }
         if (market_->book_type(inst) == BookType::L2) {
             handle_with(l2_[inst], market_->l2(inst), in, ts);
         } else {

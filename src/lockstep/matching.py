@@ -60,6 +60,7 @@ class MatchReject(enum.IntEnum):
     BAD_TIF = 5
     DUPLICATE_ORDER = 6
     UNKNOWN_ORDER = 7
+    BOOK_UNAVAILABLE = 8  # the venue's book is invalid after a feed gap, until a snapshot
 
 
 class QueueModel(enum.IntEnum):

@@ -27,6 +27,7 @@ cdef extern from "lockstep/matching.hpp" namespace "lockstep" nogil:
         BadTif "lockstep::MatchReject::BadTif"
         DuplicateOrder "lockstep::MatchReject::DuplicateOrder"
         UnknownOrder "lockstep::MatchReject::UnknownOrder"
+        BookUnavailable "lockstep::MatchReject::BookUnavailable"
 
     cdef enum class CSubmitOutcome "lockstep::SubmitOutcome"(uint8_t):
         Rested "lockstep::SubmitOutcome::Rested"
