@@ -163,7 +163,7 @@ public:
             const uint64_t position = position0 + i;
             const uint32_t inst = instrument[i];
             if (inst >= n_instruments) [[unlikely]] {
-                log_[static_cast<size_t>(Anomaly::BadInstrument)].note(position, inst);
+                note(Anomaly::BadInstrument, position, inst);
                 continue;
             }
             const uint8_t kind = kinds[i];
@@ -221,6 +221,8 @@ public:
     }
 
     uint64_t events_applied() const noexcept { return position_; }
+    // Every anomaly of every kind so far: one compare tells a caller whether an event added one.
+    uint64_t anomalies_noted() const noexcept { return anomalies_noted_; }
     // False from a GAP for the instrument until a BOOK_CLEAR restores its book.
     bool book_valid(uint32_t inst) const noexcept { return invalid_since_[inst] < 0; }
     const std::vector<InvalidStretch>& invalid_stretches() const noexcept { return stretches_; }
@@ -324,6 +326,7 @@ private:
     }
 
     void note(Anomaly a, uint64_t position, uint32_t inst) noexcept {
+        ++anomalies_noted_;
         log_[static_cast<size_t>(a)].note(position, inst);
     }
 
@@ -460,6 +463,7 @@ private:
     std::vector<InvalidStretch> stretches_;
     uint64_t stretch_count_ = 0;
     std::array<AnomalyLog, kAnomalyKinds> log_{};
+    uint64_t anomalies_noted_ = 0;
     std::array<uint64_t, 256> kind_counts_{};
     uint64_t position_ = 0;
 };

@@ -239,11 +239,11 @@ private:
                     invalidate(inst, Rule::SequenceGap, rec);
                     continue;
                 }
-                const uint64_t before = anomaly_total();
+                const uint64_t before = books_.anomalies_noted();
                 books_.apply_event(inst, kind, ev.side[i], ev.flags[i], ev.price[i], ev.qty[i],
                                    ev.order_id[i], ev.ts_recv[i]);
-                if (anomaly_total() != before) {
-                    const Rule rule = rule_of_last_anomaly(before);
+                if (books_.anomalies_noted() != before) {
+                    const Rule rule = rule_of_last_anomaly();
                     if (rule == Rule::Ok) continue;
                     int64_t a = 0, b = 0;
                     if (rule == Rule::CrossedBook) touch_prices(inst, &a, &b);
@@ -323,15 +323,9 @@ private:
         }
     }
 
-    uint64_t anomaly_total() const noexcept {
-        uint64_t t = 0;
-        for (size_t a = 0; a < kAnomalyKinds; ++a) t += books_.anomaly(static_cast<Anomaly>(a)).count;
-        return t;
-    }
-
     // Which anomaly the last apply_event noted, as a rule. UnknownLevel (an L2 removal of a level
     // we never had) is normal for depth-limited feeds and is not a rule.
-    Rule rule_of_last_anomaly(uint64_t before) noexcept {
+    Rule rule_of_last_anomaly() noexcept {
         Rule found = Rule::Ok;
         for (size_t a = 0; a < kAnomalyKinds; ++a) {
             const uint64_t c = books_.anomaly(static_cast<Anomaly>(a)).count;
@@ -348,7 +342,6 @@ private:
                 default: if (found == Rule::Ok) found = Rule::MalformedRecord; break;
             }
         }
-        (void)before;
         return found;
     }
 

@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 
 from lockstep.dataset import Dataset, DatasetWriter, Instrument
 from lockstep.errors import LockstepError
-from lockstep.events import COLUMN_NAMES, COLUMNS, EventKind, Flag
+from lockstep.events import COLUMN_NAMES, COLUMNS, EventKind, Flag, to_columns
 from lockstep.importers.normalized import (
     RULE_NAMES,
     NormalizedChunk,
@@ -448,10 +448,8 @@ def read_normalized(loc: Location, chunk_records: int = 1 << 16) -> Iterator[Nor
     ev_file = pq.ParquetFile(loc.fs.open_input_file(loc.join("events.parquet").path))
     ev_batches = ev_file.iter_batches(batch_size=1 << 16)
     pending: list[pa.RecordBatch] = []
-    pending_rows = 0
     exhausted = False
     for rb in rec_file.iter_batches(batch_size=chunk_records):
-        recs = rb.to_pydict() if rb.num_rows < 64 else None
         record = rb.column("record").to_numpy()
         last = int(record[-1])
         # Pull event batches until one goes past this chunk's last record.
@@ -462,7 +460,6 @@ def read_normalized(loc: Location, chunk_records: int = 1 << 16) -> Iterator[Nor
                 exhausted = True
                 break
             pending.append(b)
-            pending_rows += b.num_rows
         table = pa.Table.from_batches(pending, schema=ev_file.schema_arrow) if pending else None
         if table is not None and table.num_rows:
             er = table.column("record").to_numpy()
@@ -471,18 +468,16 @@ def read_normalized(loc: Location, chunk_records: int = 1 << 16) -> Iterator[Nor
             pending = tail.combine_chunks().to_batches() if tail.num_rows else []
         else:
             head = pa.Table.from_batches([], schema=ev_file.schema_arrow)
-        events = {name: head.column(name).to_numpy() for name in COLUMN_NAMES} if head.num_rows else {
-            name: np.empty(0, dtype) for name, dtype in COLUMNS}
         reasons_col = rb.column("reason")
         reasons = {}
         if reasons_col.null_count < rb.num_rows:
             for i, why in enumerate(reasons_col.to_pylist()):
                 if why is not None:
                     reasons[int(record[i])] = why
-        del recs
+        head = head.combine_chunks()
         yield NormalizedChunk(
-            events={k: np.ascontiguousarray(v) for k, v in events.items()}, n_events=head.num_rows,
-            event_record=np.ascontiguousarray(head.column("record").to_numpy()) if head.num_rows else np.empty(0, np.int64),
+            events=to_columns(head), n_events=head.num_rows,
+            event_record=head.column("record").to_numpy(),
             first_record=int(record[0]), n_records=rb.num_rows,
             rec_file=rb.column("file").to_numpy(), rec_line=rb.column("line").to_numpy(),
             rec_offset=rb.column("offset").to_numpy(), rec_length=rb.column("length").to_numpy(),

@@ -30,7 +30,7 @@ from typing import Any, BinaryIO, Protocol
 import numpy as np
 
 from lockstep.dataset import Instrument
-from lockstep.events import Columns
+from lockstep.events import COLUMN_NAMES, COLUMNS, Columns
 
 
 class Rule(enum.IntEnum):
@@ -151,15 +151,12 @@ class ChunkBuilder:
     """
 
     def __init__(self, first_record: int = 0, capacity: int = 1 << 16) -> None:
-        from lockstep.events import empty_columns
-
-        self._empty_columns = empty_columns
         self._capacity = capacity
         self.next_record = first_record
         self._reset()
 
     def _reset(self) -> None:
-        self._events: dict[str, list[int]] = {name: [] for name in self._empty_columns(0)}
+        self._events: dict[str, list[int]] = {name: [] for name in COLUMN_NAMES}
         self._event_record: list[int] = []
         self._first = self.next_record
         self._files: list[int] = []
@@ -210,8 +207,6 @@ class ChunkBuilder:
     def take(self) -> NormalizedChunk | None:
         if not self._files:
             return None
-        from lockstep.events import COLUMNS
-
         n = len(self._event_record)
         events = {name: np.asarray(self._events[name], dtype=dtype) if n else np.empty(0, dtype)
                   for name, dtype in COLUMNS}
