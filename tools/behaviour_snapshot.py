@@ -84,6 +84,8 @@ def main() -> int:
     ap.add_argument("--work", default=None, help="scratch storage root (default: a temp dir)")
     args = ap.parse_args()
     work = Path(args.work or tempfile.mkdtemp(prefix="lockstep-snapshot-"))
+    if args.work and work.exists():
+        ap.error(f"--work {work} exists: a snapshot needs a fresh root (versions would differ)")
     data = str(work / "data")
     os.environ["LOCKSTEP_DATA"] = data
     snap: dict = {"imports": {}, "replays": {}, "backtests": {}}
