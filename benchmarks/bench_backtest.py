@@ -19,9 +19,9 @@ import pytest
 from conftest import report_rate, scaled
 from shared_data import shared_file
 
-from lockstep.backtest import run_backtest
-from lockstep.dataset import Dataset
-from lockstep.synth import generate
+from lockstep.backtest.runner import run_backtest
+from lockstep.data.dataset import Dataset
+from lockstep.data.synth import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -41,7 +41,7 @@ def synthetic(bench_root) -> str:
 def real_repeated(bench_root) -> str:
     from repeat_dataset import repeat_dataset
 
-    from lockstep.pipeline import import_data
+    from lockstep.data.pipeline import import_data
 
     report = import_data("binance", [shared_file("binance/usdm/btcusdt_20240808.gz")], data=bench_root,
                          name="bench-usdm")
@@ -71,7 +71,7 @@ def test_market_maker_backtest(benchmark, request, bench_root, which, data):
 # The child reports its own high-water mark, so only the backtest's own process is measured.
 _CHILD = (
     "import json, sys\n"
-    "from lockstep.backtest import run_backtest\n"
+    "from lockstep.backtest.runner import run_backtest\n"
     "r = run_backtest(sys.argv[1], overrides=['dataset=' + sys.argv[2], 'output.report=false'], data=sys.argv[3])\n"
     "hwm = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
     "print(json.dumps({'events': r.events, 'hwm_kib': hwm}))\n"
@@ -105,10 +105,10 @@ def test_event_loop_in_memory(benchmark, real_repeated, which):
     """The engine loop alone (strategy, risk, queue, venue, records drained each batch) on the
     repeated real capture already decoded into memory: what the core does once Parquet decoding
     is out of the way."""
-    from lockstep import _engine
-    from lockstep.backtest import _configure, _traded, load_strategy_class
-    from lockstep.config import load_config, validate_params
-    from lockstep.strategy import params_type
+    from lockstep._bindings import engine as _engine
+    from lockstep.backtest.runner import _configure, _traded, load_strategy_class
+    from lockstep.backtest.config import load_config, validate_params
+    from lockstep.core.strategy import params_type
 
     ds = Dataset.open(real_repeated)
     batches = [{k: v.copy() for k, v in c.items()} for c in ds.iter_columns(1 << 18)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import report_rate
 from shared_data import shared_file
 
-from lockstep.importers import decode_binance
+from lockstep.data.importers import decode_binance
 
 USDM = "binance/usdm/btcusdt_20240808.gz"
 

@@ -17,7 +17,7 @@ import pytest
 from conftest import report_rate, scaled
 from shared_data import shared_file
 
-from lockstep.importers.itch import decode_itch
+from lockstep.data.importers.itch import decode_itch
 
 FIXTURE = "itch/ex20101224.TEST_ITCH_50.gz"
 # Fixed message lengths (type byte included) of the types in the fixture, from the ITCH 5.0 spec.

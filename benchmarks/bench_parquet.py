@@ -7,7 +7,7 @@ import time
 import pytest
 from conftest import cli_peak_rss, scaled
 
-from lockstep.synth import generate
+from lockstep.data.synth import generate
 
 SIZES = {"short": 2_000_000, "long": 20_000_000}
 _peak_rss: dict[str, int] = {}

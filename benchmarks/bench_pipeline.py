@@ -17,7 +17,7 @@ import pytest
 from conftest import cli_peak_rss, report_rate, scaled
 from shared_data import shared_file
 
-from lockstep.pipeline import import_data
+from lockstep.data.pipeline import import_data
 
 USDM = "binance/usdm/btcusdt_20240808.gz"
 SPOT = ["binance/spot/btcusdt_20240808.gz", "binance/spot/btcusdt_20240809.gz"]

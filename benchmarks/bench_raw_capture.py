@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from conftest import report_rate, scaled
 
-from lockstep import _raw_capture
-from lockstep.raw_capture import RawWriter, capture_files, read_frames
+from lockstep._bindings import raw_capture as _raw_capture
+from lockstep.data.raw_capture import RawWriter, capture_files, read_frames
 
 FRAMES = 190_000  # x ~1050 bytes on average = ~200 MB
 

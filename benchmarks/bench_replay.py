@@ -9,9 +9,9 @@ import pytest
 from conftest import report_rate, scaled
 from shared_data import shared_file
 
-from lockstep.dataset import Instrument
-from lockstep.replay import replay_batches
-from lockstep.synth import iter_synthetic
+from lockstep.data.dataset import Instrument
+from lockstep.backtest.replay import replay_batches
+from lockstep.data.synth import iter_synthetic
 
 
 def _synthetic(book: str, events: int):
@@ -30,7 +30,7 @@ def test_replay_in_memory(benchmark, book, events):
 
 def test_replay_real_usdm_capture(benchmark):
     """The real capture (decoded once), replayed repeatedly to reach a measurable length."""
-    from lockstep.importers import decode_binance
+    from lockstep.data.importers import decode_binance
 
     run = decode_binance([shared_file("binance/usdm/btcusdt_20240808.gz")])
     batches = [(chunk.events, chunk.n_events) for chunk in run]

@@ -82,14 +82,14 @@ def hftbacktest_version() -> str | None:
 
 def ensure_dataset(data: str | None, events: int, capture: Path, log) -> Any:
     """The real USD-M capture repeated to >= `events` events (built once, then reused)."""
-    from lockstep.dataset import Dataset, DatasetError
+    from lockstep.data.dataset import Dataset, DatasetError
 
     try:
         source = Dataset.open(SOURCE_NAME, data=data)
     except DatasetError:
         if not capture.exists():
             raise SystemExit(f"error: {capture} is absent and ROOT has no {SOURCE_NAME} dataset")
-        from lockstep.pipeline import import_data
+        from lockstep.data.pipeline import import_data
 
         log(f"importing {capture} ...")
         report = import_data("binance", [str(capture)], data=data)
@@ -221,7 +221,7 @@ def convert_dataset(ds) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 def ensure_npz(ds, data: str | None, log) -> tuple[Path, dict[str, Any]]:
-    from lockstep.storage import root_location
+    from lockstep.data.storage import root_location
 
     root = root_location(data)
     cache_dir = Path(root.path) / "cache" / "hftbacktest"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from lockstep.strategy import Context, OrderStatus, OrderUpdate, Side, Strategy, TimeInForce
+from lockstep.core.strategy import Context, OrderStatus, OrderUpdate, Side, Strategy, TimeInForce
 
 BID, ASK = int(Side.BID), int(Side.ASK)
 POST_ONLY = int(TimeInForce.POST_ONLY)

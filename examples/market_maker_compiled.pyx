@@ -8,19 +8,19 @@ quoted when a fill there could take |position| beyond `max_position`.
 Built with the package (CMakeLists.txt) as lockstep.examples.market_maker_compiled. A compiled
 strategy of your own cimports the same two things:
 
-    from lockstep._engine cimport CompiledStrategy
-    from lockstep.includes.engine cimport CEngine, COrderUpdate
+    from lockstep._bindings.engine cimport CompiledStrategy
+    from lockstep.includes.runtime.engine cimport CEngine, COrderUpdate
 """
 from dataclasses import dataclass
 from decimal import Decimal
 
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 
-from lockstep._engine cimport CompiledStrategy
-from lockstep.includes.engine cimport CEngine, COrderUpdate
-from lockstep.includes.events cimport CSide
-from lockstep.includes.execution cimport COrderStatus
-from lockstep.includes.intents cimport CTimeInForce
+from lockstep._bindings.engine cimport CompiledStrategy
+from lockstep.includes.runtime.engine cimport CEngine, COrderUpdate
+from lockstep.includes.core.events cimport CSide
+from lockstep.includes.core.execution cimport COrderStatus
+from lockstep.includes.core.intents cimport CTimeInForce
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
     python examples/spread_profile.py [--events N] [--data ROOT]
 
-Shows the embedding API: lockstep.synth.generate -> lockstep.replay.replay -> Parquet you can read
+Shows the embedding API: lockstep.data.synth.generate -> lockstep.backtest.replay.replay -> Parquet you can read
 with any Arrow tool.
 """
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
-from lockstep.replay import replay
-from lockstep.synth import generate
+from lockstep.backtest.replay import replay
+from lockstep.data.synth import generate
 
 
 def main() -> None:

@@ -18,10 +18,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from lockstep.backtest import BacktestFailed, run_backtest
-from lockstep.risk import IntentKind, RiskReason
-from lockstep.strategy import Side
-from lockstep.synth import generate
+from lockstep.backtest.runner import BacktestFailed, run_backtest
+from lockstep.core.risk import IntentKind, RiskReason
+from lockstep.core.strategy import Side
+from lockstep.data.synth import generate
 
 REPO = Path(__file__).resolve().parents[1]
 MM_PY = REPO / "examples" / "market_maker.toml"
@@ -234,7 +234,7 @@ def test_custom_risk_rule_denials_are_recorded_and_counted(synth):
 
 NO_ASKS_RULE = '''
 from lockstep.events import Side
-from lockstep.risk import RiskReason
+from lockstep.core.risk import RiskReason
 
 def no_asks(intent, view):
     return RiskReason.CUSTOM if intent.side == Side.ASK else None
@@ -263,7 +263,7 @@ def test_custom_risk_rules_named_in_the_config(synth, tmp_path):
 
 
 FAILING_STRATEGY = '''
-from lockstep.strategy import Strategy
+from lockstep.core.strategy import Strategy
 
 class Failing(Strategy):
     def on_book(self, ctx, instrument):

@@ -1,8 +1,8 @@
 """Binance capture decoding: real captures against a slow pure-Python oracle, and bad input.
 
 The oracle (json.loads + Decimal) implements the documented rules independently of the C++
-decoder: the encoding in include/lockstep/binance.hpp, Binance's update-id reconciliation and the
-record accounting of lockstep.importers.normalized (one record per non-empty line).
+decoder: the encoding in include/lockstep/codecs/binance.hpp, Binance's update-id reconciliation and the
+record accounting of lockstep.data.importers.normalized (one record per non-empty line).
 """
 from __future__ import annotations
 
@@ -19,13 +19,13 @@ import pytest
 
 from shared_data import SHARED_DATA, shared_file
 
-from lockstep import _binance
+from lockstep._bindings import binance as _binance
 from lockstep.errors import DecodeError, LockstepError
-from lockstep.dataset import Instrument
+from lockstep.data.dataset import Instrument
 from lockstep.events import COLUMN_NAMES, EventKind, Flag, Side, empty_columns
-from lockstep.importers import builtin_instruments, decode_binance
-from lockstep.importers.binance import _Buffers
-from lockstep.importers.normalized import InputFile, Rule
+from lockstep.data.importers import builtin_instruments, decode_binance
+from lockstep.data.importers.binance import _Buffers
+from lockstep.data.importers.normalized import InputFile, Rule
 
 DATA = SHARED_DATA / "binance"
 SPOT = [DATA / "spot" / "btcusdt_20240808.gz", DATA / "spot" / "btcusdt_20240809.gz"]

@@ -1,7 +1,7 @@
 """Fuzzing the Binance decoder: hostile input may only ever produce our exceptions.
 
 Properties: no crash, no hang, no exception but DecodeError/LockstepError; the record accounting
-of lockstep.importers.normalized holds for any input (every non-empty line is exactly one record,
+of lockstep.data.importers.normalized holds for any input (every non-empty line is exactly one record,
 at its offset and length, records contiguous across chunks, problem records without events,
 event_record non-decreasing); any prefix of a valid capture decodes without error (the cut line is
 a TRUNCATED_RECORD); how the text is split across feed calls and how small the batches are never
@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 
 from shared_data import SHARED_DATA
 
-from lockstep import _binance
+from lockstep._bindings import binance as _binance
 from lockstep.errors import DecodeError, LockstepError
 from lockstep.events import COLUMN_NAMES, empty_columns
-from lockstep.importers import decode_binance
-from lockstep.importers.binance import _Buffers
-from lockstep.importers.normalized import Rule
+from lockstep.data.importers import decode_binance
+from lockstep.data.importers.binance import _Buffers
+from lockstep.data.importers.normalized import Rule
 
 DATA = SHARED_DATA / "binance"
 TS = 1723161255000000000

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockstep import _books
-from lockstep import books as compiled
-from lockstep.books import MAX_PRICE, MIN_PRICE, L2Result, L3Result
+from lockstep._bindings import books as _books
+from lockstep.core import books as compiled
+from lockstep.core.books import MAX_PRICE, MIN_PRICE, L2Result, L3Result
 from lockstep.events import Side
 from lockstep.reference import books as reference
 

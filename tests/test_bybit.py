@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from shared_data import shared_file
 
 from lockstep.errors import DecodeError, LockstepError
-from lockstep.importers.bybit import decode_bybit
-from lockstep.importers.normalized import Rule
+from lockstep.data.importers.bybit import decode_bybit
+from lockstep.data.importers.normalized import Rule
 
 FIXTURE = "bybit/xrpusdt_ob500_20241201.data.zip"
 GAP, L2, CLEAR, TRADE = 64, 1, 6, 7
@@ -29,7 +29,7 @@ LAST, SNAP = 1, 2
 # ---------------------------------------------------------------- helpers (also used by test_tardis)
 
 def check_accounting(run, chunks, expected_records: int | None = None) -> None:
-    """The contract of lockstep.importers.normalized, checked on a finished run."""
+    """The contract of lockstep.data.importers.normalized, checked on a finished run."""
     nxt = 0
     for ch in chunks:
         assert ch.first_record == nxt, "chunks must cover contiguous records"
@@ -366,7 +366,7 @@ def test_bad_arguments_and_unreadable_inputs(tmp_path):
 
 
 def test_chunks_are_cut_and_stay_contiguous(tmp_path, monkeypatch):
-    import lockstep.importers.bybit as mod
+    import lockstep.data.importers.bybit as mod
 
     class Small(mod.ChunkBuilder):
         def __init__(self, first_record=0, capacity=3):

@@ -14,7 +14,7 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
-from lockstep.config import (
+from lockstep.backtest.config import (
     BacktestConfig,
     ConfigError,
     ConfigSyntaxError,
@@ -334,8 +334,8 @@ def test_missing_file_is_a_config_error(tmp_path):
 
 def test_risk_module_shares_the_error_type():
     # one ConfigError for every config: the risk and queue configs raise this class too
-    src = (Path(__file__).parents[1] / "src/lockstep/risk.py").read_text()
-    assert "from lockstep.config import ConfigError" in src
+    src = (Path(__file__).parents[1] / "src/lockstep/core/risk.py").read_text()
+    assert "from lockstep.backtest.config import ConfigError" in src
     assert "class ConfigError" not in src
     assert str(ConfigError("instruments.1.x", "unknown key")) == "risk config: instruments.1.x: unknown key"
 

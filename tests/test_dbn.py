@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lockstep.errors import DecodeError
-from lockstep.importers.dbn import decode_dbn
-from lockstep.importers.normalized import Rule, read_decompressed
-from lockstep.replay import replay_batches
+from lockstep.data.importers.dbn import decode_dbn
+from lockstep.data.importers.normalized import Rule, read_decompressed
+from lockstep.backtest.replay import replay_batches
 from shared_data import shared_file
 
 L2_SET, L3_ADD, L3_MODIFY, L3_DELETE, L3_EXECUTE, BOOK_CLEAR, TRADE = 1, 2, 3, 4, 5, 6, 7

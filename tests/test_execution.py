@@ -7,11 +7,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockstep import execution as compiled
+from lockstep.core import execution as compiled
 from lockstep.events import Side
-from lockstep.execution import ExecResult, OrderStatus
+from lockstep.core.execution import ExecResult, OrderStatus
 from lockstep.reference import execution as reference
-from lockstep.risk import Intent, IntentKind, RiskView, TimeInForce
+from lockstep.core.risk import Intent, IntentKind, RiskView, TimeInForce
 
 R, S = ExecResult, OrderStatus
 BID, ASK = Side.BID, Side.ASK

@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 from shared_data import shared_file
 
-from lockstep._replay import Replayer
-from lockstep.dataset import Dataset
+from lockstep._bindings.replay import Replayer
+from lockstep.data.dataset import Dataset
 from lockstep.errors import DecodeError
 from lockstep.events import EventKind, Flag
-from lockstep.pipeline import PipelineError, ValidationConfig, import_data
-from lockstep.replay import replay
+from lockstep.data.pipeline import PipelineError, ValidationConfig, import_data
+from lockstep.backtest.replay import replay
 
 SPOT = ["binance/spot/btcusdt_20240808.gz", "binance/spot/btcusdt_20240809.gz"]
 USDM = ["binance/usdm/btcusdt_20240808.gz"]
@@ -242,7 +242,7 @@ def test_every_fixture_imports(tmp_path, fmt, files, expect_records):
 def test_a_raw_capture_imports_like_the_line_file_it_holds(tmp_path):
     """Frames a recorder wrote (receive ns + one websocket message each) import as Binance, with
     the same canonical data as the line capture they came from; a bad frame's record is located."""
-    from lockstep.raw_capture import RawWriter
+    from lockstep.data.raw_capture import RawWriter
 
     lines = usdm_lines(3000)
     (tmp_path / "cap").mkdir()

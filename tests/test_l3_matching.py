@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockstep import matching as compiled
-from lockstep.books import L3Book
+from lockstep.venue import matching as compiled
+from lockstep.core.books import L3Book
 from lockstep.events import EventKind as E
 from lockstep.events import Side
-from lockstep.matching import MatchEvent, MatchEventKind, MatchReject, MatchResult, RestingOrder
-from lockstep.matching import SubmitOutcome
+from lockstep.venue.matching import MatchEvent, MatchEventKind, MatchReject, MatchResult, RestingOrder
+from lockstep.venue.matching import SubmitOutcome
 from lockstep.reference import matching as reference
-from lockstep.risk import Intent, IntentKind, TimeInForce
+from lockstep.core.risk import Intent, IntentKind, TimeInForce
 
 BID, ASK = Side.BID, Side.ASK
 GTC, IOC, POST = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.POST_ONLY

@@ -9,13 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockstep import matching as compiled
-from lockstep.books import L2Book
+from lockstep.venue import matching as compiled
+from lockstep.core.books import L2Book
 from lockstep.events import Side
-from lockstep.matching import (MatchEvent, MatchEventKind, MatchReject, MatchResult, QueueModel,
+from lockstep.venue.matching import (MatchEvent, MatchEventKind, MatchReject, MatchResult, QueueModel,
                                RestingOrder, SubmitOutcome)
 from lockstep.reference import matching as reference
-from lockstep.risk import Intent, IntentKind, TimeInForce
+from lockstep.core.risk import Intent, IntentKind, TimeInForce
 
 BID, ASK = Side.BID, Side.ASK
 GTC, IOC, POST = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.POST_ONLY
@@ -360,6 +360,6 @@ def test_ahead_share_bounds(d, ahead, behind, power):
 
 
 def test_event_kind_values():
-    from lockstep import _matching
+    from lockstep._bindings import matching as _matching
     assert K.REPLACED == _matching.EVENT_KIND_REPLACED == 5
     assert K.REPLACE_REJECTED == _matching.EVENT_KIND_REPLACE_REJECTED == 6

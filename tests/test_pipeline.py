@@ -14,10 +14,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from lockstep.dataset import Dataset, Instrument
+from lockstep.data.dataset import Dataset, Instrument
 from lockstep.events import EventKind, Flag, Side
-from lockstep.importers.normalized import ChunkBuilder, InputFile, Rule
-from lockstep.pipeline import (
+from lockstep.data.importers.normalized import ChunkBuilder, InputFile, Rule
+from lockstep.data.pipeline import (
     PipelineError,
     ValidationConfig,
     import_data,
@@ -25,7 +25,7 @@ from lockstep.pipeline import (
     promote_source,
     validate_source,
 )
-from lockstep.replay import replay
+from lockstep.backtest.replay import replay
 from shared_data import shared_file
 
 BYBIT = "bybit/xrpusdt_ob500_20241201.data.zip"
@@ -329,7 +329,7 @@ def test_uri_root_works_like_a_path(tmp_path):
 
 WATCHER = '''
 import json
-from lockstep.strategy import Strategy
+from lockstep.core.strategy import Strategy
 
 class Watcher(Strategy):
     def setup(self, ctx):
@@ -354,7 +354,7 @@ class Watcher(Strategy):
 
 
 def test_a_strategy_never_sees_a_stale_book(tmp_path):
-    from lockstep.backtest import run_backtest
+    from lockstep.backtest.runner import run_backtest
 
     r = line_import(tmp_path, STREAM)
     out = tmp_path / "seen.json"
@@ -364,7 +364,7 @@ def test_a_strategy_never_sees_a_stale_book(tmp_path):
                    '[venue.latency]\nmodel = "constant"\nentry = "0ns"\nresponse = "0ns"\n'
                    "[output]\nreport = false\n")
     run_backtest(cfg, data=str(tmp_path / "root"))
-    from lockstep.matching import MatchReject
+    from lockstep.venue.matching import MatchReject
 
     log = json.loads(out.read_text())
     orders = [tuple(x[2:]) for x in log if x[0] == "order"]

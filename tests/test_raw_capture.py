@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockstep import _raw_capture as _rc
+from lockstep._bindings import raw_capture as _rc
 from lockstep.errors import DecodeError
-from lockstep.raw_capture import (
+from lockstep.data.raw_capture import (
     FrameReader,
     RawWriter,
     capture_files,

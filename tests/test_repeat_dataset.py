@@ -12,10 +12,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from lockstep.dataset import Dataset, DatasetWriter
+from lockstep.data.dataset import Dataset, DatasetWriter
 from lockstep.events import COLUMN_NAMES, EventKind, Flag
-from lockstep.replay import replay
-from lockstep.synth import generate, instruments_for, iter_synthetic
+from lockstep.backtest.replay import replay
+from lockstep.data.synth import generate, instruments_for, iter_synthetic
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "repeat_dataset.py"
 _spec = importlib.util.spec_from_file_location("repeat_dataset", TOOL)
@@ -154,7 +154,7 @@ def test_real_usdm_capture_repeats_cleanly(data_root, tmp_path):
     """The real capture begins with bookTicker/trade messages before its snapshot: one clear per seam."""
     from shared_data import shared_file
 
-    from lockstep.pipeline import import_data
+    from lockstep.data.pipeline import import_data
 
     path = shared_file("binance/usdm/btcusdt_20240808.gz")
     single = Dataset.open(import_data("binance", [str(path)], data=data_root).dataset)

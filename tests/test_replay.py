@@ -11,10 +11,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from events_util import make_columns
-from lockstep.dataset import DatasetWriter, Instrument
+from lockstep.data.dataset import DatasetWriter, Instrument
 from lockstep.events import EventKind as K
 from lockstep.events import Flag, Side
-from lockstep.replay import replay, replay_batches
+from lockstep.backtest.replay import replay, replay_batches
 
 L2 = Instrument("AAA", "TEST", "0.01", "0.001")
 L3 = Instrument("BBB", "TEST", "0.5", "1", book="l3")
@@ -119,7 +119,7 @@ def test_digest_is_independent_of_batching_and_sensitive_to_state(data_root):
 
 
 def test_digest_same_from_a_second_process(data_root):
-    from lockstep.synth import generate
+    from lockstep.data.synth import generate
 
     ds = generate(200_000, seed=3, data=data_root, instruments=2)
     first = replay(ds)
@@ -136,7 +136,7 @@ def test_digest_same_from_a_second_process(data_root):
 
 
 def test_replay_of_synthetic_l3(data_root):
-    from lockstep.synth import generate
+    from lockstep.data.synth import generate
 
     ds = generate(100_000, seed=5, data=data_root, book="l3")
     result = replay(ds)
@@ -151,7 +151,7 @@ def test_compiled_replay_matches_the_reference(book, instruments):
     """The compiled replay and the pure-Python reference (whose State serialization is written
     from docs/encoding.md) agree on the digest, the tops and every anomaly count."""
     from lockstep.reference.replay import ReferenceReplayer
-    from lockstep.synth import instruments_for, iter_synthetic
+    from lockstep.data.synth import instruments_for, iter_synthetic
 
     table = instruments_for(instruments, book)
     batches = [(c, len(c["ts_event"])) for c in iter_synthetic(30_000, seed=21, book=book, instruments=instruments,

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from lockstep.report import compute_metrics, downsample, totals, write_report
+from lockstep.backtest.report import compute_metrics, downsample, totals, write_report
 
 S = 1_000_000_000  # ns
 YEAR_SAMPLES_1S = 365 * 86400

@@ -7,12 +7,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockstep import _risk
-from lockstep import risk as compiled
+from lockstep._bindings import risk as _risk
+from lockstep.core import risk as compiled
 from lockstep.errors import LockstepError
 from lockstep.events import Side
 from lockstep.reference import risk as reference
-from lockstep.risk import (
+from lockstep.core.risk import (
     ConfigError,
     Intent,
     IntentKind,

@@ -7,10 +7,10 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockstep._validate import Validator
+from lockstep._bindings.validate import Validator
 from lockstep.events import EventKind, Flag, Side
-from lockstep.importers.normalized import ChunkBuilder, Rule
-from lockstep.pipeline import DEFAULT_ACTIONS
+from lockstep.data.importers.normalized import ChunkBuilder, Rule
+from lockstep.data.pipeline import DEFAULT_ACTIONS
 from lockstep.reference.validate import ReferenceValidator
 
 BOOKS = ["l2", "l3"]

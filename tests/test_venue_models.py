@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockstep import matching as compiled
-from lockstep.matching import MAX_LATENCY_NS, LatencyConfig, LatencyKind
+from lockstep.venue import matching as compiled
+from lockstep.venue.matching import MAX_LATENCY_NS, LatencyConfig, LatencyKind
 from lockstep.reference import venue_models as reference
 
 _i64 = st.integers(-(2**63), 2**63 - 1)

@@ -32,9 +32,9 @@ def main() -> int:
         print(f"capture not found: {args.file} (see ../shared/data/README.md)", file=sys.stderr)
         return 2
 
-    from lockstep import _binance
-    from lockstep.importers import decode_binance
-    from lockstep.importers.binance import _Buffers, _Input
+    from lockstep._bindings import binance as _binance
+    from lockstep.data.importers import decode_binance
+    from lockstep.data.importers.binance import _Buffers, _Input
 
     with gzip.open(args.file, "rb") as f:
         text = f.read()

@@ -17,8 +17,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "lockstep/l2_book.hpp"
-#include "lockstep/l3_book.hpp"
+#include "lockstep/core/l2_book.hpp"
+#include "lockstep/core/l3_book.hpp"
 
 using namespace lockstep;
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from lockstep.dataset import Dataset, DatasetError, DatasetWriter
+from lockstep.data.dataset import Dataset, DatasetError, DatasetWriter
 from lockstep.events import EventKind, Flag, empty_columns
 
 __all__ = ["repeat_dataset", "scan_source"]

@@ -74,10 +74,10 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def quickstart(data: str | None, events: int, seed: int, as_json: bool) -> None:
     """Generate a synthetic dataset, replay it, backtest the Python market maker on it."""
-    from lockstep.backtest import run_backtest
-    from lockstep.config import BacktestConfig
-    from lockstep.replay import replay
-    from lockstep.synth import generate
+    from lockstep.backtest.runner import run_backtest
+    from lockstep.backtest.config import BacktestConfig
+    from lockstep.backtest.replay import replay
+    from lockstep.data.synth import generate
 
     dataset = generate(events, seed=seed, data=data)
     result = replay(dataset)
@@ -118,7 +118,7 @@ def _print_backtest(bt) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
 def backtest(config: str, overrides: tuple[str, ...], data: str | None, as_json: bool) -> None:
     """Run the backtest CONFIG (TOML) describes; outputs go to DATA/experiments/<run id>/."""
-    from lockstep.backtest import BacktestFailed, run_backtest
+    from lockstep.backtest.runner import BacktestFailed, run_backtest
 
     try:
         bt = run_backtest(config, overrides=overrides, data=data,
@@ -144,7 +144,7 @@ def backtest(config: str, overrides: tuple[str, ...], data: str | None, as_json:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def replay_cmd(dataset: str, top_of_book: str | None, data: str | None, as_json: bool) -> None:
     """Replay DATASET (a path, or a name under DATA/canonical) through the books."""
-    from lockstep.replay import replay
+    from lockstep.backtest.replay import replay
 
     result = replay(dataset, top_of_book=top_of_book, data=data)
     if as_json:
@@ -169,7 +169,7 @@ def data() -> None:
 def synth(events: int, seed: int, book: str, instruments: int, name: str | None, data: str | None,
           as_json: bool) -> None:
     """Generate a seeded synthetic market dataset."""
-    from lockstep.synth import generate
+    from lockstep.data.synth import generate
 
     ds = generate(events, seed=seed, data=data, book=book, instruments=instruments, name=name)
     if as_json:
@@ -213,7 +213,7 @@ def _options_for(format: str | None, venue, price_increment, size_increment, ins
 
 
 def _validation_config(rules, min_feed_latency, max_feed_latency):
-    from lockstep.pipeline import ValidationConfig
+    from lockstep.data.pipeline import ValidationConfig
 
     try:
         return ValidationConfig.from_options(rules, min_feed_latency, max_feed_latency)
@@ -243,7 +243,7 @@ def import_cmd(format: str, files: tuple[str, ...], name: str | None, stop_after
                data: str | None, as_json: bool) -> None:
     """Import FILES (one stream, in order) of FORMAT: raw, normalize, validate, then promote to
     canonical or quarantine."""
-    from lockstep.pipeline import import_data
+    from lockstep.data.pipeline import import_data
 
     cfg = _validation_config(rules, min_feed_latency, max_feed_latency)
     opts = _options_for(format, venue, price_increment, size_increment, instruments_file, date, definitions)
@@ -262,7 +262,7 @@ def validate_cmd(source: str, venue, price_increment, size_increment, instrument
                  rules, min_feed_latency, max_feed_latency, data: str | None, as_json: bool) -> None:
     """Validate SOURCE alone (a normalized import, a canonical dataset or a quarantine entry);
     prints verdicts, writes nothing. Exit status 3 when records would be quarantined."""
-    from lockstep.pipeline import validate_source
+    from lockstep.data.pipeline import validate_source
 
     cfg = _validation_config(rules, min_feed_latency, max_feed_latency) if (rules or min_feed_latency or max_feed_latency) else None
     opts = _options_for(None, venue, price_increment, size_increment, instruments_file, date, definitions)
@@ -283,7 +283,7 @@ def promote_cmd(source: str, name: str | None, venue, price_increment, size_incr
                 definitions, rules, min_feed_latency, max_feed_latency, data: str | None, as_json: bool) -> None:
     """Validate and promote SOURCE (a normalized import, or a quarantine entry after a fix) to a
     new canonical version; what fails goes to quarantine again."""
-    from lockstep.pipeline import promote_source
+    from lockstep.data.pipeline import promote_source
 
     cfg = _validation_config(rules, min_feed_latency, max_feed_latency) if (rules or min_feed_latency or max_feed_latency) else None
     opts = _options_for(None, venue, price_increment, size_increment, instruments_file, date, definitions)
@@ -296,7 +296,7 @@ def promote_cmd(source: str, name: str | None, venue, price_increment, size_incr
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def ls_cmd(data: str | None, as_json: bool) -> None:
     """List canonical datasets (with their verdicts) and quarantine entries."""
-    from lockstep.pipeline import list_storage
+    from lockstep.data.pipeline import list_storage
 
     listing = list_storage(data)
     if as_json:
@@ -316,7 +316,7 @@ def ls_cmd(data: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def show_cmd(dataset: str, data: str | None, as_json: bool) -> None:
     """Show a dataset: schema, instruments, time range, counts, validation verdicts."""
-    from lockstep.pipeline import describe_dataset, show_dataset
+    from lockstep.data.pipeline import describe_dataset, show_dataset
 
     info = show_dataset(dataset, data)
     if as_json:

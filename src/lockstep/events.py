@@ -1,7 +1,7 @@
 """Canonical events: kinds, sides, flags, the Arrow schema and column buffers.
 
 The encoding is described normatively in docs/encoding.md; this module and
-include/lockstep/events.hpp are its two implementations and must agree.
+include/lockstep/core/events.hpp are its two implementations and must agree.
 """
 from __future__ import annotations
 

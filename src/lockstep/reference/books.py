@@ -1,4 +1,4 @@
-"""Reference L2 and L3 books: lockstep.books' API and results, in plain dicts and lists.
+"""Reference L2 and L3 books: lockstep.core.books' API and results, in plain dicts and lists.
 
 Nothing here is meant to be fast: levels are sorted on every query and orders are found in their
 FIFO lists by linear search. What matters is that each rule is stated once, plainly.
@@ -9,7 +9,7 @@ import operator
 
 import numpy as np
 
-from lockstep.books import DEFAULT_WINDOW_TICKS, MAX_PRICE, MIN_PRICE, L2Result, L3Result
+from lockstep.core.books import DEFAULT_WINDOW_TICKS, MAX_PRICE, MIN_PRICE, L2Result, L3Result
 from lockstep.events import Side
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1

@@ -1,4 +1,4 @@
-"""Pure-Python twin of lockstep.execution (include/lockstep/execution.hpp): same API, same
+"""Pure-Python twin of lockstep.core.execution (include/lockstep/core/execution.hpp): same API, same
 results, Python ints throughout so money is exact by construction. Written for clarity, not
 speed; the property test in tests/test_execution.py holds the compiled engine to it."""
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from lockstep.events import Side
-from lockstep.execution import (
+from lockstep.core.execution import (
     MAX_INSTRUMENTS,
     ExecResult,
     OrderStatus,
@@ -15,7 +15,7 @@ from lockstep.execution import (
     _order_dict,
     _position_dict,
 )
-from lockstep.risk import Intent, IntentKind, RiskView, _field
+from lockstep.core.risk import Intent, IntentKind, RiskView, _field
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 R = ExecResult
@@ -60,7 +60,7 @@ class ExecutionState:
 
     def submit(self, intent: Intent, ts: int) -> ExecResult:
         if not isinstance(intent, Intent):
-            raise TypeError(f"intent must be a lockstep.risk.Intent, not {type(intent).__name__}")
+            raise TypeError(f"intent must be a lockstep.core.risk.Intent, not {type(intent).__name__}")
         _field(ts, _INT64_MIN, _INT64_MAX, "ts")
         if intent.kind not in (IntentKind.SUBMIT_LIMIT, IntentKind.SUBMIT_MARKET):
             return R.BAD_INTENT

@@ -1,6 +1,6 @@
-"""Reference L2 and L3 matchers: lockstep.matching's API and results, in plain Python lists and ints.
+"""Reference L2 and L3 matchers: lockstep.venue.matching's API and results, in plain Python lists and ints.
 
-Follows include/lockstep/matching.hpp and l3_matching.hpp rule by rule (docs/venue.md states the
+Follows include/lockstep/venue/matching.hpp and l3_matching.hpp rule by rule (docs/venue.md states the
 rules); resting orders are a list in insertion order.
 """
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 from lockstep.events import EventKind, Side
-from lockstep.matching import (
+from lockstep.venue.matching import (
     MAX_PRICE,
     MIN_PRICE,
     MatchEvent,
@@ -25,7 +25,7 @@ from lockstep.matching import (
     _power,
     _u8,
 )
-from lockstep.risk import Intent, IntentKind, TimeInForce
+from lockstep.core.risk import Intent, IntentKind, TimeInForce
 
 _K, _R, _O = MatchEventKind, MatchReject, SubmitOutcome
 _INT64_MAX = 2**63 - 1
@@ -149,7 +149,7 @@ class _Base:
 
     def submit_intent(self, intent: Intent, book) -> MatchResult:
         if not isinstance(intent, Intent):
-            raise TypeError(f"intent must be a lockstep.risk.Intent, not {type(intent).__name__}")
+            raise TypeError(f"intent must be a lockstep.core.risk.Intent, not {type(intent).__name__}")
         coid, side = _id(intent.client_order_id), _u8("side", intent.side)
         price, qty = _i64("price", intent.price), _i64("qty", intent.qty)
         if intent.kind == IntentKind.SUBMIT_MARKET:

@@ -1,11 +1,11 @@
-"""Reference Intent queue: lockstep.queue's API and results, in plain Python lists and ints.
+"""Reference Intent queue: lockstep.core.queue's API and results, in plain Python lists and ints.
 
 Two lists in arrival order (cancels; everything else) and a token bucket in token-nanoseconds.
 No intrusive lists or free lists: removal is list.remove-by-index, which is all a twin needs.
 """
 from __future__ import annotations
 
-from lockstep.queue import (
+from lockstep.core.queue import (
     COUNTER_NAMES,
     QueueConfig,
     QueueResult,
@@ -13,7 +13,7 @@ from lockstep.queue import (
     _max_out,
     _ts,
 )
-from lockstep.risk import Intent, IntentKind
+from lockstep.core.risk import Intent, IntentKind
 
 _NS = 1_000_000_000  # token units per token
 _SUBMITS = (IntentKind.SUBMIT_LIMIT, IntentKind.SUBMIT_MARKET)
@@ -41,7 +41,7 @@ class IntentQueue:
 
     def push(self, intent: Intent, ts: int) -> QueueResult:
         if not isinstance(intent, Intent):
-            raise TypeError(f"intent must be a lockstep.risk.Intent, not {type(intent).__name__}")
+            raise TypeError(f"intent must be a lockstep.core.risk.Intent, not {type(intent).__name__}")
         _ts(ts)
         c = self._counters
         if intent.instrument >= self._config.instruments:

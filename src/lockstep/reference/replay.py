@@ -1,4 +1,4 @@
-"""Pure-Python reference of the compiled replay (include/lockstep/replay.hpp).
+"""Pure-Python reference of the compiled replay (include/lockstep/core/replay.hpp).
 
 Slow and obvious: one event at a time through the reference books, the same anomaly rules, and the
 State serialization written from docs/encoding.md ("State digest") rather than from the C++. Tests
@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from lockstep.books import L2Result, L3Result
+from lockstep.core.books import L2Result, L3Result
 from lockstep.events import EXECUTION_KIND_BEGIN, EventKind, Flag, Side
 from lockstep.reference.books import L2Book, L3Book
 

@@ -1,4 +1,4 @@
-"""Reference Risk engine: lockstep.risk's API and results, in plain Python integers.
+"""Reference Risk engine: lockstep.core.risk's API and results, in plain Python integers.
 
 Python ints never overflow, so the fixed-point products and the token bucket are stated without
 the 128-bit care the C++ needs. Each check is one `if`, in the order of docs/risk.md.
@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from lockstep.events import Side
-from lockstep.risk import (
+from lockstep.core.risk import (
     ConfigError,
     CustomRule,
     Intent,

@@ -1,4 +1,4 @@
-"""Pure-Python twin of include/lockstep/validate.hpp: the same verdicts, record by record, written
+"""Pure-Python twin of include/lockstep/data/validate.hpp: the same verdicts, record by record, written
 for clarity; tests compare the two on random streams."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from lockstep.events import EventKind, Flag
-from lockstep.importers.normalized import RULE_NAMES, NormalizedChunk, Rule
+from lockstep.data.importers.normalized import RULE_NAMES, NormalizedChunk, Rule
 from lockstep.reference.replay import ReferenceReplayer
 
 _BOOK_KINDS = {EventKind.L2_SET, EventKind.L3_ADD, EventKind.L3_MODIFY, EventKind.L3_DELETE,

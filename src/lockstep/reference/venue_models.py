@@ -1,6 +1,6 @@
-"""Reference fee and latency models: lockstep.matching's FeeModel / LatencyModel API and results.
+"""Reference fee and latency models: lockstep.venue.matching's FeeModel / LatencyModel API and results.
 
-Follows include/lockstep/venue_models.hpp operation by operation: the same splitmix64, the same
+Follows include/lockstep/venue/venue_models.hpp operation by operation: the same splitmix64, the same
 Box-Muller (cosine branch, two outputs per normal) and the same IEEE double operations, so the
 latencies are identical integers, not merely close ones.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from lockstep.matching import MAX_LATENCY_NS, LatencyConfig, LatencyKind, _i64, _latency_args
+from lockstep.venue.matching import MAX_LATENCY_NS, LatencyConfig, LatencyKind, _i64, _latency_args
 
 _M64 = 2**64 - 1
 _I128_MAX = 2**127 - 1

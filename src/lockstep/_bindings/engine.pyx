@@ -1,0 +1,688 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Thin binding of lockstep::Engine (include/lockstep/runtime/engine.hpp): the processing chain.
+
+lockstep.backtest.runner wires it up and lockstep.core.strategy is the public strategy API; this module holds
+the pieces that must be compiled: the engine wrapper, the strategy Context, the CompiledStrategy
+base class and the hook trampolines that let the C++ loop call a Python object (taking the GIL)
+or a compiled strategy (no GIL).
+"""
+import traceback
+
+import numpy as np
+
+from cpython.ref cimport PyObject
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libcpp.memory cimport unique_ptr
+from libcpp.vector cimport vector
+
+from lockstep._bindings.columns cimport columns_view
+from lockstep._bindings.replay cimport book_types_of, replayer_view
+from lockstep.includes.runtime.engine cimport (
+    CDenialRecord, CEngine, CExecRecord, COrderUpdate, CPnlSample, CRiskHook, CRunStatus,
+    CStrategyHooks, kSubscribeBook, kSubscribeTouch, kSubscribeTrades,
+)
+from lockstep.includes.core.events cimport CEventColumns, CSide
+from lockstep.includes.core.execution cimport (
+    CExecutionState, COrderStatus, CPositionView, CWide, is_terminal, kNoSlot,
+)
+from lockstep.includes.core.intents cimport CIntent, CTimeInForce
+from lockstep.includes.venue.matching cimport CQueueModel
+from lockstep.includes.core.queue cimport CQueueConfig, CQueueCounters
+from lockstep.includes.core.replay cimport CBookType
+from lockstep.includes.core.risk cimport CRiskConfig, CRiskLimits, CRiskReason, CRiskView, CTradingMode
+from lockstep.includes.base.status cimport CStatus, status_name
+from lockstep.includes.venue.venue cimport CSimulatedVenueConfig, CVenueCounters
+from lockstep.includes.venue.venue_models cimport CLatencyKind
+
+SUBSCRIBE_BOOK = kSubscribeBook
+SUBSCRIBE_TOUCH = kSubscribeTouch
+SUBSCRIBE_TRADES = kSubscribeTrades
+
+RUN_OK = <int>CRunStatus.Ok
+RUN_STRATEGY_FAILED = <int>CRunStatus.StrategyFailed
+RUN_RISK_HOOK_FAILED = <int>CRunStatus.RiskHookFailed
+RUN_LIVELOCK = <int>CRunStatus.Livelock
+
+EXEC_COLUMNS = (
+    ("ts_event", np.int64), ("ts_recv", np.int64), ("seq", np.uint64), ("instrument", np.uint32),
+    ("kind", np.uint8), ("side", np.uint8), ("flags", np.uint8), ("price", np.int64),
+    ("qty", np.int64), ("order_id", np.uint64), ("fee", np.int64),
+)
+DENIAL_COLUMNS = (
+    ("ts_recv", np.int64), ("instrument", np.uint32), ("intent", np.uint8), ("side", np.uint8),
+    ("tif", np.uint8), ("price", np.int64), ("qty", np.int64), ("client_order_id", np.uint64),
+    ("target_order_id", np.uint64), ("reason", np.uint8),
+)
+SAMPLE_COLUMNS = (
+    ("ts_recv", np.int64), ("instrument", np.uint32), ("position", np.int64), ("mid", np.int64),
+    ("mid_known", np.bool_), ("realized", np.float64), ("unrealized", np.float64),
+    ("fees", np.float64),
+)
+
+
+cdef inline double wide_to_double(CWide w) noexcept nogil:
+    return <double>w.hi * 18446744073709551616.0 + <double>w.lo
+
+
+# ---------------------------------------------------------------------------------------------
+# Compiled strategies
+
+
+cdef class CompiledStrategy:
+    """Base class of compiled strategies (a Cython cdef class; see _engine.pxd).
+
+    Python-level setup(ctx) runs once before the run, with the GIL: convert params to ticks/lots
+    there and subscribe. The cdef hooks then run without the GIL.
+    """
+
+    def __init__(self, params=None):
+        self.params = params
+
+    def setup(self, ctx):
+        for i in ctx.traded:
+            ctx.subscribe(i, book=True)
+
+    cdef int on_start(self, CEngine* ctx) noexcept nogil:
+        return 0
+
+    cdef int on_book(self, CEngine* ctx, uint32_t instrument) noexcept nogil:
+        return 0
+
+    cdef int on_trade(self, CEngine* ctx, uint32_t instrument, int64_t price, int64_t qty,
+                      CSide aggressor) noexcept nogil:
+        return 0
+
+    cdef int on_order(self, CEngine* ctx, const COrderUpdate* update) noexcept nogil:
+        return 0
+
+    cdef int on_timer(self, CEngine* ctx, uint64_t timer_id) noexcept nogil:
+        return 0
+
+    cdef int on_stop(self, CEngine* ctx) noexcept nogil:
+        return 0
+
+
+# The pointer is a borrowed reference to a CompiledStrategy the Engine wrapper keeps alive; the
+# cast takes no reference, so these run without the GIL.
+cdef int _c_on_start(void* s, CEngine& e) noexcept nogil:
+    return (<CompiledStrategy>s).on_start(&e)
+
+cdef int _c_on_book(void* s, CEngine& e, uint32_t inst) noexcept nogil:
+    return (<CompiledStrategy>s).on_book(&e, inst)
+
+cdef int _c_on_trade(void* s, CEngine& e, uint32_t inst, int64_t price, int64_t qty,
+                     CSide aggressor) noexcept nogil:
+    return (<CompiledStrategy>s).on_trade(&e, inst, price, qty, aggressor)
+
+cdef int _c_on_order(void* s, CEngine& e, const COrderUpdate& u) noexcept nogil:
+    return (<CompiledStrategy>s).on_order(&e, &u)
+
+cdef int _c_on_timer(void* s, CEngine& e, uint64_t timer_id) noexcept nogil:
+    return (<CompiledStrategy>s).on_timer(&e, timer_id)
+
+cdef int _c_on_stop(void* s, CEngine& e) noexcept nogil:
+    return (<CompiledStrategy>s).on_stop(&e)
+
+
+# ---------------------------------------------------------------------------------------------
+# Python strategies
+
+
+cdef class OrderUpdate:
+    """An own-order update: the execution event and the order after it (ticks, lots)."""
+    cdef readonly int64_t ts_event, ts_recv, price, qty, fee, filled_qty, leaves_qty
+    cdef readonly uint64_t order_id
+    cdef readonly uint32_t instrument
+    cdef readonly int kind, side, status, reason
+    cdef readonly bint maker
+
+    def __repr__(self):
+        return (f"OrderUpdate(kind={self.kind}, order_id={self.order_id}, "
+                f"instrument={self.instrument}, side={self.side}, price={self.price}, "
+                f"qty={self.qty}, status={self.status}, filled_qty={self.filled_qty}, "
+                f"leaves_qty={self.leaves_qty})")
+
+
+cdef OrderUpdate update_from(const COrderUpdate& u):
+    cdef OrderUpdate o = OrderUpdate.__new__(OrderUpdate)
+    o.ts_event = u.ts_event
+    o.ts_recv = u.ts_recv
+    o.price = u.price
+    o.qty = u.qty
+    o.fee = u.fee
+    o.filled_qty = u.filled_qty
+    o.leaves_qty = u.leaves_qty
+    o.order_id = u.order_id
+    o.instrument = u.instrument
+    o.kind = <int>u.kind
+    o.side = <int>u.side
+    o.status = <int>u.status
+    o.reason = u.reason
+    o.maker = u.maker
+    return o
+
+
+cdef class _PyBinding:
+    """What the trampolines hold for a Python strategy: its bound hooks, the Context, and the
+    first exception it raised (the run stops there)."""
+    cdef object strategy, ctx
+    cdef object start_m, book_m, trade_m, order_m, timer_m, stop_m
+    cdef public object error  # (exception, formatted traceback)
+
+    cdef int fail(self, BaseException exc) noexcept:
+        self.error = (exc, traceback.format_exc())
+        return 1
+
+
+cdef int _py_on_start(void* s, CEngine& e) noexcept with gil:
+    cdef _PyBinding b = <_PyBinding>s
+    try:
+        b.start_m(b.ctx)
+        return 0
+    except BaseException as exc:
+        return b.fail(exc)
+
+cdef int _py_on_book(void* s, CEngine& e, uint32_t inst) noexcept with gil:
+    cdef _PyBinding b = <_PyBinding>s
+    try:
+        b.book_m(b.ctx, inst)
+        return 0
+    except BaseException as exc:
+        return b.fail(exc)
+
+cdef int _py_on_trade(void* s, CEngine& e, uint32_t inst, int64_t price, int64_t qty,
+                      CSide aggressor) noexcept with gil:
+    cdef _PyBinding b = <_PyBinding>s
+    try:
+        b.trade_m(b.ctx, inst, price, qty, <int>aggressor)
+        return 0
+    except BaseException as exc:
+        return b.fail(exc)
+
+cdef int _py_on_order(void* s, CEngine& e, const COrderUpdate& u) noexcept with gil:
+    cdef _PyBinding b = <_PyBinding>s
+    try:
+        b.order_m(b.ctx, update_from(u))
+        return 0
+    except BaseException as exc:
+        return b.fail(exc)
+
+cdef int _py_on_timer(void* s, CEngine& e, uint64_t timer_id) noexcept with gil:
+    cdef _PyBinding b = <_PyBinding>s
+    try:
+        b.timer_m(b.ctx, timer_id)
+        return 0
+    except BaseException as exc:
+        return b.fail(exc)
+
+cdef int _py_on_stop(void* s, CEngine& e) noexcept with gil:
+    cdef _PyBinding b = <_PyBinding>s
+    try:
+        b.stop_m(b.ctx)
+        return 0
+    except BaseException as exc:
+        return b.fail(exc)
+
+
+cdef class _RiskBinding:
+    cdef object rule  # (intent tuple, view tuple) -> bool: True denies
+    cdef public object error
+
+    cdef int ask(self, uint32_t instrument, int kind, int side, int tif, int64_t price,
+                 int64_t qty, uint64_t client_order_id, uint64_t target_order_id,
+                 int64_t position, uint32_t open_orders, int64_t open_buy_qty,
+                 int64_t open_sell_qty, object mid, uint32_t open_orders_total):
+        try:
+            deny = self.rule(
+                (instrument, kind, side, tif, price, qty, client_order_id, target_order_id),
+                (position, open_orders, open_buy_qty, open_sell_qty, mid, open_orders_total))
+            return 1 if deny else 0
+        except BaseException as exc:
+            self.error = (exc, traceback.format_exc())
+            return -1
+
+
+cdef int _py_risk_check(void* s, const CIntent& i, const CRiskView& v) noexcept with gil:
+    return (<_RiskBinding>s).ask(
+        i.instrument, <int>i.kind, <int>i.side, <int>i.tif, i.price, i.qty, i.client_order_id,
+        i.target_order_id, v.position, v.open_orders, v.open_buy_qty, v.open_sell_qty,
+        v.mid if v.mid_known else None, v.open_orders_total)
+
+
+# ---------------------------------------------------------------------------------------------
+# The context
+
+
+cdef class Context:
+    """What a strategy reads and does, in core units (ticks, lots) with real-unit helpers.
+
+    Read: now, touch(), book() (top-N numpy views), mid(), position(), open_orders(), order(),
+    realized()/unrealized()/fees() (quote currency). Do: submit_limit(), submit_market(),
+    cancel(), replace(), set_timer(), subscribe().
+    """
+    cdef CEngine* e
+    cdef Engine owner
+    cdef public object instruments  # the dataset's Instrument table
+    cdef public tuple traded        # indices of the instruments this run trades
+    cdef object _price_scale, _size_scale
+    cdef object _bid_px, _bid_qty, _ask_px, _ask_qty
+    cdef int64_t[::1] bid_px_v, bid_qty_v, ask_px_v, ask_qty_v
+
+    def __init__(self, Engine owner, instruments, traded):
+        self.owner = owner
+        self.e = owner.core.get()
+        self.instruments = list(instruments)
+        self.traded = tuple(traded)
+        self._price_scale = [float(i.price_increment) for i in self.instruments]
+        self._size_scale = [float(i.size_increment) for i in self.instruments]
+        self._resize(10)
+
+    cdef _resize(self, Py_ssize_t n):
+        self._bid_px = np.zeros(n, np.int64)
+        self._bid_qty = np.zeros(n, np.int64)
+        self._ask_px = np.zeros(n, np.int64)
+        self._ask_qty = np.zeros(n, np.int64)
+        self.bid_px_v = self._bid_px
+        self.bid_qty_v = self._bid_qty
+        self.ask_px_v = self._ask_px
+        self.ask_qty_v = self._ask_qty
+
+    cdef inline void check(self, uint32_t inst) except *:
+        if inst >= self.e.instrument_count():
+            raise IndexError(f"instrument {inst} is not in this dataset "
+                             f"({self.e.instrument_count()} instruments)")
+
+    @property
+    def now(self):
+        """Core time of the current step (ts_recv of the event being processed), ns."""
+        return self.e.now()
+
+    def subscribe(self, uint32_t instrument, *, book=False, touch=False, trades=False):
+        """Which market events of `instrument` call the strategy: every complete message that
+        changed the book (book), only those that changed the best bid/ask (touch), trades."""
+        self.check(instrument)
+        cdef uint8_t mask = 0
+        if book:
+            mask |= kSubscribeBook
+        if touch:
+            mask |= kSubscribeTouch
+        if trades:
+            mask |= kSubscribeTrades
+        self.e.set_subscriptions(instrument, mask)
+
+    def touch(self, uint32_t instrument):
+        """(bid_price, bid_qty, ask_price, ask_qty) in ticks/lots; qty 0 = that side is empty."""
+        cdef int64_t bp, bq, ap, aq
+        if not self.e.touch(instrument, &bp, &bq, &ap, &aq):
+            self.check(instrument)
+        return bp, bq, ap, aq
+
+    def book_valid(self, uint32_t instrument):
+        """False from a feed gap until a snapshot restores the book; meanwhile touch() and book()
+        show it empty and on_book is not called."""
+        self.check(instrument)
+        return self.e.book_valid(instrument)
+
+    def mid(self, uint32_t instrument):
+        """(best bid + best ask) // 2 in ticks, None unless both sides are present."""
+        cdef int64_t m
+        self.check(instrument)
+        return m if self.e.mid(instrument, &m) else None
+
+    def book(self, uint32_t instrument, Py_ssize_t depth=10):
+        """Top `depth` levels as numpy views (bid_px, bid_qty, ask_px, ask_qty), best first, in
+        ticks/lots. The arrays are reused by the next call: copy what you keep."""
+        self.check(instrument)
+        if depth < 0:
+            raise ValueError("depth must be >= 0")
+        if depth > self._bid_px.shape[0]:
+            self._resize(depth)
+        cdef size_t nb = 0, na = 0
+        if depth > 0:
+            nb = self.e.depth(instrument, CSide.Bid, depth, &self.bid_px_v[0], &self.bid_qty_v[0])
+            na = self.e.depth(instrument, CSide.Ask, depth, &self.ask_px_v[0], &self.ask_qty_v[0])
+        return (self._bid_px[:nb], self._bid_qty[:nb], self._ask_px[:na], self._ask_qty[:na])
+
+    def position(self, uint32_t instrument):
+        """Signed position in lots (long > 0)."""
+        self.check(instrument)
+        return self.e.position(instrument)
+
+    def open_orders(self, uint32_t instrument):
+        self.check(instrument)
+        return self.e.open_orders(instrument)
+
+    def order(self, uint64_t order_id):
+        """(instrument, side, price, qty, filled_qty, status) of a live or recently ended order,
+        None if unknown (never dispatched, or ended long ago and compacted away)."""
+        cdef const CExecutionState* ex = &self.e.execution()
+        cdef uint32_t s = ex.slot(order_id)
+        if s == kNoSlot:
+            return None
+        return (ex.instrument(s), <int>ex.side(s), ex.price(s), ex.qty(s), ex.filled_qty(s),
+                <int>ex.status(s))
+
+    def realized(self, uint32_t instrument):
+        """Realized PnL in quote currency, fees excluded."""
+        self.check(instrument)
+        return (wide_to_double(self.e.position_view(instrument).realized)
+                * self._price_scale[instrument] * self._size_scale[instrument])
+
+    def unrealized(self, uint32_t instrument):
+        """Unrealized PnL at the mid (or the last mid seen), quote currency."""
+        self.check(instrument)
+        return (wide_to_double(self.e.unrealized(instrument))
+                * self._price_scale[instrument] * self._size_scale[instrument])
+
+    def fees(self, uint32_t instrument):
+        """Fees paid (negative: rebates earned), quote currency."""
+        self.check(instrument)
+        return (wide_to_double(self.e.position_view(instrument).fees) * 1e-6
+                * self._price_scale[instrument] * self._size_scale[instrument])
+
+    @property
+    def last_denial(self):
+        """RiskReason value of the last denied intent (0 if none yet)."""
+        return <int>self.e.last_denial()
+
+    def submit_limit(self, uint32_t instrument, int side, int64_t price, int64_t qty,
+                     int tif=0, uint64_t client_order_id=0):
+        """A limit order (ticks, lots; tif 0 GTC, 1 IOC, 2 post-only). Returns its client order
+        id, or 0 when denied (last_denial says why)."""
+        return self.e.submit_limit(instrument, <CSide><uint8_t>side, price, qty,
+                                   <CTimeInForce><uint8_t>tif, client_order_id)
+
+    def submit_market(self, uint32_t instrument, int side, int64_t qty,
+                      uint64_t client_order_id=0):
+        return self.e.submit_market(instrument, <CSide><uint8_t>side, qty, client_order_id)
+
+    def cancel(self, uint64_t order_id):
+        """True when the cancel was queued (or removed its undispatched submit)."""
+        return self.e.cancel(order_id)
+
+    def replace(self, uint64_t order_id, int64_t price, int64_t qty):
+        """Move a live order to `price` with total quantity `qty` (filled lots included)."""
+        return self.e.replace(order_id, price, qty)
+
+    def set_timer(self, int64_t ts, uint64_t timer_id=0):
+        """Call on_timer(ctx, timer_id) at core time ts (now, if ts is in the past)."""
+        self.e.set_timer(ts, timer_id)
+
+    # Real-unit helpers: exact for decimal strings, so a config's "0.001" is exactly 1 lot.
+    def to_ticks(self, uint32_t instrument, price):
+        self.check(instrument)
+        return self.instruments[instrument].to_ticks(price)
+
+    def to_lots(self, uint32_t instrument, qty):
+        self.check(instrument)
+        return self.instruments[instrument].to_lots(qty)
+
+    def price(self, uint32_t instrument, int64_t ticks):
+        return ticks * self._price_scale[instrument]
+
+    def size(self, uint32_t instrument, int64_t lots):
+        return lots * self._size_scale[instrument]
+
+
+# ---------------------------------------------------------------------------------------------
+# The engine
+
+
+cdef class Engine:
+    """lockstep::Engine for one run. Configure, bind a strategy, run batches, drain records."""
+    cdef unique_ptr[CEngine] core
+    cdef object strategy_ref   # keeps the bound strategy (and its binding) alive
+    cdef _PyBinding py_binding
+    cdef _RiskBinding risk_binding
+
+    def __cinit__(self, book_types):
+        self.core.reset(new CEngine(book_types_of(book_types)))
+
+    # ---- configuration
+
+    def configure_risk(self, uint32_t max_open_orders_total, uint32_t rate_per_second,
+                       uint32_t burst, int mode, bint kill_switch):
+        cdef CRiskConfig c
+        c.max_open_orders_total = max_open_orders_total
+        c.rate_per_second = rate_per_second
+        c.burst = burst
+        c.mode = <CTradingMode><uint8_t>mode
+        c.kill_switch = kill_switch
+        return <int>self.core.get().risk().set_config(c)
+
+    def set_limits(self, uint32_t instrument, int64_t max_order_qty, int64_t max_order_notional,
+                   int64_t max_position, uint32_t max_open_orders, uint32_t price_band_bps):
+        cdef CRiskLimits l
+        l.max_order_qty = max_order_qty
+        l.max_order_notional = max_order_notional
+        l.max_position = max_position
+        l.max_open_orders = max_open_orders
+        l.price_band_bps = price_band_bps
+        return <int>self.core.get().risk().set_limits(instrument, l)
+
+    def configure_queue(self, int64_t rate_per_second, int64_t burst,
+                        uint32_t max_in_flight_per_instrument, uint32_t capacity):
+        cdef CQueueConfig c
+        c.rate_per_second = rate_per_second
+        c.burst = burst
+        c.max_in_flight_per_instrument = max_in_flight_per_instrument
+        c.capacity = capacity
+        c.instruments = self.core.get().instrument_count()
+        return <int>self.core.get().configure_queue(c)
+
+    def configure_venue(self, int queue_model, double queue_power, int64_t maker_ppm,
+                        int64_t taker_ppm, int latency_model, int64_t entry_ns,
+                        int64_t response_ns, double sigma, double feed_multiplier,
+                        uint64_t seed):
+        cdef CSimulatedVenueConfig c
+        c.queue_model = <CQueueModel><uint8_t>queue_model
+        c.queue_power = queue_power
+        c.fees.maker_ppm = maker_ppm
+        c.fees.taker_ppm = taker_ppm
+        c.latency.kind = <CLatencyKind><uint8_t>latency_model
+        c.latency.entry_ns = entry_ns
+        c.latency.response_ns = response_ns
+        c.latency.sigma = sigma
+        c.latency.feed_multiplier = feed_multiplier
+        c.latency.seed = seed
+        return <int>self.core.get().configure_venue(c)
+
+    def set_sample_interval(self, int64_t interval_ns):
+        self.core.get().set_sample_interval(interval_ns)
+
+    def track(self, uint32_t instrument):
+        self.core.get().track(instrument)
+
+    def bind_strategy(self, strategy, Context ctx):
+        """Point the engine's hooks at `strategy`: a CompiledStrategy runs without the GIL;
+        anything else is called as Python, and only for the hooks it overrides."""
+        cdef CStrategyHooks h
+        cdef _PyBinding b
+        if isinstance(strategy, CompiledStrategy):
+            h.self = <void*>strategy
+            h.on_start = _c_on_start
+            h.on_book = _c_on_book
+            h.on_trade = _c_on_trade
+            h.on_order = _c_on_order
+            h.on_timer = _c_on_timer
+            h.on_stop = _c_on_stop
+            self.py_binding = None
+        else:
+            from lockstep.core.strategy import Strategy, overridden
+            b = _PyBinding()
+            b.strategy = strategy
+            b.ctx = ctx
+            h.self = <void*>b
+            hooks = overridden(strategy)
+            if "on_start" in hooks:
+                b.start_m = strategy.on_start
+                h.on_start = _py_on_start
+            if "on_book" in hooks:
+                b.book_m = strategy.on_book
+                h.on_book = _py_on_book
+            if "on_trade" in hooks:
+                b.trade_m = strategy.on_trade
+                h.on_trade = _py_on_trade
+            if "on_order" in hooks:
+                b.order_m = strategy.on_order
+                h.on_order = _py_on_order
+            if "on_timer" in hooks:
+                b.timer_m = strategy.on_timer
+                h.on_timer = _py_on_timer
+            if "on_stop" in hooks:
+                b.stop_m = strategy.on_stop
+                h.on_stop = _py_on_stop
+            self.py_binding = b
+        self.strategy_ref = strategy
+        self.core.get().set_strategy(h)
+
+    def bind_risk_rule(self, rule):
+        """`rule(intent_tuple, view_tuple) -> bool` (True denies) for submits/replaces the
+        built-in checks allowed."""
+        cdef CRiskHook h
+        b = _RiskBinding()
+        b.rule = rule
+        self.risk_binding = b
+        h.self = <void*>b
+        h.check = _py_risk_check
+        self.core.get().set_risk_hook(h)
+
+    # ---- running
+
+    def run(self, cols, size_t size):
+        """Run `size` market events of `cols`; returns a RUN_* status."""
+        cdef CEventColumns view = columns_view(cols, size)
+        cdef CRunStatus status
+        with nogil:
+            status = self.core.get().run(view)
+        return <int>status
+
+    def finish(self):
+        cdef CRunStatus status
+        with nogil:
+            status = self.core.get().finish()
+        return <int>status
+
+    @property
+    def failure(self):
+        """(status, stream position, core time, python error or None) of a failed run."""
+        cdef CEngine* e = self.core.get()
+        error = None
+        if self.py_binding is not None and self.py_binding.error is not None:
+            error = self.py_binding.error
+        elif self.risk_binding is not None and self.risk_binding.error is not None:
+            error = self.risk_binding.error
+        return <int>e.failed(), e.failed_position(), e.failed_ts(), error
+
+    def drain(self):
+        """Records produced since the last drain, as dicts of numpy arrays; then clears them."""
+        cdef CEngine* e = self.core.get()
+        cdef const vector[CExecRecord]* xs = &e.exec_records()
+        cdef const vector[CDenialRecord]* ds = &e.denials()
+        cdef const vector[CPnlSample]* ss = &e.samples()
+        cdef size_t k, n
+        cdef const CExecRecord* r
+        cdef const CDenialRecord* dr
+        cdef const CPnlSample* sr
+        n = xs.size()
+        x = {name: np.empty(n, dtype) for name, dtype in EXEC_COLUMNS}
+        cdef int64_t[::1] x_te = x["ts_event"], x_tr = x["ts_recv"], x_px = x["price"]
+        cdef int64_t[::1] x_q = x["qty"], x_fee = x["fee"]
+        cdef uint64_t[::1] x_seq = x["seq"], x_id = x["order_id"]
+        cdef uint32_t[::1] x_inst = x["instrument"]
+        cdef uint8_t[::1] x_kind = x["kind"], x_side = x["side"], x_flags = x["flags"]
+        for k in range(n):
+            r = &xs[0][k]
+            x_te[k] = r.ts_event
+            x_tr[k] = r.ts_recv
+            x_seq[k] = r.reason
+            x_inst[k] = r.instrument
+            x_kind[k] = r.kind
+            x_side[k] = r.side
+            x_flags[k] = r.flags
+            x_px[k] = r.price
+            x_q[k] = r.qty
+            x_id[k] = r.order_id
+            x_fee[k] = r.fee
+        n = ds.size()
+        d = {name: np.empty(n, dtype) for name, dtype in DENIAL_COLUMNS}
+        cdef int64_t[::1] d_ts = d["ts_recv"], d_px = d["price"], d_q = d["qty"]
+        cdef uint32_t[::1] d_inst = d["instrument"]
+        cdef uint8_t[::1] d_kind = d["intent"], d_side = d["side"], d_tif = d["tif"]
+        cdef uint8_t[::1] d_reason = d["reason"]
+        cdef uint64_t[::1] d_id = d["client_order_id"], d_target = d["target_order_id"]
+        for k in range(n):
+            dr = &ds[0][k]
+            d_ts[k] = dr.ts_recv
+            d_inst[k] = dr.intent.instrument
+            d_kind[k] = <uint8_t>dr.intent.kind
+            d_side[k] = <uint8_t>dr.intent.side
+            d_tif[k] = <uint8_t>dr.intent.tif
+            d_px[k] = dr.intent.price
+            d_q[k] = dr.intent.qty
+            d_id[k] = dr.intent.client_order_id
+            d_target[k] = dr.intent.target_order_id
+            d_reason[k] = <uint8_t>dr.reason
+        n = ss.size()
+        s = {name: np.empty(n, dtype) for name, dtype in SAMPLE_COLUMNS}
+        cdef int64_t[::1] s_ts = s["ts_recv"], s_pos = s["position"], s_mid = s["mid"]
+        cdef uint32_t[::1] s_inst = s["instrument"]
+        cdef double[::1] s_real = s["realized"], s_unreal = s["unrealized"], s_fees = s["fees"]
+        mid_known = s["mid_known"]
+        for k in range(n):
+            sr = &ss[0][k]
+            s_ts[k] = sr.ts_recv
+            s_inst[k] = sr.instrument
+            s_pos[k] = sr.position
+            s_mid[k] = sr.mid
+            mid_known[k] = sr.mid_known
+            s_real[k] = sr.realized
+            s_unreal[k] = sr.unrealized
+            s_fees[k] = sr.fees
+        e.clear_records()
+        return x, d, s
+
+    # ---- reports
+
+    @property
+    def market(self):
+        """Market State as a read-only lockstep._bindings.replay.Replayer view."""
+        return replayer_view(&self.core.get().market(), self)
+
+    def serialize_state(self):
+        """Execution-side State bytes (docs/backtest.md, "Digest")."""
+        return self.core.get().serialize_state()
+
+    def counters(self):
+        cdef CEngine* e = self.core.get()
+        c = e.counters()
+        q = e.queue().counters()
+        v = e.venue().counters()
+        return {
+            "events": c.events, "strategy_calls": c.strategy_calls, "intents": c.intents,
+            "denied": c.denied, "orders": c.orders, "cancels": c.cancels,
+            "replaces": c.replaces, "responses": c.responses, "fills": c.fills,
+            "state_errors": c.state_errors, "timers": c.timers,
+            "queue": {
+                "pushed": q.pushed, "dispatched": q.dispatched,
+                "canceled_before_dispatch": q.canceled_before_dispatch,
+                "replaces_dropped": q.replaces_dropped, "rejected_full": q.rejected_full,
+                "deferred_by_rate": q.deferred_by_rate,
+                "deferred_by_in_flight": q.deferred_by_in_flight,
+                "pending_at_end": e.queue().pending(),
+            },
+            "venue": {
+                "messages": v.messages, "accepted": v.accepted, "rejected": v.rejected,
+                "fills": v.fills, "canceled": v.canceled, "expired": v.expired,
+                "replaced": v.replaced, "cancel_rejected": v.cancel_rejected,
+                "replace_rejected": v.replace_rejected,
+                "messages_in_transit_at_end": e.venue().in_transit(),
+                "responses_in_flight_at_end": e.responses_in_flight(),
+            },
+        }
+
+    def risk_counts(self):
+        """{RiskReason value: count}, Allowed included."""
+        from lockstep.core.risk import RiskReason
+        cdef CEngine* e = self.core.get()
+        return {int(r): e.risk().count(<CRiskReason><uint8_t>int(r)) for r in RiskReason}

@@ -1,0 +1,87 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Thin bindings of lockstep::IntentQueue (include/lockstep/core/queue.hpp).
+
+Results come back as plain ints and dispatched intents as 8-tuples in lockstep.core.risk.Intent field
+order; lockstep.core.queue wraps this class with enums and typed configs, and is the public API.
+"""
+from cpython.number cimport PyNumber_Index
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libcpp.vector cimport vector
+
+from lockstep._bindings.intents cimport fill_intent
+from lockstep.includes.core.events cimport CSide
+from lockstep.includes.core.intents cimport CIntent, CIntentKind, CTimeInForce
+from lockstep.includes.core.queue cimport (CIntentQueue, CQueueConfig, CQueueCounters, CQueueResult,
+                                      kQueueMaxBurst, kQueueMaxCapacity, kQueueMaxInstruments,
+                                      kQueueMaxRate)
+from lockstep.includes.base.status cimport CStatus
+
+MAX_BURST = kQueueMaxBurst
+MAX_RATE = kQueueMaxRate
+MAX_CAPACITY = kQueueMaxCapacity
+MAX_INSTRUMENTS = kQueueMaxInstruments
+STATUS_OK = <int>CStatus.Ok
+
+
+cdef class IntentQueue:
+    """lockstep::IntentQueue. configure() returns a Status code (0 = ok)."""
+
+    cdef CIntentQueue core
+    cdef vector[CIntent] out
+
+    def configure(self, int64_t rate_per_second, int64_t burst,
+                  uint32_t max_in_flight_per_instrument, uint32_t capacity, uint32_t instruments):
+        cdef CQueueConfig c
+        c.rate_per_second = rate_per_second
+        c.burst = burst
+        c.max_in_flight_per_instrument = max_in_flight_per_instrument
+        c.capacity = capacity
+        c.instruments = instruments
+        return <int>self.core.configure(c)
+
+    def push(self, intent, int64_t ts):
+        cdef CIntent i
+        cdef CQueueResult r
+        fill_intent(&i, intent)
+        with nogil:
+            r = self.core.push(i, ts)
+        return <int>r
+
+    def dispatch(self, int64_t ts, size_t max_out):
+        cdef size_t n, k
+        # Never more than pending() can go out, so a huge max_out costs no huge buffer; the
+        # result is the same because the scan ends with the queue either way.
+        if max_out > self.core.pending():
+            max_out = self.core.pending()
+        if self.out.size() < max_out:
+            self.out.resize(max_out)
+        with nogil:
+            n = self.core.dispatch(ts, self.out.data(), max_out)
+        return [(self.out[k].instrument, <int>self.out[k].kind, <int>self.out[k].side,
+                 <int>self.out[k].tif, self.out[k].price, self.out[k].qty,
+                 self.out[k].client_order_id, self.out[k].target_order_id) for k in range(n)]
+
+    def on_response(self, uint32_t instrument):
+        self.core.on_response(instrument)
+
+    def pending(self):
+        return self.core.pending()
+
+    def in_flight(self, uint32_t instrument):
+        return self.core.in_flight(instrument)
+
+    def tokens(self, int64_t ts):
+        return self.core.tokens(ts)
+
+    def counters(self):
+        cdef const CQueueCounters* c = &self.core.counters()
+        return {
+            "pushed": c.pushed,
+            "dispatched": c.dispatched,
+            "canceled_before_dispatch": c.canceled_before_dispatch,
+            "replaces_dropped": c.replaces_dropped,
+            "rejected_full": c.rejected_full,
+            "rejected_bad_instrument": c.rejected_bad_instrument,
+            "deferred_by_rate": c.deferred_by_rate,
+            "deferred_by_in_flight": c.deferred_by_in_flight,
+        }

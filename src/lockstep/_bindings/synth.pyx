@@ -1,0 +1,58 @@
+# cython: language_level=3
+"""Thin binding of include/lockstep/data/synth.hpp: fills canonical columns with synthetic events."""
+from libc.stdint cimport uint64_t
+
+from lockstep._bindings.columns cimport columns_view
+from lockstep.includes.core.events cimport CEventColumns
+from lockstep.includes.base.status cimport CStatus, status_name
+from lockstep.includes.data.synth cimport CSynthBook, CSynthConfig, CSyntheticMarket
+
+#: Version of the generator's algorithm: bumped whenever the same options would give other events.
+GENERATOR_VERSION = 1
+
+DEFAULT_START_TS = 1704153600000000000
+DEFAULT_MAX_BURST = 16
+
+
+cdef class SyntheticMarket:
+    """A seeded stream of `events` synthetic canonical events (see lockstep.data.synth)."""
+
+    cdef CSyntheticMarket _gen
+
+    def __init__(self, uint64_t events, *, uint64_t seed=1, str book="l2", unsigned int instruments=1,
+                 unsigned int depth=400, unsigned int max_burst=DEFAULT_MAX_BURST,
+                 long long start_ts=DEFAULT_START_TS):
+        if book not in ("l2", "l3"):
+            raise ValueError(f"book must be 'l2' or 'l3', got {book!r}")
+        cdef CSynthConfig cfg
+        cfg.seed = seed
+        cfg.events = events
+        cfg.instruments = instruments
+        cfg.depth = depth
+        cfg.max_burst = max_burst
+        cfg.book = CSynthBook.L3 if book == "l3" else CSynthBook.L2
+        cfg.start_ts = start_ts
+        cdef CStatus st = self._gen.configure(cfg)
+        if st != CStatus.Ok:
+            raise ValueError(
+                f"invalid synthetic market options ({status_name(st).decode()}): instruments={instruments} "
+                f"(>= 1), depth={depth} (4..65536), max_burst={max_burst} (1..4096)"
+            )
+
+    def fill(self, cols, size_t size=0, max_events=None):
+        """Appends events to `cols` (a mapping of column arrays) after its first `size` rows, up to
+        its length or `max_events`; returns the new row count. The GIL is released meanwhile."""
+        cdef size_t limit = <size_t>-1 if max_events is None else <size_t>max_events
+        cdef CEventColumns view = columns_view(cols, size)
+        with nogil:
+            self._gen.generate(view, limit)
+        return view.size
+
+    @property
+    def produced(self):
+        """Events handed out so far."""
+        return self._gen.produced()
+
+    @property
+    def done(self):
+        return self._gen.done()

@@ -1,0 +1,1003 @@
+"""Backtest configuration: a TOML file, `--set key=value` overrides, frozen typed settings.
+
+    cfg = load_config("mm.toml", overrides=["risk.max_position=0.5", 'venue.queue_model="probabilistic"'])
+    cfg.risk.limits_for("BTCUSDT").max_position      # Decimal("0.5")
+    (run_dir / "config.toml").write_text(dump_toml(cfg.to_dict()))
+    load_config(run_dir / "config.toml") == cfg      # the resolved config reloads to an equal one
+
+Every unknown key, wrong type or out-of-range value raises ConfigError naming the full dotted key,
+e.g. `mm.toml: venue.latency.entry: must be a duration like "1ms" or an int of ns, not list`.
+Real quantities (risk limits, fees) are Decimals: the runner converts them to ticks and lots with
+each instrument's increments. Durations are int nanoseconds. Nothing here imports the compiled
+core, so configs load (and pickle, for process pools) without it.
+
+The generic helpers (ConfigError, _unknown_keys, _cfg_int) live here and are shared with
+lockstep.core.risk and lockstep.core.queue.
+
+Schema (defaults shown; only `dataset` and `strategy.path` are required):
+
+    name = "<config file stem>"     # run name: letters, digits, '.', '_', '-'
+    dataset = "synthetic-l2"        # canonical dataset name under DATA/canonical, or a path/URI;
+                                    # a relative path is resolved against the config file's
+                                    # directory only if it exists there, else kept as given
+    instruments = []                # symbols to trade; [] = every instrument of the dataset
+    seed = 0                        # int >= 0
+    [strategy]
+    path = "pkg.module:Class"       # or "file.py:Class" (relative to the config file's directory)
+    [strategy.params]               # free-form; validated by the strategy's Params (validate_params)
+    [risk]                          # real units; 0 = no limit
+    max_order_qty = "0"             # base units (int, float or decimal string)
+    max_order_notional = "0"        # quote units
+    max_position = "0"              # base units, absolute
+    max_open_orders = 0
+    price_band_bps = 0
+    max_open_orders_total = 0
+    rate_per_second = 0
+    burst = 0                       # >= 1 when rate_per_second > 0
+    mode = "active"                 # active | reduce_only | halted
+    kill_switch = false
+    custom_rules = []               # "module:function" / "file.py:function" Python rules
+    [risk.instruments.BTCUSDT]      # per-symbol overrides of the five limits above
+    [queue]
+    rate_per_second = 0
+    burst = 0                       # >= 1 when rate_per_second > 0
+    max_in_flight_per_instrument = 0
+    capacity = 4096                 # >= 1
+    [venue]
+    queue_model = "conservative"    # conservative | probabilistic
+    queue_power = 2.0               # probabilistic model exponent, > 0
+    maker_fee_bps = "0"             # may be negative (a rebate); a whole number of ppm
+    taker_fee_bps = "0"
+    [venue.latency]
+    model = "constant"              # constant | lognormal | feed
+    entry = "1ms"                   # int ns, or a number with a unit ns | us | ms | s
+    response = "1ms"
+    sigma = 0.0                     # lognormal only, >= 0
+    feed_multiplier = 1.0           # feed only, >= 0
+    [output]
+    sample_interval = "1s"          # > 0
+    report = true
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import sys
+import types
+import typing
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+from lockstep.errors import LockstepError
+
+_UINT32_MAX = 2**32 - 1
+_INT64_MAX = 2**63 - 1
+_UINT64_MAX = 2**64 - 1
+
+
+# --------------------------------------------------------------------------------------------
+# Errors and generic helpers (shared with lockstep.core.risk and lockstep.core.queue)
+
+
+class ConfigError(LockstepError):
+    """A configuration value that is unknown, missing, of the wrong type or out of range.
+
+    Attributes:
+        key: dotted path of the offending key, e.g. "venue.latency.entry" ("" when the whole
+            input is at fault, e.g. a TOML syntax error).
+        reason: what was wrong, in words.
+        source: where the config came from, leading the message: a file path, "--set", "config";
+            "risk config" by default (the risk and queue configs built from dicts).
+    """
+
+    def __init__(self, key: str, reason: str, *, source: str = "risk config") -> None:
+        self.key = key
+        self.reason = reason
+        self.source = source
+        where = f"{key}: " if key else ""
+        super().__init__(f"{source}: {where}{reason}")
+
+    def __reduce__(self):
+        return (_rebuild_config_error, (type(self), self.key, self.reason, self.source))
+
+
+def _rebuild_config_error(cls, key, reason, source):
+    return cls(key, reason, source=source)
+
+
+class ConfigSyntaxError(ConfigError):
+    """A TOML file (or a --set value) that does not parse; `line` and `column` are 1-based."""
+
+    def __init__(self, reason: str, *, source: str, line: int | None = None,
+                 column: int | None = None) -> None:
+        self.line = line
+        self.column = column
+        where = f"line {line}, column {column}: " if line is not None else ""
+        super().__init__("", f"{where}{reason}", source=source)
+        self.reason = reason
+
+    def __reduce__(self):
+        return (_rebuild_syntax_error, (type(self), self.reason, self.source, self.line, self.column))
+
+
+def _rebuild_syntax_error(cls, reason, source, line, column):
+    return cls(reason, source=source, line=line, column=column)
+
+
+def _kind(value: object) -> str:
+    return type(value).__name__
+
+
+def _cfg_int(key: str, value: object, hi: int, lo: int = 0) -> int:
+    """`value` as an int in [lo, hi] (bool is not an int), else ConfigError naming `key`."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(key, f"must be an int, not {_kind(value)}")
+    if not lo <= value <= hi:
+        raise ConfigError(key, f"{value} is outside [{lo}, {hi}]")
+    return value
+
+
+def _unknown_keys(prefix: str, data: Mapping[str, Any], known: Iterable[str]) -> None:
+    """ConfigError unless `data` is a table whose keys are all in `known`. `prefix` is the dotted
+    path of the table with a trailing dot ("" for the root)."""
+    if not isinstance(data, Mapping):
+        where = prefix.rstrip(".") or "<root>"
+        raise ConfigError(where, f"must be a table, not {_kind(data)}")
+    known = set(known)
+    for k in data:
+        if k not in known:
+            raise ConfigError(f"{prefix}{k}", "unknown key")
+
+
+# --------------------------------------------------------------------------------------------
+# Value parsers
+
+_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+_DURATION = re.compile(r"\s*([0-9][0-9_]*(?:\.[0-9_]*)?)\s*(ns|us|µs|ms|s)\s*")
+_DURATION_HELP = 'must be a duration like "1ms" or an int of ns'
+
+
+def parse_duration(key: str, value: object, *, positive: bool = False) -> int:
+    """A duration in int nanoseconds: an int (ns) or a string with a unit ns, us, ms or s
+    ("250us", "1.5ms"), a whole number of ns, >= 0 (> 0 if `positive`), within int64."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigError(key, f"{_DURATION_HELP}, not {_kind(value)}")
+    if isinstance(value, int):
+        ns = value
+    else:
+        m = _DURATION.fullmatch(value)
+        if m is None:
+            raise ConfigError(key, f"{_DURATION_HELP}, not {value!r}")
+        exact = Decimal(m.group(1).replace("_", "")) * _UNITS[m.group(2)]
+        if exact != exact.to_integral_value():
+            raise ConfigError(key, f"{value!r} is not a whole number of nanoseconds")
+        ns = int(exact)
+    if ns < 0 or ns > _INT64_MAX:
+        raise ConfigError(key, f"{value!r} is outside [0, {_INT64_MAX}] ns")
+    if positive and ns == 0:
+        raise ConfigError(key, "must be > 0")
+    return ns
+
+
+def format_duration(ns: int) -> str:
+    """The shortest exact spelling of `ns` with one unit: 1_000_000 -> "1ms", 1_500 -> "1500ns"."""
+    for unit in ("s", "ms", "us"):
+        if ns and ns % _UNITS[unit] == 0:
+            return f"{ns // _UNITS[unit]}{unit}"
+    return f"{ns}ns"
+
+
+def parse_decimal(key: str, value: object, *, non_negative: bool = False) -> Decimal:
+    """A finite Decimal from an int, a float (via its shortest repr: 0.1 -> Decimal("0.1")) or a
+    decimal string."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise ConfigError(key, f"must be a number or a decimal string, not {_kind(value)}")
+    try:
+        d = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
+    except InvalidOperation:
+        raise ConfigError(key, f"{value!r} is not a decimal number") from None
+    if not d.is_finite():
+        raise ConfigError(key, f"must be finite, not {value!r}")
+    if non_negative and d < 0:
+        raise ConfigError(key, f"must be >= 0, not {value!r}")
+    return d
+
+
+def _float(key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(key, f"must be a number, not {_kind(value)}")
+    f = float(value)
+    if not math.isfinite(f):
+        raise ConfigError(key, f"must be finite, not {value!r}")
+    return f
+
+
+def _bool(key: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(key, f"must be true or false, not {_kind(value)}")
+    return value
+
+
+def _str(key: str, value: object, choices: Sequence[str] | None = None) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(key, f"must be a string, not {_kind(value)}")
+    if choices is not None and value not in choices:
+        raise ConfigError(key, f"{value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _table(key: str, value: object) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, f"must be a table, not {_kind(value)}")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# A read-only, hashable, picklable mapping (MappingProxyType does not pickle)
+
+
+class FrozenMap(Mapping):
+    """An immutable dict. Nested dicts and lists given to freeze() become FrozenMaps and tuples."""
+
+    __slots__ = ("_d",)
+
+    def __init__(self, data: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
+        self._d = dict(data)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._d[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._d)
+
+    def __len__(self) -> int:
+        return len(self._d)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._d.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenMap({self._d!r})"
+
+    def __reduce__(self):
+        return (FrozenMap, (self._d,))
+
+
+def freeze(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return FrozenMap((k, freeze(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(freeze(v) for v in value)
+    return value
+
+
+def thaw(value: Any) -> Any:
+    """freeze() undone, and Decimals as strings: a TOML/JSON-serialisable value."""
+    if isinstance(value, Mapping):
+        return {k: thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thaw(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Settings
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StrategyConfig:
+    """`path` is "package.module:Class" or "/abs/file.py:Class" (file paths made absolute at
+    load); `params` the free-form [strategy.params] table, checked by validate_params()."""
+
+    path: str
+    params: Mapping[str, Any] = dataclasses.field(default_factory=FrozenMap)
+
+    @property
+    def is_file(self) -> bool:
+        return _is_file_target(self.path.rpartition(":")[0])
+
+    @property
+    def target(self) -> tuple[str, str]:
+        """(module or file, class name)."""
+        module, _, cls = self.path.rpartition(":")
+        return module, cls
+
+
+_LIMIT_DECIMALS = ("max_order_qty", "max_order_notional", "max_position")
+_LIMIT_INTS = ("max_open_orders", "price_band_bps")
+_LIMIT_KEYS = (*_LIMIT_DECIMALS, *_LIMIT_INTS)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LimitSettings:
+    """Per-instrument risk limits in real units; 0 means no limit."""
+
+    max_order_qty: Decimal = Decimal(0)  # base units
+    max_order_notional: Decimal = Decimal(0)  # quote units
+    max_position: Decimal = Decimal(0)  # base units, absolute
+    max_open_orders: int = 0
+    price_band_bps: int = 0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, prefix: str,
+                  base: LimitSettings | None = None) -> LimitSettings:
+        """Limits from the five keys of `data` (others are not looked at); missing keys come
+        from `base`, else the defaults."""
+        kw = {f: getattr(base, f) for f in _LIMIT_KEYS} if base is not None else {}
+        for f in _LIMIT_DECIMALS:
+            if f in data:
+                kw[f] = parse_decimal(prefix + f, data[f], non_negative=True)
+        for f in _LIMIT_INTS:
+            if f in data:
+                kw[f] = _cfg_int(prefix + f, data[f], _UINT32_MAX)
+        return cls(**kw)
+
+
+_MODES = ("active", "reduce_only", "halted")
+_RISK_INTS = ("max_open_orders_total", "rate_per_second", "burst")
+_RISK_KEYS = (*_LIMIT_KEYS, *_RISK_INTS, "mode", "kill_switch", "custom_rules", "instruments")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RiskSettings:
+    """[risk]: the default per-instrument limits, the global settings and per-symbol limits
+    (already merged over the defaults). `mode` is a lowercase TradingMode name."""
+
+    max_order_qty: Decimal = Decimal(0)
+    max_order_notional: Decimal = Decimal(0)
+    max_position: Decimal = Decimal(0)
+    max_open_orders: int = 0
+    price_band_bps: int = 0
+    max_open_orders_total: int = 0
+    rate_per_second: int = 0
+    burst: int = 0
+    mode: str = "active"
+    kill_switch: bool = False
+    # "module:function" or "file.py:function" rules, each (Intent, RiskView) -> RiskReason|None;
+    # asked about submits/replaces the built-in checks allowed (docs/risk.md, custom rules).
+    custom_rules: tuple[str, ...] = ()
+    instruments: Mapping[str, LimitSettings] = dataclasses.field(default_factory=FrozenMap)
+
+    @property
+    def default_limits(self) -> LimitSettings:
+        return LimitSettings(**{f: getattr(self, f) for f in _LIMIT_KEYS})
+
+    def limits_for(self, symbol: str) -> LimitSettings:
+        """The limits of `symbol`: its [risk.instruments.<symbol>] overrides over the defaults."""
+        limits = self.instruments.get(symbol)
+        return limits if limits is not None else self.default_limits
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, prefix: str = "risk.") -> RiskSettings:
+        _unknown_keys(prefix, data, _RISK_KEYS)
+        base = LimitSettings.from_dict(data, prefix=prefix)
+        kw: dict[str, Any] = {f: getattr(base, f) for f in _LIMIT_KEYS}
+        for f in _RISK_INTS:
+            if f in data:
+                kw[f] = _cfg_int(prefix + f, data[f], _UINT32_MAX)
+        if kw.get("rate_per_second", 0) > 0 and kw.get("burst", 0) == 0:
+            raise ConfigError(prefix + "burst", "must be >= 1 when rate_per_second > 0")
+        if "mode" in data:
+            kw["mode"] = _str(prefix + "mode", data["mode"], _MODES)
+        if "kill_switch" in data:
+            kw["kill_switch"] = _bool(prefix + "kill_switch", data["kill_switch"])
+        if "custom_rules" in data:
+            rules = data["custom_rules"]
+            if not isinstance(rules, (list, tuple)):
+                raise ConfigError(prefix + "custom_rules", f"must be a list of 'module:function' strings, not {_kind(rules)}")
+            for k, r in enumerate(rules):
+                if not isinstance(r, str) or r.count(":") < 1 or not r.rpartition(":")[2]:
+                    raise ConfigError(f"{prefix}custom_rules[{k}]", f"must be 'module:function', got {r!r}")
+            kw["custom_rules"] = tuple(rules)
+        per = _table(prefix + "instruments", data.get("instruments", {}))
+        out = {}
+        for symbol, table in per.items():
+            p = f"{prefix}instruments.{_key(symbol)}."
+            _unknown_keys(p, table, _LIMIT_KEYS)
+            out[symbol] = LimitSettings.from_dict(table, prefix=p, base=base)
+        kw["instruments"] = FrozenMap(sorted(out.items()))
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f: thaw(getattr(self, f)) for f in (*_LIMIT_KEYS, *_RISK_INTS, "mode", "kill_switch")}
+        d["custom_rules"] = list(self.custom_rules)
+        d["instruments"] = {
+            s: {f: thaw(getattr(lim, f)) for f in _LIMIT_KEYS} for s, lim in self.instruments.items()
+        }
+        return d
+
+
+_QUEUE_KEYS = {"rate_per_second": 0, "burst": 0, "max_in_flight_per_instrument": 0, "capacity": 1}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class QueueSettings:
+    """[queue]: the intent queue (lockstep.core.queue.QueueConfig, whose bounds the runner checks
+    too). 0 disables the rate limit and the in-flight cap."""
+
+    rate_per_second: int = 0
+    burst: int = 0
+    max_in_flight_per_instrument: int = 0
+    capacity: int = 4096
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, prefix: str = "queue.") -> QueueSettings:
+        _unknown_keys(prefix, data, _QUEUE_KEYS)
+        kw = {f: _cfg_int(prefix + f, data[f], _UINT32_MAX, lo) for f, lo in _QUEUE_KEYS.items()
+              if f in data}
+        if kw.get("rate_per_second", 0) > 0 and kw.get("burst", 0) == 0:
+            raise ConfigError(prefix + "burst", "must be >= 1 when rate_per_second > 0")
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f: getattr(self, f) for f in _QUEUE_KEYS}
+
+
+_LATENCY_MODELS = ("constant", "lognormal", "feed")
+_LATENCY_KEYS = ("model", "entry", "response", "sigma", "feed_multiplier")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class LatencySettings:
+    """[venue.latency]: `entry` (our order to the venue) and `response` (the venue back to us)
+    in ns. lognormal: each draw is the median times exp(sigma * N(0, 1)); feed: the median
+    scaled by the event's feed latency (ts_recv - ts_event) times `feed_multiplier`."""
+
+    model: str = "constant"
+    entry: int = 1_000_000
+    response: int = 1_000_000
+    sigma: float = 0.0
+    feed_multiplier: float = 1.0
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, prefix: str = "venue.latency.") -> LatencySettings:
+        _unknown_keys(prefix, data, _LATENCY_KEYS)
+        kw: dict[str, Any] = {}
+        if "model" in data:
+            kw["model"] = _str(prefix + "model", data["model"], _LATENCY_MODELS)
+        for f in ("entry", "response"):
+            if f in data:
+                kw[f] = parse_duration(prefix + f, data[f])
+        for f, model in (("sigma", "lognormal"), ("feed_multiplier", "feed")):
+            if f in data:
+                kw[f] = _float(prefix + f, data[f])
+                if kw[f] < 0:
+                    raise ConfigError(prefix + f, f"must be >= 0, not {data[f]!r}")
+        out = cls(**kw)
+        if out.sigma != 0.0 and out.model != "lognormal":
+            raise ConfigError(prefix + "sigma", f"only applies to model \"lognormal\", not {out.model!r}")
+        if out.feed_multiplier != 1.0 and out.model != "feed":
+            raise ConfigError(prefix + "feed_multiplier",
+                              f"only applies to model \"feed\", not {out.model!r}")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, "entry": format_duration(self.entry),
+                "response": format_duration(self.response), "sigma": self.sigma,
+                "feed_multiplier": self.feed_multiplier}
+
+
+_QUEUE_MODELS = ("conservative", "probabilistic")
+_VENUE_KEYS = ("queue_model", "queue_power", "maker_fee_bps", "taker_fee_bps", "latency")
+_MAX_FEE_BPS = 10_000
+
+
+def _fee(key: str, value: object) -> Decimal:
+    bps = parse_decimal(key, value)
+    ppm = bps * 100
+    if ppm != ppm.to_integral_value():
+        raise ConfigError(key, f"{value!r} bps is not a whole number of ppm (0.01 bps)")
+    if abs(bps) > _MAX_FEE_BPS:
+        raise ConfigError(key, f"{value!r} is outside [-{_MAX_FEE_BPS}, {_MAX_FEE_BPS}] bps")
+    return bps
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class VenueSettings:
+    """[venue]: the simulated venue. Fees in bps of notional, positive = paid, negative = rebate;
+    always a whole number of ppm (maker_fee_ppm, taker_fee_ppm)."""
+
+    queue_model: str = "conservative"
+    queue_power: float = 2.0
+    maker_fee_bps: Decimal = Decimal(0)
+    taker_fee_bps: Decimal = Decimal(0)
+    latency: LatencySettings = LatencySettings()
+
+    @property
+    def maker_fee_ppm(self) -> int:
+        return int(self.maker_fee_bps * 100)
+
+    @property
+    def taker_fee_ppm(self) -> int:
+        return int(self.taker_fee_bps * 100)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, prefix: str = "venue.") -> VenueSettings:
+        _unknown_keys(prefix, data, _VENUE_KEYS)
+        kw: dict[str, Any] = {}
+        if "queue_model" in data:
+            kw["queue_model"] = _str(prefix + "queue_model", data["queue_model"], _QUEUE_MODELS)
+        if "queue_power" in data:
+            kw["queue_power"] = _float(prefix + "queue_power", data["queue_power"])
+            if kw["queue_power"] <= 0:
+                raise ConfigError(prefix + "queue_power", f"must be > 0, not {data['queue_power']!r}")
+        for f in ("maker_fee_bps", "taker_fee_bps"):
+            if f in data:
+                kw[f] = _fee(prefix + f, data[f])
+        if "latency" in data:
+            kw["latency"] = LatencySettings.from_dict(
+                data["latency"], prefix=f"{prefix}latency.")
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"queue_model": self.queue_model, "queue_power": self.queue_power,
+                "maker_fee_bps": str(self.maker_fee_bps), "taker_fee_bps": str(self.taker_fee_bps),
+                "latency": self.latency.to_dict()}
+
+
+_OUTPUT_KEYS = ("sample_interval", "report")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OutputSettings:
+    """[output]: `sample_interval` (ns) of the PnL/position series; `report` writes report.html."""
+
+    sample_interval: int = 1_000_000_000
+    report: bool = True
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, prefix: str = "output.") -> OutputSettings:
+        _unknown_keys(prefix, data, _OUTPUT_KEYS)
+        kw: dict[str, Any] = {}
+        if "sample_interval" in data:
+            kw["sample_interval"] = parse_duration(
+                prefix + "sample_interval", data["sample_interval"], positive=True)
+        if "report" in data:
+            kw["report"] = _bool(prefix + "report", data["report"])
+        return cls(**kw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sample_interval": format_duration(self.sample_interval), "report": self.report}
+
+
+_TOP_KEYS = ("name", "dataset", "instruments", "seed", "strategy", "risk", "queue", "venue",
+             "output")
+_STRATEGY_KEYS = ("path", "params")
+# Keys a --set may create beneath, though the schema does not list them.
+_FREE_TABLES = {("strategy", "params"), ("risk", "instruments")}
+_SUBTABLES = {
+    (): _TOP_KEYS, ("strategy",): _STRATEGY_KEYS, ("risk",): _RISK_KEYS,
+    ("queue",): tuple(_QUEUE_KEYS), ("venue",): _VENUE_KEYS, ("venue", "latency"): _LATENCY_KEYS,
+    ("output",): _OUTPUT_KEYS,
+}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def _is_file_target(module: str) -> bool:
+    return module.endswith(".py") or "/" in module or "\\" in module
+
+
+def _default_name(stem: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", stem).strip("-._")[:100]
+    return name or "backtest"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BacktestConfig:
+    """One backtest: what to run (dataset, instruments, strategy) and the rules it runs under."""
+
+    name: str
+    dataset: str
+    strategy: StrategyConfig
+    instruments: tuple[str, ...] = ()
+    seed: int = 0
+    risk: RiskSettings = RiskSettings()
+    queue: QueueSettings = QueueSettings()
+    venue: VenueSettings = VenueSettings()
+    output: OutputSettings = OutputSettings()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, base_dir: str | os.PathLike[str],
+                  default_name: str = "backtest", source: str = "config") -> BacktestConfig:
+        """Validates a TOML-shaped table. `base_dir` resolves relative file paths (the config
+        file's directory); `default_name` is the name when `data` has none; `source` leads error
+        messages."""
+        try:
+            return cls._from_dict(data, Path(base_dir), default_name)
+        except ConfigError as e:
+            if type(e) is ConfigError and e.source == "risk config":  # raised by a shared helper
+                raise ConfigError(e.key, e.reason, source=source) from None
+            raise
+
+    @classmethod
+    def _from_dict(cls, data: Mapping[str, Any], base_dir: Path, default_name: str) -> BacktestConfig:
+        _unknown_keys("", data, _TOP_KEYS)
+        name = _str("name", data.get("name", _default_name(default_name)))
+        if not _NAME.fullmatch(name):
+            raise ConfigError("name", f"{name!r} must be 1-100 of letters, digits, '.', '_', '-' "
+                                      "and start with a letter or digit")
+        if "dataset" not in data:
+            raise ConfigError("dataset", "missing (a dataset name or path)")
+        dataset = _str("dataset", data["dataset"]).strip()
+        if not dataset:
+            raise ConfigError("dataset", "must not be empty")
+        if "://" not in dataset and not os.path.isabs(dataset):
+            candidate = base_dir / dataset
+            if candidate.exists():
+                dataset = str(candidate.resolve())
+        instruments = data.get("instruments", [])
+        if not isinstance(instruments, (list, tuple)):
+            raise ConfigError("instruments", f"must be a list of symbols, not {_kind(instruments)}")
+        seen: set[str] = set()
+        for i, s in enumerate(instruments):
+            if not isinstance(s, str) or not s:
+                raise ConfigError(f"instruments.{i}", f"must be a non-empty string, not {s!r}")
+            if s in seen:
+                raise ConfigError(f"instruments.{i}", f"duplicate symbol {s!r}")
+            seen.add(s)
+        seed = _cfg_int("seed", data.get("seed", 0), _UINT64_MAX)
+        if "strategy" not in data:
+            raise ConfigError("strategy", "missing (a table with path = \"module:Class\")")
+        strategy = _strategy(data["strategy"], base_dir)
+        return cls(
+            name=name, dataset=dataset, strategy=strategy, instruments=tuple(instruments),
+            seed=seed,
+            risk=RiskSettings.from_dict(data.get("risk", {})),
+            queue=QueueSettings.from_dict(data.get("queue", {})),
+            venue=VenueSettings.from_dict(data.get("venue", {})),
+            output=OutputSettings.from_dict(data.get("output", {})),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fully resolved config (defaults filled in, paths absolute, Decimals and durations
+        as strings): dump_toml() of it reloads to an equal config."""
+        return {
+            "name": self.name,
+            "dataset": self.dataset,
+            "instruments": list(self.instruments),
+            "seed": self.seed,
+            "strategy": {"path": self.strategy.path, "params": thaw(self.strategy.params)},
+            "risk": self.risk.to_dict(),
+            "queue": self.queue.to_dict(),
+            "venue": self.venue.to_dict(),
+            "output": self.output.to_dict(),
+        }
+
+    def with_params(self, params: object) -> BacktestConfig:
+        """This config with [strategy.params] replaced by a validated Params instance's fields
+        (defaults filled in), e.g. before writing the resolved config of a run."""
+        table = {} if params is None else params_to_dict(params)
+        return dataclasses.replace(
+            self, strategy=dataclasses.replace(self.strategy, params=freeze(table)))
+
+
+def _strategy(data: object, base_dir: Path) -> StrategyConfig:
+    _unknown_keys("strategy.", data, _STRATEGY_KEYS)
+    if "path" not in data:
+        raise ConfigError("strategy.path", 'missing ("module:Class" or "file.py:Class")')
+    path = _str("strategy.path", data["path"])
+    module, sep, cls = path.rpartition(":")
+    if not sep or not module or not _IDENT.fullmatch(cls):
+        raise ConfigError("strategy.path", f'{path!r} is not "module:Class" or "file.py:Class"')
+    if _is_file_target(module):
+        file = Path(module)
+        if not file.is_absolute():
+            file = base_dir / file
+        if not file.is_file():
+            raise ConfigError("strategy.path", f"no such file: {file}")
+        path = f"{file.resolve()}:{cls}"
+    elif not _IDENT.fullmatch(module):
+        raise ConfigError("strategy.path", f"{module!r} is not a module name or a .py file")
+    params = _table("strategy.params", data.get("params", {}))
+    return StrategyConfig(path=path, params=freeze(params))
+
+
+# --------------------------------------------------------------------------------------------
+# Loading, overrides
+
+
+def _key(k: str) -> str:
+    """A table key as written in a dotted path (quoted if not a bare TOML key)."""
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k, ensure_ascii=False)
+
+
+def _toml_error(e: tomllib.TOMLDecodeError, source: str) -> ConfigSyntaxError:
+    msg = str(e)
+    m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", msg)
+    if m is None:
+        m2 = re.search(r"\s*\(at end of document\)$", msg)
+        reason = msg[: m2.start()] if m2 else msg
+        return ConfigSyntaxError(f"invalid TOML: {reason}", source=source)
+    return ConfigSyntaxError(f"invalid TOML: {msg[: m.start()]}", source=source,
+                             line=int(m.group(1)), column=int(m.group(2)))
+
+
+def parse_override(item: str) -> tuple[tuple[str, ...], Any]:
+    """`key=value` -> (key path, value). The key is a TOML dotted key (quote parts that are not
+    bare keys: risk.instruments."BTC.P".max_position); the value is a TOML value if it parses as
+    one (0.5, true, "x", [1, 2], {a = 1}), else the text itself as a string."""
+    if not isinstance(item, str) or "=" not in item:
+        raise ConfigSyntaxError(f"{item!r} is not key=value", source="--set")
+    key, _, text = item.partition("=")
+    key = key.strip()
+    try:
+        doc = tomllib.loads(f"{key} = 0")
+    except tomllib.TOMLDecodeError:
+        raise ConfigSyntaxError(f"{key!r} is not a dotted key", source="--set") from None
+    path: list[str] = []
+    node: Any = doc
+    while isinstance(node, dict):
+        (k, node), = node.items()
+        path.append(k)
+    try:
+        parsed = tomllib.loads(f"v = {text.strip()}")
+        value = parsed["v"] if set(parsed) == {"v"} else text
+    except tomllib.TOMLDecodeError:
+        value = text
+    return tuple(path), value
+
+
+def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A deep copy of `data` with each `key=value` set (see parse_override). A key outside the
+    schema is a ConfigError naming it; keys below [strategy.params] and [risk.instruments] are
+    free (the strategy's Params and the limit checks judge them)."""
+    out = _deep_copy(data)
+    for item in overrides:
+        path, value = parse_override(item)
+        dotted = ".".join(_key(p) for p in path)
+        for depth in range(len(path)):
+            parent = path[:depth]
+            if any(parent[: len(f)] == f for f in _FREE_TABLES) and parent not in _SUBTABLES:
+                break
+            known = _SUBTABLES.get(parent)
+            if known is None:
+                where = ".".join(_key(q) for q in parent)
+                raise ConfigError(dotted, f"{where} is not a table", source="--set")
+            if path[depth] not in known:
+                raise ConfigError(dotted, "unknown key", source="--set")
+        node = out
+        for i, p in enumerate(path[:-1]):
+            child = node.setdefault(p, {})
+            if not isinstance(child, dict):
+                where = ".".join(_key(q) for q in path[: i + 1])
+                raise ConfigError(dotted, f"{where} is not a table", source="--set")
+            node = child
+        node[path[-1]] = value
+    return out
+
+
+def _deep_copy(data: Any) -> Any:
+    if isinstance(data, Mapping):
+        return {k: _deep_copy(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_deep_copy(v) for v in data]
+    return data
+
+
+def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> BacktestConfig:
+    """Reads a TOML backtest config, applies `--set key=value` overrides, validates."""
+    p = Path(path)
+    source = os.fspath(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError("", f"cannot read: {e.strerror or e}", source=source) from None
+    except UnicodeDecodeError as e:
+        raise ConfigError("", f"not UTF-8 text ({e.reason} at byte {e.start})", source=source) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise _toml_error(e, source) from None
+    data = apply_overrides(data, overrides)
+    return BacktestConfig.from_dict(data, base_dir=p.resolve().parent, default_name=p.stem,
+                                    source=source)
+
+
+# --------------------------------------------------------------------------------------------
+# Strategy parameters
+
+
+def validate_params(params_type: type | None, data: Mapping[str, Any],
+                    prefix: str = "strategy.params", *, strategy: str | None = None) -> Any:
+    """An instance of the dataclass `params_type` (a strategy's Params) built from `data`.
+
+    Unknown keys, missing required fields and values not matching a field's annotation raise
+    ConfigError naming `prefix.field`. Annotations understood: int, float (an int is accepted),
+    bool, str, Decimal (int, float or decimal string), Literal[...], X | None, tuple[X, ...] and
+    list[X], Any. A ValueError/TypeError from the dataclass's __post_init__ becomes a ConfigError
+    on `prefix`. `params_type` None: the strategy takes no params, so `data` must be empty
+    (returns None).
+    """
+    who = f"strategy {strategy}" if strategy else "the strategy"
+    if params_type is None:
+        if data:
+            raise ConfigError(prefix, f"{who} takes no params", source="config")
+        return None
+    if not (isinstance(params_type, type) and dataclasses.is_dataclass(params_type)):
+        raise TypeError(f"params type must be a dataclass, not {params_type!r}")
+    if not isinstance(data, Mapping):
+        raise ConfigError(prefix, f"must be a table, not {_kind(data)}", source="config")
+    hints = typing.get_type_hints(params_type)
+    fields = {f.name: f for f in dataclasses.fields(params_type) if f.init}
+    for k in data:
+        if k not in fields:
+            known = ", ".join(fields) or "none"
+            raise ConfigError(f"{prefix}.{_key(k)}", f"unknown key (known: {known})", source="config")
+    kw = {}
+    for name, f in fields.items():
+        key = f"{prefix}.{name}"
+        if name not in data:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(key, "missing (required by the strategy)", source="config")
+            continue
+        try:
+            kw[name] = _convert(key, hints.get(name, Any), data[name])
+        except ConfigError as e:
+            raise ConfigError(e.key, e.reason, source="config") from None
+    try:
+        return params_type(**kw)
+    except (ValueError, TypeError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(prefix, f"rejected by {params_type.__name__}: {e}", source="config") from None
+
+
+def _convert(key: str, tp: Any, value: Any) -> Any:
+    if tp is Any or tp is object:
+        return thaw(value) if isinstance(value, (Mapping, tuple)) else value
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union or origin is types.UnionType:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        errors = []
+        for a in inner:
+            try:
+                return _convert(key, a, value)
+            except ConfigError as e:
+                errors.append(e.reason)
+        raise ConfigError(key, "; ".join(errors))
+    if origin is typing.Literal:
+        if value not in args or type(value) not in {type(a) for a in args}:
+            raise ConfigError(key, f"{value!r} is not one of {', '.join(map(repr, args))}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(key, f"must be a list, not {_kind(value)}")
+        if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+            if len(args) != len(value):
+                raise ConfigError(key, f"must have {len(args)} items, not {len(value)}")
+            return tuple(_convert(f"{key}.{i}", a, v) for i, (a, v) in enumerate(zip(args, value)))
+        elem = args[0] if args else Any
+        items = [_convert(f"{key}.{i}", elem, v) for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if tp is bool:
+        return _bool(key, value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"must be an int, not {_kind(value)}")
+        return value
+    if tp is float:
+        return _float(key, value)
+    if tp is str:
+        return _str(key, value)
+    if tp is Decimal:
+        return parse_decimal(key, value)
+    raise TypeError(f"{key}: unsupported Params annotation {tp!r}")
+
+
+def params_to_dict(params: object) -> dict[str, Any]:
+    """A Params instance as a TOML-serialisable table (Decimals as strings, tuples as lists).
+    TOML has no null: fields that are None are left out (validate_params gives them their
+    default again, so use None only as a default)."""
+    return {f.name: thaw(getattr(params, f.name)) for f in dataclasses.fields(params)
+            if getattr(params, f.name) is not None}
+
+
+# --------------------------------------------------------------------------------------------
+# TOML writer
+
+
+def _toml_string(s: str) -> str:
+    out = ['"']
+    for ch in s:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+def _toml_key(k: object) -> str:
+    if not isinstance(k, str):
+        raise TypeError(f"TOML keys are strings, not {_kind(k)}")
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _toml_string(k)
+
+
+def _toml_value(v: object) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return _toml_string(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {_kind(v)} as TOML")
+
+
+def dump_toml(data: Mapping[str, Any]) -> str:
+    """`data` as a TOML document: nested tables become [a.b] sections, lists inline arrays.
+    Values: str, int, float, bool, lists of these and tables (inline inside lists)."""
+    lines: list[str] = []
+
+    def table(prefix: tuple[str, ...], d: Mapping[str, Any]) -> None:
+        scalars = [(k, v) for k, v in d.items() if not isinstance(v, Mapping)]
+        subs = [(k, v) for k, v in d.items() if isinstance(v, Mapping)]
+        if prefix and (scalars or not subs):
+            if lines:
+                lines.append("")
+            lines.append("[" + ".".join(_toml_key(p) for p in prefix) + "]")
+        for k, v in scalars:
+            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
+        for k, v in subs:
+            table((*prefix, k), v)
+
+    if not isinstance(data, Mapping):
+        raise TypeError(f"a TOML document is a table, not {_kind(data)}")
+    table((), data)
+    return "\n".join(lines) + "\n"
+
+
+__all__ = [
+    "BacktestConfig",
+    "ConfigError",
+    "ConfigSyntaxError",
+    "FrozenMap",
+    "LatencySettings",
+    "LimitSettings",
+    "OutputSettings",
+    "QueueSettings",
+    "RiskSettings",
+    "StrategyConfig",
+    "VenueSettings",
+    "apply_overrides",
+    "dump_toml",
+    "format_duration",
+    "load_config",
+    "params_to_dict",
+    "parse_decimal",
+    "parse_duration",
+    "validate_params",
+]

@@ -1,0 +1,515 @@
+"""Backtests: a config and a canonical dataset in, an experiment directory out.
+
+    result = run_backtest("examples/market_maker.toml", overrides=["dataset=synthetic-l2"])
+
+The dataset streams through the compiled Engine (include/lockstep/runtime/engine.hpp) batch by batch;
+after each batch the engine's records are drained and appended to Parquet, so memory does not
+grow with the length of the data. ``ROOT/experiments/<run id>/`` receives:
+
+    config.toml      the resolved config (defaults filled in, params validated)
+    orders.parquet   every execution event of our orders, in Processing Order (submitted,
+                     accepted, filled, canceled, ...), real units and raw ticks/lots
+    fills.parquet    the ORDER_FILLED rows of orders, with fees
+    denials.parquet  every denied intent with its reason
+    pnl.parquet      position, mid, realized/unrealized PnL, fees, equity per instrument, sampled
+                     every output.sample_interval of core time
+    summary.json     the summary metrics, counters, digest, and whether the run completed
+    report.html      equity, position and drawdown plots (output.report)
+
+Determinism: the same config and dataset give byte-identical orders/fills/denials/pnl Parquet
+files and the same digest. The digest is SHA-256 over the Market State serialization, the
+execution-side State serialization and every record drained, in order (docs/backtest.md). Only
+the run id and the timing figures (seconds, events per second) use the wall clock.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lockstep._bindings import engine as _engine
+from lockstep.backtest.config import (
+    BacktestConfig, ConfigError, dump_toml, load_config, validate_params,
+)
+from lockstep.data.dataset import DEFAULT_READ_BATCH, Dataset, Instrument
+from lockstep.errors import LockstepError
+from lockstep.events import EventKind, Side
+from lockstep.progress import Progress
+from lockstep.backtest.replay import _result as market_report
+from lockstep.backtest.replay import to_real
+from lockstep.backtest.report import compute_metrics, write_report
+from lockstep.core.risk import IntentKind, Intent, RiskReason, RiskView, TimeInForce
+from lockstep.data.storage import Location, root_location
+from lockstep.core.strategy import params_type
+
+_MODES = {"active": 0, "reduce_only": 1, "halted": 2}
+_QUEUE_MODELS = {"conservative": 0, "probabilistic": 1}
+_LATENCY_MODELS = {"constant": 0, "lognormal": 1, "feed": 2}
+_NOTIONAL_MAX = (1 << 63) - 1
+# Larger than replay's batches: every batch costs a drain and a few Python calls.
+BACKTEST_READ_BATCH = 4 * DEFAULT_READ_BATCH
+
+
+class BacktestFailed(LockstepError):
+    """The run stopped early (a strategy raised, a custom risk rule raised, a livelock). The
+    outputs produced so far were written and marked incomplete; `result` describes them."""
+
+    def __init__(self, message: str, result: BacktestResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class BacktestResult:
+    run_dir: str
+    digest: str
+    events: int
+    seconds: float
+    events_per_second: float
+    fills: int
+    pnl: float
+    complete: bool
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.summary)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading the pieces
+
+
+def load_object(target: str, *, key: str, base_dir: str | os.PathLike[str] = ".") -> Any:
+    """"package.module:name" or "path/to/file.py:name" (relative to base_dir); errors name `key`."""
+    module_name, sep, class_name = target.rpartition(":")
+    if not sep or not module_name or not class_name:
+        raise ConfigError(key, f"{target!r} must look like 'module:name' or 'file.py:name'", source="config")
+    if module_name.endswith((".py", ".pyx")) or os.sep in module_name or "/" in module_name:
+        path = Path(base_dir, module_name)
+        if not path.is_file():
+            raise ConfigError(key, f"{path}: no such file", source="config")
+        spec = importlib.util.spec_from_file_location(f"lockstep_user_strategy_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise ConfigError(key, f"cannot import {module_name!r}: {e}", source="config") from None
+    obj = getattr(module, class_name, None)
+    if obj is None:
+        raise ConfigError(key, f"{module_name!r} has no {class_name!r}", source="config")
+    return obj
+
+
+def load_strategy_class(target: str, *, base_dir: str | os.PathLike[str] = ".") -> type:
+    """"package.module:Class" or "path/to/file.py:Class" (relative to base_dir)."""
+    cls = load_object(target, key="strategy.path", base_dir=base_dir)
+    if not isinstance(cls, type):
+        raise ConfigError("strategy.path", f"{target!r} is not a class", source="config")
+    return cls
+
+
+def _traded(cfg: BacktestConfig, ds: Dataset) -> list[int]:
+    symbols = [i.symbol for i in ds.instruments]
+    wanted = list(cfg.instruments) or symbols
+    out = []
+    for s in wanted:
+        if s not in symbols:
+            raise ConfigError("instruments", f"{s!r} is not in dataset {ds.path} (it has {', '.join(symbols)})",
+                              source="config")
+        out.append(symbols.index(s))
+    for s in cfg.risk.instruments:
+        if s not in symbols:
+            raise ConfigError(f"risk.instruments.{s}", f"{s!r} is not in dataset {ds.path}", source="config")
+    return out
+
+
+def _lots(key: str, value: Decimal, inst: Instrument) -> int:
+    try:
+        return inst.to_lots(value)
+    except ValueError as e:
+        raise ConfigError(key, str(e), source="config") from None
+
+
+def _configure(engine: _engine.Engine, cfg: BacktestConfig, ds: Dataset, traded: Sequence[int]) -> None:
+    r = cfg.risk
+    status = engine.configure_risk(r.max_open_orders_total, r.rate_per_second, r.burst,
+                                   _MODES[r.mode], r.kill_switch)
+    if status != 0:
+        raise ConfigError("risk", f"rejected by the core (status {status})", source="config")
+    for index in traded:
+        inst = ds.instruments[index]
+        lim = r.limits_for(inst.symbol)
+        notional_unit = Decimal(inst.price_increment) * Decimal(inst.size_increment)
+        notional = int(lim.max_order_notional / notional_unit)  # floor: never more than asked
+        status = engine.set_limits(
+            index,
+            _lots("risk.max_order_qty", lim.max_order_qty, inst),
+            min(notional, _NOTIONAL_MAX),
+            _lots("risk.max_position", lim.max_position, inst),
+            lim.max_open_orders,
+            lim.price_band_bps,
+        )
+        if status != 0:
+            raise ConfigError(f"risk.instruments.{inst.symbol}", f"rejected by the core (status {status})",
+                              source="config")
+    q = cfg.queue
+    status = engine.configure_queue(q.rate_per_second, q.burst, q.max_in_flight_per_instrument, q.capacity)
+    if status != 0:
+        raise ConfigError("queue", f"rejected by the core (status {status})", source="config")
+    v, lat = cfg.venue, cfg.venue.latency
+    status = engine.configure_venue(
+        _QUEUE_MODELS[v.queue_model], float(v.queue_power), v.maker_fee_ppm, v.taker_fee_ppm,
+        _LATENCY_MODELS[lat.model], lat.entry, lat.response, float(lat.sigma),
+        float(lat.feed_multiplier), cfg.seed,
+    )
+    if status != 0:
+        raise ConfigError("venue", f"rejected by the core (status {status})", source="config")
+    engine.set_sample_interval(cfg.output.sample_interval)
+    for index in traded:
+        engine.track(index)
+
+
+def _custom_rule(rules: Sequence[Callable[[Intent, RiskView], Any]]) -> Callable[[tuple, tuple], bool]:
+    def rule(intent_fields: tuple, view_fields: tuple) -> bool:
+        instrument, kind, side, tif, price, qty, cid, target = intent_fields
+        intent = Intent(instrument=instrument, kind=IntentKind(kind), side=Side(side),
+                        tif=TimeInForce(tif), price=price, qty=qty, client_order_id=cid,
+                        target_order_id=target)
+        position, open_orders, open_buy, open_sell, mid, open_total = view_fields
+        view = RiskView(position=position, open_orders=open_orders, open_buy_qty=open_buy,
+                        open_sell_qty=open_sell, mid=mid, open_orders_total=open_total)
+        for r in rules:
+            out = r(intent, view)
+            if out is not None and out != RiskReason.ALLOWED:
+                return True
+        return False
+
+    return rule
+
+
+# ---------------------------------------------------------------------------------------------
+# Output
+
+
+def _scale(values: np.ndarray, index: np.ndarray, instruments: Sequence[Instrument], attr: str) -> np.ndarray:
+    out = np.empty(len(values))
+    for i, inst in enumerate(instruments):
+        rows = index == i
+        if rows.any():
+            out[rows] = to_real(values[rows], getattr(inst, attr))
+    return out
+
+
+def _names(enum_type) -> pa.Array:
+    """A 256-entry dictionary of an enum's lowercase names, indexed by value."""
+    names = [str(v) for v in range(256)]
+    for member in enum_type:
+        names[int(member)] = member.name.lower()
+    return pa.array(names, pa.string())
+
+
+_KIND_NAMES = _names(EventKind)
+_REASON_NAMES = _names(RiskReason)
+_INTENT_NAMES = _names(IntentKind)
+
+
+def _named(values: np.ndarray, names: pa.Array) -> pa.DictionaryArray:
+    return pa.DictionaryArray.from_arrays(pa.array(values.astype(np.int32)), names)
+
+
+class _Outputs:
+    """Appends drained records to the run's Parquet files and hashes them for the digest."""
+
+    def __init__(self, run_dir: Location, instruments: Sequence[Instrument]) -> None:
+        self.dir = run_dir
+        self.instruments = list(instruments)
+        self.symbols = pa.array([i.symbol for i in instruments], pa.string())
+        # Quote currency per tick x lot, by instrument: PnL and (x 1e-6) fees in real units.
+        self.money = np.array([float(Decimal(i.price_increment) * Decimal(i.size_increment))
+                               for i in instruments])
+        self.hash = hashlib.sha256()
+        self.writers: dict[str, tuple[Any, pq.ParquetWriter]] = {}
+        self.series: list[dict[str, np.ndarray]] = []
+        self.counts = {"orders_rows": 0, "fills": 0, "denials": 0}
+        self.pending: dict[str, list[pa.Table]] = {}
+        self.pending_rows: dict[str, int] = {}
+
+    # Parquet costs per write call (a row group each, compressor start-up): buffer the drained
+    # records and write them in large groups. The buffer bounds memory, not the run's length.
+    _FLUSH_ROWS = 1 << 16
+
+    def _write(self, name: str, table: pa.Table) -> None:
+        pending = self.pending.setdefault(name, [])
+        pending.append(table)
+        self.pending_rows[name] = self.pending_rows.get(name, 0) + len(table)
+        if self.pending_rows[name] >= self._FLUSH_ROWS:
+            self._flush(name)
+
+    def _flush(self, name: str) -> None:
+        tables = self.pending.pop(name, [])
+        self.pending_rows[name] = 0
+        if not tables:
+            return
+        table = pa.concat_tables(tables).combine_chunks()
+        if name not in self.writers:
+            sink = self.dir.fs.open_output_stream(self.dir.join(f"{name}.parquet").path)
+            writer = pq.ParquetWriter(sink, table.schema, compression="zstd", compression_level=1)
+            self.writers[name] = (sink, writer)
+        self.writers[name][1].write_table(table, row_group_size=self._FLUSH_ROWS)
+
+    def _symbol(self, inst: np.ndarray) -> pa.Array:
+        return pa.DictionaryArray.from_arrays(pa.array(inst.astype(np.int32)), self.symbols)
+
+    def add(self, x: dict[str, np.ndarray], d: dict[str, np.ndarray], s: dict[str, np.ndarray]) -> None:
+        for cols in (x, d, s):
+            for name in sorted(cols):
+                self.hash.update(name.encode())
+                self.hash.update(np.ascontiguousarray(cols[name]).tobytes())
+        if len(x["kind"]):
+            self._write_orders(x)
+        if len(d["reason"]):
+            self._write_denials(d)
+        if len(s["ts_recv"]):
+            self._add_series(s)
+
+    def _write_orders(self, x: dict[str, np.ndarray]) -> None:
+        inst = x["instrument"]
+        kinds = _named(x["kind"], _KIND_NAMES)
+        price = _scale(x["price"], inst, self.instruments, "price_increment")
+        qty = _scale(x["qty"], inst, self.instruments, "size_increment")
+        fee = x["fee"] * self.money[inst] * 1e-6
+        table = pa.table({
+            "ts_event": x["ts_event"], "ts_recv": x["ts_recv"], "symbol": self._symbol(inst),
+            "kind": kinds, "side": x["side"], "order_id": x["order_id"],
+            "price": price, "qty": qty, "fee": fee, "maker": (x["flags"] & 8) != 0,
+            "reason": x["seq"].astype(np.uint8), "price_ticks": x["price"], "qty_lots": x["qty"],
+        })
+        self.counts["orders_rows"] += len(table)
+        self._write("orders", table)
+        fills = table.filter(pa.array(x["kind"] == int(EventKind.ORDER_FILLED)))
+        if len(fills):
+            self.counts["fills"] += len(fills)
+            self._write("fills", fills.drop_columns(["kind", "reason"]))
+
+    def _write_denials(self, d: dict[str, np.ndarray]) -> None:
+        inst = d["instrument"]
+        # An intent may name an instrument the dataset does not have: that is why it was denied.
+        known = inst < len(self.instruments)
+        symbols = np.array([i.symbol for i in self.instruments] + [""], dtype=object)
+        symbol = symbols[np.where(known, inst, len(self.instruments))]
+        symbol[~known] = [f"#{i}" for i in inst[~known]]
+        table = pa.table({
+            "ts_recv": d["ts_recv"], "symbol": pa.array(symbol, pa.string()),
+            "intent": _named(d["intent"], _INTENT_NAMES),
+            "side": d["side"], "tif": d["tif"], "price_ticks": d["price"], "qty_lots": d["qty"],
+            "client_order_id": d["client_order_id"], "target_order_id": d["target_order_id"],
+            "reason": _named(d["reason"], _REASON_NAMES),
+        })
+        self.counts["denials"] += len(table)
+        self._write("denials", table)
+
+    def _add_series(self, s: dict[str, np.ndarray]) -> None:
+        inst = s["instrument"]
+        money = self.money[inst]
+        realized = s["realized"] * money
+        unrealized = s["unrealized"] * money
+        fees = s["fees"] * money * 1e-6
+        mid = _scale(s["mid"], inst, self.instruments, "price_increment")
+        mid[~s["mid_known"]] = np.nan
+        series = {
+            "ts_recv": s["ts_recv"], "instrument": inst,
+            "position": _scale(s["position"], inst, self.instruments, "size_increment"),
+            "mid": mid, "realized": realized, "unrealized": unrealized, "fees": fees,
+            "equity": realized + unrealized - fees,
+        }
+        self.series.append(series)
+        table = pa.table({
+            "ts_recv": series["ts_recv"], "symbol": self._symbol(inst),
+            **{k: series[k] for k in ("position", "mid", "realized", "unrealized", "fees", "equity")},
+        })
+        self._write("pnl", table)
+
+    def series_table(self) -> dict[str, np.ndarray]:
+        keys = ("ts_recv", "instrument", "position", "mid", "realized", "unrealized", "fees", "equity")
+        if not self.series:
+            out = {k: np.empty(0) for k in keys}
+            out["ts_recv"] = np.empty(0, np.int64)
+            out["symbol"] = np.empty(0, object)
+            return out
+        out = {k: np.concatenate([p[k] for p in self.series]) for k in keys}
+        out["symbol"] = np.array([self.instruments[i].symbol for i in out["instrument"]], dtype=object)
+        return out
+
+    def close(self) -> None:
+        for name in list(self.pending):
+            self._flush(name)
+        for sink, writer in self.writers.values():
+            writer.close()
+            sink.close()
+
+
+def _run_dir(root: Location, name: str, cfg_text: str) -> Location:
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())  # naming only, never State
+    tag = hashlib.sha256(cfg_text.encode()).hexdigest()[:8]
+    base = f"{name}-{stamp}-{tag}"
+    exp = root.join("experiments")
+    exp.mkdir()
+    for k in range(1000):
+        candidate = exp.join(base if k == 0 else f"{base}-{k}")
+        if not candidate.exists():
+            candidate.mkdir()
+            return candidate
+    raise LockstepError(f"{exp.uri}: cannot find a free run directory for {base}")
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+def run_backtest(
+    config: BacktestConfig | str | os.PathLike[str],
+    *,
+    overrides: Sequence[str] = (),
+    data: str | None = None,
+    progress: bool = False,
+    risk_rules: Iterable[Callable[[Intent, RiskView], Any]] = (),
+    batch_size: int = BACKTEST_READ_BATCH,
+) -> BacktestResult:
+    """Run one backtest; see the module docstring for what is written where.
+
+    Raises ConfigError (before anything runs) for a bad config, DatasetError for a missing
+    dataset, and BacktestFailed (after writing what was produced) when the run stops early."""
+    if isinstance(config, BacktestConfig):
+        cfg, base_dir = config, "."
+    else:
+        cfg = load_config(config, overrides)
+        base_dir = str(Path(config).resolve().parent)
+    ds = Dataset.open(cfg.dataset, data=data)
+    traded = _traded(cfg, ds)
+    cls = load_strategy_class(cfg.strategy.path, base_dir=base_dir)
+    params = validate_params(params_type(cls), cfg.strategy.params, strategy=cls.__name__)
+    if params is not None:
+        cfg = cfg.with_params(params)
+
+    engine = _engine.Engine([i.book for i in ds.instruments])
+    _configure(engine, cfg, ds, traded)
+    ctx = _engine.Context(engine, ds.instruments, traded)
+    strategy = cls(params) if params is not None else cls()
+    strategy.setup(ctx)
+    engine.bind_strategy(strategy, ctx)
+    rules = [load_object(r, key=f"risk.custom_rules[{k}]", base_dir=base_dir)
+             for k, r in enumerate(cfg.risk.custom_rules)]
+    for k, r in enumerate(rules):
+        if not callable(r):
+            raise ConfigError(f"risk.custom_rules[{k}]", f"{cfg.risk.custom_rules[k]!r} is not callable",
+                              source="config")
+    rules += list(risk_rules)
+    if rules:
+        engine.bind_risk_rule(_custom_rule(rules))
+
+    cfg_text = dump_toml(cfg.to_dict())
+    run_dir = _run_dir(root_location(data), cfg.name, cfg_text)
+    run_dir.join("config.toml").write_bytes(cfg_text.encode())
+    out = _Outputs(run_dir, ds.instruments)
+
+    status = _engine.RUN_OK
+    start = time.perf_counter()
+    bar = Progress(ds.rows, enabled=progress)
+    done = 0
+    try:
+        with bar:
+            for cols in ds.iter_columns(batch_size):
+                n = len(cols["ts_event"])
+                status = engine.run(cols, n)
+                out.add(*engine.drain())
+                done += n
+                bar.update(done, int(cols["ts_recv"][n - 1]) if n else None)
+                if status != _engine.RUN_OK:
+                    break
+            if status == _engine.RUN_OK:
+                status = engine.finish()
+            out.add(*engine.drain())
+    finally:
+        out.close()
+    seconds = time.perf_counter() - start
+
+    counters = engine.counters()
+    market = market_report(engine.market, ds.instruments, seconds, ds.path, None)
+    digest = hashlib.sha256(
+        engine.market.serialize_state() + engine.serialize_state() + out.hash.digest()
+    ).hexdigest()
+    series = out.series_table()
+    metrics = compute_metrics(series, cfg.output.sample_interval)
+    events = counters["events"]
+    risk_counts = engine.risk_counts()
+    denials = {RiskReason(r).name.lower(): c for r, c in risk_counts.items() if r != 0 and c}
+    status_value, position, ts, error = engine.failure
+    complete = status == _engine.RUN_OK
+    summary: dict[str, Any] = {
+        "run_dir": run_dir.uri,
+        "name": cfg.name,
+        "dataset": ds.path,
+        "strategy": cfg.strategy.path,
+        "complete": complete,
+        "digest": digest,
+        "events": events,
+        "dataset_events": ds.rows,
+        "seconds": seconds,
+        "events_per_second": events / seconds if seconds > 0 else 0.0,
+        "fills": out.counts["fills"],
+        "orders": counters["orders"],
+        "cancels": counters["cancels"],
+        "replaces": counters["replaces"],
+        "denied": counters["denied"],
+        "denials": denials,
+        **{k: metrics[k] for k in ("pnl", "fees", "realized", "max_drawdown", "sharpe", "samples")},
+        "by_symbol": metrics.get("by_symbol", {}),
+        "counters": counters,
+        "data_quality": {k: a.count for k, a in market.data_quality.items() if a.count},
+    }
+    if not complete:
+        why = {_engine.RUN_STRATEGY_FAILED: "the strategy raised",
+               _engine.RUN_RISK_HOOK_FAILED: "a custom risk rule raised",
+               _engine.RUN_LIVELOCK: "livelock: too many venue round trips between two market events"}
+        summary["error"] = {
+            "reason": why.get(status_value, f"status {status_value}"),
+            "position": position,
+            "ts_recv": ts,
+            "exception": repr(error[0]) if error else None,
+            "traceback": error[1] if error else None,
+        }
+        run_dir.join("INCOMPLETE").write_bytes(b"this run stopped early: see summary.json 'error'\n")
+    run_dir.join("summary.json").write_bytes(json.dumps(summary, indent=2, default=str).encode())
+    if cfg.output.report:
+        write_report(run_dir.join("report.html").path, title=f"{cfg.name} on {ds.name}", summary=summary,
+                     series=series, config_text=cfg_text)
+    result = BacktestResult(run_dir.uri, digest, events, seconds, summary["events_per_second"],
+                            out.counts["fills"], float(metrics["pnl"]), complete, summary)
+    if not complete:
+        err = summary["error"]
+        raise BacktestFailed(
+            f"backtest stopped at event {position} (ts_recv {ts}): {err['reason']}"
+            + (f": {err['exception']}" if err["exception"] else "")
+            + f"; partial outputs in {run_dir.uri} (marked INCOMPLETE)",
+            result,
+        )
+    return result
+
+
+__all__ = ["BacktestFailed", "BacktestResult", "load_strategy_class", "run_backtest"]

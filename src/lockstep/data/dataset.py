@@ -1,0 +1,502 @@
+"""Canonical datasets: Parquet files of canonical events plus a manifest.
+
+Layout: ``ROOT/canonical/<name>/v<k>/`` holding ``part-NNNNN.parquet`` files and
+``manifest.json``. A version is written under a temporary name and appears, by one rename, only
+once its manifest is complete; a version is never rewritten (writing again makes ``v<k+1>``).
+
+Events in a dataset are in Processing Order: ``ts_recv`` never decreases along the rows, ties keep
+their stream order. The writer refuses batches that would break that.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import queue
+import re
+import threading
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from lockstep.errors import LockstepError
+from lockstep.events import (
+    COLUMN_NAMES,
+    SCHEMA,
+    SCHEMA_VERSION,
+    Columns,
+    EventKind,
+    to_columns,
+    to_record_batch,
+)
+from lockstep.data.storage import Location, locate, root_location
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = "lockstep.canonical-dataset"
+DEFAULT_ROWS_PER_FILE = 1 << 24
+DEFAULT_ROW_GROUP = 1 << 20
+# Streaming reads: small enough that peak memory stays flat, large enough that per-batch work is noise.
+DEFAULT_READ_BATCH = 1 << 16
+BOOK_TYPES = ("l2", "l3")
+
+# Chosen for decode speed as much as size (replay reads at tens of millions of events/s): a few
+# distinct values -> dictionary/RLE; monotone clocks and sequence numbers -> delta; prices and
+# sizes -> byte-stream-split, which zstd then compresses well and which decodes fastest.
+_DICTIONARY_COLUMNS = ("instrument", "kind", "side", "flags")
+_COLUMN_ENCODING = {
+    "ts_event": "DELTA_BINARY_PACKED",
+    "ts_recv": "DELTA_BINARY_PACKED",
+    "seq": "DELTA_BINARY_PACKED",
+    "price": "BYTE_STREAM_SPLIT",
+    "qty": "BYTE_STREAM_SPLIT",
+    "order_id": "BYTE_STREAM_SPLIT",
+}
+
+
+class DatasetError(LockstepError):
+    """A dataset is missing, incomplete, or does not match its manifest."""
+
+
+@dataclass(frozen=True)
+class Instrument:
+    """One row of a dataset's instrument table.
+
+    ``price_increment`` and ``size_increment`` are exact decimal strings: an event's ``price``
+    column times ``price_increment`` is the real price.
+    """
+
+    symbol: str
+    venue: str
+    price_increment: str
+    size_increment: str
+    book: str = "l2"  # which book the replay keeps for it: "l2" or "l3"
+
+    def __post_init__(self) -> None:
+        for name in ("price_increment", "size_increment"):
+            value = getattr(self, name)
+            try:
+                ok = Decimal(value) > 0
+            except Exception:
+                ok = False
+            if not ok:
+                raise ValueError(f"instrument {self.symbol!r}: {name} must be a positive decimal, got {value!r}")
+        if self.book not in BOOK_TYPES:
+            raise ValueError(f"instrument {self.symbol!r}: book must be one of {BOOK_TYPES}, got {self.book!r}")
+
+    @property
+    def price_scale(self) -> float:
+        return float(Decimal(self.price_increment))
+
+    @property
+    def size_scale(self) -> float:
+        return float(Decimal(self.size_increment))
+
+    def to_ticks(self, price: Decimal | str | int | float) -> int:
+        """A real price as an exact number of price increments (ValueError if off the tick)."""
+        return self._units(price, self.price_increment, "price")
+
+    def to_lots(self, qty: Decimal | str | int | float) -> int:
+        """A real quantity as an exact number of size increments (ValueError if off the lot)."""
+        return self._units(qty, self.size_increment, "size")
+
+    def _units(self, value: Decimal | str | int | float, increment: str, what: str) -> int:
+        # float goes through its shortest repr, so 0.001 is the decimal 0.001, not 0.00100000000000000002
+        exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+        units, rest = divmod(exact, Decimal(increment))
+        if rest != 0:
+            raise ValueError(f"{self.symbol}: {what} {value} is not a multiple of {increment}")
+        return int(units)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Instrument:
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"instrument has unknown keys {sorted(unknown)}")
+        return cls(**{k: str(v) for k, v in d.items()})
+
+
+@dataclass
+class _FileEntry:
+    path: str
+    rows: int
+    bytes: int
+    sha256: str
+
+
+@dataclass
+class _Stats:
+    rows: int = 0
+    ts_recv_min: int | None = None
+    ts_recv_max: int | None = None
+    ts_event_min: int | None = None
+    ts_event_max: int | None = None
+    counts_by_kind: dict[str, int] = field(default_factory=dict)
+
+    def add(self, cols: Columns, n: int) -> None:
+        if n == 0:
+            return
+        ts_recv = cols["ts_recv"][:n]
+        ts_event = cols["ts_event"][:n]
+        self.rows += n
+        lo, hi = int(ts_recv[0]), int(ts_recv[-1])
+        self.ts_recv_min = lo if self.ts_recv_min is None else min(self.ts_recv_min, lo)
+        self.ts_recv_max = hi if self.ts_recv_max is None else max(self.ts_recv_max, hi)
+        emin, emax = int(ts_event.min()), int(ts_event.max())
+        self.ts_event_min = emin if self.ts_event_min is None else min(self.ts_event_min, emin)
+        self.ts_event_max = emax if self.ts_event_max is None else max(self.ts_event_max, emax)
+        counts = np.bincount(cols["kind"][:n], minlength=256)
+        for kind in np.nonzero(counts)[0]:
+            key = EventKind(kind).name.lower() if kind in EventKind._value2member_map_ else str(int(kind))
+            self.counts_by_kind[key] = self.counts_by_kind.get(key, 0) + int(counts[kind])
+
+
+def _sha256_of(loc: Location) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with loc.fs.open_input_stream(loc.path) as f:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _check_name(name: str) -> None:
+    if not _NAME_RE.match(name):
+        raise DatasetError(f"dataset name {name!r}: use letters, digits, '.', '_' and '-'")
+
+
+class DatasetWriter:
+    """Streams batches of canonical events into a new dataset version.
+
+    Use as a context manager or call :meth:`close`; an exception inside the ``with`` block leaves
+    no dataset behind (only the temporary directory, which is removed).
+    """
+
+    def __init__(
+        self,
+        name: str | None,
+        instruments: Sequence[Instrument] | None,
+        *,
+        data: str | None = None,
+        source: Mapping[str, Any] | None = None,
+        rows_per_file: int = DEFAULT_ROWS_PER_FILE,
+        row_group_size: int = DEFAULT_ROW_GROUP,
+        compression: str = "zstd",
+    ) -> None:
+        """`name` and `instruments` may be left None and given to :meth:`close` instead: an
+        importer learns the symbols (and so the name and the table) while it decodes."""
+        if name is not None:
+            _check_name(name)
+        self.name = name
+        self.instruments = list(instruments) if instruments is not None else None
+        self.source = dict(source or {})
+        self._rows_per_file = rows_per_file
+        self._row_group_size = row_group_size
+        self._compression = compression
+        self._canonical = root_location(data).join("canonical")
+        self._tmp = self._canonical.join(f".writing-{_unique_suffix()}")
+        self._tmp.mkdir()
+        self._files: list[_FileEntry] = []
+        self._writer: pq.ParquetWriter | None = None
+        self._file_rows = 0
+        self._stats = _Stats()
+        self._last_ts_recv: int | None = None
+        self._max_instrument = -1
+        self._closed = False
+
+    def write(self, cols: Mapping[str, np.ndarray], size: int | None = None) -> None:
+        """Append the first `size` events of `cols` (all of them if None)."""
+        if self._closed:
+            raise DatasetError("write after close")
+        n = len(cols["ts_event"]) if size is None else int(size)
+        if n == 0:
+            return
+        self._check(cols, n)
+        offset = 0
+        while offset < n:
+            if self._writer is None:
+                self._open_part()
+            take = min(n - offset, self._rows_per_file - self._file_rows)
+            view = {k: cols[k][offset : offset + take] for k in COLUMN_NAMES}
+            assert self._writer is not None
+            self._writer.write_batch(to_record_batch(view, take), row_group_size=self._row_group_size)
+            self._file_rows += take
+            offset += take
+            if self._file_rows >= self._rows_per_file:
+                self._close_part()
+        self._stats.add(dict(cols), n)
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        self.write(to_columns(batch), batch.num_rows)
+
+    def _check(self, cols: Mapping[str, np.ndarray], n: int) -> None:
+        ts_recv = cols["ts_recv"][:n]
+        if self._last_ts_recv is not None and ts_recv[0] < self._last_ts_recv:
+            raise DatasetError(
+                f"ts_recv goes backwards at row {self._stats.rows}: {int(ts_recv[0])} < {self._last_ts_recv}"
+            )
+        if n > 1:
+            back = np.flatnonzero(ts_recv[1:] < ts_recv[:-1])
+            if back.size:
+                row = self._stats.rows + int(back[0]) + 1
+                raise DatasetError(f"ts_recv goes backwards at row {row}: events must be in Processing Order")
+        self._last_ts_recv = int(ts_recv[-1])
+        inst = cols["instrument"][:n]
+        if self.instruments is not None and int(inst.max()) >= len(self.instruments):
+            row = self._stats.rows + int(np.argmax(inst >= len(self.instruments)))
+            raise DatasetError(
+                f"row {row}: instrument index {int(inst.max())} outside the table of {len(self.instruments)}"
+            )
+        self._max_instrument = max(self._max_instrument, int(inst.max()))
+
+    def _open_part(self) -> None:
+        part = self._tmp.join(f"part-{len(self._files):05d}.parquet")
+        sink = part.fs.open_output_stream(part.path)
+        self._writer = pq.ParquetWriter(
+            sink,
+            SCHEMA,
+            compression=self._compression,
+            use_dictionary=list(_DICTIONARY_COLUMNS),
+            column_encoding=dict(_COLUMN_ENCODING),
+            write_statistics=["ts_recv", "ts_event"],
+        )
+        self._sink = sink
+        self._file_rows = 0
+
+    def _close_part(self) -> None:
+        if self._writer is None:
+            return
+        self._writer.close()
+        self._sink.close()
+        part_name = f"part-{len(self._files):05d}.parquet"
+        sha, size = _sha256_of(self._tmp.join(part_name))
+        self._files.append(_FileEntry(part_name, self._file_rows, size, sha))
+        self._writer = None
+
+    def close(
+        self,
+        *,
+        name: str | None = None,
+        instruments: Sequence[Instrument] | None = None,
+        source: Mapping[str, Any] | None = None,
+    ) -> Dataset:
+        """Finish the files, write the manifest, publish the version; returns the dataset."""
+        if self._closed:
+            raise DatasetError("closed twice")
+        name = name or self.name
+        if name is None:
+            raise DatasetError("a dataset needs a name")
+        _check_name(name)
+        table = list(instruments) if instruments is not None else self.instruments
+        if not table:
+            raise DatasetError("a dataset needs at least one instrument")
+        if self._max_instrument >= len(table):
+            raise DatasetError(
+                f"events refer to instrument {self._max_instrument}, the table has {len(table)}"
+            )
+        if source is not None:
+            self.source.update(source)
+        self._close_part()
+        self._closed = True
+        base = self._canonical.join(name)
+        base.mkdir()
+        versions = [int(d[1:]) for d in base.list_dirs() if re.fullmatch(r"v\d+", d)]
+        version = max(versions, default=0) + 1
+        s = self._stats
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "name": name,
+            "version": version,
+            "columns": list(COLUMN_NAMES),
+            "instruments": [asdict(i) for i in table],
+            "rows": s.rows,
+            "time_range": {
+                "ts_recv": [s.ts_recv_min, s.ts_recv_max],
+                "ts_event": [s.ts_event_min, s.ts_event_max],
+            },
+            "counts_by_kind": dict(sorted(s.counts_by_kind.items())),
+            "files": [asdict(f) for f in self._files],
+            "source": self.source,
+        }
+        self._tmp.join(MANIFEST_NAME).write_bytes((json.dumps(manifest, indent=2) + "\n").encode())
+        final = base.join(f"v{version}")
+        self._tmp.fs.move(self._tmp.path, final.path)
+        return Dataset(final, manifest)
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._sink.close()
+            self._writer = None
+        self._closed = True
+        try:
+            self._tmp.fs.delete_dir(self._tmp.path)
+        except OSError:
+            pass
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.abort()
+        elif not self._closed:
+            self.dataset = self.close()
+
+
+def _unique_suffix() -> str:
+    # Only names a temporary directory; never reaches a dataset's content.
+    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+class Dataset:
+    """A canonical dataset version on disk: its manifest and a streaming reader."""
+
+    def __init__(self, location: Location, manifest: Mapping[str, Any]) -> None:
+        self.location = location
+        self.manifest = dict(manifest)
+        self.instruments = [Instrument.from_dict(d) for d in self.manifest["instruments"]]
+
+    @classmethod
+    def open(cls, path: str, *, data: str | None = None) -> Dataset:
+        """Open a dataset by path (a version directory or a dataset directory, whose newest
+        version is taken), or by name under ``DATA/canonical``."""
+        loc = locate(path)
+        if not loc.exists() and "/" not in path and "://" not in path:
+            loc = root_location(data).join("canonical", path)
+        if not loc.exists():
+            raise DatasetError(f"{path}: no such dataset")
+        if not loc.join(MANIFEST_NAME).exists():
+            versions = sorted(
+                (int(d[1:]), d) for d in loc.list_dirs() if re.fullmatch(r"v\d+", d)
+            )
+            if not versions:
+                raise DatasetError(f"{loc.uri}: no {MANIFEST_NAME} and no versions (incomplete dataset?)")
+            loc = loc.join(versions[-1][1])
+        raw = loc.join(MANIFEST_NAME).read_bytes()
+        try:
+            manifest = json.loads(raw)
+        except json.JSONDecodeError as e:
+            raise DatasetError(f"{loc.join(MANIFEST_NAME).uri}: invalid JSON at line {e.lineno}: {e.msg}") from None
+        if manifest.get("format") != MANIFEST_FORMAT:
+            raise DatasetError(f"{loc.uri}: not a lockstep canonical dataset (format {manifest.get('format')!r})")
+        if manifest.get("schema_version") != SCHEMA_VERSION:
+            raise DatasetError(
+                f"{loc.uri}: schema version {manifest.get('schema_version')} not supported (this build reads {SCHEMA_VERSION})"
+            )
+        return cls(loc, manifest)
+
+    @property
+    def path(self) -> str:
+        return self.location.uri
+
+    @property
+    def rows(self) -> int:
+        return int(self.manifest["rows"])
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["name"])
+
+    def file_locations(self) -> list[Location]:
+        return [self.location.join(f["path"]) for f in self.manifest["files"]]
+
+    def iter_batches(self, batch_size: int = DEFAULT_READ_BATCH, *, prefetch: int = 2) -> Iterator[pa.RecordBatch]:
+        """Record batches in Processing Order, streamed: memory is bounded by the batch size (and
+        `prefetch` batches decoded ahead on a reader thread, overlapping Parquet decoding with the
+        caller's work), not by the dataset's length."""
+        batches = self._read_batches(batch_size)
+        if prefetch <= 0:
+            yield from batches
+            return
+        yield from _read_ahead(batches, prefetch)
+
+    def _read_batches(self, batch_size: int) -> Iterator[pa.RecordBatch]:
+        for entry, loc in zip(self.manifest["files"], self.file_locations()):
+            with loc.fs.open_input_file(loc.path) as f:
+                pf = pq.ParquetFile(f, pre_buffer=False)
+                if pf.metadata.num_rows != entry["rows"]:
+                    raise DatasetError(f"{loc.uri}: {pf.metadata.num_rows} rows, manifest says {entry['rows']}")
+                yield from pf.iter_batches(batch_size=batch_size, columns=list(COLUMN_NAMES), use_threads=True)
+
+    def iter_columns(self, batch_size: int = DEFAULT_READ_BATCH) -> Iterator[Columns]:
+        """Zero-copy numpy views of each batch's columns."""
+        for batch in self.iter_batches(batch_size):
+            yield to_columns(batch)
+
+    def read_all(self) -> pa.Table:
+        """The whole dataset in memory (for small data and tests)."""
+        batches = list(self.iter_batches())
+        return pa.Table.from_batches(batches, schema=SCHEMA)
+
+    def verify(self) -> None:
+        """Check every file against the manifest's sha256 and size."""
+        for entry, loc in zip(self.manifest["files"], self.file_locations()):
+            if not loc.exists():
+                raise DatasetError(f"{loc.uri}: missing (listed in the manifest)")
+            sha, size = _sha256_of(loc)
+            if sha != entry["sha256"] or size != entry["bytes"]:
+                raise DatasetError(f"{loc.uri}: sha256/size differ from the manifest (corrupted or replaced)")
+
+
+def _read_ahead(items: Iterator[Any], depth: int) -> Iterator[Any]:
+    """Runs `items` on a thread, `depth` items ahead of the consumer. pyarrow releases the GIL
+    while decoding, so decoding overlaps with the consumer's (GIL-free) replay. Errors surface in
+    the consumer; a consumer that stops early stops the thread."""
+    done = object()
+    slots: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put((done, None))
+        except BaseException as e:  # handed to the consumer, which re-raises it
+            slots.put((done, e))
+
+    thread = threading.Thread(target=produce, name="lockstep-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if item is done:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                thread.join(timeout=0.05)
+
+
+def list_datasets(data: str | None = None) -> list[Dataset]:
+    base = root_location(data).join("canonical")
+    out = []
+    for name in base.list_dirs():
+        for version in base.join(name).list_dirs():
+            if re.fullmatch(r"v\d+", version) and base.join(name, version, MANIFEST_NAME).exists():
+                out.append(Dataset.open(base.join(name, version).uri))
+    return out

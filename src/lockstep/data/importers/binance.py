@@ -1,0 +1,754 @@
+"""Binance websocket captures (spot, USD-M, COIN-M) -> NormalizedChunks (a DecodeRun).
+
+Input files hold one message per line, ``<receive ns> <combined-stream JSON>`` (gzip or plain);
+several files given in order are one stream (daily rotation). Decoding happens in C++
+(include/lockstep/codecs/binance.hpp, which documents the encoding choices); this module streams the
+files through it in bounded memory and works out each symbol's price/size increments:
+
+1. ``instruments=``: explicit, per symbol;
+2. ``price_increment=`` + ``size_increment=``: for every other symbol;
+3. the built-in table (binance_instruments.json) for the detected market (spot / usdm / coinm);
+4. inferred from the data: the exact decimal GCD of every price and every size of the symbol,
+   computed by a C++ scan pass over all inputs before decoding.
+
+The scan pass is only run when needed (``infer=None``): the first ~2 MB of the first file are
+scanned to learn the market type and the symbols, and the full pass runs if one of them is not
+covered by 1-3. ``infer=True`` always scans (and reports the inferred increments next to the ones
+used); ``infer=False`` never does (an uncovered symbol is then a DecodeError at its first line).
+
+Records (one per non-empty line) and their Rules are described in binance.hpp; only
+configuration problems and unreadable gzip raise DecodeError.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import json
+import os
+import sys
+import zlib
+from collections.abc import Iterable, Iterator, Mapping
+from decimal import Decimal
+from functools import lru_cache
+from importlib import resources
+from typing import Any, BinaryIO, Union
+
+import numpy as np
+
+from lockstep._bindings import binance as _binance
+from lockstep.data.dataset import Instrument
+from lockstep.errors import DecodeError, LockstepError
+from lockstep.events import COLUMN_NAMES, Columns, EventKind, empty_columns
+from lockstep.data.importers.normalized import InputFile, NormalizedChunk, Rule
+
+Source = Union[str, "os.PathLike[str]", BinaryIO]
+IncrementLike = Union[str, Decimal, int]
+
+_READ = 1 << 16  # compressed bytes per read
+_CHUNK = 1 << 20  # most uncompressed bytes handed to the decoder at once
+_SNIFF = 1 << 21  # bytes of the first input scanned to learn market type and symbols
+_GZIP_MAGIC = b"\x1f\x8b"
+
+_SOURCE_EXPLICIT, _SOURCE_OPTION, _SOURCE_BUILTIN, _SOURCE_INFERRED = range(4)
+_VENUE = {"spot": "binance-spot", "usdm": "binance-usdm", "coinm": "binance-coinm"}
+_EVENT_KEYS = {
+    EventKind.L2_SET: "l2_set",
+    EventKind.BOOK_CLEAR: "book_clear",
+    EventKind.TRADE: "trade",
+    EventKind.VENUE_BBO: "venue_bbo",
+    EventKind.GAP: "gap",
+}
+
+
+@lru_cache(maxsize=1)
+def _builtin_table() -> dict[tuple[str, str], tuple[str, str]]:
+    text = resources.files("lockstep.data.importers").joinpath("binance_instruments.json").read_text()
+    table = {}
+    for row in json.loads(text)["instruments"]:
+        table[(row["venue"], row["symbol"].upper())] = (
+            _increment_text(row["price_increment"], "price_increment"),
+            _increment_text(row["size_increment"], "size_increment"),
+        )
+    return table
+
+
+def builtin_instruments() -> list[dict[str, str]]:
+    """The built-in increments: dicts with venue ('spot'/'usdm'), symbol, price/size_increment."""
+    return [
+        {"venue": v, "symbol": s, "price_increment": p, "size_increment": q}
+        for (v, s), (p, q) in sorted(_builtin_table().items())
+    ]
+
+
+def _format_increment(mantissa: int, exponent: int) -> str:
+    return format(Decimal(mantissa).scaleb(exponent), "f")
+
+
+def _increment_text(value: IncrementLike, what: str) -> str:
+    """Canonical decimal text of an increment; floats are refused (they are not exact)."""
+    if isinstance(value, bool) or isinstance(value, float):
+        raise TypeError(f"{what} must be a decimal string, Decimal or int, not {type(value).__name__}"
+                        " (floats are not exact)")
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError(f"{what} must be finite, got {value}")
+        text = format(value, "f")
+    elif isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, str):
+        text = value.strip()
+    else:
+        raise TypeError(f"{what} must be a decimal string, Decimal or int, not {type(value).__name__}")
+    try:
+        mantissa, exponent = _binance.parse_increment_text(text)
+    except ValueError as e:
+        raise ValueError(f"{what}: {e}") from None
+    return _format_increment(mantissa, exponent)
+
+
+class _InputError(Exception):
+    """A problem with the byte stream itself (gzip), at an uncompressed offset."""
+
+    def __init__(self, offset: int, reason: str) -> None:
+        super().__init__(reason)
+        self.offset = offset
+        self.reason = reason
+
+
+class _Input:
+    """One input: a path or a binary file object, gzip (any number of members) or plain text."""
+
+    def __init__(self, src: Source, position: int) -> None:
+        if isinstance(src, (str, os.PathLike)):
+            self.path: str | None = os.fspath(src)
+            self.fileobj: BinaryIO | None = None
+            self.name = self.path
+            self.start = 0
+        elif hasattr(src, "read"):
+            self.path = None
+            self.fileobj = src
+            name = getattr(src, "name", None)
+            self.name = str(name) if isinstance(name, (str, bytes, os.PathLike)) else f"<input {position}>"
+            try:
+                self.start = src.tell() if src.seekable() else None
+            except (OSError, AttributeError):
+                self.start = None
+        else:
+            raise TypeError(f"inputs are paths or binary file objects, got {type(src).__name__}")
+        self.opened = 0
+
+    @property
+    def rereadable(self) -> bool:
+        return self.path is not None or self.start is not None
+
+    def chunks(self) -> Iterator[bytes]:
+        """Uncompressed text in chunks of at most _CHUNK bytes; _InputError on bad gzip."""
+        if self.fileobj is None:
+            with open(self.path, "rb") as f:  # type: ignore[arg-type]
+                yield from _text_chunks(f)
+        else:
+            if self.opened and not self.rereadable:
+                raise LockstepError(f"{self.name}: this file object cannot be read twice; "
+                                    "pass a path or a seekable file")
+            if self.opened:
+                self.fileobj.seek(self.start)  # type: ignore[arg-type]
+            self.opened += 1
+            yield from _text_chunks(self.fileobj)
+
+
+def _text_chunks(f: BinaryIO) -> Iterator[bytes]:
+    head = f.read(_READ)
+    if head[:2] == _GZIP_MAGIC:
+        yield from _gunzip(f, head)
+        return
+    if head:
+        yield head
+    while chunk := f.read(_CHUNK):
+        yield chunk
+
+
+def _gunzip(f: BinaryIO, head: bytes) -> Iterator[bytes]:
+    # Output is bounded per call (max_length) so a highly compressed input cannot balloon memory.
+    produced = 0
+    d = zlib.decompressobj(31)
+    buf = head
+    while True:
+        if not buf:
+            buf = f.read(_READ)
+            if not buf:
+                break
+        if d.eof:  # concatenated members (multi-member gzip) are one text
+            d = zlib.decompressobj(31)
+        try:
+            out = d.decompress(buf, _CHUNK)
+        except zlib.error as e:
+            raise _InputError(produced, f"corrupt gzip data ({e})") from None
+        buf = d.unused_data if d.eof else d.unconsumed_tail
+        if out:
+            produced += len(out)
+            yield out
+    while not d.eof:  # output zlib still holds, then the verdict on the last member
+        try:
+            out = d.decompress(b"", _CHUNK)
+        except zlib.error as e:
+            raise _InputError(produced, f"corrupt gzip data ({e})") from None
+        if not out:
+            raise _InputError(produced, "truncated gzip stream: the file ends inside a gzip member")
+        produced += len(out)
+        yield out
+
+
+class _ReadAhead:
+    """The first input's sniffed chunks, replayed to the decode pass instead of read again."""
+
+    def __init__(self, source: _Input) -> None:
+        self.gen = source.chunks()
+        self.cached: list[bytes] = []
+        self.error: _InputError | None = None
+        self.done = False
+
+    def prefetch(self, nbytes: int) -> Iterator[bytes]:
+        got = 0
+        while got < nbytes and not self.done:
+            try:
+                chunk = next(self.gen)
+            except StopIteration:
+                self.done = True
+                break
+            except _InputError as e:
+                self.error = e
+                self.done = True
+                break
+            self.cached.append(chunk)
+            got += len(chunk)
+            yield chunk
+
+    def replay(self) -> Iterator[bytes]:
+        cached, self.cached = self.cached, []
+        yield from cached
+        if self.error is not None:
+            raise self.error
+        if not self.done:
+            yield from self.gen
+
+
+def _normalise_instruments(instruments: Any) -> list[tuple[str, int | None, str, str]]:
+    """[(symbol, index or None, price_increment, size_increment)] from the accepted forms:
+    {symbol: (price, size)}, {symbol: {"price_increment":..., "size_increment":..., "index":...}}
+    or an iterable of such dicts that also carry "symbol"."""
+    rows: list[tuple[str, Any]] = []
+    if isinstance(instruments, Mapping):
+        rows = [(str(k), v) for k, v in instruments.items()]
+    else:
+        for item in instruments:
+            if not isinstance(item, Mapping) or "symbol" not in item:
+                raise TypeError("instruments: each item must be a mapping with a 'symbol'")
+            rows.append((str(item["symbol"]), item))
+    out = []
+    seen: set[str] = set()
+    for symbol, spec in rows:
+        symbol = symbol.strip().upper()
+        if symbol in seen:
+            raise ValueError(f"instruments: {symbol} given twice")
+        seen.add(symbol)
+        if isinstance(spec, Mapping):
+            try:
+                price, size = spec["price_increment"], spec["size_increment"]
+            except KeyError as e:
+                raise ValueError(f"instruments: {symbol} lacks {e.args[0]}") from None
+            index = spec.get("index")
+        else:
+            try:
+                price, size = spec
+            except (TypeError, ValueError):
+                raise TypeError(f"instruments: {symbol} must map to (price_increment, "
+                                "size_increment) or a dict") from None
+            index = None
+        if index is not None and (isinstance(index, bool) or not isinstance(index, int)
+                                  or not 0 <= index < 2**32):
+            raise ValueError(f"instruments: {symbol} index must be an int in [0, 2**32)")
+        out.append((symbol, index,
+                    _increment_text(price, f"{symbol} price_increment"),
+                    _increment_text(size, f"{symbol} size_increment")))
+    used = {i for _, i, _, _ in out if i is not None}
+    if len(used) != sum(1 for _, i, _, _ in out if i is not None):
+        raise ValueError("instruments: two symbols share an index")
+    nxt = 0
+    result = []
+    for symbol, index, price, size in out:
+        if index is None:
+            while nxt in used:
+                nxt += 1
+            index = nxt
+            used.add(index)
+        result.append((symbol, index, price, size))
+    return result
+
+
+def _batch_views(bufs: dict[str, np.ndarray], n: int) -> Columns:
+    return {name: bufs[name][:n] for name in COLUMN_NAMES}
+
+
+class _Buffers:
+    """Chunk storage (event columns, event_record, per-record columns). A handed-out chunk's
+    arrays are reused once the consumer has let go of every view of them (fresh pages cost more
+    than decoding into them); otherwise new ones are made."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.bufs = self._make(capacity, capacity)
+        self.baseline = self._refs()
+
+    @staticmethod
+    def _make(events: int, records: int) -> dict[str, np.ndarray]:
+        bufs = empty_columns(events)
+        bufs["event_record"] = np.empty(events, np.int64)
+        for name, dtype in _binance.RECORD_COLUMNS:
+            bufs[name] = np.empty(records, dtype)
+        return bufs
+
+    def _refs(self) -> list[int] | None:
+        if not hasattr(sys, "getrefcount"):
+            return None
+        return [sys.getrefcount(arr) for arr in self.bufs.values()]
+
+    def next(self) -> dict[str, np.ndarray]:
+        """Buffers for the next chunk."""
+        if (self.baseline is None or self._refs() != self.baseline
+                or len(self.bufs["ts_event"]) != self.capacity):
+            self.bufs = self._make(self.capacity, self.capacity)
+            self.baseline = self._refs()
+        return self.bufs
+
+    def grow(self, events: int) -> dict[str, np.ndarray]:
+        """Buffers for one chunk whose first record has `events` events, more than fit."""
+        self.bufs = self._make(max(events, self.capacity), self.capacity)
+        self.baseline = None
+        return self.bufs
+
+
+class BinanceDecodeRun:
+    """One decoding of Binance captures: a DecodeRun (lockstep.data.importers.normalized).
+
+    Iterate it (once) for NormalizedChunks; each chunk's arrays are fresh views the consumer may
+    keep. Report attributes:
+
+    - ``instruments``: the instrument table (list of lockstep.data.dataset.Instrument, position =
+      event ``instrument``), the table so far while iterating;
+    - ``instrument_info``: the same rows as dicts with index, increment_source and the inferred
+      increments (after iterating);
+    - ``inputs``: list of InputFile (path, uncompressed bytes, records);
+    - ``counts``: lines, records, files, messages, events per kind, skipped (per reason: count +
+      first locations), problems (per Rule), sequence_gaps, ts_recv_raised, depth_buffered/replayed;
+    - ``market_type``: 'spot', 'usdm', 'coinm' or 'unknown';
+    - ``bytes_read``: bytes of uncompressed text read;
+    - ``complete``: True when every input was decoded to its end without a fatal error.
+    """
+
+    format = "binance"
+    requires_snapshot = True
+
+    def __init__(
+        self,
+        inputs: list[_Input],
+        *,
+        instruments: list[tuple[str, int, str, str]],
+        defaults: tuple[str, str] | None,
+        batch_size: int,
+        infer: bool | None,
+        snapshot_symbol: str | None,
+        market_type: str | None = None,
+        max_held_records: int | None = None,
+    ) -> None:
+        self._inputs = inputs
+        self._explicit = instruments
+        self._defaults = defaults
+        self._batch_size = batch_size
+        self._infer = infer
+        self._snapshot_symbol = snapshot_symbol
+        self._market_type = market_type
+        self._max_held_records = max_held_records
+        self._iterated = False
+        self._report: dict[str, Any] | None = None
+        self._bytes_read = 0
+        self._complete = False
+        self._inferred: dict[str, tuple[str | None, str | None]] = {}
+        self._scanned = False
+        self._dec: _binance.BinanceDecoder | None = None
+        self._files: list[InputFile] = []
+        self._lines: list[int] = []
+
+    # ---- reports ----
+
+    def _require_report(self) -> dict[str, Any]:
+        if self._report is None:
+            raise LockstepError("the run has not been iterated yet: its report comes from decoding")
+        return self._report
+
+    @property
+    def instruments(self) -> list[Instrument]:
+        if self._report is not None:
+            return list(self._report["instruments"])
+        if self._dec is None:
+            raise LockstepError("the run has not been iterated yet: its instruments come from decoding")
+        return [self._instrument(r) for r in self._table(self._dec)]  # the table so far
+
+    @property
+    def instrument_info(self) -> list[dict[str, Any]]:
+        return self._require_report()["instrument_info"]
+
+    @property
+    def inputs(self) -> list[InputFile]:
+        self._require_report()
+        return list(self._files)
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        return self._require_report()["counts"]
+
+    @property
+    def market_type(self) -> str:
+        return self._require_report()["market_type"]
+
+    @property
+    def bytes_read(self) -> int:
+        return self._bytes_read
+
+    @property
+    def complete(self) -> bool:
+        return self._complete
+
+    # ---- decoding ----
+
+    def __iter__(self) -> Iterator[NormalizedChunk]:
+        if self._iterated:
+            raise LockstepError("a BinanceDecodeRun can be iterated only once")
+        self._iterated = True
+        return self._run()
+
+    def _new_decoder(self) -> _binance.BinanceDecoder:
+        dec = _binance.BinanceDecoder()
+        if self._snapshot_symbol:
+            dec.set_snapshot_symbol(self._snapshot_symbol)
+        if self._market_type:
+            dec.set_market_type(self._market_type)
+        if self._max_held_records:
+            dec.set_max_held_records(self._max_held_records)
+        return dec
+
+    def _sniff(self, ahead: _ReadAhead) -> tuple[str, list[str]]:
+        dec = self._new_decoder()
+        dec.set_scan_mode(True)
+        dec.begin_file(0, self._inputs[0].name)
+        for chunk in ahead.prefetch(_SNIFF):
+            _, _, _, status = dec.feed(chunk, None, 0, 0)
+            if status != _binance.STATUS_OK:
+                break  # the decode pass reports it, in place
+        return dec.market_type, [r["symbol"] for r in dec.symbols() if r["seen"]]
+
+    def _scan(self) -> tuple[str, list[dict[str, Any]]]:
+        dec = self._new_decoder()
+        dec.set_scan_mode(True)
+        for i, src in enumerate(self._inputs):
+            if not src.rereadable:
+                raise LockstepError(f"{src.name}: inferring increments needs a second pass over "
+                                    "the input; pass a path or a seekable file, or give increments")
+            dec.begin_file(i, src.name)
+            try:
+                for chunk in src.chunks():
+                    _, _, _, status = dec.feed(chunk, None, 0, 0)
+                    if status != _binance.STATUS_OK:
+                        raise dec.exception(status)
+            except _InputError as e:
+                raise DecodeError(e.reason, path=src.name, line=dec.lines_in_file + 1,
+                                  offset=e.offset) from None
+            _, _, status = dec.finish(None, 0, 0)
+            if status != _binance.STATUS_OK:
+                raise dec.exception(status)
+        return dec.market_type, dec.symbols()
+
+    def _configure(self) -> tuple[_binance.BinanceDecoder, _ReadAhead | None]:
+        explicit = {s for s, _, _, _ in self._explicit}
+        builtin = _builtin_table()
+        ahead = None
+        market = self._market_type or "unknown"
+        uncovered: list[str] = []
+        if self._defaults is None and self._inputs:
+            ahead = _ReadAhead(self._inputs[0])
+            sniffed, seen = self._sniff(ahead)
+            market = self._market_type or sniffed
+            uncovered = [s for s in seen if s not in explicit and (market, s) not in builtin]
+        scan_rows: list[dict[str, Any]] = []
+        if self._infer is True or (self._infer is None and uncovered):
+            if ahead is not None:
+                # The scan re-reads the first input (for a file object: seeks the shared handle),
+                # so the read-ahead cannot be resumed; the decode pass reads it afresh.
+                ahead.gen.close()
+                ahead = None
+            scanned, scan_rows = self._scan()
+            market = self._market_type or scanned
+            self._scanned = True
+            for r in scan_rows:
+                self._inferred[r["symbol"]] = (
+                    _format_increment(*r["price_inferred"]) if r["price_inferred"] else None,
+                    _format_increment(*r["size_inferred"]) if r["size_inferred"] else None,
+                )
+
+        dec = self._new_decoder()
+        for symbol, index, price, size in self._explicit:
+            dec.add_instrument(symbol, index, price, size, _SOURCE_EXPLICIT)
+        if self._defaults is not None:
+            dec.set_default_increments(*self._defaults)
+        else:
+            covered = set(explicit)
+            for (venue, symbol), (price, size) in builtin.items():
+                if venue == market and symbol not in covered:
+                    dec.add_catalog(symbol, price, size, _SOURCE_BUILTIN)
+                    covered.add(symbol)
+            for r in scan_rows:
+                symbol = r["symbol"]
+                if symbol in covered or not r["seen"]:
+                    continue
+                price, size = self._inferred[symbol]
+                if price is None or size is None:
+                    what = "price" if price is None else "size"
+                    raise LockstepError(f"cannot infer the {what} increment of {symbol}: the data "
+                                        f"has no non-zero {what}; give it explicitly")
+                dec.add_catalog(symbol, price, size, _SOURCE_INFERRED)
+        return dec, ahead
+
+    def _run(self) -> Iterator[NormalizedChunk]:
+        dec, ahead = self._configure()
+        self._dec = dec
+        store = _Buffers(self._batch_size)
+        bufs = store.bufs
+        ev = rec = 0
+        first = 0
+        reasons: dict[int, str] = {}
+
+        def chunk() -> NormalizedChunk:
+            nonlocal first, ev, rec
+            for record, rule, path, line, offset, text in dec.new_reasons():
+                reasons[record] = f"{path}, line {line}, offset {offset}: {text}"
+            end = first + rec
+            mine = {r: t for r, t in reasons.items() if r < end}
+            for r in mine:
+                del reasons[r]
+            c = NormalizedChunk(
+                events=_batch_views(bufs, ev), n_events=ev,
+                event_record=bufs["event_record"][:ev], first_record=first, n_records=rec,
+                rec_file=bufs["rec_file"][:rec], rec_line=bufs["rec_line"][:rec],
+                rec_offset=bufs["rec_offset"][:rec], rec_length=bufs["rec_length"][:rec],
+                rec_problem=bufs["rec_problem"][:rec], problem_reasons=mine)
+            first = end
+            ev = rec = 0
+            return c
+
+        def full() -> dict[str, np.ndarray]:
+            # OutputFull with no record in the chunk: its next record needs more event room.
+            return store.grow(dec.needed_events) if rec == 0 else store.next()
+
+        def drain(step) -> Iterator[NormalizedChunk]:
+            """Calls one decoder step until it is done, handing out each chunk it fills."""
+            nonlocal bufs, ev, rec
+            while True:
+                ev, rec, status = step(bufs, ev, rec)
+                if status == _binance.STATUS_OK:
+                    return
+                if status != _binance.STATUS_OUTPUT_FULL:
+                    raise dec.exception(status)
+                if rec:
+                    yield chunk()
+                    bufs = store.next()
+                else:
+                    bufs = full()
+
+        try:
+            for i, src in enumerate(self._inputs):
+                dec.begin_file(i, src.name)
+                chunks = ahead.replay() if (i == 0 and ahead is not None) else src.chunks()
+                file_bytes = 0
+                try:
+                    for text in chunks:
+                        file_bytes += len(text)
+                        self._bytes_read += len(text)
+                        view = memoryview(text)
+                        pos = 0
+
+                        def feed(b, e, r, view=view):
+                            nonlocal pos
+                            consumed, e, r, status = dec.feed(view[pos:], b, e, r)
+                            pos += consumed
+                            return e, r, status
+
+                        yield from drain(feed)
+                except _InputError as e:
+                    # Everything complete before the damage was decoded; the partial line is not.
+                    raise DecodeError(e.reason, path=src.name, line=dec.lines_in_file + 1,
+                                      offset=e.offset) from None
+                yield from drain(dec.finish)
+                self._files.append(InputFile(path=src.name, bytes_read=file_bytes,
+                                             records=dec.records_in_file))
+                self._lines.append(dec.lines_in_file)
+            yield from drain(dec.end_stream)
+            if rec:
+                yield chunk()
+            self._complete = True
+        except DecodeError:
+            self._collect(dec)
+            if rec:  # records settled before the error still reach the consumer
+                yield chunk()
+            raise
+        self._collect(dec)
+
+    @staticmethod
+    def _table(dec: _binance.BinanceDecoder) -> list[dict[str, Any]]:
+        rows = [r for r in dec.symbols() if r["indexed"]]
+        rows.sort(key=lambda r: r["index"])
+        market = dec.market_type
+        for r in rows:
+            r["venue"] = _VENUE.get(market, "binance")
+        return rows
+
+    @staticmethod
+    def _instrument(r: dict[str, Any]) -> Instrument:
+        return Instrument(symbol=r["symbol"], venue=r["venue"],
+                          price_increment=_format_increment(*r["price_increment"]),
+                          size_increment=_format_increment(*r["size_increment"]), book="l2")
+
+    def _collect(self, dec: _binance.BinanceDecoder) -> None:
+        c = dec.counts()
+        ev = c["events"]
+        events = {key: ev.get(int(kind), 0) for kind, key in _EVENT_KEYS.items()}
+        events["total"] = sum(ev.values())
+        files = [{"path": f.path, "lines": n, "records": f.records, "bytes": f.bytes_read}
+                 for f, n in zip(self._files, self._lines)]
+        counts = {
+            "lines": c["lines"],
+            "bytes": c["bytes"],
+            "records": c["records"],
+            "files": files,
+            "messages": c["messages"],
+            "events": events,
+            "depth_buffered": c["depth_buffered"],
+            "depth_replayed": c["depth_replayed"],
+            "skipped": c["skipped"],
+            "problems": {Rule(i).label: log for i, log in enumerate(c["problems"]) if log["count"]},
+            "sequence_gaps": c["sequence_gaps"],
+            "ts_recv_raised": c["ts_recv_raised"],
+        }
+        rows = self._table(dec)
+        if [r["index"] for r in rows] != list(range(len(rows))):  # guarded by decode_binance
+            raise LockstepError(f"instrument indexes are not contiguous: {[r['index'] for r in rows]}")
+        info = []
+        for r in rows:
+            inferred = self._inferred.get(r["symbol"], (None, None))
+            info.append({
+                "index": r["index"],
+                "symbol": r["symbol"],
+                "venue": r["venue"],
+                "price_increment": _format_increment(*r["price_increment"]),
+                "size_increment": _format_increment(*r["size_increment"]),
+                "increment_source": r["source"],
+                "inferred_price_increment": inferred[0],
+                "inferred_size_increment": inferred[1],
+            })
+        self._report = {"instruments": [self._instrument(r) for r in rows], "instrument_info": info,
+                        "counts": counts, "market_type": dec.market_type}
+
+
+def load_instruments_file(path: str | os.PathLike[str]) -> dict[str, tuple[str, str]]:
+    """A JSON list of {symbol, price_increment, size_increment[, venue]}: symbol -> increments."""
+    try:
+        rows = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read instruments: {e}") from None
+    if not isinstance(rows, list):
+        raise ValueError(f"{path}: expected a JSON list of instruments")
+    out = {}
+    for i, row in enumerate(rows):
+        missing = {"symbol", "price_increment", "size_increment"} - set(row)
+        if missing:
+            raise ValueError(f"{path}: instrument {i} lacks {sorted(missing)}")
+        out[str(row["symbol"])] = (str(row["price_increment"]), str(row["size_increment"]))
+    return out
+
+
+def decode_binance(
+    paths: Source | Iterable[Source],
+    *,
+    instruments: Mapping[str, Any] | Iterable[Mapping[str, Any]] | None = None,
+    price_increment: IncrementLike | None = None,
+    size_increment: IncrementLike | None = None,
+    batch_size: int = 1 << 20,
+    infer: bool | None = None,
+    snapshot_symbol: str | None = None,
+    market_type: str | None = None,
+    max_held_records: int | None = None,
+) -> BinanceDecodeRun:
+    """Decode Binance websocket captures (one stream, files in order) into NormalizedChunks.
+
+    paths: a path / binary file object, or an iterable of them (gzip or plain text).
+    instruments: explicit increments per symbol: ``{"BTCUSDT": ("0.1", "0.001")}``, or dicts
+        with price_increment, size_increment and optionally index (otherwise indexes follow the
+        given order; given indexes must leave no hole, as the index is the position in the
+        instrument table); symbols met in the data but not given get the next indexes.
+    price_increment, size_increment: together, the increments of every symbol not in
+        ``instruments`` (exact decimals: str, Decimal or int; never float).
+    batch_size: most events, and most records, per chunk (a single record with more events gets
+        a chunk of its own, as large as it needs).
+    infer: None = scan the data for increments only if a symbol is otherwise unknown; True =
+        always (the inferred increments are reported next to the ones used); False = never.
+    snapshot_symbol: the symbol of bare REST snapshot lines; by default the one symbol seen
+        before the snapshot (an error if none or several).
+    market_type: 'spot', 'usdm' or 'coinm' when known (otherwise told from the data); it picks
+        the built-in increments and the venue name, and depth diffs of the other family are fatal.
+    max_held_records: bound on records held back behind a diff waiting for its snapshot
+        (default 65536).
+
+    Returns a BinanceDecodeRun. Iterating raises DecodeError (lockstep.errors) only for fatal
+    problems (configuration, unreadable gzip), naming file, line and offset; bad lines become
+    records marked with their Rule.
+    """
+    if isinstance(paths, (str, os.PathLike)) or hasattr(paths, "read"):
+        sources = [paths]
+    else:
+        sources = list(paths)  # type: ignore[arg-type]
+    inputs = [_Input(s, i) for i, s in enumerate(sources)]
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if (price_increment is None) != (size_increment is None):
+        raise ValueError("price_increment and size_increment go together: give both or neither")
+    defaults = None
+    if price_increment is not None:
+        defaults = (_increment_text(price_increment, "price_increment"),
+                    _increment_text(size_increment, "size_increment"))  # type: ignore[arg-type]
+    if infer is not None and not isinstance(infer, bool):
+        raise TypeError("infer must be None, True or False")
+    if snapshot_symbol is not None:
+        snapshot_symbol = str(snapshot_symbol).strip().upper()
+    if market_type is not None:
+        market_type = str(market_type).strip().lower()
+        if market_type not in _VENUE:
+            raise ValueError(f"market_type must be one of {', '.join(_VENUE)}; got {market_type!r}")
+    if max_held_records is not None and (isinstance(max_held_records, bool)
+                                         or not isinstance(max_held_records, int)
+                                         or max_held_records < 1):
+        raise ValueError(f"max_held_records must be a positive int, got {max_held_records!r}")
+    explicit = _normalise_instruments(instruments) if instruments is not None else []
+    if sorted(i for _, i, _, _ in explicit) != list(range(len(explicit))):
+        raise ValueError("instruments: indexes must be 0..n-1 without holes (an index is the "
+                         "instrument's position in the table events refer to)")
+    return BinanceDecodeRun(
+        inputs,
+        instruments=explicit,
+        defaults=defaults,
+        batch_size=batch_size,
+        infer=infer,
+        snapshot_symbol=snapshot_symbol,
+        market_type=market_type,
+        max_held_records=max_held_records,
+    )
+
+
+__all__ = ["BinanceDecodeRun", "builtin_instruments", "decode_binance"]

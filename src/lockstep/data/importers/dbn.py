@@ -1,0 +1,919 @@
+"""Databento DBN files -> NormalizedChunks (lockstep.data.importers.normalized).
+
+Inputs are DBN streams (DBN v1, v2 or v3; plain or zstd), several files given in order being one
+stream. Each file starts with its own metadata (read with ``databento_dbn.Metadata``), which gives
+the dataset, the schema, ``ts_out`` and the symbology mappings. Every DBN record after the metadata
+is one record of the run; its ``rec_offset`` is its byte offset in the file's uncompressed content
+(metadata included) and ``rec_length`` its size (the header's length field, in 4-byte words). The
+records are framed here, by that length field: MBO, MBP and trade records are read with ``struct``
+(their layouts are the same in every DBN version); definition and symbol-mapping records, whose
+layouts change between versions, are decoded by ``databento_dbn``.
+
+Mapping (prices are DBN fixed point, 1e-9 units, converted exactly to the instrument's ticks; a
+price that is not an exact multiple of the increment, or UNDEF_PRICE where a price is needed, makes
+the record MALFORMED_RECORD):
+
+- MBO (L3 book):
+  ``A`` add -> L3_ADD. ``C`` cancel removes ``size`` from the order (Databento cancels are partial
+  or full): L3_MODIFY to the remaining quantity at the order's price, or L3_DELETE when nothing
+  remains (a cancel of an order we do not know is an L3_DELETE; the validator judges it).
+  ``M`` modify -> L3_MODIFY (new price and size). ``R`` clear -> BOOK_CLEAR. ``T`` trade -> TRADE
+  (side = the aggressor as DBN gives it, ``N`` -> 0). ``F`` fill -> L3_EXECUTE of the resting order
+  (qty = size). Databento documents that fills do not change the book because every fill is
+  followed by a cancel that does; emitting both would remove the quantity twice, so a fill's
+  quantity is remembered and the next cancels of that order *in the same event* (until the
+  instrument's F_LAST) absorb it: only the cancelled quantity beyond the fills is emitted. A fill
+  not followed by such a cancel stands on its own (counted as ``fills_without_cancel``); a cancel
+  that comes *before* its fill, or in a later event, is not reconciled (the quantity would be
+  removed twice and the validator sees an unknown order).
+  ``N`` -> a record with no events. An unknown action is MALFORMED_RECORD.
+- MBP-10 / MBP-1 (L2 book, top-N view): each record is the top N after the update. For each
+  record the L2_SETs of the levels (each side) whose (price, size) differ from the previous view of
+  the instrument, and L2_SET qty 0 for prices that left the view (so our book is exactly the view).
+  The first MBP record of an instrument, and any ``R`` record, is a snapshot: BOOK_CLEAR + its levels,
+  flagged SNAPSHOT. Levels with UNDEF_PRICE or size 0 are empty. A ``T`` record also gives a TRADE
+  (before the levels). For the ``tbbo`` schema (trades with the BBO *before* them) only the TRADE.
+- trades (MBP-0) -> TRADE.
+- definition -> the instrument table (no events). The symbol is ``raw_symbol``; the venue the
+  ``venue`` argument, else the file's dataset code (e.g. ``GLBX.MDP3``); ``price_increment`` is
+  ``min_price_increment`` converted exactly from 1e-9 units to a decimal string (a definition with
+  an undefined or non-positive increment does not give one); ``size_increment`` is "1" (DBN sizes are
+  integer contracts/shares; ``min_lot_size_round_lot`` is not used: odd lots trade below it) unless
+  ``size_increment=`` says otherwise. Definitions may come from separate files (``definitions=``,
+  read first, not part of the run's records) or from the stream itself.
+- symbol mapping, system, error and status records: ordinary records with no events. Other record
+  types DBN defines (statistics, imbalance, OHLCV, BBO, ...) are UNSUPPORTED_MESSAGE.
+
+Instruments are table rows keyed by (venue, symbol): DBN instrument ids that share a raw symbol
+(equity ids change daily) share a row. Without a definition the symbol comes from the metadata's
+symbology mappings (or an in-stream symbol-mapping record), else ``ID<instrument_id>``; the price
+increment is ``price_increment=`` if given, else 0.000000001 (DBN's fixed-point unit; source
+``dbn_fixed_point`` in ``counts["instruments"]``). An instrument's increment is fixed by its first
+use: a definition arriving later with another increment is counted (``late_definitions``) and
+ignored. A row's book is ``l3`` when it is created by an MBO record, ``l2`` by an MBP or trade
+record, and for a row created by a definition ``l3`` when any input's schema is ``mbo``.
+
+Flags: DBN F_SNAPSHOT -> SNAPSHOT; F_BAD_TS_RECV -> BAD_TS_RECV (ts_recv is not changed; DBN sets
+it when ts_recv is not a true receive time, e.g. on every snapshot record, so the validator's
+ts_recv_backwards warning counts such records). A run of
+F_SNAPSHOT MBO records for an instrument that does not start with ``R`` gets a BOOK_CLEAR (SNAPSHOT)
+first, so every snapshot starts with a clear. LAST: Databento sets F_LAST on the last record *of an
+instrument* in an event, so messages are per instrument: an instrument's message ends at a record
+with F_LAST, when a data record with a different ts_recv comes, or at the end of the stream; its last
+event then carries LAST (even when the record holding F_LAST itself has no events).
+
+``ts_event``/``ts_recv`` are DBN's (ns); ``seq`` is DBN's ``sequence``. Databento's sequence is the
+venue channel's, shared by all the channel's instruments, so forward jumps in a filtered file are
+not losses: no GAP is ever emitted. Duplicate check (MBO only, records that are not snapshot records
+and have a non-zero sequence): a record whose sequence is lower than the previous record's of its
+instrument, or equal to it with a different ts_recv (records of one venue packet share a sequence
+and a ts_recv), is DUPLICATE_MESSAGE (no events); an ``R`` record or a snapshot resets the check.
+This cannot see a loss, nor a duplicate whose sequence is higher than what came before.
+
+Errors: input that is not DBN (no magic, metadata databento_dbn cannot decode, a truncated metadata
+block, bad compression), a record whose length field is below the header size, an rtype DBN does
+not define, or a record whose size does not match its type's are DecodeError naming the file and
+the offset (the framing cannot be trusted past that point; records before it are still yielded).
+Bytes at the end of a file that do not make a whole record are one TRUNCATED_RECORD record.
+Files are streamed in 1 MiB pieces; decoding is per record in Python (a few hundred thousand records
+per second).
+"""
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable, Iterator
+from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from typing import Any, Union
+
+import numpy as np
+
+from lockstep.data.dataset import Instrument
+from lockstep.errors import DecodeError, LockstepError
+from lockstep.events import COLUMNS
+from lockstep.data.importers.normalized import (
+    InputFile,
+    NormalizedChunk,
+    Rule,
+    open_decompressed,
+)
+
+PathLike = Union[str, "os.PathLike[str]"]
+IncrementLike = Union[str, Decimal, int]  # noqa: UP007
+
+# canonical codes (docs/encoding.md)
+L2_SET, L3_ADD, L3_MODIFY, L3_DELETE, L3_EXECUTE, BOOK_CLEAR, TRADE = 1, 2, 3, 4, 5, 6, 7
+LAST, SNAPSHOT, BAD_TS_RECV = 1, 2, 4
+BID, ASK = 1, 2
+
+# DBN constants (databento_dbn exposes the same values; kept literal so framing needs no import)
+UNDEF_PRICE = (1 << 63) - 1
+F_LAST = 0x80
+F_SNAPSHOT = 0x20
+F_BAD_TS_RECV = 0x08
+_INT64_MAX = (1 << 63) - 1
+
+RT_MBP0, RT_MBP1, RT_MBP10, RT_STATUS, RT_DEF, RT_ERROR, RT_SYMMAP, RT_SYSTEM, RT_MBO = (
+    0x00, 0x01, 0x0A, 0x12, 0x13, 0x15, 0x16, 0x17, 0xA0)
+_HEADER_SIZE = 16
+_SIZES = {RT_MBO: 56, RT_MBP10: 368, RT_MBP1: 80, RT_MBP0: 48}
+_DEF_SIZES = {1: 360, 2: 400, 3: 520}
+_INFO_RTYPES = {RT_STATUS, RT_ERROR, RT_SYMMAP, RT_SYSTEM}  # understood, no canonical form
+_RTYPE_NAMES = {0x00: "mbp-0", 0x01: "mbp-1", 0x0A: "mbp-10", 0x11: "ohlcv-deprecated",
+                0x20: "ohlcv-1s", 0x21: "ohlcv-1m", 0x22: "ohlcv-1h", 0x23: "ohlcv-1d",
+                0x24: "ohlcv-eod", 0x12: "status", 0x13: "definition", 0x14: "imbalance",
+                0x15: "error", 0x16: "symbol-mapping", 0x17: "system", 0x18: "statistics",
+                0xA0: "mbo", 0xB1: "cmbp-1", 0xC0: "cbbo-1s", 0xC1: "cbbo-1m", 0xC2: "tcbbo",
+                0xC3: "bbo-1s", 0xC4: "bbo-1m", 0xC5: "tbbo"}
+
+_MBO = struct.Struct("<BBHIQQqIBBccQiI")  # header + order_id price size flags channel action side ts_recv delta seq
+_MBP = struct.Struct("<BBHIQqIccBBQiI")  # header + price size action side flags depth ts_recv delta seq
+_LEVEL = struct.Struct("<qqIIII")  # bid_px ask_px bid_sz ask_sz bid_ct ask_ct
+assert _MBO.size == 56 and _MBP.size == 48 and _LEVEL.size == 32
+
+_KIND_NAMES = {L2_SET: "l2_set", L3_ADD: "l3_add", L3_MODIFY: "l3_modify", L3_DELETE: "l3_delete",
+               L3_EXECUTE: "l3_execute", BOOK_CLEAR: "book_clear", TRADE: "trade"}
+_SIDES = {b"B": BID, b"A": ASK, b"N": 0}
+_READ = 1 << 20
+_REASONS_PER_RULE = 50
+_EVENT_DTYPE = np.dtype([(name, dtype) for name, dtype in COLUMNS] + [("record", np.int64)])
+_FIXED_POINT = Fraction(1, 10**9)
+
+
+class _Bad(Exception):
+    """A record that cannot be used (the reason is the text); it becomes MALFORMED_RECORD."""
+
+
+def _increment_fraction(value: IncrementLike, what: str) -> tuple[str, Fraction]:
+    if isinstance(value, (bool, float)):
+        raise TypeError(f"{what} must be a decimal string, Decimal or int (floats are not exact)")
+    try:
+        d = Decimal(value.strip() if isinstance(value, str) else value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise ValueError(f"{what}: {value!r} is not a decimal number") from None
+    if not d.is_finite() or d <= 0:
+        raise ValueError(f"{what} must be a positive decimal, got {value!r}")
+    return _decimal_text(d), Fraction(d)
+
+
+def _decimal_text(d: Decimal) -> str:
+    return format(d.normalize(), "f")
+
+
+def _as_paths(paths: PathLike | Iterable[PathLike] | None) -> list[str]:
+    if paths is None:
+        return []
+    if isinstance(paths, (str, os.PathLike)):
+        return [os.fspath(paths)]
+    out = [os.fspath(p) for p in paths]
+    return out
+
+
+class _Row:
+    __slots__ = ("book", "ids", "p", "price_text", "q", "source", "symbol", "used", "venue")
+
+    def __init__(self, symbol: str, venue: str, price_text: str, ratio: Fraction, book: str,
+                 source: str) -> None:
+        self.symbol = symbol
+        self.venue = venue
+        self.set_price(price_text, ratio, source)
+        self.book = book
+        self.ids: list[int] = []
+        self.used = False  # an event was converted with its increment: it can no longer change
+
+    def set_price(self, text: str, ratio: Fraction, source: str) -> None:
+        # ticks = raw * q / p, exactly: the increment is p/q DBN units of 1e-9
+        self.price_text, self.p, self.q, self.source = text, ratio.numerator, ratio.denominator, source
+
+
+class _Meta:
+    __slots__ = ("dataset", "header_len", "schema", "symbols", "ts_out", "version")
+
+    def __init__(self, version: int, dataset: str, schema: str | None, ts_out: bool,
+                 symbols: dict[int, str], header_len: int) -> None:
+        self.version, self.dataset, self.schema, self.ts_out = version, dataset, schema, ts_out
+        self.symbols, self.header_len = symbols, header_len
+
+
+def _read_chunks(path: str) -> Iterator[tuple[int, bytes]]:
+    """(uncompressed offset, bytes) pieces of `path`; DecodeError when decompression fails."""
+    produced = 0
+    try:
+        f = open_decompressed(path)
+    except OSError as e:
+        raise DecodeError(f"cannot open: {e}", path=path, offset=0) from None
+    try:
+        while True:
+            try:
+                piece = f.read(_READ)
+            except Exception as e:  # noqa: BLE001 - zstd/gzip/zip layers raise their own types
+                raise DecodeError(f"corrupt compressed data ({e})", path=path, offset=produced) from None
+            if not piece:
+                return
+            yield produced, bytes(piece)
+            produced += len(piece)
+    finally:
+        try:
+            f.close()
+        except Exception:  # noqa: BLE001, S110 - closing a stream that already failed
+            pass
+
+
+def _parse_metadata(path: str, buf: bytes | bytearray, final: bool) -> _Meta | None:
+    """The file's metadata once `buf` holds all of it (None: need more bytes)."""
+    if len(buf) >= 3 and bytes(buf[:3]) != b"DBN":
+        raise DecodeError("not a DBN stream (the file does not start with the DBN magic)", path=path, offset=0)
+    if len(buf) < 8:
+        if final:
+            raise DecodeError(f"truncated DBN metadata: the file has {len(buf)} bytes", path=path, offset=0)
+        return None
+    version = buf[3]
+    length = int.from_bytes(buf[4:8], "little")
+    if version not in _DEF_SIZES:
+        raise DecodeError(f"unsupported DBN version {version}", path=path, offset=3)
+    if len(buf) < 8 + length:
+        if final:
+            raise DecodeError(f"truncated DBN metadata: it declares {length} bytes, the file has "
+                              f"{len(buf) - 8} after the header", path=path, offset=8)
+        return None
+    import databento_dbn as db
+
+    try:
+        meta = db.Metadata.decode(bytes(buf[: 8 + length]),
+                                  upgrade_policy=db.VersionUpgradePolicy.AS_IS)
+        symbols: dict[int, str] = {}
+        for symbol, intervals in (meta.mappings or {}).items():
+            for interval in intervals:
+                text = str(interval.get("symbol", ""))
+                if text.isdigit():
+                    symbols.setdefault(int(text), str(symbol))
+        schema = meta.schema
+        result = _Meta(version, str(meta.dataset), None if schema is None else str(schema),
+                       bool(meta.ts_out), symbols, 8 + length)
+    except Exception as e:  # noqa: BLE001 - DBNError, or a value the bindings refuse
+        raise DecodeError(f"DBN metadata cannot be decoded ({e})", path=path, offset=0) from None
+    return result
+
+
+class DbnDecodeRun:
+    """One decode of DBN files (one stream). Iterate once for NormalizedChunks; then `inputs`
+    and `counts` are known (`instruments` is the table so far at any time)."""
+
+    format = "dbn"
+    requires_snapshot = False
+
+    def __init__(self, paths: list[str], *, venue: str | None, definitions: list[str],
+                 price_increment: tuple[str, Fraction] | None, size_increment: tuple[str, Fraction],
+                 chunk_size: int) -> None:
+        self._paths = paths
+        self._venue = venue
+        self._definition_paths = definitions
+        self._price_option = price_increment
+        self._size_text, size_ratio = size_increment
+        self._sp, self._sq = size_ratio.numerator, size_ratio.denominator  # qty = size * sq / sp
+        self._cap = chunk_size
+        self._iterated = False
+        self._done = False
+        self._rows: list[_Row] = []
+        self._by_symbol: dict[tuple[str, str], int] = {}
+        self._by_id: dict[tuple[str, int], int] = {}
+        self._inputs: list[InputFile] = []
+        self._default_book = "l2"
+        c: dict[str, Any] = {
+            "records": 0, "bytes": 0, "files": [], "definition_files": [], "records_by_type": {},
+            "mbo_actions": {}, "events": {}, "problems": {}, "snapshot_clears_inserted": 0,
+            "fills_absorbed_by_cancel": 0, "fills_without_cancel": 0, "unknown_order_refs": 0,
+            "last_added": 0, "definitions": 0, "definitions_without_increment": 0,
+            "late_definitions": 0, "book_kind_conflicts": 0,
+        }
+        self._c = c
+        # per table row state
+        self._orders: dict[int, dict[int, list[int]]] = {}  # row -> order_id -> [ticks, qty, side]
+        self._pending: dict[int, dict[int, int]] = {}  # row -> order_id -> filled qty not yet cancelled
+        self._in_snapshot: dict[int, bool] = {}
+        self._seq: dict[int, tuple[int, int]] = {}  # row -> (sequence, ts_recv)
+        self._views: dict[int, tuple[dict[int, int], dict[int, int]]] = {}  # row -> (bids, asks)
+        self._open: dict[int, int] = {}  # row -> position (in self._ev) of its open message's last event
+        self._prev_ts: int | None = None
+        self._bytes_in_file = 0
+        self._next_record = 0
+        self._reset_chunk()
+
+    # ---- report ----
+
+    @property
+    def instruments(self) -> list[Instrument]:
+        return [Instrument(r.symbol, r.venue, r.price_text, self._size_text, r.book) for r in self._rows]
+
+    @property
+    def inputs(self) -> list[InputFile]:
+        self._require()
+        return list(self._inputs)
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        self._require()
+        return self._c
+
+    def _require(self) -> None:
+        if not self._done:
+            raise LockstepError("the dbn decode run has not been iterated to its end yet")
+
+    def __iter__(self) -> Iterator[NormalizedChunk]:
+        if self._iterated:
+            raise LockstepError("a DbnDecodeRun can be iterated only once")
+        self._iterated = True
+        return self._run()
+
+    # ---- chunk building ----
+
+    def _reset_chunk(self) -> None:
+        self._ev: list[tuple[int, ...]] = []
+        self._recs: list[tuple[int, int, int, int]] = []  # (file, offset, length, problem)
+        self._reasons: dict[int, str] = {}
+        self._first = self._next_record
+
+    def _take(self) -> NormalizedChunk | None:
+        if not self._recs:
+            return None
+        n = len(self._ev)
+        arr = np.array(self._ev, dtype=_EVENT_DTYPE) if n else np.zeros(0, dtype=_EVENT_DTYPE)
+        events = {name: np.ascontiguousarray(arr[name]) for name, _ in COLUMNS}
+        rec = np.array(self._recs, dtype=np.int64).reshape(-1, 4)
+        chunk = NormalizedChunk(
+            events=events, n_events=n, event_record=np.ascontiguousarray(arr["record"]),
+            first_record=self._first, n_records=len(self._recs),
+            rec_file=rec[:, 0].astype(np.int32), rec_line=np.zeros(len(self._recs), dtype=np.int64),
+            rec_offset=np.ascontiguousarray(rec[:, 1]), rec_length=np.ascontiguousarray(rec[:, 2]),
+            rec_problem=rec[:, 3].astype(np.uint8), problem_reasons=self._reasons)
+        self._reset_chunk()
+        return chunk
+
+    def _record(self, file: int, offset: int, length: int, problem: Rule = Rule.OK,
+                reason: str | None = None) -> int:
+        index = self._next_record
+        self._next_record += 1
+        self._recs.append((file, offset, length, int(problem)))
+        self._c["records"] += 1
+        if problem:
+            label = problem.label
+            n = self._c["problems"].get(label, 0)
+            self._c["problems"][label] = n + 1
+            if reason is not None and n < _REASONS_PER_RULE:
+                self._reasons[index] = reason
+        return index
+
+    def _close(self, row: int) -> None:
+        pos = self._open.pop(row, None)
+        if pos is not None:
+            ev = self._ev[pos]
+            if not ev[6] & LAST:
+                self._ev[pos] = ev[:6] + (ev[6] | LAST,) + ev[7:]
+        pending = self._pending.get(row)
+        if pending:
+            self._c["fills_without_cancel"] += sum(1 for v in pending.values() if v > 0)
+            pending.clear()
+
+    def _close_all(self) -> None:
+        for row in list(self._open):
+            self._close(row)
+        for row, pending in self._pending.items():
+            if pending:
+                self._c["fills_without_cancel"] += sum(1 for v in pending.values() if v > 0)
+                pending.clear()
+
+    # ---- instruments ----
+
+    def _fallback_price(self) -> tuple[str, Fraction, str]:
+        if self._price_option is not None:
+            text, ratio = self._price_option
+            return text, ratio / _FIXED_POINT, "option"
+        return "0.000000001", Fraction(1), "dbn_fixed_point"
+
+    def _row_for_symbol(self, symbol: str, venue: str, book: str, price: tuple[str, Fraction, str] | None) -> int:
+        key = (venue, symbol)
+        index = self._by_symbol.get(key)
+        if index is None:
+            text, ratio, source = price if price is not None else self._fallback_price()
+            index = len(self._rows)
+            self._rows.append(_Row(symbol, venue, text, ratio, book, source))
+            self._by_symbol[key] = index
+        return index
+
+    def _row(self, meta: _Meta, instrument_id: int, book: str | None) -> int:
+        """The table row of a data record's instrument (book None: trades, any book will do)."""
+        key = (meta.dataset, instrument_id)
+        index = self._by_id.get(key)
+        if index is None:
+            symbol = meta.symbols.get(instrument_id) or f"ID{instrument_id}"
+            index = self._row_for_symbol(symbol, self._venue or meta.dataset, book or "l2", None)
+            self._by_id[key] = index
+            self._rows[index].ids.append(instrument_id)
+        elif book is not None and self._rows[index].book != book:
+            # The pipeline's validator fixes a row's book when it first sees the row, so it is
+            # never changed here; the events then meet the other book (wrong_book_kind).
+            self._c["book_kind_conflicts"] += 1
+        return index
+
+    def _definition(self, meta: _Meta, fields: tuple[int, str, int]) -> None:
+        self._c["definitions"] += 1
+        instrument_id, symbol, m = fields
+        symbol = symbol or f"ID{instrument_id}"
+        price = None
+        if 0 < m < UNDEF_PRICE:
+            price = (_decimal_text(Decimal(m).scaleb(-9)), Fraction(m), "definition")
+        else:
+            self._c["definitions_without_increment"] += 1
+        venue = self._venue or meta.dataset
+        key = (meta.dataset, instrument_id)
+        known = self._by_id.get(key)
+        if known is None:
+            known = self._by_symbol.get((venue, symbol))
+        if known is None:
+            index = self._row_for_symbol(symbol, venue, self._default_book, price)
+        else:
+            index = known
+            row = self._rows[index]
+            if price is not None and (row.p, row.q) != (price[1].numerator, price[1].denominator):
+                if row.used or row.source == "definition":
+                    self._c["late_definitions"] += 1
+                else:
+                    row.set_price(*price)
+        if key not in self._by_id:
+            self._by_id[key] = index
+            self._rows[index].ids.append(instrument_id)
+
+    def _ticks(self, row: _Row, raw: int, what: str) -> int:
+        if raw == UNDEF_PRICE:
+            raise _Bad(f"{what} is undefined (UNDEF_PRICE)")
+        num = raw * row.q
+        ticks, rest = divmod(num, row.p)
+        if rest:
+            raise _Bad(f"{what} {Decimal(raw).scaleb(-9)} is not a multiple of the price increment "
+                       f"{row.price_text} of {row.symbol}")
+        if not -_INT64_MAX <= ticks <= _INT64_MAX:
+            raise _Bad(f"{what} {raw} out of range in ticks of {row.price_text}")
+        return ticks
+
+    def _lots(self, size: int) -> int:
+        if self._sp == 1 and self._sq == 1:
+            return size
+        lots, rest = divmod(size * self._sq, self._sp)
+        if rest:
+            raise _Bad(f"size {size} is not a multiple of the size increment {self._size_text}")
+        return lots
+
+    # ---- decoding ----
+
+    def _run(self) -> Iterator[NormalizedChunk]:
+        self._default_book = self._prescan()
+        for path in self._definition_paths:
+            self._read_definitions(path)
+        try:
+            for fi, path in enumerate(self._paths):
+                yield from self._file(fi, path)
+            self._close_all()
+            chunk = self._take()
+            if chunk is not None:
+                yield chunk
+        except DecodeError:
+            self._close_all()
+            chunk = self._take()
+            if chunk is not None:  # records complete before the damage still reach the consumer
+                yield chunk
+            raise
+        finally:
+            self._finish_counts()
+        self._done = True
+
+    def _finish_counts(self) -> None:
+        self._c["instruments"] = [
+            {"index": i, "symbol": r.symbol, "venue": r.venue, "instrument_ids": list(r.ids),
+             "price_increment": r.price_text, "increment_source": r.source, "book": r.book}
+            for i, r in enumerate(self._rows)]
+
+    def _prescan(self) -> str:
+        """'l3' when an input's metadata says mbo (the book of rows created by definitions)."""
+        for path in self._paths:
+            buf = b""
+            meta = None
+            for _, piece in _read_chunks(path):
+                buf += piece
+                meta = _parse_metadata(path, buf, False)
+                if meta is not None:
+                    break
+            if meta is None:
+                meta = _parse_metadata(path, buf, True)
+            if meta is not None and meta.schema == "mbo":
+                return "l3"
+        return "l2"
+
+    def _frames(self, path: str) -> Iterator[tuple[_Meta, bytearray, int, int, int]]:
+        """(metadata, buffer, position, file offset, length) of each whole record; at the end a
+        torn tail as length < 0 (its real length is -length)."""
+        buf = bytearray()
+        base = 0  # file offset of buf[0]
+        meta: _Meta | None = None
+        pos = 0
+        for _, piece in _read_chunks(path):
+            if pos:
+                del buf[:pos]
+                base += pos
+                pos = 0
+            buf += piece
+            self._bytes_in_file = base + len(buf)
+            if meta is None:
+                meta = _parse_metadata(path, buf, False)
+                if meta is None:
+                    continue
+                pos = meta.header_len
+                self._c["files"].append({"path": path, "version": meta.version, "dataset": meta.dataset,
+                                         "schema": meta.schema, "ts_out": meta.ts_out})
+            n = len(buf)
+            while pos < n:
+                length = buf[pos] * 4
+                if length < _HEADER_SIZE:
+                    raise DecodeError(f"record length {length} is below the DBN record header size "
+                                      f"({_HEADER_SIZE}): not a DBN record", path=path, offset=base + pos)
+                if pos + length > n:
+                    break
+                yield meta, buf, pos, base + pos, length
+                pos += length
+        if meta is None:
+            _parse_metadata(path, buf, True)  # raises: the metadata never completed
+            raise DecodeError("truncated DBN metadata", path=path, offset=0)
+        if pos < len(buf):
+            length = buf[pos] * 4
+            if length < _HEADER_SIZE:
+                raise DecodeError(f"record length {length} is below the DBN record header size "
+                                  f"({_HEADER_SIZE}): not a DBN record", path=path, offset=base + pos)
+            yield meta, buf, pos, base + pos, -(len(buf) - pos)
+
+    def _file(self, fi: int, path: str) -> Iterator[NormalizedChunk]:
+        first = self._next_record
+        self._bytes_in_file = 0
+        try:
+            for meta, buf, pos, offset, length in self._frames(path):
+                if length < 0:
+                    self._record(fi, offset, -length, Rule.TRUNCATED_RECORD,
+                                 f"the file ends inside a record: {-length} of {buf[pos] * 4} bytes")
+                    continue
+                self._dispatch(fi, path, meta, buf, pos, offset, length)
+                if (len(self._ev) >= self._cap or len(self._recs) >= self._cap) and not self._open:
+                    chunk = self._take()
+                    if chunk is not None:
+                        yield chunk
+        finally:
+            self._inputs.append(InputFile(path, self._bytes_in_file, self._next_record - first))
+            self._c["bytes"] += self._bytes_in_file
+
+    def _dispatch(self, fi: int, path: str, meta: _Meta, buf: bytearray, pos: int, offset: int,
+                  length: int) -> None:
+        rtype = buf[pos + 1]
+        name = _RTYPE_NAMES.get(rtype)
+        if name is None:
+            raise DecodeError(f"unknown DBN record type 0x{rtype:02x}: the stream is corrupt",
+                              path=path, offset=offset)
+        by_type = self._c["records_by_type"]
+        by_type[name] = by_type.get(name, 0) + 1
+        extra = 8 if meta.ts_out else 0
+        expected = _SIZES.get(rtype)
+        if rtype == RT_DEF:
+            expected = _DEF_SIZES[meta.version]
+        if expected is not None and length != expected + extra:
+            raise DecodeError(f"a {name} record of DBN v{meta.version} is {expected + extra} bytes, "
+                              f"this one says {length}: the stream is corrupt", path=path, offset=offset)
+        try:
+            if rtype == RT_MBO:
+                self._mbo(fi, meta, buf, pos, offset, length)
+            elif rtype in (RT_MBP10, RT_MBP1):
+                self._mbp(fi, meta, buf, pos, offset, length, 10 if rtype == RT_MBP10 else 1)
+            elif rtype == RT_MBP0:
+                self._trade(fi, meta, buf, pos, offset, length)
+            elif rtype == RT_DEF or rtype == RT_SYMMAP:
+                rec = self._decode_with_dbn(meta, bytes(buf[pos: pos + length]))
+                if rtype == RT_DEF:
+                    self._definition(meta, rec)
+                else:
+                    self._symbol_mapping(meta, rec)
+                self._record(fi, offset, length)
+            elif rtype in _INFO_RTYPES:
+                self._record(fi, offset, length)
+            else:
+                self._record(fi, offset, length, Rule.UNSUPPORTED_MESSAGE,
+                             f"DBN {name} records are not decoded into canonical events")
+        except _Bad as e:
+            self._record(fi, offset, length, Rule.MALFORMED_RECORD, str(e))
+
+    def _decode_with_dbn(self, meta: _Meta, data: bytes) -> tuple[int, str, int]:
+        """(instrument_id, symbol, min_price_increment or UNDEF_PRICE) of a definition or
+        symbol-mapping record, decoded by databento_dbn (fields are read inside the guard: the
+        bindings convert them lazily and raise on bad text)."""
+        import databento_dbn as db
+
+        try:
+            dec = db.DBNDecoder(has_metadata=False, ts_out=meta.ts_out, input_version=meta.version,
+                                upgrade_policy=db.VersionUpgradePolicy.AS_IS)
+            out = dec.write_and_decode(data)
+            if len(out) != 1:
+                raise _Bad("databento_dbn does not decode the record")
+            rec = out[0]
+            if hasattr(rec, "min_price_increment"):
+                return int(rec.instrument_id), str(rec.raw_symbol).strip(), int(rec.min_price_increment)
+            return int(rec.instrument_id), str(rec.stype_out_symbol).strip(), UNDEF_PRICE
+        except _Bad:
+            raise
+        except Exception as e:  # noqa: BLE001 - DBNError, or a field the bindings refuse
+            raise _Bad(f"databento_dbn cannot decode the record ({e})") from None
+
+    def _symbol_mapping(self, meta: _Meta, fields: tuple[int, str, int]) -> None:
+        instrument_id, symbol = fields[0], fields[1]
+        if symbol and instrument_id not in meta.symbols:
+            meta.symbols[instrument_id] = symbol
+
+    def _read_definitions(self, path: str) -> None:
+        count = 0
+        for meta, buf, pos, offset, length in self._frames(path):
+            if length < 0:
+                raise DecodeError("the definitions file ends inside a record", path=path, offset=offset)
+            if buf[pos + 1] != RT_DEF:
+                continue
+            if length != _DEF_SIZES[meta.version] + (8 if meta.ts_out else 0):
+                raise DecodeError(f"a definition record of DBN v{meta.version} cannot be {length} bytes",
+                                  path=path, offset=offset)
+            try:
+                rec = self._decode_with_dbn(meta, bytes(buf[pos: pos + length]))
+            except _Bad as e:
+                raise DecodeError(str(e), path=path, offset=offset) from None
+            self._definition(meta, rec)
+            count += 1
+        self._c["definition_files"].append({"path": path, "definitions": count})
+
+    # ---- record kinds ----
+
+    def _begin_message(self, ts_recv: int) -> None:
+        if ts_recv != self._prev_ts:
+            if self._open or any(self._pending.values()):
+                self._close_all()
+            self._prev_ts = ts_recv
+
+    def _emit(self, index: int, row: int, ts_event: int, ts_recv: int, seq: int, kind: int, side: int,
+              flags: int, price: int, qty: int, order_id: int = 0) -> None:
+        self._open[row] = len(self._ev)
+        self._ev.append((ts_event, ts_recv, seq, row, kind, side, flags, price, qty, order_id, index))
+        ev = self._c["events"]
+        name = _KIND_NAMES[kind]
+        ev[name] = ev.get(name, 0) + 1
+
+    def _mbo(self, fi: int, meta: _Meta, buf: bytearray, pos: int, offset: int, length: int) -> None:
+        (_, _, _, iid, ts_event, order_id, price, size, dflags, _, action, side_c, ts_recv, _,
+         seq) = _MBO.unpack_from(buf, pos)
+        actions = self._c["mbo_actions"]
+        a = action.decode("latin-1")
+        actions[a] = actions.get(a, 0) + 1
+        if ts_event > _INT64_MAX or ts_recv > _INT64_MAX:
+            raise _Bad("ts_event or ts_recv is undefined")
+        row = self._row(meta, iid, "l3")
+        r = self._rows[row]
+        self._begin_message(ts_recv)
+        snapshot = bool(dflags & F_SNAPSHOT)
+        flags = (SNAPSHOT if snapshot else 0) | (BAD_TS_RECV if dflags & F_BAD_TS_RECV else 0)
+        problem = None
+        if not snapshot and seq and action != b"R":
+            last = self._seq.get(row)
+            if last is not None and (seq < last[0] or (seq == last[0] and ts_recv != last[1])):
+                problem = (f"sequence {seq} at ts_recv {ts_recv} repeats or precedes {last[0]} "
+                           f"(ts_recv {last[1]}) of {r.symbol}")
+        if problem is not None:
+            self._record(fi, offset, length, Rule.DUPLICATE_MESSAGE, problem)
+            if dflags & F_LAST:
+                self._close(row)
+            return
+        try:
+            events = self._mbo_events(row, r, action, side_c, order_id, price, size, snapshot)
+        except _Bad:
+            if dflags & F_LAST:
+                self._close(row)
+            raise
+        index = self._record(fi, offset, length)
+        r.used = True
+        if snapshot or action == b"R":  # snapshot sequences are not in order; a clear restarts
+            self._seq.pop(row, None)
+        elif seq:
+            self._seq[row] = (seq, ts_recv)
+        for kind, eside, eprice, qty, oid, extra in events:
+            self._emit(index, row, ts_event, ts_recv, seq, kind, eside, flags | extra, eprice, qty, oid)
+        if dflags & F_LAST:
+            self._close(row)
+
+    def _mbo_events(self, row: int, r: _Row, action: bytes, side_c: bytes, order_id: int,
+                    price: int, size: int, snapshot: bool) -> list[tuple[int, int, int, int, int, int]]:
+        """The record's events as (kind, side, price, qty, order_id, extra flags). Everything that
+        can make the record malformed is checked before any state changes."""
+        side = _SIDES.get(side_c)
+        if side is None:
+            raise _Bad(f"unknown side {side_c!r}")
+        ticks = qty = 0
+        if action in (b"A", b"M", b"T"):
+            if action == b"A" and side == 0:
+                raise _Bad("an add without a side")
+            ticks = self._ticks(r, price, "price")
+            qty = self._lots(size)
+        elif action in (b"C", b"F"):
+            qty = self._lots(size)
+            try:  # only informative: the order map knows the order's price
+                ticks = self._ticks(r, price, "price")
+            except _Bad:
+                ticks = 0
+        elif action not in (b"R", b"N"):
+            raise _Bad(f"unknown MBO action {action!r}")
+
+        out: list[tuple[int, int, int, int, int, int]] = []
+        orders = self._orders.setdefault(row, {})
+        if snapshot and not self._in_snapshot.get(row):
+            self._in_snapshot[row] = True
+            if action != b"R":
+                out.append((BOOK_CLEAR, 0, 0, 0, 0, SNAPSHOT))
+                self._c["snapshot_clears_inserted"] += 1
+                orders.clear()
+                self._pending.pop(row, None)
+        elif not snapshot:
+            self._in_snapshot[row] = False
+        if action == b"A":
+            orders[order_id] = [ticks, qty, side]
+            out.append((L3_ADD, side, ticks, qty, order_id, 0))
+        elif action == b"C":
+            pending = self._pending.get(row)
+            filled = pending.get(order_id, 0) if pending else 0
+            if filled:
+                absorbed = min(filled, qty)
+                if filled - absorbed:
+                    pending[order_id] = filled - absorbed  # type: ignore[index]
+                else:
+                    del pending[order_id]  # type: ignore[union-attr]
+                qty -= absorbed
+                self._c["fills_absorbed_by_cancel"] += 1
+                if qty == 0:
+                    return out
+            entry = orders.get(order_id)
+            if entry is None:
+                self._c["unknown_order_refs"] += 1
+                out.append((L3_DELETE, side, ticks, 0, order_id, 0))
+            elif entry[1] - qty > 0:
+                entry[1] -= qty
+                out.append((L3_MODIFY, entry[2], entry[0], entry[1], order_id, 0))
+            else:
+                del orders[order_id]
+                out.append((L3_DELETE, entry[2], entry[0], 0, order_id, 0))
+        elif action == b"M":
+            entry = orders.get(order_id)
+            if entry is None:
+                self._c["unknown_order_refs"] += 1
+            elif qty > 0:
+                entry[0], entry[1] = ticks, qty
+            else:
+                del orders[order_id]
+            out.append((L3_MODIFY, entry[2] if entry is not None else side, ticks, qty, order_id, 0))
+        elif action == b"R":
+            orders.clear()
+            self._pending.pop(row, None)
+            out.append((BOOK_CLEAR, 0, 0, 0, 0, 0))
+        elif action == b"T":
+            out.append((TRADE, side, ticks, qty, 0, 0))
+        elif action == b"F":
+            entry = orders.get(order_id)
+            if entry is None:
+                self._c["unknown_order_refs"] += 1
+            else:
+                entry[1] -= qty
+                if entry[1] <= 0:
+                    del orders[order_id]
+            pending = self._pending.setdefault(row, {})
+            pending[order_id] = pending.get(order_id, 0) + qty
+            out.append((L3_EXECUTE, entry[2] if entry is not None else side, ticks, qty, order_id, 0))
+        return out
+
+    def _mbp(self, fi: int, meta: _Meta, buf: bytearray, pos: int, offset: int, length: int,
+             depth: int) -> None:
+        (_, _, _, iid, ts_event, price, size, action, side_c, dflags, _, ts_recv, _,
+         seq) = _MBP.unpack_from(buf, pos)
+        if ts_event > _INT64_MAX or ts_recv > _INT64_MAX:
+            raise _Bad("ts_event or ts_recv is undefined")
+        trades_only = meta.schema == "tbbo"
+        row = self._row(meta, iid, None if trades_only else "l2")
+        r = self._rows[row]
+        self._begin_message(ts_recv)
+        side = _SIDES.get(side_c)
+        base_flags = BAD_TS_RECV if dflags & F_BAD_TS_RECV else 0
+        try:
+            if side is None:
+                raise _Bad(f"unknown side {side_c!r}")
+            if action not in (b"A", b"C", b"M", b"R", b"T", b"F", b"N"):
+                raise _Bad(f"unknown MBP action {action!r}")
+            events: list[tuple[int, int, int, int, int]] = []  # kind, side, price, qty, flags
+            if action == b"T":
+                events.append((TRADE, side, self._ticks(r, price, "trade price"), self._lots(size), 0))
+            if not trades_only:
+                bids: dict[int, int] = {}
+                asks: dict[int, int] = {}
+                at = pos + _MBP.size
+                for _ in range(depth):
+                    bpx, apx, bsz, asz, _, _ = _LEVEL.unpack_from(buf, at)
+                    at += _LEVEL.size
+                    if bpx != UNDEF_PRICE and bsz:
+                        t = self._ticks(r, bpx, "bid price")
+                        if t in bids:
+                            raise _Bad(f"bid price {bpx} appears twice in the levels")
+                        bids[t] = self._lots(bsz)
+                    if apx != UNDEF_PRICE and asz:
+                        t = self._ticks(r, apx, "ask price")
+                        if t in asks:
+                            raise _Bad(f"ask price {apx} appears twice in the levels")
+                        asks[t] = self._lots(asz)
+                view = self._views.get(row)
+                snap = view is None or action == b"R"
+                if snap:
+                    events.append((BOOK_CLEAR, 0, 0, 0, SNAPSHOT))
+                    for t, q in bids.items():
+                        events.append((L2_SET, BID, t, q, SNAPSHOT))
+                    for t, q in asks.items():
+                        events.append((L2_SET, ASK, t, q, SNAPSHOT))
+                else:
+                    for s, old, new in ((BID, view[0], bids), (ASK, view[1], asks)):
+                        for t in old:
+                            if t not in new:
+                                events.append((L2_SET, s, t, 0, 0))
+                        for t, q in new.items():
+                            if old.get(t) != q:
+                                events.append((L2_SET, s, t, q, 0))
+                self._views[row] = (bids, asks)
+        except _Bad:
+            if dflags & F_LAST:
+                self._close(row)
+            raise
+        index = self._record(fi, offset, length)
+        r.used = True
+        for kind, eside, eprice, qty, extra in events:
+            self._emit(index, row, ts_event, ts_recv, seq, kind, eside, base_flags | extra, eprice, qty)
+        if dflags & F_LAST:
+            self._close(row)
+
+    def _trade(self, fi: int, meta: _Meta, buf: bytearray, pos: int, offset: int, length: int) -> None:
+        (_, _, _, iid, ts_event, price, size, _, side_c, dflags, _, ts_recv, _,
+         seq) = _MBP.unpack_from(buf, pos)
+        if ts_event > _INT64_MAX or ts_recv > _INT64_MAX:
+            raise _Bad("ts_event or ts_recv is undefined")
+        row = self._row(meta, iid, None)
+        r = self._rows[row]
+        self._begin_message(ts_recv)
+        side = _SIDES.get(side_c)
+        try:
+            if side is None:
+                raise _Bad(f"unknown side {side_c!r}")
+            ticks = self._ticks(r, price, "trade price")
+            qty = self._lots(size)
+        except _Bad:
+            if dflags & F_LAST:
+                self._close(row)
+            raise
+        index = self._record(fi, offset, length)
+        r.used = True
+        self._emit(index, row, ts_event, ts_recv, seq, TRADE, side,
+                   BAD_TS_RECV if dflags & F_BAD_TS_RECV else 0, ticks, qty)
+        if dflags & F_LAST:
+            self._close(row)
+
+
+def decode_dbn(
+    paths: PathLike | Iterable[PathLike],
+    *,
+    venue: str | None = None,
+    definitions: PathLike | Iterable[PathLike] | None = None,
+    price_increment: IncrementLike | None = None,
+    size_increment: IncrementLike | None = None,
+    chunk_size: int = 1 << 16,
+) -> DbnDecodeRun:
+    """Decode DBN files (one stream, in order; plain or zstd) into NormalizedChunks.
+
+    venue: the venue of every instrument (default: each file's dataset code, e.g. GLBX.MDP3).
+    definitions: DBN file(s) whose definition records fill the instrument table first.
+    price_increment: the increment of instruments without a usable definition (exact decimal;
+        default 0.000000001, DBN's fixed-point unit).
+    size_increment: of every instrument (default 1: DBN sizes are integer counts).
+    chunk_size: records/events per chunk (a chunk is only cut between messages).
+    """
+    files = _as_paths(paths)
+    if not files:
+        raise ValueError("decode_dbn needs at least one input")
+    price = None
+    if price_increment is not None:
+        price = _increment_fraction(price_increment, "price_increment")
+    size = _increment_fraction("1" if size_increment is None else size_increment, "size_increment")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
+    return DbnDecodeRun(files, venue=None if venue is None else str(venue), definitions=_as_paths(definitions),
+                        price_increment=price, size_increment=size, chunk_size=chunk_size)
+
+
+__all__ = ["DbnDecodeRun", "decode_dbn"]

@@ -1,0 +1,46 @@
+# Mirrors include/lockstep/core/events.hpp.
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+
+
+cdef extern from "lockstep/core/events.hpp" namespace "lockstep" nogil:
+    cdef enum class CEventKind "lockstep::EventKind"(uint8_t):
+        None_ "lockstep::EventKind::None"
+        L2Set "lockstep::EventKind::L2Set"
+        L3Add "lockstep::EventKind::L3Add"
+        L3Modify "lockstep::EventKind::L3Modify"
+        L3Delete "lockstep::EventKind::L3Delete"
+        L3Execute "lockstep::EventKind::L3Execute"
+        BookClear "lockstep::EventKind::BookClear"
+        Trade "lockstep::EventKind::Trade"
+        VenueBbo "lockstep::EventKind::VenueBbo"
+        OrderSubmitted "lockstep::EventKind::OrderSubmitted"
+        OrderAccepted "lockstep::EventKind::OrderAccepted"
+        OrderRejected "lockstep::EventKind::OrderRejected"
+        OrderFilled "lockstep::EventKind::OrderFilled"
+        OrderCanceled "lockstep::EventKind::OrderCanceled"
+        OrderExpired "lockstep::EventKind::OrderExpired"
+        OrderReplaced "lockstep::EventKind::OrderReplaced"
+        CancelRejected "lockstep::EventKind::CancelRejected"
+        ReplaceRejected "lockstep::EventKind::ReplaceRejected"
+        CancelSubmitted "lockstep::EventKind::CancelSubmitted"
+        ReplaceSubmitted "lockstep::EventKind::ReplaceSubmitted"
+
+    cdef enum class CSide "lockstep::Side"(uint8_t):
+        None_ "lockstep::Side::None"
+        Bid "lockstep::Side::Bid"
+        Ask "lockstep::Side::Ask"
+
+    cdef cppclass CEventColumns "lockstep::EventColumns":
+        int64_t* ts_event
+        int64_t* ts_recv
+        uint64_t* seq
+        uint32_t* instrument
+        uint8_t* kind
+        uint8_t* side
+        uint8_t* flags
+        int64_t* price
+        int64_t* qty
+        uint64_t* order_id
+        size_t size
+        size_t capacity
+        bint full()

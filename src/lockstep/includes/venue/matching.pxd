@@ -1,0 +1,88 @@
+# Mirrors include/lockstep/venue/matching.hpp.
+from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libcpp cimport bool as cbool
+from libcpp.vector cimport vector
+
+from lockstep.includes.core.events cimport CSide
+from lockstep.includes.core.intents cimport CIntent, CTimeInForce
+from lockstep.includes.core.l2_book cimport CL2Book
+from lockstep.includes.base.status cimport CStatus
+
+
+cdef extern from "lockstep/venue/matching.hpp" namespace "lockstep" nogil:
+    cdef enum class CMatchEventKind "lockstep::MatchEventKind"(uint8_t):
+        Fill "lockstep::MatchEventKind::Fill"
+        Canceled "lockstep::MatchEventKind::Canceled"
+        Rejected "lockstep::MatchEventKind::Rejected"
+        CancelRejected "lockstep::MatchEventKind::CancelRejected"
+        Replaced "lockstep::MatchEventKind::Replaced"
+        ReplaceRejected "lockstep::MatchEventKind::ReplaceRejected"
+
+    cdef enum class CMatchReject "lockstep::MatchReject"(uint8_t):
+        None_ "lockstep::MatchReject::None"
+        PostOnlyWouldCross "lockstep::MatchReject::PostOnlyWouldCross"
+        BadQty "lockstep::MatchReject::BadQty"
+        BadPrice "lockstep::MatchReject::BadPrice"
+        BadSide "lockstep::MatchReject::BadSide"
+        BadTif "lockstep::MatchReject::BadTif"
+        DuplicateOrder "lockstep::MatchReject::DuplicateOrder"
+        UnknownOrder "lockstep::MatchReject::UnknownOrder"
+        BookUnavailable "lockstep::MatchReject::BookUnavailable"
+
+    cdef enum class CSubmitOutcome "lockstep::SubmitOutcome"(uint8_t):
+        Rested "lockstep::SubmitOutcome::Rested"
+        Filled "lockstep::SubmitOutcome::Filled"
+        Canceled "lockstep::SubmitOutcome::Canceled"
+        Rejected "lockstep::SubmitOutcome::Rejected"
+
+    cdef enum class CQueueModel "lockstep::QueueModel"(uint8_t):
+        Conservative "lockstep::QueueModel::Conservative"
+        Probabilistic "lockstep::QueueModel::Probabilistic"
+
+    cdef cppclass CMatchEvent "lockstep::MatchEvent":
+        CMatchEventKind kind
+        CMatchReject reason
+        cbool maker
+        CSide side
+        uint64_t client_order_id
+        int64_t price
+        int64_t qty
+
+    cdef cppclass CMatchResult "lockstep::MatchResult":
+        CSubmitOutcome outcome
+        CMatchReject reason
+        int64_t filled_qty
+        int64_t resting_qty
+
+    cdef cppclass CRestingOrder "lockstep::RestingOrder":
+        uint64_t client_order_id
+        CSide side
+        int64_t price
+        int64_t qty
+        int64_t queue_ahead
+        CTimeInForce tif
+
+    cdef cppclass CL2Matcher "lockstep::L2Matcher":
+        CL2Matcher() except +
+        # configuration
+        void reserve(size_t resting, size_t events) except +
+        CStatus set_queue_model(CQueueModel m) noexcept
+        CStatus set_queue_model(CQueueModel m, double power) noexcept
+        CQueueModel queue_model() noexcept
+        double queue_power() noexcept
+        # hot (may grow the output buffer: std::bad_alloc -> MemoryError)
+        CMatchResult submit(uint64_t client_order_id, CSide side, CTimeInForce tif, int64_t price,
+                            int64_t qty, const CL2Book& book) except +
+        CMatchResult submit(const CIntent& intent, const CL2Book& book) except +
+        cbool cancel(uint64_t client_order_id) except +
+        CMatchResult replace(uint64_t client_order_id, int64_t new_price,
+                             int64_t new_remaining_qty, const CL2Book& book) except +
+        void on_trade(int64_t price, int64_t qty, CSide aggressor) except +
+        void on_level(CSide side, int64_t price, int64_t old_qty, int64_t new_qty) noexcept
+        # reports
+        const vector[CMatchEvent]& events() noexcept
+        void clear_events() noexcept
+        cbool has_resting() noexcept
+        size_t resting() noexcept
+        const CRestingOrder& resting_at(size_t i) noexcept
+        const CRestingOrder* find_order(uint64_t client_order_id) noexcept
