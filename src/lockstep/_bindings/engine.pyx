@@ -349,6 +349,9 @@ cdef class Context:
         return self.e.position(instrument)
 
     def open_orders(self, uint32_t instrument):
+        """How many of our orders on `instrument` are live: dispatched to the venue and not yet
+        filled, canceled, rejected or expired. Intents still waiting in the queue are not orders
+        yet and do not count."""
         self.check(instrument)
         return self.e.open_orders(instrument)
 
@@ -394,6 +397,8 @@ cdef class Context:
 
     def submit_market(self, uint32_t instrument, int side, int64_t qty,
                       uint64_t client_order_id=0):
+        """A market order for `qty` lots (an IOC that takes whatever the book offers, the rest
+        expiring). Returns its client order id, or 0 when denied (last_denial says why)."""
         return self.e.submit_market(instrument, <CSide><uint8_t>side, qty, client_order_id)
 
     def cancel(self, uint64_t order_id):
@@ -410,17 +415,23 @@ cdef class Context:
 
     # Real-unit helpers: exact for decimal strings, so a config's "0.001" is exactly 1 lot.
     def to_ticks(self, uint32_t instrument, price):
+        """A real price (decimal string, Decimal, int or float) as an exact number of ticks of
+        `instrument`; ValueError when it is not a whole number of ticks."""
         self.check(instrument)
         return self.instruments[instrument].to_ticks(price)
 
     def to_lots(self, uint32_t instrument, qty):
+        """A real quantity as an exact number of lots of `instrument`; ValueError when it is not
+        a whole number of lots."""
         self.check(instrument)
         return self.instruments[instrument].to_lots(qty)
 
     def price(self, uint32_t instrument, int64_t ticks):
+        """`ticks` of `instrument` as a float price, for display and logs (not exact)."""
         return ticks * self._price_scale[instrument]
 
     def size(self, uint32_t instrument, int64_t lots):
+        """`lots` of `instrument` as a float quantity, for display and logs (not exact)."""
         return lots * self._size_scale[instrument]
 
 

@@ -50,6 +50,9 @@ from lockstep.events import EventKind, Side
 from lockstep.progress import Progress
 from lockstep.backtest.replay import _result as market_report
 from lockstep.backtest.replay import to_real
+from lockstep.backtest.artifacts import (
+    DENIALS_SCHEMA, ORDERS_SCHEMA, PNL_SCHEMA, read_artifact,
+)
 from lockstep.backtest.report import compute_metrics, write_report
 from lockstep.core.risk import IntentKind, Intent, RiskReason, RiskView, TimeInForce
 from lockstep.data.storage import Location, root_location
@@ -85,7 +88,24 @@ class BacktestResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The run's summary.json as a dict."""
         return dict(self.summary)
+
+    def orders_table(self) -> pa.Table:
+        """Every execution event of our orders, in Processing Order (ORDERS_SCHEMA)."""
+        return read_artifact(self.run_dir, "orders")
+
+    def fills_table(self) -> pa.Table:
+        """The fills, with fees and the maker flag (FILLS_SCHEMA)."""
+        return read_artifact(self.run_dir, "fills")
+
+    def denials_table(self) -> pa.Table:
+        """Every intent Risk or the engine denied, with its reason (DENIALS_SCHEMA)."""
+        return read_artifact(self.run_dir, "denials")
+
+    def pnl_table(self) -> pa.Table:
+        """Position, mid, PnL, fees and equity per instrument, sampled (PNL_SCHEMA)."""
+        return read_artifact(self.run_dir, "pnl")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,7 +319,7 @@ class _Outputs:
             "kind": kinds, "side": x["side"], "order_id": x["order_id"],
             "price": price, "qty": qty, "fee": fee, "maker": (x["flags"] & 8) != 0,
             "reason": x["seq"].astype(np.uint8), "price_ticks": x["price"], "qty_lots": x["qty"],
-        })
+        }, schema=ORDERS_SCHEMA)
         self.counts["orders_rows"] += len(table)
         self._write("orders", table)
         fills = table.filter(pa.array(x["kind"] == int(EventKind.ORDER_FILLED)))
@@ -320,7 +340,7 @@ class _Outputs:
             "side": d["side"], "tif": d["tif"], "price_ticks": d["price"], "qty_lots": d["qty"],
             "client_order_id": d["client_order_id"], "target_order_id": d["target_order_id"],
             "reason": _named(d["reason"], _REASON_NAMES),
-        })
+        }, schema=DENIALS_SCHEMA)
         self.counts["denials"] += len(table)
         self._write("denials", table)
 
@@ -342,7 +362,7 @@ class _Outputs:
         table = pa.table({
             "ts_recv": series["ts_recv"], "symbol": self._symbol(inst),
             **{k: series[k] for k in ("position", "mid", "realized", "unrealized", "fees", "equity")},
-        })
+        }, schema=PNL_SCHEMA)
         self._write("pnl", table)
 
     def series_table(self) -> dict[str, np.ndarray]:
