@@ -2,7 +2,7 @@
 //
 // An Order exists from the moment Queue Processing dispatches it (submit(), status Submitted),
 // never from the venue's acknowledgement: work still in the queue is not an Order, and an order
-// the venue never answers is still ours (ARCHITECTURE.md, "Orders begin at submission").
+// the venue never answers is still ours (docs/architecture.md, "The processing chain").
 //
 // src/lockstep/reference/execution.py is a pure-Python twin with the same results; keep the two in
 // step.

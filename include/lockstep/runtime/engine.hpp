@@ -1,4 +1,4 @@
-// The Core Runtime's processing chain, one step per event (ARCHITECTURE.md):
+// The Core Runtime's processing chain, one step per event (docs/architecture.md):
 //
 //   Event -> State -> Strategy -> Risk -> Queue + Queue Processing -> Venue Adapter -> Venue
 //              ^                                                                 |
