@@ -49,12 +49,9 @@
 //   sniff-based decision would depend on how far the sniff reads; this one only on the data.
 // - bookTicker -> two VenueBbo events, bid then ask (LAST on the ask).
 // - snapshot -> BookClear then one L2Set per level (bids, then asks), all flagged Snapshot.
-// - Update-id reconciliation, per instrument, by Binance's documented rules:
-//     before the instrument's first snapshot, diffs are buffered (bounded);
-//     after a snapshot with id L, diffs it already contains are zero-event records (spot u <= L,
-//     futures u < L), the first applied one should bridge it (spot U <= L+1 <= u, futures
-//     U <= L <= u), and each later one must continue the chain (spot U == prev u + 1, futures
-//     pu == prev u).
+// - Update-id reconciliation, per instrument, by Binance's documented rules (reconcile.hpp):
+//   diffs are buffered until the instrument's first snapshot; those the snapshot already
+//   contains are zero-event records, a diff not after the chain's last u is DUPLICATE_MESSAGE.
 //   A broken chain emits a Gap event (kind 64, seq = the id found: U for spot, pu for futures, or
 //   U for a diff not bridging the snapshot; order_id = the id expected; flags LAST; the diff's
 //   ts_event) before that diff's own events, which follow as usual: the chain continues from it.
@@ -72,6 +69,10 @@
 //   which depends only on the data, never on the caller's batch size.
 // - Market type: futures depth diffs carry `pu`, spot ones do not; mixing them is fatal. COIN-M is
 //   told from USD-M by an underscore contract suffix in a symbol or the `ps` field, or given.
+//
+// This file is the driver: lines and records, the message rules, the output window. It reads
+// messages with messages.hpp, finds instruments in catalogue.hpp, asks reconcile.hpp what a depth
+// diff is, and reports through reports.hpp.
 #pragma once
 
 #include <cstdarg>
@@ -79,101 +80,20 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
-#include <memory>
-#include <new>
 #include <string>
-#include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "lockstep/base/decimal.hpp"
-#include "lockstep/core/events.hpp"
-#include "lockstep/codecs/json_scan.hpp"
-#include "lockstep/core/rules.hpp"
 #include "lockstep/base/status.hpp"
+#include "lockstep/codecs/binance/catalogue.hpp"
+#include "lockstep/codecs/binance/messages.hpp"
+#include "lockstep/codecs/binance/reconcile.hpp"
+#include "lockstep/codecs/binance/reports.hpp"
+#include "lockstep/codecs/json_scan.hpp"
+#include "lockstep/core/events.hpp"
+#include "lockstep/core/rules.hpp"
 
 namespace lockstep::binance {
-
-enum class MarketType : uint8_t { Unknown = 0, Spot = 1, UsdM = 2, CoinM = 3 };
-
-inline const char* market_type_name(MarketType m) noexcept {
-    switch (m) {
-        case MarketType::Spot: return "spot";
-        case MarketType::UsdM: return "usdm";
-        case MarketType::CoinM: return "coinm";
-        default: return "unknown";
-    }
-}
-
-// Where an instrument's increments came from; reported, never interpreted by the decoder.
-enum class IncrementSource : uint8_t { Explicit = 0, Option = 1, BuiltIn = 2, Inferred = 3 };
-
-// Why a line produced no events, counted per reason (the Rule, if any, is in the comment).
-enum class Skip : uint8_t {
-    EmptyLine = 0,      // blank line: not a record
-    NotStreamMessage,   // valid JSON that is neither a stream message nor a snapshot (a reply)
-    UnknownStream,      // a stream we do not decode (kline, partial depth, ...): UNSUPPORTED
-    NonMarketTrade,     // USD-M trade with X != MARKET
-    DepthNoLevels,      // depth diff without levels (chain advanced, nothing to emit)
-    DepthInSnapshot,    // depth diff already contained in the snapshot that preceded it
-    DepthStale,         // depth diff older than the chain position (u <= prev u): DUPLICATE
-    DepthUnsynced,      // depth diff that never met a snapshot: DELTAS_BEFORE_SNAPSHOT
-    TruncatedLine,      // final line of a file without newline that ends mid-message: TRUNCATED
-    Malformed,          // a line that does not decode: MALFORMED_RECORD
-    AggTradeDuplicate,  // aggTrade of a symbol that has a trade stream (same prints)
-    TradeInAggTrade,    // trade already emitted as part of an aggTrade (t <= its `l`)
-    Count
-};
-constexpr size_t kSkipCount = static_cast<size_t>(Skip::Count);
-
-inline const char* skip_name(size_t i) noexcept {
-    static const char* const names[kSkipCount] = {
-        "empty_line",        "not_stream_message", "unknown_stream",
-        "non_market_trade",  "depth_no_levels",    "depth_in_snapshot",
-        "depth_stale",       "depth_unsynced",     "truncated_line",
-        "malformed",         "agg_trade_duplicate", "trade_in_agg_trade",
-    };
-    return i < kSkipCount ? names[i] : "?";
-}
-
-struct Location {
-    uint32_t file = 0;
-    uint64_t line = 0;      // 1-based within the file
-    uint64_t offset = 0;    // byte offset of the line in the file's text
-    uint64_t expected = 0;  // gaps: the update id the chain required; ts: the previous ts_recv
-    uint64_t got = 0;       // gaps: the id found; ts: the line's own ts_recv
-};
-
-// A count plus the first few locations: enough to find the problem without unbounded memory.
-class LocationLog {
-public:
-    static constexpr size_t kKeep = 20;
-    LocationLog() { first_.reserve(kKeep); }
-    void add(const Location& l) noexcept {
-        ++count_;
-        if (first_.size() < kKeep) first_.push_back(l);  // reserved: never reallocates
-    }
-    uint64_t count() const noexcept { return count_; }
-    const std::vector<Location>& first() const noexcept { return first_; }
-
-private:
-    uint64_t count_ = 0;
-    std::vector<Location> first_;
-};
-
-struct Counts {
-    uint64_t lines = 0;            // every line, blank and skipped ones included
-    uint64_t bytes = 0;            // bytes of text in those lines, newlines included
-    uint64_t records = 0;          // non-empty lines
-    uint64_t depth_messages = 0;
-    uint64_t trade_messages = 0;
-    uint64_t agg_trade_messages = 0;
-    uint64_t book_ticker_messages = 0;
-    uint64_t snapshot_messages = 0;
-    uint64_t depth_buffered = 0;   // diffs received before their instrument's first snapshot
-    uint64_t depth_replayed = 0;   // ... of which were applied right after it
-    uint64_t events[65] = {};      // emitted events per EventKind (Gap = 64)
-};
 
 // Per-record columns of one output chunk (the caller's arrays).
 struct RecordColumns {
@@ -193,79 +113,31 @@ struct Output {
     RecordColumns rec;
 };
 
-// The reason a record got its Rule, kept for the first few records of each rule.
-struct Reason {
-    uint64_t record = 0;
-    Rule rule = Rule::Ok;
-    Location loc;
-    char text[240] = {};
-};
-
-struct ErrorInfo {
-    Status status = Status::Ok;
-    uint32_t file = 0;
-    uint64_t line = 0;
-    uint64_t offset = 0;  // byte offset in the file's text of the error (line start + column)
-    char message[320] = {};
-};
-
-// One row of the decoder's symbol table, for reports (allocates; not for hot paths).
-struct SymbolInfo {
-    std::string symbol;
-    bool has_increments = false;
-    Increment price_increment;
-    Increment size_increment;
-    IncrementSource source = IncrementSource::Explicit;
-    bool indexed = false;  // has an instrument index (explicit, or resolved and seen)
-    uint32_t index = 0;
-    bool seen = false;
-    uint64_t messages = 0;
-    // Scan mode: exact decimal GCD of every price / size seen (zeros excluded).
-    bool price_inferred_ok = false;
-    Increment price_inferred;
-    bool size_inferred_ok = false;
-    Increment size_inferred;
-    uint64_t price_values = 0;
-    uint64_t size_values = 0;
-};
-
-// Decimal text of an increment for messages ("0.001", "0.25", "100").
-inline void format_increment(Increment inc, char* buf, size_t n) noexcept {
-    if (n == 0) return;
-    char digits[24];
-    const int len = inc.valid() ? std::snprintf(digits, sizeof digits, "%lld",
-                                                static_cast<long long>(inc.mantissa))
-                                : 0;
-    if (len <= 0 || inc.exponent < -40 || inc.exponent > 40) {
-        std::snprintf(buf, n, "?");
-        return;
+// Trades and aggTrades of one symbol are the same prints: which stream carries them (see the
+// header comment), decided on the data alone.
+class PrintSource {
+public:
+    void saw_trade() noexcept { trade_stream_ = true; }
+    bool agg_trades_duplicate() const noexcept { return trade_stream_; }
+    bool within_agg_trade(uint64_t trade_id) const noexcept {
+        return agg_emitted_ && trade_id <= agg_last_trade_;
     }
-    char text[96];
-    size_t o = 0;
-    if (inc.exponent >= 0) {
-        for (int i = 0; i < len; ++i) text[o++] = digits[i];
-        for (int i = 0; i < inc.exponent; ++i) text[o++] = '0';
-    } else {
-        const int frac = -inc.exponent;
-        const int whole = len - frac;  // digits before the point (<= 0: only leading zeros)
-        if (whole > 0) {
-            for (int i = 0; i < whole; ++i) text[o++] = digits[i];
-        } else {
-            text[o++] = '0';
-        }
-        text[o++] = '.';
-        for (int i = whole; i < 0; ++i) text[o++] = '0';
-        for (int i = whole > 0 ? whole : 0; i < len; ++i) text[o++] = digits[i];
+    // An emitted aggTrade covers the trade ids up to its `l`.
+    void covered_trades_up_to(uint64_t last_trade_id) noexcept {
+        if (!agg_emitted_ || last_trade_id > agg_last_trade_) agg_last_trade_ = last_trade_id;
+        agg_emitted_ = true;
     }
-    text[o] = 0;
-    std::snprintf(buf, n, "%s", text);
-}
+
+private:
+    bool trade_stream_ = false;
+    bool agg_emitted_ = false;
+    uint64_t agg_last_trade_ = 0;
+};
 
 class BinanceDecoder {
 public:
     BinanceDecoder() {
-        lv_.reserve(4096);
-        lvl_.reserve(4096);
+        levels_.reserve(4096);
         carry_.reserve(1 << 16);
         win_ev_.reserve(1024);
         win_recs_.reserve(256);
@@ -279,38 +151,19 @@ public:
     // A symbol with a fixed instrument index.
     Status add_instrument(const char* sym, size_t n, uint32_t index, Increment price, Increment size,
                           IncrementSource source) {
-        Slot* s = nullptr;
-        const Status st = new_slot(sym, n, price, size, source, &s);
-        if (st != Status::Ok) return st;
-        for (const auto& o : slots_) {
-            if (o.get() != s && o->indexed && o->index == index) {
-                remove_last_slot();
-                return Status::InvalidArgument;
-            }
-        }
-        s->indexed = true;
-        s->index = index;
-        if (index >= next_index_) next_index_ = index + 1;
-        return Status::Ok;
+        return catalogue_.add_indexed(sym, n, index, price, size, source);
     }
 
     // A symbol whose increments are known but which gets an index only if it appears in the data
     // (built-in or inferred tables), so unused catalogue entries do not pollute the table.
     Status add_catalog(const char* sym, size_t n, Increment price, Increment size,
                        IncrementSource source) {
-        return new_slot(sym, n, price, size, source, nullptr);
+        return catalogue_.add(sym, n, price, size, source);
     }
 
     // Increments for every symbol not otherwise known (one-symbol captures, explicit options).
     Status set_default_increments(Increment price, Increment size) {
-        FixedScale a, b;
-        Status st = FixedScale::make(price, a);
-        if (st == Status::Ok) st = FixedScale::make(size, b);
-        if (st != Status::Ok) return st;
-        default_price_ = price;
-        default_size_ = size;
-        has_default_ = true;
-        return Status::Ok;
+        return catalogue_.set_default_increments(price, size);
     }
 
     // Snapshot lines name no symbol: normally the one symbol seen so far; this overrides it.
@@ -329,13 +182,16 @@ public:
 
     // Scan mode emits nothing and needs no increments: it collects, per symbol, the exact decimal
     // GCD of every price and size (the inferred increments), plus symbols and market type.
-    void set_scan_mode(bool on) noexcept { scan_ = on; }
+    void set_scan_mode(bool on) noexcept {
+        scan_ = on;
+        catalogue_.set_scan_mode(on);
+    }
 
     // Bound on depth diffs buffered before a snapshot (levels); beyond it the oldest half is
     // dropped and counted (depth_unsynced).
     void set_pending_limit(size_t levels, size_t messages) noexcept {
-        max_pending_levels_ = levels ? levels : 1;
-        max_pending_msgs_ = messages ? messages : 1;
+        bounds_.levels = levels ? levels : 1;
+        bounds_.messages = messages ? messages : 1;
     }
     // Bound on records held back behind a buffered diff (see the header comment).
     void set_max_held_records(size_t n) noexcept { max_held_records_ = n ? n : 1; }
@@ -459,13 +315,8 @@ public:
         if (!scan_ && (out.ev.capacity == 0 || out.rec.capacity == 0))
             return Status::InvalidArgument;
         out_ = &out;
-        for (auto& s : slots_) {
-            for (const auto& m : s->pending) unsynced(m, "the stream ended before a snapshot");
-            s->pending.clear();
-            s->pending_levels.clear();
-        }
-        pending_levels_total_ = 0;
-        pending_msgs_total_ = 0;
+        for (Track& t : tracks_)
+            drop_buffered(t.depth, t.depth.buffered(), "the stream ended before a snapshot");
         return drain(out);
     }
 
@@ -490,462 +341,84 @@ public:
     // COIN-M from its symbols (contract suffix after '_') or the `ps` field.
     MarketType market_type() const noexcept {
         if (forced_market_ != MarketType::Unknown) return forced_market_;
+        const bool coinm = hint_coinm_ || catalogue_.has_coinm_symbol();
         MarketType m = market_;
         if (m == MarketType::Unknown) {
-            if (hint_coinm_) return MarketType::CoinM;
+            if (coinm) return MarketType::CoinM;
             if (hint_usdm_ && !hint_spot_) return MarketType::UsdM;
             if (hint_spot_ && !hint_usdm_) return MarketType::Spot;
             return MarketType::Unknown;
         }
-        if (m == MarketType::UsdM && hint_coinm_) return MarketType::CoinM;
+        if (m == MarketType::UsdM && coinm) return MarketType::CoinM;
         return m;
     }
 
-    std::vector<SymbolInfo> symbols() const {
-        std::vector<SymbolInfo> out;
-        out.reserve(slots_.size());
-        for (const auto& s : slots_) {
-            SymbolInfo i;
-            i.symbol = s->symbol;
-            i.has_increments = s->has_increments;
-            i.price_increment = s->price_inc;
-            i.size_increment = s->size_inc;
-            i.source = s->source;
-            i.indexed = s->indexed;
-            i.index = s->index;
-            i.seen = s->seen;
-            i.messages = s->messages;
-            i.price_inferred_ok = s->price_gcd.result(i.price_inferred);
-            i.size_inferred_ok = s->size_gcd.result(i.size_inferred);
-            i.price_values = s->price_gcd.count();
-            i.size_values = s->size_gcd.count();
-            out.push_back(std::move(i));
-        }
-        return out;
-    }
+    std::vector<SymbolInfo> symbols() const { return catalogue_.symbols(); }
 
 private:
-    // ---- per-symbol state ----
-
-    struct Level {
-        int64_t price;
-        int64_t qty;
-        Side side;
+    // What the driver keeps per instrument beside its catalogue entry (same slot).
+    struct Track {
+        DepthSync depth;
+        PrintSource prints;
     };
 
-    struct PendingMsg {
-        uint64_t first_id, final_id, prev_id;
-        bool has_prev;
-        int64_t ts_event;
-        uint32_t level_begin, level_count;
-        Location loc;
-        uint64_t record;  // global index: its disposition is settled when the snapshot comes
-    };
-
-    enum class Sync : uint8_t { NoSnapshot, AwaitFirst, Live };
-
-    struct Slot {
-        std::string symbol;
-        bool has_increments = false;
-        Increment price_inc, size_inc;
-        FixedScale price_fs, size_fs;
-        IncrementSource source = IncrementSource::Explicit;
-        bool indexed = false;
-        uint32_t index = 0;
-        bool seen = false;
-        uint64_t messages = 0;
-        Sync sync = Sync::NoSnapshot;
-        uint64_t anchor = 0;  // lastUpdateId of the latest snapshot
-        uint64_t last_u = 0;  // final update id of the last applied diff
-        std::vector<PendingMsg> pending;
-        std::vector<Level> pending_levels;
-        DecimalGcd price_gcd, size_gcd;
-        bool has_trade_stream = false;  // a `trade` message was seen: aggTrades are duplicates
-        bool agg_emitted = false;       // an aggTrade was emitted as Trade ...
-        uint64_t agg_last_l = 0;        // ... covering trade ids up to this `l`
-    };
-
-    struct SvHash {
-        using is_transparent = void;
-        size_t operator()(std::string_view s) const noexcept {
-            return std::hash<std::string_view>{}(s);
-        }
-    };
-
-    static bool valid_symbol(const char* s, size_t n) noexcept {
-        if (n == 0 || n > 32) return false;
-        for (size_t i = 0; i < n; ++i) {
-            const char c = s[i];
-            const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                            (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
-            if (!ok) return false;
-        }
-        return true;
-    }
-
-    Status new_slot(const char* sym, size_t n, Increment price, Increment size,
-                    IncrementSource source, Slot** out) {
-        if (!valid_symbol(sym, n)) return Status::InvalidArgument;
-        if (by_symbol_.find(std::string_view(sym, n)) != by_symbol_.end())
-            return Status::InvalidArgument;
-        auto s = std::make_unique<Slot>();
-        s->symbol.assign(sym, n);
-        if (price.valid() || size.valid()) {
-            Status st = FixedScale::make(price, s->price_fs);
-            if (st == Status::Ok) st = FixedScale::make(size, s->size_fs);
-            if (st != Status::Ok) return st;
-            s->has_increments = true;
-            s->price_inc = price;
-            s->size_inc = size;
-        }
-        s->source = source;
-        s->pending.reserve(64);
-        by_symbol_.emplace(s->symbol, uint32_t(slots_.size()));
-        slots_.push_back(std::move(s));
-        if (out) *out = slots_.back().get();
-        last_slot_ = nullptr;
-        return Status::Ok;
-    }
-
-    void remove_last_slot() {
-        by_symbol_.erase(slots_.back()->symbol);
-        slots_.pop_back();
-        last_slot_ = nullptr;
-    }
-
-    // Symbol -> slot, creating it on first sight when allowed. Hot: the last hit is cached.
-    Slot* resolve(json::Span sym) noexcept {
-        if (last_slot_ && last_slot_->symbol.size() == sym.len &&
-            std::memcmp(last_slot_->symbol.data(), sym.ptr, sym.len) == 0) {
-            return touch(last_slot_);
-        }
-        auto it = by_symbol_.find(std::string_view(sym.ptr, sym.len));
-        Slot* s = nullptr;
-        if (it != by_symbol_.end()) {
-            s = slots_[it->second].get();
-        } else {
-            if (!valid_symbol(sym.ptr, sym.len)) {
-                fail(Status::DecodeError, "invalid symbol \"%s\"", snip(sym));
-                return nullptr;
+    // Symbol -> instrument; a symbol the catalogue cannot give is a malformed record (invalid
+    // symbol) or a fatal configuration problem (no increments).
+    Instrument* resolve(json::Span sym) noexcept {
+        Unresolved why;
+        Status refusal = Status::Ok;
+        Instrument* s = catalogue_.resolve(sym, why, refusal);
+        if (!s) {
+            switch (why) {
+                case Unresolved::InvalidSymbol:
+                    fail(Status::DecodeError, "invalid symbol \"%s\"", snip(sym));
+                    break;
+                case Unresolved::NoDefault:
+                    fatal(Status::UnknownInstrument,
+                          "no price/size increments for symbol \"%s\" (first seen here): "
+                          "configure it or let increments be inferred",
+                          snip(sym));
+                    break;
+                case Unresolved::NoIncrements:
+                    fatal(Status::UnknownInstrument, "no price/size increments for symbol \"%s\"",
+                          snip(sym));
+                    break;
+                case Unresolved::CannotRegister:
+                    fatal(refusal, "cannot register symbol \"%s\"", snip(sym));
+                    break;
+                case Unresolved::OutOfMemory:
+                    fatal(Status::InvalidArgument, "out of memory registering a symbol");
+                    break;
             }
-            if (!scan_ && !has_default_) {
-                fatal(Status::UnknownInstrument,
-                     "no price/size increments for symbol \"%s\" (first seen here): configure it "
-                     "or let increments be inferred",
-                     snip(sym));
-                return nullptr;
-            }
+            return nullptr;
+        }
+        if (s->slot >= tracks_.size()) {
             try {
-                const Status st = new_slot(sym.ptr, sym.len, scan_ ? Increment{} : default_price_,
-                                           scan_ ? Increment{} : default_size_,
-                                           IncrementSource::Option, &s);
-                if (st != Status::Ok) {
-                    fatal(st, "cannot register symbol \"%s\"", snip(sym));
-                    return nullptr;
-                }
+                tracks_.resize(catalogue_.size());
             } catch (...) {
                 fatal(Status::InvalidArgument, "out of memory registering a symbol");
                 return nullptr;
             }
         }
-        if (!scan_ && !s->has_increments) {
-            fatal(Status::UnknownInstrument, "no price/size increments for symbol \"%s\"",
-                 snip(sym));
-            return nullptr;
-        }
-        last_slot_ = s;
-        return touch(s);
-    }
-
-    Slot* touch(Slot* s) noexcept {
-        if (!s->seen) {
-            s->seen = true;
-            // COIN-M contracts are named <pair>_PERP or <pair>_<yymmdd>; spot and USD-M never
-            // carry an underscore.
-            if (std::memchr(s->symbol.data(), '_', s->symbol.size())) hint_coinm_ = true;
-            ++n_seen_;
-            seen_slot_ = s;
-            if (!scan_ && !s->indexed) {
-                s->indexed = true;
-                s->index = next_index_++;
-            }
-        }
         return s;
     }
 
-    // ---- one JSON object's fields of interest ----
+    Track& track(const Instrument& s) noexcept { return tracks_[s.slot]; }
 
-    enum Field : uint32_t {
-        kE = 0, kEventTime, kTxTime, kSym, kFirstId, kFinalId, kPrevId, kTradeId, kPrice, kQty,
-        kMaker, kOrderType, kBidStr, kAskStr, kBidLevels, kAskLevels, kBidQty, kAskQty,
-        kLastUpdateId, kBids, kAsks, kStream, kData, kAggId, kFirstTrade, kLastTrade, kPair,
-        kFieldCount
-    };
-    static constexpr uint32_t bit(Field f) noexcept { return 1u << f; }
-
-    struct Fields {
-        uint32_t has = 0;  // present with the expected type
-        uint32_t bad = 0;  // present with another type: an error only if the message needs it
-        uint64_t num[kFieldCount];
-        json::Span str[kFieldCount];
-        bool maker = false;
-        uint32_t lv_begin[2] = {0, 0}, lv_end[2] = {0, 0};  // [bids, asks] ranges in lv_
-        void reset() noexcept {
-            has = 0;
-            bad = 0;
-        }
-    };
-
-    struct LevelSpan {
-        json::Span price, qty;
-    };
-
-    enum class Want : uint8_t { None, Num, Str, Bool, StrOrLevels, Levels, Object };
-
-    static Field key_field(json::Span k, bool top, Want& want) noexcept {
-        want = Want::None;
-        if (k.len == 1) {
-            switch (k.ptr[0]) {
-                case 'e': want = Want::Str; return kE;
-                case 'E': want = Want::Num; return kEventTime;
-                case 'T': want = Want::Num; return kTxTime;
-                case 's': want = Want::Str; return kSym;
-                case 'U': want = Want::Num; return kFirstId;
-                case 'u': want = Want::Num; return kFinalId;
-                case 't': want = Want::Num; return kTradeId;
-                case 'p': want = Want::Str; return kPrice;
-                case 'q': want = Want::Str; return kQty;
-                case 'm': want = Want::Bool; return kMaker;
-                case 'X': want = Want::Str; return kOrderType;
-                case 'b': want = Want::StrOrLevels; return kBidStr;
-                case 'a': want = Want::StrOrLevels; return kAskStr;  // aggTrade: a number
-                case 'f': want = Want::Num; return kFirstTrade;
-                case 'l': want = Want::Num; return kLastTrade;
-                case 'B': want = Want::Str; return kBidQty;
-                case 'A': want = Want::Str; return kAskQty;
-                default: return kFieldCount;
-            }
-        }
-        if (k == "pu") {
-            want = Want::Num;
-            return kPrevId;
-        }
-        if (k == "ps") {
-            want = Want::Str;
-            return kPair;
-        }
-        if (!top) return kFieldCount;
-        if (k == "stream") {
-            want = Want::Str;
-            return kStream;
-        }
-        if (k == "data") {
-            want = Want::Object;
-            return kData;
-        }
-        if (k == "bids") {
-            want = Want::Levels;
-            return kBids;
-        }
-        if (k == "asks") {
-            want = Want::Levels;
-            return kAsks;
-        }
-        if (k == "lastUpdateId") {
-            want = Want::Num;
-            return kLastUpdateId;
-        }
-        return kFieldCount;
-    }
-
-    // Parses the object at the cursor into `f` (and, at the top level, "data" into `data`).
-    bool parse_object(json::Scanner& s, Fields& f, Fields* data) noexcept {
-        if (!s.begin_object()) return false;
-        bool first = true;
-        json::Span key;
-        while (s.next_member(key, first)) {
-            Want want;
-            const Field fld = key_field(key, data != nullptr, want);
-            if (want == Want::None) {
-                if (!s.skip_value()) return false;
-                continue;
-            }
-            const json::Type t = s.peek();
-            if ((f.has | f.bad) & bit(fld) ||
-                (fld == kBidStr && ((f.has | f.bad) & bit(kBidLevels))) ||
-                (fld == kAskStr && ((f.has | f.bad) & (bit(kAskLevels) | bit(kAggId))))) {
-                // json.loads would keep the last one; silently choosing is worse than refusing.
-                dup_key_ = key;
-                return s.fail("duplicate key");
-            }
-            switch (want) {
-                case Want::Num:
-                    if (t == json::Type::Number) {
-                        bool is_uint;
-                        if (!s.number(f.num[fld], is_uint)) return false;
-                        (is_uint ? f.has : f.bad) |= bit(fld);
-                        continue;
-                    }
-                    break;
-                case Want::Str:
-                    if (t == json::Type::String) {
-                        if (!s.string(f.str[fld])) return false;
-                        f.has |= bit(fld);
-                        continue;
-                    }
-                    break;
-                case Want::Bool:
-                    if (t == json::Type::True || t == json::Type::False) {
-                        if (!s.literal(t)) return false;
-                        f.maker = t == json::Type::True;
-                        f.has |= bit(fld);
-                        continue;
-                    }
-                    break;
-                case Want::StrOrLevels:
-                    if (t == json::Type::String) {
-                        if (!s.string(f.str[fld])) return false;
-                        f.has |= bit(fld);
-                        continue;
-                    }
-                    if (t == json::Type::Array) {
-                        const int side = fld == kBidStr ? 0 : 1;
-                        const Field lf = side == 0 ? kBidLevels : kAskLevels;
-                        if (!parse_levels(s, f, side, lf)) return false;
-                        continue;
-                    }
-                    if (t == json::Type::Number && fld == kAskStr) {
-                        bool is_uint;
-                        if (!s.number(f.num[kAggId], is_uint)) return false;
-                        (is_uint ? f.has : f.bad) |= bit(kAggId);
-                        continue;
-                    }
-                    break;
-                case Want::Levels:
-                    if (t == json::Type::Array) {
-                        if (!parse_levels(s, f, fld == kBids ? 0 : 1, fld)) return false;
-                        continue;
-                    }
-                    break;
-                case Want::Object:
-                    if (t == json::Type::Object) {
-                        if (!parse_object(s, *data, nullptr)) return false;
-                        f.has |= bit(fld);
-                        continue;
-                    }
-                    break;
-                case Want::None:
-                    break;
-            }
-            f.bad |= bit(fld);
-            if (!s.skip_value()) return false;
-        }
-        if (s.failed()) return false;
-        s.close();
-        return true;
-    }
-
-    // [[price, qty, ...], ...] with price and qty strings (extra elements, which old spot captures
-    // carry as `[]`, are validated and ignored). Another shape that is still valid JSON marks the
-    // field as ill-typed instead of failing: it matters only if the message needs the field.
-    bool parse_levels(json::Scanner& s, Fields& f, int side, Field fld) noexcept {
-        const char* start = s.pos();
-        const int depth = s.depth();
-        const size_t mark = lv_.size();
-        if (!s.begin_array()) return false;
-        bool first = true;
-        while (s.next_element(first)) {
-            if (s.peek() != json::Type::Array) goto other_shape;
-            {
-                if (!s.begin_array()) return false;
-                bool f2 = true;
-                LevelSpan l;
-                if (!s.next_element(f2)) {
-                    if (s.failed()) return false;
-                    goto other_shape;
-                }
-                if (s.peek() != json::Type::String) goto other_shape;
-                if (!s.string(l.price)) return false;
-                if (!s.next_element(f2)) {
-                    if (s.failed()) return false;
-                    goto other_shape;
-                }
-                if (s.peek() != json::Type::String) goto other_shape;
-                if (!s.string(l.qty)) return false;
-                while (s.next_element(f2)) {
-                    if (!s.skip_value()) return false;
-                }
-                if (s.failed()) return false;
-                s.close();
-                if (lv_.size() == lv_.capacity() && !grow(lv_)) return s.fail("out of memory");
-                lv_.push_back(l);
-            }
-        }
-        if (s.failed()) return false;
-        s.close();
-        f.lv_begin[side] = uint32_t(mark);
-        f.lv_end[side] = uint32_t(lv_.size());
-        f.has |= bit(fld);
-        return true;
-    other_shape:
-        lv_.resize(mark);
-        s.rewind(start, depth);
-        if (!s.skip_value()) return false;
-        f.bad |= bit(fld);
-        return true;
-    }
-
-    template <class V>
-    static bool grow(V& v) noexcept {
-        try {
-            v.reserve(v.capacity() < 64 ? 128 : v.capacity() * 2);
-            return true;
-        } catch (...) {
-            return false;
-        }
-    }
-
-    static const char* field_name(Field f) noexcept {
-        static const char* const names[kFieldCount] = {
-            "e", "E", "T", "s", "U", "u", "pu", "t", "p", "q", "m", "X", "b", "a", "b", "a",
-            "B", "A", "lastUpdateId", "bids", "asks", "stream", "data", "a", "f", "l", "ps"};
-        return f < kFieldCount ? names[f] : "?";
-    }
-
-    static const char* field_expect(Field f) noexcept {
-        switch (f) {
-            case kEventTime: case kTxTime: case kFirstId: case kFinalId: case kPrevId:
-            case kTradeId: case kLastUpdateId: case kAggId: case kFirstTrade: case kLastTrade:
-                return "a non-negative integer";
-            case kMaker: return "true or false";
-            case kBidLevels: case kAskLevels: case kBids: case kAsks:
-                return "an array of [price, quantity] string pairs";
-            case kData: return "an object";
-            default: return "a string";
-        }
+    ChainRules chain_rules() const noexcept {
+        return market_ == MarketType::UsdM ? ChainRules::Futures : ChainRules::Spot;
     }
 
     // Every field in `mask` must be present with its expected type.
     Status require(const Fields& f, uint32_t mask, const char* what) noexcept {
         if ((f.has & mask) == mask) return Status::Ok;
-        for (uint32_t i = 0; i < kFieldCount; ++i) {
-            const Field fld = Field(i);
-            if (!(mask & bit(fld)) || (f.has & bit(fld))) continue;
-            uint32_t other = f.bad & bit(fld);
-            // "b"/"a" are strings in bookTicker and level arrays in depth: the other form is a
-            // type error, not a missing field.
-            if (fld == kBidStr) other |= f.has & bit(kBidLevels);
-            if (fld == kAskStr) other |= f.has & bit(kAskLevels);
-            if (fld == kBidLevels) other |= f.has & bit(kBidStr);
-            if (fld == kAskLevels) other |= f.has & bit(kAskStr);
-            if (fld == kAskStr) other |= f.has & bit(kAggId);
-            if (fld == kAggId) other |= (f.has | f.bad) & (bit(kAskStr) | bit(kAskLevels));
-            if (other)
-                return fail(Status::DecodeError, "%s: field \"%s\" is not %s", what,
-                            field_name(fld), field_expect(fld));
-            return fail(Status::DecodeError, "%s: missing field \"%s\"", what, field_name(fld));
-        }
-        return Status::Ok;
+        bool ill_typed = false;
+        const Field fld = f.first_missing(mask, ill_typed);
+        if (fld == kFieldCount) return Status::Ok;
+        if (ill_typed)
+            return fail(Status::DecodeError, "%s: field \"%s\" is not %s", what, field_name(fld),
+                        field_expect(fld));
+        return fail(Status::DecodeError, "%s: missing field \"%s\"", what, field_name(fld));
     }
 
     // ---- lines ----
@@ -1039,15 +512,13 @@ private:
         }
         ++p;
         json::Scanner s(p, end);
-        top_.reset();
-        data_.reset();
-        lv_.clear();
+        reader_.clear();
         if (s.peek() != json::Type::Object) {
             if (!s.skip_value() || !s.finish()) return json_error(s, size_t(p - b));
             skip_at(Skip::NotStreamMessage, here());
             return Status::Ok;
         }
-        if (!parse_object(s, top_, &data_) || !s.finish()) return json_error(s, size_t(p - b));
+        if (!reader_.read(s) || !s.finish()) return json_error(s, size_t(p - b));
         return dispatch(int64_t(ts));
     }
 
@@ -1055,41 +526,25 @@ private:
         eof_error_ = s.error_at_end();
         err_col_ = base + s.error_offset();
         if (std::strcmp(s.what(), "duplicate key") == 0)
-            return fail(Status::DecodeError, "duplicate key \"%s\" at column %zu", snip(dup_key_),
+            return fail(Status::DecodeError, "duplicate key \"%s\" at column %zu", snip(reader_.duplicate_key()),
                         err_col_ + 1);
         return fail(Status::DecodeError, "malformed JSON: %s at column %zu", s.what(),
                     err_col_ + 1);
     }
 
-    enum class StreamKind : uint8_t { Unknown, Depth, Trade, AggTrade, BookTicker };
-
-    static StreamKind classify(json::Span st, json::Span& prefix) noexcept {
-        const char* at = static_cast<const char*>(std::memchr(st.ptr, '@', st.len));
-        if (!at) return StreamKind::Unknown;
-        prefix = json::Span{st.ptr, uint32_t(at - st.ptr)};
-        const json::Span rest{at + 1, uint32_t(st.len - prefix.len - 1)};
-        if (rest == "trade") return StreamKind::Trade;
-        if (rest == "aggTrade") return StreamKind::AggTrade;
-        if (rest == "bookTicker") return StreamKind::BookTicker;
-        // "depth" and "depth@100ms" are diffs; "depth5"/"depth20@100ms" are partial books.
-        if (rest.len >= 5 && std::memcmp(rest.ptr, "depth", 5) == 0 &&
-            (rest.len == 5 || rest.ptr[5] == '@'))
-            return StreamKind::Depth;
-        return StreamKind::Unknown;
-    }
-
     Status dispatch(int64_t ts) noexcept {
-        if (top_.has & bit(kStream)) {
-            const json::Span stream = top_.str[kStream];
+        const Fields& top = reader_.top();
+        if (top.has & bit(kStream)) {
+            const json::Span stream = top.str[kStream];
             json::Span prefix;
-            const StreamKind kind = classify(stream, prefix);
+            const StreamKind kind = classify_stream(stream, prefix);
             if (kind == StreamKind::Unknown) {
                 skip_at(Skip::UnknownStream, here());
                 return reject(Rule::UnsupportedMessage, "stream \"%s\" is not decoded",
                               snip(stream));
             }
-            if (!(top_.has & bit(kData)))
-                return require(top_, bit(kData), kind_name(kind));
+            if (!(top.has & bit(kData)))
+                return require(top, bit(kData), stream_message_name(kind));
             uint8_t lf;
             const int64_t tr = recv_time(ts, lf);
             switch (kind) {
@@ -1099,25 +554,15 @@ private:
                 default: return on_book_ticker(tr, lf, prefix);
             }
         }
-        if (top_.bad & bit(kStream))
+        if (top.bad & bit(kStream))
             return fail(Status::DecodeError, "field \"stream\" is not a string");
-        if ((top_.has | top_.bad) & bit(kLastUpdateId)) {
+        if ((top.has | top.bad) & bit(kLastUpdateId)) {
             uint8_t lf;
             const int64_t tr = recv_time(ts, lf);
             return on_snapshot(tr, lf);
         }
         skip_at(Skip::NotStreamMessage, here());
         return Status::Ok;
-    }
-
-    static const char* kind_name(StreamKind k) noexcept {
-        switch (k) {
-            case StreamKind::Depth: return "depth message";
-            case StreamKind::Trade: return "trade message";
-            case StreamKind::AggTrade: return "aggTrade message";
-            case StreamKind::BookTicker: return "bookTicker message";
-            default: return "message";
-        }
     }
 
     // The line's ts_recv; the clock only moves (and a raise is only counted) if the record is
@@ -1162,14 +607,7 @@ private:
     }
 
     Status check_symbol(json::Span prefix, json::Span sym, const char* what) noexcept {
-        bool ok = prefix.len == sym.len;
-        for (uint32_t i = 0; ok && i < sym.len; ++i) {
-            char a = prefix.ptr[i], b = sym.ptr[i];
-            if (a >= 'A' && a <= 'Z') a = char(a + 32);
-            if (b >= 'A' && b <= 'Z') b = char(b + 32);
-            ok = a == b;
-        }
-        if (ok) return Status::Ok;
+        if (same_symbol(prefix, sym)) return Status::Ok;
         return fail(Status::DecodeError, "%s: stream prefix \"%s\" does not match symbol \"%s\"",
                     what, snip(prefix), snip(sym));
     }
@@ -1185,7 +623,10 @@ private:
                     snip(f.str[kE]), expect);
     }
 
+
     // ---- values ----
+
+    static constexpr uint32_t kNoLevel = ~0u;
 
     bool convert(json::Span v, const FixedScale& fs, const Increment& inc, const char* what,
                  uint32_t level, int64_t& out) noexcept {
@@ -1232,15 +673,38 @@ private:
             fail(st, "%s of level %u \"%s\" %s%s", what, level, snip(v), why, incs);
     }
 
-    static constexpr uint32_t kNoLevel = ~0u;
+    // A price and its quantity (a print, a best bid or ask, a book level) in multiples of the
+    // instrument's increments; false: the record is malformed (the price is checked first).
+    bool convert_pair(const Instrument& s, json::Span price, json::Span qty,
+                      const char* price_name, const char* qty_name, uint32_t level, int64_t& px,
+                      int64_t& q) noexcept {
+        return convert(price, s.price_fs, s.price_inc, price_name, level, px) &&
+               convert(qty, s.size_fs, s.size_inc, qty_name, level, q);
+    }
 
-    // Levels of `f` (bids, then asks) into lvl_, converted with the slot's increments.
-    bool convert_levels(const Slot& s, const Fields& f) noexcept {
-        lvl_.clear();
+    // Scan mode's counterpart: the pair goes into the line's GCDs, merged into the instrument's
+    // when the line is accepted.
+    bool scan_pair(Instrument& s, json::Span price, json::Span qty, const char* price_name,
+                   const char* qty_name, uint32_t level) noexcept {
+        scan_slot_ = &s;
+        return gcd_add(line_pgcd_, price, price_name, level) &&
+               gcd_add(line_sgcd_, qty, qty_name, level);
+    }
+
+    static const char* level_price_name(int side) noexcept {
+        return side == 0 ? "bid price" : "ask price";
+    }
+    static const char* level_qty_name(int side) noexcept {
+        return side == 0 ? "bid quantity" : "ask quantity";
+    }
+
+    // Levels of `f` (bids, then asks) into levels_, converted with the instrument's increments.
+    bool convert_levels(const Instrument& s, const Fields& f) noexcept {
+        levels_.clear();
         const size_t total = (f.lv_end[0] - f.lv_begin[0]) + (f.lv_end[1] - f.lv_begin[1]);
-        if (lvl_.capacity() < total) {
+        if (levels_.capacity() < total) {
             try {
-                lvl_.reserve(total * 2);
+                levels_.reserve(total * 2);
             } catch (...) {
                 fatal(Status::InvalidArgument, "out of memory");
                 return false;
@@ -1249,30 +713,25 @@ private:
         for (int side = 0; side < 2; ++side) {
             const Side sd = side == 0 ? Side::Bid : Side::Ask;
             for (uint32_t i = f.lv_begin[side]; i < f.lv_end[side]; ++i) {
-                Level l;
+                const LevelSpan& in = reader_.level(i);
+                BookLevel l;
                 l.side = sd;
-                const uint32_t k = i - f.lv_begin[side];
-                if (!convert(lv_[i].price, s.price_fs, s.price_inc,
-                             side == 0 ? "bid price" : "ask price", k, l.price))
+                if (!convert_pair(s, in.price, in.qty, level_price_name(side),
+                                  level_qty_name(side), i - f.lv_begin[side], l.price, l.qty))
                     return false;
-                if (!convert(lv_[i].qty, s.size_fs, s.size_inc,
-                             side == 0 ? "bid quantity" : "ask quantity", k, l.qty))
-                    return false;
-                lvl_.push_back(l);
+                levels_.push_back(l);
             }
         }
         return true;
     }
 
-    bool scan_levels(Slot& s, const Fields& f) noexcept {
+    bool scan_levels(Instrument& s, const Fields& f) noexcept {
         scan_slot_ = &s;
         for (int side = 0; side < 2; ++side) {
             for (uint32_t i = f.lv_begin[side]; i < f.lv_end[side]; ++i) {
-                const uint32_t k = i - f.lv_begin[side];
-                if (!gcd_add(line_pgcd_, lv_[i].price, side == 0 ? "bid price" : "ask price", k))
-                    return false;
-                if (!gcd_add(line_sgcd_, lv_[i].qty, side == 0 ? "bid quantity" : "ask quantity",
-                             k))
+                const LevelSpan& in = reader_.level(i);
+                if (!scan_pair(s, in.price, in.qty, level_price_name(side), level_qty_name(side),
+                               i - f.lv_begin[side]))
                     return false;
             }
         }
@@ -1282,7 +741,7 @@ private:
     // ---- messages ----
 
     Status on_trade(int64_t tr, uint8_t lf, json::Span prefix) noexcept {
-        const Fields& f = data_;
+        const Fields& f = reader_.data();
         const char* what = "trade message";
         constexpr uint32_t req =
             bit(kSym) | bit(kTradeId) | bit(kPrice) | bit(kQty) | bit(kMaker);
@@ -1294,28 +753,27 @@ private:
         if (st == Status::Ok) st = check_symbol(prefix, f.str[kSym], what);
         if (st != Status::Ok) return st;
         (f.has & bit(kOrderType) ? hint_usdm_ : hint_spot_) = true;
-        Slot* s = resolve(f.str[kSym]);
+        Instrument* s = resolve(f.str[kSym]);
         if (!s) return Status::DecodeError;
         ++s->messages;
         ++counts_.trade_messages;
-        s->has_trade_stream = true;
+        PrintSource& prints = track(*s).prints;
+        prints.saw_trade();
         if ((f.has & bit(kOrderType)) && !(f.str[kOrderType] == "MARKET")) {
             skip_at(Skip::NonMarketTrade, here());
             return Status::Ok;
         }
-        if (scan_) {
-            scan_slot_ = s;
-            if (!gcd_add(line_pgcd_, f.str[kPrice], "trade price", kNoLevel) ||
-                !gcd_add(line_sgcd_, f.str[kQty], "trade quantity", kNoLevel))
-                return Status::DecodeError;
-            return Status::Ok;
-        }
+        if (scan_)
+            return scan_pair(*s, f.str[kPrice], f.str[kQty], "trade price", "trade quantity",
+                             kNoLevel)
+                       ? Status::Ok
+                       : Status::DecodeError;
         int64_t px, qty, te;
-        if (!convert(f.str[kPrice], s->price_fs, s->price_inc, "trade price", kNoLevel, px) ||
-            !convert(f.str[kQty], s->size_fs, s->size_inc, "trade quantity", kNoLevel, qty) ||
+        if (!convert_pair(*s, f.str[kPrice], f.str[kQty], "trade price", "trade quantity",
+                          kNoLevel, px, qty) ||
             !event_time(f, tr, what, te))
             return Status::DecodeError;
-        if (s->agg_emitted && f.num[kTradeId] <= s->agg_last_l) {
+        if (prints.within_agg_trade(f.num[kTradeId])) {
             skip_at(Skip::TradeInAggTrade, here());
             return Status::Ok;
         }
@@ -1325,7 +783,7 @@ private:
     }
 
     Status on_agg_trade(int64_t tr, uint8_t lf, json::Span prefix) noexcept {
-        const Fields& f = data_;
+        const Fields& f = reader_.data();
         const char* what = "aggTrade message";
         constexpr uint32_t req = bit(kSym) | bit(kAggId) | bit(kPrice) | bit(kQty) | bit(kMaker);
         Status st = require(f, req, what);
@@ -1337,38 +795,33 @@ private:
         if (st == Status::Ok) st = check_symbol(prefix, f.str[kSym], what);
         if (st != Status::Ok) return st;
         if (f.has & bit(kPair)) hint_coinm_ = true;
-        Slot* s = resolve(f.str[kSym]);
+        Instrument* s = resolve(f.str[kSym]);
         if (!s) return Status::DecodeError;
         ++s->messages;
         ++counts_.agg_trade_messages;
-        if (scan_) {
-            scan_slot_ = s;
-            if (!gcd_add(line_pgcd_, f.str[kPrice], "aggTrade price", kNoLevel) ||
-                !gcd_add(line_sgcd_, f.str[kQty], "aggTrade quantity", kNoLevel))
-                return Status::DecodeError;
-            return Status::Ok;
-        }
+        if (scan_)
+            return scan_pair(*s, f.str[kPrice], f.str[kQty], "aggTrade price", "aggTrade quantity",
+                             kNoLevel)
+                       ? Status::Ok
+                       : Status::DecodeError;
         int64_t px, qty, te;
-        if (!convert(f.str[kPrice], s->price_fs, s->price_inc, "aggTrade price", kNoLevel, px) ||
-            !convert(f.str[kQty], s->size_fs, s->size_inc, "aggTrade quantity", kNoLevel, qty) ||
+        if (!convert_pair(*s, f.str[kPrice], f.str[kQty], "aggTrade price", "aggTrade quantity",
+                          kNoLevel, px, qty) ||
             !event_time(f, tr, what, te))
             return Status::DecodeError;
-        if (s->has_trade_stream) {
+        PrintSource& prints = track(*s).prints;
+        if (prints.agg_trades_duplicate()) {
             skip_at(Skip::AggTradeDuplicate, here());
             return Status::Ok;
         }
-        if (f.has & bit(kLastTrade)) {
-            if (!s->agg_emitted || f.num[kLastTrade] > s->agg_last_l)
-                s->agg_last_l = f.num[kLastTrade];
-            s->agg_emitted = true;
-        }
+        if (f.has & bit(kLastTrade)) prints.covered_trades_up_to(f.num[kLastTrade]);
         emit(te, tr, f.num[kAggId], s->index, EventKind::Trade,
              f.maker ? Side::Ask : Side::Bid, uint8_t(flags::kLast | lf), px, qty);
         return Status::Ok;
     }
 
     Status on_book_ticker(int64_t tr, uint8_t lf, json::Span prefix) noexcept {
-        const Fields& f = data_;
+        const Fields& f = reader_.data();
         const char* what = "bookTicker message";
         constexpr uint32_t req = bit(kSym) | bit(kFinalId) | bit(kBidStr) | bit(kBidQty) |
                                  bit(kAskStr) | bit(kAskQty);
@@ -1377,24 +830,22 @@ private:
         if (st == Status::Ok) st = check_symbol(prefix, f.str[kSym], what);
         if (st != Status::Ok) return st;
         (f.has & (bit(kE) | bit(kEventTime) | bit(kTxTime)) ? hint_usdm_ : hint_spot_) = true;
-        Slot* s = resolve(f.str[kSym]);
+        Instrument* s = resolve(f.str[kSym]);
         if (!s) return Status::DecodeError;
         ++s->messages;
         ++counts_.book_ticker_messages;
-        if (scan_) {
-            scan_slot_ = s;
-            if (!gcd_add(line_pgcd_, f.str[kBidStr], "best bid price", kNoLevel) ||
-                !gcd_add(line_sgcd_, f.str[kBidQty], "best bid quantity", kNoLevel) ||
-                !gcd_add(line_pgcd_, f.str[kAskStr], "best ask price", kNoLevel) ||
-                !gcd_add(line_sgcd_, f.str[kAskQty], "best ask quantity", kNoLevel))
-                return Status::DecodeError;
-            return Status::Ok;
-        }
+        if (scan_)
+            return scan_pair(*s, f.str[kBidStr], f.str[kBidQty], "best bid price",
+                             "best bid quantity", kNoLevel) &&
+                           scan_pair(*s, f.str[kAskStr], f.str[kAskQty], "best ask price",
+                                     "best ask quantity", kNoLevel)
+                       ? Status::Ok
+                       : Status::DecodeError;
         int64_t bp, bq, ap, aq, te;
-        if (!convert(f.str[kBidStr], s->price_fs, s->price_inc, "best bid price", kNoLevel, bp) ||
-            !convert(f.str[kBidQty], s->size_fs, s->size_inc, "best bid quantity", kNoLevel, bq) ||
-            !convert(f.str[kAskStr], s->price_fs, s->price_inc, "best ask price", kNoLevel, ap) ||
-            !convert(f.str[kAskQty], s->size_fs, s->size_inc, "best ask quantity", kNoLevel, aq) ||
+        if (!convert_pair(*s, f.str[kBidStr], f.str[kBidQty], "best bid price",
+                          "best bid quantity", kNoLevel, bp, bq) ||
+            !convert_pair(*s, f.str[kAskStr], f.str[kAskQty], "best ask price",
+                          "best ask quantity", kNoLevel, ap, aq) ||
             !event_time(f, tr, what, te))
             return Status::DecodeError;
         const uint64_t seq = f.num[kFinalId];
@@ -1405,7 +856,7 @@ private:
     }
 
     Status on_depth(int64_t tr, uint8_t lf, json::Span prefix) noexcept {
-        const Fields& f = data_;
+        const Fields& f = reader_.data();
         const char* what = "depth message";
         constexpr uint32_t req = bit(kSym) | bit(kFirstId) | bit(kFinalId) | bit(kBidLevels) |
                                  bit(kAskLevels);
@@ -1416,12 +867,14 @@ private:
         if (st == Status::Ok && (f.bad & bit(kPrevId))) st = require(f, bit(kPrevId), what);
         if (st == Status::Ok) st = check_symbol(prefix, f.str[kSym], what);
         if (st != Status::Ok) return st;
-        const uint64_t first_id = f.num[kFirstId], final_id = f.num[kFinalId];
-        if (first_id > final_id)
+        UpdateIds ids;
+        ids.first_id = f.num[kFirstId];
+        ids.final_id = f.num[kFinalId];
+        if (ids.first_id > ids.final_id)
             return fail(Status::DecodeError,
                         "%s: first update id U=%llu is after final update id u=%llu", what,
-                        static_cast<unsigned long long>(first_id),
-                        static_cast<unsigned long long>(final_id));
+                        static_cast<unsigned long long>(ids.first_id),
+                        static_cast<unsigned long long>(ids.final_id));
         const bool has_prev = f.has & bit(kPrevId);
         const MarketType mt = has_prev ? MarketType::UsdM : MarketType::Spot;
         if (market_ == MarketType::Unknown) {
@@ -1436,33 +889,33 @@ private:
                                                               : "earlier ones did");
         }
         if (f.has & bit(kPair)) hint_coinm_ = true;
-        Slot* s = resolve(f.str[kSym]);
+        Instrument* s = resolve(f.str[kSym]);
         if (!s) return Status::DecodeError;
         ++s->messages;
         ++counts_.depth_messages;
         if (scan_) return scan_levels(*s, f) ? Status::Ok : Status::DecodeError;
         int64_t te;
         if (!event_time(f, tr, what, te) || !convert_levels(*s, f)) return Status::DecodeError;
-        const uint64_t prev_id = has_prev ? f.num[kPrevId] : 0;
-        if (s->sync == Sync::NoSnapshot)
-            return buffer_diff(*s, first_id, final_id, prev_id, has_prev, te);
-        apply_diff(*s, first_id, final_id, prev_id, te, lvl_.data(), uint32_t(lvl_.size()), tr, lf,
-                   here(), rec_index_);
+        if (has_prev) ids.prev_id = f.num[kPrevId];
+        DepthSync& d = track(*s).depth;
+        if (!d.has_snapshot()) return buffer_diff(d, ids, te);
+        apply_diff(d, s->index, ids, te, levels_.data(), uint32_t(levels_.size()), tr, lf, here(),
+                   rec_index_);
         return Status::Ok;
     }
 
     Status on_snapshot(int64_t tr, uint8_t lf) noexcept {
-        const Fields& f = top_;
+        const Fields& f = reader_.top();
         const char* what = "depth snapshot";
         Status st = require(f, bit(kLastUpdateId) | bit(kBids) | bit(kAsks), what);
         if (st != Status::Ok) return st;
-        Slot* s = nullptr;
+        Instrument* s = nullptr;
         if (!snapshot_symbol_.empty()) {
             s = resolve(json::Span{snapshot_symbol_.data(), uint32_t(snapshot_symbol_.size())});
             if (!s) return Status::DecodeError;
-        } else if (n_seen_ == 1) {
-            s = seen_slot_;
-        } else if (n_seen_ == 0) {
+        } else if (catalogue_.seen_count() == 1) {
+            s = catalogue_.last_seen();  // resolved before, so it has its Track
+        } else if (catalogue_.seen_count() == 0) {
             return fatal(Status::DecodeError,
                          "depth snapshot names no symbol and none was seen before it: configure "
                          "the snapshot symbol");
@@ -1470,7 +923,7 @@ private:
             return fatal(Status::DecodeError,
                          "depth snapshot names no symbol and %zu symbols were seen before it: "
                          "configure the snapshot symbol",
-                         n_seen_);
+                         catalogue_.seen_count());
         }
         (f.has & (bit(kEventTime) | bit(kTxTime)) ? hint_usdm_ : hint_spot_) = true;
         ++s->messages;
@@ -1480,176 +933,114 @@ private:
         if (!event_time(f, tr, what, te) || !convert_levels(*s, f)) return Status::DecodeError;
         const uint64_t id = f.num[kLastUpdateId];
         const uint8_t fl = uint8_t(flags::kSnapshot | lf);
-        const size_t n = lvl_.size();
+        const size_t n = levels_.size();
         emit(te, tr, id, s->index, EventKind::BookClear, Side::None,
              uint8_t(fl | (n == 0 ? flags::kLast : 0)), 0, 0);
         for (size_t i = 0; i < n; ++i) {
-            const Level& l = lvl_[i];
+            const BookLevel& l = levels_[i];
             emit(te, tr, id, s->index, EventKind::L2Set, l.side,
                  uint8_t(fl | (i + 1 == n ? flags::kLast : 0)), l.price, l.qty);
         }
-        s->sync = Sync::AwaitFirst;
-        s->anchor = id;
         // Diffs that arrived before the snapshot: only now can a book know them. Their events
         // belong to this record (see the header comment); their own records stay event-less.
-        for (const PendingMsg& m : s->pending) {
-            if (apply_diff(*s, m.first_id, m.final_id, m.prev_id, m.ts_event,
-                           s->pending_levels.data() + m.level_begin, m.level_count, tr, lf, m.loc,
+        DepthSync& d = track(*s).depth;
+        buffered_diffs_ -= d.restart(id, [&](const BufferedDiff& m, const BookLevel* levels) {
+            if (apply_diff(d, s->index, m.ids, m.ts_event, levels, m.level_count, tr, lf, m.loc,
                            m.record))
                 ++counts_.depth_replayed;
-        }
-        pending_msgs_total_ -= s->pending.size();
-        pending_levels_total_ -= s->pending_levels.size();
-        s->pending.clear();
-        s->pending_levels.clear();
+        });
         return Status::Ok;
     }
 
-    Status buffer_diff(Slot& s, uint64_t first_id, uint64_t final_id, uint64_t prev_id,
-                       bool has_prev, int64_t te) noexcept {
+    // ---- depth reconciliation ----
+
+    Status buffer_diff(DepthSync& d, const UpdateIds& ids, int64_t te) noexcept {
         ++counts_.depth_buffered;
-        const size_t n = lvl_.size();
-        if (n > max_pending_levels_) {
+        const size_t n = levels_.size();
+        if (n > bounds_.levels) {
             skip_at(Skip::DepthUnsynced, here());
             return reject(Rule::DeltasBeforeSnapshot,
                           "depth diff before the first snapshot with more levels (%zu) than the "
                           "buffer holds", n);
         }
-        if (s.pending_levels.size() + n > max_pending_levels_ ||
-            s.pending.size() + 1 > max_pending_msgs_)
-            trim_pending(s, n);
-        try {
-            PendingMsg m;
-            m.first_id = first_id;
-            m.final_id = final_id;
-            m.prev_id = prev_id;
-            m.has_prev = has_prev;
-            m.ts_event = te;
-            m.level_begin = uint32_t(s.pending_levels.size());
-            m.level_count = uint32_t(n);
-            m.loc = here();
-            m.record = rec_index_;
-            s.pending_levels.insert(s.pending_levels.end(), lvl_.begin(), lvl_.end());
-            s.pending.push_back(m);
-        } catch (...) {
+        drop_buffered(d, d.overflow(n, bounds_),
+                      "the buffer of diffs waiting for a snapshot overflowed");
+        BufferedDiff m;
+        m.ids = ids;
+        m.ts_event = te;
+        m.loc = here();
+        m.record = rec_index_;
+        if (!d.buffer(m, levels_.data(), n))
             return fatal(Status::InvalidArgument, "out of memory buffering depth diffs");
-        }
-        pending_levels_total_ += n;
-        ++pending_msgs_total_;
+        ++buffered_diffs_;
         return Status::Ok;
     }
 
-    // Buffer bound reached: the oldest diffs are the least likely to be bridged by a snapshot
-    // that has not come yet, so they go first (counted), down to half the bound.
-    void trim_pending(Slot& s, size_t incoming) noexcept {
-        size_t drop = 0;
-        const size_t keep_levels = max_pending_levels_ / 2, keep_msgs = max_pending_msgs_ / 2;
-        size_t levels = 0;
-        while (drop < s.pending.size() &&
-               (s.pending_levels.size() - levels + incoming > keep_levels ||
-                s.pending.size() - drop + 1 > keep_msgs)) {
-            levels += s.pending[drop].level_count;
-            ++drop;
-        }
-        drop_pending(s, drop, "the buffer of diffs waiting for a snapshot overflowed");
-    }
-
-    // Gives up the `drop` oldest buffered diffs of `s`: DELTAS_BEFORE_SNAPSHOT records.
-    void drop_pending(Slot& s, size_t drop, const char* why) noexcept {
-        size_t levels = 0;
-        for (size_t i = 0; i < drop; ++i) {
-            unsynced(s.pending[i], why);
-            levels += s.pending[i].level_count;
-        }
-        s.pending.erase(s.pending.begin(), s.pending.begin() + ptrdiff_t(drop));
-        s.pending_levels.erase(s.pending_levels.begin(),
-                               s.pending_levels.begin() + ptrdiff_t(levels));
-        for (auto& m : s.pending) m.level_begin -= uint32_t(levels);
-        pending_msgs_total_ -= drop;
-        pending_levels_total_ -= levels;
-    }
-
-    void unsynced(const PendingMsg& m, const char* why) noexcept {
-        skip_at(Skip::DepthUnsynced, m.loc);
-        mark(m.record, m.loc, Rule::DeltasBeforeSnapshot, "depth diff U=%llu u=%llu never met a snapshot: %s",
-             static_cast<unsigned long long>(m.first_id),
-             static_cast<unsigned long long>(m.final_id), why);
+    // Gives up the `n` oldest buffered diffs of `d`: DELTAS_BEFORE_SNAPSHOT records.
+    void drop_buffered(DepthSync& d, size_t n, const char* why) noexcept {
+        d.give_up(n, [&](const BufferedDiff& m) {
+            skip_at(Skip::DepthUnsynced, m.loc);
+            mark(m.record, m.loc, Rule::DeltasBeforeSnapshot,
+                 "depth diff U=%llu u=%llu never met a snapshot: %s",
+                 static_cast<unsigned long long>(m.ids.first_id),
+                 static_cast<unsigned long long>(m.ids.final_id), why);
+        });
+        buffered_diffs_ -= n;
     }
 
     // The window may not hold more than max_held_records_ records behind the oldest buffered
     // diff: beyond that, the oldest buffered diffs are given up.
     void bound_held() noexcept {
-        while (pending_msgs_total_ > 0) {
-            Slot* oldest = nullptr;
-            for (auto& s : slots_)
-                if (!s->pending.empty() &&
-                    (!oldest || s->pending.front().record < oldest->pending.front().record))
-                    oldest = s.get();
-            if (next_record_ - oldest->pending.front().record <= max_held_records_) return;
-            drop_pending(*oldest, 1, "it waited longer than the held-record bound");
+        while (buffered_diffs_ > 0) {
+            DepthSync* oldest = nullptr;
+            for (Track& t : tracks_)
+                if (t.depth.buffered() &&
+                    (!oldest || t.depth.oldest_record() < oldest->oldest_record()))
+                    oldest = &t.depth;
+            if (next_record_ - oldest->oldest_record() <= max_held_records_) return;
+            drop_buffered(*oldest, 1, "it waited longer than the held-record bound");
         }
     }
 
-    uint64_t oldest_pending_record() const noexcept {
+    uint64_t oldest_buffered_record() const noexcept {
         uint64_t r = UINT64_MAX;
-        for (const auto& s : slots_)
-            if (!s->pending.empty() && s->pending.front().record < r) r = s->pending.front().record;
+        for (const Track& t : tracks_)
+            if (t.depth.buffered() && t.depth.oldest_record() < r) r = t.depth.oldest_record();
         return r;
     }
 
-    // Applies one diff after a snapshot by the update-id rules; false if it was dropped. `record`
+    // Applies one diff after a snapshot as the chain decides; false if it was dropped. `record`
     // is the diff's own record (an earlier one for a buffered diff).
-    bool apply_diff(Slot& s, uint64_t first_id, uint64_t final_id, uint64_t prev_id, int64_t te,
-                    const Level* levels, uint32_t n, int64_t tr, uint8_t lf, const Location& loc,
-                    uint64_t record) noexcept {
-        const bool spot = market_ != MarketType::UsdM;
-        bool gap = false;
-        uint64_t expected = 0, got = 0;
-        if (s.sync == Sync::AwaitFirst) {
-            const uint64_t l = s.anchor;
-            if (spot ? final_id <= l : final_id < l) {
-                skip_at(Skip::DepthInSnapshot, loc);
-                return false;
-            }
-            const bool bridged =
-                spot ? (first_id <= l + 1 && l + 1 <= final_id) : (first_id <= l && l <= final_id);
-            if (!bridged) {
-                gap = true;
-                expected = spot ? l + 1 : l;
-                got = first_id;
-            }
-            s.sync = Sync::Live;
-        } else {
-            if (final_id <= s.last_u) {
-                skip_at(Skip::DepthStale, loc);
-                mark(record, loc, Rule::DuplicateMessage,
-                     "depth diff u=%llu is not after the chain's last u=%llu",
-                     static_cast<unsigned long long>(final_id),
-                     static_cast<unsigned long long>(s.last_u));
-                return false;
-            }
-            const bool chained = spot ? first_id == s.last_u + 1 : prev_id == s.last_u;
-            if (!chained) {
-                gap = true;
-                expected = spot ? s.last_u + 1 : s.last_u;
-                got = spot ? first_id : prev_id;
-            }
+    bool apply_diff(DepthSync& d, uint32_t inst, const UpdateIds& ids, int64_t te,
+                    const BookLevel* levels, uint32_t n, int64_t tr, uint8_t lf,
+                    const Location& loc, uint64_t record) noexcept {
+        const ChainStep step = d.next(ids, chain_rules());
+        if (step.kind == ChainStep::InSnapshot) {
+            skip_at(Skip::DepthInSnapshot, loc);
+            return false;
         }
-        if (gap) {
+        if (step.kind == ChainStep::Stale) {
+            skip_at(Skip::DepthStale, loc);
+            mark(record, loc, Rule::DuplicateMessage,
+                 "depth diff u=%llu is not after the chain's last u=%llu",
+                 static_cast<unsigned long long>(ids.final_id),
+                 static_cast<unsigned long long>(d.last_final_id()));
+            return false;
+        }
+        if (step.gap) {
             Location g = loc;
-            g.expected = expected;
-            g.got = got;
+            g.expected = step.expected;
+            g.got = step.got;
             gaps_.add(g);
-            emit(te, tr, got, s.index, EventKind::Gap, Side::None, uint8_t(flags::kLast | lf), 0, 0,
-                 expected);
+            emit(te, tr, step.got, inst, EventKind::Gap, Side::None, uint8_t(flags::kLast | lf), 0,
+                 0, step.expected);
         }
-        s.last_u = final_id;
         if (n == 0) {
             skip_at(Skip::DepthNoLevels, loc);
             return true;
         }
         for (uint32_t i = 0; i < n; ++i) {
-            emit(te, tr, final_id, s.index, EventKind::L2Set, levels[i].side,
+            emit(te, tr, ids.final_id, inst, EventKind::L2Set, levels[i].side,
                  uint8_t(lf | (i + 1 == n ? flags::kLast : 0)), levels[i].price, levels[i].qty);
         }
         return true;
@@ -1681,7 +1072,7 @@ private:
             ev.push(te, tr, seq, inst, kind, side, fl, price, qty, order_id);
             return;
         }
-        if (win_ev_.size() == win_ev_.capacity() && !grow(win_ev_)) {
+        if (win_ev_.size() == win_ev_.capacity() && !grow_capacity(win_ev_)) {
             fatal(Status::InvalidArgument, "out of memory holding events");
             return;
         }
@@ -1691,7 +1082,7 @@ private:
     }
 
     Status push_record(uint64_t length, uint8_t problem) noexcept {
-        if (direct_ && pending_msgs_total_ == 0 && win_recs_.empty()) {
+        if (direct_ && buffered_diffs_ == 0 && win_recs_.empty()) {
             RecordColumns& r = out_->rec;
             const size_t i = r.size++;
             r.file[i] = int32_t(file_);
@@ -1706,7 +1097,7 @@ private:
             win_rec_pos_ = 0;
             win_first_ = rec_index_;
         }
-        if (win_recs_.size() == win_recs_.capacity() && !grow(win_recs_))
+        if (win_recs_.size() == win_recs_.capacity() && !grow_capacity(win_recs_))
             return fatal(Status::InvalidArgument, "out of memory holding records");
         win_recs_.push_back(WinRecord{file_, line_no_, line_offset_, length, problem});
         return Status::Ok;
@@ -1718,7 +1109,7 @@ private:
     Status choose_sink(Output& out, size_t n) noexcept {
         direct_ = false;
         if (scan_) return Status::Ok;
-        if (pending_msgs_total_ == 0 && win_recs_.size() == win_rec_pos_) {
+        if (buffered_diffs_ == 0 && win_recs_.size() == win_rec_pos_) {
             const size_t bound = n / 8 + 4;
             if (out.rec.size < out.rec.capacity && out.ev.capacity - out.ev.size >= bound) {
                 direct_ = true;
@@ -1732,7 +1123,7 @@ private:
     Status after_line(Output& out) noexcept {
         direct_ = false;
         if (error_.status != Status::Ok) return error_.status;
-        if (pending_msgs_total_ > 0) bound_held();
+        if (buffered_diffs_ > 0) bound_held();
         if (win_recs_.size() == win_rec_pos_) return Status::Ok;
         return drain(out);
     }
@@ -1742,7 +1133,7 @@ private:
     Status drain(Output& out) noexcept {
         need_events_ = 0;
         if (scan_ || win_rec_pos_ == win_recs_.size()) return Status::Ok;
-        const uint64_t limit = pending_msgs_total_ ? oldest_pending_record() : UINT64_MAX;
+        const uint64_t limit = buffered_diffs_ ? oldest_buffered_record() : UINT64_MAX;
         while (win_rec_pos_ < win_recs_.size()) {
             const uint64_t r = win_first_ + win_rec_pos_;
             if (r >= limit) break;
@@ -1906,29 +1297,23 @@ private:
         return st;
     }
 
+
     // ---- state ----
 
     // configuration
     bool scan_ = false;
-    bool has_default_ = false;
-    Increment default_price_, default_size_;
     std::string snapshot_symbol_;
-    size_t max_pending_levels_ = size_t(1) << 20;  // ~24 MB per symbol at worst
-    size_t max_pending_msgs_ = size_t(1) << 14;
+    BufferBounds bounds_;
     size_t max_held_records_ = size_t(1) << 16;
     size_t max_line_ = size_t(64) << 20;
     MarketType forced_market_ = MarketType::Unknown;
 
-    // symbols
-    std::vector<std::unique_ptr<Slot>> slots_;
-    std::unordered_map<std::string, uint32_t, SvHash, std::equal_to<>> by_symbol_;
-    Slot* last_slot_ = nullptr;
-    Slot* seen_slot_ = nullptr;
-    size_t n_seen_ = 0;
-    uint32_t next_index_ = 0;
+    // instruments
+    Catalogue catalogue_;
+    std::vector<Track> tracks_;  // by catalogue slot
     MarketType market_ = MarketType::Unknown;  // Spot or UsdM (= the futures rules) once known
     bool hint_spot_ = false, hint_usdm_ = false, hint_coinm_ = false;
-    size_t pending_levels_total_ = 0, pending_msgs_total_ = 0;
+    size_t buffered_diffs_ = 0;  // across instruments; while any, records are held back
 
     // position
     uint32_t file_ = 0;
@@ -1952,14 +1337,12 @@ private:
     bool ts_raise_ = false;
     int64_t ts_commit_ = INT64_MIN;
     Location ts_loc_;
-    Slot* scan_slot_ = nullptr;
+    Instrument* scan_slot_ = nullptr;
     DecimalGcd line_pgcd_, line_sgcd_;
 
     // per-line scratch (capacity reused: no allocation per line)
-    Fields top_, data_;
-    std::vector<LevelSpan> lv_;
-    std::vector<Level> lvl_;
-    json::Span dup_key_;
+    MessageReader reader_;
+    std::vector<BookLevel> levels_;
 
     // output
     Output* out_ = nullptr;
