@@ -691,6 +691,25 @@ private:
                gcd_add(line_sgcd_, qty, qty_name, level);
     }
 
+    struct Print {
+        int64_t price = 0, qty = 0, ts_event = 0;
+    };
+
+    // What trades and aggTrades share: price and quantity, and the event time. In scan mode only
+    // the GCDs learn them, and there is nothing to emit.
+    Status read_print(Instrument& s, const Fields& f, int64_t tr, const char* price_name,
+                      const char* qty_name, const char* what, Print& p) noexcept {
+        if (scan_)
+            return scan_pair(s, f.str[kPrice], f.str[kQty], price_name, qty_name, kNoLevel)
+                       ? Status::Ok
+                       : Status::DecodeError;
+        return convert_pair(s, f.str[kPrice], f.str[kQty], price_name, qty_name, kNoLevel,
+                            p.price, p.qty) &&
+                       event_time(f, tr, what, p.ts_event)
+                   ? Status::Ok
+                   : Status::DecodeError;
+    }
+
     static const char* level_price_name(int side) noexcept {
         return side == 0 ? "bid price" : "ask price";
     }
@@ -763,22 +782,15 @@ private:
             skip_at(Skip::NonMarketTrade, here());
             return Status::Ok;
         }
-        if (scan_)
-            return scan_pair(*s, f.str[kPrice], f.str[kQty], "trade price", "trade quantity",
-                             kNoLevel)
-                       ? Status::Ok
-                       : Status::DecodeError;
-        int64_t px, qty, te;
-        if (!convert_pair(*s, f.str[kPrice], f.str[kQty], "trade price", "trade quantity",
-                          kNoLevel, px, qty) ||
-            !event_time(f, tr, what, te))
-            return Status::DecodeError;
+        Print p;
+        st = read_print(*s, f, tr, "trade price", "trade quantity", what, p);
+        if (st != Status::Ok || scan_) return st;
         if (prints.within_agg_trade(f.num[kTradeId])) {
             skip_at(Skip::TradeInAggTrade, here());
             return Status::Ok;
         }
-        emit(te, tr, f.num[kTradeId], s->index, EventKind::Trade,
-             f.maker ? Side::Ask : Side::Bid, uint8_t(flags::kLast | lf), px, qty);
+        emit(p.ts_event, tr, f.num[kTradeId], s->index, EventKind::Trade,
+             f.maker ? Side::Ask : Side::Bid, uint8_t(flags::kLast | lf), p.price, p.qty);
         return Status::Ok;
     }
 
@@ -799,24 +811,17 @@ private:
         if (!s) return Status::DecodeError;
         ++s->messages;
         ++counts_.agg_trade_messages;
-        if (scan_)
-            return scan_pair(*s, f.str[kPrice], f.str[kQty], "aggTrade price", "aggTrade quantity",
-                             kNoLevel)
-                       ? Status::Ok
-                       : Status::DecodeError;
-        int64_t px, qty, te;
-        if (!convert_pair(*s, f.str[kPrice], f.str[kQty], "aggTrade price", "aggTrade quantity",
-                          kNoLevel, px, qty) ||
-            !event_time(f, tr, what, te))
-            return Status::DecodeError;
+        Print p;
+        st = read_print(*s, f, tr, "aggTrade price", "aggTrade quantity", what, p);
+        if (st != Status::Ok || scan_) return st;
         PrintSource& prints = track(*s).prints;
         if (prints.agg_trades_duplicate()) {
             skip_at(Skip::AggTradeDuplicate, here());
             return Status::Ok;
         }
         if (f.has & bit(kLastTrade)) prints.covered_trades_up_to(f.num[kLastTrade]);
-        emit(te, tr, f.num[kAggId], s->index, EventKind::Trade,
-             f.maker ? Side::Ask : Side::Bid, uint8_t(flags::kLast | lf), px, qty);
+        emit(p.ts_event, tr, f.num[kAggId], s->index, EventKind::Trade,
+             f.maker ? Side::Ask : Side::Bid, uint8_t(flags::kLast | lf), p.price, p.qty);
         return Status::Ok;
     }
 
