@@ -12,8 +12,9 @@ from lockstep._bindings.columns cimport columns_view
 from lockstep.includes.base.decimal cimport CFixedScale, CIncrement, parse_increment, to_fixed
 from lockstep.includes.base.status cimport CStatus, status_name
 from lockstep.includes.codecs.binance.catalogue cimport CIncrementSource, CSymbolInfo
-from lockstep.includes.codecs.binance.decoder cimport CBinanceDecoder, COutput
+from lockstep.includes.codecs.binance.decoder cimport CBinanceDecoder
 from lockstep.includes.codecs.binance.messages cimport CMarketType, market_type_name
+from lockstep.includes.codecs.binance.output cimport COutput
 from lockstep.includes.codecs.binance.reports cimport (
     CCounts, CErrorInfo, CLocation, CLocationLog, CReason, kSkipCount, skip_name,
 )

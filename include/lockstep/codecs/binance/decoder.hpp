@@ -70,9 +70,9 @@
 // - Market type: futures depth diffs carry `pu`, spot ones do not; mixing them is fatal. COIN-M is
 //   told from USD-M by an underscore contract suffix in a symbol or the `ps` field, or given.
 //
-// This file is the driver: lines and records, the message rules, the output window. It reads
-// messages with messages.hpp, finds instruments in catalogue.hpp, asks reconcile.hpp what a depth
-// diff is, and reports through reports.hpp.
+// This file is the driver: lines and records, and the rules of each message. It reads messages
+// with messages.hpp, finds instruments in catalogue.hpp, asks reconcile.hpp what a depth diff
+// is, writes or holds back records and events with output.hpp, and reports through reports.hpp.
 #pragma once
 
 #include <cstdarg>
@@ -87,6 +87,7 @@
 #include "lockstep/base/status.hpp"
 #include "lockstep/codecs/binance/catalogue.hpp"
 #include "lockstep/codecs/binance/messages.hpp"
+#include "lockstep/codecs/binance/output.hpp"
 #include "lockstep/codecs/binance/reconcile.hpp"
 #include "lockstep/codecs/binance/reports.hpp"
 #include "lockstep/codecs/json_scan.hpp"
@@ -94,24 +95,6 @@
 #include "lockstep/core/rules.hpp"
 
 namespace lockstep::binance {
-
-// Per-record columns of one output chunk (the caller's arrays).
-struct RecordColumns {
-    int32_t* file = nullptr;
-    int64_t* line = nullptr;
-    int64_t* offset = nullptr;
-    int64_t* length = nullptr;
-    uint8_t* problem = nullptr;
-    size_t size = 0;
-    size_t capacity = 0;
-};
-
-// Where feed() writes: events (with the global record index of each) and records.
-struct Output {
-    EventColumns ev;
-    int64_t* ev_record = nullptr;
-    RecordColumns rec;
-};
 
 // Trades and aggTrades of one symbol are the same prints: which stream carries them (see the
 // header comment), decided on the data alone.
@@ -139,8 +122,6 @@ public:
     BinanceDecoder() {
         levels_.reserve(4096);
         carry_.reserve(1 << 16);
-        win_ev_.reserve(1024);
-        win_recs_.reserve(256);
         reasons_.reserve(kRuleCount * LocationLog::kKeep);  // never reallocates afterwards
     }
     BinanceDecoder(const BinanceDecoder&) = delete;
@@ -457,7 +438,7 @@ private:
             line_pgcd_ = DecimalGcd{};
             line_sgcd_ = DecimalGcd{};
         }
-        const size_t mark = direct_ ? out_->ev.size : win_ev_.size();
+        const size_t mark = direct_ ? out_->ev.size : held_.event_count();
         const Status st = too_long ? fail(Status::DecodeError, "line longer than %zu bytes", max_line_) : decode_line(b, n);
         in_line_ = false;
         if (error_.status != Status::Ok) return error_.status;  // fatal
@@ -465,7 +446,7 @@ private:
             if (direct_)
                 out_->ev.size = mark;
             else
-                win_ev_.resize(mark);
+                held_.drop_events_from(mark);
             if (unterminated && eof_error_ && problem_ == Rule::MalformedRecord) {
                 // The capture stopped mid-write: the usual end of a killed recorder.
                 problem_ = Rule::TruncatedRecord;
@@ -1053,21 +1034,6 @@ private:
 
     // ---- output ----
 
-    struct WinEvent {
-        int64_t ts_event, ts_recv;
-        uint64_t seq;
-        uint32_t instrument;
-        uint8_t kind, side, flags;
-        int64_t price, qty;
-        uint64_t order_id;
-        uint64_t record;
-    };
-    struct WinRecord {
-        uint32_t file;
-        uint64_t line, offset, length;
-        uint8_t problem;
-    };
-
     void emit(int64_t te, int64_t tr, uint64_t seq, uint32_t inst, EventKind kind, Side side,
               uint8_t fl, int64_t price, int64_t qty, uint64_t order_id = 0) noexcept {
         ++counts_.events[static_cast<size_t>(kind)];
@@ -1077,17 +1043,14 @@ private:
             ev.push(te, tr, seq, inst, kind, side, fl, price, qty, order_id);
             return;
         }
-        if (win_ev_.size() == win_ev_.capacity() && !grow_capacity(win_ev_)) {
+        if (!held_.hold_event(HeldEvent{te, tr, seq, inst, static_cast<uint8_t>(kind),
+                                        static_cast<uint8_t>(side), fl, price, qty, order_id,
+                                        rec_index_}))
             fatal(Status::InvalidArgument, "out of memory holding events");
-            return;
-        }
-        win_ev_.push_back(WinEvent{te, tr, seq, inst, static_cast<uint8_t>(kind),
-                                   static_cast<uint8_t>(side), fl, price, qty, order_id,
-                                   rec_index_});
     }
 
     Status push_record(uint64_t length, uint8_t problem) noexcept {
-        if (direct_ && buffered_diffs_ == 0 && win_recs_.empty()) {
+        if (direct_ && buffered_diffs_ == 0 && held_.empty()) {
             RecordColumns& r = out_->rec;
             const size_t i = r.size++;
             r.file[i] = int32_t(file_);
@@ -1097,14 +1060,9 @@ private:
             r.problem[i] = problem;
             return Status::Ok;
         }
-        if (win_recs_.size() == win_rec_pos_) {  // empty window: restart it at this record
-            win_recs_.clear();
-            win_rec_pos_ = 0;
-            win_first_ = rec_index_;
-        }
-        if (win_recs_.size() == win_recs_.capacity() && !grow_capacity(win_recs_))
+        if (!held_.hold_record(rec_index_,
+                               HeldRecord{file_, line_no_, line_offset_, length, problem}))
             return fatal(Status::InvalidArgument, "out of memory holding records");
-        win_recs_.push_back(WinRecord{file_, line_no_, line_offset_, length, problem});
         return Status::Ok;
     }
 
@@ -1114,7 +1072,7 @@ private:
     Status choose_sink(Output& out, size_t n) noexcept {
         direct_ = false;
         if (scan_) return Status::Ok;
-        if (buffered_diffs_ == 0 && win_recs_.size() == win_rec_pos_) {
+        if (buffered_diffs_ == 0 && held_.empty()) {
             const size_t bound = n / 8 + 4;
             if (out.rec.size < out.rec.capacity && out.ev.capacity - out.ev.size >= bound) {
                 direct_ = true;
@@ -1129,54 +1087,17 @@ private:
         direct_ = false;
         if (error_.status != Status::Ok) return error_.status;
         if (buffered_diffs_ > 0) bound_held();
-        if (win_recs_.size() == win_rec_pos_) return Status::Ok;
+        if (held_.empty()) return Status::Ok;
         return drain(out);
     }
 
-    // Hands out the window's settled records (those before the oldest buffered diff), each with
-    // all its events, as far as `out` has room.
+    // Hands out the held records that are settled (those before the oldest buffered diff), as
+    // far as `out` has room.
     Status drain(Output& out) noexcept {
         need_events_ = 0;
-        if (scan_ || win_rec_pos_ == win_recs_.size()) return Status::Ok;
-        const uint64_t limit = buffered_diffs_ ? oldest_buffered_record() : UINT64_MAX;
-        while (win_rec_pos_ < win_recs_.size()) {
-            const uint64_t r = win_first_ + win_rec_pos_;
-            if (r >= limit) break;
-            size_t k = 0;
-            while (win_ev_pos_ + k < win_ev_.size() && win_ev_[win_ev_pos_ + k].record == r) ++k;
-            if (out.rec.size >= out.rec.capacity || out.ev.capacity - out.ev.size < k) {
-                if (out.rec.size == 0) need_events_ = k;  // one record larger than the columns
-                return Status::OutputFull;
-            }
-            EventColumns& ev = out.ev;
-            for (size_t j = 0; j < k; ++j) {
-                const WinEvent& e = win_ev_[win_ev_pos_ + j];
-                out.ev_record[ev.size] = int64_t(e.record);
-                ev.push(e.ts_event, e.ts_recv, e.seq, e.instrument, static_cast<EventKind>(e.kind),
-                        static_cast<Side>(e.side), e.flags, e.price, e.qty, e.order_id);
-            }
-            win_ev_pos_ += k;
-            const WinRecord& w = win_recs_[win_rec_pos_++];
-            RecordColumns& rc = out.rec;
-            const size_t i = rc.size++;
-            rc.file[i] = int32_t(w.file);
-            rc.line[i] = int64_t(w.line);
-            rc.offset[i] = int64_t(w.offset);
-            rc.length[i] = int64_t(w.length);
-            rc.problem[i] = w.problem;
-        }
-        if (win_rec_pos_ == win_recs_.size()) {
-            win_recs_.clear();
-            win_ev_.clear();
-            win_rec_pos_ = win_ev_pos_ = 0;
-        } else if (win_rec_pos_ >= 4096 && 2 * win_rec_pos_ >= win_recs_.size()) {
-            // A long hold (a symbol that never gets its snapshot): keep the window compact.
-            win_recs_.erase(win_recs_.begin(), win_recs_.begin() + ptrdiff_t(win_rec_pos_));
-            win_ev_.erase(win_ev_.begin(), win_ev_.begin() + ptrdiff_t(win_ev_pos_));
-            win_first_ += win_rec_pos_;
-            win_rec_pos_ = win_ev_pos_ = 0;
-        }
-        return Status::Ok;
+        if (scan_ || held_.empty()) return Status::Ok;
+        const uint64_t settled_end = buffered_diffs_ ? oldest_buffered_record() : UINT64_MAX;
+        return held_.hand_out(out, settled_end, need_events_);
     }
 
     // Lines longer than max_line_ are not assembled: their bytes are counted and the record is
@@ -1240,8 +1161,7 @@ private:
             std::memcpy(reason_, text, sizeof text);
             return;
         }
-        if (!scan_ && record >= win_first_ + win_rec_pos_ && record - win_first_ < win_recs_.size())
-            win_recs_[size_t(record - win_first_)].problem = uint8_t(rule);
+        if (!scan_) held_.set_problem(record, uint8_t(rule));
         log_problem(record, rule, loc, text);
     }
 
@@ -1352,10 +1272,7 @@ private:
     // output
     Output* out_ = nullptr;
     bool direct_ = false;
-    std::vector<WinEvent> win_ev_;
-    std::vector<WinRecord> win_recs_;
-    size_t win_ev_pos_ = 0, win_rec_pos_ = 0;
-    uint64_t win_first_ = 0;  // global index of win_recs_[0]
+    HeldOutput held_;
     size_t need_events_ = 0;
 
     // reports

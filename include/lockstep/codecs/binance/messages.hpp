@@ -13,6 +13,7 @@
 #include <cstring>
 #include <vector>
 
+#include "lockstep/base/grow_capacity.hpp"
 #include "lockstep/codecs/json_scan.hpp"
 
 namespace lockstep::binance {
@@ -25,18 +26,6 @@ inline const char* market_type_name(MarketType m) noexcept {
         case MarketType::UsdM: return "usdm";
         case MarketType::CoinM: return "coinm";
         default: return "unknown";
-    }
-}
-
-// Doubles a vector's capacity without throwing (false: out of memory), so that per-line scratch
-// grows to the largest line once and is reused after that.
-template <class V>
-bool grow_capacity(V& v) noexcept {
-    try {
-        v.reserve(v.capacity() < 64 ? 128 : v.capacity() * 2);
-        return true;
-    } catch (...) {
-        return false;
     }
 }
 

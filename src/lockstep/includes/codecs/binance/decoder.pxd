@@ -1,32 +1,18 @@
 # Mirrors include/lockstep/codecs/binance/decoder.hpp.
-from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint32_t, uint64_t
 from libcpp.vector cimport vector
 
 from lockstep.includes.base.decimal cimport CIncrement
 from lockstep.includes.base.status cimport CStatus
 from lockstep.includes.codecs.binance.catalogue cimport CIncrementSource, CSymbolInfo
 from lockstep.includes.codecs.binance.messages cimport CMarketType
+from lockstep.includes.codecs.binance.output cimport COutput
 from lockstep.includes.codecs.binance.reports cimport (
     CCounts, CErrorInfo, CLocationLog, CReason,
 )
-from lockstep.includes.core.events cimport CEventColumns
 
 
 cdef extern from "lockstep/codecs/binance/decoder.hpp" namespace "lockstep::binance" nogil:
-    cdef cppclass CRecordColumns "lockstep::binance::RecordColumns":
-        int32_t* file
-        int64_t* line
-        int64_t* offset
-        int64_t* length
-        uint8_t* problem
-        size_t size
-        size_t capacity
-
-    cdef cppclass COutput "lockstep::binance::Output":
-        CEventColumns ev
-        int64_t* ev_record
-        CRecordColumns rec
-
     cdef cppclass CBinanceDecoder "lockstep::binance::BinanceDecoder":
         CBinanceDecoder() except +
         CStatus add_instrument(const char* sym, size_t n, uint32_t index, CIncrement price,
