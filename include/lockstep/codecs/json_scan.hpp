@@ -101,20 +101,7 @@ public:
     // true return the cursor is at the member's value, which the caller must consume.
     bool begin_object() noexcept { return open('{'); }
     bool next_member(Span& key, bool& first) noexcept {
-        skip_ws();
-        if (p_ >= end_) return fail_eof("unterminated object");
-        if (*p_ == '}') {
-            ++p_;
-            return false;
-        }
-        if (!first) {
-            if (*p_ != ',') return fail("expected ',' or '}' in object");
-            ++p_;
-            skip_ws();
-            if (p_ >= end_) return fail_eof("unterminated object");
-            if (*p_ == '}') return fail("trailing comma in object");
-        }
-        first = false;
+        if (!next_entry('}', first)) return false;
         if (*p_ != '"') return fail("expected a string key");
         if (!string(key)) return false;
         skip_ws();
@@ -127,23 +114,7 @@ public:
     }
 
     bool begin_array() noexcept { return open('['); }
-    bool next_element(bool& first) noexcept {
-        skip_ws();
-        if (p_ >= end_) return fail_eof("unterminated array");
-        if (*p_ == ']') {
-            ++p_;
-            return false;
-        }
-        if (!first) {
-            if (*p_ != ',') return fail("expected ',' or ']' in array");
-            ++p_;
-            skip_ws();
-            if (p_ >= end_) return fail_eof("unterminated array");
-            if (*p_ == ']') return fail("trailing comma in array");
-        }
-        first = false;
-        return true;
-    }
+    bool next_element(bool& first) noexcept { return next_entry(']', first); }
     // Leaves a container entered with begin_object/begin_array (depth bookkeeping only).
     void close() noexcept { --depth_; }
 
@@ -325,6 +296,30 @@ public:
     }
 
 private:
+    // The step both walks share: at `close` the container ends (false, no failure); an entry
+    // after the first must follow a ','. True with the cursor at the entry.
+    [[gnu::always_inline]] bool next_entry(char close, bool& first) noexcept {
+        const bool object = close == '}';
+        skip_ws();
+        if (p_ >= end_) return fail_eof(object ? "unterminated object" : "unterminated array");
+        if (*p_ == close) {
+            ++p_;
+            return false;
+        }
+        if (!first) {
+            if (*p_ != ',')
+                return fail(object ? "expected ',' or '}' in object"
+                                   : "expected ',' or ']' in array");
+            ++p_;
+            skip_ws();
+            if (p_ >= end_) return fail_eof(object ? "unterminated object" : "unterminated array");
+            if (*p_ == close)
+                return fail(object ? "trailing comma in object" : "trailing comma in array");
+        }
+        first = false;
+        return true;
+    }
+
     static bool has_special(uint64_t w) noexcept {
         constexpr uint64_t ones = 0x0101010101010101ull;
         constexpr uint64_t highs = 0x8080808080808080ull;

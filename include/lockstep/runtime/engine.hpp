@@ -662,19 +662,12 @@ private:
 
     void record(int64_t ts_event, uint32_t inst, EventKind kind, Side side, uint8_t flag,
                 uint8_t reason, int64_t price, int64_t qty, uint64_t id, int64_t fee) noexcept {
-        ExecRecord x;
-        x.ts_event = ts_event;
-        x.ts_recv = now_;
-        x.order_id = id;
-        x.price = price;
-        x.qty = qty;
-        x.fee = fee;
-        x.instrument = inst;
-        x.kind = static_cast<uint8_t>(kind);
-        x.side = static_cast<uint8_t>(side);
-        x.flags = flag;
-        x.reason = reason;
-        exec_records_.push_back(x);
+        exec_records_.push_back(ExecRecord{.ts_event = ts_event, .ts_recv = now_, .order_id = id,
+                                           .price = price, .qty = qty, .fee = fee,
+                                           .instrument = inst,
+                                           .kind = static_cast<uint8_t>(kind),
+                                           .side = static_cast<uint8_t>(side),
+                                           .flags = flag, .reason = reason});
     }
 
     int64_t mark(uint32_t inst) const noexcept {

@@ -345,19 +345,10 @@ private:
 
     void respond(uint32_t inst, EventKind kind, Side side, uint64_t id, int64_t price,
                  int64_t qty, int64_t ts, int64_t fee, uint8_t flag, uint8_t reason) noexcept {
-        VenueResponse r;
-        r.ts_event = ts;
-        r.ts_recv = response_at_;
-        r.order_id = id;
-        r.price = price;
-        r.qty = qty;
-        r.fee = fee;
-        r.instrument = inst;
-        r.kind = kind;
-        r.side = side;
-        r.flags = flag;
-        r.reason = reason;
-        out_->push(r);
+        // seq is the queue's to give.
+        out_->push(VenueResponse{.ts_event = ts, .ts_recv = response_at_, .order_id = id,
+                                 .price = price, .qty = qty, .fee = fee, .instrument = inst,
+                                 .kind = kind, .side = side, .flags = flag, .reason = reason});
     }
 
     static int64_t clamp64(__int128 v) noexcept {

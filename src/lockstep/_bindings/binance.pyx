@@ -1,138 +1,25 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Thin binding of lockstep::binance::BinanceDecoder (include/lockstep/codecs/binance.hpp).
+"""Thin binding of lockstep::binance::BinanceDecoder (include/lockstep/codecs/binance/decoder.hpp).
 
 The public API is lockstep.data.importers.binance; this module only moves bytes and column views across
 the boundary, releases the GIL while decoding and turns fatal statuses into DecodeError.
-The C++ declarations live here (not in includes/binance.pxd, which predates the record contract).
 """
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libcpp.memory cimport unique_ptr
-from libcpp.string cimport string
 from libcpp.vector cimport vector
 
 from lockstep._bindings.columns cimport columns_view
 from lockstep.includes.base.decimal cimport CFixedScale, CIncrement, parse_increment, to_fixed
-from lockstep.includes.core.events cimport CEventColumns
-from lockstep.includes.core.rules cimport CRule
 from lockstep.includes.base.status cimport CStatus, status_name
+from lockstep.includes.codecs.binance.catalogue cimport CIncrementSource, CSymbolInfo
+from lockstep.includes.codecs.binance.decoder cimport CBinanceDecoder
+from lockstep.includes.codecs.binance.messages cimport CMarketType, market_type_name
+from lockstep.includes.codecs.binance.output cimport COutput
+from lockstep.includes.codecs.binance.reports cimport (
+    CCounts, CErrorInfo, CLocation, CLocationLog, CReason, kSkipCount, skip_name,
+)
 
 from lockstep.errors import DecodeError
-
-
-cdef extern from "lockstep/codecs/binance.hpp" namespace "lockstep::binance" nogil:
-    cdef enum class CMarketType "lockstep::binance::MarketType"(uint8_t):
-        Unknown "lockstep::binance::MarketType::Unknown"
-        Spot "lockstep::binance::MarketType::Spot"
-        UsdM "lockstep::binance::MarketType::UsdM"
-        CoinM "lockstep::binance::MarketType::CoinM"
-
-    cdef enum class CIncrementSource "lockstep::binance::IncrementSource"(uint8_t):
-        Explicit "lockstep::binance::IncrementSource::Explicit"
-
-    const size_t kSkipCount "lockstep::binance::kSkipCount"
-    const char* skip_name(size_t i) noexcept
-    const char* market_type_name(CMarketType m) noexcept
-
-    cdef cppclass CLocation "lockstep::binance::Location":
-        uint32_t file
-        uint64_t line
-        uint64_t offset
-        uint64_t expected
-        uint64_t got
-
-    cdef cppclass CLocationLog "lockstep::binance::LocationLog":
-        uint64_t count() noexcept
-        const vector[CLocation]& first() noexcept
-
-    cdef cppclass CCounts "lockstep::binance::Counts":
-        uint64_t lines
-        uint64_t bytes
-        uint64_t records
-        uint64_t depth_messages
-        uint64_t trade_messages
-        uint64_t agg_trade_messages
-        uint64_t book_ticker_messages
-        uint64_t snapshot_messages
-        uint64_t depth_buffered
-        uint64_t depth_replayed
-        uint64_t events[65]
-
-    cdef cppclass CRecordColumns "lockstep::binance::RecordColumns":
-        int32_t* file
-        int64_t* line
-        int64_t* offset
-        int64_t* length
-        uint8_t* problem
-        size_t size
-        size_t capacity
-
-    cdef cppclass COutput "lockstep::binance::Output":
-        CEventColumns ev
-        int64_t* ev_record
-        CRecordColumns rec
-
-    cdef cppclass CReason "lockstep::binance::Reason":
-        uint64_t record
-        CRule rule
-        CLocation loc
-        char text[240]
-
-    cdef cppclass CErrorInfo "lockstep::binance::ErrorInfo":
-        CStatus status
-        uint32_t file
-        uint64_t line
-        uint64_t offset
-        char message[320]
-
-    cdef cppclass CSymbolInfo "lockstep::binance::SymbolInfo":
-        string symbol
-        bint has_increments
-        CIncrement price_increment
-        CIncrement size_increment
-        CIncrementSource source
-        bint indexed
-        uint32_t index
-        bint seen
-        uint64_t messages
-        bint price_inferred_ok
-        CIncrement price_inferred
-        bint size_inferred_ok
-        CIncrement size_inferred
-        uint64_t price_values
-        uint64_t size_values
-
-    cdef cppclass CBinanceDecoder "lockstep::binance::BinanceDecoder":
-        CBinanceDecoder() except +
-        CStatus add_instrument(const char* sym, size_t n, uint32_t index, CIncrement price,
-                               CIncrement size, CIncrementSource source) except +
-        CStatus add_catalog(const char* sym, size_t n, CIncrement price, CIncrement size,
-                            CIncrementSource source) except +
-        CStatus set_default_increments(CIncrement price, CIncrement size) except +
-        CStatus set_snapshot_symbol(const char* sym, size_t n) except +
-        void set_market_type(CMarketType m) noexcept
-        void set_scan_mode(bint on) noexcept
-        void set_pending_limit(size_t levels, size_t messages) noexcept
-        void set_max_held_records(size_t n) noexcept
-        void set_max_line(size_t bytes) noexcept
-        void begin_file(uint32_t file_index) noexcept
-        CStatus feed(const char* data, size_t length, COutput& out, size_t* consumed) noexcept
-        CStatus finish(COutput& out) noexcept
-        CStatus end_stream(COutput& out) noexcept
-        const CErrorInfo& error() noexcept
-        const CCounts& counts() noexcept
-        const CLocationLog& skips(size_t reason) noexcept
-        const CLocationLog& problems(size_t rule) noexcept
-        const vector[CReason]& reasons() noexcept
-        const CLocationLog& gaps() noexcept
-        const CLocationLog& ts_recv_raised() noexcept
-        uint64_t lines_in_file() noexcept
-        uint64_t records_in_file() noexcept
-        uint64_t file_bytes() noexcept
-        size_t carried_bytes() noexcept
-        size_t needed_events() noexcept
-        uint64_t next_record() noexcept
-        CMarketType market_type() noexcept
-        vector[CSymbolInfo] symbols() except +
 
 
 #: Increment sources, in the order of lockstep::binance::IncrementSource.
