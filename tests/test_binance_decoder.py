@@ -1,7 +1,7 @@
 """Binance capture decoding: real captures against a slow pure-Python oracle, and bad input.
 
 The oracle (json.loads + Decimal) implements the documented rules independently of the C++
-decoder: the encoding in include/lockstep/codecs/binance.hpp, Binance's update-id reconciliation and the
+decoder: the encoding in include/lockstep/codecs/codecs/binance/decoder.hpp, Binance's update-id reconciliation and the
 record accounting of lockstep.data.importers.normalized (one record per non-empty line).
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Input files hold one message per line, ``<receive ns> <combined-stream JSON>`` (gzip or plain);
 several files given in order are one stream (daily rotation). Decoding happens in C++
-(include/lockstep/codecs/binance.hpp, which documents the encoding choices); this module streams the
+(include/lockstep/codecs/codecs/binance/decoder.hpp, which documents the encoding choices); this module streams the
 files through it in bounded memory and works out each symbol's price/size increments:
 
 1. ``instruments=``: explicit, per symbol;
@@ -16,7 +16,7 @@ scanned to learn the market type and the symbols, and the full pass runs if one 
 covered by 1-3. ``infer=True`` always scans (and reports the inferred increments next to the ones
 used); ``infer=False`` never does (an uncovered symbol is then a DecodeError at its first line).
 
-Records (one per non-empty line) and their Rules are described in binance.hpp; only
+Records (one per non-empty line) and their Rules are described in codecs/binance/decoder.hpp; only
 configuration problems and unreadable gzip raise DecodeError.
 """
 from __future__ import annotations
