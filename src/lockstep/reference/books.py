@@ -9,11 +9,10 @@ import operator
 
 import numpy as np
 
-from lockstep.core.books import DEFAULT_WINDOW_TICKS, MAX_PRICE, MIN_PRICE, L2Result, L3Result
+from lockstep.checks import INT64_MAX, INT64_MIN, UINT64_MAX
+from lockstep.core.books import DEFAULT_WINDOW_TICKS, MAX_PRICE, MIN_PRICE
+from lockstep.enums import L2Result, L3Result
 from lockstep.events import Side
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_UINT64_MAX = 2**64 - 1
 
 Level = tuple[int, int]
 Order = tuple[int, int, int]
@@ -22,14 +21,14 @@ Order = tuple[int, int, int]
 # Argument conversion as the compiled bindings do it (Cython typed arguments).
 def _int64(value: object) -> int:
     v = operator.index(value)
-    if not _INT64_MIN <= v <= _INT64_MAX:
+    if not INT64_MIN <= v <= INT64_MAX:
         raise OverflowError(f"{v} does not fit int64")
     return v
 
 
 def _uint64(value: object) -> int:
     v = operator.index(value)
-    if not 0 <= v <= _UINT64_MAX:
+    if not 0 <= v <= UINT64_MAX:
         raise OverflowError(f"{v} does not fit uint64")
     return v
 
@@ -174,7 +173,7 @@ class L3Book:
             return L3Result.BAD_QTY
         if order_id in self._orders:
             return L3Result.DUPLICATE_ORDER
-        if self._level_total(s, price) + qty > _INT64_MAX:
+        if self._level_total(s, price) + qty > INT64_MAX:
             return L3Result.BAD_QTY
         self._join_back(order_id, s, price, qty)
         return L3Result.OK
@@ -192,7 +191,7 @@ class L3Book:
             return L3Result.OK
         side, old_price, old_qty = self._orders[order_id]
         others = self._level_total(side, price) - (old_qty if price == old_price else 0)
-        if others + qty > _INT64_MAX:
+        if others + qty > INT64_MAX:
             return L3Result.BAD_QTY
         if price == old_price and qty <= old_qty:
             self._orders[order_id] = (side, price, qty)  # keeps its place

@@ -12,14 +12,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from lockstep.core.books import L2Result, L3Result
+from lockstep.enums import Anomaly, L2Result, L3Result
 from lockstep.events import EXECUTION_KIND_BEGIN, EventKind, Flag, Side
 from lockstep.reference.books import L2Book, L3Book
 
-ANOMALIES = (
-    "unknown_level", "unknown_order", "duplicate_order", "crossed_book", "bad_instrument",
-    "wrong_book_kind", "bad_side", "bad_quantity", "unknown_kind", "bad_price",
-)
+ANOMALIES = Anomaly.labels()
 _L3_KINDS = {EventKind.L3_ADD, EventKind.L3_MODIFY, EventKind.L3_DELETE, EventKind.L3_EXECUTE}
 _RESULT_ANOMALY = {
     L2Result.UNKNOWN_LEVEL: "unknown_level", L2Result.BAD_QTY: "bad_quantity",

@@ -7,13 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from lockstep.checks import INT64_MIN
+from lockstep.data.importers.normalized import NormalizedChunk
+from lockstep.enums import Rule
 from lockstep.events import EventKind, Flag
-from lockstep.data.importers.normalized import RULE_NAMES, NormalizedChunk, Rule
 from lockstep.reference.replay import ReferenceReplayer
 
 _BOOK_KINDS = {EventKind.L2_SET, EventKind.L3_ADD, EventKind.L3_MODIFY, EventKind.L3_DELETE,
                EventKind.L3_EXECUTE, EventKind.BOOK_CLEAR}
-_INT64_MIN = -(1 << 63)
 
 
 def _bad_price_qty(kind: int, price: int, qty: int) -> bool:
@@ -40,10 +41,10 @@ class ReferenceValidator:
         self.books = ReferenceReplayer(book_types)
         self.state = ["never" if r else "valid" for r in requires_snapshot]
         self.cause: list[tuple[int, int]] = [(0, -1)] * len(book_types)
-        self.actions = {name: actions.get(name, "quarantine") for name in RULE_NAMES}
+        self.actions = {rule.label: actions.get(rule.label, "quarantine") for rule in Rule}
         self.min_latency = min_feed_latency_ns
         self.max_latency = max_feed_latency_ns
-        self.last_ts = _INT64_MIN
+        self.last_ts = INT64_MIN
 
     def _action(self, rule: Rule) -> str:
         return self.actions[rule.label]
@@ -150,7 +151,7 @@ class ReferenceValidator:
                 if q[0] == Rule.DUPLICATE_MESSAGE:
                     continue
                 self._invalidate(inst, Rule(q[0]), rec)
-                markers.append(self._marker(ev, begin, i, inst, RULE_NAMES[q[0]], rec, True))
+                markers.append(self._marker(ev, begin, i, inst, Rule(q[0]).label, rec, True))
         if q is not None:
             return q[0], q[1], 0
         return 0, -1, w
