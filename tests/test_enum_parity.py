@@ -13,13 +13,14 @@ import re
 import pytest
 
 import lockstep.enums
-from lockstep._bindings import books, engine, execution, matching, queue, replay, risk, synth
-from lockstep._bindings import validate, venue_models
+from lockstep._bindings import books, engine, execution, matching, queue, raw_capture, replay
+from lockstep._bindings import risk, synth, validate, venue_models
 from lockstep.enums import LabeledEnum, Status
 from lockstep.errors import STATUS_TEXT
 from lockstep.events import EventKind, Flag, Side
 
-_BINDINGS = (books, engine, execution, matching, queue, replay, risk, synth, validate, venue_models)
+_BINDINGS = (books, engine, execution, matching, queue, raw_capture, replay, risk, synth, validate,
+             venue_models)
 
 # Where the Python name is not the C++ one in upper snake case: the config label comes from the
 # Python name ("lognormal"), so the spelling differs on purpose.

@@ -278,6 +278,27 @@ class LatencyKind(LabeledEnum):
 
 
 # --------------------------------------------------------------------------------------------
+# codecs
+
+
+class FrameStop(LabeledEnum):
+    """lockstep::raw::Stop (codecs/raw_capture.hpp): why a walk over raw-capture frames stopped."""
+
+    NEED_MORE = 0  # no whole frame at the position: read more (at end of file, a torn tail)
+    OUTPUT_FULL = 1  # the output columns are full: drain them and call again
+    BAD_HEADER = 2  # the header fails its checksum or length limit: its length is untrusted
+    BAD_FRAME = 3  # the header is valid, the frame checksum is not
+
+
+class Crc32cImpl(LabeledEnum):
+    """lockstep::crc32c::Impl (base/crc32c.hpp): which CRC32C code path computes a checksum."""
+
+    AUTO = 0  # the hardware path where the CPU has it
+    PORTABLE = 1
+    SSE42 = 2
+
+
+# --------------------------------------------------------------------------------------------
 # runtime
 
 
@@ -293,7 +314,9 @@ class RunStatus(LabeledEnum):
 __all__ = [
     "Anomaly",
     "BookKind",
+    "Crc32cImpl",
     "ExecResult",
+    "FrameStop",
     "IntentKind",
     "L2Result",
     "L3Result",

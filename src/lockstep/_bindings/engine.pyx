@@ -43,10 +43,8 @@ SUBSCRIBE_TRADES = kSubscribeTrades
 # The C++ enumerators by name, which tests/test_enum_parity.py holds lockstep.enums to.
 ENUMERATORS = {
     "RunStatus": {
-        "Ok": <int>CRunStatus.Ok,
-        "StrategyFailed": <int>CRunStatus.StrategyFailed,
-        "RiskHookFailed": <int>CRunStatus.RiskHookFailed,
-        "Livelock": <int>CRunStatus.Livelock,
+        "Ok": <int>CRunStatus.Ok, "StrategyFailed": <int>CRunStatus.StrategyFailed,
+        "RiskHookFailed": <int>CRunStatus.RiskHookFailed, "Livelock": <int>CRunStatus.Livelock,
     },
 }
 

@@ -19,21 +19,16 @@ MAX_INSTRUMENTS = kMaxExecInstruments
 # The C++ enumerators by name, which tests/test_enum_parity.py holds lockstep.enums to.
 ENUMERATORS = {
     "OrderStatus": {
-        "Submitted": <int>COrderStatus.Submitted,
-        "Accepted": <int>COrderStatus.Accepted,
-        "PartiallyFilled": <int>COrderStatus.PartiallyFilled,
-        "Filled": <int>COrderStatus.Filled,
-        "Canceled": <int>COrderStatus.Canceled,
-        "Rejected": <int>COrderStatus.Rejected,
+        "Submitted": <int>COrderStatus.Submitted, "Accepted": <int>COrderStatus.Accepted,
+        "PartiallyFilled": <int>COrderStatus.PartiallyFilled, "Filled": <int>COrderStatus.Filled,
+        "Canceled": <int>COrderStatus.Canceled, "Rejected": <int>COrderStatus.Rejected,
         "Expired": <int>COrderStatus.Expired,
     },
     "ExecResult": {
-        "Ok": <int>CExecResult.Ok,
-        "UnknownOrder": <int>CExecResult.UnknownOrder,
+        "Ok": <int>CExecResult.Ok, "UnknownOrder": <int>CExecResult.UnknownOrder,
         "DuplicateOrder": <int>CExecResult.DuplicateOrder,
         "InvalidTransition": <int>CExecResult.InvalidTransition,
-        "Overfill": <int>CExecResult.Overfill,
-        "BadQty": <int>CExecResult.BadQty,
+        "Overfill": <int>CExecResult.Overfill, "BadQty": <int>CExecResult.BadQty,
         "BadIntent": <int>CExecResult.BadIntent,
     },
 }

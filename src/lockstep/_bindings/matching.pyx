@@ -37,29 +37,23 @@ cdef extern from *:
 # The C++ enumerators by name, which tests/test_enum_parity.py holds lockstep.enums to.
 ENUMERATORS = {
     "MatchEventKind": {
-        "Fill": <int>CMatchEventKind.Fill,
-        "Canceled": <int>CMatchEventKind.Canceled,
+        "Fill": <int>CMatchEventKind.Fill, "Canceled": <int>CMatchEventKind.Canceled,
         "Rejected": <int>CMatchEventKind.Rejected,
         "CancelRejected": <int>CMatchEventKind.CancelRejected,
         "Replaced": <int>CMatchEventKind.Replaced,
         "ReplaceRejected": <int>CMatchEventKind.ReplaceRejected,
     },
     "MatchReject": {
-        "None": kMatchRejectNone,
-        "PostOnlyWouldCross": <int>CMatchReject.PostOnlyWouldCross,
-        "BadQty": <int>CMatchReject.BadQty,
-        "BadPrice": <int>CMatchReject.BadPrice,
-        "BadSide": <int>CMatchReject.BadSide,
-        "BadTif": <int>CMatchReject.BadTif,
+        "None": kMatchRejectNone, "PostOnlyWouldCross": <int>CMatchReject.PostOnlyWouldCross,
+        "BadQty": <int>CMatchReject.BadQty, "BadPrice": <int>CMatchReject.BadPrice,
+        "BadSide": <int>CMatchReject.BadSide, "BadTif": <int>CMatchReject.BadTif,
         "DuplicateOrder": <int>CMatchReject.DuplicateOrder,
         "UnknownOrder": <int>CMatchReject.UnknownOrder,
         "BookUnavailable": <int>CMatchReject.BookUnavailable,
     },
     "SubmitOutcome": {
-        "Rested": <int>CSubmitOutcome.Rested,
-        "Filled": <int>CSubmitOutcome.Filled,
-        "Canceled": <int>CSubmitOutcome.Canceled,
-        "Rejected": <int>CSubmitOutcome.Rejected,
+        "Rested": <int>CSubmitOutcome.Rested, "Filled": <int>CSubmitOutcome.Filled,
+        "Canceled": <int>CSubmitOutcome.Canceled, "Rejected": <int>CSubmitOutcome.Rejected,
     },
     "QueueModel": {
         "Conservative": <int>CQueueModel.Conservative,

@@ -24,8 +24,7 @@ ENUMERATORS = {
     "QueueResult": {
         "Queued": <int>CQueueResult.Queued,
         "CanceledBeforeDispatch": <int>CQueueResult.CanceledBeforeDispatch,
-        "Full": <int>CQueueResult.Full,
-        "BadInstrument": <int>CQueueResult.BadInstrument,
+        "Full": <int>CQueueResult.Full, "BadInstrument": <int>CQueueResult.BadInstrument,
     },
 }
 

@@ -16,47 +16,19 @@ from lockstep.includes.core.risk cimport (CRiskConfig, CRiskEngine, CRiskLimits,
                                      kRiskReasonCount, risk_reason_name)
 
 MAX_INSTRUMENTS = kMaxRiskInstruments
-# The C++ enumerators by name, and the C++ risk_reason_name() of each reason value, which
-# tests/test_enum_parity.py holds lockstep.enums to.
+# The C++ enumerators by name, and the C++ risk_reason_name() of each reason value (0 to
+# kRiskReasonCount - 1), which tests/test_enum_parity.py holds lockstep.enums to.
 ENUMERATORS = {
-    "RiskReason": {
-        "Allowed": <int>CRiskReason.Allowed,
-        "UnknownIntentKind": <int>CRiskReason.UnknownIntentKind,
-        "UnknownInstrument": <int>CRiskReason.UnknownInstrument,
-        "KillSwitch": <int>CRiskReason.KillSwitch,
-        "Halted": <int>CRiskReason.Halted,
-        "BadSide": <int>CRiskReason.BadSide,
-        "BadTimeInForce": <int>CRiskReason.BadTimeInForce,
-        "NonPositiveQty": <int>CRiskReason.NonPositiveQty,
-        "NonPositivePrice": <int>CRiskReason.NonPositivePrice,
-        "ReduceOnly": <int>CRiskReason.ReduceOnly,
-        "MaxOrderQty": <int>CRiskReason.MaxOrderQty,
-        "NoMid": <int>CRiskReason.NoMid,
-        "MaxOrderNotional": <int>CRiskReason.MaxOrderNotional,
-        "PriceBand": <int>CRiskReason.PriceBand,
-        "MaxPosition": <int>CRiskReason.MaxPosition,
-        "MaxOpenOrders": <int>CRiskReason.MaxOpenOrders,
-        "MaxOpenOrdersTotal": <int>CRiskReason.MaxOpenOrdersTotal,
-        "RateLimit": <int>CRiskReason.RateLimit,
-        "Custom": <int>CRiskReason.Custom,
-        "UnknownOrder": <int>CRiskReason.UnknownOrder,
-        "DuplicateOrderId": <int>CRiskReason.DuplicateOrderId,
-        "QueueFull": <int>CRiskReason.QueueFull,
-    },
     "TradingMode": {
-        "Active": <int>CTradingMode.Active,
-        "ReduceOnly": <int>CTradingMode.ReduceOnly,
+        "Active": <int>CTradingMode.Active, "ReduceOnly": <int>CTradingMode.ReduceOnly,
         "Halted": <int>CTradingMode.Halted,
     },
     "IntentKind": {
-        "SubmitLimit": <int>CIntentKind.SubmitLimit,
-        "SubmitMarket": <int>CIntentKind.SubmitMarket,
-        "Cancel": <int>CIntentKind.Cancel,
-        "Replace": <int>CIntentKind.Replace,
+        "SubmitLimit": <int>CIntentKind.SubmitLimit, "SubmitMarket": <int>CIntentKind.SubmitMarket,
+        "Cancel": <int>CIntentKind.Cancel, "Replace": <int>CIntentKind.Replace,
     },
     "TimeInForce": {
-        "GTC": <int>CTimeInForce.GTC,
-        "IOC": <int>CTimeInForce.IOC,
+        "GTC": <int>CTimeInForce.GTC, "IOC": <int>CTimeInForce.IOC,
         "PostOnly": <int>CTimeInForce.PostOnly,
     },
 }

@@ -23,8 +23,7 @@ from lockstep.errors import check_status
 # tests/test_enum_parity.py holds lockstep.enums to.
 ENUMERATORS = {
     "RuleAction": {
-        "Off": <int>CRuleAction.Off,
-        "Warn": <int>CRuleAction.Warn,
+        "Off": <int>CRuleAction.Off, "Warn": <int>CRuleAction.Warn,
         "Quarantine": <int>CRuleAction.Quarantine,
     },
 }

@@ -11,8 +11,7 @@ MAX_LATENCY_NS = kMaxLatencyNs
 # The C++ enumerators by name, which tests/test_enum_parity.py holds lockstep.enums to.
 ENUMERATORS = {
     "LatencyKind": {
-        "Constant": <int>CLatencyKind.Constant,
-        "LogNormal": <int>CLatencyKind.LogNormal,
+        "Constant": <int>CLatencyKind.Constant, "LogNormal": <int>CLatencyKind.LogNormal,
         "Feed": <int>CLatencyKind.Feed,
     },
 }

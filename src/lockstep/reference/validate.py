@@ -9,7 +9,7 @@ import numpy as np
 
 from lockstep.checks import INT64_MIN
 from lockstep.data.importers.normalized import NormalizedChunk
-from lockstep.enums import Rule
+from lockstep.enums import Anomaly, Rule
 from lockstep.events import EventKind, Flag
 from lockstep.reference.replay import ReferenceReplayer
 
@@ -30,9 +30,12 @@ def _bad_price_qty(kind: int, price: int, qty: int) -> bool:
 
 
 # Book anomalies of the reference replayer that are rules, in the order the C++ picks them.
-_ANOMALY_RULE = {"crossed_book": Rule.CROSSED_BOOK, "unknown_order": Rule.UNKNOWN_ORDER_REF,
-                 "duplicate_order": Rule.UNKNOWN_ORDER_REF, "bad_quantity": Rule.BAD_PRICE_QTY,
-                 "bad_price": Rule.BAD_PRICE_QTY, "bad_side": Rule.BAD_PRICE_QTY}
+_ANOMALY_RULE = {
+    Anomaly.CROSSED_BOOK.label: Rule.CROSSED_BOOK, Anomaly.UNKNOWN_ORDER.label: Rule.UNKNOWN_ORDER_REF,
+    Anomaly.DUPLICATE_ORDER.label: Rule.UNKNOWN_ORDER_REF,
+    Anomaly.BAD_QUANTITY.label: Rule.BAD_PRICE_QTY, Anomaly.BAD_PRICE.label: Rule.BAD_PRICE_QTY,
+    Anomaly.BAD_SIDE.label: Rule.BAD_PRICE_QTY,
+}
 
 
 class ReferenceValidator:
@@ -132,7 +135,7 @@ class ReferenceValidator:
                         if rule == Rule.CROSSED_BOOK or found is None:
                             found = rule
                 if found is None and any(self.books.anomalies[k] != before[k] for k in before
-                                         if k not in _ANOMALY_RULE and k != "unknown_level"):
+                                         if k not in _ANOMALY_RULE and k != Anomaly.UNKNOWN_LEVEL.label):
                     found = Rule.MALFORMED_RECORD
                 if found is not None:
                     had = q
