@@ -29,7 +29,10 @@ from lockstep.backtest.config import (
 )
 import lockstep.errors
 from lockstep.core.queue import QueueConfig
-from lockstep.core.risk import RiskConfig
+from lockstep.core.risk import RiskConfig, RiskLimits
+from lockstep.data.dataset import Instrument
+from lockstep.enums import LatencyKind, QueueModel, TradingMode
+from lockstep.venue.matching import LatencyConfig
 from lockstep.errors import LockstepError
 
 MINIMAL = {"dataset": "synthetic-l2", "strategy": {"path": "pkg.mod:Strat"}}
@@ -343,6 +346,39 @@ def test_risk_module_shares_the_error_type():
     assert str(e.value) == "risk config: instruments.1.x: unknown key"
     with pytest.raises(lockstep.errors.ConfigError):
         QueueConfig.from_dict({"capacity": 0})
+
+
+def test_settings_to_core_give_the_core_configs_in_core_units():
+    c = BacktestConfig.from_dict({
+        **MINIMAL,
+        "risk": {"max_order_qty": "0.5", "max_order_notional": "1000.5", "max_position": 2,
+                 "mode": "reduce_only", "rate_per_second": 3, "burst": 2,
+                 "instruments": {"ETH": {"max_position": "0.25"}}},
+        "queue": {"capacity": 8},
+        "venue": {"queue_model": "probabilistic", "maker_fee_bps": "-0.25", "taker_fee_bps": "1.5",
+                  "latency": {"model": "lognormal", "entry": "250us", "sigma": 0.5}},
+    }, base_dir=".")
+    btc = Instrument("BTC", "x", "0.1", "0.001")
+    eth = Instrument("ETH", "x", "0.01", "0.01")
+    risk = c.risk.to_core([btc, eth], [1, 0])
+    assert (risk.mode, risk.rate_per_second, risk.burst) == (TradingMode.REDUCE_ONLY, 3, 2)
+    assert set(risk.instruments) == {0, 1}
+    # 0.5 BTC = 500 lots of 0.001; 1000.5 quote / (0.1 x 0.001) = 10_005_000 tick-lots
+    assert risk.instruments[0] == RiskLimits(500, 10_005_000, 2_000, 0, 0)
+    # ETH: its own max_position, the rest from the defaults; 1000.5 / 0.0001, rounded down
+    assert risk.instruments[1] == RiskLimits(50, 10_005_000, 25, 0, 0)
+    queue = c.queue.to_core(instruments=2)
+    assert (queue.capacity, queue.instruments) == (8, 2)
+    venue = c.venue.to_core(seed=7)
+    assert (venue.queue_model, venue.maker_ppm, venue.taker_ppm) == (QueueModel.PROBABILISTIC, -25, 150)
+    assert venue.latency == LatencyConfig(LatencyKind.LOGNORMAL, 250_000, 1_000_000, 0.5, 1.0, 7)
+
+
+def test_risk_limits_that_are_not_whole_lots_name_the_key():
+    c = BacktestConfig.from_dict({**MINIMAL, "risk": {"max_order_qty": "0.0005"}}, base_dir=".")
+    with pytest.raises(ConfigError) as e:
+        c.risk.to_core([Instrument("BTC", "x", "0.1", "0.001")], [0])
+    assert e.value.key == "risk.max_order_qty"
 
 
 # --------------------------------------------------------------------------------------------

@@ -174,59 +174,34 @@ cdef class _PyBinding:
     cdef object start_m, book_m, trade_m, order_m, timer_m, stop_m
     cdef public object error  # (exception, formatted traceback)
 
-    cdef int fail(self, BaseException exc) noexcept:
-        self.error = (exc, traceback.format_exc())
-        return 1
+    cdef int call(self, object hook, tuple args) noexcept:
+        """hook(ctx, *args): 0, or 1 after keeping the exception it raised."""
+        try:
+            hook(self.ctx, *args)
+            return 0
+        except BaseException as exc:
+            self.error = (exc, traceback.format_exc())
+            return 1
 
 
 cdef int _py_on_start(void* s, CEngine& e) noexcept with gil:
-    cdef _PyBinding b = <_PyBinding>s
-    try:
-        b.start_m(b.ctx)
-        return 0
-    except BaseException as exc:
-        return b.fail(exc)
+    return (<_PyBinding>s).call((<_PyBinding>s).start_m, ())
 
 cdef int _py_on_book(void* s, CEngine& e, uint32_t inst) noexcept with gil:
-    cdef _PyBinding b = <_PyBinding>s
-    try:
-        b.book_m(b.ctx, inst)
-        return 0
-    except BaseException as exc:
-        return b.fail(exc)
+    return (<_PyBinding>s).call((<_PyBinding>s).book_m, (inst,))
 
 cdef int _py_on_trade(void* s, CEngine& e, uint32_t inst, int64_t price, int64_t qty,
                       CSide aggressor) noexcept with gil:
-    cdef _PyBinding b = <_PyBinding>s
-    try:
-        b.trade_m(b.ctx, inst, price, qty, <int>aggressor)
-        return 0
-    except BaseException as exc:
-        return b.fail(exc)
+    return (<_PyBinding>s).call((<_PyBinding>s).trade_m, (inst, price, qty, <int>aggressor))
 
 cdef int _py_on_order(void* s, CEngine& e, const COrderUpdate& u) noexcept with gil:
-    cdef _PyBinding b = <_PyBinding>s
-    try:
-        b.order_m(b.ctx, update_from(u))
-        return 0
-    except BaseException as exc:
-        return b.fail(exc)
+    return (<_PyBinding>s).call((<_PyBinding>s).order_m, (update_from(u),))
 
 cdef int _py_on_timer(void* s, CEngine& e, uint64_t timer_id) noexcept with gil:
-    cdef _PyBinding b = <_PyBinding>s
-    try:
-        b.timer_m(b.ctx, timer_id)
-        return 0
-    except BaseException as exc:
-        return b.fail(exc)
+    return (<_PyBinding>s).call((<_PyBinding>s).timer_m, (timer_id,))
 
 cdef int _py_on_stop(void* s, CEngine& e) noexcept with gil:
-    cdef _PyBinding b = <_PyBinding>s
-    try:
-        b.stop_m(b.ctx)
-        return 0
-    except BaseException as exc:
-        return b.fail(exc)
+    return (<_PyBinding>s).call((<_PyBinding>s).stop_m, ())
 
 
 cdef class _RiskBinding:

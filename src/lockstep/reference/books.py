@@ -78,11 +78,31 @@ def _top(levels: list[Level], n: object) -> tuple[np.ndarray, np.ndarray]:
             np.array([q for _, q in chosen], dtype=np.int64))
 
 
-def _crossed(bid: Level | None, ask: Level | None) -> bool:
-    return bid is not None and ask is not None and bid[0] >= ask[0]
+class _LevelQueries:
+    """What both books answer from their `levels(side)`, best first."""
+
+    def levels(self, side: Side | int) -> list[Level]:
+        raise NotImplementedError
+
+    def best(self, side: Side | int) -> Level | None:
+        levels = self.levels(side)
+        return levels[0] if levels else None
+
+    def best_bid(self) -> Level | None:
+        return self.best(Side.BID)
+
+    def best_ask(self) -> Level | None:
+        return self.best(Side.ASK)
+
+    def top(self, side: Side | int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return _top(self.levels(side), n)
+
+    def crossed(self) -> bool:
+        bid, ask = self.best_bid(), self.best_ask()
+        return bid is not None and ask is not None and bid[0] >= ask[0]
 
 
-class L2Book:
+class L2Book(_LevelQueries):
     def __init__(self, window_ticks: int = DEFAULT_WINDOW_TICKS) -> None:
         self._window_ticks = _window(window_ticks)
         self._levels: dict[Side, dict[int, int]] = {Side.BID: {}, Side.ASK: {}}
@@ -113,24 +133,8 @@ class L2Book:
         s = _query_side(side)
         return _best_first(self._levels[s], s)
 
-    def best(self, side: Side | int) -> Level | None:
-        levels = self.levels(side)
-        return levels[0] if levels else None
-
-    def best_bid(self) -> Level | None:
-        return self.best(Side.BID)
-
-    def best_ask(self) -> Level | None:
-        return self.best(Side.ASK)
-
-    def top(self, side: Side | int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return _top(self.levels(side), n)
-
     def level_count(self, side: Side | int) -> int:
         return len(self._levels[_query_side(side)])
-
-    def crossed(self) -> bool:
-        return _crossed(self.best_bid(), self.best_ask())
 
     @property
     def window_ticks(self) -> int:
@@ -140,7 +144,7 @@ class L2Book:
         return True
 
 
-class L3Book:
+class L3Book(_LevelQueries):
     def __init__(self, window_ticks: int = DEFAULT_WINDOW_TICKS, expected_orders: int = 0) -> None:
         self._window_ticks = _window(window_ticks)
         _size(expected_orders)
@@ -230,24 +234,8 @@ class L3Book:
         totals = {price: self._level_total(s, price) for price in self._queues[s]}
         return _best_first(totals, s)
 
-    def best(self, side: Side | int) -> Level | None:
-        levels = self.levels(side)
-        return levels[0] if levels else None
-
-    def best_bid(self) -> Level | None:
-        return self.best(Side.BID)
-
-    def best_ask(self) -> Level | None:
-        return self.best(Side.ASK)
-
-    def top(self, side: Side | int, n: int) -> tuple[np.ndarray, np.ndarray]:
-        return _top(self.levels(side), n)
-
     def level_count(self, side: Side | int) -> int:
         return len(self._queues[_query_side(side)])
-
-    def crossed(self) -> bool:
-        return _crossed(self.best_bid(), self.best_ask())
 
     def order_count(self) -> int:
         return len(self._orders)
