@@ -374,6 +374,13 @@ def test_settings_to_core_give_the_core_configs_in_core_units():
     assert venue.latency == LatencyConfig(LatencyKind.LOGNORMAL, 250_000, 1_000_000, 0.5, 1.0, 7)
 
 
+def test_core_bounds_beyond_the_schema_name_the_config_key():
+    c = BacktestConfig.from_dict({**MINIMAL, "queue": {"capacity": 2**32 - 1}}, base_dir=".")
+    with pytest.raises(ConfigError) as e:
+        c.queue.to_core(instruments=1)
+    assert (e.value.source, e.value.key) == ("config", "queue.capacity")
+
+
 def test_risk_limits_that_are_not_whole_lots_name_the_key():
     c = BacktestConfig.from_dict({**MINIMAL, "risk": {"max_order_qty": "0.0005"}}, base_dir=".")
     with pytest.raises(ConfigError) as e:

@@ -261,8 +261,8 @@ cdef class BinanceDecoder:
 
     def set_snapshot_symbol(self, str symbol):
         cdef bytes s = symbol.encode("ascii", "replace")
-        if self.core.get().set_snapshot_symbol(s, len(s)) != CStatus.Ok:
-            raise ValueError(f"invalid snapshot symbol {symbol!r}")
+        check_status(<int>self.core.get().set_snapshot_symbol(s, len(s)),
+                     f"invalid snapshot symbol {symbol!r}")
 
     def set_market_type(self, str market):
         if market not in MARKET_TYPES:

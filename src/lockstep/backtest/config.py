@@ -60,6 +60,7 @@ Schema (defaults shown; only `dataset` and `strategy.path` are required):
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -247,13 +248,14 @@ class LimitSettings:
         is not a whole number of lots is a ConfigError on `key`.<field>."""
         notional_unit = Decimal(inst.price_increment) * Decimal(inst.size_increment)
         notional = int(self.max_order_notional / notional_unit)
-        return RiskLimits(
-            max_order_qty=_lots(f"{key}.max_order_qty", self.max_order_qty, inst),
-            max_order_notional=min(notional, INT64_MAX),
-            max_position=_lots(f"{key}.max_position", self.max_position, inst),
-            max_open_orders=self.max_open_orders,
-            price_band_bps=self.price_band_bps,
-        )
+        with _core_keys(f"{key}."):
+            return RiskLimits(
+                max_order_qty=_lots(f"{key}.max_order_qty", self.max_order_qty, inst),
+                max_order_notional=min(notional, INT64_MAX),
+                max_position=_lots(f"{key}.max_position", self.max_position, inst),
+                max_open_orders=self.max_open_orders,
+                price_band_bps=self.price_band_bps,
+            )
 
 
 def _lots(key: str, value: Decimal, inst: Instrument) -> int:
@@ -261,6 +263,18 @@ def _lots(key: str, value: Decimal, inst: Instrument) -> int:
         return inst.to_lots(value)
     except ValueError as e:
         raise ConfigError(key, str(e), source="config") from None
+
+
+@contextlib.contextmanager
+def _core_keys(prefix: str) -> Iterator[None]:
+    """A ConfigError of a core config built inside (keyed by its own field names, from the
+    source "risk config") re-keyed under this config's `prefix`."""
+    try:
+        yield
+    except ConfigError as e:
+        if e.source != "risk config":
+            raise
+        raise ConfigError(prefix + e.key, e.reason, source="config") from None
 
 
 _RISK_INTS = ("max_open_orders_total", "rate_per_second", "burst")
@@ -338,15 +352,16 @@ class RiskSettings:
     def to_core(self, instruments: Sequence[Instrument], traded: Sequence[int]) -> RiskConfig:
         """The core's risk config: these global settings, and the limits of each traded
         instrument (an index into `instruments`) in its ticks and lots."""
-        return RiskConfig(
-            max_open_orders_total=self.max_open_orders_total,
-            rate_per_second=self.rate_per_second,
-            burst=self.burst,
-            mode=TradingMode.from_label(self.mode),
-            kill_switch=self.kill_switch,
-            instruments={i: self.limits_for(instruments[i].symbol).to_core(instruments[i])
-                         for i in traded},
-        )
+        limits = {i: self.limits_for(instruments[i].symbol).to_core(instruments[i]) for i in traded}
+        with _core_keys("risk."):
+            return RiskConfig(
+                max_open_orders_total=self.max_open_orders_total,
+                rate_per_second=self.rate_per_second,
+                burst=self.burst,
+                mode=TradingMode.from_label(self.mode),
+                kill_switch=self.kill_switch,
+                instruments=limits,
+            )
 
 
 _QUEUE_KEYS = {"rate_per_second": 0, "burst": 0, "max_in_flight_per_instrument": 0, "capacity": 1}
@@ -354,8 +369,8 @@ _QUEUE_KEYS = {"rate_per_second": 0, "burst": 0, "max_in_flight_per_instrument":
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class QueueSettings:
-    """[queue]: the intent queue (lockstep.core.queue.QueueConfig, whose bounds the runner checks
-    too). 0 disables the rate limit and the in-flight cap."""
+    """[queue]: the intent queue (to_core() gives the lockstep.core.queue.QueueConfig, which also
+    holds it to the core's bounds). 0 disables the rate limit and the in-flight cap."""
 
     rate_per_second: int = 0
     burst: int = 0
@@ -375,8 +390,10 @@ class QueueSettings:
         return {f: getattr(self, f) for f in _QUEUE_KEYS}
 
     def to_core(self, instruments: int) -> QueueConfig:
-        """The core's queue config for a run over `instruments` instruments."""
-        return QueueConfig(instruments=instruments, **self.to_dict())
+        """The core's queue config for a run over `instruments` instruments; a value beyond the
+        core's bounds is a ConfigError on its queue.<field>."""
+        with _core_keys("queue."):
+            return QueueConfig(instruments=instruments, **self.to_dict())
 
 
 _LATENCY_KEYS = ("model", "entry", "response", "sigma", "feed_multiplier")

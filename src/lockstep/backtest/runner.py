@@ -45,7 +45,7 @@ from lockstep.backtest.config import (
 from lockstep.data.dataset import DEFAULT_READ_BATCH, Dataset, Instrument
 from lockstep.enums import IntentKind, RiskReason, RunStatus, TimeInForce
 from lockstep.errors import LockstepError, check_status
-from lockstep.events import EventKind, Side
+from lockstep.events import EventKind, Flag, Side
 from lockstep.progress import Progress
 from lockstep.backtest.replay import _result as market_report
 from lockstep.backtest.replay import to_real
@@ -226,7 +226,7 @@ class _Outputs:
         table = pa.table({
             "ts_event": x["ts_event"], "ts_recv": x["ts_recv"], "symbol": self._symbol(inst),
             "kind": kinds, "side": x["side"], "order_id": x["order_id"],
-            "price": price, "qty": qty, "fee": fee, "maker": (x["flags"] & 8) != 0,
+            "price": price, "qty": qty, "fee": fee, "maker": (x["flags"] & int(Flag.MAKER)) != 0,
             "reason": x["seq"].astype(np.uint8), "price_ticks": x["price"], "qty_lots": x["qty"],
         })
         self.counts["orders_rows"] += len(table)
