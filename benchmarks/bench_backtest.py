@@ -108,7 +108,7 @@ def test_event_loop_in_memory(benchmark, real_repeated, which):
     from lockstep._bindings import engine as _engine
     from lockstep.backtest.runner import _configure, _traded, load_strategy_class
     from lockstep.backtest.config import load_config, validate_params
-    from lockstep.core.strategy import params_type
+    from lockstep.core.strategy import overridden, params_type
 
     ds = Dataset.open(real_repeated)
     batches = [{k: v.copy() for k, v in c.items()} for c in ds.iter_columns(1 << 18)]
@@ -123,7 +123,7 @@ def test_event_loop_in_memory(benchmark, real_repeated, which):
         ctx = _engine.Context(engine, ds.instruments, traded)
         strategy = cls(params)
         strategy.setup(ctx)
-        engine.bind_strategy(strategy, ctx)
+        engine.bind_strategy(strategy, ctx, overridden(strategy))
         for c in batches:
             engine.run(c, len(c["kind"]))
             engine.drain()

@@ -20,6 +20,7 @@ import pytest
 from shared_data import SHARED_DATA, shared_file
 
 from lockstep._bindings import binance as _binance
+from lockstep.enums import Status
 from lockstep.errors import DecodeError, LockstepError
 from lockstep.data.dataset import Instrument
 from lockstep.events import COLUMN_NAMES, EventKind, Flag, Side, empty_columns
@@ -505,10 +506,10 @@ def test_random_feed_splits_equal_whole(usdm):
         n = rng.choice([1, 2, 3, 17, 100, 1000, 65536])
         chunk = text[pos:pos + n]
         consumed, size, nrec, st = dec.feed(chunk, out, size, nrec)
-        assert st == _binance.STATUS_OK and consumed == len(chunk)
+        assert st == Status.OK and consumed == len(chunk)
         pos += n
     size, nrec, st = dec.finish(out, size, nrec)
-    assert st == _binance.STATUS_OK
+    assert st == Status.OK
     for name in COLUMN_NAMES:
         assert np.array_equal(out[name][:size], cols[name][:size]), name
     assert np.array_equal(out["event_record"][:size], cols.event_record[:size])

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from shared_data import SHARED_DATA
 
 from lockstep._bindings import binance as _binance
+from lockstep.enums import Status
 from lockstep.errors import DecodeError, LockstepError
 from lockstep.events import COLUMN_NAMES, empty_columns
 from lockstep.data.importers import decode_binance
@@ -296,9 +297,9 @@ def test_splits_and_batches_do_not_change_the_outcome(lines, ops, splits, batch)
             nonlocal size, nrec, err
             while err is None:
                 size, nrec, status = call()
-                if status == _binance.STATUS_OK:
+                if status == Status.OK:
                     return
-                if status == _binance.STATUS_OUTPUT_FULL:
+                if status == Status.OUTPUT_FULL:
                     full()
                     continue
                 err = dec.exception(status)
@@ -309,9 +310,9 @@ def test_splits_and_batches_do_not_change_the_outcome(lines, ops, splits, batch)
             while err is None:
                 consumed, size, nrec, status = dec.feed(view[pos:], out, size, nrec)
                 pos += consumed
-                if status == _binance.STATUS_OK:
+                if status == Status.OK:
                     break
-                if status == _binance.STATUS_OUTPUT_FULL:
+                if status == Status.OUTPUT_FULL:
                     full()
                     continue
                 err = dec.exception(status)
@@ -360,10 +361,10 @@ def test_giant_line_is_bounded(split):
     ev = nrec = 0
     for piece in pieces:
         consumed, ev, nrec, status = dec.feed(piece, out, ev, nrec)
-        assert status == _binance.STATUS_OK and consumed == len(piece)
+        assert status == Status.OK and consumed == len(piece)
         assert dec.carried_bytes <= 1502
     ev, nrec, status = dec.finish(out, ev, nrec)
-    assert status == _binance.STATUS_OK
+    assert status == Status.OK
     assert list(out["rec_length"][:nrec]) == [1202, len(TRADE_LINE), 1502]
     assert list(out["rec_offset"][:nrec]) == [0, 1203, 1204 + len(TRADE_LINE)]
     # the last one ends without newline: still too long, so malformed rather than truncated

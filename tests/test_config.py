@@ -27,6 +27,12 @@ from lockstep.backtest.config import (
     parse_duration,
     validate_params,
 )
+import lockstep.errors
+from lockstep.core.queue import QueueConfig
+from lockstep.core.risk import RiskConfig, RiskLimits
+from lockstep.data.dataset import Instrument
+from lockstep.enums import LatencyKind, QueueModel, TradingMode
+from lockstep.venue.matching import LatencyConfig
 from lockstep.errors import LockstepError
 
 MINIMAL = {"dataset": "synthetic-l2", "strategy": {"path": "pkg.mod:Strat"}}
@@ -333,32 +339,86 @@ def test_missing_file_is_a_config_error(tmp_path):
 
 
 def test_risk_module_shares_the_error_type():
-    # one ConfigError for every config: the risk and queue configs raise this class too
-    src = (Path(__file__).parents[1] / "src/lockstep/core/risk.py").read_text()
-    assert "from lockstep.backtest.config import ConfigError" in src
-    assert "class ConfigError" not in src
-    assert str(ConfigError("instruments.1.x", "unknown key")) == "risk config: instruments.1.x: unknown key"
+    # one ConfigError for every config: the risk and queue configs raise the ground floor's class
+    with pytest.raises(lockstep.errors.ConfigError) as e:
+        RiskConfig.from_dict({"instruments": {"1": {"x": 1}}})
+    assert type(e.value) is lockstep.errors.ConfigError is ConfigError
+    assert str(e.value) == "risk config: instruments.1.x: unknown key"
+    with pytest.raises(lockstep.errors.ConfigError):
+        QueueConfig.from_dict({"capacity": 0})
+
+
+def test_settings_to_core_give_the_core_configs_in_core_units():
+    c = BacktestConfig.from_dict({
+        **MINIMAL,
+        "risk": {"max_order_qty": "0.5", "max_order_notional": "1000.5", "max_position": 2,
+                 "mode": "reduce_only", "rate_per_second": 3, "burst": 2,
+                 "instruments": {"ETH": {"max_position": "0.25"}}},
+        "queue": {"capacity": 8},
+        "venue": {"queue_model": "probabilistic", "maker_fee_bps": "-0.25", "taker_fee_bps": "1.5",
+                  "latency": {"model": "lognormal", "entry": "250us", "sigma": 0.5}},
+    }, base_dir=".")
+    btc = Instrument("BTC", "x", "0.1", "0.001")
+    eth = Instrument("ETH", "x", "0.01", "0.01")
+    risk = c.risk.to_core([btc, eth], [1, 0])
+    assert (risk.mode, risk.rate_per_second, risk.burst) == (TradingMode.REDUCE_ONLY, 3, 2)
+    assert set(risk.instruments) == {0, 1}
+    # 0.5 BTC = 500 lots of 0.001; 1000.5 quote / (0.1 x 0.001) = 10_005_000 tick-lots
+    assert risk.instruments[0] == RiskLimits(500, 10_005_000, 2_000, 0, 0)
+    # ETH: its own max_position, the rest from the defaults; 1000.5 / 0.0001, rounded down
+    assert risk.instruments[1] == RiskLimits(50, 10_005_000, 25, 0, 0)
+    queue = c.queue.to_core(instruments=2)
+    assert (queue.capacity, queue.instruments) == (8, 2)
+    venue = c.venue.to_core(seed=7)
+    assert (venue.queue_model, venue.maker_ppm, venue.taker_ppm) == (QueueModel.PROBABILISTIC, -25, 150)
+    assert venue.latency == LatencyConfig(LatencyKind.LOGNORMAL, 250_000, 1_000_000, 0.5, 1.0, 7)
+
+
+def test_core_bounds_beyond_the_schema_name_the_config_key():
+    c = BacktestConfig.from_dict({**MINIMAL, "queue": {"capacity": 2**32 - 1}}, base_dir=".")
+    with pytest.raises(ConfigError) as e:
+        c.queue.to_core(instruments=1)
+    assert (e.value.source, e.value.key) == ("config", "queue.capacity")
+
+
+def test_risk_limits_that_are_not_whole_lots_name_the_key():
+    c = BacktestConfig.from_dict({**MINIMAL, "risk": {"max_order_qty": "0.0005"}}, base_dir=".")
+    with pytest.raises(ConfigError) as e:
+        c.risk.to_core([Instrument("BTC", "x", "0.1", "0.001")], [0])
+    assert e.value.key == "risk.max_order_qty"
 
 
 # --------------------------------------------------------------------------------------------
 # Values
 
 
+# One grammar for configs and the command line (lockstep.checks.parse_duration): a unit-less
+# number is ns and m / h are minutes / hours, as the command line always read them.
 @pytest.mark.parametrize("text,ns", [
     (0, 0), (1500, 1500), ("1ns", 1), ("250us", 250_000), ("250µs", 250_000), ("1ms", 1_000_000),
     ("1.5ms", 1_500_000), ("2s", 2_000_000_000), (" 3 s ", 3_000_000_000), ("0.000001s", 1_000),
-    ("1_000us", 1_000_000), ("9223372036854775807ns", 2**63 - 1),
+    ("1_000us", 1_000_000), ("9223372036854775807ns", 2**63 - 1), ("1500", 1500),
+    ("2m", 120_000_000_000), ("1.5h", 5_400_000_000_000),
 ])
 def test_parse_duration(text, ns):
     assert parse_duration("k", text) == ns
 
 
-@pytest.mark.parametrize("value", ["1", "1m", "ms", "-1ms", "1e3ns", "1.5ns", 1.0, True, None,
-                                   "9223372036854775808ns", 2**63])
+@pytest.mark.parametrize("value", ["ms", "-1ms", "1e3ns", "1.5ns", "1.5", "1 d", "--1s", 1.0, True,
+                                   None, "9223372036854775808ns", 2**63, -1])
 def test_parse_duration_rejects(value):
     with pytest.raises(ConfigError) as e:
         parse_duration("a.b", value)
     assert e.value.key == "a.b"
+
+
+def test_parse_duration_negative_only_when_allowed():
+    assert parse_duration("k", "-1.5s", allow_negative=True) == -1_500_000_000
+    assert parse_duration("k", -(2**63), allow_negative=True) == -(2**63)
+    with pytest.raises(ConfigError):
+        parse_duration("k", -(2**63) - 1, allow_negative=True)
+    with pytest.raises(ConfigError):
+        parse_duration("k", "0s", positive=True)
 
 
 def test_format_duration_round_trips():

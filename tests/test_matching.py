@@ -357,9 +357,3 @@ def test_ahead_share_bounds(d, ahead, behind, power):
     assert 0 <= r <= min(d, ahead)
     if behind == 0:
         assert r == min(d, ahead)
-
-
-def test_event_kind_values():
-    from lockstep._bindings import matching as _matching
-    assert K.REPLACED == _matching.EVENT_KIND_REPLACED == 5
-    assert K.REPLACE_REJECTED == _matching.EVENT_KIND_REPLACE_REJECTED == 6

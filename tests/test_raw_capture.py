@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lockstep._bindings import raw_capture as _rc
+from lockstep.enums import Crc32cImpl
 from lockstep.errors import DecodeError
 from lockstep.data.raw_capture import (
     FrameReader,
@@ -68,7 +69,7 @@ def write_file(path: Path, frames, streams=("s0", "s1"), info=None, sequence=1) 
 
 # --------------------------------------------------------------------------------------- CRC32C
 
-IMPLS = [_rc.IMPL_PORTABLE, _rc.IMPL_SSE42, _rc.IMPL_AUTO]
+IMPLS = [Crc32cImpl.PORTABLE, Crc32cImpl.SSE42, Crc32cImpl.AUTO]
 
 
 @pytest.mark.parametrize("impl", IMPLS)

@@ -7,7 +7,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lockstep._bindings import risk as _risk
 from lockstep.core import risk as compiled
 from lockstep.errors import LockstepError
 from lockstep.events import Side
@@ -49,11 +48,6 @@ def buy(qty=1, price=100, kind=LIMIT, **kw):
 
 def sell(qty=1, price=100, kind=LIMIT, **kw):
     return Intent(0, kind, ASK, price=price, qty=qty, **kw)
-
-
-def test_reason_enum_matches_core():
-    assert {r.value: r.name.lower() for r in RiskReason} == _risk.REASON_NAMES
-    assert len(RiskReason) == _risk.REASON_COUNT
 
 
 MID = RiskView(mid=100)

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lockstep.venue import matching as compiled
-from lockstep.venue.matching import MAX_LATENCY_NS, LatencyConfig, LatencyKind
+from lockstep.enums import LatencyKind
+from lockstep.venue.matching import MAX_LATENCY_NS, LatencyConfig
 from lockstep.reference import venue_models as reference
 
 _i64 = st.integers(-(2**63), 2**63 - 1)
@@ -56,8 +57,8 @@ def test_constant_and_feed(impl):
 @pytest.mark.parametrize("bad", [
     LatencyConfig(LatencyKind.CONSTANT, -1, 0),
     LatencyConfig(LatencyKind.CONSTANT, 0, -1),
-    LatencyConfig(LatencyKind.LOG_NORMAL, 1, 1, sigma=-0.1),
-    LatencyConfig(LatencyKind.LOG_NORMAL, 1, 1, sigma=math.nan),
+    LatencyConfig(LatencyKind.LOGNORMAL, 1, 1, sigma=-0.1),
+    LatencyConfig(LatencyKind.LOGNORMAL, 1, 1, sigma=math.nan),
     LatencyConfig(LatencyKind.FEED, 1, 1, feed_multiplier=math.inf),
     LatencyConfig(7, 1, 1),
     LatencyConfig(LatencyKind.CONSTANT, MAX_LATENCY_NS + 1, 0),
@@ -80,7 +81,7 @@ def test_raw_generator_is_splitmix64():
 
 @pytest.mark.parametrize("seed", [0, 1, 42, 2**64 - 1])
 def test_lognormal_compiled_and_reference_draw_identical_integers(seed):
-    cfg = LatencyConfig(LatencyKind.LOG_NORMAL, 250_000, 40_000, sigma=0.8, seed=seed)
+    cfg = LatencyConfig(LatencyKind.LOGNORMAL, 250_000, 40_000, sigma=0.8, seed=seed)
     a, b = compiled.LatencyModel(cfg), reference.LatencyModel(cfg)
     calls = [(k % 3 == 0, k * 7919 % 10_000 - 100) for k in range(5_000)]  # entry/response mix
     xa = [a.response(f) if r else a.entry(f) for r, f in calls]
@@ -90,20 +91,20 @@ def test_lognormal_compiled_and_reference_draw_identical_integers(seed):
 
 
 def test_lognormal_is_a_pure_function_of_seed_and_call_order(impl):
-    cfg = LatencyConfig(LatencyKind.LOG_NORMAL, 1_000_000, 1_000_000, sigma=0.5, seed=7)
+    cfg = LatencyConfig(LatencyKind.LOGNORMAL, 1_000_000, 1_000_000, sigma=0.5, seed=7)
     m1, m2 = impl.LatencyModel(cfg), impl.LatencyModel(cfg)
     first = [m1.entry(0) for _ in range(100)]
     assert first == [m2.entry(0) for _ in range(100)]
     m1.configure(cfg)  # reconfiguring restarts the sequence
     assert [m1.entry(0) for _ in range(100)] == first
-    other = impl.LatencyModel(LatencyConfig(LatencyKind.LOG_NORMAL, 1_000_000, 1_000_000,
+    other = impl.LatencyModel(LatencyConfig(LatencyKind.LOGNORMAL, 1_000_000, 1_000_000,
                                             sigma=0.5, seed=8))
     assert [other.entry(0) for _ in range(100)] != first
 
 
 def test_lognormal_distribution():
     median, sigma = 1_000_000, 0.5
-    m = compiled.LatencyModel(LatencyConfig(LatencyKind.LOG_NORMAL, median, median, sigma=sigma,
+    m = compiled.LatencyModel(LatencyConfig(LatencyKind.LOGNORMAL, median, median, sigma=sigma,
                                             seed=12345))
     xs = [m.entry(0) for _ in range(10_000)]
     # Median of 10k draws: within 3% (the standard error is about 0.6%).
@@ -112,5 +113,5 @@ def test_lognormal_distribution():
     assert abs(statistics.fmean(logs)) < 0.03
     assert abs(statistics.pstdev(logs) / sigma - 1) < 0.05
     assert min(xs) > 0
-    zero = compiled.LatencyModel(LatencyConfig(LatencyKind.LOG_NORMAL, median, 0, sigma=0.0))
+    zero = compiled.LatencyModel(LatencyConfig(LatencyKind.LOGNORMAL, median, 0, sigma=0.0))
     assert {zero.entry(0) for _ in range(10)} == {median} and zero.response(0) == 0

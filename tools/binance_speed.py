@@ -33,6 +33,7 @@ def main() -> int:
         return 2
 
     from lockstep._bindings import binance as _binance
+    from lockstep.enums import Status
     from lockstep.data.importers import decode_binance
     from lockstep.data.importers.binance import _Buffers, _Input
 
@@ -65,7 +66,7 @@ def main() -> int:
         t = time.perf_counter()
         for p in pieces:
             consumed, size, nrec, status = dec.feed(p, bufs, size, nrec)
-            if status != _binance.STATUS_OK:
+            if status != Status.OK:
                 raise dec.exception(status)
         size, nrec, status = dec.finish(bufs, size, nrec)
         dt = time.perf_counter() - t

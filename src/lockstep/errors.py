@@ -1,11 +1,16 @@
 """Exceptions raised by lockstep itself.
 
 Everything lockstep raises on purpose derives from LockstepError, so callers can tell our
-diagnoses apart from bugs (TypeError, ...). Keep this module small and dependency-free.
+diagnoses apart from bugs (TypeError, ...). Keep this module small and dependency-free: it is
+the ground floor every layer (bindings included) may import.
+
+A C++ Status becomes a Python exception in exactly one place, check_status(status, what).
 """
 from __future__ import annotations
 
 import os
+
+from lockstep.enums import Status
 
 
 class LockstepError(Exception):
@@ -54,4 +59,130 @@ def _rebuild_decode_error(cls, reason, path, line, offset):
     return cls(reason, path=path, line=line, offset=offset)
 
 
-__all__ = ["DecodeError", "LockstepError"]
+class ConfigError(LockstepError):
+    """A configuration value that is unknown, missing, of the wrong type or out of range.
+
+    Attributes:
+        key: dotted path of the offending key, e.g. "venue.latency.entry" ("" when the whole
+            input is at fault, e.g. a TOML syntax error).
+        reason: what was wrong, in words.
+        source: where the config came from, leading the message: a file path, "--set", "config";
+            "risk config" by default (the risk and queue configs built from dicts).
+    """
+
+    def __init__(self, key: str, reason: str, *, source: str = "risk config") -> None:
+        self.key = key
+        self.reason = reason
+        self.source = source
+        where = f"{key}: " if key else ""
+        super().__init__(f"{source}: {where}{reason}")
+
+    def __reduce__(self):
+        return (_rebuild_config_error, (type(self), self.key, self.reason, self.source))
+
+
+def _rebuild_config_error(cls, key, reason, source):
+    return cls(key, reason, source=source)
+
+
+class ConfigSyntaxError(ConfigError):
+    """A TOML file (or a --set value) that does not parse; `line` and `column` are 1-based."""
+
+    def __init__(self, reason: str, *, source: str, line: int | None = None,
+                 column: int | None = None) -> None:
+        self.line = line
+        self.column = column
+        where = f"line {line}, column {column}: " if line is not None else ""
+        super().__init__("", f"{where}{reason}", source=source)
+        self.reason = reason
+
+    def __reduce__(self):
+        return (_rebuild_syntax_error, (type(self), self.reason, self.source, self.line, self.column))
+
+
+def _rebuild_syntax_error(cls, reason, source, line, column):
+    return cls(reason, source=source, line=line, column=column)
+
+
+# --------------------------------------------------------------------------------------------
+# C++ status codes
+
+
+class StatusError(LockstepError):
+    """A C++ call answered with a Status other than Ok. `status` is the Status, `what` the call
+    as the caller described it; the message is "<what>: <the C++ status_name()>"."""
+
+    def __init__(self, status: Status, what: str) -> None:
+        self.status = status
+        self.what = what
+        super().__init__(f"{what}: {STATUS_TEXT[status]}")
+
+    def __reduce__(self):
+        return (type(self), (self.status, self.what))
+
+
+class InvalidArgumentError(StatusError, ValueError):
+    """Status InvalidArgument or UnknownInstrument: the call's arguments were refused."""
+
+
+class DecodeStatusError(StatusError, ValueError):
+    """Status DecodeError: the input is malformed (the decoder's own error says where)."""
+
+
+class FixedPointError(StatusError, ValueError):
+    """Status NotMultiple or Overflow: a number does not fit the instrument's fixed-point grid."""
+
+
+class IncompleteError(StatusError):
+    """Status OutputFull or NeedMoreInput where the caller expected the call to finish: a
+    resumable state reached where resuming is not possible."""
+
+
+#: The C++ status_name() of every Status (tests/test_enum_parity.py holds it to the C++ one).
+STATUS_TEXT: dict[Status, str] = {
+    Status.OK: "ok",
+    Status.OUTPUT_FULL: "output full",
+    Status.NEED_MORE_INPUT: "need more input",
+    Status.INVALID_ARGUMENT: "invalid argument",
+    Status.UNKNOWN_INSTRUMENT: "unknown instrument",
+    Status.DECODE_ERROR: "decode error",
+    Status.NOT_MULTIPLE: "not a multiple of the increment",
+    Status.OVERFLOW: "overflow",
+}
+
+_STATUS_ERRORS: dict[Status, type[StatusError]] = {
+    Status.OUTPUT_FULL: IncompleteError,
+    Status.NEED_MORE_INPUT: IncompleteError,
+    Status.INVALID_ARGUMENT: InvalidArgumentError,
+    Status.UNKNOWN_INSTRUMENT: InvalidArgumentError,
+    Status.DECODE_ERROR: DecodeStatusError,
+    Status.NOT_MULTIPLE: FixedPointError,
+    Status.OVERFLOW: FixedPointError,
+}
+
+
+def check_status(status: int, what: str) -> None:
+    """Returns if `status` (a Status value) is Ok, else raises the StatusError subclass for it,
+    e.g. InvalidArgumentError("risk limits of BTCUSDT: invalid argument")."""
+    if status == Status.OK:
+        return
+    try:
+        member = Status(status)
+    except ValueError:  # a code this Python does not know: the core is newer than its mirror
+        raise LockstepError(f"{what}: unknown status code {status}") from None
+    raise _STATUS_ERRORS[member](member, what)
+
+
+__all__ = [
+    "ConfigError",
+    "ConfigSyntaxError",
+    "DecodeError",
+    "DecodeStatusError",
+    "FixedPointError",
+    "IncompleteError",
+    "InvalidArgumentError",
+    "LockstepError",
+    "STATUS_TEXT",
+    "StatusError",
+    "check_status",
+]

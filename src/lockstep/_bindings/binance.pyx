@@ -19,7 +19,7 @@ from lockstep.includes.codecs.binance.reports cimport (
     CCounts, CErrorInfo, CLocation, CLocationLog, CReason, kSkipCount, skip_name,
 )
 
-from lockstep.errors import DecodeError
+from lockstep.errors import DecodeError, check_status
 
 
 #: Increment sources, in the order of lockstep::binance::IncrementSource.
@@ -28,8 +28,6 @@ SKIP_REASONS = tuple(skip_name(i).decode() for i in range(kSkipCount))
 MARKET_TYPES = {"unknown": 0, "spot": 1, "usdm": 2, "coinm": 3}
 N_RULES = 12  # lockstep::kRuleCount, mirrored by lockstep.data.importers.normalized.Rule
 
-STATUS_OK = <int>CStatus.Ok
-STATUS_OUTPUT_FULL = <int>CStatus.OutputFull
 
 #: Per-record arrays of a chunk, with their dtypes.
 RECORD_COLUMNS = (("rec_file", "int32"), ("rec_line", "int64"), ("rec_offset", "int64"),
@@ -42,10 +40,8 @@ cdef CIncrement _increment(object text) except *:
         raise TypeError(f"increments are decimal strings, got {type(text).__name__}")
     cdef bytes b = text.encode("ascii", "replace")
     cdef CIncrement inc
-    cdef CStatus st = parse_increment(b, len(b), inc)
-    if st != CStatus.Ok:
-        raise ValueError(f"invalid increment {text!r}: must be a positive decimal like '0.01' "
-                         f"({status_name(st).decode()})")
+    check_status(<int>parse_increment(b, len(b), inc),
+                 f"invalid increment {text!r}: must be a positive decimal like '0.01'")
     return inc
 
 
@@ -62,14 +58,10 @@ def decimal_to_fixed(str text, str increment):
     """
     cdef CIncrement inc = _increment(increment)
     cdef CFixedScale fs
-    cdef CStatus st = CFixedScale.make(inc, fs)
-    if st != CStatus.Ok:
-        raise ValueError(f"unusable increment {increment!r}: {status_name(st).decode()}")
+    check_status(<int>CFixedScale.make(inc, fs), f"unusable increment {increment!r}")
     cdef bytes b = text.encode("utf-8", "surrogateescape")
     cdef int64_t out = 0
-    st = to_fixed(b, len(b), fs, out)
-    if st != CStatus.Ok:
-        raise ValueError(f"{text!r} with increment {increment}: {status_name(st).decode()}")
+    check_status(<int>to_fixed(b, len(b), fs, out), f"{text!r} with increment {increment}")
     return out
 
 
@@ -138,30 +130,26 @@ cdef class BinanceDecoder:
         cdef CStatus st = self.core.get().add_instrument(
             s, len(s), index, _increment(price_increment), _increment(size_increment),
             <CIncrementSource>source)
-        if st != CStatus.Ok:
-            raise ValueError(f"cannot configure instrument {symbol!r} with index {index}: "
-                             f"{status_name(st).decode()} (duplicate symbol or index, or a "
-                             "symbol that is not 1-32 characters of [A-Za-z0-9._-])")
+        check_status(<int>st, f"cannot configure instrument {symbol!r} with index {index} "
+                              "(duplicate symbol or index, or a symbol that is not 1-32 "
+                              "characters of [A-Za-z0-9._-])")
 
     def add_catalog(self, str symbol, str price_increment, str size_increment, int source):
         cdef bytes s = symbol.encode("ascii", "replace")
         cdef CStatus st = self.core.get().add_catalog(
             s, len(s), _increment(price_increment), _increment(size_increment),
             <CIncrementSource>source)
-        if st != CStatus.Ok:
-            raise ValueError(f"cannot add {symbol!r} to the catalogue: {status_name(st).decode()}")
+        check_status(<int>st, f"cannot add {symbol!r} to the catalogue")
 
     def set_default_increments(self, str price_increment, str size_increment):
         cdef CStatus st = self.core.get().set_default_increments(
             _increment(price_increment), _increment(size_increment))
-        if st != CStatus.Ok:
-            raise ValueError(f"unusable increments {price_increment!r}/{size_increment!r}: "
-                             f"{status_name(st).decode()}")
+        check_status(<int>st, f"unusable increments {price_increment!r}/{size_increment!r}")
 
     def set_snapshot_symbol(self, str symbol):
         cdef bytes s = symbol.encode("ascii", "replace")
-        if self.core.get().set_snapshot_symbol(s, len(s)) != CStatus.Ok:
-            raise ValueError(f"invalid snapshot symbol {symbol!r}")
+        check_status(<int>self.core.get().set_snapshot_symbol(s, len(s)),
+                     f"invalid snapshot symbol {symbol!r}")
 
     def set_market_type(self, str market):
         if market not in MARKET_TYPES:
@@ -191,8 +179,8 @@ cdef class BinanceDecoder:
     def feed(self, const unsigned char[::1] data, object bufs, size_t ev_size, size_t rec_size):
         """Decodes complete lines of `data` into the chunk buffers `bufs` from the given sizes on.
 
-        Returns (consumed, ev_size, rec_size, status) with status STATUS_OK (all consumed) or
-        STATUS_OUTPUT_FULL (hand out the chunk, call again with data[consumed:]; with rec_size 0,
+        Returns (consumed, ev_size, rec_size, status) with status Status.OK (all consumed) or
+        Status.OUTPUT_FULL (hand out the chunk, call again with data[consumed:]; with rec_size 0,
         the buffers must grow to needed_events); any other status is fatal: raise
         self.exception(). `bufs` None: scan mode.
         """

@@ -19,23 +19,30 @@ from lockstep.includes.core.l3_book cimport CL3Book, CL3Result
 DEFAULT_WINDOW_TICKS = kDefaultWindowTicks
 MIN_PRICE = kMinPrice
 MAX_PRICE = kMaxPrice
+# The C++ enumerators by name, which tests/test_enum_parity.py holds lockstep.enums to.
+ENUMERATORS = {
+    "L2Result": {
+        "Ok": <int>CL2Result.Ok, "Removed": <int>CL2Result.Removed,
+        "UnknownLevel": <int>CL2Result.UnknownLevel, "BadQty": <int>CL2Result.BadQty,
+        "BadPrice": <int>CL2Result.BadPrice, "BadSide": <int>CL2Result.BadSide,
+    },
+    "L3Result": {
+        "Ok": <int>CL3Result.Ok, "UnknownOrder": <int>CL3Result.UnknownOrder,
+        "DuplicateOrder": <int>CL3Result.DuplicateOrder, "BadQty": <int>CL3Result.BadQty,
+        "BadPrice": <int>CL3Result.BadPrice, "BadSide": <int>CL3Result.BadSide,
+    },
+}
 
 # The C++ enumerators by name, so tests can hold the Python enums to them.
 L2_RESULT_CODES = {
-    "OK": <int>CL2Result.Ok,
-    "REMOVED": <int>CL2Result.Removed,
-    "UNKNOWN_LEVEL": <int>CL2Result.UnknownLevel,
-    "BAD_QTY": <int>CL2Result.BadQty,
-    "BAD_PRICE": <int>CL2Result.BadPrice,
-    "BAD_SIDE": <int>CL2Result.BadSide,
+    "OK": <int>CL2Result.Ok, "REMOVED": <int>CL2Result.Removed,
+    "UNKNOWN_LEVEL": <int>CL2Result.UnknownLevel, "BAD_QTY": <int>CL2Result.BadQty,
+    "BAD_PRICE": <int>CL2Result.BadPrice, "BAD_SIDE": <int>CL2Result.BadSide,
 }
 L3_RESULT_CODES = {
-    "OK": <int>CL3Result.Ok,
-    "UNKNOWN_ORDER": <int>CL3Result.UnknownOrder,
-    "DUPLICATE_ORDER": <int>CL3Result.DuplicateOrder,
-    "BAD_QTY": <int>CL3Result.BadQty,
-    "BAD_PRICE": <int>CL3Result.BadPrice,
-    "BAD_SIDE": <int>CL3Result.BadSide,
+    "OK": <int>CL3Result.Ok, "UNKNOWN_ORDER": <int>CL3Result.UnknownOrder,
+    "DUPLICATE_ORDER": <int>CL3Result.DuplicateOrder, "BAD_QTY": <int>CL3Result.BadQty,
+    "BAD_PRICE": <int>CL3Result.BadPrice, "BAD_SIDE": <int>CL3Result.BadSide,
 }
 
 

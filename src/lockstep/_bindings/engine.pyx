@@ -16,6 +16,9 @@ from libcpp.memory cimport unique_ptr
 from libcpp.vector cimport vector
 
 from lockstep._bindings.columns cimport columns_view
+from lockstep._bindings.configs cimport (
+    fill_queue_config, fill_risk_config, fill_risk_limits, fill_venue_config,
+)
 from lockstep._bindings.replay cimport book_types_of, replayer_view
 from lockstep.includes.runtime.engine cimport (
     CDenialRecord, CEngine, CExecRecord, COrderUpdate, CPnlSample, CRiskHook, CRunStatus,
@@ -26,22 +29,24 @@ from lockstep.includes.core.execution cimport (
     CExecutionState, COrderStatus, CPositionView, CWide, is_terminal, kNoSlot,
 )
 from lockstep.includes.core.intents cimport CIntent, CTimeInForce
-from lockstep.includes.venue.matching cimport CQueueModel
 from lockstep.includes.core.queue cimport CQueueConfig, CQueueCounters
 from lockstep.includes.core.replay cimport CBookType
-from lockstep.includes.core.risk cimport CRiskConfig, CRiskLimits, CRiskReason, CRiskView, CTradingMode
-from lockstep.includes.base.status cimport CStatus, status_name
+from lockstep.includes.core.risk cimport (
+    CRiskConfig, CRiskLimits, CRiskReason, CRiskView, kRiskReasonCount,
+)
 from lockstep.includes.venue.venue cimport CSimulatedVenueConfig, CVenueCounters
-from lockstep.includes.venue.venue_models cimport CLatencyKind
 
 SUBSCRIBE_BOOK = kSubscribeBook
 SUBSCRIBE_TOUCH = kSubscribeTouch
 SUBSCRIBE_TRADES = kSubscribeTrades
 
-RUN_OK = <int>CRunStatus.Ok
-RUN_STRATEGY_FAILED = <int>CRunStatus.StrategyFailed
-RUN_RISK_HOOK_FAILED = <int>CRunStatus.RiskHookFailed
-RUN_LIVELOCK = <int>CRunStatus.Livelock
+# The C++ enumerators by name, which tests/test_enum_parity.py holds lockstep.enums to.
+ENUMERATORS = {
+    "RunStatus": {
+        "Ok": <int>CRunStatus.Ok, "StrategyFailed": <int>CRunStatus.StrategyFailed,
+        "RiskHookFailed": <int>CRunStatus.RiskHookFailed, "Livelock": <int>CRunStatus.Livelock,
+    },
+}
 
 EXEC_COLUMNS = (
     ("ts_event", np.int64), ("ts_recv", np.int64), ("seq", np.uint64), ("instrument", np.uint32),
@@ -169,59 +174,34 @@ cdef class _PyBinding:
     cdef object start_m, book_m, trade_m, order_m, timer_m, stop_m
     cdef public object error  # (exception, formatted traceback)
 
-    cdef int fail(self, BaseException exc) noexcept:
-        self.error = (exc, traceback.format_exc())
-        return 1
+    cdef int call(self, object hook, tuple args) noexcept:
+        """hook(ctx, *args): 0, or 1 after keeping the exception it raised."""
+        try:
+            hook(self.ctx, *args)
+            return 0
+        except BaseException as exc:
+            self.error = (exc, traceback.format_exc())
+            return 1
 
 
 cdef int _py_on_start(void* s, CEngine& e) noexcept with gil:
-    cdef _PyBinding b = <_PyBinding>s
-    try:
-        b.start_m(b.ctx)
-        return 0
-    except BaseException as exc:
-        return b.fail(exc)
+    return (<_PyBinding>s).call((<_PyBinding>s).start_m, ())
 
 cdef int _py_on_book(void* s, CEngine& e, uint32_t inst) noexcept with gil:
-    cdef _PyBinding b = <_PyBinding>s
-    try:
-        b.book_m(b.ctx, inst)
-        return 0
-    except BaseException as exc:
-        return b.fail(exc)
+    return (<_PyBinding>s).call((<_PyBinding>s).book_m, (inst,))
 
 cdef int _py_on_trade(void* s, CEngine& e, uint32_t inst, int64_t price, int64_t qty,
                       CSide aggressor) noexcept with gil:
-    cdef _PyBinding b = <_PyBinding>s
-    try:
-        b.trade_m(b.ctx, inst, price, qty, <int>aggressor)
-        return 0
-    except BaseException as exc:
-        return b.fail(exc)
+    return (<_PyBinding>s).call((<_PyBinding>s).trade_m, (inst, price, qty, <int>aggressor))
 
 cdef int _py_on_order(void* s, CEngine& e, const COrderUpdate& u) noexcept with gil:
-    cdef _PyBinding b = <_PyBinding>s
-    try:
-        b.order_m(b.ctx, update_from(u))
-        return 0
-    except BaseException as exc:
-        return b.fail(exc)
+    return (<_PyBinding>s).call((<_PyBinding>s).order_m, (update_from(u),))
 
 cdef int _py_on_timer(void* s, CEngine& e, uint64_t timer_id) noexcept with gil:
-    cdef _PyBinding b = <_PyBinding>s
-    try:
-        b.timer_m(b.ctx, timer_id)
-        return 0
-    except BaseException as exc:
-        return b.fail(exc)
+    return (<_PyBinding>s).call((<_PyBinding>s).timer_m, (timer_id,))
 
 cdef int _py_on_stop(void* s, CEngine& e) noexcept with gil:
-    cdef _PyBinding b = <_PyBinding>s
-    try:
-        b.stop_m(b.ctx)
-        return 0
-    except BaseException as exc:
-        return b.fail(exc)
+    return (<_PyBinding>s).call((<_PyBinding>s).stop_m, ())
 
 
 cdef class _RiskBinding:
@@ -451,51 +431,28 @@ cdef class Engine:
 
     # ---- configuration
 
-    def configure_risk(self, uint32_t max_open_orders_total, uint32_t rate_per_second,
-                       uint32_t burst, int mode, bint kill_switch):
+    # Each takes the Python mirror of one C++ config struct (lockstep.core.risk.RiskConfig /
+    # RiskLimits, lockstep.core.queue.QueueConfig, lockstep.venue.matching.SimulatedVenueConfig)
+    # and returns the core's Status value.
+
+    def configure_risk(self, config):
         cdef CRiskConfig c
-        c.max_open_orders_total = max_open_orders_total
-        c.rate_per_second = rate_per_second
-        c.burst = burst
-        c.mode = <CTradingMode><uint8_t>mode
-        c.kill_switch = kill_switch
+        fill_risk_config(&c, config)
         return <int>self.core.get().risk().set_config(c)
 
-    def set_limits(self, uint32_t instrument, int64_t max_order_qty, int64_t max_order_notional,
-                   int64_t max_position, uint32_t max_open_orders, uint32_t price_band_bps):
+    def set_limits(self, uint32_t instrument, limits):
         cdef CRiskLimits l
-        l.max_order_qty = max_order_qty
-        l.max_order_notional = max_order_notional
-        l.max_position = max_position
-        l.max_open_orders = max_open_orders
-        l.price_band_bps = price_band_bps
+        fill_risk_limits(&l, limits)
         return <int>self.core.get().risk().set_limits(instrument, l)
 
-    def configure_queue(self, int64_t rate_per_second, int64_t burst,
-                        uint32_t max_in_flight_per_instrument, uint32_t capacity):
+    def configure_queue(self, config):
         cdef CQueueConfig c
-        c.rate_per_second = rate_per_second
-        c.burst = burst
-        c.max_in_flight_per_instrument = max_in_flight_per_instrument
-        c.capacity = capacity
-        c.instruments = self.core.get().instrument_count()
+        fill_queue_config(&c, config)
         return <int>self.core.get().configure_queue(c)
 
-    def configure_venue(self, int queue_model, double queue_power, int64_t maker_ppm,
-                        int64_t taker_ppm, int latency_model, int64_t entry_ns,
-                        int64_t response_ns, double sigma, double feed_multiplier,
-                        uint64_t seed):
+    def configure_venue(self, config):
         cdef CSimulatedVenueConfig c
-        c.queue_model = <CQueueModel><uint8_t>queue_model
-        c.queue_power = queue_power
-        c.fees.maker_ppm = maker_ppm
-        c.fees.taker_ppm = taker_ppm
-        c.latency.kind = <CLatencyKind><uint8_t>latency_model
-        c.latency.entry_ns = entry_ns
-        c.latency.response_ns = response_ns
-        c.latency.sigma = sigma
-        c.latency.feed_multiplier = feed_multiplier
-        c.latency.seed = seed
+        fill_venue_config(&c, config)
         return <int>self.core.get().configure_venue(c)
 
     def set_sample_interval(self, int64_t interval_ns):
@@ -504,9 +461,10 @@ cdef class Engine:
     def track(self, uint32_t instrument):
         self.core.get().track(instrument)
 
-    def bind_strategy(self, strategy, Context ctx):
+    def bind_strategy(self, strategy, Context ctx, hooks):
         """Point the engine's hooks at `strategy`: a CompiledStrategy runs without the GIL;
-        anything else is called as Python, and only for the hooks it overrides."""
+        anything else is called as Python, and only for the hooks named in `hooks` (the caller
+        says which: lockstep.core.strategy.overridden gives the ones a strategy defines)."""
         cdef CStrategyHooks h
         cdef _PyBinding b
         if isinstance(strategy, CompiledStrategy):
@@ -519,12 +477,10 @@ cdef class Engine:
             h.on_stop = _c_on_stop
             self.py_binding = None
         else:
-            from lockstep.core.strategy import Strategy, overridden
             b = _PyBinding()
             b.strategy = strategy
             b.ctx = ctx
             h.self = <void*>b
-            hooks = overridden(strategy)
             if "on_start" in hooks:
                 b.start_m = strategy.on_start
                 h.on_start = _py_on_start
@@ -561,7 +517,7 @@ cdef class Engine:
     # ---- running
 
     def run(self, cols, size_t size):
-        """Run `size` market events of `cols`; returns a RUN_* status."""
+        """Run `size` market events of `cols`; returns a RunStatus value."""
         cdef CEventColumns view = columns_view(cols, size)
         cdef CRunStatus status
         with nogil:
@@ -694,6 +650,6 @@ cdef class Engine:
 
     def risk_counts(self):
         """{RiskReason value: count}, Allowed included."""
-        from lockstep.core.risk import RiskReason
         cdef CEngine* e = self.core.get()
-        return {int(r): e.risk().count(<CRiskReason><uint8_t>int(r)) for r in RiskReason}
+        cdef size_t r
+        return {r: e.risk().count(<CRiskReason>r) for r in range(kRiskReasonCount)}

@@ -10,12 +10,28 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 from lockstep._bindings.intents cimport fill_intent
 from lockstep.includes.core.events cimport CSide
-from lockstep.includes.core.execution cimport (CExecutionState, CPositionView, CWide,
-                                          kMaxExecInstruments, kNoSlot)
+from lockstep.includes.core.execution cimport (CExecResult, CExecutionState, COrderStatus,
+                                          CPositionView, CWide, kMaxExecInstruments, kNoSlot)
 from lockstep.includes.core.intents cimport CIntent, CIntentKind, CTimeInForce
 from lockstep.includes.core.risk cimport CRiskView
 
 MAX_INSTRUMENTS = kMaxExecInstruments
+# The C++ enumerators by name, which tests/test_enum_parity.py holds lockstep.enums to.
+ENUMERATORS = {
+    "OrderStatus": {
+        "Submitted": <int>COrderStatus.Submitted, "Accepted": <int>COrderStatus.Accepted,
+        "PartiallyFilled": <int>COrderStatus.PartiallyFilled, "Filled": <int>COrderStatus.Filled,
+        "Canceled": <int>COrderStatus.Canceled, "Rejected": <int>COrderStatus.Rejected,
+        "Expired": <int>COrderStatus.Expired,
+    },
+    "ExecResult": {
+        "Ok": <int>CExecResult.Ok, "UnknownOrder": <int>CExecResult.UnknownOrder,
+        "DuplicateOrder": <int>CExecResult.DuplicateOrder,
+        "InvalidTransition": <int>CExecResult.InvalidTransition,
+        "Overfill": <int>CExecResult.Overfill, "BadQty": <int>CExecResult.BadQty,
+        "BadIntent": <int>CExecResult.BadIntent,
+    },
+}
 
 
 cdef inline object wide(CWide w):

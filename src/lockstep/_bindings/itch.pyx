@@ -78,10 +78,6 @@ cdef extern from "lockstep/codecs/itch.hpp" namespace "lockstep::itch" nogil:
     uint32_t c_message_length "lockstep::itch::message_length"(uint8_t type_byte)
 
 
-STATUS_OK = <int>CStatus.Ok
-STATUS_OUTPUT_FULL = <int>CStatus.OutputFull
-
-
 def message_length(int type_byte):
     """The fixed length of an ITCH 5.0 message type (type byte included), 0 if unknown."""
     return c_message_length(<uint8_t>(type_byte & 0xFF))

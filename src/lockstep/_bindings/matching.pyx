@@ -20,13 +20,46 @@ from lockstep.includes.core.intents cimport CIntent, CIntentKind, CTimeInForce
 from lockstep.includes.core.l2_book cimport CL2Book, kMaxPrice, kMinPrice
 from lockstep.includes.core.l3_book cimport CL3Book
 from lockstep.includes.venue.l3_matching cimport CL3Matcher
-from lockstep.includes.venue.matching cimport (CL2Matcher, CMatchEvent, CMatchResult, CQueueModel,
-                                         CRestingOrder)
+from lockstep.includes.venue.matching cimport (CL2Matcher, CMatchEvent, CMatchEventKind,
+                                         CMatchReject, CMatchResult, CQueueModel, CRestingOrder,
+                                         CSubmitOutcome)
 from lockstep.includes.base.status cimport CStatus
 
-# The C++ enumerators by value, so tests can hold the Python enums to them.
-EVENT_KIND_REPLACED = 5
-EVENT_KIND_REPLACE_REJECTED = 6
+
+cdef extern from *:
+    # Cython spells a scoped enumerator by its Python name, and None is a Python keyword.
+    """
+    static const int kMatchRejectNone = static_cast<int>(lockstep::MatchReject::None);
+    """
+    const int kMatchRejectNone
+
+
+# The C++ enumerators by name, which tests/test_enum_parity.py holds lockstep.enums to.
+ENUMERATORS = {
+    "MatchEventKind": {
+        "Fill": <int>CMatchEventKind.Fill, "Canceled": <int>CMatchEventKind.Canceled,
+        "Rejected": <int>CMatchEventKind.Rejected,
+        "CancelRejected": <int>CMatchEventKind.CancelRejected,
+        "Replaced": <int>CMatchEventKind.Replaced,
+        "ReplaceRejected": <int>CMatchEventKind.ReplaceRejected,
+    },
+    "MatchReject": {
+        "None": kMatchRejectNone, "PostOnlyWouldCross": <int>CMatchReject.PostOnlyWouldCross,
+        "BadQty": <int>CMatchReject.BadQty, "BadPrice": <int>CMatchReject.BadPrice,
+        "BadSide": <int>CMatchReject.BadSide, "BadTif": <int>CMatchReject.BadTif,
+        "DuplicateOrder": <int>CMatchReject.DuplicateOrder,
+        "UnknownOrder": <int>CMatchReject.UnknownOrder,
+        "BookUnavailable": <int>CMatchReject.BookUnavailable,
+    },
+    "SubmitOutcome": {
+        "Rested": <int>CSubmitOutcome.Rested, "Filled": <int>CSubmitOutcome.Filled,
+        "Canceled": <int>CSubmitOutcome.Canceled, "Rejected": <int>CSubmitOutcome.Rejected,
+    },
+    "QueueModel": {
+        "Conservative": <int>CQueueModel.Conservative,
+        "Probabilistic": <int>CQueueModel.Probabilistic,
+    },
+}
 
 
 cdef tuple result_out(CMatchResult r):

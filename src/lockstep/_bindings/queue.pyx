@@ -8,35 +8,37 @@ from cpython.number cimport PyNumber_Index
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libcpp.vector cimport vector
 
+from lockstep._bindings.configs cimport fill_queue_config
 from lockstep._bindings.intents cimport fill_intent
-from lockstep.includes.core.events cimport CSide
-from lockstep.includes.core.intents cimport CIntent, CIntentKind, CTimeInForce
+from lockstep.includes.core.intents cimport CIntent
 from lockstep.includes.core.queue cimport (CIntentQueue, CQueueConfig, CQueueCounters, CQueueResult,
                                       kQueueMaxBurst, kQueueMaxCapacity, kQueueMaxInstruments,
                                       kQueueMaxRate)
-from lockstep.includes.base.status cimport CStatus
 
 MAX_BURST = kQueueMaxBurst
 MAX_RATE = kQueueMaxRate
 MAX_CAPACITY = kQueueMaxCapacity
 MAX_INSTRUMENTS = kQueueMaxInstruments
-STATUS_OK = <int>CStatus.Ok
+# The C++ enumerators by name, which tests/test_enum_parity.py holds lockstep.enums to.
+ENUMERATORS = {
+    "QueueResult": {
+        "Queued": <int>CQueueResult.Queued,
+        "CanceledBeforeDispatch": <int>CQueueResult.CanceledBeforeDispatch,
+        "Full": <int>CQueueResult.Full, "BadInstrument": <int>CQueueResult.BadInstrument,
+    },
+}
 
 
 cdef class IntentQueue:
-    """lockstep::IntentQueue. configure() returns a Status code (0 = ok)."""
+    """lockstep::IntentQueue. configure() takes a lockstep.core.queue.QueueConfig and returns a
+    Status value."""
 
     cdef CIntentQueue core
     cdef vector[CIntent] out
 
-    def configure(self, int64_t rate_per_second, int64_t burst,
-                  uint32_t max_in_flight_per_instrument, uint32_t capacity, uint32_t instruments):
+    def configure(self, config):
         cdef CQueueConfig c
-        c.rate_per_second = rate_per_second
-        c.burst = burst
-        c.max_in_flight_per_instrument = max_in_flight_per_instrument
-        c.capacity = capacity
-        c.instruments = instruments
+        fill_queue_config(&c, config)
         return <int>self.core.configure(c)
 
     def push(self, intent, int64_t ts):

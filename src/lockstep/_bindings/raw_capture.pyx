@@ -55,13 +55,16 @@ cdef extern from "lockstep/codecs/raw_capture.hpp" namespace "lockstep::raw" nog
 
 FRAME_HEADER = kFrameHeader
 MAX_PAYLOAD = kMaxPayload
-STOP_NEED_MORE = <int>CStop.NeedMore
-STOP_OUTPUT_FULL = <int>CStop.OutputFull
-STOP_BAD_HEADER = <int>CStop.BadHeader
-STOP_BAD_FRAME = <int>CStop.BadFrame
-IMPL_AUTO = <int>CImpl.Auto
-IMPL_PORTABLE = <int>CImpl.Portable
-IMPL_SSE42 = <int>CImpl.Sse42
+# The C++ enumerators by name, which tests/test_enum_parity.py holds lockstep.enums to.
+ENUMERATORS = {
+    "FrameStop": {
+        "NeedMore": <int>CStop.NeedMore, "OutputFull": <int>CStop.OutputFull,
+        "BadHeader": <int>CStop.BadHeader, "BadFrame": <int>CStop.BadFrame,
+    },
+    "Crc32cImpl": {
+        "Auto": <int>CImpl.Auto, "Portable": <int>CImpl.Portable, "Sse42": <int>CImpl.Sse42,
+    },
+}
 
 cdef uint8_t _EMPTY[1]
 
@@ -72,8 +75,8 @@ def hardware_crc32c():
 
 
 def crc32c(const uint8_t[::1] data, uint32_t crc=0, int impl=0):
-    """CRC32C of `data`, continuing `crc` (0 to start); impl: IMPL_AUTO, IMPL_PORTABLE, IMPL_SSE42."""
-    if impl not in (IMPL_AUTO, IMPL_PORTABLE, IMPL_SSE42):
+    """CRC32C of `data`, continuing `crc` (0 to start); impl a lockstep.enums.Crc32cImpl."""
+    if impl not in ENUMERATORS["Crc32cImpl"].values():
         raise ValueError(f"unknown CRC32C implementation {impl}")
     cdef size_t n = data.shape[0]
     cdef const uint8_t* p = &data[0] if n else _EMPTY

@@ -7,12 +7,73 @@ from libcpp.vector cimport vector
 import numpy as np
 
 from lockstep._bindings.columns cimport columns_view
-from lockstep.includes.core.events cimport CEventColumns
+from lockstep.includes.core.events cimport (
+    CEventColumns, CEventKind, CSide, kFlagBadTsRecv, kFlagLast, kFlagMaker, kFlagSnapshot,
+)
 from lockstep.includes.core.replay cimport (
     CAnomaly, CAnomalyLog, CBookType, CInvalidStretch, CLastTrade, CReplayer, CTopOfBookColumns, anomaly_name,
     kAnomalyKinds,
 )
 from lockstep.includes.base.status cimport CStatus, status_name
+
+from lockstep.enums import BookKind
+from lockstep.errors import check_status
+
+
+cdef extern from *:
+    # Cython spells a scoped enumerator by its Python name, and None is a Python keyword.
+    """
+    static const int kEventKindNone = static_cast<int>(lockstep::EventKind::None);
+    static const int kSideNone = static_cast<int>(lockstep::Side::None);
+    """
+    const int kEventKindNone
+    const int kSideNone
+
+
+# The C++ enumerators by name, and the C++ *_name() of each value where C++ has one, which
+# tests/test_enum_parity.py holds lockstep.enums, lockstep.events and lockstep.errors.STATUS_TEXT
+# to.
+ENUMERATORS = {
+    "EventKind": {
+        "None": kEventKindNone, "L2Set": <int>CEventKind.L2Set, "L3Add": <int>CEventKind.L3Add,
+        "L3Modify": <int>CEventKind.L3Modify, "L3Delete": <int>CEventKind.L3Delete,
+        "L3Execute": <int>CEventKind.L3Execute, "BookClear": <int>CEventKind.BookClear,
+        "Trade": <int>CEventKind.Trade, "VenueBbo": <int>CEventKind.VenueBbo,
+        "OrderSubmitted": <int>CEventKind.OrderSubmitted,
+        "OrderAccepted": <int>CEventKind.OrderAccepted,
+        "OrderRejected": <int>CEventKind.OrderRejected, "OrderFilled": <int>CEventKind.OrderFilled,
+        "OrderCanceled": <int>CEventKind.OrderCanceled,
+        "OrderExpired": <int>CEventKind.OrderExpired,
+        "OrderReplaced": <int>CEventKind.OrderReplaced,
+        "CancelRejected": <int>CEventKind.CancelRejected,
+        "ReplaceRejected": <int>CEventKind.ReplaceRejected,
+        "CancelSubmitted": <int>CEventKind.CancelSubmitted,
+        "ReplaceSubmitted": <int>CEventKind.ReplaceSubmitted, "Gap": <int>CEventKind.Gap,
+    },
+    "Side": {
+        "None": kSideNone, "Bid": <int>CSide.Bid, "Ask": <int>CSide.Ask,
+    },
+    "Flag": {
+        "kLast": kFlagLast, "kSnapshot": kFlagSnapshot, "kBadTsRecv": kFlagBadTsRecv,
+        "kMaker": kFlagMaker,
+    },
+    "BookKind": {
+        "L2": <int>CBookType.L2,
+        "L3": <int>CBookType.L3,
+    },
+    "Status": {
+        "Ok": <int>CStatus.Ok, "OutputFull": <int>CStatus.OutputFull,
+        "NeedMoreInput": <int>CStatus.NeedMoreInput,
+        "InvalidArgument": <int>CStatus.InvalidArgument,
+        "UnknownInstrument": <int>CStatus.UnknownInstrument,
+        "DecodeError": <int>CStatus.DecodeError, "NotMultiple": <int>CStatus.NotMultiple,
+        "Overflow": <int>CStatus.Overflow,
+    },
+}
+ENUM_NAMES = {
+    "Anomaly": {a: anomaly_name(<CAnomaly>a).decode() for a in range(kAnomalyKinds)},
+    "Status": {v: status_name(<CStatus>v).decode() for v in ENUMERATORS["Status"].values()},
+}
 
 TOP_OF_BOOK_COLUMNS = (
     ("ts_recv", np.int64), ("ts_event", np.int64), ("instrument", np.uint32),
@@ -60,8 +121,7 @@ cdef class Replayer:
         cdef CStatus status
         with nogil:
             status = self.ptr.apply(view, out_ptr)
-        if status != CStatus.Ok:
-            raise RuntimeError(f"replay failed: {status_name(status).decode()}")
+        check_status(<int>status, "replay")
         return out.size if out_ptr != NULL else 0
 
     @property
@@ -138,11 +198,9 @@ cdef Replayer replayer_view(const CReplayer* replayer, object owner):
 
 cdef vector[CBookType] book_types_of(object book_types) except *:
     cdef vector[CBookType] types
+    labels = BookKind.labels()
     for t in book_types:
-        if t == "l2":
-            types.push_back(CBookType.L2)
-        elif t == "l3":
-            types.push_back(CBookType.L3)
-        else:
-            raise ValueError(f"book type must be 'l2' or 'l3', got {t!r}")
+        if t not in labels:
+            raise ValueError(f"book type must be {' or '.join(map(repr, labels))}, got {t!r}")
+        types.push_back(<CBookType><uint8_t>BookKind.from_label(t))
     return types

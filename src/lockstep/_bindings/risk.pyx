@@ -8,19 +8,33 @@ lockstep.core.risk.Intent / RiskView dataclasses, which have already range-check
 from cpython.number cimport PyNumber_Index
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
+from lockstep._bindings.configs cimport fill_risk_config, fill_risk_limits
 from lockstep._bindings.intents cimport fill_intent
-from lockstep.includes.core.events cimport CSide
 from lockstep.includes.core.intents cimport CIntent, CIntentKind, CTimeInForce
 from lockstep.includes.core.risk cimport (CRiskConfig, CRiskEngine, CRiskLimits, CRiskReason,
                                      CRiskView, CTradingMode, kMaxRiskInstruments,
                                      kRiskReasonCount, risk_reason_name)
-from lockstep.includes.base.status cimport CStatus
 
-REASON_COUNT = kRiskReasonCount
 MAX_INSTRUMENTS = kMaxRiskInstruments
-# The C++ enumerators by name, so tests can hold the Python enum to them.
-REASON_NAMES = {i: risk_reason_name(<CRiskReason>i).decode() for i in range(kRiskReasonCount)}
-STATUS_OK = <int>CStatus.Ok
+# The C++ enumerators by name, and the C++ risk_reason_name() of each reason value (0 to
+# kRiskReasonCount - 1), which tests/test_enum_parity.py holds lockstep.enums to.
+ENUMERATORS = {
+    "TradingMode": {
+        "Active": <int>CTradingMode.Active, "ReduceOnly": <int>CTradingMode.ReduceOnly,
+        "Halted": <int>CTradingMode.Halted,
+    },
+    "IntentKind": {
+        "SubmitLimit": <int>CIntentKind.SubmitLimit, "SubmitMarket": <int>CIntentKind.SubmitMarket,
+        "Cancel": <int>CIntentKind.Cancel, "Replace": <int>CIntentKind.Replace,
+    },
+    "TimeInForce": {
+        "GTC": <int>CTimeInForce.GTC, "IOC": <int>CTimeInForce.IOC,
+        "PostOnly": <int>CTimeInForce.PostOnly,
+    },
+}
+ENUM_NAMES = {
+    "RiskReason": {i: risk_reason_name(<CRiskReason>i).decode() for i in range(kRiskReasonCount)},
+}
 
 
 cdef inline void fill_view(CRiskView* out, object view) except *:
@@ -35,28 +49,19 @@ cdef inline void fill_view(CRiskView* out, object view) except *:
 
 
 cdef class RiskEngine:
-    """lockstep::RiskEngine. Configuration calls return a Status code (0 = ok)."""
+    """lockstep::RiskEngine. Configuration calls take a lockstep.core.risk.RiskConfig /
+    RiskLimits and return a Status value."""
 
     cdef CRiskEngine core
 
-    def set_config(self, uint32_t max_open_orders_total, uint32_t rate_per_second,
-                   uint32_t burst, uint8_t mode, bint kill_switch):
+    def set_config(self, config):
         cdef CRiskConfig c
-        c.max_open_orders_total = max_open_orders_total
-        c.rate_per_second = rate_per_second
-        c.burst = burst
-        c.mode = <CTradingMode>mode
-        c.kill_switch = kill_switch
+        fill_risk_config(&c, config)
         return <int>self.core.set_config(c)
 
-    def set_limits(self, uint32_t instrument, int64_t max_order_qty, int64_t max_order_notional,
-                   int64_t max_position, uint32_t max_open_orders, uint32_t price_band_bps):
+    def set_limits(self, uint32_t instrument, limits):
         cdef CRiskLimits l
-        l.max_order_qty = max_order_qty
-        l.max_order_notional = max_order_notional
-        l.max_position = max_position
-        l.max_open_orders = max_open_orders
-        l.price_band_bps = price_band_bps
+        fill_risk_limits(&l, limits)
         return <int>self.core.set_limits(instrument, l)
 
     def set_mode(self, uint8_t mode):

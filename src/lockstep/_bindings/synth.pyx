@@ -1,17 +1,26 @@
 # cython: language_level=3
 """Thin binding of include/lockstep/data/synth.hpp: fills canonical columns with synthetic events."""
-from libc.stdint cimport uint64_t
+from libc.stdint cimport uint8_t, uint64_t
 
 from lockstep._bindings.columns cimport columns_view
 from lockstep.includes.core.events cimport CEventColumns
-from lockstep.includes.base.status cimport CStatus, status_name
 from lockstep.includes.data.synth cimport CSynthBook, CSynthConfig, CSyntheticMarket
+
+from lockstep.enums import BookKind
+from lockstep.errors import check_status
 
 #: Version of the generator's algorithm: bumped whenever the same options would give other events.
 GENERATOR_VERSION = 1
 
 DEFAULT_START_TS = 1704153600000000000
 DEFAULT_MAX_BURST = 16
+# The C++ enumerators by name, which tests/test_enum_parity.py holds lockstep.enums to.
+ENUMERATORS = {
+    "BookKind": {
+        "L2": <int>CSynthBook.L2,
+        "L3": <int>CSynthBook.L3,
+    },
+}
 
 
 cdef class SyntheticMarket:
@@ -22,22 +31,19 @@ cdef class SyntheticMarket:
     def __init__(self, uint64_t events, *, uint64_t seed=1, str book="l2", unsigned int instruments=1,
                  unsigned int depth=400, unsigned int max_burst=DEFAULT_MAX_BURST,
                  long long start_ts=DEFAULT_START_TS):
-        if book not in ("l2", "l3"):
-            raise ValueError(f"book must be 'l2' or 'l3', got {book!r}")
+        if book not in BookKind.labels():
+            raise ValueError(f"book must be {' or '.join(map(repr, BookKind.labels()))}, got {book!r}")
         cdef CSynthConfig cfg
         cfg.seed = seed
         cfg.events = events
         cfg.instruments = instruments
         cfg.depth = depth
         cfg.max_burst = max_burst
-        cfg.book = CSynthBook.L3 if book == "l3" else CSynthBook.L2
+        cfg.book = <CSynthBook><uint8_t>BookKind.from_label(book)
         cfg.start_ts = start_ts
-        cdef CStatus st = self._gen.configure(cfg)
-        if st != CStatus.Ok:
-            raise ValueError(
-                f"invalid synthetic market options ({status_name(st).decode()}): instruments={instruments} "
-                f"(>= 1), depth={depth} (4..65536), max_burst={max_burst} (1..4096)"
-            )
+        check_status(<int>self._gen.configure(cfg),
+                     f"synthetic market options instruments={instruments} (>= 1), depth={depth} "
+                     f"(4..65536), max_burst={max_burst} (1..4096)")
 
     def fill(self, cols, size_t size=0, max_events=None):
         """Appends events to `cols` (a mapping of column arrays) after its first `size` rows, up to

@@ -11,13 +11,25 @@ from lockstep._bindings.replay cimport book_types_of
 from lockstep.includes.core.replay cimport CBookType
 from lockstep.includes.core.events cimport CEventColumns
 from lockstep.includes.core.rules cimport CRule, kRuleCount, rule_name
-from lockstep.includes.base.status cimport CStatus, status_name
+from lockstep.includes.base.status cimport CStatus
 from lockstep.includes.data.validate cimport (
     CMarker, CRecordVerdicts, CRuleAction, CValidator, CValidatorConfig,
 )
 
-RULE_NAMES = tuple(rule_name(<CRule>i).decode() for i in range(kRuleCount))
-ACTIONS = {"off": 0, "warn": 1, "quarantine": 2}
+from lockstep.enums import Rule, RuleAction
+from lockstep.errors import check_status
+
+# The C++ enumerators by name, and the C++ rule_name() of each rule value, which
+# tests/test_enum_parity.py holds lockstep.enums to.
+ENUMERATORS = {
+    "RuleAction": {
+        "Off": <int>CRuleAction.Off, "Warn": <int>CRuleAction.Warn,
+        "Quarantine": <int>CRuleAction.Quarantine,
+    },
+}
+ENUM_NAMES = {
+    "Rule": {i: rule_name(<CRule>i).decode() for i in range(kRuleCount)},
+}
 
 
 cdef class Validator:
@@ -36,8 +48,9 @@ cdef class Validator:
             # expression's temporary, which is gone by the call (it read back as garbage).
             required = 1 if flag else 0
             cfg.requires_snapshot.push_back(required)
-        for i, name in enumerate(RULE_NAMES):
-            cfg.action[i] = <CRuleAction>ACTIONS[actions.get(name, "quarantine")]
+        for rule in Rule:
+            action = RuleAction.from_label(actions.get(rule.label, RuleAction.QUARANTINE.label))
+            cfg.action[<size_t>rule] = <CRuleAction><uint8_t>action
         cfg.min_feed_latency_ns = min_feed_latency_ns
         cfg.max_feed_latency_ns = max_feed_latency_ns
         self.core.reset(new CValidator(cfg))
@@ -75,11 +88,9 @@ cdef class Validator:
         self.markers.clear()
         with nogil:
             status = self.core.get().check(view, er, first, n_records, pr, out, kp, self.markers)
-        if status != CStatus.Ok:
-            raise ValueError(f"chunk at record {first}: events do not follow its records "
-                             f"({status_name(status).decode()})")
+        check_status(<int>status, f"chunk at record {first}: events do not follow its records")
         markers = [
-            {"before_event": m.before_event, "instrument": m.instrument, "rule": RULE_NAMES[m.rule],
+            {"before_event": m.before_event, "instrument": m.instrument, "rule": Rule(m.rule).label,
              "record": m.record, "ts_event": m.ts_event, "ts_recv": m.ts_recv, "seq": m.seq,
              "order_id": m.order_id}
             for m in self.markers

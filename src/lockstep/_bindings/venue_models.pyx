@@ -1,12 +1,20 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """Thin bindings of lockstep::FeeModel and lockstep::LatencyModel
 (include/lockstep/venue/venue_models.hpp). lockstep.venue.matching wraps them; statuses come back as ints."""
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int64_t, uint64_t
 
+from lockstep._bindings.configs cimport fill_latency_config
 from lockstep.includes.venue.venue_models cimport (CFeeModel, CLatencyConfig, CLatencyKind,
                                              CLatencyModel, kMaxLatencyNs)
 
 MAX_LATENCY_NS = kMaxLatencyNs
+# The C++ enumerators by name, which tests/test_enum_parity.py holds lockstep.enums to.
+ENUMERATORS = {
+    "LatencyKind": {
+        "Constant": <int>CLatencyKind.Constant, "LogNormal": <int>CLatencyKind.LogNormal,
+        "Feed": <int>CLatencyKind.Feed,
+    },
+}
 
 
 cdef extern from *:
@@ -48,15 +56,10 @@ cdef class FeeModel:
 cdef class LatencyModel:
     cdef CLatencyModel core
 
-    def configure(self, uint8_t kind, int64_t entry_ns, int64_t response_ns, double sigma,
-                  double feed_multiplier, uint64_t seed):
+    def configure(self, config):
+        """`config` a lockstep.venue.matching.LatencyConfig; returns a Status value."""
         cdef CLatencyConfig c
-        c.kind = <CLatencyKind>kind
-        c.entry_ns = entry_ns
-        c.response_ns = response_ns
-        c.sigma = sigma
-        c.feed_multiplier = feed_multiplier
-        c.seed = seed
+        fill_latency_config(&c, config)
         return <int>self.core.configure(c)
 
     def entry(self, int64_t feed_latency_ns):

@@ -7,12 +7,12 @@
 
 Every unknown key, wrong type or out-of-range value raises ConfigError naming the full dotted key,
 e.g. `mm.toml: venue.latency.entry: must be a duration like "1ms" or an int of ns, not list`.
-Real quantities (risk limits, fees) are Decimals: the runner converts them to ticks and lots with
-each instrument's increments. Durations are int nanoseconds. Nothing here imports the compiled
-core, so configs load (and pickle, for process pools) without it.
-
-The generic helpers (ConfigError, _unknown_keys, _cfg_int) live here and are shared with
-lockstep.core.risk and lockstep.core.queue.
+Real quantities (risk limits, fees) are Decimals and durations int nanoseconds (lockstep.checks
+holds the one duration grammar). Each settings class's `to_core()` gives the core's typed config
+(lockstep.core.risk.RiskConfig with limits in each instrument's ticks and lots,
+lockstep.core.queue.QueueConfig, lockstep.venue.matching.SimulatedVenueConfig), which the
+Engine packs into the C++ structs. The strategy class and custom risk rules a config names are
+loaded here too (load_strategy_class, load_risk_rules), and its params checked (validate_params).
 
 Schema (defaults shown; only `dataset` and `strategy.path` are required):
 
@@ -50,7 +50,7 @@ Schema (defaults shown; only `dataset` and `strategy.path` are required):
     taker_fee_bps = "0"
     [venue.latency]
     model = "constant"              # constant | lognormal | feed
-    entry = "1ms"                   # int ns, or a number with a unit ns | us | ms | s
+    entry = "1ms"                   # int ns, or a number with a unit ns | us | ms | s | m | h
     response = "1ms"
     sigma = 0.0                     # lognormal only, >= 0
     feed_multiplier = 1.0           # feed only, >= 0
@@ -60,7 +60,10 @@ Schema (defaults shown; only `dataset` and `strategy.path` are required):
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib
+import importlib.util
 import json
 import math
 import os
@@ -68,7 +71,7 @@ import re
 import sys
 import types
 import typing
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -78,130 +81,27 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
-from lockstep.errors import LockstepError
-
-_UINT32_MAX = 2**32 - 1
-_INT64_MAX = 2**63 - 1
-_UINT64_MAX = 2**64 - 1
-
-
-# --------------------------------------------------------------------------------------------
-# Errors and generic helpers (shared with lockstep.core.risk and lockstep.core.queue)
-
-
-class ConfigError(LockstepError):
-    """A configuration value that is unknown, missing, of the wrong type or out of range.
-
-    Attributes:
-        key: dotted path of the offending key, e.g. "venue.latency.entry" ("" when the whole
-            input is at fault, e.g. a TOML syntax error).
-        reason: what was wrong, in words.
-        source: where the config came from, leading the message: a file path, "--set", "config";
-            "risk config" by default (the risk and queue configs built from dicts).
-    """
-
-    def __init__(self, key: str, reason: str, *, source: str = "risk config") -> None:
-        self.key = key
-        self.reason = reason
-        self.source = source
-        where = f"{key}: " if key else ""
-        super().__init__(f"{source}: {where}{reason}")
-
-    def __reduce__(self):
-        return (_rebuild_config_error, (type(self), self.key, self.reason, self.source))
-
-
-def _rebuild_config_error(cls, key, reason, source):
-    return cls(key, reason, source=source)
-
-
-class ConfigSyntaxError(ConfigError):
-    """A TOML file (or a --set value) that does not parse; `line` and `column` are 1-based."""
-
-    def __init__(self, reason: str, *, source: str, line: int | None = None,
-                 column: int | None = None) -> None:
-        self.line = line
-        self.column = column
-        where = f"line {line}, column {column}: " if line is not None else ""
-        super().__init__("", f"{where}{reason}", source=source)
-        self.reason = reason
-
-    def __reduce__(self):
-        return (_rebuild_syntax_error, (type(self), self.reason, self.source, self.line, self.column))
-
-
-def _rebuild_syntax_error(cls, reason, source, line, column):
-    return cls(reason, source=source, line=line, column=column)
-
-
-def _kind(value: object) -> str:
-    return type(value).__name__
-
-
-def _cfg_int(key: str, value: object, hi: int, lo: int = 0) -> int:
-    """`value` as an int in [lo, hi] (bool is not an int), else ConfigError naming `key`."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(key, f"must be an int, not {_kind(value)}")
-    if not lo <= value <= hi:
-        raise ConfigError(key, f"{value} is outside [{lo}, {hi}]")
-    return value
-
-
-def _unknown_keys(prefix: str, data: Mapping[str, Any], known: Iterable[str]) -> None:
-    """ConfigError unless `data` is a table whose keys are all in `known`. `prefix` is the dotted
-    path of the table with a trailing dot ("" for the root)."""
-    if not isinstance(data, Mapping):
-        where = prefix.rstrip(".") or "<root>"
-        raise ConfigError(where, f"must be a table, not {_kind(data)}")
-    known = set(known)
-    for k in data:
-        if k not in known:
-            raise ConfigError(f"{prefix}{k}", "unknown key")
+from lockstep.checks import (
+    INT64_MAX, UINT32_MAX, UINT64_MAX, config_int, config_label, format_duration, kind_of,
+    parse_duration, unknown_keys,
+)
+from lockstep.core.queue import QueueConfig
+from lockstep.core.risk import RiskConfig, RiskLimits
+from lockstep.data.dataset import Instrument
+from lockstep.enums import LatencyKind, QueueModel, TradingMode
+from lockstep.errors import ConfigError, ConfigSyntaxError
+from lockstep.venue.matching import LatencyConfig, SimulatedVenueConfig
 
 
 # --------------------------------------------------------------------------------------------
-# Value parsers
-
-_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
-_DURATION = re.compile(r"\s*([0-9][0-9_]*(?:\.[0-9_]*)?)\s*(ns|us|µs|ms|s)\s*")
-_DURATION_HELP = 'must be a duration like "1ms" or an int of ns'
-
-
-def parse_duration(key: str, value: object, *, positive: bool = False) -> int:
-    """A duration in int nanoseconds: an int (ns) or a string with a unit ns, us, ms or s
-    ("250us", "1.5ms"), a whole number of ns, >= 0 (> 0 if `positive`), within int64."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigError(key, f"{_DURATION_HELP}, not {_kind(value)}")
-    if isinstance(value, int):
-        ns = value
-    else:
-        m = _DURATION.fullmatch(value)
-        if m is None:
-            raise ConfigError(key, f"{_DURATION_HELP}, not {value!r}")
-        exact = Decimal(m.group(1).replace("_", "")) * _UNITS[m.group(2)]
-        if exact != exact.to_integral_value():
-            raise ConfigError(key, f"{value!r} is not a whole number of nanoseconds")
-        ns = int(exact)
-    if ns < 0 or ns > _INT64_MAX:
-        raise ConfigError(key, f"{value!r} is outside [0, {_INT64_MAX}] ns")
-    if positive and ns == 0:
-        raise ConfigError(key, "must be > 0")
-    return ns
-
-
-def format_duration(ns: int) -> str:
-    """The shortest exact spelling of `ns` with one unit: 1_000_000 -> "1ms", 1_500 -> "1500ns"."""
-    for unit in ("s", "ms", "us"):
-        if ns and ns % _UNITS[unit] == 0:
-            return f"{ns // _UNITS[unit]}{unit}"
-    return f"{ns}ns"
+# Value parsers (the shared checks and the duration grammar are lockstep.checks)
 
 
 def parse_decimal(key: str, value: object, *, non_negative: bool = False) -> Decimal:
     """A finite Decimal from an int, a float (via its shortest repr: 0.1 -> Decimal("0.1")) or a
     decimal string."""
     if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
-        raise ConfigError(key, f"must be a number or a decimal string, not {_kind(value)}")
+        raise ConfigError(key, f"must be a number or a decimal string, not {kind_of(value)}")
     try:
         d = Decimal(str(value)) if isinstance(value, float) else Decimal(value)
     except InvalidOperation:
@@ -215,7 +115,7 @@ def parse_decimal(key: str, value: object, *, non_negative: bool = False) -> Dec
 
 def _float(key: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(key, f"must be a number, not {_kind(value)}")
+        raise ConfigError(key, f"must be a number, not {kind_of(value)}")
     f = float(value)
     if not math.isfinite(f):
         raise ConfigError(key, f"must be finite, not {value!r}")
@@ -224,21 +124,19 @@ def _float(key: str, value: object) -> float:
 
 def _bool(key: str, value: object) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(key, f"must be true or false, not {_kind(value)}")
+        raise ConfigError(key, f"must be true or false, not {kind_of(value)}")
     return value
 
 
-def _str(key: str, value: object, choices: Sequence[str] | None = None) -> str:
+def _str(key: str, value: object) -> str:
     if not isinstance(value, str):
-        raise ConfigError(key, f"must be a string, not {_kind(value)}")
-    if choices is not None and value not in choices:
-        raise ConfigError(key, f"{value!r} is not one of {', '.join(choices)}")
+        raise ConfigError(key, f"must be a string, not {kind_of(value)}")
     return value
 
 
 def _table(key: str, value: object) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise ConfigError(key, f"must be a table, not {_kind(value)}")
+        raise ConfigError(key, f"must be a table, not {kind_of(value)}")
     return value
 
 
@@ -341,11 +239,44 @@ class LimitSettings:
                 kw[f] = parse_decimal(prefix + f, data[f], non_negative=True)
         for f in _LIMIT_INTS:
             if f in data:
-                kw[f] = _cfg_int(prefix + f, data[f], _UINT32_MAX)
+                kw[f] = config_int(prefix + f, data[f], UINT32_MAX)
         return cls(**kw)
 
+    def to_core(self, inst: Instrument, *, key: str = "risk") -> RiskLimits:
+        """These limits in the core's units for `inst`: quantities in lots, the notional in
+        price ticks x lots (rounded down: never more than asked, at most int64). A quantity that
+        is not a whole number of lots is a ConfigError on `key`.<field>."""
+        notional_unit = Decimal(inst.price_increment) * Decimal(inst.size_increment)
+        notional = int(self.max_order_notional / notional_unit)
+        with _core_keys(f"{key}."):
+            return RiskLimits(
+                max_order_qty=_lots(f"{key}.max_order_qty", self.max_order_qty, inst),
+                max_order_notional=min(notional, INT64_MAX),
+                max_position=_lots(f"{key}.max_position", self.max_position, inst),
+                max_open_orders=self.max_open_orders,
+                price_band_bps=self.price_band_bps,
+            )
 
-_MODES = ("active", "reduce_only", "halted")
+
+def _lots(key: str, value: Decimal, inst: Instrument) -> int:
+    try:
+        return inst.to_lots(value)
+    except ValueError as e:
+        raise ConfigError(key, str(e), source="config") from None
+
+
+@contextlib.contextmanager
+def _core_keys(prefix: str) -> Iterator[None]:
+    """A ConfigError of a core config built inside (keyed by its own field names, from the
+    source "risk config") re-keyed under this config's `prefix`."""
+    try:
+        yield
+    except ConfigError as e:
+        if e.source != "risk config":
+            raise
+        raise ConfigError(prefix + e.key, e.reason, source="config") from None
+
+
 _RISK_INTS = ("max_open_orders_total", "rate_per_second", "burst")
 _RISK_KEYS = (*_LIMIT_KEYS, *_RISK_INTS, "mode", "kill_switch", "custom_rules", "instruments")
 
@@ -381,22 +312,22 @@ class RiskSettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, prefix: str = "risk.") -> RiskSettings:
-        _unknown_keys(prefix, data, _RISK_KEYS)
+        unknown_keys(prefix, data, _RISK_KEYS)
         base = LimitSettings.from_dict(data, prefix=prefix)
         kw: dict[str, Any] = {f: getattr(base, f) for f in _LIMIT_KEYS}
         for f in _RISK_INTS:
             if f in data:
-                kw[f] = _cfg_int(prefix + f, data[f], _UINT32_MAX)
+                kw[f] = config_int(prefix + f, data[f], UINT32_MAX)
         if kw.get("rate_per_second", 0) > 0 and kw.get("burst", 0) == 0:
             raise ConfigError(prefix + "burst", "must be >= 1 when rate_per_second > 0")
         if "mode" in data:
-            kw["mode"] = _str(prefix + "mode", data["mode"], _MODES)
+            kw["mode"] = config_label(prefix + "mode", data["mode"], TradingMode).label
         if "kill_switch" in data:
             kw["kill_switch"] = _bool(prefix + "kill_switch", data["kill_switch"])
         if "custom_rules" in data:
             rules = data["custom_rules"]
             if not isinstance(rules, (list, tuple)):
-                raise ConfigError(prefix + "custom_rules", f"must be a list of 'module:function' strings, not {_kind(rules)}")
+                raise ConfigError(prefix + "custom_rules", f"must be a list of 'module:function' strings, not {kind_of(rules)}")
             for k, r in enumerate(rules):
                 if not isinstance(r, str) or r.count(":") < 1 or not r.rpartition(":")[2]:
                     raise ConfigError(f"{prefix}custom_rules[{k}]", f"must be 'module:function', got {r!r}")
@@ -405,7 +336,7 @@ class RiskSettings:
         out = {}
         for symbol, table in per.items():
             p = f"{prefix}instruments.{_key(symbol)}."
-            _unknown_keys(p, table, _LIMIT_KEYS)
+            unknown_keys(p, table, _LIMIT_KEYS)
             out[symbol] = LimitSettings.from_dict(table, prefix=p, base=base)
         kw["instruments"] = FrozenMap(sorted(out.items()))
         return cls(**kw)
@@ -418,14 +349,28 @@ class RiskSettings:
         }
         return d
 
+    def to_core(self, instruments: Sequence[Instrument], traded: Sequence[int]) -> RiskConfig:
+        """The core's risk config: these global settings, and the limits of each traded
+        instrument (an index into `instruments`) in its ticks and lots."""
+        limits = {i: self.limits_for(instruments[i].symbol).to_core(instruments[i]) for i in traded}
+        with _core_keys("risk."):
+            return RiskConfig(
+                max_open_orders_total=self.max_open_orders_total,
+                rate_per_second=self.rate_per_second,
+                burst=self.burst,
+                mode=TradingMode.from_label(self.mode),
+                kill_switch=self.kill_switch,
+                instruments=limits,
+            )
+
 
 _QUEUE_KEYS = {"rate_per_second": 0, "burst": 0, "max_in_flight_per_instrument": 0, "capacity": 1}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class QueueSettings:
-    """[queue]: the intent queue (lockstep.core.queue.QueueConfig, whose bounds the runner checks
-    too). 0 disables the rate limit and the in-flight cap."""
+    """[queue]: the intent queue (to_core() gives the lockstep.core.queue.QueueConfig, which also
+    holds it to the core's bounds). 0 disables the rate limit and the in-flight cap."""
 
     rate_per_second: int = 0
     burst: int = 0
@@ -434,8 +379,8 @@ class QueueSettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, prefix: str = "queue.") -> QueueSettings:
-        _unknown_keys(prefix, data, _QUEUE_KEYS)
-        kw = {f: _cfg_int(prefix + f, data[f], _UINT32_MAX, lo) for f, lo in _QUEUE_KEYS.items()
+        unknown_keys(prefix, data, _QUEUE_KEYS)
+        kw = {f: config_int(prefix + f, data[f], UINT32_MAX, lo) for f, lo in _QUEUE_KEYS.items()
               if f in data}
         if kw.get("rate_per_second", 0) > 0 and kw.get("burst", 0) == 0:
             raise ConfigError(prefix + "burst", "must be >= 1 when rate_per_second > 0")
@@ -444,8 +389,13 @@ class QueueSettings:
     def to_dict(self) -> dict[str, Any]:
         return {f: getattr(self, f) for f in _QUEUE_KEYS}
 
+    def to_core(self, instruments: int) -> QueueConfig:
+        """The core's queue config for a run over `instruments` instruments; a value beyond the
+        core's bounds is a ConfigError on its queue.<field>."""
+        with _core_keys("queue."):
+            return QueueConfig(instruments=instruments, **self.to_dict())
 
-_LATENCY_MODELS = ("constant", "lognormal", "feed")
+
 _LATENCY_KEYS = ("model", "entry", "response", "sigma", "feed_multiplier")
 
 
@@ -463,10 +413,10 @@ class LatencySettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, prefix: str = "venue.latency.") -> LatencySettings:
-        _unknown_keys(prefix, data, _LATENCY_KEYS)
+        unknown_keys(prefix, data, _LATENCY_KEYS)
         kw: dict[str, Any] = {}
         if "model" in data:
-            kw["model"] = _str(prefix + "model", data["model"], _LATENCY_MODELS)
+            kw["model"] = config_label(prefix + "model", data["model"], LatencyKind).label
         for f in ("entry", "response"):
             if f in data:
                 kw[f] = parse_duration(prefix + f, data[f])
@@ -483,13 +433,18 @@ class LatencySettings:
                               f"only applies to model \"feed\", not {out.model!r}")
         return out
 
+    def to_core(self, seed: int) -> LatencyConfig:
+        """The core's latency config; `seed` starts the lognormal draws."""
+        return LatencyConfig(kind=LatencyKind.from_label(self.model), entry_ns=self.entry,
+                             response_ns=self.response, sigma=float(self.sigma),
+                             feed_multiplier=float(self.feed_multiplier), seed=seed)
+
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "entry": format_duration(self.entry),
                 "response": format_duration(self.response), "sigma": self.sigma,
                 "feed_multiplier": self.feed_multiplier}
 
 
-_QUEUE_MODELS = ("conservative", "probabilistic")
 _VENUE_KEYS = ("queue_model", "queue_power", "maker_fee_bps", "taker_fee_bps", "latency")
 _MAX_FEE_BPS = 10_000
 
@@ -525,10 +480,11 @@ class VenueSettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, prefix: str = "venue.") -> VenueSettings:
-        _unknown_keys(prefix, data, _VENUE_KEYS)
+        unknown_keys(prefix, data, _VENUE_KEYS)
         kw: dict[str, Any] = {}
         if "queue_model" in data:
-            kw["queue_model"] = _str(prefix + "queue_model", data["queue_model"], _QUEUE_MODELS)
+            kw["queue_model"] = config_label(prefix + "queue_model", data["queue_model"],
+                                             QueueModel).label
         if "queue_power" in data:
             kw["queue_power"] = _float(prefix + "queue_power", data["queue_power"])
             if kw["queue_power"] <= 0:
@@ -540,6 +496,13 @@ class VenueSettings:
             kw["latency"] = LatencySettings.from_dict(
                 data["latency"], prefix=f"{prefix}latency.")
         return cls(**kw)
+
+    def to_core(self, seed: int) -> SimulatedVenueConfig:
+        """The core's simulated-venue config; `seed` starts the latency draws."""
+        return SimulatedVenueConfig(
+            queue_model=QueueModel.from_label(self.queue_model), queue_power=float(self.queue_power),
+            maker_ppm=self.maker_fee_ppm, taker_ppm=self.taker_fee_ppm,
+            latency=self.latency.to_core(seed))
 
     def to_dict(self) -> dict[str, Any]:
         return {"queue_model": self.queue_model, "queue_power": self.queue_power,
@@ -559,7 +522,7 @@ class OutputSettings:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, prefix: str = "output.") -> OutputSettings:
-        _unknown_keys(prefix, data, _OUTPUT_KEYS)
+        unknown_keys(prefix, data, _OUTPUT_KEYS)
         kw: dict[str, Any] = {}
         if "sample_interval" in data:
             kw["sample_interval"] = parse_duration(
@@ -624,7 +587,7 @@ class BacktestConfig:
 
     @classmethod
     def _from_dict(cls, data: Mapping[str, Any], base_dir: Path, default_name: str) -> BacktestConfig:
-        _unknown_keys("", data, _TOP_KEYS)
+        unknown_keys("", data, _TOP_KEYS)
         name = _str("name", data.get("name", _default_name(default_name)))
         if not _NAME.fullmatch(name):
             raise ConfigError("name", f"{name!r} must be 1-100 of letters, digits, '.', '_', '-' "
@@ -640,7 +603,7 @@ class BacktestConfig:
                 dataset = str(candidate.resolve())
         instruments = data.get("instruments", [])
         if not isinstance(instruments, (list, tuple)):
-            raise ConfigError("instruments", f"must be a list of symbols, not {_kind(instruments)}")
+            raise ConfigError("instruments", f"must be a list of symbols, not {kind_of(instruments)}")
         seen: set[str] = set()
         for i, s in enumerate(instruments):
             if not isinstance(s, str) or not s:
@@ -648,7 +611,7 @@ class BacktestConfig:
             if s in seen:
                 raise ConfigError(f"instruments.{i}", f"duplicate symbol {s!r}")
             seen.add(s)
-        seed = _cfg_int("seed", data.get("seed", 0), _UINT64_MAX)
+        seed = config_int("seed", data.get("seed", 0), UINT64_MAX)
         if "strategy" not in data:
             raise ConfigError("strategy", "missing (a table with path = \"module:Class\")")
         strategy = _strategy(data["strategy"], base_dir)
@@ -685,7 +648,7 @@ class BacktestConfig:
 
 
 def _strategy(data: object, base_dir: Path) -> StrategyConfig:
-    _unknown_keys("strategy.", data, _STRATEGY_KEYS)
+    unknown_keys("strategy.", data, _STRATEGY_KEYS)
     if "path" not in data:
         raise ConfigError("strategy.path", 'missing ("module:Class" or "file.py:Class")')
     path = _str("strategy.path", data["path"])
@@ -807,6 +770,53 @@ def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> 
 
 
 # --------------------------------------------------------------------------------------------
+# Loading the strategy and custom risk rules a config names
+
+
+def load_object(target: str, *, key: str, base_dir: str | os.PathLike[str] = ".") -> Any:
+    """"package.module:name" or "path/to/file.py:name" (relative to base_dir); errors name `key`."""
+    module_name, sep, class_name = target.rpartition(":")
+    if not sep or not module_name or not class_name:
+        raise ConfigError(key, f"{target!r} must look like 'module:name' or 'file.py:name'", source="config")
+    if module_name.endswith((".py", ".pyx")) or os.sep in module_name or "/" in module_name:
+        path = Path(base_dir, module_name)
+        if not path.is_file():
+            raise ConfigError(key, f"{path}: no such file", source="config")
+        spec = importlib.util.spec_from_file_location(f"lockstep_user_strategy_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module
+        spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as e:
+            raise ConfigError(key, f"cannot import {module_name!r}: {e}", source="config") from None
+    obj = getattr(module, class_name, None)
+    if obj is None:
+        raise ConfigError(key, f"{module_name!r} has no {class_name!r}", source="config")
+    return obj
+
+
+def load_strategy_class(target: str, *, base_dir: str | os.PathLike[str] = ".") -> type:
+    """"package.module:Class" or "path/to/file.py:Class" (relative to base_dir)."""
+    cls = load_object(target, key="strategy.path", base_dir=base_dir)
+    if not isinstance(cls, type):
+        raise ConfigError("strategy.path", f"{target!r} is not a class", source="config")
+    return cls
+
+
+def load_risk_rules(risk: RiskSettings, *, base_dir: str | os.PathLike[str] = ".") -> list[Callable[..., Any]]:
+    """The callables [risk] custom_rules names ("module:function" or "file.py:function")."""
+    rules = [load_object(r, key=f"risk.custom_rules[{k}]", base_dir=base_dir)
+             for k, r in enumerate(risk.custom_rules)]
+    for k, r in enumerate(rules):
+        if not callable(r):
+            raise ConfigError(f"risk.custom_rules[{k}]", f"{risk.custom_rules[k]!r} is not callable",
+                              source="config")
+    return rules
+
+
+# --------------------------------------------------------------------------------------------
 # Strategy parameters
 
 
@@ -829,7 +839,7 @@ def validate_params(params_type: type | None, data: Mapping[str, Any],
     if not (isinstance(params_type, type) and dataclasses.is_dataclass(params_type)):
         raise TypeError(f"params type must be a dataclass, not {params_type!r}")
     if not isinstance(data, Mapping):
-        raise ConfigError(prefix, f"must be a table, not {_kind(data)}", source="config")
+        raise ConfigError(prefix, f"must be a table, not {kind_of(data)}", source="config")
     hints = typing.get_type_hints(params_type)
     fields = {f.name: f for f in dataclasses.fields(params_type) if f.init}
     for k in data:
@@ -877,7 +887,7 @@ def _convert(key: str, tp: Any, value: Any) -> Any:
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(key, f"must be a list, not {_kind(value)}")
+            raise ConfigError(key, f"must be a list, not {kind_of(value)}")
         if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
             if len(args) != len(value):
                 raise ConfigError(key, f"must have {len(args)} items, not {len(value)}")
@@ -889,7 +899,7 @@ def _convert(key: str, tp: Any, value: Any) -> Any:
         return _bool(key, value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(key, f"must be an int, not {_kind(value)}")
+            raise ConfigError(key, f"must be an int, not {kind_of(value)}")
         return value
     if tp is float:
         return _float(key, value)
@@ -933,7 +943,7 @@ def _toml_string(s: str) -> str:
 
 def _toml_key(k: object) -> str:
     if not isinstance(k, str):
-        raise TypeError(f"TOML keys are strings, not {_kind(k)}")
+        raise TypeError(f"TOML keys are strings, not {kind_of(k)}")
     return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _toml_string(k)
 
 
@@ -954,7 +964,7 @@ def _toml_value(v: object) -> str:
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, Mapping):
         return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(f"cannot write {_kind(v)} as TOML")
+    raise TypeError(f"cannot write {kind_of(v)} as TOML")
 
 
 def dump_toml(data: Mapping[str, Any]) -> str:
@@ -975,7 +985,7 @@ def dump_toml(data: Mapping[str, Any]) -> str:
             table((*prefix, k), v)
 
     if not isinstance(data, Mapping):
-        raise TypeError(f"a TOML document is a table, not {_kind(data)}")
+        raise TypeError(f"a TOML document is a table, not {kind_of(data)}")
     table((), data)
     return "\n".join(lines) + "\n"
 
@@ -996,6 +1006,9 @@ __all__ = [
     "dump_toml",
     "format_duration",
     "load_config",
+    "load_object",
+    "load_risk_rules",
+    "load_strategy_class",
     "params_to_dict",
     "parse_decimal",
     "parse_duration",

@@ -24,11 +24,8 @@ the run id and the timing figures (seconds, events per second) use the wall cloc
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
 import json
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -42,11 +39,13 @@ import pyarrow.parquet as pq
 
 from lockstep._bindings import engine as _engine
 from lockstep.backtest.config import (
-    BacktestConfig, ConfigError, dump_toml, load_config, validate_params,
+    BacktestConfig, ConfigError, dump_toml, load_config, load_risk_rules, load_strategy_class,
+    validate_params,
 )
 from lockstep.data.dataset import DEFAULT_READ_BATCH, Dataset, Instrument
-from lockstep.errors import LockstepError
-from lockstep.events import EventKind, Side
+from lockstep.enums import IntentKind, RiskReason, RunStatus, TimeInForce
+from lockstep.errors import LockstepError, check_status
+from lockstep.events import EventKind, Flag, Side
 from lockstep.progress import Progress
 from lockstep.backtest.replay import _result as market_report
 from lockstep.backtest.replay import to_real
@@ -54,14 +53,10 @@ from lockstep.backtest.artifacts import (
     DENIALS_SCHEMA, ORDERS_SCHEMA, PNL_SCHEMA, read_artifact,
 )
 from lockstep.backtest.report import compute_metrics, write_report
-from lockstep.core.risk import IntentKind, Intent, RiskReason, RiskView, TimeInForce
+from lockstep.core.risk import Intent, RiskView
 from lockstep.data.storage import Location, root_location
-from lockstep.core.strategy import params_type
+from lockstep.core.strategy import overridden, params_type
 
-_MODES = {"active": 0, "reduce_only": 1, "halted": 2}
-_QUEUE_MODELS = {"conservative": 0, "probabilistic": 1}
-_LATENCY_MODELS = {"constant": 0, "lognormal": 1, "feed": 2}
-_NOTIONAL_MAX = (1 << 63) - 1
 # Larger than replay's batches: every batch costs a drain and a few Python calls.
 BACKTEST_READ_BATCH = 4 * DEFAULT_READ_BATCH
 
@@ -112,38 +107,6 @@ class BacktestResult:
 # Loading the pieces
 
 
-def load_object(target: str, *, key: str, base_dir: str | os.PathLike[str] = ".") -> Any:
-    """"package.module:name" or "path/to/file.py:name" (relative to base_dir); errors name `key`."""
-    module_name, sep, class_name = target.rpartition(":")
-    if not sep or not module_name or not class_name:
-        raise ConfigError(key, f"{target!r} must look like 'module:name' or 'file.py:name'", source="config")
-    if module_name.endswith((".py", ".pyx")) or os.sep in module_name or "/" in module_name:
-        path = Path(base_dir, module_name)
-        if not path.is_file():
-            raise ConfigError(key, f"{path}: no such file", source="config")
-        spec = importlib.util.spec_from_file_location(f"lockstep_user_strategy_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
-    else:
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as e:
-            raise ConfigError(key, f"cannot import {module_name!r}: {e}", source="config") from None
-    obj = getattr(module, class_name, None)
-    if obj is None:
-        raise ConfigError(key, f"{module_name!r} has no {class_name!r}", source="config")
-    return obj
-
-
-def load_strategy_class(target: str, *, base_dir: str | os.PathLike[str] = ".") -> type:
-    """"package.module:Class" or "path/to/file.py:Class" (relative to base_dir)."""
-    cls = load_object(target, key="strategy.path", base_dir=base_dir)
-    if not isinstance(cls, type):
-        raise ConfigError("strategy.path", f"{target!r} is not a class", source="config")
-    return cls
-
-
 def _traded(cfg: BacktestConfig, ds: Dataset) -> list[int]:
     symbols = [i.symbol for i in ds.instruments]
     wanted = list(cfg.instruments) or symbols
@@ -159,47 +122,13 @@ def _traded(cfg: BacktestConfig, ds: Dataset) -> list[int]:
     return out
 
 
-def _lots(key: str, value: Decimal, inst: Instrument) -> int:
-    try:
-        return inst.to_lots(value)
-    except ValueError as e:
-        raise ConfigError(key, str(e), source="config") from None
-
-
 def _configure(engine: _engine.Engine, cfg: BacktestConfig, ds: Dataset, traded: Sequence[int]) -> None:
-    r = cfg.risk
-    status = engine.configure_risk(r.max_open_orders_total, r.rate_per_second, r.burst,
-                                   _MODES[r.mode], r.kill_switch)
-    if status != 0:
-        raise ConfigError("risk", f"rejected by the core (status {status})", source="config")
-    for index in traded:
-        inst = ds.instruments[index]
-        lim = r.limits_for(inst.symbol)
-        notional_unit = Decimal(inst.price_increment) * Decimal(inst.size_increment)
-        notional = int(lim.max_order_notional / notional_unit)  # floor: never more than asked
-        status = engine.set_limits(
-            index,
-            _lots("risk.max_order_qty", lim.max_order_qty, inst),
-            min(notional, _NOTIONAL_MAX),
-            _lots("risk.max_position", lim.max_position, inst),
-            lim.max_open_orders,
-            lim.price_band_bps,
-        )
-        if status != 0:
-            raise ConfigError(f"risk.instruments.{inst.symbol}", f"rejected by the core (status {status})",
-                              source="config")
-    q = cfg.queue
-    status = engine.configure_queue(q.rate_per_second, q.burst, q.max_in_flight_per_instrument, q.capacity)
-    if status != 0:
-        raise ConfigError("queue", f"rejected by the core (status {status})", source="config")
-    v, lat = cfg.venue, cfg.venue.latency
-    status = engine.configure_venue(
-        _QUEUE_MODELS[v.queue_model], float(v.queue_power), v.maker_fee_ppm, v.taker_fee_ppm,
-        _LATENCY_MODELS[lat.model], lat.entry, lat.response, float(lat.sigma),
-        float(lat.feed_multiplier), cfg.seed,
-    )
-    if status != 0:
-        raise ConfigError("venue", f"rejected by the core (status {status})", source="config")
+    risk = cfg.risk.to_core(ds.instruments, traded)
+    check_status(engine.configure_risk(risk), "risk config")
+    for index, limits in risk.instruments.items():
+        check_status(engine.set_limits(index, limits), f"risk limits of {ds.instruments[index].symbol}")
+    check_status(engine.configure_queue(cfg.queue.to_core(len(ds.instruments))), "queue config")
+    check_status(engine.configure_venue(cfg.venue.to_core(cfg.seed)), "venue config")
     engine.set_sample_interval(cfg.output.sample_interval)
     for index in traded:
         engine.track(index)
@@ -317,7 +246,7 @@ class _Outputs:
         table = pa.table({
             "ts_event": x["ts_event"], "ts_recv": x["ts_recv"], "symbol": self._symbol(inst),
             "kind": kinds, "side": x["side"], "order_id": x["order_id"],
-            "price": price, "qty": qty, "fee": fee, "maker": (x["flags"] & 8) != 0,
+            "price": price, "qty": qty, "fee": fee, "maker": (x["flags"] & int(Flag.MAKER)) != 0,
             "reason": x["seq"].astype(np.uint8), "price_ticks": x["price"], "qty_lots": x["qty"],
         }, schema=ORDERS_SCHEMA)
         self.counts["orders_rows"] += len(table)
@@ -401,6 +330,12 @@ def _run_dir(root: Location, name: str, cfg_text: str) -> Location:
 # ---------------------------------------------------------------------------------------------
 # The run
 
+_FAILURES = {
+    RunStatus.STRATEGY_FAILED: "the strategy raised",
+    RunStatus.RISK_HOOK_FAILED: "a custom risk rule raised",
+    RunStatus.LIVELOCK: "livelock: too many venue round trips between two market events",
+}
+
 
 def run_backtest(
     config: BacktestConfig | str | os.PathLike[str],
@@ -432,14 +367,8 @@ def run_backtest(
     ctx = _engine.Context(engine, ds.instruments, traded)
     strategy = cls(params) if params is not None else cls()
     strategy.setup(ctx)
-    engine.bind_strategy(strategy, ctx)
-    rules = [load_object(r, key=f"risk.custom_rules[{k}]", base_dir=base_dir)
-             for k, r in enumerate(cfg.risk.custom_rules)]
-    for k, r in enumerate(rules):
-        if not callable(r):
-            raise ConfigError(f"risk.custom_rules[{k}]", f"{cfg.risk.custom_rules[k]!r} is not callable",
-                              source="config")
-    rules += list(risk_rules)
+    engine.bind_strategy(strategy, ctx, overridden(strategy))
+    rules = load_risk_rules(cfg.risk, base_dir=base_dir) + list(risk_rules)
     if rules:
         engine.bind_risk_rule(_custom_rule(rules))
 
@@ -448,7 +377,7 @@ def run_backtest(
     run_dir.join("config.toml").write_bytes(cfg_text.encode())
     out = _Outputs(run_dir, ds.instruments)
 
-    status = _engine.RUN_OK
+    status = RunStatus.OK
     start = time.perf_counter()
     bar = Progress(ds.rows, enabled=progress)
     done = 0
@@ -460,9 +389,9 @@ def run_backtest(
                 out.add(*engine.drain())
                 done += n
                 bar.update(done, int(cols["ts_recv"][n - 1]) if n else None)
-                if status != _engine.RUN_OK:
+                if status != RunStatus.OK:
                     break
-            if status == _engine.RUN_OK:
+            if status == RunStatus.OK:
                 status = engine.finish()
             out.add(*engine.drain())
     finally:
@@ -477,10 +406,10 @@ def run_backtest(
     series = out.series_table()
     metrics = compute_metrics(series, cfg.output.sample_interval)
     events = counters["events"]
-    risk_counts = engine.risk_counts()
-    denials = {RiskReason(r).name.lower(): c for r, c in risk_counts.items() if r != 0 and c}
+    denials = {RiskReason(r).label: c for r, c in engine.risk_counts().items()
+               if r != RiskReason.ALLOWED and c}
     status_value, position, ts, error = engine.failure
-    complete = status == _engine.RUN_OK
+    complete = status == RunStatus.OK
     summary: dict[str, Any] = {
         "run_dir": run_dir.uri,
         "name": cfg.name,
@@ -504,11 +433,8 @@ def run_backtest(
         "data_quality": {k: a.count for k, a in market.data_quality.items() if a.count},
     }
     if not complete:
-        why = {_engine.RUN_STRATEGY_FAILED: "the strategy raised",
-               _engine.RUN_RISK_HOOK_FAILED: "a custom risk rule raised",
-               _engine.RUN_LIVELOCK: "livelock: too many venue round trips between two market events"}
         summary["error"] = {
-            "reason": why.get(status_value, f"status {status_value}"),
+            "reason": _FAILURES[RunStatus(status_value)],
             "position": position,
             "ts_recv": ts,
             "exception": repr(error[0]) if error else None,

@@ -10,11 +10,10 @@ Queries raise ValueError for a side that is neither bid nor ask.
 """
 from __future__ import annotations
 
-import enum
-
 import numpy as np
 
 from lockstep._bindings import books as _books
+from lockstep.enums import L2Result, L3Result
 from lockstep.events import Side
 
 #: Ticks of the dense window around the touch, per side, unless a book is given another.
@@ -22,29 +21,6 @@ DEFAULT_WINDOW_TICKS: int = _books.DEFAULT_WINDOW_TICKS
 #: Prices outside [MIN_PRICE, MAX_PRICE] (+-2^62 ticks) are corrupt input and rejected.
 MIN_PRICE: int = _books.MIN_PRICE
 MAX_PRICE: int = _books.MAX_PRICE
-
-
-class L2Result(enum.IntEnum):
-    """lockstep::L2Result."""
-
-    OK = 0  # level inserted or its quantity replaced
-    REMOVED = 1  # qty 0 removed an existing level
-    UNKNOWN_LEVEL = 2  # qty 0 for a level not in the book
-    BAD_QTY = 3  # negative quantity
-    BAD_PRICE = 4  # price outside [MIN_PRICE, MAX_PRICE]
-    BAD_SIDE = 5  # side neither bid nor ask
-
-
-class L3Result(enum.IntEnum):
-    """lockstep::L3Result."""
-
-    OK = 0
-    UNKNOWN_ORDER = 1  # no resting order has this id
-    DUPLICATE_ORDER = 2  # add of an id already resting
-    BAD_QTY = 3  # qty <= 0 where a size is needed, < 0 on modify, or level total overflows int64
-    BAD_PRICE = 4  # price outside [MIN_PRICE, MAX_PRICE]
-    BAD_SIDE = 5  # add with a side neither bid nor ask
-
 
 _L2_RESULTS = tuple(L2Result)
 _L3_RESULTS = tuple(L3Result)

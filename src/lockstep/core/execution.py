@@ -16,52 +16,17 @@ lots still open, so a round trip back to flat realizes exactly its cash flows.
 """
 from __future__ import annotations
 
-import enum
 from fractions import Fraction
 from typing import Any
 
 from lockstep._bindings import execution as _execution
 from lockstep.events import Side
-from lockstep.core.risk import Intent, RiskView, TimeInForce, _field
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_UINT64_MAX = 2**64 - 1
-_UINT32_MAX = 2**32 - 1
+from lockstep.checks import INT64_MAX, INT64_MIN, UINT32_MAX, UINT64_MAX, int_in
+from lockstep.core.risk import Intent, RiskView
+from lockstep.enums import ExecResult, OrderStatus, TimeInForce
 
 #: Instrument ids are dense table indices below this bound.
 MAX_INSTRUMENTS: int = _execution.MAX_INSTRUMENTS
-
-
-class OrderStatus(enum.IntEnum):
-    """lockstep::OrderStatus."""
-
-    SUBMITTED = 1
-    ACCEPTED = 2
-    PARTIALLY_FILLED = 3
-    FILLED = 4
-    CANCELED = 5
-    REJECTED = 6
-    EXPIRED = 7
-
-    @property
-    def terminal(self) -> bool:
-        return self in _TERMINAL
-
-
-_TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED,
-                       OrderStatus.EXPIRED})
-
-
-class ExecResult(enum.IntEnum):
-    """lockstep::ExecResult."""
-
-    OK = 0
-    UNKNOWN_ORDER = 1
-    DUPLICATE_ORDER = 2
-    INVALID_TRANSITION = 3
-    OVERFILL = 4
-    BAD_QTY = 5  # qty <= 0, or a replace qty not above filled_qty
-    BAD_INTENT = 6  # not a submit kind, side not bid/ask, or instrument >= MAX_INSTRUMENTS
 
 
 _ORDER_KEYS = ("client_order_id", "instrument", "side", "tif", "price", "qty", "filled_qty",
@@ -101,7 +66,7 @@ class ExecutionState:
     def submit(self, intent: Intent, ts: int) -> ExecResult:
         if not isinstance(intent, Intent):
             raise TypeError(f"intent must be a lockstep.core.risk.Intent, not {type(intent).__name__}")
-        return ExecResult(self._core.submit(intent, _field(ts, _INT64_MIN, _INT64_MAX, "ts")))
+        return ExecResult(self._core.submit(intent, int_in("ts", ts, INT64_MIN, INT64_MAX)))
 
     def on_accepted(self, client_order_id: int, ts: int) -> ExecResult:
         return ExecResult(self._core.on_accepted(*_id_ts(client_order_id, ts)))
@@ -119,20 +84,20 @@ class ExecutionState:
                 maker: bool = False, ts: int = 0) -> ExecResult:
         _id_ts(client_order_id, ts)
         for name, v in (("price", price), ("qty", qty), ("fee", fee)):
-            _field(v, _INT64_MIN, _INT64_MAX, name)
+            int_in(name, v, INT64_MIN, INT64_MAX)
         return ExecResult(self._core.on_fill(client_order_id, price, qty, fee, bool(maker), ts))
 
     def on_replaced(self, client_order_id: int, new_price: int, new_qty: int,
                     ts: int) -> ExecResult:
         _id_ts(client_order_id, ts)
-        _field(new_price, _INT64_MIN, _INT64_MAX, "new_price")
-        _field(new_qty, _INT64_MIN, _INT64_MAX, "new_qty")
+        int_in("new_price", new_price, INT64_MIN, INT64_MAX)
+        int_in("new_qty", new_qty, INT64_MIN, INT64_MAX)
         return ExecResult(self._core.on_replaced(client_order_id, new_price, new_qty, ts))
 
     # -- reads -----------------------------------------------------------------------------------
 
     def order(self, client_order_id: int) -> dict[str, Any] | None:
-        row = self._core.order(_field(client_order_id, 0, _UINT64_MAX, "client_order_id"))
+        row = self._core.order(int_in("client_order_id", client_order_id, 0, UINT64_MAX))
         return None if row is None else _order_dict(row)
 
     def orders(self) -> list[dict[str, Any]]:
@@ -146,7 +111,7 @@ class ExecutionState:
     def unrealized(self, instrument: int, mark: int) -> int:
         """Exact PnL (ticks x lots, fees excluded) of closing the position at `mark`."""
         return self._core.unrealized(_instrument(instrument),
-                                     _field(mark, _INT64_MIN, _INT64_MAX, "mark"))
+                                     int_in("mark", mark, INT64_MIN, INT64_MAX))
 
     def open_orders(self, instrument: int | None = None) -> int:
         """Live orders on `instrument`, or over every instrument when None."""
@@ -161,7 +126,7 @@ class ExecutionState:
     def risk_view(self, instrument: int, mid: int | None = None) -> RiskView:
         """The RiskView Risk reads for `instrument`, filled by the core."""
         if mid is not None:
-            _field(mid, _INT64_MIN, _INT64_MAX, "mid")
+            int_in("mid", mid, INT64_MIN, INT64_MAX)
         pos, n, buy, sell, known, m, total = self._core.risk_view(
             _instrument(instrument), mid is not None, 0 if mid is None else mid)
         return RiskView(position=pos, open_orders=n, open_buy_qty=buy, open_sell_qty=sell,
@@ -169,12 +134,12 @@ class ExecutionState:
 
 
 def _id_ts(client_order_id: int, ts: int) -> tuple[int, int]:
-    return (_field(client_order_id, 0, _UINT64_MAX, "client_order_id"),
-            _field(ts, _INT64_MIN, _INT64_MAX, "ts"))
+    return (int_in("client_order_id", client_order_id, 0, UINT64_MAX),
+            int_in("ts", ts, INT64_MIN, INT64_MAX))
 
 
 def _instrument(instrument: int) -> int:
-    return _field(instrument, 0, _UINT32_MAX, "instrument")
+    return int_in("instrument", instrument, 0, UINT32_MAX)
 
 
 __all__ = ["MAX_INSTRUMENTS", "ExecResult", "ExecutionState", "OrderStatus"]

@@ -27,15 +27,14 @@ argument; nothing reads a wall clock.
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Mapping
 from typing import Any
 
 from lockstep._bindings import queue as _queue
-from lockstep.core.risk import ConfigError, Intent, _unknown_keys
-
-_UINT32_MAX = 2**32 - 1
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+from lockstep.checks import UINT32_MAX, config_int, i64, int_in, unknown_keys
+from lockstep.core.risk import Intent
+from lockstep.enums import QueueResult
+from lockstep.errors import ConfigError, check_status
 
 #: Bounds of QueueConfig fields (the C++ limits).
 MAX_BURST: int = _queue.MAX_BURST
@@ -55,33 +54,16 @@ COUNTER_NAMES = (
 )
 
 
-class QueueResult(enum.IntEnum):
-    """lockstep::QueueResult."""
-
-    QUEUED = 0
-    CANCELED_BEFORE_DISPATCH = 1  # the cancel removed its pending submit; tell the strategy
-    FULL = 2
-    BAD_INSTRUMENT = 3
-
-
 _RESULTS = tuple(QueueResult)
 
 # field -> (lowest, highest)
 _CONFIG_FIELDS = {
     "rate_per_second": (0, MAX_RATE),
     "burst": (0, MAX_BURST),
-    "max_in_flight_per_instrument": (0, _UINT32_MAX),
+    "max_in_flight_per_instrument": (0, UINT32_MAX),
     "capacity": (1, MAX_CAPACITY),
     "instruments": (0, MAX_INSTRUMENTS),
 }
-
-
-def _cfg_int(key: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(key, f"must be an int, not {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise ConfigError(key, f"{value} is outside [{lo}, {hi}]")
-    return value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -96,7 +78,7 @@ class QueueConfig:
 
     def __post_init__(self) -> None:
         for f, (lo, hi) in _CONFIG_FIELDS.items():
-            _cfg_int(f, getattr(self, f), lo, hi)
+            config_int(f, getattr(self, f), hi, lo)
         if self.rate_per_second > 0 and self.burst == 0:
             raise ConfigError("burst", "must be >= 1 when rate_per_second > 0")
 
@@ -109,19 +91,15 @@ class QueueConfig:
 
         Unknown keys, wrong types and out-of-range values raise ConfigError naming the key.
         """
-        _unknown_keys("", data, _CONFIG_FIELDS)
+        unknown_keys("", data, _CONFIG_FIELDS)
         for f, (lo, hi) in _CONFIG_FIELDS.items():
             if f in data:
-                _cfg_int(f, data[f], lo, hi)
+                config_int(f, data[f], hi, lo)
         return cls(**data)
 
 
 def _ts(ts: object) -> int:
-    if isinstance(ts, bool) or not isinstance(ts, int):
-        raise TypeError(f"ts must be an int, not {type(ts).__name__}")
-    if not _INT64_MIN <= ts <= _INT64_MAX:
-        raise OverflowError(f"ts={ts} is outside int64")
-    return ts
+    return i64("ts", ts)
 
 
 def _max_out(max_out: object) -> int:
@@ -133,11 +111,7 @@ def _max_out(max_out: object) -> int:
 
 
 def _instrument(instrument: object) -> int:
-    if isinstance(instrument, bool) or not isinstance(instrument, int):
-        raise TypeError(f"instrument must be an int, not {type(instrument).__name__}")
-    if not 0 <= instrument <= _UINT32_MAX:
-        raise OverflowError(f"instrument={instrument} is outside uint32")
-    return instrument
+    return int_in("instrument", instrument, 0, UINT32_MAX)
 
 
 class IntentQueue:
@@ -150,12 +124,8 @@ class IntentQueue:
             raise TypeError(f"config must be a QueueConfig, not {type(config).__name__}")
         self._config = config
         self._core = _queue.IntentQueue()
-        status = self._core.configure(
-            config.rate_per_second, config.burst, config.max_in_flight_per_instrument,
-            config.capacity, config.instruments,
-        )
-        if status != _queue.STATUS_OK:  # QueueConfig validated already: a mismatch is a bug
-            raise ConfigError("<config>", f"rejected by the core (status {status})")
+        # QueueConfig validated every field already: a refusal here is a bug.
+        check_status(self._core.configure(config), "queue config")
 
     @property
     def config(self) -> QueueConfig:

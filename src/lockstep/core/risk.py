@@ -18,73 +18,19 @@ rate token. Every check then costs a Python call per rule: keep such rules for r
 from __future__ import annotations
 
 import dataclasses
-import enum
 import types
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from lockstep._bindings import risk as _risk
-from lockstep.backtest.config import ConfigError, _cfg_int, _unknown_keys
+from lockstep.checks import INT64_MAX, INT64_MIN, UINT32_MAX, UINT64_MAX, config_int, int_in, unknown_keys
+from lockstep.enums import IntentKind, RiskReason, TimeInForce, TradingMode
+from lockstep.errors import ConfigError, check_status
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_UINT64_MAX = 2**64 - 1
-_UINT32_MAX = 2**32 - 1
 _UINT8_MAX = 255
 
 #: Instrument ids are dense table indices below this bound.
 MAX_INSTRUMENTS: int = _risk.MAX_INSTRUMENTS
-
-
-class RiskReason(enum.IntEnum):
-    """lockstep::RiskReason, numbered in check order. docs/risk.md says what each means."""
-
-    ALLOWED = 0
-    UNKNOWN_INTENT_KIND = 1
-    UNKNOWN_INSTRUMENT = 2
-    KILL_SWITCH = 3
-    HALTED = 4
-    BAD_SIDE = 5
-    BAD_TIME_IN_FORCE = 6
-    NON_POSITIVE_QTY = 7
-    NON_POSITIVE_PRICE = 8
-    REDUCE_ONLY = 9
-    MAX_ORDER_QTY = 10
-    NO_MID = 11
-    MAX_ORDER_NOTIONAL = 12
-    PRICE_BAND = 13
-    MAX_POSITION = 14
-    MAX_OPEN_ORDERS = 15
-    MAX_OPEN_ORDERS_TOTAL = 16
-    RATE_LIMIT = 17
-    CUSTOM = 18  # a custom Python rule denied
-    UNKNOWN_ORDER = 19  # engine: cancel/replace target neither live nor pending
-    DUPLICATE_ORDER_ID = 20  # engine: client order id already live or pending
-    QUEUE_FULL = 21  # engine: allowed, but the intent queue had no room
-
-
-class TradingMode(enum.IntEnum):
-    """lockstep::TradingMode."""
-
-    ACTIVE = 0
-    REDUCE_ONLY = 1  # only orders that cannot grow |position|; cancels always pass
-    HALTED = 2  # only cancels
-
-
-class IntentKind(enum.IntEnum):
-    """lockstep::IntentKind."""
-
-    SUBMIT_LIMIT = 1
-    SUBMIT_MARKET = 2
-    CANCEL = 3
-    REPLACE = 4
-
-
-class TimeInForce(enum.IntEnum):
-    """lockstep::TimeInForce."""
-
-    GTC = 0
-    IOC = 1
-    POST_ONLY = 2
 
 
 _REASONS = tuple(RiskReason)
@@ -92,14 +38,6 @@ _REASONS = tuple(RiskReason)
 
 # --------------------------------------------------------------------------------------------
 # Intents and views (range-checked here so both engines see the same, valid C++ field values)
-
-
-def _field(value: object, lo: int, hi: int, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise OverflowError(f"{name}={value} is outside [{lo}, {hi}]")
-    return value
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -117,13 +55,13 @@ class Intent:
     target_order_id: int = 0
 
     def __post_init__(self) -> None:
-        _field(self.instrument, 0, _UINT32_MAX, "instrument")
+        int_in("instrument", self.instrument, 0, UINT32_MAX)
         for name in ("kind", "side", "tif"):
-            _field(getattr(self, name), 0, _UINT8_MAX, name)
-        _field(self.price, _INT64_MIN, _INT64_MAX, "price")
-        _field(self.qty, _INT64_MIN, _INT64_MAX, "qty")
-        _field(self.client_order_id, 0, _UINT64_MAX, "client_order_id")
-        _field(self.target_order_id, 0, _UINT64_MAX, "target_order_id")
+            int_in(name, getattr(self, name), 0, _UINT8_MAX)
+        int_in("price", self.price, INT64_MIN, INT64_MAX)
+        int_in("qty", self.qty, INT64_MIN, INT64_MAX)
+        int_in("client_order_id", self.client_order_id, 0, UINT64_MAX)
+        int_in("target_order_id", self.target_order_id, 0, UINT64_MAX)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -140,11 +78,11 @@ class RiskView:
 
     def __post_init__(self) -> None:
         for name in ("position", "open_buy_qty", "open_sell_qty"):
-            _field(getattr(self, name), _INT64_MIN, _INT64_MAX, name)
-        _field(self.open_orders, 0, _UINT32_MAX, "open_orders")
-        _field(self.open_orders_total, 0, _UINT32_MAX, "open_orders_total")
+            int_in(name, getattr(self, name), INT64_MIN, INT64_MAX)
+        int_in("open_orders", self.open_orders, 0, UINT32_MAX)
+        int_in("open_orders_total", self.open_orders_total, 0, UINT32_MAX)
         if self.mid is not None:
-            _field(self.mid, _INT64_MIN, _INT64_MAX, "mid")
+            int_in("mid", self.mid, INT64_MIN, INT64_MAX)
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,25 +101,25 @@ class RiskLimits:
 
     def __post_init__(self) -> None:
         for f, hi in _LIMIT_FIELDS.items():
-            _cfg_int(f, getattr(self, f), hi)
+            config_int(f, getattr(self, f), hi)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, prefix: str = "") -> RiskLimits:
         """Builds limits from a table; unknown keys and bad values raise ConfigError naming the
         key (under `prefix`, e.g. "instruments.3.")."""
-        _unknown_keys(prefix, data, _LIMIT_FIELDS)
+        unknown_keys(prefix, data, _LIMIT_FIELDS)
         for f, hi in _LIMIT_FIELDS.items():
             if f in data:
-                _cfg_int(prefix + f, data[f], hi)
+                config_int(prefix + f, data[f], hi)
         return cls(**data)
 
 
 _LIMIT_FIELDS = {
-    "max_order_qty": _INT64_MAX,
-    "max_order_notional": _INT64_MAX,
-    "max_position": _INT64_MAX,
-    "max_open_orders": _UINT32_MAX,
-    "price_band_bps": _UINT32_MAX,
+    "max_order_qty": INT64_MAX,
+    "max_order_notional": INT64_MAX,
+    "max_position": INT64_MAX,
+    "max_open_orders": UINT32_MAX,
+    "price_band_bps": UINT32_MAX,
 }
 _CONFIG_INTS = ("max_open_orders_total", "rate_per_second", "burst")
 _CONFIG_KEYS = (*_CONFIG_INTS, "mode", "kill_switch", "instruments")
@@ -194,7 +132,7 @@ def _mode(key: str, value: object) -> TradingMode:
         try:
             return TradingMode[value.upper()]
         except KeyError:
-            names = ", ".join(m.name.lower() for m in TradingMode)
+            names = ", ".join(TradingMode.labels())
             raise ConfigError(key, f"unknown mode {value!r} (one of {names})") from None
     if isinstance(value, int) and not isinstance(value, bool):
         try:
@@ -231,7 +169,7 @@ class RiskConfig:
 
     def __post_init__(self) -> None:
         for f in _CONFIG_INTS:
-            _cfg_int(f, getattr(self, f), _UINT32_MAX)
+            config_int(f, getattr(self, f), UINT32_MAX)
         object.__setattr__(self, "mode", _mode("mode", self.mode))
         if not isinstance(self.kill_switch, bool):
             kind = type(self.kill_switch).__name__
@@ -265,10 +203,10 @@ class RiskConfig:
 
         Unknown keys, wrong types and out-of-range values raise ConfigError naming the key path.
         """
-        _unknown_keys("", data, _CONFIG_KEYS)
+        unknown_keys("", data, _CONFIG_KEYS)
         for f in _CONFIG_INTS:
             if f in data:
-                _cfg_int(f, data[f], _UINT32_MAX)
+                config_int(f, data[f], UINT32_MAX)
         kw = {k: data[k] for k in _CONFIG_INTS if k in data}
         if "mode" in data:
             kw["mode"] = _mode("mode", data["mode"])
@@ -311,7 +249,7 @@ def rule_names(custom_rules: Iterable[CustomRule]) -> list[tuple[str, CustomRule
 
 def denial_names() -> list[str]:
     """The built-in keys of denials(), in reason order."""
-    return [r.name.lower() for r in RiskReason if r is not RiskReason.ALLOWED]
+    return [r.label for r in RiskReason if r is not RiskReason.ALLOWED]
 
 
 class RiskEngine:
@@ -325,19 +263,10 @@ class RiskEngine:
         self._config = config
         self._rules = rule_names(custom_rules)
         self._core = _risk.RiskEngine()
-        status = self._core.set_config(
-            config.max_open_orders_total, config.rate_per_second, config.burst,
-            int(config.mode), config.kill_switch,
-        )
-        if status != _risk.STATUS_OK:  # RiskConfig validated already: a mismatch is a bug
-            raise ConfigError("<config>", f"rejected by the core (status {status})")
+        # RiskConfig validated every field already: a refusal here is a bug.
+        check_status(self._core.set_config(config), "risk config")
         for i, lim in config.instruments.items():
-            status = self._core.set_limits(
-                i, lim.max_order_qty, lim.max_order_notional, lim.max_position,
-                lim.max_open_orders, lim.price_band_bps,
-            )
-            if status != _risk.STATUS_OK:
-                raise ConfigError(f"instruments.{i}", f"rejected by the core (status {status})")
+            check_status(self._core.set_limits(i, lim), f"risk limits of instrument {i}")
         self._custom = {name: 0 for name, _ in self._rules}
         self._custom_by_instrument: dict[tuple[int, str], int] = {}
 
@@ -408,7 +337,7 @@ class RiskEngine:
         if instrument is None:
             return self._core.counts()
         if isinstance(instrument, bool) or not isinstance(instrument, int) or not (
-            0 <= instrument <= _UINT32_MAX and self._core.known(instrument)
+            0 <= instrument <= UINT32_MAX and self._core.known(instrument)
         ):
             raise KeyError(instrument)
         return self._core.counts(instrument)

@@ -31,9 +31,8 @@ import dataclasses
 from typing import Any, ClassVar
 
 from lockstep._bindings.engine import CompiledStrategy, Context, OrderUpdate
+from lockstep.enums import OrderStatus, RiskReason, TimeInForce
 from lockstep.events import EventKind, Side
-from lockstep.core.execution import OrderStatus
-from lockstep.core.risk import RiskReason, TimeInForce
 
 HOOKS = ("on_start", "on_book", "on_trade", "on_order", "on_timer", "on_stop")
 

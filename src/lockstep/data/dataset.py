@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lockstep.enums import BookKind
 from lockstep.errors import LockstepError
 from lockstep.events import (
     COLUMN_NAMES,
@@ -43,7 +44,7 @@ DEFAULT_ROWS_PER_FILE = 1 << 24
 DEFAULT_ROW_GROUP = 1 << 20
 # Streaming reads: small enough that peak memory stays flat, large enough that per-batch work is noise.
 DEFAULT_READ_BATCH = 1 << 16
-BOOK_TYPES = ("l2", "l3")
+BOOK_TYPES = BookKind.labels()
 
 # Chosen for decode speed as much as size (replay reads at tens of millions of events/s): a few
 # distinct values -> dictionary/RLE; monotone clocks and sequence numbers -> delta; prices and

@@ -29,10 +29,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lockstep.data.dataset import Dataset, DatasetWriter, Instrument
-from lockstep.errors import LockstepError
+from lockstep.checks import parse_duration
+from lockstep.enums import Rule, RuleAction
+from lockstep.errors import ConfigError, LockstepError
 from lockstep.events import COLUMN_NAMES, COLUMNS, EventKind, Flag, to_columns
 from lockstep.data.importers.normalized import (
-    RULE_NAMES,
     NormalizedChunk,
     open_decompressed,
 )
@@ -40,13 +41,13 @@ from lockstep.data.storage import Location, ensure_layout, locate, root_location
 
 FORMATS = ("binance", "bybit", "tardis", "dbn", "itch")
 STEPS = ("raw", "normalize", "validate", "promote")
-ACTIONS = ("off", "warn", "quarantine")
+ACTIONS = RuleAction.labels()
 
 #: What each rule does unless configured otherwise. Feed latency and raised receive stamps are
 #: facts about the capture a user should see, not reasons to discard it: the real Binance spot
 #: capture runs 1.27 s behind the venue on every message.
 DEFAULT_ACTIONS: Mapping[str, str] = {
-    **{name: "quarantine" for name in RULE_NAMES if name != "ok"},
+    **{rule.label: RuleAction.QUARANTINE.label for rule in Rule if rule != Rule.OK},
     "feed_latency": "warn",
     "ts_recv_backwards": "warn",
 }
@@ -78,20 +79,15 @@ class PipelineError(LockstepError):
 # Configuration
 
 
-_DURATION = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|h)?\s*$")
-_UNIT_NS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-
-
 def parse_duration_ns(text: str | int) -> int:
-    """'250ms', '-2s', '1500000' (ns) -> int ns; ValueError naming the text otherwise."""
-    if isinstance(text, int):
-        return text
-    m = _DURATION.match(str(text))
-    if not m:
-        raise ValueError(f"{text!r} is not a duration (examples: 500ms, 2s, -1.5s, 1000ns)")
-    from decimal import Decimal
-
-    return int(Decimal(m.group(1)) * _UNIT_NS[m.group(2) or "ns"])
+    """'250ms', '-2s', '1500000' (ns) -> int ns, in the one duration grammar
+    (lockstep.checks.parse_duration), negatives allowed: a feed-latency bound may be below 0.
+    ValueError naming the text otherwise."""
+    try:
+        return parse_duration("duration", text, allow_negative=True)
+    except ConfigError as e:
+        raise ValueError(f"{text!r} is not a duration (examples: 500ms, 2s, -1.5s, 1000ns): "
+                         f"{e.reason}") from None
 
 
 @dataclass(frozen=True)
@@ -526,7 +522,7 @@ class _Quarantine:
         inst = verdicts["instrument"][rows]
         a = verdicts["detail_a"][rows]
         b = verdicts["detail_b"][rows]
-        names = [RULE_NAMES[r] for r in rule[rows]]
+        names = [Rule(r).label for r in rule[rows]]
         reasons = []
         for k, r in enumerate(rows):
             rec = int(records[k])
@@ -862,11 +858,12 @@ def _run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResul
             result.records_quarantined += q
             result.records_canonical += chunk.n_records - q
             for r, c in zip(*np.unique(rule[rule > 0], return_counts=True)):
-                result.quarantined_by_rule[RULE_NAMES[r]] = result.quarantined_by_rule.get(RULE_NAMES[r], 0) + int(c)
+                label = Rule(r).label
+                result.quarantined_by_rule[label] = result.quarantined_by_rule.get(label, 0) + int(c)
             warn = verdicts["warn"][: chunk.n_records]
             for r in np.unique(warn[warn > 0]):
                 rows = np.flatnonzero(warn == r)
-                label = RULE_NAMES[r]
+                label = Rule(r).label
                 warned[label] = warned.get(label, 0) + int(rows.size)
                 firsts = warn_first.setdefault(label, [])
                 for k in rows[: max(0, _POSITIONS_KEPT - len(firsts))]:

@@ -27,6 +27,7 @@ from typing import Any, Union
 import numpy as np
 
 from lockstep._bindings import raw_capture as _rc
+from lockstep.enums import FrameStop
 from lockstep.errors import DecodeError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -355,10 +356,10 @@ class _FileWalk:
         while True:
             pos, self.size, stop, need, length, expected, got = _rc.walk_frames(
                 self.buf, pos, self.end, self.c_ns, self.c_sid, self.c_off, self.c_len, self.size)
-            if stop == _rc.STOP_OUTPUT_FULL:
+            if stop == FrameStop.OUTPUT_FULL:
                 yield self._batch()
                 continue
-            if stop == _rc.STOP_BAD_FRAME:
+            if stop == FrameStop.BAD_FRAME:
                 start = self.base + pos
                 region = CorruptRegion(start, start + FRAME_HEADER + length, "frame", expected, got)
                 self._corrupt(region)
@@ -368,7 +369,7 @@ class _FileWalk:
                     raise self._fail(region)
                 pos += FRAME_HEADER + length
                 continue
-            if stop == _rc.STOP_BAD_HEADER:
+            if stop == FrameStop.BAD_HEADER:
                 if self.r.corrupt == "raise":
                     if self.size:
                         yield self._batch()

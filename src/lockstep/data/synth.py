@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 from lockstep._bindings.synth import DEFAULT_MAX_BURST, DEFAULT_START_TS, GENERATOR_VERSION, SyntheticMarket
 from lockstep.data.dataset import Dataset, DatasetWriter, Instrument
+from lockstep.enums import BookKind
 from lockstep.events import Columns, empty_columns
 
 __all__ = ["SYNTH_VENUE", "default_name", "generate", "instruments_for", "iter_synthetic"]
@@ -26,7 +27,7 @@ def _check(events: int, seed: int, book: str, instruments: int, depth: int, batc
         raise ValueError(f"seed must be in 0..2**64-1, got {seed}")
     if events < 0:
         raise ValueError(f"events must be >= 0, got {events}")
-    if book not in ("l2", "l3"):
+    if book not in BookKind.labels():
         raise ValueError(f"book must be 'l2' or 'l3', got {book!r}")
     if instruments < 1:
         raise ValueError(f"instruments must be >= 1, got {instruments}")

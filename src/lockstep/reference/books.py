@@ -9,11 +9,10 @@ import operator
 
 import numpy as np
 
-from lockstep.core.books import DEFAULT_WINDOW_TICKS, MAX_PRICE, MIN_PRICE, L2Result, L3Result
+from lockstep.checks import INT64_MAX, INT64_MIN, UINT64_MAX
+from lockstep.core.books import DEFAULT_WINDOW_TICKS, MAX_PRICE, MIN_PRICE
+from lockstep.enums import L2Result, L3Result
 from lockstep.events import Side
-
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
-_UINT64_MAX = 2**64 - 1
 
 Level = tuple[int, int]
 Order = tuple[int, int, int]
@@ -22,14 +21,14 @@ Order = tuple[int, int, int]
 # Argument conversion as the compiled bindings do it (Cython typed arguments).
 def _int64(value: object) -> int:
     v = operator.index(value)
-    if not _INT64_MIN <= v <= _INT64_MAX:
+    if not INT64_MIN <= v <= INT64_MAX:
         raise OverflowError(f"{v} does not fit int64")
     return v
 
 
 def _uint64(value: object) -> int:
     v = operator.index(value)
-    if not 0 <= v <= _UINT64_MAX:
+    if not 0 <= v <= UINT64_MAX:
         raise OverflowError(f"{v} does not fit uint64")
     return v
 
@@ -79,12 +78,8 @@ def _top(levels: list[Level], n: object) -> tuple[np.ndarray, np.ndarray]:
             np.array([q for _, q in chosen], dtype=np.int64))
 
 
-def _crossed(bid: Level | None, ask: Level | None) -> bool:
-    return bid is not None and ask is not None and bid[0] >= ask[0]
-
-
-class _BookQueries:
-    """What both books answer from their best-first levels()."""
+class _LevelQueries:
+    """What both books answer from their `levels(side)`, best first."""
 
     def levels(self, side: Side | int) -> list[Level]:
         raise NotImplementedError
@@ -103,10 +98,11 @@ class _BookQueries:
         return _top(self.levels(side), n)
 
     def crossed(self) -> bool:
-        return _crossed(self.best_bid(), self.best_ask())
+        bid, ask = self.best_bid(), self.best_ask()
+        return bid is not None and ask is not None and bid[0] >= ask[0]
 
 
-class L2Book(_BookQueries):
+class L2Book(_LevelQueries):
     def __init__(self, window_ticks: int = DEFAULT_WINDOW_TICKS) -> None:
         self._window_ticks = _window(window_ticks)
         self._levels: dict[Side, dict[int, int]] = {Side.BID: {}, Side.ASK: {}}
@@ -148,7 +144,7 @@ class L2Book(_BookQueries):
         return True
 
 
-class L3Book(_BookQueries):
+class L3Book(_LevelQueries):
     def __init__(self, window_ticks: int = DEFAULT_WINDOW_TICKS, expected_orders: int = 0) -> None:
         self._window_ticks = _window(window_ticks)
         _size(expected_orders)
@@ -181,7 +177,7 @@ class L3Book(_BookQueries):
             return L3Result.BAD_QTY
         if order_id in self._orders:
             return L3Result.DUPLICATE_ORDER
-        if self._level_total(s, price) + qty > _INT64_MAX:
+        if self._level_total(s, price) + qty > INT64_MAX:
             return L3Result.BAD_QTY
         self._join_back(order_id, s, price, qty)
         return L3Result.OK
@@ -199,7 +195,7 @@ class L3Book(_BookQueries):
             return L3Result.OK
         side, old_price, old_qty = self._orders[order_id]
         others = self._level_total(side, price) - (old_qty if price == old_price else 0)
-        if others + qty > _INT64_MAX:
+        if others + qty > INT64_MAX:
             return L3Result.BAD_QTY
         if price == old_price and qty <= old_qty:
             self._orders[order_id] = (side, price, qty)  # keeps its place

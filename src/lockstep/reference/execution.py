@@ -5,19 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from lockstep.events import Side
+from lockstep.checks import INT64_MAX, INT64_MIN, UINT64_MAX, int_in
 from lockstep.core.execution import (
     MAX_INSTRUMENTS,
-    ExecResult,
-    OrderStatus,
     _id_ts,
     _instrument,
     _order_dict,
     _position_dict,
 )
-from lockstep.core.risk import Intent, IntentKind, RiskView, _field
+from lockstep.core.risk import Intent, RiskView
+from lockstep.enums import ExecResult, IntentKind, OrderStatus
+from lockstep.events import Side
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 R = ExecResult
 S = OrderStatus
 _LIVE = (S.SUBMITTED, S.ACCEPTED, S.PARTIALLY_FILLED)
@@ -61,7 +60,7 @@ class ExecutionState:
     def submit(self, intent: Intent, ts: int) -> ExecResult:
         if not isinstance(intent, Intent):
             raise TypeError(f"intent must be a lockstep.core.risk.Intent, not {type(intent).__name__}")
-        _field(ts, _INT64_MIN, _INT64_MAX, "ts")
+        int_in("ts", ts, INT64_MIN, INT64_MAX)
         if intent.kind not in (IntentKind.SUBMIT_LIMIT, IntentKind.SUBMIT_MARKET):
             return R.BAD_INTENT
         if intent.side not in (Side.BID, Side.ASK) or intent.instrument >= MAX_INSTRUMENTS:
@@ -118,7 +117,7 @@ class ExecutionState:
                 maker: bool = False, ts: int = 0) -> ExecResult:
         _id_ts(client_order_id, ts)
         for name, v in (("price", price), ("qty", qty), ("fee", fee)):
-            _field(v, _INT64_MIN, _INT64_MAX, name)
+            int_in(name, v, INT64_MIN, INT64_MAX)
         o = self._by_id.get(client_order_id)
         if o is None:
             return R.UNKNOWN_ORDER
@@ -149,8 +148,8 @@ class ExecutionState:
     def on_replaced(self, client_order_id: int, new_price: int, new_qty: int,
                     ts: int) -> ExecResult:
         _id_ts(client_order_id, ts)
-        _field(new_price, _INT64_MIN, _INT64_MAX, "new_price")
-        _field(new_qty, _INT64_MIN, _INT64_MAX, "new_qty")
+        int_in("new_price", new_price, INT64_MIN, INT64_MAX)
+        int_in("new_qty", new_qty, INT64_MIN, INT64_MAX)
         o = self._by_id.get(client_order_id)
         if o is None:
             return R.UNKNOWN_ORDER
@@ -207,7 +206,7 @@ class ExecutionState:
     # -- reads -----------------------------------------------------------------------------------
 
     def order(self, client_order_id: int) -> dict[str, Any] | None:
-        o = self._by_id.get(_field(client_order_id, 0, 2**64 - 1, "client_order_id"))
+        o = self._by_id.get(int_in("client_order_id", client_order_id, 0, UINT64_MAX))
         return None if o is None else _order_dict(o.row())
 
     def orders(self) -> list[dict[str, Any]]:
@@ -221,7 +220,7 @@ class ExecutionState:
         return _position_dict(p.position, p.cost, p.realized, p.fees)
 
     def unrealized(self, instrument: int, mark: int) -> int:
-        _field(mark, _INT64_MIN, _INT64_MAX, "mark")
+        int_in("mark", mark, INT64_MIN, INT64_MAX)
         p = self._get(instrument)
         value = mark * p.position
         return value - p.cost if p.position >= 0 else value + p.cost
@@ -235,7 +234,7 @@ class ExecutionState:
 
     def risk_view(self, instrument: int, mid: int | None = None) -> RiskView:
         if mid is not None:
-            _field(mid, _INT64_MIN, _INT64_MAX, "mid")
+            int_in("mid", mid, INT64_MIN, INT64_MAX)
         p = self._get(instrument)
         return RiskView(position=p.position, open_orders=p.open_orders, open_buy_qty=p.open_buy,
                         open_sell_qty=p.open_sell, mid=mid, open_orders_total=self._open_total)

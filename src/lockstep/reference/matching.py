@@ -7,28 +7,25 @@ from __future__ import annotations
 
 import math
 
+from lockstep.checks import INT64_MAX, i64, int_in
+from lockstep.core.risk import Intent
+from lockstep.enums import (
+    IntentKind, MatchEventKind, MatchReject, QueueModel, SubmitOutcome, TimeInForce,
+)
 from lockstep.events import EventKind, Side
 from lockstep.venue.matching import (
     MAX_PRICE,
     MIN_PRICE,
     MatchEvent,
-    MatchEventKind,
-    MatchReject,
     MatchResult,
-    QueueModel,
     RestingOrder,
-    SubmitOutcome,
-    _i64,
     _id,
-    _int,
     _model,
     _power,
     _u8,
 )
-from lockstep.core.risk import Intent, IntentKind, TimeInForce
 
 _K, _R, _O = MatchEventKind, MatchReject, SubmitOutcome
-_INT64_MAX = 2**63 - 1
 
 
 def _known(side: int) -> Side:
@@ -88,8 +85,8 @@ class _Base:
     __slots__ = ("_events", "_orders")
 
     def __init__(self, reserve_orders: int, reserve_events: int) -> None:
-        _int("reserve_orders", reserve_orders, 0, 1 << 24)
-        _int("reserve_events", reserve_events, 0, 1 << 24)
+        int_in("reserve_orders", reserve_orders, 0, 1 << 24)
+        int_in("reserve_events", reserve_events, 0, 1 << 24)
         # Per order: dict(id, side, price, qty, ahead, tif, ...) in insertion order.
         self._orders: list[dict] = []
         self._events: list[MatchEvent] = []
@@ -121,7 +118,7 @@ class _Base:
     def submit(self, client_order_id: int, side: Side | int, tif: TimeInForce | int, price: int,
                qty: int, book) -> MatchResult:
         coid, side, tif = _id(client_order_id), _u8("side", side), _u8("tif", tif)
-        price, qty = _i64("price", price), _i64("qty", qty)
+        price, qty = i64("price", price), i64("qty", qty)
         return self._submit(coid, side, tif, price, qty, book)
 
     def _submit(self, coid: int, side: int, tif: int, price: int, qty: int,
@@ -151,7 +148,7 @@ class _Base:
         if not isinstance(intent, Intent):
             raise TypeError(f"intent must be a lockstep.core.risk.Intent, not {type(intent).__name__}")
         coid, side = _id(intent.client_order_id), _u8("side", intent.side)
-        price, qty = _i64("price", intent.price), _i64("qty", intent.qty)
+        price, qty = i64("price", intent.price), i64("qty", intent.qty)
         if intent.kind == IntentKind.SUBMIT_MARKET:
             price = MAX_PRICE if side == Side.BID else MIN_PRICE
             return self._submit(coid, side, TimeInForce.IOC, price, qty, book)
@@ -172,7 +169,7 @@ class _Base:
 
     def replace(self, client_order_id: int, new_price: int, new_qty: int, book) -> MatchResult:
         coid = _id(client_order_id)
-        price, qty = _i64("new_price", new_price), _i64("new_qty", new_qty)
+        price, qty = i64("new_price", new_price), i64("new_qty", new_qty)
         k = self._find(coid)
         bad, keep, side = _R.NONE, False, Side.NONE
         if k < 0:
@@ -246,7 +243,7 @@ class L2Matcher(_Base):
                                  ahead=_qty_at(book, side, price), tif=tif, traded=0))
 
     def on_trade(self, price: int, qty: int, aggressor: Side | int) -> None:
-        price, qty, aggressor = _i64("price", price), _i64("qty", qty), _u8("aggressor", aggressor)
+        price, qty, aggressor = i64("price", price), i64("qty", qty), _u8("aggressor", aggressor)
         if qty <= 0 or aggressor not in (Side.BID, Side.ASK):
             return
         ours = _opp(aggressor)
@@ -261,14 +258,14 @@ class L2Matcher(_Base):
                 fill = max(0, min(qty - o["ahead"] - used, o["qty"]))
                 used += fill
                 o["ahead"] = max(0, o["ahead"] - qty)
-                o["traded"] = min(_INT64_MAX, o["traded"] + qty)
+                o["traded"] = min(INT64_MAX, o["traded"] + qty)
             if fill > 0:
                 self._fill(o, fill)
         self._orders = [o for o in self._orders if o["qty"] > 0]
 
     def on_level(self, side: Side | int, price: int, old_qty: int, new_qty: int) -> None:
-        side, price = _u8("side", side), _i64("price", price)
-        old_qty, new_qty = _i64("old_qty", old_qty), _i64("new_qty", new_qty)
+        side, price = _u8("side", side), i64("price", price)
+        old_qty, new_qty = i64("old_qty", old_qty), i64("new_qty", new_qty)
         if new_qty < 0:
             return
         for o in self._orders:
@@ -307,8 +304,8 @@ class L3Matcher(_Base):
     def on_l3(self, kind: EventKind | int, side: Side | int, order_id: int, price: int, qty: int,
               book_before) -> None:
         kind, side = _u8("kind", kind), _u8("side", side)
-        mid = _int("order_id", order_id, 0, 2**64 - 1)
-        price, qty = _i64("price", price), _i64("qty", qty)
+        mid = int_in("order_id", order_id, 0, 2**64 - 1)
+        price, qty = i64("price", price), i64("qty", qty)
         if not self._orders:
             return
         if kind == EventKind.L3_ADD:
@@ -370,7 +367,7 @@ class L3Matcher(_Base):
             self._orders = [o for o in self._orders if o["qty"] > 0]
 
     def on_trade(self, price: int, qty: int, aggressor: Side | int) -> None:
-        price, qty, aggressor = _i64("price", price), _i64("qty", qty), _u8("aggressor", aggressor)
+        price, qty, aggressor = i64("price", price), i64("qty", qty), _u8("aggressor", aggressor)
         if qty <= 0 or aggressor not in (Side.BID, Side.ASK):
             return
         ours = _opp(aggressor)

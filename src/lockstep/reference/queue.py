@@ -5,15 +5,9 @@ No intrusive lists or free lists: removal is list.remove-by-index, which is all 
 """
 from __future__ import annotations
 
-from lockstep.core.queue import (
-    COUNTER_NAMES,
-    QueueConfig,
-    QueueResult,
-    _instrument,
-    _max_out,
-    _ts,
-)
-from lockstep.core.risk import Intent, IntentKind
+from lockstep.core.queue import COUNTER_NAMES, QueueConfig, _instrument, _max_out, _ts
+from lockstep.core.risk import Intent
+from lockstep.enums import IntentKind, QueueResult
 
 _NS = 1_000_000_000  # token units per token
 _SUBMITS = (IntentKind.SUBMIT_LIMIT, IntentKind.SUBMIT_MARKET)

@@ -12,29 +12,28 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from lockstep.core.books import L2Result, L3Result
+from lockstep.enums import Anomaly, BookKind, L2Result, L3Result
 from lockstep.events import EXECUTION_KIND_BEGIN, EventKind, Flag, Side
 from lockstep.reference.books import L2Book, L3Book
 
-ANOMALIES = (
-    "unknown_level", "unknown_order", "duplicate_order", "crossed_book", "bad_instrument",
-    "wrong_book_kind", "bad_side", "bad_quantity", "unknown_kind", "bad_price",
-)
+ANOMALIES = Anomaly.labels()
 _L3_KINDS = {EventKind.L3_ADD, EventKind.L3_MODIFY, EventKind.L3_DELETE, EventKind.L3_EXECUTE}
 _RESULT_ANOMALY = {
-    L2Result.UNKNOWN_LEVEL: "unknown_level", L2Result.BAD_QTY: "bad_quantity",
-    L2Result.BAD_PRICE: "bad_price", L2Result.BAD_SIDE: "bad_side",
+    L2Result.UNKNOWN_LEVEL: Anomaly.UNKNOWN_LEVEL.label, L2Result.BAD_QTY: Anomaly.BAD_QUANTITY.label,
+    L2Result.BAD_PRICE: Anomaly.BAD_PRICE.label, L2Result.BAD_SIDE: Anomaly.BAD_SIDE.label,
 }
 _L3_RESULT_ANOMALY = {
-    L3Result.UNKNOWN_ORDER: "unknown_order", L3Result.DUPLICATE_ORDER: "duplicate_order",
-    L3Result.BAD_QTY: "bad_quantity", L3Result.BAD_PRICE: "bad_price", L3Result.BAD_SIDE: "bad_side",
+    L3Result.UNKNOWN_ORDER: Anomaly.UNKNOWN_ORDER.label,
+    L3Result.DUPLICATE_ORDER: Anomaly.DUPLICATE_ORDER.label,
+    L3Result.BAD_QTY: Anomaly.BAD_QUANTITY.label, L3Result.BAD_PRICE: Anomaly.BAD_PRICE.label,
+    L3Result.BAD_SIDE: Anomaly.BAD_SIDE.label,
 }
 
 
 class ReferenceReplayer:
     def __init__(self, book_types: Sequence[str]) -> None:
         self.types = list(book_types)
-        self.books = [L3Book() if t == "l3" else L2Book() for t in self.types]
+        self.books = [L3Book() if t == BookKind.L3.label else L2Book() for t in self.types]
         self.dirty = [False] * len(self.types)
         self.last_trade: list[tuple[int, int, int, int] | None] = [None] * len(self.types)
         self.anomalies = {name: 0 for name in ANOMALIES}
@@ -49,7 +48,7 @@ class ReferenceReplayer:
             position = self.events
             self.events += 1
             if inst >= len(self.types):
-                self.anomalies["bad_instrument"] += 1
+                self.anomalies[Anomaly.BAD_INSTRUMENT.label] += 1
                 continue
             if kind == EventKind.GAP and self.valid[inst]:
                 self.valid[inst] = False
@@ -64,11 +63,11 @@ class ReferenceReplayer:
                 if self.dirty[inst]:
                     self.dirty[inst] = False
                     if self.books[inst].crossed():
-                        self.anomalies["crossed_book"] += 1
+                        self.anomalies[Anomaly.CROSSED_BOOK.label] += 1
 
     def _apply_one(self, inst, kind, side, price, qty, order_id, ts_recv) -> None:
         book = self.books[inst]
-        is_l3 = self.types[inst] == "l3"
+        is_l3 = self.types[inst] == BookKind.L3.label
         if kind == EventKind.BOOK_CLEAR:
             book.clear()
             self.dirty[inst] = True
@@ -88,15 +87,15 @@ class ReferenceReplayer:
             self._note(_L3_RESULT_ANOMALY, result)
             self.dirty[inst] = self.dirty[inst] or result == L3Result.OK
         elif kind == EventKind.L2_SET or kind in _L3_KINDS:
-            self.anomalies["wrong_book_kind"] += 1
+            self.anomalies[Anomaly.WRONG_BOOK_KIND.label] += 1
         elif kind == EventKind.TRADE:
             self.last_trade[inst] = (ts_recv, price, qty, side)
             if qty <= 0:
-                self.anomalies["bad_quantity"] += 1
+                self.anomalies[Anomaly.BAD_QUANTITY.label] += 1
         elif kind in (EventKind.VENUE_BBO, EventKind.NONE) or kind >= EXECUTION_KIND_BEGIN:
             pass
         else:
-            self.anomalies["unknown_kind"] += 1
+            self.anomalies[Anomaly.UNKNOWN_KIND.label] += 1
 
     def _note(self, table, result) -> None:
         name = table.get(result)
@@ -109,13 +108,13 @@ class ReferenceReplayer:
         out = [u64(0x4C4F434B53544550), u64(1), u64(self.events), u64(len(self.types))]
         out += [u64(self.anomalies[name]) for name in ANOMALIES]
         for inst, book in enumerate(self.books):
-            out.append(u64(1 if self.types[inst] == "l3" else 0))
+            out.append(u64(1 if self.types[inst] == BookKind.L3.label else 0))
             trade = self.last_trade[inst]
             ts, price, qty, side = trade if trade else (0, 0, 0, 0)
             out += [u64(trade is not None), i64(ts), i64(price), i64(qty), u64(side)]
             for side in (Side.BID, Side.ASK):
                 out.append(u64(book.level_count(side)))
-                if self.types[inst] == "l3":
+                if self.types[inst] == BookKind.L3.label:
                     orders = book.orders(side)
                     out.append(u64(len(orders)))
                     out += [u64(oid) + i64(px) + i64(q) for oid, px, q in orders]

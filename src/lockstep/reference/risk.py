@@ -7,24 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from lockstep.checks import INT64_MAX, INT64_MIN, int_in
+from lockstep.core.risk import CustomRule, Intent, RiskConfig, RiskView, denial_names, rule_names
+from lockstep.enums import IntentKind, RiskReason, TimeInForce, TradingMode
+from lockstep.errors import ConfigError
 from lockstep.events import Side
-from lockstep.core.risk import (
-    ConfigError,
-    CustomRule,
-    Intent,
-    IntentKind,
-    RiskConfig,
-    RiskReason,
-    RiskView,
-    TimeInForce,
-    TradingMode,
-    _field,
-    denial_names,
-    rule_names,
-)
 
 _NS = 1_000_000_000  # token units per token: tokens are kept in token-nanoseconds
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _KINDS = {k.value for k in IntentKind}
 _TIFS = {t.value for t in TimeInForce}
 
@@ -124,7 +113,7 @@ class RiskEngine:
             self._started = True
 
     def check(self, intent: Intent, view: RiskView, ts_recv: int) -> RiskReason:
-        _field(ts_recv, _INT64_MIN, _INT64_MAX, "ts_recv")
+        int_in("ts_recv", ts_recv, INT64_MIN, INT64_MAX)
         r = self._evaluate(intent, view, ts_recv)
         if r == R.ALLOWED and intent.kind != IntentKind.CANCEL:
             for name, rule in self._rules:

@@ -7,13 +7,14 @@ from typing import Any
 
 import numpy as np
 
+from lockstep.checks import INT64_MIN
+from lockstep.data.importers.normalized import NormalizedChunk
+from lockstep.enums import Anomaly, Rule
 from lockstep.events import EventKind, Flag
-from lockstep.data.importers.normalized import RULE_NAMES, NormalizedChunk, Rule
 from lockstep.reference.replay import ReferenceReplayer
 
 _BOOK_KINDS = {EventKind.L2_SET, EventKind.L3_ADD, EventKind.L3_MODIFY, EventKind.L3_DELETE,
                EventKind.L3_EXECUTE, EventKind.BOOK_CLEAR}
-_INT64_MIN = -(1 << 63)
 
 
 def _bad_price_qty(kind: int, price: int, qty: int) -> bool:
@@ -29,9 +30,12 @@ def _bad_price_qty(kind: int, price: int, qty: int) -> bool:
 
 
 # Book anomalies of the reference replayer that are rules, in the order the C++ picks them.
-_ANOMALY_RULE = {"crossed_book": Rule.CROSSED_BOOK, "unknown_order": Rule.UNKNOWN_ORDER_REF,
-                 "duplicate_order": Rule.UNKNOWN_ORDER_REF, "bad_quantity": Rule.BAD_PRICE_QTY,
-                 "bad_price": Rule.BAD_PRICE_QTY, "bad_side": Rule.BAD_PRICE_QTY}
+_ANOMALY_RULE = {
+    Anomaly.CROSSED_BOOK.label: Rule.CROSSED_BOOK, Anomaly.UNKNOWN_ORDER.label: Rule.UNKNOWN_ORDER_REF,
+    Anomaly.DUPLICATE_ORDER.label: Rule.UNKNOWN_ORDER_REF,
+    Anomaly.BAD_QUANTITY.label: Rule.BAD_PRICE_QTY, Anomaly.BAD_PRICE.label: Rule.BAD_PRICE_QTY,
+    Anomaly.BAD_SIDE.label: Rule.BAD_PRICE_QTY,
+}
 
 
 class ReferenceValidator:
@@ -40,10 +44,10 @@ class ReferenceValidator:
         self.books = ReferenceReplayer(book_types)
         self.state = ["never" if r else "valid" for r in requires_snapshot]
         self.cause: list[tuple[int, int]] = [(0, -1)] * len(book_types)
-        self.actions = {name: actions.get(name, "quarantine") for name in RULE_NAMES}
+        self.actions = {rule.label: actions.get(rule.label, "quarantine") for rule in Rule}
         self.min_latency = min_feed_latency_ns
         self.max_latency = max_feed_latency_ns
-        self.last_ts = _INT64_MIN
+        self.last_ts = INT64_MIN
 
     def _action(self, rule: Rule) -> str:
         return self.actions[rule.label]
@@ -131,7 +135,7 @@ class ReferenceValidator:
                         if rule == Rule.CROSSED_BOOK or found is None:
                             found = rule
                 if found is None and any(self.books.anomalies[k] != before[k] for k in before
-                                         if k not in _ANOMALY_RULE and k != "unknown_level"):
+                                         if k not in _ANOMALY_RULE and k != Anomaly.UNKNOWN_LEVEL.label):
                     found = Rule.MALFORMED_RECORD
                 if found is not None:
                     had = q
@@ -150,7 +154,7 @@ class ReferenceValidator:
                 if q[0] == Rule.DUPLICATE_MESSAGE:
                     continue
                 self._invalidate(inst, Rule(q[0]), rec)
-                markers.append(self._marker(ev, begin, i, inst, RULE_NAMES[q[0]], rec, True))
+                markers.append(self._marker(ev, begin, i, inst, Rule(q[0]).label, rec, True))
         if q is not None:
             return q[0], q[1], 0
         return 0, -1, w

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 
-from lockstep.venue.matching import MAX_LATENCY_NS, LatencyConfig, LatencyKind, _i64, _latency_args
+from lockstep.checks import i64
+from lockstep.enums import LatencyKind
+from lockstep.venue.matching import MAX_LATENCY_NS, LatencyConfig, check_latency_config
 
 _M64 = 2**64 - 1
 _I128_MAX = 2**127 - 1
@@ -19,11 +21,11 @@ class FeeModel:
     __slots__ = ("maker_ppm", "taker_ppm")
 
     def __init__(self, maker_ppm: int = 0, taker_ppm: int = 0) -> None:
-        self.maker_ppm = _i64("maker_ppm", maker_ppm)
-        self.taker_ppm = _i64("taker_ppm", taker_ppm)
+        self.maker_ppm = i64("maker_ppm", maker_ppm)
+        self.taker_ppm = i64("taker_ppm", taker_ppm)
 
     def fee(self, price: int, qty: int, maker: bool) -> int:
-        f = _i64("price", price) * _i64("qty", qty) * (self.maker_ppm if maker else self.taker_ppm)
+        f = i64("price", price) * i64("qty", qty) * (self.maker_ppm if maker else self.taker_ppm)
         return max(_I128_MIN, min(_I128_MAX, f))  # saturates as the __int128 product does
 
 
@@ -45,8 +47,10 @@ class LatencyModel:
         self.configure(config if config is not None else LatencyConfig())
 
     def configure(self, config: LatencyConfig) -> None:
-        kind, entry, response, sigma, mult, seed = _latency_args(config)
-        if (kind not in (0, 1, 2) or entry < 0 or response < 0 or entry > MAX_LATENCY_NS
+        check_latency_config(config)
+        kind, entry, response = config.kind, config.entry_ns, config.response_ns
+        sigma, mult, seed = float(config.sigma), float(config.feed_multiplier), config.seed
+        if (kind not in LatencyKind.__members__.values() or entry < 0 or response < 0 or entry > MAX_LATENCY_NS
                 or response > MAX_LATENCY_NS or not math.isfinite(sigma) or sigma < 0
                 or not math.isfinite(mult) or mult < 0):
             raise ValueError(f"invalid latency config {config!r}")
@@ -71,8 +75,8 @@ class LatencyModel:
         return math.sqrt(-2.0 * math.log(u1)) * math.cos(6.283185307179586 * u2)
 
     def _draw(self, base: int, feed_latency_ns: int) -> int:
-        feed = _i64("feed_latency_ns", feed_latency_ns)
-        if self._kind == LatencyKind.LOG_NORMAL:
+        feed = i64("feed_latency_ns", feed_latency_ns)
+        if self._kind == LatencyKind.LOGNORMAL:
             return _to_ns(float(base) * math.exp(self._sigma * self.next_normal()))
         if self._kind == LatencyKind.FEED:
             extra = _to_ns(float(max(feed, 0)) * self._mult)

@@ -23,62 +23,22 @@ the venue sees the call; our orders never change it.
 from __future__ import annotations
 
 import dataclasses
-import enum
-
 import math
 
 from lockstep._bindings import books as _books
 from lockstep._bindings import matching as _matching
 from lockstep._bindings import venue_models as _venue_models
+from lockstep.checks import UINT64_MAX, i64, int_in
 from lockstep.core.books import L2Book, L3Book
+from lockstep.core.risk import Intent
+from lockstep.enums import (
+    LatencyKind, MatchEventKind, MatchReject, QueueModel, SubmitOutcome, TimeInForce,
+)
+from lockstep.errors import check_status
 from lockstep.events import EventKind, Side
-from lockstep.core.risk import Intent, TimeInForce
 
-_UINT64_MAX = 2**64 - 1
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 MIN_PRICE: int = _books.MIN_PRICE
 MAX_PRICE: int = _books.MAX_PRICE
-
-
-class MatchEventKind(enum.IntEnum):
-    """lockstep::MatchEventKind."""
-
-    FILL = 1
-    CANCELED = 2  # qty = the canceled quantity (IOC remainder or cancel())
-    REJECTED = 3  # qty = the order's qty
-    CANCEL_REJECTED = 4
-    REPLACED = 5  # price = new price, qty = new remaining
-    REPLACE_REJECTED = 6  # order unchanged; price/qty as asked
-
-
-class MatchReject(enum.IntEnum):
-    """lockstep::MatchReject."""
-
-    NONE = 0
-    POST_ONLY_WOULD_CROSS = 1
-    BAD_QTY = 2
-    BAD_PRICE = 3
-    BAD_SIDE = 4
-    BAD_TIF = 5
-    DUPLICATE_ORDER = 6
-    UNKNOWN_ORDER = 7
-    BOOK_UNAVAILABLE = 8  # the venue's book is invalid after a feed gap, until a snapshot
-
-
-class QueueModel(enum.IntEnum):
-    """lockstep::QueueModel."""
-
-    CONSERVATIVE = 0  # level decreases are assumed behind us
-    PROBABILISTIC = 1  # level decreases are shared ahead/behind by a power law
-
-
-class SubmitOutcome(enum.IntEnum):
-    """lockstep::SubmitOutcome."""
-
-    RESTED = 0  # some of the order rests (filled_qty may be > 0)
-    FILLED = 1  # fully filled at submission
-    CANCELED = 2  # IOC remainder (possibly all) canceled
-    REJECTED = 3
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -112,24 +72,12 @@ class RestingOrder:
     tif: TimeInForce = TimeInForce.GTC
 
 
-def _int(name: str, value: object, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if not lo <= value <= hi:
-        raise OverflowError(f"{name}={value} is outside [{lo}, {hi}]")
-    return value
-
-
 def _id(v: object) -> int:
-    return _int("client_order_id", v, 0, _UINT64_MAX)
-
-
-def _i64(name: str, v: object) -> int:
-    return _int(name, v, _INT64_MIN, _INT64_MAX)
+    return int_in("client_order_id", v, 0, UINT64_MAX)
 
 
 def _u8(name: str, v: object) -> int:
-    return _int(name, v, 0, 255)
+    return int_in(name, v, 0, 255)
 
 
 def _result(t: tuple[int, int, int, int]) -> MatchResult:
@@ -169,20 +117,20 @@ class L2Matcher:
     def __init__(self, reserve_orders: int = 64, reserve_events: int = 256, *,
                  model: QueueModel | int = QueueModel.CONSERVATIVE, power: float = 2.0) -> None:
         self._core = _matching.L2Matcher()
-        self._core.reserve(_int("reserve_orders", reserve_orders, 0, 1 << 24),
-                           _int("reserve_events", reserve_events, 0, 1 << 24))
+        self._core.reserve(int_in("reserve_orders", reserve_orders, 0, 1 << 24),
+                           int_in("reserve_events", reserve_events, 0, 1 << 24))
         self.set_queue_model(model, power)
 
     def set_queue_model(self, model: QueueModel | int, power: float = 2.0) -> None:
         """CONSERVATIVE (default) or PROBABILISTIC with f(x) = x**power; ValueError if invalid."""
-        if self._core.set_queue_model(_model(model), _power(power)) != 0:
-            raise ValueError(f"invalid queue model {model!r} / power {power!r}")
+        check_status(self._core.set_queue_model(_model(model), _power(power)),
+                     f"queue model {model!r} / power {power!r}")
 
     def submit(self, client_order_id: int, side: Side | int, tif: TimeInForce | int, price: int,
                qty: int, book: L2Book) -> MatchResult:
         """A new limit order reaching the venue while the market book is `book`."""
         return _result(self._core.submit(_id(client_order_id), _u8("side", side),
-                                         _u8("tif", tif), _i64("price", price), _i64("qty", qty),
+                                         _u8("tif", tif), i64("price", price), i64("qty", qty),
                                          book))
 
     def submit_intent(self, intent: Intent, book: L2Book) -> MatchResult:
@@ -199,18 +147,18 @@ class L2Matcher:
     def replace(self, client_order_id: int, new_price: int, new_qty: int,
                 book: L2Book) -> MatchResult:
         """The resting order now wants new_price / new_qty remaining (docs/venue.md)."""
-        return _result(self._core.replace(_id(client_order_id), _i64("new_price", new_price),
-                                          _i64("new_qty", new_qty), book))
+        return _result(self._core.replace(_id(client_order_id), i64("new_price", new_price),
+                                          i64("new_qty", new_qty), book))
 
     def on_trade(self, price: int, qty: int, aggressor: Side | int) -> None:
         """A market trade print; `aggressor` is the taker's side (NONE: fills nothing)."""
-        self._core.on_trade(_i64("price", price), _i64("qty", qty), _u8("aggressor", aggressor))
+        self._core.on_trade(i64("price", price), i64("qty", qty), _u8("aggressor", aggressor))
 
     def on_level(self, side: Side | int, price: int, old_qty: int, new_qty: int) -> None:
         """Before the book sets (side, price) from old_qty to new_qty: moves queue-ahead of our
         orders there as the queue model says; never fills."""
-        self._core.on_level(_u8("side", side), _i64("price", price), _i64("old_qty", old_qty),
-                            _i64("new_qty", new_qty))
+        self._core.on_level(_u8("side", side), i64("price", price), i64("old_qty", old_qty),
+                            i64("new_qty", new_qty))
 
     def has_resting(self) -> bool:
         return bool(self._core.has_resting())
@@ -235,13 +183,13 @@ class L3Matcher:
 
     def __init__(self, reserve_orders: int = 64, reserve_events: int = 256) -> None:
         self._core = _matching.L3Matcher()
-        self._core.reserve(_int("reserve_orders", reserve_orders, 0, 1 << 24),
-                           _int("reserve_events", reserve_events, 0, 1 << 24))
+        self._core.reserve(int_in("reserve_orders", reserve_orders, 0, 1 << 24),
+                           int_in("reserve_events", reserve_events, 0, 1 << 24))
 
     def submit(self, client_order_id: int, side: Side | int, tif: TimeInForce | int, price: int,
                qty: int, book: L3Book) -> MatchResult:
         return _result(self._core.submit(_id(client_order_id), _u8("side", side),
-                                         _u8("tif", tif), _i64("price", price), _i64("qty", qty),
+                                         _u8("tif", tif), i64("price", price), i64("qty", qty),
                                          book))
 
     def submit_intent(self, intent: Intent, book: L3Book) -> MatchResult:
@@ -254,18 +202,18 @@ class L3Matcher:
 
     def replace(self, client_order_id: int, new_price: int, new_qty: int,
                 book: L3Book) -> MatchResult:
-        return _result(self._core.replace(_id(client_order_id), _i64("new_price", new_price),
-                                          _i64("new_qty", new_qty), book))
+        return _result(self._core.replace(_id(client_order_id), i64("new_price", new_price),
+                                          i64("new_qty", new_qty), book))
 
     def on_l3(self, kind: EventKind | int, side: Side | int, order_id: int, price: int, qty: int,
               book_before: L3Book) -> None:
         """Before `book_before` applies an L3 event (L3_ADD/MODIFY/DELETE/EXECUTE, BOOK_CLEAR)."""
-        self._core.on_l3(_u8("kind", kind), _u8("side", side), _int("order_id", order_id, 0,
-                         _UINT64_MAX), _i64("price", price), _i64("qty", qty), book_before)
+        self._core.on_l3(_u8("kind", kind), _u8("side", side), int_in("order_id", order_id, 0,
+                         UINT64_MAX), i64("price", price), i64("qty", qty), book_before)
 
     def on_trade(self, price: int, qty: int, aggressor: Side | int) -> None:
         """A print: fills our orders only when strictly through their price."""
-        self._core.on_trade(_i64("price", price), _i64("qty", qty), _u8("aggressor", aggressor))
+        self._core.on_trade(i64("price", price), i64("qty", qty), _u8("aggressor", aggressor))
 
     def drain(self) -> list[MatchEvent]:
         return [_event(t) for t in self._core.drain()]
@@ -292,33 +240,42 @@ class L3Matcher:
 MAX_LATENCY_NS: int = _venue_models.MAX_LATENCY_NS
 
 
-class LatencyKind(enum.IntEnum):
-    """lockstep::LatencyKind."""
-
-    CONSTANT = 0
-    LOG_NORMAL = 1
-    FEED = 2
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class LatencyConfig:
+    """lockstep::LatencyConfig."""
+
     kind: LatencyKind = LatencyKind.CONSTANT
     entry_ns: int = 0
     response_ns: int = 0
-    sigma: float = 0.0  # LOG_NORMAL: log-space standard deviation
+    sigma: float = 0.0  # LOGNORMAL: log-space standard deviation
     feed_multiplier: float = 1.0  # FEED
     seed: int = 0
 
 
-def _latency_args(c: LatencyConfig) -> tuple[int, int, int, float, float, int]:
+@dataclasses.dataclass(frozen=True, slots=True)
+class SimulatedVenueConfig:
+    """lockstep::SimulatedVenueConfig: the venue's queue model, fees (ppm of notional, negative
+    is a rebate) and latency, as the backtest engine takes them."""
+
+    queue_model: QueueModel = QueueModel.CONSERVATIVE
+    queue_power: float = 2.0
+    maker_ppm: int = 0
+    taker_ppm: int = 0
+    latency: LatencyConfig = LatencyConfig()
+
+
+def check_latency_config(c: LatencyConfig) -> None:
+    """TypeError / OverflowError unless every field of `c` fits its C++ field (the core then
+    judges the values)."""
     if not isinstance(c, LatencyConfig):
         raise TypeError(f"config must be a LatencyConfig, not {type(c).__name__}")
-    sigma, mult = c.sigma, c.feed_multiplier
-    for name, v in (("sigma", sigma), ("feed_multiplier", mult)):
+    for name, v in (("sigma", c.sigma), ("feed_multiplier", c.feed_multiplier)):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise TypeError(f"{name} must be a number, not {type(v).__name__}")
-    return (_u8("kind", c.kind), _i64("entry_ns", c.entry_ns), _i64("response_ns", c.response_ns),
-            float(sigma), float(mult), _int("seed", c.seed, 0, _UINT64_MAX))
+    _u8("kind", c.kind)
+    i64("entry_ns", c.entry_ns)
+    i64("response_ns", c.response_ns)
+    int_in("seed", c.seed, 0, UINT64_MAX)
 
 
 class FeeModel:
@@ -327,8 +284,8 @@ class FeeModel:
     __slots__ = ("_core",)
 
     def __init__(self, maker_ppm: int = 0, taker_ppm: int = 0) -> None:
-        self._core = _venue_models.FeeModel(_i64("maker_ppm", maker_ppm),
-                                            _i64("taker_ppm", taker_ppm))
+        self._core = _venue_models.FeeModel(i64("maker_ppm", maker_ppm),
+                                            i64("taker_ppm", taker_ppm))
 
     @property
     def maker_ppm(self) -> int:
@@ -339,7 +296,7 @@ class FeeModel:
         return self._core.taker_ppm
 
     def fee(self, price: int, qty: int, maker: bool) -> int:
-        return self._core.fee(_i64("price", price), _i64("qty", qty), bool(maker))
+        return self._core.fee(i64("price", price), i64("qty", qty), bool(maker))
 
 
 class LatencyModel:
@@ -353,9 +310,10 @@ class LatencyModel:
         self.configure(config if config is not None else LatencyConfig())
 
     def configure(self, config: LatencyConfig) -> None:
-        """ValueError (nothing changes) if invalid; restarts the draws from config.seed."""
-        if self._core.configure(*_latency_args(config)) != 0:
-            raise ValueError(f"invalid latency config {config!r}")
+        """InvalidArgumentError, a ValueError (nothing changes), if invalid; restarts the draws
+        from config.seed."""
+        check_latency_config(config)
+        check_status(self._core.configure(config), f"latency config {config!r}")
         self._config = config
 
     @property
@@ -363,10 +321,10 @@ class LatencyModel:
         return self._config
 
     def entry(self, feed_latency_ns: int = 0) -> int:
-        return self._core.entry(_i64("feed_latency_ns", feed_latency_ns))
+        return self._core.entry(i64("feed_latency_ns", feed_latency_ns))
 
     def response(self, feed_latency_ns: int = 0) -> int:
-        return self._core.response(_i64("feed_latency_ns", feed_latency_ns))
+        return self._core.response(i64("feed_latency_ns", feed_latency_ns))
 
     def next_u64(self) -> int:
         """The raw splitmix64 output (advances the draw sequence)."""
@@ -389,5 +347,6 @@ __all__ = [
     "MatchResult",
     "QueueModel",
     "RestingOrder",
+    "SimulatedVenueConfig",
     "SubmitOutcome",
 ]

@@ -37,6 +37,7 @@ import numpy as np
 
 from lockstep._bindings import binance as _binance
 from lockstep.data.dataset import Instrument
+from lockstep.enums import Status
 from lockstep.errors import DecodeError, LockstepError
 from lockstep.events import COLUMN_NAMES, Columns, EventKind, empty_columns
 from lockstep.data.importers.normalized import InputFile, NormalizedChunk, Rule
@@ -442,7 +443,7 @@ class BinanceDecodeRun:
         dec.begin_file(0, self._inputs[0].name)
         for chunk in ahead.prefetch(_SNIFF):
             _, _, _, status = dec.feed(chunk, None, 0, 0)
-            if status != _binance.STATUS_OK:
+            if status != Status.OK:
                 break  # the decode pass reports it, in place
         return dec.market_type, [r["symbol"] for r in dec.symbols() if r["seen"]]
 
@@ -457,13 +458,13 @@ class BinanceDecodeRun:
             try:
                 for chunk in src.chunks():
                     _, _, _, status = dec.feed(chunk, None, 0, 0)
-                    if status != _binance.STATUS_OK:
+                    if status != Status.OK:
                         raise dec.exception(status)
             except _InputError as e:
                 raise DecodeError(e.reason, path=src.name, line=dec.lines_in_file + 1,
                                   offset=e.offset) from None
             _, _, status = dec.finish(None, 0, 0)
-            if status != _binance.STATUS_OK:
+            if status != Status.OK:
                 raise dec.exception(status)
         return dec.market_type, dec.symbols()
 
@@ -553,9 +554,9 @@ class BinanceDecodeRun:
             nonlocal bufs, ev, rec
             while True:
                 ev, rec, status = step(bufs, ev, rec)
-                if status == _binance.STATUS_OK:
+                if status == Status.OK:
                     return
-                if status != _binance.STATUS_OUTPUT_FULL:
+                if status != Status.OUTPUT_FULL:
                     raise dec.exception(status)
                 if rec:
                     yield chunk()

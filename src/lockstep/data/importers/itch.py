@@ -26,6 +26,7 @@ import numpy as np
 
 from lockstep._bindings import itch as _itch
 from lockstep.data.dataset import Instrument
+from lockstep.enums import Status
 from lockstep.errors import DecodeError, LockstepError
 from lockstep.events import EventKind
 from lockstep.data.importers.normalized import (
@@ -221,9 +222,9 @@ class ItchDecodeRun:
                         while True:
                             consumed, status = dec.feed(view[pos:end], eof)
                             pos += consumed
-                            if status == _itch.STATUS_OK:
+                            if status == Status.OK:
                                 break
-                            if status != _itch.STATUS_OUTPUT_FULL:
+                            if status != Status.OUTPUT_FULL:
                                 yield from self._flush(dec)
                                 raise dec.exception(names)
                             chunk = self._take(dec)

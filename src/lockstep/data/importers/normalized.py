@@ -18,7 +18,6 @@ few of each rule. A decoder that sees a sequence break emits a `GAP` event for t
 """
 from __future__ import annotations
 
-import enum
 import gzip
 import io
 import os
@@ -30,34 +29,8 @@ from typing import Any, BinaryIO, Protocol
 import numpy as np
 
 from lockstep.data.dataset import Instrument
+from lockstep.enums import Rule
 from lockstep.events import COLUMN_NAMES, COLUMNS, Columns
-
-
-class Rule(enum.IntEnum):
-    """Why a record is not in canonical data. Names are stable: manifests and reports use them.
-
-    docs/data.md is the normative description of each rule.
-    """
-
-    OK = 0
-    SEQUENCE_GAP = 1  # a sequence break: the book is unknown until a snapshot or clear
-    TS_RECV_BACKWARDS = 2  # the receive clock went back
-    FEED_LATENCY = 3  # ts_recv - ts_event outside the configured bounds (negative included)
-    CROSSED_BOOK = 4  # best bid >= best ask after a complete message
-    UNKNOWN_ORDER_REF = 5  # L3: modify/delete/execute of an order not in the book, or a duplicate add
-    BAD_PRICE_QTY = 6  # zero or negative price or quantity where not allowed
-    DUPLICATE_MESSAGE = 7  # a message already seen (same or older sequence id)
-    DELTAS_BEFORE_SNAPSHOT = 8  # book deltas for an instrument whose book was never snapshotted
-    MALFORMED_RECORD = 9  # bytes that do not parse as the format (garbage, bad JSON, bad field)
-    UNSUPPORTED_MESSAGE = 10  # a well-formed message we do not decode (other streams, replies)
-    TRUNCATED_RECORD = 11  # the input ends inside a record (a torn tail)
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-
-RULE_NAMES: tuple[str, ...] = tuple(r.label for r in Rule)
 
 
 @dataclass

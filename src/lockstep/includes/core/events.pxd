@@ -24,11 +24,17 @@ cdef extern from "lockstep/core/events.hpp" namespace "lockstep" nogil:
         ReplaceRejected "lockstep::EventKind::ReplaceRejected"
         CancelSubmitted "lockstep::EventKind::CancelSubmitted"
         ReplaceSubmitted "lockstep::EventKind::ReplaceSubmitted"
+        Gap "lockstep::EventKind::Gap"
 
     cdef enum class CSide "lockstep::Side"(uint8_t):
         None_ "lockstep::Side::None"
         Bid "lockstep::Side::Bid"
         Ask "lockstep::Side::Ask"
+
+    const uint8_t kFlagLast "lockstep::flags::kLast"
+    const uint8_t kFlagSnapshot "lockstep::flags::kSnapshot"
+    const uint8_t kFlagBadTsRecv "lockstep::flags::kBadTsRecv"
+    const uint8_t kFlagMaker "lockstep::flags::kMaker"
 
     cdef cppclass CEventColumns "lockstep::EventColumns":
         int64_t* ts_event

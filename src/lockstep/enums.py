@@ -1,0 +1,338 @@
+"""Every enum whose values cross the C++ boundary, declared once.
+
+Each class mirrors one C++ `enum class` (named in its docstring) value for value; the bindings
+expose the C++ enumerators and tests/test_enum_parity.py holds every class here to them. Configs,
+manifests and reports spell a member as its lowercase name (`label`: "lognormal", "reduce_only",
+"l2"); `from_label` reads it back, so those strings come from these names and nowhere else.
+
+The event encoding's enums (EventKind, Side, Flag) live with the schema in lockstep.events.
+This module depends on nothing but the standard library.
+"""
+from __future__ import annotations
+
+import enum
+
+
+class LabeledEnum(enum.IntEnum):
+    """An IntEnum spelled in text as its lowercase member name."""
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @classmethod
+    def from_label(cls, label: str):
+        """The member whose label is `label`; ValueError listing the labels otherwise."""
+        member = cls.__members__.get(label.upper()) if isinstance(label, str) else None
+        if member is None or member.label != label:
+            raise ValueError(f"{label!r} is not one of {', '.join(cls.labels())}")
+        return member
+
+    @classmethod
+    def labels(cls) -> tuple[str, ...]:
+        return tuple(m.label for m in cls)
+
+
+# --------------------------------------------------------------------------------------------
+# base
+
+
+class Status(LabeledEnum):
+    """lockstep::Status (base/status.hpp): what a hot C++ call returns instead of throwing.
+    lockstep.errors.check_status turns one into an exception."""
+
+    OK = 0
+    OUTPUT_FULL = 1  # the output columns are full: drain them and call again
+    NEED_MORE_INPUT = 2  # a partial record remains; feed more bytes (or finish)
+    INVALID_ARGUMENT = 10
+    UNKNOWN_INSTRUMENT = 11
+    DECODE_ERROR = 20  # the input is malformed; the decoder says where and why
+    NOT_MULTIPLE = 21  # a price or size is not a multiple of the instrument's increment
+    OVERFLOW = 22  # a number does not fit the fixed-point range
+
+
+# --------------------------------------------------------------------------------------------
+# core: books, replay, validation rules
+
+
+class BookKind(LabeledEnum):
+    """lockstep::BookType (core/replay.hpp), also lockstep::SynthBook: "l2" (price levels) or
+    "l3" (order by order) in manifests and configs."""
+
+    L2 = 0
+    L3 = 1
+
+
+class L2Result(LabeledEnum):
+    """lockstep::L2Result."""
+
+    OK = 0  # level inserted or its quantity replaced
+    REMOVED = 1  # qty 0 removed an existing level
+    UNKNOWN_LEVEL = 2  # qty 0 for a level not in the book
+    BAD_QTY = 3  # negative quantity
+    BAD_PRICE = 4  # price outside [MIN_PRICE, MAX_PRICE]
+    BAD_SIDE = 5  # side neither bid nor ask
+
+
+class L3Result(LabeledEnum):
+    """lockstep::L3Result."""
+
+    OK = 0
+    UNKNOWN_ORDER = 1  # no resting order has this id
+    DUPLICATE_ORDER = 2  # add of an id already resting
+    BAD_QTY = 3  # qty <= 0 where a size is needed, < 0 on modify, or level total overflows int64
+    BAD_PRICE = 4  # price outside [MIN_PRICE, MAX_PRICE]
+    BAD_SIDE = 5  # add with a side neither bid nor ask
+
+
+class Anomaly(LabeledEnum):
+    """lockstep::Anomaly (core/replay.hpp): data-quality anomalies the replay counts, reported
+    by label."""
+
+    UNKNOWN_LEVEL = 0
+    UNKNOWN_ORDER = 1
+    DUPLICATE_ORDER = 2
+    CROSSED_BOOK = 3
+    BAD_INSTRUMENT = 4
+    WRONG_BOOK_KIND = 5
+    BAD_SIDE = 6
+    BAD_QUANTITY = 7
+    UNKNOWN_KIND = 8
+    BAD_PRICE = 9
+
+
+class Rule(LabeledEnum):
+    """lockstep::Rule (core/rules.hpp): why a record is not in canonical data. Labels are stable:
+    manifests and reports use them. docs/data.md is the normative description of each rule."""
+
+    OK = 0
+    SEQUENCE_GAP = 1  # a sequence break: the book is unknown until a snapshot or clear
+    TS_RECV_BACKWARDS = 2  # the receive clock went back
+    FEED_LATENCY = 3  # ts_recv - ts_event outside the configured bounds (negative included)
+    CROSSED_BOOK = 4  # best bid >= best ask after a complete message
+    UNKNOWN_ORDER_REF = 5  # L3: modify/delete/execute of an order not in the book, or a duplicate add
+    BAD_PRICE_QTY = 6  # zero or negative price or quantity where not allowed
+    DUPLICATE_MESSAGE = 7  # a message already seen (same or older sequence id)
+    DELTAS_BEFORE_SNAPSHOT = 8  # book deltas for an instrument whose book was never snapshotted
+    MALFORMED_RECORD = 9  # bytes that do not parse as the format (garbage, bad JSON, bad field)
+    UNSUPPORTED_MESSAGE = 10  # a well-formed message we do not decode (other streams, replies)
+    TRUNCATED_RECORD = 11  # the input ends inside a record (a torn tail)
+
+
+class RuleAction(LabeledEnum):
+    """lockstep::RuleAction (data/validate.hpp): what the validator does with a rule's finds."""
+
+    OFF = 0
+    WARN = 1
+    QUARANTINE = 2
+
+
+# --------------------------------------------------------------------------------------------
+# core: intents, risk, queue, execution
+
+
+class IntentKind(LabeledEnum):
+    """lockstep::IntentKind. 0 is unused: a zeroed intent is an unknown kind, which Risk denies."""
+
+    SUBMIT_LIMIT = 1
+    SUBMIT_MARKET = 2
+    CANCEL = 3
+    REPLACE = 4
+
+
+class TimeInForce(LabeledEnum):
+    """lockstep::TimeInForce."""
+
+    GTC = 0
+    IOC = 1
+    POST_ONLY = 2
+
+
+class RiskReason(LabeledEnum):
+    """lockstep::RiskReason, numbered in check order. docs/risk.md says what each means."""
+
+    ALLOWED = 0
+    UNKNOWN_INTENT_KIND = 1
+    UNKNOWN_INSTRUMENT = 2
+    KILL_SWITCH = 3
+    HALTED = 4
+    BAD_SIDE = 5
+    BAD_TIME_IN_FORCE = 6
+    NON_POSITIVE_QTY = 7
+    NON_POSITIVE_PRICE = 8
+    REDUCE_ONLY = 9
+    MAX_ORDER_QTY = 10
+    NO_MID = 11
+    MAX_ORDER_NOTIONAL = 12
+    PRICE_BAND = 13
+    MAX_POSITION = 14
+    MAX_OPEN_ORDERS = 15
+    MAX_OPEN_ORDERS_TOTAL = 16
+    RATE_LIMIT = 17
+    CUSTOM = 18  # a custom Python rule denied
+    UNKNOWN_ORDER = 19  # engine: cancel/replace target neither live nor pending
+    DUPLICATE_ORDER_ID = 20  # engine: client order id already live or pending
+    QUEUE_FULL = 21  # engine: allowed, but the intent queue had no room
+
+
+class TradingMode(LabeledEnum):
+    """lockstep::TradingMode; "active", "reduce_only", "halted" in configs."""
+
+    ACTIVE = 0
+    REDUCE_ONLY = 1  # only orders that cannot grow |position|; cancels always pass
+    HALTED = 2  # only cancels
+
+
+class QueueResult(LabeledEnum):
+    """lockstep::QueueResult."""
+
+    QUEUED = 0
+    CANCELED_BEFORE_DISPATCH = 1  # the cancel removed its pending submit; tell the strategy
+    FULL = 2
+    BAD_INSTRUMENT = 3
+
+
+class OrderStatus(LabeledEnum):
+    """lockstep::OrderStatus."""
+
+    SUBMITTED = 1
+    ACCEPTED = 2
+    PARTIALLY_FILLED = 3
+    FILLED = 4
+    CANCELED = 5
+    REJECTED = 6
+    EXPIRED = 7
+
+    @property
+    def terminal(self) -> bool:
+        """Filled, canceled, rejected or expired (C++ is_terminal)."""
+        return self in (OrderStatus.FILLED, OrderStatus.CANCELED, OrderStatus.REJECTED,
+                        OrderStatus.EXPIRED)
+
+
+class ExecResult(LabeledEnum):
+    """lockstep::ExecResult."""
+
+    OK = 0
+    UNKNOWN_ORDER = 1
+    DUPLICATE_ORDER = 2
+    INVALID_TRANSITION = 3
+    OVERFILL = 4
+    BAD_QTY = 5  # qty <= 0, or a replace qty not above filled_qty
+    BAD_INTENT = 6  # not a submit kind, side not bid/ask, or instrument >= MAX_INSTRUMENTS
+
+
+# --------------------------------------------------------------------------------------------
+# venue
+
+
+class MatchEventKind(LabeledEnum):
+    """lockstep::MatchEventKind."""
+
+    FILL = 1
+    CANCELED = 2  # qty = the canceled quantity (IOC remainder or cancel())
+    REJECTED = 3  # qty = the order's qty
+    CANCEL_REJECTED = 4
+    REPLACED = 5  # price = new price, qty = new remaining
+    REPLACE_REJECTED = 6  # order unchanged; price/qty as asked
+
+
+class MatchReject(LabeledEnum):
+    """lockstep::MatchReject."""
+
+    NONE = 0
+    POST_ONLY_WOULD_CROSS = 1
+    BAD_QTY = 2
+    BAD_PRICE = 3
+    BAD_SIDE = 4
+    BAD_TIF = 5
+    DUPLICATE_ORDER = 6
+    UNKNOWN_ORDER = 7
+    BOOK_UNAVAILABLE = 8  # the venue's book is invalid after a feed gap, until a snapshot
+
+
+class SubmitOutcome(LabeledEnum):
+    """lockstep::SubmitOutcome."""
+
+    RESTED = 0  # some of the order rests (filled_qty may be > 0)
+    FILLED = 1  # fully filled at submission
+    CANCELED = 2  # IOC remainder (possibly all) canceled
+    REJECTED = 3
+
+
+class QueueModel(LabeledEnum):
+    """lockstep::QueueModel; "conservative" or "probabilistic" in configs."""
+
+    CONSERVATIVE = 0  # level decreases are assumed behind us
+    PROBABILISTIC = 1  # level decreases are shared ahead/behind by a power law
+
+
+class LatencyKind(LabeledEnum):
+    """lockstep::LatencyKind: the latency model's kind, "constant", "lognormal" or "feed" in
+    configs (venue.latency.model; C++ spells the second LogNormal). Not LatencyModel, which
+    names the model itself (lockstep.venue.matching.LatencyModel, C++ lockstep::LatencyModel)."""
+
+    CONSTANT = 0  # entry / response as given
+    LOGNORMAL = 1  # median entry / response times exp(sigma * N(0, 1)) per draw
+    FEED = 2  # max(0, round(feed latency * feed_multiplier)) + entry / response
+
+
+# --------------------------------------------------------------------------------------------
+# codecs
+
+
+class FrameStop(LabeledEnum):
+    """lockstep::raw::Stop (codecs/raw_capture.hpp): why a walk over raw-capture frames stopped."""
+
+    NEED_MORE = 0  # no whole frame at the position: read more (at end of file, a torn tail)
+    OUTPUT_FULL = 1  # the output columns are full: drain them and call again
+    BAD_HEADER = 2  # the header fails its checksum or length limit: its length is untrusted
+    BAD_FRAME = 3  # the header is valid, the frame checksum is not
+
+
+class Crc32cImpl(LabeledEnum):
+    """lockstep::crc32c::Impl (base/crc32c.hpp): which CRC32C code path computes a checksum."""
+
+    AUTO = 0  # the hardware path where the CPU has it
+    PORTABLE = 1
+    SSE42 = 2
+
+
+# --------------------------------------------------------------------------------------------
+# runtime
+
+
+class RunStatus(LabeledEnum):
+    """lockstep::RunStatus: how Engine.run / finish ended."""
+
+    OK = 0
+    STRATEGY_FAILED = 1  # the strategy raised
+    RISK_HOOK_FAILED = 2  # a custom risk rule raised
+    LIVELOCK = 3  # too many venue round trips between two market events
+
+
+__all__ = [
+    "Anomaly",
+    "BookKind",
+    "Crc32cImpl",
+    "ExecResult",
+    "FrameStop",
+    "IntentKind",
+    "L2Result",
+    "L3Result",
+    "LabeledEnum",
+    "LatencyKind",
+    "MatchEventKind",
+    "MatchReject",
+    "OrderStatus",
+    "QueueModel",
+    "QueueResult",
+    "RiskReason",
+    "Rule",
+    "RuleAction",
+    "RunStatus",
+    "Status",
+    "SubmitOutcome",
+    "TimeInForce",
+    "TradingMode",
+]
