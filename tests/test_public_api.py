@@ -2,7 +2,10 @@
 checkers, and a backtest result hands its outputs over as Arrow tables."""
 from __future__ import annotations
 
+import ast
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pyarrow as pa
@@ -10,10 +13,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
+import lockstep
+from lockstep._bindings import engine as engine_binding
 from lockstep.backtest.runner import run_backtest
 from lockstep.data.synth import generate
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+STUB = Path(engine_binding.__file__).parent / "engine.pyi"
 
 
 def comparable(table: pa.Table) -> dict[str, list]:
@@ -59,3 +65,83 @@ def test_a_table_the_run_did_not_write_reads_empty_with_its_schema(tmp_path):
     assert orders.num_rows == fills.num_rows == 0
     assert "kind" in orders.schema.names and "kind" not in fills.schema.names
     assert result.denials_table().num_rows > 0
+
+
+# ---------------------------------------------------------------------------------------------
+# What the package top offers
+
+
+def public_members(cls: type, *, attributes: bool = True) -> dict[str, object]:
+    """The public methods and properties `cls` defines itself; with `attributes`, also the
+    compiled classes' fields (which cannot carry docstrings of their own)."""
+    return {name: member for name, member in vars(cls).items()
+            if not name.startswith("_") and (callable(member) or isinstance(member, property)
+                                             or attributes and type(member).__name__ == "getset_descriptor")}
+
+
+def test_everything_in_all_is_importable_from_the_top_and_is_the_one_definition():
+    import importlib
+
+    for name in lockstep.__all__:
+        obj = getattr(lockstep, name)
+        home = getattr(obj, "__module__", None)
+        if home and home.startswith("lockstep.") and not name.startswith("__"):
+            # the same object its home module defines, not a second copy
+            assert getattr(importlib.import_module(home), obj.__name__) is obj, name
+
+
+@pytest.mark.parametrize("cls", [c for c in (getattr(lockstep, n) for n in lockstep.__all__)
+                                 if isinstance(c, type) and not issubclass(c, (int, BaseException))],
+                         ids=lambda c: c.__name__)
+def test_every_public_class_and_method_has_a_docstring(cls):
+    assert (cls.__doc__ or "").strip(), cls.__name__
+    undocumented = [name for name, member in public_members(cls, attributes=False).items()
+                    if not (getattr(member, "__doc__", None) or "").strip()]
+    assert undocumented == []
+
+
+def test_the_stub_declares_exactly_what_the_compiled_context_offers():
+    stub = ast.parse(STUB.read_text())
+    declared = {}
+    for node in stub.body:
+        if isinstance(node, ast.ClassDef):
+            declared[node.name] = {n.name for n in node.body if isinstance(n, ast.FunctionDef)
+                                   and not n.name.startswith("_")} | {
+                n.target.id for n in node.body if isinstance(n, ast.AnnAssign)}
+    for cls in (lockstep.Context, lockstep.OrderUpdate, lockstep.CompiledStrategy):
+        assert declared[cls.__name__] == set(public_members(cls)), cls.__name__
+
+
+USER_STRATEGY = '''
+import lockstep
+
+class Quoter(lockstep.Strategy):
+    def on_book(self, ctx: lockstep.Context, instrument: int) -> None:
+        bid, bid_qty, ask, ask_qty = ctx.touch(instrument)
+        lots: int = ctx.to_lots(instrument, "0.001")
+        ctx.submit_limit(instrument, lockstep.Side.BID, bid, lots, lockstep.TimeInForce.POST_ONLY)
+        {mistake}
+
+result: lockstep.BacktestResult = lockstep.run_backtest("quoter.toml")
+digest: str = result.digest
+'''
+
+
+@pytest.mark.parametrize("mistake, complaint", [
+    ("", None),
+    ('ctx.submit_limit(instrument, "buy", 1.5, lots)', "incompatible type"),
+    ("ctx.no_such_call()", 'has no attribute "no_such_call"'),
+])
+def test_a_type_checker_sees_the_strategy_api(tmp_path, mistake, complaint):
+    """With py.typed and the stub, mypy checks a user's strategy against our signatures (without
+    them it could only say the package is untyped)."""
+    user = tmp_path / "quoter.py"
+    user.write_text(USER_STRATEGY.format(mistake=mistake))
+    proc = subprocess.run([sys.executable, "-m", "mypy", "--no-incremental", "--strict",
+                           "--cache-dir", str(tmp_path / ".mypy"), str(user)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    if complaint is None:
+        assert proc.returncode == 0, proc.stdout
+    else:
+        assert proc.returncode == 1 and complaint in proc.stdout, proc.stdout
+        assert "missing library stubs or py.typed" not in proc.stdout

@@ -84,6 +84,8 @@ cdef class CompiledStrategy:
         self.params = params
 
     def setup(self, ctx):
+        """Once, before the run, with the GIL: convert params to ticks and lots, subscribe. The
+        default subscribes every book update of every traded instrument."""
         for i in ctx.traded:
             ctx.subscribe(i, book=True)
 

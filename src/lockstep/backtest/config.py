@@ -204,6 +204,7 @@ class StrategyConfig:
 
     @property
     def is_file(self) -> bool:
+        """True when the strategy is named by a .py file rather than a module."""
         return _is_file_target(self.path.rpartition(":")[0])
 
     @property
@@ -303,6 +304,7 @@ class RiskSettings:
 
     @property
     def default_limits(self) -> LimitSettings:
+        """The [risk] limits that apply to an instrument without its own table."""
         return LimitSettings(**{f: getattr(self, f) for f in _LIMIT_KEYS})
 
     def limits_for(self, symbol: str) -> LimitSettings:
@@ -342,6 +344,7 @@ class RiskSettings:
         return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
+        """This section as a TOML-serialisable table (what the resolved config.toml holds)."""
         d = {f: thaw(getattr(self, f)) for f in (*_LIMIT_KEYS, *_RISK_INTS, "mode", "kill_switch")}
         d["custom_rules"] = list(self.custom_rules)
         d["instruments"] = {
@@ -387,6 +390,7 @@ class QueueSettings:
         return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
+        """This section as a TOML-serialisable table (what the resolved config.toml holds)."""
         return {f: getattr(self, f) for f in _QUEUE_KEYS}
 
     def to_core(self, instruments: int) -> QueueConfig:
@@ -440,6 +444,7 @@ class LatencySettings:
                              feed_multiplier=float(self.feed_multiplier), seed=seed)
 
     def to_dict(self) -> dict[str, Any]:
+        """This section as a TOML-serialisable table (what the resolved config.toml holds)."""
         return {"model": self.model, "entry": format_duration(self.entry),
                 "response": format_duration(self.response), "sigma": self.sigma,
                 "feed_multiplier": self.feed_multiplier}
@@ -472,10 +477,12 @@ class VenueSettings:
 
     @property
     def maker_fee_ppm(self) -> int:
+        """The maker fee in parts per million of notional (what the core takes)."""
         return int(self.maker_fee_bps * 100)
 
     @property
     def taker_fee_ppm(self) -> int:
+        """The taker fee in parts per million of notional (what the core takes)."""
         return int(self.taker_fee_bps * 100)
 
     @classmethod
@@ -505,6 +512,7 @@ class VenueSettings:
             latency=self.latency.to_core(seed))
 
     def to_dict(self) -> dict[str, Any]:
+        """This section as a TOML-serialisable table (what the resolved config.toml holds)."""
         return {"queue_model": self.queue_model, "queue_power": self.queue_power,
                 "maker_fee_bps": str(self.maker_fee_bps), "taker_fee_bps": str(self.taker_fee_bps),
                 "latency": self.latency.to_dict()}
@@ -532,6 +540,7 @@ class OutputSettings:
         return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
+        """This section as a TOML-serialisable table (what the resolved config.toml holds)."""
         return {"sample_interval": format_duration(self.sample_interval), "report": self.report}
 
 

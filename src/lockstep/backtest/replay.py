@@ -84,6 +84,7 @@ class ReplayResult:
     invalid_stretch_count: int = 0
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as JSON-serialisable values (what `lockstep replay --json` prints)."""
         return {
             "dataset": self.dataset,
             "events": self.events,

@@ -46,26 +46,32 @@ class Strategy:
         self.params = params
 
     def setup(self, ctx: Context) -> None:
+        """Once, before any event: convert parameters to ticks and lots, choose subscriptions.
+        The default subscribes every book update of every traded instrument."""
         for instrument in ctx.traded:
             ctx.subscribe(instrument, book=True)
 
     def on_start(self, ctx: Context) -> None:
-        pass
+        """At the first event, before it is applied."""
 
     def on_book(self, ctx: Context, instrument: int) -> None:
-        pass
+        """After a complete venue message changed `instrument`'s book (or only its touch, with a
+        touch subscription); never on a half-applied message, never while the book is invalid."""
 
     def on_trade(self, ctx: Context, instrument: int, price: int, qty: int, aggressor: int) -> None:
-        pass
+        """A trade print on `instrument` (ticks, lots; `aggressor` the Side that took), with a
+        trades subscription."""
 
     def on_order(self, ctx: Context, update: OrderUpdate) -> None:
-        pass
+        """A venue response about one of our orders: accepted, rejected, filled, canceled,
+        expired, replaced, cancel or replace rejected; `update.status` is the order's status
+        after it."""
 
     def on_timer(self, ctx: Context, timer_id: int) -> None:
-        pass
+        """A timer set with ctx.set_timer() is due."""
 
     def on_stop(self, ctx: Context) -> None:
-        pass
+        """After the last event."""
 
 
 def overridden(strategy: object) -> set[str]:

@@ -92,10 +92,12 @@ class Instrument:
 
     @property
     def price_scale(self) -> float:
+        """The price increment as a float: real price = ticks * price_scale (not exact)."""
         return float(Decimal(self.price_increment))
 
     @property
     def size_scale(self) -> float:
+        """The size increment as a float: real quantity = lots * size_scale (not exact)."""
         return float(Decimal(self.size_increment))
 
     def to_ticks(self, price: Decimal | str | int | float) -> int:
@@ -400,17 +402,21 @@ class Dataset:
 
     @property
     def path(self) -> str:
+        """Where this version of the dataset is, as the URI users see."""
         return self.location.uri
 
     @property
     def rows(self) -> int:
+        """How many events the dataset holds."""
         return int(self.manifest["rows"])
 
     @property
     def name(self) -> str:
+        """The dataset's name (its folder under canonical/)."""
         return str(self.manifest["name"])
 
     def file_locations(self) -> list[Location]:
+        """The dataset's Parquet files, in stream order."""
         return [self.location.join(f["path"]) for f in self.manifest["files"]]
 
     def iter_batches(self, batch_size: int = DEFAULT_READ_BATCH, *, prefetch: int = 2) -> Iterator[pa.RecordBatch]:
