@@ -5,31 +5,31 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 cdef extern from "lockstep/core/events.hpp" namespace "lockstep" nogil:
     cdef enum class CEventKind "lockstep::EventKind"(uint8_t):
         None_ "lockstep::EventKind::None"
-        L2Set "lockstep::EventKind::L2Set"
-        L3Add "lockstep::EventKind::L3Add"
-        L3Modify "lockstep::EventKind::L3Modify"
-        L3Delete "lockstep::EventKind::L3Delete"
-        L3Execute "lockstep::EventKind::L3Execute"
-        BookClear "lockstep::EventKind::BookClear"
-        Trade "lockstep::EventKind::Trade"
-        VenueBbo "lockstep::EventKind::VenueBbo"
-        OrderSubmitted "lockstep::EventKind::OrderSubmitted"
-        OrderAccepted "lockstep::EventKind::OrderAccepted"
-        OrderRejected "lockstep::EventKind::OrderRejected"
-        OrderFilled "lockstep::EventKind::OrderFilled"
-        OrderCanceled "lockstep::EventKind::OrderCanceled"
-        OrderExpired "lockstep::EventKind::OrderExpired"
-        OrderReplaced "lockstep::EventKind::OrderReplaced"
-        CancelRejected "lockstep::EventKind::CancelRejected"
-        ReplaceRejected "lockstep::EventKind::ReplaceRejected"
-        CancelSubmitted "lockstep::EventKind::CancelSubmitted"
-        ReplaceSubmitted "lockstep::EventKind::ReplaceSubmitted"
-        Gap "lockstep::EventKind::Gap"
+        L2Set
+        L3Add
+        L3Modify
+        L3Delete
+        L3Execute
+        BookClear
+        Trade
+        VenueBbo
+        OrderSubmitted
+        OrderAccepted
+        OrderRejected
+        OrderFilled
+        OrderCanceled
+        OrderExpired
+        OrderReplaced
+        CancelRejected
+        ReplaceRejected
+        CancelSubmitted
+        ReplaceSubmitted
+        Gap
 
     cdef enum class CSide "lockstep::Side"(uint8_t):
         None_ "lockstep::Side::None"
-        Bid "lockstep::Side::Bid"
-        Ask "lockstep::Side::Ask"
+        Bid
+        Ask
 
     const uint8_t kFlagLast "lockstep::flags::kLast"
     const uint8_t kFlagSnapshot "lockstep::flags::kSnapshot"

@@ -8,24 +8,24 @@ from lockstep.includes.core.risk cimport CRiskView
 
 cdef extern from "lockstep/core/execution.hpp" namespace "lockstep" nogil:
     cdef enum class COrderStatus "lockstep::OrderStatus"(uint8_t):
-        Submitted "lockstep::OrderStatus::Submitted"
-        Accepted "lockstep::OrderStatus::Accepted"
-        PartiallyFilled "lockstep::OrderStatus::PartiallyFilled"
-        Filled "lockstep::OrderStatus::Filled"
-        Canceled "lockstep::OrderStatus::Canceled"
-        Rejected "lockstep::OrderStatus::Rejected"
-        Expired "lockstep::OrderStatus::Expired"
+        Submitted
+        Accepted
+        PartiallyFilled
+        Filled
+        Canceled
+        Rejected
+        Expired
 
     bint is_terminal(COrderStatus s) noexcept
 
     cdef enum class CExecResult "lockstep::ExecResult"(uint8_t):
-        Ok "lockstep::ExecResult::Ok"
-        UnknownOrder "lockstep::ExecResult::UnknownOrder"
-        DuplicateOrder "lockstep::ExecResult::DuplicateOrder"
-        InvalidTransition "lockstep::ExecResult::InvalidTransition"
-        Overfill "lockstep::ExecResult::Overfill"
-        BadQty "lockstep::ExecResult::BadQty"
-        BadIntent "lockstep::ExecResult::BadIntent"
+        Ok
+        UnknownOrder
+        DuplicateOrder
+        InvalidTransition
+        Overfill
+        BadQty
+        BadIntent
 
     cdef cppclass CWide "lockstep::Wide":
         int64_t hi

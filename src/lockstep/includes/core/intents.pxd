@@ -6,15 +6,15 @@ from lockstep.includes.core.events cimport CSide
 
 cdef extern from "lockstep/core/intents.hpp" namespace "lockstep" nogil:
     cdef enum class CIntentKind "lockstep::IntentKind"(uint8_t):
-        SubmitLimit "lockstep::IntentKind::SubmitLimit"
-        SubmitMarket "lockstep::IntentKind::SubmitMarket"
-        Cancel "lockstep::IntentKind::Cancel"
-        Replace "lockstep::IntentKind::Replace"
+        SubmitLimit
+        SubmitMarket
+        Cancel
+        Replace
 
     cdef enum class CTimeInForce "lockstep::TimeInForce"(uint8_t):
-        GTC "lockstep::TimeInForce::GTC"
-        IOC "lockstep::TimeInForce::IOC"
-        PostOnly "lockstep::TimeInForce::PostOnly"
+        GTC
+        IOC
+        PostOnly
 
     cdef cppclass CIntent "lockstep::Intent":
         uint32_t instrument

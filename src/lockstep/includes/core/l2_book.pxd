@@ -6,12 +6,12 @@ from lockstep.includes.core.events cimport CSide
 
 cdef extern from "lockstep/core/l2_book.hpp" namespace "lockstep" nogil:
     cdef enum class CL2Result "lockstep::L2Result"(uint8_t):
-        Ok "lockstep::L2Result::Ok"
-        Removed "lockstep::L2Result::Removed"
-        UnknownLevel "lockstep::L2Result::UnknownLevel"
-        BadQty "lockstep::L2Result::BadQty"
-        BadPrice "lockstep::L2Result::BadPrice"
-        BadSide "lockstep::L2Result::BadSide"
+        Ok
+        Removed
+        UnknownLevel
+        BadQty
+        BadPrice
+        BadSide
 
     const int64_t kMinPrice
     const int64_t kMaxPrice

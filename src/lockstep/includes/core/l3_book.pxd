@@ -7,12 +7,12 @@ from lockstep.includes.core.l2_book cimport CL2Book
 
 cdef extern from "lockstep/core/l3_book.hpp" namespace "lockstep" nogil:
     cdef enum class CL3Result "lockstep::L3Result"(uint8_t):
-        Ok "lockstep::L3Result::Ok"
-        UnknownOrder "lockstep::L3Result::UnknownOrder"
-        DuplicateOrder "lockstep::L3Result::DuplicateOrder"
-        BadQty "lockstep::L3Result::BadQty"
-        BadPrice "lockstep::L3Result::BadPrice"
-        BadSide "lockstep::L3Result::BadSide"
+        Ok
+        UnknownOrder
+        DuplicateOrder
+        BadQty
+        BadPrice
+        BadSide
 
     cdef cppclass CL3Book "lockstep::L3Book":
         CL3Book() except +

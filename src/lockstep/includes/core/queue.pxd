@@ -7,10 +7,10 @@ from lockstep.includes.base.status cimport CStatus
 
 cdef extern from "lockstep/core/queue.hpp" namespace "lockstep" nogil:
     cdef enum class CQueueResult "lockstep::QueueResult"(uint8_t):
-        Queued "lockstep::QueueResult::Queued"
-        CanceledBeforeDispatch "lockstep::QueueResult::CanceledBeforeDispatch"
-        Full "lockstep::QueueResult::Full"
-        BadInstrument "lockstep::QueueResult::BadInstrument"
+        Queued
+        CanceledBeforeDispatch
+        Full
+        BadInstrument
 
     cdef cppclass CQueueConfig "lockstep::QueueConfig":
         int64_t rate_per_second

@@ -7,37 +7,37 @@ from lockstep.includes.base.status cimport CStatus
 
 cdef extern from "lockstep/core/risk.hpp" namespace "lockstep" nogil:
     cdef enum class CRiskReason "lockstep::RiskReason"(uint8_t):
-        Allowed "lockstep::RiskReason::Allowed"
-        UnknownIntentKind "lockstep::RiskReason::UnknownIntentKind"
-        UnknownInstrument "lockstep::RiskReason::UnknownInstrument"
-        KillSwitch "lockstep::RiskReason::KillSwitch"
-        Halted "lockstep::RiskReason::Halted"
-        BadSide "lockstep::RiskReason::BadSide"
-        BadTimeInForce "lockstep::RiskReason::BadTimeInForce"
-        NonPositiveQty "lockstep::RiskReason::NonPositiveQty"
-        NonPositivePrice "lockstep::RiskReason::NonPositivePrice"
-        ReduceOnly "lockstep::RiskReason::ReduceOnly"
-        MaxOrderQty "lockstep::RiskReason::MaxOrderQty"
-        NoMid "lockstep::RiskReason::NoMid"
-        MaxOrderNotional "lockstep::RiskReason::MaxOrderNotional"
-        PriceBand "lockstep::RiskReason::PriceBand"
-        MaxPosition "lockstep::RiskReason::MaxPosition"
-        MaxOpenOrders "lockstep::RiskReason::MaxOpenOrders"
-        MaxOpenOrdersTotal "lockstep::RiskReason::MaxOpenOrdersTotal"
-        RateLimit "lockstep::RiskReason::RateLimit"
-        Custom "lockstep::RiskReason::Custom"
-        UnknownOrder "lockstep::RiskReason::UnknownOrder"
-        DuplicateOrderId "lockstep::RiskReason::DuplicateOrderId"
-        QueueFull "lockstep::RiskReason::QueueFull"
+        Allowed
+        UnknownIntentKind
+        UnknownInstrument
+        KillSwitch
+        Halted
+        BadSide
+        BadTimeInForce
+        NonPositiveQty
+        NonPositivePrice
+        ReduceOnly
+        MaxOrderQty
+        NoMid
+        MaxOrderNotional
+        PriceBand
+        MaxPosition
+        MaxOpenOrders
+        MaxOpenOrdersTotal
+        RateLimit
+        Custom
+        UnknownOrder
+        DuplicateOrderId
+        QueueFull
 
     const size_t kRiskReasonCount "lockstep::kRiskReasonCount"
     const char* risk_reason_name(CRiskReason r) noexcept
     const uint32_t kMaxRiskInstruments "lockstep::RiskEngine::kMaxInstruments"
 
     cdef enum class CTradingMode "lockstep::TradingMode"(uint8_t):
-        Active "lockstep::TradingMode::Active"
-        ReduceOnly "lockstep::TradingMode::ReduceOnly"
-        Halted "lockstep::TradingMode::Halted"
+        Active
+        ReduceOnly
+        Halted
 
     cdef cppclass CRiskLimits "lockstep::RiskLimits":
         int64_t max_order_qty

@@ -10,9 +10,9 @@ from lockstep.includes.base.status cimport CStatus
 
 cdef extern from "lockstep/data/validate.hpp" namespace "lockstep" nogil:
     cdef enum class CRuleAction "lockstep::RuleAction"(uint8_t):
-        Off "lockstep::RuleAction::Off"
-        Warn "lockstep::RuleAction::Warn"
-        Quarantine "lockstep::RuleAction::Quarantine"
+        Off
+        Warn
+        Quarantine
 
     cdef cppclass CValidatorConfig "lockstep::ValidatorConfig":
         vector[CBookType] book_types

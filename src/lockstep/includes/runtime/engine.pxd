@@ -77,10 +77,10 @@ cdef extern from "lockstep/runtime/engine.hpp" namespace "lockstep" nogil:
         double fees
 
     cdef enum class CRunStatus "lockstep::RunStatus"(uint8_t):
-        Ok "lockstep::RunStatus::Ok"
-        StrategyFailed "lockstep::RunStatus::StrategyFailed"
-        RiskHookFailed "lockstep::RunStatus::RiskHookFailed"
-        Livelock "lockstep::RunStatus::Livelock"
+        Ok
+        StrategyFailed
+        RiskHookFailed
+        Livelock
 
     cdef cppclass CEngineCounters "lockstep::EngineCounters":
         uint64_t events

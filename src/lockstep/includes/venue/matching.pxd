@@ -11,33 +11,33 @@ from lockstep.includes.base.status cimport CStatus
 
 cdef extern from "lockstep/venue/matching.hpp" namespace "lockstep" nogil:
     cdef enum class CMatchEventKind "lockstep::MatchEventKind"(uint8_t):
-        Fill "lockstep::MatchEventKind::Fill"
-        Canceled "lockstep::MatchEventKind::Canceled"
-        Rejected "lockstep::MatchEventKind::Rejected"
-        CancelRejected "lockstep::MatchEventKind::CancelRejected"
-        Replaced "lockstep::MatchEventKind::Replaced"
-        ReplaceRejected "lockstep::MatchEventKind::ReplaceRejected"
+        Fill
+        Canceled
+        Rejected
+        CancelRejected
+        Replaced
+        ReplaceRejected
 
     cdef enum class CMatchReject "lockstep::MatchReject"(uint8_t):
         None_ "lockstep::MatchReject::None"
-        PostOnlyWouldCross "lockstep::MatchReject::PostOnlyWouldCross"
-        BadQty "lockstep::MatchReject::BadQty"
-        BadPrice "lockstep::MatchReject::BadPrice"
-        BadSide "lockstep::MatchReject::BadSide"
-        BadTif "lockstep::MatchReject::BadTif"
-        DuplicateOrder "lockstep::MatchReject::DuplicateOrder"
-        UnknownOrder "lockstep::MatchReject::UnknownOrder"
-        BookUnavailable "lockstep::MatchReject::BookUnavailable"
+        PostOnlyWouldCross
+        BadQty
+        BadPrice
+        BadSide
+        BadTif
+        DuplicateOrder
+        UnknownOrder
+        BookUnavailable
 
     cdef enum class CSubmitOutcome "lockstep::SubmitOutcome"(uint8_t):
-        Rested "lockstep::SubmitOutcome::Rested"
-        Filled "lockstep::SubmitOutcome::Filled"
-        Canceled "lockstep::SubmitOutcome::Canceled"
-        Rejected "lockstep::SubmitOutcome::Rejected"
+        Rested
+        Filled
+        Canceled
+        Rejected
 
     cdef enum class CQueueModel "lockstep::QueueModel"(uint8_t):
-        Conservative "lockstep::QueueModel::Conservative"
-        Probabilistic "lockstep::QueueModel::Probabilistic"
+        Conservative
+        Probabilistic
 
     cdef cppclass CMatchEvent "lockstep::MatchEvent":
         CMatchEventKind kind

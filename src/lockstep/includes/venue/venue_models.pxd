@@ -11,9 +11,9 @@ cdef extern from "lockstep/venue/venue_models.hpp" namespace "lockstep" nogil:
         int64_t taker_ppm
 
     cdef enum class CLatencyKind "lockstep::LatencyKind"(uint8_t):
-        Constant "lockstep::LatencyKind::Constant"
-        LogNormal "lockstep::LatencyKind::LogNormal"
-        Feed "lockstep::LatencyKind::Feed"
+        Constant
+        LogNormal
+        Feed
 
     cdef cppclass CLatencyConfig "lockstep::LatencyConfig":
         CLatencyKind kind

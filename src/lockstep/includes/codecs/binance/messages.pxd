@@ -4,9 +4,9 @@ from libc.stdint cimport uint8_t
 
 cdef extern from "lockstep/codecs/binance/messages.hpp" namespace "lockstep::binance" nogil:
     cdef enum class CMarketType "lockstep::binance::MarketType"(uint8_t):
-        Unknown "lockstep::binance::MarketType::Unknown"
-        Spot "lockstep::binance::MarketType::Spot"
-        UsdM "lockstep::binance::MarketType::UsdM"
-        CoinM "lockstep::binance::MarketType::CoinM"
+        Unknown
+        Spot
+        UsdM
+        CoinM
 
     const char* market_type_name(CMarketType m) noexcept
