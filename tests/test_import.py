@@ -13,7 +13,7 @@ from shared_data import shared_file
 
 from lockstep._bindings.replay import Replayer
 from lockstep.data.dataset import Dataset
-from lockstep.errors import DecodeError
+from lockstep.errors import DecodeError, SettingError
 from lockstep.events import EventKind, Flag
 from lockstep.data.pipeline import PipelineError, ValidationConfig, import_data
 from lockstep.backtest.replay import replay
@@ -197,7 +197,7 @@ def test_instruments_file_and_unknown_options(tmp_path):
     bad.write_text('[{"symbol": "BTCUSDT"}]')
     with pytest.raises(ValueError, match="lacks"):
         import_data("binance", [path], data=str(tmp_path / "b"), options={"instruments_file": bad})
-    with pytest.raises(PipelineError, match="--date does not apply"):
+    with pytest.raises(SettingError, match="^date does not apply to bybit imports$"):
         import_data("bybit", [path], data=str(tmp_path / "c"), options={"date": "2024-01-01"})
 
 

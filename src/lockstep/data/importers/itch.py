@@ -26,7 +26,7 @@ import numpy as np
 
 from lockstep._bindings import itch as _itch
 from lockstep.data.dataset import Instrument
-from lockstep.errors import DecodeError, LockstepError
+from lockstep.errors import DecodeError, LockstepError, SettingError
 from lockstep.events import EventKind
 from lockstep.data.importers.normalized import (
     InputFile,
@@ -335,9 +335,9 @@ def decode_itch(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
     for name in names:
         day = given or date_from_name(name)
         if day is None:
-            raise LockstepError(
-                f"{name}: cannot tell the session date (ITCH timestamps count from New York "
-                "midnight): pass --date YYYY-MM-DD (date= from Python), or name the file with its date (YYYYMMDD)")
+            raise SettingError("{path}: cannot tell the session date (ITCH timestamps count from New York "
+                               "midnight): pass {date} YYYY-MM-DD, or name the file with its date (YYYYMMDD)",
+                               ["date"], path=name)
         starts.append(session_day_start_ns(day))
     return ItchDecodeRun(names, starts, batch)
 
