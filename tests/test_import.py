@@ -15,7 +15,7 @@ from lockstep._bindings.replay import Replayer
 from lockstep.data.dataset import Dataset
 from lockstep.errors import DecodeError, SettingError
 from lockstep.events import EventKind, Flag
-from lockstep.data.pipeline import PipelineError, ValidationConfig, import_data
+from lockstep.data.pipeline import ValidationConfig, import_data
 from lockstep.backtest.replay import replay
 
 SPOT = ["binance/spot/btcusdt_20240808.gz", "binance/spot/btcusdt_20240809.gz"]
