@@ -21,6 +21,7 @@ from lockstep.errors import DecodeError, LockstepError
 from lockstep.data.importers import itch as itch_mod
 from lockstep.data.importers.itch import date_from_name, decode_itch
 from lockstep.data.importers.normalized import Rule
+from lockstep.backtest.replay import replay_batches
 
 FIXTURE = "itch/ex20101224.TEST_ITCH_50.gz"
 
@@ -505,8 +506,6 @@ def test_ritch_fixture_replays_with_only_the_anomalies_the_sample_has():
     anomalies are the references the excerpt never added, and the two replaces of such
     references (an add whose side lived in the unknown order). The sample's books cross: it is
     random simulated data (buy and sell prices drawn from overlapping ranges)."""
-    from lockstep.backtest.replay import replay_batches
-
     run = decode_itch(shared_file(FIXTURE))
     chunks = list(run)
     res = replay_batches(((c.events, c.n_events) for c in chunks), run.instruments)

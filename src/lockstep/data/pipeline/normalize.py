@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lockstep.data.importers import FORMATS
+from lockstep.data.importers import FORMATS, Format
 from lockstep.data.importers.normalized import DecodeRun, NormalizedChunk
 from lockstep.data.pipeline.errors import PipelineError
 from lockstep.data.pipeline.raw import is_raw_capture, open_source
@@ -19,11 +19,17 @@ from lockstep.data.storage import Location
 from lockstep.events import COLUMN_NAMES, SCHEMA, to_columns
 
 
-def decode(format: str, paths: Sequence[str], settings: Mapping[str, Any]) -> DecodeRun:
-    """The decode run of FORMAT over `paths` (one stream, in order) with its `settings`."""
+def format_named(format: str) -> Format:
+    """The registered format called `format`; PipelineError naming the formats otherwise."""
     fmt = FORMATS.get(format)
     if fmt is None:
         raise PipelineError(f"unknown format {format!r}; formats are {', '.join(FORMATS)}")
+    return fmt
+
+
+def decode(format: str, paths: Sequence[str], settings: Mapping[str, Any]) -> DecodeRun:
+    """The decode run of FORMAT over `paths` (one stream, in order) with its `settings`."""
+    fmt = format_named(format)
     inputs: list[Any] = list(paths)
     if any(is_raw_capture(p) for p in paths):
         if not fmt.reads_raw_captures:

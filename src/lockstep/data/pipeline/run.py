@@ -18,7 +18,7 @@ from lockstep.data.dataset import Dataset, Instrument
 from lockstep.data.importers import FORMATS
 from lockstep.data.importers.normalized import RULE_NAMES, NormalizedChunk
 from lockstep.data.pipeline.errors import PipelineError
-from lockstep.data.pipeline.normalize import NormalizedWriter, decode
+from lockstep.data.pipeline.normalize import NormalizedWriter, decode, format_named
 from lockstep.data.pipeline.promote import Promoter
 from lockstep.data.pipeline.quarantine import Quarantine
 from lockstep.data.pipeline.raw import copy_raw, existing_raw, import_id_of, open_source
@@ -48,8 +48,7 @@ def import_data(
     `run` replaces the format's decoder with a DecodeRun over the same sources (tests, and
     formats decoded elsewhere)."""
     start = time.perf_counter()
-    if format not in FORMATS:
-        raise PipelineError(f"unknown format {format!r}; formats are {', '.join(FORMATS)}")
+    format_named(format)
     if stop_after not in STEPS:
         raise PipelineError(f"unknown step {stop_after!r}; steps are {', '.join(STEPS)}")
     paths = [os.fspath(s) for s in sources]
