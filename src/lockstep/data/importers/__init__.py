@@ -119,8 +119,8 @@ FORMATS: Mapping[str, Format] = {f.name: f for f in (
 
 
 def offered_settings() -> list[Setting]:
-    """The settings offered to users, in OFFERED's order, each with the formats that take it
-    named in its meaning when not most of them do."""
+    """The settings offered to users, in OFFERED's order; the meaning of a setting only one format
+    takes starts with that format's name."""
     out = []
     for key, meaning in OFFERED.items():
         takers = [f.name for f in FORMATS.values() if f.setting(key) is not None]
