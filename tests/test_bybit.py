@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from shared_data import shared_file
 
 from lockstep.errors import DecodeError, LockstepError
+from lockstep.data.importers import text as text_importers
 from lockstep.data.importers.bybit import decode_bybit
 from lockstep.data.importers.normalized import Rule
 
@@ -366,13 +367,11 @@ def test_bad_arguments_and_unreadable_inputs(tmp_path):
 
 
 def test_chunks_are_cut_and_stay_contiguous(tmp_path, monkeypatch):
-    import lockstep.data.importers.bybit as mod
-
-    class Small(mod.ChunkBuilder):
+    class Small(text_importers.ChunkBuilder):
         def __init__(self, first_record=0, capacity=3):
             super().__init__(first_record, capacity)
 
-    monkeypatch.setattr(mod, "ChunkBuilder", Small)
+    monkeypatch.setattr(text_importers, "ChunkBuilder", Small)  # where text-format runs make theirs
     lines = [book("snapshot", 1, [("1.0000", "1"), ("1.0001", "1")])] + [
         book("delta", u, [("1.0000", str(u))]) for u in range(2, 12)] + ["garbage"] * 4
     run = decode_bybit(write(tmp_path, lines), **INC)

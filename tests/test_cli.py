@@ -68,3 +68,22 @@ def test_errors_are_one_line_not_tracebacks(tmp_path):
     assert "no such dataset" in proc.stderr and "Traceback" not in proc.stderr
     proc = cli("data", "synth", "--events", "0", cwd=tmp_path, check=False)
     assert proc.returncode == 2 and "--events" in proc.stderr
+
+
+def test_setting_errors_name_the_flags(tmp_path):
+    """Lower layers name settings by key (date, instruments_file, rules); the command line says
+    the flag the user typed."""
+    capture = tmp_path / "capture.jsonl"
+    capture.write_text('{"op": "subscribe", "success": true}\n')
+    proc = cli("data", "import", "bybit", str(capture), "--date", "2024-01-01", "--instruments", str(capture),
+               cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "error: --date, --instruments does not apply to bybit imports"
+    itch = tmp_path / "nodate.itch"
+    itch.write_bytes(b"")
+    proc = cli("data", "import", "itch", str(itch), cwd=tmp_path, check=False)
+    assert proc.returncode == 1
+    assert "pass --date YYYY-MM-DD, or name the file with its date" in proc.stderr
+    proc = cli("data", "import", "bybit", str(capture), "--rule", "feed_latency", cwd=tmp_path, check=False)
+    assert proc.returncode == 2
+    assert "--rule 'feed_latency': expected RULE=ACTION" in proc.stderr

@@ -8,14 +8,16 @@ import subprocess
 from decimal import Decimal
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from shared_data import shared_file
 
 from lockstep._bindings.replay import Replayer
 from lockstep.data.dataset import Dataset
-from lockstep.errors import DecodeError
+from lockstep.errors import DecodeError, SettingError
 from lockstep.events import EventKind, Flag
-from lockstep.data.pipeline import PipelineError, ValidationConfig, import_data
+from lockstep.data.pipeline import ValidationConfig, import_data
+from lockstep.data.raw_capture import RawWriter
 from lockstep.backtest.replay import replay
 
 SPOT = ["binance/spot/btcusdt_20240808.gz", "binance/spot/btcusdt_20240809.gz"]
@@ -121,8 +123,6 @@ def usdm_lines(n: int | None = None) -> list[bytes]:
 
 
 def quarantined_rules(result) -> dict[int, str]:
-    import pyarrow.parquet as pq
-
     t = pq.read_table(f"{result.paths['quarantine']}/records.parquet").to_pydict()
     return dict(zip(t["record"], t["rule"]))
 
@@ -197,7 +197,7 @@ def test_instruments_file_and_unknown_options(tmp_path):
     bad.write_text('[{"symbol": "BTCUSDT"}]')
     with pytest.raises(ValueError, match="lacks"):
         import_data("binance", [path], data=str(tmp_path / "b"), options={"instruments_file": bad})
-    with pytest.raises(PipelineError, match="--date does not apply"):
+    with pytest.raises(SettingError, match="^date does not apply to bybit imports$"):
         import_data("bybit", [path], data=str(tmp_path / "c"), options={"date": "2024-01-01"})
 
 
@@ -242,8 +242,6 @@ def test_every_fixture_imports(tmp_path, fmt, files, expect_records):
 def test_a_raw_capture_imports_like_the_line_file_it_holds(tmp_path):
     """Frames a recorder wrote (receive ns + one websocket message each) import as Binance, with
     the same canonical data as the line capture they came from; a bad frame's record is located."""
-    from lockstep.data.raw_capture import RawWriter
-
     lines = usdm_lines(3000)
     (tmp_path / "cap").mkdir()
     with RawWriter(tmp_path / "cap", "usdm", streams=["binance-usdm"], max_bytes=400_000) as w:

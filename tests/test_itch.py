@@ -18,8 +18,10 @@ from hypothesis import strategies as st
 from shared_data import shared_file
 
 from lockstep.errors import DecodeError, LockstepError
+from lockstep.data.importers import itch as itch_mod
 from lockstep.data.importers.itch import date_from_name, decode_itch
 from lockstep.data.importers.normalized import Rule
+from lockstep.backtest.replay import replay_batches
 
 FIXTURE = "itch/ex20101224.TEST_ITCH_50.gz"
 
@@ -504,8 +506,6 @@ def test_ritch_fixture_replays_with_only_the_anomalies_the_sample_has():
     anomalies are the references the excerpt never added, and the two replaces of such
     references (an add whose side lived in the unknown order). The sample's books cross: it is
     random simulated data (buy and sell prices drawn from overlapping ranges)."""
-    from lockstep.backtest.replay import replay_batches
-
     run = decode_itch(shared_file(FIXTURE))
     chunks = list(run)
     res = replay_batches(((c.events, c.n_events) for c in chunks), run.instruments)
@@ -522,8 +522,6 @@ def test_ritch_fixture_replays_with_only_the_anomalies_the_sample_has():
 def test_messages_split_across_reads_decode_the_same(tmp_path, monkeypatch, read_size):
     """Reads are bounded (1 MB by default); a message cut by a read boundary is completed by the
     next read, whatever the boundary, in plain and in multi-member gzip input."""
-    import lockstep.data.importers.itch as itch_mod
-
     raw = gzip.decompress(shared_file(FIXTURE).read_bytes())[:60_000]
     whole = decode(write(tmp_path, raw, "ex20101224.itch"))
     monkeypatch.setattr(itch_mod, "_READ", read_size)

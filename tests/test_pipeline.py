@@ -26,6 +26,8 @@ from lockstep.data.pipeline import (
     validate_source,
 )
 from lockstep.backtest.replay import replay
+from lockstep.backtest.runner import run_backtest
+from lockstep.venue.matching import MatchReject
 from shared_data import shared_file
 
 BYBIT = "bybit/xrpusdt_ob500_20241201.data.zip"
@@ -354,8 +356,6 @@ class Watcher(Strategy):
 
 
 def test_a_strategy_never_sees_a_stale_book(tmp_path):
-    from lockstep.backtest.runner import run_backtest
-
     r = line_import(tmp_path, STREAM)
     out = tmp_path / "seen.json"
     (tmp_path / "watcher.py").write_text(WATCHER.replace("OUT", repr(str(out))))
@@ -364,8 +364,6 @@ def test_a_strategy_never_sees_a_stale_book(tmp_path):
                    '[venue.latency]\nmodel = "constant"\nentry = "0ns"\nresponse = "0ns"\n'
                    "[output]\nreport = false\n")
     run_backtest(cfg, data=str(tmp_path / "root"))
-    from lockstep.venue.matching import MatchReject
-
     log = json.loads(out.read_text())
     orders = [tuple(x[2:]) for x in log if x[0] == "order"]
     # the buy at 101 would take the stale ask at 101: the venue refuses it while the book is invalid

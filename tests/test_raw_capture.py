@@ -5,6 +5,7 @@ file bytes built with struct from the spec's byte tables.
 """
 from __future__ import annotations
 
+import gzip
 import json
 import struct
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shared_data import shared_file
 
 from lockstep._bindings import raw_capture as _rc
 from lockstep.enums import Crc32cImpl
@@ -520,10 +522,6 @@ def test_lines_from_frames_format_and_stream_filter(tmp_path):
 
 
 def test_binance_fixture_lines_survive_a_capture_round_trip(tmp_path):
-    import gzip
-
-    from shared_data import shared_file
-
     with gzip.open(shared_file("binance/usdm/btcusdt_20240808.gz"), "rb") as f:
         lines = [f.readline() for _ in range(2000)]
     lines = [ln for ln in lines if ln]

@@ -16,6 +16,8 @@ from lockstep.data.dataset import Dataset, DatasetWriter
 from lockstep.events import COLUMN_NAMES, EventKind, Flag
 from lockstep.backtest.replay import replay
 from lockstep.data.synth import generate, instruments_for, iter_synthetic
+from lockstep.data.pipeline import import_data
+from shared_data import shared_file
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "repeat_dataset.py"
 _spec = importlib.util.spec_from_file_location("repeat_dataset", TOOL)
@@ -152,10 +154,6 @@ def test_bad_arguments(data_root):
 
 def test_real_usdm_capture_repeats_cleanly(data_root, tmp_path):
     """The real capture begins with bookTicker/trade messages before its snapshot: one clear per seam."""
-    from shared_data import shared_file
-
-    from lockstep.data.pipeline import import_data
-
     path = shared_file("binance/usdm/btcusdt_20240808.gz")
     single = Dataset.open(import_data("binance", [str(path)], data=data_root).dataset)
     repeated = repeat_dataset(single, 2, "usdm-x2", data=data_root)

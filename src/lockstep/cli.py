@@ -7,9 +7,33 @@ from typing import Any
 
 import click
 
-from lockstep.errors import LockstepError
+from lockstep.data.importers import FORMATS, offered_settings
+from lockstep.data.pipeline import (
+    STEPS,
+    ValidationConfig,
+    describe_dataset,
+    import_data,
+    list_storage,
+    promote_source,
+    show_dataset,
+    validate_source,
+)
+from lockstep.data.synth import generate
+from lockstep.errors import LockstepError, SettingError
 
 DATA_HELP = "storage root (default: $LOCKSTEP_DATA, else ./data)"
+
+#: The flag of each setting whose flag is not its key with dashes (lower layers name settings by key).
+FLAGS = {"instruments_file": "--instruments", "rules": "--rule"}
+
+
+def _flag(setting: str) -> str:
+    return FLAGS.get(setting, "--" + setting.replace("_", "-"))
+
+
+def _message(error: Exception) -> str:
+    """An error's text with the settings it names called by their flags."""
+    return error.naming(_flag) if isinstance(error, SettingError) else str(error)
 
 
 def _emit_json(obj: Any) -> None:
@@ -57,7 +81,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except LockstepError as e:
-            click.echo(f"error: {e}", err=True)
+            click.echo(f"error: {_message(e)}", err=True)
             sys.exit(1)
 
 
@@ -77,7 +101,6 @@ def quickstart(data: str | None, events: int, seed: int, as_json: bool) -> None:
     from lockstep.backtest.runner import run_backtest
     from lockstep.backtest.config import BacktestConfig
     from lockstep.backtest.replay import replay
-    from lockstep.data.synth import generate
 
     dataset = generate(events, seed=seed, data=data)
     result = replay(dataset)
@@ -169,8 +192,6 @@ def data() -> None:
 def synth(events: int, seed: int, book: str, instruments: int, name: str | None, data: str | None,
           as_json: bool) -> None:
     """Generate a seeded synthetic market dataset."""
-    from lockstep.data.synth import generate
-
     ds = generate(events, seed=seed, data=data, book=book, instruments=instruments, name=name)
     if as_json:
         _emit_json({"dataset": ds.path, "events": ds.rows, "seed": seed, "book": book})
@@ -189,36 +210,19 @@ def _validation_options(f):
 
 
 def _decoder_options(f):
-    f = click.option("--venue", default=None, help="venue name for the instrument table")(f)
-    f = click.option("--price-increment", default=None, help="price tick, exact decimal")(f)
-    f = click.option("--size-increment", default=None, help="size lot, exact decimal")(f)
-    f = click.option("--instruments", "instruments_file", default=None, type=click.Path(dir_okay=False),
-                     help="binance: JSON file of instruments (symbol, price_increment, size_increment)")(f)
-    f = click.option("--date", default=None, help="itch: session date YYYY-MM-DD (else from the file name)")(f)
-    f = click.option("--definitions", default=None, type=click.Path(dir_okay=False),
-                     help="dbn: a DBN file of instrument definitions")(f)
+    """A flag per setting the formats offer (lockstep.data.importers); each command gets them as
+    keyword arguments named by the settings' keys."""
+    for setting in offered_settings():
+        f = click.option(_flag(setting.key), setting.key, default=None, help=setting.meaning,
+                         type=click.Path(dir_okay=False) if setting.is_path else None)(f)
     return f
 
 
-def _options_for(format: str | None, venue, price_increment, size_increment, instruments_file, date,
-                 definitions) -> dict[str, Any]:
-    opts: dict[str, Any] = {"venue": venue, "price_increment": price_increment, "size_increment": size_increment}
-    if instruments_file:
-        opts["instruments_file"] = instruments_file
-    if date:
-        opts["date"] = date
-    if definitions:
-        opts["definitions"] = [definitions]
-    return opts
-
-
 def _validation_config(rules, min_feed_latency, max_feed_latency):
-    from lockstep.data.pipeline import ValidationConfig
-
     try:
         return ValidationConfig.from_options(rules, min_feed_latency, max_feed_latency)
     except ValueError as e:
-        raise click.BadParameter(str(e)) from None
+        raise click.BadParameter(_message(e)) from None
 
 
 def _emit_result(result, as_json: bool) -> None:
@@ -229,26 +233,22 @@ def _emit_result(result, as_json: bool) -> None:
 
 
 @data.command("import")
-@click.argument("format", type=click.Choice(["binance", "bybit", "tardis", "dbn", "itch"]))
+@click.argument("format", type=click.Choice(list(FORMATS)))
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--name", default=None, help="dataset name (default derived from the files)")
-@click.option("--stop-after", type=click.Choice(["raw", "normalize", "validate", "promote"]), default="promote",
+@click.option("--stop-after", type=click.Choice(list(STEPS)), default="promote",
               show_default=True, help="the last step to run")
 @_decoder_options
 @_validation_options
 @click.option("--data", "data", default=None, help=DATA_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def import_cmd(format: str, files: tuple[str, ...], name: str | None, stop_after: str, venue, price_increment,
-               size_increment, instruments_file, date, definitions, rules, min_feed_latency, max_feed_latency,
-               data: str | None, as_json: bool) -> None:
+def import_cmd(format: str, files: tuple[str, ...], name: str | None, stop_after: str, rules, min_feed_latency,
+               max_feed_latency, data: str | None, as_json: bool, **settings: Any) -> None:
     """Import FILES (one stream, in order) of FORMAT: raw, normalize, validate, then promote to
     canonical or quarantine."""
-    from lockstep.data.pipeline import import_data
-
     cfg = _validation_config(rules, min_feed_latency, max_feed_latency)
-    opts = _options_for(format, venue, price_increment, size_increment, instruments_file, date, definitions)
     result = import_data(format, list(files), data=data, name=name, stop_after=stop_after, validation=cfg,
-                         options=opts)
+                         options=settings)
     _emit_result(result, as_json)
 
 
@@ -258,15 +258,12 @@ def import_cmd(format: str, files: tuple[str, ...], name: str | None, stop_after
 @_validation_options
 @click.option("--data", "data", default=None, help=DATA_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def validate_cmd(source: str, venue, price_increment, size_increment, instruments_file, date, definitions,
-                 rules, min_feed_latency, max_feed_latency, data: str | None, as_json: bool) -> None:
+def validate_cmd(source: str, rules, min_feed_latency, max_feed_latency, data: str | None, as_json: bool,
+                 **settings: Any) -> None:
     """Validate SOURCE alone (a normalized import, a canonical dataset or a quarantine entry);
     prints verdicts, writes nothing. Exit status 3 when records would be quarantined."""
-    from lockstep.data.pipeline import validate_source
-
     cfg = _validation_config(rules, min_feed_latency, max_feed_latency) if (rules or min_feed_latency or max_feed_latency) else None
-    opts = _options_for(None, venue, price_increment, size_increment, instruments_file, date, definitions)
-    result = validate_source(source, data=data, validation=cfg, options=opts)
+    result = validate_source(source, data=data, validation=cfg, options=settings)
     _emit_result(result, as_json)
     if result.records_quarantined:
         sys.exit(3)
@@ -279,15 +276,12 @@ def validate_cmd(source: str, venue, price_increment, size_increment, instrument
 @_validation_options
 @click.option("--data", "data", default=None, help=DATA_HELP)
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def promote_cmd(source: str, name: str | None, venue, price_increment, size_increment, instruments_file, date,
-                definitions, rules, min_feed_latency, max_feed_latency, data: str | None, as_json: bool) -> None:
+def promote_cmd(source: str, name: str | None, rules, min_feed_latency, max_feed_latency, data: str | None,
+                as_json: bool, **settings: Any) -> None:
     """Validate and promote SOURCE (a normalized import, or a quarantine entry after a fix) to a
     new canonical version; what fails goes to quarantine again."""
-    from lockstep.data.pipeline import promote_source
-
     cfg = _validation_config(rules, min_feed_latency, max_feed_latency) if (rules or min_feed_latency or max_feed_latency) else None
-    opts = _options_for(None, venue, price_increment, size_increment, instruments_file, date, definitions)
-    result = promote_source(source, data=data, validation=cfg, options=opts, name=name)
+    result = promote_source(source, data=data, validation=cfg, options=settings, name=name)
     _emit_result(result, as_json)
 
 
@@ -296,8 +290,6 @@ def promote_cmd(source: str, name: str | None, venue, price_increment, size_incr
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def ls_cmd(data: str | None, as_json: bool) -> None:
     """List canonical datasets (with their verdicts) and quarantine entries."""
-    from lockstep.data.pipeline import list_storage
-
     listing = list_storage(data)
     if as_json:
         _emit_json(listing)
@@ -316,8 +308,6 @@ def ls_cmd(data: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def show_cmd(dataset: str, data: str | None, as_json: bool) -> None:
     """Show a dataset: schema, instruments, time range, counts, validation verdicts."""
-    from lockstep.data.pipeline import describe_dataset, show_dataset
-
     info = show_dataset(dataset, data)
     if as_json:
         _emit_json(info)

@@ -9,6 +9,8 @@ A C++ Status becomes a Python exception in exactly one place, check_status(statu
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from lockstep.enums import Status
 
@@ -173,6 +175,32 @@ def check_status(status: int, what: str) -> None:
     raise _STATUS_ERRORS[member](member, what)
 
 
+class SettingError(LockstepError, ValueError):
+    """A setting given where it does not apply, missing where it is needed, or malformed.
+
+    The message names each setting by its key (``date``, ``price_increment``): `template` is the
+    message with a ``{key}`` field per setting in `settings` and the other fields in `values`, so
+    a front end can name the settings its own way (the command line by its flags): `naming`.
+    """
+
+    def __init__(self, template: str, settings: Sequence[str], **values: Any) -> None:
+        self.template = template
+        self.settings = tuple(settings)
+        self.values = values
+        super().__init__(self.naming(str))
+
+    def naming(self, name: Callable[[str], str]) -> str:
+        """The message with each setting called `name(key)`."""
+        return self.template.format(**self.values, **{key: name(key) for key in self.settings})
+
+    def __reduce__(self):  # keep attributes across pickling (multiprocessing)
+        return (_rebuild_setting_error, (type(self), self.template, self.settings, self.values))
+
+
+def _rebuild_setting_error(cls, template, settings, values):
+    return cls(template, settings, **values)
+
+
 __all__ = [
     "ConfigError",
     "ConfigSyntaxError",
@@ -183,6 +211,7 @@ __all__ = [
     "InvalidArgumentError",
     "LockstepError",
     "STATUS_TEXT",
+    "SettingError",
     "StatusError",
     "check_status",
 ]

@@ -1,7 +1,7 @@
 """The storage root and its layout.
 
 One root holds everything (`raw/ normalized/ canonical/ derived/ quarantine/ experiments/`). It is
-given by `--data`, else the `LOCKSTEP_DATA` environment variable, else `./data`. Paths go through
+the `data` argument, else the `LOCKSTEP_DATA` environment variable, else `./data`. Paths go through
 pyarrow's filesystem layer so a URI root (``s3://bucket/prefix``) needs no other code.
 """
 from __future__ import annotations

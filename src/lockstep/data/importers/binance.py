@@ -37,10 +37,11 @@ import numpy as np
 
 from lockstep._bindings import binance as _binance
 from lockstep.data.dataset import Instrument
-from lockstep.enums import Status
+from lockstep.enums import Rule, Status
 from lockstep.errors import DecodeError, LockstepError
 from lockstep.events import COLUMN_NAMES, Columns, EventKind, empty_columns
-from lockstep.data.importers.normalized import InputFile, NormalizedChunk, Rule
+from lockstep.data.importers.decode_run import DecodeRunBase
+from lockstep.data.importers.normalized import InputFile, NormalizedChunk
 
 Source = Union[str, "os.PathLike[str]", BinaryIO]
 IncrementLike = Union[str, Decimal, int]
@@ -328,7 +329,7 @@ class _Buffers:
         return self.bufs
 
 
-class BinanceDecodeRun:
+class BinanceDecodeRun(DecodeRunBase):
     """One decoding of Binance captures: a DecodeRun (lockstep.data.importers.normalized).
 
     Iterate it (once) for NormalizedChunks; each chunk's arrays are fresh views the consumer may
@@ -361,7 +362,8 @@ class BinanceDecodeRun:
         market_type: str | None = None,
         max_held_records: int | None = None,
     ) -> None:
-        self._inputs = inputs
+        super().__init__()
+        self._sources = inputs
         self._explicit = instruments
         self._defaults = defaults
         self._batch_size = batch_size
@@ -369,47 +371,32 @@ class BinanceDecodeRun:
         self._snapshot_symbol = snapshot_symbol
         self._market_type = market_type
         self._max_held_records = max_held_records
-        self._iterated = False
-        self._report: dict[str, Any] | None = None
+        self._instrument_info: list[dict[str, Any]] = []
+        self._market_found = "unknown"
         self._bytes_read = 0
         self._complete = False
         self._inferred: dict[str, tuple[str | None, str | None]] = {}
         self._scanned = False
         self._dec: _binance.BinanceDecoder | None = None
-        self._files: list[InputFile] = []
         self._lines: list[int] = []
 
     # ---- reports ----
 
-    def _require_report(self) -> dict[str, Any]:
-        if self._report is None:
-            raise LockstepError("the run has not been iterated yet: its report comes from decoding")
-        return self._report
-
     @property
     def instruments(self) -> list[Instrument]:
-        if self._report is not None:
-            return list(self._report["instruments"])
-        if self._dec is None:
-            raise LockstepError("the run has not been iterated yet: its instruments come from decoding")
+        if self._done or self._dec is None:
+            return super().instruments
         return [self._instrument(r) for r in self._table(self._dec)]  # the table so far
 
     @property
     def instrument_info(self) -> list[dict[str, Any]]:
-        return self._require_report()["instrument_info"]
-
-    @property
-    def inputs(self) -> list[InputFile]:
-        self._require_report()
-        return list(self._files)
-
-    @property
-    def counts(self) -> dict[str, Any]:
-        return self._require_report()["counts"]
+        self._require()
+        return self._instrument_info
 
     @property
     def market_type(self) -> str:
-        return self._require_report()["market_type"]
+        self._require()
+        return self._market_found
 
     @property
     def bytes_read(self) -> int:
@@ -420,12 +407,6 @@ class BinanceDecodeRun:
         return self._complete
 
     # ---- decoding ----
-
-    def __iter__(self) -> Iterator[NormalizedChunk]:
-        if self._iterated:
-            raise LockstepError("a BinanceDecodeRun can be iterated only once")
-        self._iterated = True
-        return self._run()
 
     def _new_decoder(self) -> _binance.BinanceDecoder:
         dec = _binance.BinanceDecoder()
@@ -440,7 +421,7 @@ class BinanceDecodeRun:
     def _sniff(self, ahead: _ReadAhead) -> tuple[str, list[str]]:
         dec = self._new_decoder()
         dec.set_scan_mode(True)
-        dec.begin_file(0, self._inputs[0].name)
+        dec.begin_file(0, self._sources[0].name)
         for chunk in ahead.prefetch(_SNIFF):
             _, _, _, status = dec.feed(chunk, None, 0, 0)
             if status != Status.OK:
@@ -450,7 +431,7 @@ class BinanceDecodeRun:
     def _scan(self) -> tuple[str, list[dict[str, Any]]]:
         dec = self._new_decoder()
         dec.set_scan_mode(True)
-        for i, src in enumerate(self._inputs):
+        for i, src in enumerate(self._sources):
             if not src.rereadable:
                 raise LockstepError(f"{src.name}: inferring increments needs a second pass over "
                                     "the input; pass a path or a seekable file, or give increments")
@@ -474,8 +455,8 @@ class BinanceDecodeRun:
         ahead = None
         market = self._market_type or "unknown"
         uncovered: list[str] = []
-        if self._defaults is None and self._inputs:
-            ahead = _ReadAhead(self._inputs[0])
+        if self._defaults is None and self._sources:
+            ahead = _ReadAhead(self._sources[0])
             sniffed, seen = self._sniff(ahead)
             market = self._market_type or sniffed
             uncovered = [s for s in seen if s not in explicit and (market, s) not in builtin]
@@ -565,7 +546,7 @@ class BinanceDecodeRun:
                     bufs = full()
 
         try:
-            for i, src in enumerate(self._inputs):
+            for i, src in enumerate(self._sources):
                 dec.begin_file(i, src.name)
                 chunks = ahead.replay() if (i == 0 and ahead is not None) else src.chunks()
                 file_bytes = 0
@@ -588,7 +569,7 @@ class BinanceDecodeRun:
                     raise DecodeError(e.reason, path=src.name, line=dec.lines_in_file + 1,
                                       offset=e.offset) from None
                 yield from drain(dec.finish)
-                self._files.append(InputFile(path=src.name, bytes_read=file_bytes,
+                self._inputs.append(InputFile(path=src.name, bytes_read=file_bytes,
                                              records=dec.records_in_file))
                 self._lines.append(dec.lines_in_file)
             yield from drain(dec.end_stream)
@@ -623,7 +604,7 @@ class BinanceDecodeRun:
         events = {key: ev.get(int(kind), 0) for kind, key in _EVENT_KEYS.items()}
         events["total"] = sum(ev.values())
         files = [{"path": f.path, "lines": n, "records": f.records, "bytes": f.bytes_read}
-                 for f, n in zip(self._files, self._lines)]
+                 for f, n in zip(self._inputs, self._lines)]
         counts = {
             "lines": c["lines"],
             "bytes": c["bytes"],
@@ -654,8 +635,10 @@ class BinanceDecodeRun:
                 "inferred_price_increment": inferred[0],
                 "inferred_size_increment": inferred[1],
             })
-        self._report = {"instruments": [self._instrument(r) for r in rows], "instrument_info": info,
-                        "counts": counts, "market_type": dec.market_type}
+        self._instruments = [self._instrument(r) for r in rows]
+        self._instrument_info = info
+        self._market_found = dec.market_type
+        self._finish(counts)
 
 
 def load_instruments_file(path: str | os.PathLike[str]) -> dict[str, tuple[str, str]]:

@@ -87,25 +87,33 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, Union
 
-import numpy as np
+import databento_dbn as db
 
 from lockstep.data.dataset import Instrument
-from lockstep.errors import DecodeError, LockstepError
-from lockstep.events import COLUMNS
+from lockstep.data.importers.decode_run import DecodeRunBase
 from lockstep.data.importers.normalized import (
+    ASK,
+    BAD_TS_RECV,
+    BID,
+    BOOK_CLEAR,
+    L2_SET,
+    L3_ADD,
+    L3_DELETE,
+    L3_EXECUTE,
+    L3_MODIFY,
+    LAST,
+    SNAPSHOT,
+    TRADE,
+    ChunkBuilder,
     InputFile,
     NormalizedChunk,
     Rule,
     open_decompressed,
 )
+from lockstep.errors import DecodeError
 
 PathLike = Union[str, "os.PathLike[str]"]
 IncrementLike = Union[str, Decimal, int]  # noqa: UP007
-
-# canonical codes (docs/encoding.md)
-L2_SET, L3_ADD, L3_MODIFY, L3_DELETE, L3_EXECUTE, BOOK_CLEAR, TRADE = 1, 2, 3, 4, 5, 6, 7
-LAST, SNAPSHOT, BAD_TS_RECV = 1, 2, 4
-BID, ASK = 1, 2
 
 # DBN constants (databento_dbn exposes the same values; kept literal so framing needs no import)
 UNDEF_PRICE = (1 << 63) - 1
@@ -136,8 +144,7 @@ _KIND_NAMES = {L2_SET: "l2_set", L3_ADD: "l3_add", L3_MODIFY: "l3_modify", L3_DE
                L3_EXECUTE: "l3_execute", BOOK_CLEAR: "book_clear", TRADE: "trade"}
 _SIDES = {b"B": BID, b"A": ASK, b"N": 0}
 _READ = 1 << 20
-_REASONS_PER_RULE = 50
-_EVENT_DTYPE = np.dtype([(name, dtype) for name, dtype in COLUMNS] + [("record", np.int64)])
+_REASONS_PER_RULE = 50  # reasons kept per rule: enough to diagnose, bounded on garbage input
 _FIXED_POINT = Fraction(1, 10**9)
 
 
@@ -237,8 +244,6 @@ def _parse_metadata(path: str, buf: bytes | bytearray, final: bool) -> _Meta | N
             raise DecodeError(f"truncated DBN metadata: it declares {length} bytes, the file has "
                               f"{len(buf) - 8} after the header", path=path, offset=8)
         return None
-    import databento_dbn as db
-
     try:
         meta = db.Metadata.decode(bytes(buf[: 8 + length]),
                                   upgrade_policy=db.VersionUpgradePolicy.AS_IS)
@@ -256,7 +261,7 @@ def _parse_metadata(path: str, buf: bytes | bytearray, final: bool) -> _Meta | N
     return result
 
 
-class DbnDecodeRun:
+class DbnDecodeRun(DecodeRunBase):
     """One decode of DBN files (one stream). Iterate once for NormalizedChunks; then `inputs`
     and `counts` are known (`instruments` is the table so far at any time)."""
 
@@ -266,23 +271,21 @@ class DbnDecodeRun:
     def __init__(self, paths: list[str], *, venue: str | None, definitions: list[str],
                  price_increment: tuple[str, Fraction] | None, size_increment: tuple[str, Fraction],
                  chunk_size: int) -> None:
+        super().__init__()
         self._paths = paths
         self._venue = venue
         self._definition_paths = definitions
         self._price_option = price_increment
         self._size_text, size_ratio = size_increment
         self._sp, self._sq = size_ratio.numerator, size_ratio.denominator  # qty = size * sq / sp
-        self._cap = chunk_size
-        self._iterated = False
-        self._done = False
+        self._cb = ChunkBuilder(capacity=chunk_size, reasons_per_rule=_REASONS_PER_RULE)  # cut between messages
         self._rows: list[_Row] = []
         self._by_symbol: dict[tuple[str, str], int] = {}
         self._by_id: dict[tuple[str, int], int] = {}
-        self._inputs: list[InputFile] = []
         self._default_book = "l2"
         c: dict[str, Any] = {
             "records": 0, "bytes": 0, "files": [], "definition_files": [], "records_by_type": {},
-            "mbo_actions": {}, "events": {}, "problems": {}, "snapshot_clears_inserted": 0,
+            "mbo_actions": {}, "events": {}, "problems": self._cb.problems, "snapshot_clears_inserted": 0,
             "fills_absorbed_by_cancel": 0, "fills_without_cancel": 0, "unknown_order_refs": 0,
             "last_added": 0, "definitions": 0, "definitions_without_increment": 0,
             "late_definitions": 0, "book_kind_conflicts": 0,
@@ -294,82 +297,28 @@ class DbnDecodeRun:
         self._in_snapshot: dict[int, bool] = {}
         self._seq: dict[int, tuple[int, int]] = {}  # row -> (sequence, ts_recv)
         self._views: dict[int, tuple[dict[int, int], dict[int, int]]] = {}  # row -> (bids, asks)
-        self._open: dict[int, int] = {}  # row -> position (in self._ev) of its open message's last event
+        self._open: dict[int, int] = {}  # row -> position (in the chunk) of its open message's last event
         self._prev_ts: int | None = None
         self._bytes_in_file = 0
-        self._next_record = 0
-        self._reset_chunk()
 
     # ---- report ----
 
     @property
     def instruments(self) -> list[Instrument]:
+        """The table so far, at any time."""
         return [Instrument(r.symbol, r.venue, r.price_text, self._size_text, r.book) for r in self._rows]
-
-    @property
-    def inputs(self) -> list[InputFile]:
-        self._require()
-        return list(self._inputs)
-
-    @property
-    def counts(self) -> dict[str, Any]:
-        self._require()
-        return self._c
-
-    def _require(self) -> None:
-        if not self._done:
-            raise LockstepError("the dbn decode run has not been iterated to its end yet")
-
-    def __iter__(self) -> Iterator[NormalizedChunk]:
-        if self._iterated:
-            raise LockstepError("a DbnDecodeRun can be iterated only once")
-        self._iterated = True
-        return self._run()
 
     # ---- chunk building ----
 
-    def _reset_chunk(self) -> None:
-        self._ev: list[tuple[int, ...]] = []
-        self._recs: list[tuple[int, int, int, int]] = []  # (file, offset, length, problem)
-        self._reasons: dict[int, str] = {}
-        self._first = self._next_record
-
-    def _take(self) -> NormalizedChunk | None:
-        if not self._recs:
-            return None
-        n = len(self._ev)
-        arr = np.array(self._ev, dtype=_EVENT_DTYPE) if n else np.zeros(0, dtype=_EVENT_DTYPE)
-        events = {name: np.ascontiguousarray(arr[name]) for name, _ in COLUMNS}
-        rec = np.array(self._recs, dtype=np.int64).reshape(-1, 4)
-        chunk = NormalizedChunk(
-            events=events, n_events=n, event_record=np.ascontiguousarray(arr["record"]),
-            first_record=self._first, n_records=len(self._recs),
-            rec_file=rec[:, 0].astype(np.int32), rec_line=np.zeros(len(self._recs), dtype=np.int64),
-            rec_offset=np.ascontiguousarray(rec[:, 1]), rec_length=np.ascontiguousarray(rec[:, 2]),
-            rec_problem=rec[:, 3].astype(np.uint8), problem_reasons=self._reasons)
-        self._reset_chunk()
-        return chunk
-
     def _record(self, file: int, offset: int, length: int, problem: Rule = Rule.OK,
                 reason: str | None = None) -> int:
-        index = self._next_record
-        self._next_record += 1
-        self._recs.append((file, offset, length, int(problem)))
         self._c["records"] += 1
-        if problem:
-            label = problem.label
-            n = self._c["problems"].get(label, 0)
-            self._c["problems"][label] = n + 1
-            if reason is not None and n < _REASONS_PER_RULE:
-                self._reasons[index] = reason
-        return index
+        return self._cb.record(file, 0, offset, length, problem, reason)
 
     def _close(self, row: int) -> None:
         pos = self._open.pop(row, None)
         if pos is not None:
-            ev = self._ev[pos]
-            if not ev[6] & LAST:
-                self._ev[pos] = ev[:6] + (ev[6] | LAST,) + ev[7:]
+            self._cb.add_flags(pos, LAST)
         pending = self._pending.get(row)
         if pending:
             self._c["fills_without_cancel"] += sum(1 for v in pending.values() if v > 0)
@@ -474,18 +423,14 @@ class DbnDecodeRun:
             for fi, path in enumerate(self._paths):
                 yield from self._file(fi, path)
             self._close_all()
-            chunk = self._take()
-            if chunk is not None:
-                yield chunk
+            yield from self._cb.take_rest()
         except DecodeError:
             self._close_all()
-            chunk = self._take()
-            if chunk is not None:  # records complete before the damage still reach the consumer
-                yield chunk
+            yield from self._cb.take_rest()  # records complete before the damage still reach the consumer
             raise
         finally:
             self._finish_counts()
-        self._done = True
+        self._finish(self._c)
 
     def _finish_counts(self) -> None:
         self._c["instruments"] = [
@@ -551,7 +496,7 @@ class DbnDecodeRun:
             yield meta, buf, pos, base + pos, -(len(buf) - pos)
 
     def _file(self, fi: int, path: str) -> Iterator[NormalizedChunk]:
-        first = self._next_record
+        first = self._cb.next_record
         self._bytes_in_file = 0
         try:
             for meta, buf, pos, offset, length in self._frames(path):
@@ -560,12 +505,10 @@ class DbnDecodeRun:
                                  f"the file ends inside a record: {-length} of {buf[pos] * 4} bytes")
                     continue
                 self._dispatch(fi, path, meta, buf, pos, offset, length)
-                if (len(self._ev) >= self._cap or len(self._recs) >= self._cap) and not self._open:
-                    chunk = self._take()
-                    if chunk is not None:
-                        yield chunk
+                if not self._open:
+                    yield from self._cb.take_if_full()
         finally:
-            self._inputs.append(InputFile(path, self._bytes_in_file, self._next_record - first))
+            self._inputs.append(InputFile(path, self._bytes_in_file, self._cb.next_record - first))
             self._c["bytes"] += self._bytes_in_file
 
     def _dispatch(self, fi: int, path: str, meta: _Meta, buf: bytearray, pos: int, offset: int,
@@ -610,8 +553,6 @@ class DbnDecodeRun:
         """(instrument_id, symbol, min_price_increment or UNDEF_PRICE) of a definition or
         symbol-mapping record, decoded by databento_dbn (fields are read inside the guard: the
         bindings convert them lazily and raise on bad text)."""
-        import databento_dbn as db
-
         try:
             dec = db.DBNDecoder(has_metadata=False, ts_out=meta.ts_out, input_version=meta.version,
                                 upgrade_policy=db.VersionUpgradePolicy.AS_IS)
@@ -658,10 +599,11 @@ class DbnDecodeRun:
                 self._close_all()
             self._prev_ts = ts_recv
 
-    def _emit(self, index: int, row: int, ts_event: int, ts_recv: int, seq: int, kind: int, side: int,
+    def _emit(self, row: int, ts_event: int, ts_recv: int, seq: int, kind: int, side: int,
               flags: int, price: int, qty: int, order_id: int = 0) -> None:
-        self._open[row] = len(self._ev)
-        self._ev.append((ts_event, ts_recv, seq, row, kind, side, flags, price, qty, order_id, index))
+        """An event of the record started last."""
+        self._open[row] = self._cb.n_events
+        self._cb.event(ts_event, ts_recv, seq, row, kind, side, flags, price, qty, order_id)
         ev = self._c["events"]
         name = _KIND_NAMES[kind]
         ev[name] = ev.get(name, 0) + 1
@@ -696,14 +638,14 @@ class DbnDecodeRun:
             if dflags & F_LAST:
                 self._close(row)
             raise
-        index = self._record(fi, offset, length)
+        self._record(fi, offset, length)
         r.used = True
         if snapshot or action == b"R":  # snapshot sequences are not in order; a clear restarts
             self._seq.pop(row, None)
         elif seq:
             self._seq[row] = (seq, ts_recv)
         for kind, eside, eprice, qty, oid, extra in events:
-            self._emit(index, row, ts_event, ts_recv, seq, kind, eside, flags | extra, eprice, qty, oid)
+            self._emit(row, ts_event, ts_recv, seq, kind, eside, flags | extra, eprice, qty, oid)
         if dflags & F_LAST:
             self._close(row)
 
@@ -852,10 +794,10 @@ class DbnDecodeRun:
             if dflags & F_LAST:
                 self._close(row)
             raise
-        index = self._record(fi, offset, length)
+        self._record(fi, offset, length)
         r.used = True
         for kind, eside, eprice, qty, extra in events:
-            self._emit(index, row, ts_event, ts_recv, seq, kind, eside, base_flags | extra, eprice, qty)
+            self._emit(row, ts_event, ts_recv, seq, kind, eside, base_flags | extra, eprice, qty)
         if dflags & F_LAST:
             self._close(row)
 
@@ -877,9 +819,9 @@ class DbnDecodeRun:
             if dflags & F_LAST:
                 self._close(row)
             raise
-        index = self._record(fi, offset, length)
+        self._record(fi, offset, length)
         r.used = True
-        self._emit(index, row, ts_event, ts_recv, seq, TRADE, side,
+        self._emit(row, ts_event, ts_recv, seq, TRADE, side,
                    BAD_TS_RECV if dflags & F_BAD_TS_RECV else 0, ticks, qty)
         if dflags & F_LAST:
             self._close(row)

@@ -26,13 +26,13 @@ import numpy as np
 
 from lockstep._bindings import itch as _itch
 from lockstep.data.dataset import Instrument
-from lockstep.enums import Status
-from lockstep.errors import DecodeError, LockstepError
+from lockstep.enums import Rule, Status
+from lockstep.errors import DecodeError, SettingError
 from lockstep.events import EventKind
+from lockstep.data.importers.decode_run import DecodeRunBase
 from lockstep.data.importers.normalized import (
     InputFile,
     NormalizedChunk,
-    Rule,
     open_decompressed,
 )
 
@@ -152,47 +152,18 @@ def _open(path: str) -> Any:
     return open_decompressed(path)
 
 
-class ItchDecodeRun:
+class ItchDecodeRun(DecodeRunBase):
     """One decode of ITCH files (one stream). Iterate once for NormalizedChunks; afterwards
-    ``instruments``, ``inputs`` and ``counts`` describe what was read."""
+    ``instruments``, ``inputs`` and ``counts`` describe what was read (also after a fatal error)."""
 
     format = "itch"
     requires_snapshot = False
 
     def __init__(self, paths: list[str], day_starts: list[int], batch: int) -> None:
+        super().__init__()
         self._paths = paths
         self._day_starts = day_starts
         self._batch = batch
-        self._iterated = False
-        self._done = False
-        self._instruments: list[Instrument] = []
-        self._inputs: list[InputFile] = []
-        self._counts: dict[str, Any] = {}
-
-    def _require(self) -> None:
-        if not self._done:
-            raise LockstepError("the run has not been iterated yet: its report comes from decoding")
-
-    @property
-    def instruments(self) -> list[Instrument]:
-        self._require()
-        return self._instruments
-
-    @property
-    def inputs(self) -> list[InputFile]:
-        self._require()
-        return self._inputs
-
-    @property
-    def counts(self) -> dict[str, Any]:
-        self._require()
-        return self._counts
-
-    def __iter__(self) -> Iterator[NormalizedChunk]:
-        if self._iterated:
-            raise LockstepError("an ItchDecodeRun can be iterated only once")
-        self._iterated = True
-        return self._run()
 
     def _run(self) -> Iterator[NormalizedChunk]:
         dec = _itch.ItchDecoder(self._batch)
@@ -277,7 +248,7 @@ class ItchDecodeRun:
         events["total"] = sum(c["events"])
         problems = {Rule(r).label: n for r, n in enumerate(c["problems"]) if n}
         self._instruments = table
-        self._counts = {
+        self._finish({
             "records": c["records"],
             "bytes": c["bytes"],
             "messages": dict(sorted(c["messages"].items())),
@@ -295,8 +266,7 @@ class ItchDecodeRun:
             "live_orders_end": c["live_orders_end"],
             "compressed_stream_truncated": truncated_streams,
             "files": len(self._inputs),
-        }
-        self._done = True
+        })
 
 
 def _reason(note: dict[str, Any]) -> str:
@@ -336,9 +306,9 @@ def decode_itch(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
     for name in names:
         day = given or date_from_name(name)
         if day is None:
-            raise LockstepError(
-                f"{name}: cannot tell the session date (ITCH timestamps count from New York "
-                "midnight): pass --date YYYY-MM-DD (date= from Python), or name the file with its date (YYYYMMDD)")
+            raise SettingError("{path}: cannot tell the session date (ITCH timestamps count from New York "
+                               "midnight): pass {date} YYYY-MM-DD, or name the file with its date (YYYYMMDD)",
+                               ["date"], path=name)
         starts.append(session_day_start_ns(day))
     return ItchDecodeRun(names, starts, batch)
 

@@ -27,10 +27,12 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol
 
 import numpy as np
+import pyarrow as pa
 
 from lockstep.data.dataset import Instrument
+from lockstep.data.storage import locate
 from lockstep.enums import Rule
-from lockstep.events import COLUMN_NAMES, COLUMNS, Columns
+from lockstep.events import COLUMN_NAMES, COLUMNS, Columns, EventKind, Flag, Side
 
 
 @dataclass
@@ -85,8 +87,6 @@ def open_decompressed(path: str | os.PathLike[str]) -> BinaryIO:
     single-member zip are detected by magic."""
     text = os.fspath(path)
     if "://" in text:
-        from lockstep.data.storage import locate
-
         loc = locate(text)
         f: Any = io.BytesIO(loc.read_bytes()) if text.endswith(".zip") else loc.fs.open_input_file(loc.path)
     else:
@@ -96,8 +96,6 @@ def open_decompressed(path: str | os.PathLike[str]) -> BinaryIO:
     if head[:2] == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=f)  # type: ignore[return-value]
     if head == b"\x28\xb5\x2f\xfd":
-        import pyarrow as pa
-
         return pa.CompressedInputStream(pa.PythonFile(f, mode="r"), "zstd")  # type: ignore[return-value]
     if head == b"PK\x03\x04":
         archive = zipfile.ZipFile(f)
@@ -116,83 +114,102 @@ def read_decompressed(path: str | os.PathLike[str]) -> bytes:
         return out.getvalue()
 
 
+#: Canonical codes as plain ints, for decoders that build events one by one in Python.
+L2_SET, L3_ADD, L3_MODIFY, L3_DELETE, L3_EXECUTE, BOOK_CLEAR, TRADE, GAP = (
+    int(k) for k in (EventKind.L2_SET, EventKind.L3_ADD, EventKind.L3_MODIFY, EventKind.L3_DELETE,
+                     EventKind.L3_EXECUTE, EventKind.BOOK_CLEAR, EventKind.TRADE, EventKind.GAP))
+LAST, SNAPSHOT, BAD_TS_RECV = int(Flag.LAST), int(Flag.SNAPSHOT), int(Flag.BAD_TS_RECV)
+BID, ASK = int(Side.BID), int(Side.ASK)
+
+_EVENT_ROW = np.dtype([*COLUMNS, ("record", np.int64)])
+_RECORD_ROW = np.dtype([("file", np.int32), ("line", np.int64), ("offset", np.int64), ("length", np.int64),
+                        ("problem", np.uint8)])
+
+
 class ChunkBuilder:
     """Accumulates records and events (for decoders written in Python) and cuts NormalizedChunks.
 
     Call `record(...)` once per record, then `event(...)` for each event it yields; `take()` returns
-    the chunk so far (None if empty) and starts the next one at the following record.
+    the chunk so far (None if empty) and starts the next one at the following record. Problems are
+    counted per rule over the whole run (`problems`, by rule label); the reason text is kept for
+    the first `reasons_per_rule` records of each rule (enough to diagnose, bounded on garbage).
     """
 
-    def __init__(self, first_record: int = 0, capacity: int = 1 << 16) -> None:
+    def __init__(self, first_record: int = 0, capacity: int = 1 << 16, reasons_per_rule: int = 100) -> None:
         self._capacity = capacity
+        self._reasons_per_rule = reasons_per_rule
         self.next_record = first_record
+        self.problems: dict[str, int] = {}
         self._reset()
 
     def _reset(self) -> None:
-        self._events: dict[str, list[int]] = {name: [] for name in COLUMN_NAMES}
-        self._event_record: list[int] = []
-        self._first = self.next_record
-        self._files: list[int] = []
-        self._lines: list[int] = []
-        self._offsets: list[int] = []
-        self._lengths: list[int] = []
-        self._problems: list[int] = []
+        self._events: list[tuple[int, ...]] = []  # the canonical columns, then the record
+        self._records: list[tuple[int, int, int, int, int]] = []  # file, line, offset, length, problem
         self._reasons: dict[int, str] = {}
+        self._first = self.next_record
 
     @property
     def n_events(self) -> int:
-        return len(self._event_record)
+        return len(self._events)
+
+    @property
+    def n_records(self) -> int:
+        return len(self._records)
 
     @property
     def full(self) -> bool:
-        return len(self._event_record) >= self._capacity or len(self._files) >= self._capacity
+        return len(self._events) >= self._capacity or len(self._records) >= self._capacity
 
     def record(self, file: int, line: int, offset: int, length: int,
                problem: Rule = Rule.OK, reason: str | None = None) -> int:
         """Start a record; returns its global index."""
         index = self.next_record
         self.next_record += 1
-        self._files.append(file)
-        self._lines.append(line)
-        self._offsets.append(offset)
-        self._lengths.append(length)
-        self._problems.append(int(problem))
-        if problem != Rule.OK and reason is not None:
-            self._reasons[index] = reason
+        self._records.append((file, line, offset, length, int(problem)))
+        if problem != Rule.OK:
+            seen = self.problems.get(problem.label, 0)
+            self.problems[problem.label] = seen + 1
+            if reason is not None and seen < self._reasons_per_rule:
+                self._reasons[index] = reason
         return index
 
     def event(self, ts_event: int, ts_recv: int, seq: int, instrument: int, kind: int, side: int,
               flags: int, price: int, qty: int, order_id: int = 0) -> None:
         """An event of the record started last."""
-        ev = self._events
-        ev["ts_event"].append(ts_event)
-        ev["ts_recv"].append(ts_recv)
-        ev["seq"].append(seq)
-        ev["instrument"].append(instrument)
-        ev["kind"].append(kind)
-        ev["side"].append(side)
-        ev["flags"].append(flags)
-        ev["price"].append(price)
-        ev["qty"].append(qty)
-        ev["order_id"].append(order_id)
-        self._event_record.append(self.next_record - 1)
+        self._events.append((ts_event, ts_recv, seq, instrument, kind, side, flags, price, qty, order_id,
+                             self.next_record - 1))
+
+    def add_flags(self, event: int, flags: int) -> None:
+        """Sets `flags` on an event of the chunk being built (`event` counts from its first)."""
+        row = self._events[event]
+        if row[6] & flags != flags:
+            self._events[event] = (*row[:6], row[6] | flags, *row[7:])
 
     def take(self) -> NormalizedChunk | None:
-        if not self._files:
+        if not self._records:
             return None
-        n = len(self._event_record)
-        events = {name: np.asarray(self._events[name], dtype=dtype) if n else np.empty(0, dtype)
-                  for name, dtype in COLUMNS}
+        n = len(self._events)
+        events = np.array(self._events, dtype=_EVENT_ROW) if n else np.zeros(0, dtype=_EVENT_ROW)
+        records = np.array(self._records, dtype=_RECORD_ROW)
         chunk = NormalizedChunk(
-            events=events, n_events=n,
-            event_record=np.asarray(self._event_record, dtype=np.int64),
-            first_record=self._first, n_records=len(self._files),
-            rec_file=np.asarray(self._files, dtype=np.int32),
-            rec_line=np.asarray(self._lines, dtype=np.int64),
-            rec_offset=np.asarray(self._offsets, dtype=np.int64),
-            rec_length=np.asarray(self._lengths, dtype=np.int64),
-            rec_problem=np.asarray(self._problems, dtype=np.uint8),
-            problem_reasons=self._reasons,
+            events={name: np.ascontiguousarray(events[name]) for name in COLUMN_NAMES}, n_events=n,
+            event_record=np.ascontiguousarray(events["record"]),
+            first_record=self._first, n_records=len(self._records),
+            rec_file=np.ascontiguousarray(records["file"]), rec_line=np.ascontiguousarray(records["line"]),
+            rec_offset=np.ascontiguousarray(records["offset"]),
+            rec_length=np.ascontiguousarray(records["length"]),
+            rec_problem=np.ascontiguousarray(records["problem"]), problem_reasons=self._reasons,
         )
         self._reset()
         return chunk
+
+    def take_if_full(self) -> Iterator[NormalizedChunk]:
+        """The chunk so far when it is full (nothing otherwise)."""
+        if self.full:
+            yield from self.take_rest()
+
+    def take_rest(self) -> Iterator[NormalizedChunk]:
+        """The chunk so far unless it is empty."""
+        chunk = self.take()
+        if chunk is not None:
+            yield chunk

@@ -32,8 +32,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from lockstep.errors import DecodeError
-from lockstep.data.importers.bybit import (
+from lockstep.data.importers.increments import IncrementLike, Increments, decimal_text, parse_decimal, units
+from lockstep.data.importers.normalized import (
     ASK,
     BID,
     BOOK_CLEAR,
@@ -41,19 +41,13 @@ from lockstep.data.importers.bybit import (
     LAST,
     SNAPSHOT,
     TRADE,
-    IncrementLike,
-    PathLike,
-    _as_paths,
-    _decimal_text,
-    _Increments,
-    _parse_decimal,
-    _Problems,
-    _read_file,
-    _RunBase,
-    _short,
-    _units,
+    ChunkBuilder,
+    InputFile,
+    NormalizedChunk,
+    Rule,
 )
-from lockstep.data.importers.normalized import ChunkBuilder, InputFile, NormalizedChunk, Rule
+from lockstep.data.importers.text import PathLike, TextDecodeRun, as_paths, read_lines, short
+from lockstep.errors import DecodeError
 
 BOOK_HEADER = "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount"
 TRADES_HEADER = "exchange,symbol,timestamp,local_timestamp,id,side,price,amount"
@@ -72,7 +66,7 @@ def _header(content: bytes) -> str:
 
 def _sniff(path: str) -> tuple[str, str]:
     """(kind, header text) of a file from its first line; DecodeError if it is not a Tardis CSV."""
-    for _, _, content, _, _ in _read_file(path):
+    for _, _, content, _, _ in read_lines(path):
         header = _header(content)
         kind = _KINDS.get(header)
         if kind is None:
@@ -88,14 +82,14 @@ class _Bad(Exception):
 
 def _micros(text: str, what: str) -> int:
     if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) > _MAX_US:
-        raise _Bad(f"{what} must be microseconds since the epoch, got {_short(text)}")
+        raise _Bad(f"{what} must be microseconds since the epoch, got {short(text)}")
     return int(text) * 1000
 
 
 def _decimal(text: str, what: str) -> tuple[int, int]:
-    parsed = _parse_decimal(text) if text.isascii() else None
+    parsed = parse_decimal(text) if text.isascii() else None
     if parsed is None:
-        raise _Bad(f"{what} is not a decimal: {_short(text)}")
+        raise _Bad(f"{what} is not a decimal: {short(text)}")
     return parsed
 
 
@@ -119,11 +113,11 @@ def _parse_row(content: bytes, book: bool, venue: str | None) -> tuple:
         elif fifth == "false":
             is_snapshot = False
         else:
-            raise _Bad(f"is_snapshot must be true or false, got {_short(fifth)}")
+            raise _Bad(f"is_snapshot must be true or false, got {short(fifth)}")
         seq = 0
         side_code = _BOOK_SIDES.get(side)
         if side_code is None:
-            raise _Bad(f"side must be bid or ask, got {_short(side)}")
+            raise _Bad(f"side must be bid or ask, got {short(side)}")
     else:
         is_snapshot = None
         seq = int(fifth) if fifth.isascii() and fifth.isdigit() and len(fifth) <= 20 else 0
@@ -131,22 +125,20 @@ def _parse_row(content: bytes, book: bool, venue: str | None) -> tuple:
             seq = 0
         side_code = _TRADE_SIDES.get(side)
         if side_code is None:
-            raise _Bad(f"side must be buy, sell or unknown, got {_short(side)}")
+            raise _Bad(f"side must be buy, sell or unknown, got {short(side)}")
     return (venue if venue is not None else exchange, symbol, ts_event, ts_recv, is_snapshot, seq,
             side_code, _decimal(price, "price"), _decimal(amount, "amount"))
 
 
-class TardisDecodeRun(_RunBase):
+class TardisDecodeRun(TextDecodeRun):
     """One decoding of Tardis CSV files (see the module docstring). Iterate once."""
 
     format = "tardis"
 
-    def __init__(self, paths: list[str], kinds: list[str], venue: str | None, increments: _Increments) -> None:
-        super().__init__()
-        self._paths = paths
+    def __init__(self, paths: list[str], kinds: list[str], venue: str | None, increments: Increments) -> None:
+        super().__init__(paths, increments)
         self._kinds = kinds
         self._venue = venue
-        self._inc = increments
         self.requires_snapshot = "incremental_book_L2" in kinds
         self._seen_snapshot: set[int] = set()
         self._blank = self._headers = self._end = 0
@@ -156,7 +148,7 @@ class TardisDecodeRun(_RunBase):
         path = self._paths[file_index]
         header: str | None = None
         self._end = 0
-        for line in _read_file(path):
+        for line in read_lines(path):
             content = line[2]
             self._end = line[4]
             if header is None:
@@ -182,12 +174,8 @@ class TardisDecodeRun(_RunBase):
                     continue
                 self._inc.observe((row[0], row[1]), row[7], row[8])
 
-    def _run(self) -> Iterator[NormalizedChunk]:
-        if self._inc.needs_scan:
-            self._scan()
-        self._blank = self._headers = 0
-        cb = ChunkBuilder()
-        problems = _Problems()
+    def _decode(self, cb: ChunkBuilder) -> Iterator[NormalizedChunk]:
+        self._blank = self._headers = 0  # counted again: the first pass read the lines too
         c: dict[str, Any] = {
             "files": len(self._paths), "file_kinds": dict(zip(self._paths, self._kinds)),
             "records": 0, "book_rows": 0, "trade_rows": 0, "messages": 0, "snapshots": 0,
@@ -200,7 +188,7 @@ class TardisDecodeRun(_RunBase):
             pending: tuple | None = None
             for line_no, offset, content, terminated, _ in self._rows(file_index):
                 records += 1
-                cur = self._decode(file_index, line_no, offset, content, terminated, book, problems)
+                cur = self._parse(file_index, line_no, offset, content, terminated, book)
                 if pending is not None:
                     yield from self._emit(cb, pending, cur[7] is None or cur[7] != pending[7], in_snapshot, c)
                 pending = cur
@@ -208,35 +196,26 @@ class TardisDecodeRun(_RunBase):
                 yield from self._emit(cb, pending, True, in_snapshot, c)
             self._inputs.append(InputFile(path=path, bytes_read=self._end, records=records))
             c["records"] += records
-        chunk = cb.take()
-        if chunk is not None:
-            yield chunk
         c["blank_lines"] = self._blank
         c["repeated_headers"] = self._headers
-        c["problems"] = problems.counts
-        c["increment_source"] = dict(self._table.sources)
-        if self._inc.needs_scan:
-            c["inferred_increments"] = {f"{row.venue}:{row.symbol}": self._inc.inferred((row.venue, row.symbol))
-                                        for row in self._table.rows}
-        self._counts = c
-        self._done = True
+        return c
 
-    def _decode(self, file_index: int, line_no: int, offset: int, content: bytes, terminated: bool,
-                book: bool, problems: _Problems) -> tuple:
+    def _parse(self, file_index: int, line_no: int, offset: int, content: bytes, terminated: bool,
+               book: bool) -> tuple:
         """(file, line, offset, length, problem, reason, row with units, message key or None)."""
         try:
             row = _parse_row(content, book, self._venue)
             venue, symbol = row[0], row[1]
             pinc, sinc, ptext, stext, source = self._inc.resolve((venue, symbol), symbol)
-            price, amount = _units(row[7], pinc), _units(row[8], sinc)
+            price, amount = units(row[7], pinc), units(row[8], sinc)
             if price is None:
-                raise _Bad(f"price {_decimal_text(*row[7])} is not an int64 multiple of {ptext}")
+                raise _Bad(f"price {decimal_text(*row[7])} is not an int64 multiple of {ptext}")
             if amount is None:
-                raise _Bad(f"amount {_decimal_text(*row[8])} is not an int64 multiple of {stext}")
+                raise _Bad(f"amount {decimal_text(*row[8])} is not an int64 multiple of {stext}")
         except _Bad as e:
             rule = Rule.MALFORMED_RECORD if terminated else Rule.TRUNCATED_RECORD
             reason = str(e) if terminated else f"the input ends inside this line ({e})"
-            return (file_index, line_no, offset, len(content), rule, problems.reason(rule, reason), None, None)
+            return (file_index, line_no, offset, len(content), rule, reason, None, None)
         inst = (venue, symbol, ptext, stext, source)
         key = (venue, symbol, row[3], row[4])
         return (file_index, line_no, offset, len(content), Rule.OK, None, (inst, row, price, amount), key)
@@ -267,10 +246,7 @@ class TardisDecodeRun(_RunBase):
                 in_snapshot[inst] = is_snapshot
                 cb.event(ts_event, ts_recv, 0, inst, L2_SET, side, flags, price, amount)
             c["messages"] += last
-        if cb.full:
-            chunk = cb.take()
-            if chunk is not None:
-                yield chunk
+        yield from cb.take_if_full()
 
 
 def decode_tardis(
@@ -285,9 +261,9 @@ def decode_tardis(
     result for NormalizedChunks. DecodeError here if a file is not a Tardis CSV of either kind."""
     if venue is not None and (not isinstance(venue, str) or not venue):
         raise ValueError("venue must be a non-empty string or None")
-    files = _as_paths(paths)
+    files = as_paths(paths)
     kinds = [_sniff(p)[0] for p in files]
-    return TardisDecodeRun(files, kinds, venue, _Increments(instruments, price_increment, size_increment))
+    return TardisDecodeRun(files, kinds, venue, Increments(instruments, price_increment, size_increment))
 
 
 __all__ = ["BOOK_HEADER", "TRADES_HEADER", "TardisDecodeRun", "decode_tardis"]
