@@ -36,13 +36,16 @@ class ImportResult:
 
     @property
     def mb_per_second(self) -> float:
+        """Input bytes per second of the whole import, in MB (10^6 bytes)."""
         return self.bytes_read / 1e6 / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def dataset(self) -> str | None:
+        """The canonical dataset version this import wrote, None if it promoted nothing."""
         return self.paths.get("canonical")
 
     def verdict(self) -> str:
+        """One word on the import as a whole: not validated, pass, partial or fail."""
         if self.stopped_after in ("raw", "normalize"):
             return "not validated"
         if self.records_quarantined == 0:
@@ -50,6 +53,7 @@ class ImportResult:
         return "fail" if self.records_canonical == 0 else "partial"
 
     def to_dict(self) -> dict[str, Any]:
+        """The report as JSON-serialisable values (what `lockstep data import --json` prints)."""
         return {
             "name": self.name, "import_id": self.import_id, "format": self.format,
             "verdict": self.verdict(), "stopped_after": self.stopped_after,
@@ -63,6 +67,7 @@ class ImportResult:
         }
 
     def describe(self) -> str:
+        """The report as the lines the command line prints."""
         lines = [
             f"{'validate' if self.stopped_after == 'validate' else 'import':<12} {self.name} ({self.format}), "
             f"id {self.import_id}: {self.verdict()}",
