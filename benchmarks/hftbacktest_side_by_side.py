@@ -82,7 +82,8 @@ def hftbacktest_version() -> str | None:
 
 def ensure_dataset(data: str | None, events: int, capture: Path, log) -> Any:
     """The real USD-M capture repeated to >= `events` events (built once, then reused)."""
-    from lockstep.data.dataset import Dataset, DatasetError
+    from lockstep.data.dataset import Dataset
+    from lockstep.errors import DatasetError
 
     try:
         source = Dataset.open(SOURCE_NAME, data=data)

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lockstep.data.dataset import Dataset, DatasetError, DatasetWriter, Instrument, list_datasets
+from lockstep.data.dataset import Dataset, DatasetWriter, Instrument, list_datasets
+from lockstep.errors import DatasetError
 from lockstep.events import COLUMN_NAMES, COLUMNS, SCHEMA, to_columns, to_record_batch
 
 INSTRUMENTS = [Instrument("AAA", "TEST", "0.01", "0.001"), Instrument("BBB", "TEST", "0.5", "1")]

@@ -32,7 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from lockstep.data.dataset import Dataset, DatasetError, DatasetWriter
+from lockstep.data.dataset import Dataset, DatasetWriter
+from lockstep.errors import DatasetError
 from lockstep.events import EventKind, Flag, empty_columns
 
 __all__ = ["repeat_dataset", "scan_source"]

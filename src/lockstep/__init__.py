@@ -30,7 +30,7 @@ from lockstep.backtest.replay import ReplayResult, replay
 from lockstep.backtest.runner import BacktestFailed, BacktestResult, run_backtest
 from lockstep.core.risk import Intent, RiskView
 from lockstep.core.strategy import Strategy
-from lockstep.data.dataset import Dataset, DatasetError, Instrument
+from lockstep.data.dataset import Dataset, Instrument
 from lockstep.data.pipeline import ImportResult, import_data
 from lockstep.data.synth import generate as generate_synthetic
 from lockstep.enums import (
@@ -44,7 +44,7 @@ from lockstep.enums import (
     TimeInForce,
     TradingMode,
 )
-from lockstep.errors import ConfigError, DecodeError, LockstepError
+from lockstep.errors import ConfigError, DatasetError, DecodeError, LockstepError, PipelineError
 from lockstep.events import COLUMN_NAMES, SCHEMA, SCHEMA_VERSION, EventKind, Flag, Side
 
 __version__ = "0.1.0"
@@ -76,6 +76,7 @@ __all__ = [
     "OrderStatus",
     "OrderUpdate",
     "OutputSettings",
+    "PipelineError",
     "QueueModel",
     "QueueSettings",
     "ReplayResult",

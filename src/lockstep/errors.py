@@ -110,6 +110,14 @@ def _rebuild_syntax_error(cls, reason, source, line, column):
 # C++ status codes
 
 
+class DatasetError(LockstepError):
+    """A dataset is missing, incomplete, or does not match its manifest."""
+
+
+class PipelineError(LockstepError):
+    """A step of the data path cannot run (bad arguments, missing inputs, unknown dataset)."""
+
+
 class StatusError(LockstepError):
     """A C++ call answered with a Status other than Ok. `status` is the Status, `what` the call
     as the caller described it; the message is "<what>: <the C++ status_name()>"."""
@@ -204,12 +212,14 @@ def _rebuild_setting_error(cls, template, settings, values):
 __all__ = [
     "ConfigError",
     "ConfigSyntaxError",
+    "DatasetError",
     "DecodeError",
     "DecodeStatusError",
     "FixedPointError",
     "IncompleteError",
     "InvalidArgumentError",
     "LockstepError",
+    "PipelineError",
     "STATUS_TEXT",
     "SettingError",
     "StatusError",

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lockstep.enums import BookKind
-from lockstep.errors import LockstepError
+from lockstep.errors import DatasetError
 from lockstep.events import (
     COLUMN_NAMES,
     SCHEMA,
@@ -58,10 +58,6 @@ _COLUMN_ENCODING = {
     "qty": "BYTE_STREAM_SPLIT",
     "order_id": "BYTE_STREAM_SPLIT",
 }
-
-
-class DatasetError(LockstepError):
-    """A dataset is missing, incomplete, or does not match its manifest."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ stores; catalogue.py lists the root and shows a dataset; report.py is what every
 For every import: records_canonical + records_quarantined == records_read.
 """
 from lockstep.data.pipeline.catalogue import describe_dataset, list_storage, show_dataset
-from lockstep.data.pipeline.errors import PipelineError
+from lockstep.errors import PipelineError
 from lockstep.data.pipeline.normalize import decode, read_normalized
 from lockstep.data.pipeline.quarantine import RULE_MEANING, reason_text
 from lockstep.data.pipeline.report import ImportResult

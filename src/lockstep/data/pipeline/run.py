@@ -18,7 +18,7 @@ from lockstep.data.dataset import Dataset, Instrument
 from lockstep.data.importers import FORMATS
 from lockstep.data.importers.normalized import NormalizedChunk
 from lockstep.enums import Rule
-from lockstep.data.pipeline.errors import PipelineError
+from lockstep.errors import PipelineError
 from lockstep.data.pipeline.normalize import NormalizedWriter, decode, format_named
 from lockstep.data.pipeline.promote import Promoter
 from lockstep.data.pipeline.quarantine import Quarantine

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from lockstep.data.dataset import Dataset, Instrument
 from lockstep.data.importers import FORMATS
 from lockstep.data.importers.normalized import NormalizedChunk
-from lockstep.data.pipeline.errors import PipelineError
+from lockstep.errors import PipelineError
 from lockstep.data.pipeline.normalize import read_normalized
 from lockstep.data.pipeline.report import ImportResult
 from lockstep.data.pipeline.rules import ValidationConfig
