@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from lockstep.backtest.runner import BacktestFailed, run_backtest
+from lockstep.errors import ConfigError
 from lockstep.core.risk import IntentKind, RiskReason
 from lockstep.core.strategy import Side
 from lockstep.data.synth import generate
@@ -335,6 +336,17 @@ def test_config_errors_are_one_line_naming_the_key(synth, tmp_path, override, ke
     assert key in lines[0]
     assert "Traceback" not in proc.stderr and proc.stdout == ""
     assert not (root / "experiments").exists()
+
+
+def test_an_override_error_is_named_by_the_flag_that_gave_it(synth, tmp_path):
+    """The config layer names an override's source in its own words; the CLI says --set."""
+    _, ds = synth
+    proc = cli("backtest", str(MM_PY), "--set", f"dataset={ds}", "--set", "venue.bogus=1", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "error: --set: venue.bogus: unknown key"
+    with pytest.raises(ConfigError) as e:
+        run_backtest(MM_PY, overrides=[f"dataset={ds}", "venue.bogus=1"])
+    assert str(e.value) == "override: venue.bogus: unknown key"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ else:
     import tomli as tomllib
 
 from lockstep.backtest.config import (
+    OVERRIDE_SOURCE,
     BacktestConfig,
     ConfigError,
     ConfigSyntaxError,
@@ -495,7 +496,7 @@ def test_overrides_typed_strings_and_nested(tmp_path):
 def test_override_of_unknown_key(tmp_path, item, key):
     with pytest.raises(ConfigError) as e:
         load_config(write(tmp_path, FULL), [item])
-    assert e.value.key == key and e.value.source == "--set" and key in str(e.value)
+    assert e.value.key == key and e.value.source == OVERRIDE_SOURCE and key in str(e.value)
 
 
 def test_override_into_a_value_that_is_not_a_table(tmp_path):
@@ -517,7 +518,7 @@ def test_override_values_are_then_validated(tmp_path):
 def test_malformed_overrides(tmp_path, item):
     with pytest.raises(ConfigSyntaxError) as e:
         load_config(write(tmp_path, FULL), [item])
-    assert e.value.source == "--set"
+    assert e.value.source == OVERRIDE_SOURCE
 
 
 def test_override_value_cannot_smuggle_keys(tmp_path):

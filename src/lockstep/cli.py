@@ -19,7 +19,8 @@ from lockstep.data.pipeline import (
     validate_source,
 )
 from lockstep.data.synth import generate
-from lockstep.errors import LockstepError, SettingError
+from lockstep.backtest.config import OVERRIDE_SOURCE
+from lockstep.errors import ConfigError, LockstepError, SettingError
 
 DATA_HELP = "storage root (default: $LOCKSTEP_DATA, else ./data)"
 
@@ -33,7 +34,12 @@ def _flag(setting: str) -> str:
 
 def _message(error: Exception) -> str:
     """An error's text with the settings it names called by their flags."""
-    return error.naming(_flag) if isinstance(error, SettingError) else str(error)
+    if isinstance(error, SettingError):
+        return error.naming(_flag)
+    text = str(error)
+    if isinstance(error, ConfigError) and error.source == OVERRIDE_SOURCE:
+        return "--set" + text[len(OVERRIDE_SOURCE):]
+    return text
 
 
 def _emit_json(obj: Any) -> None:

@@ -547,7 +547,10 @@ class OutputSettings:
 _TOP_KEYS = ("name", "dataset", "instruments", "seed", "strategy", "risk", "queue", "venue",
              "output")
 _STRATEGY_KEYS = ("path", "params")
-# Keys a --set may create beneath, though the schema does not list them.
+#: The source a ConfigError names for a `key=value` override (the command line says --set).
+OVERRIDE_SOURCE = "override"
+
+# Keys an override may create beneath, though the schema does not list them.
 _FREE_TABLES = {("strategy", "params"), ("risk", "instruments")}
 _SUBTABLES = {
     (): _TOP_KEYS, ("strategy",): _STRATEGY_KEYS, ("risk",): _RISK_KEYS,
@@ -702,13 +705,13 @@ def parse_override(item: str) -> tuple[tuple[str, ...], Any]:
     bare keys: risk.instruments."BTC.P".max_position); the value is a TOML value if it parses as
     one (0.5, true, "x", [1, 2], {a = 1}), else the text itself as a string."""
     if not isinstance(item, str) or "=" not in item:
-        raise ConfigSyntaxError(f"{item!r} is not key=value", source="--set")
+        raise ConfigSyntaxError(f"{item!r} is not key=value", source=OVERRIDE_SOURCE)
     key, _, text = item.partition("=")
     key = key.strip()
     try:
         doc = tomllib.loads(f"{key} = 0")
     except tomllib.TOMLDecodeError:
-        raise ConfigSyntaxError(f"{key!r} is not a dotted key", source="--set") from None
+        raise ConfigSyntaxError(f"{key!r} is not a dotted key", source=OVERRIDE_SOURCE) from None
     path: list[str] = []
     node: Any = doc
     while isinstance(node, dict):
@@ -737,15 +740,15 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[s
             known = _SUBTABLES.get(parent)
             if known is None:
                 where = ".".join(_key(q) for q in parent)
-                raise ConfigError(dotted, f"{where} is not a table", source="--set")
+                raise ConfigError(dotted, f"{where} is not a table", source=OVERRIDE_SOURCE)
             if path[depth] not in known:
-                raise ConfigError(dotted, "unknown key", source="--set")
+                raise ConfigError(dotted, "unknown key", source=OVERRIDE_SOURCE)
         node = out
         for i, p in enumerate(path[:-1]):
             child = node.setdefault(p, {})
             if not isinstance(child, dict):
                 where = ".".join(_key(q) for q in path[: i + 1])
-                raise ConfigError(dotted, f"{where} is not a table", source="--set")
+                raise ConfigError(dotted, f"{where} is not a table", source=OVERRIDE_SOURCE)
             node = child
         node[path[-1]] = value
     return out
@@ -1000,6 +1003,7 @@ def dump_toml(data: Mapping[str, Any]) -> str:
 
 
 __all__ = [
+    "OVERRIDE_SOURCE",
     "BacktestConfig",
     "ConfigError",
     "ConfigSyntaxError",
