@@ -106,8 +106,30 @@ def _rebuild_syntax_error(cls, reason, source, line, column):
     return cls(reason, source=source, line=line, column=column)
 
 
-# --------------------------------------------------------------------------------------------
-# C++ status codes
+class SettingError(LockstepError, ValueError):
+    """A setting given where it does not apply, missing where it is needed, or malformed.
+
+    The message names each setting by its key (``date``, ``price_increment``): `template` is the
+    message with a ``{key}`` field per setting in `settings` and the other fields in `values`, so
+    a front end can name the settings its own way (the command line by its flags): `naming`.
+    """
+
+    def __init__(self, template: str, settings: Sequence[str], **values: Any) -> None:
+        self.template = template
+        self.settings = tuple(settings)
+        self.values = values
+        super().__init__(self.naming(str))
+
+    def naming(self, name: Callable[[str], str]) -> str:
+        """The message with each setting called `name(key)`."""
+        return self.template.format(**self.values, **{key: name(key) for key in self.settings})
+
+    def __reduce__(self):  # keep attributes across pickling (multiprocessing)
+        return (_rebuild_setting_error, (type(self), self.template, self.settings, self.values))
+
+
+def _rebuild_setting_error(cls, template, settings, values):
+    return cls(template, settings, **values)
 
 
 class DatasetError(LockstepError):
@@ -116,6 +138,10 @@ class DatasetError(LockstepError):
 
 class PipelineError(LockstepError):
     """A step of the data path cannot run (bad arguments, missing inputs, unknown dataset)."""
+
+
+# --------------------------------------------------------------------------------------------
+# C++ status codes
 
 
 class StatusError(LockstepError):
@@ -181,32 +207,6 @@ def check_status(status: int, what: str) -> None:
     except ValueError:  # a code this Python does not know: the core is newer than its mirror
         raise LockstepError(f"{what}: unknown status code {status}") from None
     raise _STATUS_ERRORS[member](member, what)
-
-
-class SettingError(LockstepError, ValueError):
-    """A setting given where it does not apply, missing where it is needed, or malformed.
-
-    The message names each setting by its key (``date``, ``price_increment``): `template` is the
-    message with a ``{key}`` field per setting in `settings` and the other fields in `values`, so
-    a front end can name the settings its own way (the command line by its flags): `naming`.
-    """
-
-    def __init__(self, template: str, settings: Sequence[str], **values: Any) -> None:
-        self.template = template
-        self.settings = tuple(settings)
-        self.values = values
-        super().__init__(self.naming(str))
-
-    def naming(self, name: Callable[[str], str]) -> str:
-        """The message with each setting called `name(key)`."""
-        return self.template.format(**self.values, **{key: name(key) for key in self.settings})
-
-    def __reduce__(self):  # keep attributes across pickling (multiprocessing)
-        return (_rebuild_setting_error, (type(self), self.template, self.settings, self.values))
-
-
-def _rebuild_setting_error(cls, template, settings, values):
-    return cls(template, settings, **values)
 
 
 __all__ = [
