@@ -15,19 +15,16 @@ else:
     import tomli as tomllib
 
 from lockstep.backtest.config import (
-    OVERRIDE_SOURCE,
     BacktestConfig,
-    ConfigError,
-    ConfigSyntaxError,
     LimitSettings,
-    dump_toml,
-    format_duration,
     load_config,
     params_to_dict,
     parse_decimal,
-    parse_duration,
     validate_params,
 )
+from lockstep.checks import format_duration, parse_duration
+from lockstep.errors import ConfigError, ConfigSyntaxError
+from lockstep.tomlconfig import OVERRIDE_SOURCE, dump_toml
 import lockstep.errors
 from lockstep.core.queue import QueueConfig
 from lockstep.core.risk import RiskConfig, RiskLimits

@@ -19,7 +19,7 @@ from lockstep.data.pipeline import (
     validate_source,
 )
 from lockstep.data.synth import generate
-from lockstep.backtest.config import OVERRIDE_SOURCE
+from lockstep.tomlconfig import OVERRIDE_SOURCE
 from lockstep.errors import ConfigError, LockstepError, SettingError
 
 DATA_HELP = "storage root (default: $LOCKSTEP_DATA, else ./data)"

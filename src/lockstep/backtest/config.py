@@ -2,10 +2,11 @@
 
     cfg = load_config("mm.toml", overrides=["risk.max_position=0.5", 'venue.queue_model="probabilistic"'])
     cfg.risk.limits_for("BTCUSDT").max_position      # Decimal("0.5")
-    (run_dir / "config.toml").write_text(dump_toml(cfg.to_dict()))
+    (run_dir / "config.toml").write_text(dump_toml(cfg.to_dict()))   # lockstep.tomlconfig
     load_config(run_dir / "config.toml") == cfg      # the resolved config reloads to an equal one
 
-Every unknown key, wrong type or out-of-range value raises ConfigError naming the full dotted key,
+Reading the file, the overrides and writing TOML back are lockstep.tomlconfig's (shared by every
+config); this module is the backtest schema. Every unknown key, wrong type or out-of-range value raises ConfigError naming the full dotted key,
 e.g. `mm.toml: venue.latency.entry: must be a duration like "1ms" or an int of ns, not list`.
 Real quantities (risk limits, fees) are Decimals and durations int nanoseconds (lockstep.checks
 holds the one duration grammar). Each settings class's `to_core()` gives the core's typed config
@@ -64,22 +65,16 @@ import contextlib
 import dataclasses
 import importlib
 import importlib.util
-import json
 import math
 import os
 import re
 import sys
 import types
 import typing
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
 
 from lockstep.checks import (
     INT64_MAX, UINT32_MAX, UINT64_MAX, config_int, config_label, format_duration, kind_of,
@@ -89,7 +84,10 @@ from lockstep.core.queue import QueueConfig
 from lockstep.core.risk import RiskConfig, RiskLimits
 from lockstep.data.dataset import Instrument
 from lockstep.enums import LatencyKind, QueueModel, TradingMode
-from lockstep.errors import ConfigError, ConfigSyntaxError
+from lockstep.errors import ConfigError
+from lockstep.tomlconfig import (
+    FrozenMap, apply_overrides, dotted_key, freeze, read_toml, thaw,
+)
 from lockstep.venue.matching import LatencyConfig, SimulatedVenueConfig
 
 
@@ -137,56 +135,6 @@ def _str(key: str, value: object) -> str:
 def _table(key: str, value: object) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(key, f"must be a table, not {kind_of(value)}")
-    return value
-
-
-# --------------------------------------------------------------------------------------------
-# A read-only, hashable, picklable mapping (MappingProxyType does not pickle)
-
-
-class FrozenMap(Mapping):
-    """An immutable dict. Nested dicts and lists given to freeze() become FrozenMaps and tuples."""
-
-    __slots__ = ("_d",)
-
-    def __init__(self, data: Mapping[str, Any] | Iterable[tuple[str, Any]] = ()) -> None:
-        self._d = dict(data)
-
-    def __getitem__(self, key: str) -> Any:
-        return self._d[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._d)
-
-    def __len__(self) -> int:
-        return len(self._d)
-
-    def __hash__(self) -> int:
-        return hash(tuple(self._d.items()))
-
-    def __repr__(self) -> str:
-        return f"FrozenMap({self._d!r})"
-
-    def __reduce__(self):
-        return (FrozenMap, (self._d,))
-
-
-def freeze(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return FrozenMap((k, freeze(v)) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return tuple(freeze(v) for v in value)
-    return value
-
-
-def thaw(value: Any) -> Any:
-    """freeze() undone, and Decimals as strings: a TOML/JSON-serialisable value."""
-    if isinstance(value, Mapping):
-        return {k: thaw(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [thaw(v) for v in value]
-    if isinstance(value, Decimal):
-        return str(value)
     return value
 
 
@@ -337,7 +285,7 @@ class RiskSettings:
         per = _table(prefix + "instruments", data.get("instruments", {}))
         out = {}
         for symbol, table in per.items():
-            p = f"{prefix}instruments.{_key(symbol)}."
+            p = f"{prefix}instruments.{dotted_key(symbol)}."
             unknown_keys(p, table, _LIMIT_KEYS)
             out[symbol] = LimitSettings.from_dict(table, prefix=p, base=base)
         kw["instruments"] = FrozenMap(sorted(out.items()))
@@ -547,9 +495,6 @@ class OutputSettings:
 _TOP_KEYS = ("name", "dataset", "instruments", "seed", "strategy", "risk", "queue", "venue",
              "output")
 _STRATEGY_KEYS = ("path", "params")
-#: The source a ConfigError names for a `key=value` override (the command line says --set).
-OVERRIDE_SOURCE = "override"
-
 # Keys an override may create beneath, though the schema does not list them.
 _FREE_TABLES = {("strategy", "params"), ("risk", "instruments")}
 _SUBTABLES = {
@@ -684,101 +629,12 @@ def _strategy(data: object, base_dir: Path) -> StrategyConfig:
 # Loading, overrides
 
 
-def _key(k: str) -> str:
-    """A table key as written in a dotted path (quoted if not a bare TOML key)."""
-    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else json.dumps(k, ensure_ascii=False)
-
-
-def _toml_error(e: tomllib.TOMLDecodeError, source: str) -> ConfigSyntaxError:
-    msg = str(e)
-    m = re.search(r"\s*\(at line (\d+), column (\d+)\)$", msg)
-    if m is None:
-        m2 = re.search(r"\s*\(at end of document\)$", msg)
-        reason = msg[: m2.start()] if m2 else msg
-        return ConfigSyntaxError(f"invalid TOML: {reason}", source=source)
-    return ConfigSyntaxError(f"invalid TOML: {msg[: m.start()]}", source=source,
-                             line=int(m.group(1)), column=int(m.group(2)))
-
-
-def parse_override(item: str) -> tuple[tuple[str, ...], Any]:
-    """`key=value` -> (key path, value). The key is a TOML dotted key (quote parts that are not
-    bare keys: risk.instruments."BTC.P".max_position); the value is a TOML value if it parses as
-    one (0.5, true, "x", [1, 2], {a = 1}), else the text itself as a string."""
-    if not isinstance(item, str) or "=" not in item:
-        raise ConfigSyntaxError(f"{item!r} is not key=value", source=OVERRIDE_SOURCE)
-    key, _, text = item.partition("=")
-    key = key.strip()
-    try:
-        doc = tomllib.loads(f"{key} = 0")
-    except tomllib.TOMLDecodeError:
-        raise ConfigSyntaxError(f"{key!r} is not a dotted key", source=OVERRIDE_SOURCE) from None
-    path: list[str] = []
-    node: Any = doc
-    while isinstance(node, dict):
-        (k, node), = node.items()
-        path.append(k)
-    try:
-        parsed = tomllib.loads(f"v = {text.strip()}")
-        value = parsed["v"] if set(parsed) == {"v"} else text
-    except tomllib.TOMLDecodeError:
-        value = text
-    return tuple(path), value
-
-
-def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """A deep copy of `data` with each `key=value` set (see parse_override). A key outside the
-    schema is a ConfigError naming it; keys below [strategy.params] and [risk.instruments] are
-    free (the strategy's Params and the limit checks judge them)."""
-    out = _deep_copy(data)
-    for item in overrides:
-        path, value = parse_override(item)
-        dotted = ".".join(_key(p) for p in path)
-        for depth in range(len(path)):
-            parent = path[:depth]
-            if any(parent[: len(f)] == f for f in _FREE_TABLES) and parent not in _SUBTABLES:
-                break
-            known = _SUBTABLES.get(parent)
-            if known is None:
-                where = ".".join(_key(q) for q in parent)
-                raise ConfigError(dotted, f"{where} is not a table", source=OVERRIDE_SOURCE)
-            if path[depth] not in known:
-                raise ConfigError(dotted, "unknown key", source=OVERRIDE_SOURCE)
-        node = out
-        for i, p in enumerate(path[:-1]):
-            child = node.setdefault(p, {})
-            if not isinstance(child, dict):
-                where = ".".join(_key(q) for q in path[: i + 1])
-                raise ConfigError(dotted, f"{where} is not a table", source=OVERRIDE_SOURCE)
-            node = child
-        node[path[-1]] = value
-    return out
-
-
-def _deep_copy(data: Any) -> Any:
-    if isinstance(data, Mapping):
-        return {k: _deep_copy(v) for k, v in data.items()}
-    if isinstance(data, (list, tuple)):
-        return [_deep_copy(v) for v in data]
-    return data
-
-
 def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> BacktestConfig:
     """Reads a TOML backtest config, applies `--set key=value` overrides, validates."""
     p = Path(path)
-    source = os.fspath(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as e:
-        raise ConfigError("", f"cannot read: {e.strerror or e}", source=source) from None
-    except UnicodeDecodeError as e:
-        raise ConfigError("", f"not UTF-8 text ({e.reason} at byte {e.start})", source=source) from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise _toml_error(e, source) from None
-    data = apply_overrides(data, overrides)
+    data = apply_overrides(read_toml(p), overrides, tables=_SUBTABLES, free_tables=_FREE_TABLES)
     return BacktestConfig.from_dict(data, base_dir=p.resolve().parent, default_name=p.stem,
-                                    source=source)
+                                    source=os.fspath(path))
 
 
 # --------------------------------------------------------------------------------------------
@@ -857,7 +713,7 @@ def validate_params(params_type: type | None, data: Mapping[str, Any],
     for k in data:
         if k not in fields:
             known = ", ".join(fields) or "none"
-            raise ConfigError(f"{prefix}.{_key(k)}", f"unknown key (known: {known})", source="config")
+            raise ConfigError(f"{prefix}.{dotted_key(k)}", f"unknown key (known: {known})", source="config")
     kw = {}
     for name, f in fields.items():
         key = f"{prefix}.{name}"
@@ -930,84 +786,8 @@ def params_to_dict(params: object) -> dict[str, Any]:
             if getattr(params, f.name) is not None}
 
 
-# --------------------------------------------------------------------------------------------
-# TOML writer
-
-
-def _toml_string(s: str) -> str:
-    out = ['"']
-    for ch in s:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
-def _toml_key(k: object) -> str:
-    if not isinstance(k, str):
-        raise TypeError(f"TOML keys are strings, not {kind_of(k)}")
-    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _toml_string(k)
-
-
-def _toml_value(v: object) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        return _toml_string(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, Mapping):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(f"cannot write {kind_of(v)} as TOML")
-
-
-def dump_toml(data: Mapping[str, Any]) -> str:
-    """`data` as a TOML document: nested tables become [a.b] sections, lists inline arrays.
-    Values: str, int, float, bool, lists of these and tables (inline inside lists)."""
-    lines: list[str] = []
-
-    def table(prefix: tuple[str, ...], d: Mapping[str, Any]) -> None:
-        scalars = [(k, v) for k, v in d.items() if not isinstance(v, Mapping)]
-        subs = [(k, v) for k, v in d.items() if isinstance(v, Mapping)]
-        if prefix and (scalars or not subs):
-            if lines:
-                lines.append("")
-            lines.append("[" + ".".join(_toml_key(p) for p in prefix) + "]")
-        for k, v in scalars:
-            lines.append(f"{_toml_key(k)} = {_toml_value(v)}")
-        for k, v in subs:
-            table((*prefix, k), v)
-
-    if not isinstance(data, Mapping):
-        raise TypeError(f"a TOML document is a table, not {kind_of(data)}")
-    table((), data)
-    return "\n".join(lines) + "\n"
-
-
 __all__ = [
-    "OVERRIDE_SOURCE",
     "BacktestConfig",
-    "ConfigError",
-    "ConfigSyntaxError",
-    "FrozenMap",
     "LatencySettings",
     "LimitSettings",
     "OutputSettings",
@@ -1015,15 +795,11 @@ __all__ = [
     "RiskSettings",
     "StrategyConfig",
     "VenueSettings",
-    "apply_overrides",
-    "dump_toml",
-    "format_duration",
     "load_config",
     "load_object",
     "load_risk_rules",
     "load_strategy_class",
     "params_to_dict",
     "parse_decimal",
-    "parse_duration",
     "validate_params",
 ]

@@ -39,12 +39,12 @@ import pyarrow.parquet as pq
 
 from lockstep._bindings import engine as _engine
 from lockstep.backtest.config import (
-    BacktestConfig, ConfigError, dump_toml, load_config, load_risk_rules, load_strategy_class,
-    validate_params,
+    BacktestConfig, load_config, load_risk_rules, load_strategy_class, validate_params,
 )
 from lockstep.data.dataset import DEFAULT_READ_BATCH, Dataset, Instrument
 from lockstep.enums import IntentKind, RiskReason, RunStatus, TimeInForce
-from lockstep.errors import LockstepError, check_status
+from lockstep.errors import ConfigError, LockstepError, check_status
+from lockstep.tomlconfig import dump_toml
 from lockstep.events import EventKind, Flag, Side
 from lockstep.progress import Progress
 from lockstep.backtest.replay import _result as market_report
