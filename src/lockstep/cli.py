@@ -19,6 +19,7 @@ from lockstep.data.pipeline import (
     validate_source,
 )
 from lockstep.data.synth import generate
+from lockstep.enums import BookKind
 from lockstep.errors import LockstepError, SettingError
 
 DATA_HELP = "storage root (default: $LOCKSTEP_DATA, else ./data)"
@@ -184,7 +185,7 @@ def data() -> None:
 @data.command()
 @click.option("--events", required=True, type=click.IntRange(min=1), help="number of events")
 @click.option("--seed", default=1, show_default=True)
-@click.option("--book", type=click.Choice(["l2", "l3"]), default="l2", show_default=True)
+@click.option("--book", type=click.Choice(BookKind.labels()), default=BookKind.L2.label, show_default=True)
 @click.option("--instruments", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--name", default=None, help="dataset name (default synth-<book>-<events>-s<seed>)")
 @click.option("--data", "data", default=None, help=DATA_HELP)
