@@ -16,7 +16,7 @@ from lockstep.includes.codecs.binance.decoder cimport CBinanceDecoder
 from lockstep.includes.codecs.binance.messages cimport CMarketType, market_type_name
 from lockstep.includes.codecs.binance.output cimport COutput
 from lockstep.includes.codecs.binance.reports cimport (
-    CCounts, CErrorInfo, CLocation, CLocationLog, CReason, CSkip, kSkipCount, skip_name,
+    CCounts, CErrorInfo, CLocation, CLocationLog, CReason, kSkipCount, skip_name,
 )
 from lockstep.includes.core.rules cimport kRuleCount
 
@@ -34,15 +34,6 @@ ENUMERATORS = {
     "IncrementSource": {
         "Explicit": <int>CIncrementSource.Explicit, "Option": <int>CIncrementSource.Option,
         "BuiltIn": <int>CIncrementSource.BuiltIn, "Inferred": <int>CIncrementSource.Inferred,
-    },
-    "BinanceSkip": {
-        "EmptyLine": <int>CSkip.EmptyLine, "NotStreamMessage": <int>CSkip.NotStreamMessage,
-        "UnknownStream": <int>CSkip.UnknownStream, "NonMarketTrade": <int>CSkip.NonMarketTrade,
-        "DepthNoLevels": <int>CSkip.DepthNoLevels, "DepthInSnapshot": <int>CSkip.DepthInSnapshot,
-        "DepthStale": <int>CSkip.DepthStale, "DepthUnsynced": <int>CSkip.DepthUnsynced,
-        "TruncatedLine": <int>CSkip.TruncatedLine, "Malformed": <int>CSkip.Malformed,
-        "AggTradeDuplicate": <int>CSkip.AggTradeDuplicate,
-        "TradeInAggTrade": <int>CSkip.TradeInAggTrade,
     },
 }
 ENUM_NAMES = {

@@ -23,6 +23,7 @@ the venue sees the call; our orders never change it.
 from __future__ import annotations
 
 import dataclasses
+from typing import Generic, TypeVar
 
 from lockstep._bindings import books as _books
 from lockstep._bindings import matching as _matching
@@ -84,32 +85,29 @@ def _order(t: tuple[int, int, int, int, int, int]) -> RestingOrder:
     return RestingOrder(t[0], Side(t[1]), t[2], t[3], t[4], TimeInForce(t[5]))
 
 
-class L2Matcher:
-    """Simulated-venue matching for one instrument; see the module docstring for the rules."""
+BookT = TypeVar("BookT", L2Book, L3Book)
+
+
+class _OrderEntry(Generic[BookT]):
+    """What the L2 and L3 matchers share (C++ OrderEntry): our orders' entry, cancel, replace and
+    reports; `_core` is the binding's matcher of the same book kind."""
 
     __slots__ = ("_core",)
 
-    def __init__(self, reserve_orders: int = 64, reserve_events: int = 256, *,
-                 model: QueueModel | int = QueueModel.CONSERVATIVE, power: float = 2.0) -> None:
-        self._core = _matching.L2Matcher()
+    def __init__(self, core: _matching.L2Matcher | _matching.L3Matcher, reserve_orders: int,
+                 reserve_events: int) -> None:
+        self._core = core
         self._core.reserve(int_in("reserve_orders", reserve_orders, 0, 1 << 24),
                            int_in("reserve_events", reserve_events, 0, 1 << 24))
-        self.set_queue_model(model, power)
-
-    def set_queue_model(self, model: QueueModel | int, power: float = 2.0) -> None:
-        """CONSERVATIVE (default) or PROBABILISTIC with f(x) = x**power; ValueError if invalid."""
-        check_status(self._core.set_queue_model(queue_model(model),
-                                                non_negative_float("power", power)),
-                     f"queue model {model!r} / power {power!r}")
 
     def submit(self, client_order_id: int, side: Side | int, tif: TimeInForce | int, price: int,
-               qty: int, book: L2Book) -> MatchResult:
+               qty: int, book: BookT) -> MatchResult:
         """A new limit order reaching the venue while the market book is `book`."""
         return _result(self._core.submit(u64("client_order_id", client_order_id), u8("side", side),
                                          u8("tif", tif), i64("price", price), i64("qty", qty),
                                          book))
 
-    def submit_intent(self, intent: Intent, book: L2Book) -> MatchResult:
+    def submit_intent(self, intent: Intent, book: BookT) -> MatchResult:
         """submit() from a SubmitLimit or SubmitMarket Intent (a market order is an IOC at the
         widest price); any other kind is rejected with BAD_TIF."""
         if not isinstance(intent, Intent):
@@ -121,21 +119,11 @@ class L2Matcher:
         return bool(self._core.cancel(u64("client_order_id", client_order_id)))
 
     def replace(self, client_order_id: int, new_price: int, new_qty: int,
-                book: L2Book) -> MatchResult:
+                book: BookT) -> MatchResult:
         """The resting order now wants new_price / new_qty remaining (docs/venue.md)."""
         return _result(self._core.replace(u64("client_order_id", client_order_id),
                                           i64("new_price", new_price), i64("new_qty", new_qty),
                                           book))
-
-    def on_trade(self, price: int, qty: int, aggressor: Side | int) -> None:
-        """A market trade print; `aggressor` is the taker's side (NONE: fills nothing)."""
-        self._core.on_trade(i64("price", price), i64("qty", qty), u8("aggressor", aggressor))
-
-    def on_level(self, side: Side | int, price: int, old_qty: int, new_qty: int) -> None:
-        """Before the book sets (side, price) from old_qty to new_qty: moves queue-ahead of our
-        orders there as the queue model says; never fills."""
-        self._core.on_level(u8("side", side), i64("price", price), i64("old_qty", old_qty),
-                            i64("new_qty", new_qty))
 
     def has_resting(self) -> bool:
         return bool(self._core.has_resting())
@@ -153,35 +141,40 @@ class L2Matcher:
         return None if t is None else _order(t)
 
 
-class L3Matcher:
+class L2Matcher(_OrderEntry[L2Book]):
+    """Simulated-venue matching for one instrument; see the module docstring for the rules."""
+
+    __slots__ = ()
+
+    def __init__(self, reserve_orders: int = 64, reserve_events: int = 256, *,
+                 model: QueueModel | int = QueueModel.CONSERVATIVE, power: float = 2.0) -> None:
+        super().__init__(_matching.L2Matcher(), reserve_orders, reserve_events)
+        self.set_queue_model(model, power)
+
+    def set_queue_model(self, model: QueueModel | int, power: float = 2.0) -> None:
+        """CONSERVATIVE (default) or PROBABILISTIC with f(x) = x**power; ValueError if invalid."""
+        check_status(self._core.set_queue_model(queue_model(model),
+                                                non_negative_float("power", power)),
+                     f"queue model {model!r} / power {power!r}")
+
+    def on_trade(self, price: int, qty: int, aggressor: Side | int) -> None:
+        """A market trade print; `aggressor` is the taker's side (NONE: fills nothing)."""
+        self._core.on_trade(i64("price", price), i64("qty", qty), u8("aggressor", aggressor))
+
+    def on_level(self, side: Side | int, price: int, old_qty: int, new_qty: int) -> None:
+        """Before the book sets (side, price) from old_qty to new_qty: moves queue-ahead of our
+        orders there as the queue model says; never fills."""
+        self._core.on_level(u8("side", side), i64("price", price), i64("old_qty", old_qty),
+                            i64("new_qty", new_qty))
+
+
+class L3Matcher(_OrderEntry[L3Book]):
     """Simulated-venue matching on an L3 book, strict FIFO (docs/venue.md)."""
 
-    __slots__ = ("_core",)
+    __slots__ = ()
 
     def __init__(self, reserve_orders: int = 64, reserve_events: int = 256) -> None:
-        self._core = _matching.L3Matcher()
-        self._core.reserve(int_in("reserve_orders", reserve_orders, 0, 1 << 24),
-                           int_in("reserve_events", reserve_events, 0, 1 << 24))
-
-    def submit(self, client_order_id: int, side: Side | int, tif: TimeInForce | int, price: int,
-               qty: int, book: L3Book) -> MatchResult:
-        return _result(self._core.submit(u64("client_order_id", client_order_id), u8("side", side),
-                                         u8("tif", tif), i64("price", price), i64("qty", qty),
-                                         book))
-
-    def submit_intent(self, intent: Intent, book: L3Book) -> MatchResult:
-        if not isinstance(intent, Intent):
-            raise TypeError(f"intent must be a lockstep.core.risk.Intent, not {type(intent).__name__}")
-        return _result(self._core.submit_intent(intent, book))
-
-    def cancel(self, client_order_id: int) -> bool:
-        return bool(self._core.cancel(u64("client_order_id", client_order_id)))
-
-    def replace(self, client_order_id: int, new_price: int, new_qty: int,
-                book: L3Book) -> MatchResult:
-        return _result(self._core.replace(u64("client_order_id", client_order_id),
-                                          i64("new_price", new_price), i64("new_qty", new_qty),
-                                          book))
+        super().__init__(_matching.L3Matcher(), reserve_orders, reserve_events)
 
     def on_l3(self, kind: EventKind | int, side: Side | int, order_id: int, price: int, qty: int,
               book_before: L3Book) -> None:
@@ -192,19 +185,6 @@ class L3Matcher:
     def on_trade(self, price: int, qty: int, aggressor: Side | int) -> None:
         """A print: fills our orders only when strictly through their price."""
         self._core.on_trade(i64("price", price), i64("qty", qty), u8("aggressor", aggressor))
-
-    def drain(self) -> list[MatchEvent]:
-        return [_event(t) for t in self._core.drain()]
-
-    def has_resting(self) -> bool:
-        return bool(self._core.has_resting())
-
-    def orders(self) -> list[RestingOrder]:
-        return [_order(t) for t in self._core.orders()]
-
-    def order(self, client_order_id: int) -> RestingOrder | None:
-        t = self._core.order(u64("client_order_id", client_order_id))
-        return None if t is None else _order(t)
 
     def ahead_count(self, client_order_id: int) -> int:
         """Market orders recorded ahead of this order (0 if it is not resting)."""

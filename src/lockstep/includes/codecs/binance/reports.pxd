@@ -1,5 +1,5 @@
 # Mirrors include/lockstep/codecs/binance/reports.hpp.
-from libc.stdint cimport uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint32_t, uint64_t
 from libcpp.vector cimport vector
 
 from lockstep.includes.base.status cimport CStatus
@@ -7,20 +7,6 @@ from lockstep.includes.core.rules cimport CRule
 
 
 cdef extern from "lockstep/codecs/binance/reports.hpp" namespace "lockstep::binance" nogil:
-    cdef enum class CSkip "lockstep::binance::Skip"(uint8_t):
-        EmptyLine
-        NotStreamMessage
-        UnknownStream
-        NonMarketTrade
-        DepthNoLevels
-        DepthInSnapshot
-        DepthStale
-        DepthUnsynced
-        TruncatedLine
-        Malformed
-        AggTradeDuplicate
-        TradeInAggTrade
-
     const size_t kSkipCount "lockstep::binance::kSkipCount"
     const char* skip_name(size_t i) noexcept
 
