@@ -7,6 +7,9 @@ from typing import Any
 
 import click
 
+from lockstep.backtest.config import BacktestConfig
+from lockstep.backtest.replay import replay
+from lockstep.backtest.runner import BacktestFailed, run_backtest
 from lockstep.data.importers import FORMATS, offered_settings
 from lockstep.data.pipeline import (
     STEPS,
@@ -99,10 +102,6 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def quickstart(data: str | None, events: int, seed: int, as_json: bool) -> None:
     """Generate a synthetic dataset, replay it, backtest the Python market maker on it."""
-    from lockstep.backtest.runner import run_backtest
-    from lockstep.backtest.config import BacktestConfig
-    from lockstep.backtest.replay import replay
-
     dataset = generate(events, seed=seed, data=data)
     result = replay(dataset)
     # examples/market_maker.toml, minus what a fresh machine may not have (the file itself).
@@ -142,8 +141,6 @@ def _print_backtest(bt) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
 def backtest(config: str, overrides: tuple[str, ...], data: str | None, as_json: bool) -> None:
     """Run the backtest CONFIG (TOML) describes; outputs go to DATA/experiments/<run id>/."""
-    from lockstep.backtest.runner import BacktestFailed, run_backtest
-
     try:
         bt = run_backtest(config, overrides=overrides, data=data,
                           progress=not as_json and sys.stderr.isatty())
@@ -168,8 +165,6 @@ def backtest(config: str, overrides: tuple[str, ...], data: str | None, as_json:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def replay_cmd(dataset: str, top_of_book: str | None, data: str | None, as_json: bool) -> None:
     """Replay DATASET (a path, or a name under DATA/canonical) through the books."""
-    from lockstep.backtest.replay import replay
-
     result = replay(dataset, top_of_book=top_of_book, data=data)
     if as_json:
         _emit_json(result.to_dict())
