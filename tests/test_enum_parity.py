@@ -13,21 +13,26 @@ import re
 import pytest
 
 import lockstep.enums
-from lockstep._bindings import books, engine, execution, matching, queue, raw_capture, replay
-from lockstep._bindings import risk, synth, validate, venue_models
+from lockstep._bindings import binance, books, engine, execution, matching, queue, raw_capture
+from lockstep._bindings import replay, risk, synth, validate, venue_models
 from lockstep.enums import LabeledEnum, Status
 from lockstep.errors import STATUS_TEXT
 from lockstep.events import EventKind, Flag, Side
 
-_BINDINGS = (books, engine, execution, matching, queue, raw_capture, replay, risk, synth, validate,
-             venue_models)
+_BINDINGS = (binance, books, engine, execution, matching, queue, raw_capture, replay, risk, synth,
+             validate, venue_models)
 
 # Where the Python name is not the C++ one in upper snake case: the config label comes from the
 # Python name ("lognormal"), so the spelling differs on purpose.
-_SPELLING = {("LatencyKind", "LogNormal"): "LOGNORMAL"}
+_SPELLING = {
+    ("LatencyKind", "LogNormal"): "LOGNORMAL",
+    ("MarketType", "UsdM"): "USDM",
+    ("MarketType", "CoinM"): "COINM",
+    ("IncrementSource", "BuiltIn"): "BUILTIN",
+}
 
 # The *_name() texts that are the member's label; Status's are messages (lockstep.errors).
-_LABELED_NAMES = {"Anomaly", "RiskReason", "Rule"}
+_LABELED_NAMES = {"Anomaly", "BinanceSkip", "MarketType", "RiskReason", "Rule"}
 
 ENUMS = sorted(
     (obj for obj in vars(lockstep.enums).values()

@@ -48,3 +48,9 @@ def test_bindings_raise_through_it():
     with pytest.raises(ValueError):  # InvalidArgumentError is a ValueError too
         _binance.decimal_to_fixed("1", "0")
 
+
+
+def test_a_bare_status_is_named():
+    decoder = _binance.BinanceDecoder()  # no fatal error recorded: only the status to tell
+    assert str(decoder.exception(Status.OUTPUT_FULL)) == "decoder returned status output full"
+    assert str(decoder.exception(99)) == "decoder returned status unknown status code 99"

@@ -4,22 +4,27 @@ Two families, by who is at fault:
 
 * config checks (`config_int`, `unknown_keys`, `config_label`, `parse_duration`) judge what a
   user wrote and raise lockstep.errors.ConfigError naming the dotted key;
-* field checks (`int_in`, `i64`) guard values handed to the C++ core by code and raise
-  TypeError / OverflowError naming the field, as a wrong argument to any Python call would.
+* field checks (`int_in`, `i64`, `u8`, `u32`, `u64`, `order_id_and_ts`, `non_negative_int`,
+  `non_negative_float`, `queue_model`) guard values handed to the C++ core by code and raise
+  TypeError / OverflowError (ValueError where no fixed range applies) naming the field, as a
+  wrong argument to any Python call would. The compiled-side API and its pure-Python reference
+  twin call the same ones, so both refuse a bad argument alike.
 
 Depends only on the ground floor (errors, enums) and the standard library.
 """
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from lockstep.enums import LabeledEnum
+from lockstep.enums import LabeledEnum, QueueModel
 from lockstep.errors import ConfigError
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+UINT8_MAX = 2**8 - 1
 UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1
 
@@ -137,17 +142,75 @@ def i64(name: str, value: object) -> int:
     return int_in(name, value, INT64_MIN, INT64_MAX)
 
 
+def u8(name: str, value: object) -> int:
+    """int_in over uint8 (sides, kinds, time in force)."""
+    return int_in(name, value, 0, UINT8_MAX)
+
+
+def u32(name: str, value: object) -> int:
+    """int_in over uint32 (instrument ids)."""
+    return int_in(name, value, 0, UINT32_MAX)
+
+
+def u64(name: str, value: object) -> int:
+    """int_in over uint64 (client order ids)."""
+    return int_in(name, value, 0, UINT64_MAX)
+
+
+def order_id_and_ts(client_order_id: object, ts: object) -> tuple[int, int]:
+    """The arguments of an order event: a uint64 client order id and an int64 ts."""
+    return u64("client_order_id", client_order_id), i64("ts", ts)
+
+
+def non_negative_int(name: str, value: object) -> int:
+    """`value` as an int >= 0 of any size: TypeError if it is not an int (bool is not),
+    ValueError if it is negative."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {kind_of(value)}")
+    if value < 0:
+        raise ValueError(f"{name} must be >= 0, not {value}")
+    return value
+
+
+def non_negative_float(name: str, value: object) -> float:
+    """`value` (an int or a float; bool is not) as a finite float >= 0: TypeError if it is not a
+    number, ValueError if it is negative, infinite or NaN."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, not {kind_of(value)}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{name} must be finite and >= 0, not {value!r}")
+    return number
+
+
+def queue_model(value: object) -> QueueModel:
+    """`value` (a QueueModel or its int) as a QueueModel: u8's errors for the field "model",
+    ValueError for a value no model has."""
+    try:
+        return QueueModel(u8("model", value))
+    except ValueError:
+        raise ValueError(f"unknown queue model {value!r}") from None
+
+
 __all__ = [
     "INT64_MAX",
     "INT64_MIN",
     "UINT32_MAX",
     "UINT64_MAX",
+    "UINT8_MAX",
     "config_int",
     "config_label",
     "format_duration",
     "i64",
     "int_in",
     "kind_of",
+    "non_negative_float",
+    "non_negative_int",
+    "order_id_and_ts",
     "parse_duration",
+    "queue_model",
+    "u32",
+    "u64",
+    "u8",
     "unknown_keys",
 ]

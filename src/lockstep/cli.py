@@ -7,6 +7,9 @@ from typing import Any
 
 import click
 
+from lockstep.backtest.config import BacktestConfig
+from lockstep.backtest.replay import replay
+from lockstep.backtest.runner import BacktestFailed, run_backtest
 from lockstep.data.importers import FORMATS, offered_settings
 from lockstep.data.pipeline import (
     STEPS,
@@ -19,8 +22,9 @@ from lockstep.data.pipeline import (
     validate_source,
 )
 from lockstep.data.synth import generate
-from lockstep.tomlconfig import OVERRIDE_SOURCE
+from lockstep.enums import BookKind
 from lockstep.errors import ConfigError, LockstepError, SettingError
+from lockstep.tomlconfig import OVERRIDE_SOURCE
 
 DATA_HELP = "storage root (default: $LOCKSTEP_DATA, else ./data)"
 
@@ -104,10 +108,6 @@ def main() -> None:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def quickstart(data: str | None, events: int, seed: int, as_json: bool) -> None:
     """Generate a synthetic dataset, replay it, backtest the Python market maker on it."""
-    from lockstep.backtest.runner import run_backtest
-    from lockstep.backtest.config import BacktestConfig
-    from lockstep.backtest.replay import replay
-
     dataset = generate(events, seed=seed, data=data)
     result = replay(dataset)
     # examples/market_maker.toml, minus what a fresh machine may not have (the file itself).
@@ -147,8 +147,6 @@ def _print_backtest(bt) -> None:
 @click.option("--json", "as_json", is_flag=True, help="print the summary as one JSON object")
 def backtest(config: str, overrides: tuple[str, ...], data: str | None, as_json: bool) -> None:
     """Run the backtest CONFIG (TOML) describes; outputs go to DATA/experiments/<run id>/."""
-    from lockstep.backtest.runner import BacktestFailed, run_backtest
-
     try:
         bt = run_backtest(config, overrides=overrides, data=data,
                           progress=not as_json and sys.stderr.isatty())
@@ -173,8 +171,6 @@ def backtest(config: str, overrides: tuple[str, ...], data: str | None, as_json:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def replay_cmd(dataset: str, top_of_book: str | None, data: str | None, as_json: bool) -> None:
     """Replay DATASET (a path, or a name under DATA/canonical) through the books."""
-    from lockstep.backtest.replay import replay
-
     result = replay(dataset, top_of_book=top_of_book, data=data)
     if as_json:
         _emit_json(result.to_dict())
@@ -190,7 +186,7 @@ def data() -> None:
 @data.command()
 @click.option("--events", required=True, type=click.IntRange(min=1), help="number of events")
 @click.option("--seed", default=1, show_default=True)
-@click.option("--book", type=click.Choice(["l2", "l3"]), default="l2", show_default=True)
+@click.option("--book", type=click.Choice(BookKind.labels()), default=BookKind.L2.label, show_default=True)
 @click.option("--instruments", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--name", default=None, help="dataset name (default synth-<book>-<events>-s<seed>)")
 @click.option("--data", "data", default=None, help=DATA_HELP)

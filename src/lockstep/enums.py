@@ -290,6 +290,44 @@ class FrameStop(LabeledEnum):
     BAD_FRAME = 3  # the header is valid, the frame checksum is not
 
 
+class MarketType(LabeledEnum):
+    """lockstep::binance::MarketType (codecs/binance/messages.hpp): the Binance market a capture
+    is from, "spot", "usdm" or "coinm" ("unknown" until the data tells)."""
+
+    UNKNOWN = 0
+    SPOT = 1
+    USDM = 2  # USD-M futures (C++ UsdM)
+    COINM = 3  # COIN-M futures (C++ CoinM)
+
+
+class IncrementSource(LabeledEnum):
+    """lockstep::binance::IncrementSource (codecs/binance/catalogue.hpp): where an instrument's
+    increments came from, reported per instrument by the Binance importer."""
+
+    EXPLICIT = 0  # given with the instrument's index
+    OPTION = 1  # the default increments given for every symbol
+    BUILTIN = 2  # the built-in table of the market (C++ BuiltIn)
+    INFERRED = 3  # learned from the prices and sizes in the data
+
+
+class BinanceSkip(LabeledEnum):
+    """lockstep::binance::Skip (codecs/binance/reports.hpp): why a Binance line produced no
+    events; the import report counts lines per label (the C++ skip_name())."""
+
+    EMPTY_LINE = 0
+    NOT_STREAM_MESSAGE = 1  # valid JSON that is neither a stream message nor a snapshot
+    UNKNOWN_STREAM = 2  # a stream the decoder does not decode
+    NON_MARKET_TRADE = 3  # USD-M trade with X != MARKET
+    DEPTH_NO_LEVELS = 4
+    DEPTH_IN_SNAPSHOT = 5  # already contained in the snapshot that preceded it
+    DEPTH_STALE = 6  # older than the chain position
+    DEPTH_UNSYNCED = 7  # never met a snapshot
+    TRUNCATED_LINE = 8
+    MALFORMED = 9
+    AGG_TRADE_DUPLICATE = 10  # aggTrade of a symbol that has a trade stream
+    TRADE_IN_AGG_TRADE = 11  # trade already emitted as part of an aggTrade
+
+
 class Crc32cImpl(LabeledEnum):
     """lockstep::crc32c::Impl (base/crc32c.hpp): which CRC32C code path computes a checksum."""
 
@@ -313,15 +351,18 @@ class RunStatus(LabeledEnum):
 
 __all__ = [
     "Anomaly",
+    "BinanceSkip",
     "BookKind",
     "Crc32cImpl",
     "ExecResult",
     "FrameStop",
+    "IncrementSource",
     "IntentKind",
     "L2Result",
     "L3Result",
     "LabeledEnum",
     "LatencyKind",
+    "MarketType",
     "MatchEventKind",
     "MatchReject",
     "OrderStatus",

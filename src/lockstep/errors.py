@@ -197,6 +197,15 @@ _STATUS_ERRORS: dict[Status, type[StatusError]] = {
 }
 
 
+def status_text(status: int) -> str:
+    """The C++ status_name() of `status` ("output full"), or "unknown status code <n>" for a code
+    this Python does not know (the core is newer than its mirror)."""
+    try:
+        return STATUS_TEXT[Status(status)]
+    except ValueError:
+        return f"unknown status code {status}"
+
+
 def check_status(status: int, what: str) -> None:
     """Returns if `status` (a Status value) is Ok, else raises the StatusError subclass for it,
     e.g. InvalidArgumentError("risk limits of BTCUSDT: invalid argument")."""
@@ -204,8 +213,8 @@ def check_status(status: int, what: str) -> None:
         return
     try:
         member = Status(status)
-    except ValueError:  # a code this Python does not know: the core is newer than its mirror
-        raise LockstepError(f"{what}: unknown status code {status}") from None
+    except ValueError:
+        raise LockstepError(f"{what}: {status_text(status)}") from None
     raise _STATUS_ERRORS[member](member, what)
 
 
@@ -224,4 +233,5 @@ __all__ = [
     "SettingError",
     "StatusError",
     "check_status",
+    "status_text",
 ]

@@ -18,15 +18,29 @@ from lockstep.includes.codecs.binance.output cimport COutput
 from lockstep.includes.codecs.binance.reports cimport (
     CCounts, CErrorInfo, CLocation, CLocationLog, CReason, kSkipCount, skip_name,
 )
+from lockstep.includes.core.rules cimport kRuleCount
 
-from lockstep.errors import DecodeError, check_status
+from lockstep.enums import BinanceSkip, IncrementSource, MarketType
+from lockstep.errors import DecodeError, check_status, status_text
 
 
-#: Increment sources, in the order of lockstep::binance::IncrementSource.
-INCREMENT_SOURCES = ("explicit", "option", "builtin", "inferred")
-SKIP_REASONS = tuple(skip_name(i).decode() for i in range(kSkipCount))
-MARKET_TYPES = {"unknown": 0, "spot": 1, "usdm": 2, "coinm": 3}
-N_RULES = 12  # lockstep::kRuleCount, mirrored by lockstep.data.importers.normalized.Rule
+# The C++ enumerators by name, and the C++ *_name() of each value where C++ has one, which
+# tests/test_enum_parity.py holds lockstep.enums to.
+ENUMERATORS = {
+    "MarketType": {
+        "Unknown": <int>CMarketType.Unknown, "Spot": <int>CMarketType.Spot,
+        "UsdM": <int>CMarketType.UsdM, "CoinM": <int>CMarketType.CoinM,
+    },
+    "IncrementSource": {
+        "Explicit": <int>CIncrementSource.Explicit, "Option": <int>CIncrementSource.Option,
+        "BuiltIn": <int>CIncrementSource.BuiltIn, "Inferred": <int>CIncrementSource.Inferred,
+    },
+}
+ENUM_NAMES = {
+    "MarketType": {v: market_type_name(<CMarketType>v).decode()
+                   for v in ENUMERATORS["MarketType"].values()},
+    "BinanceSkip": {i: skip_name(i).decode() for i in range(kSkipCount)},
+}
 
 
 #: Per-record arrays of a chunk, with their dtypes.
@@ -152,9 +166,8 @@ cdef class BinanceDecoder:
                      f"invalid snapshot symbol {symbol!r}")
 
     def set_market_type(self, str market):
-        if market not in MARKET_TYPES:
-            raise ValueError(f"market_type must be one of spot, usdm, coinm; got {market!r}")
-        self.core.get().set_market_type(<CMarketType><uint8_t>MARKET_TYPES[market])
+        """`market`: a MarketType label; ValueError listing the labels otherwise."""
+        self.core.get().set_market_type(<CMarketType><uint8_t>MarketType.from_label(market))
 
     def set_scan_mode(self, bint on):
         self.core.get().set_scan_mode(on)
@@ -218,7 +231,7 @@ cdef class BinanceDecoder:
         """The DecodeError describing the decoder's fatal error (or a bad status from feed)."""
         cdef const CErrorInfo* e = &self.core.get().error()
         if e.status == CStatus.Ok:
-            return DecodeError(f"decoder returned status {status}")
+            return DecodeError(f"decoder returned status {status_text(status)}")
         cdef const char* message = &e.message[0]
         name = self.names[e.file] if e.file < len(self.names) else None
         reason = message.decode("utf-8", "replace")
@@ -269,7 +282,7 @@ cdef class BinanceDecoder:
 
     @property
     def market_type(self):
-        return market_type_name(self.core.get().market_type()).decode()
+        return MarketType(<uint8_t>self.core.get().market_type()).label
 
     def counts(self):
         cdef const CCounts* c = &self.core.get().counts()
@@ -289,8 +302,8 @@ cdef class BinanceDecoder:
             "events": {k: c.events[k] for k in range(65) if c.events[k]},
             "depth_buffered": c.depth_buffered,
             "depth_replayed": c.depth_replayed,
-            "skipped": {SKIP_REASONS[i]: _log(d.skips(i), names, False) for i in range(kSkipCount)},
-            "problems": [_log(d.problems(i), names, False) for i in range(N_RULES)],
+            "skipped": {s.label: _log(d.skips(s), names, False) for s in BinanceSkip},
+            "problems": [_log(d.problems(i), names, False) for i in range(kRuleCount)],
             "sequence_gaps": _log(d.gaps(), names, True),
             "ts_recv_raised": _log(d.ts_recv_raised(), names, True),
         }
@@ -299,17 +312,15 @@ cdef class BinanceDecoder:
         cdef vector[CSymbolInfo] rows = self.core.get().symbols()
         cdef CSymbolInfo* r
         cdef size_t i
-        cdef int source
         out = []
         for i in range(rows.size()):
             r = &rows[i]
-            source = <int>r.source
             out.append({
                 "symbol": r.symbol.decode("ascii", "replace"),
                 "has_increments": r.has_increments,
                 "price_increment": (r.price_increment.mantissa, r.price_increment.exponent),
                 "size_increment": (r.size_increment.mantissa, r.size_increment.exponent),
-                "source": INCREMENT_SOURCES[source],
+                "source": IncrementSource(<uint8_t>r.source).label,
                 "indexed": r.indexed,
                 "index": r.index,
                 "seen": r.seen,

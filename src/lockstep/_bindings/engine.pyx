@@ -10,6 +10,8 @@ import traceback
 
 import numpy as np
 
+from cpython.buffer cimport PyBUF_READ
+from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libcpp.memory cimport unique_ptr
@@ -63,6 +65,83 @@ SAMPLE_COLUMNS = (
     ("mid_known", np.bool_), ("realized", np.float64), ("unrealized", np.float64),
     ("fees", np.float64),
 )
+
+
+# Engine.drain reads each record vector as a numpy structured array over the C++ memory, one
+# copy per column in numpy's C loops. A record's dtype names each field by the column it fills
+# and reads it at its offset, with its own size and its column's kind (signed, unsigned, float,
+# bool); the copy then widens it to the column's type, as an assignment in C++ would.
+
+cdef tuple at(str column, const void* address, size_t size):
+    return column, <size_t>address, size
+
+
+cdef object record_dtype(const void* record, size_t size, tuple columns, tuple fields):
+    """The dtype of a C++ record of `size` bytes at `record` whose `fields` (at() each) fill
+    `columns`."""
+    kinds = {name: np.dtype(kind).kind for name, kind in columns}
+    if sorted(kinds) != sorted(column for column, _, _ in fields):
+        raise TypeError("a record's fields and its columns differ")
+    return np.dtype({
+        "names": [column for column, _, _ in fields],
+        "formats": [f"{kinds[column]}{n}" for column, _, n in fields],
+        "offsets": [address - <size_t>record for _, address, _ in fields],
+        "itemsize": size,
+    })
+
+
+cdef object exec_record_dtype():
+    cdef CExecRecord r
+    return record_dtype(&r, sizeof(r), EXEC_COLUMNS, (
+        at("ts_event", &r.ts_event, sizeof(r.ts_event)),
+        at("ts_recv", &r.ts_recv, sizeof(r.ts_recv)), at("seq", &r.reason, sizeof(r.reason)),
+        at("instrument", &r.instrument, sizeof(r.instrument)),
+        at("kind", &r.kind, sizeof(r.kind)), at("side", &r.side, sizeof(r.side)),
+        at("flags", &r.flags, sizeof(r.flags)), at("price", &r.price, sizeof(r.price)),
+        at("qty", &r.qty, sizeof(r.qty)), at("order_id", &r.order_id, sizeof(r.order_id)),
+        at("fee", &r.fee, sizeof(r.fee)),
+    ))
+
+
+cdef object denial_record_dtype():
+    cdef CDenialRecord r
+    cdef const CIntent* i = &r.intent
+    return record_dtype(&r, sizeof(r), DENIAL_COLUMNS, (
+        at("ts_recv", &r.ts_recv, sizeof(r.ts_recv)), at("reason", &r.reason, sizeof(r.reason)),
+        at("instrument", &i.instrument, sizeof(i.instrument)),
+        at("intent", &i.kind, sizeof(i.kind)),
+        at("side", &i.side, sizeof(i.side)), at("tif", &i.tif, sizeof(i.tif)),
+        at("price", &i.price, sizeof(i.price)), at("qty", &i.qty, sizeof(i.qty)),
+        at("client_order_id", &i.client_order_id, sizeof(i.client_order_id)),
+        at("target_order_id", &i.target_order_id, sizeof(i.target_order_id)),
+    ))
+
+
+cdef object pnl_sample_dtype():
+    cdef CPnlSample r
+    return record_dtype(&r, sizeof(r), SAMPLE_COLUMNS, (
+        at("ts_recv", &r.ts_recv, sizeof(r.ts_recv)),
+        at("instrument", &r.instrument, sizeof(r.instrument)),
+        at("position", &r.position, sizeof(r.position)), at("mid", &r.mid, sizeof(r.mid)),
+        at("mid_known", &r.mid_known, sizeof(r.mid_known)),
+        at("realized", &r.realized, sizeof(r.realized)),
+        at("unrealized", &r.unrealized, sizeof(r.unrealized)), at("fees", &r.fees, sizeof(r.fees)),
+    ))
+
+
+EXEC_RECORD = exec_record_dtype()
+DENIAL_RECORD = denial_record_dtype()
+PNL_SAMPLE = pnl_sample_dtype()
+
+
+cdef dict record_columns(const void* records, size_t n, record, tuple columns):
+    """The `columns` ((name, numpy type)) of `n` C++ records at `records` laid out as `record`,
+    copied out (the records may be cleared right after)."""
+    if n == 0:
+        return {name: np.empty(0, kind) for name, kind in columns}
+    view = PyMemoryView_FromMemory(<char*>records, n * record.itemsize, PyBUF_READ)
+    rows = np.frombuffer(view, dtype=record)
+    return {name: rows[name].astype(kind) for name, kind in columns}
 
 
 cdef inline double wide_to_double(CWide w) noexcept nogil:
@@ -546,70 +625,13 @@ cdef class Engine:
     def drain(self):
         """Records produced since the last drain, as dicts of numpy arrays; then clears them."""
         cdef CEngine* e = self.core.get()
-        cdef const vector[CExecRecord]* xs = &e.exec_records()
-        cdef const vector[CDenialRecord]* ds = &e.denials()
-        cdef const vector[CPnlSample]* ss = &e.samples()
-        cdef size_t k, n
-        cdef const CExecRecord* r
-        cdef const CDenialRecord* dr
-        cdef const CPnlSample* sr
-        n = xs.size()
-        x = {name: np.empty(n, dtype) for name, dtype in EXEC_COLUMNS}
-        cdef int64_t[::1] x_te = x["ts_event"], x_tr = x["ts_recv"], x_px = x["price"]
-        cdef int64_t[::1] x_q = x["qty"], x_fee = x["fee"]
-        cdef uint64_t[::1] x_seq = x["seq"], x_id = x["order_id"]
-        cdef uint32_t[::1] x_inst = x["instrument"]
-        cdef uint8_t[::1] x_kind = x["kind"], x_side = x["side"], x_flags = x["flags"]
-        for k in range(n):
-            r = &xs[0][k]
-            x_te[k] = r.ts_event
-            x_tr[k] = r.ts_recv
-            x_seq[k] = r.reason
-            x_inst[k] = r.instrument
-            x_kind[k] = r.kind
-            x_side[k] = r.side
-            x_flags[k] = r.flags
-            x_px[k] = r.price
-            x_q[k] = r.qty
-            x_id[k] = r.order_id
-            x_fee[k] = r.fee
-        n = ds.size()
-        d = {name: np.empty(n, dtype) for name, dtype in DENIAL_COLUMNS}
-        cdef int64_t[::1] d_ts = d["ts_recv"], d_px = d["price"], d_q = d["qty"]
-        cdef uint32_t[::1] d_inst = d["instrument"]
-        cdef uint8_t[::1] d_kind = d["intent"], d_side = d["side"], d_tif = d["tif"]
-        cdef uint8_t[::1] d_reason = d["reason"]
-        cdef uint64_t[::1] d_id = d["client_order_id"], d_target = d["target_order_id"]
-        for k in range(n):
-            dr = &ds[0][k]
-            d_ts[k] = dr.ts_recv
-            d_inst[k] = dr.intent.instrument
-            d_kind[k] = <uint8_t>dr.intent.kind
-            d_side[k] = <uint8_t>dr.intent.side
-            d_tif[k] = <uint8_t>dr.intent.tif
-            d_px[k] = dr.intent.price
-            d_q[k] = dr.intent.qty
-            d_id[k] = dr.intent.client_order_id
-            d_target[k] = dr.intent.target_order_id
-            d_reason[k] = <uint8_t>dr.reason
-        n = ss.size()
-        s = {name: np.empty(n, dtype) for name, dtype in SAMPLE_COLUMNS}
-        cdef int64_t[::1] s_ts = s["ts_recv"], s_pos = s["position"], s_mid = s["mid"]
-        cdef uint32_t[::1] s_inst = s["instrument"]
-        cdef double[::1] s_real = s["realized"], s_unreal = s["unrealized"], s_fees = s["fees"]
-        mid_known = s["mid_known"]
-        for k in range(n):
-            sr = &ss[0][k]
-            s_ts[k] = sr.ts_recv
-            s_inst[k] = sr.instrument
-            s_pos[k] = sr.position
-            s_mid[k] = sr.mid
-            mid_known[k] = sr.mid_known
-            s_real[k] = sr.realized
-            s_unreal[k] = sr.unrealized
-            s_fees[k] = sr.fees
+        out = (record_columns(e.exec_records().data(), e.exec_records().size(), EXEC_RECORD,
+                              EXEC_COLUMNS),
+               record_columns(e.denials().data(), e.denials().size(), DENIAL_RECORD,
+                              DENIAL_COLUMNS),
+               record_columns(e.samples().data(), e.samples().size(), PNL_SAMPLE, SAMPLE_COLUMNS))
         e.clear_records()
-        return x, d, s
+        return out
 
     # ---- reports
 

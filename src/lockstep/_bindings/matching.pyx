@@ -70,10 +70,31 @@ cdef tuple order_out(const CRestingOrder* o):
     return (o.client_order_id, <int>o.side, o.price, o.qty, o.queue_ahead, <int>o.tif)
 
 
-cdef list events_out(const CMatchEvent* e, size_t n):
+# What both matchers report the same way: their C++ classes share these members through the
+# OrderEntry base template, so one fused helper per report serves both, compiled for each.
+ctypedef fused CMatcher:
+    CL2Matcher
+    CL3Matcher
+
+
+cdef list drain_events(CMatcher* m):
+    """The events since the last drain, as tuples; clears them."""
+    cdef const CMatchEvent* e = m.events().data()
     cdef size_t k
-    return [(<int>e[k].kind, <int>e[k].reason, <bint>e[k].maker, e[k].client_order_id, e[k].price,
-             e[k].qty, <int>e[k].side) for k in range(n)]
+    out = [(<int>e[k].kind, <int>e[k].reason, <bint>e[k].maker, e[k].client_order_id, e[k].price,
+            e[k].qty, <int>e[k].side) for k in range(m.events().size())]
+    m.clear_events()
+    return out
+
+
+cdef list resting_orders(CMatcher* m):
+    cdef size_t k
+    return [order_out(&m.resting_at(k)) for k in range(m.resting())]
+
+
+cdef object find_order(CMatcher* m, uint64_t client_order_id):
+    cdef const CRestingOrder* o = m.find_order(client_order_id)
+    return None if o == NULL else order_out(o)
 
 
 cdef class L2Matcher:
@@ -150,20 +171,16 @@ cdef class L2Matcher:
         self.core.on_level(<CSide>side, price, old_qty, new_qty)
 
     def drain(self):
-        out = events_out(self.core.events().data(), self.core.events().size())
-        self.core.clear_events()
-        return out
+        return drain_events(&self.core)
 
     def has_resting(self):
         return self.core.has_resting()
 
     def orders(self):
-        cdef size_t k
-        return [order_out(&self.core.resting_at(k)) for k in range(self.core.resting())]
+        return resting_orders(&self.core)
 
     def order(self, uint64_t client_order_id):
-        cdef const CRestingOrder* o = self.core.find_order(client_order_id)
-        return None if o == NULL else order_out(o)
+        return find_order(&self.core, client_order_id)
 
 
 cdef class L3Matcher:
@@ -212,20 +229,16 @@ cdef class L3Matcher:
         self.core.on_trade(price, qty, <CSide>aggressor)
 
     def drain(self):
-        out = events_out(self.core.events().data(), self.core.events().size())
-        self.core.clear_events()
-        return out
+        return drain_events(&self.core)
 
     def has_resting(self):
         return self.core.has_resting()
 
     def orders(self):
-        cdef size_t k
-        return [order_out(&self.core.resting_at(k)) for k in range(self.core.resting())]
+        return resting_orders(&self.core)
 
     def order(self, uint64_t client_order_id):
-        cdef const CRestingOrder* o = self.core.find_order(client_order_id)
-        return None if o == NULL else order_out(o)
+        return find_order(&self.core, client_order_id)
 
     def ahead_count(self, uint64_t client_order_id):
         return self.core.ahead_count(client_order_id)

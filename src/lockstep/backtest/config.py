@@ -372,17 +372,16 @@ class LatencySettings:
         for f in ("entry", "response"):
             if f in data:
                 kw[f] = parse_duration(prefix + f, data[f])
-        for f, model in (("sigma", "lognormal"), ("feed_multiplier", "feed")):
+        for f in ("sigma", "feed_multiplier"):
             if f in data:
                 kw[f] = _float(prefix + f, data[f])
                 if kw[f] < 0:
                     raise ConfigError(prefix + f, f"must be >= 0, not {data[f]!r}")
         out = cls(**kw)
-        if out.sigma != 0.0 and out.model != "lognormal":
-            raise ConfigError(prefix + "sigma", f"only applies to model \"lognormal\", not {out.model!r}")
-        if out.feed_multiplier != 1.0 and out.model != "feed":
-            raise ConfigError(prefix + "feed_multiplier",
-                              f"only applies to model \"feed\", not {out.model!r}")
+        for f, default, model in (("sigma", 0.0, LatencyKind.LOGNORMAL),
+                                  ("feed_multiplier", 1.0, LatencyKind.FEED)):
+            if getattr(out, f) != default and out.model != model.label:
+                raise ConfigError(prefix + f, f"only applies to model \"{model.label}\", not {out.model!r}")
         return out
 
     def to_core(self, seed: int) -> LatencyConfig:

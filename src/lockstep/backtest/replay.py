@@ -182,7 +182,7 @@ def replay_batches(
         if sink is not None:
             sink.close()
     seconds = time.perf_counter() - start
-    return _result(replayer, instruments, seconds, dataset_name, sink)
+    return replay_result(replayer, instruments, seconds, dataset_name, sink)
 
 
 def replay(
@@ -206,13 +206,15 @@ def state_digest(replayer: Replayer) -> str:
     return hashlib.sha256(replayer.serialize_state()).hexdigest()
 
 
-def _result(
+def replay_result(
     replayer: Replayer,
     instruments: Sequence[Instrument],
     seconds: float,
     dataset_name: str,
     sink: _TopOfBookSink | None,
 ) -> ReplayResult:
+    """What `replayer` holds after replaying `dataset_name` in `seconds`: each instrument's top of
+    book, counts and anomalies, and the state digest. A backtest reports its market this way."""
     tops = {}
     for index, inst in enumerate(instruments):
         bp, bq, ap, aq = replayer.touch(index)

@@ -47,7 +47,7 @@ from lockstep.errors import ConfigError, LockstepError, check_status
 from lockstep.tomlconfig import dump_toml
 from lockstep.events import EventKind, Flag, Side
 from lockstep.progress import Progress
-from lockstep.backtest.replay import _result as market_report
+from lockstep.backtest.replay import replay_result
 from lockstep.backtest.replay import to_real
 from lockstep.backtest.artifacts import (
     DENIALS_SCHEMA, ORDERS_SCHEMA, PNL_SCHEMA, read_artifact,
@@ -399,7 +399,7 @@ def run_backtest(
     seconds = time.perf_counter() - start
 
     counters = engine.counters()
-    market = market_report(engine.market, ds.instruments, seconds, ds.path, None)
+    market = replay_result(engine.market, ds.instruments, seconds, ds.path, None)
     digest = hashlib.sha256(
         engine.market.serialize_state() + engine.serialize_state() + out.hash.digest()
     ).hexdigest()

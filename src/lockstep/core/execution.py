@@ -21,7 +21,7 @@ from typing import Any
 
 from lockstep._bindings import execution as _execution
 from lockstep.events import Side
-from lockstep.checks import INT64_MAX, INT64_MIN, UINT32_MAX, UINT64_MAX, int_in
+from lockstep.checks import INT64_MAX, INT64_MIN, UINT64_MAX, int_in, order_id_and_ts, u32
 from lockstep.core.risk import Intent, RiskView
 from lockstep.enums import ExecResult, OrderStatus, TimeInForce
 
@@ -33,7 +33,8 @@ _ORDER_KEYS = ("client_order_id", "instrument", "side", "tif", "price", "qty", "
                "status", "ts_submitted", "ts_last")
 
 
-def _order_dict(row: tuple) -> dict[str, Any]:
+def order_dict(row: tuple) -> dict[str, Any]:
+    """An order as the API reports it, from the row of its fields in _ORDER_KEYS order."""
     d = dict(zip(_ORDER_KEYS, row))
     d["side"] = Side(d["side"])
     d["tif"] = TimeInForce(d["tif"]) if d["tif"] in TimeInForce._value2member_map_ else d["tif"]
@@ -46,7 +47,8 @@ def _avg_price(position: int, cost: int) -> float:
     return float(Fraction(cost, abs(position))) if position else 0.0
 
 
-def _position_dict(position: int, cost: int, realized: int, fees: int) -> dict[str, Any]:
+def position_dict(position: int, cost: int, realized: int, fees: int) -> dict[str, Any]:
+    """A position as the API reports it, average price included."""
     return {"position": position, "avg_price": _avg_price(position, cost), "cost": cost,
             "realized": realized, "fees": fees}
 
@@ -69,27 +71,27 @@ class ExecutionState:
         return ExecResult(self._core.submit(intent, int_in("ts", ts, INT64_MIN, INT64_MAX)))
 
     def on_accepted(self, client_order_id: int, ts: int) -> ExecResult:
-        return ExecResult(self._core.on_accepted(*_id_ts(client_order_id, ts)))
+        return ExecResult(self._core.on_accepted(*order_id_and_ts(client_order_id, ts)))
 
     def on_rejected(self, client_order_id: int, ts: int) -> ExecResult:
-        return ExecResult(self._core.on_rejected(*_id_ts(client_order_id, ts)))
+        return ExecResult(self._core.on_rejected(*order_id_and_ts(client_order_id, ts)))
 
     def on_canceled(self, client_order_id: int, ts: int) -> ExecResult:
-        return ExecResult(self._core.on_canceled(*_id_ts(client_order_id, ts)))
+        return ExecResult(self._core.on_canceled(*order_id_and_ts(client_order_id, ts)))
 
     def on_expired(self, client_order_id: int, ts: int) -> ExecResult:
-        return ExecResult(self._core.on_expired(*_id_ts(client_order_id, ts)))
+        return ExecResult(self._core.on_expired(*order_id_and_ts(client_order_id, ts)))
 
     def on_fill(self, client_order_id: int, price: int, qty: int, fee: int = 0,
                 maker: bool = False, ts: int = 0) -> ExecResult:
-        _id_ts(client_order_id, ts)
+        order_id_and_ts(client_order_id, ts)
         for name, v in (("price", price), ("qty", qty), ("fee", fee)):
             int_in(name, v, INT64_MIN, INT64_MAX)
         return ExecResult(self._core.on_fill(client_order_id, price, qty, fee, bool(maker), ts))
 
     def on_replaced(self, client_order_id: int, new_price: int, new_qty: int,
                     ts: int) -> ExecResult:
-        _id_ts(client_order_id, ts)
+        order_id_and_ts(client_order_id, ts)
         int_in("new_price", new_price, INT64_MIN, INT64_MAX)
         int_in("new_qty", new_qty, INT64_MIN, INT64_MAX)
         return ExecResult(self._core.on_replaced(client_order_id, new_price, new_qty, ts))
@@ -98,48 +100,39 @@ class ExecutionState:
 
     def order(self, client_order_id: int) -> dict[str, Any] | None:
         row = self._core.order(int_in("client_order_id", client_order_id, 0, UINT64_MAX))
-        return None if row is None else _order_dict(row)
+        return None if row is None else order_dict(row)
 
     def orders(self) -> list[dict[str, Any]]:
         """Every order, in dispatch order."""
-        return [_order_dict(r) for r in self._core.orders()]
+        return [order_dict(r) for r in self._core.orders()]
 
     def position(self, instrument: int) -> dict[str, Any]:
         """{position, avg_price (float, 0.0 when flat), cost, realized, fees}."""
-        return _position_dict(*self._core.position(_instrument(instrument)))
+        return position_dict(*self._core.position(u32("instrument", instrument)))
 
     def unrealized(self, instrument: int, mark: int) -> int:
         """Exact PnL (ticks x lots, fees excluded) of closing the position at `mark`."""
-        return self._core.unrealized(_instrument(instrument),
+        return self._core.unrealized(u32("instrument", instrument),
                                      int_in("mark", mark, INT64_MIN, INT64_MAX))
 
     def open_orders(self, instrument: int | None = None) -> int:
         """Live orders on `instrument`, or over every instrument when None."""
         if instrument is None:
             return self._core.open_orders_total()
-        return self._core.open_orders(_instrument(instrument))
+        return self._core.open_orders(u32("instrument", instrument))
 
     def open_qty(self, instrument: int) -> tuple[int, int]:
         """(remaining lots of live buys, of live sells) on `instrument`."""
-        return self._core.open_qty(_instrument(instrument))
+        return self._core.open_qty(u32("instrument", instrument))
 
     def risk_view(self, instrument: int, mid: int | None = None) -> RiskView:
         """The RiskView Risk reads for `instrument`, filled by the core."""
         if mid is not None:
             int_in("mid", mid, INT64_MIN, INT64_MAX)
         pos, n, buy, sell, known, m, total = self._core.risk_view(
-            _instrument(instrument), mid is not None, 0 if mid is None else mid)
+            u32("instrument", instrument), mid is not None, 0 if mid is None else mid)
         return RiskView(position=pos, open_orders=n, open_buy_qty=buy, open_sell_qty=sell,
                         mid=m if known else None, open_orders_total=total)
-
-
-def _id_ts(client_order_id: int, ts: int) -> tuple[int, int]:
-    return (int_in("client_order_id", client_order_id, 0, UINT64_MAX),
-            int_in("ts", ts, INT64_MIN, INT64_MAX))
-
-
-def _instrument(instrument: int) -> int:
-    return int_in("instrument", instrument, 0, UINT32_MAX)
 
 
 __all__ = ["MAX_INSTRUMENTS", "ExecResult", "ExecutionState", "OrderStatus"]

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lockstep._bindings import queue as _queue
-from lockstep.checks import UINT32_MAX, config_int, i64, int_in, unknown_keys
+from lockstep.checks import UINT32_MAX, config_int, i64, non_negative_int, u32, unknown_keys
 from lockstep.core.risk import Intent
 from lockstep.enums import QueueResult
 from lockstep.errors import ConfigError, check_status
@@ -98,22 +98,6 @@ class QueueConfig:
         return cls(**data)
 
 
-def _ts(ts: object) -> int:
-    return i64("ts", ts)
-
-
-def _max_out(max_out: object) -> int:
-    if isinstance(max_out, bool) or not isinstance(max_out, int):
-        raise TypeError(f"max_out must be an int, not {type(max_out).__name__}")
-    if max_out < 0:
-        raise ValueError(f"max_out must be >= 0, not {max_out}")
-    return max_out
-
-
-def _instrument(instrument: object) -> int:
-    return int_in("instrument", instrument, 0, UINT32_MAX)
-
-
 class IntentQueue:
     """Pending work between Risk and the Venue Adapter; see the module docstring for the rules."""
 
@@ -136,16 +120,17 @@ class IntentQueue:
         that work)."""
         if not isinstance(intent, Intent):
             raise TypeError(f"intent must be a lockstep.core.risk.Intent, not {type(intent).__name__}")
-        return _RESULTS[self._core.push(intent, _ts(ts))]
+        return _RESULTS[self._core.push(intent, i64("ts", ts))]
 
     def dispatch(self, ts: int, max_out: int = 64) -> list[Intent]:
         """The intents to send to the venue now, at most `max_out`, in order."""
-        return [Intent(*t) for t in self._core.dispatch(_ts(ts), _max_out(max_out))]
+        return [Intent(*t) for t in self._core.dispatch(i64("ts", ts),
+                                                        non_negative_int("max_out", max_out))]
 
     def on_response(self, instrument: int) -> None:
         """A venue response for one message on `instrument` frees one in-flight slot (ignored
         when nothing is in flight there)."""
-        self._core.on_response(_instrument(instrument))
+        self._core.on_response(u32("instrument", instrument))
 
     def pending(self) -> int:
         """Intents waiting in the queue."""
@@ -153,11 +138,11 @@ class IntentQueue:
 
     def in_flight(self, instrument: int) -> int:
         """Dispatched messages on `instrument` awaiting a venue response."""
-        return self._core.in_flight(_instrument(instrument))
+        return self._core.in_flight(u32("instrument", instrument))
 
     def tokens(self, ts: int) -> int:
         """Whole rate tokens available at `ts`, spending none (0 when there is no rate limit)."""
-        return self._core.tokens(_ts(ts))
+        return self._core.tokens(i64("ts", ts))
 
     def counters(self) -> dict[str, int]:
         """Counts since construction, keyed by COUNTER_NAMES (see queue.hpp QueueCounters)."""

@@ -28,7 +28,7 @@ def _check(events: int, seed: int, book: str, instruments: int, depth: int, batc
     if events < 0:
         raise ValueError(f"events must be >= 0, got {events}")
     if book not in BookKind.labels():
-        raise ValueError(f"book must be 'l2' or 'l3', got {book!r}")
+        raise ValueError(f"book must be {' or '.join(map(repr, BookKind.labels()))}, got {book!r}")
     if instruments < 1:
         raise ValueError(f"instruments must be >= 1, got {instruments}")
     if not 4 <= depth <= 65536:

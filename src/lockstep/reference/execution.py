@@ -5,14 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lockstep.checks import INT64_MAX, INT64_MIN, UINT64_MAX, int_in
-from lockstep.core.execution import (
-    MAX_INSTRUMENTS,
-    _id_ts,
-    _instrument,
-    _order_dict,
-    _position_dict,
-)
+from lockstep.checks import INT64_MAX, INT64_MIN, UINT64_MAX, int_in, order_id_and_ts, u32
+from lockstep.core.execution import MAX_INSTRUMENTS, order_dict, position_dict
 from lockstep.core.risk import Intent, RiskView
 from lockstep.enums import ExecResult, IntentKind, OrderStatus
 from lockstep.events import Side
@@ -86,7 +80,7 @@ class ExecutionState:
         return R.OK
 
     def on_accepted(self, client_order_id: int, ts: int) -> ExecResult:
-        _id_ts(client_order_id, ts)
+        order_id_and_ts(client_order_id, ts)
         o = self._by_id.get(client_order_id)
         if o is None:
             return R.UNKNOWN_ORDER
@@ -98,7 +92,7 @@ class ExecutionState:
         return R.OK
 
     def on_rejected(self, client_order_id: int, ts: int) -> ExecResult:
-        _id_ts(client_order_id, ts)
+        order_id_and_ts(client_order_id, ts)
         o = self._by_id.get(client_order_id)
         if o is None:
             return R.UNKNOWN_ORDER
@@ -115,7 +109,7 @@ class ExecutionState:
 
     def on_fill(self, client_order_id: int, price: int, qty: int, fee: int = 0,
                 maker: bool = False, ts: int = 0) -> ExecResult:
-        _id_ts(client_order_id, ts)
+        order_id_and_ts(client_order_id, ts)
         for name, v in (("price", price), ("qty", qty), ("fee", fee)):
             int_in(name, v, INT64_MIN, INT64_MAX)
         o = self._by_id.get(client_order_id)
@@ -147,7 +141,7 @@ class ExecutionState:
 
     def on_replaced(self, client_order_id: int, new_price: int, new_qty: int,
                     ts: int) -> ExecResult:
-        _id_ts(client_order_id, ts)
+        order_id_and_ts(client_order_id, ts)
         int_in("new_price", new_price, INT64_MIN, INT64_MAX)
         int_in("new_qty", new_qty, INT64_MIN, INT64_MAX)
         o = self._by_id.get(client_order_id)
@@ -166,7 +160,7 @@ class ExecutionState:
         return R.OK
 
     def _end_live(self, client_order_id: int, to: OrderStatus, ts: int) -> ExecResult:
-        _id_ts(client_order_id, ts)
+        order_id_and_ts(client_order_id, ts)
         o = self._by_id.get(client_order_id)
         if o is None:
             return R.UNKNOWN_ORDER
@@ -207,17 +201,17 @@ class ExecutionState:
 
     def order(self, client_order_id: int) -> dict[str, Any] | None:
         o = self._by_id.get(int_in("client_order_id", client_order_id, 0, UINT64_MAX))
-        return None if o is None else _order_dict(o.row())
+        return None if o is None else order_dict(o.row())
 
     def orders(self) -> list[dict[str, Any]]:
-        return [_order_dict(o.row()) for o in self._orders]
+        return [order_dict(o.row()) for o in self._orders]
 
     def _get(self, instrument: int) -> _Inst:
-        return self._inst.get(_instrument(instrument)) or _Inst()
+        return self._inst.get(u32("instrument", instrument)) or _Inst()
 
     def position(self, instrument: int) -> dict[str, Any]:
         p = self._get(instrument)
-        return _position_dict(p.position, p.cost, p.realized, p.fees)
+        return position_dict(p.position, p.cost, p.realized, p.fees)
 
     def unrealized(self, instrument: int, mark: int) -> int:
         int_in("mark", mark, INT64_MIN, INT64_MAX)

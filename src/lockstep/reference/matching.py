@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from lockstep.checks import INT64_MAX, i64, int_in
+from lockstep.checks import INT64_MAX, i64, int_in, non_negative_float, queue_model, u8, u64
 from lockstep.core.risk import Intent
 from lockstep.enums import (
     IntentKind, MatchEventKind, MatchReject, QueueModel, SubmitOutcome, TimeInForce,
@@ -19,10 +19,6 @@ from lockstep.venue.matching import (
     MatchEvent,
     MatchResult,
     RestingOrder,
-    _id,
-    _model,
-    _power,
-    _u8,
 )
 
 _K, _R, _O = MatchEventKind, MatchReject, SubmitOutcome
@@ -117,7 +113,7 @@ class _Base:
 
     def submit(self, client_order_id: int, side: Side | int, tif: TimeInForce | int, price: int,
                qty: int, book) -> MatchResult:
-        coid, side, tif = _id(client_order_id), _u8("side", side), _u8("tif", tif)
+        coid, side, tif = u64("client_order_id", client_order_id), u8("side", side), u8("tif", tif)
         price, qty = i64("price", price), i64("qty", qty)
         return self._submit(coid, side, tif, price, qty, book)
 
@@ -147,7 +143,7 @@ class _Base:
     def submit_intent(self, intent: Intent, book) -> MatchResult:
         if not isinstance(intent, Intent):
             raise TypeError(f"intent must be a lockstep.core.risk.Intent, not {type(intent).__name__}")
-        coid, side = _id(intent.client_order_id), _u8("side", intent.side)
+        coid, side = u64("client_order_id", intent.client_order_id), u8("side", intent.side)
         price, qty = i64("price", intent.price), i64("qty", intent.qty)
         if intent.kind == IntentKind.SUBMIT_MARKET:
             price = MAX_PRICE if side == Side.BID else MIN_PRICE
@@ -155,10 +151,10 @@ class _Base:
         if intent.kind != IntentKind.SUBMIT_LIMIT:
             self._emit(_K.REJECTED, _R.BAD_TIF, False, _known(side), coid, price, qty)
             return MatchResult(_O.REJECTED, _R.BAD_TIF, 0, 0)
-        return self._submit(coid, side, _u8("tif", intent.tif), price, qty, book)
+        return self._submit(coid, side, u8("tif", intent.tif), price, qty, book)
 
     def cancel(self, client_order_id: int) -> bool:
-        coid = _id(client_order_id)
+        coid = u64("client_order_id", client_order_id)
         k = self._find(coid)
         if k < 0:
             self._emit(_K.CANCEL_REJECTED, _R.UNKNOWN_ORDER, False, Side.NONE, coid, 0, 0)
@@ -168,7 +164,7 @@ class _Base:
         return True
 
     def replace(self, client_order_id: int, new_price: int, new_qty: int, book) -> MatchResult:
-        coid = _id(client_order_id)
+        coid = u64("client_order_id", client_order_id)
         price, qty = i64("new_price", new_price), i64("new_qty", new_qty)
         k = self._find(coid)
         bad, keep, side = _R.NONE, False, Side.NONE
@@ -222,7 +218,7 @@ class _Base:
         return [self._out(o) for o in self._orders]
 
     def order(self, client_order_id: int) -> RestingOrder | None:
-        k = self._find(_id(client_order_id))
+        k = self._find(u64("client_order_id", client_order_id))
         return None if k < 0 else self._out(self._orders[k])
 
 
@@ -236,14 +232,14 @@ class L2Matcher(_Base):
         self.set_queue_model(model, power)
 
     def set_queue_model(self, model: QueueModel | int, power: float = 2.0) -> None:
-        self._model, self._power = _model(model), _power(power)
+        self._model, self._power = queue_model(model), non_negative_float("power", power)
 
     def _rest(self, coid: int, side: int, tif: int, price: int, qty: int, book) -> None:
         self._orders.append(dict(id=coid, side=side, price=price, qty=qty,
                                  ahead=_qty_at(book, side, price), tif=tif, traded=0))
 
     def on_trade(self, price: int, qty: int, aggressor: Side | int) -> None:
-        price, qty, aggressor = i64("price", price), i64("qty", qty), _u8("aggressor", aggressor)
+        price, qty, aggressor = i64("price", price), i64("qty", qty), u8("aggressor", aggressor)
         if qty <= 0 or aggressor not in (Side.BID, Side.ASK):
             return
         ours = _opp(aggressor)
@@ -264,7 +260,7 @@ class L2Matcher(_Base):
         self._orders = [o for o in self._orders if o["qty"] > 0]
 
     def on_level(self, side: Side | int, price: int, old_qty: int, new_qty: int) -> None:
-        side, price = _u8("side", side), i64("price", price)
+        side, price = u8("side", side), i64("price", price)
         old_qty, new_qty = i64("old_qty", old_qty), i64("new_qty", new_qty)
         if new_qty < 0:
             return
@@ -294,7 +290,7 @@ class L3Matcher(_Base):
                                  ahead=sum(before.values()), tif=tif, before=before))
 
     def ahead_count(self, client_order_id: int) -> int:
-        k = self._find(_id(client_order_id))
+        k = self._find(u64("client_order_id", client_order_id))
         return 0 if k < 0 else len(self._orders[k]["before"])
 
     @staticmethod
@@ -303,8 +299,8 @@ class L3Matcher(_Base):
 
     def on_l3(self, kind: EventKind | int, side: Side | int, order_id: int, price: int, qty: int,
               book_before) -> None:
-        kind, side = _u8("kind", kind), _u8("side", side)
-        mid = int_in("order_id", order_id, 0, 2**64 - 1)
+        kind, side = u8("kind", kind), u8("side", side)
+        mid = u64("order_id", order_id)
         price, qty = i64("price", price), i64("qty", qty)
         if not self._orders:
             return
@@ -367,7 +363,7 @@ class L3Matcher(_Base):
             self._orders = [o for o in self._orders if o["qty"] > 0]
 
     def on_trade(self, price: int, qty: int, aggressor: Side | int) -> None:
-        price, qty, aggressor = i64("price", price), i64("qty", qty), _u8("aggressor", aggressor)
+        price, qty, aggressor = i64("price", price), i64("qty", qty), u8("aggressor", aggressor)
         if qty <= 0 or aggressor not in (Side.BID, Side.ASK):
             return
         ours = _opp(aggressor)

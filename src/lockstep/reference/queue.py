@@ -5,7 +5,8 @@ No intrusive lists or free lists: removal is list.remove-by-index, which is all 
 """
 from __future__ import annotations
 
-from lockstep.core.queue import COUNTER_NAMES, QueueConfig, _instrument, _max_out, _ts
+from lockstep.checks import i64, non_negative_int, u32
+from lockstep.core.queue import COUNTER_NAMES, QueueConfig
 from lockstep.core.risk import Intent
 from lockstep.enums import IntentKind, QueueResult
 
@@ -36,7 +37,7 @@ class IntentQueue:
     def push(self, intent: Intent, ts: int) -> QueueResult:
         if not isinstance(intent, Intent):
             raise TypeError(f"intent must be a lockstep.core.risk.Intent, not {type(intent).__name__}")
-        _ts(ts)
+        i64("ts", ts)
         c = self._counters
         if intent.instrument >= self._config.instruments:
             c["rejected_bad_instrument"] += 1
@@ -75,8 +76,8 @@ class IntentQueue:
                    self._tokens + (ts - self._last_ts) * self._config.rate_per_second)
 
     def dispatch(self, ts: int, max_out: int = 64) -> list[Intent]:
-        _ts(ts)
-        max_out = _max_out(max_out)
+        i64("ts", ts)
+        max_out = non_negative_int("max_out", max_out)
         self._tokens = self._tokens_at(ts)
         if not self._started or ts > self._last_ts:
             self._last_ts = ts
@@ -107,7 +108,7 @@ class IntentQueue:
         return out
 
     def on_response(self, instrument: int) -> None:
-        _instrument(instrument)
+        u32("instrument", instrument)
         if instrument < len(self._in_flight) and self._in_flight[instrument] > 0:
             self._in_flight[instrument] -= 1
 
@@ -115,11 +116,11 @@ class IntentQueue:
         return len(self._cancels) + len(self._normal)
 
     def in_flight(self, instrument: int) -> int:
-        _instrument(instrument)
+        u32("instrument", instrument)
         return self._in_flight[instrument] if instrument < len(self._in_flight) else 0
 
     def tokens(self, ts: int) -> int:
-        _ts(ts)
+        i64("ts", ts)
         if self._config.rate_per_second == 0:
             return 0
         return self._tokens_at(ts) // _NS

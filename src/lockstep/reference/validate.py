@@ -9,7 +9,7 @@ import numpy as np
 
 from lockstep.checks import INT64_MIN
 from lockstep.data.importers.normalized import NormalizedChunk
-from lockstep.enums import Anomaly, Rule
+from lockstep.enums import Anomaly, Rule, RuleAction
 from lockstep.events import EventKind, Flag
 from lockstep.reference.replay import ReferenceReplayer
 
@@ -44,7 +44,7 @@ class ReferenceValidator:
         self.books = ReferenceReplayer(book_types)
         self.state = ["never" if r else "valid" for r in requires_snapshot]
         self.cause: list[tuple[int, int]] = [(0, -1)] * len(book_types)
-        self.actions = {rule.label: actions.get(rule.label, "quarantine") for rule in Rule}
+        self.actions = {rule.label: actions.get(rule.label, RuleAction.QUARANTINE.label) for rule in Rule}
         self.min_latency = min_feed_latency_ns
         self.max_latency = max_feed_latency_ns
         self.last_ts = INT64_MIN
@@ -86,9 +86,9 @@ class ReferenceValidator:
         def hit(rule: Rule) -> None:
             nonlocal q, w
             action = self._action(rule)
-            if action == "quarantine" and q is None:
+            if action == RuleAction.QUARANTINE.label and q is None:
                 q = (int(rule), -1)
-            elif action == "warn" and not w:
+            elif action == RuleAction.WARN.label and not w:
                 w = int(rule)
 
         cleared: set[int] = set()

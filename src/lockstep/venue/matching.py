@@ -23,12 +23,12 @@ the venue sees the call; our orders never change it.
 from __future__ import annotations
 
 import dataclasses
-import math
+from typing import Generic, TypeVar
 
 from lockstep._bindings import books as _books
 from lockstep._bindings import matching as _matching
 from lockstep._bindings import venue_models as _venue_models
-from lockstep.checks import UINT64_MAX, i64, int_in
+from lockstep.checks import i64, int_in, non_negative_float, queue_model, u8, u64
 from lockstep.core.books import L2Book, L3Book
 from lockstep.core.risk import Intent
 from lockstep.enums import (
@@ -72,14 +72,6 @@ class RestingOrder:
     tif: TimeInForce = TimeInForce.GTC
 
 
-def _id(v: object) -> int:
-    return int_in("client_order_id", v, 0, UINT64_MAX)
-
-
-def _u8(name: str, v: object) -> int:
-    return int_in(name, v, 0, 255)
-
-
 def _result(t: tuple[int, int, int, int]) -> MatchResult:
     return MatchResult(SubmitOutcome(t[0]), MatchReject(t[1]), t[2], t[3])
 
@@ -93,47 +85,29 @@ def _order(t: tuple[int, int, int, int, int, int]) -> RestingOrder:
     return RestingOrder(t[0], Side(t[1]), t[2], t[3], t[4], TimeInForce(t[5]))
 
 
-def _power(power: object) -> float:
-    if isinstance(power, bool) or not isinstance(power, (int, float)):
-        raise TypeError(f"power must be a number, not {type(power).__name__}")
-    p = float(power)
-    if not math.isfinite(p) or p < 0:
-        raise ValueError(f"power must be finite and >= 0, not {power!r}")
-    return p
+BookT = TypeVar("BookT", L2Book, L3Book)
 
 
-def _model(model: object) -> QueueModel:
-    try:
-        return QueueModel(_u8("model", model))
-    except ValueError:
-        raise ValueError(f"unknown queue model {model!r}") from None
-
-
-class L2Matcher:
-    """Simulated-venue matching for one instrument; see the module docstring for the rules."""
+class _OrderEntry(Generic[BookT]):
+    """What the L2 and L3 matchers share (C++ OrderEntry): our orders' entry, cancel, replace and
+    reports; `_core` is the binding's matcher of the same book kind."""
 
     __slots__ = ("_core",)
 
-    def __init__(self, reserve_orders: int = 64, reserve_events: int = 256, *,
-                 model: QueueModel | int = QueueModel.CONSERVATIVE, power: float = 2.0) -> None:
-        self._core = _matching.L2Matcher()
+    def __init__(self, core: _matching.L2Matcher | _matching.L3Matcher, reserve_orders: int,
+                 reserve_events: int) -> None:
+        self._core = core
         self._core.reserve(int_in("reserve_orders", reserve_orders, 0, 1 << 24),
                            int_in("reserve_events", reserve_events, 0, 1 << 24))
-        self.set_queue_model(model, power)
-
-    def set_queue_model(self, model: QueueModel | int, power: float = 2.0) -> None:
-        """CONSERVATIVE (default) or PROBABILISTIC with f(x) = x**power; ValueError if invalid."""
-        check_status(self._core.set_queue_model(_model(model), _power(power)),
-                     f"queue model {model!r} / power {power!r}")
 
     def submit(self, client_order_id: int, side: Side | int, tif: TimeInForce | int, price: int,
-               qty: int, book: L2Book) -> MatchResult:
+               qty: int, book: BookT) -> MatchResult:
         """A new limit order reaching the venue while the market book is `book`."""
-        return _result(self._core.submit(_id(client_order_id), _u8("side", side),
-                                         _u8("tif", tif), i64("price", price), i64("qty", qty),
+        return _result(self._core.submit(u64("client_order_id", client_order_id), u8("side", side),
+                                         u8("tif", tif), i64("price", price), i64("qty", qty),
                                          book))
 
-    def submit_intent(self, intent: Intent, book: L2Book) -> MatchResult:
+    def submit_intent(self, intent: Intent, book: BookT) -> MatchResult:
         """submit() from a SubmitLimit or SubmitMarket Intent (a market order is an IOC at the
         widest price); any other kind is rejected with BAD_TIF."""
         if not isinstance(intent, Intent):
@@ -142,23 +116,14 @@ class L2Matcher:
 
     def cancel(self, client_order_id: int) -> bool:
         """Cancels a resting order (CANCELED event); False and a CANCEL_REJECTED event if none."""
-        return bool(self._core.cancel(_id(client_order_id)))
+        return bool(self._core.cancel(u64("client_order_id", client_order_id)))
 
     def replace(self, client_order_id: int, new_price: int, new_qty: int,
-                book: L2Book) -> MatchResult:
+                book: BookT) -> MatchResult:
         """The resting order now wants new_price / new_qty remaining (docs/venue.md)."""
-        return _result(self._core.replace(_id(client_order_id), i64("new_price", new_price),
-                                          i64("new_qty", new_qty), book))
-
-    def on_trade(self, price: int, qty: int, aggressor: Side | int) -> None:
-        """A market trade print; `aggressor` is the taker's side (NONE: fills nothing)."""
-        self._core.on_trade(i64("price", price), i64("qty", qty), _u8("aggressor", aggressor))
-
-    def on_level(self, side: Side | int, price: int, old_qty: int, new_qty: int) -> None:
-        """Before the book sets (side, price) from old_qty to new_qty: moves queue-ahead of our
-        orders there as the queue model says; never fills."""
-        self._core.on_level(_u8("side", side), i64("price", price), i64("old_qty", old_qty),
-                            i64("new_qty", new_qty))
+        return _result(self._core.replace(u64("client_order_id", client_order_id),
+                                          i64("new_price", new_price), i64("new_qty", new_qty),
+                                          book))
 
     def has_resting(self) -> bool:
         return bool(self._core.has_resting())
@@ -172,65 +137,58 @@ class L2Matcher:
         return [_order(t) for t in self._core.orders()]
 
     def order(self, client_order_id: int) -> RestingOrder | None:
-        t = self._core.order(_id(client_order_id))
+        t = self._core.order(u64("client_order_id", client_order_id))
         return None if t is None else _order(t)
 
 
-class L3Matcher:
+class L2Matcher(_OrderEntry[L2Book]):
+    """Simulated-venue matching for one instrument; see the module docstring for the rules."""
+
+    __slots__ = ()
+
+    def __init__(self, reserve_orders: int = 64, reserve_events: int = 256, *,
+                 model: QueueModel | int = QueueModel.CONSERVATIVE, power: float = 2.0) -> None:
+        super().__init__(_matching.L2Matcher(), reserve_orders, reserve_events)
+        self.set_queue_model(model, power)
+
+    def set_queue_model(self, model: QueueModel | int, power: float = 2.0) -> None:
+        """CONSERVATIVE (default) or PROBABILISTIC with f(x) = x**power; ValueError if invalid."""
+        check_status(self._core.set_queue_model(queue_model(model),
+                                                non_negative_float("power", power)),
+                     f"queue model {model!r} / power {power!r}")
+
+    def on_trade(self, price: int, qty: int, aggressor: Side | int) -> None:
+        """A market trade print; `aggressor` is the taker's side (NONE: fills nothing)."""
+        self._core.on_trade(i64("price", price), i64("qty", qty), u8("aggressor", aggressor))
+
+    def on_level(self, side: Side | int, price: int, old_qty: int, new_qty: int) -> None:
+        """Before the book sets (side, price) from old_qty to new_qty: moves queue-ahead of our
+        orders there as the queue model says; never fills."""
+        self._core.on_level(u8("side", side), i64("price", price), i64("old_qty", old_qty),
+                            i64("new_qty", new_qty))
+
+
+class L3Matcher(_OrderEntry[L3Book]):
     """Simulated-venue matching on an L3 book, strict FIFO (docs/venue.md)."""
 
-    __slots__ = ("_core",)
+    __slots__ = ()
 
     def __init__(self, reserve_orders: int = 64, reserve_events: int = 256) -> None:
-        self._core = _matching.L3Matcher()
-        self._core.reserve(int_in("reserve_orders", reserve_orders, 0, 1 << 24),
-                           int_in("reserve_events", reserve_events, 0, 1 << 24))
-
-    def submit(self, client_order_id: int, side: Side | int, tif: TimeInForce | int, price: int,
-               qty: int, book: L3Book) -> MatchResult:
-        return _result(self._core.submit(_id(client_order_id), _u8("side", side),
-                                         _u8("tif", tif), i64("price", price), i64("qty", qty),
-                                         book))
-
-    def submit_intent(self, intent: Intent, book: L3Book) -> MatchResult:
-        if not isinstance(intent, Intent):
-            raise TypeError(f"intent must be a lockstep.core.risk.Intent, not {type(intent).__name__}")
-        return _result(self._core.submit_intent(intent, book))
-
-    def cancel(self, client_order_id: int) -> bool:
-        return bool(self._core.cancel(_id(client_order_id)))
-
-    def replace(self, client_order_id: int, new_price: int, new_qty: int,
-                book: L3Book) -> MatchResult:
-        return _result(self._core.replace(_id(client_order_id), i64("new_price", new_price),
-                                          i64("new_qty", new_qty), book))
+        super().__init__(_matching.L3Matcher(), reserve_orders, reserve_events)
 
     def on_l3(self, kind: EventKind | int, side: Side | int, order_id: int, price: int, qty: int,
               book_before: L3Book) -> None:
         """Before `book_before` applies an L3 event (L3_ADD/MODIFY/DELETE/EXECUTE, BOOK_CLEAR)."""
-        self._core.on_l3(_u8("kind", kind), _u8("side", side), int_in("order_id", order_id, 0,
-                         UINT64_MAX), i64("price", price), i64("qty", qty), book_before)
+        self._core.on_l3(u8("kind", kind), u8("side", side), u64("order_id", order_id),
+                         i64("price", price), i64("qty", qty), book_before)
 
     def on_trade(self, price: int, qty: int, aggressor: Side | int) -> None:
         """A print: fills our orders only when strictly through their price."""
-        self._core.on_trade(i64("price", price), i64("qty", qty), _u8("aggressor", aggressor))
-
-    def drain(self) -> list[MatchEvent]:
-        return [_event(t) for t in self._core.drain()]
-
-    def has_resting(self) -> bool:
-        return bool(self._core.has_resting())
-
-    def orders(self) -> list[RestingOrder]:
-        return [_order(t) for t in self._core.orders()]
-
-    def order(self, client_order_id: int) -> RestingOrder | None:
-        t = self._core.order(_id(client_order_id))
-        return None if t is None else _order(t)
+        self._core.on_trade(i64("price", price), i64("qty", qty), u8("aggressor", aggressor))
 
     def ahead_count(self, client_order_id: int) -> int:
         """Market orders recorded ahead of this order (0 if it is not resting)."""
-        return self._core.ahead_count(_id(client_order_id))
+        return self._core.ahead_count(u64("client_order_id", client_order_id))
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,10 +230,10 @@ def check_latency_config(c: LatencyConfig) -> None:
     for name, v in (("sigma", c.sigma), ("feed_multiplier", c.feed_multiplier)):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise TypeError(f"{name} must be a number, not {type(v).__name__}")
-    _u8("kind", c.kind)
+    u8("kind", c.kind)
     i64("entry_ns", c.entry_ns)
     i64("response_ns", c.response_ns)
-    int_in("seed", c.seed, 0, UINT64_MAX)
+    u64("seed", c.seed)
 
 
 class FeeModel:

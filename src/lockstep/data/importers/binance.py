@@ -37,7 +37,7 @@ import numpy as np
 
 from lockstep._bindings import binance as _binance
 from lockstep.data.dataset import Instrument
-from lockstep.enums import Rule, Status
+from lockstep.enums import IncrementSource, MarketType, Rule, Status
 from lockstep.errors import DecodeError, LockstepError
 from lockstep.events import COLUMN_NAMES, Columns, EventKind, empty_columns
 from lockstep.data.importers.decode_run import DecodeRunBase
@@ -51,8 +51,7 @@ _CHUNK = 1 << 20  # most uncompressed bytes handed to the decoder at once
 _SNIFF = 1 << 21  # bytes of the first input scanned to learn market type and symbols
 _GZIP_MAGIC = b"\x1f\x8b"
 
-_SOURCE_EXPLICIT, _SOURCE_OPTION, _SOURCE_BUILTIN, _SOURCE_INFERRED = range(4)
-_VENUE = {"spot": "binance-spot", "usdm": "binance-usdm", "coinm": "binance-coinm"}
+_VENUE = {m.label: f"binance-{m.label}" for m in MarketType if m is not MarketType.UNKNOWN}
 _EVENT_KEYS = {
     EventKind.L2_SET: "l2_set",
     EventKind.BOOK_CLEAR: "book_clear",
@@ -372,7 +371,7 @@ class BinanceDecodeRun(DecodeRunBase):
         self._market_type = market_type
         self._max_held_records = max_held_records
         self._instrument_info: list[dict[str, Any]] = []
-        self._market_found = "unknown"
+        self._market_found = MarketType.UNKNOWN.label
         self._bytes_read = 0
         self._complete = False
         self._inferred: dict[str, tuple[str | None, str | None]] = {}
@@ -453,7 +452,7 @@ class BinanceDecodeRun(DecodeRunBase):
         explicit = {s for s, _, _, _ in self._explicit}
         builtin = _builtin_table()
         ahead = None
-        market = self._market_type or "unknown"
+        market = self._market_type or MarketType.UNKNOWN.label
         uncovered: list[str] = []
         if self._defaults is None and self._sources:
             ahead = _ReadAhead(self._sources[0])
@@ -478,14 +477,14 @@ class BinanceDecodeRun(DecodeRunBase):
 
         dec = self._new_decoder()
         for symbol, index, price, size in self._explicit:
-            dec.add_instrument(symbol, index, price, size, _SOURCE_EXPLICIT)
+            dec.add_instrument(symbol, index, price, size, IncrementSource.EXPLICIT)
         if self._defaults is not None:
             dec.set_default_increments(*self._defaults)
         else:
             covered = set(explicit)
             for (venue, symbol), (price, size) in builtin.items():
                 if venue == market and symbol not in covered:
-                    dec.add_catalog(symbol, price, size, _SOURCE_BUILTIN)
+                    dec.add_catalog(symbol, price, size, IncrementSource.BUILTIN)
                     covered.add(symbol)
             for r in scan_rows:
                 symbol = r["symbol"]
@@ -496,7 +495,7 @@ class BinanceDecodeRun(DecodeRunBase):
                     what = "price" if price is None else "size"
                     raise LockstepError(f"cannot infer the {what} increment of {symbol}: the data "
                                         f"has no non-zero {what}; give it explicitly")
-                dec.add_catalog(symbol, price, size, _SOURCE_INFERRED)
+                dec.add_catalog(symbol, price, size, IncrementSource.INFERRED)
         return dec, ahead
 
     def _run(self) -> Iterator[NormalizedChunk]:

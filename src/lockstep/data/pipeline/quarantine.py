@@ -19,17 +19,17 @@ from lockstep.data.pipeline.rules import ValidationConfig
 from lockstep.data.storage import Location
 
 RULE_MEANING: Mapping[str, str] = {
-    "sequence_gap": "messages were lost (sequence ids not contiguous); the book is unknown until a snapshot",
-    "ts_recv_backwards": "the receive clock went back",
-    "feed_latency": "ts_recv - ts_event outside the configured bounds",
-    "crossed_book": "best bid >= best ask after a complete message",
-    "unknown_order_ref": "an order reference that is not in the book (or an add of one already there)",
-    "bad_price_qty": "zero or negative price or quantity where not allowed",
-    "duplicate_message": "a message already seen (same or older sequence id)",
-    "deltas_before_snapshot": "book deltas before the instrument's first snapshot",
-    "malformed_record": "bytes that do not parse as the format",
-    "unsupported_message": "a well-formed message this decoder does not decode",
-    "truncated_record": "the input ends inside a record",
+    Rule.SEQUENCE_GAP.label: "messages were lost (sequence ids not contiguous); the book is unknown until a snapshot",
+    Rule.TS_RECV_BACKWARDS.label: "the receive clock went back",
+    Rule.FEED_LATENCY.label: "ts_recv - ts_event outside the configured bounds",
+    Rule.CROSSED_BOOK.label: "best bid >= best ask after a complete message",
+    Rule.UNKNOWN_ORDER_REF.label: "an order reference that is not in the book (or an add of one already there)",
+    Rule.BAD_PRICE_QTY.label: "zero or negative price or quantity where not allowed",
+    Rule.DUPLICATE_MESSAGE.label: "a message already seen (same or older sequence id)",
+    Rule.DELTAS_BEFORE_SNAPSHOT.label: "book deltas before the instrument's first snapshot",
+    Rule.MALFORMED_RECORD.label: "bytes that do not parse as the format",
+    Rule.UNSUPPORTED_MESSAGE.label: "a well-formed message this decoder does not decode",
+    Rule.TRUNCATED_RECORD.label: "the input ends inside a record",
 }
 
 
@@ -190,20 +190,20 @@ def reason_text(rule: str, cause: int, symbol: str, a: int, b: int, cfg: Validat
         return f"book of {symbol} invalid since record {cause} ({rule}); book records wait for a snapshot"
     if decoder_reason:
         return decoder_reason
-    if rule == "sequence_gap":
+    if rule == Rule.SEQUENCE_GAP.label:
         return f"{symbol}: sequence expected {a}, found {b}; book invalid until a snapshot"
-    if rule == "crossed_book":
+    if rule == Rule.CROSSED_BOOK.label:
         return f"{symbol}: book crossed after the message (best bid {a} >= best ask {b}, in ticks)"
-    if rule == "feed_latency":
+    if rule == Rule.FEED_LATENCY.label:
         return (f"{symbol}: feed latency {a} ns outside [{cfg.min_feed_latency_ns}, "
                 f"{cfg.max_feed_latency_ns}] ns")
-    if rule == "ts_recv_backwards":
+    if rule == Rule.TS_RECV_BACKWARDS.label:
         return f"{symbol}: ts_recv {b} is before the previous promoted {a}"
-    if rule == "bad_price_qty":
+    if rule == Rule.BAD_PRICE_QTY.label:
         return f"{symbol}: price {a} qty {b} (in increments) not allowed for this event"
-    if rule == "unknown_order_ref":
+    if rule == Rule.UNKNOWN_ORDER_REF.label:
         return f"{symbol}: order {a} is not in the book (or added twice)"
-    if rule == "deltas_before_snapshot":
+    if rule == Rule.DELTAS_BEFORE_SNAPSHOT.label:
         return f"{symbol}: book delta before any snapshot of the book"
     return RULE_MEANING.get(rule, rule)
 

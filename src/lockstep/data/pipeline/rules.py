@@ -16,8 +16,8 @@ ACTIONS = RuleAction.labels()
 #: capture runs 1.27 s behind the venue on every message.
 DEFAULT_ACTIONS: Mapping[str, str] = {
     **{rule.label: RuleAction.QUARANTINE.label for rule in Rule if rule != Rule.OK},
-    "feed_latency": "warn",
-    "ts_recv_backwards": "warn",
+    Rule.FEED_LATENCY.label: RuleAction.WARN.label,
+    Rule.TS_RECV_BACKWARDS.label: RuleAction.WARN.label,
 }
 DEFAULT_MAX_FEED_LATENCY_NS = 60 * 10**9
 DEFAULT_MIN_FEED_LATENCY_NS = 0

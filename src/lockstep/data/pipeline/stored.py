@@ -24,6 +24,7 @@ from lockstep.data.pipeline.report import ImportResult
 from lockstep.data.pipeline.rules import ValidationConfig
 from lockstep.data.pipeline.run import import_data, run_chunks
 from lockstep.data.storage import Location, locate, root_location
+from lockstep.enums import Rule, RuleAction
 from lockstep.events import Flag
 
 
@@ -133,7 +134,7 @@ def _step_on_source(src: str, *, data: str | None, validation: ValidationConfig 
         if validation is None:
             # The GAP markers promotion wrote are accounted losses, not news: judged as warnings.
             stored = ds.manifest.get("source", {}).get("validation_report", {}).get("validation", {})
-            actions = {**stored.get("actions", {}), "sequence_gap": "warn"}
+            actions = {**stored.get("actions", {}), Rule.SEQUENCE_GAP.label: RuleAction.WARN.label}
             cfg = ValidationConfig.from_dict({**stored, "actions": actions})
         else:
             cfg = validation
