@@ -106,8 +106,8 @@ def test_event_loop_in_memory(benchmark, real_repeated, which):
     repeated real capture already decoded into memory: what the core does once Parquet decoding
     is out of the way."""
     from lockstep._bindings import engine as _engine
-    from lockstep.backtest.runner import _configure, _traded, load_strategy_class
-    from lockstep.backtest.config import load_config, validate_params
+    from lockstep.backtest.config import load_config, load_strategy_class, validate_params
+    from lockstep.backtest.runner import configure_engine, traded_instruments
     from lockstep.core.strategy import overridden, params_type
 
     ds = Dataset.open(real_repeated)
@@ -115,11 +115,11 @@ def test_event_loop_in_memory(benchmark, real_repeated, which):
     cfg = load_config(CONFIGS[which], [f"dataset={ds.path}"])
 
     def run():
-        traded = _traded(cfg, ds)
+        traded = traded_instruments(cfg, ds)
         cls = load_strategy_class(cfg.strategy.path)
         params = validate_params(params_type(cls), cfg.strategy.params)
         engine = _engine.Engine([i.book for i in ds.instruments])
-        _configure(engine, cfg, ds, traded)
+        configure_engine(engine, cfg, ds, traded)
         ctx = _engine.Context(engine, ds.instruments, traded)
         strategy = cls(params)
         strategy.setup(ctx)

@@ -9,8 +9,8 @@ import pytest
 from conftest import report_rate, scaled
 from shared_data import shared_file
 
-from lockstep.data.dataset import Instrument
 from lockstep.backtest.replay import replay_batches
+from lockstep.data.dataset import Instrument
 from lockstep.data.synth import iter_synthetic
 
 

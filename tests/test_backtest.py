@@ -19,10 +19,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from lockstep.backtest.runner import BacktestFailed, run_backtest
-from lockstep.errors import ConfigError
 from lockstep.core.risk import IntentKind, RiskReason
 from lockstep.core.strategy import Side
 from lockstep.data.synth import generate
+from lockstep.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 MM_PY = REPO / "examples" / "market_maker.toml"

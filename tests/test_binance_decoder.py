@@ -16,17 +16,16 @@ from decimal import Decimal
 
 import numpy as np
 import pytest
-
 from shared_data import SHARED_DATA, shared_file
 
 from lockstep._bindings import binance as _binance
-from lockstep.enums import Status
-from lockstep.errors import DecodeError, LockstepError
 from lockstep.data.dataset import Instrument
-from lockstep.events import COLUMN_NAMES, EventKind, Flag, Side, empty_columns
 from lockstep.data.importers import builtin_instruments, decode_binance
 from lockstep.data.importers.binance import _Buffers
 from lockstep.data.importers.normalized import InputFile, Rule
+from lockstep.enums import Status
+from lockstep.errors import DecodeError, LockstepError
+from lockstep.events import COLUMN_NAMES, EventKind, Flag, Side, empty_columns
 
 DATA = SHARED_DATA / "binance"
 SPOT = [DATA / "spot" / "btcusdt_20240808.gz", DATA / "spot" / "btcusdt_20240809.gz"]

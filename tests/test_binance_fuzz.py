@@ -17,16 +17,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from shared_data import SHARED_DATA
 
 from lockstep._bindings import binance as _binance
-from lockstep.enums import Status
-from lockstep.errors import DecodeError, LockstepError
-from lockstep.events import COLUMN_NAMES, empty_columns
 from lockstep.data.importers import decode_binance
 from lockstep.data.importers.binance import _Buffers
 from lockstep.data.importers.normalized import Rule
+from lockstep.enums import Status
+from lockstep.errors import DecodeError, LockstepError
+from lockstep.events import COLUMN_NAMES, empty_columns
 
 DATA = SHARED_DATA / "binance"
 TS = 1723161255000000000

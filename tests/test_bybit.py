@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shared_data import shared_file
 
-from lockstep.errors import DecodeError, LockstepError
 from lockstep.data.importers import text as text_importers
 from lockstep.data.importers.bybit import decode_bybit
 from lockstep.data.importers.normalized import Rule
+from lockstep.errors import DecodeError, LockstepError
 
 FIXTURE = "bybit/xrpusdt_ob500_20241201.data.zip"
 GAP, L2, CLEAR, TRADE = 64, 1, 6, 7

@@ -7,7 +7,13 @@ import math
 import pytest
 
 from lockstep.checks import (
-    non_negative_float, non_negative_int, order_id_and_ts, queue_model, u8, u32, u64,
+    non_negative_float,
+    non_negative_int,
+    order_id_and_ts,
+    queue_model,
+    u8,
+    u32,
+    u64,
 )
 from lockstep.enums import QueueModel
 

@@ -14,6 +14,7 @@ if sys.version_info >= (3, 11):
 else:
     import tomli as tomllib
 
+import lockstep.errors
 from lockstep.backtest.config import (
     BacktestConfig,
     LimitSettings,
@@ -23,15 +24,13 @@ from lockstep.backtest.config import (
     validate_params,
 )
 from lockstep.checks import format_duration, parse_duration
-from lockstep.errors import ConfigError, ConfigSyntaxError
-from lockstep.tomlconfig import OVERRIDE_SOURCE, dump_toml
-import lockstep.errors
 from lockstep.core.queue import QueueConfig
 from lockstep.core.risk import RiskConfig, RiskLimits
 from lockstep.data.dataset import Instrument
 from lockstep.enums import LatencyKind, QueueModel, TradingMode
+from lockstep.errors import ConfigError, ConfigSyntaxError, LockstepError
+from lockstep.tomlconfig import OVERRIDE_SOURCE, dump_toml
 from lockstep.venue.matching import LatencyConfig
-from lockstep.errors import LockstepError
 
 MINIMAL = {"dataset": "synthetic-l2", "strategy": {"path": "pkg.mod:Strat"}}
 

@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from shared_data import shared_file
 
-from lockstep.errors import DecodeError
+from lockstep.backtest.replay import replay_batches
 from lockstep.data.importers.dbn import decode_dbn
 from lockstep.data.importers.normalized import Rule, read_decompressed
-from lockstep.backtest.replay import replay_batches
-from shared_data import shared_file
+from lockstep.errors import DecodeError
 
 L2_SET, L3_ADD, L3_MODIFY, L3_DELETE, L3_EXECUTE, BOOK_CLEAR, TRADE = 1, 2, 3, 4, 5, 6, 7
 LAST, SNAPSHOT, BAD_TS_RECV = 1, 2, 4

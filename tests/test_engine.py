@@ -18,11 +18,11 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from lockstep.backtest.runner import BacktestFailed, run_backtest
 from lockstep.backtest.config import BacktestConfig
+from lockstep.backtest.runner import BacktestFailed, run_backtest
+from lockstep.core.strategy import OrderStatus, RiskReason, Side, Strategy, TimeInForce
 from lockstep.data.dataset import DatasetWriter, Instrument
 from lockstep.events import COLUMN_NAMES, EventKind, empty_columns
-from lockstep.core.strategy import OrderStatus, RiskReason, Side, Strategy, TimeInForce
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000

@@ -13,8 +13,20 @@ import re
 import pytest
 
 import lockstep.enums
-from lockstep._bindings import binance, books, engine, execution, matching, queue, raw_capture
-from lockstep._bindings import replay, risk, synth, validate, venue_models
+from lockstep._bindings import (
+    binance,
+    books,
+    engine,
+    execution,
+    matching,
+    queue,
+    raw_capture,
+    replay,
+    risk,
+    synth,
+    validate,
+    venue_models,
+)
 from lockstep.enums import LabeledEnum, Status
 from lockstep.errors import STATUS_TEXT
 from lockstep.events import EventKind, Flag, Side

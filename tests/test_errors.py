@@ -5,12 +5,17 @@ import pickle
 
 import pytest
 
+from lockstep._bindings import binance as _binance
 from lockstep.enums import Status
 from lockstep.errors import (
-    DecodeStatusError, FixedPointError, IncompleteError, InvalidArgumentError, LockstepError,
-    StatusError, check_status,
+    DecodeStatusError,
+    FixedPointError,
+    IncompleteError,
+    InvalidArgumentError,
+    LockstepError,
+    StatusError,
+    check_status,
 )
-from lockstep._bindings import binance as _binance
 
 
 def test_ok_passes():

@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lockstep.core import execution as compiled
-from lockstep.events import Side
 from lockstep.core.execution import ExecResult, OrderStatus
-from lockstep.reference import execution as reference
 from lockstep.core.risk import Intent, IntentKind, RiskView, TimeInForce
+from lockstep.events import Side
+from lockstep.reference import execution as reference
 
 R, S = ExecResult, OrderStatus
 BID, ASK = Side.BID, Side.ASK

@@ -13,12 +13,12 @@ import pytest
 from shared_data import shared_file
 
 from lockstep._bindings.replay import Replayer
+from lockstep.backtest.replay import replay
 from lockstep.data.dataset import Dataset
-from lockstep.errors import DecodeError, SettingError
-from lockstep.events import EventKind, Flag
 from lockstep.data.pipeline import ValidationConfig, import_data
 from lockstep.data.raw_capture import RawWriter
-from lockstep.backtest.replay import replay
+from lockstep.errors import DecodeError, SettingError
+from lockstep.events import EventKind, Flag
 
 SPOT = ["binance/spot/btcusdt_20240808.gz", "binance/spot/btcusdt_20240809.gz"]
 USDM = ["binance/usdm/btcusdt_20240808.gz"]

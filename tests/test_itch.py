@@ -17,11 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shared_data import shared_file
 
-from lockstep.errors import DecodeError, LockstepError
+from lockstep.backtest.replay import replay_batches
 from lockstep.data.importers import itch as itch_mod
 from lockstep.data.importers.itch import date_from_name, decode_itch
 from lockstep.data.importers.normalized import Rule
-from lockstep.backtest.replay import replay_batches
+from lockstep.errors import DecodeError, LockstepError
 
 FIXTURE = "itch/ex20101224.TEST_ITCH_50.gz"
 

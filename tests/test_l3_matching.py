@@ -8,14 +8,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockstep.venue import matching as compiled
 from lockstep.core.books import L3Book
+from lockstep.core.risk import Intent, IntentKind, TimeInForce
 from lockstep.events import EventKind as E
 from lockstep.events import Side
-from lockstep.venue.matching import MatchEvent, MatchEventKind, MatchReject, MatchResult, RestingOrder
-from lockstep.venue.matching import SubmitOutcome
 from lockstep.reference import matching as reference
-from lockstep.core.risk import Intent, IntentKind, TimeInForce
+from lockstep.venue import matching as compiled
+from lockstep.venue.matching import (
+    MatchEvent,
+    MatchEventKind,
+    MatchReject,
+    MatchResult,
+    RestingOrder,
+    SubmitOutcome,
+)
 
 BID, ASK = Side.BID, Side.ASK
 GTC, IOC, POST = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.POST_ONLY

@@ -9,13 +9,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockstep.venue import matching as compiled
 from lockstep.core.books import L2Book
-from lockstep.events import Side
-from lockstep.venue.matching import (MatchEvent, MatchEventKind, MatchReject, MatchResult, QueueModel,
-                               RestingOrder, SubmitOutcome)
-from lockstep.reference import matching as reference
 from lockstep.core.risk import Intent, IntentKind, TimeInForce
+from lockstep.events import Side
+from lockstep.reference import matching as reference
+from lockstep.venue import matching as compiled
+from lockstep.venue.matching import (
+    MatchEvent,
+    MatchEventKind,
+    MatchReject,
+    MatchResult,
+    QueueModel,
+    RestingOrder,
+    SubmitOutcome,
+)
 
 BID, ASK = Side.BID, Side.ASK
 GTC, IOC, POST = TimeInForce.GTC, TimeInForce.IOC, TimeInForce.POST_ONLY

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from shared_data import shared_file
 
+from lockstep.backtest.replay import replay
+from lockstep.backtest.runner import run_backtest
 from lockstep.data.dataset import Dataset, Instrument
-from lockstep.events import EventKind, Flag, Side
 from lockstep.data.importers.normalized import ChunkBuilder, InputFile, Rule
 from lockstep.data.pipeline import (
     PipelineError,
@@ -25,10 +27,8 @@ from lockstep.data.pipeline import (
     promote_source,
     validate_source,
 )
-from lockstep.backtest.replay import replay
-from lockstep.backtest.runner import run_backtest
+from lockstep.events import EventKind, Flag, Side
 from lockstep.venue.matching import MatchReject
-from shared_data import shared_file
 
 BYBIT = "bybit/xrpusdt_ob500_20241201.data.zip"
 TARDIS = "tardis/deribit_incremental_book_L2_BTC-PERPETUAL.csv"

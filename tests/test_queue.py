@@ -8,10 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lockstep.core import queue as compiled
+from lockstep.core.queue import COUNTER_NAMES, QueueConfig, QueueResult
+from lockstep.core.risk import ConfigError, Intent, IntentKind
 from lockstep.events import Side
 from lockstep.reference import queue as reference
-from lockstep.core.risk import ConfigError, Intent, IntentKind
-from lockstep.core.queue import COUNTER_NAMES, QueueConfig, QueueResult
 
 LIMIT, MARKET, CANCEL, REPLACE = (IntentKind.SUBMIT_LIMIT, IntentKind.SUBMIT_MARKET,
                                   IntentKind.CANCEL, IntentKind.REPLACE)

@@ -17,8 +17,6 @@ from hypothesis import strategies as st
 from shared_data import shared_file
 
 from lockstep._bindings import raw_capture as _rc
-from lockstep.enums import Crc32cImpl
-from lockstep.errors import DecodeError
 from lockstep.data.raw_capture import (
     FrameReader,
     RawWriter,
@@ -30,6 +28,8 @@ from lockstep.data.raw_capture import (
     repair,
     scan,
 )
+from lockstep.enums import Crc32cImpl
+from lockstep.errors import DecodeError
 
 HYP = settings(max_examples=60, deadline=None,
                suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
-from lockstep.data.dataset import Dataset, DatasetWriter
-from lockstep.events import COLUMN_NAMES, EventKind, Flag
-from lockstep.backtest.replay import replay
-from lockstep.data.synth import generate, instruments_for, iter_synthetic
-from lockstep.data.pipeline import import_data
 from shared_data import shared_file
+
+from lockstep.backtest.replay import replay
+from lockstep.data.dataset import Dataset, DatasetWriter
+from lockstep.data.pipeline import import_data
+from lockstep.data.synth import generate, instruments_for, iter_synthetic
+from lockstep.events import COLUMN_NAMES, EventKind, Flag
 
 TOOL = Path(__file__).resolve().parents[1] / "tools" / "repeat_dataset.py"
 _spec = importlib.util.spec_from_file_location("repeat_dataset", TOOL)

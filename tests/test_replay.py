@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-
 from events_util import make_columns
+
+from lockstep.backtest.replay import replay, replay_batches
 from lockstep.data.dataset import DatasetWriter, Instrument
 from lockstep.events import EventKind as K
 from lockstep.events import Flag, Side
-from lockstep.backtest.replay import replay, replay_batches
 
 L2 = Instrument("AAA", "TEST", "0.01", "0.001")
 L3 = Instrument("BBB", "TEST", "0.5", "1", book="l3")
@@ -150,8 +150,8 @@ def test_replay_of_synthetic_l3(data_root):
 def test_compiled_replay_matches_the_reference(book, instruments):
     """The compiled replay and the pure-Python reference (whose State serialization is written
     from docs/encoding.md) agree on the digest, the tops and every anomaly count."""
-    from lockstep.reference.replay import ReferenceReplayer
     from lockstep.data.synth import instruments_for, iter_synthetic
+    from lockstep.reference.replay import ReferenceReplayer
 
     table = instruments_for(instruments, book)
     batches = [(c, len(c["ts_event"])) for c in iter_synthetic(30_000, seed=21, book=book, instruments=instruments,

@@ -8,9 +8,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lockstep.core import risk as compiled
-from lockstep.errors import LockstepError
-from lockstep.events import Side
-from lockstep.reference import risk as reference
 from lockstep.core.risk import (
     ConfigError,
     Intent,
@@ -22,6 +19,9 @@ from lockstep.core.risk import (
     TimeInForce,
     TradingMode,
 )
+from lockstep.errors import LockstepError
+from lockstep.events import Side
+from lockstep.reference import risk as reference
 
 BID, ASK = Side.BID, Side.ASK
 LIMIT, MARKET, CANCEL, REPLACE = (IntentKind.SUBMIT_LIMIT, IntentKind.SUBMIT_MARKET,

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from lockstep.data.dataset import Dataset
-from lockstep.events import COLUMN_NAMES, EventKind, Flag, Side, to_columns
 from lockstep.data.synth import default_name, generate, iter_synthetic
+from lockstep.events import COLUMN_NAMES, EventKind, Flag, Side, to_columns
 
 START_TS = 1_704_153_600_000_000_000  # 2024-01-02T00:00:00Z
 

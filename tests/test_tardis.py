@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from shared_data import shared_file
 from test_bybit import check_accounting, flat
 
-from lockstep.errors import DecodeError
 from lockstep.data.importers.normalized import Rule
 from lockstep.data.importers.tardis import BOOK_HEADER, TRADES_HEADER, decode_tardis
+from lockstep.errors import DecodeError
 
 FIXTURE = "tardis/deribit_incremental_book_L2_BTC-PERPETUAL.csv"
 L2, CLEAR, TRADE = 1, 6, 7

@@ -8,9 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lockstep._bindings.validate import Validator
-from lockstep.events import EventKind, Flag, Side
 from lockstep.data.importers.normalized import ChunkBuilder, Rule
 from lockstep.data.pipeline import DEFAULT_ACTIONS
+from lockstep.events import EventKind, Flag, Side
 from lockstep.reference.validate import ReferenceValidator
 
 BOOKS = ["l2", "l3"]

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockstep.venue import matching as compiled
 from lockstep.enums import LatencyKind
-from lockstep.venue.matching import MAX_LATENCY_NS, LatencyConfig
 from lockstep.reference import venue_models as reference
+from lockstep.venue import matching as compiled
+from lockstep.venue.matching import MAX_LATENCY_NS, LatencyConfig
 
 _i64 = st.integers(-(2**63), 2**63 - 1)
 

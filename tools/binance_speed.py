@@ -33,9 +33,9 @@ def main() -> int:
         return 2
 
     from lockstep._bindings import binance as _binance
-    from lockstep.enums import Status
     from lockstep.data.importers import decode_binance
     from lockstep.data.importers.binance import _Buffers, _Input
+    from lockstep.enums import Status
 
     with gzip.open(args.file, "rb") as f:
         text = f.read()

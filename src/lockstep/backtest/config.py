@@ -77,8 +77,15 @@ from pathlib import Path
 from typing import Any
 
 from lockstep.checks import (
-    INT64_MAX, UINT32_MAX, UINT64_MAX, config_int, config_label, format_duration, kind_of,
-    parse_duration, unknown_keys,
+    INT64_MAX,
+    UINT32_MAX,
+    UINT64_MAX,
+    config_int,
+    config_label,
+    format_duration,
+    kind_of,
+    parse_duration,
+    unknown_keys,
 )
 from lockstep.core.queue import QueueConfig
 from lockstep.core.risk import RiskConfig, RiskLimits
@@ -86,10 +93,14 @@ from lockstep.data.dataset import Instrument
 from lockstep.enums import LatencyKind, QueueModel, TradingMode
 from lockstep.errors import ConfigError
 from lockstep.tomlconfig import (
-    FrozenMap, apply_overrides, dotted_key, freeze, read_toml, thaw,
+    FrozenMap,
+    apply_overrides,
+    dotted_key,
+    freeze,
+    read_toml,
+    thaw,
 )
 from lockstep.venue.matching import LatencyConfig, SimulatedVenueConfig
-
 
 # --------------------------------------------------------------------------------------------
 # Value parsers (the shared checks and the duration grammar are lockstep.checks)

@@ -21,8 +21,8 @@ import pyarrow.parquet as pq
 
 from lockstep._bindings.replay import TOP_OF_BOOK_COLUMNS, Replayer
 from lockstep.data.dataset import DEFAULT_READ_BATCH, Dataset, Instrument
-from lockstep.events import Columns, EventKind, Side
 from lockstep.data.storage import locate
+from lockstep.events import Columns, EventKind, Side
 
 TOP_OF_BOOK_SCHEMA = pa.schema(
     [

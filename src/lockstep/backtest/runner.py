@@ -38,24 +38,30 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lockstep._bindings import engine as _engine
-from lockstep.backtest.config import (
-    BacktestConfig, load_config, load_risk_rules, load_strategy_class, validate_params,
-)
-from lockstep.data.dataset import DEFAULT_READ_BATCH, Dataset, Instrument
-from lockstep.enums import IntentKind, RiskReason, RunStatus, TimeInForce
-from lockstep.errors import ConfigError, LockstepError, check_status
-from lockstep.tomlconfig import dump_toml
-from lockstep.events import EventKind, Flag, Side
-from lockstep.progress import Progress
-from lockstep.backtest.replay import replay_result
-from lockstep.backtest.replay import to_real
 from lockstep.backtest.artifacts import (
-    DENIALS_SCHEMA, ORDERS_SCHEMA, PNL_SCHEMA, read_artifact,
+    DENIALS_SCHEMA,
+    ORDERS_SCHEMA,
+    PNL_SCHEMA,
+    read_artifact,
 )
+from lockstep.backtest.config import (
+    BacktestConfig,
+    load_config,
+    load_risk_rules,
+    load_strategy_class,
+    validate_params,
+)
+from lockstep.backtest.replay import replay_result, to_real
 from lockstep.backtest.report import compute_metrics, write_report
 from lockstep.core.risk import Intent, RiskView
-from lockstep.data.storage import Location, root_location
 from lockstep.core.strategy import overridden, params_type
+from lockstep.data.dataset import DEFAULT_READ_BATCH, Dataset, Instrument
+from lockstep.data.storage import Location, root_location
+from lockstep.enums import IntentKind, RiskReason, RunStatus, TimeInForce
+from lockstep.errors import ConfigError, LockstepError, check_status
+from lockstep.events import EventKind, Flag, Side
+from lockstep.progress import Progress
+from lockstep.tomlconfig import dump_toml
 
 # Larger than replay's batches: every batch costs a drain and a few Python calls.
 BACKTEST_READ_BATCH = 4 * DEFAULT_READ_BATCH
@@ -107,7 +113,9 @@ class BacktestResult:
 # Loading the pieces
 
 
-def _traded(cfg: BacktestConfig, ds: Dataset) -> list[int]:
+def traded_instruments(cfg: BacktestConfig, ds: Dataset) -> list[int]:
+    """The indices in `ds` of the instruments `cfg` trades (all of them when it names none);
+    ConfigError for a symbol the dataset does not have."""
     symbols = [i.symbol for i in ds.instruments]
     wanted = list(cfg.instruments) or symbols
     out = []
@@ -122,7 +130,9 @@ def _traded(cfg: BacktestConfig, ds: Dataset) -> list[int]:
     return out
 
 
-def _configure(engine: _engine.Engine, cfg: BacktestConfig, ds: Dataset, traded: Sequence[int]) -> None:
+def configure_engine(engine: _engine.Engine, cfg: BacktestConfig, ds: Dataset, traded: Sequence[int]) -> None:
+    """Hands `engine` the core form of every setting of `cfg` (risk, per-instrument limits,
+    queue, venue, sampling) and tracks the traded instruments."""
     risk = cfg.risk.to_core(ds.instruments, traded)
     check_status(engine.configure_risk(risk), "risk config")
     for index, limits in risk.instruments.items():
@@ -356,14 +366,14 @@ def run_backtest(
         cfg = load_config(config, overrides)
         base_dir = str(Path(config).resolve().parent)
     ds = Dataset.open(cfg.dataset, data=data)
-    traded = _traded(cfg, ds)
+    traded = traded_instruments(cfg, ds)
     cls = load_strategy_class(cfg.strategy.path, base_dir=base_dir)
     params = validate_params(params_type(cls), cfg.strategy.params, strategy=cls.__name__)
     if params is not None:
         cfg = cfg.with_params(params)
 
     engine = _engine.Engine([i.book for i in ds.instruments])
-    _configure(engine, cfg, ds, traded)
+    configure_engine(engine, cfg, ds, traded)
     ctx = _engine.Context(engine, ds.instruments, traded)
     strategy = cls(params) if params is not None else cls()
     strategy.setup(ctx)
@@ -458,4 +468,4 @@ def run_backtest(
     return result
 
 
-__all__ = ["BacktestFailed", "BacktestResult", "load_strategy_class", "run_backtest"]
+__all__ = ["BacktestFailed", "BacktestResult", "configure_engine", "run_backtest", "traded_instruments"]

@@ -20,10 +20,10 @@ from fractions import Fraction
 from typing import Any
 
 from lockstep._bindings import execution as _execution
-from lockstep.events import Side
 from lockstep.checks import INT64_MAX, INT64_MIN, UINT64_MAX, int_in, order_id_and_ts, u32
 from lockstep.core.risk import Intent, RiskView
 from lockstep.enums import ExecResult, OrderStatus, TimeInForce
+from lockstep.events import Side
 
 #: Instrument ids are dense table indices below this bound.
 MAX_INSTRUMENTS: int = _execution.MAX_INSTRUMENTS

@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lockstep.data.storage import Location, locate, root_location
 from lockstep.enums import BookKind
 from lockstep.errors import DatasetError
 from lockstep.events import (
@@ -36,7 +37,6 @@ from lockstep.events import (
     to_columns,
     to_record_batch,
 )
-from lockstep.data.storage import Location, locate, root_location
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = "lockstep.canonical-dataset"

@@ -10,7 +10,12 @@ import math
 from lockstep.checks import INT64_MAX, i64, int_in, non_negative_float, queue_model, u8, u64
 from lockstep.core.risk import Intent
 from lockstep.enums import (
-    IntentKind, MatchEventKind, MatchReject, QueueModel, SubmitOutcome, TimeInForce,
+    IntentKind,
+    MatchEventKind,
+    MatchReject,
+    QueueModel,
+    SubmitOutcome,
+    TimeInForce,
 )
 from lockstep.events import EventKind, Side
 from lockstep.venue.matching import (

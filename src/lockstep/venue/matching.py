@@ -32,7 +32,12 @@ from lockstep.checks import i64, int_in, non_negative_float, queue_model, u8, u6
 from lockstep.core.books import L2Book, L3Book
 from lockstep.core.risk import Intent
 from lockstep.enums import (
-    LatencyKind, MatchEventKind, MatchReject, QueueModel, SubmitOutcome, TimeInForce,
+    LatencyKind,
+    MatchEventKind,
+    MatchReject,
+    QueueModel,
+    SubmitOutcome,
+    TimeInForce,
 )
 from lockstep.errors import check_status
 from lockstep.events import EventKind, Side

@@ -21,8 +21,6 @@ configuration problems and unreadable gzip raise DecodeError.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import json
 import os
 import sys
@@ -31,17 +29,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any, BinaryIO, Union
 
 import numpy as np
 
 from lockstep._bindings import binance as _binance
 from lockstep.data.dataset import Instrument
+from lockstep.data.importers.decode_run import DecodeRunBase
+from lockstep.data.importers.normalized import InputFile, NormalizedChunk
 from lockstep.enums import IncrementSource, MarketType, Rule, Status
 from lockstep.errors import DecodeError, LockstepError
 from lockstep.events import COLUMN_NAMES, Columns, EventKind, empty_columns
-from lockstep.data.importers.decode_run import DecodeRunBase
-from lockstep.data.importers.normalized import InputFile, NormalizedChunk
 
 Source = Union[str, "os.PathLike[str]", BinaryIO]
 IncrementLike = Union[str, Decimal, int]

@@ -59,7 +59,6 @@ from lockstep.data.importers.normalized import (
 )
 from lockstep.data.importers.text import PathLike, TextDecodeRun, as_paths, read_lines, short
 
-
 _INT64_MAX = (1 << 63) - 1
 _UINT64_MAX = (1 << 64) - 1
 _MS = 1_000_000

@@ -26,15 +26,15 @@ import numpy as np
 
 from lockstep._bindings import itch as _itch
 from lockstep.data.dataset import Instrument
-from lockstep.enums import Rule, Status
-from lockstep.errors import DecodeError, SettingError
-from lockstep.events import EventKind
 from lockstep.data.importers.decode_run import DecodeRunBase
 from lockstep.data.importers.normalized import (
     InputFile,
     NormalizedChunk,
     open_decompressed,
 )
+from lockstep.enums import Rule, Status
+from lockstep.errors import DecodeError, SettingError
+from lockstep.events import EventKind
 
 VENUE = "nasdaq"
 PRICE_INCREMENT = "0.0001"  # ITCH Price(4): 4 implied decimals

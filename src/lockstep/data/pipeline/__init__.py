@@ -20,7 +20,6 @@ stores; catalogue.py lists the root and shows a dataset; report.py is what every
 For every import: records_canonical + records_quarantined == records_read.
 """
 from lockstep.data.pipeline.catalogue import describe_dataset, list_storage, show_dataset
-from lockstep.errors import PipelineError
 from lockstep.data.pipeline.normalize import decode, read_normalized
 from lockstep.data.pipeline.quarantine import RULE_MEANING, reason_text
 from lockstep.data.pipeline.report import ImportResult
@@ -34,6 +33,7 @@ from lockstep.data.pipeline.rules import (
 )
 from lockstep.data.pipeline.run import STEPS, default_name, import_data
 from lockstep.data.pipeline.stored import promote_source, resolve_source, validate_source
+from lockstep.errors import PipelineError
 
 __all__ = [
     "ACTIONS", "DEFAULT_ACTIONS", "DEFAULT_MAX_FEED_LATENCY_NS", "DEFAULT_MIN_FEED_LATENCY_NS", "RULE_MEANING",

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 
 from lockstep.data.importers import FORMATS, Format
 from lockstep.data.importers.normalized import DecodeRun, NormalizedChunk
-from lockstep.errors import PipelineError
 from lockstep.data.pipeline.raw import is_raw_capture, open_source
 from lockstep.data.storage import Location
+from lockstep.errors import PipelineError
 from lockstep.events import COLUMN_NAMES, SCHEMA, to_columns
 
 

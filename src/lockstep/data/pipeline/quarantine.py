@@ -12,11 +12,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lockstep.data.importers.normalized import NormalizedChunk
-from lockstep.enums import Rule
 from lockstep.data.pipeline.raw import open_source
 from lockstep.data.pipeline.report import POSITIONS_KEPT
 from lockstep.data.pipeline.rules import ValidationConfig
 from lockstep.data.storage import Location
+from lockstep.enums import Rule
 
 RULE_MEANING: Mapping[str, str] = {
     Rule.SEQUENCE_GAP.label: "messages were lost (sequence ids not contiguous); the book is unknown until a snapshot",

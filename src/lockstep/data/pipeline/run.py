@@ -17,8 +17,6 @@ import pyarrow as pa
 from lockstep.data.dataset import Dataset, Instrument
 from lockstep.data.importers import FORMATS
 from lockstep.data.importers.normalized import NormalizedChunk
-from lockstep.enums import Rule
-from lockstep.errors import PipelineError
 from lockstep.data.pipeline.normalize import NormalizedWriter, decode, format_named
 from lockstep.data.pipeline.promote import Promoter
 from lockstep.data.pipeline.quarantine import Quarantine
@@ -28,7 +26,8 @@ from lockstep.data.pipeline.rules import ValidationConfig
 from lockstep.data.pipeline.validate import GrowingValidator
 from lockstep.data.pipeline.write_behind import WriteBehind
 from lockstep.data.storage import Location, ensure_layout
-from lockstep.errors import LockstepError
+from lockstep.enums import Rule
+from lockstep.errors import LockstepError, PipelineError
 
 STEPS = ("raw", "normalize", "validate", "promote")
 

@@ -18,13 +18,13 @@ import pyarrow.parquet as pq
 from lockstep.data.dataset import Dataset, Instrument
 from lockstep.data.importers import FORMATS
 from lockstep.data.importers.normalized import NormalizedChunk
-from lockstep.errors import PipelineError
 from lockstep.data.pipeline.normalize import read_normalized
 from lockstep.data.pipeline.report import ImportResult
 from lockstep.data.pipeline.rules import ValidationConfig
 from lockstep.data.pipeline.run import import_data, run_chunks
 from lockstep.data.storage import Location, locate, root_location
 from lockstep.enums import Rule, RuleAction
+from lockstep.errors import PipelineError
 from lockstep.events import Flag
 
 
