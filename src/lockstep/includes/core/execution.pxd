@@ -8,24 +8,12 @@ from lockstep.includes.core.risk cimport CRiskView
 
 cdef extern from "lockstep/core/execution.hpp" namespace "lockstep" nogil:
     cdef enum class COrderStatus "lockstep::OrderStatus"(uint8_t):
-        Submitted
-        Accepted
-        PartiallyFilled
-        Filled
-        Canceled
-        Rejected
-        Expired
+        Submitted, Accepted, PartiallyFilled, Filled, Canceled, Rejected, Expired
 
     bint is_terminal(COrderStatus s) noexcept
 
     cdef enum class CExecResult "lockstep::ExecResult"(uint8_t):
-        Ok
-        UnknownOrder
-        DuplicateOrder
-        InvalidTransition
-        Overfill
-        BadQty
-        BadIntent
+        Ok, UnknownOrder, DuplicateOrder, InvalidTransition, Overfill, BadQty, BadIntent
 
     cdef cppclass CWide "lockstep::Wide":
         int64_t hi

@@ -6,15 +6,10 @@ from lockstep.includes.core.events cimport CSide
 
 cdef extern from "lockstep/core/intents.hpp" namespace "lockstep" nogil:
     cdef enum class CIntentKind "lockstep::IntentKind"(uint8_t):
-        SubmitLimit
-        SubmitMarket
-        Cancel
-        Replace
+        SubmitLimit, SubmitMarket, Cancel, Replace
 
     cdef enum class CTimeInForce "lockstep::TimeInForce"(uint8_t):
-        GTC
-        IOC
-        PostOnly
+        GTC, IOC, PostOnly
 
     cdef cppclass CIntent "lockstep::Intent":
         uint32_t instrument

@@ -6,12 +6,7 @@ from lockstep.includes.core.events cimport CSide
 
 cdef extern from "lockstep/core/l2_book.hpp" namespace "lockstep" nogil:
     cdef enum class CL2Result "lockstep::L2Result"(uint8_t):
-        Ok
-        Removed
-        UnknownLevel
-        BadQty
-        BadPrice
-        BadSide
+        Ok, Removed, UnknownLevel, BadQty, BadPrice, BadSide
 
     const int64_t kMinPrice
     const int64_t kMaxPrice

@@ -7,12 +7,7 @@ from lockstep.includes.core.l2_book cimport CL2Book
 
 cdef extern from "lockstep/core/l3_book.hpp" namespace "lockstep" nogil:
     cdef enum class CL3Result "lockstep::L3Result"(uint8_t):
-        Ok
-        UnknownOrder
-        DuplicateOrder
-        BadQty
-        BadPrice
-        BadSide
+        Ok, UnknownOrder, DuplicateOrder, BadQty, BadPrice, BadSide
 
     cdef cppclass CL3Book "lockstep::L3Book":
         CL3Book() except +

@@ -6,18 +6,15 @@ from lockstep.includes.base.status cimport CStatus
 
 
 cdef extern from "lockstep/core/queue.hpp" namespace "lockstep" nogil:
-    cdef enum class CQueueResult "lockstep::QueueResult"(uint8_t):
-        Queued
-        CanceledBeforeDispatch
-        Full
-        BadInstrument
-
     cdef cppclass CQueueConfig "lockstep::QueueConfig":
         int64_t rate_per_second
         int64_t burst
         uint32_t max_in_flight_per_instrument
         uint32_t capacity
         uint32_t instruments
+
+    cdef enum class CQueueResult "lockstep::QueueResult"(uint8_t):
+        Queued, CanceledBeforeDispatch, Full, BadInstrument
 
     cdef cppclass CQueueCounters "lockstep::QueueCounters":
         uint64_t pushed

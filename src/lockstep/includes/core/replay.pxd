@@ -10,8 +10,7 @@ from lockstep.includes.base.status cimport CStatus
 
 cdef extern from "lockstep/core/replay.hpp" namespace "lockstep" nogil:
     cdef enum class CBookType "lockstep::BookType"(uint8_t):
-        L2
-        L3
+        L2, L3
 
     cdef enum class CAnomaly "lockstep::Anomaly"(uint8_t):
         pass

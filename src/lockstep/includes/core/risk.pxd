@@ -7,37 +7,17 @@ from lockstep.includes.base.status cimport CStatus
 
 cdef extern from "lockstep/core/risk.hpp" namespace "lockstep" nogil:
     cdef enum class CRiskReason "lockstep::RiskReason"(uint8_t):
-        Allowed
-        UnknownIntentKind
-        UnknownInstrument
-        KillSwitch
-        Halted
-        BadSide
-        BadTimeInForce
-        NonPositiveQty
-        NonPositivePrice
-        ReduceOnly
-        MaxOrderQty
-        NoMid
-        MaxOrderNotional
-        PriceBand
-        MaxPosition
-        MaxOpenOrders
-        MaxOpenOrdersTotal
-        RateLimit
-        Custom
-        UnknownOrder
-        DuplicateOrderId
-        QueueFull
+        Allowed, UnknownIntentKind, UnknownInstrument, KillSwitch, Halted, BadSide, BadTimeInForce,
+        NonPositiveQty, NonPositivePrice, ReduceOnly, MaxOrderQty, NoMid, MaxOrderNotional,
+        PriceBand, MaxPosition, MaxOpenOrders, MaxOpenOrdersTotal, RateLimit, Custom, UnknownOrder,
+        DuplicateOrderId, QueueFull
 
     const size_t kRiskReasonCount "lockstep::kRiskReasonCount"
     const char* risk_reason_name(CRiskReason r) noexcept
     const uint32_t kMaxRiskInstruments "lockstep::RiskEngine::kMaxInstruments"
 
     cdef enum class CTradingMode "lockstep::TradingMode"(uint8_t):
-        Active
-        ReduceOnly
-        Halted
+        Active, ReduceOnly, Halted
 
     cdef cppclass CRiskLimits "lockstep::RiskLimits":
         int64_t max_order_qty

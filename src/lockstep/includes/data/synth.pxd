@@ -7,8 +7,7 @@ from lockstep.includes.base.status cimport CStatus
 
 cdef extern from "lockstep/data/synth.hpp" namespace "lockstep" nogil:
     cdef enum class CSynthBook "lockstep::SynthBook"(uint8_t):
-        L2
-        L3
+        L2, L3
 
     cdef cppclass CSynthConfig "lockstep::SynthConfig":
         uint64_t seed

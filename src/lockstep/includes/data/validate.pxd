@@ -10,9 +10,7 @@ from lockstep.includes.base.status cimport CStatus
 
 cdef extern from "lockstep/data/validate.hpp" namespace "lockstep" nogil:
     cdef enum class CRuleAction "lockstep::RuleAction"(uint8_t):
-        Off
-        Warn
-        Quarantine
+        Off, Warn, Quarantine
 
     cdef cppclass CValidatorConfig "lockstep::ValidatorConfig":
         vector[CBookType] book_types

@@ -77,10 +77,7 @@ cdef extern from "lockstep/runtime/engine.hpp" namespace "lockstep" nogil:
         double fees
 
     cdef enum class CRunStatus "lockstep::RunStatus"(uint8_t):
-        Ok
-        StrategyFailed
-        RiskHookFailed
-        Livelock
+        Ok, StrategyFailed, RiskHookFailed, Livelock
 
     cdef cppclass CEngineCounters "lockstep::EngineCounters":
         uint64_t events

@@ -11,12 +11,7 @@ from lockstep.includes.base.status cimport CStatus
 
 cdef extern from "lockstep/venue/matching.hpp" namespace "lockstep" nogil:
     cdef enum class CMatchEventKind "lockstep::MatchEventKind"(uint8_t):
-        Fill
-        Canceled
-        Rejected
-        CancelRejected
-        Replaced
-        ReplaceRejected
+        Fill, Canceled, Rejected, CancelRejected, Replaced, ReplaceRejected
 
     cdef enum class CMatchReject "lockstep::MatchReject"(uint8_t):
         None_ "lockstep::MatchReject::None"
@@ -30,14 +25,10 @@ cdef extern from "lockstep/venue/matching.hpp" namespace "lockstep" nogil:
         BookUnavailable
 
     cdef enum class CSubmitOutcome "lockstep::SubmitOutcome"(uint8_t):
-        Rested
-        Filled
-        Canceled
-        Rejected
+        Rested, Filled, Canceled, Rejected
 
     cdef enum class CQueueModel "lockstep::QueueModel"(uint8_t):
-        Conservative
-        Probabilistic
+        Conservative, Probabilistic
 
     cdef cppclass CMatchEvent "lockstep::MatchEvent":
         CMatchEventKind kind

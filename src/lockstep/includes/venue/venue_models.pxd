@@ -11,9 +11,7 @@ cdef extern from "lockstep/venue/venue_models.hpp" namespace "lockstep" nogil:
         int64_t taker_ppm
 
     cdef enum class CLatencyKind "lockstep::LatencyKind"(uint8_t):
-        Constant
-        LogNormal
-        Feed
+        Constant, LogNormal, Feed
 
     cdef cppclass CLatencyConfig "lockstep::LatencyConfig":
         CLatencyKind kind

@@ -7,10 +7,7 @@ from lockstep.includes.base.decimal cimport CIncrement
 
 cdef extern from "lockstep/codecs/binance/catalogue.hpp" namespace "lockstep::binance" nogil:
     cdef enum class CIncrementSource "lockstep::binance::IncrementSource"(uint8_t):
-        Explicit
-        Option
-        BuiltIn
-        Inferred
+        Explicit, Option, BuiltIn, Inferred
 
     cdef cppclass CSymbolInfo "lockstep::binance::SymbolInfo":
         string symbol
