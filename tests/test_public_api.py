@@ -145,3 +145,21 @@ def test_a_type_checker_sees_the_strategy_api(tmp_path, mistake, complaint):
     else:
         assert proc.returncode == 1 and complaint in proc.stdout, proc.stdout
         assert "missing library stubs or py.typed" not in proc.stdout
+
+
+def test_the_names_type_checkers_see_are_the_names_loaded_at_run_time():
+    """lockstep/__init__.py declares each export twice (imports under TYPE_CHECKING for checkers,
+    _HOMES for loading on first use): the two must name the same object for every export."""
+    tree = ast.parse(Path(lockstep.__file__).read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", "") == "TYPE_CHECKING")
+    declared = {(alias.asname or alias.name): (node.module, alias.name)
+                for node in block.body if isinstance(node, ast.ImportFrom) for alias in node.names}
+    assert declared == lockstep._HOMES
+    assert set(lockstep.__all__) == set(declared) | {"__version__"}
+
+
+def test_importing_the_package_loads_no_layer_until_a_name_is_used():
+    code = ("import sys, lockstep; before = sorted(m for m in sys.modules if m.startswith('lockstep.'));"
+            "lockstep.Strategy; print(before, 'lockstep._bindings.engine' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[] True"

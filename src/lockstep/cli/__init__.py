@@ -1,0 +1,56 @@
+"""The `lockstep` command line: argument parsing and printing over the Python API, nothing else.
+
+One module per command (or command group); a command's module, and the layers it uses, load
+only when that command runs, so `lockstep replay` does not pay for the backtest machinery.
+Exit status: 0 success, 1 an error lockstep diagnosed (printed as one line), 2 a usage error,
+3 `data validate` found records that would be quarantined.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from lockstep.cli.common import message
+from lockstep.errors import LockstepError
+
+#: Command name -> "module:attribute" of its click command, imported when it is run or listed.
+COMMANDS = {
+    "quickstart": "lockstep.cli.quickstart:quickstart",
+    "backtest": "lockstep.cli.backtest:backtest",
+    "replay": "lockstep.cli.replay:replay_cmd",
+    "data": "lockstep.cli.data:data",
+}
+
+
+class LazyGroup(click.Group):
+    """Loads each command's module on first use (click's documented lazy-loading pattern), and
+    turns lockstep's own errors into a one-line message and exit status 1, never a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *COMMANDS})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return super().get_command(ctx, name)
+        module, _, attr = target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except LockstepError as e:
+            click.echo(f"error: {message(e)}", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="lockstep")
+def main() -> None:
+    """lockstep: one compiled core for backtests and live trading."""
+
+
+__all__ = ["COMMANDS", "LazyGroup", "main"]
