@@ -53,55 +53,33 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
 
 __version__ = "0.1.0"
 
-#: Where each public name lives. Loaded on first use, so `import lockstep.events` (or the CLI
-#: starting a command that needs one layer) does not pay for every layer; the names are the
-#: same objects as in their home modules.
+#: Where each public name lives, by module. Loaded on first use, so `import lockstep.events` (or
+#: a command that needs one layer) does not pay for every layer; each name is the same object as
+#: in its home module.
+_LAYERS: dict[str, tuple[str, ...]] = {
+    "lockstep._bindings.engine": ("CompiledStrategy", "Context", "OrderUpdate"),
+    "lockstep.backtest.config": (
+        "BacktestConfig", "LatencySettings", "LimitSettings", "OutputSettings", "QueueSettings",
+        "RiskSettings", "StrategyConfig", "VenueSettings", "load_config",
+    ),
+    "lockstep.backtest.replay": ("ReplayResult", "replay"),
+    "lockstep.backtest.runner": ("BacktestFailed", "BacktestResult", "run_backtest"),
+    "lockstep.core.risk": ("Intent", "RiskView"),
+    "lockstep.core.strategy": ("Strategy",),
+    "lockstep.data.dataset": ("Dataset", "Instrument"),
+    "lockstep.data.pipeline": ("ImportResult", "import_data"),
+    "lockstep.enums": (
+        "BookKind", "IntentKind", "LatencyKind", "OrderStatus", "QueueModel", "RiskReason", "Rule",
+        "TimeInForce", "TradingMode",
+    ),
+    "lockstep.errors": (
+        "ConfigError", "DatasetError", "DecodeError", "LockstepError", "PipelineError",
+    ),
+    "lockstep.events": ("COLUMN_NAMES", "SCHEMA", "SCHEMA_VERSION", "EventKind", "Flag", "Side"),
+}
+_RENAMED = {"generate_synthetic": ("lockstep.data.synth", "generate")}
 _HOMES: dict[str, tuple[str, str]] = {
-    "BacktestConfig": ("lockstep.backtest.config", "BacktestConfig"),
-    "BacktestFailed": ("lockstep.backtest.runner", "BacktestFailed"),
-    "BacktestResult": ("lockstep.backtest.runner", "BacktestResult"),
-    "BookKind": ("lockstep.enums", "BookKind"),
-    "COLUMN_NAMES": ("lockstep.events", "COLUMN_NAMES"),
-    "CompiledStrategy": ("lockstep._bindings.engine", "CompiledStrategy"),
-    "ConfigError": ("lockstep.errors", "ConfigError"),
-    "Context": ("lockstep._bindings.engine", "Context"),
-    "Dataset": ("lockstep.data.dataset", "Dataset"),
-    "DatasetError": ("lockstep.errors", "DatasetError"),
-    "DecodeError": ("lockstep.errors", "DecodeError"),
-    "EventKind": ("lockstep.events", "EventKind"),
-    "Flag": ("lockstep.events", "Flag"),
-    "ImportResult": ("lockstep.data.pipeline", "ImportResult"),
-    "Instrument": ("lockstep.data.dataset", "Instrument"),
-    "Intent": ("lockstep.core.risk", "Intent"),
-    "IntentKind": ("lockstep.enums", "IntentKind"),
-    "LatencyKind": ("lockstep.enums", "LatencyKind"),
-    "LatencySettings": ("lockstep.backtest.config", "LatencySettings"),
-    "LimitSettings": ("lockstep.backtest.config", "LimitSettings"),
-    "LockstepError": ("lockstep.errors", "LockstepError"),
-    "OrderStatus": ("lockstep.enums", "OrderStatus"),
-    "OrderUpdate": ("lockstep._bindings.engine", "OrderUpdate"),
-    "OutputSettings": ("lockstep.backtest.config", "OutputSettings"),
-    "PipelineError": ("lockstep.errors", "PipelineError"),
-    "QueueModel": ("lockstep.enums", "QueueModel"),
-    "QueueSettings": ("lockstep.backtest.config", "QueueSettings"),
-    "ReplayResult": ("lockstep.backtest.replay", "ReplayResult"),
-    "RiskReason": ("lockstep.enums", "RiskReason"),
-    "RiskSettings": ("lockstep.backtest.config", "RiskSettings"),
-    "RiskView": ("lockstep.core.risk", "RiskView"),
-    "Rule": ("lockstep.enums", "Rule"),
-    "SCHEMA": ("lockstep.events", "SCHEMA"),
-    "SCHEMA_VERSION": ("lockstep.events", "SCHEMA_VERSION"),
-    "Side": ("lockstep.events", "Side"),
-    "Strategy": ("lockstep.core.strategy", "Strategy"),
-    "StrategyConfig": ("lockstep.backtest.config", "StrategyConfig"),
-    "TimeInForce": ("lockstep.enums", "TimeInForce"),
-    "TradingMode": ("lockstep.enums", "TradingMode"),
-    "VenueSettings": ("lockstep.backtest.config", "VenueSettings"),
-    "generate_synthetic": ("lockstep.data.synth", "generate"),
-    "import_data": ("lockstep.data.pipeline", "import_data"),
-    "load_config": ("lockstep.backtest.config", "load_config"),
-    "replay": ("lockstep.backtest.replay", "replay"),
-    "run_backtest": ("lockstep.backtest.runner", "run_backtest"),
+    **{name: (module, name) for module, names in _LAYERS.items() for name in names}, **_RENAMED,
 }
 
 
