@@ -166,12 +166,32 @@ def _sha256_of(loc: Location) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# A name is one folder under each area of the root: it must never climb out of it (no separators,
+# no "." or ".."), and it must fit in one path component on any filesystem.
+MAX_NAME_LENGTH = 200
+_NAME_CHARS = re.compile(r"[A-Za-z0-9._-]+")
 
 
-def _check_name(name: str) -> None:
-    if not _NAME_RE.match(name):
-        raise DatasetError(f"dataset name {name!r}: use letters, digits, '.', '_' and '-'")
+def check_name(name: str) -> None:
+    """Raises DatasetError, naming `name` and what is wrong with it, unless it is a dataset name:
+    1 to MAX_NAME_LENGTH letters, digits, '.', '_' or '-', starting with a letter or a digit.
+    Everything that writes under a name checks it first, so a bad name creates nothing."""
+    if not name:
+        problem = "a name cannot be empty"
+    elif len(name) > MAX_NAME_LENGTH:
+        problem = f"{len(name)} characters, at most {MAX_NAME_LENGTH}"
+    elif "/" in name or "\\" in name:
+        problem = "a name is one folder, it cannot hold a path separator"
+    elif any(not c.isprintable() for c in name):
+        problem = "a name cannot hold control characters"
+    elif not _NAME_CHARS.fullmatch(name):
+        problem = "use letters, digits, '.', '_' and '-'"
+    elif not name[0].isalnum():
+        problem = "a name starts with a letter or a digit"
+    else:
+        return
+    shown = name if len(name) <= 60 else f"{name[:40]}..."
+    raise DatasetError(f"dataset name {shown!r}: {problem}")
 
 
 class DatasetWriter:
@@ -195,7 +215,7 @@ class DatasetWriter:
         """`name` and `instruments` may be left None and given to :meth:`close` instead: an
         importer learns the symbols (and so the name and the table) while it decodes."""
         if name is not None:
-            _check_name(name)
+            check_name(name)
         self.name = name
         self.instruments = list(instruments) if instruments is not None else None
         self.source = dict(source or {})
@@ -295,7 +315,7 @@ class DatasetWriter:
         name = name or self.name
         if name is None:
             raise DatasetError("a dataset needs a name")
-        _check_name(name)
+        check_name(name)
         table = list(instruments) if instruments is not None else self.instruments
         if not table:
             raise DatasetError("a dataset needs at least one instrument")

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from lockstep.data.dataset import Dataset, Instrument
+from lockstep.data.dataset import Dataset, Instrument, check_name
 from lockstep.data.importers import FORMATS
 from lockstep.data.importers.normalized import NormalizedChunk
 from lockstep.data.pipeline.normalize import NormalizedWriter, decode, format_named
@@ -48,6 +48,8 @@ def import_data(
     `run` replaces the format's decoder with a DecodeRun over the same sources (tests, and
     formats decoded elsewhere)."""
     start = time.perf_counter()
+    if name is not None:
+        check_name(name)  # before anything is written: a bad name leaves nothing behind
     format_named(format)
     if stop_after not in STEPS:
         raise PipelineError(f"unknown step {stop_after!r}; steps are {', '.join(STEPS)}")

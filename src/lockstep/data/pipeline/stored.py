@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lockstep.data.dataset import Dataset, Instrument
+from lockstep.data.dataset import Dataset, Instrument, check_name
 from lockstep.data.importers import FORMATS
 from lockstep.data.importers.normalized import NormalizedChunk
 from lockstep.data.pipeline.normalize import read_normalized
@@ -121,6 +121,8 @@ def _step_on_source(src: str, *, data: str | None, validation: ValidationConfig 
                     options: Mapping[str, Any] | None, stop_after: str, name: str | None = None,
                     run_factory: Any = None) -> ImportResult:
     start = time.perf_counter()
+    if name is not None:
+        check_name(name)  # before anything is written: a bad name leaves nothing behind
     loc = resolve_source(src, data)
     kind = _kind_of_source(loc)
     root = root_location(data)
