@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import posixpath
 import re
 import tempfile
 import time
@@ -38,30 +39,47 @@ def _kind_of_source(loc: Location) -> str:
     raise PipelineError(f"{loc.uri}: not a normalized import, a quarantine entry or a canonical dataset")
 
 
+SOURCE_AREAS = ("canonical", "normalized", "quarantine")
+
+
 def resolve_source(src: str, data: str | None = None) -> Location:
-    """A path/URI, or a name under the root: canonical/<name>[/vK], normalized/<name>[/<id>],
-    quarantine/<name>[/<id>] (the newest when the id or version is left out)."""
+    """A place under the root, a path or a URI: ``canonical/<name>[/vK]``, ``normalized/<name>[/<id>]``,
+    ``quarantine/<name>[/<id>]`` (the newest when the id or version is left out) or a bare ``<name>``
+    name places under the root. A relative path is looked for under the root first, then (as
+    before) relative to the working directory, so the documented forms work from any directory."""
+    root = root_location(data)
+    if "://" not in src and not os.path.isabs(src):
+        area, _, rest = posixpath.normpath(src.replace(os.sep, "/")).partition("/")
+        if area in SOURCE_AREAS and rest:
+            found = _stored_in(root.join(area, *rest.split("/")), area)
+            if found is not None:
+                return found
     loc = locate(src)
     if loc.exists():
         return loc
-    root = root_location(data)
-    for area in ("canonical", "normalized", "quarantine"):
-        base = root.join(area, *src.split("/"))
-        if base.is_dir():
-            if area == "canonical":
-                if base.join("manifest.json").exists():
-                    return base
-                versions = [d for d in base.list_dirs() if re.fullmatch(r"v\d+", d)]
-                if versions:
-                    return base.join(max(versions, key=lambda v: int(v[1:])))
-            else:
-                if base.join(f"{area}.json").exists():
-                    return base
-                ids = base.list_dirs()
-                if ids:
-                    newest = max(ids, key=lambda d: base.join(d).fs.get_file_info(base.join(d).path).mtime_ns or 0)
-                    return base.join(newest)
+    for area in SOURCE_AREAS:
+        found = _stored_in(root.join(area, *src.split("/")), area)
+        if found is not None:
+            return found
     raise PipelineError(f"{src}: no such file, dataset, normalized import or quarantine entry under {root.uri}")
+
+
+def _stored_in(base: Location, area: str) -> Location | None:
+    """`base` itself when it is a version, import or entry of `area`, else its newest one, else None."""
+    if not base.is_dir():
+        return None
+    if area == "canonical":
+        if base.join("manifest.json").exists():
+            return base
+        versions = [d for d in base.list_dirs() if re.fullmatch(r"v\d+", d)]
+        return base.join(max(versions, key=lambda v: int(v[1:]))) if versions else None
+    if base.join(f"{area}.json").exists():
+        return base
+    ids = base.list_dirs()
+    if not ids:
+        return None
+    newest = max(ids, key=lambda d: base.join(d).fs.get_file_info(base.join(d).path).mtime_ns or 0)
+    return base.join(newest)
 
 
 def _chunks_from_canonical(ds: Dataset) -> Iterator[NormalizedChunk]:
