@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -87,3 +88,36 @@ def test_setting_errors_name_the_flags(tmp_path):
     proc = cli("data", "import", "bybit", str(capture), "--rule", "feed_latency", cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert "--rule 'feed_latency': expected RULE=ACTION" in proc.stderr
+
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def test_the_examples_run_as_written_after_quickstart(tmp_path):
+    root = tmp_path / "root"
+    out = cli("quickstart", "--events", "30000", "--data", str(root), cwd=tmp_path).stdout
+    # quickstart ends with the command to run next; run it as printed, from the checkout
+    (next_line,) = [line for line in out.splitlines() if line.startswith("next")]
+    command = shlex.split(next_line)[1:]
+    assert command[:2] == ["lockstep", "backtest"]
+    printed = cli(*command[1:], "--json", cwd=CHECKOUT)
+    assert json.loads(printed.stdout)["events"] == 30000
+    for example in ("market_maker.toml", "market_maker_compiled.toml"):
+        proc = cli("backtest", str(CHECKOUT / "examples" / example), "--data", str(root), "--json", cwd=tmp_path,
+                   check=False)
+        assert proc.returncode == 0, proc.stderr
+        summary = json.loads(proc.stdout)
+        assert summary["events"] == 30000 and summary["complete"], example
+
+
+def test_no_such_dataset_lists_the_datasets_there(tmp_path):
+    root = tmp_path / "root"
+    example = str(CHECKOUT / "examples" / "market_maker.toml")
+    proc = cli("backtest", example, "--set", "dataset=nowhere", "--data", str(root), cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "nowhere: no such dataset" in proc.stderr and "no datasets" in proc.stderr
+    for name in ("beta", "alpha"):
+        cli("data", "synth", "--events", "1000", "--name", name, "--data", str(root), cwd=tmp_path)
+    proc = cli("replay", "nowhere", "--data", str(root), cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "nowhere: no such dataset" in proc.stderr and "alpha, beta" in proc.stderr

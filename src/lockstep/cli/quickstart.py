@@ -1,6 +1,7 @@
 """`lockstep quickstart`: a synthetic market, its replay and a backtest on it, in one go."""
 from __future__ import annotations
 
+import shlex
 import sys
 
 import click
@@ -9,7 +10,14 @@ from lockstep.backtest.config import BacktestConfig
 from lockstep.backtest.replay import replay
 from lockstep.backtest.runner import run_backtest
 from lockstep.cli.common import DATA_HELP, emit_json, print_backtest, print_replay
+from lockstep.data.storage import root_location
 from lockstep.data.synth import generate
+
+#: The name quickstart gives its dataset, whatever --events and --seed: the one examples/*.toml
+#: and the docs name, so they run as written after quickstart (a name opens its newest version).
+DATASET = "synthetic-l2"
+#: What to run next, printed at the end: works once quickstart has made DATASET.
+NEXT = "lockstep backtest examples/market_maker.toml"
 
 
 @click.command()
@@ -19,7 +27,7 @@ from lockstep.data.synth import generate
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def quickstart(data: str | None, events: int, seed: int, as_json: bool) -> None:
     """Generate a synthetic dataset, replay it, backtest the Python market maker on it."""
-    dataset = generate(events, seed=seed, data=data)
+    dataset = generate(events, seed=seed, data=data, name=DATASET)
     result = replay(dataset)
     # examples/market_maker.toml, minus what a fresh machine may not have (the file itself).
     config = BacktestConfig.from_dict(
@@ -36,3 +44,6 @@ def quickstart(data: str | None, events: int, seed: int, as_json: bool) -> None:
         print_replay(result)
         click.echo("")
         print_backtest(bt)
+        # The root as an absolute path or URI: the examples' paths are relative to the checkout.
+        where = f" --data {shlex.quote(root_location(data).uri)}" if data else ""
+        click.echo(f"next         {NEXT}{where}")

@@ -374,6 +374,15 @@ class DatasetWriter:
             self.dataset = self.close()
 
 
+def _datasets_under(root: Location, shown: int = 20) -> str:
+    """What a user can open instead: the dataset names under the root, in words."""
+    names = [d for d in root.join("canonical").list_dirs() if not d.startswith(".")]  # not .writing-*
+    if not names:
+        return f"there are no datasets under {root.uri}"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"datasets under {root.uri}: {', '.join(names[:shown])}{more}"
+
+
 def _unique_suffix() -> str:
     # Only names a temporary directory; never reaches a dataset's content.
     return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -395,7 +404,7 @@ class Dataset:
         if not loc.exists() and "/" not in path and "://" not in path:
             loc = root_location(data).join("canonical", path)
         if not loc.exists():
-            raise DatasetError(f"{path}: no such dataset")
+            raise DatasetError(f"{path}: no such dataset; {_datasets_under(root_location(data))}")
         if not loc.join(MANIFEST_NAME).exists():
             versions = sorted(
                 (int(d[1:]), d) for d in loc.list_dirs() if re.fullmatch(r"v\d+", d)
