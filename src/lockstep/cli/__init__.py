@@ -2,8 +2,10 @@
 
 One module per command (or command group); a command's module, and the layers it uses, load
 only when that command runs, so `lockstep replay` does not pay for the backtest machinery.
-Exit status: 0 success, 1 an error lockstep diagnosed (printed as one line), 2 a usage error,
-3 `data validate` found records that would be quarantined.
+Exit status (`cli.common.ExitCode`; the table in docs/architecture.md): 0 success (an import
+whose verdict is pass), 1 an error lockstep diagnosed (printed as one line), 2 a usage error,
+3 `data validate` found records that would be quarantined, 4 an import or promotion whose
+verdict is partial (some records quarantined), 5 one whose verdict is fail (nothing promoted).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from typing import Any
 
 import click
 
-from lockstep.cli.common import message
+from lockstep.cli.common import ExitCode, message
 from lockstep.errors import LockstepError
 
 #: Command name -> "module:attribute" of its click command, imported when it is run or listed.
@@ -44,7 +46,7 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except LockstepError as e:
             click.echo(f"error: {message(e)}", err=True)
-            sys.exit(1)
+            sys.exit(ExitCode.ERROR)
 
 
 @click.group(cls=LazyGroup)
