@@ -5,7 +5,8 @@ only when that command runs, so `lockstep replay` does not pay for the backtest 
 Exit status (`cli.common.ExitCode`; the table in docs/architecture.md): 0 success (an import
 whose verdict is pass), 1 an error lockstep diagnosed (printed as one line), 2 a usage error,
 3 `data validate` found records that would be quarantined, 4 an import or promotion whose
-verdict is partial (some records quarantined), 5 one whose verdict is fail (nothing promoted).
+verdict is partial (some records quarantined), 5 one whose verdict is fail (nothing promoted),
+130 stopped by Ctrl-C (printed as one line; what was written is marked incomplete).
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ COMMANDS = {
 
 class LazyGroup(click.Group):
     """Loads each command's module on first use (click's documented lazy-loading pattern), and
-    turns lockstep's own errors into a one-line message and exit status 1, never a traceback."""
+    turns lockstep's own errors into a one-line message and exit status 1, and Ctrl-C into one
+    line and 130, never a traceback."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
@@ -47,6 +49,11 @@ class LazyGroup(click.Group):
         except LockstepError as e:
             click.echo(f"error: {message(e)}", err=True)
             sys.exit(ExitCode.ERROR)
+        except KeyboardInterrupt as e:
+            # The layers below stop cleanly on it (a backtest marks its outputs incomplete, an
+            # import leaves only staged, unpromoted versions) and may say where they stopped.
+            click.echo(f"interrupted: {e}" if str(e) else "interrupted", err=True)
+            sys.exit(ExitCode.INTERRUPTED)
 
 
 @click.group(cls=LazyGroup)
