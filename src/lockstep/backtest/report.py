@@ -403,8 +403,9 @@ def _incomplete_banner(summary: Mapping[str, Any]) -> list[str]:
         return []
     err = summary.get("error") or {}
     where = f" at event {err['position']:,}" if isinstance(err.get("position"), int) else ""
-    return [f'<div class="incomplete">INCOMPLETE RUN: {_e(err.get("reason", "stopped early"))}{_e(where)}. '
-            "Every figure below covers only the events before it stopped.</div>"]
+    banner = (f'<div class="incomplete">INCOMPLETE RUN: {_e(err.get("reason", "stopped early"))}{_e(where)}. '
+              "Every figure below covers only the events before it stopped.</div>")
+    return [banner]
 
 
 def write_report(path: str | os.PathLike[str], *, title: str, summary: Mapping[str, Any],

@@ -11,6 +11,7 @@ import click
 from lockstep.errors import ConfigError, SettingError
 from lockstep.tomlconfig import OVERRIDE_SOURCE
 
+
 class ExitCode(IntEnum):
     """The exit status of every command, for scripts (the table in docs/architecture.md)."""
 
