@@ -288,7 +288,7 @@ def failing_config(tmp_path: Path, ds: str) -> Path:
 def test_failing_strategy_in_process(synth, tmp_path):
     root, ds = synth
     with pytest.raises(BacktestFailed) as info:
-        run_backtest(failing_config(tmp_path, ds), data=root)
+        run_backtest(failing_config(tmp_path, ds), overrides=["output.report=true"], data=root)
     res = info.value.result
     err = res.summary["error"]
     assert f"stopped at event {err['position']}" in str(info.value)
@@ -301,6 +301,8 @@ def test_failing_strategy_in_process(synth, tmp_path):
     assert 0 < summary["events"] < 100_000
     orders = read(res, "orders")
     assert orders["kind"][:2] == ["order_submitted", "order_accepted"]
+    report = (d / "report.html").read_text()
+    assert 'class="incomplete"' in report and "INCOMPLETE RUN: the strategy raised" in report
 
 
 def test_failing_strategy_via_cli_exits_1_with_traceback(synth, tmp_path):

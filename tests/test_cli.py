@@ -1,14 +1,17 @@
 """The command line, run as a user runs it: a real subprocess in a temporary directory."""
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import random
 import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pyarrow.parquet as pq
+from shared_data import shared_file
 
 LOCKSTEP = shutil.which("lockstep") or "lockstep"
 
@@ -121,3 +124,44 @@ def test_no_such_dataset_lists_the_datasets_there(tmp_path):
     proc = cli("replay", "nowhere", "--data", str(root), cwd=tmp_path, check=False)
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
     assert "nowhere: no such dataset" in proc.stderr and "alpha, beta" in proc.stderr
+def usdm_lines(n: int) -> list[bytes]:
+    lines = gzip.decompress(shared_file("binance/usdm/btcusdt_20240808.gz").read_bytes()).splitlines(keepends=True)
+    return lines[:n]
+
+
+def import_json(path: Path, cwd: Path) -> tuple[int, dict]:
+    proc = cli("data", "import", "binance", str(path), "--json", cwd=cwd, check=False)
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def test_import_exit_status_says_the_verdict(tmp_path):
+    """A script can tell pass (0), partial (4) and fail (5) apart by the exit status alone."""
+    clean = tmp_path / "clean.jsonl"
+    clean.write_bytes(b"".join(usdm_lines(3000)))
+    code, summary = import_json(clean, tmp_path)
+    assert (code, summary["verdict"]) == (0, "pass")
+    lines = usdm_lines(3000)
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(b"".join(lines[:1500]) + b"{not json\n" + b"".join(lines[1500:]))
+    code, summary = import_json(broken, tmp_path)
+    assert (code, summary["verdict"]) == (4, "partial")
+    assert summary["records_quarantined"] >= 1 and summary["paths"]["canonical"]
+    noise = tmp_path / "noise.bin"
+    noise.write_bytes(random.Random(1).randbytes(200_000))
+    code, summary = import_json(noise, tmp_path)
+    assert (code, summary["verdict"]) == (5, "fail")
+    assert summary["paths"]["canonical"] is None
+
+
+def test_imports_that_found_no_instrument_do_not_share_a_name(tmp_path):
+    names = []
+    for seed in (1, 2):
+        noise = tmp_path / f"noise{seed}.bin"
+        noise.write_bytes(random.Random(seed).randbytes(50_000))
+        code, summary = import_json(noise, tmp_path)
+        assert code == 5 and not summary["instruments"]
+        assert summary["import_id"] in summary["name"]
+        names.append(summary["name"])
+    assert names[0] != names[1]
+    quarantined = {p.name for p in (tmp_path / "data" / "quarantine").iterdir()}
+    assert quarantined == set(names)

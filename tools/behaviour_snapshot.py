@@ -48,7 +48,7 @@ VOLATILE = {"seconds", "events_per_second", "records_per_second", "mb_per_second
 
 def cli(*args: str) -> dict | list:
     proc = subprocess.run(["lockstep", *args, "--json"], capture_output=True, text=True, timeout=600)
-    if proc.returncode not in (0, 3):
+    if proc.returncode not in (0, 3, 4, 5):  # 3-5: verdicts, still printed in full
         return {"exit": proc.returncode, "stderr": proc.stderr.strip().splitlines()[-1:]}
     return {"exit": proc.returncode, "out": json.loads(proc.stdout.strip().splitlines()[-1])}
 

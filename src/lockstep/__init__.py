@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # what type checkers see; at run time each name loads on firs
         load_config,
     )
     from lockstep.backtest.replay import ReplayResult, replay
-    from lockstep.backtest.runner import BacktestFailed, BacktestResult, run_backtest
+    from lockstep.backtest.runner import BacktestFailed, BacktestInterrupted, BacktestResult, run_backtest
     from lockstep.core.risk import Intent, RiskView
     from lockstep.core.strategy import Strategy
     from lockstep.data.dataset import Dataset, Instrument
@@ -63,7 +63,7 @@ _LAYERS: dict[str, tuple[str, ...]] = {
         "RiskSettings", "StrategyConfig", "VenueSettings", "load_config",
     ),
     "lockstep.backtest.replay": ("ReplayResult", "replay"),
-    "lockstep.backtest.runner": ("BacktestFailed", "BacktestResult", "run_backtest"),
+    "lockstep.backtest.runner": ("BacktestFailed", "BacktestInterrupted", "BacktestResult", "run_backtest"),
     "lockstep.core.risk": ("Intent", "RiskView"),
     "lockstep.core.strategy": ("Strategy",),
     "lockstep.data.dataset": ("Dataset", "Instrument"),
@@ -101,6 +101,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "BacktestConfig",
     "BacktestFailed",
+    "BacktestInterrupted",
     "BacktestResult",
     "BookKind",
     "CompiledStrategy",

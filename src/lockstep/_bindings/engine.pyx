@@ -11,6 +11,7 @@ import traceback
 import numpy as np
 
 from cpython.buffer cimport PyBUF_READ
+from cpython.exc cimport PyErr_CheckSignals
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
@@ -254,11 +255,15 @@ cdef class _PyBinding:
     cdef object strategy, ctx
     cdef object start_m, book_m, trade_m, order_m, timer_m, stop_m
     cdef public object error  # (exception, formatted traceback)
+    cdef public bint interrupted  # Ctrl-C landed inside a hook: the user's stop, not the strategy's failure
 
     # One entry per arity rather than hook(ctx, *args): a strategy's on_book runs on every book
     # update, and packing a tuple per call costs a measurable share of a Python strategy's run.
     cdef int fail(self, BaseException exc) noexcept:
-        self.error = (exc, traceback.format_exc())
+        if isinstance(exc, KeyboardInterrupt):
+            self.interrupted = True
+        else:
+            self.error = (exc, traceback.format_exc())
         return 1
 
     cdef int call0(self, object hook) noexcept:
@@ -306,6 +311,7 @@ cdef int _py_on_stop(void* s, CEngine& e) noexcept with gil:
 cdef class _RiskBinding:
     cdef object rule  # (intent tuple, view tuple) -> bool: True denies
     cdef public object error
+    cdef public bint interrupted
 
     cdef int ask(self, uint32_t instrument, int kind, int side, int tif, int64_t price,
                  int64_t qty, uint64_t client_order_id, uint64_t target_order_id,
@@ -316,6 +322,9 @@ cdef class _RiskBinding:
                 (instrument, kind, side, tif, price, qty, client_order_id, target_order_id),
                 (position, open_orders, open_buy_qty, open_sell_qty, mid, open_orders_total))
             return 1 if deny else 0
+        except KeyboardInterrupt:
+            self.interrupted = True
+            return -1
         except BaseException as exc:
             self.error = (exc, traceback.format_exc())
             return -1
@@ -615,19 +624,32 @@ cdef class Engine:
 
     # ---- running
 
+    # A KeyboardInterrupt comes out of run() and finish(), the records of the events run so far
+    # left to drain, whether it was raised in a Python hook (which then stopped the run) or the
+    # signal came while the compiled loop ran without the GIL: Python only notes it then, so its
+    # handler is run here, as the call returns, before the caller's next step.
+
     def run(self, cols, size_t size):
         """Run `size` market events of `cols`; returns a RunStatus value."""
         cdef CEventColumns view = columns_view(cols, size)
         cdef CRunStatus status
         with nogil:
             status = self.core.get().run(view)
+        self._raise_if_interrupted()
         return <int>status
 
     def finish(self):
         cdef CRunStatus status
         with nogil:
             status = self.core.get().finish()
+        self._raise_if_interrupted()
         return <int>status
+
+    cdef _raise_if_interrupted(self):
+        if (self.py_binding is not None and self.py_binding.interrupted) or \
+                (self.risk_binding is not None and self.risk_binding.interrupted):
+            raise KeyboardInterrupt
+        PyErr_CheckSignals()
 
     @property
     def failure(self):

@@ -350,6 +350,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 pre{background:#f6f6f6;padding:10px;font-size:12px;overflow:auto}
 svg text.tick{font-size:11px;fill:#555} svg text.legend{font-size:12px;fill:#222}
 .digest{font-family:monospace;font-size:12px}
+.incomplete{background:#fde8e8;border:2px solid #b00;color:#700;padding:10px 14px;margin:8px 0 16px;font-weight:600}
 """
 
 
@@ -395,11 +396,23 @@ def _rows_of(fills: pa.Table | Mapping[str, Any] | None) -> tuple[list[str], lis
     return names, rows, n
 
 
+def _incomplete_banner(summary: Mapping[str, Any]) -> list[str]:
+    """A run that stopped early (failed or interrupted) says so above every figure: they cover
+    only the events before it stopped."""
+    if summary.get("complete", True):
+        return []
+    err = summary.get("error") or {}
+    where = f" at event {err['position']:,}" if isinstance(err.get("position"), int) else ""
+    banner = (f'<div class="incomplete">INCOMPLETE RUN: {_e(err.get("reason", "stopped early"))}{_e(where)}. '
+              "Every figure below covers only the events before it stopped.</div>")
+    return [banner]
+
+
 def write_report(path: str | os.PathLike[str], *, title: str, summary: Mapping[str, Any],
                  series: pa.Table | Mapping[str, Any] | None, fills: pa.Table | Mapping[str, Any] | None = None,
                  config_text: str | None = None) -> None:
-    """Writes the HTML report: key numbers (from `summary`: pnl, fees, fills, max_drawdown,
-    sharpe, events, events_per_second, digest), charts of total equity, position per symbol and
+    """Writes the HTML report: a banner when the run is incomplete, key numbers (from `summary`:
+    pnl, fees, fills, max_drawdown, sharpe, events, events_per_second, digest), charts of total equity, position per symbol and
     drawdown, the fills (first and last 50), the whole summary and the resolved config."""
     cols = _columns(series)
     n_fills = summary.get("fills")
@@ -412,7 +425,7 @@ def write_report(path: str | os.PathLike[str], *, title: str, summary: Mapping[s
     ]
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>{_e(title)}</title>", f"<style>{_CSS}</style></head><body>",
-           f"<h1>{_e(title)}</h1>", '<div class="kpis">']
+           f"<h1>{_e(title)}</h1>", *_incomplete_banner(summary), '<div class="kpis">']
     for label, value in kpis:
         cls = ""
         if label == "PnL" and isinstance(value, (int, float)) and value:

@@ -26,8 +26,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -70,6 +73,16 @@ BACKTEST_READ_BATCH = 4 * DEFAULT_READ_BATCH
 class BacktestFailed(LockstepError):
     """The run stopped early (a strategy raised, a custom risk rule raised, a livelock). The
     outputs produced so far were written and marked incomplete; `result` describes them."""
+
+    def __init__(self, message: str, result: BacktestResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+class BacktestInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped the run. The outputs produced so far were written and marked
+    incomplete, as for BacktestFailed; still a KeyboardInterrupt, so it stops the caller as
+    Ctrl-C does. `result` describes the outputs."""
 
     def __init__(self, message: str, result: BacktestResult) -> None:
         super().__init__(message)
@@ -340,11 +353,39 @@ def _run_dir(root: Location, name: str, cfg_text: str) -> Location:
 # ---------------------------------------------------------------------------------------------
 # The run
 
+#: summary.json's error reason for a run stopped by Ctrl-C (SIGINT).
+INTERRUPTED = "interrupted (Ctrl-C)"
+
 _FAILURES = {
     RunStatus.STRATEGY_FAILED: "the strategy raised",
     RunStatus.RISK_HOOK_FAILED: "a custom risk rule raised",
     RunStatus.LIVELOCK: "livelock: too many venue round trips between two market events",
 }
+
+
+@contextmanager
+def _ctrl_c_between_batches() -> Iterator[list[bool]]:
+    """A first Ctrl-C only marks the list it yields, which the run loop checks after each batch:
+    landing anywhere else, say between draining a batch's records and writing them, it would lose
+    them. A second Ctrl-C raises at once, through a Python hook's trampoline or as the compiled
+    loop returns (a strategy stuck in a hook stays stoppable). Signal handlers belong to the main
+    thread; elsewhere, or when SIGINT is not Python's default, nothing changes."""
+    pressed: list[bool] = []
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield pressed
+        return
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(True)
+
+    signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def run_backtest(
@@ -359,7 +400,8 @@ def run_backtest(
     """Run one backtest; see the module docstring for what is written where.
 
     Raises ConfigError (before anything runs) for a bad config, DatasetError for a missing
-    dataset, and BacktestFailed (after writing what was produced) when the run stops early."""
+    dataset, BacktestFailed (after writing what was produced) when the run stops early, and
+    BacktestInterrupted (likewise) when Ctrl-C stops it."""
     if isinstance(config, BacktestConfig):
         cfg, base_dir = config, "."
     else:
@@ -388,21 +430,29 @@ def run_backtest(
     out = _Outputs(run_dir, ds.instruments)
 
     status = RunStatus.OK
+    interrupted = False
     start = time.perf_counter()
     bar = Progress(ds.rows, enabled=progress)
     done = 0
     try:
         with bar:
-            for cols in ds.iter_columns(batch_size):
-                n = len(cols["ts_event"])
-                status = engine.run(cols, n)
-                out.add(*engine.drain())
-                done += n
-                bar.update(done, int(cols["ts_recv"][n - 1]) if n else None)
-                if status != RunStatus.OK:
-                    break
-            if status == RunStatus.OK:
-                status = engine.finish()
+            try:
+                with _ctrl_c_between_batches() as pressed:
+                    for cols in ds.iter_columns(batch_size):
+                        n = len(cols["ts_event"])
+                        status = engine.run(cols, n)
+                        out.add(*engine.drain())
+                        done += n
+                        bar.update(done, int(cols["ts_recv"][n - 1]) if n else None)
+                        if pressed:
+                            raise KeyboardInterrupt
+                        if status != RunStatus.OK:
+                            break
+                    if status == RunStatus.OK:
+                        status = engine.finish()
+            except KeyboardInterrupt:
+                # Ctrl-C: what the engine ran is kept and written like a failed run's outputs.
+                interrupted = True
             out.add(*engine.drain())
     finally:
         out.close()
@@ -419,7 +469,7 @@ def run_backtest(
     denials = {RiskReason(r).label: c for r, c in engine.risk_counts().items()
                if r != RiskReason.ALLOWED and c}
     status_value, position, ts, error = engine.failure
-    complete = status == RunStatus.OK
+    complete = status == RunStatus.OK and not interrupted
     summary: dict[str, Any] = {
         "run_dir": run_dir.uri,
         "name": cfg.name,
@@ -442,7 +492,12 @@ def run_backtest(
         "counters": counters,
         "data_quality": {k: a.count for k, a in market.data_quality.items() if a.count},
     }
-    if not complete:
+    if interrupted:
+        # Stopped between events, not at a failing one: where it stopped is how far it got.
+        position, ts = events, ctx.now
+        summary["error"] = {"reason": INTERRUPTED, "position": position, "ts_recv": ts,
+                            "exception": None, "traceback": None}
+    elif not complete:
         summary["error"] = {
             "reason": _FAILURES[RunStatus(status_value)],
             "position": position,
@@ -450,6 +505,7 @@ def run_backtest(
             "exception": repr(error[0]) if error else None,
             "traceback": error[1] if error else None,
         }
+    if not complete:
         run_dir.join("INCOMPLETE").write_bytes(b"this run stopped early: see summary.json 'error'\n")
     run_dir.join("summary.json").write_bytes(json.dumps(summary, indent=2, default=str).encode())
     if cfg.output.report:
@@ -459,13 +515,11 @@ def run_backtest(
                             out.counts["fills"], float(metrics["pnl"]), complete, summary)
     if not complete:
         err = summary["error"]
-        raise BacktestFailed(
-            f"backtest stopped at event {position} (ts_recv {ts}): {err['reason']}"
-            + (f": {err['exception']}" if err["exception"] else "")
-            + f"; partial outputs in {run_dir.uri} (marked INCOMPLETE)",
-            result,
-        )
+        stopped = (f"backtest stopped at event {position} (ts_recv {ts}): {err['reason']}"
+                   + (f": {err['exception']}" if err["exception"] else "")
+                   + f"; partial outputs in {run_dir.uri} (marked INCOMPLETE)")
+        raise (BacktestInterrupted if interrupted else BacktestFailed)(stopped, result)
     return result
 
 
-__all__ = ["BacktestFailed", "BacktestResult", "configure_engine", "run_backtest", "traded_instruments"]
+__all__ = ["INTERRUPTED", "BacktestFailed", "BacktestInterrupted", "BacktestResult", "configure_engine", "run_backtest", "traded_instruments"]

@@ -2,8 +2,11 @@
 
 One module per command (or command group); a command's module, and the layers it uses, load
 only when that command runs, so `lockstep replay` does not pay for the backtest machinery.
-Exit status: 0 success, 1 an error lockstep diagnosed (printed as one line), 2 a usage error,
-3 `data validate` found records that would be quarantined.
+Exit status (`cli.common.ExitCode`; the table in docs/architecture.md): 0 success (an import
+whose verdict is pass), 1 an error lockstep diagnosed (printed as one line), 2 a usage error,
+3 `data validate` found records that would be quarantined, 4 an import or promotion whose
+verdict is partial (some records quarantined), 5 one whose verdict is fail (nothing promoted),
+130 stopped by Ctrl-C (printed as one line; what was written is marked incomplete).
 """
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from typing import Any
 
 import click
 
-from lockstep.cli.common import message
+from lockstep.cli.common import ExitCode, message
 from lockstep.errors import LockstepError
 
 #: Command name -> "module:attribute" of its click command, imported when it is run or listed.
@@ -27,7 +30,8 @@ COMMANDS = {
 
 class LazyGroup(click.Group):
     """Loads each command's module on first use (click's documented lazy-loading pattern), and
-    turns lockstep's own errors into a one-line message and exit status 1, never a traceback."""
+    turns lockstep's own errors into a one-line message and exit status 1, and Ctrl-C into one
+    line and 130, never a traceback."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
@@ -44,7 +48,12 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except LockstepError as e:
             click.echo(f"error: {message(e)}", err=True)
-            sys.exit(1)
+            sys.exit(ExitCode.ERROR)
+        except KeyboardInterrupt as e:
+            # The layers below stop cleanly on it (a backtest marks its outputs incomplete, an
+            # import leaves only staged, unpromoted versions) and may say where they stopped.
+            click.echo(f"interrupted: {e}" if str(e) else "interrupted", err=True)
+            sys.exit(ExitCode.INTERRUPTED)
 
 
 @click.group(cls=LazyGroup)

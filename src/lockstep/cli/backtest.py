@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from lockstep.backtest.runner import BacktestFailed, run_backtest
+from lockstep.backtest.runner import BacktestFailed, BacktestInterrupted, run_backtest
 from lockstep.cli.common import DATA_HELP, emit_json, print_backtest
 
 
@@ -20,7 +20,7 @@ def backtest(config: str, overrides: tuple[str, ...], data: str | None, as_json:
     try:
         bt = run_backtest(config, overrides=overrides, data=data,
                           progress=not as_json and sys.stderr.isatty())
-    except BacktestFailed as e:
+    except (BacktestFailed, BacktestInterrupted) as e:
         err = e.result.summary.get("error", {})
         if err.get("traceback"):
             click.echo(err["traceback"].rstrip(), err=True)

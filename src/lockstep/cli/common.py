@@ -3,12 +3,26 @@ JSON and text output of the API's results."""
 from __future__ import annotations
 
 import json
+from enum import IntEnum
 from typing import Any
 
 import click
 
 from lockstep.errors import ConfigError, SettingError
 from lockstep.tomlconfig import OVERRIDE_SOURCE
+
+
+class ExitCode(IntEnum):
+    """The exit status of every command, for scripts (the table in docs/architecture.md)."""
+
+    OK = 0  #: success; an import whose verdict is pass (or that stopped before validating)
+    ERROR = 1  #: a failure lockstep diagnosed, printed as one line
+    USAGE = 2  #: a usage error: unknown command or flag, bad flag value
+    WOULD_QUARANTINE = 3  #: `data validate` found records that would be quarantined
+    IMPORT_PARTIAL = 4  #: `data import` / `data promote` verdict partial: some records quarantined
+    IMPORT_FAILED = 5  #: `data import` / `data promote` verdict fail: nothing promoted
+    INTERRUPTED = 130  #: stopped by Ctrl-C (SIGINT), as shells report it (128 + 2)
+
 
 DATA_HELP = "storage root (default: $LOCKSTEP_DATA, else ./data)"
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from lockstep.cli.common import DATA_HELP, emit_json, flag, message
+from lockstep.cli.common import DATA_HELP, ExitCode, emit_json, flag, message
 from lockstep.data.importers import FORMATS, offered_settings
 from lockstep.data.pipeline import (
     STEPS,
@@ -78,6 +78,16 @@ def _emit_result(result, as_json: bool) -> None:
         click.echo(result.describe())
 
 
+#: The exit status of an import or promotion by its verdict ("not validated" exits OK).
+VERDICT_EXIT = {"partial": ExitCode.IMPORT_PARTIAL, "fail": ExitCode.IMPORT_FAILED}
+
+
+def _exit_by_verdict(result) -> None:
+    code = VERDICT_EXIT.get(result.verdict(), ExitCode.OK)
+    if code != ExitCode.OK:
+        sys.exit(code)
+
+
 @data.command("import")
 @click.argument("format", type=click.Choice(list(FORMATS)))
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
@@ -91,11 +101,13 @@ def _emit_result(result, as_json: bool) -> None:
 def import_cmd(format: str, files: tuple[str, ...], name: str | None, stop_after: str, rules, min_feed_latency,
                max_feed_latency, data: str | None, as_json: bool, **settings: Any) -> None:
     """Import FILES (one stream, in order) of FORMAT: raw, normalize, validate, then promote to
-    canonical or quarantine."""
+    canonical or quarantine. Exit status 4 when some records were quarantined (partial), 5 when
+    nothing was promoted (fail)."""
     cfg = _validation_config(rules, min_feed_latency, max_feed_latency)
     result = import_data(format, list(files), data=data, name=name, stop_after=stop_after, validation=cfg,
                          options=settings)
     _emit_result(result, as_json)
+    _exit_by_verdict(result)
 
 
 @data.command("validate")
@@ -112,7 +124,7 @@ def validate_cmd(source: str, rules, min_feed_latency, max_feed_latency, data: s
     result = validate_source(source, data=data, validation=cfg, options=settings)
     _emit_result(result, as_json)
     if result.records_quarantined:
-        sys.exit(3)
+        sys.exit(ExitCode.WOULD_QUARANTINE)
 
 
 @data.command("promote")
@@ -125,10 +137,11 @@ def validate_cmd(source: str, rules, min_feed_latency, max_feed_latency, data: s
 def promote_cmd(source: str, name: str | None, rules, min_feed_latency, max_feed_latency, data: str | None,
                 as_json: bool, **settings: Any) -> None:
     """Validate and promote SOURCE (a normalized import, or a quarantine entry after a fix) to a
-    new canonical version; what fails goes to quarantine again."""
+    new canonical version; what fails goes to quarantine again. Exit status as for import."""
     cfg = _validation_config(rules, min_feed_latency, max_feed_latency) if (rules or min_feed_latency or max_feed_latency) else None
     result = promote_source(source, data=data, validation=cfg, options=settings, name=name)
     _emit_result(result, as_json)
+    _exit_by_verdict(result)
 
 
 @data.command("ls")

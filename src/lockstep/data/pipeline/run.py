@@ -86,10 +86,14 @@ def import_data(
     return result
 
 
-def default_name(instruments: Sequence[Instrument], format: str) -> str:
-    """<venue>-<symbol>[_<symbol>...] (up to three symbols), else <venue>-<first>-and-<k>."""
-    venue = instruments[0].venue if instruments else format
-    symbols = sorted({i.symbol.lower() for i in instruments}) or ["empty"]
+def default_name(instruments: Sequence[Instrument], format: str, import_id: str) -> str:
+    """<venue>-<symbol>[_<symbol>...] (up to three symbols), else <venue>-<first>-and-<k>; an
+    import that found no instrument is named after its own inputs, <format>-import-<import id>,
+    so unrelated failed imports never share one name."""
+    if not instruments:
+        return f"{format}-import-{import_id}"
+    venue = instruments[0].venue
+    symbols = sorted({i.symbol.lower() for i in instruments})
     label = "_".join(symbols) if len(symbols) <= 3 else f"{symbols[0]}-and-{len(symbols) - 1}"
     return re.sub(r"[^A-Za-z0-9._-]", "_", f"{venue}-{label}").lower()
 
@@ -185,7 +189,7 @@ def run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResult
         sum(i["bytes"] for i in result.inputs)
     result.warnings_by_rule = warned
     if rename:
-        name = _settle_name(root, name, default_name(table, result.format), import_id, result, normalized,
+        name = _settle_name(root, name, default_name(table, result.format, import_id), import_id, result, normalized,
                             quarantine)
     meta_common = {"name": name, "import_id": import_id, "format": result.format, "inputs": result.inputs,
                    "instruments": result.instruments, "validation": cfg.to_dict(),
