@@ -108,11 +108,15 @@ def test_cli_promote_refuses_a_hostile_name_and_writes_nothing(quarantined, name
 
 def test_a_good_name_still_imports_and_promotes(place):
     top, root, src = place
-    imported = json.loads(cli("data", "import", "tardis", str(src), "--name", "Book_1.v-2", "--data", str(root),
-                              "--json", cwd=top).stdout)
+    proc = cli("data", "import", "tardis", str(src), "--name", "Book_1.v-2", "--data", str(root), "--json",
+               cwd=top, check=False)
+    assert proc.returncode == 4, proc.stderr  # partial: the records before the snapshot are quarantined
+    imported = json.loads(proc.stdout)
     assert Path(imported["paths"]["canonical"]).parent == root / "canonical" / "Book_1.v-2"
-    again = json.loads(cli("data", "promote", imported["paths"]["quarantine"], "--name", "9book", "--data",
-                           str(root), "--json", cwd=top).stdout)
+    proc = cli("data", "promote", imported["paths"]["quarantine"], "--name", "9book", "--data", str(root),
+               "--json", cwd=top, check=False)
+    assert proc.returncode == 5, proc.stderr  # nothing promoted this time
+    again = json.loads(proc.stdout)
     # the requeued records still fail (no snapshot before them): they land in quarantine again
     assert again["name"] == "9book" and again["records_quarantined"] == 2
     assert Path(again["paths"]["quarantine"]).parent == root / "quarantine" / "9book"

@@ -25,14 +25,18 @@ def test_relative_sources_resolve_against_the_root_from_another_directory(tmp_pa
     checked = cli("data", "validate", normalized, "--data", str(root), "--json", cwd=elsewhere, check=False)
     assert checked.returncode == 3, checked.stderr  # the crossed records would be quarantined
     assert json.loads(checked.stdout)["records_read"] == 4
-    promoted = json.loads(cli("data", "promote", normalized, "--json", cwd=elsewhere,
-                              env={"LOCKSTEP_DATA": str(root)}).stdout)
+    proc = cli("data", "promote", normalized, "--json", cwd=elsewhere, env={"LOCKSTEP_DATA": str(root)},
+               check=False)
+    assert proc.returncode == 4, proc.stderr  # partial: two records promoted, two quarantined
+    promoted = json.loads(proc.stdout)
     assert (promoted["records_canonical"], promoted["records_quarantined"]) == (2, 2)
     # the README's fix-and-promote step, on the quarantine entry named from the root
     entry = relative_to_root(promoted["paths"]["quarantine"], root)
     assert entry.startswith("quarantine/book/")
-    again = json.loads(cli("data", "promote", entry, "--name", "book-fixed", "--data", str(root), "--json",
-                           cwd=elsewhere).stdout)
+    proc = cli("data", "promote", entry, "--name", "book-fixed", "--data", str(root), "--json",
+               cwd=elsewhere, check=False)
+    assert proc.returncode == 5, proc.stderr  # fail: the same crossed records quarantined again
+    again = json.loads(proc.stdout)
     assert again["records_read"] == 2 and again["paths"]["requeued_from"] == promoted["paths"]["quarantine"]
     # the short forms: the newest import of a name, the newest quarantine entry of a name
     newest = json.loads(cli("data", "validate", "normalized/book", "--data", str(root), "--json",
