@@ -165,3 +165,27 @@ def test_imports_that_found_no_instrument_do_not_share_a_name(tmp_path):
     assert names[0] != names[1]
     quarantined = {p.name for p in (tmp_path / "data" / "quarantine").iterdir()}
     assert quarantined == set(names)
+
+
+def test_a_strategy_file_that_does_not_parse_is_one_line_naming_file_line_and_text(tmp_path):
+    cli("data", "synth", "--events", "2000", "--name", "tiny", "--data", "data", cwd=tmp_path)
+    (tmp_path / "broken.py").write_text("import lockstep\n\nclass Broken(lockstep.Strategy)\n    pass\n")
+    (tmp_path / "broken.toml").write_text('dataset = "tiny"\n[strategy]\npath = "broken.py:Broken"\n')
+    proc = cli("backtest", "broken.toml", "--data", "data", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert "broken.py" in line and "line 3" in line and "class Broken(lockstep.Strategy)" in line
+    assert not (tmp_path / "data" / "experiments").exists()  # refused before any run directory
+
+
+def test_an_operating_system_error_is_one_line_and_debug_shows_its_traceback(tmp_path):
+    (tmp_path / "not-a-folder").write_text("a file where the storage root should be\n")
+    proc = cli("data", "synth", "--events", "1000", "--data", "not-a-folder", cwd=tmp_path, check=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "not-a-folder" in line
+    debug = cli("--debug", "data", "synth", "--events", "1000", "--data", "not-a-folder", cwd=tmp_path,
+                check=False)
+    assert debug.returncode == 1 and "Traceback" in debug.stderr
+    last = debug.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and "not-a-folder" in last

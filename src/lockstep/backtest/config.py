@@ -663,7 +663,17 @@ def load_object(target: str, *, key: str, base_dir: str | os.PathLike[str] = "."
         spec = importlib.util.spec_from_file_location(f"lockstep_user_strategy_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except SyntaxError as e:
+            del sys.modules[spec.name]
+            text = f": {e.text.strip()}" if e.text and e.text.strip() else ""
+            raise ConfigError(key, f"{e.filename or path}, line {e.lineno}: {e.msg}{text}",
+                              source="config") from None
+        except Exception as e:  # the user's module failed while loading: say where and what
+            del sys.modules[spec.name]
+            raise ConfigError(key, f"{path}: loading it raised {type(e).__name__}: {e}",
+                              source="config") from None
     else:
         try:
             module = importlib.import_module(module_name)

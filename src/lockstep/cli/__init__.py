@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import traceback
 from typing import Any
 
 import click
@@ -49,6 +50,12 @@ class LazyGroup(click.Group):
         except LockstepError as e:
             click.echo(f"error: {message(e)}", err=True)
             sys.exit(ExitCode.ERROR)
+        except OSError as e:  # the storage root unwritable, a file where a folder must be, a full disk
+            if _debug(ctx):
+                traceback.print_exc()
+            where = f"{e.filename}: " if e.filename else ""
+            click.echo(f"error: {where}{e.strerror or e}", err=True)
+            sys.exit(ExitCode.ERROR)
         except KeyboardInterrupt as e:
             # The layers below stop cleanly on it (a backtest marks its outputs incomplete, an
             # import leaves only staged, unpromoted versions) and may say where they stopped.
@@ -56,9 +63,14 @@ class LazyGroup(click.Group):
             sys.exit(ExitCode.INTERRUPTED)
 
 
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.find_root().params.get("debug"))
+
+
 @click.group(cls=LazyGroup)
 @click.version_option(package_name="lockstep")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="print the traceback of an operating-system error")
+def main(debug: bool) -> None:
     """lockstep: one compiled core for backtests and live trading."""
 
 
