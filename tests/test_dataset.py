@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -156,3 +159,29 @@ def test_uri_root_works_like_a_path(tmp_path):
     assert ds.rows == 7
     ds.verify()
     assert sum(b.num_rows for b in ds.iter_batches()) == 7
+
+
+def test_a_killed_writers_staging_folder_is_removed_by_the_next_writer_and_no_other(tmp_path):
+    """kill -9 in the middle of writing a dataset leaves its staging folder; the next writer on
+    this host removes it, and leaves alone those of live writers and of other hosts."""
+    root = tmp_path / "data"
+    code = ("import os, sys, numpy as np\n"
+            "from lockstep.data.dataset import DatasetWriter, Instrument\n"
+            "w = DatasetWriter('victim', [Instrument('X', 'v', '0.01', '1')], data=sys.argv[1])\n"
+            "print('staged', flush=True)\n"
+            "os.kill(os.getpid(), 9)\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(root)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -9 and "staged" in proc.stdout
+    canonical = root / "canonical"
+    (dead,) = [d.name for d in canonical.iterdir() if d.name.startswith(".writing-")]
+    host = socket.gethostname()
+    live = canonical / f".writing-{host}-{os.getpid()}-0000live"
+    elsewhere = canonical / ".writing-some-other-host-1-0000away"
+    for keep in (live, elsewhere):
+        keep.mkdir()
+        (keep / "part.parquet").write_bytes(b"being written")
+    writer = DatasetWriter("next", [Instrument("X", "v", "0.01", "1")], data=str(root))
+    writer.close()
+    left = sorted(d.name for d in canonical.iterdir() if d.name.startswith(".writing-"))
+    assert dead not in left
+    assert left == sorted([live.name, elsewhere.name])

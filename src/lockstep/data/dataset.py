@@ -14,6 +14,7 @@ import json
 import os
 import queue
 import re
+import socket
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -223,7 +224,8 @@ class DatasetWriter:
         self._row_group_size = row_group_size
         self._compression = compression
         self._canonical = root_location(data).join("canonical")
-        self._tmp = self._canonical.join(f".writing-{_unique_suffix()}")
+        remove_stale_staging(self._canonical)
+        self._tmp = self._canonical.join(f"{STAGING_PREFIX}{_unique_suffix()}")
         self._tmp.mkdir()
         self._files: list[_FileEntry] = []
         self._writer: pq.ParquetWriter | None = None
@@ -383,9 +385,41 @@ def _datasets_under(root: Location, shown: int = 20) -> str:
     return f"datasets under {root.uri}: {', '.join(names[:shown])}{more}"
 
 
+STAGING_PREFIX = ".writing-"
+
+
 def _unique_suffix() -> str:
-    # Only names a temporary directory; never reaches a dataset's content.
-    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    # Only names a temporary directory; never reaches a dataset's content. The host and pid say
+    # whose it is, so a later writer can tell a dead writer's leftovers from a live one's.
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_staging(canonical: Location) -> list[str]:
+    """Removes the staging folders of writers that died on this host (a killed import leaves its
+    `.writing-<host>-<pid>-<id>` behind) and returns their names. A folder of another host, or
+    of a process that still runs, is never touched: on a shared root only its writer knows."""
+    host = socket.gethostname()
+    removed = []
+    for name in canonical.list_dirs():
+        if not name.startswith(STAGING_PREFIX):
+            continue
+        owner_host, _, rest = name[len(STAGING_PREFIX):].rpartition("-")[0].rpartition("-")
+        pid = rest
+        if owner_host != host or not pid.isdigit() or _alive(int(pid)):
+            continue
+        canonical.fs.delete_dir(canonical.join(name).path)
+        removed.append(name)
+    return removed
 
 
 class Dataset:
