@@ -14,11 +14,13 @@ import enum
 
 
 class LabeledEnum(enum.IntEnum):
-    """An IntEnum spelled in text as its lowercase member name."""
+    """An IntEnum spelled in text as its lowercase member name, `label`."""
 
-    @property
-    def label(self) -> str:
-        return self.name.lower()
+    label: str
+
+    def __init__(self, *args: object) -> None:
+        # Computed once per member: labels are read per record (quarantine reasons, verdicts).
+        self.label = self.name.lower()
 
     @classmethod
     def from_label(cls, label: str):

@@ -26,7 +26,6 @@ import os
 import sys
 import zlib
 from collections.abc import Iterable, Iterator, Mapping
-from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -37,13 +36,13 @@ import numpy as np
 from lockstep._bindings import binance as _binance
 from lockstep.data.dataset import Instrument
 from lockstep.data.importers.decode_run import DecodeRunBase
+from lockstep.data.importers.increments import IncrementLike, decimal_text, increment_input
 from lockstep.data.importers.normalized import InputFile, NormalizedChunk
 from lockstep.enums import IncrementSource, MarketType, Rule, Status
 from lockstep.errors import DecodeError, LockstepError
 from lockstep.events import COLUMN_NAMES, Columns, EventKind, empty_columns
 
 Source = Union[str, "os.PathLike[str]", BinaryIO]
-IncrementLike = Union[str, Decimal, int]
 
 _READ = 1 << 16  # compressed bytes per read
 _CHUNK = 1 << 20  # most uncompressed bytes handed to the decoder at once
@@ -80,30 +79,14 @@ def builtin_instruments() -> list[dict[str, str]]:
     ]
 
 
-def _format_increment(mantissa: int, exponent: int) -> str:
-    return format(Decimal(mantissa).scaleb(exponent), "f")
-
-
 def _increment_text(value: IncrementLike, what: str) -> str:
-    """Canonical decimal text of an increment; floats are refused (they are not exact)."""
-    if isinstance(value, bool) or isinstance(value, float):
-        raise TypeError(f"{what} must be a decimal string, Decimal or int, not {type(value).__name__}"
-                        " (floats are not exact)")
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            raise ValueError(f"{what} must be finite, got {value}")
-        text = format(value, "f")
-    elif isinstance(value, int):
-        text = str(value)
-    elif isinstance(value, str):
-        text = value.strip()
-    else:
-        raise TypeError(f"{what} must be a decimal string, Decimal or int, not {type(value).__name__}")
+    """Canonical decimal text of an increment, parsed as the decoder parses it."""
+    text = increment_input(value, what)
     try:
         mantissa, exponent = _binance.parse_increment_text(text)
     except ValueError as e:
         raise ValueError(f"{what}: {e}") from None
-    return _format_increment(mantissa, exponent)
+    return decimal_text(mantissa, exponent)
 
 
 class _InputError(Exception):
@@ -470,8 +453,8 @@ class BinanceDecodeRun(DecodeRunBase):
             self._scanned = True
             for r in scan_rows:
                 self._inferred[r["symbol"]] = (
-                    _format_increment(*r["price_inferred"]) if r["price_inferred"] else None,
-                    _format_increment(*r["size_inferred"]) if r["size_inferred"] else None,
+                    decimal_text(*r["price_inferred"]) if r["price_inferred"] else None,
+                    decimal_text(*r["size_inferred"]) if r["size_inferred"] else None,
                 )
 
         dec = self._new_decoder()
@@ -593,8 +576,8 @@ class BinanceDecodeRun(DecodeRunBase):
     @staticmethod
     def _instrument(r: dict[str, Any]) -> Instrument:
         return Instrument(symbol=r["symbol"], venue=r["venue"],
-                          price_increment=_format_increment(*r["price_increment"]),
-                          size_increment=_format_increment(*r["size_increment"]), book="l2")
+                          price_increment=decimal_text(*r["price_increment"]),
+                          size_increment=decimal_text(*r["size_increment"]), book="l2")
 
     def _collect(self, dec: _binance.BinanceDecoder) -> None:
         c = dec.counts()
@@ -627,8 +610,8 @@ class BinanceDecodeRun(DecodeRunBase):
                 "index": r["index"],
                 "symbol": r["symbol"],
                 "venue": r["venue"],
-                "price_increment": _format_increment(*r["price_increment"]),
-                "size_increment": _format_increment(*r["size_increment"]),
+                "price_increment": decimal_text(*r["price_increment"]),
+                "size_increment": decimal_text(*r["size_increment"]),
                 "increment_source": r["source"],
                 "inferred_price_increment": inferred[0],
                 "inferred_size_increment": inferred[1],

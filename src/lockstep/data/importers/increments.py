@@ -45,8 +45,9 @@ def decimal_text(mantissa: int, exponent: int) -> str:
     return format(Decimal(mantissa).scaleb(exponent), "f")
 
 
-def increment_text(value: Any, what: str) -> str:
-    """Canonical text of a positive decimal increment; floats are refused (they are not exact)."""
+def increment_input(value: Any, what: str) -> str:
+    """The text of an increment given as a decimal string, Decimal or int, before parsing; floats
+    are refused (they are not exact)."""
     if isinstance(value, (bool, float)):
         raise TypeError(f"{what} must be a decimal string, Decimal or int, not {type(value).__name__}"
                         " (floats are not exact)")
@@ -58,6 +59,12 @@ def increment_text(value: Any, what: str) -> str:
         text = str(value).strip()
     else:
         raise TypeError(f"{what} must be a decimal string, Decimal or int, not {type(value).__name__}")
+    return text
+
+
+def increment_text(value: Any, what: str) -> str:
+    """Canonical text of a positive decimal increment; floats are refused (they are not exact)."""
+    text = increment_input(value, what)
     parsed = parse_decimal(text)
     if parsed is None or parsed[0] <= 0:
         raise ValueError(f"{what} must be a positive decimal, got {value!r}")

@@ -18,6 +18,8 @@ from lockstep.data.pipeline.rules import ValidationConfig
 from lockstep.data.storage import Location
 from lockstep.enums import Rule
 
+_RULE_LABELS = {rule.value: rule.label for rule in Rule}
+
 RULE_MEANING: Mapping[str, str] = {
     Rule.SEQUENCE_GAP.label: "messages were lost (sequence ids not contiguous); the book is unknown until a snapshot",
     Rule.TS_RECV_BACKWARDS.label: "the receive clock went back",
@@ -75,7 +77,7 @@ class Quarantine:
         inst = verdicts["instrument"][rows]
         a = verdicts["detail_a"][rows]
         b = verdicts["detail_b"][rows]
-        names = [Rule(r).label for r in rule[rows]]
+        names = [_RULE_LABELS[r] for r in rule[rows].tolist()]
         reasons = []
         for k, r in enumerate(rows):
             rec = int(records[k])
