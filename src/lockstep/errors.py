@@ -136,6 +136,11 @@ class DatasetError(LockstepError):
     """A dataset is missing, incomplete, or does not match its manifest."""
 
 
+class StorageError(LockstepError):
+    """A storage root (or a path under it) that cannot be used at all: an unknown URI scheme, a
+    filesystem this build of pyarrow does not have."""
+
+
 class PipelineError(LockstepError):
     """A step of the data path cannot run (bad arguments, missing inputs, unknown dataset)."""
 
@@ -232,6 +237,7 @@ __all__ = [
     "STATUS_TEXT",
     "SettingError",
     "StatusError",
+    "StorageError",
     "check_status",
     "status_text",
 ]

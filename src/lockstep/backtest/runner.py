@@ -59,7 +59,7 @@ from lockstep.backtest.report import compute_metrics, write_report
 from lockstep.core.risk import Intent, RiskView
 from lockstep.core.strategy import overridden, params_type
 from lockstep.data.dataset import DEFAULT_READ_BATCH, Dataset, Instrument
-from lockstep.data.storage import Location, root_location
+from lockstep.data.storage import Location, naming, remove_created, root_location
 from lockstep.enums import IntentKind, RiskReason, RunStatus, TimeInForce
 from lockstep.errors import ConfigError, LockstepError, check_status
 from lockstep.events import EventKind, Flag, Side
@@ -239,11 +239,13 @@ class _Outputs:
         if not tables:
             return
         table = pa.concat_tables(tables).combine_chunks()
-        if name not in self.writers:
-            sink = self.dir.fs.open_output_stream(self.dir.join(f"{name}.parquet").path)
-            writer = pq.ParquetWriter(sink, table.schema, compression="zstd", compression_level=1)
-            self.writers[name] = (sink, writer)
-        self.writers[name][1].write_table(table, row_group_size=self._FLUSH_ROWS)
+        file = self.dir.join(f"{name}.parquet")
+        with naming(file.uri):
+            if name not in self.writers:
+                sink = file.fs.open_output_stream(file.path)
+                writer = pq.ParquetWriter(sink, table.schema, compression="zstd", compression_level=1)
+                self.writers[name] = (sink, writer)
+            self.writers[name][1].write_table(table, row_group_size=self._FLUSH_ROWS)
 
     def _symbol(self, inst: np.ndarray) -> pa.Array:
         return pa.DictionaryArray.from_arrays(pa.array(inst.astype(np.int32)), self.symbols)
@@ -331,9 +333,19 @@ class _Outputs:
     def close(self) -> None:
         for name in list(self.pending):
             self._flush(name)
+        for name, (sink, writer) in self.writers.items():
+            with naming(self.dir.join(f"{name}.parquet").uri):
+                writer.close()
+                sink.close()
+
+    def abort(self) -> None:
+        """Closes the files after a failure, quietly: on a full disk closing fails too."""
         for sink, writer in self.writers.values():
-            writer.close()
-            sink.close()
+            try:
+                writer.close()
+                sink.close()
+            except OSError:
+                pass
 
 
 def _run_dir(root: Location, name: str, cfg_text: str) -> Location:
@@ -425,7 +437,23 @@ def run_backtest(
         engine.bind_risk_rule(_custom_rule(rules))
 
     cfg_text = dump_toml(cfg.to_dict())
-    run_dir = _run_dir(root_location(data), cfg.name, cfg_text)
+    root = root_location(data)
+    experiments = root.join("experiments")
+    created = [(experiments, False), (root, False)]
+    created = [(f, own) for f, own in created if not f.exists()]
+    run_dir = _run_dir(root, cfg.name, cfg_text)
+    try:
+        return _run(engine, ctx, cfg, ds, run_dir, cfg_text, progress, batch_size)
+    except OSError:
+        # Outputs cut short by the operating system (a full disk, a folder gone read-only) are
+        # not a run anyone can read: they go, with the folders this run created.
+        remove_created([(run_dir, True), *created])
+        raise
+
+
+def _run(engine: Any, ctx: Any, cfg: BacktestConfig, ds: Dataset, run_dir: Location, cfg_text: str,
+         progress: bool, batch_size: int) -> BacktestResult:
+    """Runs the engine over the dataset and writes the run's outputs into `run_dir`."""
     run_dir.join("config.toml").write_bytes(cfg_text.encode())
     out = _Outputs(run_dir, ds.instruments)
 
@@ -454,8 +482,10 @@ def run_backtest(
                 # Ctrl-C: what the engine ran is kept and written like a failed run's outputs.
                 interrupted = True
             out.add(*engine.drain())
-    finally:
-        out.close()
+    except BaseException:
+        out.abort()
+        raise
+    out.close()
     seconds = time.perf_counter() - start
 
     counters = engine.counters()

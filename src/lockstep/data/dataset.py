@@ -26,7 +26,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lockstep.data.storage import Location, locate, root_location
+from lockstep.data.storage import Location, locate, naming, root_location
 from lockstep.enums import BookKind
 from lockstep.errors import DatasetError
 from lockstep.events import (
@@ -244,17 +244,18 @@ class DatasetWriter:
             return
         self._check(cols, n)
         offset = 0
-        while offset < n:
-            if self._writer is None:
-                self._open_part()
-            take = min(n - offset, self._rows_per_file - self._file_rows)
-            view = {k: cols[k][offset : offset + take] for k in COLUMN_NAMES}
-            assert self._writer is not None
-            self._writer.write_batch(to_record_batch(view, take), row_group_size=self._row_group_size)
-            self._file_rows += take
-            offset += take
-            if self._file_rows >= self._rows_per_file:
-                self._close_part()
+        with naming(self._tmp.uri):
+            while offset < n:
+                if self._writer is None:
+                    self._open_part()
+                take = min(n - offset, self._rows_per_file - self._file_rows)
+                view = {k: cols[k][offset : offset + take] for k in COLUMN_NAMES}
+                assert self._writer is not None
+                self._writer.write_batch(to_record_batch(view, take), row_group_size=self._row_group_size)
+                self._file_rows += take
+                offset += take
+                if self._file_rows >= self._rows_per_file:
+                    self._close_part()
         self._stats.add(dict(cols), n)
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
@@ -327,9 +328,20 @@ class DatasetWriter:
             )
         if source is not None:
             self.source.update(source)
-        self._close_part()
-        self._closed = True
         base = self._canonical.join(name)
+        new_base = not base.exists()
+        try:
+            return self._publish(name, table, base)
+        except BaseException:  # a full disk, say: no version appears, the staging folder goes
+            self.abort()
+            if new_base:
+                base.remove_if_empty()
+            raise
+
+    def _publish(self, name: str, table: Sequence[Instrument], base: Location) -> Dataset:
+        with naming(self._tmp.uri):
+            self._close_part()
+        self._closed = True
         base.mkdir()
         versions = [int(d[1:]) for d in base.list_dirs() if re.fullmatch(r"v\d+", d)]
         version = max(versions, default=0) + 1
@@ -352,17 +364,22 @@ class DatasetWriter:
         }
         self._tmp.join(MANIFEST_NAME).write_bytes((json.dumps(manifest, indent=2) + "\n").encode())
         final = base.join(f"v{version}")
-        self._tmp.fs.move(self._tmp.path, final.path)
+        with naming(final.uri):
+            self._tmp.fs.move(self._tmp.path, final.path)
         return Dataset(final, manifest)
 
     def abort(self) -> None:
+        """Drops what was written: the staging folder goes, no version appears."""
         if self._writer is not None:
-            self._writer.close()
-            self._sink.close()
-            self._writer = None
+            self._writer, writer = None, self._writer
+            try:  # on a full disk closing fails too; the files go anyway
+                writer.close()
+                self._sink.close()
+            except OSError:
+                pass
         self._closed = True
         try:
-            self._tmp.fs.delete_dir(self._tmp.path)
+            self._tmp.remove_tree()
         except OSError:
             pass
 

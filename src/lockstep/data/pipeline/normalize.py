@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from lockstep.data.importers import FORMATS, Format
 from lockstep.data.importers.normalized import DecodeRun, NormalizedChunk
 from lockstep.data.pipeline.raw import is_raw_capture, open_source
-from lockstep.data.storage import Location
+from lockstep.data.storage import Location, naming_its_location
 from lockstep.errors import PipelineError
 from lockstep.events import COLUMN_NAMES, SCHEMA, to_columns
 
@@ -49,14 +49,21 @@ class NormalizedWriter:
     """normalized/<name>/<id>/: events.parquet (canonical columns + record) and records.parquet."""
 
     def __init__(self, loc: Location) -> None:
-        loc.mkdir()
         self.loc = loc
+        self._ev = self._rec = None
         self._events_schema = SCHEMA.append(pa.field("record", pa.int64(), nullable=False))
+        self._open()
+
+    @naming_its_location
+    def _open(self) -> None:
+        loc = self.loc
+        loc.mkdir()
         self._ev = pq.ParquetWriter(loc.fs.open_output_stream(loc.join("events.parquet").path),
                                     self._events_schema, compression="lz4")
         self._rec = pq.ParquetWriter(loc.fs.open_output_stream(loc.join("records.parquet").path),
                                      NORMALIZED_RECORD_SCHEMA, compression="lz4")
 
+    @naming_its_location
     def write(self, chunk: NormalizedChunk) -> None:
         n, m = chunk.n_events, chunk.n_records
         if n:
@@ -74,15 +81,28 @@ class NormalizedWriter:
             pa.array(chunk.rec_problem[:m], pa.uint8()), pa.array(reasons, pa.string()),
         ], schema=NORMALIZED_RECORD_SCHEMA))
 
+    @naming_its_location
     def finish(self) -> None:
         if self._ev is not None:
             self._ev.close()
             self._rec.close()
             self._ev = self._rec = None
 
+    @naming_its_location
     def close(self, meta: Mapping[str, Any]) -> None:
         self.finish()
         self.loc.join("normalized.json").write_bytes((json.dumps(meta, indent=2, default=str) + "\n").encode())
+
+    def abort(self) -> None:
+        """Closes the files after a failure, quietly (on a full disk closing fails too); the
+        caller removes the folder."""
+        for writer in (self._ev, self._rec):
+            try:
+                if writer is not None:
+                    writer.close()
+            except OSError:
+                pass
+        self._ev = self._rec = None
 
 
 def read_normalized(loc: Location, chunk_records: int = 1 << 16) -> Iterator[NormalizedChunk]:

@@ -15,7 +15,7 @@ from lockstep.data.importers.normalized import NormalizedChunk
 from lockstep.data.pipeline.raw import open_source
 from lockstep.data.pipeline.report import POSITIONS_KEPT
 from lockstep.data.pipeline.rules import ValidationConfig
-from lockstep.data.storage import Location
+from lockstep.data.storage import Location, naming_its_location
 from lockstep.enums import Rule
 
 _RULE_LABELS = {rule.value: rule.label for rule in Rule}
@@ -61,6 +61,7 @@ class Quarantine:
         return {"file": self.inputs[file]["source"] if 0 <= file < len(self.inputs) else file,
                 "line": int(line) or None, "offset": int(offset)}
 
+    @naming_its_location
     def add(self, chunk: NormalizedChunk, verdicts: Mapping[str, np.ndarray], symbols: Sequence[str],
             cfg: ValidationConfig) -> None:
         m = chunk.n_records
@@ -112,6 +113,7 @@ class Quarantine:
             pa.array(b, pa.int64()), pa.array(reasons, pa.string()),
         ], schema=_QUARANTINE_INDEX_SCHEMA))
 
+    @naming_its_location
     def close(self, sources: Sequence[str], meta: Mapping[str, Any], symbols: Sequence[str]) -> str | None:
         """Copies each quarantined record's raw bytes out of the inputs (one sequential pass per
         input), writes records.parquet and quarantine.json; returns the directory or None."""
@@ -163,6 +165,7 @@ class Quarantine:
         self.loc.join("quarantine.json").write_bytes((json.dumps(doc, indent=2, default=str) + "\n").encode())
         return self.loc.uri
 
+    @naming_its_location
     def finish_index(self) -> None:
         if self._index is not None and not self._index_closed:
             self._index.close()

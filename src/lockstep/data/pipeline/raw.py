@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from lockstep.data.importers.normalized import open_decompressed
 from lockstep.data.raw_capture import MAGIC, open_lines
-from lockstep.data.storage import Location
+from lockstep.data.storage import Location, naming
 
 
 def is_raw_capture(path: str) -> bool:
@@ -53,14 +53,15 @@ def copy_raw(paths: Sequence[str], target: Location) -> list[dict[str, Any]]:
     for i, p in enumerate(paths):
         dest = target.join(f"{i:03d}-{os.path.basename(p)}")
         size = os.path.getsize(p)
-        info = dest.fs.get_file_info(dest.path)
-        if info.type == pa.fs.FileType.NotFound or info.size != size:
-            if local:
-                shutil.copyfile(p, dest.path)  # the kernel copies; no bytes through Python
-            else:
-                with open(p, "rb") as src, dest.fs.open_output_stream(dest.path) as sink:
-                    while chunk := src.read(1 << 22):
-                        sink.write(chunk)
+        with naming(dest.uri):
+            info = dest.fs.get_file_info(dest.path)
+            if info.type == pa.fs.FileType.NotFound or info.size != size:
+                if local:
+                    shutil.copyfile(p, dest.path)  # the kernel copies; no bytes through Python
+                else:
+                    with open(p, "rb") as src, dest.fs.open_output_stream(dest.path) as sink:
+                        while chunk := src.read(1 << 22):
+                            sink.write(chunk)
         out.append({"source": os.path.abspath(p), "raw": dest.uri, "bytes": size})
     return out
 

@@ -25,7 +25,7 @@ from lockstep.data.pipeline.report import POSITIONS_KEPT, ImportResult
 from lockstep.data.pipeline.rules import ValidationConfig
 from lockstep.data.pipeline.validate import GrowingValidator
 from lockstep.data.pipeline.write_behind import WriteBehind
-from lockstep.data.storage import Location, ensure_layout
+from lockstep.data.storage import LAYOUT, Location, ensure_layout, remove_created, root_location
 from lockstep.enums import Rule
 from lockstep.errors import LockstepError, PipelineError
 
@@ -60,27 +60,37 @@ def import_data(
     cfg = validation or ValidationConfig()
     options = dict(options or {})
     import_id = import_id_of(paths)
-    root = ensure_layout(data)
     if run is None:
         run = decode(format, paths, options)
+    root = root_location(data)
+    created = [(folder, False) for folder in (*(root.join(area) for area in LAYOUT), root) if not folder.exists()]
     # Without a name, the instruments name the import, known once decoded: until then the
     # areas sit under a provisional name and are moved at the end.
     provisional = name or f"import-{import_id}"
-    # The same bytes were imported before: their raw copy is reused, not copied again.
-    raw_loc = root.join("raw", name or existing_raw(root, import_id) or provisional, import_id)
-    inputs = copy_raw(paths, raw_loc)
-    result = ImportResult(name=provisional, import_id=import_id, format=format, stopped_after=stop_after,
-                          inputs=inputs)
-    result.paths["raw"] = raw_loc.uri
-    if stop_after == "raw":
-        result.seconds = time.perf_counter() - start
-        return result
-    norm = NormalizedWriter(root.join("normalized", provisional, import_id))
+    result = ImportResult(name=provisional, import_id=import_id, format=format, stopped_after=stop_after)
+    own: list[str] = []  # the areas this import writes for the first time: its own to take away
+    norm = None
     try:
-        run_chunks(iter(run), run, result, cfg, root, provisional, import_id, data, paths,
-                    normalized=norm, stop_after=stop_after, rename=name is None)
+        ensure_layout(data)
+        # The same bytes were imported before: their raw copy is reused, not copied again.
+        raw_loc = root.join("raw", name or existing_raw(root, import_id) or provisional, import_id)
+        own = [area for area, loc in (("raw", raw_loc), ("normalized", root.join("normalized", provisional, import_id)),
+                                      ("quarantine", root.join("quarantine", provisional, import_id)))
+               if not loc.exists()]
+        result.inputs = copy_raw(paths, raw_loc)
+        result.paths["raw"] = raw_loc.uri
+        if stop_after != "raw":
+            norm = NormalizedWriter(root.join("normalized", provisional, import_id))
+            run_chunks(iter(run), run, result, cfg, root, provisional, import_id, data, paths,
+                       normalized=norm, stop_after=stop_after, rename=name is None)
     except BaseException:
-        norm.close({"complete": False})
+        # A failed or interrupted import leaves the root as it found it: no half-written area,
+        # no empty folder; what another import wrote meanwhile stays.
+        if norm is not None:
+            norm.abort()
+        names = sorted({provisional, result.name})
+        remove_created([*((root.join(area, n, import_id), True) for area in own for n in names),
+                        *((root.join(area, n), False) for area in own for n in names), *created])
         raise
     result.seconds = time.perf_counter() - start
     return result

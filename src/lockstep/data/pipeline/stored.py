@@ -23,7 +23,7 @@ from lockstep.data.pipeline.normalize import read_normalized
 from lockstep.data.pipeline.report import ImportResult
 from lockstep.data.pipeline.rules import ValidationConfig
 from lockstep.data.pipeline.run import import_data, run_chunks
-from lockstep.data.storage import Location, locate, root_location
+from lockstep.data.storage import Location, locate, removed_on_failure, root_location
 from lockstep.enums import Rule, RuleAction
 from lockstep.errors import PipelineError
 from lockstep.events import Flag
@@ -178,8 +178,11 @@ def _step_on_source(src: str, *, data: str | None, validation: ValidationConfig 
     result = ImportResult(name=nm, import_id=meta["import_id"], format=meta["format"], stopped_after=stop_after,
                           inputs=meta.get("inputs", []))
     sources = [i["raw"] for i in result.inputs]
-    run_chunks(iter(run), run, result, cfg, root, nm, meta["import_id"], data, sources, normalized=None,
-                stop_after=stop_after, instruments=instruments)
+    entry = root.join("quarantine", nm, meta["import_id"])
+    created = [] if entry.exists() else [(entry, True), (root.join("quarantine", nm), False)]
+    with removed_on_failure(created):  # a promotion that fails leaves no half-written quarantine entry
+        run_chunks(iter(run), run, result, cfg, root, nm, meta["import_id"], data, sources, normalized=None,
+                   stop_after=stop_after, instruments=instruments)
     result.paths["normalized"] = loc.uri
     result.seconds = time.perf_counter() - start
     return result
@@ -198,11 +201,13 @@ def _from_quarantine(loc: Location, *, data: str | None, validation: ValidationC
     if stop_after == "promote" and isinstance(root.fs, pa.fs.LocalFileSystem):
         # Kept under derived/ so the positions the new import reports name files that exist.
         kept = root.join("derived", "requeued", meta["name"], meta["import_id"])
+        created = [] if kept.exists() else [(kept, True), (root.join("derived", "requeued", meta["name"]), False)]
         kept.mkdir()
         place = contextlib.nullcontext(kept.path)
     else:  # validation writes nothing; a remote root cannot be read as local files
+        created = []
         place = tempfile.TemporaryDirectory(prefix="lockstep-requeue-")
-    with place as where:
+    with place as where, removed_on_failure(created):
         paths = []
         for f in sorted(set(files.tolist())):
             rows = [raw[i] for i in np.flatnonzero(files == f)]
