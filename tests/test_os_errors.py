@@ -32,7 +32,7 @@ def mount_tmpfs():
             pytest.skip("no mount command here: a small filesystem cannot be made")
         folder.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             pytest.skip(f"mounting a tmpfs is not permitted here ({proc.stderr.strip()})")
         mounted.append(folder)
@@ -40,11 +40,11 @@ def mount_tmpfs():
 
     yield mount
     for folder in reversed(mounted):
-        subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
 
 
 def read_only(folder: Path) -> None:
-    proc = subprocess.run(["mount", "-o", "remount,ro", str(folder)], capture_output=True, text=True)
+    proc = subprocess.run(["mount", "-o", "remount,ro", str(folder)], capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         pytest.skip(f"remounting read-only is not permitted here ({proc.stderr.strip()})")
 
@@ -160,11 +160,10 @@ def free_port() -> int:
 
 
 def test_an_unreachable_s3_root_is_one_line_within_seconds(tmp_path):
-    pafs = pytest.importorskip("pyarrow.fs")
     root = f"s3://bucket/root?endpoint_override=127.0.0.1:{free_port()}&scheme=http"
     env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_EC2_METADATA_DISABLED": "true"}
     try:
-        pafs.S3FileSystem
+        from pyarrow.fs import S3FileSystem  # noqa: F401  (optional in a pyarrow build)
     except ImportError:  # this pyarrow has no S3: the error says so
         proc = cli("data", "ls", "--data", root, cwd=tmp_path, env=env, check=False)
         one_line(proc, root, "S3")
