@@ -16,6 +16,8 @@ import pytest
 from shared_data import shared_file
 from test_cli import cli
 
+from lockstep.data.storage import locate
+
 SPOT = "binance/spot/btcusdt_20240808.gz"
 TARDIS = "tardis/deribit_incremental_book_L2_BTC-PERPETUAL.csv"
 TEST_CONFIG = 'name = "mm"\ndataset = "s"\n[strategy]\npath = "lockstep.examples.market_maker:MarketMaker"\n'
@@ -173,3 +175,10 @@ def test_an_unreachable_s3_root_is_one_line_within_seconds(tmp_path):
         proc = cli(*args, "--data", root, cwd=tmp_path, env=env, check=False)
         assert time.monotonic() - start < 30  # the SDK's own retries took tens of seconds per request
         one_line(proc, "s3://bucket/root", "127.0.0.1", "connect")
+
+
+def test_a_uri_roots_query_stays_at_the_end_of_the_paths_under_it():
+    root = locate("s3://bucket/root?endpoint_override=127.0.0.1:9&scheme=http")
+    below = root.join("canonical", "spot")
+    assert below.uri == "s3://bucket/root/canonical/spot?endpoint_override=127.0.0.1:9&scheme=http"
+    assert below.path == "bucket/root/canonical/spot"

@@ -106,6 +106,47 @@ def quarantined(result) -> dict[int, tuple[str, int]]:
     return {r: (rule, cause) for r, rule, cause in zip(t["record"], t["rule"], t["cause"])}
 
 
+class FailingRun(LineRun):
+    """A LineRun that fails with `error` after handing out `chunks` chunks."""
+
+    def __init__(self, path: Path, error: BaseException, chunks: int = 2) -> None:
+        super().__init__(path, capacity=2)
+        self.error = error
+        self.chunks = chunks
+
+    def __iter__(self):
+        for k, chunk in enumerate(super().__iter__()):
+            if k == self.chunks:
+                raise self.error
+            yield chunk
+
+
+def tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), PipelineError("the decoder gave up")],
+                         ids=["ctrl-c", "error"])
+@pytest.mark.parametrize("named", [True, False], ids=["named", "unnamed"])
+def test_a_failed_import_leaves_the_root_as_it_found_it(tmp_path, error, named):
+    """Raw copy, normalized files, quarantine entry, staging folder, empty folders: all go; an
+    earlier import's areas stay."""
+    earlier = line_import(tmp_path, "snap,1,99,101\nbid,2,98,1\n")
+    assert earlier.verdict() == "pass"
+    root = tmp_path / "root"
+    before = tree(root)
+    src = tmp_path / "failing.txt"
+    src.write_text("snap,1,99,101\nbid,2,98,1\njunk\nask,3,102,1\nbid,4,97,1\njunk\ntrade,5,99,1\n")
+    with pytest.raises(type(error)):
+        import_data("tardis", [src], data=str(root), name="failing" if named else None,
+                    run=FailingRun(src, error))
+    assert tree(root) == before
+    fresh = tmp_path / "fresh"  # a root the failed import created is taken away whole
+    with pytest.raises(type(error)):
+        import_data("tardis", [src], data=str(fresh), run=FailingRun(src, error))
+    assert not fresh.exists()
+
+
 STREAM = "\n".join([
     "bid,1,99,3",      # 0 delta before any snapshot
     "snap,2,100,101",  # 1 book valid: 100 / 101
