@@ -11,15 +11,19 @@ import random
 import shutil
 import struct
 import subprocess
+import sys
 import zipfile
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from shared_data import shared_file
 
+from lockstep.data.importers.dbn import decode_dbn
 from lockstep.data.raw_capture import RawWriter, crc32c
+from lockstep.enums import Rule
 
 LOCKSTEP = shutil.which("lockstep") or "lockstep"
 USDM = "binance/usdm/btcusdt_20240808.gz"
@@ -61,6 +65,10 @@ def capture(tmp_path_factory):
     assert offsets[-1] == len(data)
     victim = next(i for i in range(1000, FRAMES) if b"bookTicker" in lines[i])
     return data, offsets, victim
+
+
+def payload_length(data: bytes, frame_at: int) -> int:
+    return int.from_bytes(data[frame_at + 12:frame_at + 16], "little")
 
 
 def frame(receive_ns: int, stream_id: int, payload: bytes) -> bytes:
@@ -119,6 +127,31 @@ def test_a_damaged_capture_keeps_every_good_frame(capture, tmp_path, kind):
         (rule, f"{path}, bytes {a}..{b}") for a, b, rule in stretches]
     files = summary["decoder_counts"]["raw_capture"]["files"]
     assert files[0]["frames"] - files[0]["unknown_stream_frames"] == good
+
+
+def test_damage_in_one_file_of_a_rotated_capture(tmp_path):
+    """Several files are one stream: damage in the second is placed in that file, at its bytes."""
+    lines = gzip.decompress(shared_file(USDM).read_bytes()).splitlines()[:FRAMES]
+    with RawWriter(tmp_path, "usdm", streams=["binance-usdm"], max_bytes=300_000) as w:
+        for line in lines:
+            recv, _, body = line.partition(b" ")
+            w.write(int(recv), 0, body)
+    files = list(w.paths)
+    second = bytearray(files[1].read_bytes())
+    start = 28 + int.from_bytes(second[8:12], "little")  # its first frame; on to a bookTicker
+    while b"bookTicker" not in second[start + 24:start + 24 + payload_length(second, start)]:
+        start += 24 + payload_length(second, start)
+    length = payload_length(second, start)
+    second[start + 24] ^= 0xFF  # a payload byte
+    files[1].write_bytes(bytes(second))
+    proc = subprocess.run([LOCKSTEP, "data", "import", "binance", *map(str, files), "--data",
+                           str(tmp_path / "root"), "--json"], capture_output=True, text=True, timeout=600)
+    summary = json.loads(proc.stdout)
+    assert len(files) > 2 and proc.returncode == 4, proc.stderr
+    assert summary["records_read"] == FRAMES
+    assert summary["quarantined_by_rule"] == {"malformed_record": 1}
+    (row,) = [r for r in quarantined(summary) if r["rule"] == "malformed_record"]
+    assert row["file"] == 1 and row["reason"].startswith(f"{files[1]}, bytes {start}..{start + 24 + length}: ")
 
 
 def test_what_each_damage_says(capture, tmp_path):
@@ -297,3 +330,18 @@ def test_cut_itch_gzip(tmp_path, keep):
     code, summary, err = data_import("itch", path, tmp_path / "root")  # its books cross: more quarantined
     check_cut(code, summary, err, path, whole, len(present))
     assert (end == len(present)) == (keep < 0)  # the trailer cut leaves no partial message
+
+
+def test_cut_zstd_without_zstandard_still_ends_in_one_truncated_record(tmp_path, monkeypatch):
+    """pyarrow (the fallback when the optional zstandard is absent) reports a cut zstd stream
+    only by an error, after keeping back its last block: the records before that block are
+    imported, and the one truncated_record says that installing zstandard would read more."""
+    monkeypatch.setitem(sys.modules, "zstandard", None)  # `import zstandard` now fails
+    blob = shared_file("databento/esh4-glbx-mdp3-20231224.mbo.dbn.zst").read_bytes()
+    path = tmp_path / "esh4.mbo.dbn.zst"
+    path.write_bytes(blob[:len(blob) // 2])
+    chunks = list(decode_dbn([path]))
+    problems = np.concatenate([c.rec_problem[:c.n_records] for c in chunks])
+    assert len(problems) > 1 and not problems[:-1].any() and problems[-1] == Rule.TRUNCATED_RECORD
+    reason = chunks[-1].problem_reasons[len(problems) - 1]
+    assert str(path) in reason and "zstd stream is cut" in reason and "zstandard" in reason

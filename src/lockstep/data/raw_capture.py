@@ -825,7 +825,7 @@ class CaptureLines:
         odd = set(np.flatnonzero(b.stream_id >= limit).tolist()) if limit else set()
         cuts = sorted(odd | {i for i in np.searchsorted(
             starts, np.array([r.offset for r in pending], np.uint64)).tolist() if i < n})
-        begin = 0
+        begin = placed = 0  # the next frame and the next pending region to place
         for cut in [*cuts, n]:
             if cut > begin:
                 block = _frame_lines(b, np.arange(begin, cut))
@@ -833,9 +833,11 @@ class CaptureLines:
                 yield block
             if cut == n:
                 break
-            before = [r for r in pending if r.offset < int(starts[cut])]
-            marks = [self._mark(Damage(self.path, r.offset, r.end, r.describe())) for r in before]
-            del pending[:len(before)]
+            first = placed
+            while placed < len(pending) and pending[placed].offset < int(starts[cut]):
+                placed += 1
+            marks = [self._mark(Damage(self.path, r.offset, r.end, r.describe()))
+                     for r in pending[first:placed]]
             begin = cut
             if cut in odd:
                 end = int(starts[cut]) + FRAME_HEADER + int(b.length[cut])
@@ -845,6 +847,7 @@ class CaptureLines:
                                                f"({limit} streams) does not name")))
                 begin = cut + 1
             yield b"".join(marks)
+        del pending[:placed]
 
     def _mark(self, damage: Damage) -> bytes:
         """The damage line of `damage`, placed at the current end of the line stream."""

@@ -87,7 +87,9 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _ZIP_MAGIC = b"PK\x03\x04"
 _COMPRESSED_READ = 1 << 16  # compressed bytes read from the input at once
 _MAX_OUT = 1 << 20  # most uncompressed bytes one step produces (bounded memory on any ratio)
-_ZSTD_STEP = 1 << 13  # compressed bytes per zstd step: its decompress() has no output bound
+_ZSTD_STEP = 1 << 11  # compressed bytes per zstd step: its decompress() has no output bound (at
+# most 32768 times its input: 64 MiB a step)
+_ARROW_STEP = 1 << 12  # uncompressed bytes per read of pyarrow's zstd stream
 
 
 @dataclass(frozen=True)
@@ -166,12 +168,12 @@ class _Members(DecompressedInput):
         self._new = new
         self._bounded = compression == "gzip"  # zlib's decompress takes an output bound
         self._d: Any = None
-        self._left = b""  # compressed bytes not given to a decompressor yet
+        self._left = memoryview(b"")  # compressed bytes not given to a decompressor yet
 
     def _next(self) -> bytes | None:
         while True:
             if not self._left:
-                self._left = self._src.read(_COMPRESSED_READ)
+                self._left = memoryview(self._src.read(_COMPRESSED_READ))
                 if not self._left:
                     if self._d is not None:
                         self._end()
@@ -180,12 +182,12 @@ class _Members(DecompressedInput):
                 self._d = self._new()
             if self._bounded:
                 out = self._d.decompress(self._left, _MAX_OUT)
-                self._left = self._d.unconsumed_tail
+                self._left = memoryview(self._d.unconsumed_tail)
             else:
                 out = self._d.decompress(self._left[:_ZSTD_STEP])
                 self._left = self._left[_ZSTD_STEP:]
             if self._d.eof:
-                self._left = self._d.unused_data + self._left
+                self._left = memoryview(self._d.unused_data + self._left.tobytes())
                 self._d = None
             if out:
                 return out
@@ -201,7 +203,8 @@ class _ArrowZstd(DecompressedInput):
 
     def _next(self) -> bytes | None:
         try:
-            return self._stream.read(_MAX_OUT) or None
+            # Small reads: a read that meets the cut loses all it had decoded.
+            return self._stream.read(_ARROW_STEP) or None
         except OSError as e:
             if "truncated" not in str(e).lower():
                 raise
@@ -263,7 +266,10 @@ def _zstd(f: Any, owned: bool) -> DecompressedInput:
         import zstandard  # optional: pyarrow reads zstd too, but not up to a cut
     except ImportError:
         return _ArrowZstd(f, owned=owned)
-    return _Members(f, "zstd", zstandard.ZstdDecompressor().decompressobj, owned=owned)
+    new = zstandard.ZstdDecompressor().decompressobj
+    if not hasattr(new(), "eof"):  # too old to tell where a frame ends
+        return _ArrowZstd(f, owned=owned)
+    return _Members(f, "zstd", new, owned=owned)
 
 
 def decompressed(f: Any, name: str, *, owned: bool = True) -> Decompressed:
