@@ -22,6 +22,7 @@ import pytest
 from shared_data import shared_file
 
 from lockstep.data.importers.dbn import decode_dbn
+from lockstep.data.importers.normalized import decompressed
 from lockstep.data.raw_capture import RawWriter, crc32c
 from lockstep.enums import Rule
 
@@ -127,6 +128,23 @@ def test_a_damaged_capture_keeps_every_good_frame(capture, tmp_path, kind):
         (rule, f"{path}, bytes {a}..{b}") for a, b, rule in stretches]
     files = summary["decoder_counts"]["raw_capture"]["files"]
     assert files[0]["frames"] - files[0]["unknown_stream_frames"] == good
+
+
+def test_every_other_frame_corrupt(capture, tmp_path):
+    """Damage everywhere is still accounted frame by frame (and in one pass over the file)."""
+    data, offsets, _ = capture
+    body = bytearray(data)
+    for k in range(1, FRAMES, 2):
+        body[offsets[k] + 24] ^= 0xFF
+    path = tmp_path / "usdm-000001.lsraw"
+    path.write_bytes(bytes(body))
+    code, summary, err = data_import("binance", path, tmp_path / "root")
+    assert code in (4, 5), err
+    assert summary["records_read"] == FRAMES
+    counts = summary["decoder_counts"]["raw_capture"]
+    assert counts["damage_records"] == {"malformed_record": FRAMES // 2}
+    assert counts["files"][0]["frames"] == FRAMES // 2
+    assert summary["quarantined_by_rule"]["malformed_record"] == FRAMES // 2
 
 
 def test_damage_in_one_file_of_a_rotated_capture(tmp_path):
@@ -345,3 +363,39 @@ def test_cut_zstd_without_zstandard_still_ends_in_one_truncated_record(tmp_path,
     assert len(problems) > 1 and not problems[:-1].any() and problems[-1] == Rule.TRUNCATED_RECORD
     reason = chunks[-1].problem_reasons[len(problems) - 1]
     assert str(path) in reason and "zstd stream is cut" in reason and "zstandard" in reason
+
+
+def zip_of(text: bytes, method: int) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=method) as z:
+        z.writestr("member.txt", text)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("codec", ["gzip members", "zstd frames", "zip deflated", "zip stored"])
+def test_the_one_opener_reads_up_to_the_cut(codec):
+    """What a cut stream of each codec still holds is read, and the cut is said with its offset;
+    the whole stream is read whole with no cut."""
+    text = b"".join(b"line %d of the content\n" % i for i in range(20_000))
+    head = text[:100_000]  # the first gzip member or zstd frame
+    if codec == "gzip members":
+        first = gzip.compress(head, mtime=0)
+        blob = first + gzip.compress(text[100_000:], mtime=0)
+        cut = blob[:len(blob) * 3 // 4]
+        expected = head + gunzip_present(cut[len(first):])
+    elif codec == "zstd frames":
+        zstandard = pytest.importorskip("zstandard")
+        first = zstandard.ZstdCompressor().compress(head)
+        blob = first + zstandard.ZstdCompressor().compress(text[100_000:])
+        cut = blob[:len(blob) * 3 // 4]
+        expected = head + zstandard.ZstdDecompressor().decompressobj().decompress(cut[len(first):])
+    else:
+        blob = zip_of(text, zipfile.ZIP_DEFLATED if codec == "zip deflated" else zipfile.ZIP_STORED)
+        cut = blob[:len(blob) * 3 // 4]
+        expected = zip_present(blob, len(cut))
+    with decompressed(io.BytesIO(blob), codec) as f:
+        assert f.read() == text and f.cut is None
+    with decompressed(io.BytesIO(cut), codec) as f:
+        got = f.read()
+        assert got == expected and text.startswith(got) and 100_000 < len(got) < len(text)
+        assert f.cut is not None and f.cut.offset == len(got) and not f.cut.withheld

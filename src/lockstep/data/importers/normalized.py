@@ -24,7 +24,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -119,10 +119,12 @@ class DecompressedInput(io.RawIOBase):
     says so (None: the stream was whole, or the input is not compressed). A stream that is corrupt
     rather than cut raises as its decompressor does (zlib.error, OSError, ...)."""
 
-    def __init__(self, src: Any, compression: str | None, *, owned: bool = True) -> None:
+    def __init__(self, src: Any, compression: str | None, *, owned: bool = True,
+                 under: Any = None) -> None:
         super().__init__()
         self._src = src
-        self._owned = owned  # closing this closes `src`
+        self._owned = owned  # closing this closes `src`, and `under` (what `src` reads) if given
+        self._under = under
         self.compression = compression
         self.cut: StreamCut | None = None
         self._total = 0  # content handed out so far
@@ -156,6 +158,8 @@ class DecompressedInput(io.RawIOBase):
     def close(self) -> None:
         if not self.closed and self._owned:
             self._src.close()
+            if self._under is not None:
+                self._under.close()
         super().close()
 
 
@@ -304,7 +308,7 @@ def _zip(f: Any, name: str, owned: bool) -> DecompressedInput:
     members = [m for m in archive.infolist() if not m.is_dir()]
     if len(members) != 1:
         raise ValueError(f"{name}: a zip input must hold exactly one file, found {len(members)}")
-    return DecompressedInput(archive.open(members[0]), None, owned=True)
+    return DecompressedInput(archive.open(members[0]), "zip", under=f if owned else None)
 
 
 def open_decompressed(path: str | os.PathLike[str]) -> Decompressed:
