@@ -11,6 +11,7 @@ import io
 import json
 import pickle
 import random
+import zlib
 from collections import Counter
 from decimal import Decimal
 
@@ -1045,22 +1046,21 @@ def test_gzip_truncated_and_multi_member(tmp_path):
     whole.write_bytes(gzip.compress(text[:50_000]) + gzip.compress(text[50_000:]))  # 2 members
     cols = collect(decode_binance([whole], price_increment="0.1", size_increment="0.001"))
     assert list(cols["seq"]) == list(range(1, 2001))
-    cut = tmp_path / "cut.gz"
     blob = gzip.compress(text)
-    cut.write_bytes(blob[: len(blob) * 2 // 3])
-    run = decode_binance([cut], price_increment="0.1", size_increment="0.001")
-    got = []
-    chunks = []
-    with pytest.raises(DecodeError) as info:
-        for c in run:
-            chunks.append(c)
-            got.extend(c.events["seq"][: c.n_events].tolist())
-    check_chunks(chunks)
-    e = info.value
-    assert e.path == str(cut) and "truncated gzip" in e.reason
-    assert got == list(range(1, len(got) + 1)) and len(got) > 100
-    complete = text[: e.offset]
-    assert e.line == complete.count(b"\n") + 1 and len(got) == complete.count(b"\n")
+    for keep, name in ((len(blob) * 2 // 3, "cut.gz"), (len(blob) - 4, "no-trailer.gz")):
+        # cut inside the deflate data, and cut inside the trailer (every line whole, the stream not)
+        cut = tmp_path / name
+        cut.write_bytes(blob[:keep])
+        present = zlib.decompressobj(31).decompress(blob[:keep])  # what the cut leaves readable
+        cols = collect(decode_binance([cut], price_increment="0.1", size_increment="0.001"))
+        whole = present.count(b"\n")
+        assert list(cols["seq"]) == list(range(1, whole + 1)) and whole > 100
+        assert problems(cols) == [0] * whole + [int(Rule.TRUNCATED_RECORD)]
+        tail = present.rsplit(b"\n", 1)[1]
+        assert cols.rec["rec_offset"][-1] == len(present) - len(tail)
+        assert cols.rec["rec_length"][-1] == len(tail) and cols.rec["rec_line"][-1] == whole + 1
+        assert "cut" in cols.reasons[whole] and str(cut) in cols.reasons[whole]
+    assert tail == b""  # the trailer cut: an empty truncated record says the stream is not whole
     corrupt = tmp_path / "corrupt.gz"
     corrupt.write_bytes(blob[:200] + bytes(100) + blob[300:])
     with pytest.raises(DecodeError, match="corrupt gzip"):

@@ -357,7 +357,8 @@ def test_bad_arguments_and_unreadable_inputs(tmp_path):
         list(decode_bybit(tmp_path / "missing.jsonl", **INC))
     assert "missing.jsonl" in str(e.value)
     bad = tmp_path / "bad.gz"
-    bad.write_bytes(gzip.compress(b'{"op":"ping"}\n' * 1000)[:60])
+    blob = gzip.compress(b'{"op":"ping"}\n' * 1000)
+    bad.write_bytes(blob[:20] + bytes(b ^ 0xFF for b in blob[20:40]) + blob[40:])  # corrupt, not cut
     with pytest.raises(DecodeError) as e:
         list(decode_bybit(bad, **INC))
     assert e.value.path == str(bad) and e.value.offset is not None

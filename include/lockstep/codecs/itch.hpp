@@ -248,6 +248,16 @@ public:
         return st;
     }
 
+    // The current file's compressed stream is cut right after a whole message (feed() with eof
+    // left no partial one): one empty TRUNCATED_RECORD where the input ends, so that a cut is
+    // never silent. OutputFull when the sink has no room for it.
+    Status cut(Sink& out) noexcept {
+        if (error_.status != Status::Ok) return error_.status;
+        if (out.rec_size >= out.rec_capacity) return Status::OutputFull;
+        truncated(out, file_pos_, nullptr, 0, 0);
+        return Status::Ok;
+    }
+
     const ErrorInfo& error() const noexcept { return error_; }
     const Counts& counts() const noexcept { return counts_; }
     const std::vector<ProblemNote>& notes() const noexcept { return notes_; }

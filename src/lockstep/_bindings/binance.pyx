@@ -218,6 +218,17 @@ cdef class BinanceDecoder:
             st = self.core.get().finish(out)
         return out.ev.size, out.rec.size, <int>st
 
+    def finish_cut(self, object bufs, size_t ev_size, size_t rec_size):
+        """End of the current file when its compressed stream is cut: what follows the last whole
+        line is one truncated record; returns (ev_size, rec_size, status) like feed."""
+        cdef COutput out
+        if bufs is not None:
+            _output(out, bufs, ev_size, rec_size)
+        cdef CStatus st
+        with nogil:
+            st = self.core.get().finish_cut(out)
+        return out.ev.size, out.rec.size, <int>st
+
     def end_stream(self, object bufs, size_t ev_size, size_t rec_size):
         cdef COutput out
         if bufs is not None:

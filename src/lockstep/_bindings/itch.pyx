@@ -66,6 +66,7 @@ cdef extern from "lockstep/codecs/itch.hpp" namespace "lockstep::itch" nogil:
         CItchDecoder(size_t expected_orders) except +
         void begin_file(uint32_t file_index, int64_t day_start_ns)
         CStatus feed(const uint8_t* data, size_t n, bint eof, CSink& out, size_t* consumed)
+        CStatus cut(CSink& out)
         const CErrorInfo& error()
         const CCounts& counts()
         const vector[CProblemNote]& notes()
@@ -190,6 +191,11 @@ cdef class ItchDecoder:
         with nogil:
             st = self.core.get().feed(p, n, eof, self.sink, &consumed)
         return consumed, <int>st
+
+    def cut(self):
+        """The file's compressed stream is cut after a whole message: an empty truncated record
+        where it ends; status OUTPUT_FULL (take the chunk, call again) or OK."""
+        return <int>self.core.get().cut(self.sink)
 
     @property
     def chunk_records(self):

@@ -10,7 +10,11 @@ one a file header (format version, stream table, the caller's info) followed by 
 - scan() reports what a file holds, including a torn tail (a crash mid-write: reported, not fatal)
   and corrupt frames (reported with offset and checksums); repair() cuts a torn tail.
 - lines_from_frames() / open_lines() turn frames whose payload is one text message into the
-  ``<receive ns> <payload>\\n`` lines the Binance importer reads.
+  ``<receive ns> <payload>\\n`` lines the Binance importer reads; CaptureLines does the same for
+  an import, with a damage line in place of each damaged stretch (a corrupt frame or region, a
+  frame of an unknown stream id, a torn tail), so that every good frame is read and every damaged
+  byte accounted for.
+- is_capture_file() tells a capture, even one with a damaged header, from any other input.
 """
 from __future__ import annotations
 
@@ -134,6 +138,30 @@ def read_header(path: PathLike) -> RawFileHeader:
         return _read_header(f, p)
 
 
+def is_capture_file(path: PathLike) -> bool:
+    """A file that is, or was written as, a raw capture, so that it is read as one (and refused,
+    naming the field, if its header is not valid) and never as anything else: its name ends in
+    .lsraw, it starts with the magic, at least 4 of the magic's 6 bytes are in place (a damaged
+    magic), or its fixed header holds version 1 and flags 0 with a metadata length in range and
+    a header checksum that matches (the magic wholly overwritten)."""
+    p = os.fspath(path)
+    if p.endswith(SUFFIX):
+        return True
+    try:
+        with open(p, "rb") as f:
+            fixed = f.read(FILE_HEADER_FIXED)
+            if sum(a == b for a, b in zip(fixed, MAGIC)) >= 4:
+                return True
+            meta_len = int.from_bytes(fixed[8:12], "little")
+            if (len(fixed) < FILE_HEADER_FIXED or fixed[6:8] != VERSION.to_bytes(2, "little")
+                    or fixed[12:16] != bytes(4) or meta_len > MAX_METADATA):
+                return False
+            rest = f.read(meta_len + 4)
+    except OSError:
+        return False
+    return len(rest) == meta_len + 4 and crc32c(fixed + rest[:meta_len]) == int.from_bytes(rest[meta_len:], "little")
+
+
 # ---------------------------------------------------------------------------------------------
 # reports
 
@@ -148,6 +176,13 @@ class TornTail:
     offset: int
     bytes: int
     zero_filled: bool = False
+
+    def describe(self) -> str:
+        if self.zero_filled:
+            return (f"torn tail: {self.bytes} zero bytes from offset {self.offset} to the end (space "
+                    "the filesystem gave the file that a crash kept from being written)")
+        return (f"torn tail: the file ends {self.bytes} bytes into a frame at offset {self.offset} "
+                "(a recorder stopped mid-write)")
 
 
 @dataclass(frozen=True)
@@ -166,6 +201,15 @@ class CorruptRegion:
     kind: str
     expected: int
     got: int
+
+    def describe(self) -> str:
+        """What is wrong with the region, in words (its offsets are the caller's to give)."""
+        if self.kind == "frame":
+            return (f"corrupt frame: frame checksum stored 0x{self.expected:08x}, computed "
+                    f"0x{self.got:08x} ({self.end - self.offset} bytes)")
+        return (f"corrupt frame header: header checksum stored 0x{self.expected:08x}, computed "
+                f"0x{self.got:08x} (or a length over {MAX_PAYLOAD}); these "
+                f"{self.end - self.offset} bytes hold no valid frame")
 
 
 @dataclass
@@ -250,6 +294,13 @@ class FrameReader:
         self.batch_bytes = batch_bytes
         self.batch_frames = batch_frames
         self.reports: list[RawScanReport] = []
+        self.found: list[CorruptRegion] = []  # regions found since take_found() (all of them)
+
+    def take_found(self) -> list[CorruptRegion]:
+        """The corrupt regions found since the last call, in file order (every one, where a report
+        keeps the first 1000): a caller placing them among the frames drains them per batch."""
+        found, self.found = self.found, []
+        return found
 
     def __iter__(self) -> Iterator[FrameBatch]:
         self.reports = []
@@ -331,6 +382,7 @@ class _FileWalk:
         self.end = filled
 
     def _corrupt(self, region: CorruptRegion) -> None:
+        self.r.found.append(region)
         rep = self.rep
         rep.corrupt_count += 1
         rep.unreadable_bytes += region.end - region.offset
@@ -338,14 +390,7 @@ class _FileWalk:
             rep.corrupt.append(region)
 
     def _fail(self, region: CorruptRegion) -> DecodeError:
-        if region.kind == "frame":
-            what = (f"corrupt frame: frame checksum stored 0x{region.expected:08x}, computed "
-                    f"0x{region.got:08x} ({region.end - region.offset} bytes)")
-        else:
-            what = (f"corrupt frame header: header checksum stored 0x{region.expected:08x}, "
-                    f"computed 0x{region.got:08x} (or length over {MAX_PAYLOAD}); bytes "
-                    f"{region.offset}..{region.end} are unreadable")
-        return DecodeError(what + "; read with corrupt='skip' to continue past it",
+        return DecodeError(region.describe() + "; read with corrupt='skip' to continue past it",
                            path=self.rep.path, offset=region.offset)
 
     def _zero(self, a: int, b: int) -> bool:
@@ -692,20 +737,124 @@ def lines_from_frames(source: PathLike | Iterable[PathLike] | Iterable[FrameBatc
         if not len(b):
             continue
         idx = np.arange(len(b)) if keep is None else np.flatnonzero(np.isin(b.stream_id, keep))
-        if not len(idx):
-            continue
-        d = b.data
-        parts = []
-        for ns, o, n in zip(b.receive_ns[idx].tolist(), b.offset[idx].tolist(),
-                            b.length[idx].tolist()):
-            parts.append(b"%d " % ns)
-            parts.append(d[o:o + n])
-            parts.append(b"\n")
-        block = b"".join(parts)
-        if block.count(b"\n") != len(idx):  # a payload holds a newline: rare, so fixed after
-            block = b"".join(b"%d %s\n" % (int(b.receive_ns[i]), b.payload(i).replace(b"\n", b" "))
-                             for i in idx.tolist())
-        yield block
+        if len(idx):
+            yield _frame_lines(b, idx)
+
+
+def _frame_lines(b: FrameBatch, idx: np.ndarray) -> bytes:
+    """The ``<receive ns> <payload>\\n`` lines of frames `idx` of a batch (newlines in a
+    payload become spaces)."""
+    d = b.data
+    parts = []
+    for ns, o, n in zip(b.receive_ns[idx].tolist(), b.offset[idx].tolist(), b.length[idx].tolist()):
+        parts.append(b"%d " % ns)
+        parts.append(d[o:o + n])
+        parts.append(b"\n")
+    block = b"".join(parts)
+    if block.count(b"\n") != len(idx):  # a payload holds a newline: rare, so fixed after
+        block = b"".join(b"%d %s\n" % (int(b.receive_ns[i]), b.payload(i).replace(b"\n", b" "))
+                         for i in idx.tolist())
+    return block
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A stretch of a capture file that yields no usable frame: bytes [offset, end) of `path`.
+
+    torn: a torn tail (the file ends inside a frame: a crash mid-write), which is a truncated
+    record; otherwise corrupt bytes or a frame of a stream id outside the stream table, which
+    are malformed. `what` says what is wrong."""
+
+    path: str
+    offset: int
+    end: int
+    what: str
+    torn: bool = False
+
+    def describe(self) -> str:
+        return f"{self.path}, bytes {self.offset}..{self.end}: {self.what}"
+
+
+class CaptureLines:
+    """One capture file as the lines the line-oriented importers read, for an import that takes
+    every good frame and accounts for every damaged byte.
+
+    Each valid frame is a line ``<receive ns> <payload>`` (as lines_from_frames gives). Each
+    stretch that holds no usable frame is one *damage line* ``! <what>`` in its place instead
+    (a line no importer reads as a record of its format): a corrupt frame, the bytes from a
+    corrupt header to where reading resumes at the next valid frame, a frame whose stream id is
+    not in a non-empty stream table, a torn tail. `damage` maps each damage line's offset in the
+    line stream to its Damage; it is complete once the stream has been read to its end. A file
+    header that is not valid is a DecodeError at the first read.
+    """
+
+    def __init__(self, path: PathLike) -> None:
+        self.path = os.fspath(path)
+        self.damage: dict[int, Damage] = {}
+        self.report: RawScanReport | None = None  # what the file held, once read to its end
+        self._at = 0  # where the next line starts in the line stream
+
+    def open(self) -> io.BufferedReader:
+        return io.BufferedReader(_LineStream(self._blocks()), 1 << 20)
+
+    def _blocks(self) -> Iterator[bytes]:
+        self.damage = {}
+        reader = FrameReader([self.path], corrupt="skip")
+        pending: list[CorruptRegion] = []
+        self._at = 0
+        for b in reader:
+            pending += reader.take_found()
+            yield from self._batch_lines(b, pending)
+        rep = self.report = reader.reports[0]
+        marks = [self._mark(Damage(self.path, r.offset, r.end, r.describe()))
+                 for r in pending + reader.take_found()]
+        if rep.torn_tail is not None:
+            t = rep.torn_tail
+            marks.append(self._mark(Damage(self.path, t.offset, t.offset + t.bytes, t.describe(), torn=True)))
+        if marks:
+            yield b"".join(marks)
+
+    def _batch_lines(self, b: FrameBatch, pending: list[CorruptRegion]) -> Iterator[bytes]:
+        """The lines of a batch's frames with the damage lines among them, in file order;
+        `pending` keeps the regions that lie after the batch's last frame."""
+        n = len(b)
+        if not n:
+            return
+        starts = b.file_offset
+        limit = len(b.streams)
+        odd = set(np.flatnonzero(b.stream_id >= limit).tolist()) if limit else set()
+        cuts = sorted(odd | {i for i in np.searchsorted(
+            starts, np.array([r.offset for r in pending], np.uint64)).tolist() if i < n})
+        begin = placed = 0  # the next frame and the next pending region to place
+        for cut in [*cuts, n]:
+            if cut > begin:
+                block = _frame_lines(b, np.arange(begin, cut))
+                self._at += len(block)
+                yield block
+            if cut == n:
+                break
+            first = placed
+            while placed < len(pending) and pending[placed].offset < int(starts[cut]):
+                placed += 1
+            marks = [self._mark(Damage(self.path, r.offset, r.end, r.describe()))
+                     for r in pending[first:placed]]
+            begin = cut
+            if cut in odd:
+                end = int(starts[cut]) + FRAME_HEADER + int(b.length[cut])
+                sid = int(b.stream_id[cut])
+                marks.append(self._mark(Damage(self.path, int(starts[cut]), end,
+                                               f"a frame of stream id {sid}, which the stream table "
+                                               f"({limit} streams) does not name")))
+                begin = cut + 1
+            yield b"".join(marks)
+        del pending[:placed]
+
+    def _mark(self, damage: Damage) -> bytes:
+        """The damage line of `damage`, placed at the current end of the line stream."""
+        line = b"! " + damage.what.encode("ascii", "replace") + b"\n"
+        self.damage[self._at] = damage
+        self._at += len(line)
+        return line
 
 
 def _batches(source, corrupt: str) -> Iterable[FrameBatch]:
@@ -751,7 +900,8 @@ def open_lines(paths: PathLike | Iterable[PathLike], *, stream_ids: Iterable[int
 
 
 __all__ = [
-    "CorruptRegion", "FrameBatch", "FrameReader", "RawFileHeader", "RawScanReport", "RawWriter",
-    "TornTail", "capture_files", "crc32c", "encode_file_header", "file_name", "lines_from_frames",
-    "open_lines", "read_frames", "read_header", "repair", "scan",
+    "CaptureLines", "CorruptRegion", "Damage", "FrameBatch", "FrameReader", "RawFileHeader",
+    "RawScanReport", "RawWriter", "TornTail", "capture_files", "crc32c", "encode_file_header",
+    "file_name", "is_capture_file", "lines_from_frames", "open_lines", "read_frames", "read_header",
+    "repair", "scan",
 ]

@@ -191,6 +191,7 @@ public:
         carry_.clear();
         discarding_ = false;
         discard_len_ = 0;
+        cut_done_ = false;
     }
 
     // Decodes the complete lines in data[0, len) into `out` (appending at its sizes). Returns Ok
@@ -287,6 +288,44 @@ public:
             return after_line(out);
         }
         return Status::Ok;
+    }
+
+    // End of the current file when its compressed stream is cut (the input ends before the
+    // stream does): whatever follows the last whole line, up to the cut, is one TRUNCATED_RECORD,
+    // not decoded (where that line would have ended is unknown); with nothing after the last whole
+    // line it is empty, so that a cut is never silent. Call again after OutputFull.
+    Status finish_cut(Output& out) noexcept {
+        if (error_.status != Status::Ok) return error_.status;
+        if (!scan_ && (out.ev.capacity == 0 || out.rec.capacity == 0))
+            return Status::InvalidArgument;
+        out_ = &out;
+        Status st = drain(out);
+        if (st != Status::Ok || cut_done_) return st;
+        st = choose_sink(out, 0);
+        if (st != Status::Ok) return st;
+        const size_t n = discarding_ ? discard_len_ : carry_.size();
+        carry_.clear();
+        discarding_ = false;
+        discard_len_ = 0;
+        cut_done_ = true;
+        ++line_no_;
+        ++counts_.lines;
+        line_offset_ = file_bytes_;
+        file_bytes_ += n;
+        counts_.bytes += n;
+        rec_index_ = next_record_++;
+        ++counts_.records;
+        ++file_records_;
+        skip_at(Skip::TruncatedLine, here());
+        char text[sizeof reason_];
+        std::snprintf(text, sizeof text,
+                      "the compressed input is cut: it ends %zu bytes into this line, which is "
+                      "not decoded", n);
+        log_problem(rec_index_, Rule::TruncatedRecord, here(), text);
+        if (scan_) return Status::Ok;
+        st = push_record(uint64_t(n), uint8_t(Rule::TruncatedRecord));
+        if (st != Status::Ok) return st;
+        return after_line(out);
     }
 
     // After the last file: buffered diffs that never met a snapshot become DELTAS_BEFORE_SNAPSHOT
@@ -1251,6 +1290,7 @@ private:
     int64_t last_ts_recv_ = INT64_MIN;
     std::string carry_;
     bool discarding_ = false;  // inside a line longer than max_line_
+    bool cut_done_ = false;    // finish_cut() has recorded the cut of the current file
     size_t discard_len_ = 0;
 
     // the current record

@@ -1,7 +1,8 @@
 """Binance websocket captures (spot, USD-M, COIN-M) -> NormalizedChunks (a DecodeRun).
 
-Input files hold one message per line, ``<receive ns> <combined-stream JSON>`` (gzip or plain);
-several files given in order are one stream (daily rotation). Decoding happens in C++
+Input files hold one message per line, ``<receive ns> <combined-stream JSON>`` (plain, gzip, zstd
+or a one-member zip; a compressed file that is cut is read up to the cut, which is one truncated
+record); several files given in order are one stream (daily rotation). Decoding happens in C++
 (include/lockstep/codecs/codecs/binance/decoder.hpp, which documents the encoding choices); this module streams the
 files through it in bounded memory and works out each symbol's price/size increments:
 
@@ -17,7 +18,7 @@ covered by 1-3. ``infer=True`` always scans (and reports the inferred increments
 used); ``infer=False`` never does (an uncovered symbol is then a DecodeError at its first line).
 
 Records (one per non-empty line) and their Rules are described in codecs/binance/decoder.hpp; only
-configuration problems and unreadable gzip raise DecodeError.
+configuration problems and corrupt compressed input raise DecodeError.
 """
 from __future__ import annotations
 
@@ -37,17 +38,21 @@ from lockstep._bindings import binance as _binance
 from lockstep.data.dataset import Instrument
 from lockstep.data.importers.decode_run import DecodeRunBase
 from lockstep.data.importers.increments import IncrementLike, decimal_text, increment_input
-from lockstep.data.importers.normalized import InputFile, NormalizedChunk
+from lockstep.data.importers.normalized import (
+    InputFile,
+    NormalizedChunk,
+    StreamCut,
+    decompressed,
+    open_decompressed,
+)
 from lockstep.enums import IncrementSource, MarketType, Rule, Status
 from lockstep.errors import DecodeError, LockstepError
 from lockstep.events import COLUMN_NAMES, Columns, EventKind, empty_columns
 
 Source = Union[str, "os.PathLike[str]", BinaryIO]
 
-_READ = 1 << 16  # compressed bytes per read
 _CHUNK = 1 << 20  # most uncompressed bytes handed to the decoder at once
 _SNIFF = 1 << 21  # bytes of the first input scanned to learn market type and symbols
-_GZIP_MAGIC = b"\x1f\x8b"
 
 _VENUE = {m.label: f"binance-{m.label}" for m in MarketType if m is not MarketType.UNKNOWN}
 _EVENT_KEYS = {
@@ -90,7 +95,7 @@ def _increment_text(value: IncrementLike, what: str) -> str:
 
 
 class _InputError(Exception):
-    """A problem with the byte stream itself (gzip), at an uncompressed offset."""
+    """A problem with the byte stream itself (a corrupt compressed stream), at an uncompressed offset."""
 
     def __init__(self, offset: int, reason: str) -> None:
         super().__init__(reason)
@@ -99,7 +104,8 @@ class _InputError(Exception):
 
 
 class _Input:
-    """One input: a path or a binary file object, gzip (any number of members) or plain text."""
+    """One input: a path or a binary file object, compressed (importers/normalized.decompressed)
+    or plain text."""
 
     def __init__(self, src: Source, position: int) -> None:
         if isinstance(src, (str, os.PathLike)):
@@ -119,16 +125,18 @@ class _Input:
         else:
             raise TypeError(f"inputs are paths or binary file objects, got {type(src).__name__}")
         self.opened = 0
+        self.cut: StreamCut | None = None  # set when a read to the end found the stream cut
 
     @property
     def rereadable(self) -> bool:
         return self.path is not None or self.start is not None
 
     def chunks(self) -> Iterator[bytes]:
-        """Uncompressed text in chunks of at most _CHUNK bytes; _InputError on bad gzip."""
+        """Uncompressed text in chunks of at most _CHUNK bytes; _InputError on a corrupt
+        compressed stream; a cut one ends where it is cut, and `cut` says so."""
+        self.cut = None
         if self.fileobj is None:
-            with open(self.path, "rb") as f:  # type: ignore[arg-type]
-                yield from _text_chunks(f)
+            f = open_decompressed(self.path)  # type: ignore[arg-type]
         else:
             if self.opened and not self.rereadable:
                 raise LockstepError(f"{self.name}: this file object cannot be read twice; "
@@ -136,49 +144,19 @@ class _Input:
             if self.opened:
                 self.fileobj.seek(self.start)  # type: ignore[arg-type]
             self.opened += 1
-            yield from _text_chunks(self.fileobj)
-
-
-def _text_chunks(f: BinaryIO) -> Iterator[bytes]:
-    head = f.read(_READ)
-    if head[:2] == _GZIP_MAGIC:
-        yield from _gunzip(f, head)
-        return
-    if head:
-        yield head
-    while chunk := f.read(_CHUNK):
-        yield chunk
-
-
-def _gunzip(f: BinaryIO, head: bytes) -> Iterator[bytes]:
-    # Output is bounded per call (max_length) so a highly compressed input cannot balloon memory.
-    produced = 0
-    d = zlib.decompressobj(31)
-    buf = head
-    while True:
-        if not buf:
-            buf = f.read(_READ)
-            if not buf:
-                break
-        if d.eof:  # concatenated members (multi-member gzip) are one text
-            d = zlib.decompressobj(31)
-        try:
-            out = d.decompress(buf, _CHUNK)
-        except zlib.error as e:
-            raise _InputError(produced, f"corrupt gzip data ({e})") from None
-        buf = d.unused_data if d.eof else d.unconsumed_tail
-        if out:
-            produced += len(out)
-            yield out
-    while not d.eof:  # output zlib still holds, then the verdict on the last member
-        try:
-            out = d.decompress(b"", _CHUNK)
-        except zlib.error as e:
-            raise _InputError(produced, f"corrupt gzip data ({e})") from None
-        if not out:
-            raise _InputError(produced, "truncated gzip stream: the file ends inside a gzip member")
-        produced += len(out)
-        yield out
+            f = decompressed(self.fileobj, self.name, owned=False)
+        produced = 0
+        with f:
+            while True:
+                try:
+                    chunk = f.read(_CHUNK)
+                except (OSError, EOFError, ValueError, zlib.error) as e:  # the decompressors' errors
+                    raise _InputError(produced, f"corrupt {f.compression or 'input'} data ({e})") from None
+                if not chunk:
+                    break
+                produced += len(chunk)
+                yield chunk
+            self.cut = f.cut
 
 
 class _ReadAhead:
@@ -549,7 +527,7 @@ class BinanceDecodeRun(DecodeRunBase):
                     # Everything complete before the damage was decoded; the partial line is not.
                     raise DecodeError(e.reason, path=src.name, line=dec.lines_in_file + 1,
                                       offset=e.offset) from None
-                yield from drain(dec.finish)
+                yield from drain(dec.finish if src.cut is None else dec.finish_cut)
                 self._inputs.append(InputFile(path=src.name, bytes_read=file_bytes,
                                              records=dec.records_in_file))
                 self._lines.append(dec.lines_in_file)
@@ -653,7 +631,8 @@ def decode_binance(
 ) -> BinanceDecodeRun:
     """Decode Binance websocket captures (one stream, files in order) into NormalizedChunks.
 
-    paths: a path / binary file object, or an iterable of them (gzip or plain text).
+    paths: a path / binary file object, or an iterable of them (plain text, or gzip, zstd or a
+        one-member zip of it).
     instruments: explicit increments per symbol: ``{"BTCUSDT": ("0.1", "0.001")}``, or dicts
         with price_increment, size_increment and optionally index (otherwise indexes follow the
         given order; given indexes must leave no hole, as the index is the position in the
@@ -672,7 +651,7 @@ def decode_binance(
         (default 65536).
 
     Returns a BinanceDecodeRun. Iterating raises DecodeError (lockstep.errors) only for fatal
-    problems (configuration, unreadable gzip), naming file, line and offset; bad lines become
+    problems (configuration, corrupt compressed input), naming file, line and offset; bad lines become
     records marked with their Rule.
     """
     if isinstance(paths, (str, os.PathLike)) or hasattr(paths, "read"):

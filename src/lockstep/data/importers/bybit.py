@@ -248,7 +248,8 @@ class BybitDecodeRun(TextDecodeRun):
         for file_index, path in enumerate(self._paths):
             records = 0
             size = 0
-            for line_no, offset, content, terminated, size in read_lines(path):
+            lines = read_lines(path)
+            for line_no, offset, content, terminated, size in lines:
                 if not content.strip():
                     c["blank_lines"] += 1
                     continue
@@ -276,6 +277,9 @@ class BybitDecodeRun(TextDecodeRun):
                 for ev in events:
                     cb.event(*ev)
                 yield from cb.take_if_full()
+            if lines.cut is not None:
+                records += self._record_cut(cb, file_index, lines)
+                size = lines.cut.offset + lines.cut.length
             self._inputs.append(InputFile(path=path, bytes_read=size, records=records))
             c["records"] += records
         return c

@@ -74,7 +74,8 @@ Errors: input that is not DBN (no magic, metadata databento_dbn cannot decode, a
 block, bad compression), a record whose length field is below the header size, an rtype DBN does
 not define, or a record whose size does not match its type's are DecodeError naming the file and
 the offset (the framing cannot be trusted past that point; records before it are still yielded).
-Bytes at the end of a file that do not make a whole record are one TRUNCATED_RECORD record.
+Bytes at the end of a file that do not make a whole record are one TRUNCATED_RECORD record; a
+compressed file that is cut ends at the cut the same way (an empty record when it falls between records).
 Files are streamed in 1 MiB pieces; decoding is per record in Python (a few hundred thousand records
 per second).
 """
@@ -108,6 +109,7 @@ from lockstep.data.importers.normalized import (
     InputFile,
     NormalizedChunk,
     Rule,
+    StreamCut,
     open_decompressed,
 )
 from lockstep.errors import DecodeError
@@ -203,8 +205,9 @@ class _Meta:
         self.symbols, self.header_len = symbols, header_len
 
 
-def _read_chunks(path: str) -> Iterator[tuple[int, bytes]]:
-    """(uncompressed offset, bytes) pieces of `path`; DecodeError when decompression fails."""
+def _read_chunks(path: str, cuts: list[StreamCut] | None = None) -> Iterator[tuple[int, bytes]]:
+    """(uncompressed offset, bytes) pieces of `path`; DecodeError when decompression fails. A
+    compressed stream that is cut ends where it is cut, and its StreamCut goes to `cuts`."""
     produced = 0
     try:
         f = open_decompressed(path)
@@ -217,6 +220,8 @@ def _read_chunks(path: str) -> Iterator[tuple[int, bytes]]:
             except Exception as e:  # noqa: BLE001 - zstd/gzip/zip layers raise their own types
                 raise DecodeError(f"corrupt compressed data ({e})", path=path, offset=produced) from None
             if not piece:
+                if f.cut is not None and cuts is not None:
+                    cuts.append(f.cut)
                 return
             yield produced, bytes(piece)
             produced += len(piece)
@@ -283,6 +288,7 @@ class DbnDecodeRun(DecodeRunBase):
         self._by_symbol: dict[tuple[str, str], int] = {}
         self._by_id: dict[tuple[str, int], int] = {}
         self._default_book = "l2"
+        self._cut: StreamCut | None = None  # how the file being read ends, if it is cut
         c: dict[str, Any] = {
             "records": 0, "bytes": 0, "files": [], "definition_files": [], "records_by_type": {},
             "mbo_actions": {}, "events": {}, "problems": self._cb.problems, "snapshot_clears_inserted": 0,
@@ -456,12 +462,15 @@ class DbnDecodeRun(DecodeRunBase):
 
     def _frames(self, path: str) -> Iterator[tuple[_Meta, bytearray, int, int, int]]:
         """(metadata, buffer, position, file offset, length) of each whole record; at the end a
-        torn tail as length < 0 (its real length is -length)."""
+        torn tail as length < 0 (its real length is -length), or as None when a compressed stream
+        is cut after a whole record (self._cut says why)."""
         buf = bytearray()
         base = 0  # file offset of buf[0]
         meta: _Meta | None = None
         pos = 0
-        for _, piece in _read_chunks(path):
+        cuts: list[StreamCut] = []
+        self._cut = None
+        for _, piece in _read_chunks(path, cuts):
             if pos:
                 del buf[:pos]
                 base += pos
@@ -493,16 +502,20 @@ class DbnDecodeRun(DecodeRunBase):
             if length < _HEADER_SIZE:
                 raise DecodeError(f"record length {length} is below the DBN record header size "
                                   f"({_HEADER_SIZE}): not a DBN record", path=path, offset=base + pos)
+        self._cut = cuts[0] if cuts else None
+        if pos < len(buf):
             yield meta, buf, pos, base + pos, -(len(buf) - pos)
+        elif self._cut is not None:
+            yield meta, buf, pos, base + pos, None
 
     def _file(self, fi: int, path: str) -> Iterator[NormalizedChunk]:
         first = self._cb.next_record
         self._bytes_in_file = 0
         try:
             for meta, buf, pos, offset, length in self._frames(path):
-                if length < 0:
-                    self._record(fi, offset, -length, Rule.TRUNCATED_RECORD,
-                                 f"the file ends inside a record: {-length} of {buf[pos] * 4} bytes")
+                if length is None or length < 0:
+                    self._record(fi, offset, -(length or 0), Rule.TRUNCATED_RECORD,
+                                 self._torn_reason(path, buf, pos, -(length or 0)))
                     continue
                 self._dispatch(fi, path, meta, buf, pos, offset, length)
                 if not self._open:
@@ -510,6 +523,12 @@ class DbnDecodeRun(DecodeRunBase):
         finally:
             self._inputs.append(InputFile(path, self._bytes_in_file, self._cb.next_record - first))
             self._c["bytes"] += self._bytes_in_file
+
+    def _torn_reason(self, path: str, buf: bytearray, pos: int, length: int) -> str:
+        what = f"{length} of {buf[pos] * 4} bytes" if length else "after the last whole record"
+        if self._cut is None:
+            return f"the file ends inside a record: {what}"
+        return f"{path}: {self._cut.reason}: {what}"
 
     def _dispatch(self, fi: int, path: str, meta: _Meta, buf: bytearray, pos: int, offset: int,
                   length: int) -> None:

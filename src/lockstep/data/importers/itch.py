@@ -3,7 +3,8 @@
 The decoding and the mapping to canonical events are in include/lockstep/codecs/itch.hpp (its header
 comment is the normative description: framing, the zero-length-prefix quirk, which message gives
 which events, unknown order references). This module reads the files (gzip, zstd, zip or plain,
-streamed in bounded pieces), works out each file's session date, and cuts chunks.
+streamed in bounded pieces; a compressed file that is cut is read up to the cut, which is one
+truncated record), works out each file's session date, and cuts chunks.
 
 Time: ITCH timestamps are nanoseconds since midnight of the session, New York time. ts_event is
 the UTC epoch ns of that local midnight (from zoneinfo, so daylight saving is right) plus the
@@ -30,6 +31,7 @@ from lockstep.data.importers.decode_run import DecodeRunBase
 from lockstep.data.importers.normalized import (
     InputFile,
     NormalizedChunk,
+    StreamCut,
     open_decompressed,
 )
 from lockstep.enums import Rule, Status
@@ -86,72 +88,6 @@ def date_from_name(path: str) -> _dt.date | None:
     return None
 
 
-def _readinto(f: Any, view: memoryview) -> int:
-    if hasattr(f, "readinto"):
-        n = f.readinto(view)
-        return 0 if n is None else n
-    data = f.read(len(view))
-    view[: len(data)] = data
-    return len(data)
-
-
-class _Gunzip:
-    """Streaming gunzip of a file (any number of members) into caller buffers, bounded memory."""
-
-    def __init__(self, f: Any) -> None:
-        self._f = f
-        self._d = zlib.decompressobj(wbits=31)
-        self._fed = False  # the current member has received compressed bytes
-        self._raw = b""  # compressed bytes after a member's end, for the next member
-        self._pending = b""
-        self._eof = False
-        self.truncated = False  # the compressed stream ended inside a member
-
-    def readinto(self, view: memoryview) -> int:
-        want = len(view)
-        while not self._pending and not self._eof:
-            if self._d.unconsumed_tail:
-                raw = self._d.unconsumed_tail
-            elif self._raw:
-                raw, self._raw = self._raw, b""
-            else:
-                raw = self._f.read(_READ)
-            if not raw:
-                self._eof = True
-                self.truncated = self._fed and not self._d.eof
-                break
-            self._fed = True
-            self._pending = self._d.decompress(raw, want)
-            if self._d.eof:
-                self._raw = self._d.unused_data
-                self._d = zlib.decompressobj(wbits=31)
-                self._fed = False
-        n = min(want, len(self._pending))
-        view[:n] = self._pending[:n]
-        self._pending = self._pending[n:]
-        return n
-
-    def close(self) -> None:
-        self._f.close()
-
-    def __enter__(self) -> _Gunzip:  # noqa: PYI034 - final class, Python 3.10 has no Self
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _open(path: str) -> Any:
-    if "://" not in path:
-        f = open(path, "rb")  # noqa: SIM115 - handed to the caller's with-statement
-        if f.read(2) == b"\x1f\x8b":
-            f.seek(0)
-            return _Gunzip(f)
-        f.seek(0)
-        return f
-    return open_decompressed(path)
-
-
 class ItchDecodeRun(DecodeRunBase):
     """One decode of ITCH files (one stream). Iterate once for NormalizedChunks; afterwards
     ``instruments``, ``inputs`` and ``counts`` describe what was read (also after a fatal error)."""
@@ -169,26 +105,30 @@ class ItchDecodeRun(DecodeRunBase):
         dec = _itch.ItchDecoder(self._batch)
         names = self._paths
         self._notes_seen = 0
+        self._cuts: dict[int, StreamCut] = {}  # by input: how its compressed stream is cut
         truncated_streams: list[str] = []
         try:
             for i, path in enumerate(self._paths):
                 dec.begin_file(i, self._day_starts[i])
                 before_records = dec.counts()["records"]
+                truncated_before = dec.counts()["problems"][Rule.TRUNCATED_RECORD]
                 file_bytes = 0
                 buf = bytearray(_READ + _CARRY)
                 view = memoryview(buf)
                 left = 0
-                with _open(path) as f:
+                with open_decompressed(path) as f:
                     while True:
                         try:
-                            n = _readinto(f, view[left: left + _READ])
-                        except (OSError, EOFError, zlib.error) as e:
+                            n = f.readinto(view[left: left + _READ])
+                        except (OSError, EOFError, ValueError, zlib.error) as e:
                             yield from self._flush(dec)
                             raise DecodeError(f"cannot decompress: {e}", path=path,
                                               offset=file_bytes + left) from None
                         file_bytes += n
                         end = left + n
                         eof = n == 0
+                        if eof and f.cut is not None:
+                            self._cuts[i] = f.cut  # before the eof feed, whose tail it explains
                         pos = 0
                         while True:
                             consumed, status = dec.feed(view[pos:end], eof)
@@ -206,13 +146,20 @@ class ItchDecodeRun(DecodeRunBase):
                         left = end - pos
                         if left:
                             buf[0:left] = buf[pos:end]
-                    if getattr(f, "truncated", False):
+                    if f.cut is not None:
                         truncated_streams.append(path)
+                        if dec.counts()["problems"][Rule.TRUNCATED_RECORD] == truncated_before:
+                            yield from self._cut(dec)
                 self._inputs.append(InputFile(path=path, bytes_read=file_bytes,
                                               records=dec.counts()["records"] - before_records))
             yield from self._flush(dec)
         finally:
             self._collect(dec, truncated_streams)
+
+    def _cut(self, dec: Any) -> Iterator[NormalizedChunk]:
+        """The empty truncated record of a stream cut right after a whole message."""
+        while dec.cut() == Status.OUTPUT_FULL:
+            yield from self._flush(dec)
 
     def _flush(self, dec: Any) -> Iterator[NormalizedChunk]:
         chunk = self._take(dec)
@@ -229,7 +176,8 @@ class ItchDecodeRun(DecodeRunBase):
         if len(notes) > self._notes_seen:
             for note in notes[self._notes_seen:]:
                 if first <= note["record"] < first + n_rec:
-                    reasons[note["record"]] = _reason(note)
+                    reasons[note["record"]] = _reason(note, self._paths[note["file"]],
+                                                      self._cuts.get(note["file"]))
             self._notes_seen = len(notes)
         return NormalizedChunk(
             events=cols, n_events=n_ev, event_record=event_record, first_record=first,
@@ -269,15 +217,18 @@ class ItchDecodeRun(DecodeRunBase):
         })
 
 
-def _reason(note: dict[str, Any]) -> str:
+def _reason(note: dict[str, Any], path: str, cut: StreamCut | None) -> str:
     at = f"at offset {note['offset']}"
     t = note["type"]
     shown = repr(chr(t)) if 0x20 < t < 0x7F else f"0x{t:02x}"
     if note["rule"] == Rule.TRUNCATED_RECORD:
-        if note["expected"]:
-            return (f"input ends inside a message {at}: {note['prefix']} of "
-                    f"{note['expected']} bytes present")
-        return f"input ends inside a message header {at}: {note['prefix']} bytes present"
+        if not note["prefix"]:
+            what = f"nothing follows the last whole message, {at}"
+        elif note["expected"]:
+            what = f"input ends inside a message {at}: {note['prefix']} of {note['expected']} bytes present"
+        else:
+            what = f"input ends inside a message header {at}: {note['prefix']} bytes present"
+        return what if cut is None else f"{path}: {cut.reason}; {what}"
     if note["rule"] == Rule.UNSUPPORTED_MESSAGE:
         return f"message type {shown} is not ITCH 5.0 ({note['prefix']} bytes) {at}"
     if note["field"]:

@@ -18,13 +18,13 @@ few of each rule. A decoder that sees a sequence break emits a `GAP` event for t
 """
 from __future__ import annotations
 
-import gzip
 import io
 import os
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -82,28 +82,245 @@ class DecodeRun(Protocol):
     def counts(self) -> dict[str, Any]: ...  # format-specific counters for the report
 
 
-def open_decompressed(path: str | os.PathLike[str]) -> BinaryIO:
-    """The uncompressed bytes of `path` (a local path or a pyarrow filesystem URI): gzip, zstd and
-    single-member zip are detected by magic."""
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_ZIP_MAGIC = b"PK\x03\x04"
+_COMPRESSED_READ = 1 << 16  # compressed bytes read from the input at once
+_MAX_OUT = 1 << 20  # most uncompressed bytes one step produces (bounded memory on any ratio)
+_ZSTD_STEP = 1 << 11  # compressed bytes per zstd step: its decompress() has no output bound (at
+# most 32768 times its input: 64 MiB a step)
+_ARROW_STEP = 1 << 12  # uncompressed bytes per read of pyarrow's zstd stream
+
+
+@dataclass(frozen=True)
+class StreamCut:
+    """A compressed input that ends before its compressed stream does (a download, copy or write
+    cut short): every byte before `offset` of the uncompressed content was read, nothing after it
+    exists. Importers make what follows the last whole record one TRUNCATED_RECORD ending there."""
+
+    compression: str  # "gzip", "zstd" or "zip"
+    offset: int  # uncompressed bytes read: where the content ends
+    withheld: bool = False  # pyarrow's zstd kept back what it had decoded of the last block
+
+    @property
+    def reason(self) -> str:
+        text = (f"the {self.compression} stream is cut: the input ends before the stream does, "
+                f"after {self.offset} uncompressed bytes")
+        if self.withheld:
+            text += " (the last bytes before the cut are lost: install zstandard to read zstd up to the cut)"
+        return text
+
+
+class DecompressedInput(io.RawIOBase):
+    """The uncompressed content of one input, read up to its end or up to where it is cut.
+
+    A compressed stream (gzip of any number of members, zstd of any number of frames, the one
+    member of a zip) that the input ends inside ends quietly where the input ends, and `cut` then
+    says so (None: the stream was whole, or the input is not compressed). A stream that is corrupt
+    rather than cut raises as its decompressor does (zlib.error, OSError, ...)."""
+
+    def __init__(self, src: Any, compression: str | None, *, owned: bool = True,
+                 under: Any = None) -> None:
+        super().__init__()
+        self._src = src
+        self._owned = owned  # closing this closes `src`, and `under` (what `src` reads) if given
+        self._under = under
+        self.compression = compression
+        self.cut: StreamCut | None = None
+        self._total = 0  # content handed out so far
+        self._pending = memoryview(b"")
+        self._ended: bool | None = None  # set by _end(): the stream is cut (value: withheld)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._pending:
+            piece = self._next()
+            if piece is None:
+                if self._ended is not None and self.cut is None:
+                    self.cut = StreamCut(self.compression or "", self._total, self._ended)
+                return 0
+            self._pending = memoryview(piece)
+            self._total += len(piece)
+        n = min(len(b), len(self._pending))
+        b[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def _next(self) -> bytes | None:
+        """The next piece of content, None at its end (after _end() if the stream is cut)."""
+        return self._src.read(_COMPRESSED_READ) or None
+
+    def _end(self, withheld: bool = False) -> None:
+        self._ended = withheld
+
+    def close(self) -> None:
+        if not self.closed and self._owned:
+            self._src.close()
+            if self._under is not None:
+                self._under.close()
+        super().close()
+
+
+class _Members(DecompressedInput):
+    """gzip members or zstd frames back to back; `new()` starts the decompressor of the next one
+    (decompress(), eof and unused_data, as zlib's have)."""
+
+    def __init__(self, src: Any, compression: str, new: Callable[[], Any], *, owned: bool) -> None:
+        super().__init__(src, compression, owned=owned)
+        self._new = new
+        self._bounded = compression == "gzip"  # zlib's decompress takes an output bound
+        self._d: Any = None
+        self._left = memoryview(b"")  # compressed bytes not given to a decompressor yet
+
+    def _next(self) -> bytes | None:
+        while True:
+            if not self._left:
+                self._left = memoryview(self._src.read(_COMPRESSED_READ))
+                if not self._left:
+                    if self._d is not None:
+                        self._end()
+                    return None
+            if self._d is None:
+                self._d = self._new()
+            if self._bounded:
+                out = self._d.decompress(self._left, _MAX_OUT)
+                self._left = memoryview(self._d.unconsumed_tail)
+            else:
+                out = self._d.decompress(self._left[:_ZSTD_STEP])
+                self._left = self._left[_ZSTD_STEP:]
+            if self._d.eof:
+                self._left = memoryview(self._d.unused_data + self._left.tobytes())
+                self._d = None
+            if out:
+                return out
+
+
+class _ArrowZstd(DecompressedInput):
+    """zstd through pyarrow when zstandard is not installed: pyarrow tells a cut stream only by
+    an error, and keeps back what it had decoded of the last block."""
+
+    def __init__(self, src: Any, *, owned: bool) -> None:
+        super().__init__(src, "zstd", owned=owned)
+        self._stream = pa.CompressedInputStream(pa.PythonFile(src, mode="r"), "zstd")
+
+    def _next(self) -> bytes | None:
+        try:
+            # Small reads: a read that meets the cut loses all it had decoded.
+            return self._stream.read(_ARROW_STEP) or None
+        except OSError as e:
+            if "truncated" not in str(e).lower():
+                raise
+            self._end(withheld=True)
+            return None
+
+
+class _ZipLocalMember(DecompressedInput):
+    """A zip whose central directory is missing (the file is cut before its end): the first
+    member, read from its local header, stored or deflated, up to the cut."""
+
+    def __init__(self, src: Any, *, owned: bool) -> None:
+        super().__init__(src, "zip", owned=owned)
+        head = src.read(30)
+        method = int.from_bytes(head[8:10], "little") if len(head) == 30 else 0
+        if method not in (0, 8):
+            raise ValueError(f"a zip member compressed with method {method} (stored and deflate are read)")
+        names = int.from_bytes(head[26:28], "little") + int.from_bytes(head[28:30], "little")
+        self._done = len(head) < 30 or len(src.read(names)) < names
+        self._size = int.from_bytes(head[18:22], "little")  # a stored member's size
+        self._d = None if method == 0 else zlib.decompressobj(-15)
+
+    def _next(self) -> bytes | None:
+        while not self._done:
+            if self._d is None:
+                data = self._src.read(min(_COMPRESSED_READ, self._size - self._total))
+                if data:
+                    return data
+                break
+            data = self._d.unconsumed_tail or self._src.read(_COMPRESSED_READ)
+            if not data:
+                break
+            out = self._d.decompress(data, _MAX_OUT)
+            self._done = self._d.eof
+            if out:
+                return out
+        # The member may be whole; the directory that should follow it is not.
+        self._done = True
+        self._end()
+        return None
+
+
+class Decompressed(io.BufferedReader):
+    """What open_decompressed returns: a buffered binary file with `cut` (see StreamCut), known
+    once reading has reached the end."""
+
+    @property
+    def cut(self) -> StreamCut | None:
+        return getattr(self.raw, "cut", None)
+
+    @property
+    def compression(self) -> str | None:
+        """"gzip", "zstd", "zip" or None (read as it is)."""
+        return getattr(self.raw, "compression", None)
+
+
+def _zstd(f: Any, owned: bool) -> DecompressedInput:
+    try:
+        import zstandard  # optional: pyarrow reads zstd too, but not up to a cut
+    except ImportError:
+        return _ArrowZstd(f, owned=owned)
+    new = zstandard.ZstdDecompressor().decompressobj
+    if not hasattr(new(), "eof"):  # too old to tell where a frame ends
+        return _ArrowZstd(f, owned=owned)
+    return _Members(f, "zstd", new, owned=owned)
+
+
+def decompressed(f: Any, name: str, *, owned: bool = True) -> Decompressed:
+    """The uncompressed content of the binary file `f`: gzip, zstd and single-member zip are
+    told by their magic, anything else is read as it is. THE place compressed input is opened.
+    owned: closing the result closes `f`."""
+    if hasattr(f, "peek"):
+        head = f.peek(4)[:4]
+    else:
+        head = f.read(4)
+        f.seek(0)
+    if head[:2] == _GZIP_MAGIC:
+        raw: io.RawIOBase = _Members(f, "gzip", lambda: zlib.decompressobj(31), owned=owned)
+    elif head == _ZSTD_MAGIC:
+        raw = _zstd(f, owned)
+    elif head == _ZIP_MAGIC:
+        raw = _zip(f, name, owned)
+    elif owned and isinstance(f, io.BufferedReader) and isinstance(f.raw, io.FileIO):
+        raw = f.detach()  # a plain local file: read directly (the peek moved it on)
+        raw.seek(0)
+    else:
+        raw = DecompressedInput(f, None, owned=owned)
+    return Decompressed(raw, _COMPRESSED_READ)
+
+
+def _zip(f: Any, name: str, owned: bool) -> DecompressedInput:
+    try:
+        archive = zipfile.ZipFile(f)
+    except zipfile.BadZipFile:  # no central directory: the file is cut
+        f.seek(0)
+        return _ZipLocalMember(f, owned=owned)
+    members = [m for m in archive.infolist() if not m.is_dir()]
+    if len(members) != 1:
+        raise ValueError(f"{name}: a zip input must hold exactly one file, found {len(members)}")
+    return DecompressedInput(archive.open(members[0]), "zip", under=f if owned else None)
+
+
+def open_decompressed(path: str | os.PathLike[str]) -> Decompressed:
+    """The uncompressed content of `path` (a local path or a pyarrow filesystem URI), read up to
+    where a compressed stream is cut (see decompressed())."""
     text = os.fspath(path)
     if "://" in text:
         loc = locate(text)
         f: Any = io.BytesIO(loc.read_bytes()) if text.endswith(".zip") else loc.fs.open_input_file(loc.path)
     else:
-        f = open(text, "rb")
-    head = f.read(4)
-    f.seek(0)
-    if head[:2] == b"\x1f\x8b":
-        return gzip.GzipFile(fileobj=f)  # type: ignore[return-value]
-    if head == b"\x28\xb5\x2f\xfd":
-        return pa.CompressedInputStream(pa.PythonFile(f, mode="r"), "zstd")  # type: ignore[return-value]
-    if head == b"PK\x03\x04":
-        archive = zipfile.ZipFile(f)
-        members = [m for m in archive.infolist() if not m.is_dir()]
-        if len(members) != 1:
-            raise ValueError(f"{text}: a zip input must hold exactly one file, found {len(members)}")
-        return archive.open(members[0])  # type: ignore[return-value]
-    return f
+        f = open(text, "rb")  # noqa: SIM115 - handed to the caller
+    return decompressed(f, text)
 
 
 def read_decompressed(path: str | os.PathLike[str]) -> bytes:

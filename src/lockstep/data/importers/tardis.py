@@ -46,7 +46,7 @@ from lockstep.data.importers.normalized import (
     NormalizedChunk,
     Rule,
 )
-from lockstep.data.importers.text import PathLike, TextDecodeRun, as_paths, read_lines, short
+from lockstep.data.importers.text import PathLike, TextDecodeRun, TextLines, as_paths, read_lines, short
 from lockstep.errors import DecodeError
 
 BOOK_HEADER = "exchange,symbol,timestamp,local_timestamp,is_snapshot,side,price,amount"
@@ -142,13 +142,15 @@ class TardisDecodeRun(TextDecodeRun):
         self.requires_snapshot = "incremental_book_L2" in kinds
         self._seen_snapshot: set[int] = set()
         self._blank = self._headers = self._end = 0
+        self._lines: TextLines | None = None  # the file _rows() reads
 
     def _rows(self, file_index: int) -> Iterator[tuple[int, int, bytes, bool, int]]:
         """The data lines of a file: the header and blank lines are left out (they are not records)."""
         path = self._paths[file_index]
         header: str | None = None
         self._end = 0
-        for line in read_lines(path):
+        self._lines = lines = read_lines(path)
+        for line in lines:
             content = line[2]
             self._end = line[4]
             if header is None:
@@ -194,6 +196,10 @@ class TardisDecodeRun(TextDecodeRun):
                 pending = cur
             if pending is not None:  # a message never spans files
                 yield from self._emit(cb, pending, True, in_snapshot, c)
+            lines = self._lines
+            if lines is not None and lines.cut is not None:
+                records += self._record_cut(cb, file_index, lines)
+                self._end = lines.cut.offset + lines.cut.length
             self._inputs.append(InputFile(path=path, bytes_read=self._end, records=records))
             c["records"] += records
         c["blank_lines"] = self._blank

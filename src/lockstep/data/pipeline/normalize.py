@@ -13,7 +13,8 @@ import pyarrow.parquet as pq
 
 from lockstep.data.importers import FORMATS, Format
 from lockstep.data.importers.normalized import DecodeRun, NormalizedChunk
-from lockstep.data.pipeline.raw import is_raw_capture, open_source
+from lockstep.data.pipeline.raw import CaptureDecodeRun, is_raw_capture
+from lockstep.data.raw_capture import CaptureLines, read_header
 from lockstep.data.storage import Location, naming_its_location
 from lockstep.errors import PipelineError
 from lockstep.events import COLUMN_NAMES, SCHEMA, to_columns
@@ -28,15 +29,22 @@ def format_named(format: str) -> Format:
 
 
 def decode(format: str, paths: Sequence[str], settings: Mapping[str, Any]) -> DecodeRun:
-    """The decode run of FORMAT over `paths` (one stream, in order) with its `settings`."""
+    """The decode run of FORMAT over `paths` (one stream, in order) with its `settings`. Raw
+    captures are read as lines with their damage marked (CaptureDecodeRun); a capture whose file
+    header is not valid is refused here, before anything is decoded."""
     fmt = format_named(format)
-    inputs: list[Any] = list(paths)
-    if any(is_raw_capture(p) for p in paths):
-        if not fmt.reads_raw_captures:
-            readers = " or ".join(f.name for f in FORMATS.values() if f.reads_raw_captures)
-            raise PipelineError(f"raw captures hold websocket text frames; import them as {readers}, not {format}")
-        inputs = [open_source(p) for p in paths]  # the decoder reads file objects as they are
-    return fmt.decode(inputs, settings)
+    captures = [CaptureLines(p) if is_raw_capture(p) else None for p in paths]
+    if not any(captures):
+        return fmt.decode(list(paths), settings)
+    if not fmt.reads_raw_captures:
+        readers = " or ".join(f.name for f in FORMATS.values() if f.reads_raw_captures)
+        raise PipelineError(f"raw captures hold websocket text frames; import them as {readers}, not {format}")
+    for capture in captures:
+        if capture is not None:
+            read_header(capture.path)
+    # The decoder reads the captures' line streams as the file objects they are.
+    inputs = [p if capture is None else capture.open() for p, capture in zip(paths, captures)]
+    return CaptureDecodeRun(fmt.decode(inputs, settings), captures)
 
 
 NORMALIZED_RECORD_SCHEMA = pa.schema([

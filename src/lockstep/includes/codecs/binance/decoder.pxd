@@ -29,6 +29,7 @@ cdef extern from "lockstep/codecs/binance/decoder.hpp" namespace "lockstep::bina
         void begin_file(uint32_t file_index) noexcept
         CStatus feed(const char* data, size_t length, COutput& out, size_t* consumed) noexcept
         CStatus finish(COutput& out) noexcept
+        CStatus finish_cut(COutput& out) noexcept
         CStatus end_stream(COutput& out) noexcept
         const CErrorInfo& error() noexcept
         const CCounts& counts() noexcept
