@@ -30,8 +30,6 @@ from lockstep.data.raw_capture import FRAME_HEADER, RawWriter
 
 
 EXIT_BY_VERDICT = {"pass": 0, "partial": 4, "fail": 5}
-ITEM_5 = "issue 10 item 5: a damaged raw capture is imported up to and past the damage"
-ITEM_6 = "issue 10 item 6: a truncated compressed input is read up to the cut"
 
 
 def _lines(relative: str, count: int) -> bytes:
@@ -189,9 +187,8 @@ def check_line_accounting(report: dict, data: bytes, fmt: str) -> None:
 SEEDS = range(1, 1 + max(1, int(os.environ.get("LOCKSTEP_FUZZ_SEEDS") or 1)))
 
 
-def _marks(seed: int, *owed: str) -> list:
-    marks = [pytest.mark.xfail(strict=True, reason=reason) for reason in owed]
-    return marks + ([pytest.mark.slow] if seed > 1 else [])
+def _marks(seed: int) -> list:
+    return [pytest.mark.slow] if seed > 1 else []
 
 
 def _cases():
@@ -246,16 +243,10 @@ def untouched(starts: list[int], end: int, damage: Damage) -> int:
     return sum(1 for s, e in bounds if not any((a < e and b > s) if a < b else s < a < e for a, b in damage))
 
 
-#: Corruptions that damage bytes inside frames: today the import refuses the whole capture. Whole
-#: frames deleted or repeated, and a torn tail, are read as they should be already.
-DAMAGE_INSIDE_FRAMES = ("flip", "insert_garbage", "zero_fill")
-
-
 def _raw_cases():
     for kind in CORRUPTIONS:
         for seed in SEEDS:
-            owed = [ITEM_5] if kind in DAMAGE_INSIDE_FRAMES else []
-            yield pytest.param(kind, seed, id=f"raw-{kind}-{seed}", marks=_marks(seed, *owed))
+            yield pytest.param(kind, seed, id=f"raw-{kind}-{seed}", marks=_marks(seed))
 
 
 @pytest.mark.parametrize("kind, seed", list(_raw_cases()))
@@ -271,7 +262,6 @@ def test_a_corrupted_raw_capture_is_read_past_the_damage(tmp_path, kind, seed):
     assert report["records_read"] >= untouched(starts, len(data), damage)
 
 
-@pytest.mark.xfail(strict=True, reason=ITEM_5)
 def test_a_raw_capture_with_a_damaged_magic_is_refused_as_one(tmp_path):
     data, _, _ = raw_capture(tmp_path / "cap")
     path = tmp_path / "spot-000001.lsraw"
@@ -301,25 +291,24 @@ def _recoverable(compressed: bytes, wbits: int, skip: int = 0) -> bytes:
 
 
 COMPRESSED = {
-    # format: (file name suffix, compress(name, data), the inflated prefix of truncated bytes or None, item 6 owed)
-    "binance": (".gz", lambda name, data: _gzip(data), lambda c: _recoverable(c, 31), True),
-    "bybit": (".zip", _zip, lambda c: _recoverable(c, -15, 30 + len(INPUTS["bybit"].name)), True),
-    "dbn": (".zst", None, None, True),
-    "itch": (".gz", lambda name, data: _gzip(data), None, False),
+    # format: (file name suffix, compress(name, data), the inflated prefix of truncated bytes or None)
+    "binance": (".gz", lambda name, data: _gzip(data), lambda c: _recoverable(c, 31)),
+    "bybit": (".zip", _zip, lambda c: _recoverable(c, -15, 30 + len(INPUTS["bybit"].name))),
+    "dbn": (".zst", None, None),
+    "itch": (".gz", lambda name, data: _gzip(data), None),
 }
 
 
 def _truncated_cases():
-    for fmt, (_, _, _, owed) in COMPRESSED.items():
+    for fmt in COMPRESSED:
         for seed in SEEDS:
-            yield pytest.param(fmt, seed, id=f"{fmt}-compressed-truncated-{seed}",
-                               marks=_marks(seed, *([ITEM_6] if owed else [])))
+            yield pytest.param(fmt, seed, id=f"{fmt}-compressed-truncated-{seed}", marks=_marks(seed))
 
 
 @pytest.mark.parametrize("fmt, seed", list(_truncated_cases()))
 def test_a_truncated_compressed_input_is_read_up_to_the_cut(tmp_path, fmt, seed):
     spec = INPUTS[fmt]
-    suffix, compress, recoverable, _ = COMPRESSED[fmt]
+    suffix, compress, recoverable = COMPRESSED[fmt]
     whole = (shared_file("databento/esh4-glbx-mdp3-20231224.mbo.dbn.zst").read_bytes() if compress is None
              else compress(spec.name, spec.load()))
     rng = random.Random(f"{fmt}-truncated-{seed}")
