@@ -177,12 +177,16 @@ def test_anomalies_match_the_reference_on_hand_made_garbage():
     rng = np.random.default_rng(4)
     n = 4000
     cols = make_columns([{} for _ in range(n)])
-    cols["kind"][:] = rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 20, 40], n, p=[.3, .2, .1, .1, .1, .02, .05, .03, .05, .05])
-    cols["side"][:] = rng.choice([0, 1, 2, 3], n, p=[.05, .45, .45, .05])
+    cols["kind"][:] = rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 20, 40, 65], n,
+                                 p=[.28, .2, .1, .1, .1, .02, .05, .03, .05, .05, .02])
+    # sides double as trading phases on kind 65 (6 is none)
+    cols["side"][:] = rng.choice([0, 1, 2, 3, 6], n, p=[.05, .43, .43, .05, .04])
     cols["instrument"][:] = rng.choice([0, 1, 2], n, p=[.48, .48, .04])
     cols["price"][:] = rng.integers(95, 106, n)
     cols["qty"][:] = rng.integers(-1, 4, n)
     cols["order_id"][:] = rng.integers(0, 40, n)
+    phase = cols["kind"] == 65
+    cols["order_id"][phase] = rng.integers(0, 2, int(phase.sum()))  # instrument or session scope
     cols["flags"][:] = rng.random(n) < 0.4
     table = [L2, L3]
     reference = ReferenceReplayer(["l2", "l3"])
