@@ -599,6 +599,7 @@ def test_a_book_crossed_in_a_halted_stock_is_canonical(tmp_path):
 def test_a_book_crossed_in_market_hours_is_quarantined(tmp_path):
     r = _import(tmp_path, [msg_S(1, b"Q"), *_crossing(10)])
     assert r.quarantined_by_rule == {"crossed_book": 2}
+    assert r.decoder_counts["events"]["trading_phase"] == 1  # the open is in the canonical data
 
 
 def test_a_book_crossed_with_no_system_event_is_a_warning(tmp_path):

@@ -265,6 +265,7 @@ class MatchReject(LabeledEnum):
     DUPLICATE_ORDER = 6
     UNKNOWN_ORDER = 7
     BOOK_UNAVAILABLE = 8  # the venue's book is invalid after a feed gap, until a snapshot
+    NOT_TRADING = 9  # not in continuous trading (pre-open, auction, halted, closed): no auction simulated
 
 
 class SubmitOutcome(LabeledEnum):
