@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from shared_data import shared_file
 
 from lockstep.backtest.replay import replay_batches
-from lockstep.data.pipeline import import_data
+from lockstep.data.pipeline import ValidationConfig, import_data
 from lockstep.data.importers.dbn import decode_dbn
 from lockstep.data.importers.normalized import Rule, read_decompressed
 from lockstep.errors import DecodeError
@@ -318,8 +318,9 @@ def test_partial_fill_then_bigger_cancel(tmp_path):
 def test_without_f_last_a_message_ends_when_the_event_time_changes_or_the_stream_ends(tmp_path):
     recs = [mbo("A", oid=1, ts=5, seq=1, flags=0), mbo("A", oid=2, ts=5, seq=1, flags=0),
             mbo("A", oid=3, ts=6, seq=2, flags=0)]
-    _, chunks = decode(write(tmp_path, "a.dbn", stream(recs)), price_increment="1")
+    run, chunks = decode(write(tmp_path, "a.dbn", stream(recs)), price_increment="1")
     assert [e["flags"] for e in events(chunks)] == [0, LAST, LAST]
+    assert run.counts["messages_ended_without_f_last"] == 1  # the end of the stream is not counted
 
 
 def test_snapshot_starting_with_clear_gets_no_extra_clear(tmp_path):
@@ -640,3 +641,21 @@ def test_a_book_crossed_in_an_unknown_phase_is_a_warning_not_the_rest_of_the_day
                               mbo("A", "B", oid=4, px="99", ts=15, seq=5)])
     assert r.records_quarantined == 0 and r.records_canonical == 5
     assert r.warnings_by_rule == {"crossed_book_phase_unknown": 2}
+
+
+def test_crossed_in_an_unknown_phase_can_be_made_a_quarantine_rule(tmp_path):
+    path = write(tmp_path, "a.dbn", stream(CROSSING))
+    cfg = ValidationConfig.from_options(["crossed_book_phase_unknown=quarantine"])
+    r = import_data("dbn", [path], data=str(tmp_path / "root"), options={"price_increment": "1"}, validation=cfg)
+    assert r.quarantined_by_rule == {"crossed_book_phase_unknown": 2}
+    first = next(e for e in r.entries if e["rule"] == "crossed_book_phase_unknown" and "invalid since" not in e["reason"])
+    assert "best bid 101 >= best ask 100" in first["reason"] and "no trading phase" in first["reason"]
+
+
+def test_without_f_last_a_full_chunk_still_ends_open_events(tmp_path):
+    # one endless venue event without F_LAST over many packets: chunks are still cut, memory bounded
+    recs = [mbo("A", "B", oid=i, px="10", ts=10 + i, seq=i, flags=0, ts_event=5) for i in range(1, 41)]
+    run, chunks = decode(write(tmp_path, "a.dbn", stream(recs)), price_increment="1", chunk_size=8)
+    assert len(chunks) > 2 and all(c.n_records <= 16 for c in chunks)
+    assert run.counts["messages_ended_without_f_last"] >= len(chunks) - 1
+    assert [e["order_id"] for e in events(chunks)] == list(range(1, 41))

@@ -195,3 +195,32 @@ def test_anomalies_match_the_reference_on_hand_made_garbage():
     assert {k: a.count for k, a in compiled.data_quality.items()} == reference.anomalies
     assert sum(reference.anomalies.values()) > 100
     assert compiled.digest == reference.digest()
+
+
+def test_trading_phases_are_state_and_govern_the_crossed_book_anomaly():
+    from lockstep.enums import TradingPhase
+    from lockstep.events import PHASE_SCOPE_SESSION
+    from lockstep.reference.replay import ReferenceReplayer
+
+    crossing = [dict(kind=K.L3_ADD, side=BID, price=102, qty=1, order_id=1, flags=LAST),
+                dict(kind=K.L3_ADD, side=ASK, price=101, qty=1, order_id=2, flags=LAST)]
+
+    def replayed(*phases):
+        cols = make_columns([*phases, *crossing])
+        reference = ReferenceReplayer(["l3"])
+        reference.apply(cols, len(cols["kind"]))
+        compiled = replay_batches([(cols, len(cols["kind"]))], [L3])
+        assert compiled.digest == reference.digest()
+        return compiled.data_quality["crossed_book"].count, compiled.digest
+
+    def phase(p, scope=0):
+        return dict(kind=K.TRADING_PHASE, side=p, order_id=scope, flags=LAST)
+
+    assert replayed()[0] == 1  # no phase announced: counted as before
+    assert replayed(phase(TradingPhase.CONTINUOUS))[0] == 1
+    assert replayed(phase(TradingPhase.PRE_OPEN))[0] == 0
+    assert replayed(phase(TradingPhase.PRE_OPEN, PHASE_SCOPE_SESSION), phase(TradingPhase.CONTINUOUS))[0] == 0
+    assert replayed(phase(TradingPhase.CONTINUOUS, PHASE_SCOPE_SESSION), phase(TradingPhase.HALTED))[0] == 0
+    # the phase is part of the State the digest covers: same books, other phase, other digest
+    assert replayed(phase(TradingPhase.AUCTION))[1] != replayed(phase(TradingPhase.HALTED))[1]
+    assert replayed(phase(TradingPhase.AUCTION, PHASE_SCOPE_SESSION))[1] != replayed(phase(TradingPhase.AUCTION))[1]

@@ -73,8 +73,8 @@ instrument's last event then carries LAST (even when the F_LAST record itself ha
 the end of the stream. Events between are never observable half-applied, whatever their ts_recv.
 Two fallbacks, counted in ``messages_ended_without_f_last``: a record of the instrument with
 another ts_event starts a new event (the records of one venue event share its ts_event; a stream
-without F_LAST), and a full chunk is cut at the next packet even with events open, so memory stays
-bounded.
+without F_LAST), and events still open when the chunk being built holds twice its size are ended
+there (no real venue event is that long), so memory stays bounded.
 
 ``ts_event``/``ts_recv`` are DBN's (ns); ``seq`` is DBN's ``sequence``. Databento's sequence is the
 venue channel's, shared by all the channel's instruments, so forward jumps in a filtered file are
@@ -318,6 +318,7 @@ class DbnDecodeRun(DecodeRunBase):
         self._size_text, size_ratio = size_increment
         self._sp, self._sq = size_ratio.numerator, size_ratio.denominator  # qty = size * sq / sp
         self._cb = ChunkBuilder(capacity=chunk_size, reasons_per_rule=_REASONS_PER_RULE)  # cut between messages
+        self._overfull = 2 * chunk_size
         self._rows: list[_Row] = []
         self._by_symbol: dict[tuple[str, str], int] = {}
         self._by_id: dict[tuple[str, int], int] = {}
@@ -338,7 +339,6 @@ class DbnDecodeRun(DecodeRunBase):
         self._views: dict[int, tuple[dict[int, int], dict[int, int]]] = {}  # row -> (bids, asks)
         self._open: dict[int, int] = {}  # row -> position (in the chunk) of its open message's last event
         self._open_ts_event: dict[int, int] = {}  # row -> ts_event of its open message
-        self._prev_ts: int | None = None
         self._bytes_in_file = 0
 
     # ---- report ----
@@ -541,6 +541,12 @@ class DbnDecodeRun(DecodeRunBase):
                 self._dispatch(fi, path, meta, buf, pos, offset, length)
                 if not self._open:
                     yield from self._cb.take_if_full()
+                elif self._cb.n_records >= self._overfull or self._cb.n_events >= self._overfull:
+                    # Events still open at twice a chunk (no real venue event is that long: the
+                    # stream lacks F_LAST): ended here, so memory stays bounded.
+                    self._c["messages_ended_without_f_last"] += len(self._open)
+                    self._close_all()
+                    yield from self._cb.take_if_full()
         finally:
             self._inputs.append(InputFile(path, self._bytes_in_file, self._cb.next_record - first))
             self._c["bytes"] += self._bytes_in_file
@@ -629,20 +635,14 @@ class DbnDecodeRun(DecodeRunBase):
 
     # ---- record kinds ----
 
-    def _begin_message(self, row: int, ts_event: int, ts_recv: int) -> None:
-        """Before a data record of `row`: ends open messages that F_LAST will not end. A venue
-        event keeps one ts_event, so a record of the instrument with another one starts a new
-        event (a stream without F_LAST); and a full chunk is cut at the next packet even with
-        events open, so memory stays bounded whatever the flags say (both counted)."""
+    def _begin_message(self, row: int, ts_event: int) -> None:
+        """Before a data record of `row`: a venue event keeps one ts_event, so a record of the
+        instrument with another one starts a new event, ending the open one (a stream without
+        F_LAST; counted)."""
         opened = self._open_ts_event.get(row)
         if opened is not None and opened != ts_event:
             self._c["messages_ended_without_f_last"] += 1
             self._close(row)
-        if ts_recv != self._prev_ts:
-            if self._open and self._cb.full:
-                self._c["messages_ended_without_f_last"] += len(self._open)
-                self._close_all()
-            self._prev_ts = ts_recv
 
     def _emit(self, row: int, ts_event: int, ts_recv: int, seq: int, kind: int, side: int,
               flags: int, price: int, qty: int, order_id: int = 0) -> None:
@@ -665,7 +665,7 @@ class DbnDecodeRun(DecodeRunBase):
             raise _Bad("ts_event or ts_recv is undefined")
         row = self._row(meta, iid, "l3")
         r = self._rows[row]
-        self._begin_message(row, ts_event, ts_recv)
+        self._begin_message(row, ts_event)
         snapshot = bool(dflags & F_SNAPSHOT)
         flags = (SNAPSHOT if snapshot else 0) | (BAD_TS_RECV if dflags & F_BAD_TS_RECV else 0)
         problem = None
@@ -774,7 +774,7 @@ class DbnDecodeRun(DecodeRunBase):
         trades_only = meta.schema == "tbbo"
         row = self._row(meta, iid, None if trades_only else "l2")
         r = self._rows[row]
-        self._begin_message(row, ts_event, ts_recv)
+        self._begin_message(row, ts_event)
         side = _SIDES.get(side_c)
         base_flags = BAD_TS_RECV if dflags & F_BAD_TS_RECV else 0
         try:
@@ -837,7 +837,7 @@ class DbnDecodeRun(DecodeRunBase):
             raise _Bad("ts_event or ts_recv is undefined")
         row = self._row(meta, iid, None)
         r = self._rows[row]
-        self._begin_message(row, ts_event, ts_recv)
+        self._begin_message(row, ts_event)
         side = _SIDES.get(side_c)
         try:
             if side is None:
