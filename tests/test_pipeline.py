@@ -405,6 +405,7 @@ class Buyer(Strategy):
 
     def on_book(self, ctx, instrument):
         bid, _, ask, ask_qty = ctx.touch(instrument)
+        self.seen.append([ctx.now, "phase", int(ctx.trading_phase(instrument))])
         if ask_qty:
             ctx.submit_limit(instrument, 1, ask, 1)
 
@@ -450,6 +451,10 @@ def test_the_simulated_venue_fills_nothing_outside_continuous_trading(tmp_path):
                    "[output]\nreport = false\n")
     run_backtest(cfg, data=root)
     seen = [tuple(x) for x in json.loads(out.read_text())]
+    phases = [(t, p) for t, what, p in seen if what == "phase"]
+    assert phases == [(2_000, TradingPhase.PRE_OPEN), (3_000, TradingPhase.PRE_OPEN),
+                      (10_000, TradingPhase.CONTINUOUS), (11_000, TradingPhase.CONTINUOUS)]
+    seen = [s for s in seen if s[1] != "phase"]
     rejected, accepted, filled = (int(EventKind.ORDER_REJECTED), int(EventKind.ORDER_ACCEPTED),
                                   int(EventKind.ORDER_FILLED))
     not_trading = int(MatchReject.NOT_TRADING)
