@@ -20,6 +20,10 @@
 //   a decoder already raised (flag BAD_TS_RECV).
 // - A decoder-marked record never invalidates a book by itself: formats with sequence ids see the
 //   consequence as a gap on the next message; formats without cannot tell which book it was for.
+// - A crossed book after a complete message is judged by the instrument's trading phase (the
+//   TradingPhase events, ValidatorConfig::session_phase before any): nothing outside continuous
+//   trading (orders rest crossed in pre-open, auctions, halts), CrossedBook in continuous trading,
+//   CrossedBookPhaseUnknown while no phase is known (by default a warning: the book stays valid).
 //
 // Hot path: one pass over the events, no allocation per event (outputs are caller buffers; the
 // marker list grows only on invalidations, which are rare by nature).
