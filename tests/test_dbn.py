@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from shared_data import shared_file
 
 from lockstep.backtest.replay import replay_batches
+from lockstep.data.pipeline import ValidationConfig, import_data
 from lockstep.data.importers.dbn import decode_dbn
 from lockstep.data.importers.normalized import Rule, read_decompressed
 from lockstep.errors import DecodeError
@@ -244,9 +245,12 @@ def stream(recs, *, schema=db.Schema.MBO, version=3, symbol="TEST") -> bytes:
     return bytes(meta) + b"".join(bytes(r) for r in recs)
 
 
-def mbo(action, side="B", oid=1, px="100", size=1, ts=1000, seq=1, flags=db.F_LAST, iid=IID):
+def mbo(action, side="B", oid=1, px="100", size=1, ts=1000, seq=1, flags=db.F_LAST, iid=IID, ts_event=None):
+    """An MBO record received at `ts`; the venue's event time is ts - 1 unless given (the records
+    of one venue event share it, whatever packets they arrive in)."""
     price = db.UNDEF_PRICE if px is None else int(Decimal(px) / NANO)
-    return db.MBOMsg(publisher_id=1, instrument_id=iid, ts_event=ts - 1, order_id=oid, price=price,
+    return db.MBOMsg(publisher_id=1, instrument_id=iid, ts_event=ts - 1 if ts_event is None else ts_event,
+                     order_id=oid, price=price,
                      size=size, action=db.Action(action), side=db.Side(side), ts_recv=ts, flags=flags,
                      sequence=seq)
 
@@ -292,13 +296,14 @@ def test_every_mbo_action(tmp_path):
         (3, L3_MODIFY, 1, 400, 3, 1, LAST),
         (4, L3_MODIFY, 2, 403, 6, 2, LAST),
         (5, TRADE, 1, 403, 2, 0, 0),
-        (6, L3_EXECUTE, 2, 403, 2, 2, LAST),  # the following cancel only repeats the fill
+        (6, TRADE, 1, 403, 2, 2, 0),  # the fill's print: the resting ask was hit by a buyer
+        (7, L3_MODIFY, 2, 403, 4, 2, LAST),  # the cancel after the fill is what changes the book
         (8, L3_DELETE, 1, 400, 0, 1, LAST),
         (9, L3_DELETE, 1, 400, 0, 99, LAST),
         (11, BOOK_CLEAR, 0, 0, 0, 0, LAST),
     ]
     assert [r["problem"] for r in records(chunks)] == [0] * 12
-    assert run.counts["fills_absorbed_by_cancel"] == 1 and run.counts["unknown_order_refs"] == 1
+    assert run.counts["unknown_order_refs"] == 1 and run.counts["fills_of_unknown_orders"] == 0
 
 
 def test_partial_fill_then_bigger_cancel(tmp_path):
@@ -306,15 +311,16 @@ def test_partial_fill_then_bigger_cancel(tmp_path):
             mbo("F", "B", oid=1, px="10", size=3, ts=2, seq=2, flags=0),
             mbo("C", "B", oid=1, px="10", size=5, ts=2, seq=2, flags=db.F_LAST)]  # 3 filled + 2 cancelled
     _, chunks = decode(write(tmp_path, "a.dbn", stream(recs)), price_increment="1")
-    got = [(e["kind"], e["price"], e["qty"]) for e in events(chunks)]
-    assert got == [(L3_ADD, 10, 10), (L3_EXECUTE, 10, 3), (L3_MODIFY, 10, 5)]
+    got = [(e["kind"], e["side"], e["price"], e["qty"]) for e in events(chunks)]
+    assert got == [(L3_ADD, 1, 10, 10), (TRADE, 2, 10, 3), (L3_MODIFY, 1, 10, 5)]
 
 
-def test_last_is_added_when_ts_recv_changes_or_the_stream_ends(tmp_path):
+def test_without_f_last_a_message_ends_when_the_event_time_changes_or_the_stream_ends(tmp_path):
     recs = [mbo("A", oid=1, ts=5, seq=1, flags=0), mbo("A", oid=2, ts=5, seq=1, flags=0),
             mbo("A", oid=3, ts=6, seq=2, flags=0)]
-    _, chunks = decode(write(tmp_path, "a.dbn", stream(recs)), price_increment="1")
+    run, chunks = decode(write(tmp_path, "a.dbn", stream(recs)), price_increment="1")
     assert [e["flags"] for e in events(chunks)] == [0, LAST, LAST]
+    assert run.counts["messages_ended_without_f_last"] == 1  # the end of the stream is not counted
 
 
 def test_snapshot_starting_with_clear_gets_no_extra_clear(tmp_path):
@@ -522,3 +528,134 @@ def test_fuzz_mutations_never_crash(data):
         ev = events(chunks)
         if ev:
             assert ev[-1]["flags"] & LAST
+
+
+# ---------------------------------------------------------------- fills, F_LAST and trading phases
+# Databento's MBO rules: a trade (T) or a fill (F) leaves the book as it is; the cancel or modify
+# that follows, often in a later packet of the same venue event, changes it. F_LAST marks an
+# instrument's last record of an event.
+
+OTHER = 43  # a second instrument
+
+
+def book_after(chunks, run):
+    res = replay_batches(((c.events, c.n_events) for c in chunks), run.instruments)
+    return res.top_of_book, {k: a.count for k, a in res.data_quality.items() if a.count}
+
+
+def test_a_fill_leaves_the_order_until_its_modify(tmp_path):
+    # an order showing 1 lot is filled for 2 (hidden quantity), then modified to show 3
+    recs = [mbo("A", "A", oid=9, px="10", size=1, ts=5, seq=1),
+            mbo("F", "A", oid=9, px="10", size=2, ts=6, seq=2, flags=0, ts_event=5),
+            mbo("M", "A", oid=9, px="10", size=3, ts=7, seq=3, ts_event=5)]
+    run, chunks = decode(write(tmp_path, "a.dbn", stream(recs)), price_increment="1")
+    got = [(e["kind"], e["side"], e["qty"], e["order_id"], e["flags"]) for e in events(chunks)]
+    assert got == [(L3_ADD, 2, 1, 9, LAST), (TRADE, 1, 2, 9, 0), (L3_MODIFY, 2, 3, 9, LAST)]
+    top, anomalies = book_after(chunks, run)
+    assert (top["TEST"].ask_price, top["TEST"].ask_qty) == (10, 3) and anomalies == {}
+    assert run.counts["unknown_order_refs"] == 0
+
+
+def test_a_fill_without_its_cancel_leaves_the_order_resting(tmp_path):
+    recs = [mbo("A", "B", oid=1, px="10", size=5, ts=5, seq=1),
+            mbo("F", "B", oid=1, px="10", size=2, ts=6, seq=2)]
+    run, chunks = decode(write(tmp_path, "a.dbn", stream(recs)), price_increment="1")
+    top, anomalies = book_after(chunks, run)
+    assert (top["TEST"].bid_price, top["TEST"].bid_qty) == (10, 5) and anomalies == {}
+    assert [e["kind"] for e in events(chunks)] == [L3_ADD, TRADE]
+
+
+def test_the_cancel_after_a_fill_in_a_later_packet_of_the_event_changes_the_book(tmp_path):
+    # one venue event (ts_event 50) in three packets, another instrument's event in between
+    recs = [mbo("A", "B", oid=1, px="10", size=5, ts=5, seq=1),
+            mbo("T", "A", oid=0, px="10", size=2, ts=60, seq=2, flags=0, ts_event=50),
+            mbo("F", "B", oid=1, px="10", size=2, ts=60, seq=2, flags=0, ts_event=50),
+            mbo("A", "A", oid=7, px="20", size=1, ts=61, seq=3, iid=OTHER, ts_event=51),
+            mbo("C", "B", oid=1, px="10", size=2, ts=62, seq=4, ts_event=50)]
+    run, chunks = decode(write(tmp_path, "a.dbn", stream(recs)), price_increment="1")
+    got = [(e["instrument"], e["kind"], e["side"], e["qty"], e["order_id"], e["flags"], e["ts_recv"])
+           for e in events(chunks)]
+    assert got == [(0, L3_ADD, 1, 5, 1, LAST, 5),
+                   (0, TRADE, 2, 2, 0, 0, 60),  # the aggressor's print
+                   (0, TRADE, 2, 2, 1, 0, 60),  # the fill of order 1, which still rests
+                   (1, L3_ADD, 2, 1, 7, LAST, 61),
+                   (0, L3_MODIFY, 1, 3, 1, LAST, 62)]  # the event ends here, at F_LAST
+    top, anomalies = book_after(chunks, run)
+    assert top["TEST"].bid_qty == 3 and anomalies == {}
+    assert run.counts["messages_ended_without_f_last"] == 0
+
+
+def test_f_last_ends_each_instruments_event(tmp_path):
+    recs = [mbo("A", "B", oid=1, px="10", ts=5, seq=1, flags=0, ts_event=4),
+            mbo("A", "B", oid=2, px="10", ts=6, seq=2, flags=0, ts_event=4, iid=OTHER),
+            mbo("A", "B", oid=3, px="10", ts=7, seq=3, flags=0, ts_event=4),
+            mbo("A", "B", oid=4, px="10", ts=8, seq=4, ts_event=4, iid=OTHER),
+            mbo("A", "B", oid=5, px="10", ts=9, seq=5, ts_event=4)]
+    _, chunks = decode(write(tmp_path, "a.dbn", stream(recs)), price_increment="1")
+    assert [(e["order_id"], e["flags"]) for e in events(chunks)] == [(1, 0), (2, 0), (3, 0), (4, LAST), (5, LAST)]
+
+
+def status(action, ts, is_trading="NOT_AVAILABLE", iid=IID):
+    return db.StatusMsg(publisher_id=1, instrument_id=iid, ts_event=ts - 1, ts_recv=ts,
+                        action=getattr(db.StatusAction, action), reason=db.StatusReason.SCHEDULED,
+                        trading_event=db.TradingEvent.NONE, is_trading=getattr(db.TriState, is_trading),
+                        is_quoting=db.TriState.NOT_AVAILABLE)
+
+
+# a bid at 101, then an ask at 100 under it, then another ask: crossed after the second record
+CROSSING = [mbo("A", "B", oid=1, px="101", ts=10, seq=1), mbo("A", "A", oid=2, px="100", ts=11, seq=2),
+            mbo("A", "A", oid=3, px="105", ts=12, seq=3)]
+
+
+def import_dbn(tmp_path, recs):
+    path = write(tmp_path, "a.dbn", stream(recs))
+    return import_data("dbn", [path], data=str(tmp_path / "root"), options={"price_increment": "1"})
+
+
+@pytest.mark.parametrize("action,is_trading,phase", [("PRE_OPEN", "NOT_AVAILABLE", 1), ("CROSS", "NO", 2),
+                                                     ("HALT", "NO", 4), ("NONE", "NO", 4)])
+def test_status_records_become_trading_phase_events(tmp_path, action, is_trading, phase):
+    recs = [status(action, 5, is_trading), *CROSSING]
+    _, chunks = decode(write(tmp_path, "a.dbn", stream(recs)), price_increment="1")
+    ev = events(chunks)[0]
+    assert (ev["kind"], ev["side"], ev["order_id"], ev["flags"], ev["instrument"]) == (65, phase, 0, LAST, 0)
+
+
+def test_a_book_crossed_in_pre_open_is_canonical(tmp_path):
+    # CME rests crossed orders before the open; the opening uncrosses them
+    uncross = mbo("C", "B", oid=1, px="101", size=1, ts=14, seq=4)
+    r = import_dbn(tmp_path, [status("PRE_OPEN", 5), *CROSSING, status("TRADING", 13, "YES"), uncross])
+    assert r.records_quarantined == 0 and r.records_canonical == 6
+    assert "crossed_book_phase_unknown" not in r.warnings_by_rule
+    assert r.decoder_counts["events"]["trading_phase"] == 2
+
+
+def test_a_book_crossed_in_continuous_trading_is_quarantined(tmp_path):
+    r = import_dbn(tmp_path, [status("TRADING", 5, "YES"), *CROSSING])
+    assert r.quarantined_by_rule == {"crossed_book": 2} and r.records_canonical == 2
+    assert r.decoder_counts["events"]["trading_phase"] == 1
+
+
+def test_a_book_crossed_in_an_unknown_phase_is_a_warning_not_the_rest_of_the_day(tmp_path):
+    r = import_dbn(tmp_path, [*CROSSING, mbo("C", "B", oid=1, px="101", size=1, ts=14, seq=4),
+                              mbo("A", "B", oid=4, px="99", ts=15, seq=5)])
+    assert r.records_quarantined == 0 and r.records_canonical == 5
+    assert r.warnings_by_rule == {"crossed_book_phase_unknown": 2}
+
+
+def test_crossed_in_an_unknown_phase_can_be_made_a_quarantine_rule(tmp_path):
+    path = write(tmp_path, "a.dbn", stream(CROSSING))
+    cfg = ValidationConfig.from_options(["crossed_book_phase_unknown=quarantine"])
+    r = import_data("dbn", [path], data=str(tmp_path / "root"), options={"price_increment": "1"}, validation=cfg)
+    assert r.quarantined_by_rule == {"crossed_book_phase_unknown": 2}
+    first = next(e for e in r.entries if e["rule"] == "crossed_book_phase_unknown" and "invalid since" not in e["reason"])
+    assert "best bid 101 >= best ask 100" in first["reason"] and "no trading phase" in first["reason"]
+
+
+def test_without_f_last_a_full_chunk_still_ends_open_events(tmp_path):
+    # one endless venue event without F_LAST over many packets: chunks are still cut, memory bounded
+    recs = [mbo("A", "B", oid=i, px="10", ts=10 + i, seq=i, flags=0, ts_event=5) for i in range(1, 41)]
+    run, chunks = decode(write(tmp_path, "a.dbn", stream(recs)), price_increment="1", chunk_size=8)
+    assert len(chunks) > 2 and all(c.n_records <= 16 for c in chunks)
+    assert run.counts["messages_ended_without_f_last"] >= len(chunks) - 1
+    assert [e["order_id"] for e in events(chunks)] == list(range(1, 41))

@@ -21,6 +21,7 @@ from lockstep.backtest.replay import replay_batches
 from lockstep.data.importers import itch as itch_mod
 from lockstep.data.importers.itch import date_from_name, decode_itch
 from lockstep.data.importers.normalized import Rule
+from lockstep.data.pipeline import import_data
 from lockstep.errors import DecodeError, LockstepError
 
 FIXTURE = "itch/ex20101224.TEST_ITCH_50.gz"
@@ -30,8 +31,11 @@ SPEC_LENGTH = {"S": 12, "R": 39, "H": 25, "Y": 20, "L": 26, "V": 35, "W": 12, "K
                "h": 21, "A": 36, "F": 40, "E": 31, "C": 36, "X": 23, "D": 19, "U": 35, "P": 44,
                "Q": 40, "B": 19, "I": 50, "N": 20, "O": 48}
 
-L2_ADD, ADD, MODIFY, DELETE, EXECUTE, TRADE = 1, 2, 3, 4, 5, 7
+L2_ADD, ADD, MODIFY, DELETE, EXECUTE, TRADE, PHASE = 1, 2, 3, 4, 5, 7, 65
 BID, ASK = 1, 2
+# trading phases (docs/encoding.md) and the scope of a session-wide one
+UNKNOWN, PRE_OPEN, AUCTION, CONTINUOUS, HALTED, CLOSED = range(6)
+SESSION = 1
 
 
 # ---- a tiny encoder, from the spec ----
@@ -47,6 +51,14 @@ def stock(s: str) -> bytes:
 def msg_R(locate, ts, sym):
     return (hdr("R", locate, ts) + stock(sym) + b"Q" + b"N" + struct.pack(">I", 100) + b"N"
             + b"C" + b"Z " + b"P" + b"N" + b"N" + b"1" + b"N" + struct.pack(">I", 0) + b"N")
+
+
+def msg_S(ts, code):
+    return hdr("S", 0, ts) + code
+
+
+def msg_H(locate, ts, sym, state):
+    return hdr("H", locate, ts) + stock(sym) + state + b" " + b"    "
 
 
 def msg_A(locate, ts, ref, side, shares, sym, price):
@@ -93,8 +105,6 @@ def no_event_messages(locate, ts) -> list[bytes]:
     """One message of every known type that has no canonical form, field by field."""
     s = stock("AAPL")
     return [
-        hdr("S", 0, ts) + b"O",
-        hdr("H", locate, ts) + s + b"T" + b" " + b"    ",
         hdr("Y", locate, ts) + s + b"0",
         hdr("L", locate, ts) + b"GSCO" + s + b"Y" + b"N" + b"A",
         hdr("V", 0, ts) + struct.pack(">QQQ", 1, 2, 3),
@@ -199,7 +209,7 @@ NY_MIDNIGHT_2024_07_01 = int(dt.datetime(2024, 7, 1, 4, tzinfo=dt.timezone.utc).
 
 def test_timestamps_are_new_york_midnight_plus_ns_and_seq_counts_messages(tmp_path):
     ts = 34_200_000_000_123  # 09:30:00.000000123
-    data = frame([hdr("S", 0, 1) + b"O", msg_A(5, ts, 1, b"B", 100, "AAPL", 1000)])
+    data = frame([hdr("W", 0, 1) + b"1", msg_A(5, ts, 1, b"B", 100, "AAPL", 1000)])
     r = decode(write(tmp_path, data), date="2024-01-02")
     assert r.events["ts_event"].tolist() == [NY_MIDNIGHT_2024_01_02 + ts]
     assert r.events["ts_recv"].tolist() == r.events["ts_event"].tolist()
@@ -233,7 +243,9 @@ def test_every_decoded_type_maps_as_documented(tmp_path):
         msg_Q(3, t, 1000, "MSFT", 4010000, 9005),              # 12
         msg_Q(3, t, 0, "MSFT", 4010000, 9006),                 # 13: no volume, no event
         msg_A(9, t, 4, b"S", 10, "ZZZZ", 500),                 # 14: locate 9 has no directory
-    ] + no_event_messages(7, t) + [                            # 15..27
+        msg_S(t, b"O"),                                        # 15: the session: pre-open
+        msg_H(7, t, "AAPL", b"T"),                             # 16: AAPL is free to trade
+    ] + no_event_messages(7, t) + [                            # 17..27
         msg_E(7, t, 99, 5, 1),                                 # 28: unknown refs from here
         msg_X(7, t, 98, 5),                                    # 29
         msg_D(7, t, 97),                                       # 30
@@ -258,6 +270,8 @@ def test_every_decoded_type_maps_as_documented(tmp_path):
         (11, TRADE, 0, 1, 4000000, 300, 0, 1),
         (12, TRADE, 0, 1, 4010000, 1000, 0, 1),
         (14, ADD, ASK, 1, 500, 10, 4, 2),
+        (15, PHASE, PRE_OPEN, 1, 0, 0, SESSION, 0),
+        (16, PHASE, CONTINUOUS, 1, 0, 0, 0, 0),
         (28, EXECUTE, 0, 1, 0, 5, 99, 0),
         (29, MODIFY, 0, 1, 0, 0, 98, 0),
         (30, DELETE, 0, 1, 0, 0, 97, 0),
@@ -534,3 +548,60 @@ def test_messages_split_across_reads_decode_the_same(tmp_path, monkeypatch, read
         assert np.array_equal(r.rec_offset, whole.rec_offset)
         assert np.array_equal(r.rec_problem, whole.rec_problem)
         assert r.run.inputs[0].bytes_read == len(raw)
+
+
+# ---- trading phases ----
+
+def _crossing(t):
+    """AAPL's directory, then a bid at 10.01 and an ask at 10.00 under it: crossed."""
+    return [msg_R(7, t, "AAPL"), msg_A(7, t + 1, 1, b"B", 100, "AAPL", 100100),
+            msg_A(7, t + 2, 2, b"S", 100, "AAPL", 100000), msg_A(7, t + 3, 3, b"S", 100, "AAPL", 100500)]
+
+
+def _import(tmp_path, msgs):
+    path = write(tmp_path, frame(msgs))
+    return import_data("itch", [str(path)], data=str(tmp_path / "root"), options={"date": "2024-01-02"})
+
+
+def test_system_events_and_trading_actions_become_phase_events(tmp_path):
+    msgs = [msg_S(1, b"O"),  # before any instrument: held until the first one exists
+            msg_R(7, 2, "AAPL"), msg_S(3, b"S"), msg_H(7, 4, "AAPL", b"H"), msg_H(7, 5, "AAPL", b"Q"),
+            msg_H(7, 6, "AAPL", b"P"), msg_H(7, 7, "AAPL", b"T"), msg_S(8, b"Q"), msg_S(9, b"M"),
+            msg_S(10, b"E"), msg_S(11, b"C")]
+    r = decode(write(tmp_path, frame(msgs)), date="2024-01-02")
+    assert [(rec, kind, side, flags, order_id, inst) for rec, kind, side, flags, _, _, order_id, inst in r.rows()] == [
+        (1, PHASE, PRE_OPEN, 1, SESSION, 0), (2, PHASE, PRE_OPEN, 1, SESSION, 0),
+        (3, PHASE, HALTED, 1, 0, 0), (4, PHASE, AUCTION, 1, 0, 0), (5, PHASE, HALTED, 1, 0, 0),
+        (6, PHASE, CONTINUOUS, 1, 0, 0), (7, PHASE, CONTINUOUS, 1, SESSION, 0),
+        (8, PHASE, CLOSED, 1, SESSION, 0), (9, PHASE, CLOSED, 1, SESSION, 0), (10, PHASE, CLOSED, 1, SESSION, 0)]
+    assert r.events["ts_event"][0] == NY_MIDNIGHT_2024_01_02 + 2  # the directory's time, not the S's
+
+
+def test_undefined_system_event_code_or_trading_state_is_malformed(tmp_path):
+    r = decode(write(tmp_path, frame([msg_R(7, 1, "AAPL"), msg_S(2, b"X"), msg_H(7, 3, "AAPL", b"Z")])),
+               date="2024-01-02")
+    assert r.rec_problem.tolist() == [0, int(Rule.MALFORMED_RECORD), int(Rule.MALFORMED_RECORD)]
+    assert "system event code" in r.reasons[1] and "trading state" in r.reasons[2]
+
+
+def test_a_book_crossed_before_the_market_opens_is_canonical(tmp_path):
+    r = _import(tmp_path, [msg_S(1, b"S"), *_crossing(10), msg_S(20, b"Q"), msg_D(7, 21, 1)])
+    assert r.records_quarantined == 0 and r.records_canonical == 7
+    assert "crossed_book_phase_unknown" not in r.warnings_by_rule
+
+
+def test_a_book_crossed_in_a_halted_stock_is_canonical(tmp_path):
+    msgs = [msg_S(1, b"Q"), msg_R(7, 2, "AAPL"), msg_H(7, 3, "AAPL", b"H"), *_crossing(10)[1:]]
+    r = _import(tmp_path, msgs)
+    assert r.records_quarantined == 0 and "crossed_book_phase_unknown" not in r.warnings_by_rule
+
+
+def test_a_book_crossed_in_market_hours_is_quarantined(tmp_path):
+    r = _import(tmp_path, [msg_S(1, b"Q"), *_crossing(10)])
+    assert r.quarantined_by_rule == {"crossed_book": 2}
+    assert r.decoder_counts["events"]["trading_phase"] == 1  # the open is in the canonical data
+
+
+def test_a_book_crossed_with_no_system_event_is_a_warning(tmp_path):
+    r = _import(tmp_path, [*_crossing(10), msg_D(7, 21, 1), msg_A(7, 22, 4, b"B", 5, "AAPL", 99000)])
+    assert r.records_quarantined == 0 and r.warnings_by_rule.get("crossed_book_phase_unknown") == 2

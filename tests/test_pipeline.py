@@ -432,3 +432,74 @@ def test_receive_clock_going_back_is_quarantined_whatever_the_action(tmp_path):
     assert ts == sorted(ts)
     # the level update lost with record 4 leaves the book unknown: a GAP closes the data
     assert t.column("kind").to_pylist()[-1] == EventKind.GAP and r.invalid_stretches[0]["to_row"] is None
+
+
+BUYER = '''
+import json
+from lockstep.core.strategy import Strategy
+
+class Buyer(Strategy):
+    """Buys 1 at the best ask after every book change; records the venue's answers."""
+    def setup(self, ctx):
+        self.seen = []
+        ctx.subscribe(0, book=True)
+
+    def on_book(self, ctx, instrument):
+        bid, _, ask, ask_qty = ctx.touch(instrument)
+        self.seen.append([ctx.now, "phase", int(ctx.trading_phase(instrument))])
+        if ask_qty:
+            ctx.submit_limit(instrument, 1, ask, 1)
+
+    def on_order(self, ctx, update):
+        self.seen.append([ctx.now, update.kind, update.reason])
+
+    def on_stop(self, ctx):
+        with open(OUT, "w") as f:
+            json.dump(self.seen, f)
+'''
+
+
+def test_the_simulated_venue_fills_nothing_outside_continuous_trading(tmp_path):
+    from events_util import make_columns
+
+    from lockstep.data.dataset import DatasetWriter
+    from lockstep.enums import TradingPhase
+    from lockstep.events import PHASE_SCOPE_SESSION
+
+    K, LAST = EventKind, Flag.LAST
+    rows = [
+        # pre-open: a bid rests above the ask; buying the ask there must not fill
+        dict(ts_recv=1_000, kind=K.TRADING_PHASE, side=TradingPhase.PRE_OPEN, order_id=PHASE_SCOPE_SESSION,
+             flags=LAST),
+        dict(ts_recv=2_000, kind=K.L3_ADD, side=Side.BID, price=102, qty=5, order_id=1, flags=LAST),
+        dict(ts_recv=3_000, kind=K.L3_ADD, side=Side.ASK, price=101, qty=5, order_id=2, flags=LAST),
+        # the open: the cross is gone, the book is normal and the venue matches again
+        dict(ts_recv=10_000, kind=K.L3_DELETE, side=Side.BID, price=102, order_id=1),
+        dict(ts_recv=10_000, kind=K.TRADING_PHASE, side=TradingPhase.CONTINUOUS,
+             order_id=PHASE_SCOPE_SESSION, flags=LAST),
+        dict(ts_recv=11_000, kind=K.L3_ADD, side=Side.BID, price=100, qty=5, order_id=3, flags=LAST),
+    ]
+    cols = make_columns(rows)
+    cols["ts_event"][:] = cols["ts_recv"]
+    root = str(tmp_path / "root")
+    with DatasetWriter("phases", [Instrument("ES", "TEST", "1", "1", book="l3")], data=root) as w:
+        w.write(cols)
+    out = tmp_path / "seen.json"
+    (tmp_path / "buyer.py").write_text(BUYER.replace("OUT", repr(str(out))))
+    cfg = tmp_path / "buy.toml"
+    cfg.write_text('name = "buy"\ndataset = "phases"\n[strategy]\npath = "buyer.py:Buyer"\n'
+                   '[venue.latency]\nmodel = "constant"\nentry = "0ns"\nresponse = "0ns"\n'
+                   "[output]\nreport = false\n")
+    run_backtest(cfg, data=root)
+    seen = [tuple(x) for x in json.loads(out.read_text())]
+    phases = [(t, p) for t, what, p in seen if what == "phase"]
+    assert phases == [(2_000, TradingPhase.PRE_OPEN), (3_000, TradingPhase.PRE_OPEN),
+                      (10_000, TradingPhase.CONTINUOUS), (11_000, TradingPhase.CONTINUOUS)]
+    seen = [s for s in seen if s[1] != "phase"]
+    rejected, accepted, filled = (int(EventKind.ORDER_REJECTED), int(EventKind.ORDER_ACCEPTED),
+                                  int(EventKind.ORDER_FILLED))
+    not_trading = int(MatchReject.NOT_TRADING)
+    # the two pre-open book changes: refused; after the open: the buy takes the ask
+    assert [s for s in seen if s[0] < 10_000] == [(3_000, rejected, not_trading)]
+    assert [k for t, k, _ in seen if t >= 10_000][:1] in ([accepted], [filled])
+    assert filled in [k for t, k, _ in seen if t >= 10_000]

@@ -177,12 +177,16 @@ def test_anomalies_match_the_reference_on_hand_made_garbage():
     rng = np.random.default_rng(4)
     n = 4000
     cols = make_columns([{} for _ in range(n)])
-    cols["kind"][:] = rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 20, 40], n, p=[.3, .2, .1, .1, .1, .02, .05, .03, .05, .05])
-    cols["side"][:] = rng.choice([0, 1, 2, 3], n, p=[.05, .45, .45, .05])
+    cols["kind"][:] = rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 20, 40, 65], n,
+                                 p=[.28, .2, .1, .1, .1, .02, .05, .03, .05, .05, .02])
+    # sides double as trading phases on kind 65 (6 is none)
+    cols["side"][:] = rng.choice([0, 1, 2, 3, 6], n, p=[.05, .43, .43, .05, .04])
     cols["instrument"][:] = rng.choice([0, 1, 2], n, p=[.48, .48, .04])
     cols["price"][:] = rng.integers(95, 106, n)
     cols["qty"][:] = rng.integers(-1, 4, n)
     cols["order_id"][:] = rng.integers(0, 40, n)
+    phase = cols["kind"] == 65
+    cols["order_id"][phase] = rng.integers(0, 2, int(phase.sum()))  # instrument or session scope
     cols["flags"][:] = rng.random(n) < 0.4
     table = [L2, L3]
     reference = ReferenceReplayer(["l2", "l3"])
@@ -191,3 +195,32 @@ def test_anomalies_match_the_reference_on_hand_made_garbage():
     assert {k: a.count for k, a in compiled.data_quality.items()} == reference.anomalies
     assert sum(reference.anomalies.values()) > 100
     assert compiled.digest == reference.digest()
+
+
+def test_trading_phases_are_state_and_govern_the_crossed_book_anomaly():
+    from lockstep.enums import TradingPhase
+    from lockstep.events import PHASE_SCOPE_SESSION
+    from lockstep.reference.replay import ReferenceReplayer
+
+    crossing = [dict(kind=K.L3_ADD, side=BID, price=102, qty=1, order_id=1, flags=LAST),
+                dict(kind=K.L3_ADD, side=ASK, price=101, qty=1, order_id=2, flags=LAST)]
+
+    def replayed(*phases):
+        cols = make_columns([*phases, *crossing])
+        reference = ReferenceReplayer(["l3"])
+        reference.apply(cols, len(cols["kind"]))
+        compiled = replay_batches([(cols, len(cols["kind"]))], [L3])
+        assert compiled.digest == reference.digest()
+        return compiled.data_quality["crossed_book"].count, compiled.digest
+
+    def phase(p, scope=0):
+        return dict(kind=K.TRADING_PHASE, side=p, order_id=scope, flags=LAST)
+
+    assert replayed()[0] == 1  # no phase announced: counted as before
+    assert replayed(phase(TradingPhase.CONTINUOUS))[0] == 1
+    assert replayed(phase(TradingPhase.PRE_OPEN))[0] == 0
+    assert replayed(phase(TradingPhase.PRE_OPEN, PHASE_SCOPE_SESSION), phase(TradingPhase.CONTINUOUS))[0] == 0
+    assert replayed(phase(TradingPhase.CONTINUOUS, PHASE_SCOPE_SESSION), phase(TradingPhase.HALTED))[0] == 0
+    # the phase is part of the State the digest covers: same books, other phase, other digest
+    assert replayed(phase(TradingPhase.AUCTION))[1] != replayed(phase(TradingPhase.HALTED))[1]
+    assert replayed(phase(TradingPhase.AUCTION, PHASE_SCOPE_SESSION))[1] != replayed(phase(TradingPhase.AUCTION))[1]

@@ -111,7 +111,7 @@ class Rule(LabeledEnum):
     SEQUENCE_GAP = 1  # a sequence break: the book is unknown until a snapshot or clear
     TS_RECV_BACKWARDS = 2  # the receive clock went back
     FEED_LATENCY = 3  # ts_recv - ts_event outside the configured bounds (negative included)
-    CROSSED_BOOK = 4  # best bid >= best ask after a complete message
+    CROSSED_BOOK = 4  # best bid >= best ask after a complete message, in continuous trading
     UNKNOWN_ORDER_REF = 5  # L3: modify/delete/execute of an order not in the book, or a duplicate add
     BAD_PRICE_QTY = 6  # zero or negative price or quantity where not allowed
     DUPLICATE_MESSAGE = 7  # a message already seen (same or older sequence id)
@@ -119,6 +119,20 @@ class Rule(LabeledEnum):
     MALFORMED_RECORD = 9  # bytes that do not parse as the format (garbage, bad JSON, bad field)
     UNSUPPORTED_MESSAGE = 10  # a well-formed message we do not decode (other streams, replies)
     TRUNCATED_RECORD = 11  # the input ends inside a record (a torn tail)
+    CROSSED_BOOK_PHASE_UNKNOWN = 12  # crossed while no trading phase was announced (may be pre-open)
+
+
+class TradingPhase(LabeledEnum):
+    """lockstep::TradingPhase (core/events.hpp): where a trading session stands, as the venue
+    announces it in a TRADING_PHASE event (the value is that event's `side`). A crossed book is
+    an error only in CONTINUOUS; UNKNOWN is the phase before any announcement."""
+
+    UNKNOWN = 0
+    PRE_OPEN = 1  # orders accepted, no matching: they may rest crossed
+    AUCTION = 2  # an opening, closing or reopening cross is being called
+    CONTINUOUS = 3  # orders match as they arrive
+    HALTED = 4  # halted or paused
+    CLOSED = 5  # the session is over
 
 
 class RuleAction(LabeledEnum):
@@ -251,6 +265,7 @@ class MatchReject(LabeledEnum):
     DUPLICATE_ORDER = 6
     UNKNOWN_ORDER = 7
     BOOK_UNAVAILABLE = 8  # the venue's book is invalid after a feed gap, until a snapshot
+    NOT_TRADING = 9  # not in continuous trading (pre-open, auction, halted, closed): no auction simulated
 
 
 class SubmitOutcome(LabeledEnum):
@@ -378,4 +393,5 @@ __all__ = [
     "SubmitOutcome",
     "TimeInForce",
     "TradingMode",
+    "TradingPhase",
 ]

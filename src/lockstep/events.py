@@ -41,7 +41,13 @@ class EventKind(enum.IntEnum):
     REPLACE_SUBMITTED = 42
     # Control events.
     GAP = 64  # the feed lost messages: the instrument's book is invalid until a BOOK_CLEAR
+    TRADING_PHASE = 65  # the venue announces a trading phase (side = lockstep.enums.TradingPhase)
 
+
+#: The `order_id` of a TRADING_PHASE event: the phase is the instrument's own, or the session's
+#: (every instrument of the stream; docs/encoding.md).
+PHASE_SCOPE_INSTRUMENT = 0
+PHASE_SCOPE_SESSION = 1
 
 #: Kinds 32..63 are reserved for execution events, 64..95 for control events.
 EXECUTION_KIND_BEGIN = 32

@@ -18,7 +18,7 @@
 //   directory 'R' or by a message that emits events. 'R' gives symbol = stock (spaces stripped),
 //   venue "nasdaq", price_increment "0.0001" (Price(4)), size_increment "1", book "l3". A locate
 //   used before its directory gets the placeholder symbol "LOCATE<n>" (counted), replaced if its
-//   directory comes later. Messages with no events (system event S, MWCB V/W: locate 0) do not
+//   directory comes later. Messages about no stock (system event S, MWCB V/W: locate 0) do not
 //   register locates, so no junk instrument appears for locate 0.
 // - 'A' / 'F' add -> L3_ADD (side B -> bid, S -> ask, any other byte: MALFORMED), price, shares,
 //   order_id = order reference number. An add whose reference is live is still emitted (the
@@ -36,8 +36,20 @@
 //   reliable about the aggressor; "unknown" is never wrong.
 // - 'Q' cross trade -> TRADE (side none, qty = the 8-byte shares). A cross of 0 shares (NASDAQ
 //   publishes those when no cross happened) has no canonical form: zero events, counted.
-// - Every other known type (S, H, Y, L, V, W, K, J, h, I, N, O, B broken trade) is a record with
-//   zero events, counted per type.
+// - Trading phases (TRADING_PHASE, side = lockstep::TradingPhase, LAST):
+//   'S' system event -> the session's phase (order_id kPhaseScopeSession; instrument 0): O start of
+//   messages and S start of system hours -> PreOpen, Q start of market hours -> Continuous, M end
+//   of market hours, E end of system hours and C end of messages -> Closed. NASDAQ's extended
+//   hours are read as not continuous: orders for the regular session rest there unmatched, so a
+//   crossed book before 9:30 or after 16:00 is not an error. A system event before any instrument
+//   exists is held and emitted (at that message's time) with the first event of the first
+//   instrument, or by the directory that creates it.
+//   'H' stock trading action -> the stock's own phase (kPhaseScopeInstrument): H halted and
+//   P paused -> Halted, Q quotation only (the quoting period before a halt or IPO cross) ->
+//   Auction, T trading -> Continuous (free to trade: the session's phase still rules, see
+//   effective_phase in core/events.hpp). Any other event code or trading state is MALFORMED.
+// - Every other known type (Y, L, V, W, K, J, h, I, N, O, B broken trade) is a record with zero
+//   events, counted per type.
 // - References the order map does not know are still emitted, so the validator can flag
 //   unknown_order_ref rather than the data vanishing: E -> L3_EXECUTE only (price 0; a TRADE print
 //   needs a price), C -> as usual with its own price, X -> L3_MODIFY with price 0 and qty 0,
@@ -134,7 +146,8 @@ struct ProblemNote {
     uint8_t type = 0;       // the type byte (0 if the record is too short to have one)
     uint32_t prefix = 0;    // the length prefix (truncated: bytes present)
     uint32_t expected = 0;  // the type's fixed length (truncated: bytes the record needed, or 0)
-    uint8_t field = 0;      // malformed field: 0 length, 1 side, 2 printable, 3 shares overflow
+    uint8_t field = 0;      // malformed field: 0 length, 1 side, 2 printable, 3 shares overflow,
+                            // 4 system event code, 5 trading state
 };
 
 struct Counts {
@@ -143,7 +156,7 @@ struct Counts {
     uint64_t messages[256] = {};      // well-framed messages of known types, by type byte
     uint64_t zero_prefix = 0;         // records framed by the type's fixed length
     uint64_t problems[12] = {};       // by Rule code
-    uint64_t events[9] = {};          // by EventKind
+    uint64_t events[66] = {};         // by EventKind
     uint64_t unknown_ref[256] = {};   // E/C/X/D/U on a reference the order map does not know
     uint64_t duplicate_add = 0;       // A/F/U-new of a reference already live
     uint64_t overfill = 0;            // E/C/X of more shares than the order had left
@@ -162,7 +175,8 @@ struct ErrorInfo {
 
 class ItchDecoder {
 public:
-    static constexpr size_t kMaxEventsPerMessage = 2;
+    // Two of a message's own, and a session phase held back until an instrument existed.
+    static constexpr size_t kMaxEventsPerMessage = 3;
     static constexpr size_t kKeepNotes = 20;
 
     explicit ItchDecoder(size_t expected_orders = 1 << 12) : orders_(expected_orders) {
@@ -323,7 +337,30 @@ private:
         switch (type) {
             case 'R':
                 directory(locate, m + 11);
+                if (held_session_phase_ != kNoPhase) {
+                    const uint8_t phase = held_session_phase_;
+                    held_session_phase_ = kNoPhase;
+                    put(out, rec, ts, seq, locate_index_[locate], kTradingPhase, phase, 1, 0, 0,
+                        kPhaseScopeSession);
+                }
                 return 0;
+            case 'S': {
+                const uint8_t phase = session_phase_of(m[11]);
+                if (phase == kNoPhase) return 4;
+                if (instruments_.empty()) {
+                    held_session_phase_ = phase;  // emitted with the first instrument's first event
+                } else {
+                    emit(out, rec, ts, seq, 0, kTradingPhase, phase, 1, 0, 0, kPhaseScopeSession);
+                }
+                return 0;
+            }
+            case 'H': {
+                const uint8_t phase = stock_phase_of(m[19]);
+                if (phase == kNoPhase) return 5;
+                emit(out, rec, ts, seq, instrument(locate), kTradingPhase, phase, 1, 0, 0,
+                     kPhaseScopeInstrument);
+                return 0;
+            }
             case 'A':
             case 'F': {
                 const uint8_t side = side_of(m[19]);
@@ -455,8 +492,43 @@ private:
 
     static uint8_t side_of(uint8_t c) noexcept { return c == 'B' ? 1 : c == 'S' ? 2 : 0; }
 
+    static constexpr uint8_t kTradingPhase = static_cast<uint8_t>(EventKind::TradingPhase);
+    static constexpr uint8_t kNoPhase = 0xff;
+
+    static uint8_t session_phase_of(uint8_t code) noexcept {
+        switch (code) {
+            case 'O':
+            case 'S': return static_cast<uint8_t>(TradingPhase::PreOpen);
+            case 'Q': return static_cast<uint8_t>(TradingPhase::Continuous);
+            case 'M':
+            case 'E':
+            case 'C': return static_cast<uint8_t>(TradingPhase::Closed);
+            default: return kNoPhase;
+        }
+    }
+
+    static uint8_t stock_phase_of(uint8_t state) noexcept {
+        switch (state) {
+            case 'H':
+            case 'P': return static_cast<uint8_t>(TradingPhase::Halted);
+            case 'Q': return static_cast<uint8_t>(TradingPhase::Auction);
+            case 'T': return static_cast<uint8_t>(TradingPhase::Continuous);
+            default: return kNoPhase;
+        }
+    }
+
     void emit(Sink& out, uint64_t rec, int64_t ts, uint64_t seq, uint32_t inst, uint8_t kind,
               uint8_t side, uint8_t flags, int64_t price, int64_t qty, uint64_t order_id) noexcept {
+        if (held_session_phase_ != kNoPhase) [[unlikely]] {
+            const uint8_t phase = held_session_phase_;
+            held_session_phase_ = kNoPhase;
+            put(out, rec, ts, seq, inst, kTradingPhase, phase, 0, 0, 0, kPhaseScopeSession);
+        }
+        put(out, rec, ts, seq, inst, kind, side, flags, price, qty, order_id);
+    }
+
+    void put(Sink& out, uint64_t rec, int64_t ts, uint64_t seq, uint32_t inst, uint8_t kind,
+             uint8_t side, uint8_t flags, int64_t price, int64_t qty, uint64_t order_id) noexcept {
         EventColumns& e = out.ev;
         const size_t i = e.size++;
         e.ts_event[i] = ts;
@@ -557,6 +629,7 @@ private:
     uint32_t file_ = 0;
     int64_t day_start_ = 0;
     uint64_t file_pos_ = 0;
+    uint8_t held_session_phase_ = kNoPhase;  // a system event seen before any instrument existed
 };
 
 }  // namespace lockstep::itch

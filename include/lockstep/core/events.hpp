@@ -42,11 +42,45 @@ enum class EventKind : uint8_t {
     // 64..95: control events (timers, trading mode, kill switch).
     Gap = 64,  // the feed lost messages for `instrument` (seq = the id found, order_id = the id
                // expected): its book is invalid until a BookClear (a snapshot starts with one)
+    TradingPhase = 65,  // the venue says `instrument` (order_id kPhaseScopeSession: every
+                        // instrument) is now in the TradingPhase held in `side`
 };
 
 constexpr uint8_t kMarketKindEnd = 32;
 constexpr uint8_t kExecutionKindBegin = 32;
 constexpr uint8_t kControlKindBegin = 64;
+
+// Where an instrument's trading session stands, as the venue announces it (a TradingPhase event).
+// A crossed book is the venue's business in every phase but Continuous, where it is an error in
+// the data; Unknown is what we are told before any announcement. Values are on-disk (the `side`
+// of a TradingPhase event): only add.
+enum class TradingPhase : uint8_t {
+    Unknown = 0,
+    PreOpen = 1,     // orders are accepted but do not match (they may rest crossed)
+    Auction = 2,     // an opening, closing or reopening cross is being called
+    Continuous = 3,  // orders match as they arrive: a crossed book cannot rest
+    Halted = 4,      // trading halted or paused; quoting may go on
+    Closed = 5,      // the session is over (post-close, end of messages)
+    Count = 6,
+};
+
+// The `order_id` of a TradingPhase event: whom it concerns.
+constexpr uint64_t kPhaseScopeInstrument = 0;  // only `instrument`
+constexpr uint64_t kPhaseScopeSession = 1;     // the whole session: every instrument of the stream
+
+// The phase an instrument is in: its own, unless that only says it is free to trade (Continuous)
+// or says nothing (Unknown), when the session's phase (if announced) decides: a stock the venue
+// marks as trading is still in pre-open until the session opens.
+inline TradingPhase effective_phase(TradingPhase own, TradingPhase session) noexcept {
+    const bool own_decides = own != TradingPhase::Unknown && own != TradingPhase::Continuous;
+    if (own_decides || session == TradingPhase::Unknown) return own;
+    return session;
+}
+
+// A crossed book is normal outside continuous trading: orders rest there without matching.
+inline bool crossing_allowed(TradingPhase p) noexcept {
+    return p != TradingPhase::Unknown && p != TradingPhase::Continuous;
+}
 
 enum class Side : uint8_t {
     None = 0,

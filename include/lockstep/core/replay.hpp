@@ -28,10 +28,12 @@ enum class Anomaly : uint8_t {
     UnknownLevel = 0,       // L2 delete (qty 0) of a level that is not in the book
     UnknownOrder = 1,       // L3 modify/delete/execute of an order id that is not in the book
     DuplicateOrder = 2,     // L3 add of an order id already resting
-    CrossedBook = 3,        // best bid >= best ask after a complete venue message changed the book
+    CrossedBook = 3,        // best bid >= best ask after a complete venue message changed the book,
+                            // in continuous trading or before any trading phase was announced
     BadInstrument = 4,      // instrument index outside the dataset's table
     WrongBookKind = 5,      // L2 event for an L3 instrument or the reverse
-    BadSide = 6,            // book event whose side is neither bid nor ask
+    BadSide = 6,            // book event whose side is neither bid nor ask, or a TradingPhase
+                            // event whose phase is not a TradingPhase
     BadQuantity = 7,        // negative quantity, or a non-positive one where a size is required
     UnknownKind = 8,        // kind the replay does not know (reserved ranges included)
     BadPrice = 9,           // price outside the books' range (beyond +-2^62 ticks)
@@ -132,6 +134,7 @@ public:
             l3_of_.push_back(nullptr);
         }
         dirty_.push_back(0);
+        phase_.push_back(static_cast<uint8_t>(TradingPhase::Unknown));
         last_trade_.emplace_back();
         invalid_since_.push_back(-1);
         (void)inst;
@@ -169,7 +172,8 @@ public:
             const uint8_t kind = kinds[i];
             const L2Book* levels;  // the book's aggregated levels, for the crossing test
             if (L2Book* l2 = l2_of[inst]) [[likely]] {
-                apply_l2(*l2, kind, sides[i], prices[i], qtys[i], ev.ts_recv[i], inst, position);
+                apply_l2(*l2, kind, sides[i], prices[i], qtys[i], order_ids[i], ev.ts_recv[i], inst,
+                         position);
                 levels = l2;
             } else {
                 L3Book* l3 = l3_of[inst];
@@ -185,7 +189,7 @@ public:
                 const uint32_t dirty = dirty_[inst];
                 dirty_[inst] = dirty & (last ^ 1u);
                 if ((dirty & last & static_cast<uint32_t>(levels->crossed())) != 0) [[unlikely]] {
-                    note(Anomaly::CrossedBook, position, inst);
+                    note_crossed(position, inst);
                 }
             } else if (flag[i] & flags::kLast) {
                 end_of_message(inst, position, ev.ts_recv[i], ev.ts_event[i], tob);
@@ -207,7 +211,7 @@ public:
         }
         const L2Book* levels;
         if (L2Book* l2 = l2_of_[inst]) [[likely]] {
-            apply_l2(*l2, kind, side, price, qty, ts_recv, inst, position);
+            apply_l2(*l2, kind, side, price, qty, order_id, ts_recv, inst, position);
             levels = l2;
         } else {
             L3Book* l3 = l3_of_[inst];
@@ -216,7 +220,7 @@ public:
         }
         if ((flag & flags::kLast) == 0 || dirty_[inst] == 0) return false;
         dirty_[inst] = 0;
-        if (levels->crossed()) [[unlikely]] note(Anomaly::CrossedBook, position, inst);
+        if (levels->crossed()) [[unlikely]] note_crossed(position, inst);
         return true;
     }
 
@@ -234,6 +238,17 @@ public:
     const L2Book& l2(uint32_t inst) const noexcept { return l2_[slot_[inst]]; }
     const L3Book& l3(uint32_t inst) const noexcept { return l3_[slot_[inst]]; }
     const LastTrade& last_trade(uint32_t inst) const noexcept { return last_trade_[inst]; }
+    // The phase the instrument trades in (effective_phase of its own and the session's).
+    TradingPhase phase(uint32_t inst) const noexcept {
+        return effective_phase(static_cast<TradingPhase>(phase_[inst]), session_phase_);
+    }
+    TradingPhase own_phase(uint32_t inst) const noexcept {
+        return static_cast<TradingPhase>(phase_[inst]);
+    }
+    TradingPhase session_phase() const noexcept { return session_phase_; }
+    // The session's phase before any TradingPhase event: what a venue is known to do all day
+    // (a crypto venue trades continuously), so its crossed books stay errors.
+    void set_session_phase(TradingPhase p) noexcept { session_phase_ = p; }
 
     // Touch of an instrument's book whatever its type; qty 0 = empty side.
     void touch(uint32_t inst, int64_t* bid_px, int64_t* bid_qty, int64_t* ask_px,
@@ -250,13 +265,15 @@ public:
     // is the same on every machine.
     std::string serialize_state() const {
         std::string out;
-        put_le(out, uint64_t{0x4c4f434b53544550ull});  // "LOCKSTEP" tag, digest format v1
-        put_le(out, uint64_t{1});
+        put_le(out, uint64_t{0x4c4f434b53544550ull});  // "LOCKSTEP" tag, digest format v2
+        put_le(out, uint64_t{2});
         put_le(out, position_);
         put_le(out, static_cast<uint64_t>(types_.size()));
         for (size_t a = 0; a < kAnomalyKinds; ++a) put_le(out, log_[a].count);
+        put_le(out, static_cast<uint64_t>(session_phase_));
         for (uint32_t inst = 0; inst < types_.size(); ++inst) {
             put_le(out, static_cast<uint64_t>(types_[inst]));
+            put_le(out, static_cast<uint64_t>(phase_[inst]));
             const LastTrade& t = last_trade_[inst];
             put_le(out, static_cast<uint64_t>(t.seen));
             put_le(out, t.ts_recv);
@@ -330,8 +347,25 @@ private:
         log_[static_cast<size_t>(a)].note(position, inst);
     }
 
-    void apply_common(uint8_t kind, uint8_t side, int64_t price, int64_t qty, int64_t ts_recv,
-                      uint32_t inst, uint64_t position) noexcept {
+    // A crossed book after a complete message is an anomaly only where the venue matches orders
+    // as they come (or where we were never told it does not).
+    [[gnu::noinline]] void note_crossed(uint64_t position, uint32_t inst) noexcept {
+        if (!crossing_allowed(phase(inst))) note(Anomaly::CrossedBook, position, inst);
+    }
+
+    [[gnu::noinline]] void set_phase(uint8_t phase, uint64_t scope, uint32_t inst,
+                                     uint64_t position) noexcept {
+        if (phase >= static_cast<uint8_t>(TradingPhase::Count)) {
+            note(Anomaly::BadSide, position, inst);
+        } else if (scope == kPhaseScopeSession) {
+            session_phase_ = static_cast<TradingPhase>(phase);
+        } else {
+            phase_[inst] = phase;
+        }
+    }
+
+    void apply_common(uint8_t kind, uint8_t side, int64_t price, int64_t qty, uint64_t order_id,
+                      int64_t ts_recv, uint32_t inst, uint64_t position) noexcept {
         // Trades are the one frequent kind here: a compare, not the switch's indirect jump.
         if (kind == static_cast<uint8_t>(EventKind::Trade)) [[likely]] {
             last_trade_[inst] = LastTrade{ts_recv, price, qty, side, true};
@@ -354,6 +388,9 @@ private:
             case EventKind::Gap:
                 invalidate(inst, position, ts_recv);
                 break;
+            case EventKind::TradingPhase:
+                set_phase(side, order_id, inst, position);
+                break;
             default:
                 // Execution and other control kinds have no effect on Market State; anything
                 // else is unknown to this build.
@@ -363,7 +400,7 @@ private:
     }
 
     void apply_l2(L2Book& book, uint8_t kind, uint8_t side, int64_t price, int64_t qty,
-                  int64_t ts_recv, uint32_t inst, uint64_t position) noexcept {
+                  uint64_t order_id, int64_t ts_recv, uint32_t inst, uint64_t position) noexcept {
         ++kind_counts_[kind];
         if (kind == static_cast<uint8_t>(EventKind::L2Set)) [[likely]] {
             // The book validates side, quantity and price itself; only its verdict is read here,
@@ -379,7 +416,7 @@ private:
             dirty_[inst] = 1;
             if (invalid_since_[inst] >= 0) [[unlikely]] restore(inst, position, ts_recv);
         } else {
-            apply_common(kind, side, price, qty, ts_recv, inst, position);
+            apply_common(kind, side, price, qty, order_id, ts_recv, inst, position);
         }
     }
 
@@ -417,7 +454,7 @@ private:
                 if (invalid_since_[inst] >= 0) [[unlikely]] restore(inst, position, ts_recv);
                 break;
             default:
-                apply_common(kind, side, price, qty, ts_recv, inst, position);
+                apply_common(kind, side, price, qty, order_id, ts_recv, inst, position);
                 return;
         }
         switch (r) {
@@ -435,7 +472,7 @@ private:
         if (dirty_[inst]) {
             dirty_[inst] = 0;
             const bool crossed = l2_of_[inst] ? l2_of_[inst]->crossed() : l3_of_[inst]->crossed();
-            if (crossed) note(Anomaly::CrossedBook, position, inst);
+            if (crossed) note_crossed(position, inst);
         }
         if (tob != nullptr) {
             const size_t r = tob->size++;
@@ -458,6 +495,9 @@ private:
     // alias anything, and one per event would make the compiler reload the books' state.
     std::vector<uint32_t> dirty_;
     std::vector<LastTrade> last_trade_;
+    // Per instrument: its own TradingPhase as last announced (Unknown until then).
+    std::vector<uint8_t> phase_;
+    TradingPhase session_phase_ = TradingPhase::Unknown;
     // Per instrument: the position of the GAP that made its book invalid, -1 while valid.
     std::vector<int64_t> invalid_since_;
     std::vector<InvalidStretch> stretches_;

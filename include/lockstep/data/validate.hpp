@@ -20,6 +20,10 @@
 //   a decoder already raised (flag BAD_TS_RECV).
 // - A decoder-marked record never invalidates a book by itself: formats with sequence ids see the
 //   consequence as a gap on the next message; formats without cannot tell which book it was for.
+// - A crossed book after a complete message is judged by the instrument's trading phase (the
+//   TradingPhase events, ValidatorConfig::session_phase before any): nothing outside continuous
+//   trading (orders rest crossed in pre-open, auctions, halts), CrossedBook in continuous trading,
+//   CrossedBookPhaseUnknown while no phase is known (by default a warning: the book stays valid).
 //
 // Hot path: one pass over the events, no allocation per event (outputs are caller buffers; the
 // marker list grows only on invalidations, which are rare by nature).
@@ -45,6 +49,10 @@ struct ValidatorConfig {
     std::array<RuleAction, kRuleCount> action{};
     int64_t min_feed_latency_ns = 0;          // ts_recv - ts_event below this: feed_latency
     int64_t max_feed_latency_ns = 60'000'000'000;
+    // The session's phase until a TradingPhase event says otherwise: Continuous for venues that
+    // trade around the clock (a crossed book is then an error from the first message on),
+    // Unknown for venues that announce their phases.
+    TradingPhase session_phase = TradingPhase::Unknown;
 };
 
 // Per-record verdicts of one chunk, written into caller buffers of n_records entries.
@@ -73,6 +81,7 @@ class Validator {
 public:
     explicit Validator(ValidatorConfig cfg)
         : cfg_(std::move(cfg)), books_(cfg_.book_types) {
+        books_.set_session_phase(cfg_.session_phase);
         const size_t n = cfg_.book_types.size();
         cfg_.requires_snapshot.resize(n, 0);
         state_.resize(n);
@@ -214,6 +223,12 @@ private:
             if (kind == static_cast<uint8_t>(EventKind::Gap)) {
                 hit(q, w, Rule::SequenceGap, inst, static_cast<int64_t>(ev.order_id[i]),
                     static_cast<int64_t>(ev.seq[i]));
+            } else if (kind == static_cast<uint8_t>(EventKind::TradingPhase)) {
+                if (ev.side[i] >= static_cast<uint8_t>(TradingPhase::Count) ||
+                    ev.order_id[i] > kPhaseScopeSession) {
+                    hit(q, w, Rule::MalformedRecord, inst, ev.side[i],
+                        static_cast<int64_t>(ev.order_id[i]));
+                }
             } else if (is_book_kind(kind)) {
                 if (kind == static_cast<uint8_t>(EventKind::BookClear)) {
                     cleared_in_record_.push_back(inst);
@@ -243,10 +258,17 @@ private:
                 books_.apply_event(inst, kind, ev.side[i], ev.flags[i], ev.price[i], ev.qty[i],
                                    ev.order_id[i], ev.ts_recv[i]);
                 if (books_.anomalies_noted() != before) {
-                    const Rule rule = rule_of_last_anomaly();
+                    Rule rule = rule_of_last_anomaly();
                     if (rule == Rule::Ok) continue;
+                    // The replay counts a crossed book only in continuous trading or while the
+                    // phase is unknown; unknown is a warning by default, not a lost book.
+                    if (rule == Rule::CrossedBook && books_.phase(inst) == TradingPhase::Unknown) {
+                        rule = Rule::CrossedBookPhaseUnknown;
+                    }
                     int64_t a = 0, b = 0;
-                    if (rule == Rule::CrossedBook) touch_prices(inst, &a, &b);
+                    if (rule == Rule::CrossedBook || rule == Rule::CrossedBookPhaseUnknown) {
+                        touch_prices(inst, &a, &b);
+                    }
                     if (rule == Rule::UnknownOrderRef) a = static_cast<int64_t>(ev.order_id[i]);
                     if (rule == Rule::BadPriceQty) { a = ev.price[i]; b = ev.qty[i]; }
                     Hit before_q = q;

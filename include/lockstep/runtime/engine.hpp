@@ -264,6 +264,11 @@ public:
     bool book_valid(uint32_t inst) const noexcept {
         return inst < market_.instrument_count() && market_.book_valid(inst);
     }
+    // The trading phase the venue last announced for the instrument (Unknown if none, or for an
+    // unknown instrument); outside Continuous the simulated venue matches nothing.
+    TradingPhase trading_phase(uint32_t inst) const noexcept {
+        return inst < market_.instrument_count() ? market_.phase(inst) : TradingPhase::Unknown;
+    }
     // Up to n best levels of one side, best first; returns how many were written.
     size_t depth(uint32_t inst, Side side, size_t n, int64_t* prices, int64_t* qtys) const noexcept {
         if (inst >= market_.instrument_count() || (side != Side::Bid && side != Side::Ask)) return 0;

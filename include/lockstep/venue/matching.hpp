@@ -51,6 +51,9 @@ enum class MatchReject : uint8_t {
     UnknownOrder = 7,    // cancel()/replace() target is not resting
     BookUnavailable = 8, // the simulated venue's book is invalid (after a feed GAP, until a
                          // snapshot): nothing to match against, so new orders and replaces wait
+    NotTrading = 9,      // the instrument is not in continuous trading (pre-open, auction,
+                         // halted, closed): the simulated venue runs no auction, so new orders
+                         // and replaces wait for the open
 };
 
 enum class SubmitOutcome : uint8_t {

@@ -225,14 +225,19 @@ private:
             }
             return;
         }
-        if (!market_->book_valid(inst) && in.kind != IntentKind::Cancel) [[unlikely]] {
-            // The book lost messages and waits for a snapshot: matching a new order or a
-            // replace against its stale levels would invent fills. Cancels still work.
+        // A book that lost messages waits for a snapshot: matching a new order or a replace
+        // against its stale levels would invent fills. Outside continuous trading the venue
+        // matches nothing on arrival (its book may rest crossed) and we simulate no auction.
+        // Cancels still work in both.
+        const MatchReject refused = !market_->book_valid(inst) ? MatchReject::BookUnavailable
+                                    : crossing_allowed(market_->phase(inst)) ? MatchReject::NotTrading
+                                    : MatchReject::None;
+        if (refused != MatchReject::None && in.kind != IntentKind::Cancel) [[unlikely]] {
             const bool replace = in.kind == IntentKind::Replace;
             if (replace) ++counters_.replace_rejected; else ++counters_.rejected;
             respond(inst, replace ? EventKind::ReplaceRejected : EventKind::OrderRejected, in.side,
                     replace ? in.target_order_id : in.client_order_id, in.price, in.qty, ts, 0, 0,
-                    static_cast<uint8_t>(MatchReject::BookUnavailable));
+                    static_cast<uint8_t>(refused));
             return;
         }
         if (market_->book_type(inst) == BookType::L2) {

@@ -10,6 +10,8 @@ import traceback
 
 import numpy as np
 
+from lockstep.enums import TradingPhase
+
 from cpython.buffer cimport PyBUF_READ
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.memoryview cimport PyMemoryView_FromMemory
@@ -410,6 +412,13 @@ cdef class Context:
         show it empty and on_book is not called."""
         self.check(instrument)
         return self.e.book_valid(instrument)
+
+    def trading_phase(self, uint32_t instrument):
+        """The lockstep.enums.TradingPhase the venue last announced for the instrument (UNKNOWN
+        if the data never say). Outside CONTINUOUS the book may rest crossed and the simulated
+        venue rejects new orders with NOT_TRADING."""
+        self.check(instrument)
+        return TradingPhase(<int>self.e.trading_phase(instrument))
 
     def mid(self, uint32_t instrument):
         """(best bid + best ask) // 2 in ticks, None unless both sides are present."""

@@ -47,7 +47,7 @@ cdef extern from "lockstep/codecs/itch.hpp" namespace "lockstep::itch" nogil:
         uint64_t messages[256]
         uint64_t zero_prefix
         uint64_t problems[12]
-        uint64_t events[9]
+        uint64_t events[66]
         uint64_t unknown_ref[256]
         uint64_t duplicate_add
         uint64_t overfill
@@ -263,7 +263,7 @@ cdef class ItchDecoder:
             "messages": messages,
             "zero_prefix": c.zero_prefix,
             "problems": [c.problems[i] for i in range(12)],
-            "events": [c.events[i] for i in range(9)],
+            "events": [c.events[i] for i in range(66)],
             "unknown_order_ref": unknown,
             "duplicate_add": c.duplicate_add,
             "overfill": c.overfill,

@@ -50,6 +50,7 @@ ENUMERATORS = {
         "DuplicateOrder": <int>CMatchReject.DuplicateOrder,
         "UnknownOrder": <int>CMatchReject.UnknownOrder,
         "BookUnavailable": <int>CMatchReject.BookUnavailable,
+        "NotTrading": <int>CMatchReject.NotTrading,
     },
     "SubmitOutcome": {
         "Rested": <int>CSubmitOutcome.Rested, "Filled": <int>CSubmitOutcome.Filled,

@@ -8,7 +8,8 @@ import numpy as np
 
 from lockstep._bindings.columns cimport columns_view
 from lockstep.includes.core.events cimport (
-    CEventColumns, CEventKind, CSide, kFlagBadTsRecv, kFlagLast, kFlagMaker, kFlagSnapshot,
+    CEventColumns, CEventKind, CSide, CTradingPhase, kFlagBadTsRecv, kFlagLast, kFlagMaker,
+    kFlagSnapshot, kPhaseScopeInstrument, kPhaseScopeSession,
 )
 from lockstep.includes.core.replay cimport (
     CAnomaly, CAnomalyLog, CBookType, CInvalidStretch, CLastTrade, CReplayer, CTopOfBookColumns, anomaly_name,
@@ -49,7 +50,14 @@ ENUMERATORS = {
         "ReplaceRejected": <int>CEventKind.ReplaceRejected,
         "CancelSubmitted": <int>CEventKind.CancelSubmitted,
         "ReplaceSubmitted": <int>CEventKind.ReplaceSubmitted, "Gap": <int>CEventKind.Gap,
+        "TradingPhase": <int>CEventKind.TradingPhase,
     },
+    "TradingPhase": {
+        "Unknown": <int>CTradingPhase.Unknown, "PreOpen": <int>CTradingPhase.PreOpen,
+        "Auction": <int>CTradingPhase.Auction, "Continuous": <int>CTradingPhase.Continuous,
+        "Halted": <int>CTradingPhase.Halted, "Closed": <int>CTradingPhase.Closed,
+    },
+
     "Side": {
         "None": kSideNone, "Bid": <int>CSide.Bid, "Ask": <int>CSide.Ask,
     },
@@ -70,6 +78,8 @@ ENUMERATORS = {
         "Overflow": <int>CStatus.Overflow,
     },
 }
+# The `order_id` of a TRADING_PHASE event (lockstep.events.PHASE_SCOPE_* mirror these).
+PHASE_SCOPES = {"instrument": kPhaseScopeInstrument, "session": kPhaseScopeSession}
 ENUM_NAMES = {
     "Anomaly": {a: anomaly_name(<CAnomaly>a).decode() for a in range(kAnomalyKinds)},
     "Status": {v: status_name(<CStatus>v).decode() for v in ENUMERATORS["Status"].values()},
@@ -156,6 +166,12 @@ cdef class Replayer:
         cdef int64_t bp, bq, ap, aq
         self.ptr.touch(inst, &bp, &bq, &ap, &aq)
         return bp, bq, ap, aq
+
+    def phase(self, uint32_t inst):
+        """The trading phase instrument `inst` is in (a lockstep.enums.TradingPhase value)."""
+        if inst >= self.ptr.instrument_count():
+            raise IndexError(f"instrument {inst} out of range")
+        return <int>self.ptr.phase(inst)
 
     def book_valid(self, uint32_t inst):
         """False from a GAP for the instrument until a BOOK_CLEAR restores its book."""

@@ -9,14 +9,14 @@ import numpy as np
 from lockstep._bindings.columns cimport columns_view
 from lockstep._bindings.replay cimport book_types_of
 from lockstep.includes.core.replay cimport CBookType
-from lockstep.includes.core.events cimport CEventColumns
+from lockstep.includes.core.events cimport CEventColumns, CTradingPhase
 from lockstep.includes.core.rules cimport CRule, kRuleCount, rule_name
 from lockstep.includes.base.status cimport CStatus
 from lockstep.includes.data.validate cimport (
     CMarker, CRecordVerdicts, CRuleAction, CValidator, CValidatorConfig,
 )
 
-from lockstep.enums import Rule, RuleAction
+from lockstep.enums import Rule, RuleAction, TradingPhase
 from lockstep.errors import check_status
 
 # The C++ enumerators by name, and the C++ rule_name() of each rule value, which
@@ -39,7 +39,7 @@ cdef class Validator:
     cdef vector[CMarker] markers
 
     def __cinit__(self, book_types, requires_snapshot, actions, int64_t min_feed_latency_ns,
-                  int64_t max_feed_latency_ns):
+                  int64_t max_feed_latency_ns, session_phase=TradingPhase.UNKNOWN):
         cdef CValidatorConfig cfg
         cdef uint8_t required
         cfg.book_types = book_types_of(book_types)
@@ -53,6 +53,7 @@ cdef class Validator:
             cfg.action[<size_t>rule] = <CRuleAction><uint8_t>action
         cfg.min_feed_latency_ns = min_feed_latency_ns
         cfg.max_feed_latency_ns = max_feed_latency_ns
+        cfg.session_phase = <CTradingPhase><uint8_t>TradingPhase(session_phase)
         self.core.reset(new CValidator(cfg))
 
     def check(self, chunk):

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from lockstep.enums import Anomaly, BookKind, L2Result, L3Result
-from lockstep.events import EXECUTION_KIND_BEGIN, EventKind, Flag, Side
+from lockstep.enums import Anomaly, BookKind, L2Result, L3Result, TradingPhase
+from lockstep.events import EXECUTION_KIND_BEGIN, PHASE_SCOPE_SESSION, EventKind, Flag, Side
 from lockstep.reference.books import L2Book, L3Book
 
 ANOMALIES = Anomaly.labels()
@@ -30,6 +30,17 @@ _L3_RESULT_ANOMALY = {
 }
 
 
+PHASES = frozenset(TradingPhase)  # IntEnum members: `int in PHASES` works
+
+
+def effective_phase(own: int, session: int) -> int:
+    """An instrument's own phase, unless it only says "free to trade" (continuous) or nothing
+    (unknown): then the session's, when the session has announced one (docs/encoding.md)."""
+    if own in (TradingPhase.UNKNOWN, TradingPhase.CONTINUOUS) and session != TradingPhase.UNKNOWN:
+        return session
+    return own
+
+
 class ReferenceReplayer:
     def __init__(self, book_types: Sequence[str]) -> None:
         self.types = list(book_types)
@@ -39,6 +50,8 @@ class ReferenceReplayer:
         self.anomalies = {name: 0 for name in ANOMALIES}
         self.events = 0
         self.valid = [True] * len(self.types)
+        self.own_phase = [int(TradingPhase.UNKNOWN)] * len(self.types)
+        self.session_phase = int(TradingPhase.UNKNOWN)
         self.invalid_stretches: list[tuple[int, int, int | None]] = []  # (inst, from, to)
 
     def apply(self, cols: Mapping[str, np.ndarray], size: int) -> None:
@@ -62,8 +75,13 @@ class ReferenceReplayer:
                 # The crossed check runs only after messages that changed the book.
                 if self.dirty[inst]:
                     self.dirty[inst] = False
-                    if self.books[inst].crossed():
+                    # Outside continuous trading orders may rest crossed: not an anomaly.
+                    if self.books[inst].crossed() and self.phase(inst) in (TradingPhase.UNKNOWN,
+                                                                           TradingPhase.CONTINUOUS):
                         self.anomalies[Anomaly.CROSSED_BOOK.label] += 1
+
+    def phase(self, inst: int) -> int:
+        return effective_phase(self.own_phase[inst], self.session_phase)
 
     def _apply_one(self, inst, kind, side, price, qty, order_id, ts_recv) -> None:
         book = self.books[inst]
@@ -92,6 +110,13 @@ class ReferenceReplayer:
             self.last_trade[inst] = (ts_recv, price, qty, side)
             if qty <= 0:
                 self.anomalies[Anomaly.BAD_QUANTITY.label] += 1
+        elif kind == EventKind.TRADING_PHASE:
+            if side not in PHASES:
+                self.anomalies[Anomaly.BAD_SIDE.label] += 1
+            elif order_id == PHASE_SCOPE_SESSION:
+                self.session_phase = side
+            else:
+                self.own_phase[inst] = side
         elif kind in (EventKind.VENUE_BBO, EventKind.NONE) or kind >= EXECUTION_KIND_BEGIN:
             pass
         else:
@@ -105,10 +130,12 @@ class ReferenceReplayer:
     def serialize_state(self) -> bytes:
         u64 = struct.Struct("<Q").pack
         i64 = struct.Struct("<q").pack
-        out = [u64(0x4C4F434B53544550), u64(1), u64(self.events), u64(len(self.types))]
+        out = [u64(0x4C4F434B53544550), u64(2), u64(self.events), u64(len(self.types))]
         out += [u64(self.anomalies[name]) for name in ANOMALIES]
+        out.append(u64(self.session_phase))
         for inst, book in enumerate(self.books):
             out.append(u64(1 if self.types[inst] == BookKind.L3.label else 0))
+            out.append(u64(self.own_phase[inst]))
             trade = self.last_trade[inst]
             ts, price, qty, side = trade if trade else (0, 0, 0, 0)
             out += [u64(trade is not None), i64(ts), i64(price), i64(qty), u64(side)]

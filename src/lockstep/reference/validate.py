@@ -9,9 +9,9 @@ import numpy as np
 
 from lockstep.checks import INT64_MIN
 from lockstep.data.importers.normalized import NormalizedChunk
-from lockstep.enums import Anomaly, Rule, RuleAction
-from lockstep.events import EventKind, Flag
-from lockstep.reference.replay import ReferenceReplayer
+from lockstep.enums import Anomaly, Rule, RuleAction, TradingPhase
+from lockstep.events import PHASE_SCOPE_SESSION, EventKind, Flag
+from lockstep.reference.replay import PHASES, ReferenceReplayer
 
 _BOOK_KINDS = {EventKind.L2_SET, EventKind.L3_ADD, EventKind.L3_MODIFY, EventKind.L3_DELETE,
                EventKind.L3_EXECUTE, EventKind.BOOK_CLEAR}
@@ -40,8 +40,10 @@ _ANOMALY_RULE = {
 
 class ReferenceValidator:
     def __init__(self, book_types: Sequence[str], requires_snapshot: Sequence[bool],
-                 actions: Mapping[str, str], min_feed_latency_ns: int, max_feed_latency_ns: int) -> None:
+                 actions: Mapping[str, str], min_feed_latency_ns: int, max_feed_latency_ns: int,
+                 session_phase: int = TradingPhase.UNKNOWN) -> None:
         self.books = ReferenceReplayer(book_types)
+        self.books.session_phase = int(session_phase)
         self.state = ["never" if r else "valid" for r in requires_snapshot]
         self.cause: list[tuple[int, int]] = [(0, -1)] * len(book_types)
         self.actions = {rule.label: actions.get(rule.label, RuleAction.QUARANTINE.label) for rule in Rule}
@@ -111,6 +113,9 @@ class ReferenceValidator:
                 hit(Rule.BAD_PRICE_QTY)
             if kind == EventKind.GAP:
                 hit(Rule.SEQUENCE_GAP)
+            elif kind == EventKind.TRADING_PHASE:
+                if ev["side"][i] not in PHASES or ev["order_id"][i] > PHASE_SCOPE_SESSION:
+                    hit(Rule.MALFORMED_RECORD)
             elif kind in _BOOK_KINDS:
                 if kind == EventKind.BOOK_CLEAR:
                     cleared.add(inst)
@@ -137,6 +142,8 @@ class ReferenceValidator:
                 if found is None and any(self.books.anomalies[k] != before[k] for k in before
                                          if k not in _ANOMALY_RULE and k != Anomaly.UNKNOWN_LEVEL.label):
                     found = Rule.MALFORMED_RECORD
+                if found == Rule.CROSSED_BOOK and self.books.phase(inst) == TradingPhase.UNKNOWN:
+                    found = Rule.CROSSED_BOOK_PHASE_UNKNOWN
                 if found is not None:
                     had = q
                     hit(found)

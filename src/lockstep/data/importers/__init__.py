@@ -69,6 +69,10 @@ class Format:
     book: str = "l2"  # the book of an instrument the decoder has not described (yet)
     binary: bool = False  # records are bytes, not lines
     reads_raw_captures: bool = False  # lockstep raw capture files are its input too
+    # The trading phase (a lockstep.enums.TradingPhase label) its instruments are in until the
+    # data announce one: "continuous" for venues that trade around the clock and never announce
+    # phases (a crossed book there is an error), "unknown" for those that do (docs/data.md).
+    session_phase: str = "unknown"
 
     def setting(self, key: str) -> Setting | None:
         return next((s for s in self.settings if s.key == key), None)
@@ -110,9 +114,9 @@ def decode_binance_files(paths: Iterable[Any], *, instruments_file: str | os.Pat
 
 FORMATS: Mapping[str, Format] = {f.name: f for f in (
     Format("binance", decode_binance_files, _settings(decode_binance_files, decode_binance),
-           reads_raw_captures=True),
-    Format("bybit", decode_bybit, _settings(decode_bybit)),
-    Format("tardis", decode_tardis, _settings(decode_tardis)),
+           reads_raw_captures=True, session_phase="continuous"),
+    Format("bybit", decode_bybit, _settings(decode_bybit), session_phase="continuous"),
+    Format("tardis", decode_tardis, _settings(decode_tardis), session_phase="continuous"),
     Format("dbn", decode_dbn, _settings(decode_dbn), binary=True),
     Format("itch", decode_itch, _settings(decode_itch), book="l3", binary=True),
 )}

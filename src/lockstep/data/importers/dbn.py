@@ -17,15 +17,15 @@ the record MALFORMED_RECORD):
   ``A`` add -> L3_ADD. ``C`` cancel removes ``size`` from the order (Databento cancels are partial
   or full): L3_MODIFY to the remaining quantity at the order's price, or L3_DELETE when nothing
   remains (a cancel of an order we do not know is an L3_DELETE; the validator judges it).
-  ``M`` modify -> L3_MODIFY (new price and size). ``R`` clear -> BOOK_CLEAR. ``T`` trade -> TRADE
-  (side = the aggressor as DBN gives it, ``N`` -> 0). ``F`` fill -> L3_EXECUTE of the resting order
-  (qty = size). Databento documents that fills do not change the book because every fill is
-  followed by a cancel that does; emitting both would remove the quantity twice, so a fill's
-  quantity is remembered and the next cancels of that order *in the same event* (until the
-  instrument's F_LAST) absorb it: only the cancelled quantity beyond the fills is emitted. A fill
-  not followed by such a cancel stands on its own (counted as ``fills_without_cancel``); a cancel
-  that comes *before* its fill, or in a later event, is not reconciled (the quantity would be
-  removed twice and the validator sees an unknown order).
+  ``M`` modify -> L3_MODIFY (new price and size). ``R`` clear -> BOOK_CLEAR.
+  Trades and fills do not change the book (Databento's MBO rules): the ``C`` or ``M`` that
+  follows a fill, often in a later packet of the same venue event, is what changes it, so an order
+  stays resting, at its size, until then. ``T`` trade -> TRADE (side = the aggressor as DBN gives
+  it, ``N`` -> 0; order_id 0). ``F`` fill -> TRADE with order_id = the filled resting order, its
+  price and size, side = the aggressor: opposite of the resting order's side as its add gave it
+  (0 when the order is unknown, counted in ``fills_of_unknown_orders``). Where a venue publishes
+  both, one trade is a ``T`` print (order_id 0) and one TRADE per order it filled (order_id set):
+  count volume from one kind or the other.
   ``N`` -> a record with no events. An unknown action is MALFORMED_RECORD.
 - MBP-10 / MBP-1 (L2 book, top-N view): each record is the top N after the update. For each
   record the L2_SETs of the levels (each side) whose (price, size) differ from the previous view of
@@ -41,7 +41,16 @@ the record MALFORMED_RECORD):
   integer contracts/shares; ``min_lot_size_round_lot`` is not used: odd lots trade below it) unless
   ``size_increment=`` says otherwise. Definitions may come from separate files (``definitions=``,
   read first, not part of the run's records) or from the stream itself.
-- symbol mapping, system, error and status records: ordinary records with no events. Other record
+- status (DBN v2/v3) -> TRADING_PHASE of its instrument (order_id 0: the instrument's own phase,
+  side = lockstep.enums.TradingPhase): action pre-open and quoting -> pre_open; pre-cross, cross,
+  rotation, new price indication and pre-close -> auction; trading -> continuous; halt, pause and
+  suspend -> halted; close, post-close and not available for trading -> closed. Any other action
+  (none, a short-sell restriction change) leaves it to ``is_trading``: ``Y`` continuous, ``N``
+  pre_open when ``is_quoting`` is ``Y`` else halted, ``~`` no event (as for a DBN v1 status record,
+  whose layout is not read; both counted in ``status_records_without_phase``). A status record has
+  no F_LAST: its event is a message of its own, or joins the instrument's open one. Definition
+  records carry no trading status (DBN v2/v3) and give no phase.
+- symbol mapping, system and error records: ordinary records with no events. Other record
   types DBN defines (statistics, imbalance, OHLCV, BBO, ...) are UNSUPPORTED_MESSAGE.
 
 Instruments are table rows keyed by (venue, symbol): DBN instrument ids that share a raw symbol
@@ -58,9 +67,14 @@ it when ts_recv is not a true receive time, e.g. on every snapshot record, so th
 ts_recv_backwards warning counts such records). A run of
 F_SNAPSHOT MBO records for an instrument that does not start with ``R`` gets a BOOK_CLEAR (SNAPSHOT)
 first, so every snapshot starts with a clear. LAST: Databento sets F_LAST on the last record *of an
-instrument* in an event, so messages are per instrument: an instrument's message ends at a record
-with F_LAST, when a data record with a different ts_recv comes, or at the end of the stream; its last
-event then carries LAST (even when the record holding F_LAST itself has no events).
+instrument* in a venue event, and an event may span several packets (several ts_recv), so messages
+are per instrument and end where the venue's event ends: at a record with F_LAST, whose
+instrument's last event then carries LAST (even when the F_LAST record itself has no events), or at
+the end of the stream. Events between are never observable half-applied, whatever their ts_recv.
+Two fallbacks, counted in ``messages_ended_without_f_last``: a record of the instrument with
+another ts_event starts a new event (the records of one venue event share its ts_event; a stream
+without F_LAST), and events still open when the chunk being built holds twice its size are ended
+there (no real venue event is that long), so memory stays bounded.
 
 ``ts_event``/``ts_recv`` are DBN's (ns); ``seq`` is DBN's ``sequence``. Databento's sequence is the
 venue channel's, shared by all the channel's instruments, so forward jumps in a filtered file are
@@ -105,6 +119,7 @@ from lockstep.data.importers.normalized import (
     LAST,
     SNAPSHOT,
     TRADE,
+    TRADING_PHASE,
     ChunkBuilder,
     InputFile,
     NormalizedChunk,
@@ -112,6 +127,7 @@ from lockstep.data.importers.normalized import (
     StreamCut,
     open_decompressed,
 )
+from lockstep.enums import TradingPhase
 from lockstep.errors import DecodeError
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -129,7 +145,7 @@ RT_MBP0, RT_MBP1, RT_MBP10, RT_STATUS, RT_DEF, RT_ERROR, RT_SYMMAP, RT_SYSTEM, R
 _HEADER_SIZE = 16
 _SIZES = {RT_MBO: 56, RT_MBP10: 368, RT_MBP1: 80, RT_MBP0: 48}
 _DEF_SIZES = {1: 360, 2: 400, 3: 520}
-_INFO_RTYPES = {RT_STATUS, RT_ERROR, RT_SYMMAP, RT_SYSTEM}  # understood, no canonical form
+_INFO_RTYPES = {RT_ERROR, RT_SYMMAP, RT_SYSTEM}  # understood, no canonical form
 _RTYPE_NAMES = {0x00: "mbp-0", 0x01: "mbp-1", 0x0A: "mbp-10", 0x11: "ohlcv-deprecated",
                 0x20: "ohlcv-1s", 0x21: "ohlcv-1m", 0x22: "ohlcv-1h", 0x23: "ohlcv-1d",
                 0x24: "ohlcv-eod", 0x12: "status", 0x13: "definition", 0x14: "imbalance",
@@ -140,10 +156,33 @@ _RTYPE_NAMES = {0x00: "mbp-0", 0x01: "mbp-1", 0x0A: "mbp-10", 0x11: "ohlcv-depre
 _MBO = struct.Struct("<BBHIQQqIBBccQiI")  # header + order_id price size flags channel action side ts_recv delta seq
 _MBP = struct.Struct("<BBHIQqIccBBQiI")  # header + price size action side flags depth ts_recv delta seq
 _LEVEL = struct.Struct("<qqIIII")  # bid_px ask_px bid_sz ask_sz bid_ct ask_ct
-assert _MBO.size == 56 and _MBP.size == 48 and _LEVEL.size == 32
+# header + ts_recv action reason trading_event is_trading is_quoting is_short_sell_restricted (DBN v2, v3)
+_STATUS = struct.Struct("<BBHIQQHHHccc7x")
+assert _MBO.size == 56 and _MBP.size == 48 and _LEVEL.size == 32 and _STATUS.size == 40
+
+# DBN StatusAction -> the phase it puts the instrument in (docs/data.md). Absent: the action does
+# not say (none, a short-sell restriction change, a code DBN may add), is_trading decides.
+_STATUS_PHASE = {
+    1: TradingPhase.PRE_OPEN,    # pre-open: orders accepted, no matching
+    2: TradingPhase.AUCTION,     # pre-cross
+    3: TradingPhase.PRE_OPEN,    # quoting: quotes, no trades
+    4: TradingPhase.AUCTION,     # cross
+    5: TradingPhase.AUCTION,     # rotation (an options opening)
+    6: TradingPhase.AUCTION,     # new price indication (a reopening being called)
+    7: TradingPhase.CONTINUOUS,  # trading
+    8: TradingPhase.HALTED,      # halt
+    9: TradingPhase.HALTED,      # pause
+    10: TradingPhase.HALTED,     # suspend
+    11: TradingPhase.AUCTION,    # pre-close: the closing cross is being called
+    12: TradingPhase.CLOSED,     # close
+    13: TradingPhase.CLOSED,     # post-close
+    15: TradingPhase.CLOSED,     # not available for trading
+}
 
 _KIND_NAMES = {L2_SET: "l2_set", L3_ADD: "l3_add", L3_MODIFY: "l3_modify", L3_DELETE: "l3_delete",
-               L3_EXECUTE: "l3_execute", BOOK_CLEAR: "book_clear", TRADE: "trade"}
+               L3_EXECUTE: "l3_execute", BOOK_CLEAR: "book_clear", TRADE: "trade",
+               TRADING_PHASE: "trading_phase"}
+_AGGRESSOR = {BID: ASK, ASK: BID}  # a fill's aggressor is on the other side of the resting order
 _SIDES = {b"B": BID, b"A": ASK, b"N": 0}
 _READ = 1 << 20
 _REASONS_PER_RULE = 50  # reasons kept per rule: enough to diagnose, bounded on garbage input
@@ -284,6 +323,7 @@ class DbnDecodeRun(DecodeRunBase):
         self._size_text, size_ratio = size_increment
         self._sp, self._sq = size_ratio.numerator, size_ratio.denominator  # qty = size * sq / sp
         self._cb = ChunkBuilder(capacity=chunk_size, reasons_per_rule=_REASONS_PER_RULE)  # cut between messages
+        self._overfull = 2 * chunk_size
         self._rows: list[_Row] = []
         self._by_symbol: dict[tuple[str, str], int] = {}
         self._by_id: dict[tuple[str, int], int] = {}
@@ -292,19 +332,19 @@ class DbnDecodeRun(DecodeRunBase):
         c: dict[str, Any] = {
             "records": 0, "bytes": 0, "files": [], "definition_files": [], "records_by_type": {},
             "mbo_actions": {}, "events": {}, "problems": self._cb.problems, "snapshot_clears_inserted": 0,
-            "fills_absorbed_by_cancel": 0, "fills_without_cancel": 0, "unknown_order_refs": 0,
+            "unknown_order_refs": 0, "fills_of_unknown_orders": 0, "messages_ended_without_f_last": 0,
+            "status_records_without_phase": 0,
             "last_added": 0, "definitions": 0, "definitions_without_increment": 0,
             "late_definitions": 0, "book_kind_conflicts": 0,
         }
         self._c = c
         # per table row state
         self._orders: dict[int, dict[int, list[int]]] = {}  # row -> order_id -> [ticks, qty, side]
-        self._pending: dict[int, dict[int, int]] = {}  # row -> order_id -> filled qty not yet cancelled
         self._in_snapshot: dict[int, bool] = {}
         self._seq: dict[int, tuple[int, int]] = {}  # row -> (sequence, ts_recv)
         self._views: dict[int, tuple[dict[int, int], dict[int, int]]] = {}  # row -> (bids, asks)
         self._open: dict[int, int] = {}  # row -> position (in the chunk) of its open message's last event
-        self._prev_ts: int | None = None
+        self._open_ts_event: dict[int, int] = {}  # row -> ts_event of its open message
         self._bytes_in_file = 0
 
     # ---- report ----
@@ -323,20 +363,13 @@ class DbnDecodeRun(DecodeRunBase):
 
     def _close(self, row: int) -> None:
         pos = self._open.pop(row, None)
+        self._open_ts_event.pop(row, None)
         if pos is not None:
             self._cb.add_flags(pos, LAST)
-        pending = self._pending.get(row)
-        if pending:
-            self._c["fills_without_cancel"] += sum(1 for v in pending.values() if v > 0)
-            pending.clear()
 
     def _close_all(self) -> None:
         for row in list(self._open):
             self._close(row)
-        for row, pending in self._pending.items():
-            if pending:
-                self._c["fills_without_cancel"] += sum(1 for v in pending.values() if v > 0)
-                pending.clear()
 
     # ---- instruments ----
 
@@ -356,13 +389,14 @@ class DbnDecodeRun(DecodeRunBase):
             self._by_symbol[key] = index
         return index
 
-    def _row(self, meta: _Meta, instrument_id: int, book: str | None) -> int:
-        """The table row of a data record's instrument (book None: trades, any book will do)."""
+    def _row(self, meta: _Meta, instrument_id: int, book: str | None, create_as: str = "l2") -> int:
+        """The table row of a data record's instrument (book None: trades and status, any book will
+        do; a row they create has the book `create_as`)."""
         key = (meta.dataset, instrument_id)
         index = self._by_id.get(key)
         if index is None:
             symbol = meta.symbols.get(instrument_id) or f"ID{instrument_id}"
-            index = self._row_for_symbol(symbol, self._venue or meta.dataset, book or "l2", None)
+            index = self._row_for_symbol(symbol, self._venue or meta.dataset, book or create_as, None)
             self._by_id[key] = index
             self._rows[index].ids.append(instrument_id)
         elif book is not None and self._rows[index].book != book:
@@ -520,6 +554,12 @@ class DbnDecodeRun(DecodeRunBase):
                 self._dispatch(fi, path, meta, buf, pos, offset, length)
                 if not self._open:
                     yield from self._cb.take_if_full()
+                elif self._cb.n_records >= self._overfull or self._cb.n_events >= self._overfull:
+                    # Events still open at twice a chunk (no real venue event is that long: the
+                    # stream lacks F_LAST): ended here, so memory stays bounded.
+                    self._c["messages_ended_without_f_last"] += len(self._open)
+                    self._close_all()
+                    yield from self._cb.take_if_full()
         finally:
             self._inputs.append(InputFile(path, self._bytes_in_file, self._cb.next_record - first))
             self._c["bytes"] += self._bytes_in_file
@@ -553,6 +593,8 @@ class DbnDecodeRun(DecodeRunBase):
                 self._mbp(fi, meta, buf, pos, offset, length, 10 if rtype == RT_MBP10 else 1)
             elif rtype == RT_MBP0:
                 self._trade(fi, meta, buf, pos, offset, length)
+            elif rtype == RT_STATUS:
+                self._status(fi, meta, buf, pos, offset, length)
             elif rtype == RT_DEF or rtype == RT_SYMMAP:
                 rec = self._decode_with_dbn(meta, bytes(buf[pos: pos + length]))
                 if rtype == RT_DEF:
@@ -612,15 +654,20 @@ class DbnDecodeRun(DecodeRunBase):
 
     # ---- record kinds ----
 
-    def _begin_message(self, ts_recv: int) -> None:
-        if ts_recv != self._prev_ts:
-            if self._open or any(self._pending.values()):
-                self._close_all()
-            self._prev_ts = ts_recv
+    def _begin_message(self, row: int, ts_event: int) -> None:
+        """Before a data record of `row`: a venue event keeps one ts_event, so a record of the
+        instrument with another one starts a new event, ending the open one (a stream without
+        F_LAST; counted)."""
+        opened = self._open_ts_event.get(row)
+        if opened is not None and opened != ts_event:
+            self._c["messages_ended_without_f_last"] += 1
+            self._close(row)
 
     def _emit(self, row: int, ts_event: int, ts_recv: int, seq: int, kind: int, side: int,
               flags: int, price: int, qty: int, order_id: int = 0) -> None:
         """An event of the record started last."""
+        if row not in self._open:
+            self._open_ts_event[row] = ts_event
         self._open[row] = self._cb.n_events
         self._cb.event(ts_event, ts_recv, seq, row, kind, side, flags, price, qty, order_id)
         ev = self._c["events"]
@@ -637,7 +684,7 @@ class DbnDecodeRun(DecodeRunBase):
             raise _Bad("ts_event or ts_recv is undefined")
         row = self._row(meta, iid, "l3")
         r = self._rows[row]
-        self._begin_message(ts_recv)
+        self._begin_message(row, ts_event)
         snapshot = bool(dflags & F_SNAPSHOT)
         flags = (SNAPSHOT if snapshot else 0) | (BAD_TS_RECV if dflags & F_BAD_TS_RECV else 0)
         problem = None
@@ -676,12 +723,12 @@ class DbnDecodeRun(DecodeRunBase):
         if side is None:
             raise _Bad(f"unknown side {side_c!r}")
         ticks = qty = 0
-        if action in (b"A", b"M", b"T"):
+        if action in (b"A", b"M", b"T", b"F"):
             if action == b"A" and side == 0:
                 raise _Bad("an add without a side")
             ticks = self._ticks(r, price, "price")
             qty = self._lots(size)
-        elif action in (b"C", b"F"):
+        elif action == b"C":
             qty = self._lots(size)
             try:  # only informative: the order map knows the order's price
                 ticks = self._ticks(r, price, "price")
@@ -698,25 +745,12 @@ class DbnDecodeRun(DecodeRunBase):
                 out.append((BOOK_CLEAR, 0, 0, 0, 0, SNAPSHOT))
                 self._c["snapshot_clears_inserted"] += 1
                 orders.clear()
-                self._pending.pop(row, None)
         elif not snapshot:
             self._in_snapshot[row] = False
         if action == b"A":
             orders[order_id] = [ticks, qty, side]
             out.append((L3_ADD, side, ticks, qty, order_id, 0))
         elif action == b"C":
-            pending = self._pending.get(row)
-            filled = pending.get(order_id, 0) if pending else 0
-            if filled:
-                absorbed = min(filled, qty)
-                if filled - absorbed:
-                    pending[order_id] = filled - absorbed  # type: ignore[index]
-                else:
-                    del pending[order_id]  # type: ignore[union-attr]
-                qty -= absorbed
-                self._c["fills_absorbed_by_cancel"] += 1
-                if qty == 0:
-                    return out
             entry = orders.get(order_id)
             if entry is None:
                 self._c["unknown_order_refs"] += 1
@@ -738,21 +772,16 @@ class DbnDecodeRun(DecodeRunBase):
             out.append((L3_MODIFY, entry[2] if entry is not None else side, ticks, qty, order_id, 0))
         elif action == b"R":
             orders.clear()
-            self._pending.pop(row, None)
             out.append((BOOK_CLEAR, 0, 0, 0, 0, 0))
         elif action == b"T":
             out.append((TRADE, side, ticks, qty, 0, 0))
         elif action == b"F":
+            # The print of a fill; the order stays as it is until the C or M that follows.
             entry = orders.get(order_id)
             if entry is None:
-                self._c["unknown_order_refs"] += 1
-            else:
-                entry[1] -= qty
-                if entry[1] <= 0:
-                    del orders[order_id]
-            pending = self._pending.setdefault(row, {})
-            pending[order_id] = pending.get(order_id, 0) + qty
-            out.append((L3_EXECUTE, entry[2] if entry is not None else side, ticks, qty, order_id, 0))
+                self._c["fills_of_unknown_orders"] += 1
+            aggressor = _AGGRESSOR.get(entry[2], 0) if entry is not None else 0
+            out.append((TRADE, aggressor, ticks, qty, order_id, 0))
         return out
 
     def _mbp(self, fi: int, meta: _Meta, buf: bytearray, pos: int, offset: int, length: int,
@@ -764,7 +793,7 @@ class DbnDecodeRun(DecodeRunBase):
         trades_only = meta.schema == "tbbo"
         row = self._row(meta, iid, None if trades_only else "l2")
         r = self._rows[row]
-        self._begin_message(ts_recv)
+        self._begin_message(row, ts_event)
         side = _SIDES.get(side_c)
         base_flags = BAD_TS_RECV if dflags & F_BAD_TS_RECV else 0
         try:
@@ -827,7 +856,7 @@ class DbnDecodeRun(DecodeRunBase):
             raise _Bad("ts_event or ts_recv is undefined")
         row = self._row(meta, iid, None)
         r = self._rows[row]
-        self._begin_message(ts_recv)
+        self._begin_message(row, ts_event)
         side = _SIDES.get(side_c)
         try:
             if side is None:
@@ -843,6 +872,33 @@ class DbnDecodeRun(DecodeRunBase):
         self._emit(row, ts_event, ts_recv, seq, TRADE, side,
                    BAD_TS_RECV if dflags & F_BAD_TS_RECV else 0, ticks, qty)
         if dflags & F_LAST:
+            self._close(row)
+
+    def _status(self, fi: int, meta: _Meta, buf: bytearray, pos: int, offset: int, length: int) -> None:
+        """A status record: the instrument's trading phase, as one TRADING_PHASE event. Status
+        records carry no F_LAST: the event ends its own message, or joins the instrument's open
+        one (the phase then holds when that message's book is judged)."""
+        if meta.version < 2 or length != _STATUS.size + (8 if meta.ts_out else 0):
+            self._c["status_records_without_phase"] += 1  # DBN v1's status layout: not decoded
+            self._record(fi, offset, length)
+            return
+        (_, _, _, iid, ts_event, ts_recv, action, _, _, is_trading, is_quoting,
+         _) = _STATUS.unpack_from(buf, pos)
+        if ts_event > _INT64_MAX or ts_recv > _INT64_MAX:
+            raise _Bad("ts_event or ts_recv is undefined")
+        phase = _STATUS_PHASE.get(action)
+        if phase is None and is_trading == b"Y":
+            phase = TradingPhase.CONTINUOUS
+        elif phase is None and is_trading == b"N":
+            phase = TradingPhase.PRE_OPEN if is_quoting == b"Y" else TradingPhase.HALTED
+        self._record(fi, offset, length)
+        if phase is None:
+            self._c["status_records_without_phase"] += 1
+            return
+        row = self._row(meta, iid, None, create_as=self._default_book)
+        joins = row in self._open
+        self._emit(row, ts_event, ts_recv, 0, TRADING_PHASE, int(phase), 0, 0, 0)
+        if not joins:
             self._close(row)
 
 

@@ -49,7 +49,9 @@ _CARRY = 2 + 0xFFFF
 
 _DATE_IN_NAME = re.compile(r"(?<!\d)(\d{8})(?!\d)")
 _FIELDS = {1: "buy/sell indicator is not 'B' or 'S'", 2: "printable flag is not 'Y' or 'N'",
-           3: "cross shares exceed the int64 range"}
+           3: "cross shares exceed the int64 range",
+           4: "system event code is not one of O, S, Q, M, E, C",
+           5: "trading state is not one of H, P, Q, T"}
 
 
 def session_day_start_ns(day: _dt.date) -> int:

@@ -332,9 +332,10 @@ def read_decompressed(path: str | os.PathLike[str]) -> bytes:
 
 
 #: Canonical codes as plain ints, for decoders that build events one by one in Python.
-L2_SET, L3_ADD, L3_MODIFY, L3_DELETE, L3_EXECUTE, BOOK_CLEAR, TRADE, GAP = (
+L2_SET, L3_ADD, L3_MODIFY, L3_DELETE, L3_EXECUTE, BOOK_CLEAR, TRADE, GAP, TRADING_PHASE = (
     int(k) for k in (EventKind.L2_SET, EventKind.L3_ADD, EventKind.L3_MODIFY, EventKind.L3_DELETE,
-                     EventKind.L3_EXECUTE, EventKind.BOOK_CLEAR, EventKind.TRADE, EventKind.GAP))
+                     EventKind.L3_EXECUTE, EventKind.BOOK_CLEAR, EventKind.TRADE, EventKind.GAP,
+                     EventKind.TRADING_PHASE))
 LAST, SNAPSHOT, BAD_TS_RECV = int(Flag.LAST), int(Flag.SNAPSHOT), int(Flag.BAD_TS_RECV)
 BID, ASK = int(Side.BID), int(Side.ASK)
 

@@ -24,7 +24,9 @@ RULE_MEANING: Mapping[str, str] = {
     Rule.SEQUENCE_GAP.label: "messages were lost (sequence ids not contiguous); the book is unknown until a snapshot",
     Rule.TS_RECV_BACKWARDS.label: "the receive clock went back",
     Rule.FEED_LATENCY.label: "ts_recv - ts_event outside the configured bounds",
-    Rule.CROSSED_BOOK.label: "best bid >= best ask after a complete message",
+    Rule.CROSSED_BOOK.label: "best bid >= best ask after a complete message, in continuous trading",
+    Rule.CROSSED_BOOK_PHASE_UNKNOWN.label: ("best bid >= best ask after a complete message, while the venue "
+                                            "had announced no trading phase (it may be a pre-open book)"),
     Rule.UNKNOWN_ORDER_REF.label: "an order reference that is not in the book (or an add of one already there)",
     Rule.BAD_PRICE_QTY.label: "zero or negative price or quantity where not allowed",
     Rule.DUPLICATE_MESSAGE.label: "a message already seen (same or older sequence id)",
@@ -199,6 +201,9 @@ def reason_text(rule: str, cause: int, symbol: str, a: int, b: int, cfg: Validat
         return f"{symbol}: sequence expected {a}, found {b}; book invalid until a snapshot"
     if rule == Rule.CROSSED_BOOK.label:
         return f"{symbol}: book crossed after the message (best bid {a} >= best ask {b}, in ticks)"
+    if rule == Rule.CROSSED_BOOK_PHASE_UNKNOWN.label:
+        return (f"{symbol}: book crossed after the message (best bid {a} >= best ask {b}, in ticks) "
+                f"and no trading phase announced: a pre-open book, or an error")
     if rule == Rule.FEED_LATENCY.label:
         return (f"{symbol}: feed latency {a} ns outside [{cfg.min_feed_latency_ns}, "
                 f"{cfg.max_feed_latency_ns}] ns")

@@ -13,11 +13,14 @@ ACTIONS = RuleAction.labels()
 
 #: What each rule does unless configured otherwise. Feed latency and raised receive stamps are
 #: facts about the capture a user should see, not reasons to discard it: the real Binance spot
-#: capture runs 1.27 s behind the venue on every message.
+#: capture runs 1.27 s behind the venue on every message. A crossed book while the venue has not
+#: said which phase it is in may be a real pre-open book (CME rests crossed orders before the
+#: open): quarantining it would lose the rest of the day to a book that was right.
 DEFAULT_ACTIONS: Mapping[str, str] = {
     **{rule.label: RuleAction.QUARANTINE.label for rule in Rule if rule != Rule.OK},
     Rule.FEED_LATENCY.label: RuleAction.WARN.label,
     Rule.TS_RECV_BACKWARDS.label: RuleAction.WARN.label,
+    Rule.CROSSED_BOOK_PHASE_UNKNOWN.label: RuleAction.WARN.label,
 }
 DEFAULT_MAX_FEED_LATENCY_NS = 60 * 10**9
 DEFAULT_MIN_FEED_LATENCY_NS = 0

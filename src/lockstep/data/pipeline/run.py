@@ -26,7 +26,7 @@ from lockstep.data.pipeline.rules import ValidationConfig
 from lockstep.data.pipeline.validate import GrowingValidator
 from lockstep.data.pipeline.write_behind import WriteBehind
 from lockstep.data.storage import LAYOUT, Location, ensure_layout, remove_created, root_location
-from lockstep.enums import Rule
+from lockstep.enums import Rule, TradingPhase
 from lockstep.errors import LockstepError, PipelineError
 
 STEPS = ("raw", "normalize", "validate", "promote")
@@ -140,6 +140,7 @@ def run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResult
     requires_snapshot = bool(getattr(run, "requires_snapshot", False))
     fmt = FORMATS.get(result.format)
     default_book = fmt.book if fmt is not None else "l2"
+    session_phase = TradingPhase.from_label(fmt.session_phase) if fmt is not None else TradingPhase.UNKNOWN
     warned: dict[str, int] = {}
     warn_first: dict[str, list[dict[str, Any]]] = {}
     first_offset: dict[int, int] = {}  # per input: where its first record starts (after a header)
@@ -158,7 +159,7 @@ def run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResult
             need = max(len(table), int(chunk.events["instrument"][: chunk.n_events].max()) + 1
                        if chunk.n_events else 0)
             if validator is None:
-                validator = GrowingValidator(cfg, requires_snapshot)
+                validator = GrowingValidator(cfg, requires_snapshot, session_phase)
             validator.grow(need, table, default_book)
             verdicts, keep, markers = validator.check(chunk)
             rule = verdicts["rule"][: chunk.n_records]

@@ -7,6 +7,7 @@ from lockstep._bindings.validate import Validator
 from lockstep.data.dataset import Instrument
 from lockstep.data.importers.normalized import NormalizedChunk
 from lockstep.data.pipeline.rules import ValidationConfig
+from lockstep.enums import TradingPhase
 
 
 class GrowingValidator:
@@ -14,9 +15,11 @@ class GrowingValidator:
     mid-stream (only before any event of the new instruments was judged, which is when they
     appear)."""
 
-    def __init__(self, cfg: ValidationConfig, requires_snapshot: bool) -> None:
+    def __init__(self, cfg: ValidationConfig, requires_snapshot: bool,
+                 session_phase: TradingPhase = TradingPhase.UNKNOWN) -> None:
         self.cfg = cfg
         self.requires_snapshot = requires_snapshot
+        self.session_phase = session_phase
         self.core = None
         self.size = 0
 
@@ -27,7 +30,7 @@ class GrowingValidator:
         if self.core is None:
             self.core = Validator(books, [self.requires_snapshot and b == "l2" for b in books],
                                   dict(self.cfg.actions), self.cfg.min_feed_latency_ns,
-                                  self.cfg.max_feed_latency_ns)
+                                  self.cfg.max_feed_latency_ns, self.session_phase)
         else:
             self.core.add_instruments(books[self.size:], [self.requires_snapshot and b == "l2"
                                                            for b in books[self.size:]])

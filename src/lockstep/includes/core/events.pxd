@@ -25,6 +25,19 @@ cdef extern from "lockstep/core/events.hpp" namespace "lockstep" nogil:
         CancelSubmitted
         ReplaceSubmitted
         Gap
+        TradingPhase
+
+    cdef enum class CTradingPhase "lockstep::TradingPhase"(uint8_t):
+        Unknown
+        PreOpen
+        Auction
+        Continuous
+        Halted
+        Closed
+        Count
+
+    const uint64_t kPhaseScopeInstrument "lockstep::kPhaseScopeInstrument"
+    const uint64_t kPhaseScopeSession "lockstep::kPhaseScopeSession"
 
     cdef enum class CSide "lockstep::Side"(uint8_t):
         None_ "lockstep::Side::None"

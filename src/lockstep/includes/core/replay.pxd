@@ -4,7 +4,7 @@ from libcpp cimport bool
 from libcpp.string cimport string
 from libcpp.vector cimport vector
 
-from lockstep.includes.core.events cimport CEventColumns
+from lockstep.includes.core.events cimport CEventColumns, CTradingPhase
 from lockstep.includes.base.status cimport CStatus
 
 
@@ -67,5 +67,8 @@ cdef extern from "lockstep/core/replay.hpp" namespace "lockstep" nogil:
         string serialize_state() except +
         void add_instrument(CBookType t) except +
         bint book_valid(uint32_t inst) noexcept
+        CTradingPhase phase(uint32_t inst) noexcept
+        CTradingPhase session_phase() noexcept
+        void set_session_phase(CTradingPhase p) noexcept
         const vector[CInvalidStretch]& invalid_stretches() noexcept
         uint64_t invalid_stretch_count() noexcept

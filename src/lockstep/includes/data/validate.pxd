@@ -3,7 +3,7 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libcpp cimport bool
 from libcpp.vector cimport vector
 
-from lockstep.includes.core.events cimport CEventColumns
+from lockstep.includes.core.events cimport CEventColumns, CTradingPhase
 from lockstep.includes.core.replay cimport CBookType, CReplayer
 from lockstep.includes.base.status cimport CStatus
 
@@ -15,9 +15,10 @@ cdef extern from "lockstep/data/validate.hpp" namespace "lockstep" nogil:
     cdef cppclass CValidatorConfig "lockstep::ValidatorConfig":
         vector[CBookType] book_types
         vector[uint8_t] requires_snapshot
-        CRuleAction action[12]
+        CRuleAction action[13]
         int64_t min_feed_latency_ns
         int64_t max_feed_latency_ns
+        CTradingPhase session_phase
 
     cdef cppclass CRecordVerdicts "lockstep::RecordVerdicts":
         uint8_t* rule

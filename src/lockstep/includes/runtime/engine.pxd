@@ -3,7 +3,7 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libcpp.string cimport string
 from libcpp.vector cimport vector
 
-from lockstep.includes.core.events cimport CEventColumns, CEventKind, CSide
+from lockstep.includes.core.events cimport CEventColumns, CEventKind, CSide, CTradingPhase
 from lockstep.includes.core.execution cimport COrderStatus, CExecutionState, CPositionView, CWide
 from lockstep.includes.core.intents cimport CIntent, CTimeInForce
 from lockstep.includes.core.queue cimport CIntentQueue, CQueueConfig
@@ -118,6 +118,7 @@ cdef extern from "lockstep/runtime/engine.hpp" namespace "lockstep" nogil:
         size_t depth(uint32_t inst, CSide side, size_t n, int64_t* prices, int64_t* qtys) noexcept
         bint mid(uint32_t inst, int64_t* out) noexcept
         bint book_valid(uint32_t inst) noexcept
+        CTradingPhase trading_phase(uint32_t inst) noexcept
         int64_t position(uint32_t inst) noexcept
         CPositionView position_view(uint32_t inst) noexcept
         CWide unrealized(uint32_t inst) noexcept

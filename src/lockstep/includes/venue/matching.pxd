@@ -23,6 +23,7 @@ cdef extern from "lockstep/venue/matching.hpp" namespace "lockstep" nogil:
         DuplicateOrder
         UnknownOrder
         BookUnavailable
+        NotTrading
 
     cdef enum class CSubmitOutcome "lockstep::SubmitOutcome"(uint8_t):
         Rested, Filled, Canceled, Rejected
