@@ -5,7 +5,7 @@
 // Price(4) with 4 implied decimals, alpha fields (order token 14, stock 8, firm 4) left-justified
 // and space-padded, one-byte codes as the ASCII letters the specification lists, outbound
 // timestamps 8 bytes of nanoseconds since midnight. Each struct lists its fields in wire order
-// (wire.hpp), which both encoding and decoding walk; kLength is the specification's length.
+// (wire.hpp), which both encoding and decoding walk; its length is the specification's.
 //
 // The codec checks framing only (type byte, exact length): whether a side, a time in force or a
 // display code is one the venue accepts is the venue's decision, answered with a Rejected
@@ -34,9 +34,7 @@ using Firm = uint8_t[kFirmLength];
 // ------------------------------------------------------------------------------------------
 // Inbound (client to venue)
 
-struct EnterOrder {
-    static constexpr uint8_t kType = 'O';
-    static constexpr size_t kLength = 49;
+struct EnterOrder : wire::Message<'O', 49> {
     Token token;
     uint8_t side;  // B buy, S sell, T sell short, E sell short exempt
     uint32_t shares;
@@ -44,12 +42,9 @@ struct EnterOrder {
     uint32_t price;
     uint32_t time_in_force;  // seconds; 0 immediate or cancel, 99998 market hours, 99999 system
     Firm firm;
-    uint8_t display;
-    uint8_t capacity;
-    uint8_t intermarket_sweep;
+    uint8_t display, capacity, intermarket_sweep;
     uint32_t minimum_quantity;
-    uint8_t cross_type;
-    uint8_t customer_type;
+    uint8_t cross_type, customer_type;
     template <class Self, class F>
     static constexpr void fields(Self& m, F&& f) {
         f(m.token), f(m.side), f(m.shares), f(m.stock), f(m.price), f(m.time_in_force);
@@ -58,16 +53,10 @@ struct EnterOrder {
     }
 };
 
-struct ReplaceOrder {
-    static constexpr uint8_t kType = 'U';
-    static constexpr size_t kLength = 47;
-    Token existing_token;
-    Token replacement_token;
-    uint32_t shares;
-    uint32_t price;
-    uint32_t time_in_force;
-    uint8_t display;
-    uint8_t intermarket_sweep;
+struct ReplaceOrder : wire::Message<'U', 47> {
+    Token existing_token, replacement_token;
+    uint32_t shares, price, time_in_force;
+    uint8_t display, intermarket_sweep;
     uint32_t minimum_quantity;
     template <class Self, class F>
     static constexpr void fields(Self& m, F&& f) {
@@ -76,189 +65,133 @@ struct ReplaceOrder {
     }
 };
 
-struct CancelOrder {
-    static constexpr uint8_t kType = 'X';
-    static constexpr size_t kLength = 19;
+struct CancelOrder : wire::Message<'X', 19> {
     Token token;
     uint32_t shares;  // the shares to leave on the order: 0 cancels it
     template <class Self, class F>
-    static constexpr void fields(Self& m, F&& f) {
-        f(m.token), f(m.shares);
-    }
+    static constexpr void fields(Self& m, F&& f) { f(m.token), f(m.shares); }
 };
 
 // ------------------------------------------------------------------------------------------
-// Outbound (venue to client)
+// Outbound (venue to client): a timestamp first, and for orders the token after it.
 
-struct SystemEvent {
-    static constexpr uint8_t kType = 'S';
-    static constexpr size_t kLength = 10;
+struct SystemEvent : wire::Message<'S', 10> {
     uint64_t timestamp;
     uint8_t event_code;  // S start of day, E end of day
     template <class Self, class F>
-    static constexpr void fields(Self& m, F&& f) {
-        f(m.timestamp), f(m.event_code);
-    }
+    static constexpr void fields(Self& m, F&& f) { f(m.timestamp), f(m.event_code); }
 };
 
-struct Accepted {
-    static constexpr uint8_t kType = 'A';
-    static constexpr size_t kLength = 66;
+struct OrderNotice {
     uint64_t timestamp;
     Token token;
+    template <class Self, class F>
+    static constexpr void notice_fields(Self& m, F& f) { f(m.timestamp), f(m.token); }
+};
+
+// Accepted's and Replaced's fields up to the order state.
+struct OrderView : OrderNotice {
     uint8_t side;
     uint32_t shares;
     Stock stock;
-    uint32_t price;
-    uint32_t time_in_force;
+    uint32_t price, time_in_force;
     Firm firm;
     uint8_t display;
     uint64_t order_reference;
-    uint8_t capacity;
-    uint8_t intermarket_sweep;
+    uint8_t capacity, intermarket_sweep;
     uint32_t minimum_quantity;
     uint8_t cross_type;
     uint8_t order_state;  // L live, D dead
-    uint8_t bbo_weight;
     template <class Self, class F>
-    static constexpr void fields(Self& m, F&& f) {
-        f(m.timestamp), f(m.token), f(m.side), f(m.shares), f(m.stock), f(m.price);
+    static constexpr void view_fields(Self& m, F& f) {
+        notice_fields(m, f), f(m.side), f(m.shares), f(m.stock), f(m.price);
         f(m.time_in_force), f(m.firm), f(m.display), f(m.order_reference), f(m.capacity);
         f(m.intermarket_sweep), f(m.minimum_quantity), f(m.cross_type), f(m.order_state);
-        f(m.bbo_weight);
     }
 };
 
-// The order as replaced: Accepted's fields under the replacement token, with the previous token
-// between the order state and the BBO weight indicator.
-struct Replaced {
-    static constexpr uint8_t kType = 'U';
-    static constexpr size_t kLength = 80;
-    uint64_t timestamp;
-    Token token;
-    uint8_t side;
-    uint32_t shares;
-    Stock stock;
-    uint32_t price;
-    uint32_t time_in_force;
-    Firm firm;
-    uint8_t display;
-    uint64_t order_reference;
-    uint8_t capacity;
-    uint8_t intermarket_sweep;
-    uint32_t minimum_quantity;
-    uint8_t cross_type;
-    uint8_t order_state;
+struct Accepted : wire::Message<'A', 66>, OrderView {
+    uint8_t bbo_weight;
+    template <class Self, class F>
+    static constexpr void fields(Self& m, F&& f) { view_fields(m, f), f(m.bbo_weight); }
+};
+
+// The order as replaced, under the replacement token; the previous token comes between the
+// order state and the BBO weight indicator.
+struct Replaced : wire::Message<'U', 80>, OrderView {
     Token previous_token;
     uint8_t bbo_weight;
     template <class Self, class F>
     static constexpr void fields(Self& m, F&& f) {
-        f(m.timestamp), f(m.token), f(m.side), f(m.shares), f(m.stock), f(m.price);
-        f(m.time_in_force), f(m.firm), f(m.display), f(m.order_reference), f(m.capacity);
-        f(m.intermarket_sweep), f(m.minimum_quantity), f(m.cross_type), f(m.order_state);
-        f(m.previous_token), f(m.bbo_weight);
+        view_fields(m, f), f(m.previous_token), f(m.bbo_weight);
     }
 };
 
-struct Canceled {
-    static constexpr uint8_t kType = 'C';
-    static constexpr size_t kLength = 28;
-    uint64_t timestamp;
-    Token token;
+struct Canceled : wire::Message<'C', 28>, OrderNotice {
     uint32_t decrement_shares;
     uint8_t reason;
     template <class Self, class F>
     static constexpr void fields(Self& m, F&& f) {
-        f(m.timestamp), f(m.token), f(m.decrement_shares), f(m.reason);
+        notice_fields(m, f), f(m.decrement_shares), f(m.reason);
     }
 };
 
-struct AiqCanceled {
-    static constexpr uint8_t kType = 'D';
-    static constexpr size_t kLength = 37;
-    uint64_t timestamp;
-    Token token;
+struct AiqCanceled : wire::Message<'D', 37>, OrderNotice {
     uint32_t decrement_shares;
     uint8_t reason;
-    uint32_t quantity_prevented;
-    uint32_t execution_price;
+    uint32_t quantity_prevented, execution_price;
     uint8_t liquidity_flag;
     template <class Self, class F>
     static constexpr void fields(Self& m, F&& f) {
-        f(m.timestamp), f(m.token), f(m.decrement_shares), f(m.reason);
-        f(m.quantity_prevented), f(m.execution_price), f(m.liquidity_flag);
+        notice_fields(m, f), f(m.decrement_shares), f(m.reason), f(m.quantity_prevented);
+        f(m.execution_price), f(m.liquidity_flag);
     }
 };
 
-struct Executed {
-    static constexpr uint8_t kType = 'E';
-    static constexpr size_t kLength = 40;
-    uint64_t timestamp;
-    Token token;
-    uint32_t executed_shares;
-    uint32_t execution_price;
+struct Executed : wire::Message<'E', 40>, OrderNotice {
+    uint32_t executed_shares, execution_price;
     uint8_t liquidity_flag;
     uint64_t match_number;
     template <class Self, class F>
     static constexpr void fields(Self& m, F&& f) {
-        f(m.timestamp), f(m.token), f(m.executed_shares), f(m.execution_price);
-        f(m.liquidity_flag), f(m.match_number);
+        notice_fields(m, f), f(m.executed_shares), f(m.execution_price), f(m.liquidity_flag);
+        f(m.match_number);
     }
 };
 
-struct BrokenTrade {
-    static constexpr uint8_t kType = 'B';
-    static constexpr size_t kLength = 32;
-    uint64_t timestamp;
-    Token token;
+struct BrokenTrade : wire::Message<'B', 32>, OrderNotice {
     uint64_t match_number;
     uint8_t reason;
     template <class Self, class F>
     static constexpr void fields(Self& m, F&& f) {
-        f(m.timestamp), f(m.token), f(m.match_number), f(m.reason);
+        notice_fields(m, f), f(m.match_number), f(m.reason);
     }
 };
 
-struct PriceCorrection {
-    static constexpr uint8_t kType = 'K';
-    static constexpr size_t kLength = 36;
-    uint64_t timestamp;
-    Token token;
+struct PriceCorrection : wire::Message<'K', 36>, OrderNotice {
     uint64_t match_number;
     uint32_t new_execution_price;
     uint8_t reason;
     template <class Self, class F>
     static constexpr void fields(Self& m, F&& f) {
-        f(m.timestamp), f(m.token), f(m.match_number), f(m.new_execution_price), f(m.reason);
+        notice_fields(m, f), f(m.match_number), f(m.new_execution_price), f(m.reason);
     }
 };
 
-struct Rejected {
-    static constexpr uint8_t kType = 'J';
-    static constexpr size_t kLength = 24;
-    uint64_t timestamp;
-    Token token;
+struct Rejected : wire::Message<'J', 24>, OrderNotice {
     uint8_t reason;
     template <class Self, class F>
-    static constexpr void fields(Self& m, F&& f) {
-        f(m.timestamp), f(m.token), f(m.reason);
-    }
+    static constexpr void fields(Self& m, F&& f) { notice_fields(m, f), f(m.reason); }
 };
 
-// Cancel Pending ('P') and Cancel Reject ('I') carry the same two fields.
+// Cancel Pending ('P') and Cancel Reject ('I') carry the notice alone.
 template <uint8_t Type>
-struct TokenNotice {
-    static constexpr uint8_t kType = Type;
-    static constexpr size_t kLength = 23;
-    uint64_t timestamp;
-    Token token;
+struct BareNotice : wire::Message<Type, 23>, OrderNotice {
     template <class Self, class F>
-    static constexpr void fields(Self& m, F&& f) {
-        f(m.timestamp), f(m.token);
-    }
+    static constexpr void fields(Self& m, F&& f) { OrderNotice::notice_fields(m, f); }
 };
-using CancelPending = TokenNotice<'P'>;
-using CancelReject = TokenNotice<'I'>;
+using CancelPending = BareNotice<'P'>;
+using CancelReject = BareNotice<'I'>;
 
 // ------------------------------------------------------------------------------------------
 // Decoding by type byte
@@ -331,36 +264,9 @@ inline Status decode_outbound(const uint8_t* p, size_t len, Outbound& out,
 using wire::encode_message;
 
 // The type sets for wire's generic access by type byte (bindings, tools).
-struct InboundTypes {
-    template <class F>
-    static bool with_type(uint8_t type, F&& f) noexcept {
-        switch (type) {
-            case EnterOrder::kType: f.template operator()<EnterOrder>(); return true;
-            case ReplaceOrder::kType: f.template operator()<ReplaceOrder>(); return true;
-            case CancelOrder::kType: f.template operator()<CancelOrder>(); return true;
-            default: return false;
-        }
-    }
-};
-
-struct OutboundTypes {
-    template <class F>
-    static bool with_type(uint8_t type, F&& f) noexcept {
-        switch (type) {
-            case SystemEvent::kType: f.template operator()<SystemEvent>(); return true;
-            case Accepted::kType: f.template operator()<Accepted>(); return true;
-            case Replaced::kType: f.template operator()<Replaced>(); return true;
-            case Canceled::kType: f.template operator()<Canceled>(); return true;
-            case AiqCanceled::kType: f.template operator()<AiqCanceled>(); return true;
-            case Executed::kType: f.template operator()<Executed>(); return true;
-            case BrokenTrade::kType: f.template operator()<BrokenTrade>(); return true;
-            case PriceCorrection::kType: f.template operator()<PriceCorrection>(); return true;
-            case Rejected::kType: f.template operator()<Rejected>(); return true;
-            case CancelPending::kType: f.template operator()<CancelPending>(); return true;
-            case CancelReject::kType: f.template operator()<CancelReject>(); return true;
-            default: return false;
-        }
-    }
-};
+using InboundTypes = wire::TypeSet<EnterOrder, ReplaceOrder, CancelOrder>;
+using OutboundTypes = wire::TypeSet<SystemEvent, Accepted, Replaced, Canceled, AiqCanceled,
+                                    Executed, BrokenTrade, PriceCorrection, Rejected,
+                                    CancelPending, CancelReject>;
 
 }  // namespace lockstep::ouch42

@@ -3,8 +3,8 @@
 // the space-padded ASCII fields of the binary protocols, and the field lists that fixed-layout
 // messages (OUCH, ITCH) are encoded and decoded from.
 //
-// A fixed-layout message is a struct with kType (its type byte), kLength (type byte included, from
-// the specification) and a static fields(m, f) calling f on each field in wire order: uint8_t,
+// A fixed-layout message is a struct deriving from Message<type byte, length> with a static
+// constexpr fields(m, f) calling f on each field in wire order: uint8_t,
 // uint16_t, uint32_t, uint64_t, U48 (big-endian integers) and uint8_t[N] (bytes as they travel,
 // alpha fields space-padded). The one list serves encoding, decoding and the length check, so the
 // two directions cannot disagree.
@@ -94,6 +94,13 @@ inline bool parse_numeric(const uint8_t* p, size_t width, uint64_t* out) noexcep
     *out = v;
     return true;
 }
+
+// The type byte and the specification's length (type byte included) of a fixed-layout message.
+template <uint8_t Type, size_t Length>
+struct Message {
+    static constexpr uint8_t kType = Type;
+    static constexpr size_t kLength = Length;
+};
 
 // A 48-bit big-endian integer (ITCH timestamps).
 struct U48 {
@@ -220,9 +227,18 @@ struct FromSlots {
     }
 };
 
-// Generic access by type byte for a set of message types. Types is a struct whose static
-// with_type(type, f) calls f.template operator()<M>() for the struct M of that type byte and
-// returns false for a type byte it does not know.
+// A set of message types reachable by their type byte (bindings, tools; not the hot path):
+// with_type(type, f) calls f.template operator()<M>() for the M whose kType is `type`, and
+// answers false when none is.
+template <class... M>
+struct TypeSet {
+    template <class F>
+    static bool with_type(uint8_t type, F&& f) noexcept {
+        return ((type == M::kType ? (f.template operator()<M>(), true) : false) || ...);
+    }
+};
+
+// Generic access by type byte for a TypeSet.
 template <class Types>
 bool describe(uint8_t type, Slots& s) noexcept {
     s = Slots{};
