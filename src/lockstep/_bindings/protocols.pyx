@@ -135,7 +135,10 @@ def encode_fields(int family, int type_byte, tuple fields):
 
 
 def decode_fields(int family, const unsigned char[::1] data):
-    """(type byte, fields in wire order: ints, and bytes as they travel for alpha fields)."""
+    """(type byte, fields in wire order: ints, and bytes as they travel for alpha fields) of an
+    OUCH message (ITCH is decoded by the one ITCH decoder, lockstep._bindings.itch)."""
+    if family != FAMILY_OUCH_INBOUND and family != FAMILY_OUCH_OUTBOUND:
+        raise ValueError("only OUCH messages are decoded here")
     cdef CSlots s
     cdef CWireError err
     cdef size_t n = data.shape[0]
