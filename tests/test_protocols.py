@@ -8,7 +8,10 @@ are checked against test_itch.py's spec encoder and read back by the one ITCH de
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import struct
+import subprocess
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -506,3 +509,29 @@ def test_framer_refuses_zero_and_oversized_lengths_at_their_stream_offset(impl):
     assert "offset 3" in str(zero.error)
     with pytest.raises(ValueError):
         impl.Framer(0)
+
+
+# --------------------------------------------------------------------------------------------
+# The C++ decoders under AddressSanitizer: no read past any buffer
+
+_CXX = shutil.which("g++") or shutil.which("clang++")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_CXX is None, reason="no C++ compiler to build the sanitizer harness")
+def test_cpp_decoders_never_read_past_their_input(tmp_path):
+    root = Path(__file__).resolve().parents[1]
+    harness = tmp_path / "fuzz_protocols"
+    build = subprocess.run(
+        [_CXX, "-std=c++20", "-O1", "-g", "-fsanitize=address,undefined",
+         "-fno-sanitize-recover=all", "-I", str(root / "include"),
+         str(root / "tests" / "cpp" / "fuzz_protocols.cpp"), "-o", str(harness)],
+        capture_output=True, text=True, timeout=300)
+    assert build.returncode == 0, build.stderr[-3000:]
+    run = subprocess.run([str(harness), "20000"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    counts = dict(zip(run.stdout.split()[::2], run.stdout.split()[1::2]))
+    # Every decoder both took and refused some of the inputs: the damage reached each of them.
+    for name, pair in counts.items():
+        ok, refused = map(int, pair.split("/"))
+        assert ok > 0 and refused > 0, (name, pair)
