@@ -353,6 +353,43 @@ class Crc32cImpl(LabeledEnum):
     SSE42 = 2
 
 
+class WireProblem(LabeledEnum):
+    """lockstep::wire::WireProblem (codecs/wire.hpp): why the NASDAQ protocol codecs (MoldUDP64,
+    SoupBinTCP, OUCH) refused bytes; the decoder gives the byte offset with it."""
+
+    NONE = 0
+    TRUNCATED = 1  # the bytes end inside a header, a field or a block
+    UNKNOWN_TYPE = 2  # a type byte the protocol does not define
+    BAD_LENGTH = 3  # a length that disagrees with its type's fixed length, or zero
+    OVERSIZED = 4  # a length above the limit the reader was given
+    TRAILING_BYTES = 5  # bytes after everything the header announced
+    BAD_FIELD = 6  # a field whose content the specification does not allow
+
+
+class SoupPacketType(LabeledEnum):
+    """lockstep::soupbin::PacketType (codecs/soupbintcp.hpp): the SoupBinTCP 4.1 packet types,
+    valued by their type byte."""
+
+    DEBUG = ord("+")
+    LOGIN_ACCEPTED = ord("A")
+    LOGIN_REJECTED = ord("J")
+    SEQUENCED_DATA = ord("S")
+    SERVER_HEARTBEAT = ord("H")
+    END_OF_SESSION = ord("Z")
+    LOGIN_REQUEST = ord("L")
+    UNSEQUENCED_DATA = ord("U")
+    CLIENT_HEARTBEAT = ord("R")
+    LOGOUT_REQUEST = ord("O")
+
+
+class LoginRejectReason(LabeledEnum):
+    """lockstep::soupbin::RejectReason (codecs/soupbintcp.hpp): why a SoupBinTCP login was
+    rejected, valued by its code byte."""
+
+    NOT_AUTHORIZED = ord("A")
+    SESSION_NOT_AVAILABLE = ord("S")
+
+
 # --------------------------------------------------------------------------------------------
 # runtime
 
@@ -379,6 +416,7 @@ __all__ = [
     "L3Result",
     "LabeledEnum",
     "LatencyKind",
+    "LoginRejectReason",
     "MarketType",
     "MatchEventKind",
     "MatchReject",
@@ -389,9 +427,11 @@ __all__ = [
     "Rule",
     "RuleAction",
     "RunStatus",
+    "SoupPacketType",
     "Status",
     "SubmitOutcome",
     "TimeInForce",
     "TradingMode",
     "TradingPhase",
+    "WireProblem",
 ]

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from lockstep.enums import Status
+from lockstep.enums import Status, WireProblem
 
 
 class LockstepError(Exception):
@@ -59,6 +59,19 @@ class DecodeError(LockstepError):
 
 def _rebuild_decode_error(cls, reason, path, line, offset):
     return cls(reason, path=path, line=line, offset=offset)
+
+
+class ProtocolError(DecodeError):
+    """Bytes of a NASDAQ wire protocol (MoldUDP64, SoupBinTCP, OUCH) that a codec refused:
+    `problem` (a WireProblem) found at byte `offset` of the bytes given (of the stream, for a
+    SoupBinTCP framer)."""
+
+    def __init__(self, problem: WireProblem, offset: int, what: str) -> None:
+        self.problem = WireProblem(problem)
+        super().__init__(f"{what}: {self.problem.label.replace('_', ' ')}", offset=offset)
+
+    def __reduce__(self):
+        return (type(self), (self.problem, self.offset, self.reason.rsplit(": ", 1)[0]))
 
 
 class ConfigError(LockstepError):
@@ -234,6 +247,7 @@ __all__ = [
     "InvalidArgumentError",
     "LockstepError",
     "PipelineError",
+    "ProtocolError",
     "STATUS_TEXT",
     "SettingError",
     "StatusError",
