@@ -449,8 +449,9 @@ def test_instrument_table_and_sources(dataset):
     assert run.instruments == [Instrument("BTCUSDT", venue, p, q, "l2")]
     assert run.instrument_info == [{
         "index": 0, "symbol": "BTCUSDT", "venue": venue, "price_increment": p,
-        "size_increment": q, "increment_source": "builtin", "inferred_price_increment": None,
-        "inferred_size_increment": None}]
+        "size_increment": q, "increment_source": "builtin", "inferred_price_increment": p,
+        "inferred_size_increment": q}]  # the first pass finds the data exactly on the table's grid
+    assert run.counts["increments_refined"] == []
 
 
 def test_inference_on_real_data(usdm):
@@ -690,15 +691,39 @@ def test_non_market_trade_is_a_zero_event_record(tmp_path):
     ("99999999999999999999999.1", ["overflows"]),
 ])
 def test_bad_prices(tmp_path, bad, words):
+    # infer=False trusts the given increments (no first pass): a value off them is malformed.
     path, run, cols = expect_problem(tmp_path, [trade(), book(), trade(p=bad), trade(t=4)], 3,
-                                     MALFORMED, *words)
+                                     MALFORMED, *words, infer=False)
     assert list(cols["seq"]) == [1, 10, 10, 4]
 
 
 def test_not_multiple_size_names_file_line_and_level(tmp_path):
     lines = [trade(), depth(b=(("61800.2", "1.000"), ("61800.1", "1.0005")))]
     expect_problem(tmp_path, lines, 2, MALFORMED, "bid quantity of level 1", '"1.0005"',
-                   "not a multiple of the increment 0.001")
+                   "not a multiple of the increment 0.001", infer=False)
+
+
+def test_values_finer_than_the_option_refine_it_and_are_kept(tmp_path):
+    """The first pass finds a quantity finer than the size option: the size increment becomes
+    the data's, every record is canonical, and the warning names the value, file and line."""
+    lines = [trade(), trade(t=2, q="0.0065"), trade(t=3, q="0.00125")]
+    path, run, cols = run_lines(tmp_path, lines)
+    assert problems(cols) == [0, 0, 0]
+    assert run.instruments[0].size_increment == "0.00025"  # GCD of 0.001, 0.006, 0.0065, 0.00125
+    assert list(cols["qty"]) == [24, 26, 5]
+    (r,) = run.counts["increments_refined"]
+    assert (r["symbol"], r["what"], r["given"], r["used"], r["source"]) == (
+        "BTCUSDT", "size", "0.001", "0.00025", "option")
+    assert (r["value"], r["file"], r["line"]) == ("0.0065", str(path), 2)
+
+
+def test_overflow_after_refinement_is_malformed_and_says_so(tmp_path):
+    # 1e-18 forces a grid on which 10 units of quantity no longer fit int64.
+    lines = [trade(), trade(t=2, q="10.000"), trade(t=3, q="0.000000000000000001")]
+    path, run, cols = run_lines(tmp_path, lines)
+    assert run.instruments[0].size_increment == "0.000000000000000001"
+    assert problems(cols) == [0, MALFORMED, 0]
+    assert "overflows int64" in cols.reasons[1]
 
 
 @pytest.mark.parametrize("line,words", [

@@ -437,6 +437,7 @@ private:
         if (scan_) {
             line_pgcd_ = DecimalGcd{};
             line_sgcd_ = DecimalGcd{};
+            line_pfiner_.found = line_sfiner_.found = false;
         }
         const size_t mark = direct_ ? out_->ev.size : held_.event_count();
         const Status st = too_long ? fail(Status::DecodeError, "line longer than %zu bytes", max_line_) : decode_line(b, n);
@@ -461,6 +462,10 @@ private:
             if (scan_slot_) {
                 scan_slot_->price_gcd.merge(line_pgcd_);
                 scan_slot_->size_gcd.merge(line_sgcd_);
+                if (line_pfiner_.found && !scan_slot_->price_finer.found)
+                    scan_slot_->price_finer = line_pfiner_;
+                if (line_sfiner_.found && !scan_slot_->size_finer.found)
+                    scan_slot_->size_finer = line_sfiner_;
             }
         } else {
             log_problem(rec_index_, problem_, here(), reason_);
@@ -668,8 +673,28 @@ private:
     bool scan_pair(Instrument& s, json::Span price, json::Span qty, const char* price_name,
                    const char* qty_name, uint32_t level) noexcept {
         scan_slot_ = &s;
-        return gcd_add(line_pgcd_, price, price_name, level) &&
-               gcd_add(line_sgcd_, qty, qty_name, level);
+        if (!gcd_add(line_pgcd_, price, price_name, level) ||
+            !gcd_add(line_sgcd_, qty, qty_name, level))
+            return false;
+        if (s.has_increments) {
+            note_finer(price, s.price_fs, s.price_finer, line_pfiner_);
+            note_finer(qty, s.size_fs, s.size_finer, line_sfiner_);
+        }
+        return true;
+    }
+
+    // Remembers the line's first value that is not a multiple of the configured increment, while
+    // the symbol has none yet (only the first of the input is reported).
+    void note_finer(json::Span v, const FixedScale& fs, const FinerValue& known,
+                    FinerValue& line) noexcept {
+        if (known.found || line.found) return;
+        int64_t units = 0;
+        if (to_fixed(v.ptr, v.len, fs, units) != Status::NotMultiple) return;
+        line.found = true;
+        std::snprintf(line.text, sizeof line.text, "%s", snip(v));
+        line.file = file_;
+        line.line = line_no_;
+        line.offset = line_offset_;
     }
 
     struct Print {
@@ -1264,6 +1289,7 @@ private:
     Location ts_loc_;
     Instrument* scan_slot_ = nullptr;
     DecimalGcd line_pgcd_, line_sgcd_;
+    FinerValue line_pfiner_, line_sfiner_;
 
     // per-line scratch (capacity reused: no allocation per line)
     MessageReader reader_;

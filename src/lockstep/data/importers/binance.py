@@ -36,7 +36,14 @@ import numpy as np
 from lockstep._bindings import binance as _binance
 from lockstep.data.dataset import Instrument
 from lockstep.data.importers.decode_run import DecodeRunBase
-from lockstep.data.importers.increments import IncrementLike, decimal_text, increment_input
+from lockstep.data.importers.increments import (
+    IncrementLike,
+    decimal_text,
+    increment_input,
+    parse_decimal,
+    refined,
+    refinement,
+)
 from lockstep.data.importers.normalized import InputFile, NormalizedChunk
 from lockstep.enums import IncrementSource, MarketType, Rule, Status
 from lockstep.errors import DecodeError, LockstepError
@@ -358,6 +365,7 @@ class BinanceDecodeRun(DecodeRunBase):
         self._complete = False
         self._inferred: dict[str, tuple[str | None, str | None]] = {}
         self._scanned = False
+        self._refinements: list[dict[str, Any]] = []
         self._dec: _binance.BinanceDecoder | None = None
         self._lines: list[int] = []
 
@@ -409,9 +417,12 @@ class BinanceDecodeRun(DecodeRunBase):
                 break  # the decode pass reports it, in place
         return dec.market_type, [r["symbol"] for r in dec.symbols() if r["seen"]]
 
-    def _scan(self) -> tuple[str, list[dict[str, Any]]]:
+    def _scan(self, market: str) -> tuple[str, list[dict[str, Any]]]:
+        """The first pass: market type, symbols, the exact decimal GCD of every price and size per
+        symbol, and for symbols with configured increments the first value off them."""
         dec = self._new_decoder()
         dec.set_scan_mode(True)
+        self._add_configured(dec, market, {}, scan=True)
         for i, src in enumerate(self._sources):
             if not src.rereadable:
                 raise LockstepError(f"{src.name}: inferring increments needs a second pass over "
@@ -422,13 +433,77 @@ class BinanceDecodeRun(DecodeRunBase):
                     _, _, _, status = dec.feed(chunk, None, 0, 0)
                     if status != Status.OK:
                         raise dec.exception(status)
-            except _InputError as e:
-                raise DecodeError(e.reason, path=src.name, line=dec.lines_in_file + 1,
-                                  offset=e.offset) from None
+            except _InputError:
+                pass  # the values before the damage are scanned; the decode pass reports it in place
             _, _, status = dec.finish(None, 0, 0)
             if status != Status.OK:
                 raise dec.exception(status)
         return dec.market_type, dec.symbols()
+
+    def _configured(self, market: str) -> dict[str, tuple[str, str, str]]:
+        """{symbol: (price increment, size increment, source)} of the configured symbols:
+        explicit, else built-in for `market` (when no option covers every symbol)."""
+        out = {s: (p, q, IncrementSource.EXPLICIT.label) for s, _, p, q in self._explicit}
+        if self._defaults is None:
+            for (venue, symbol), (price, size) in _builtin_table().items():
+                if venue == market and symbol not in out:
+                    out[symbol] = (price, size, IncrementSource.BUILTIN.label)
+        return out
+
+    def _add_configured(self, dec: _binance.BinanceDecoder, market: str,
+                        used: Mapping[str, tuple[str, str]], *, scan: bool = False) -> None:
+        """The configured increments (explicit, option, built-in for `market`) into `dec`, each
+        replaced by its entry in `used` (the increments refined for the data)."""
+        for symbol, index, price, size in self._explicit:
+            price, size = used.get(symbol, (price, size))
+            if scan:  # the scan hands out no indexes
+                dec.add_catalog(symbol, price, size, IncrementSource.EXPLICIT)
+            else:
+                dec.add_instrument(symbol, index, price, size, IncrementSource.EXPLICIT)
+        configured = self._configured(market)
+        for symbol, (price, size, source) in configured.items():
+            if source == IncrementSource.BUILTIN.label:
+                price, size = used.get(symbol, (price, size))
+                dec.add_catalog(symbol, price, size, IncrementSource.BUILTIN)
+        if self._defaults is not None:
+            dec.set_default_increments(*self._defaults)
+            for symbol, (price, size) in used.items():
+                if symbol not in configured:
+                    dec.add_catalog(symbol, price, size, IncrementSource.OPTION)
+
+    def _refine(self, scan_rows: list[dict[str, Any]], market: str) -> dict[str, tuple[str, str]]:
+        """Per scanned symbol with configured increments (explicit, option or built-in), the
+        increments the decode uses: each refined, and reported, where the data hold values finer
+        than it, so that nothing is lost to a coarse table entry or option."""
+        configured = self._configured(market)
+        used = {}
+        for r in scan_rows:
+            symbol = r["symbol"]
+            if not r["seen"]:
+                continue
+            if symbol in configured:
+                given_text = configured[symbol][:2]
+                source = configured[symbol][2]
+            elif self._defaults is not None:
+                given_text, source = self._defaults, IncrementSource.OPTION.label
+            else:
+                continue
+            pair = []
+            for what, text in zip(("price", "size"), given_text):
+                given = parse_decimal(text)
+                assert given is not None  # checked when configured
+                inc = refined(given, r[f"{what}_inferred"])
+                if inc != refined(given, None):
+                    # The first value off the increment is known when the scan had it configured.
+                    finer = (r[f"{what}_finer"] if r["has_increments"] else None) or {}
+                    file = finer.get("file")
+                    self._refinements.append(refinement(
+                        symbol, what, text, inc, source, finer.get("value"),
+                        self._sources[file].name if file is not None else None,
+                        finer.get("line"), finer.get("offset")))
+                pair.append(decimal_text(*inc))
+            used[symbol] = (pair[0], pair[1])
+        return used
 
     def _configure(self) -> tuple[_binance.BinanceDecoder, _ReadAhead | None]:
         explicit = {s for s, _, _, _ in self._explicit}
@@ -442,14 +517,17 @@ class BinanceDecodeRun(DecodeRunBase):
             market = self._market_type or sniffed
             uncovered = [s for s in seen if s not in explicit and (market, s) not in builtin]
         scan_rows: list[dict[str, Any]] = []
-        if self._infer is True or (self._infer is None and uncovered):
+        rereadable = all(src.rereadable for src in self._sources)
+        # Without the scan, configured increments are trusted (a value off them is malformed):
+        # only when asked (infer=False), or when the input cannot be read twice.
+        if self._sources and (self._infer is True or (self._infer is None and (uncovered or rereadable))):
             if ahead is not None:
                 # The scan re-reads the first input (for a file object: seeks the shared handle),
                 # so the read-ahead cannot be resumed; the decode pass reads it afresh.
                 ahead.gen.close()
                 ahead = None
-            scanned, scan_rows = self._scan()
-            market = self._market_type or scanned
+            scanned, scan_rows = self._scan(market)
+            market = self._market_type or (market if market != MarketType.UNKNOWN.label else scanned)
             self._scanned = True
             for r in scan_rows:
                 self._inferred[r["symbol"]] = (
@@ -458,19 +536,12 @@ class BinanceDecodeRun(DecodeRunBase):
                 )
 
         dec = self._new_decoder()
-        for symbol, index, price, size in self._explicit:
-            dec.add_instrument(symbol, index, price, size, IncrementSource.EXPLICIT)
-        if self._defaults is not None:
-            dec.set_default_increments(*self._defaults)
-        else:
-            covered = set(explicit)
-            for (venue, symbol), (price, size) in builtin.items():
-                if venue == market and symbol not in covered:
-                    dec.add_catalog(symbol, price, size, IncrementSource.BUILTIN)
-                    covered.add(symbol)
+        used = self._refine(scan_rows, market)
+        self._add_configured(dec, market, used)
+        if self._defaults is None:
             for r in scan_rows:
                 symbol = r["symbol"]
-                if symbol in covered or not r["seen"]:
+                if symbol in used or not r["seen"]:
                     continue
                 price, size = self._inferred[symbol]
                 if price is None or size is None:
@@ -599,6 +670,7 @@ class BinanceDecodeRun(DecodeRunBase):
             "problems": {Rule(i).label: log for i, log in enumerate(c["problems"]) if log["count"]},
             "sequence_gaps": c["sequence_gaps"],
             "ts_recv_raised": c["ts_recv_raised"],
+            "increments_refined": self._refinements,
         }
         rows = self._table(dec)
         if [r["index"] for r in rows] != list(range(len(rows))):  # guarded by decode_binance
