@@ -51,6 +51,11 @@ enum class MatchReject : uint8_t {
     UnknownOrder = 7,    // cancel()/replace() target is not resting
     BookUnavailable = 8, // the simulated venue's book is invalid (after a feed GAP, until a
                          // snapshot): nothing to match against, so new orders and replaces wait
+    // The simulated venue's order-entry rules (core/order_rules.hpp), for submits and replaces:
+    OffTick = 9,            // price not a multiple of the tick size
+    OffLot = 10,            // qty not a multiple of the lot size
+    BelowMinQty = 11,       // qty below the minimum quantity
+    BelowMinNotional = 12,  // price (mid for market orders) x qty below the minimum notional
 };
 
 enum class SubmitOutcome : uint8_t {

@@ -50,6 +50,9 @@ ENUMERATORS = {
         "DuplicateOrder": <int>CMatchReject.DuplicateOrder,
         "UnknownOrder": <int>CMatchReject.UnknownOrder,
         "BookUnavailable": <int>CMatchReject.BookUnavailable,
+        "OffTick": <int>CMatchReject.OffTick, "OffLot": <int>CMatchReject.OffLot,
+        "BelowMinQty": <int>CMatchReject.BelowMinQty,
+        "BelowMinNotional": <int>CMatchReject.BelowMinNotional,
     },
     "SubmitOutcome": {
         "Rested": <int>CSubmitOutcome.Rested, "Filled": <int>CSubmitOutcome.Filled,

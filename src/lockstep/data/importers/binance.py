@@ -34,7 +34,7 @@ from typing import Any, BinaryIO, Union
 import numpy as np
 
 from lockstep._bindings import binance as _binance
-from lockstep.data.dataset import Instrument
+from lockstep.data.dataset import ORDER_RULE_FIELDS, Instrument
 from lockstep.data.importers.decode_run import DecodeRunBase
 from lockstep.data.importers.increments import (
     IncrementLike,
@@ -78,10 +78,21 @@ def _builtin_table() -> dict[tuple[str, str], tuple[str, str]]:
     return table
 
 
+@lru_cache(maxsize=1)
+def _builtin_order_rules() -> dict[tuple[str, str], dict[str, str]]:
+    """{(market, SYMBOL): the venue's order-entry rules the built-in table knows, real units}."""
+    text = resources.files("lockstep.data.importers").joinpath("binance_instruments.json").read_text()
+    return {(row["venue"], row["symbol"].upper()): {k: str(row[k]) for k in ORDER_RULE_FIELDS if k in row}
+            for row in json.loads(text)["instruments"]}
+
+
 def builtin_instruments() -> list[dict[str, str]]:
-    """The built-in increments: dicts with venue ('spot'/'usdm'), symbol, price/size_increment."""
+    """The built-in table: dicts with venue ('spot'/'usdm'/'coinm'), symbol, the data increments
+    (price/size_increment) and the order-entry rules it knows (tick_size, lot_size, min_qty,
+    min_notional)."""
+    rules = _builtin_order_rules()
     return [
-        {"venue": v, "symbol": s, "price_increment": p, "size_increment": q}
+        {"venue": v, "symbol": s, "price_increment": p, "size_increment": q, **rules.get((v, s), {})}
         for (v, s), (p, q) in sorted(_builtin_table().items())
     ]
 
@@ -642,13 +653,16 @@ class BinanceDecodeRun(DecodeRunBase):
         market = dec.market_type
         for r in rows:
             r["venue"] = _VENUE.get(market, "binance")
+            r["order_rules"] = _builtin_order_rules().get((market, r["symbol"]), {})
         return rows
 
     @staticmethod
     def _instrument(r: dict[str, Any]) -> Instrument:
+        """A table row: the data increments the decode used, and the venue's order-entry rules
+        the built-in table knows for the symbol on its market (whatever gave the increments)."""
         return Instrument(symbol=r["symbol"], venue=r["venue"],
                           price_increment=decimal_text(*r["price_increment"]),
-                          size_increment=decimal_text(*r["size_increment"]), book="l2")
+                          size_increment=decimal_text(*r["size_increment"]), book="l2", **r["order_rules"])
 
     def _collect(self, dec: _binance.BinanceDecoder) -> None:
         c = dec.counts()

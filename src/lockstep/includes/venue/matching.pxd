@@ -23,6 +23,10 @@ cdef extern from "lockstep/venue/matching.hpp" namespace "lockstep" nogil:
         DuplicateOrder
         UnknownOrder
         BookUnavailable
+        OffTick
+        OffLot
+        BelowMinQty
+        BelowMinNotional
 
     cdef enum class CSubmitOutcome "lockstep::SubmitOutcome"(uint8_t):
         Rested, Filled, Canceled, Rejected
