@@ -446,7 +446,10 @@ def test_instrument_table_and_sources(dataset):
     files, run, cols, oracle = dataset
     venue = "binance-" + run.market_type
     p, q = BUILTIN[(run.market_type, "BTCUSDT")]
-    assert run.instruments == [Instrument("BTCUSDT", venue, p, q, "l2")]
+    # the data increments, and the venue's order-entry rules the table gives for the market
+    (row,) = [r for r in builtin_instruments() if (r["venue"], r["symbol"]) == (run.market_type, "BTCUSDT")]
+    rules = {k: row[k] for k in ("tick_size", "lot_size", "min_qty", "min_notional")}
+    assert run.instruments == [Instrument("BTCUSDT", venue, p, q, "l2", **rules)]
     assert run.instrument_info == [{
         "index": 0, "symbol": "BTCUSDT", "venue": venue, "price_increment": p,
         "size_increment": q, "increment_source": "builtin", "inferred_price_increment": p,
@@ -973,7 +976,8 @@ def test_coinm_from_symbols_with_builtin_increments(tmp_path):
     run = decode_binance([path])  # BTCUSD_PERP: tick 0.1, lot 1 contract (built in)
     cols = collect(run)
     assert run.market_type == "coinm"
-    assert run.instruments == [Instrument("BTCUSD_PERP", "binance-coinm", "0.1", "1", "l2")]
+    assert run.instruments == [Instrument("BTCUSD_PERP", "binance-coinm", "0.1", "1", "l2",
+                                          tick_size="0.1", lot_size="1", min_qty="1")]  # no notional rule
     assert run.instrument_info[0]["increment_source"] == "builtin"
     assert list(cols["kind"]) == [CLEAR, L2, L2, L2, GAP, L2, TRADE, BBO, BBO]
     assert list(cols["seq"]) == [100, 100, 100, 105, 107, 112, 3, 112, 112]

@@ -565,11 +565,17 @@ cdef class Engine:
         return <int>self.core.get().configure_venue(c)
 
     def set_order_rules(self, uint32_t instrument, rules):
-        """The instrument's order-entry rules (a lockstep.core.risk.OrderRules, data units) for
-        Risk and the simulated venue; after configure_venue."""
+        """Risk's copy of the instrument's order-entry rules (a lockstep.core.risk.OrderRules,
+        data units)."""
         cdef COrderRules r
         fill_order_rules(&r, rules)
-        return <int>self.core.get().set_order_rules(instrument, r)
+        return <int>self.core.get().risk().set_order_rules(instrument, r)
+
+    def set_venue_order_rules(self, uint32_t instrument, rules):
+        """The simulated venue's order-entry rules of the instrument; after configure_venue."""
+        cdef COrderRules r
+        fill_order_rules(&r, rules)
+        return <int>self.core.get().set_venue_order_rules(instrument, r)
 
     def set_sample_interval(self, int64_t interval_ns):
         self.core.get().set_sample_interval(interval_ns)

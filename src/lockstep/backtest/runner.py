@@ -161,7 +161,9 @@ def configure_engine(engine: _engine.Engine, cfg: BacktestConfig, ds: Dataset, t
         rules, notes = inst.order_rules()
         for note in notes:
             warnings.warn(note, OrderRulesWarning, stacklevel=2)
+        # The same rules for Risk and for the venue, which enforces them whatever Risk decides.
         check_status(engine.set_order_rules(index, rules), f"order-entry rules of {inst.symbol}")
+        check_status(engine.set_venue_order_rules(index, rules), f"order-entry rules of {inst.symbol}")
     engine.set_sample_interval(cfg.output.sample_interval)
     for index in traded:
         engine.track(index)

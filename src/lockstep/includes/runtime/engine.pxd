@@ -99,7 +99,7 @@ cdef extern from "lockstep/runtime/engine.hpp" namespace "lockstep" nogil:
         CRiskEngine& risk() noexcept
         CStatus configure_queue(const CQueueConfig& c) noexcept
         CStatus configure_venue(const CSimulatedVenueConfig& c) noexcept
-        CStatus set_order_rules(uint32_t inst, const COrderRules& r) noexcept
+        CStatus set_venue_order_rules(uint32_t inst, const COrderRules& r) noexcept
         void set_sample_interval(int64_t interval_ns) noexcept
         void set_strategy(const CStrategyHooks& h) noexcept
         void set_risk_hook(const CRiskHook& h) noexcept
