@@ -130,6 +130,13 @@ def test_cli_import_json(tmp_path):
                                       capture_output=True, text=True, check=True).stdout)
     assert shown["verdict"] == summary["verdict"]
     assert shown["validation"]["records_read"] == summary["records_read"]
+    # the two kinds of increment, each under its own name: the data grid, and the venue's
+    # order-entry rules (the built-in table's exchange filters)
+    assert (summary["instruments"][0]["tick_size"], summary["instruments"][0]["min_notional"]) == ("0.1", "100")
+    text = subprocess.run(["lockstep", "data", "show", summary["paths"]["canonical"]],
+                          capture_output=True, text=True, check=True).stdout
+    assert "data increments price 0.1, size 0.001" in text
+    assert "order entry  tick size 0.1, lot size 0.001, min qty 0.001, min notional 100" in text
 
 
 def test_truncated_gzip_is_an_error_naming_the_file_and_leaves_no_dataset(tmp_path):

@@ -14,7 +14,9 @@
 // every event names the global index of its record. A record the decoder cannot use gets a Rule
 // and no events, and decoding goes on with the next line:
 //   MALFORMED_RECORD     bad JSON, a known message with missing or ill-typed fields, a value that
-//                        is not an exact multiple of its increment, overflow, a line too long;
+//                        is not an exact multiple of its increment (only when the scan pass did
+//                        not check them: it refines an increment coarser than the data), overflow
+//                        of int64 units, a line too long;
 //   UNSUPPORTED_MESSAGE  a stream we do not decode (kline, partial depth, ...);
 //   DUPLICATE_MESSAGE    a depth diff older than the chain (u <= previous u);
 //   DELTAS_BEFORE_SNAPSHOT  a depth diff that never met a snapshot (buffer bound, end of stream);
@@ -162,7 +164,8 @@ public:
     }
 
     // Scan mode emits nothing and needs no increments: it collects, per symbol, the exact decimal
-    // GCD of every price and size (the inferred increments), plus symbols and market type.
+    // GCD of every price and size (the inferred increments), plus symbols and market type, and
+    // for symbols configured with increments the first value off them (Instrument::*_finer).
     void set_scan_mode(bool on) noexcept {
         scan_ = on;
         catalogue_.set_scan_mode(on);

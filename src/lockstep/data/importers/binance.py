@@ -3,18 +3,23 @@
 Input files hold one message per line, ``<receive ns> <combined-stream JSON>`` (gzip or plain);
 several files given in order are one stream (daily rotation). Decoding happens in C++
 (include/lockstep/codecs/codecs/binance/decoder.hpp, which documents the encoding choices); this module streams the
-files through it in bounded memory and works out each symbol's price/size increments:
+files through it in bounded memory and works out each symbol's price/size (data) increments:
 
 1. ``instruments=``: explicit, per symbol;
 2. ``price_increment=`` + ``size_increment=``: for every other symbol;
 3. the built-in table (binance_instruments.json) for the detected market (spot / usdm / coinm);
-4. inferred from the data: the exact decimal GCD of every price and every size of the symbol,
-   computed by a C++ scan pass over all inputs before decoding.
+4. inferred from the data: the exact decimal GCD of every price and every size of the symbol.
 
-The scan pass is only run when needed (``infer=None``): the first ~2 MB of the first file are
-scanned to learn the market type and the symbols, and the full pass runs if one of them is not
-covered by 1-3. ``infer=True`` always scans (and reports the inferred increments next to the ones
-used); ``infer=False`` never does (an uncovered symbol is then a DecodeError at its first line).
+A C++ scan pass over all inputs before decoding computes those GCDs, and for symbols covered by
+1-3 the first value off the given increments. An increment coarser than the data is refined to
+the GCD of it and the data's (reported in ``counts["increments_refined"]`` with that value, file
+and line), so no record is lost to a coarse table entry or option. With ``infer=None`` the first
+~2 MB of the first file are sniffed for the market type, then the pass runs over every input that
+can be read twice (for a one-pass file object it runs only if a symbol is not covered by 1-3, and
+a value off a given increment is then MALFORMED_RECORD). ``infer=True`` always scans;
+``infer=False`` never does: given increments are trusted and an uncovered symbol is a
+DecodeError at its first line. The built-in table also gives the venue's order-entry rules
+(tick_size, lot_size, min_qty, min_notional) of each instrument it knows.
 
 Records (one per non-empty line) and their Rules are described in codecs/binance/decoder.hpp; only
 configuration problems and unreadable gzip raise DecodeError.
@@ -748,8 +753,10 @@ def decode_binance(
         ``instruments`` (exact decimals: str, Decimal or int; never float).
     batch_size: most events, and most records, per chunk (a single record with more events gets
         a chunk of its own, as large as it needs).
-    infer: None = scan the data for increments only if a symbol is otherwise unknown; True =
-        always (the inferred increments are reported next to the ones used); False = never.
+    infer: None = scan the data first (to infer unknown symbols' increments and check the given
+        ones against every value, refining one coarser than the data) when the inputs can be read
+        twice; True = always; False = never (given increments are trusted: a value off them is
+        malformed).
     snapshot_symbol: the symbol of bare REST snapshot lines; by default the one symbol seen
         before the snapshot (an error if none or several).
     market_type: 'spot', 'usdm' or 'coinm' when known (otherwise told from the data); it picks
