@@ -720,6 +720,17 @@ def test_values_finer_than_the_option_refine_it_and_are_kept(tmp_path):
     assert (r["value"], r["file"], r["line"]) == ("0.0065", str(path), 2)
 
 
+def test_a_tick_that_is_not_a_power_of_ten_is_refined_too(tmp_path):
+    lines = [trade(p="61800.25"), trade(t=2, p="61800.5"), trade(t=3, p="61800.3")]
+    path, run, cols = run_lines(tmp_path, lines, instruments={"BTCUSDT": ("0.25", "0.001")})
+    assert problems(cols) == [0, 0, 0]
+    assert run.instruments[0].price_increment == "0.05"  # GCD of 0.25, 61800.25, 61800.5, 61800.3
+    assert list(cols["price"]) == [1236005, 1236010, 1236006]
+    (r,) = run.counts["increments_refined"]
+    assert (r["what"], r["given"], r["used"], r["source"], r["value"], r["line"]) == (
+        "price", "0.25", "0.05", "explicit", "61800.3", 3)
+
+
 def test_overflow_after_refinement_is_malformed_and_says_so(tmp_path):
     # 1e-18 forces a grid on which 10 units of quantity no longer fit int64.
     lines = [trade(), trade(t=2, q="10.000"), trade(t=3, q="0.000000000000000001")]

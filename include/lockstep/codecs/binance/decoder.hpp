@@ -633,11 +633,16 @@ private:
         return false;
     }
 
-    bool gcd_add(DecimalGcd& g, json::Span v, const char* what, uint32_t level) noexcept {
-        Decimal d;
+    // `known`: the symbol's GCD so far. A value it already divides cannot change the merge of the
+    // line's GCD into it, so only its count is kept (the u128 GCD is the costly part of the scan).
+    bool gcd_add(DecimalGcd& g, const DecimalGcd& known, json::Span v, const char* what,
+                 uint32_t level, Decimal& d) noexcept {
         const Status st = parse_decimal(v.ptr, v.len, d);
         if (st == Status::Ok && !d.negative) {
-            g.add(d);
+            if (known.already_divides(d))
+                g.add_known(d);
+            else
+                g.add(d);
             return true;
         }
         value_error(st == Status::Ok ? Status::DecodeError : st, v, what, level,
@@ -676,23 +681,22 @@ private:
     bool scan_pair(Instrument& s, json::Span price, json::Span qty, const char* price_name,
                    const char* qty_name, uint32_t level) noexcept {
         scan_slot_ = &s;
-        if (!gcd_add(line_pgcd_, price, price_name, level) ||
-            !gcd_add(line_sgcd_, qty, qty_name, level))
+        Decimal p, q;
+        if (!gcd_add(line_pgcd_, s.price_gcd, price, price_name, level, p) ||
+            !gcd_add(line_sgcd_, s.size_gcd, qty, qty_name, level, q))
             return false;
         if (s.has_increments) {
-            note_finer(price, s.price_fs, s.price_finer, line_pfiner_);
-            note_finer(qty, s.size_fs, s.size_finer, line_sfiner_);
+            note_finer(price, p, s.price_inc, s.price_finer, line_pfiner_);
+            note_finer(qty, q, s.size_inc, s.size_finer, line_sfiner_);
         }
         return true;
     }
 
     // Remembers the line's first value that is not a multiple of the configured increment, while
     // the symbol has none yet (only the first of the input is reported).
-    void note_finer(json::Span v, const FixedScale& fs, const FinerValue& known,
+    void note_finer(json::Span v, const Decimal& d, Increment inc, const FinerValue& known,
                     FinerValue& line) noexcept {
-        if (known.found || line.found) return;
-        int64_t units = 0;
-        if (to_fixed(v.ptr, v.len, fs, units) != Status::NotMultiple) return;
+        if (known.found || line.found || is_multiple(d, inc)) return;
         line.found = true;
         std::snprintf(line.text, sizeof line.text, "%s", snip(v));
         line.file = file_;
