@@ -447,11 +447,15 @@ def test_instrument_table_and_sources(dataset):
     files, run, cols, oracle = dataset
     venue = "binance-" + run.market_type
     p, q = BUILTIN[(run.market_type, "BTCUSDT")]
-    assert run.instruments == [Instrument("BTCUSDT", venue, p, q, "l2")]
+    # the data increments, and the venue's order-entry rules the table gives for the market
+    (row,) = [r for r in builtin_instruments() if (r["venue"], r["symbol"]) == (run.market_type, "BTCUSDT")]
+    rules = {k: row[k] for k in ("tick_size", "lot_size", "min_qty", "min_notional")}
+    assert run.instruments == [Instrument("BTCUSDT", venue, p, q, "l2", **rules)]
     assert run.instrument_info == [{
         "index": 0, "symbol": "BTCUSDT", "venue": venue, "price_increment": p,
-        "size_increment": q, "increment_source": "builtin", "inferred_price_increment": None,
-        "inferred_size_increment": None}]
+        "size_increment": q, "increment_source": "builtin", "inferred_price_increment": p,
+        "inferred_size_increment": q}]  # the first pass finds the data exactly on the table's grid
+    assert run.counts["increments_refined"] == []
 
 
 def test_inference_on_real_data(usdm):
@@ -691,15 +695,50 @@ def test_non_market_trade_is_a_zero_event_record(tmp_path):
     ("99999999999999999999999.1", ["overflows"]),
 ])
 def test_bad_prices(tmp_path, bad, words):
+    # infer=False trusts the given increments (no first pass): a value off them is malformed.
     path, run, cols = expect_problem(tmp_path, [trade(), book(), trade(p=bad), trade(t=4)], 3,
-                                     MALFORMED, *words)
+                                     MALFORMED, *words, infer=False)
     assert list(cols["seq"]) == [1, 10, 10, 4]
 
 
 def test_not_multiple_size_names_file_line_and_level(tmp_path):
     lines = [trade(), depth(b=(("61800.2", "1.000"), ("61800.1", "1.0005")))]
     expect_problem(tmp_path, lines, 2, MALFORMED, "bid quantity of level 1", '"1.0005"',
-                   "not a multiple of the increment 0.001")
+                   "not a multiple of the increment 0.001", infer=False)
+
+
+def test_values_finer_than_the_option_refine_it_and_are_kept(tmp_path):
+    """The first pass finds a quantity finer than the size option: the size increment becomes
+    the data's, every record is canonical, and the warning names the value, file and line."""
+    lines = [trade(), trade(t=2, q="0.0065"), trade(t=3, q="0.00125")]
+    path, run, cols = run_lines(tmp_path, lines)
+    assert problems(cols) == [0, 0, 0]
+    assert run.instruments[0].size_increment == "0.00025"  # GCD of 0.001, 0.006, 0.0065, 0.00125
+    assert list(cols["qty"]) == [24, 26, 5]
+    (r,) = run.counts["increments_refined"]
+    assert (r["symbol"], r["what"], r["given"], r["used"], r["source"]) == (
+        "BTCUSDT", "size", "0.001", "0.00025", "option")
+    assert (r["value"], r["file"], r["line"]) == ("0.0065", str(path), 2)
+
+
+def test_a_tick_that_is_not_a_power_of_ten_is_refined_too(tmp_path):
+    lines = [trade(p="61800.25"), trade(t=2, p="61800.5"), trade(t=3, p="61800.3")]
+    path, run, cols = run_lines(tmp_path, lines, instruments={"BTCUSDT": ("0.25", "0.001")})
+    assert problems(cols) == [0, 0, 0]
+    assert run.instruments[0].price_increment == "0.05"  # GCD of 0.25, 61800.25, 61800.5, 61800.3
+    assert list(cols["price"]) == [1236005, 1236010, 1236006]
+    (r,) = run.counts["increments_refined"]
+    assert (r["what"], r["given"], r["used"], r["source"], r["value"], r["line"]) == (
+        "price", "0.25", "0.05", "explicit", "61800.3", 3)
+
+
+def test_overflow_after_refinement_is_malformed_and_says_so(tmp_path):
+    # 1e-18 forces a grid on which 10 units of quantity no longer fit int64.
+    lines = [trade(), trade(t=2, q="10.000"), trade(t=3, q="0.000000000000000001")]
+    path, run, cols = run_lines(tmp_path, lines)
+    assert run.instruments[0].size_increment == "0.000000000000000001"
+    assert problems(cols) == [0, MALFORMED, 0]
+    assert "overflows int64" in cols.reasons[1]
 
 
 @pytest.mark.parametrize("line,words", [
@@ -949,7 +988,8 @@ def test_coinm_from_symbols_with_builtin_increments(tmp_path):
     run = decode_binance([path])  # BTCUSD_PERP: tick 0.1, lot 1 contract (built in)
     cols = collect(run)
     assert run.market_type == "coinm"
-    assert run.instruments == [Instrument("BTCUSD_PERP", "binance-coinm", "0.1", "1", "l2")]
+    assert run.instruments == [Instrument("BTCUSD_PERP", "binance-coinm", "0.1", "1", "l2",
+                                          tick_size="0.1", lot_size="1", min_qty="1")]  # no notional rule
     assert run.instrument_info[0]["increment_source"] == "builtin"
     assert list(cols["kind"]) == [CLEAR, L2, L2, L2, GAP, L2, TRADE, BBO, BBO]
     assert list(cols["seq"]) == [100, 100, 100, 105, 107, 112, 3, 112, 112]

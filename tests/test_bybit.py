@@ -158,18 +158,26 @@ def test_real_capture_counts_and_levels():
             assert all(e["seq"] == msg["data"]["u"] and e["flags"] & SNAP == 0 for e in rec[5])
 
 
-def test_real_capture_explicit_increments_agree_and_coarse_ones_are_refused():
-    path, _, _ = _fixture_messages()
+def test_real_capture_explicit_increments_agree_and_coarse_ones_are_refined():
+    path, text, _ = _fixture_messages()
     a = flat(list(decode_bybit(path)))
     b = flat(list(decode_bybit(path, instruments={"xrpusdt": ("0.0001", "1")})))
     c = flat(list(decode_bybit(path, **INC)))
     assert a == b == c
-    run = decode_bybit(path, price_increment="0.001", size_increment="1")
-    recs = flat(list(run))
-    # A price like 1.9531 is not a multiple of 0.001: the whole message is refused, never rounded.
-    first = recs[0]
-    assert first[4] == Rule.MALFORMED_RECORD and not first[5]
-    assert "not an int64 multiple" in first[6]
+    # Prices like 1.9531 are finer than 0.001 and sizes finer than 10: both increments are refined
+    # to the data's, every record is kept exactly as with the right ones, and the warning names
+    # the first value off each increment with its line.
+    run = decode_bybit(path, price_increment="0.001", size_increment="10")
+    assert flat(list(run)) == a
+    assert (run.instruments[0].price_increment, run.instruments[0].size_increment) == ("0.0001", "1")
+    lines = text.splitlines()
+    refined = {r["what"]: r for r in run.counts["increments_refined"]}
+    assert set(refined) == {"price", "size"}
+    for what, given in (("price", "0.001"), ("size", "10")):
+        r = refined[what]
+        assert (r["given"], r["source"], r["file"]) == (given, "option", str(path))
+        assert Decimal(r["value"]) % Decimal(given) != 0
+        assert f'"{r["value"]}"'.encode() in lines[r["line"] - 1]
     assert run.counts["increment_source"] == {"bybit-linear:XRPUSDT": "option"}
 
 
@@ -340,10 +348,19 @@ def test_inferred_increment_is_the_exact_decimal_gcd(tmp_path):
     assert run.counts["increment_source"] == {"bybit-linear:XRPUSDT": "inferred"}
 
 
-def test_explicit_increments_refuse_off_tick_values(tmp_path):
-    _, recs = run_lines(tmp_path, [book("snapshot", 1, [("1.00005", "1")])],
+def test_explicit_increments_coarser_than_a_value_are_refined(tmp_path):
+    run, recs = run_lines(tmp_path, [book("snapshot", 1, [("1.00005", "1")])],
                           instruments=[{"symbol": "XRPUSDT", "price_increment": "0.0001", "size_increment": "1"}])
-    assert recs[0][4] == Rule.MALFORMED_RECORD and "1.00005" in recs[0][6]
+    assert recs[0][4] == Rule.OK and run.instruments[0].price_increment == "0.00005"
+    (r,) = run.counts["increments_refined"]
+    assert (r["what"], r["given"], r["used"], r["source"], r["value"], r["line"]) == (
+        "price", "0.0001", "0.00005", "explicit", "1.00005", 1)
+
+
+def test_a_value_beyond_int64_in_units_of_its_increment_is_malformed(tmp_path):
+    run, recs = run_lines(tmp_path, [book("snapshot", 1, [("1", "1"), ("2", "99999999999999999999")])],
+                          price_increment="1", size_increment="1")
+    assert recs[0][4] == Rule.MALFORMED_RECORD and "not an int64 multiple" in recs[0][6]
 
 
 def test_bad_arguments_and_unreadable_inputs(tmp_path):

@@ -621,3 +621,23 @@ def test_validate_params_prefix_and_no_params():
     assert e.value.key == "strategy.params" and "strategy m:Plain takes no params" in str(e.value)
     with pytest.raises(TypeError):
         validate_params(dict, {})
+
+
+def test_venue_order_rules_per_symbol(tmp_path):
+    base = {"dataset": "ds", "strategy": {"path": "m:S"}}
+    c = BacktestConfig.from_dict({**base, "venue": {"order_rules": {"BTCUSDT": {
+        "tick_size": "0.10", "lot_size": 0.001, "min_notional": 0}}}}, base_dir=tmp_path)
+    inst = Instrument("BTCUSDT", "V", "0.01", "0.0001", tick_size="0.01", min_qty="0.001", min_notional="5")
+    # the config's rules over the dataset's; 0 removes one, an unnamed rule stays as it was
+    assert c.venue.instrument(inst) == Instrument("BTCUSDT", "V", "0.01", "0.0001", tick_size="0.1",
+                                                  lot_size="0.001", min_qty="0.001")
+    other = Instrument("ETHUSDT", "V", "0.01", "0.0001", tick_size="0.01")
+    assert c.venue.instrument(other) is other
+    # the resolved config reloads to an equal one
+    assert BacktestConfig.from_dict(tomllib.loads(dump_toml(c.to_dict())), base_dir=tmp_path) == c
+    for rules, key in (({"tick": "1"}, "venue.order_rules.BTCUSDT.tick"),
+                       ({"lot_size": "-1"}, "venue.order_rules.BTCUSDT.lot_size"),
+                       ({"min_qty": "x"}, "venue.order_rules.BTCUSDT.min_qty")):
+        with pytest.raises(ConfigError) as err:
+            BacktestConfig.from_dict({**base, "venue": {"order_rules": {"BTCUSDT": rules}}}, base_dir=tmp_path)
+        assert err.value.key == key

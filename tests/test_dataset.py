@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from lockstep.core.risk import OrderRules
 from lockstep.data.dataset import Dataset, DatasetWriter, Instrument, list_datasets
 from lockstep.errors import DatasetError
 from lockstep.events import COLUMN_NAMES, COLUMNS, SCHEMA, to_columns, to_record_batch
@@ -142,6 +143,44 @@ def test_instrument_validation():
         Instrument("X", "V", "1", "1", book="l4")
     with pytest.raises(ValueError, match="unknown keys"):
         Instrument.from_dict({"symbol": "X", "venue": "V", "price_increment": "1", "size_increment": "1", "tick": 1})
+
+
+def test_order_entry_rules_are_kept_apart_from_the_data_increments(tmp_path):
+    spot = Instrument("BTCUSDT", "binance-spot", "0.01", "0.000001", tick_size="0.01", lot_size="0.00001",
+                      min_qty="0.00001", min_notional="5")
+    plain = Instrument("ETHUSDT", "binance-spot", "0.01", "0.0001")
+    with DatasetWriter("rules", [spot, plain], data=str(tmp_path)) as w:
+        w.write(_cols(3))
+    manifest = json.loads((tmp_path / "canonical" / "rules" / "v1" / "manifest.json").read_text())
+    # rules are written where known and left out where unknown
+    assert manifest["instruments"][0]["lot_size"] == "0.00001"
+    assert not {"tick_size", "lot_size", "min_qty", "min_notional"} & set(manifest["instruments"][1])
+    assert Dataset.open("rules", data=str(tmp_path)).instruments == [spot, plain]
+    # in data units: tick 1 price increment, lot 10 size increments, min qty 10, min notional
+    # 5 / (0.01 x 0.000001) = 500,000,000 ticks x lots
+    rules, notes = spot.order_rules()
+    assert (rules.price_tick, rules.qty_lot, rules.min_qty, rules.min_notional, notes) == (1, 10, 10, 500_000_000, [])
+    assert plain.order_rules() == (OrderRules(), [])
+    # minimums round up to whole data units; a lot off the data grid is said, and held exactly
+    odd = Instrument("X", "V", "0.01", "0.002", lot_size="0.005", min_qty="0.003", min_notional="0.00001")
+    rules, (note,) = odd.order_rules()
+    assert (rules.qty_lot, rules.min_qty, rules.min_notional) == (5, 2, 1)
+    assert "lot_size 0.005" in note and "multiples of 0.010" in note
+    with pytest.raises(ValueError, match="min_notional"):
+        Instrument("X", "V", "1", "1", min_notional="-1")
+
+
+def test_a_manifest_without_order_entry_rules_still_loads(tmp_path):
+    with DatasetWriter("old", INSTRUMENTS, data=str(tmp_path)) as w:
+        w.write(_cols(2))
+    path = tmp_path / "canonical" / "old" / "v1" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["instruments"] = [{k: i[k] for k in ("symbol", "venue", "price_increment", "size_increment")}
+                               for i in manifest["instruments"]]  # as written before rules existed
+    path.write_text(json.dumps(manifest))
+    (inst, *_) = Dataset.open("old", data=str(tmp_path)).instruments
+    assert (inst.tick_size, inst.lot_size, inst.min_qty, inst.min_notional) == (None, None, None, None)
+    assert inst.order_rules() == (OrderRules(), [])
 
 
 def test_storage_root_from_environment(tmp_path, monkeypatch):

@@ -22,6 +22,8 @@ from lockstep.backtest.config import BacktestConfig
 from lockstep.backtest.runner import BacktestFailed, run_backtest
 from lockstep.core.strategy import OrderStatus, RiskReason, Side, Strategy, TimeInForce
 from lockstep.data.dataset import DatasetWriter, Instrument
+from lockstep.enums import MatchReject
+from lockstep.errors import OrderRulesWarning
 from lockstep.events import COLUMN_NAMES, EventKind, empty_columns
 
 T0 = 1_700_000_000_000_000_000
@@ -47,14 +49,14 @@ def book(t_ms: float = 0.0, bid=(10000, 5), ask=(10010, 5)) -> list[dict]:
     return [ev(t_ms, L2_SET, BID, *bid, last=False), ev(t_ms, L2_SET, ASK, *ask)]
 
 
-def write_dataset(data_root: str, rows: list[dict], *, symbols=("TST",), name="hand"):
+def write_dataset(data_root: str, rows: list[dict], *, symbols=("TST",), name="hand", order_rules=None):
     cols = empty_columns(len(rows))
     for n in COLUMN_NAMES:
         cols[n][:] = 0
     for i, r in enumerate(rows):
         for k, v in r.items():
             cols[k][i] = v
-    instruments = [Instrument(s, "SIM", "0.01", "0.001") for s in symbols]
+    instruments = [Instrument(s, "SIM", "0.01", "0.001", **(order_rules or {})) for s in symbols]
     with DatasetWriter(name, instruments, data=data_root) as w:
         w.write(cols)
     return w.dataset
@@ -632,3 +634,87 @@ def test_exception_in_on_stop_marks_the_run_incomplete(data_root):
         ("order_submitted", 0, 2), ("order_accepted", 0, 2), ("order_filled", 10010, 2),
     ]
     assert res.summary["orders"] == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# The venue's order-entry rules: Risk denies, and the simulated venue rejects on its own
+
+# Data grid 0.01 / 0.001; order entry: tick 0.05, lot 0.002, min qty 0.004, min notional 3
+# (in data units: tick 5, lot 2, min qty 4, min notional 3 / 0.00001 = 300000 ticks x lots).
+RULES = {"tick_size": "0.05", "lot_size": "0.002", "min_qty": "0.004", "min_notional": "3"}
+ORDERS = {"ok": (9995, 40), "off_tick": (9999, 40), "off_lot": (9995, 41),
+          "below_min_qty": (9995, 2), "below_min_notional": (5000, 40)}
+
+
+class RuleBreaker(Strategy):
+    """At the first book, one resting bid per ORDERS entry, in that order."""
+
+    results: dict = {}
+
+    def on_book(self, ctx, instrument):
+        if not RuleBreaker.results:
+            for name, (price, qty) in ORDERS.items():
+                RuleBreaker.results[name] = (ctx.submit_limit(instrument, BID, price, qty, GTC),
+                                             ctx.last_denial)
+
+
+def rules_dataset(data_root, rules=RULES):
+    rows = book(0.0) + [ev(10.0, L2_SET, BID, 10000, 4)]  # a later event lets the answers land
+    return write_dataset(data_root, rows, name="rules", order_rules=rules)
+
+
+def test_risk_denies_orders_that_break_the_order_entry_rules(data_root):
+    RuleBreaker.results = {}
+    result = run(data_root, rules_dataset(data_root), "RuleBreaker")
+    got = RuleBreaker.results
+    assert got["ok"][0] != 0 and got["ok"][1] == 0
+    for name in ORDERS:
+        if name != "ok":
+            assert got[name] == (0, int(RiskReason[name.upper()])), name
+    assert [d["reason"] for d in table(result, "denials")] == [n for n in ORDERS if n != "ok"]
+    assert [r["kind"] for r in table(result, "orders")] == ["order_submitted", "order_accepted"]
+
+
+def test_the_venue_rejects_orders_that_break_its_rules_when_risk_lets_them_through(data_root, monkeypatch):
+    """Risk told no rules (as if its checks were off): every order reaches the simulated venue,
+    which rejects each breach with its own reason and accepts the good order."""
+    from lockstep.backtest import runner
+    from lockstep.core.risk import OrderRules
+
+    configure = runner.configure_engine
+
+    def without_risk_rules(engine, *args):
+        configure(engine, *args)
+        engine.set_order_rules(0, OrderRules())
+
+    monkeypatch.setattr(runner, "configure_engine", without_risk_rules)
+    RuleBreaker.results = {}
+    result = run(data_root, rules_dataset(data_root), "RuleBreaker")
+    assert all(oid != 0 for oid, _ in RuleBreaker.results.values())
+    answers = {r["order_id"]: r for r in table(result, "orders") if r["kind"] != "order_submitted"}
+    got = {name: (answers[oid]["kind"], answers[oid]["reason"]) for name, (oid, _) in RuleBreaker.results.items()}
+    assert got == {"ok": ("order_accepted", 0),
+                   "off_tick": ("order_rejected", int(MatchReject.OFF_TICK)),
+                   "off_lot": ("order_rejected", int(MatchReject.OFF_LOT)),
+                   "below_min_qty": ("order_rejected", int(MatchReject.BELOW_MIN_QTY)),
+                   "below_min_notional": ("order_rejected", int(MatchReject.BELOW_MIN_NOTIONAL))}
+    assert result.summary["counters"]["venue"]["rejected"] == 4
+
+
+def test_config_overrides_and_removes_rules_and_a_dataset_without_rules_is_not_checked(data_root):
+    RuleBreaker.results = {}
+    # the config lifts the tick and the minimum notional: those two orders now pass
+    run(data_root, rules_dataset(data_root), "RuleBreaker",
+        venue={"order_rules": {"TST": {"tick_size": "0", "min_notional": 0}}})
+    assert {n for n, (oid, _) in RuleBreaker.results.items() if oid} == {"ok", "off_tick", "below_min_notional"}
+    RuleBreaker.results = {}
+    run(data_root, rules_dataset(data_root, rules={}), "RuleBreaker")
+    assert all(oid != 0 for oid, _ in RuleBreaker.results.values())
+
+
+def test_a_rule_off_the_data_grid_is_checked_exactly_and_said_so(data_root):
+    RuleBreaker.results = {}
+    # tick 0.015 on a 0.01 grid: prices must be multiples of 0.03 (3 data ticks)
+    with pytest.warns(OrderRulesWarning, match=r"tick_size 0.015 .* multiples of 0.03"):
+        run(data_root, rules_dataset(data_root, rules={"tick_size": "0.015"}), "RuleBreaker")
+    assert {n for n, (oid, _) in RuleBreaker.results.items() if not oid} == {"ok", "off_lot", "below_min_qty", "below_min_notional"}

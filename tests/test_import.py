@@ -6,6 +6,7 @@ import gzip
 import json
 import subprocess
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -15,6 +16,7 @@ from shared_data import shared_file
 from lockstep._bindings.replay import Replayer
 from lockstep.backtest.replay import replay
 from lockstep.data.dataset import Dataset
+from lockstep.data.importers import binance as binance_importer
 from lockstep.data.pipeline import ValidationConfig, import_data
 from lockstep.data.raw_capture import RawWriter
 from lockstep.errors import SettingError
@@ -24,13 +26,10 @@ SPOT = ["binance/spot/btcusdt_20240808.gz", "binance/spot/btcusdt_20240809.gz"]
 USDM = ["binance/usdm/btcusdt_20240808.gz"]
 
 
-@pytest.mark.parametrize("files", [SPOT, USDM], ids=["spot", "usdm"])
-def test_rebuilt_book_agrees_with_the_venues_book_ticker(files, data_root):
+def assert_book_matches_ticker(dataset: str) -> None:
     """After each depth message whose final update id is also a bookTicker's id, the touch of the
-    book rebuilt from snapshot + diffs equals the venue's own best bid/ask: an outside check of
-    decoding, reconciliation and the book together."""
-    report = import_data("binance", [shared_file(f) for f in files], data=data_root)
-    table = Dataset.open(report.dataset).read_all()
+    book rebuilt from snapshot + diffs equals the venue's own best bid/ask."""
+    table = Dataset.open(dataset).read_all()
     cols = {name: table.column(name).to_numpy() for name in table.column_names}
     kind, flags, seq = cols["kind"], cols["flags"], cols["seq"]
 
@@ -51,6 +50,37 @@ def test_rebuilt_book_agrees_with_the_venues_book_ticker(files, data_root):
                 mismatches.append(int(seq[end]))
     assert compared >= 100, compared
     assert mismatches == []
+
+
+@pytest.mark.parametrize("files", [SPOT, USDM], ids=["spot", "usdm"])
+def test_rebuilt_book_agrees_with_the_venues_book_ticker(files, data_root):
+    """An outside check of decoding, reconciliation and the book together."""
+    report = import_data("binance", [shared_file(f) for f in files], data=data_root)
+    assert_book_matches_ticker(report.dataset)
+
+
+def test_a_table_entry_coarser_than_the_data_loses_nothing(data_root, monkeypatch):
+    """The built-in table says BTCUSDT spot quantities step by 0.01, but the capture holds finer
+    ones (e.g. 1.54698): the import refines the size increment to the data's, every record is
+    canonical, a warning names the first finer value and its place, and the rebuilt book still
+    matches the venue's bookTicker."""
+    table = dict(binance_importer._builtin_table())
+    table[("spot", "BTCUSDT")] = ("0.01", "0.01")
+    monkeypatch.setattr(binance_importer, "_builtin_table", lambda: table)
+    report = import_data("binance", [shared_file(f) for f in SPOT], data=data_root)
+    assert report.records_read == report.records_canonical == 41_249 + 58_325
+    assert report.quarantined_by_rule == {}
+    (inst,) = report.instruments
+    assert (inst["price_increment"], inst["size_increment"]) == ("0.01", "0.000001")
+    (r,) = report.decoder_counts["increments_refined"]
+    assert (r["what"], r["given"], r["used"], r["source"]) == ("size", "0.01", "0.000001", "builtin")
+    # the named value is on that line of that file, and is finer than the table's 0.01
+    lines = gzip.decompress(Path(r["file"]).read_bytes()).splitlines()
+    assert f'"{r["value"]}"'.encode() in lines[r["line"] - 1]
+    assert Decimal(r["value"]) % Decimal("0.01") != 0
+    assert any(line.startswith("warning") and r["value"] in line and "0.000001" in line
+               for line in report.describe().splitlines())
+    assert_book_matches_ticker(report.dataset)
 
 
 def test_spot_rotation_is_one_dataset(data_root):
@@ -100,6 +130,13 @@ def test_cli_import_json(tmp_path):
                                       capture_output=True, text=True, check=True).stdout)
     assert shown["verdict"] == summary["verdict"]
     assert shown["validation"]["records_read"] == summary["records_read"]
+    # the two kinds of increment, each under its own name: the data grid, and the venue's
+    # order-entry rules (the built-in table's exchange filters)
+    assert (summary["instruments"][0]["tick_size"], summary["instruments"][0]["min_notional"]) == ("0.1", "100")
+    text = subprocess.run(["lockstep", "data", "show", summary["paths"]["canonical"]],
+                          capture_output=True, text=True, check=True).stdout
+    assert "data increments price 0.1, size 0.001" in text
+    assert "order entry  tick size 0.1, lot size 0.001, min qty 0.001, min notional 100" in text
 
 
 def test_truncated_gzip_is_read_up_to_the_cut(tmp_path):

@@ -12,6 +12,7 @@ from lockstep.core.risk import (
     ConfigError,
     Intent,
     IntentKind,
+    OrderRules,
     RiskConfig,
     RiskLimits,
     RiskReason,
@@ -38,8 +39,12 @@ def impl(request):
 
 def engine(impl, custom_rules=(), **cfg):
     limits = cfg.pop("limits", {})
-    return impl.RiskEngine(RiskConfig(instruments={0: RiskLimits(**limits), 1: RiskLimits()}, **cfg),
-                           custom_rules)
+    rules = cfg.pop("rules", None)
+    e = impl.RiskEngine(RiskConfig(instruments={0: RiskLimits(**limits), 1: RiskLimits()}, **cfg),
+                        custom_rules)
+    if rules is not None:
+        e.set_order_rules(0, OrderRules(**rules))
+    return e
 
 
 def buy(qty=1, price=100, kind=LIMIT, **kw):
@@ -102,6 +107,26 @@ CASES = [
     ({"limits": {"max_open_orders": 2}}, Intent(0, REPLACE, BID, price=100, qty=1), RiskView(open_orders=2), R.ALLOWED),
     ({"max_open_orders_total": 3}, buy(), RiskView(open_orders_total=3), R.MAX_OPEN_ORDERS_TOTAL),
     ({"max_open_orders_total": 3}, buy(), RiskView(open_orders_total=2), R.ALLOWED),
+    # the venue's order-entry rules, in data units
+    ({"rules": {"price_tick": 5}}, buy(price=102), MID, R.OFF_TICK),
+    ({"rules": {"price_tick": 5}}, Intent(0, REPLACE, ASK, price=101, qty=1), MID, R.OFF_TICK),
+    ({"rules": {"price_tick": 5}}, buy(price=105), MID, R.ALLOWED),
+    ({"rules": {"price_tick": 5}}, buy(price=0, kind=MARKET), MID, R.ALLOWED),  # no price to tick
+    ({"rules": {"qty_lot": 10}}, buy(15), MID, R.OFF_LOT),
+    ({"rules": {"qty_lot": 10}}, sell(20, kind=MARKET), MID, R.ALLOWED),
+    ({"rules": {"min_qty": 3}}, buy(2), MID, R.BELOW_MIN_QTY),
+    ({"rules": {"min_qty": 3}}, buy(3), MID, R.ALLOWED),
+    ({"rules": {"min_notional": 500}}, buy(4, price=100), MID, R.BELOW_MIN_NOTIONAL),
+    ({"rules": {"min_notional": 500}}, buy(5, price=100), MID, R.ALLOWED),
+    ({"rules": {"min_notional": 500}}, buy(4, kind=MARKET), MID, R.BELOW_MIN_NOTIONAL),  # at the mid
+    ({"rules": {"min_notional": 500}}, buy(5, kind=MARKET), RiskView(), R.NO_MID),
+    # checked in the order tick, lot, minimum quantity, minimum notional; after the order's own checks
+    ({"rules": {"price_tick": 5, "qty_lot": 10, "min_qty": 20, "min_notional": 10**6}}, buy(15, price=101), MID, R.OFF_TICK),
+    ({"rules": {"qty_lot": 10, "min_qty": 20, "min_notional": 10**6}}, buy(15), MID, R.OFF_LOT),
+    ({"rules": {"qty_lot": 10, "min_qty": 20, "min_notional": 10**6}}, buy(10), MID, R.BELOW_MIN_QTY),
+    ({"rules": {"price_tick": 5}}, buy(price=0), MID, R.NON_POSITIVE_PRICE),
+    ({"rules": {"min_qty": 3}, "limits": {"max_order_qty": 1}}, buy(2), MID, R.BELOW_MIN_QTY),
+    ({"rules": {"price_tick": 5}}, Intent(0, CANCEL, target_order_id=1), RiskView(), R.ALLOWED),
     # control states never block cancels
     ({"kill_switch": True}, Intent(0, CANCEL, target_order_id=1), RiskView(), R.ALLOWED),
     ({"mode": TradingMode.HALTED}, Intent(0, CANCEL, target_order_id=1), RiskView(), R.ALLOWED),
@@ -320,6 +345,13 @@ def mostly(common, rare):
 
 INT64 = st.integers(-(2**63), 2**63 - 1)
 limit_values = st.one_of(st.just(0), st.integers(1, 30))
+rules_st = st.builds(
+    OrderRules,
+    price_tick=st.sampled_from([0, 0, 1, 2, 5]),
+    qty_lot=st.sampled_from([0, 0, 1, 3]),
+    min_qty=st.sampled_from([0, 0, 2, 6]),
+    min_notional=st.sampled_from([0, 0, 150, 900]),
+)
 limits_st = st.builds(
     RiskLimits,
     max_order_qty=limit_values,
@@ -371,11 +403,15 @@ def _odd_price(intent, view):
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(config=config_st, steps=st.lists(step_st, max_size=60), rules=st.booleans(),
-       t0=st.integers(-(2**62), 2**62))
-def test_compiled_and_reference_agree(config, steps, rules, t0):
+       t0=st.integers(-(2**62), 2**62),
+       order_rules=st.dictionaries(st.integers(0, 5), rules_st, max_size=3))
+def test_compiled_and_reference_agree(config, steps, rules, t0, order_rules):
     custom = [_odd_price] if rules else []
     a = compiled.RiskEngine(config, custom)
     b = reference.RiskEngine(config, custom)
+    for i, r in order_rules.items():
+        a.set_order_rules(i, r)
+        b.set_order_rules(i, r)
     ts = t0
     for step in steps:
         if step[0] == "mode":
@@ -408,6 +444,15 @@ def _random_config(rng):
     }
     return RiskConfig(max_open_orders_total=lim(6), rate_per_second=rng.choice([0, 1, 5, 50]),
                       burst=rng.randint(1, 5), instruments=instruments)
+
+
+def _random_order_rules(rng, *engines):
+    for i in range(4):
+        if rng.random() < 0.5:
+            rules = OrderRules(price_tick=rng.choice([0, 2, 5]), qty_lot=rng.choice([0, 2, 3]),
+                               min_qty=rng.choice([0, 2, 4]), min_notional=rng.choice([0, 200, 600]))
+            for e in engines:
+                e.set_order_rules(i, rules)
 
 
 def _random_step(rng):
@@ -450,6 +495,7 @@ def test_compiled_and_reference_agree_weighted(seed, n, rules):
     custom = [_odd_price] if rules else []
     a = compiled.RiskEngine(config, custom)
     b = reference.RiskEngine(config, custom)
+    _random_order_rules(rng, a, b)
     ts = rng.randint(0, 2**40)
     for _ in range(n):
         step = _random_step(rng)
@@ -478,6 +524,7 @@ def test_weighted_draws_reach_every_reason():
     for seed in range(20):
         rng = random.Random(seed)
         e = compiled.RiskEngine(_random_config(rng), [_odd_price])
+        _random_order_rules(rng, e)
         ts = 0
         for _ in range(300):
             step = _random_step(rng)

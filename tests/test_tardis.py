@@ -86,10 +86,14 @@ def test_real_file_explicit_increments():
     a = flat(list(decode_tardis(path)))
     b = flat(list(decode_tardis(path, **INC)))
     assert a == b
-    recs = flat(list(decode_tardis(path, price_increment="1", size_increment="10")))
-    # 6421.5 is not a whole dollar: refused, never rounded; 6422 is fine.
-    assert [r[4] for r in recs[:2]] == [Rule.MALFORMED_RECORD, Rule.OK]
-    assert "6421.5" in recs[0][6]
+    run = decode_tardis(path, price_increment="1", size_increment="10")
+    # 6421.5 is not a whole dollar: the price increment is refined to the data's, never rounded,
+    # and every row is kept exactly as with the right increments.
+    assert flat(list(run)) == a
+    assert run.instruments[0].price_increment == "0.5"
+    (r,) = run.counts["increments_refined"]
+    assert (r["what"], r["given"], r["used"], r["value"], r["file"], r["line"]) == (
+        "price", "1", "0.5", "6421.5", str(path), 2)
 
 
 # ---------------------------------------------------------------- snapshots and messages

@@ -165,7 +165,8 @@ class TimeInForce(LabeledEnum):
 
 
 class RiskReason(LabeledEnum):
-    """lockstep::RiskReason, numbered in check order. docs/risk.md says what each means."""
+    """lockstep::RiskReason, numbered in check order (the order-entry rules, added later, excepted).
+    docs/risk.md says what each means."""
 
     ALLOWED = 0
     UNKNOWN_INTENT_KIND = 1
@@ -189,6 +190,11 @@ class RiskReason(LabeledEnum):
     UNKNOWN_ORDER = 19  # engine: cancel/replace target neither live nor pending
     DUPLICATE_ORDER_ID = 20  # engine: client order id already live or pending
     QUEUE_FULL = 21  # engine: allowed, but the intent queue had no room
+    # The venue's order-entry rules (checked right after NON_POSITIVE_PRICE; docs/risk.md):
+    OFF_TICK = 22  # a priced order's price is not a multiple of the tick size
+    OFF_LOT = 23  # qty is not a multiple of the lot size
+    BELOW_MIN_QTY = 24  # qty below the minimum quantity
+    BELOW_MIN_NOTIONAL = 25  # price (mid for market orders) x qty below the minimum notional
 
 
 class TradingMode(LabeledEnum):
@@ -266,6 +272,10 @@ class MatchReject(LabeledEnum):
     UNKNOWN_ORDER = 7
     BOOK_UNAVAILABLE = 8  # the venue's book is invalid after a feed gap, until a snapshot
     NOT_TRADING = 9  # not in continuous trading (pre-open, auction, halted, closed): no auction simulated
+    OFF_TICK = 10  # the order-entry rules (docs/venue.md): price not a multiple of the tick size
+    OFF_LOT = 11  # qty not a multiple of the lot size
+    BELOW_MIN_QTY = 12
+    BELOW_MIN_NOTIONAL = 13  # price (mid for market orders) x qty below the minimum notional
 
 
 class SubmitOutcome(LabeledEnum):

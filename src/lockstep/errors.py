@@ -162,6 +162,11 @@ class PipelineError(LockstepError):
 # C++ status codes
 
 
+class OrderRulesWarning(UserWarning):
+    """An order-entry rule (tick or lot size) that is not an exact multiple of its data increment:
+    it is still checked exactly, on the finest grid both share; the message says which."""
+
+
 class StatusError(LockstepError):
     """A C++ call answered with a Status other than Ok. `status` is the Status, `what` the call
     as the caller described it; the message is "<what>: <the C++ status_name()>"."""
@@ -246,6 +251,7 @@ __all__ = [
     "IncompleteError",
     "InvalidArgumentError",
     "LockstepError",
+    "OrderRulesWarning",
     "PipelineError",
     "ProtocolError",
     "STATUS_TEXT",

@@ -210,6 +210,29 @@ inline Status to_fixed(const char* s, size_t n, const FixedScale& fs, int64_t& o
     return Status::Ok;
 }
 
+// Whether |d| is an exact multiple of `inc` (valid), computed on the parsed value.
+inline bool is_multiple(const Decimal& d, Increment inc) noexcept {
+    using namespace decimal_detail;
+    __extension__ typedef unsigned __int128 u128;
+    if (d.mantissa == 0) return true;
+    const int32_t k = -d.scale - inc.exponent;  // d / inc = mantissa * 10^k / inc.mantissa
+    const u128 m = d.mantissa;
+    const u128 im = static_cast<uint64_t>(inc.mantissa);
+    if (k >= 0) {
+        if (im == 1) return true;
+        u128 r = m % im;  // (m * 10^k) mod im, 10^19 at a time (r * 10^19 < 2^127)
+        for (int32_t left = k; left > 0 && r != 0;) {
+            const int32_t step = left > 19 ? 19 : left;
+            r = r * kPow10[step] % im;
+            left -= step;
+        }
+        return r == 0;
+    }
+    if (-k > 19) return false;  // the divisor exceeds any uint64 mantissa
+    u128 den = im * kPow10[-k];
+    return m % den == 0;
+}
+
 // Running exact GCD of the absolute values of decimals: the coarsest increment of which every
 // value seen is a multiple. Zeros carry no information about the grid and are only counted.
 // Held as g * 10^-f with a 128-bit g so that mixing magnitudes and precisions cannot overflow on
@@ -274,6 +297,17 @@ public:
         if (g > u128(INT64_MAX)) return false;
         out = Increment{int64_t(g), e};
         return true;
+    }
+
+    // Whether adding d would leave the GCD as it is, known cheaply: the GCD is a power of ten
+    // no finer than d's last digit (the usual case). False means "maybe not".
+    bool already_divides(const Decimal& d) const noexcept {
+        return d.mantissa == 0 || (g_ == 1 && !overflow_ && d.scale <= f_);
+    }
+    // Counts d without looking at it (it is a multiple of the GCD it will be merged into).
+    void add_known(const Decimal& d) noexcept {
+        ++count_;
+        if (d.mantissa == 0) ++zeros_;
     }
 
     uint64_t count() const noexcept { return count_; }   // values seen, zeros included

@@ -13,12 +13,14 @@
 
 #include "lockstep/core/events.hpp"
 #include "lockstep/core/intents.hpp"
+#include "lockstep/core/order_rules.hpp"
 #include "lockstep/base/status.hpp"
 
 namespace lockstep {
 
-// Values are reported and journaled: never renumber, only add. Numbered in check order: the
-// first failing check is the reason, so a lower value was checked earlier.
+// Values are reported and journaled: never renumber, only add. Numbered in check order (the
+// first failing check is the reason, so a lower value was checked earlier), except the
+// order-entry rules added later (22-25), checked right after NonPositivePrice (docs/risk.md).
 enum class RiskReason : uint8_t {
     Allowed = 0,
     UnknownIntentKind = 1,   // kind is not one of IntentKind
@@ -43,9 +45,14 @@ enum class RiskReason : uint8_t {
     UnknownOrder = 19,       // cancel/replace of an order that is neither live nor pending
     DuplicateOrderId = 20,   // submit with a client order id already live or pending
     QueueFull = 21,          // allowed, but the intent queue had no room
+    // The venue's order-entry rules (OrderRules), checked after NonPositivePrice:
+    OffTick = 22,            // a priced order's price is not a multiple of the tick size
+    OffLot = 23,             // qty is not a multiple of the lot size
+    BelowMinQty = 24,        // qty below the minimum quantity
+    BelowMinNotional = 25,   // price (mid for market orders) x qty below the minimum notional
 };
 
-constexpr size_t kRiskReasonCount = 22;
+constexpr size_t kRiskReasonCount = 26;
 
 inline const char* risk_reason_name(RiskReason r) noexcept {
     switch (r) {
@@ -71,6 +78,10 @@ inline const char* risk_reason_name(RiskReason r) noexcept {
         case RiskReason::UnknownOrder: return "unknown_order";
         case RiskReason::DuplicateOrderId: return "duplicate_order_id";
         case RiskReason::QueueFull: return "queue_full";
+        case RiskReason::OffTick: return "off_tick";
+        case RiskReason::OffLot: return "off_lot";
+        case RiskReason::BelowMinQty: return "below_min_qty";
+        case RiskReason::BelowMinNotional: return "below_min_notional";
     }
     return "unknown_reason";
 }
@@ -147,6 +158,19 @@ public:
         return Status::Ok;
     }
 
+    // The venue's order-entry rules of an instrument, in data units (all zero: none).
+    Status set_order_rules(uint32_t instrument, const OrderRules& r) noexcept {
+        if (instrument >= kMaxInstruments) return Status::UnknownInstrument;
+        if (!r.valid()) return Status::InvalidArgument;
+        try {
+            if (instrument >= slots_.size()) slots_.resize(size_t{instrument} + 1);
+        } catch (...) {
+            return Status::InvalidArgument;
+        }
+        slots_[instrument].rules = r;
+        return Status::Ok;
+    }
+
     void set_mode(TradingMode m) noexcept { config_.mode = m; }
     void set_kill_switch(bool on) noexcept { config_.kill_switch = on; }
     TradingMode mode() const noexcept { return config_.mode; }
@@ -176,6 +200,19 @@ public:
         if (priced && in.price <= 0) return RiskReason::NonPositivePrice;
 
         const RiskLimits& l = slots_[in.instrument].limits;
+        const bool mid_ok = v.mid_known && v.mid > 0;
+        const OrderRules& rules = slots_[in.instrument].rules;
+        if (rules.any()) [[unlikely]] {
+            // A market order's notional is judged at the mid, as for max_order_notional.
+            if (!priced && rules.min_notional > 0 && !mid_ok) return RiskReason::NoMid;
+            switch (check_order_rules(rules, priced, priced ? in.price : v.mid, in.qty, true)) {
+                case OrderRuleBreach::None: break;
+                case OrderRuleBreach::OffTick: return RiskReason::OffTick;
+                case OrderRuleBreach::OffLot: return RiskReason::OffLot;
+                case OrderRuleBreach::BelowMinQty: return RiskReason::BelowMinQty;
+                case OrderRuleBreach::BelowMinNotional: return RiskReason::BelowMinNotional;
+            }
+        }
         const bool buy = in.side == Side::Bid;
         // Open orders on the order's side count as if they all fill: Risk cannot know which will.
         const __int128 same_side_open = buy ? v.open_buy_qty : v.open_sell_qty;
@@ -191,7 +228,6 @@ public:
         }
         if (l.max_order_qty > 0 && in.qty > l.max_order_qty) return RiskReason::MaxOrderQty;
 
-        const bool mid_ok = v.mid_known && v.mid > 0;
         const bool needs_mid =
             l.price_band_bps > 0 || (!priced && l.max_order_notional > 0);
         if (needs_mid && !mid_ok) return RiskReason::NoMid;
@@ -269,6 +305,7 @@ private:
     struct Slot {
         bool known = false;
         RiskLimits limits{};
+        OrderRules rules{};
         uint64_t counts[kRiskReasonCount] = {};
     };
 

@@ -175,6 +175,13 @@ public:
         if (s == Status::Ok) venue_ = &sim_;
         return s;
     }
+    // The simulated venue's order-entry rules of an instrument, in data units (after
+    // configure_venue). Risk holds its own copy (risk().set_order_rules): a venue enforces its
+    // rules whatever Risk was told.
+    Status set_venue_order_rules(uint32_t inst, const OrderRules& r) noexcept {
+        if (inst >= market_.instrument_count()) return Status::UnknownInstrument;
+        return sim_.set_order_rules(inst, r);
+    }
     // PnL/position samples every interval_ns of core time (0: none but the first and last).
     void set_sample_interval(int64_t interval_ns) noexcept { sample_interval_ = interval_ns; }
     void set_strategy(const StrategyHooks& h) noexcept { hooks_ = h; }

@@ -54,6 +54,11 @@ enum class MatchReject : uint8_t {
     NotTrading = 9,      // the instrument is not in continuous trading (pre-open, auction,
                          // halted, closed): the simulated venue runs no auction, so new orders
                          // and replaces wait for the open
+    // The simulated venue's order-entry rules (core/order_rules.hpp), for submits and replaces:
+    OffTick = 10,           // price not a multiple of the tick size
+    OffLot = 11,            // qty not a multiple of the lot size
+    BelowMinQty = 12,       // qty below the minimum quantity
+    BelowMinNotional = 13,  // price (mid for market orders) x qty below the minimum notional
 };
 
 enum class SubmitOutcome : uint8_t {

@@ -25,6 +25,7 @@
 #include "lockstep/core/events.hpp"
 #include "lockstep/base/flat_hash_map.hpp"
 #include "lockstep/core/intents.hpp"
+#include "lockstep/core/order_rules.hpp"
 #include "lockstep/venue/l3_matching.hpp"
 #include "lockstep/venue/matching.hpp"
 #include "lockstep/core/replay.hpp"
@@ -130,6 +131,20 @@ public:
             return Status::InvalidArgument;
         }
         for (auto& m : l2_) m.set_queue_model(c.queue_model, c.queue_power);
+        return Status::Ok;
+    }
+
+    // The instrument's order-entry rules, in data units (all zero: none). The venue enforces them
+    // on submits and replaces whatever Risk decided. Not for the hot path.
+    Status set_order_rules(uint32_t inst, const OrderRules& r) noexcept {
+        if (!r.valid()) return Status::InvalidArgument;
+        if (inst >= watching_.size()) return Status::UnknownInstrument;
+        try {
+            if (inst >= rules_.size()) rules_.resize(size_t{inst} + 1);
+        } catch (...) {
+            return Status::InvalidArgument;
+        }
+        rules_[inst] = r;
         return Status::Ok;
     }
 
@@ -240,11 +255,45 @@ private:
                     static_cast<uint8_t>(refused));
             return;
         }
+        if (in.kind != IntentKind::Cancel && inst < rules_.size() && rules_[inst].any()) [[unlikely]] {
+            const MatchReject breach = breaks_rules(rules_[inst], in);
+            if (breach != MatchReject::None) {
+                const bool replace = in.kind == IntentKind::Replace;
+                if (replace) ++counters_.replace_rejected; else ++counters_.rejected;
+                respond(inst, replace ? EventKind::ReplaceRejected : EventKind::OrderRejected,
+                        in.side, replace ? in.target_order_id : in.client_order_id, in.price,
+                        in.qty, ts, 0, 0, static_cast<uint8_t>(breach));
+                return;
+            }
+        }
         if (market_->book_type(inst) == BookType::L2) {
             handle_with(l2_[inst], market_->l2(inst), in, ts);
         } else {
             handle_with(l3_[inst], market_->l3(inst), in, ts);
         }
+    }
+
+    // Which order-entry rule the submit or replace breaks (None: none). Orders the matchers refuse
+    // anyway (qty <= 0, a bad price) are left to them, so their reject reason stays the same.
+    MatchReject breaks_rules(const OrderRules& r, const Intent& in) const noexcept {
+        const bool priced = in.kind != IntentKind::SubmitMarket;
+        if (in.qty <= 0 || (priced && in.price <= 0)) return MatchReject::None;
+        int64_t price = in.price;
+        bool price_known = priced;
+        if (!priced) {  // a market order's notional at the mid, when the book has both sides
+            int64_t bp, bq, ap, aq;
+            market_->touch(in.instrument, &bp, &bq, &ap, &aq);
+            price_known = bq > 0 && aq > 0;
+            price = price_known ? static_cast<int64_t>((static_cast<__int128>(bp) + ap) >> 1) : 0;
+        }
+        switch (check_order_rules(r, priced, price, in.qty, price_known)) {
+            case OrderRuleBreach::None: break;
+            case OrderRuleBreach::OffTick: return MatchReject::OffTick;
+            case OrderRuleBreach::OffLot: return MatchReject::OffLot;
+            case OrderRuleBreach::BelowMinQty: return MatchReject::BelowMinQty;
+            case OrderRuleBreach::BelowMinNotional: return MatchReject::BelowMinNotional;
+        }
+        return MatchReject::None;
     }
 
     template <class Matcher, class Book>
@@ -393,6 +442,7 @@ private:
     uint64_t next_arrival_seq_ = 0;
     int64_t response_at_ = 0;
     std::vector<Live> orders_;
+    std::vector<OrderRules> rules_;  // per instrument; shorter than the table when none were set
     std::vector<uint32_t> free_;
     FlatHashMap<uint64_t> index_;  // client_order_id -> orders_ slot; looked up, never iterated
     VenueCounters counters_{};

@@ -11,7 +11,7 @@ from libcpp.vector cimport vector
 from lockstep._bindings.columns cimport columns_view
 from lockstep.includes.base.decimal cimport CFixedScale, CIncrement, parse_increment, to_fixed
 from lockstep.includes.base.status cimport CStatus, status_name
-from lockstep.includes.codecs.binance.catalogue cimport CIncrementSource, CSymbolInfo
+from lockstep.includes.codecs.binance.catalogue cimport CFinerValue, CIncrementSource, CSymbolInfo
 from lockstep.includes.codecs.binance.decoder cimport CBinanceDecoder
 from lockstep.includes.codecs.binance.messages cimport CMarketType, market_type_name
 from lockstep.includes.codecs.binance.output cimport COutput
@@ -89,6 +89,13 @@ cdef object _location(const CLocation& l, list names, bint with_ids):
         d["expected"] = l.expected
         d["got"] = l.got
     return d
+
+
+cdef object _finer(const CFinerValue& f):
+    if not f.found:
+        return None
+    return {"value": (<const char*>f.text).decode("utf-8", "replace"), "file": f.file, "line": f.line,
+            "offset": f.offset}
 
 
 cdef object _log(const CLocationLog& log, list names, bint with_ids):
@@ -320,6 +327,8 @@ cdef class BinanceDecoder:
         }
 
     def symbols(self):
+        """The catalogue's rows as dicts; in scan mode with increments, `price_finer` and
+        `size_finer` are the first value off them (text, file index, line, offset) or None."""
         cdef vector[CSymbolInfo] rows = self.core.get().symbols()
         cdef CSymbolInfo* r
         cdef size_t i
@@ -342,5 +351,7 @@ cdef class BinanceDecoder:
                 if r.size_inferred_ok else None,
                 "price_values": r.price_values,
                 "size_values": r.size_values,
+                "price_finer": _finer(r.price_finer),
+                "size_finer": _finer(r.size_finer),
             })
         return out

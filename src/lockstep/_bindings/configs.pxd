@@ -1,10 +1,11 @@
 # The one bridge from the Python config mirrors to the core's C++ config structs, read by
-# attribute: lockstep.core.risk.RiskConfig / RiskLimits, lockstep.core.queue.QueueConfig,
+# attribute: lockstep.core.risk.RiskConfig / RiskLimits / OrderRules, lockstep.core.queue.QueueConfig,
 # lockstep.venue.matching.LatencyConfig / SimulatedVenueConfig (which have already checked every
 # field; the conversions here still refuse a value its C++ field cannot hold).
 from cpython.number cimport PyNumber_Index
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
+from lockstep.includes.core.order_rules cimport COrderRules
 from lockstep.includes.core.queue cimport CQueueConfig
 from lockstep.includes.core.risk cimport CRiskConfig, CRiskLimits, CTradingMode
 from lockstep.includes.venue.matching cimport CQueueModel
@@ -26,6 +27,13 @@ cdef inline void fill_risk_limits(CRiskLimits* out, object limits) except *:
     out.max_position = <int64_t>PyNumber_Index(limits.max_position)
     out.max_open_orders = <uint32_t>PyNumber_Index(limits.max_open_orders)
     out.price_band_bps = <uint32_t>PyNumber_Index(limits.price_band_bps)
+
+
+cdef inline void fill_order_rules(COrderRules* out, object rules) except *:
+    out.price_tick = <int64_t>PyNumber_Index(rules.price_tick)
+    out.qty_lot = <int64_t>PyNumber_Index(rules.qty_lot)
+    out.min_qty = <int64_t>PyNumber_Index(rules.min_qty)
+    out.min_notional = <int64_t>PyNumber_Index(rules.min_notional)
 
 
 cdef inline void fill_queue_config(CQueueConfig* out, object cfg) except *:

@@ -22,7 +22,7 @@ from libcpp.vector cimport vector
 
 from lockstep._bindings.columns cimport columns_view
 from lockstep._bindings.configs cimport (
-    fill_queue_config, fill_risk_config, fill_risk_limits, fill_venue_config,
+    fill_order_rules, fill_queue_config, fill_risk_config, fill_risk_limits, fill_venue_config,
 )
 from lockstep._bindings.replay cimport book_types_of, replayer_view
 from lockstep.includes.runtime.engine cimport (
@@ -34,6 +34,7 @@ from lockstep.includes.core.execution cimport (
     CExecutionState, COrderStatus, CPositionView, CWide, is_terminal, kNoSlot,
 )
 from lockstep.includes.core.intents cimport CIntent, CTimeInForce
+from lockstep.includes.core.order_rules cimport COrderRules
 from lockstep.includes.core.queue cimport CQueueConfig, CQueueCounters
 from lockstep.includes.core.replay cimport CBookType
 from lockstep.includes.core.risk cimport (
@@ -571,6 +572,19 @@ cdef class Engine:
         cdef CSimulatedVenueConfig c
         fill_venue_config(&c, config)
         return <int>self.core.get().configure_venue(c)
+
+    def set_order_rules(self, uint32_t instrument, rules):
+        """Risk's copy of the instrument's order-entry rules (a lockstep.core.risk.OrderRules,
+        data units)."""
+        cdef COrderRules r
+        fill_order_rules(&r, rules)
+        return <int>self.core.get().risk().set_order_rules(instrument, r)
+
+    def set_venue_order_rules(self, uint32_t instrument, rules):
+        """The simulated venue's order-entry rules of the instrument; after configure_venue."""
+        cdef COrderRules r
+        fill_order_rules(&r, rules)
+        return <int>self.core.get().set_venue_order_rules(instrument, r)
 
     def set_sample_interval(self, int64_t interval_ns):
         self.core.get().set_sample_interval(interval_ns)

@@ -51,6 +51,9 @@ ENUMERATORS = {
         "UnknownOrder": <int>CMatchReject.UnknownOrder,
         "BookUnavailable": <int>CMatchReject.BookUnavailable,
         "NotTrading": <int>CMatchReject.NotTrading,
+        "OffTick": <int>CMatchReject.OffTick, "OffLot": <int>CMatchReject.OffLot,
+        "BelowMinQty": <int>CMatchReject.BelowMinQty,
+        "BelowMinNotional": <int>CMatchReject.BelowMinNotional,
     },
     "SubmitOutcome": {
         "Rested": <int>CSubmitOutcome.Rested, "Filled": <int>CSubmitOutcome.Filled,

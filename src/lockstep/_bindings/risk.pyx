@@ -8,9 +8,10 @@ lockstep.core.risk.Intent / RiskView dataclasses, which have already range-check
 from cpython.number cimport PyNumber_Index
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
-from lockstep._bindings.configs cimport fill_risk_config, fill_risk_limits
+from lockstep._bindings.configs cimport fill_order_rules, fill_risk_config, fill_risk_limits
 from lockstep._bindings.intents cimport fill_intent
 from lockstep.includes.core.intents cimport CIntent, CIntentKind, CTimeInForce
+from lockstep.includes.core.order_rules cimport COrderRules
 from lockstep.includes.core.risk cimport (CRiskConfig, CRiskEngine, CRiskLimits, CRiskReason,
                                      CRiskView, CTradingMode, kMaxRiskInstruments,
                                      kRiskReasonCount, risk_reason_name)
@@ -63,6 +64,11 @@ cdef class RiskEngine:
         cdef CRiskLimits l
         fill_risk_limits(&l, limits)
         return <int>self.core.set_limits(instrument, l)
+
+    def set_order_rules(self, uint32_t instrument, rules):
+        cdef COrderRules r
+        fill_order_rules(&r, rules)
+        return <int>self.core.set_order_rules(instrument, r)
 
     def set_mode(self, uint8_t mode):
         self.core.set_mode(<CTradingMode>mode)

@@ -49,6 +49,11 @@ Schema (defaults shown; only `dataset` and `strategy.path` are required):
     queue_power = 2.0               # probabilistic model exponent, > 0
     maker_fee_bps = "0"             # may be negative (a rebate); a whole number of ppm
     taker_fee_bps = "0"
+    [venue.order_rules.BTCUSDT]     # the venue's order-entry rules of a symbol, real units, over
+    tick_size = "0.01"              # the dataset's (docs/encoding.md); "0" removes one; an
+    lot_size = "0.00001"            # instrument with none is not checked; Risk denies and the
+    min_qty = "0.00001"             # simulated venue rejects an order that breaks one
+    min_notional = "5"
     [venue.latency]
     model = "constant"              # constant | lognormal | feed
     entry = "1ms"                   # int ns, or a number with a unit ns | us | ms | s | m | h
@@ -89,7 +94,7 @@ from lockstep.checks import (
 )
 from lockstep.core.queue import QueueConfig
 from lockstep.core.risk import RiskConfig, RiskLimits
-from lockstep.data.dataset import Instrument
+from lockstep.data.dataset import ORDER_RULE_FIELDS, Instrument
 from lockstep.enums import LatencyKind, QueueModel, TradingMode
 from lockstep.errors import ConfigError
 from lockstep.tomlconfig import (
@@ -408,7 +413,7 @@ class LatencySettings:
                 "feed_multiplier": self.feed_multiplier}
 
 
-_VENUE_KEYS = ("queue_model", "queue_power", "maker_fee_bps", "taker_fee_bps", "latency")
+_VENUE_KEYS = ("queue_model", "queue_power", "maker_fee_bps", "taker_fee_bps", "latency", "order_rules")
 _MAX_FEE_BPS = 10_000
 
 
@@ -432,6 +437,9 @@ class VenueSettings:
     maker_fee_bps: Decimal = Decimal(0)
     taker_fee_bps: Decimal = Decimal(0)
     latency: LatencySettings = LatencySettings()
+    # symbol -> {tick_size, lot_size, min_qty, min_notional}: overrides of the dataset's
+    # order-entry rules, real units; 0 removes the rule.
+    order_rules: Mapping[str, Mapping[str, Decimal]] = dataclasses.field(default_factory=FrozenMap)
 
     @property
     def maker_fee_ppm(self) -> int:
@@ -460,7 +468,23 @@ class VenueSettings:
         if "latency" in data:
             kw["latency"] = LatencySettings.from_dict(
                 data["latency"], prefix=f"{prefix}latency.")
+        rules = {}
+        for symbol, table in _table(prefix + "order_rules", data.get("order_rules", {})).items():
+            p = f"{prefix}order_rules.{dotted_key(symbol)}."
+            table = _table(p[:-1], table)
+            unknown_keys(p, table, ORDER_RULE_FIELDS)
+            rules[symbol] = FrozenMap({f: parse_decimal(p + f, table[f], non_negative=True)
+                                       for f in ORDER_RULE_FIELDS if f in table})
+        kw["order_rules"] = FrozenMap(sorted(rules.items()))
         return cls(**kw)
+
+    def instrument(self, inst: Instrument) -> Instrument:
+        """`inst` with the order-entry rules this section sets for its symbol over its own."""
+        given = self.order_rules.get(inst.symbol)
+        if not given:
+            return inst
+        return inst.with_order_rules({f: None if v == 0 else format(v.normalize(), "f")
+                                      for f, v in given.items()})
 
     def to_core(self, seed: int) -> SimulatedVenueConfig:
         """The core's simulated-venue config; `seed` starts the latency draws."""
@@ -473,7 +497,8 @@ class VenueSettings:
         """This section as a TOML-serialisable table (what the resolved config.toml holds)."""
         return {"queue_model": self.queue_model, "queue_power": self.queue_power,
                 "maker_fee_bps": str(self.maker_fee_bps), "taker_fee_bps": str(self.taker_fee_bps),
-                "latency": self.latency.to_dict()}
+                "latency": self.latency.to_dict(),
+                "order_rules": {s: {f: str(v) for f, v in r.items()} for s, r in self.order_rules.items()}}
 
 
 _OUTPUT_KEYS = ("sample_interval", "report")
@@ -506,7 +531,7 @@ _TOP_KEYS = ("name", "dataset", "instruments", "seed", "strategy", "risk", "queu
              "output")
 _STRATEGY_KEYS = ("path", "params")
 # Keys an override may create beneath, though the schema does not list them.
-_FREE_TABLES = {("strategy", "params"), ("risk", "instruments")}
+_FREE_TABLES = {("strategy", "params"), ("risk", "instruments"), ("venue", "order_rules")}
 _SUBTABLES = {
     (): _TOP_KEYS, ("strategy",): _STRATEGY_KEYS, ("risk",): _RISK_KEYS,
     ("queue",): tuple(_QUEUE_KEYS), ("venue",): _VENUE_KEYS, ("venue", "latency"): _LATENCY_KEYS,

@@ -29,6 +29,7 @@ import os
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -61,7 +62,7 @@ from lockstep.core.strategy import overridden, params_type
 from lockstep.data.dataset import DEFAULT_READ_BATCH, Dataset, Instrument
 from lockstep.data.storage import Location, naming, remove_created, root_location
 from lockstep.enums import IntentKind, RiskReason, RunStatus, TimeInForce
-from lockstep.errors import ConfigError, LockstepError, check_status
+from lockstep.errors import ConfigError, LockstepError, OrderRulesWarning, check_status
 from lockstep.events import EventKind, Flag, Side
 from lockstep.progress import Progress
 from lockstep.tomlconfig import dump_toml
@@ -140,6 +141,9 @@ def traded_instruments(cfg: BacktestConfig, ds: Dataset) -> list[int]:
     for s in cfg.risk.instruments:
         if s not in symbols:
             raise ConfigError(f"risk.instruments.{s}", f"{s!r} is not in dataset {ds.path}", source="config")
+    for s in cfg.venue.order_rules:
+        if s not in symbols:
+            raise ConfigError(f"venue.order_rules.{s}", f"{s!r} is not in dataset {ds.path}", source="config")
     return out
 
 
@@ -152,6 +156,14 @@ def configure_engine(engine: _engine.Engine, cfg: BacktestConfig, ds: Dataset, t
         check_status(engine.set_limits(index, limits), f"risk limits of {ds.instruments[index].symbol}")
     check_status(engine.configure_queue(cfg.queue.to_core(len(ds.instruments))), "queue config")
     check_status(engine.configure_venue(cfg.venue.to_core(cfg.seed)), "venue config")
+    for index in traded:
+        inst = cfg.venue.instrument(ds.instruments[index])
+        rules, notes = inst.order_rules()
+        for note in notes:
+            warnings.warn(note, OrderRulesWarning, stacklevel=2)
+        # The same rules for Risk and for the venue, which enforces them whatever Risk decides.
+        check_status(engine.set_order_rules(index, rules), f"order-entry rules of {inst.symbol}")
+        check_status(engine.set_venue_order_rules(index, rules), f"order-entry rules of {inst.symbol}")
     engine.set_sample_interval(cfg.output.sample_interval)
     for index in traded:
         engine.track(index)

@@ -114,6 +114,24 @@ class RiskLimits:
         return cls(**data)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class OrderRules:
+    """A venue's order-entry rules for one instrument (lockstep::OrderRules), in the units of its
+    data: a priced order's price is a multiple of `price_tick` price increments, its qty a
+    multiple of `qty_lot` size increments and at least `min_qty` of them, and price x qty at
+    least `min_notional` (price increments x size increments). 0 means no rule, for every field.
+    Instrument.order_rules() converts the rules a table or config gives in real units."""
+
+    price_tick: int = 0
+    qty_lot: int = 0
+    min_qty: int = 0
+    min_notional: int = 0
+
+    def __post_init__(self) -> None:
+        for f in ("price_tick", "qty_lot", "min_qty", "min_notional"):
+            config_int(f, getattr(self, f), INT64_MAX)
+
+
 _LIMIT_FIELDS = {
     "max_order_qty": INT64_MAX,
     "max_order_notional": INT64_MAX,
@@ -293,6 +311,14 @@ class RiskEngine:
         self._core.record(intent, r, ts_recv)
         return _REASONS[r]
 
+    def set_order_rules(self, instrument: int, rules: OrderRules) -> None:
+        """The venue's order-entry rules of `instrument` (docs/risk.md: off_tick, off_lot,
+        below_min_qty, below_min_notional); they apply whether or not it has limits."""
+        int_in("instrument", instrument, 0, MAX_INSTRUMENTS - 1)
+        if not isinstance(rules, OrderRules):
+            raise TypeError(f"rules must be OrderRules, not {type(rules).__name__}")
+        check_status(self._core.set_order_rules(instrument, rules), f"order rules of instrument {instrument}")
+
     def set_mode(self, mode: TradingMode | int) -> None:
         self._core.set_mode(int(TradingMode(mode)))
 
@@ -348,6 +374,7 @@ __all__ = [
     "ConfigError",
     "Intent",
     "IntentKind",
+    "OrderRules",
     "RiskConfig",
     "RiskEngine",
     "RiskLimits",

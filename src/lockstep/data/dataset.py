@@ -18,14 +18,17 @@ import socket
 import threading
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import asdict, dataclass, field, replace
 from decimal import Decimal
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lockstep.core.risk import OrderRules
 from lockstep.data.storage import Location, locate, naming, root_location
 from lockstep.enums import BookKind
 from lockstep.errors import DatasetError
@@ -61,12 +64,22 @@ _COLUMN_ENCODING = {
 }
 
 
+#: The venue's order-entry rules an instrument may carry, in real units (docs/encoding.md).
+ORDER_RULE_FIELDS = ("tick_size", "lot_size", "min_qty", "min_notional")
+
+
 @dataclass(frozen=True)
 class Instrument:
     """One row of a dataset's instrument table.
 
-    ``price_increment`` and ``size_increment`` are exact decimal strings: an event's ``price``
-    column times ``price_increment`` is the real price.
+    ``price_increment`` and ``size_increment`` are the DATA increments, exact decimal strings: an
+    event's ``price`` column times ``price_increment`` is the real price. They are fine enough for
+    every value the venue publishes.
+
+    ``tick_size``, ``lot_size``, ``min_qty`` and ``min_notional`` are the venue's ORDER-ENTRY
+    rules in real units (exact decimal strings, None when unknown), which Risk and the simulated
+    venue enforce on our orders; usually coarser than the data increments. order_rules() gives
+    them in data units.
     """
 
     symbol: str
@@ -74,10 +87,16 @@ class Instrument:
     price_increment: str
     size_increment: str
     book: str = "l2"  # which book the replay keeps for it: "l2" or "l3"
+    tick_size: str | None = None
+    lot_size: str | None = None
+    min_qty: str | None = None
+    min_notional: str | None = None
 
     def __post_init__(self) -> None:
-        for name in ("price_increment", "size_increment"):
+        for name in ("price_increment", "size_increment", *ORDER_RULE_FIELDS):
             value = getattr(self, name)
+            if value is None and name in ORDER_RULE_FIELDS:
+                continue
             try:
                 ok = Decimal(value) > 0
             except Exception:
@@ -113,13 +132,52 @@ class Instrument:
             raise ValueError(f"{self.symbol}: {what} {value} is not a multiple of {increment}")
         return int(units)
 
+    def with_order_rules(self, rules: Mapping[str, str | None]) -> Instrument:
+        """This instrument with the order-entry rules in `rules` replaced (None: unknown)."""
+        return replace(self, **{k: rules[k] for k in ORDER_RULE_FIELDS if k in rules})
+
+    def order_rules(self) -> tuple[OrderRules, list[str]]:
+        """The order-entry rules in data units, and a note for each rule that is not an exact
+        multiple of its data increment. Such a rule is still checked exactly: a price p (in price
+        increments) is on a tick t when p x price_increment is a multiple of t, i.e. when p is a
+        multiple of the numerator of t / price_increment in lowest terms; likewise for the lot.
+        Minimums are rounded up to whole data units (exact, since quantities are whole units)."""
+        pi, si = Fraction(Decimal(self.price_increment)), Fraction(Decimal(self.size_increment))
+        notes = []
+
+        def step(field: str, increment: str, what: str) -> int:
+            value = getattr(self, field)
+            if value is None:
+                return 0
+            units = Fraction(Decimal(value)) / Fraction(Decimal(increment))
+            if units.denominator != 1:
+                held = Decimal(units.numerator) * Decimal(increment)
+                notes.append(f"{self.symbol}: {field} {value} is not a multiple of the data {what} "
+                             f"increment {increment}; orders are held to multiples of {held} "
+                             "(the finest grid on both)")
+            return units.numerator
+
+        def minimum(field: str, unit: Fraction) -> int:
+            value = getattr(self, field)
+            return 0 if value is None else math.ceil(Fraction(Decimal(value)) / unit)
+
+        rules = OrderRules(price_tick=step("tick_size", self.price_increment, "price"),
+                           qty_lot=step("lot_size", self.size_increment, "size"),
+                           min_qty=minimum("min_qty", si), min_notional=minimum("min_notional", pi * si))
+        return rules, notes
+
+    def to_dict(self) -> dict[str, str]:
+        """The manifest's form: the order-entry rules only when known."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> Instrument:
+        """A row of a manifest (older manifests, without order-entry rules, included)."""
         known = {f for f in cls.__dataclass_fields__}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"instrument has unknown keys {sorted(unknown)}")
-        return cls(**{k: str(v) for k, v in d.items()})
+        return cls(**{k: None if v is None else str(v) for k, v in d.items()})
 
 
 @dataclass
@@ -352,7 +410,7 @@ class DatasetWriter:
             "name": name,
             "version": version,
             "columns": list(COLUMN_NAMES),
-            "instruments": [asdict(i) for i in table],
+            "instruments": [i.to_dict() for i in table],
             "rows": s.rows,
             "time_range": {
                 "ts_recv": [s.ts_recv_min, s.ts_recv_max],

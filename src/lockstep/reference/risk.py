@@ -8,7 +8,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from lockstep.checks import INT64_MAX, INT64_MIN, int_in
-from lockstep.core.risk import CustomRule, Intent, RiskConfig, RiskView, denial_names, rule_names
+from lockstep.core.risk import (
+    MAX_INSTRUMENTS,
+    CustomRule,
+    Intent,
+    OrderRules,
+    RiskConfig,
+    RiskView,
+    denial_names,
+    rule_names,
+)
 from lockstep.enums import IntentKind, RiskReason, TimeInForce, TradingMode
 from lockstep.errors import ConfigError
 from lockstep.events import Side
@@ -18,11 +27,12 @@ _KINDS = {k.value for k in IntentKind}
 _TIFS = {t.value for t in TimeInForce}
 
 R = RiskReason
+_NO_RULES = OrderRules()
 
 
 class RiskEngine:
     __slots__ = ("_config", "_counts", "_custom", "_custom_by_instrument", "_kill", "_last_ts",
-                 "_mode", "_rules", "_started", "_tokens")
+                 "_mode", "_order_rules", "_rules", "_started", "_tokens")
 
     def __init__(self, config: RiskConfig, custom_rules: Iterable[CustomRule] = ()) -> None:
         if not isinstance(config, RiskConfig):
@@ -35,6 +45,7 @@ class RiskEngine:
         self._last_ts = 0
         self._started = False
         self._counts: dict[int | None, list[int]] = {}
+        self._order_rules: dict[int, OrderRules] = {}
         self.reset_counts()
 
     @property
@@ -70,6 +81,18 @@ class RiskEngine:
         priced = i.kind != IntentKind.SUBMIT_MARKET
         if priced and i.price <= 0:
             return R.NON_POSITIVE_PRICE
+        mid = v.mid if v.mid is not None and v.mid > 0 else None
+        rules = self._order_rules.get(i.instrument, _NO_RULES)
+        if rules.min_notional and not priced and mid is None:
+            return R.NO_MID
+        if priced and rules.price_tick and i.price % rules.price_tick:
+            return R.OFF_TICK
+        if rules.qty_lot and i.qty % rules.qty_lot:
+            return R.OFF_LOT
+        if i.qty < rules.min_qty:
+            return R.BELOW_MIN_QTY
+        if rules.min_notional and (i.price if priced else mid) * i.qty < rules.min_notional:
+            return R.BELOW_MIN_NOTIONAL
         buy = i.side == Side.BID
         delta = (v.open_buy_qty if buy else v.open_sell_qty) + i.qty
         projected = v.position + delta if buy else v.position - delta
@@ -79,7 +102,6 @@ class RiskEngine:
                 return R.REDUCE_ONLY
         if limits.max_order_qty and i.qty > limits.max_order_qty:
             return R.MAX_ORDER_QTY
-        mid = v.mid if v.mid is not None and v.mid > 0 else None
         needs_mid = limits.price_band_bps > 0 or (not priced and limits.max_order_notional > 0)
         if needs_mid and mid is None:
             return R.NO_MID
@@ -128,6 +150,12 @@ class RiskEngine:
         return r
 
     # -- control state and reports -------------------------------------------------------------
+
+    def set_order_rules(self, instrument: int, rules: OrderRules) -> None:
+        int_in("instrument", instrument, 0, MAX_INSTRUMENTS - 1)
+        if not isinstance(rules, OrderRules):
+            raise TypeError(f"rules must be OrderRules, not {type(rules).__name__}")
+        self._order_rules[instrument] = rules
 
     def set_mode(self, mode: TradingMode | int) -> None:
         self._mode = TradingMode(mode)

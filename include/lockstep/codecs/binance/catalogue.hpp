@@ -26,6 +26,16 @@ namespace lockstep::binance {
 // Where an instrument's increments came from; reported, never interpreted by the decoder.
 enum class IncrementSource : uint8_t { Explicit = 0, Option = 1, BuiltIn = 2, Inferred = 3 };
 
+// Scan mode: the first value of a symbol (in input order) that is not a multiple of its configured
+// increment: where a too-coarse table entry or option shows, for the report of its refinement.
+struct FinerValue {
+    bool found = false;
+    char text[48] = {};
+    uint32_t file = 0;
+    uint64_t line = 0;    // 1-based within the file
+    uint64_t offset = 0;  // byte offset of the line in the file's text
+};
+
 struct Instrument {
     std::string symbol;
     uint32_t slot = 0;  // position in the catalogue, fixed for the run
@@ -38,6 +48,7 @@ struct Instrument {
     bool seen = false;
     uint64_t messages = 0;
     DecimalGcd price_gcd, size_gcd;  // scan mode: every price / size seen
+    FinerValue price_finer, size_finer;  // scan mode, with increments: the first value off them
 };
 
 // One row of the catalogue, for reports (allocates; not for hot paths).
@@ -58,6 +69,7 @@ struct SymbolInfo {
     Increment size_inferred;
     uint64_t price_values = 0;
     uint64_t size_values = 0;
+    FinerValue price_finer, size_finer;
 };
 
 // Decimal text of an increment for messages ("0.001", "0.25", "100").
@@ -153,7 +165,8 @@ public:
         return Status::Ok;
     }
 
-    // Scan mode needs no increments and hands out no indexes: new symbols are only collected.
+    // Scan mode needs no increments and hands out no indexes: new symbols are only collected
+    // (with the default increments when there are any, to find the values finer than them).
     void set_scan_mode(bool on) noexcept { scan_ = on; }
 
     // ---- lookup ----
@@ -179,9 +192,11 @@ public:
                 return nullptr;
             }
             try {
-                refusal = add_entry(sym.ptr, sym.len, scan_ ? Increment{} : default_price_,
-                                    scan_ ? Increment{} : default_size_, IncrementSource::Option,
-                                    &s);
+                // Scan mode gives new symbols the defaults too (when there are any), so that
+                // values finer than them are found before the decode pass relies on them.
+                refusal = add_entry(sym.ptr, sym.len, has_default_ ? default_price_ : Increment{},
+                                    has_default_ ? default_size_ : Increment{},
+                                    IncrementSource::Option, &s);
                 if (refusal != Status::Ok) {
                     why = Unresolved::CannotRegister;
                     return nullptr;
@@ -225,6 +240,8 @@ public:
             i.size_inferred_ok = s->size_gcd.result(i.size_inferred);
             i.price_values = s->price_gcd.count();
             i.size_values = s->size_gcd.count();
+            i.price_finer = s->price_finer;
+            i.size_finer = s->size_finer;
             out.push_back(std::move(i));
         }
         return out;

@@ -14,7 +14,9 @@
 // every event names the global index of its record. A record the decoder cannot use gets a Rule
 // and no events, and decoding goes on with the next line:
 //   MALFORMED_RECORD     bad JSON, a known message with missing or ill-typed fields, a value that
-//                        is not an exact multiple of its increment, overflow, a line too long;
+//                        is not an exact multiple of its increment (only when the scan pass did
+//                        not check them: it refines an increment coarser than the data), overflow
+//                        of int64 units, a line too long;
 //   UNSUPPORTED_MESSAGE  a stream we do not decode (kline, partial depth, ...);
 //   DUPLICATE_MESSAGE    a depth diff older than the chain (u <= previous u);
 //   DELTAS_BEFORE_SNAPSHOT  a depth diff that never met a snapshot (buffer bound, end of stream);
@@ -162,7 +164,8 @@ public:
     }
 
     // Scan mode emits nothing and needs no increments: it collects, per symbol, the exact decimal
-    // GCD of every price and size (the inferred increments), plus symbols and market type.
+    // GCD of every price and size (the inferred increments), plus symbols and market type, and
+    // for symbols configured with increments the first value off them (Instrument::*_finer).
     void set_scan_mode(bool on) noexcept {
         scan_ = on;
         catalogue_.set_scan_mode(on);
@@ -476,6 +479,7 @@ private:
         if (scan_) {
             line_pgcd_ = DecimalGcd{};
             line_sgcd_ = DecimalGcd{};
+            line_pfiner_.found = line_sfiner_.found = false;
         }
         const size_t mark = direct_ ? out_->ev.size : held_.event_count();
         const Status st = too_long ? fail(Status::DecodeError, "line longer than %zu bytes", max_line_) : decode_line(b, n);
@@ -500,6 +504,10 @@ private:
             if (scan_slot_) {
                 scan_slot_->price_gcd.merge(line_pgcd_);
                 scan_slot_->size_gcd.merge(line_sgcd_);
+                if (line_pfiner_.found && !scan_slot_->price_finer.found)
+                    scan_slot_->price_finer = line_pfiner_;
+                if (line_sfiner_.found && !scan_slot_->size_finer.found)
+                    scan_slot_->size_finer = line_sfiner_;
             }
         } else {
             log_problem(rec_index_, problem_, here(), reason_);
@@ -664,11 +672,16 @@ private:
         return false;
     }
 
-    bool gcd_add(DecimalGcd& g, json::Span v, const char* what, uint32_t level) noexcept {
-        Decimal d;
+    // `known`: the symbol's GCD so far. A value it already divides cannot change the merge of the
+    // line's GCD into it, so only its count is kept (the u128 GCD is the costly part of the scan).
+    bool gcd_add(DecimalGcd& g, const DecimalGcd& known, json::Span v, const char* what,
+                 uint32_t level, Decimal& d) noexcept {
         const Status st = parse_decimal(v.ptr, v.len, d);
         if (st == Status::Ok && !d.negative) {
-            g.add(d);
+            if (known.already_divides(d))
+                g.add_known(d);
+            else
+                g.add(d);
             return true;
         }
         value_error(st == Status::Ok ? Status::DecodeError : st, v, what, level,
@@ -707,8 +720,27 @@ private:
     bool scan_pair(Instrument& s, json::Span price, json::Span qty, const char* price_name,
                    const char* qty_name, uint32_t level) noexcept {
         scan_slot_ = &s;
-        return gcd_add(line_pgcd_, price, price_name, level) &&
-               gcd_add(line_sgcd_, qty, qty_name, level);
+        Decimal p, q;
+        if (!gcd_add(line_pgcd_, s.price_gcd, price, price_name, level, p) ||
+            !gcd_add(line_sgcd_, s.size_gcd, qty, qty_name, level, q))
+            return false;
+        if (s.has_increments) {
+            note_finer(price, p, s.price_inc, s.price_finer, line_pfiner_);
+            note_finer(qty, q, s.size_inc, s.size_finer, line_sfiner_);
+        }
+        return true;
+    }
+
+    // Remembers the line's first value that is not a multiple of the configured increment, while
+    // the symbol has none yet (only the first of the input is reported).
+    void note_finer(json::Span v, const Decimal& d, Increment inc, const FinerValue& known,
+                    FinerValue& line) noexcept {
+        if (known.found || line.found || is_multiple(d, inc)) return;
+        line.found = true;
+        std::snprintf(line.text, sizeof line.text, "%s", snip(v));
+        line.file = file_;
+        line.line = line_no_;
+        line.offset = line_offset_;
     }
 
     struct Print {
@@ -1304,6 +1336,7 @@ private:
     Location ts_loc_;
     Instrument* scan_slot_ = nullptr;
     DecimalGcd line_pgcd_, line_sgcd_;
+    FinerValue line_pfiner_, line_sfiner_;
 
     // per-line scratch (capacity reused: no allocation per line)
     MessageReader reader_;

@@ -4,18 +4,23 @@ Input files hold one message per line, ``<receive ns> <combined-stream JSON>`` (
 or a one-member zip; a compressed file that is cut is read up to the cut, which is one truncated
 record); several files given in order are one stream (daily rotation). Decoding happens in C++
 (include/lockstep/codecs/codecs/binance/decoder.hpp, which documents the encoding choices); this module streams the
-files through it in bounded memory and works out each symbol's price/size increments:
+files through it in bounded memory and works out each symbol's price/size (data) increments:
 
 1. ``instruments=``: explicit, per symbol;
 2. ``price_increment=`` + ``size_increment=``: for every other symbol;
 3. the built-in table (binance_instruments.json) for the detected market (spot / usdm / coinm);
-4. inferred from the data: the exact decimal GCD of every price and every size of the symbol,
-   computed by a C++ scan pass over all inputs before decoding.
+4. inferred from the data: the exact decimal GCD of every price and every size of the symbol.
 
-The scan pass is only run when needed (``infer=None``): the first ~2 MB of the first file are
-scanned to learn the market type and the symbols, and the full pass runs if one of them is not
-covered by 1-3. ``infer=True`` always scans (and reports the inferred increments next to the ones
-used); ``infer=False`` never does (an uncovered symbol is then a DecodeError at its first line).
+A C++ scan pass over all inputs before decoding computes those GCDs, and for symbols covered by
+1-3 the first value off the given increments. An increment coarser than the data is refined to
+the GCD of it and the data's (reported in ``counts["increments_refined"]`` with that value, file
+and line), so no record is lost to a coarse table entry or option. With ``infer=None`` the first
+~2 MB of the first file are sniffed for the market type, then the pass runs over every input that
+can be read twice (for a one-pass file object it runs only if a symbol is not covered by 1-3, and
+a value off a given increment is then MALFORMED_RECORD). ``infer=True`` always scans;
+``infer=False`` never does: given increments are trusted and an uncovered symbol is a
+DecodeError at its first line. The built-in table also gives the venue's order-entry rules
+(tick_size, lot_size, min_qty, min_notional) of each instrument it knows.
 
 Records (one per non-empty line) and their Rules are described in codecs/binance/decoder.hpp; only
 configuration problems and corrupt compressed input raise DecodeError.
@@ -35,9 +40,16 @@ from typing import Any, BinaryIO, Union
 import numpy as np
 
 from lockstep._bindings import binance as _binance
-from lockstep.data.dataset import Instrument
+from lockstep.data.dataset import ORDER_RULE_FIELDS, Instrument
 from lockstep.data.importers.decode_run import DecodeRunBase
-from lockstep.data.importers.increments import IncrementLike, decimal_text, increment_input
+from lockstep.data.importers.increments import (
+    IncrementLike,
+    decimal_text,
+    increment_input,
+    parse_decimal,
+    refined,
+    refinement,
+)
 from lockstep.data.importers.normalized import (
     InputFile,
     NormalizedChunk,
@@ -76,10 +88,21 @@ def _builtin_table() -> dict[tuple[str, str], tuple[str, str]]:
     return table
 
 
+@lru_cache(maxsize=1)
+def _builtin_order_rules() -> dict[tuple[str, str], dict[str, str]]:
+    """{(market, SYMBOL): the venue's order-entry rules the built-in table knows, real units}."""
+    text = resources.files("lockstep.data.importers").joinpath("binance_instruments.json").read_text()
+    return {(row["venue"], row["symbol"].upper()): {k: str(row[k]) for k in ORDER_RULE_FIELDS if k in row}
+            for row in json.loads(text)["instruments"]}
+
+
 def builtin_instruments() -> list[dict[str, str]]:
-    """The built-in increments: dicts with venue ('spot'/'usdm'), symbol, price/size_increment."""
+    """The built-in table: dicts with venue ('spot'/'usdm'/'coinm'), symbol, the data increments
+    (price/size_increment) and the order-entry rules it knows (tick_size, lot_size, min_qty,
+    min_notional)."""
+    rules = _builtin_order_rules()
     return [
-        {"venue": v, "symbol": s, "price_increment": p, "size_increment": q}
+        {"venue": v, "symbol": s, "price_increment": p, "size_increment": q, **rules.get((v, s), {})}
         for (v, s), (p, q) in sorted(_builtin_table().items())
     ]
 
@@ -336,6 +359,7 @@ class BinanceDecodeRun(DecodeRunBase):
         self._complete = False
         self._inferred: dict[str, tuple[str | None, str | None]] = {}
         self._scanned = False
+        self._refinements: list[dict[str, Any]] = []
         self._dec: _binance.BinanceDecoder | None = None
         self._lines: list[int] = []
 
@@ -387,9 +411,12 @@ class BinanceDecodeRun(DecodeRunBase):
                 break  # the decode pass reports it, in place
         return dec.market_type, [r["symbol"] for r in dec.symbols() if r["seen"]]
 
-    def _scan(self) -> tuple[str, list[dict[str, Any]]]:
+    def _scan(self, market: str) -> tuple[str, list[dict[str, Any]]]:
+        """The first pass: market type, symbols, the exact decimal GCD of every price and size per
+        symbol, and for symbols with configured increments the first value off them."""
         dec = self._new_decoder()
         dec.set_scan_mode(True)
+        self._add_configured(dec, market, {}, scan=True)
         for i, src in enumerate(self._sources):
             if not src.rereadable:
                 raise LockstepError(f"{src.name}: inferring increments needs a second pass over "
@@ -400,13 +427,77 @@ class BinanceDecodeRun(DecodeRunBase):
                     _, _, _, status = dec.feed(chunk, None, 0, 0)
                     if status != Status.OK:
                         raise dec.exception(status)
-            except _InputError as e:
-                raise DecodeError(e.reason, path=src.name, line=dec.lines_in_file + 1,
-                                  offset=e.offset) from None
+            except _InputError:
+                pass  # the values before the damage are scanned; the decode pass reports it in place
             _, _, status = dec.finish(None, 0, 0)
             if status != Status.OK:
                 raise dec.exception(status)
         return dec.market_type, dec.symbols()
+
+    def _configured(self, market: str) -> dict[str, tuple[str, str, str]]:
+        """{symbol: (price increment, size increment, source)} of the configured symbols:
+        explicit, else built-in for `market` (when no option covers every symbol)."""
+        out = {s: (p, q, IncrementSource.EXPLICIT.label) for s, _, p, q in self._explicit}
+        if self._defaults is None:
+            for (venue, symbol), (price, size) in _builtin_table().items():
+                if venue == market and symbol not in out:
+                    out[symbol] = (price, size, IncrementSource.BUILTIN.label)
+        return out
+
+    def _add_configured(self, dec: _binance.BinanceDecoder, market: str,
+                        used: Mapping[str, tuple[str, str]], *, scan: bool = False) -> None:
+        """The configured increments (explicit, option, built-in for `market`) into `dec`, each
+        replaced by its entry in `used` (the increments refined for the data)."""
+        for symbol, index, price, size in self._explicit:
+            price, size = used.get(symbol, (price, size))
+            if scan:  # the scan hands out no indexes
+                dec.add_catalog(symbol, price, size, IncrementSource.EXPLICIT)
+            else:
+                dec.add_instrument(symbol, index, price, size, IncrementSource.EXPLICIT)
+        configured = self._configured(market)
+        for symbol, (price, size, source) in configured.items():
+            if source == IncrementSource.BUILTIN.label:
+                price, size = used.get(symbol, (price, size))
+                dec.add_catalog(symbol, price, size, IncrementSource.BUILTIN)
+        if self._defaults is not None:
+            dec.set_default_increments(*self._defaults)
+            for symbol, (price, size) in used.items():
+                if symbol not in configured:
+                    dec.add_catalog(symbol, price, size, IncrementSource.OPTION)
+
+    def _refine(self, scan_rows: list[dict[str, Any]], market: str) -> dict[str, tuple[str, str]]:
+        """Per scanned symbol with configured increments (explicit, option or built-in), the
+        increments the decode uses: each refined, and reported, where the data hold values finer
+        than it, so that nothing is lost to a coarse table entry or option."""
+        configured = self._configured(market)
+        used = {}
+        for r in scan_rows:
+            symbol = r["symbol"]
+            if not r["seen"]:
+                continue
+            if symbol in configured:
+                given_text = configured[symbol][:2]
+                source = configured[symbol][2]
+            elif self._defaults is not None:
+                given_text, source = self._defaults, IncrementSource.OPTION.label
+            else:
+                continue
+            pair = []
+            for what, text in zip(("price", "size"), given_text):
+                given = parse_decimal(text)
+                assert given is not None  # checked when configured
+                inc = refined(given, r[f"{what}_inferred"])
+                if inc != refined(given, None):
+                    # The first value off the increment is known when the scan had it configured.
+                    finer = (r[f"{what}_finer"] if r["has_increments"] else None) or {}
+                    file = finer.get("file")
+                    self._refinements.append(refinement(
+                        symbol, what, text, inc, source, finer.get("value"),
+                        self._sources[file].name if file is not None else None,
+                        finer.get("line"), finer.get("offset")))
+                pair.append(decimal_text(*inc))
+            used[symbol] = (pair[0], pair[1])
+        return used
 
     def _configure(self) -> tuple[_binance.BinanceDecoder, _ReadAhead | None]:
         explicit = {s for s, _, _, _ in self._explicit}
@@ -420,14 +511,17 @@ class BinanceDecodeRun(DecodeRunBase):
             market = self._market_type or sniffed
             uncovered = [s for s in seen if s not in explicit and (market, s) not in builtin]
         scan_rows: list[dict[str, Any]] = []
-        if self._infer is True or (self._infer is None and uncovered):
+        rereadable = all(src.rereadable for src in self._sources)
+        # Without the scan, configured increments are trusted (a value off them is malformed):
+        # only when asked (infer=False), or when the input cannot be read twice.
+        if self._sources and (self._infer is True or (self._infer is None and (uncovered or rereadable))):
             if ahead is not None:
                 # The scan re-reads the first input (for a file object: seeks the shared handle),
                 # so the read-ahead cannot be resumed; the decode pass reads it afresh.
                 ahead.gen.close()
                 ahead = None
-            scanned, scan_rows = self._scan()
-            market = self._market_type or scanned
+            scanned, scan_rows = self._scan(market)
+            market = self._market_type or (market if market != MarketType.UNKNOWN.label else scanned)
             self._scanned = True
             for r in scan_rows:
                 self._inferred[r["symbol"]] = (
@@ -436,19 +530,12 @@ class BinanceDecodeRun(DecodeRunBase):
                 )
 
         dec = self._new_decoder()
-        for symbol, index, price, size in self._explicit:
-            dec.add_instrument(symbol, index, price, size, IncrementSource.EXPLICIT)
-        if self._defaults is not None:
-            dec.set_default_increments(*self._defaults)
-        else:
-            covered = set(explicit)
-            for (venue, symbol), (price, size) in builtin.items():
-                if venue == market and symbol not in covered:
-                    dec.add_catalog(symbol, price, size, IncrementSource.BUILTIN)
-                    covered.add(symbol)
+        used = self._refine(scan_rows, market)
+        self._add_configured(dec, market, used)
+        if self._defaults is None:
             for r in scan_rows:
                 symbol = r["symbol"]
-                if symbol in covered or not r["seen"]:
+                if symbol in used or not r["seen"]:
                     continue
                 price, size = self._inferred[symbol]
                 if price is None or size is None:
@@ -549,13 +636,16 @@ class BinanceDecodeRun(DecodeRunBase):
         market = dec.market_type
         for r in rows:
             r["venue"] = _VENUE.get(market, "binance")
+            r["order_rules"] = _builtin_order_rules().get((market, r["symbol"]), {})
         return rows
 
     @staticmethod
     def _instrument(r: dict[str, Any]) -> Instrument:
+        """A table row: the data increments the decode used, and the venue's order-entry rules
+        the built-in table knows for the symbol on its market (whatever gave the increments)."""
         return Instrument(symbol=r["symbol"], venue=r["venue"],
                           price_increment=decimal_text(*r["price_increment"]),
-                          size_increment=decimal_text(*r["size_increment"]), book="l2")
+                          size_increment=decimal_text(*r["size_increment"]), book="l2", **r["order_rules"])
 
     def _collect(self, dec: _binance.BinanceDecoder) -> None:
         c = dec.counts()
@@ -577,6 +667,7 @@ class BinanceDecodeRun(DecodeRunBase):
             "problems": {Rule(i).label: log for i, log in enumerate(c["problems"]) if log["count"]},
             "sequence_gaps": c["sequence_gaps"],
             "ts_recv_raised": c["ts_recv_raised"],
+            "increments_refined": self._refinements,
         }
         rows = self._table(dec)
         if [r["index"] for r in rows] != list(range(len(rows))):  # guarded by decode_binance
@@ -641,8 +732,10 @@ def decode_binance(
         ``instruments`` (exact decimals: str, Decimal or int; never float).
     batch_size: most events, and most records, per chunk (a single record with more events gets
         a chunk of its own, as large as it needs).
-    infer: None = scan the data for increments only if a symbol is otherwise unknown; True =
-        always (the inferred increments are reported next to the ones used); False = never.
+    infer: None = scan the data first (to infer unknown symbols' increments and check the given
+        ones against every value, refining one coarser than the data) when the inputs can be read
+        twice; True = always; False = never (given increments are trusted: a value off them is
+        malformed).
     snapshot_symbol: the symbol of bare REST snapshot lines; by default the one symbol seen
         before the snapshot (an error if none or several).
     market_type: 'spot', 'usdm' or 'coinm' when known (otherwise told from the data); it picks

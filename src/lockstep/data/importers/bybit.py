@@ -28,8 +28,10 @@ final line with no newline that does not parse is TRUNCATED_RECORD.
 
 Price/size increments per symbol: ``instruments=`` (explicit), else ``price_increment=`` +
 ``size_increment=`` (every other symbol), else inferred: the exact decimal GCD of every non-zero
-price (size) of the symbol, found by a first pass over the inputs. A value that is not a multiple
-of its increment makes the record MALFORMED_RECORD (it cannot happen with inferred increments).
+price (size) of the symbol, found by a first pass over the inputs. The first pass runs always: a
+given increment coarser than the data is refined to the GCD of it and the data's, and reported
+(``counts["increments_refined"]``: the value and line first off it), so every value is kept; only a
+value that does not fit int64 in units of its increment is MALFORMED_RECORD.
 
 Line reading, decimals and increments are shared with the Tardis decoder (importers/text.py,
 importers/increments.py).
@@ -219,19 +221,18 @@ class BybitDecodeRun(TextDecodeRun):
     def _scan(self) -> None:
         """First pass: the decimal GCD of every price and size per symbol."""
         for path in self._paths:
-            for _, _, content, _, _ in read_lines(path):
+            for line, offset, content, _, _ in read_lines(path):
                 if not content.strip():
                     continue
+                where = (path, line, offset)
                 kind, p = _parse_bybit(content)
                 if kind == _BOOK:
                     symbol, bids, asks = p[0], p[6], p[7]
-                    for price, size in bids:
-                        self._inc.observe(symbol, price, size)
-                    for price, size in asks:
-                        self._inc.observe(symbol, price, size)
+                    for price, size in (*bids, *asks):
+                        self._inc.observe(symbol, symbol, price, size, where)
                 elif kind == _TRADES:
                     for symbol, _, _, price, size, _ in p[2]:
-                        self._inc.observe(symbol, price, size)
+                        self._inc.observe(symbol, symbol, price, size, where)
 
     def _instrument(self, symbol: str) -> tuple[int, tuple[int, int], tuple[int, int]]:
         pinc, sinc, ptext, stext, source = self._inc.resolve(symbol, symbol)

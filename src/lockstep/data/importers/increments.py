@@ -1,6 +1,8 @@
 """Exact decimals, and the price/size increments of each instrument of a text format (Bybit, Tardis):
 explicit per symbol, else one pair for every symbol, else inferred from the data (the exact decimal
-GCD of its values, found by a first pass)."""
+GCD of its values, found by a first pass). A given increment is never coarser than the data: the
+first pass finds where it is, and it is refined (refined(), refinement(), shared with the Binance
+importer)."""
 from __future__ import annotations
 
 import math
@@ -92,6 +94,30 @@ def gcd_add(acc: tuple[int, int] | None, m: int, e: int) -> tuple[int, int] | No
     return g, x
 
 
+def refined(given: tuple[int, int], inferred: tuple[int, int] | None) -> tuple[int, int]:
+    """The data increment to use when `given` (a table entry or option) meets data whose exact
+    decimal GCD is `inferred`: the GCD of both, i.e. `given` itself (normalised) when every value
+    lies on it, else the coarsest grid finer than it that holds every value."""
+    g = gcd_add(None, *given)
+    assert g is not None  # increments are positive
+    return g if inferred is None else gcd_add(g, *inferred)  # type: ignore[return-value]
+
+
+def refinement(symbol: str, what: str, given: str, used: tuple[int, int], source: str,
+               value: str | None, file: str | None, line: int | None, offset: int | None) -> dict[str, Any]:
+    """One data increment refined because the data are finer than the table entry or option that
+    gave it: what the import reports (decoder counts "increments_refined") and warns about."""
+    return {"symbol": symbol, "what": what, "given": given, "used": decimal_text(*used), "source": source,
+            "value": value, "file": file, "line": line, "offset": offset}
+
+
+def describe_refinement(r: Mapping[str, Any]) -> str:
+    """The one-line warning of a refinement (report lines, logs)."""
+    where = f"{r['value']} at {r['file']}:{r['line']}" if r.get("value") is not None else "values"
+    return (f"{r['symbol']}: {r['what']} increment {r['given']} ({r['source']}) is coarser than the data "
+            f"({where}); the data increment is refined to {r['used']} so every value is kept")
+
+
 def units(value: tuple[int, int], increment: tuple[int, int]) -> int | None:
     """value / increment as an int64, or None if it is not an exact multiple or out of range."""
     m, e = value
@@ -142,7 +168,11 @@ def increment_specs(instruments: Any) -> dict[str, tuple[str, str]]:
 
 
 class Increments:
-    """Which increments each instrument uses, and where they came from."""
+    """Which increments each instrument uses, and where they came from.
+
+    The first pass observes every value: an increment given explicitly or by option that is
+    coarser than the data is refined (the GCD of it and the data's), and reported with the first
+    value off it, so no value is ever lost to it."""
 
     def __init__(self, instruments: Any, price_increment: Any, size_increment: Any) -> None:
         if (price_increment is None) != (size_increment is None):
@@ -153,41 +183,70 @@ class Increments:
             self.defaults = (increment_text(price_increment, "price_increment"),
                              increment_text(size_increment, "size_increment"))
         self._gcd: dict[Any, list[tuple[int, int] | None]] = {}
+        # key -> [first price off the given increment, first size off it]: (value, file, line, offset)
+        self._finer: dict[Any, list[tuple[str, str, int, int] | None]] = {}
+        self._given: dict[str, tuple[tuple[int, int], tuple[int, int], str] | None] = {}
         self._resolved: dict[Any, tuple[tuple[int, int], tuple[int, int], str, str, str]] = {}
+        self.refinements: list[dict[str, Any]] = []
 
     @property
     def needs_scan(self) -> bool:
-        """Every symbol is covered without looking at the data only when defaults are given."""
+        """Whether increments are inferred from the data (no option covers every symbol); the
+        first pass runs either way, to check given increments against the data."""
         return self.defaults is None
 
-    def observe(self, key: Any, price: tuple[int, int] | None, size: tuple[int, int] | None) -> None:
+    def given(self, symbol: str) -> tuple[tuple[int, int], tuple[int, int], str] | None:
+        """The (price, size) increments configured for `symbol` and their source, or None."""
+        key = symbol.upper()
+        if key not in self._given:
+            spec, source = self.explicit.get(key), "explicit"
+            if spec is None:
+                spec, source = self.defaults, "option"
+            if spec is None:
+                self._given[key] = None
+            else:
+                pp, sp = parse_decimal(spec[0]), parse_decimal(spec[1])
+                assert pp is not None and sp is not None
+                self._given[key] = (pp, sp, source)
+        return self._given[key]
+
+    def observe(self, key: Any, symbol: str, price: tuple[int, int] | None, size: tuple[int, int] | None,
+                where: tuple[str, int, int]) -> None:
+        """One price/size pair of the first pass, at (file, line, offset)."""
         acc = self._gcd.get(key)
         if acc is None:
             acc = self._gcd[key] = [None, None]
-        if price is not None:
-            acc[0] = gcd_add(acc[0], *price)
-        if size is not None:
-            acc[1] = gcd_add(acc[1], *size)
+            self._finer[key] = [None, None]
+        given = self.given(symbol)
+        for i, value in enumerate((price, size)):
+            if value is None:
+                continue
+            acc[i] = gcd_add(acc[i], *value)
+            if given is not None and self._finer[key][i] is None and not _on_grid(value, given[i]):
+                self._finer[key][i] = (decimal_text(*value), *where)
 
     def resolve(self, key: Any, symbol: str) -> tuple[tuple[int, int], tuple[int, int], str, str, str]:
         """(price increment, size increment) as (mantissa, exponent), their texts, and the source."""
         got = self._resolved.get(key)
         if got is not None:
             return got
-        spec = self.explicit.get(symbol.upper())
-        if spec is not None:
-            price, size, source = spec[0], spec[1], "explicit"
-        elif self.defaults is not None:
-            price, size, source = self.defaults[0], self.defaults[1], "option"
+        p, s = self._gcd.get(key, [None, None])
+        given = self.given(symbol)
+        if given is not None:
+            pp, sp, source = given
+            finer = self._finer.get(key, [None, None])
+            pair = []
+            for what, inc, data, first in (("price", pp, p, finer[0]), ("size", sp, s, finer[1])):
+                used = refined(inc, data)
+                if used != refined(inc, None):
+                    self.refinements.append(refinement(symbol, what, decimal_text(*inc), used, source,
+                                                       *(first or (None, None, None, None))))
+                pair.append(used)
+            pp, sp = pair
         else:
-            p, s = self._gcd.get(key, [None, None])
             # A symbol whose every value is 0 has no step to learn: 1 keeps its (zero) values exact.
-            price = decimal_text(*p) if p is not None else "1"
-            size = decimal_text(*s) if s is not None else "1"
-            source = "inferred"
-        pp, sp = parse_decimal(price), parse_decimal(size)
-        assert pp is not None and sp is not None
-        got = (pp, sp, price, size, source)
+            pp, sp, source = p or (1, 0), s or (1, 0), "inferred"
+        got = (pp, sp, decimal_text(*pp), decimal_text(*sp), source)
         self._resolved[key] = got
         return got
 
@@ -196,6 +255,11 @@ class Increments:
         return {"price": decimal_text(*p) if p is not None else None,
                 "size": decimal_text(*s) if s is not None else None}
 
+
+def _on_grid(value: tuple[int, int], increment: tuple[int, int]) -> bool:
+    m, e = value
+    im, ie = increment
+    return (m * 10 ** (e - ie)) % im == 0 if e >= ie else m % (im * 10 ** (ie - e)) == 0
 
 
 class InstrumentTable:

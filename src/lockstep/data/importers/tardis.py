@@ -21,7 +21,8 @@ rows (Tardis L2 carries no ids), the trade ``id`` when numeric, else 0. There ar
 gaps or duplicates with. Instruments are indexed by first appearance, keyed by (venue, symbol);
 the venue is the ``exchange`` column unless ``venue=`` is given. Increments as for Bybit: explicit
 ``instruments=``, else ``price_increment=`` + ``size_increment=``, else the exact decimal GCD of the
-instrument's non-zero values (a first pass).
+instrument's non-zero values (a first pass); a given increment coarser than the data is refined
+and reported, as for Bybit.
 
 Rows with the wrong number of columns, unparsable numbers or an unknown side are MALFORMED_RECORD
 (a final line with no newline is TRUNCATED_RECORD instead); ``rec_line`` is the 1-based line of the
@@ -169,12 +170,12 @@ class TardisDecodeRun(TextDecodeRun):
     def _scan(self) -> None:
         for i in range(len(self._paths)):
             book = self._kinds[i] == "incremental_book_L2"
-            for _, _, content, _, _ in self._rows(i):
+            for line, offset, content, _, _ in self._rows(i):
                 try:
                     row = _parse_row(content, book, self._venue)
                 except _Bad:
                     continue
-                self._inc.observe((row[0], row[1]), row[7], row[8])
+                self._inc.observe((row[0], row[1]), row[1], row[7], row[8], (self._paths[i], line, offset))
 
     def _decode(self, cb: ChunkBuilder) -> Iterator[NormalizedChunk]:
         self._blank = self._headers = 0  # counted again: the first pass read the lines too

@@ -121,7 +121,7 @@ def short(v: Any) -> str:
 
 class TextDecodeRun(DecodeRunBase):
     """A decode run of text inputs whose increments come from `Increments`: the first pass that
-    infers them when needed, one ChunkBuilder, and the counts every text format reports. A format
+    infers them, or checks given ones against the data, one ChunkBuilder, and the counts every text format reports. A format
     implements `_scan()` (the first pass) and `_decode(builder)`, a generator of the chunks the
     builder fills that returns the format's counts."""
 
@@ -148,13 +148,13 @@ class TextDecodeRun(DecodeRunBase):
         return 1
 
     def _run(self) -> Iterator[NormalizedChunk]:
-        if self._inc.needs_scan:
-            self._scan()
+        self._scan()  # infers increments, and checks given ones against the data
         builder = ChunkBuilder()
         counts: dict[str, Any] = yield from self._decode(builder)
         yield from builder.take_rest()
         counts["problems"] = builder.problems
         counts["increment_source"] = dict(self._table.sources)
+        counts["increments_refined"] = self._inc.refinements
         if self._inc.needs_scan:
             counts["inferred_increments"] = {f"{self._table.rows[i].venue}:{self._table.rows[i].symbol}":
                                              self._inc.inferred(key) for key, i in self._table.index.items()}

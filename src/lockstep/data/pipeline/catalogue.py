@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from lockstep.data.dataset import Dataset, list_datasets
+from lockstep.data.dataset import ORDER_RULE_FIELDS, Dataset, list_datasets
 from lockstep.data.storage import root_location
 from lockstep.events import SCHEMA, EventKind
 
@@ -82,8 +82,11 @@ def describe_dataset(info: Mapping[str, Any]) -> str:
     lines.append(f"time range   {_utc_text(tr[0])} .. {_utc_text(tr[1])} (ts_recv)")
     lines.append("schema       " + ", ".join(f"{c['name']}:{c['type']}" for c in info["schema"]))
     for i in info["instruments"]:
-        lines.append(f"instrument   {i['symbol']} on {i['venue']}: tick {i['price_increment']}, "
-                     f"lot {i['size_increment']}, book {i.get('book', 'l2')}")
+        lines.append(f"instrument   {i['symbol']} on {i['venue']}: data increments price "
+                     f"{i['price_increment']}, size {i['size_increment']}; book {i.get('book', 'l2')}")
+        known = [(k, i[k]) for k in ORDER_RULE_FIELDS if i.get(k) is not None]
+        lines.append("  order entry  " + (", ".join(f"{k.replace('_', ' ')} {v}" for k, v in known)
+                                          if known else "rules unknown (not checked)"))
     lines.append("kinds        " + ", ".join(f"{k} {v:,}" for k, v in info["counts_by_kind"].items()))
     v = info.get("validation")
     if v:

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from lockstep.data.importers.increments import describe_refinement
+
 #: Positions kept per quarantine entry, and per rule that warned: enough to find the records.
 POSITIONS_KEPT = 20
 
@@ -79,6 +81,8 @@ class ImportResult:
             lines.append(f"quarantined  {rule}: {n:,}")
         for rule, n in sorted(self.warnings_by_rule.items()):
             lines.append(f"warning      {rule}: {n:,} record(s) kept")
+        for r in self.decoder_counts.get("increments_refined", []):
+            lines.append(f"warning      {describe_refinement(r)}")
         for e in self.entries[:10]:
             lines.append(f"  {e['rule']}: {e['records']:,} record(s) from {where_text(e['first'])}: {e['reason']}")
         if len(self.entries) > 10:

@@ -8,7 +8,6 @@ import os
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -289,7 +288,7 @@ def _table_so_far(run: Any) -> list[Instrument]:
 
 
 def _instrument_dict(i: Instrument) -> dict[str, Any]:
-    return asdict(i)
+    return i.to_dict()
 
 
 def _jsonable(obj: Any) -> Any:

@@ -2,6 +2,7 @@
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 from lockstep.includes.core.intents cimport CIntent
+from lockstep.includes.core.order_rules cimport COrderRules
 from lockstep.includes.base.status cimport CStatus
 
 
@@ -10,7 +11,7 @@ cdef extern from "lockstep/core/risk.hpp" namespace "lockstep" nogil:
         Allowed, UnknownIntentKind, UnknownInstrument, KillSwitch, Halted, BadSide, BadTimeInForce,
         NonPositiveQty, NonPositivePrice, ReduceOnly, MaxOrderQty, NoMid, MaxOrderNotional,
         PriceBand, MaxPosition, MaxOpenOrders, MaxOpenOrdersTotal, RateLimit, Custom, UnknownOrder,
-        DuplicateOrderId, QueueFull
+        DuplicateOrderId, QueueFull, OffTick, OffLot, BelowMinQty, BelowMinNotional
 
     const size_t kRiskReasonCount "lockstep::kRiskReasonCount"
     const char* risk_reason_name(CRiskReason r) noexcept
@@ -47,6 +48,7 @@ cdef extern from "lockstep/core/risk.hpp" namespace "lockstep" nogil:
         # configuration
         CStatus set_config(const CRiskConfig& c) noexcept
         CStatus set_limits(uint32_t instrument, const CRiskLimits& l) noexcept
+        CStatus set_order_rules(uint32_t instrument, const COrderRules& r) noexcept
         void set_mode(CTradingMode m) noexcept
         void set_kill_switch(bint on) noexcept
         CTradingMode mode() noexcept

@@ -10,6 +10,7 @@ from lockstep.includes.core.queue cimport CIntentQueue, CQueueConfig
 from lockstep.includes.core.replay cimport CBookType, CReplayer
 from lockstep.includes.core.risk cimport CRiskEngine, CRiskReason, CRiskView
 from lockstep.includes.base.status cimport CStatus
+from lockstep.includes.core.order_rules cimport COrderRules
 from lockstep.includes.venue.venue cimport CSimulatedVenue, CSimulatedVenueConfig
 
 
@@ -98,6 +99,7 @@ cdef extern from "lockstep/runtime/engine.hpp" namespace "lockstep" nogil:
         CRiskEngine& risk() noexcept
         CStatus configure_queue(const CQueueConfig& c) noexcept
         CStatus configure_venue(const CSimulatedVenueConfig& c) noexcept
+        CStatus set_venue_order_rules(uint32_t inst, const COrderRules& r) noexcept
         void set_sample_interval(int64_t interval_ns) noexcept
         void set_strategy(const CStrategyHooks& h) noexcept
         void set_risk_hook(const CRiskHook& h) noexcept

@@ -24,6 +24,10 @@ cdef extern from "lockstep/venue/matching.hpp" namespace "lockstep" nogil:
         UnknownOrder
         BookUnavailable
         NotTrading
+        OffTick
+        OffLot
+        BelowMinQty
+        BelowMinNotional
 
     cdef enum class CSubmitOutcome "lockstep::SubmitOutcome"(uint8_t):
         Rested, Filled, Canceled, Rejected

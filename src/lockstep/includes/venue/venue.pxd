@@ -3,6 +3,7 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 from lockstep.includes.core.events cimport CEventKind, CSide
 from lockstep.includes.core.intents cimport CIntent
+from lockstep.includes.core.order_rules cimport COrderRules
 from lockstep.includes.venue.matching cimport CQueueModel
 from lockstep.includes.core.replay cimport CReplayer
 from lockstep.includes.base.status cimport CStatus
@@ -52,6 +53,7 @@ cdef extern from "lockstep/venue/venue.hpp" namespace "lockstep" nogil:
     cdef cppclass CSimulatedVenue "lockstep::SimulatedVenue"(CVenueAdapter):
         CStatus configure(const CSimulatedVenueConfig& c, const CReplayer& market,
                           CResponseQueue* out) noexcept
+        CStatus set_order_rules(uint32_t inst, const COrderRules& r) noexcept
         int64_t next_arrival() noexcept
         bint watching(uint32_t inst) noexcept
         const CVenueCounters& counters() noexcept

@@ -9,6 +9,13 @@ cdef extern from "lockstep/codecs/binance/catalogue.hpp" namespace "lockstep::bi
     cdef enum class CIncrementSource "lockstep::binance::IncrementSource"(uint8_t):
         Explicit, Option, BuiltIn, Inferred
 
+    cdef cppclass CFinerValue "lockstep::binance::FinerValue":
+        bint found
+        char text[48]
+        uint32_t file
+        uint64_t line
+        uint64_t offset
+
     cdef cppclass CSymbolInfo "lockstep::binance::SymbolInfo":
         string symbol
         bint has_increments
@@ -25,3 +32,5 @@ cdef extern from "lockstep/codecs/binance/catalogue.hpp" namespace "lockstep::bi
         CIncrement size_inferred
         uint64_t price_values
         uint64_t size_values
+        CFinerValue price_finer
+        CFinerValue size_finer
