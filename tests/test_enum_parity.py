@@ -19,6 +19,7 @@ from lockstep._bindings import (
     engine,
     execution,
     matching,
+    net,
     queue,
     raw_capture,
     replay,
@@ -31,8 +32,8 @@ from lockstep.enums import LabeledEnum, Status
 from lockstep.errors import STATUS_TEXT
 from lockstep.events import EventKind, Flag, Side
 
-_BINDINGS = (binance, books, engine, execution, matching, queue, raw_capture, replay, risk, synth,
-             validate, venue_models)
+_BINDINGS = (binance, books, engine, execution, matching, net, queue, raw_capture, replay, risk,
+             synth, validate, venue_models)
 
 # Where the Python name is not the C++ one in upper snake case: the config label comes from the
 # Python name ("lognormal"), so the spelling differs on purpose.

@@ -63,11 +63,12 @@ ENUMERATORS = {
     },
     "Status": {
         "Ok": <int>CStatus.Ok, "OutputFull": <int>CStatus.OutputFull,
-        "NeedMoreInput": <int>CStatus.NeedMoreInput,
+        "NeedMoreInput": <int>CStatus.NeedMoreInput, "WouldBlock": <int>CStatus.WouldBlock,
         "InvalidArgument": <int>CStatus.InvalidArgument,
         "UnknownInstrument": <int>CStatus.UnknownInstrument,
         "DecodeError": <int>CStatus.DecodeError, "NotMultiple": <int>CStatus.NotMultiple,
-        "Overflow": <int>CStatus.Overflow,
+        "Overflow": <int>CStatus.Overflow, "SystemError": <int>CStatus.SystemError,
+        "PeerClosed": <int>CStatus.PeerClosed, "BadAddress": <int>CStatus.BadAddress,
     },
 }
 ENUM_NAMES = {
