@@ -199,6 +199,22 @@ def test_a_datagram_longer_than_its_slot_is_cut_and_flagged():
     assert flags == [DATAGRAM_TRUNCATED, 0]
 
 
+def test_datagrams_the_kernel_drops_on_a_full_buffer_are_counted():
+    with UdpSocket(receive_buffer=4096) as rx, UdpSocket(destination=rx.address) as tx:
+        packed, lengths = _packed([bytes(1000)] * 200)
+        assert tx.send(packed, lengths) == 200  # nobody reads: most cannot be queued
+        got: list[bytes] = []
+        _until(lambda: rx.receive() == 0 and rx.stats["received"] > 0, "the queued datagrams")
+        queued = rx.stats["received"]
+        assert 0 < queued < 200
+        # The kernel tells the drop count with the next datagram it queues.
+        packed, lengths = _packed([b"after"])
+        assert tx.send(packed, lengths) == 1
+        _drain(rx, 1, got)
+        assert got == [b"after"]
+        assert rx.stats["kernel_drops"] == 200 - queued
+
+
 def test_the_sender_is_reported_and_can_be_answered():
     with UdpSocket() as server, UdpSocket(destination=server.address) as client:
         packed, lengths = _packed([b"request"])
