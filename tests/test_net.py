@@ -17,7 +17,9 @@ import pytest
 from lockstep.errors import AddressError, InvalidArgumentError, PeerClosedError, SocketError
 from lockstep.net import (
     DATAGRAM_TRUNCATED,
+    HANGUP,
     READABLE,
+    WRITABLE,
     Address,
     EventLoop,
     StampSource,
@@ -397,4 +399,20 @@ def test_peer_close_is_detected_on_read_and_on_write():
             return client.flush() and False
         with pytest.raises(PeerClosedError):
             _until(write_until_refused, "the reset")
+        client.close()
+
+
+def test_the_event_loop_reports_a_connect_as_writable_and_a_close_as_hangup():
+    loop = EventLoop(4)
+    with TcpListener() as listener:
+        client = TcpConnection(listener.address)
+        loop.add(client.fileno(), WRITABLE, 1)
+        ready = dict(_until(lambda: loop.wait(100), "the connect"))
+        assert ready[1] & WRITABLE
+        assert client.finish_connect()
+        server = _until(listener.accept, "accept")
+        loop.modify(client.fileno(), READABLE, 1)
+        server.close()
+        ready = dict(_until(lambda: loop.wait(100), "the hangup"))
+        assert ready[1] & HANGUP
         client.close()
