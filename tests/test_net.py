@@ -122,6 +122,17 @@ def test_refused_setup_names_the_address_the_call_and_the_cause():
     assert e.value.errno == errno.EADDRNOTAVAIL
 
 
+def test_bad_sizes_are_refused_naming_the_limit():
+    with pytest.raises(InvalidArgumentError, match=r"^udp://127\.0\.0\.1:0: invalid argument: batch must be 1\.\.1024"):
+        UdpSocket("udp://127.0.0.1:0", batch=0)
+    with pytest.raises(ValueError, match="slot_bytes must be 1..65536"):
+        UdpSocket(slot_bytes=0)
+    with pytest.raises(InvalidArgumentError, match="^event loop: invalid argument: capacity must be at least 1"):
+        EventLoop(0)
+    with pytest.raises(AddressError, match="the host is not a dotted IPv4 address"):
+        UdpSocket(interface="lo")
+
+
 # --------------------------------------------------------------------------------------------
 # UDP
 
