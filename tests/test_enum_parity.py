@@ -19,6 +19,7 @@ from lockstep._bindings import (
     engine,
     execution,
     matching,
+    net,
     protocols,
     queue,
     raw_capture,
@@ -32,8 +33,8 @@ from lockstep.enums import LabeledEnum, Status
 from lockstep.errors import STATUS_TEXT
 from lockstep.events import EventKind, Flag, Side
 
-_BINDINGS = (binance, books, engine, execution, matching, protocols, queue, raw_capture, replay,
-             risk, synth, validate, venue_models)
+_BINDINGS = (binance, books, engine, execution, matching, net, protocols, queue, raw_capture,
+             replay, risk, synth, validate, venue_models)
 
 # Where the Python name is not the C++ one in upper snake case: the config label comes from the
 # Python name ("lognormal"), so the spelling differs on purpose.

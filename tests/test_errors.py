@@ -1,6 +1,7 @@
 """check_status: every C++ Status becomes its exception in one place."""
 from __future__ import annotations
 
+import os
 import pickle
 
 import pytest
@@ -8,11 +9,14 @@ import pytest
 from lockstep._bindings import binance as _binance
 from lockstep.enums import Status
 from lockstep.errors import (
+    AddressError,
     DecodeStatusError,
     FixedPointError,
     IncompleteError,
     InvalidArgumentError,
     LockstepError,
+    PeerClosedError,
+    SocketError,
     StatusError,
     check_status,
 )
@@ -31,6 +35,10 @@ def test_ok_passes():
     (Status.DECODE_ERROR, DecodeStatusError, "decode error"),
     (Status.NOT_MULTIPLE, FixedPointError, "not a multiple of the increment"),
     (Status.OVERFLOW, FixedPointError, "overflow"),
+    (Status.WOULD_BLOCK, IncompleteError, "would block"),
+    (Status.SYSTEM_ERROR, SocketError, "system call failed"),
+    (Status.PEER_CLOSED, PeerClosedError, "peer closed the connection"),
+    (Status.BAD_ADDRESS, AddressError, "bad address"),
 ])
 def test_each_status_raises_its_family(status, cls, text):
     with pytest.raises(cls) as e:
@@ -40,6 +48,17 @@ def test_each_status_raises_its_family(status, cls, text):
     assert str(e.value) == f"the call: {text}"
     again = pickle.loads(pickle.dumps(e.value))
     assert type(again) is cls and str(again) == str(e.value)
+
+
+def test_detail_and_errno_are_named_and_kept():
+    with pytest.raises(SocketError) as e:
+        check_status(int(Status.SYSTEM_ERROR), "udp://127.0.0.1:80", detail="bind", errno=13)
+    assert str(e.value) == f"udp://127.0.0.1:80: system call failed: bind: {os.strerror(13)} (errno 13)"
+    assert e.value.errno == 13 and e.value.detail.startswith("bind: ")
+    again = pickle.loads(pickle.dumps(e.value))
+    assert type(again) is SocketError and again.errno == 13 and str(again) == str(e.value)
+    with pytest.raises(AddressError, match=r"^'udp://x': bad address: no port$"):
+        check_status(int(Status.BAD_ADDRESS), "'udp://x'", detail="no port")
 
 
 def test_unknown_code_is_named_not_swallowed():

@@ -46,11 +46,15 @@ class Status(LabeledEnum):
     OK = 0
     OUTPUT_FULL = 1  # the output columns are full: drain them and call again
     NEED_MORE_INPUT = 2  # a partial record remains; feed more bytes (or finish)
+    WOULD_BLOCK = 3  # a non-blocking socket cannot proceed now: wait until it is ready
     INVALID_ARGUMENT = 10
     UNKNOWN_INSTRUMENT = 11
     DECODE_ERROR = 20  # the input is malformed; the decoder says where and why
     NOT_MULTIPLE = 21  # a price or size is not a multiple of the instrument's increment
     OVERFLOW = 22  # a number does not fit the fixed-point range
+    SYSTEM_ERROR = 30  # an operating-system call failed; the caller keeps its errno
+    PEER_CLOSED = 31  # the other end closed the connection
+    BAD_ADDRESS = 32  # an address that does not parse (the parser says why)
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,6 +405,26 @@ class LoginRejectReason(LabeledEnum):
 
 
 # --------------------------------------------------------------------------------------------
+# net
+
+
+class Transport(LabeledEnum):
+    """lockstep::net::Transport: the scheme of an address, "udp" or "tcp"."""
+
+    UDP = 1
+    TCP = 2
+
+
+class StampSource(LabeledEnum):
+    """lockstep::net::StampSource: which clock stamped a received datagram. KERNEL: the kernel's
+    SO_TIMESTAMPNS stamp, taken when it reached the socket; USER_CLOCK: CLOCK_REALTIME read by
+    us right after the batch was read, where the kernel gave no stamp (or was asked for none)."""
+
+    KERNEL = 0
+    USER_CLOCK = 1
+
+
+# --------------------------------------------------------------------------------------------
 # runtime
 
 
@@ -438,10 +462,12 @@ __all__ = [
     "RuleAction",
     "RunStatus",
     "SoupPacketType",
+    "StampSource",
     "Status",
     "SubmitOutcome",
     "TimeInForce",
     "TradingMode",
     "TradingPhase",
+    "Transport",
     "WireProblem",
 ]

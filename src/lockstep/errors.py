@@ -169,15 +169,18 @@ class OrderRulesWarning(UserWarning):
 
 class StatusError(LockstepError):
     """A C++ call answered with a Status other than Ok. `status` is the Status, `what` the call
-    as the caller described it; the message is "<what>: <the C++ status_name()>"."""
+    as the caller described it, `detail` what the C++ side said about it ("" if nothing); the
+    message is "<what>: <the C++ status_name()>[: <detail>]"."""
 
-    def __init__(self, status: Status, what: str) -> None:
+    def __init__(self, status: Status, what: str, detail: str = "") -> None:
         self.status = status
         self.what = what
-        super().__init__(f"{what}: {STATUS_TEXT[status]}")
+        self.detail = detail
+        text = f"{what}: {STATUS_TEXT[status]}"
+        super().__init__(f"{text}: {detail}" if detail else text)
 
     def __reduce__(self):
-        return (type(self), (self.status, self.what))
+        return (type(self), (self.status, self.what, self.detail))
 
 
 class InvalidArgumentError(StatusError, ValueError):
@@ -193,8 +196,29 @@ class FixedPointError(StatusError, ValueError):
 
 
 class IncompleteError(StatusError):
-    """Status OutputFull or NeedMoreInput where the caller expected the call to finish: a
-    resumable state reached where resuming is not possible."""
+    """Status OutputFull, NeedMoreInput or WouldBlock where the caller expected the call to
+    finish: a resumable state reached where resuming is not possible."""
+
+
+class AddressError(InvalidArgumentError):
+    """Status BadAddress: a socket address that does not parse, or of the wrong transport; the
+    detail says what was wrong."""
+
+
+class SocketError(StatusError):
+    """Status SystemError from the socket layer: an operating-system call failed. `errno` is its
+    error number (0 when unknown); the detail names the call and the system's words for errno."""
+
+    def __init__(self, status: Status, what: str, detail: str = "", errno: int = 0) -> None:
+        self.errno = errno
+        super().__init__(status, what, detail)
+
+    def __reduce__(self):
+        return (type(self), (self.status, self.what, self.detail, self.errno))
+
+
+class PeerClosedError(SocketError):
+    """Status PeerClosed: the other end closed (or reset) the connection."""
 
 
 #: The C++ status_name() of every Status (tests/test_enum_parity.py holds it to the C++ one).
@@ -202,21 +226,29 @@ STATUS_TEXT: dict[Status, str] = {
     Status.OK: "ok",
     Status.OUTPUT_FULL: "output full",
     Status.NEED_MORE_INPUT: "need more input",
+    Status.WOULD_BLOCK: "would block",
     Status.INVALID_ARGUMENT: "invalid argument",
     Status.UNKNOWN_INSTRUMENT: "unknown instrument",
     Status.DECODE_ERROR: "decode error",
     Status.NOT_MULTIPLE: "not a multiple of the increment",
     Status.OVERFLOW: "overflow",
+    Status.SYSTEM_ERROR: "system call failed",
+    Status.PEER_CLOSED: "peer closed the connection",
+    Status.BAD_ADDRESS: "bad address",
 }
 
 _STATUS_ERRORS: dict[Status, type[StatusError]] = {
     Status.OUTPUT_FULL: IncompleteError,
     Status.NEED_MORE_INPUT: IncompleteError,
+    Status.WOULD_BLOCK: IncompleteError,
     Status.INVALID_ARGUMENT: InvalidArgumentError,
     Status.UNKNOWN_INSTRUMENT: InvalidArgumentError,
     Status.DECODE_ERROR: DecodeStatusError,
     Status.NOT_MULTIPLE: FixedPointError,
     Status.OVERFLOW: FixedPointError,
+    Status.SYSTEM_ERROR: SocketError,
+    Status.PEER_CLOSED: PeerClosedError,
+    Status.BAD_ADDRESS: AddressError,
 }
 
 
@@ -229,19 +261,29 @@ def status_text(status: int) -> str:
         return f"unknown status code {status}"
 
 
-def check_status(status: int, what: str) -> None:
+def check_status(status: int, what: str, *, detail: str = "", errno: int = 0) -> None:
     """Returns if `status` (a Status value) is Ok, else raises the StatusError subclass for it,
-    e.g. InvalidArgumentError("risk limits of BTCUSDT: invalid argument")."""
+    e.g. InvalidArgumentError("risk limits of BTCUSDT: invalid argument"). `detail` is what the
+    C++ side said (a parser's reason, the failed system call); a non-zero `errno` adds the
+    system's words for it: "udp://127.0.0.1:80: system call failed: bind: Permission denied
+    (errno 13)"."""
     if status == Status.OK:
         return
+    if errno:
+        said = f"{os.strerror(errno)} (errno {errno})"
+        detail = f"{detail}: {said}" if detail else said
     try:
         member = Status(status)
     except ValueError:
-        raise LockstepError(f"{what}: {status_text(status)}") from None
-    raise _STATUS_ERRORS[member](member, what)
+        raise LockstepError(f"{what}: {status_text(status)}" + (f": {detail}" if detail else "")) from None
+    cls = _STATUS_ERRORS[member]
+    if issubclass(cls, SocketError):
+        raise cls(member, what, detail, errno)
+    raise cls(member, what, detail)
 
 
 __all__ = [
+    "AddressError",
     "ConfigError",
     "ConfigSyntaxError",
     "DatasetError",
@@ -252,10 +294,12 @@ __all__ = [
     "InvalidArgumentError",
     "LockstepError",
     "OrderRulesWarning",
+    "PeerClosedError",
     "PipelineError",
     "ProtocolError",
     "STATUS_TEXT",
     "SettingError",
+    "SocketError",
     "StatusError",
     "StorageError",
     "check_status",

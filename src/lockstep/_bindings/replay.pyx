@@ -71,11 +71,12 @@ ENUMERATORS = {
     },
     "Status": {
         "Ok": <int>CStatus.Ok, "OutputFull": <int>CStatus.OutputFull,
-        "NeedMoreInput": <int>CStatus.NeedMoreInput,
+        "NeedMoreInput": <int>CStatus.NeedMoreInput, "WouldBlock": <int>CStatus.WouldBlock,
         "InvalidArgument": <int>CStatus.InvalidArgument,
         "UnknownInstrument": <int>CStatus.UnknownInstrument,
         "DecodeError": <int>CStatus.DecodeError, "NotMultiple": <int>CStatus.NotMultiple,
-        "Overflow": <int>CStatus.Overflow,
+        "Overflow": <int>CStatus.Overflow, "SystemError": <int>CStatus.SystemError,
+        "PeerClosed": <int>CStatus.PeerClosed, "BadAddress": <int>CStatus.BadAddress,
     },
 }
 # The `order_id` of a TRADING_PHASE event (lockstep.events.PHASE_SCOPE_* mirror these).
