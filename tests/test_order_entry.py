@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from lockstep.core.books import L2Book
+from lockstep.core.books import L2Book, L3Book
 from lockstep.data.dataset import Instrument
 from lockstep.enums import LoginRejectReason
 from lockstep.errors import PeerClosedError
@@ -22,7 +22,7 @@ from lockstep.protocols import ouch42 as ouch
 from lockstep.protocols import soupbintcp as soup
 from lockstep.venue.loopback.order_entry import Market, MatchingOrderHandler, OrderEntryServer
 from lockstep.venue.loopback.sessions import Account, SequencedStream
-from lockstep.venue.matching import L2Matcher
+from lockstep.venue.matching import L2Matcher, L3Matcher
 
 DEADLINE_S = 5.0
 PASSWORD = "s3cretpw"
@@ -436,6 +436,43 @@ def test_server_heartbeats_when_idle_and_times_out_a_silent_client():
         client.wait_closed(seconds=3.0)
         summary = server.summary()
         assert summary["timeouts"] == 1 and summary["heartbeats"] >= 2
+    finally:
+        server.close()
+
+
+def test_a_client_that_does_not_read_is_dropped_when_its_write_buffer_fills(caplog):
+    server = OrderEntryServer("tcp://127.0.0.1:0", USERS,
+                              MatchingOrderHandler([], clock_ns=Clock()), history=4,
+                              write_capacity=4096)
+    try:
+        idle = logged_in(server)  # and never reads again
+        payload = b"x" * 1000
+        with caplog.at_level(logging.WARNING, "lockstep.venue.loopback"):
+            for _ in range(100_000):  # the kernel's buffers take a few MB first
+                server.soup.send("ALICE", payload)
+                if not server.soup.logged_in:
+                    break
+        assert server.soup.logged_in == []
+        assert "write buffer full (4096 bytes)" in caplog.text
+        assert not idle.closed
+        assert isinstance(logged_in(server), Client)  # the account can come back
+    finally:
+        server.close()
+
+
+def test_an_l3_book_matches_too():
+    book = L3Book()
+    book.add(1, Side.ASK, _ticks("100.00"), 120)
+    book.add(2, Side.ASK, _ticks("100.00"), 80)
+    market = Market(INSTRUMENT, book, L3Matcher())
+    server = OrderEntryServer("tcp://127.0.0.1:0", USERS,
+                              MatchingOrderHandler([market], clock_ns=Clock()))
+    try:
+        client = logged_in(server)
+        client.enter(enter("L3", shares=150, price="100.00", tif=0))
+        accepted, executed = client.messages(2)
+        assert isinstance(accepted, ouch.Accepted)
+        assert (executed.executed_shares, executed.execution_price) == (150, 1_000_000)
     finally:
         server.close()
 

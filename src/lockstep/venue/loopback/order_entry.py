@@ -371,7 +371,7 @@ class OrderEntryServer:
     """The venue's OUCH 4.2 port: SoupBinTCP sessions (lockstep.venue.loopback.sessions) in
     front of an OrderHandler. Every account's stream starts with System Event S (start of day);
     end_session() appends System Event E before End of Session. The session options (session
-    name, heartbeat_interval, client_timeout, history, clock) are SoupServer's."""
+    name, heartbeat_interval, client_timeout, history, write_capacity, clock) are SoupServer's."""
 
     def __init__(self, address: str, accounts: Iterable[Account], handler: OrderHandler,
                  **session_options) -> None:

@@ -109,6 +109,7 @@ class SoupServer:
                  on_data: Callable[[str, bytes], None], *, session: str = DEFAULT_SESSION,
                  heartbeat_interval: float = HEARTBEAT_INTERVAL_S,
                  client_timeout: float = CLIENT_TIMEOUT_S, history: int = DEFAULT_HISTORY,
+                 write_capacity: int = 1 << 20,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._accounts = {a.username: a for a in accounts}
         if not 0 < len(session) <= 10 or session != session.strip(" "):
@@ -121,7 +122,7 @@ class SoupServer:
         self._timeout = client_timeout
         self._clock = clock
         self._streams = {name: SequencedStream(history) for name in self._accounts}
-        self._listener = TcpListener(address)
+        self._listener = TcpListener(address, write_capacity=write_capacity)
         self._loop = EventLoop(256)
         self._loop.add(self._listener.fileno(), READABLE, _LISTENER_TOKEN)
         self._clients: dict[int, _Client] = {}
@@ -224,6 +225,9 @@ class SoupServer:
         client = self._clients[token]
         try:
             taken = client.conn.write(data)
+        except PeerClosedError:
+            self._drop(token, None)
+            return
         except SocketError as exc:
             self._drop(token, f"write failed: {exc}")
             return
@@ -239,6 +243,9 @@ class SoupServer:
     def _flush(self, token: int, client: _Client) -> None:
         try:
             done = client.conn.flush()
+        except PeerClosedError:
+            self._drop(token, None)
+            return
         except SocketError as exc:
             self._drop(token, f"write failed: {exc}")
             return
