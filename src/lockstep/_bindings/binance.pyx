@@ -295,6 +295,10 @@ cdef class BinanceDecoder:
         return self.core.get().needed_events()
 
     @property
+    def values_off_increment(self):
+        return self.core.get().values_off_increment()
+
+    @property
     def next_record(self):
         return self.core.get().next_record()
 
