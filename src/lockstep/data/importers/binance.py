@@ -588,7 +588,7 @@ class BinanceDecodeRun(DecodeRunBase):
         increment and every symbol has one."""
         if not self._optimistic:
             return
-        if dec.values_off_increment:
+        if dec.values_off_increment():
             raise _OffIncrement("a value is finer than its configured increment")
         if status == Status.UNKNOWN_INSTRUMENT:
             raise _OffIncrement("a symbol has no configured increments")
