@@ -299,6 +299,7 @@ __all__ = [
     "ConfigSyntaxError",
     "DatasetError",
     "DecodeError",
+    "DecodeRestart",
     "DecodeStatusError",
     "FixedPointError",
     "IncompleteError",

@@ -113,7 +113,12 @@ import databento_dbn as db
 
 from lockstep.data.dataset import Instrument
 from lockstep.data.importers.decode_run import DecodeRunBase
-from lockstep.data.importers.increments import decimal_text, parse_decimal, refined, refinement
+from lockstep.data.importers.increments import (
+    decimal_text,
+    parse_decimal,
+    refined,
+    refinement,
+)
 from lockstep.data.importers.normalized import (
     ASK,
     BAD_TS_RECV,
