@@ -22,10 +22,11 @@ from shared_data import SHARED_DATA, shared_file
 from lockstep._bindings import binance as _binance
 from lockstep.data.dataset import Instrument
 from lockstep.data.importers import builtin_instruments, decode_binance
+from lockstep.data.importers import binance as binance_module
 from lockstep.data.importers.binance import _Buffers
 from lockstep.data.importers.normalized import InputFile, Rule
 from lockstep.enums import Status
-from lockstep.errors import DecodeError, LockstepError
+from lockstep.errors import DecodeError, DecodeRestart, LockstepError
 from lockstep.events import COLUMN_NAMES, EventKind, Flag, Side, empty_columns
 
 DATA = SHARED_DATA / "binance"
@@ -453,8 +454,8 @@ def test_instrument_table_and_sources(dataset):
     assert run.instruments == [Instrument("BTCUSDT", venue, p, q, "l2", **rules)]
     assert run.instrument_info == [{
         "index": 0, "symbol": "BTCUSDT", "venue": venue, "price_increment": p,
-        "size_increment": q, "increment_source": "builtin", "inferred_price_increment": p,
-        "inferred_size_increment": q}]  # the first pass finds the data exactly on the table's grid
+        "size_increment": q, "increment_source": "builtin", "inferred_price_increment": None,
+        "inferred_size_increment": None}]  # every value lies on the table's grid: no first pass ran
     assert run.counts["increments_refined"] == []
 
 
@@ -719,6 +720,66 @@ def test_values_finer_than_the_option_refine_it_and_are_kept(tmp_path):
     assert (r["symbol"], r["what"], r["given"], r["used"], r["source"]) == (
         "BTCUSDT", "size", "0.001", "0.00025", "option")
     assert (r["value"], r["file"], r["line"]) == ("0.0065", str(path), 2)
+
+
+def _opens(monkeypatch):
+    """Counts the openings of inputs by the Binance importer (each is one read of a file)."""
+    opened = []
+    real = binance_module.open_decompressed
+
+    def counting(path, *a, **kw):
+        opened.append(str(path))
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(binance_module, "open_decompressed", counting)
+    return opened
+
+
+def test_data_on_the_table_grid_is_read_once(monkeypatch):
+    """The common case: every symbol is in the built-in table and every value lies on its grid.
+    The capture is read once (the sniff's bytes are replayed to the decode), not scanned first."""
+    opened = _opens(monkeypatch)
+    run = decode_binance(USDM)
+    cols = collect(run)
+    assert opened == [str(USDM[0])]
+    assert problems(cols) == [0] * len(cols.rec["rec_problem"])
+    assert run.counts["increments_refined"] == []
+
+
+def _late_finer_lines():
+    """Trades on the option's grid, then one quantity finer than it (line 40)."""
+    return [trade(t=i) for i in range(1, 40)] + [trade(t=40, q="0.0065"), trade(t=41)]
+
+
+def test_a_finer_value_after_chunks_were_handed_out_is_refined_all_the_same(tmp_path):
+    """A consumer that cannot restart is handed nothing before every value was checked: with
+    chunks of one record and the finer value on line 40, the result is the first pass's."""
+    path, run, cols = run_lines(tmp_path, _late_finer_lines(), batch_size=1)
+    _, _, scanned = run_lines(tmp_path, _late_finer_lines(), batch_size=1, infer=True)
+    assert problems(cols) == [0] * 41
+    assert run.instruments[0].size_increment == "0.0005"
+    assert np.array_equal(cols["qty"], scanned["qty"]) and cols["qty"][39] == 13
+    (r,) = run.counts["increments_refined"]
+    assert (r["what"], r["given"], r["used"], r["value"], r["line"]) == ("size", "0.001", "0.0005", "0.0065", 40)
+
+
+def test_a_consumer_that_can_restart_gets_chunks_at_once_and_a_restart(tmp_path):
+    """allow_restart(): chunks come out before any first pass; the finer value on line 40 ends
+    the iteration with DecodeRestart, whose restarted() run refines the increment."""
+    path = write(tmp_path, _late_finer_lines())
+    run = decode_binance([path], price_increment="0.1", size_increment="0.001", batch_size=1)
+    run.allow_restart()
+    handed = []
+    with pytest.raises(DecodeRestart) as e:
+        for c in run:
+            handed.append(c.n_records)
+    assert 0 < len(handed) < 41  # chunks were handed out before the finer value was met
+    again = e.value.restarted()
+    cols = collect(again)
+    assert problems(cols) == [0] * 41
+    assert again.instruments[0].size_increment == "0.0005"
+    (r,) = again.counts["increments_refined"]
+    assert (r["value"], r["line"]) == ("0.0065", 40)
 
 
 def test_a_tick_that_is_not_a_power_of_ten_is_refined_too(tmp_path):

@@ -404,11 +404,58 @@ def test_ts_out_records(tmp_path):
 
 
 def test_size_increment_option(tmp_path):
-    recs = [mbo("A", oid=1, size=10, ts=1, seq=1), mbo("A", oid=2, size=3, ts=2, seq=2)]
+    recs = [mbo("A", oid=1, size=10, ts=1, seq=1), mbo("A", oid=2, size=15, ts=2, seq=2)]
     run, chunks = decode(write(tmp_path, "a.dbn", stream(recs)), price_increment="1", size_increment="5")
-    assert [r["problem"] for r in records(chunks)] == [0, Rule.MALFORMED_RECORD]
-    assert [e["qty"] for e in events(chunks)] == [2]
+    assert [r["problem"] for r in records(chunks)] == [0, 0]
+    assert [e["qty"] for e in events(chunks)] == [2, 3]
     assert run.instruments[0].size_increment == "5"
+    assert run.counts["increments_refined"] == []
+
+
+def test_options_coarser_than_the_data_are_refined(tmp_path):
+    """A price option of 1 and a size option of 5 meet a price of 100.5 and a size of 3: both are
+    refined to the data's grid (0.5 and 1), every record is canonical, and each refinement names
+    the first value off the option and its byte offset."""
+    recs = [mbo("A", oid=1, px="100", size=10, ts=1, seq=1), mbo("A", oid=2, px="100.5", size=5, ts=2, seq=2),
+            mbo("A", oid=3, px="102", size=3, ts=3, seq=3)]
+    path = write(tmp_path, "a.dbn", stream(recs))
+    run, chunks = decode(path, price_increment="1", size_increment="5")
+    assert [r["problem"] for r in records(chunks)] == [0, 0, 0]
+    assert [(e["price"], e["qty"]) for e in events(chunks)] == [(200, 10), (201, 5), (204, 3)]
+    (inst,) = run.instruments
+    assert (inst.price_increment, inst.size_increment) == ("0.5", "1")
+    refined = {r["what"]: r for r in run.counts["increments_refined"]}
+    hl = header_length(path)
+    assert refined["price"] == {"symbol": "TEST", "what": "price", "given": "1", "used": "0.5", "source": "option",
+                                "value": "100.5", "file": path, "line": None, "offset": hl + 56}
+    assert refined["size"] == {"symbol": "TEST", "what": "size", "given": "5", "used": "1", "source": "option",
+                               "value": "3", "file": path, "line": None, "offset": hl + 2 * 56}
+
+
+def test_a_definition_increment_is_not_refined_by_the_option(tmp_path):
+    recs = [definition("0.25"), mbo("A", oid=1, px="100.10", ts=5)]
+    run, chunks = decode(write(tmp_path, "a.dbn", stream(recs)), price_increment="1")
+    assert [r["problem"] for r in records(chunks)] == [0, Rule.MALFORMED_RECORD]
+    assert run.instruments[0].price_increment == "0.25"
+    assert run.counts["increments_refined"] == []
+
+
+def test_a_coarse_option_on_the_esh4_capture_loses_nothing(data_root):
+    """ESH4 trades in quarter points: a price option of 0.5 is refined to 0.25, every record is
+    canonical, and the warning names the first price off 0.5, where it is in the file."""
+    path = shared_file("databento/esh4-glbx-mdp3-20231224.mbo.dbn.zst")
+    _, recs = oracle(path)
+    first = next(i for i, r in enumerate(recs) if (Decimal(r.price) * NANO) % Decimal("0.5"))
+    report = import_data("dbn", [path], data=data_root, options={"price_increment": "0.5"})
+    assert report.records_read == report.records_canonical == len(recs)
+    (inst,) = report.instruments
+    assert inst["price_increment"] == "0.25"
+    (r,) = report.decoder_counts["increments_refined"]
+    assert (r["what"], r["given"], r["used"], r["source"]) == ("price", "0.5", "0.25", "option")
+    assert Decimal(r["value"]) == Decimal(recs[first].price) * NANO
+    assert r["offset"] == header_length(path) + 56 * first
+    assert any(line.startswith("warning") and r["value"] in line and "0.25" in line
+               for line in report.describe().splitlines())
 
 
 def test_definition_after_data_does_not_change_the_increment(tmp_path):

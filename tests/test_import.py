@@ -83,6 +83,32 @@ def test_a_table_entry_coarser_than_the_data_loses_nothing(data_root, monkeypatc
     assert_book_matches_ticker(report.dataset)
 
 
+def test_a_finer_value_met_after_chunks_were_written_restarts_the_import(data_root, monkeypatch, tmp_path):
+    """With chunks small enough that the decode hands some out before it meets the first value
+    off the coarse table entry, the data path discards what it wrote and imports again with the
+    first pass: the same result as a pass run first, one import's areas, and nothing left over."""
+    table = dict(binance_importer._builtin_table())
+    table[("spot", "BTCUSDT")] = ("0.01", "0.00001")  # the first finer quantity is on line 1886
+    monkeypatch.setattr(binance_importer, "_builtin_table", lambda: table)
+    restarts = []
+    real = binance_importer.BinanceDecodeRun.restarted
+    monkeypatch.setattr(binance_importer.BinanceDecodeRun, "restarted",
+                        lambda self: restarts.append(1) or real(self))
+    files = [shared_file(f) for f in SPOT]
+    report = import_data("binance", files, data=data_root, options={"batch_size": 4096})
+    assert restarts == [1]
+    first = import_data("binance", files, data=str(tmp_path / "other"), options={"batch_size": 4096, "infer": True})
+    assert restarts == [1]
+    assert report.records_read == report.records_canonical == first.records_canonical == 41_249 + 58_325
+    assert report.instruments == first.instruments
+    assert report.decoder_counts["increments_refined"] == first.decoder_counts["increments_refined"]
+    assert Dataset.open(report.dataset).read_all().equals(Dataset.open(first.dataset).read_all())
+    normalized = Path(data_root) / "normalized"
+    assert [p.name for p in normalized.iterdir()] == [report.name]
+    assert [p.name for p in (normalized / report.name).iterdir()] == [report.import_id]
+    assert not (Path(data_root) / "quarantine").exists() or not any((Path(data_root) / "quarantine").iterdir())
+
+
 def test_spot_rotation_is_one_dataset(data_root):
     report = import_data("binance", [shared_file(f) for f in SPOT], data=data_root)
     ds = Dataset.open(report.dataset)

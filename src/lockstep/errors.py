@@ -61,6 +61,17 @@ def _rebuild_decode_error(cls, reason, path, line, offset):
     return cls(reason, path=path, line=line, offset=offset)
 
 
+class DecodeRestart(LockstepError):
+    """A decode run that decoded with its configured increments, without a first pass, met a
+    value finer than one of them (or a symbol none covers) after it had handed out chunks: what
+    it handed out must be discarded, and `restarted()` is a new run over the same inputs that
+    runs the first pass (the increments are refined there, nothing is lost)."""
+
+    def __init__(self, message: str, restarted: Any) -> None:
+        super().__init__(message)
+        self.restarted = restarted
+
+
 class ProtocolError(DecodeError):
     """Bytes of a NASDAQ wire protocol (MoldUDP64, SoupBinTCP, OUCH) that a codec refused:
     `problem` (a WireProblem) found at byte `offset` of the bytes given (of the stream, for a
@@ -288,6 +299,7 @@ __all__ = [
     "ConfigSyntaxError",
     "DatasetError",
     "DecodeError",
+    "DecodeRestart",
     "DecodeStatusError",
     "FixedPointError",
     "IncompleteError",

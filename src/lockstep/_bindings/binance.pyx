@@ -274,6 +274,11 @@ cdef class BinanceDecoder:
 
     # ---- reports ----
 
+    def values_off_increment(self):
+        """Values the decode found off their configured increment so far (each made its record
+        malformed): not 0 means the increments need the first pass."""
+        return self.core.get().values_off_increment()
+
     @property
     def lines_in_file(self):
         return self.core.get().lines_in_file()

@@ -357,6 +357,10 @@ public:
     uint64_t file_bytes() const noexcept { return file_bytes_; }
     size_t carried_bytes() const noexcept { return carry_.size() + discard_len_; }
     size_t needed_events() const noexcept { return need_events_; }
+    // Values of the decode that were not a multiple of their configured increment (each made its
+    // record malformed): a caller that decoded without a first pass restarts with one when this
+    // is not 0 (the increments are refined there).
+    uint64_t values_off_increment() const noexcept { return values_off_increment_; }
     uint64_t next_record() const noexcept { return next_record_; }
 
     // Authoritative from depth diffs (`pu` present or not) or the caller; when the capture has
@@ -664,6 +668,7 @@ private:
             value_error(Status::DecodeError, v, what, level, "is negative", inc);
             return false;
         }
+        if (st == Status::NotMultiple) ++values_off_increment_;
         value_error(st, v, what, level,
                     st == Status::NotMultiple ? "is not a multiple of the increment"
                     : st == Status::Overflow  ? "overflows int64 multiples of the increment"
@@ -1335,6 +1340,7 @@ private:
     int64_t ts_commit_ = INT64_MIN;
     Location ts_loc_;
     Instrument* scan_slot_ = nullptr;
+    uint64_t values_off_increment_ = 0;
     DecimalGcd line_pgcd_, line_sgcd_;
     FinerValue line_pfiner_, line_sfiner_;
 

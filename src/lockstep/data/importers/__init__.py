@@ -35,8 +35,8 @@ DATA_PATH_CHUNK_EVENTS = 1 << 17
 #: named; the other settings are for Python callers.
 OFFERED: Mapping[str, str] = {
     "venue": "venue name for the instrument table",
-    "price_increment": "data price increment, exact decimal (binance, bybit, tardis: refined if the data are finer)",
-    "size_increment": "data size increment, exact decimal (binance, bybit, tardis: refined if the data are finer)",
+    "price_increment": "data price increment, exact decimal (refined if the data are finer)",
+    "size_increment": "data size increment, exact decimal (refined if the data are finer)",
     "date": "session date YYYY-MM-DD (else from the file name)",
     "definitions": "a DBN file of instrument definitions",
     "instruments_file": "JSON file of instruments (symbol, price_increment, size_increment)",

@@ -15,9 +15,14 @@ A C++ scan pass over all inputs before decoding computes those GCDs, and for sym
 1-3 the first value off the given increments. An increment coarser than the data is refined to
 the GCD of it and the data's (reported in ``counts["increments_refined"]`` with that value, file
 and line), so no record is lost to a coarse table entry or option. With ``infer=None`` the first
-~2 MB of the first file are sniffed for the market type, then the pass runs over every input that
-can be read twice (for a one-pass file object it runs only if a symbol is not covered by 1-3, and
-a value off a given increment is then MALFORMED_RECORD). ``infer=True`` always scans;
+~2 MB of the first file are sniffed for the market type and symbols; when 1-3 cover every symbol
+seen and the inputs can be read twice, decoding starts at once with those increments (no pass:
+the common case costs one read), and the first value off them, or a symbol none covers, sends it
+back to the pass: before any chunk was handed out the run starts over by itself, after it raises
+DecodeRestart (lockstep.errors), whose ``restarted()`` is the run to iterate instead (the data
+path does so, discarding what it wrote). Otherwise the pass runs first, over every input when a
+symbol is not covered (a one-pass file object cannot be scanned; with every symbol covered it is
+decoded with the given increments, and a value off one is then MALFORMED_RECORD). ``infer=True`` always scans;
 ``infer=False`` never does: given increments are trusted and an uncovered symbol is a
 DecodeError at its first line. The built-in table also gives the venue's order-entry rules
 (tick_size, lot_size, min_qty, min_notional) of each instrument it knows.
@@ -58,7 +63,7 @@ from lockstep.data.importers.normalized import (
     open_decompressed,
 )
 from lockstep.enums import IncrementSource, MarketType, Rule, Status
-from lockstep.errors import DecodeError, LockstepError
+from lockstep.errors import DecodeError, DecodeRestart, LockstepError
 from lockstep.events import COLUMN_NAMES, Columns, EventKind, empty_columns
 
 Source = Union[str, "os.PathLike[str]", BinaryIO]
@@ -115,6 +120,10 @@ def _increment_text(value: IncrementLike, what: str) -> str:
     except ValueError as e:
         raise ValueError(f"{what}: {e}") from None
     return decimal_text(mantissa, exponent)
+
+
+class _OffIncrement(Exception):
+    """Decoding without the first pass met what only the first pass handles (the reason)."""
 
 
 class _InputError(Exception):
@@ -362,6 +371,9 @@ class BinanceDecodeRun(DecodeRunBase):
         self._refinements: list[dict[str, Any]] = []
         self._dec: _binance.BinanceDecoder | None = None
         self._lines: list[int] = []
+        self._optimistic = False  # decoding with configured increments before any scan
+        self._market_used = MarketType.UNKNOWN.label  # the market whose table gave the increments
+        self._handed_out = 0  # chunks yielded
 
     # ---- reports ----
 
@@ -512,9 +524,18 @@ class BinanceDecodeRun(DecodeRunBase):
             uncovered = [s for s in seen if s not in explicit and (market, s) not in builtin]
         scan_rows: list[dict[str, Any]] = []
         rereadable = all(src.rereadable for src in self._sources)
+        # Every symbol the sniff saw has configured increments: decode with them at once, and run
+        # the scan (then decode again) only if a value off them, or a symbol none covers, turns up.
+        # A consumer that cannot restart is handed nothing before the pass has checked every
+        # value, so the pass then runs while the first chunk waits: beside the decode, which
+        # needs inputs opened twice at once (paths, not a shared file object).
+        paths = all(src.path is not None for src in self._sources)
+        self._optimistic = (self._infer is None and rereadable and not uncovered
+                            and (self._restart_allowed or paths))
+        self._market_used = market
         # Without the scan, configured increments are trusted (a value off them is malformed):
         # only when asked (infer=False), or when the input cannot be read twice.
-        if self._sources and (self._infer is True or (self._infer is None and (uncovered or rereadable))):
+        if self._sources and (self._infer is True or (self._infer is None and uncovered)):
             if ahead is not None:
                 # The scan re-reads the first input (for a file object: seeks the shared handle),
                 # so the read-ahead cannot be resumed; the decode pass reads it afresh.
@@ -522,12 +543,7 @@ class BinanceDecodeRun(DecodeRunBase):
                 ahead = None
             scanned, scan_rows = self._scan(market)
             market = self._market_type or (market if market != MarketType.UNKNOWN.label else scanned)
-            self._scanned = True
-            for r in scan_rows:
-                self._inferred[r["symbol"]] = (
-                    decimal_text(*r["price_inferred"]) if r["price_inferred"] else None,
-                    decimal_text(*r["size_inferred"]) if r["size_inferred"] else None,
-                )
+            self._note_inferred(scan_rows)
 
         dec = self._new_decoder()
         used = self._refine(scan_rows, market)
@@ -546,6 +562,60 @@ class BinanceDecodeRun(DecodeRunBase):
         return dec, ahead
 
     def _run(self) -> Iterator[NormalizedChunk]:
+        try:
+            yield from self._decode()
+            return
+        except _OffIncrement as e:
+            if self._handed_out:
+                raise DecodeRestart(f"{e}; the {self._handed_out} chunks handed out so far are void: "
+                                    "decode again with the first pass (restarted())", self.restarted) from None
+        # Nothing was handed out: this run starts over, with the first pass (the abandoned
+        # decode's readers are closed by now, outside the handler that held its frame).
+        self._inputs, self._lines, self._bytes_read, self._refinements = [], [], 0, []
+        self._inferred, self._scanned = {}, False
+        self._infer, self._dec = True, None
+        yield from self._decode()
+
+    def restarted(self) -> BinanceDecodeRun:
+        """A new run over the same inputs and settings that always runs the first pass."""
+        return BinanceDecodeRun(
+            self._sources, instruments=self._explicit, defaults=self._defaults, batch_size=self._batch_size,
+            infer=True, snapshot_symbol=self._snapshot_symbol, market_type=self._market_type,
+            max_held_records=self._max_held_records)
+
+    def _check_optimism(self, dec: _binance.BinanceDecoder, status: int = Status.OK) -> None:
+        """Decoding without the first pass holds only while every value lies on its configured
+        increment and every symbol has one."""
+        if not self._optimistic:
+            return
+        if dec.values_off_increment():
+            raise _OffIncrement("a value is finer than its configured increment")
+        if status == Status.UNKNOWN_INSTRUMENT:
+            raise _OffIncrement("a symbol has no configured increments")
+
+    def _hand_out(self, dec: _binance.BinanceDecoder, decoded_all: bool = False) -> None:
+        """Before a chunk is yielded. A consumer that cannot restart gets its first chunk only
+        once every value of the inputs was found on its configured increment: by the decode
+        itself when it has read them all (`decoded_all`), else by the first pass, run now."""
+        self._check_optimism(dec)
+        if self._optimistic and not self._handed_out and not self._restart_allowed and not decoded_all:
+            _, rows = self._scan(self._market_used)
+            self._refine(rows, self._market_used)
+            if self._refinements or any(r["seen"] and not r["has_increments"] for r in rows):
+                raise _OffIncrement("the first pass found what the configured increments miss")
+            self._note_inferred(rows)
+            self._optimistic = False
+        self._handed_out += 1
+
+    def _note_inferred(self, rows: list[dict[str, Any]]) -> None:
+        self._scanned = True
+        for r in rows:
+            self._inferred[r["symbol"]] = (
+                decimal_text(*r["price_inferred"]) if r["price_inferred"] else None,
+                decimal_text(*r["size_inferred"]) if r["size_inferred"] else None,
+            )
+
+    def _decode(self) -> Iterator[NormalizedChunk]:
         dec, ahead = self._configure()
         self._dec = dec
         store = _Buffers(self._batch_size)
@@ -584,8 +654,10 @@ class BinanceDecodeRun(DecodeRunBase):
                 if status == Status.OK:
                     return
                 if status != Status.OUTPUT_FULL:
+                    self._check_optimism(dec, status)
                     raise dec.exception(status)
                 if rec:
+                    self._hand_out(dec)
                     yield chunk()
                     bufs = store.next()
                 else:
@@ -620,11 +692,15 @@ class BinanceDecodeRun(DecodeRunBase):
                 self._lines.append(dec.lines_in_file)
             yield from drain(dec.end_stream)
             if rec:
+                self._hand_out(dec, decoded_all=True)
                 yield chunk()
+            self._check_optimism(dec)
             self._complete = True
         except DecodeError:
+            self._check_optimism(dec)
             self._collect(dec)
             if rec:  # records settled before the error still reach the consumer
+                self._hand_out(dec, decoded_all=True)
                 yield chunk()
             raise
         self._collect(dec)
@@ -732,10 +808,11 @@ def decode_binance(
         ``instruments`` (exact decimals: str, Decimal or int; never float).
     batch_size: most events, and most records, per chunk (a single record with more events gets
         a chunk of its own, as large as it needs).
-    infer: None = scan the data first (to infer unknown symbols' increments and check the given
-        ones against every value, refining one coarser than the data) when the inputs can be read
-        twice; True = always; False = never (given increments are trusted: a value off them is
-        malformed).
+    infer: None = scan the data (to infer unknown symbols' increments and check the given ones
+        against every value, refining one coarser than the data) when the inputs can be read
+        twice, first when a symbol is not covered, else only once a value off a given increment
+        turns up (see the module docstring: DecodeRestart); True = always, first; False = never
+        (given increments are trusted: a value off them is malformed).
     snapshot_symbol: the symbol of bare REST snapshot lines; by default the one symbol seen
         before the snapshot (an error if none or several).
     market_type: 'spot', 'usdm' or 'coinm' when known (otherwise told from the data); it picks

@@ -10,8 +10,8 @@ records are framed here, by that length field: MBO, MBP and trade records are re
 layouts change between versions, are decoded by ``databento_dbn``.
 
 Mapping (prices are DBN fixed point, 1e-9 units, converted exactly to the instrument's ticks; a
-price that is not an exact multiple of the increment, or UNDEF_PRICE where a price is needed, makes
-the record MALFORMED_RECORD):
+price that is not an exact multiple of a definition's increment, one that overflows int64 in ticks,
+or UNDEF_PRICE where a price is needed, makes the record MALFORMED_RECORD):
 
 - MBO (L3 book):
   ``A`` add -> L3_ADD. ``C`` cancel removes ``size`` from the order (Databento cancels are partial
@@ -57,7 +57,13 @@ Instruments are table rows keyed by (venue, symbol): DBN instrument ids that sha
 (equity ids change daily) share a row. Without a definition the symbol comes from the metadata's
 symbology mappings (or an in-stream symbol-mapping record), else ``ID<instrument_id>``; the price
 increment is ``price_increment=`` if given, else 0.000000001 (DBN's fixed-point unit; source
-``dbn_fixed_point`` in ``counts["instruments"]``). An instrument's increment is fixed by its first
+``dbn_fixed_point`` in ``counts["instruments"]``). When ``price_increment=`` or ``size_increment=``
+is given, a first pass over the records (after the metadata pre-scan) takes the integer GCD of
+every price (1e-9 units) and size per instrument: an option coarser than an instrument's data is
+refined to the GCD of it and the data's, and reported in ``counts["increments_refined"]`` (the
+shape of importers/increments.refinement, with the first value off the option, its file and byte
+offset), so no record is lost to an option. A definition's increment is the venue's and is not
+refined. An instrument's increment is fixed by its first
 use: a definition arriving later with another increment is counted (``late_definitions``) and
 ignored. A row's book is ``l3`` when it is created by an MBO record, ``l2`` by an MBP or trade
 record, and for a row created by a definition ``l3`` when any input's schema is ``mbo``.
@@ -95,6 +101,7 @@ per second).
 """
 from __future__ import annotations
 
+import math
 import os
 import struct
 from collections.abc import Iterable, Iterator
@@ -106,6 +113,12 @@ import databento_dbn as db
 
 from lockstep.data.dataset import Instrument
 from lockstep.data.importers.decode_run import DecodeRunBase
+from lockstep.data.importers.increments import (
+    decimal_text,
+    parse_decimal,
+    refined,
+    refinement,
+)
 from lockstep.data.importers.normalized import (
     ASK,
     BAD_TS_RECV,
@@ -219,20 +232,44 @@ def _as_paths(paths: PathLike | Iterable[PathLike] | None) -> list[str]:
 
 
 class _Row:
-    __slots__ = ("book", "ids", "p", "price_text", "q", "source", "symbol", "used", "venue")
+    __slots__ = ("book", "ids", "index", "p", "price_text", "q", "refinements", "settled", "size_text",
+                 "source", "sp", "sq", "symbol", "used", "venue")
 
-    def __init__(self, symbol: str, venue: str, price_text: str, ratio: Fraction, book: str,
-                 source: str) -> None:
+    def __init__(self, index: int, symbol: str, venue: str, price_text: str, ratio: Fraction, book: str,
+                 source: str, size: tuple[str, Fraction]) -> None:
+        self.index = index
         self.symbol = symbol
         self.venue = venue
+        self.refinements: dict[str, dict[str, Any]] = {}  # "price"/"size" -> its refinement()
         self.set_price(price_text, ratio, source)
+        self.set_size(*size)
         self.book = book
         self.ids: list[int] = []
+        self.settled = False  # option increments were checked against the data (the first pass)
         self.used = False  # an event was converted with its increment: it can no longer change
 
     def set_price(self, text: str, ratio: Fraction, source: str) -> None:
         # ticks = raw * q / p, exactly: the increment is p/q DBN units of 1e-9
         self.price_text, self.p, self.q, self.source = text, ratio.numerator, ratio.denominator, source
+        self.refinements.pop("price", None)  # a refinement of the option it replaces
+
+    def set_size(self, text: str, ratio: Fraction) -> None:
+        # qty = size * sq / sp, exactly
+        self.size_text, self.sp, self.sq = text, ratio.numerator, ratio.denominator
+
+
+class _Seen:
+    """What the first pass saw of one instrument's values: the integer GCD of its prices (1e-9
+    units) and sizes (0: none yet), and the first of each off the option's increment as (file
+    index, file, offset, value text)."""
+
+    __slots__ = ("first_price", "first_size", "price_gcd", "size_gcd", "symbol")
+
+    def __init__(self, symbol: str) -> None:
+        self.symbol = symbol  # as the file's metadata names the instrument
+        self.price_gcd = self.size_gcd = 0
+        self.first_price: tuple[int, str, int, str] | None = None
+        self.first_size: tuple[int, str, int, str] | None = None
 
 
 class _Meta:
@@ -269,6 +306,31 @@ def _read_chunks(path: str, cuts: list[StreamCut] | None = None) -> Iterator[tup
             f.close()
         except Exception:  # noqa: BLE001, S110 - closing a stream that already failed
             pass
+
+
+def _values(meta: _Meta, buf: bytearray, pos: int, length: int) -> Iterator[tuple[int, int, int]]:
+    """(instrument_id, price, size) of every price and size of a data record (MBO, MBP, trades)
+    whose length is its type's; a price may be UNDEF_PRICE, a level's is read only when it has a
+    size, as the decode reads it."""
+    rtype = buf[pos + 1]
+    expected = _SIZES.get(rtype)
+    if expected is None or length != expected + (8 if meta.ts_out else 0):
+        return
+    if rtype == RT_MBO:
+        fields = _MBO.unpack_from(buf, pos)
+        yield fields[3], fields[6], fields[7]
+        return
+    fields = _MBP.unpack_from(buf, pos)
+    iid = fields[3]
+    yield iid, fields[5], fields[6]
+    at = pos + _MBP.size
+    for _ in range({RT_MBP10: 10, RT_MBP1: 1}.get(rtype, 0)):
+        bpx, apx, bsz, asz, _, _ = _LEVEL.unpack_from(buf, at)
+        at += _LEVEL.size
+        if bsz:
+            yield iid, bpx, bsz
+        if asz:
+            yield iid, apx, asz
 
 
 def _parse_metadata(path: str, buf: bytes | bytearray, final: bool) -> _Meta | None:
@@ -313,15 +375,16 @@ class DbnDecodeRun(DecodeRunBase):
     requires_snapshot = False
 
     def __init__(self, paths: list[str], *, venue: str | None, definitions: list[str],
-                 price_increment: tuple[str, Fraction] | None, size_increment: tuple[str, Fraction],
+                 price_increment: tuple[str, Fraction] | None, size_increment: tuple[str, Fraction] | None,
                  chunk_size: int) -> None:
         super().__init__()
         self._paths = paths
         self._venue = venue
         self._definition_paths = definitions
         self._price_option = price_increment
-        self._size_text, size_ratio = size_increment
-        self._sp, self._sq = size_ratio.numerator, size_ratio.denominator  # qty = size * sq / sp
+        self._size_option = size_increment
+        # (dataset, instrument_id) -> what the first pass saw of its values (_scan_values)
+        self._data: dict[tuple[str, int], _Seen] = {}
         self._cb = ChunkBuilder(capacity=chunk_size, reasons_per_rule=_REASONS_PER_RULE)  # cut between messages
         self._overfull = 2 * chunk_size
         self._rows: list[_Row] = []
@@ -352,7 +415,7 @@ class DbnDecodeRun(DecodeRunBase):
     @property
     def instruments(self) -> list[Instrument]:
         """The table so far, at any time."""
-        return [Instrument(r.symbol, r.venue, r.price_text, self._size_text, r.book) for r in self._rows]
+        return [Instrument(r.symbol, r.venue, r.price_text, r.size_text, r.book) for r in self._rows]
 
     # ---- chunk building ----
 
@@ -385,7 +448,8 @@ class DbnDecodeRun(DecodeRunBase):
         if index is None:
             text, ratio, source = price if price is not None else self._fallback_price()
             index = len(self._rows)
-            self._rows.append(_Row(symbol, venue, text, ratio, book, source))
+            size = self._size_option or ("1", Fraction(1))
+            self._rows.append(_Row(index, symbol, venue, text, ratio, book, source, size))
             self._by_symbol[key] = index
         return index
 
@@ -434,6 +498,8 @@ class DbnDecodeRun(DecodeRunBase):
             self._rows[index].ids.append(instrument_id)
 
     def _ticks(self, row: _Row, raw: int, what: str) -> int:
+        if not row.settled:
+            self._settle(row)
         if raw == UNDEF_PRICE:
             raise _Bad(f"{what} is undefined (UNDEF_PRICE)")
         num = raw * row.q
@@ -445,18 +511,86 @@ class DbnDecodeRun(DecodeRunBase):
             raise _Bad(f"{what} {raw} out of range in ticks of {row.price_text}")
         return ticks
 
-    def _lots(self, size: int) -> int:
-        if self._sp == 1 and self._sq == 1:
+    def _lots(self, row: _Row, size: int) -> int:
+        if not row.settled:
+            self._settle(row)
+        if row.sp == 1 and row.sq == 1:
             return size
-        lots, rest = divmod(size * self._sq, self._sp)
+        lots, rest = divmod(size * row.sq, row.sp)
         if rest:
-            raise _Bad(f"size {size} is not a multiple of the size increment {self._size_text}")
+            raise _Bad(f"size {size} is not a multiple of the size increment {row.size_text} of {row.symbol}")
         return lots
 
     # ---- decoding ----
 
+    def _settle(self, row: _Row) -> None:
+        """Before the first conversion with a row's increments: an option coarser than the data
+        of the row's instruments (as the first pass saw them) is refined to the GCD of it and the
+        data's, and the refinement kept for the report, so no value is lost to the option."""
+        row.settled = True
+        if self._price_option is None and self._size_option is None:
+            return
+        seen = [d for key, d in self._data.items()
+                if self._by_id.get(key) == row.index or (key not in self._by_id and d.symbol == row.symbol)]
+        price_gcd = size_gcd = 0
+        for d in seen:
+            price_gcd, size_gcd = math.gcd(price_gcd, d.price_gcd), math.gcd(size_gcd, d.size_gcd)
+        firsts = {"price": min((d.first_price for d in seen if d.first_price), default=None),
+                  "size": min((d.first_size for d in seen if d.first_size), default=None)}
+        for what, option, data in (("price", self._price_option if row.source == "option" else None,
+                                    (price_gcd, -9)),
+                                   ("size", self._size_option, (size_gcd, 0))):
+            if option is None:
+                continue
+            given = parse_decimal(option[0])
+            assert given is not None  # checked by decode_dbn
+            used = refined(given, data if data[0] else None)
+            if used == refined(given, None):
+                continue
+            text = decimal_text(*used)
+            if what == "price":
+                row.set_price(text, Fraction(text) / _FIXED_POINT, "option")
+            else:
+                row.set_size(text, Fraction(text))
+            first = firsts[what]
+            _, path, offset, value = first if first is not None else (None, None, None, None)
+            row.refinements[what] = refinement(row.symbol, what, option[0], used, "option", value, path,
+                                               None, offset)
+
+    def _scan_values(self) -> None:
+        """The first pass, when an option gives an increment: the integer GCD of every price
+        (1e-9 units) and size per instrument, and the first value off the option. Records the
+        decode will refuse are read as far as they can be; damage ends a file's pass (the decode
+        reports it in place)."""
+        price = None if self._price_option is None else self._price_option[1] / _FIXED_POINT
+        pp, pq = (1, 1) if price is None else (price.numerator, price.denominator)
+        sp, sq = (1, 1) if self._size_option is None else (
+            self._size_option[1].numerator, self._size_option[1].denominator)
+        for fi, path in enumerate(self._paths):
+            try:
+                for meta, buf, pos, offset, length in self._frames(path, report=False):
+                    if length is None or length < 0:
+                        continue
+                    for iid, px, size in _values(meta, buf, pos, length):
+                        key = (meta.dataset, iid)
+                        d = self._data.get(key)
+                        if d is None:
+                            d = self._data[key] = _Seen(meta.symbols.get(iid) or f"ID{iid}")
+                        if px != UNDEF_PRICE and px:
+                            d.price_gcd = math.gcd(d.price_gcd, px)
+                            if d.first_price is None and (px * pq) % pp:
+                                d.first_price = (fi, path, offset, _decimal_text(Decimal(px).scaleb(-9)))
+                        if size:
+                            d.size_gcd = math.gcd(d.size_gcd, size)
+                            if d.first_size is None and (size * sq) % sp:
+                                d.first_size = (fi, path, offset, str(size))
+            except DecodeError:
+                continue
+
     def _run(self) -> Iterator[NormalizedChunk]:
         self._default_book = self._prescan()
+        if self._price_option is not None or self._size_option is not None:
+            self._scan_values()
         for path in self._definition_paths:
             self._read_definitions(path)
         try:
@@ -475,8 +609,10 @@ class DbnDecodeRun(DecodeRunBase):
     def _finish_counts(self) -> None:
         self._c["instruments"] = [
             {"index": i, "symbol": r.symbol, "venue": r.venue, "instrument_ids": list(r.ids),
-             "price_increment": r.price_text, "increment_source": r.source, "book": r.book}
+             "price_increment": r.price_text, "size_increment": r.size_text, "increment_source": r.source,
+             "book": r.book}
             for i, r in enumerate(self._rows)]
+        self._c["increments_refined"] = [ref for r in self._rows for ref in r.refinements.values()]
 
     def _prescan(self) -> str:
         """'l3' when an input's metadata says mbo (the book of rows created by definitions)."""
@@ -494,10 +630,10 @@ class DbnDecodeRun(DecodeRunBase):
                 return "l3"
         return "l2"
 
-    def _frames(self, path: str) -> Iterator[tuple[_Meta, bytearray, int, int, int]]:
+    def _frames(self, path: str, report: bool = True) -> Iterator[tuple[_Meta, bytearray, int, int, int]]:
         """(metadata, buffer, position, file offset, length) of each whole record; at the end a
         torn tail as length < 0 (its real length is -length), or as None when a compressed stream
-        is cut after a whole record (self._cut says why)."""
+        is cut after a whole record (self._cut says why). `report`: the file goes into the counts."""
         buf = bytearray()
         base = 0  # file offset of buf[0]
         meta: _Meta | None = None
@@ -516,8 +652,9 @@ class DbnDecodeRun(DecodeRunBase):
                 if meta is None:
                     continue
                 pos = meta.header_len
-                self._c["files"].append({"path": path, "version": meta.version, "dataset": meta.dataset,
-                                         "schema": meta.schema, "ts_out": meta.ts_out})
+                if report:
+                    self._c["files"].append({"path": path, "version": meta.version, "dataset": meta.dataset,
+                                             "schema": meta.schema, "ts_out": meta.ts_out})
             n = len(buf)
             while pos < n:
                 length = buf[pos] * 4
@@ -727,9 +864,9 @@ class DbnDecodeRun(DecodeRunBase):
             if action == b"A" and side == 0:
                 raise _Bad("an add without a side")
             ticks = self._ticks(r, price, "price")
-            qty = self._lots(size)
+            qty = self._lots(r, size)
         elif action == b"C":
-            qty = self._lots(size)
+            qty = self._lots(r, size)
             try:  # only informative: the order map knows the order's price
                 ticks = self._ticks(r, price, "price")
             except _Bad:
@@ -803,7 +940,7 @@ class DbnDecodeRun(DecodeRunBase):
                 raise _Bad(f"unknown MBP action {action!r}")
             events: list[tuple[int, int, int, int, int]] = []  # kind, side, price, qty, flags
             if action == b"T":
-                events.append((TRADE, side, self._ticks(r, price, "trade price"), self._lots(size), 0))
+                events.append((TRADE, side, self._ticks(r, price, "trade price"), self._lots(r, size), 0))
             if not trades_only:
                 bids: dict[int, int] = {}
                 asks: dict[int, int] = {}
@@ -815,12 +952,12 @@ class DbnDecodeRun(DecodeRunBase):
                         t = self._ticks(r, bpx, "bid price")
                         if t in bids:
                             raise _Bad(f"bid price {bpx} appears twice in the levels")
-                        bids[t] = self._lots(bsz)
+                        bids[t] = self._lots(r, bsz)
                     if apx != UNDEF_PRICE and asz:
                         t = self._ticks(r, apx, "ask price")
                         if t in asks:
                             raise _Bad(f"ask price {apx} appears twice in the levels")
-                        asks[t] = self._lots(asz)
+                        asks[t] = self._lots(r, asz)
                 view = self._views.get(row)
                 snap = view is None or action == b"R"
                 if snap:
@@ -862,7 +999,7 @@ class DbnDecodeRun(DecodeRunBase):
             if side is None:
                 raise _Bad(f"unknown side {side_c!r}")
             ticks = self._ticks(r, price, "trade price")
-            qty = self._lots(size)
+            qty = self._lots(r, size)
         except _Bad:
             if dflags & F_LAST:
                 self._close(row)
@@ -915,9 +1052,10 @@ def decode_dbn(
 
     venue: the venue of every instrument (default: each file's dataset code, e.g. GLBX.MDP3).
     definitions: DBN file(s) whose definition records fill the instrument table first.
-    price_increment: the increment of instruments without a usable definition (exact decimal;
-        default 0.000000001, DBN's fixed-point unit).
-    size_increment: of every instrument (default 1: DBN sizes are integer counts).
+    price_increment: the data increment of instruments without a usable definition (exact
+        decimal; default 0.000000001, DBN's fixed-point unit); refined where the data are finer.
+    size_increment: of every instrument (default 1: DBN sizes are integer counts); refined where
+        the data are finer.
     chunk_size: records/events per chunk (a chunk is only cut between messages).
     """
     files = _as_paths(paths)
@@ -926,7 +1064,7 @@ def decode_dbn(
     price = None
     if price_increment is not None:
         price = _increment_fraction(price_increment, "price_increment")
-    size = _increment_fraction("1" if size_increment is None else size_increment, "size_increment")
+    size = None if size_increment is None else _increment_fraction(size_increment, "size_increment")
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive int, got {chunk_size!r}")
     return DbnDecodeRun(files, venue=None if venue is None else str(venue), definitions=_as_paths(definitions),

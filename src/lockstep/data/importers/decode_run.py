@@ -23,6 +23,14 @@ class DecodeRunBase:
         self._instruments: list[Instrument] = []
         self._inputs: list[InputFile] = []
         self._counts: dict[str, Any] = {}
+        self._restart_allowed = False
+
+    def allow_restart(self) -> None:
+        """Before iterating: the consumer can discard every chunk it was handed when iterating
+        raises DecodeRestart (lockstep.errors), and iterate that exception's `restarted()` run
+        instead. A decoder may then hand chunks out before it has checked what only a first pass
+        over the inputs can check (Binance: every value against its configured increment)."""
+        self._restart_allowed = True
 
     def __iter__(self) -> Iterator[NormalizedChunk]:
         if self._iterated:

@@ -113,7 +113,12 @@ def refinement(symbol: str, what: str, given: str, used: tuple[int, int], source
 
 def describe_refinement(r: Mapping[str, Any]) -> str:
     """The one-line warning of a refinement (report lines, logs)."""
-    where = f"{r['value']} at {r['file']}:{r['line']}" if r.get("value") is not None else "values"
+    if r.get("value") is None:
+        where = "values"
+    elif r.get("line") is None:  # a binary format: records have byte offsets
+        where = f"{r['value']} at {r['file']}, offset {r['offset']}"
+    else:
+        where = f"{r['value']} at {r['file']}:{r['line']}"
     return (f"{r['symbol']}: {r['what']} increment {r['given']} ({r['source']}) is coarser than the data "
             f"({where}); the data increment is refined to {r['used']} so every value is kept")
 

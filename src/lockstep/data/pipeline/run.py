@@ -26,7 +26,7 @@ from lockstep.data.pipeline.validate import GrowingValidator
 from lockstep.data.pipeline.write_behind import WriteBehind
 from lockstep.data.storage import LAYOUT, Location, ensure_layout, remove_created, root_location
 from lockstep.enums import Rule, TradingPhase
-from lockstep.errors import LockstepError, PipelineError
+from lockstep.errors import DecodeRestart, LockstepError, PipelineError
 
 STEPS = ("raw", "normalize", "validate", "promote")
 
@@ -78,10 +78,26 @@ def import_data(
                if not loc.exists()]
         result.inputs = copy_raw(paths, raw_loc)
         result.paths["raw"] = raw_loc.uri
-        if stop_after != "raw":
+        while stop_after != "raw":
             norm = NormalizedWriter(root.join("normalized", provisional, import_id))
-            run_chunks(iter(run), run, result, cfg, root, provisional, import_id, data, paths,
-                       normalized=norm, stop_after=stop_after, rename=name is None)
+            allow_restart = getattr(run, "allow_restart", None)
+            if allow_restart is not None:
+                allow_restart()
+            try:
+                run_chunks(iter(run), run, result, cfg, root, provisional, import_id, data, paths,
+                           normalized=norm, stop_after=stop_after, rename=name is None)
+                break
+            except DecodeRestart as restart:
+                # The decoder met data finer than an increment it trusted: what was written from
+                # its chunks is void, and the import runs again from the raw copy's inputs.
+                norm.abort()
+                for area in ("normalized", "quarantine"):
+                    loc = root.join(area, provisional, import_id)
+                    if loc.exists():
+                        loc.fs.delete_dir(loc.path)
+                run = restart.restarted()
+                result = ImportResult(name=provisional, import_id=import_id, format=format,
+                                      stopped_after=stop_after, inputs=result.inputs, paths=result.paths)
     except BaseException:
         # A failed or interrupted import leaves the root as it found it: no half-written area,
         # no empty folder; what another import wrote meanwhile stays.

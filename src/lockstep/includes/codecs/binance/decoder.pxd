@@ -43,6 +43,7 @@ cdef extern from "lockstep/codecs/binance/decoder.hpp" namespace "lockstep::bina
         uint64_t file_bytes() noexcept
         size_t carried_bytes() noexcept
         size_t needed_events() noexcept
+        uint64_t values_off_increment() noexcept
         uint64_t next_record() noexcept
         CMarketType market_type() noexcept
         vector[CSymbolInfo] symbols() except +
