@@ -26,6 +26,7 @@ COMMANDS = {
     "backtest": "lockstep.cli.backtest:backtest",
     "replay": "lockstep.cli.replay:replay_cmd",
     "data": "lockstep.cli.data:data",
+    "venue": "lockstep.cli.venue:venue",
 }
 
 
