@@ -318,6 +318,7 @@ class FeedSkip(LabeledEnum):
     NO_CHANGE = 3  # a modify or level update that changes nothing a receiver sees
     WRONG_BOOK_KIND = 4  # an L3 event on an L2 instrument or the reverse
     UNKNOWN_INSTRUMENT = 5
+    EXECUTION_PRINT = 6  # the TRADE of an execution the feed already sent as 'E'
 
 
 # --------------------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ enum class FeedSkip : uint8_t {
     NoChange = 3,         // a modify or level update that changes nothing a receiver sees
     WrongBookKind = 4,    // an L3 event on an L2 instrument or the reverse
     UnknownInstrument = 5,
-    Count = 6,
+    ExecutionPrint = 6,   // the TRADE of an execution already sent as 'E' (its print is the 'E')
+    Count = 7,
 };
 
 struct FeedCounts {
@@ -328,7 +329,7 @@ private:
         uint32_t price = 0, shares = 0;
         switch (kind) {
             case EventKind::Trade: {
-                if (execute_in_message_) return;  // the print of the execution already sent
+                if (execute_in_message_) return skip(FeedSkip::ExecutionPrint);
                 if (!to_wire(in, ev.price[i], ev.qty[i], &price, &shares)) return skip(FeedSkip::OutOfRange);
                 ie::Trade m{};
                 stamp(m, in, ts);

@@ -18,6 +18,7 @@ ENUMERATORS = {
         "OutOfRange": <int>CFeedSkip.OutOfRange, "NoChange": <int>CFeedSkip.NoChange,
         "WrongBookKind": <int>CFeedSkip.WrongBookKind,
         "UnknownInstrument": <int>CFeedSkip.UnknownInstrument,
+        "ExecutionPrint": <int>CFeedSkip.ExecutionPrint,
     },
 }
 

@@ -7,13 +7,14 @@ from lockstep.includes.core.events cimport CEventColumns
 
 cdef extern from "lockstep/venue/itch_feed.hpp" namespace "lockstep::venue" nogil:
     cdef enum class CFeedSkip "lockstep::venue::FeedSkip"(uint8_t):
-        NotMarketData, UnknownOrder, OutOfRange, NoChange, WrongBookKind, UnknownInstrument, Count
+        NotMarketData, UnknownOrder, OutOfRange, NoChange, WrongBookKind, UnknownInstrument, ExecutionPrint,
+        Count
 
     cdef cppclass CFeedCounts "lockstep::venue::FeedCounts":
         uint64_t messages
         uint64_t packets
         uint64_t events
-        uint64_t skipped[6]
+        uint64_t skipped[7]
 
     cdef cppclass CItchFeed "lockstep::venue::ItchFeed":
         CItchFeed(const uint8_t* session, size_t packet_bytes, int64_t day_start_ns,

@@ -129,7 +129,7 @@ class VenueSettings:
                              ("order_entry", Transport.TCP)):
             if k in data:
                 kw[k] = _address(prefix + k, data[k], transport)
-        if kw.get("retransmit", cls.retransmit).is_multicast:
+        if "retransmit" in kw and kw["retransmit"].is_multicast:
             raise ConfigError(prefix + "retransmit", "must be a unicast address (requests are answered to their sender)")
         if "users" in data:
             kw["users"] = _users(prefix + "users", data["users"])
