@@ -25,6 +25,7 @@ from lockstep.events import EventKind, empty_columns
 from lockstep.net import UdpSocket
 from lockstep.protocols import moldudp64
 from lockstep.venue.loopback.config import VenueConfig, VenueSettings
+from lockstep.venue.loopback.feed import OWN_ORDER_BIT
 from lockstep.venue.loopback.serve import LoopbackVenue
 
 LOCKSTEP = shutil.which("lockstep") or "lockstep"
@@ -36,8 +37,8 @@ class FeedReceiver:
     """Collects a MoldUDP64 feed by sequence number; drops the sequences in `drop` the first time
     they arrive (an injected gap) and can ask the venue for what it lacks."""
 
-    def __init__(self, drop: range = range(0)) -> None:
-        self.sock = UdpSocket(batch=256, receive_buffer=32 << 20)
+    def __init__(self, drop: range = range(0), local: str = "udp://127.0.0.1:0") -> None:
+        self.sock = UdpSocket(local, batch=256, receive_buffer=32 << 20)
         self.drop = drop
         self.dropped: set[int] = set()
         self.messages: dict[int, bytes] = {}
@@ -205,8 +206,9 @@ class Running:
 
 
 def serve_and_receive(ds: Dataset, tmp_path: Path, *, max_messages: int | None = None,
-                      drop: range = range(0), **venue) -> tuple[LoopbackVenue, FeedReceiver, dict]:
-    receiver = FeedReceiver(drop)
+                      drop: range = range(0), local: str = "udp://127.0.0.1:0",
+                      **venue) -> tuple[LoopbackVenue, FeedReceiver, dict]:
+    receiver = FeedReceiver(drop, local)
     v = LoopbackVenue(venue_config(ds, receiver, **venue), max_messages=max_messages)
     running = Running(v)
     receiver.pump(DEADLINE_S)
@@ -244,6 +246,14 @@ def test_l3_feed_cut_by_max_messages_shows_the_book_at_that_point(synth_l3, tmp_
     assert summary["messages"] == opening + max_messages + 3  # + end of market, system hours, messages
     assert 0 < summary["events"] < synth_l3.rows
     assert_same_books(synth_l3, v, receiver, tmp_path, events=summary["events"])
+
+
+def test_feed_to_a_multicast_group(synth_l2, tmp_path):
+    v, receiver, summary = serve_and_receive(synth_l2, tmp_path, max_messages=2_000,
+                                             local="udp://239.192.11.7:0")
+    assert receiver.address.startswith("udp://239.192.11.7:")
+    assert v.addresses["feed"] == receiver.address
+    assert_same_books(synth_l2, v, receiver, tmp_path, events=summary["events"])
 
 
 def test_l2_dataset_is_one_order_per_level(synth_l2, tmp_path):
@@ -338,6 +348,68 @@ def _paced_dataset(root: Path, span_s: float, events: int = 41) -> Dataset:
                                             size_increment="1", book="l2")], data=str(root)) as w:
         w.write(cols)
     return Dataset.open("paced", data=str(root))
+
+
+def _l3_dataset(root: Path, rows: list[tuple[int, int, int, int, int]]) -> Dataset:
+    """(kind, side, price, qty, order_id) rows, one venue message each, on instrument 0 (L3)."""
+    cols = empty_columns(len(rows))
+    ts = 1_700_000_000_000_000_000 + np.arange(len(rows), dtype=np.int64)
+    cols["ts_event"][:] = ts
+    cols["ts_recv"][:] = ts
+    cols["seq"][:] = np.arange(1, len(rows) + 1)
+    cols["instrument"][:] = 0
+    cols["flags"][:] = 1
+    for name, values in zip(("kind", "side", "price", "qty", "order_id"), zip(*rows)):
+        cols[name][:] = values
+    with DatasetWriter("l3rows", [Instrument(symbol="ROWS", venue="TEST", price_increment="0.01",
+                                             size_increment="1", book="l3")], data=str(root)) as w:
+        w.write(cols)
+    return Dataset.open("l3rows", data=str(root))
+
+
+def test_events_no_message_carries_are_counted_by_reason(tmp_path):
+    add, modify, delete = EventKind.L3_ADD, EventKind.L3_MODIFY, EventKind.L3_DELETE
+    ds = _l3_dataset(tmp_path / "root", [
+        (add, 1, 100, 5, 7),
+        (modify, 1, 100, 5, 7),        # changes nothing
+        (modify, 1, 100, 3, 99),       # an order the feed never saw
+        (delete, 1, 0, 0, 98),         # the same
+        (add, 2, 1 << 40, 1, 8),       # a price beyond Price(4)'s 32 bits
+        (EventKind.L2_SET, 1, 100, 1, 0),  # an L2 event on an L3 instrument
+        (EventKind.ORDER_FILLED, 1, 100, 1, 5),  # our own execution: not market data
+        (modify, 1, 101, 5, 7),        # a new price: replaced
+    ])
+    v, receiver, summary = serve_and_receive(ds, tmp_path)
+    assert summary["skipped"] == {"no_change": 1, "unknown_order": 2, "out_of_range": 1,
+                                  "wrong_book_kind": 1, "not_market_data": 1}
+    types = [m[:1] for _, m in sorted(receiver.messages.items())]
+    assert types == [b"S", b"S", b"S", b"R", b"A", b"U", b"S", b"S", b"S"]
+    got, _ = received_books(receiver.itch_file(tmp_path / "feed.itch"))
+    assert levels_of(got[0]) == {(1, 10100): 5}  # order 7 moved to 1.01 (Price(4) 10100)
+
+
+def test_own_orders_are_published_in_the_same_sequence(tmp_path):
+    ds = _l3_dataset(tmp_path / "root", [(EventKind.L3_ADD, 1, 100, 5, 7)])
+    receiver = FeedReceiver()
+    with LoopbackVenue(venue_config(ds, receiver, speed=1.0)) as v:
+        v.feed.start()
+        own = empty_columns(2)
+        own["kind"][:] = [EventKind.L3_ADD, EventKind.L3_DELETE]
+        own["side"][:] = 2
+        own["price"][:] = 105
+        own["qty"][:] = 3
+        own["order_id"][:] = OWN_ORDER_BIT | 7  # the dataset's order 7 is another order
+        own["flags"][:] = 1
+        own["instrument"][:] = 0
+        own["ts_event"][:] = own["ts_recv"][:] = 1_700_000_000_000_000_000
+        assert v.feed.publish(own, 1) == 1
+        assert v.feed.poll() is None  # the dataset's one event, then the end
+        assert v.feed.publish({k: c[1:] for k, c in own.items()}, 1) == 1
+        receiver.pump(2.0, idle=0.2)
+    messages = [m for _, m in sorted(receiver.messages.items())]
+    adds = [m for m in messages if m[:1] == b"A"]
+    assert len(adds) == 2 and adds[0][19:20] == b"S" and adds[1][19:20] == b"B"
+    assert messages[-1][:1] == b"D" and messages[-1][11:19] == adds[0][11:19]
 
 
 @pytest.mark.parametrize("speed", [2.0, 8.0])
