@@ -379,7 +379,7 @@ def test_events_no_message_carries_are_counted_by_reason(tmp_path):
         (EventKind.ORDER_FILLED, 1, 100, 1, 5),  # our own execution: not market data
         (modify, 1, 101, 5, 7),        # a new price: replaced
     ])
-    v, receiver, summary = serve_and_receive(ds, tmp_path)
+    _, receiver, summary = serve_and_receive(ds, tmp_path)
     assert summary["skipped"] == {"no_change": 1, "unknown_order": 2, "out_of_range": 1,
                                   "wrong_book_kind": 1, "not_market_data": 1}
     types = [m[:1] for _, m in sorted(receiver.messages.items())]
@@ -476,7 +476,8 @@ def test_cli_max_messages_ends_the_feed(synth_l3, tmp_path):
     cfg = tmp_path / "venue.toml"
     cfg.write_text(f'dataset = "{synth_l3.path}"\n[venue]\nspeed = "max"\nlinger = "0s"\n')
     proc = subprocess.run([LOCKSTEP, "venue", "serve", str(cfg), "--max-messages", "500", "--json"],
-                          capture_output=True, text=True, env=_cli_env(), cwd=tmp_path, timeout=DEADLINE_S)
+                          capture_output=True, text=True, env=_cli_env(), cwd=tmp_path, timeout=DEADLINE_S,
+                          check=False)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 2
@@ -499,7 +500,8 @@ def test_config_errors_are_one_line(tmp_path, setting, named):
     cfg = tmp_path / "venue.toml"
     cfg.write_text('dataset = "nowhere"\n')
     proc = subprocess.run([LOCKSTEP, "venue", "serve", str(cfg), "--set", setting],
-                          capture_output=True, text=True, env=_cli_env(), cwd=tmp_path, timeout=DEADLINE_S)
+                          capture_output=True, text=True, env=_cli_env(), cwd=tmp_path, timeout=DEADLINE_S,
+                          check=False)
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0], proc.stderr
@@ -509,7 +511,7 @@ def test_config_error_in_the_file_names_the_file(tmp_path):
     cfg = tmp_path / "venue.toml"
     cfg.write_text('dataset = "x"\n[venue]\nhistory = 0\n')
     proc = subprocess.run([LOCKSTEP, "venue", "serve", str(cfg)], capture_output=True, text=True,
-                          env=_cli_env(), cwd=tmp_path, timeout=DEADLINE_S)
+                          env=_cli_env(), cwd=tmp_path, timeout=DEADLINE_S, check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"error: {cfg}: venue.history: 0 is outside [1, {1 << 40}]"
 

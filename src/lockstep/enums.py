@@ -451,12 +451,12 @@ class RunStatus(LabeledEnum):
 
 
 __all__ = [
-    "FeedSkip",
     "Anomaly",
     "BinanceSkip",
     "BookKind",
     "Crc32cImpl",
     "ExecResult",
+    "FeedSkip",
     "FrameStop",
     "IncrementSource",
     "IntentKind",

@@ -30,7 +30,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from lockstep.checks import config_int, format_duration, kind_of, parse_duration, unknown_keys
+from lockstep.checks import (
+    config_int,
+    format_duration,
+    kind_of,
+    parse_duration,
+    unknown_keys,
+)
 from lockstep.enums import Transport
 from lockstep.errors import AddressError, ConfigError
 from lockstep.net import LOOPBACK, Address, parse_address
@@ -106,13 +112,17 @@ def _speed(key: str, value: object) -> float | None:
     return float(value)
 
 
+_ANY_UDP = Address(Transport.UDP, LOOPBACK, 0)
+_ANY_TCP = Address(Transport.TCP, LOOPBACK, 0)
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class VenueSettings:
     """The `[venue]` table, checked."""
 
-    feed: Address = Address(Transport.UDP, LOOPBACK, 0)
-    retransmit: Address = Address(Transport.UDP, LOOPBACK, 0)
-    order_entry: Address = Address(Transport.TCP, LOOPBACK, 0)
+    feed: Address = _ANY_UDP
+    retransmit: Address = _ANY_UDP
+    order_entry: Address = _ANY_TCP
     users: tuple[User, ...] = ()
     speed: float | None = 1.0  #: None: as fast as possible ("max")
     history: int = 1_000_000
@@ -191,6 +201,6 @@ def load_venue_config(path: str | os.PathLike[str], overrides: Sequence[str] = (
     try:
         return VenueConfig.from_dict(data)
     except ConfigError as e:
-        if e.source != "risk config":
-            raise
-        raise ConfigError(e.key, e.reason, source=source) from None
+        if type(e) is ConfigError and e.source == "risk config":  # raised by a shared check
+            raise ConfigError(e.key, e.reason, source=source) from None
+        raise

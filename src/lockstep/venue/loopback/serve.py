@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import signal
 import time
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from lockstep.data.dataset import Dataset
 from lockstep.net import READABLE, EventLoop
@@ -128,7 +128,7 @@ class LoopbackVenue:
         for c in self._components:
             c.close()
 
-    def __enter__(self) -> LoopbackVenue:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
