@@ -188,13 +188,17 @@ private:
         if (messages == 0) return true;
         // Worst case: every packet wastes less than one message's room at its end.
         const size_t per_packet = (packet_bytes_ - moldudp64::kHeaderLength) / kMaxMessageBytes;
-        size_t in_open = 0;
-        if (open_) in_open = (packet_bytes_ - builder_.size()) / kMaxMessageBytes;
+        const size_t in_open = open_ ? (packet_cap() - builder_.size()) / kMaxMessageBytes : 0;
         if (messages <= in_open) return true;
         const size_t fresh = (messages - in_open + per_packet - 1) / per_packet;
         const size_t start = used_ + (open_ ? builder_.size() : 0);
         return packets_ + (open_ ? 1 : 0) + fresh <= max_packets_ &&
                start + fresh * packet_bytes_ <= capacity_;
+    }
+
+    // The room of the packet being filled: the datagram budget, or what is left of the buffer.
+    size_t packet_cap() const noexcept {
+        return capacity_ - used_ < packet_bytes_ ? capacity_ - used_ : packet_bytes_;
     }
 
     // How many messages event i can write (an upper bound: a book clear writes one per order).
@@ -222,8 +226,7 @@ private:
             close_packet();
             if (packets_ == max_packets_ || capacity_ - used_ < moldudp64::kHeaderLength + 2 + M::kLength)
                 return Status::OutputFull;
-            const size_t cap = capacity_ - used_ < packet_bytes_ ? capacity_ - used_ : packet_bytes_;
-            builder_.begin(out_ + used_, cap, session_, next_sequence_);
+            builder_.begin(out_ + used_, packet_cap(), session_, next_sequence_);
             open_ = true;
         }
         uint8_t* at = builder_.reserve(M::kLength);
@@ -233,9 +236,7 @@ private:
         ++counts_.messages;
         return Status::Ok;
     }
-    bool room_in_open(size_t n) const noexcept {
-        return builder_.size() + 2 + n <= (capacity_ - used_ < packet_bytes_ ? capacity_ - used_ : packet_bytes_);
-    }
+    bool room_in_open(size_t n) const noexcept { return builder_.size() + 2 + n <= packet_cap(); }
 
     void skip(FeedSkip why) noexcept { ++counts_.skipped[size_t(why)]; }
 
@@ -309,10 +310,10 @@ private:
 
     // ITCH's 32-bit fields, or false.
     bool to_wire(uint32_t in, int64_t price, int64_t qty, uint32_t* wp, uint32_t* wq) const noexcept {
-        const int64_t p = price * int64_t(instruments_[in].multiplier);
-        if (price < 0 || qty < 0 || p > int64_t(UINT32_MAX) || qty > int64_t(UINT32_MAX) ||
-            price > int64_t(UINT32_MAX))
+        if (price < 0 || qty < 0 || price > int64_t(UINT32_MAX) || qty > int64_t(UINT32_MAX))
             return false;
+        const uint64_t p = uint64_t(price) * instruments_[in].multiplier;  // both < 2^32: fits
+        if (p > UINT32_MAX) return false;
         *wp = uint32_t(p), *wq = uint32_t(qty);
         return true;
     }
