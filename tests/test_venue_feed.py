@@ -475,7 +475,10 @@ def test_cli_prints_the_listen_line_then_the_summary(synth_l3, tmp_path, sig):
 def test_cli_max_messages_ends_the_feed(synth_l3, tmp_path):
     cfg = tmp_path / "venue.toml"
     cfg.write_text(f'dataset = "{synth_l3.path}"\n[venue]\nspeed = "max"\nlinger = "0s"\n')
-    proc = subprocess.run([LOCKSTEP, "venue", "serve", str(cfg), "--max-messages", "500", "--json"],
+    written = tmp_path / "out" / "summary.json"
+    written.parent.mkdir()
+    proc = subprocess.run([LOCKSTEP, "venue", "serve", str(cfg), "--max-messages", "500", "--json",
+                           "--summary", str(written)],
                           capture_output=True, text=True, env=_cli_env(), cwd=tmp_path, timeout=DEADLINE_S,
                           check=False)
     assert proc.returncode == 0, proc.stderr
@@ -484,6 +487,7 @@ def test_cli_max_messages_ends_the_feed(synth_l3, tmp_path):
     summary = json.loads(lines[1])
     assert summary["stopped_by"] == "end"
     assert summary["messages"] == 3 + len(synth_l3.instruments) + 500 + 3
+    assert json.loads(written.read_text()) == summary
 
 
 @pytest.mark.parametrize("setting, named", [

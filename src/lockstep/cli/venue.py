@@ -1,7 +1,9 @@
 """`lockstep venue serve CONFIG.toml`: the loopback venue."""
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 
 import click
 
@@ -25,10 +27,13 @@ def venue() -> None:
               metavar="SECONDS", help="end the run after this long")
 @click.option("--max-messages", type=click.IntRange(min=0), default=None,
               help="end the feed after this many data messages")
+@click.option("--summary", "summary_path", type=click.Path(dir_okay=False), default=None,
+              help="also write the summary to this file (JSON)")
 @click.option("--json", "as_json", is_flag=True,
               help="print the bound addresses, then the summary, each as one JSON line")
 def serve(config: str, overrides: tuple[str, ...], dataset: str | None, data: str | None,
-          duration: float | None, max_messages: int | None, as_json: bool) -> None:
+          duration: float | None, max_messages: int | None, summary_path: str | None,
+          as_json: bool) -> None:
     """Replay a dataset as ITCH 5.0 over MoldUDP64 and serve retransmissions. Ends when the feed
     has ended and venue.linger has passed, after --duration, or on SIGINT / SIGTERM (exit 0,
     with the summary)."""
@@ -41,6 +46,8 @@ def serve(config: str, overrides: tuple[str, ...], dataset: str | None, data: st
             for name, address in v.addresses.items():
                 click.echo(f"{name:<12} {address}")
         summary = v.run(duration_s=duration, handle_signals=True)
+    if summary_path is not None:
+        Path(summary_path).write_text(json.dumps(summary, indent=2) + "\n")
     if as_json:
         emit_json(summary)
     else:
