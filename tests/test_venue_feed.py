@@ -331,6 +331,22 @@ def test_garbage_on_the_retransmit_port_is_counted_and_logged(synth_l3, tmp_path
     assert sum(receiver.address in m for m in caplog.messages) >= 4
 
 
+def test_a_flood_of_garbage_is_counted_not_logged_line_by_line(synth_l3, caplog):
+    receiver = FeedReceiver()
+    v = LoopbackVenue(venue_config(synth_l3, receiver, linger="10s"), max_messages=100)
+    running = Running(v)
+    receiver.pump(DEADLINE_S)
+    with caplog.at_level("WARNING", logger="lockstep.venue"):
+        for i in range(50):
+            receiver.sock.send_to(bytes([i]) * 3, v.addresses["retransmit"])
+        deadline = time.monotonic() + DEADLINE_S
+        while v.feed.retransmit.bad_requests < 50 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        summary = running.finish()
+    assert summary["retransmit"]["bad_requests"] == 50
+    assert sum("bad request" in m for m in caplog.messages) == 20
+
+
 def _paced_dataset(root: Path, span_s: float, events: int = 41) -> Dataset:
     cols = empty_columns(events)
     ts = 1_700_000_000_000_000_000 + np.linspace(0, span_s * 1e9, events).astype(np.int64)

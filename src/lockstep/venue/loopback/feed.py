@@ -48,6 +48,10 @@ _INT64_MAX = (1 << 63) - 1
 # One encode call's output: room for tens of thousands of messages, one sendmmsg run.
 _OUT_PACKETS = 1024
 _READ_BATCH = 1 << 16
+# Bad requests logged one by one up to this many (a flood of garbage is counted, not logged).
+_LOGGED_BAD_REQUESTS = 20
+# How long a reply waits for room in the send buffer before it is given up (and counted).
+_REPLY_WAIT_S = 0.5
 # System event codes (ITCH 5.0 'S').
 _START = (b"O", b"S", b"Q")  # start of messages, of system hours, of market hours
 _END = (b"M", b"E", b"C")  # end of market hours, of system hours, of messages
@@ -78,7 +82,8 @@ class RetransmitCounts:
     packets: int = 0  #: packets resent
     refused: int = 0  #: requests for messages outside the history (or not yet sent): no data
     wrong_session: int = 0  #: requests naming another session: no data
-    bad_requests: int = 0  #: datagrams that are not a request (logged with the peer)
+    bad_requests: int = 0  #: datagrams that are not a request (the first ones logged with the peer)
+    reply_dropped: int = 0  #: reply packets the send buffer would not take in time
 
 
 class _History:
@@ -326,7 +331,8 @@ class MarketDataFeed:
             request = moldudp64.decode_request(payload)
         except ProtocolError as e:
             self.retransmit.bad_requests += 1
-            log.warning("retransmit: bad request from %s (%d bytes): %s", peer, len(payload), e)
+            if self.retransmit.bad_requests <= _LOGGED_BAD_REQUESTS:
+                log.warning("retransmit: bad request from %s (%d bytes): %s", peer, len(payload), e)
             return
         self.retransmit.requests += 1
         if request.session != self.settings.session:
@@ -344,12 +350,23 @@ class MarketDataFeed:
         sequence = request.sequence
         while messages:
             packet, took = moldudp64.encode_packet(self.settings.session, sequence, messages, PACKET_BYTES)
-            self._request_socket.send_to(packet, peer)
+            if not self._reply(packet, peer):
+                self.retransmit.reply_dropped += 1
+                log.warning("retransmit: reply to %s from %d dropped (send buffer full)", peer, sequence)
             self.retransmit.packets += 1
             self.retransmit.messages += took
             sequence += took
             messages = messages[took:]
         self.retransmit.answered += 1
+
+    def _reply(self, packet: bytes, peer: str) -> bool:
+        deadline = time.monotonic() + _REPLY_WAIT_S
+        while not self._request_socket.send_to(packet, peer):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            select.select([], [self._request_socket], [], min(left, 0.01))
+        return True
 
     # ----------------------------------------------------------------------------------------
 
