@@ -275,6 +275,16 @@ def test_shared_itch_capture_replayed_rebuilds_its_books(tmp_path):
     assert_same_books(ds, v, receiver, tmp_path)
 
 
+def test_shared_binance_capture_l2_replayed_rebuilds_its_levels(tmp_path):
+    result = import_data("binance", [shared_file("binance/spot/btcusdt_20240808.gz")],
+                         data=str(tmp_path / "root"))
+    ds = Dataset.open(result.paths["canonical"])
+    assert ds.instruments[0].book == "l2"
+    v, receiver, summary = serve_and_receive(ds, tmp_path)
+    assert summary["events"] == ds.rows and "out_of_range" not in summary["skipped"]
+    assert_same_books(ds, v, receiver, tmp_path)
+
+
 def test_retransmission_fills_an_injected_gap(synth_l3, tmp_path):
     v, receiver, summary = serve_and_receive(synth_l3, tmp_path, drop=range(100, 160))
     assert receiver.dropped == set(range(100, 160))
