@@ -516,6 +516,19 @@ def test_cli_max_messages_ends_the_feed(synth_l3, tmp_path):
     assert json.loads(written.read_text()) == summary
 
 
+def test_cli_duration_ends_the_run(synth_l3, tmp_path):
+    cfg = tmp_path / "venue.toml"
+    cfg.write_text(f'dataset = "{synth_l3.path}"\n[venue]\nspeed = 1.0\nlinger = "60s"\n')
+    proc = subprocess.run([LOCKSTEP, "venue", "serve", str(cfg), "--duration", "0.5", "--json"],
+                          capture_output=True, text=True, env=_cli_env(), cwd=tmp_path, timeout=DEADLINE_S,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary["stopped_by"] == "duration"
+    assert 0.5 <= summary["seconds"] < 5.0
+    assert 0 < summary["events"] < synth_l3.rows  # paced at speed 1, the dataset is far from done
+
+
 @pytest.mark.parametrize("setting, named", [
     ("venue.spede=2", "venue.spede: unknown key"),
     ("venue.speed=0", "venue.speed: must be a number > 0"),
