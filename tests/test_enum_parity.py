@@ -18,6 +18,7 @@ from lockstep._bindings import (
     books,
     engine,
     execution,
+    itch_feed,
     matching,
     net,
     protocols,
@@ -33,7 +34,7 @@ from lockstep.enums import LabeledEnum, Status
 from lockstep.errors import STATUS_TEXT
 from lockstep.events import EventKind, Flag, Side
 
-_BINDINGS = (binance, books, engine, execution, matching, net, protocols, queue, raw_capture,
+_BINDINGS = (binance, books, engine, execution, itch_feed, matching, net, protocols, queue, raw_capture,
              replay, risk, synth, validate, venue_models)
 
 # Where the Python name is not the C++ one in upper snake case: the config label comes from the

@@ -308,6 +308,19 @@ class LatencyKind(LabeledEnum):
     FEED = 2  # max(0, round(feed latency * feed_multiplier)) + entry / response
 
 
+class FeedSkip(LabeledEnum):
+    """lockstep::venue::FeedSkip (venue/itch_feed.hpp): why the loopback venue's ITCH feed did not
+    show an event (counted, reported in the venue's summary)."""
+
+    NOT_MARKET_DATA = 0  # execution and control events, BBO and phase events
+    UNKNOWN_ORDER = 1  # an L3 order id with no live order in the feed
+    OUT_OF_RANGE = 2  # a price or quantity ITCH's 32-bit fields cannot carry
+    NO_CHANGE = 3  # a modify or level update that changes nothing a receiver sees
+    WRONG_BOOK_KIND = 4  # an L3 event on an L2 instrument or the reverse
+    UNKNOWN_INSTRUMENT = 5
+    EXECUTION_PRINT = 6  # the TRADE of an execution the feed already sent as 'E'
+
+
 # --------------------------------------------------------------------------------------------
 # codecs
 
@@ -443,6 +456,7 @@ __all__ = [
     "BookKind",
     "Crc32cImpl",
     "ExecResult",
+    "FeedSkip",
     "FrameStop",
     "IncrementSource",
     "IntentKind",

@@ -3,7 +3,7 @@
 One module per command (or command group); a command's module, and the layers it uses, load
 only when that command runs, so `lockstep replay` does not pay for the backtest machinery.
 Exit status (`cli.common.ExitCode`; the table in docs/architecture.md): 0 success (an import
-whose verdict is pass), 1 an error lockstep diagnosed (printed as one line), 2 a usage error,
+whose verdict is pass; `venue serve` stopped by SIGINT / SIGTERM), 1 an error lockstep diagnosed (printed as one line), 2 a usage error,
 3 `data validate` found records that would be quarantined, 4 an import or promotion whose
 verdict is partial (some records quarantined), 5 one whose verdict is fail (nothing promoted),
 130 stopped by Ctrl-C (printed as one line; what was written is marked incomplete).
@@ -26,6 +26,7 @@ COMMANDS = {
     "backtest": "lockstep.cli.backtest:backtest",
     "replay": "lockstep.cli.replay:replay_cmd",
     "data": "lockstep.cli.data:data",
+    "venue": "lockstep.cli.venue:venue",
 }
 
 

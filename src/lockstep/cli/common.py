@@ -15,7 +15,8 @@ from lockstep.tomlconfig import OVERRIDE_SOURCE
 class ExitCode(IntEnum):
     """The exit status of every command, for scripts (the table in docs/architecture.md)."""
 
-    OK = 0  #: success; an import whose verdict is pass (or that stopped before validating)
+    OK = 0  #: success; an import whose verdict is pass (or that stopped before validating);
+    #: `venue serve` stopped by SIGINT / SIGTERM (a server's normal end)
     ERROR = 1  #: a failure lockstep diagnosed, printed as one line
     USAGE = 2  #: a usage error: unknown command or flag, bad flag value
     WOULD_QUARANTINE = 3  #: `data validate` found records that would be quarantined

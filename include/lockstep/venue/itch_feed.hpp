@@ -1,0 +1,428 @@
+// The loopback venue's market data: canonical events -> ITCH 5.0 messages in MoldUDP64 packets.
+//
+// The caller (lockstep.venue.loopback.feed) hands batches of event columns and a buffer; the feed
+// writes whole datagrams back to back into it (each a MoldUDP64 packet of at most packet_bytes),
+// their lengths into a caller array, and the caller sends them in one sendmmsg batch. Sequence
+// numbers run on across calls. docs/loopback-venue.md is normative; in short:
+//
+// - Each instrument is a stock: locate = instrument index + 1, its symbol in every message that
+//   names a stock. Prices are Price(4): ticks * the instrument's price multiplier (how many
+//   1/10,000ths one tick is); shares are the dataset's quantity in size increments.
+// - Order references are the venue's own, from 1 up, unique across instruments (the ITCH
+//   receiver's order map is one map for the whole feed): an event's order id is looked up in its
+//   instrument's map.
+// - L3 instruments as the events say: add -> 'A', execute -> 'E' (the dataset's TRADE of the same
+//   venue message is that execution's print and is not repeated), modify keeping priority (same
+//   price, not more shares) -> 'X' of the difference, any other modify -> 'U' under a new
+//   reference, delete -> 'D', a TRADE of its own -> 'P', a book clear -> 'D' of each live order.
+// - L2 instruments: one venue order per price level. A level appears -> 'A', shrinks -> 'X' of the
+//   difference, grows -> 'U' (same price, the new quantity, a new reference), empties -> 'D'. A
+//   receiver's L3 book summed by level is then exactly the L2 book.
+// - Events no message can carry (a price or quantity outside ITCH's 32 bits, a reference the feed
+//   does not know, execution and control events) are skipped and counted by reason.
+//
+// Hot code: noexcept, returns a Status, allocation-free per event (the order pool and maps grow
+// by doubling only when more orders are live than ever before).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "lockstep/base/flat_hash_map.hpp"
+#include "lockstep/base/status.hpp"
+#include "lockstep/codecs/itch_encode.hpp"
+#include "lockstep/codecs/moldudp64.hpp"
+#include "lockstep/core/events.hpp"
+
+namespace lockstep::venue {
+
+namespace ie = lockstep::itch_encode;
+
+// Why an event was not shown. Mirrored by lockstep.enums.FeedSkip.
+enum class FeedSkip : uint8_t {
+    NotMarketData = 0,    // execution and control events, BBO and phase events
+    UnknownOrder = 1,     // an order id (L3) the feed has no live order for
+    OutOfRange = 2,       // a price or quantity ITCH's 32-bit fields cannot carry
+    NoChange = 3,         // a modify or level update that changes nothing a receiver sees
+    WrongBookKind = 4,    // an L3 event on an L2 instrument or the reverse
+    UnknownInstrument = 5,
+    ExecutionPrint = 6,   // the TRADE of an execution already sent as 'E' (its print is the 'E')
+    Count = 7,
+};
+
+struct FeedCounts {
+    uint64_t messages = 0;  // ITCH messages written (= sequence numbers used)
+    uint64_t packets = 0;
+    uint64_t events = 0;    // events consumed
+    uint64_t skipped[size_t(FeedSkip::Count)] = {};
+};
+
+class ItchFeed {
+public:
+    // Per packet, at most this much: NASDAQ keeps a datagram within one Ethernet frame.
+    static constexpr size_t kDefaultPacketBytes = 1400;
+    static constexpr size_t kMaxMessageBytes = 2 + 44;  // block prefix + the longest we write ('P')
+
+    ItchFeed(const uint8_t* session, size_t packet_bytes, int64_t day_start_ns,
+             uint64_t first_sequence, size_t expected_orders) {
+        std::memcpy(session_, session, moldudp64::kSessionLength);
+        packet_bytes_ = packet_bytes;
+        day_start_ = day_start_ns;
+        next_sequence_ = first_sequence;
+        pool_.reserve(expected_orders);
+    }
+
+    // Declares instrument `index` (allocates; setup only). book_l2: one venue order per level.
+    void add_instrument(uint32_t index, const uint8_t* symbol8, uint32_t price_multiplier,
+                        bool book_l2) {
+        if (index >= instruments_.size()) {
+            instruments_.resize(index + 1);
+            maps_.resize(2 * (index + 1));
+        }
+        Instrument& in = instruments_[index];
+        std::memcpy(in.stock, symbol8, 8);
+        in.multiplier = price_multiplier;
+        in.l2 = book_l2;
+        in.known = true;
+    }
+
+    // Where the next calls write: `capacity` bytes and room for `max_packets` datagrams.
+    void begin(uint8_t* out, size_t capacity, uint32_t* lengths, size_t max_packets) noexcept {
+        out_ = out;
+        capacity_ = capacity;
+        lengths_ = lengths;
+        max_packets_ = max_packets;
+        used_ = 0;
+        packets_ = 0;
+        open_ = false;
+    }
+    // Closes the packet being filled; the number of datagrams written since begin().
+    size_t finish() noexcept {
+        close_packet();
+        return packets_;
+    }
+
+    Status system_event(uint8_t code, int64_t ts) noexcept {
+        ie::SystemEvent m{};
+        stamp(m, 0, ts);
+        m.event_code = code;
+        return put(m);
+    }
+
+    // The stock directory of a declared instrument: round lot 1, NASDAQ Global Select, normal.
+    Status stock_directory(uint32_t index, int64_t ts) noexcept {
+        if (index >= instruments_.size() || !instruments_[index].known) return Status::UnknownInstrument;
+        ie::StockDirectory m{};
+        stamp(m, index, ts);
+        std::memcpy(m.stock, instruments_[index].stock, 8);
+        m.market_category = 'Q', m.financial_status = 'N', m.round_lot_size = 1;
+        m.round_lots_only = 'N', m.issue_classification = 'C';
+        m.issue_subtype[0] = 'Z', m.issue_subtype[1] = ' ';
+        m.authenticity = 'P', m.short_sale_threshold = ' ', m.ipo_flag = ' ', m.luld_tier = ' ';
+        m.etp_flag = ' ', m.inverse = ' ';
+        return put(m);
+    }
+
+    // Encodes events [from, ev.size) until one of them stops it; *next is the first event not
+    // consumed. Ok: all consumed. WouldBlock: the venue message starting at *next is due after
+    // `until_ts` (pacing; *due_ts says when). OutputFull: the buffer or the message budget
+    // (`max_messages` more) cannot take the next event's messages: send and call again.
+    Status encode(const EventColumns& ev, size_t from, int64_t until_ts, uint64_t max_messages,
+                  size_t* next, int64_t* due_ts) noexcept {
+        const uint64_t budget_end = counts_.messages + max_messages;
+        size_t i = from;
+        Status st = Status::Ok;
+        for (; i < ev.size; ++i) {
+            if (at_message_start_ && ev.ts_event[i] > until_ts) {
+                *due_ts = ev.ts_event[i];
+                st = Status::WouldBlock;
+                break;
+            }
+            const size_t needed = messages_needed(ev, i);
+            if (counts_.messages + needed > budget_end || !room_for(needed)) {
+                st = Status::OutputFull;
+                break;
+            }
+            apply(ev, i);
+            ++counts_.events;
+            at_message_start_ = (ev.flags[i] & flags::kLast) != 0;
+            if (at_message_start_) execute_in_message_ = false;
+        }
+        *next = i;
+        return st;
+    }
+
+    uint64_t next_sequence() const noexcept { return next_sequence_; }
+    const FeedCounts& counts() const noexcept { return counts_; }
+    size_t live_orders() const noexcept { return live_; }
+
+private:
+    struct Instrument {
+        uint8_t stock[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+        uint32_t multiplier = 1;
+        bool l2 = false;
+        bool known = false;
+        uint32_t head = kNone;  // live orders of this instrument, a doubly linked list in pool_
+    };
+    struct Order {
+        uint64_t reference;
+        int64_t key;  // in its map: the order id (L3) or the price (L2)
+        uint32_t price;  // Price(4)
+        uint32_t shares;
+        uint32_t instrument;
+        uint32_t prev, next;
+        uint8_t side;  // 'B' or 'S'
+    };
+    static constexpr uint32_t kNone = UINT32_MAX;
+
+    template <class M>
+    void stamp(M& m, uint32_t index, int64_t ts) noexcept {
+        m.stock_locate = uint16_t(index == 0 && M::kType == 'S' ? 0 : index + 1);
+        m.tracking_number = 0;
+        m.timestamp.value = uint64_t(ts - day_start_) & ((uint64_t(1) << 48) - 1);
+    }
+
+    bool room_for(size_t messages) const noexcept {
+        if (messages == 0) return true;
+        // Worst case: every packet wastes less than one message's room at its end.
+        const size_t per_packet = (packet_bytes_ - moldudp64::kHeaderLength) / kMaxMessageBytes;
+        const size_t in_open = open_ ? (packet_cap() - builder_.size()) / kMaxMessageBytes : 0;
+        if (messages <= in_open) return true;
+        const size_t fresh = (messages - in_open + per_packet - 1) / per_packet;
+        const size_t start = used_ + (open_ ? builder_.size() : 0);
+        return packets_ + (open_ ? 1 : 0) + fresh <= max_packets_ &&
+               start + fresh * packet_bytes_ <= capacity_;
+    }
+
+    // The room of the packet being filled: the datagram budget, or what is left of the buffer.
+    size_t packet_cap() const noexcept {
+        return capacity_ - used_ < packet_bytes_ ? capacity_ - used_ : packet_bytes_;
+    }
+
+    // How many messages event i can write (an upper bound: a book clear writes one per order).
+    size_t messages_needed(const EventColumns& ev, size_t i) const noexcept {
+        if (EventKind(ev.kind[i]) != EventKind::BookClear) return 1;
+        const uint32_t in = ev.instrument[i];
+        if (in >= instruments_.size()) return 0;
+        size_t n = 0;
+        for (uint32_t o = instruments_[in].head; o != kNone; o = pool_[o].next) ++n;
+        return n;
+    }
+
+    void close_packet() noexcept {
+        if (!open_) return;
+        lengths_[packets_++] = uint32_t(builder_.size());
+        used_ += builder_.size();
+        ++counts_.packets;
+        open_ = false;
+    }
+
+    // The caller checked room_for: a message always finds room in this packet or a fresh one.
+    template <class M>
+    Status put(const M& m) noexcept {
+        if (!open_ || !room_in_open(M::kLength)) {
+            close_packet();
+            if (packets_ == max_packets_ || capacity_ - used_ < moldudp64::kHeaderLength + 2 + M::kLength)
+                return Status::OutputFull;
+            builder_.begin(out_ + used_, packet_cap(), session_, next_sequence_);
+            open_ = true;
+        }
+        uint8_t* at = builder_.reserve(M::kLength);
+        size_t written;
+        ie::encode_message(m, at, M::kLength, &written);
+        ++next_sequence_;
+        ++counts_.messages;
+        return Status::Ok;
+    }
+    bool room_in_open(size_t n) const noexcept { return builder_.size() + 2 + n <= packet_cap(); }
+
+    void skip(FeedSkip why) noexcept { ++counts_.skipped[size_t(why)]; }
+
+    FlatHashMap<int64_t>& map_of(uint32_t in, uint8_t side) noexcept {
+        return maps_[2 * in + (instruments_[in].l2 && side == 'S' ? 1 : 0)];
+    }
+
+    uint32_t new_order(uint32_t in, int64_t key, uint8_t side, uint32_t price, uint32_t shares) noexcept {
+        uint32_t slot;
+        if (!free_.empty()) {
+            slot = free_.back();
+            free_.pop_back();
+        } else {
+            slot = uint32_t(pool_.size());
+            pool_.push_back(Order{});  // grows by doubling past the reserve: amortized, not per event
+        }
+        Order& o = pool_[slot];
+        o = Order{next_reference_++, key, price, shares, in, kNone, instruments_[in].head, side};
+        if (o.next != kNone) pool_[o.next].prev = slot;
+        instruments_[in].head = slot;
+        map_of(in, side).insert(key, slot);
+        ++live_;
+        return slot;
+    }
+
+    void drop_order(uint32_t slot) noexcept {
+        Order& o = pool_[slot];
+        map_of(o.instrument, o.side).erase(o.key);
+        if (o.prev != kNone) pool_[o.prev].next = o.next;
+        else instruments_[o.instrument].head = o.next;
+        if (o.next != kNone) pool_[o.next].prev = o.prev;
+        if (free_.size() == free_.capacity()) free_.reserve(free_.capacity() * 2 + 64);
+        free_.push_back(slot);
+        --live_;
+    }
+
+    void add(uint32_t in, int64_t ts, uint32_t slot) noexcept {
+        const Order& o = pool_[slot];
+        ie::AddOrder m{};
+        stamp(m, in, ts);
+        m.order_reference = o.reference, m.side = o.side, m.shares = o.shares;
+        std::memcpy(m.stock, instruments_[in].stock, 8);
+        m.price = o.price;
+        put(m);
+    }
+    void remove(uint32_t in, int64_t ts, uint32_t slot) noexcept {
+        ie::OrderDelete m{};
+        stamp(m, in, ts);
+        m.order_reference = pool_[slot].reference;
+        put(m);
+        drop_order(slot);
+    }
+    void cancel(uint32_t in, int64_t ts, uint32_t slot, uint32_t shares) noexcept {
+        ie::OrderCancel m{};
+        stamp(m, in, ts);
+        m.order_reference = pool_[slot].reference;
+        m.canceled_shares = shares;
+        pool_[slot].shares -= shares;
+        put(m);
+    }
+    void replace(uint32_t in, int64_t ts, uint32_t slot, uint32_t price, uint32_t shares) noexcept {
+        Order& o = pool_[slot];
+        ie::OrderReplace m{};
+        stamp(m, in, ts);
+        m.original_reference = o.reference;
+        o.reference = next_reference_++;
+        o.price = price, o.shares = shares;
+        m.new_reference = o.reference, m.shares = shares, m.price = price;
+        put(m);
+    }
+
+    // ITCH's 32-bit fields, or false.
+    bool to_wire(uint32_t in, int64_t price, int64_t qty, uint32_t* wp, uint32_t* wq) const noexcept {
+        if (price < 0 || qty < 0 || price > int64_t(UINT32_MAX) || qty > int64_t(UINT32_MAX))
+            return false;
+        const uint64_t p = uint64_t(price) * instruments_[in].multiplier;  // both < 2^32: fits
+        if (p > UINT32_MAX) return false;
+        *wp = uint32_t(p), *wq = uint32_t(qty);
+        return true;
+    }
+
+    void apply(const EventColumns& ev, size_t i) noexcept {
+        const EventKind kind = EventKind(ev.kind[i]);
+        const uint32_t in = ev.instrument[i];
+        if (uint8_t(kind) >= kMarketKindEnd || kind == EventKind::VenueBbo || kind == EventKind::None)
+            return skip(FeedSkip::NotMarketData);
+        if (in >= instruments_.size() || !instruments_[in].known) return skip(FeedSkip::UnknownInstrument);
+        const int64_t ts = ev.ts_event[i];
+        const bool l2 = instruments_[in].l2;
+        const uint8_t side = Side(ev.side[i]) == Side::Bid ? 'B' : 'S';
+        uint32_t price = 0, shares = 0;
+        switch (kind) {
+            case EventKind::Trade: {
+                if (execute_in_message_) return skip(FeedSkip::ExecutionPrint);
+                if (!to_wire(in, ev.price[i], ev.qty[i], &price, &shares)) return skip(FeedSkip::OutOfRange);
+                ie::Trade m{};
+                stamp(m, in, ts);
+                // The hidden resting order's side: opposite the aggressor; 'B' when unknown.
+                m.side = Side(ev.side[i]) == Side::Bid ? 'S' : 'B';
+                m.shares = shares, m.price = price, m.match_number = ++match_number_;
+                std::memcpy(m.stock, instruments_[in].stock, 8);
+                put(m);
+                return;
+            }
+            case EventKind::BookClear:
+                while (instruments_[in].head != kNone) remove(in, ts, instruments_[in].head);
+                return;
+            case EventKind::L2Set: {
+                if (!l2) return skip(FeedSkip::WrongBookKind);
+                if (Side(ev.side[i]) == Side::None || !to_wire(in, ev.price[i], ev.qty[i], &price, &shares))
+                    return skip(FeedSkip::OutOfRange);
+                const uint32_t slot = map_of(in, side).find(ev.price[i]);
+                if (slot == FlatHashMap<int64_t>::kMissing) {
+                    if (shares == 0) return skip(FeedSkip::NoChange);
+                    return add(in, ts, new_order(in, ev.price[i], side, price, shares));
+                }
+                const uint32_t had = pool_[slot].shares;
+                if (shares == 0) return remove(in, ts, slot);
+                if (shares < had) return cancel(in, ts, slot, had - shares);
+                if (shares > had) return replace(in, ts, slot, price, shares);
+                return skip(FeedSkip::NoChange);
+            }
+            case EventKind::L3Add: {
+                if (l2) return skip(FeedSkip::WrongBookKind);
+                if (Side(ev.side[i]) == Side::None || !to_wire(in, ev.price[i], ev.qty[i], &price, &shares) ||
+                    shares == 0)
+                    return skip(FeedSkip::OutOfRange);
+                const uint32_t old = map_of(in, side).find(int64_t(ev.order_id[i]));
+                if (old != FlatHashMap<int64_t>::kMissing) remove(in, ts, old);  // a duplicate id replaces
+                return add(in, ts, new_order(in, int64_t(ev.order_id[i]), side, price, shares));
+            }
+            default: break;
+        }
+        if (l2) return skip(FeedSkip::WrongBookKind);
+        const uint32_t slot = maps_[2 * in].find(int64_t(ev.order_id[i]));
+        if (slot == FlatHashMap<int64_t>::kMissing) return skip(FeedSkip::UnknownOrder);
+        const uint32_t had = pool_[slot].shares;
+        switch (kind) {
+            case EventKind::L3Delete: return remove(in, ts, slot);
+            case EventKind::L3Execute: {
+                if (!to_wire(in, 0, ev.qty[i], &price, &shares)) return skip(FeedSkip::OutOfRange);
+                if (shares > had) shares = had;
+                ie::OrderExecuted m{};
+                stamp(m, in, ts);
+                m.order_reference = pool_[slot].reference;
+                m.executed_shares = shares, m.match_number = ++match_number_;
+                put(m);
+                execute_in_message_ = true;
+                if (shares == had) drop_order(slot);
+                else pool_[slot].shares -= shares;
+                return;
+            }
+            case EventKind::L3Modify: {
+                if (!to_wire(in, ev.price[i], ev.qty[i], &price, &shares)) return skip(FeedSkip::OutOfRange);
+                if (shares == 0) return remove(in, ts, slot);
+                if (price == pool_[slot].price && shares < had) return cancel(in, ts, slot, had - shares);
+                if (price == pool_[slot].price && shares == had) return skip(FeedSkip::NoChange);
+                return replace(in, ts, slot, price, shares);
+            }
+            default: return skip(FeedSkip::NotMarketData);
+        }
+    }
+
+    uint8_t session_[moldudp64::kSessionLength];
+    size_t packet_bytes_;
+    int64_t day_start_;
+    uint64_t next_sequence_;
+    uint64_t next_reference_ = 1;
+    uint64_t match_number_ = 0;
+    bool at_message_start_ = true;
+    bool execute_in_message_ = false;
+    std::vector<Instrument> instruments_;
+    std::vector<FlatHashMap<int64_t>> maps_;  // 2 per instrument: L3 orders by id; L2 bid, ask levels
+    std::vector<Order> pool_;
+    std::vector<uint32_t> free_;
+    size_t live_ = 0;
+    FeedCounts counts_;
+
+    uint8_t* out_ = nullptr;
+    size_t capacity_ = 0;
+    uint32_t* lengths_ = nullptr;
+    size_t max_packets_ = 0;
+    size_t used_ = 0;
+    size_t packets_ = 0;
+    bool open_ = false;
+    moldudp64::PacketBuilder builder_;
+};
+
+}  // namespace lockstep::venue
