@@ -10,6 +10,7 @@ import click
 from lockstep.cli.common import DATA_HELP, emit_json
 from lockstep.venue.loopback.config import load_venue_config
 from lockstep.venue.loopback.serve import LoopbackVenue
+from lockstep.venue.loopback.trading import OrderEntry
 
 
 @click.group()
@@ -34,12 +35,14 @@ def venue() -> None:
 def serve(config: str, overrides: tuple[str, ...], dataset: str | None, data: str | None,
           duration: float | None, max_messages: int | None, summary_path: str | None,
           as_json: bool) -> None:
-    """Replay a dataset as ITCH 5.0 over MoldUDP64 and serve retransmissions. Ends when the feed
+    """Replay a dataset as ITCH 5.0 over MoldUDP64, serve retransmissions, and take OUCH 4.2
+    orders over SoupBinTCP, matched against the replayed book. Ends when the feed
     has ended and venue.linger has passed, after --duration, or on SIGINT / SIGTERM (exit 0,
     with the summary)."""
     logging.basicConfig(format="venue: %(message)s", level=logging.WARNING)
     cfg = load_venue_config(config, overrides, dataset=dataset)
     with LoopbackVenue(cfg, data=data, max_messages=max_messages) as v:
+        v.attach(OrderEntry(v.feed))
         if as_json:
             emit_json(v.addresses)
         else:

@@ -18,7 +18,7 @@ import dataclasses
 import logging
 import select
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from typing import Any
 
@@ -166,6 +166,9 @@ class MarketDataFeed:
         self.heartbeats = 0
         self.ended = False  #: End of Session sent: the dataset (or the message budget) is done
         self._started = False
+        #: Told (columns, start, stop) after dataset events start..stop of columns were sent:
+        #: the order-entry side moves its books and matchers with them.
+        self.on_sent: Callable[[Columns, int, int], None] | None = None
 
     def _feed_address(self) -> str:
         feed = self.settings.feed
@@ -174,6 +177,11 @@ class MarketDataFeed:
         # Port 0: a free port on that host (or group), found by binding it and letting it go.
         with UdpSocket(str(feed)) as probe:
             return probe.address
+
+    @property
+    def first_event_ns(self) -> int:
+        """The first event's ts_event (the replay clock before anything is sent)."""
+        return self._first_ts
 
     @property
     def addresses(self) -> dict[str, str]:
@@ -214,8 +222,11 @@ class MarketDataFeed:
                 break
             self._core.begin(self._out, self._lengths)
             size = len(self._cols["ts_event"])
+            begin = self._pos
             status, self._pos, due = self._core.encode(self._cols, size, self._pos, until, budget)
             self._flush()
+            if self.on_sent is not None:
+                self.on_sent(self._cols, begin, self._pos)
             if status == Status.WOULD_BLOCK:
                 wait = (due - self._first_ts) / speed + self._wall0 - time.monotonic_ns()
                 return self._until_heartbeat(max(wait, 0.0) / 1e9)
