@@ -151,8 +151,8 @@ def test_a_resting_order_shows_in_the_feed_unless_turned_off(tmp_path, show):
     client.enter(ouch.CancelOrder("R1", 0))
     (canceled,) = _messages(client, 1)
     assert isinstance(canceled, ouch.Canceled) and canceled.decrement_shares == 70
+    receiver.pump(DEADLINE_S, idle=0.3)  # until the feed's End of Session (1 s of replay)
     summary = running.finish()
-    receiver.pump(DEADLINE_S, idle=0.3)
     receiver.close()
     messages = [m for _, m in sorted(receiver.messages.items())]
     # Add Order: reference [11:19], side [19], shares [20:24], price [32:36].
