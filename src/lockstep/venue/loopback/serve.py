@@ -4,7 +4,8 @@
     print(venue.addresses)              # bound addresses, real ports
     summary = venue.run(duration_s=10)  # until the feed ends (+ linger), the duration or stop()
 
-The market data side (`MarketDataFeed`) is one `VenueComponent`; the order-entry side plugs in
+The market data side (`MarketDataFeed`) is one `VenueComponent`; the order-entry side
+(`lockstep.venue.loopback.trading.OrderEntry`, which `lockstep venue serve` attaches) plugs in
 as another with `attach()`: the loop waits on every component's socket at once, calls
 `on_readable()` on the ready ones and `tick()` on all of them (each says how soon it wants to be
 called again), and merges their `summary()` into the run's. `order_entry` is the seam's name for
