@@ -25,7 +25,11 @@ import numpy as np
 from lockstep.core.books import L2Book, L3Book
 from lockstep.events import EventKind, Flag, Side, empty_columns
 from lockstep.venue.loopback.feed import OWN_ORDER_BIT, MarketDataFeed
-from lockstep.venue.loopback.order_entry import Market, MatchingOrderHandler, OrderEntryServer
+from lockstep.venue.loopback.order_entry import (
+    Market,
+    MatchingOrderHandler,
+    OrderEntryServer,
+)
 from lockstep.venue.loopback.sessions import Account
 from lockstep.venue.matching import L2Matcher, L3Matcher
 
