@@ -24,7 +24,7 @@ from lockstep.data.synth import generate
 from lockstep.events import EventKind, empty_columns
 from lockstep.net import UdpSocket
 from lockstep.protocols import moldudp64
-from lockstep.venue.loopback.config import VenueConfig, VenueSettings
+from lockstep.venue.loopback.config import VenueConfig, VenueSettings, load_venue_config
 from lockstep.venue.loopback.feed import OWN_ORDER_BIT
 from lockstep.venue.loopback.serve import LoopbackVenue
 
@@ -564,3 +564,13 @@ def test_user_repr_hides_the_password():
     s = VenueSettings.from_dict({"users": [{"username": "alice", "password": "hunter22"}]})
     assert "hunter22" not in repr(s) and "hunter22" not in json.dumps(s.to_dict())
     assert s.users[0].password == "hunter22"
+
+
+def test_the_example_venue_config_serves_the_quickstart_dataset():
+    """examples/loopback_venue.toml, which the README names after quickstart, is a valid config
+    for the dataset quickstart makes."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "loopback_venue.toml"
+    config = load_venue_config(example)
+    assert config.dataset == "synthetic-l2"
+    assert [u.username for u in config.venue.users] == ["demo"]
+    assert config.venue.speed is None  # "max": as fast as possible
