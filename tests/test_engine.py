@@ -718,3 +718,28 @@ def test_a_rule_off_the_data_grid_is_checked_exactly_and_said_so(data_root):
     with pytest.warns(OrderRulesWarning, match=r"tick_size 0.015 .* multiples of 0.03"):
         run(data_root, rules_dataset(data_root, rules={"tick_size": "0.015"}), "RuleBreaker")
     assert {n for n, (oid, _) in RuleBreaker.results.items() if not oid} == {"ok", "off_lot", "below_min_qty", "below_min_notional"}
+
+
+class OwnLiquidity(Strategy):
+    """Rests one bid, then reads how much of each level is ours once the venue has it."""
+
+    seen: list = []
+
+    def on_book(self, ctx, instrument):
+        self.calls = getattr(self, "calls", 0) + 1
+        if self.calls == 1:
+            ctx.submit_limit(0, BID, 9000, 3, GTC, 700)
+            OwnLiquidity.seen.append(ctx.own_qty(0, BID, 9000))  # not dispatched yet
+        elif self.calls == 2:
+            OwnLiquidity.seen.append((ctx.own_qty(0, BID, 9000), ctx.own_qty(0, ASK, 9000),
+                                      ctx.own_qty(0, BID, 9001), ctx.order(700)[5]))
+            with pytest.raises(ValueError, match="side"):
+                ctx.own_qty(0, 0, 9000)
+
+
+def test_context_tells_our_liquidity_at_a_level(data_root):
+    OwnLiquidity.seen = []
+    rows = book(0.0) + [ev(10.0, L2_SET, BID, 10000, 4)]
+    ds = write_dataset(data_root, rows, symbols=("TST",))
+    run(data_root, ds, "OwnLiquidity", instruments=["TST"])
+    assert OwnLiquidity.seen == [0, (3, 0, 0, int(OrderStatus.ACCEPTED))]

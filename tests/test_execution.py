@@ -132,6 +132,27 @@ def test_replace_changes_open_qty(impl):
     assert es.on_fill(1, 112, 8, 0, False, 3) == R.OK and status(es, 1) == S.FILLED
 
 
+def test_own_qty_at_a_level_counts_what_the_venue_holds_of_ours(impl):
+    es = impl.ExecutionState()
+    submit(es, 1, qty=3, price=100)
+    submit(es, 2, qty=5, price=100)
+    submit(es, 3, qty=7, price=101)
+    submit(es, 4, side=ASK, qty=9, price=100, instrument=1)
+    assert es.own_qty_at(0, BID, 100) == 0  # submitted: not on the venue's book yet
+    for oid in (1, 2, 3, 4):
+        es.on_accepted(oid, 1)
+    assert (es.own_qty_at(0, BID, 100), es.own_qty_at(0, BID, 101)) == (8, 7)
+    assert (es.own_qty_at(0, ASK, 100), es.own_qty_at(1, ASK, 100), es.own_qty_at(1, BID, 100)) == (0, 9, 0)
+    es.on_fill(1, 100, 2, 0, True, 2)
+    assert es.own_qty_at(0, BID, 100) == 6
+    es.on_canceled(2, 3)
+    assert es.own_qty_at(0, BID, 100) == 1
+    es.on_replaced(1, 101, 3, 4)  # the rest (1) moves to 101
+    assert (es.own_qty_at(0, BID, 100), es.own_qty_at(0, BID, 101)) == (0, 8)
+    es.on_fill(3, 101, 7, 0, True, 5)
+    assert es.own_qty_at(0, BID, 101) == 1
+
+
 # -- positions -----------------------------------------------------------------------------------
 
 
@@ -228,7 +249,9 @@ def _snapshot(es, marks):
     return (es.orders(), [es.order(i) for i in range(8)],
             [(es.position(i), es.open_qty(i), es.open_orders(i), es.risk_view(i, 50),
               [es.unrealized(i, m) for m in marks]) for i in range(3)],
-            es.open_orders())
+            es.open_orders(),
+            [es.own_qty_at(i, side, p) for i in range(3) for side in (BID, ASK)
+             for p in sorted({o["price"] for o in es.orders()})])
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

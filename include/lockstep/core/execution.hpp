@@ -303,6 +303,22 @@ public:
     }
     uint32_t open_orders_total() const noexcept { return open_total_; }
 
+    // How much of the level `price` on `side` is ours: the unfilled rest of our orders the venue
+    // has acknowledged there (Accepted, PartiallyFilled; a Submitted order is not on the venue's
+    // book yet). A live feed shows our orders among everyone's, so a strategy subtracts this to
+    // see the others' liquidity. A scan of the orders held: a query, not a per-event path.
+    int64_t own_qty_at(uint32_t instrument, Side side, int64_t price) const noexcept {
+        int64_t own = 0;
+        for (size_t s = 0; s < id_.size(); ++s) {
+            const OrderStatus st = status_[s];
+            if ((st == OrderStatus::Accepted || st == OrderStatus::PartiallyFilled) &&
+                instrument_[s] == instrument && side_[s] == side && price_[s] == price) {
+                own += qty_[s] - filled_[s];
+            }
+        }
+        return own;
+    }
+
     // What Risk reads of State for `instrument`: filled fresh per check so Risk never holds a copy
     // that could drift.
     void fill_risk_view(uint32_t instrument, bool mid_known, int64_t mid,

@@ -347,7 +347,7 @@ cdef int _py_risk_check(void* s, const CIntent& i, const CRiskView& v) noexcept 
 cdef class Context:
     """What a strategy reads and does, in core units (ticks, lots) with real-unit helpers.
 
-    Read: now, touch(), book() (top-N numpy views), mid(), position(), open_orders(), order(),
+    Read: now, touch(), book() (top-N numpy views), mid(), position(), open_orders(), own_qty(), order(),
     realized()/unrealized()/fees() (quote currency). Do: submit_limit(), submit_market(),
     cancel(), replace(), set_timer(), subscribe().
     """
@@ -452,6 +452,15 @@ cdef class Context:
         yet and do not count."""
         self.check(instrument)
         return self.e.open_orders(instrument)
+
+    def own_qty(self, uint32_t instrument, int side, int64_t price):
+        """Lots of the level `price` on `side` (1 bid, 2 ask) that are ours: the unfilled rest of
+        our orders the venue has acknowledged there. A live feed shows our orders among everyone's
+        in book(); subtract this to see the others' liquidity."""
+        self.check(instrument)
+        if side != 1 and side != 2:
+            raise ValueError(f"side must be 1 (bid) or 2 (ask), not {side}")
+        return self.e.execution().own_qty_at(instrument, <CSide>side, price)
 
     def order(self, uint64_t order_id):
         """(instrument, side, price, qty, filled_qty, status) of a live or recently ended order,

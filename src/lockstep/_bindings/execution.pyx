@@ -108,6 +108,9 @@ cdef class ExecutionState:
         """(open buy qty, open sell qty)."""
         return (self.core.open_buy_qty(instrument), self.core.open_sell_qty(instrument))
 
+    def own_qty_at(self, uint32_t instrument, uint8_t side, int64_t price):
+        return self.core.own_qty_at(instrument, <CSide>side, price)
+
     def risk_view(self, uint32_t instrument, bint mid_known, int64_t mid):
         """(position, open_orders, open_buy_qty, open_sell_qty, mid_known, mid,
         open_orders_total) as the core fills lockstep::RiskView."""

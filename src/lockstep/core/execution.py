@@ -125,6 +125,12 @@ class ExecutionState:
         """(remaining lots of live buys, of live sells) on `instrument`."""
         return self._core.open_qty(u32("instrument", instrument))
 
+    def own_qty_at(self, instrument: int, side: int, price: int) -> int:
+        """Lots of the level `price` on `side` that are ours: the unfilled rest of our orders the
+        venue has acknowledged there (a submitted order is not on its book yet)."""
+        return self._core.own_qty_at(u32("instrument", instrument), int_in("side", side, 1, 2),
+                                     int_in("price", price, INT64_MIN, INT64_MAX))
+
     def risk_view(self, instrument: int, mid: int | None = None) -> RiskView:
         """The RiskView Risk reads for `instrument`, filled by the core."""
         if mid is not None:

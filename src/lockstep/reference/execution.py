@@ -222,6 +222,11 @@ class ExecutionState:
     def open_orders(self, instrument: int | None = None) -> int:
         return self._open_total if instrument is None else self._get(instrument).open_orders
 
+    def own_qty_at(self, instrument: int, side: int, price: int) -> int:
+        return sum(o.qty - o.filled for o in self._orders
+                   if o.status in (S.ACCEPTED, S.PARTIALLY_FILLED)
+                   and o.instrument == instrument and o.side == side and o.price == price)
+
     def open_qty(self, instrument: int) -> tuple[int, int]:
         p = self._get(instrument)
         return (p.open_buy, p.open_sell)

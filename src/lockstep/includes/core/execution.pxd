@@ -58,6 +58,7 @@ cdef extern from "lockstep/core/execution.hpp" namespace "lockstep" nogil:
         uint32_t open_orders(uint32_t instrument) noexcept
         int64_t open_buy_qty(uint32_t instrument) noexcept
         int64_t open_sell_qty(uint32_t instrument) noexcept
+        int64_t own_qty_at(uint32_t instrument, CSide side, int64_t price) noexcept
         uint32_t open_orders_total() noexcept
         void fill_risk_view(uint32_t instrument, bint mid_known, int64_t mid,
                             CRiskView* out) noexcept
