@@ -61,8 +61,8 @@
 // - ts_event = day_start_ns (UTC ns of the session's local midnight, given per file by the caller)
 //   + the 48-bit timestamp; ts_recv = ts_event (a file has no receive clock).
 // - seq = 1-based message number in the stream (record index + 1). ITCH in a file carries no
-//   sequence numbers, so no GAP events are emitted; MoldUDP64 framing (which has them) is future
-//   work.
+//   sequence numbers, so no GAP events are emitted. Live, MoldUDP64 carries them: its packets'
+//   message blocks are what this decoder reads (codecs/moldudp64.hpp), and gaps are found there.
 // - Records: rec_offset = byte offset of the length prefix in the file's uncompressed content,
 //   rec_length = 2 + message bytes. Several files are one stream (order map, instruments and seq
 //   carry across), but a message never spans files: a file's tail is truncated on its own.
@@ -80,9 +80,10 @@
 #include <cstring>
 #include <vector>
 
-#include "lockstep/core/events.hpp"
+#include "lockstep/base/big_endian.hpp"
 #include "lockstep/base/flat_hash_map.hpp"
 #include "lockstep/base/status.hpp"
+#include "lockstep/core/events.hpp"
 
 namespace lockstep::itch {
 
@@ -109,21 +110,6 @@ struct LengthTable {
 inline constexpr LengthTable kLengths{};
 
 inline uint32_t message_length(uint8_t type) noexcept { return kLengths.len[type]; }
-
-inline uint16_t be16(const uint8_t* p) noexcept { return uint16_t((p[0] << 8) | p[1]); }
-inline uint32_t be32(const uint8_t* p) noexcept {
-    uint32_t v;
-    std::memcpy(&v, p, 4);
-    return __builtin_bswap32(v);
-}
-inline uint64_t be64(const uint8_t* p) noexcept {
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    return __builtin_bswap64(v);
-}
-inline uint64_t be48(const uint8_t* p) noexcept {
-    return (uint64_t(be16(p)) << 32) | be32(p + 2);
-}
 
 // Where the decoder writes: canonical columns plus the record accounting of one chunk.
 struct Sink {
@@ -220,7 +206,7 @@ public:
                 pos = len;
                 break;
             }
-            const uint32_t prefix = be16(p);
+            const uint32_t prefix = load_be16(p);
             const uint8_t type = p[2];
             const uint32_t fixed = kLengths.len[type];
             uint32_t mlen = prefix;
@@ -331,8 +317,8 @@ private:
 
     // Decodes one well-framed message of a known type; returns 0, or the malformed-field code.
     uint8_t message(Sink& out, uint64_t rec, const uint8_t* m, uint8_t type) noexcept {
-        const uint16_t locate = be16(m + 1);
-        const int64_t ts = day_start_ + int64_t(be48(m + 5));
+        const uint16_t locate = load_be16(m + 1);
+        const int64_t ts = day_start_ + int64_t(load_be48(m + 5));
         const uint64_t seq = rec + 1;
         switch (type) {
             case 'R':
@@ -365,24 +351,24 @@ private:
             case 'F': {
                 const uint8_t side = side_of(m[19]);
                 if (!side) return 1;
-                const uint64_t ref = be64(m + 11);
-                const int64_t qty = be32(m + 20);
-                const int64_t price = be32(m + 32);
+                const uint64_t ref = load_be64(m + 11);
+                const int64_t qty = load_be32(m + 20);
+                const int64_t price = load_be32(m + 32);
                 add_order(ref, price, qty, side);
                 emit(out, rec, ts, seq, instrument(locate), 2, side, 1, price, qty, ref);
                 return 0;
             }
             case 'E':
             case 'C': {
-                const uint64_t ref = be64(m + 11);
-                const int64_t qty = be32(m + 19);
+                const uint64_t ref = load_be64(m + 11);
+                const int64_t qty = load_be32(m + 19);
                 bool print = true;
                 int64_t exec_price = 0;
                 if (type == 'C') {
                     const uint8_t printable = m[31];
                     if (printable != 'Y' && printable != 'N') return 2;
                     print = printable == 'Y';
-                    exec_price = be32(m + 32);
+                    exec_price = load_be32(m + 32);
                 }
                 const uint32_t inst = instrument(locate);
                 const auto cell = orders_.locate(ref);
@@ -410,8 +396,8 @@ private:
                 return 0;
             }
             case 'X': {
-                const uint64_t ref = be64(m + 11);
-                const int64_t canceled = be32(m + 19);
+                const uint64_t ref = load_be64(m + 11);
+                const int64_t canceled = load_be32(m + 19);
                 const uint32_t inst = instrument(locate);
                 const auto cell = orders_.locate(ref);
                 if (cell.value != FlatHashMap<uint64_t>::kMissing) {
@@ -432,7 +418,7 @@ private:
                 return 0;
             }
             case 'D': {
-                const uint64_t ref = be64(m + 11);
+                const uint64_t ref = load_be64(m + 11);
                 const uint32_t inst = instrument(locate);
                 const auto cell = orders_.locate(ref);
                 uint8_t side = 0;
@@ -448,10 +434,10 @@ private:
                 return 0;
             }
             case 'U': {
-                const uint64_t old_ref = be64(m + 11);
-                const uint64_t new_ref = be64(m + 19);
-                const int64_t qty = be32(m + 27);
-                const int64_t price = be32(m + 31);
+                const uint64_t old_ref = load_be64(m + 11);
+                const uint64_t new_ref = load_be64(m + 19);
+                const int64_t qty = load_be32(m + 27);
+                const int64_t price = load_be32(m + 31);
                 const uint32_t inst = instrument(locate);
                 const auto cell = orders_.locate(old_ref);
                 uint8_t side = 0;
@@ -469,19 +455,19 @@ private:
                 return 0;
             }
             case 'P': {
-                const int64_t qty = be32(m + 20);
-                const int64_t price = be32(m + 32);
+                const int64_t qty = load_be32(m + 20);
+                const int64_t price = load_be32(m + 32);
                 emit(out, rec, ts, seq, instrument(locate), 7, 0, 1, price, qty, 0);
                 return 0;
             }
             case 'Q': {
-                const uint64_t shares = be64(m + 11);
+                const uint64_t shares = load_be64(m + 11);
                 if (shares > uint64_t(INT64_MAX)) return 3;
                 if (shares == 0) {
                     ++counts_.cross_no_volume;
                     return 0;
                 }
-                const int64_t price = be32(m + 27);
+                const int64_t price = load_be32(m + 27);
                 emit(out, rec, ts, seq, instrument(locate), 7, 0, 1, price, int64_t(shares), 0);
                 return 0;
             }
