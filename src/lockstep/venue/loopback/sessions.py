@@ -223,13 +223,8 @@ class SoupServer:
 
     def _write(self, token: int, data: bytes) -> None:
         client = self._clients[token]
-        try:
-            taken = client.conn.write(data)
-        except PeerClosedError:
-            self._drop(token, None)
-            return
-        except SocketError as exc:
-            self._drop(token, f"write failed: {exc}")
+        taken = self._sending(token, client.conn.write, data)
+        if taken is None:
             return
         if not taken:
             self._drop(token, f"write buffer full ({client.conn.write_capacity} bytes): the "
@@ -240,15 +235,18 @@ class SoupServer:
             self._loop.modify(client.conn.fileno(), READABLE | WRITABLE, token)
             client.writable_interest = True
 
-    def _flush(self, token: int, client: _Client) -> None:
+    def _sending(self, token: int, send, *args):
+        """`send(*args)` on the client's connection; None (the client dropped) if it failed."""
         try:
-            done = client.conn.flush()
+            return send(*args)
         except PeerClosedError:
             self._drop(token, None)
-            return
         except SocketError as exc:
             self._drop(token, f"write failed: {exc}")
-            return
+        return None
+
+    def _flush(self, token: int, client: _Client) -> None:
+        done = self._sending(token, client.conn.flush)
         if done and client.writable_interest:
             self._loop.modify(client.conn.fileno(), READABLE, token)
             client.writable_interest = False
