@@ -75,14 +75,45 @@ def wall_clock_ns() -> int:
     return time.time_ns() % _NS_PER_DAY
 
 
+class TradedMarket(Protocol):
+    """One instrument the venue trades, as the order handler uses it: its table row (OUCH
+    `stock` is its symbol; prices and shares become its data increments) and the matcher of our
+    orders, which knows the instrument's book."""
+
+    @property
+    def instrument(self) -> Instrument: ...
+
+    def submit(self, client_order_id: int, side: Side, tif: TimeInForce, price: int,
+               qty: int) -> MatchResult: ...
+
+    def replace(self, client_order_id: int, price: int, qty: int) -> MatchResult: ...
+
+    def cancel(self, client_order_id: int) -> bool: ...
+
+    def drain(self) -> list[MatchEvent]: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Market:
-    """One instrument the venue trades: its table row (OUCH `stock` is its symbol; prices and
-    shares become its data increments), the book the feed keeps and the matcher of our orders."""
+    """A TradedMarket from a book the caller moves and a matcher the caller tells the market
+    (lockstep.venue.loopback.trading has the venue's own, moved by its replay in C++)."""
 
     instrument: Instrument
     book: L2Book | L3Book
     matcher: L2Matcher | L3Matcher
+
+    def submit(self, client_order_id: int, side: Side, tif: TimeInForce, price: int,
+               qty: int) -> MatchResult:
+        return self.matcher.submit(client_order_id, side, tif, price, qty, self.book)
+
+    def replace(self, client_order_id: int, price: int, qty: int) -> MatchResult:
+        return self.matcher.replace(client_order_id, price, qty, self.book)
+
+    def cancel(self, client_order_id: int) -> bool:
+        return self.matcher.cancel(client_order_id)
+
+    def drain(self) -> list[MatchEvent]:
+        return self.matcher.drain()
 
 
 class OrderHandler(Protocol):
@@ -111,7 +142,7 @@ class _Order:
 
     username: str
     token: str
-    market: Market
+    market: TradedMarket | None
     client_order_id: int
     message: ouch.EnterOrder  # its fields as entered, shares/price/tif updated by replaces
     open_shares: int
@@ -133,7 +164,7 @@ class MatchingOrderHandler:
     as `ignored` and logged.
     """
 
-    def __init__(self, markets: Iterable[Market], *,
+    def __init__(self, markets: Iterable[TradedMarket], *,
                  clock_ns: Callable[[], int] = wall_clock_ns) -> None:
         self._markets = {m.instrument.symbol: m for m in markets}
         self._clock_ns = clock_ns
@@ -183,9 +214,8 @@ class MatchingOrderHandler:
             entry.live = False
             return [self._rejected(order.token, refused.reason)]
         self._collect(market)
-        result = market.matcher.submit(entry.client_order_id, side, tif, price, qty,
-                                       market.book)
-        events = market.matcher.drain()
+        result = market.submit(entry.client_order_id, side, tif, price, qty)
+        events = market.drain()
         if result.outcome is SubmitOutcome.REJECTED:
             entry.live = False
             return [self._rejected(order.token, _MATCH_REJECTS.get(result.reason, REJECT_OTHER))]
@@ -212,8 +242,8 @@ class MatchingOrderHandler:
         except _Refused as refused:
             return [self._rejected(order.replacement_token, refused.reason)]
         self._collect(market)
-        result = market.matcher.replace(entry.client_order_id, price, qty, market.book)
-        events = market.matcher.drain()
+        result = market.replace(entry.client_order_id, price, qty)
+        events = market.drain()
         if result.outcome is SubmitOutcome.REJECTED:
             return [self._rejected(order.replacement_token,
                                    _MATCH_REJECTS.get(result.reason, REJECT_OTHER))]
@@ -244,7 +274,7 @@ class MatchingOrderHandler:
         market = entry.market
         self._collect(market)
         if order.shares == 0:
-            market.matcher.cancel(entry.client_order_id)
+            market.cancel(entry.client_order_id)
         else:
             try:
                 price, qty = _ticks_and_lots(market.instrument, entry.message.price,
@@ -253,8 +283,8 @@ class MatchingOrderHandler:
                 return self._ignore(username, f"Cancel Order of token {order.token!r} to "
                                               f"{order.shares} shares, off the lot")
             # Same price, fewer shares: the matcher keeps the order's place in its queue.
-            market.matcher.replace(entry.client_order_id, price, qty, market.book)
-        market.matcher.drain()
+            market.replace(entry.client_order_id, price, qty)
+        market.drain()
         decrement = entry.open_shares - order.shares
         self._reduce(entry, decrement)
         return [ouch.Canceled(self.timestamp(), entry.token, decrement, CANCEL_USER_REQUESTED)]
@@ -290,10 +320,10 @@ class MatchingOrderHandler:
                 out.append(message)
         return out
 
-    def _collect(self, market: Market) -> None:
+    def _collect(self, market: TradedMarket) -> None:
         """Routes what the matcher reported since its last drain (the market filling resting
         orders) to the accounts that own them."""
-        for event in market.matcher.drain():
+        for event in market.drain():
             entry = self._live.get(event.client_order_id)
             if entry is None:
                 continue
@@ -439,5 +469,5 @@ class OrderEntryServer:
 
 __all__ = [
     "LIQUIDITY_ADDED", "LIQUIDITY_REMOVED", "Market", "MatchingOrderHandler", "OrderEntryServer",
-    "OrderHandler", "wall_clock_ns",
+    "OrderHandler", "TradedMarket", "wall_clock_ns",
 ]
