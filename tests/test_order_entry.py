@@ -555,6 +555,23 @@ def test_end_of_session_sends_the_end_of_day_event_then_end_of_session(venue):
     assert ouch.decode_outbound(got[0].payload).event_code == "E"
 
 
+def test_orders_live_at_the_end_of_the_session_are_canceled_for_their_time_in_force(venue):
+    server, _ = venue
+    client = logged_in(server)
+    client.enter(enter("R1", side="B", shares=100, price="99.98", tif=99998))
+    client.enter(enter("R2", side="S", shares=40, price="100.05", tif=99999))
+    assert [m.order_state for m in client.messages(2)] == ["L", "L"]
+    server.end_session()
+    got = client.wait_closed()
+    assert [type(p) for p in got] == [soup.SequencedData] * 3 + [soup.EndOfSession]
+    canceled = [ouch.decode_outbound(p.payload) for p in got[:2]]
+    # OUCH 4.2's reason for an order whose time in force ended: T (timeout)
+    assert [(c.token, c.decrement_shares, c.reason) for c in canceled] == [
+        ("R1", 100, "T"), ("R2", 40, "T")]
+    assert ouch.decode_outbound(got[2].payload).event_code == "E"
+    assert server.summary()["expired"] == 2
+
+
 def test_summary_counts_what_happened(venue):
     server, _ = venue
     client = logged_in(server)

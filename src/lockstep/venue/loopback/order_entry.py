@@ -46,6 +46,7 @@ REJECT_OTHER = "O"
 #: OUCH 4.2 Canceled reasons we send.
 CANCEL_USER_REQUESTED = "U"
 CANCEL_IMMEDIATE_OR_CANCEL = "I"
+CANCEL_TIMEOUT = "T"  # the order's time in force ended: a day order still live when the session ends
 #: Liquidity flags of Executed.
 LIQUIDITY_ADDED = "A"
 LIQUIDITY_REMOVED = "R"
@@ -132,8 +133,12 @@ class OrderHandler(Protocol):
         """Messages nobody asked for since the last call (fills of resting orders), with the
         account each goes to, oldest first."""
 
+    def end_of_day(self) -> list[tuple[str, ouch.Outbound]]:
+        """The session is ending: what every order still live gets, with its account."""
+
     def counts(self) -> dict[str, int]:
-        """orders, rejects, fills, ignored (messages a venue drops without an answer)."""
+        """orders, rejects, fills, ignored (messages a venue drops without an answer),
+        expired (orders still live when the session ended)."""
 
 
 @dataclasses.dataclass
@@ -174,7 +179,8 @@ class MatchingOrderHandler:
         self._next_reference = 1
         self._next_match = 1
         self._unsolicited: list[tuple[str, ouch.Outbound]] = []
-        self._counts = collections.Counter({"orders": 0, "rejects": 0, "fills": 0, "ignored": 0})
+        self._counts = collections.Counter({"orders": 0, "rejects": 0, "fills": 0, "ignored": 0,
+                                            "expired": 0})
 
     def timestamp(self) -> int:
         return self._clock_ns()
@@ -186,6 +192,21 @@ class MatchingOrderHandler:
         for market in self._markets.values():
             self._collect(market)
         out, self._unsolicited = self._unsolicited, []
+        return out
+
+    def end_of_day(self) -> list[tuple[str, ouch.Outbound]]:
+        """Every live order's time in force (market or system hours, all this venue keeps) ends
+        with the session: each is canceled, Canceled with reason T (timeout), oldest first."""
+        out = self.drain()
+        for client_order_id in sorted(self._live):
+            entry = self._live[client_order_id]
+            entry.market.cancel(client_order_id)
+            entry.market.drain()
+            shares = entry.open_shares
+            self._reduce(entry, shares)
+            self._counts["expired"] += 1
+            out.append((entry.username, ouch.Canceled(self.timestamp(), entry.token, shares,
+                                                      CANCEL_TIMEOUT)))
         return out
 
     # ---------------------------------------------------------------- inbound
@@ -432,7 +453,10 @@ class OrderEntryServer:
             self._soup.send(username, ouch.encode(message))
 
     def end_session(self) -> None:
-        self.deliver()
+        """Fills still waiting, then every live order canceled (its time in force ends with the
+        session), then System Event E and End of Session to every logged-in account."""
+        for username, message in self._handler.end_of_day():
+            self._soup.send(username, ouch.encode(message))
         self._broadcast(ouch.SystemEvent(self._handler.timestamp(), "E"))
         self._soup.end_session()
 
@@ -441,7 +465,7 @@ class OrderEntryServer:
 
     def summary(self) -> dict[str, int]:
         """sessions (connections accepted), logins, login_rejects, orders, rejects, fills,
-        ignored, messages_in, messages_out, disconnects, protocol_errors, timeouts, replayed,
+        ignored, expired, messages_in, messages_out, disconnects, protocol_errors, timeouts, replayed,
         heartbeats, logouts."""
         soup_counts = self._soup.counts
         out = {"sessions": soup_counts["connections"]}
