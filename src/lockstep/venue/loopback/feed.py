@@ -187,6 +187,11 @@ class MarketDataFeed:
         self._core.attach(markets.core)
 
     @property
+    def events_sent(self) -> int:
+        """Dataset events consumed so far (sent, or skipped and counted): the stream position."""
+        return self._core.counts()["events"]
+
+    @property
     def last_sent_ns(self) -> int:
         """The ts_event of the last dataset event sent (before any, the first event's): the
         replay's clock."""

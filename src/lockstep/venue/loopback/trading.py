@@ -15,6 +15,10 @@ on. Python runs per OUCH message and per fill, never per market event. OUCH time
 replay's clock: the ts_event of the last event sent, as nanoseconds since the session day's
 midnight. Our resting orders on L3 instruments are shown in the feed (`venue.show_own_orders`;
 an L2 book is shown one order per level, where ours has no place) after every order message.
+
+`OrderEntry.applied` records where in the stream each OUCH order message took effect: the
+number of dataset events the feed had sent when it was applied (it met the books as those events
+left them), so that a backtest can send the same orders to arrive at the same places.
 """
 from __future__ import annotations
 
@@ -24,12 +28,48 @@ from typing import Any
 from lockstep.data.dataset import Instrument
 from lockstep.enums import TimeInForce
 from lockstep.events import Side
+from lockstep.protocols import ouch42 as ouch
 from lockstep.venue.loopback.feed import MarketDataFeed
 from lockstep.venue.loopback.order_entry import MatchingOrderHandler, OrderEntryServer
 from lockstep.venue.loopback.sessions import Account
 from lockstep.venue.matching import MatchEvent, MatchResult, ReplayedMarkets
 
-__all__ = ["OrderEntry", "ReplayedMarket"]
+__all__ = ["AppliedMessage", "OrderEntry", "ReplayedMarket"]
+
+
+@dataclasses.dataclass(frozen=True)
+class AppliedMessage:
+    """One inbound OUCH order message and where the venue applied it: after the first
+    `position` dataset events of the replay, before the next (answered, rejected or ignored
+    alike)."""
+
+    position: int
+    username: str
+    message: ouch.EnterOrder | ouch.ReplaceOrder | ouch.CancelOrder
+
+
+class _RecordingHandler(MatchingOrderHandler):
+    """The venue's order handler, recording each inbound message's stream position."""
+
+    def __init__(self, markets: list[ReplayedMarket], feed: MarketDataFeed, clock_ns) -> None:
+        super().__init__(markets, clock_ns=clock_ns)
+        self._feed = feed
+        self.applied: list[AppliedMessage] = []
+
+    def _note(self, username: str, message) -> None:
+        self.applied.append(AppliedMessage(self._feed.events_sent, username, message))
+
+    def submit(self, username: str, order: ouch.EnterOrder) -> list[ouch.Outbound]:
+        self._note(username, order)
+        return super().submit(username, order)
+
+    def replace(self, username: str, order: ouch.ReplaceOrder) -> list[ouch.Outbound]:
+        self._note(username, order)
+        return super().replace(username, order)
+
+    def cancel(self, username: str, order: ouch.CancelOrder) -> list[ouch.Outbound]:
+        self._note(username, order)
+        return super().cancel(username, order)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +109,7 @@ class OrderEntry:
         feed.attach_markets(self.markets)
         traded = [ReplayedMarket(dataclasses.replace(ins, symbol=shown["stock"]), self.markets, i)
                   for i, (ins, shown) in enumerate(zip(instruments, feed.instruments, strict=True))]
-        self._handler = MatchingOrderHandler(traded, clock_ns=lambda: self._clock)
+        self._handler = _RecordingHandler(traded, feed, lambda: self._clock)
         self._server = OrderEntryServer(
             str(settings.order_entry), [Account(u.username, u.password) for u in settings.users],
             self._handler, **session_options)
@@ -78,6 +118,11 @@ class OrderEntry:
     @property
     def address(self) -> str:
         return self._server.address
+
+    @property
+    def applied(self) -> list[AppliedMessage]:
+        """Every inbound OUCH order message so far, with its stream position, in order."""
+        return list(self._handler.applied)
 
     def fileno(self) -> int:
         return self._server.fileno()
