@@ -19,9 +19,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import report_rate, scaled
 
-import pytest
 from lockstep.data.synth import generate
 from lockstep.enums import TimeInForce
 from lockstep.events import Side
