@@ -35,14 +35,16 @@ from lockstep.venue.matching import L2Matcher, L3Matcher, MatchEvent, MatchResul
 
 log = logging.getLogger("lockstep.venue.loopback")
 
-#: OUCH 4.2 Rejected reasons we send.
-REJECT_INVALID_STOCK = "S"
-REJECT_INVALID_PRICE = "X"
-REJECT_INVALID_SHARES = "Z"  # the specification's "shares exceeds configured safety threshold"
-REJECT_INVALID_DISPLAY = "D"
-REJECT_INVALID_MINIMUM_QUANTITY = "N"
-REJECT_HALTED = "H"
-REJECT_OTHER = "O"
+#: OUCH 4.2 Rejected reasons we send, with the specification's meaning (docs/protocols.md says
+#: which refusal gets which). Its "Z" (shares exceeds configured safety threshold) is not one of
+#: them: the venue configures no threshold.
+REJECT_INVALID_STOCK = "S"  # invalid stock
+REJECT_INVALID_PRICE = "X"  # invalid price
+REJECT_ODD_LOT = "e"  # odd lot order restriction: the size breaks the instrument's lot rules
+REJECT_INVALID_DISPLAY = "D"  # invalid display type
+REJECT_INVALID_MINIMUM_QUANTITY = "N"  # invalid minimum quantity
+REJECT_HALTED = "H"  # halted: no orders accepted in this stock now
+REJECT_OTHER = "O"  # other
 #: OUCH 4.2 Canceled reasons we send.
 CANCEL_USER_REQUESTED = "U"
 CANCEL_IMMEDIATE_OR_CANCEL = "I"
@@ -66,8 +68,8 @@ _OUCH_PRICE_SCALE = 4  # Price(4): 4 implied decimals
 _NS_PER_DAY = 86_400 * 1_000_000_000
 _MATCH_REJECTS = {
     MatchReject.BAD_PRICE: REJECT_INVALID_PRICE, MatchReject.OFF_TICK: REJECT_INVALID_PRICE,
-    MatchReject.BAD_QTY: REJECT_INVALID_SHARES, MatchReject.OFF_LOT: REJECT_INVALID_SHARES,
-    MatchReject.BELOW_MIN_QTY: REJECT_INVALID_SHARES, MatchReject.NOT_TRADING: REJECT_HALTED,
+    MatchReject.BAD_QTY: REJECT_OTHER, MatchReject.OFF_LOT: REJECT_ODD_LOT,
+    MatchReject.BELOW_MIN_QTY: REJECT_ODD_LOT, MatchReject.NOT_TRADING: REJECT_HALTED,
 }
 
 
@@ -137,8 +139,10 @@ class OrderHandler(Protocol):
         """The session is ending: what every order still live gets, with its account."""
 
     def counts(self) -> dict[str, int]:
-        """orders, rejects, fills, ignored (messages a venue drops without an answer),
-        expired (orders still live when the session ended)."""
+        """orders, rejects, fills, ignored (messages a venue drops without an answer; of them
+        duplicate_tokens: an Enter or a Replace to a token used before, unknown_tokens: a Cancel
+        or Replace of a token unknown or no longer live), expired (orders still live when the
+        session ended)."""
 
 
 @dataclasses.dataclass
@@ -180,6 +184,7 @@ class MatchingOrderHandler:
         self._next_match = 1
         self._unsolicited: list[tuple[str, ouch.Outbound]] = []
         self._counts = collections.Counter({"orders": 0, "rejects": 0, "fills": 0, "ignored": 0,
+                                            "duplicate_tokens": 0, "unknown_tokens": 0,
                                             "expired": 0})
 
     def timestamp(self) -> int:
@@ -215,7 +220,8 @@ class MatchingOrderHandler:
         self._counts["orders"] += 1
         key = (username, order.token)
         if key in self._orders:
-            return self._ignore(username, f"Enter Order reuses token {order.token!r}")
+            return self._ignore(username, f"Enter Order reuses token {order.token!r}",
+                                "duplicate_tokens")
         market = self._markets.get(order.stock)
         if market is None:
             self._orders[key] = _Order(username, order.token, None, 0, order, 0, live=False)
@@ -248,10 +254,10 @@ class MatchingOrderHandler:
         entry = self._orders.get((username, order.existing_token))
         if entry is None or not entry.live:
             return self._ignore(username, f"Replace Order of token {order.existing_token!r}, "
-                                          "which is not live")
+                                          "which is not live", "unknown_tokens")
         if (username, order.replacement_token) in self._orders:
             return self._ignore(username, f"Replace Order to token {order.replacement_token!r}, "
-                                          "used before")
+                                          "used before", "duplicate_tokens")
         market = entry.market
         try:
             if order.minimum_quantity != 0:
@@ -287,7 +293,7 @@ class MatchingOrderHandler:
         entry = self._orders.get((username, order.token))
         if entry is None or not entry.live:
             return self._ignore(username, f"Cancel Order of token {order.token!r}, "
-                                          "which is not live")
+                                          "which is not live", "unknown_tokens")
         if order.shares >= entry.open_shares:
             return self._ignore(username, f"Cancel Order of token {order.token!r} to "
                                           f"{order.shares} shares, not below its open "
@@ -312,8 +318,11 @@ class MatchingOrderHandler:
 
     # ---------------------------------------------------------------- outbound
 
-    def _ignore(self, username: str, what: str) -> list[ouch.Outbound]:
+    def _ignore(self, username: str, what: str, kind: str | None = None) -> list[ouch.Outbound]:
+        """No answer, as OUCH 4.2 says; counted as ignored (and as `kind`) and logged."""
         self._counts["ignored"] += 1
+        if kind is not None:
+            self._counts[kind] += 1
         log.warning("OUCH from %s ignored: %s", username, what)
         return []
 
@@ -396,7 +405,7 @@ def _ticks_and_lots(instrument: Instrument, price: int, shares: int) -> tuple[in
     if price <= 0:
         raise _Refused(REJECT_INVALID_PRICE)
     if shares <= 0:
-        raise _Refused(REJECT_INVALID_SHARES)
+        raise _Refused(REJECT_OTHER)  # OUCH 4.2 has no reason for no shares at all
     try:
         ticks = instrument.to_ticks(Decimal(price).scaleb(-_OUCH_PRICE_SCALE))
     except ValueError:
@@ -404,7 +413,7 @@ def _ticks_and_lots(instrument: Instrument, price: int, shares: int) -> tuple[in
     try:
         lots = instrument.to_lots(Decimal(shares))
     except ValueError:
-        raise _Refused(REJECT_INVALID_SHARES) from None
+        raise _Refused(REJECT_ODD_LOT) from None
     return ticks, lots
 
 
@@ -465,7 +474,7 @@ class OrderEntryServer:
 
     def summary(self) -> dict[str, int]:
         """sessions (connections accepted), logins, login_rejects, orders, rejects, fills,
-        ignored, expired, messages_in, messages_out, disconnects, protocol_errors, timeouts, replayed,
+        ignored (duplicate_tokens, unknown_tokens), expired, messages_in, messages_out, disconnects, protocol_errors, timeouts, replayed,
         heartbeats, logouts."""
         soup_counts = self._soup.counts
         out = {"sessions": soup_counts["connections"]}
