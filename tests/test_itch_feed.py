@@ -217,3 +217,16 @@ def test_a_fill_of_a_shown_order_is_an_order_executed_and_ends_the_call():
         # A (the dataset's bid at 2), A (ours), A (the worse bid), E of it, then E of ours
         assert [m[:1] for m in packets] == [b"A", b"A", b"A", b"E", b"E"]
         assert packets[4][11:19] == packets[1][11:19] and feed.own_shown == 0
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_our_orders_on_an_l2_instrument_are_not_shown(compiled):
+    """An L2 book is shown one venue order per level, the dataset's size: ours has no place."""
+    feed, markets = _trading(compiled)
+    out, lengths = np.zeros(1 << 16, np.uint8), np.zeros(64, np.uint32)
+    feed.begin(out, lengths)
+    markets.submit(0, 1, Side.BID, TimeInForce.GTC, 2, 5)  # instrument 0 is the L2 one
+    markets.submit(1, 2, Side.BID, TimeInForce.GTC, 2, 5)
+    assert feed.show_own_orders(0) == Status.OK
+    assert feed.own_shown == 1 and feed.counts()["messages"] == 1  # the L3 order's 'A' only
+    assert feed.finish() == 1
