@@ -21,7 +21,12 @@ from lockstep.backtest.artifacts import STREAM_SUFFIX, read_artifact
 from lockstep.backtest.runner import run_backtest
 from lockstep.data.dataset import Dataset
 from lockstep.data.synth import generate
-from lockstep.live.records import KILLED, RecordsWriter, new_session_dir, recover_session
+from lockstep.live.records import (
+    KILLED,
+    RecordsWriter,
+    new_session_dir,
+    recover_session,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 MM_PY = REPO / "examples" / "market_maker.toml"

@@ -59,13 +59,12 @@ from lockstep.backtest.report import compute_metrics, write_report
 from lockstep.backtest.runner import new_run_dir
 from lockstep.checks import parse_duration
 from lockstep.data.dataset import Instrument
-from lockstep.data.storage import Location, locate, naming, root_location
+from lockstep.data.storage import Location, locate, naming
 from lockstep.errors import ConfigError, StorageError
+from lockstep.live.control import SESSIONS_AREA, local_root
 
-__all__ = ["SESSIONS_AREA", "RecordsWriter", "new_session_dir", "recover_session"]
+__all__ = ["KILLED", "RecordsWriter", "new_session_dir", "recover_session"]
 
-#: The folder of the storage root that holds live sessions (and, by default, control sockets).
-SESSIONS_AREA = "live"
 #: Rows per Parquet row group when a stream becomes a Parquet file (as the backtest writes them).
 _ROW_GROUP = 1 << 16
 _DEFAULT_SAMPLE_INTERVAL_NS = 1_000_000_000
@@ -81,9 +80,8 @@ def _local(directory: Location) -> str:
 
 def new_session_dir(name: str, config_text: str, *, data: str | os.PathLike[str] | None = None) -> Location:
     """A new folder for one live session: ROOT/live/<name>-<UTC stamp>-<config hash>/."""
-    area = root_location(data).join(SESSIONS_AREA)
-    _local(area)
-    return new_run_dir(area, name, config_text)
+    root = local_root(data, "live records are appended as the session runs")
+    return new_run_dir(locate(root).join(SESSIONS_AREA), name, config_text)
 
 
 class RecordsWriter(RecordTables):
