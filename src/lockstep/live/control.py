@@ -393,6 +393,9 @@ class ControlServer:
         return answered
 
     def _send(self, client: _Client) -> None:
+        if not client.outbox:  # a closing client is shut for writing: a send would fail
+            self._selector.modify(client.sock, selectors.EVENT_READ, "client")
+            return
         try:
             sent = client.sock.send(client.outbox)
         except (BlockingIOError, InterruptedError):
