@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
 import stat
@@ -138,6 +139,23 @@ def test_an_overlong_request_is_refused_and_its_connection_closed(tmp_path):
         answers = raw(path, b"x" * (REQUEST_LIMIT + 10), lines=2)
         assert len(answers) == 1 and "longer than" in answers[0]["error"]
         assert s.node.applied == [] and send_command(path, "status")["ok"]
+
+
+def test_fileno_is_readable_when_a_request_waits(tmp_path):
+    """A node's own epoll loop can wait on the server and poll it only when there is work."""
+    path = str(tmp_path / "node.sock")
+    with ControlServer(Node(), path) as server:
+        assert select.select([server], [], [], 0)[0] == []
+        with socket.socket(socket.AF_UNIX) as client:
+            client.settimeout(5)
+            client.connect(path)
+            assert select.select([server], [], [], 5)[0] == [server]
+            server.poll()
+            client.sendall(b'{"command": "status"}\n')
+            assert select.select([server], [], [], 5)[0] == [server]
+            assert server.poll() == 1
+            assert json.loads(client.recv(65536))["ok"]
+            assert select.select([server], [], [], 0)[0] == []  # answered: quiet again
 
 
 def test_several_requests_on_one_connection_are_answered_in_order(tmp_path):

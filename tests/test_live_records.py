@@ -80,6 +80,7 @@ def test_a_closed_session_holds_the_backtests_tables_report_and_digest_hash(back
     assert summary["pnl"] == pytest.approx(result.summary["pnl"])
     assert summary["max_drawdown"] == pytest.approx(result.summary["max_drawdown"])
     assert summary["complete"] and summary["digest"] == "d" * 64
+    assert summary["run_dir"] == str(tmp_path / "session") and summary["events"] == 123
     on_disk = json.loads((tmp_path / "session" / "summary.json").read_text())
     assert on_disk == json.loads(json.dumps(summary, default=str))
     report = (tmp_path / "session" / "report.html").read_text()

@@ -246,7 +246,7 @@ def _password(data: Mapping[str, Any], prefix: str, base_dir: Path,
             raise ConfigError(prefix + key, f"{value!r} is not an environment variable name")
         if value not in environ:
             raise ConfigError(prefix + key, f"the environment variable {value} is not set")
-        secret = _credential(f"{prefix}{key} ({value})", environ[value], _PASSWORD_WIDTH)
+        secret = _credential_from(prefix + key, value, environ[value])
         return {"password": Secret(secret), "password_env": value}
     path = Path(value)
     if not path.is_absolute():
@@ -266,8 +266,17 @@ def _password(data: Mapping[str, Any], prefix: str, base_dir: Path,
     # One line: an editor's final newline is not part of the password.
     secret = text.removesuffix("\n")
     secret = secret.removesuffix("\r")
-    secret = _credential(f"{prefix}{key} ({path})", secret, _PASSWORD_WIDTH)
+    secret = _credential_from(prefix + key, str(path), secret)
     return {"password": Secret(secret), "password_file": str(path.resolve())}
+
+
+def _credential_from(key: str, where: str, value: str) -> str:
+    """The password read from `where` (a variable, a file), checked; errors name the key and
+    where, and say what is wrong, never what the value is."""
+    try:
+        return _credential(key, value, _PASSWORD_WIDTH)
+    except ConfigError as e:
+        raise ConfigError(key, f"the password in {where} {e.reason}") from None
 
 
 def _control(key: str, value: object, base_dir: Path) -> str:

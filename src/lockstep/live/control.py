@@ -357,7 +357,8 @@ class ControlServer:
                 client.outbox += _line(_error(f"too many control connections (at most {self._max_clients})"))
                 client.closing = True
             self._clients[sock.fileno()] = client
-            self._selector.register(sock, selectors.EVENT_READ | selectors.EVENT_WRITE, "client")
+            # Writability is asked for only while an answer waits: fileno() stays quiet when idle.
+            self._selector.register(sock, selectors.EVENT_READ, "client")
             if client.closing:
                 self._send(client)
 

@@ -174,7 +174,7 @@ def finish_session(directory: Location, summary: Mapping[str, Any], *, complete:
         _stream_to_parquet(directory, name)
     pnl = read_artifact(directory.uri, "pnl")
     metrics = compute_metrics(pnl, sample_interval_ns)
-    out = dict(summary)
+    out = {"run_dir": directory.uri, **summary}
     out["complete"] = complete
     out.setdefault("fills", read_artifact(directory.uri, "fills").num_rows)
     out.update({k: metrics[k] for k in ("pnl", "fees", "realized", "max_drawdown", "sharpe", "samples")})
