@@ -2,6 +2,7 @@
 the writing process is killed."""
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -86,6 +87,23 @@ def test_a_closed_session_holds_the_backtests_tables_report_and_digest_hash(back
     report = (tmp_path / "session" / "report.html").read_text()
     assert "<svg" in report and "mm live" in report and "INCOMPLETE" not in report
     assert (tmp_path / "session" / "config.toml").read_text() == 'name = "mm"\n'
+
+
+def test_the_records_hash_is_the_documented_one_empty_drains_included(backtest, tmp_path):
+    """docs/backtest.md, Digest: every drain's columns, sorted by name, each as its name and raw
+    bytes; an empty drain adds its names (it takes a shortcut that must not change that)."""
+    _, batches, instruments = backtest
+    empty = tuple({k: v[:0] for k, v in cols.items()} for cols in batches[0])
+    drains = [batches[0], empty, batches[1], empty]
+    writer = RecordsWriter(tmp_path, instruments, flush_interval_ns=1)
+    expected = hashlib.sha256()
+    for drain in drains:
+        writer.add(*drain)
+        for cols in drain:
+            for name in sorted(cols):
+                expected.update(name.encode() + cols[name].tobytes())
+    assert writer.hash.hexdigest() == expected.hexdigest()
+    writer.abort()
 
 
 class FakeClock:
