@@ -5,8 +5,10 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -136,3 +138,90 @@ def test_live_help_lists_run_and_ctl(tmp_path):
     assert proc.returncode == 0 and "run" in proc.stdout and "ctl" in proc.stdout
     listed = cli("--help", cwd=tmp_path)
     assert "live" in listed.stdout
+
+
+# A stand-in for lockstep.live.node, loaded into the CLI's process by a sitecustomize module: a
+# node built from the pieces this package gives it (control server, signals, records), so the
+# command's wiring is tested as the node will use it.
+FAKE_NODE = '''
+import os, sys, time, types
+from lockstep.live.control import ControlServer, control_endpoint
+from lockstep.live.records import RecordsWriter, new_session_dir
+from lockstep.tomlconfig import dump_toml
+
+
+class Handler:
+    killed = False
+
+    def handle(self, command):
+        if command == "kill":
+            Handler.killed = True
+        return {"mode": "halted" if Handler.killed else "active", "kill_switch": Handler.killed}
+
+
+def run_live(config, *, data, duration_s):
+    config_text = dump_toml(config.to_dict())
+    session = new_session_dir(config.name, config_text, data=data)
+    records = RecordsWriter(session, [], flush_interval_ns=config.live.flush_interval_ns,
+                            config_text=config_text, title=config.name)
+    stopped = []
+    end = time.monotonic() + (duration_s if duration_s is not None else 30)
+    with ControlServer(Handler(), control_endpoint(config.live.control, data, config.name),
+                       on_stop=stopped.append) as server, server.signals():
+        while not stopped and time.monotonic() < end:
+            server.poll(0.01)
+    return records.close({"digest": "0" * 64, "journal": str(session.path), "orders": 0,
+                          "fills": 0, "intents": 0, "denials": 0,
+                          "stopped_by": stopped[0] if stopped else "duration",
+                          "killed": Handler.killed,
+                          "password_ok": config.live.password.reveal() == os.environ["MM_PASSWORD"]})
+
+
+node = types.ModuleType("lockstep.live.node")
+node.run_live = run_live
+sys.modules["lockstep.live.node"] = node
+'''
+
+
+def test_live_runs_the_node_and_ctl_and_signals_reach_it(config, tmp_path):
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "sitecustomize.py").write_text(FAKE_NODE)
+    root = tmp_path / "root"
+    env = {k: v for k, v in os.environ.items() if k != "LOCKSTEP_DATA"}
+    env.update({"MM_PASSWORD": PASSWORD, "PYTHONPATH": str(fake)})
+    proc = subprocess.Popen([LOCKSTEP, "live", str(config), "--data", str(root), "--json"], cwd=tmp_path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        socket_path = root / "live" / "market_maker.sock"
+        deadline = time.monotonic() + 30
+        while not socket_path.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert socket_path.exists(), proc.stderr.read() if proc.poll() is not None else "no socket"
+        ctl = ("live", "ctl", "--name", "market_maker", "--data", str(root))
+        status = cli(ctl[0], ctl[1], "status", *ctl[2:], "--json", cwd=tmp_path)
+        assert status.returncode == 0 and json.loads(status.stdout)["mode"] == "active", status.stderr
+        assert cli(ctl[0], ctl[1], "kill", *ctl[2:], cwd=tmp_path).returncode == 0
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    summary = json.loads(out)  # one line
+    assert out.count("\n") == 1
+    assert summary["stopped_by"] == "SIGTERM" and summary["killed"] and summary["password_ok"]
+    assert {"digest", "journal", "orders", "fills", "intents", "denials"} <= set(summary)
+    session = Path(summary["journal"])
+    assert session.parent == root / "live" and (session / "report.html").is_file()
+    assert not socket_path.exists()
+    # The password is in no file the session wrote.
+    written = [p for p in root.rglob("*") if p.is_file()]
+    assert written and not any(PASSWORD.encode() in p.read_bytes() for p in written)
+    assert "password_env" in (session / "config.toml").read_text()
+    # --duration ends the node by itself
+    timed = cli("live", str(config), "--data", str(root), "--duration", "0.3", "--json", cwd=tmp_path,
+                env={"MM_PASSWORD": PASSWORD, "PYTHONPATH": str(fake)})
+    assert timed.returncode == 0, timed.stderr
+    assert json.loads(timed.stdout)["stopped_by"] == "duration"
