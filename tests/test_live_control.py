@@ -133,6 +133,16 @@ def test_refusals_and_failures_are_one_line_answers_and_serving_goes_on(tmp_path
         assert send_command(path, "status")["ok"]
 
 
+def test_a_result_cannot_change_the_protocols_fields(tmp_path):
+    class Liar(Node):
+        def handle(self, command):
+            return {"ok": False, "command": "other", "mode": "active"}
+
+    path = str(tmp_path / "node.sock")
+    with Serving(path, Liar()):
+        assert send_command(path, "status") == {"ok": True, "command": "status", "mode": "active"}
+
+
 def test_an_overlong_request_is_refused_and_its_connection_closed(tmp_path):
     path = str(tmp_path / "node.sock")
     with Serving(path) as s:

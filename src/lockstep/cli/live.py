@@ -36,7 +36,7 @@ class _LiveGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-@click.group(cls=_LiveGroup)
+@click.group(cls=_LiveGroup, subcommand_metavar="CONFIG.toml [ARGS]... | ctl COMMAND [ARGS]...")
 def live() -> None:
     """Trade live: `lockstep live CONFIG.toml` runs a node, `lockstep live ctl` controls one."""
 
@@ -56,7 +56,7 @@ def _node_entry() -> Callable[..., Mapping[str, Any]]:
     return entry
 
 
-@live.command("run")
+@live.command("run", short_help="run a node (`lockstep live CONFIG.toml` for short)")
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="override a config key (repeatable), e.g. --set live.cpu=1")
@@ -79,7 +79,7 @@ def run(config: str, overrides: tuple[str, ...], data: str | None, duration: flo
         _print_fields(summary)
 
 
-@live.command("ctl")
+@live.command("ctl", short_help="send status, kill, halt, resume or reduce_only to a running node")
 @click.argument("command", type=click.Choice(COMMANDS))
 @click.option("--socket", "endpoint", default=None, metavar="PATH|tcp://127.0.0.1:PORT",
               help="the node's control socket")

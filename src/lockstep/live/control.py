@@ -457,7 +457,9 @@ class ControlServer:
             return _error(f"{command} failed: {type(e).__name__}: {e}")
         if not isinstance(result, Mapping):
             return _error(f"{command}: the node answered {type(result).__name__}, not a mapping")
-        return {"ok": True, "command": command, **result}
+        # "ok" and "command" are the protocol's: a result cannot change them.
+        return {"ok": True, "command": command,
+                **{k: v for k, v in result.items() if k not in ("ok", "command")}}
 
     # -- signals ---------------------------------------------------------------------------
 
