@@ -35,17 +35,20 @@ One depth stream per feed: REST snapshots name no symbol, and the import gives t
 symbol of the feed (`WebSocketFeed.snapshot_symbol`, the import's `snapshot_symbol`).
 
 The WebSocket protocol is the `websockets` library's (the `record` extra): RFC 6455 complete
-(checked against the Autobahn suite), maintained since 2013, asyncio with a limit on message size,
-TLS through the standard ssl module for wss:// (and the same context for an https snapshot URL).
+(checked against the Autobahn suite), maintained since 2013, with a limit on message size. Its
+Sans-I/O client protocol (handshake, framing, ping answers, closing) is driven here by one thread
+over a plain socket, which costs less per message than its asyncio connection; TLS is the
+standard ssl module's for wss:// (and the same context for an https snapshot URL).
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import json
 import logging
+import queue
 import re
+import socket
 import ssl
 import threading
 import time
@@ -64,7 +67,16 @@ from lockstep.checks import (
     unknown_keys,
 )
 from lockstep.data.raw_capture import MAX_PAYLOAD
-from lockstep.errors import ConfigError
+from lockstep.errors import ConfigError, LockstepError
+
+try:  # the `record` extra: without it feeds can be configured, not recorded
+    from websockets.client import ClientProtocol
+    from websockets.exceptions import InvalidHandshake, InvalidURI, PayloadTooBig
+    from websockets.frames import Opcode
+    from websockets.protocol import State
+    from websockets.uri import parse_uri
+except ImportError:
+    ClientProtocol = None
 
 __all__ = ["KIND", "DepthChain", "Sink", "WebSocketFeed", "WebSocketRecorder", "record_websocket"]
 
@@ -82,7 +94,12 @@ _FORBIDDEN_IN_STREAM = set("/?&#")
 _MAX_SNAPSHOT_LIMIT = 5000  # Binance's largest depth limit
 _STOP_POLL_S = 0.02  # how often the receive loop looks at `stop`
 _CLOSE_TIMEOUT_S = 1.0
+_RECV_BYTES = 1 << 18
+_KEEPALIVE_S = 20.0  # a ping after this long without data; no answer within `timeout`: reconnect
+_GOING_AWAY = 1001  # the close code a stopping recorder sends (RFC 6455, 7.4.1)
+_USER_AGENT = "lockstep-recorder"
 _MESSAGE_TOO_BIG = 1009  # the close code for a message over the limit (RFC 6455, 7.4.1)
+_JSON = json.JSONDecoder()
 _LOGGED_IN_FULL = 10  # occurrences of one kind of bad input logged one by one; then powers of 10
 
 
@@ -297,115 +314,148 @@ _COUNTS = ("messages", "bytes", "not_json", "binary", "oversized", "connections"
 class WebSocketRecorder:
     """Records one WebSocket feed into `sink` until `run`'s stop event is set.
 
-    `counts` (a dict, readable while it runs): messages and bytes recorded (messages and
-    snapshots alike), not_json and binary messages (recorded, and counted as such), oversized
-    messages (the connection failed on them), connections opened, reconnects, connect_failures,
-    gaps in the depth chain, snapshots written and snapshot_failures.
+    One thread does everything that reaches the sink (the sink may be a single-producer ring):
+    it reads the socket, feeds the library's protocol, stamps and hands on each message, and
+    writes the snapshots that fetch threads hand back. `counts` (a dict, readable while it runs):
+    messages and bytes recorded (messages and snapshots alike), not_json and binary messages
+    (recorded, and counted as such), oversized messages (the connection failed on them),
+    connections opened, reconnects, connect_failures, gaps in the depth chain, snapshots written
+    and snapshot_failures.
     """
 
     def __init__(self, feed: WebSocketFeed, sink: Sink) -> None:
+        if ClientProtocol is None:
+            raise LockstepError(f"recording the WebSocket feed {feed.name!r} needs the websockets library: "
+                                "pip install 'lockstep[record]'")
         self.feed = feed
         self.sink = sink
         self.counts: dict[str, int] = dict.fromkeys(_COUNTS, 0)
         self._symbol = feed.snapshot_symbol
         self._chain = DepthChain()
         self._ssl = _ssl_context(feed)
-        self._fetch: asyncio.Task[None] | None = None
-        self._fetch_again = False
-        self._last_request = float("-inf")  # time.monotonic() of the last snapshot request
+        self._snapshots: queue.SimpleQueue[tuple[bytes, str | None]] = queue.SimpleQueue()
+        self._snapshot_wanted = False
+        self._snapshot_in_flight = False
+        self._snapshot_due = 0.0  # time.monotonic() before which no request goes out
+        self._snapshot_failures = 0
 
-    # -- running --
+    # -- connections --
 
     def run(self, stop: threading.Event) -> None:
         """Records until `stop` is set, then closes the connection and returns (within about
-        the close timeout, 1 s); a snapshot request under way is abandoned."""
-        asyncio.run(self._main(stop))
-        log.info("%s: stopped; %s", self.feed.name,
-                 ", ".join(f"{k} {v}" for k, v in self.counts.items()))
-
-    async def _main(self, stop: threading.Event) -> None:
-        work = asyncio.create_task(self._connections())
-        while not stop.is_set() and not work.done() and not self._fetch_failed():
-            await asyncio.sleep(_STOP_POLL_S)
-        for task in (work, self._fetch):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-
-    def _fetch_failed(self) -> bool:
-        """The snapshot task raised (the sink refused a frame): the error ends the run."""
-        fetch = self._fetch
-        return fetch is not None and fetch.done() and not fetch.cancelled() and fetch.exception() is not None
-
-    async def _connections(self) -> None:
-        """Opens the connection and reopens it whenever it ends, with backoff."""
-        from websockets.asyncio.client import connect  # the `record` extra
-        from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-
+        _STOP_POLL_S, plus up to _CLOSE_TIMEOUT_S for the close handshake); a snapshot request
+        under way is abandoned. An error of the sink ends the run and is raised."""
         ended: str | None = None  # why the last connection ended (None before the first)
         attempts = 0
-        while True:
-            delivered = False
+        while not stop.is_set():
             try:
-                async with connect(self.feed.stream_url, ssl=self._ssl, proxy=None, compression=None,
-                                   open_timeout=_seconds(self.feed.timeout_ns),
-                                   close_timeout=_CLOSE_TIMEOUT_S, max_size=self.feed.max_message_bytes,
-                                   user_agent_header="lockstep-recorder") as ws:
-                    peer = _peer(ws.remote_address)
-                    self.counts["connections"] += 1
-                    if ended is not None:
-                        self.counts["reconnects"] += 1
-                        log.warning("%s: reconnected to %s after %d attempt(s); the last connection "
-                                    "ended: %s", self.feed.name, peer, attempts, ended)
-                        self.sink.history("reconnect", feed=self.feed.name, reason=ended,
-                                          attempts=attempts, peer=peer)
-                    else:
-                        log.info("%s: connected to %s", self.feed.name, peer)
-                    self._want_snapshot()
-                    async for message in ws:
-                        self._on_message(message, peer)
-                        delivered = True
-                    ended = _closed(ws.close_code, ws.close_reason, peer)
-            except ConnectionClosed as e:
-                ended = self._connection_lost(e)
-            except (OSError, asyncio.TimeoutError, InvalidHandshake, InvalidURI) as e:
+                connection = _Connection.open(self.feed, self._ssl)
+            except (OSError, InvalidHandshake, InvalidURI) as e:
                 self.counts["connect_failures"] += 1
                 ended = f"cannot connect to {self.feed.url}: {_describe(e)}"
-            if delivered:
-                attempts = 0
+            else:
+                self.counts["connections"] += 1
+                if ended is not None:
+                    self.counts["reconnects"] += 1
+                    log.warning("%s: reconnected to %s after %d attempt(s); the last connection ended: %s",
+                                self.feed.name, connection.peer, attempts, ended)
+                    self.sink.history("reconnect", feed=self.feed.name, reason=ended, attempts=attempts,
+                                      peer=connection.peer)
+                else:
+                    log.info("%s: connected to %s", self.feed.name, connection.peer)
+                self._want_snapshot()
+                messages = self.counts["messages"]
+                with connection:
+                    ended = self._receive(connection, stop)
+                if ended is None:
+                    break  # stopped
+                if self.counts["messages"] > messages:
+                    attempts = 0
             delay = min(self.feed.reconnect_delay_ns * 2 ** min(attempts, 62), self.feed.reconnect_max_delay_ns)
             attempts += 1
             log.warning("%s: %s; reconnecting in %s", self.feed.name, ended, format_duration(delay))
-            await asyncio.sleep(_seconds(delay))
+            stop.wait(_seconds(delay))
+        log.info("%s: stopped; %s", self.feed.name, ", ".join(f"{k} {v}" for k, v in self.counts.items()))
 
-    def _connection_lost(self, e: Exception) -> str:
-        sent, received = getattr(e, "sent", None), getattr(e, "rcvd", None)
-        if sent is not None and sent.code == _MESSAGE_TOO_BIG:
+    def _receive(self, connection: _Connection, stop: threading.Event) -> str | None:
+        """Records what arrives until the connection ends (why, in words) or `stop` (None)."""
+        protocol, sock = connection.protocol, connection.sock
+        quiet_since = time.monotonic()
+        pinged = False
+        self._events(connection, connection.early)
+        while not stop.is_set():
+            self._poll_snapshots()
+            try:
+                data = sock.recv(_RECV_BYTES)
+            except TimeoutError:
+                quiet = time.monotonic() - quiet_since
+                if quiet > _KEEPALIVE_S + _seconds(self.feed.timeout_ns):
+                    return f"nothing from {connection.peer} for {quiet:.0f} s, not even a pong"
+                if quiet > _KEEPALIVE_S and not pinged:
+                    protocol.send_ping(b"lockstep")
+                    pinged = True
+                    connection.flush()
+                continue
+            except OSError as e:
+                return f"the connection to {connection.peer} broke: {_describe(e)}"
+            quiet_since = time.monotonic()
+            pinged = False
+            if data:
+                protocol.receive_data(data)
+            else:
+                protocol.receive_eof()
+            self._events(connection, protocol.events_received())
+            try:
+                connection.flush()
+            except OSError as e:
+                return f"the connection to {connection.peer} broke: {_describe(e)}"
+            if protocol.state is State.CLOSED or protocol.close_expected() or not data:
+                return self._ended(connection)
+        return None
+
+    def _ended(self, connection: _Connection) -> str:
+        protocol = connection.protocol
+        if isinstance(protocol.parser_exc, PayloadTooBig):
             self.counts["oversized"] += 1
-            return (f"a message over max_message_bytes ({self.feed.max_message_bytes}) arrived; "
-                    "the connection was failed with 1009")
+            return (f"a message over max_message_bytes ({self.feed.max_message_bytes}) arrived from "
+                    f"{connection.peer}; the connection was failed with {_MESSAGE_TOO_BIG}")
+        if protocol.parser_exc is not None:
+            return f"{connection.peer} broke the protocol: {_describe(protocol.parser_exc)}"
+        received = protocol.close_rcvd
         if received is not None:
-            return _closed(received.code, received.reason, "the server")
-        if sent is not None:
-            return f"closed by us with {sent.code} {sent.reason}".rstrip()
-        return f"the connection broke without a close frame ({_describe(e.__cause__ or e)})"
+            return f"closed by {connection.peer} with {received.code} {received.reason}".rstrip()
+        return f"{connection.peer} closed the connection without a close frame"
 
     # -- messages --
 
-    def _on_message(self, message: str | bytes, peer: str) -> None:
+    def _events(self, connection: _Connection, events: list[Any]) -> None:
+        for event in events:
+            opcode = getattr(event, "opcode", None)
+            if opcode is Opcode.TEXT or opcode is Opcode.BINARY:
+                if event.fin:
+                    self._message(event.data, opcode is Opcode.TEXT, connection.peer)
+                else:
+                    connection.fragments = [event.data]
+                    connection.fragmented_text = opcode is Opcode.TEXT
+            elif opcode is Opcode.CONT:
+                connection.fragments.append(event.data)
+                if event.fin:
+                    data = b"".join(connection.fragments)
+                    connection.fragments = []
+                    self._message(data, connection.fragmented_text, connection.peer)
+
+    def _message(self, payload: bytes, text: bool, peer: str) -> None:
         receive_ns = time.time_ns()
-        payload = message.encode() if isinstance(message, str) else message
         self.sink.frame(receive_ns, payload)
         counts = self.counts
         counts["messages"] += 1
         counts["bytes"] += len(payload)
-        if not isinstance(message, str):
+        if not text:
             self._bad("binary", f"a binary message of {len(payload)} bytes from {peer} (recorded as received)")
             return
         try:
-            doc = json.loads(message)
-        except ValueError as e:
+            doc = _JSON.decode(payload.decode())
+        except ValueError as e:  # UnicodeDecodeError included
             self._bad("not_json", f"a text message that is not JSON from {peer} ({e}; recorded as received)")
             return
         if self._symbol is None or not isinstance(doc, dict):
@@ -434,67 +484,130 @@ class WebSocketRecorder:
     # -- snapshots --
 
     def _want_snapshot(self) -> None:
-        """A snapshot is needed: fetched now, or right after the one under way (which may have
-        been taken before what made this one necessary)."""
-        if self._symbol is None:
+        """A snapshot is needed: requested at the next poll, or after the one under way (which
+        may have been taken before what made this one necessary)."""
+        if self._symbol is not None:
+            self._snapshot_wanted = True
+
+    def _poll_snapshots(self) -> None:
+        """Writes a snapshot a fetch thread handed back; starts the next request when one is
+        wanted, none is under way and snapshot_retry (or the failure backoff) has passed."""
+        while not self._snapshots.empty():
+            body, error = self._snapshots.get()
+            self._snapshot_in_flight = False
+            self._snapshot_arrived(body, error)
+        if self._snapshot_wanted and not self._snapshot_in_flight and time.monotonic() >= self._snapshot_due:
+            self._snapshot_wanted = False
+            self._snapshot_in_flight = True
+            self._snapshot_due = time.monotonic() + _seconds(self.feed.snapshot_retry_ns)
+            args = (self.feed.snapshot_request(), self._ssl, _seconds(self.feed.timeout_ns),
+                    self.feed.max_message_bytes)
+            threading.Thread(target=lambda: self._snapshots.put(_fetch(*args)), name="snapshot",
+                             daemon=True).start()
+
+    def _snapshot_arrived(self, body: bytes, error: str | None) -> None:
+        if error is None:
+            error, last_update_id = _snapshot_id(body)
+        if error is not None:
+            self._snapshot_failures += 1
+            self.counts["snapshot_failures"] += 1
+            delay = min(self.feed.reconnect_delay_ns * 2 ** min(self._snapshot_failures - 1, 62),
+                        self.feed.reconnect_max_delay_ns)
+            log.warning("%s: %s snapshot from %s failed: %s; again in %s", self.feed.name, self._symbol,
+                        self.feed.snapshot_url, error, format_duration(delay))
+            self.sink.history("snapshot_failed", feed=self.feed.name, symbol=self._symbol, reason=error)
+            self._snapshot_wanted = True
+            self._snapshot_due = max(self._snapshot_due, time.monotonic() + _seconds(delay))
             return
-        if self._fetch is not None and not self._fetch.done():
-            self._fetch_again = True
-            return
-        self._fetch = asyncio.get_running_loop().create_task(self._snapshot())
-
-    async def _snapshot(self) -> None:
-        retry = _seconds(self.feed.snapshot_retry_ns)
-        failures = 0
-        while True:
-            self._fetch_again = False
-            await asyncio.sleep(max(0.0, self._last_request + retry - time.monotonic()))
-            self._last_request = time.monotonic()
-            body, error = await _in_thread(_fetch, self.feed.snapshot_request(), self._ssl,
-                                           _seconds(self.feed.timeout_ns), self.feed.max_message_bytes)
-            if error is None:
-                error, last_update_id = _snapshot_id(body)
-            if error is not None:
-                failures += 1
-                self.counts["snapshot_failures"] += 1
-                delay = min(self.feed.reconnect_delay_ns * 2 ** min(failures - 1, 62),
-                            self.feed.reconnect_max_delay_ns)
-                log.warning("%s: %s snapshot from %s failed: %s; again in %s", self.feed.name,
-                            self._symbol, self.feed.snapshot_url, error, format_duration(delay))
-                self.sink.history("snapshot_failed", feed=self.feed.name, symbol=self._symbol, reason=error)
-                await asyncio.sleep(_seconds(delay))
-                continue
-            receive_ns = time.time_ns()
-            self.sink.frame(receive_ns, body)
-            self.counts["messages"] += 1
-            self.counts["bytes"] += len(body)
-            self.counts["snapshots"] += 1
-            self.sink.history("snapshot", feed=self.feed.name, symbol=self._symbol,
-                              last_update_id=last_update_id, bytes=len(body))
-            gap = self._chain.snapshot(last_update_id)
-            if not self._fetch_again and gap is None:
-                return
-            if gap is not None:
-                self._gap(gap)
+        self._snapshot_failures = 0
+        receive_ns = time.time_ns()
+        self.sink.frame(receive_ns, body)
+        self.counts["messages"] += 1
+        self.counts["bytes"] += len(body)
+        self.counts["snapshots"] += 1
+        self.sink.history("snapshot", feed=self.feed.name, symbol=self._symbol,
+                          last_update_id=last_update_id, bytes=len(body))
+        self._gap(self._chain.snapshot(last_update_id))
 
 
-async def _in_thread(fn, *args):
-    """fn(*args) in a daemon thread of its own: a stop does not wait for a slow server (a thread
-    of asyncio's executor would be joined when the loop closes)."""
-    loop = asyncio.get_running_loop()
-    done = loop.create_future()
+class _Connection:
+    """One open WebSocket connection: a socket driven by the library's Sans-I/O client protocol
+    (`websockets.client.ClientProtocol`: the handshake, framing, limits, ping answers, closing)."""
 
-    def settle(result) -> None:
-        if not done.done():
-            done.set_result(result)
+    def __init__(self, sock: socket.socket, protocol: Any, peer: str, early: list[Any]) -> None:
+        self.sock = sock
+        self.protocol = protocol
+        self.peer = peer
+        self.early = early  # frames that came with the handshake's response
+        self.fragments: list[bytes] = []
+        self.fragmented_text = False
 
-    def work() -> None:
-        result = fn(*args)
-        with contextlib.suppress(RuntimeError):  # the loop closed: nobody waits any more
-            loop.call_soon_threadsafe(settle, result)
+    @classmethod
+    def open(cls, feed: WebSocketFeed, context: ssl.SSLContext | None) -> _Connection:
+        """Connects and completes the opening handshake within feed.timeout; OSError (TLS
+        included) or the library's InvalidHandshake otherwise."""
+        uri = parse_uri(feed.stream_url)
+        timeout = _seconds(feed.timeout_ns)
+        deadline = time.monotonic() + timeout
+        sock = socket.create_connection((uri.host, uri.port), timeout=timeout)
+        try:
+            if uri.secure:
+                sock = (context or ssl.create_default_context()).wrap_socket(sock, server_hostname=uri.host)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = _peer(sock.getpeername())
+            protocol = ClientProtocol(uri, max_size=feed.max_message_bytes)
+            request = protocol.connect()
+            request.headers["User-Agent"] = _USER_AGENT
+            protocol.send_request(request)
+            connection = cls(sock, protocol, peer, [])
+            connection.flush()
+            while protocol.state is State.CONNECTING:
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
+                data = sock.recv(_RECV_BYTES)
+                if data:
+                    protocol.receive_data(data)
+                else:
+                    protocol.receive_eof()
+                events = protocol.events_received()
+                if protocol.handshake_exc is not None:
+                    raise protocol.handshake_exc
+                if not data:
+                    raise ConnectionError(f"{peer} closed the connection during the opening handshake")
+                connection.early += [e for e in events if hasattr(e, "opcode")]
+            sock.settimeout(_STOP_POLL_S)
+            return connection
+        except BaseException:
+            sock.close()
+            raise
 
-    threading.Thread(target=work, name="snapshot", daemon=True).start()
-    return await done
+    def flush(self) -> None:
+        for data in self.protocol.data_to_send():
+            if data:
+                self.sock.sendall(data)
+            else:  # the protocol's end of stream: half-close
+                with contextlib.suppress(OSError):
+                    self.sock.shutdown(socket.SHUT_WR)
+
+    def __enter__(self) -> _Connection:  # noqa: PYI034 (3.10 has no typing.Self)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """Closes: the close handshake when the connection is still open (a stop), briefly."""
+        try:
+            if self.protocol.state is State.OPEN:
+                self.protocol.send_close(_GOING_AWAY)
+                self.flush()
+                deadline = time.monotonic() + _CLOSE_TIMEOUT_S
+                while self.protocol.state is not State.CLOSED and time.monotonic() < deadline:
+                    data = self.sock.recv(_RECV_BYTES)
+                    if not data:
+                        break
+                    self.protocol.receive_data(data)
+                    self.protocol.events_received()  # after a stop nothing more is recorded
+        except OSError:
+            pass
+        finally:
+            self.sock.close()
 
 
 def _fetch(url: str, context: ssl.SSLContext | None, timeout: float, limit: int) -> tuple[bytes, str | None]:
@@ -539,12 +652,6 @@ def _peer(address: Any) -> str:
         host, port = address[0], address[1]
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     return str(address)
-
-
-def _closed(code: int | None, reason: str | None, who: str) -> str:
-    if code is None:
-        return f"closed by {who} without a close code"
-    return f"closed by {who} with {code} {reason or ''}".rstrip()
 
 
 def _describe(e: BaseException) -> str:
