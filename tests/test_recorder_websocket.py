@@ -9,6 +9,9 @@ import gzip
 import io
 import json
 import logging
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -78,8 +81,9 @@ class LocalVenue:
     """A WebSocket server running `stream(ws, venue)` per connection and an HTTP server answering
     every GET with `snapshot(query) -> (status, body)`, both on loopback port 0."""
 
-    def __init__(self, stream, snapshot=None) -> None:
+    def __init__(self, stream, snapshot=None, tls=None) -> None:
         self.stream = stream
+        self.tls = tls
         self.snapshot = snapshot or (lambda query: (404, b'{"code":-1121,"msg":"Invalid symbol."}'))
         self.connections = 0
         self.requests: list[str] = []
@@ -116,7 +120,7 @@ class LocalVenue:
 
         async def main() -> None:
             self.stopping = asyncio.Event()
-            async with websockets_server.serve(handler, "127.0.0.1", 0, max_size=None) as server:
+            async with websockets_server.serve(handler, "127.0.0.1", 0, max_size=None, ssl=self.tls) as server:
                 self.port = server.sockets[0].getsockname()[1]
                 started.set()
                 await self.stopping.wait()
@@ -515,3 +519,85 @@ def test_record_websocket_is_the_entry_point(tmp_path):
         venue.close()
     assert venue.requests == []  # no depth stream: no snapshot
     sink.close()
+
+
+def test_a_fragmented_message_is_recorded_as_one_frame(tmp_path):
+    sink = CaptureSink(tmp_path / "capture")
+    parts = ['{"stream":"btcusdt@trade",', '"data":{"e":"trade"', ',"t":1}}']
+
+    async def stream(ws, venue) -> None:
+        await ws.send(iter(parts))  # one message in three frames
+        await ws.send(iter([b"\x01\x02", b"\x03"]))
+        await ws.wait_closed()
+
+    venue = LocalVenue(stream)
+    try:
+        with Recording(venue.feed(streams=["btcusdt@trade"]), sink) as rec:
+            until(lambda: sink.frames == 2, "both messages")
+    finally:
+        venue.close()
+    files = sink.close()
+    payloads = [bytes(b.payload(i)) for b in read_frames(files) for i in range(len(b))]
+    assert payloads == ["".join(parts).encode(), b"\x01\x02\x03"]
+    assert (rec.recorder.counts["not_json"], rec.recorder.counts["binary"]) == (0, 1)
+
+
+def test_a_sink_that_fails_ends_the_run_with_its_error(tmp_path):
+    """A full disk is the sink's to report: the recorder stops and raises it, it does not go on
+    receiving what it cannot keep."""
+    class FullDisk(CaptureSink):
+        def frame(self, receive_ns: int, payload: bytes) -> None:
+            raise OSError(28, "No space left on device")
+
+    sink = FullDisk(tmp_path / "capture")
+
+    async def stream(ws, venue) -> None:
+        await ws.send('{"stream":"btcusdt@trade","data":{}}')
+        await ws.wait_closed()
+
+    venue = LocalVenue(stream)
+    try:
+        rec = Recording(venue.feed(streams=["btcusdt@trade"]), sink)
+        rec.thread.start()
+        rec.thread.join(10)
+        assert not rec.thread.is_alive()
+        assert isinstance(rec.error, OSError) and rec.error.errno == 28
+    finally:
+        rec.stop.set()
+        venue.close()
+    sink.close()
+
+
+def test_wss_with_the_venues_certificate_authority(tmp_path):
+    """wss:// is TLS, verified against `ca_file`; a server whose certificate the trust does not
+    cover is a counted connect failure."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True)
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(cert, key)
+    sink = CaptureSink(tmp_path / "capture")
+    message = '{"stream":"btcusdt@trade","data":{"e":"trade","t":1}}'
+
+    async def stream(ws, venue) -> None:
+        await ws.send(message)
+        await ws.wait_closed()
+
+    venue = LocalVenue(stream, tls=server_tls)
+    try:
+        with Recording(venue.feed(streams=["btcusdt@trade"], url=venue.ws_url.replace("ws:", "wss:"),
+                                  ca_file=str(cert)), sink):
+            until(lambda: sink.frames == 1, "the message over TLS")
+        untrusted = CaptureSink(tmp_path / "untrusted")
+        with Recording(venue.feed(streams=["btcusdt@trade"], url=venue.ws_url.replace("ws:", "wss:")),
+                       untrusted) as rec:
+            until(lambda: rec.recorder.counts["connect_failures"] >= 2, "refused connections")
+        assert untrusted.frames == 0
+        untrusted.close()
+    finally:
+        venue.close()
+    files = sink.close()
+    assert [bytes(b.payload(i)) for b in read_frames(files) for i in range(len(b))] == [message.encode()]
