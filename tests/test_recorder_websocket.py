@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import shutil
+import socket
 import ssl
 import subprocess
 import threading
@@ -601,3 +602,18 @@ def test_wss_with_the_venues_certificate_authority(tmp_path):
         venue.close()
     files = sink.close()
     assert [bytes(b.payload(i)) for b in read_frames(files) for i in range(len(b))] == [message.encode()]
+
+
+def test_stop_returns_while_a_venue_never_answers_the_handshake(tmp_path):
+    """A listener that takes the connection and never answers: with a 30 s timeout, a stop still
+    returns at once."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        feed = WebSocketFeed.from_dict({"name": "silent", "kind": "websocket", "streams": ["btcusdt@trade"],
+                                        "url": f"ws://127.0.0.1:{silent.getsockname()[1]}/stream", "timeout": "30s"})
+        sink = CaptureSink(tmp_path / "capture")
+        with Recording(feed, sink) as rec:
+            time.sleep(0.3)
+            stopped = time.monotonic()
+        assert time.monotonic() - stopped < 1.0
+        assert rec.recorder.counts["connect_failures"] == 0 and sink.frames == 0
+    sink.close()

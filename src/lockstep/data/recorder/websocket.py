@@ -44,10 +44,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import json
 import logging
+import os
 import queue
 import re
+import select
 import socket
 import ssl
 import threading
@@ -349,7 +352,9 @@ class WebSocketRecorder:
         attempts = 0
         while not stop.is_set():
             try:
-                connection = _Connection.open(self.feed, self._ssl)
+                connection = _Connection.open(self.feed, self._ssl, stop)
+            except _Stopped:
+                break
             except (OSError, InvalidHandshake, InvalidURI) as e:
                 self.counts["connect_failures"] += 1
                 ended = f"cannot connect to {self.feed.url}: {_describe(e)}"
@@ -543,17 +548,20 @@ class _Connection:
         self.fragmented_text = False
 
     @classmethod
-    def open(cls, feed: WebSocketFeed, context: ssl.SSLContext | None) -> _Connection:
-        """Connects and completes the opening handshake within feed.timeout; OSError (TLS
-        included) or the library's InvalidHandshake otherwise."""
+    def open(cls, feed: WebSocketFeed, context: ssl.SSLContext | None, stop: threading.Event) -> _Connection:
+        """Connects and completes the opening handshake (TLS first for wss://) within
+        feed.timeout; OSError (TLS and timeouts included) or the library's InvalidHandshake
+        otherwise, _Stopped as soon as `stop` is set."""
         uri = parse_uri(feed.stream_url)
-        timeout = _seconds(feed.timeout_ns)
-        deadline = time.monotonic() + timeout
-        sock = socket.create_connection((uri.host, uri.port), timeout=timeout)
+        deadline = time.monotonic() + _seconds(feed.timeout_ns)
+        sock = _connect(uri.host, uri.port, deadline, stop)
         try:
-            if uri.secure:
-                sock = (context or ssl.create_default_context()).wrap_socket(sock, server_hostname=uri.host)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if uri.secure:
+                sock = (context or ssl.create_default_context()).wrap_socket(
+                    sock, server_hostname=uri.host, do_handshake_on_connect=False)
+                _tls_handshake(sock, deadline, stop)
+            sock.settimeout(_STOP_POLL_S)
             peer = _peer(sock.getpeername())
             protocol = ClientProtocol(uri, max_size=feed.max_message_bytes)
             request = protocol.connect()
@@ -562,8 +570,11 @@ class _Connection:
             connection = cls(sock, protocol, peer, [])
             connection.flush()
             while protocol.state is State.CONNECTING:
-                sock.settimeout(max(0.001, deadline - time.monotonic()))
-                data = sock.recv(_RECV_BYTES)
+                try:
+                    data = sock.recv(_RECV_BYTES)
+                except TimeoutError:
+                    _check(deadline, stop)
+                    continue
                 if data:
                     protocol.receive_data(data)
                 else:
@@ -574,7 +585,6 @@ class _Connection:
                 if not data:
                     raise ConnectionError(f"{peer} closed the connection during the opening handshake")
                 connection.early += [e for e in events if hasattr(e, "opcode")]
-            sock.settimeout(_STOP_POLL_S)
             return connection
         except BaseException:
             sock.close()
@@ -608,6 +618,62 @@ class _Connection:
             pass
         finally:
             self.sock.close()
+
+
+class _Stopped(Exception):
+    """`stop` was set while a connection was being opened."""
+
+
+def _check(deadline: float, stop: threading.Event) -> None:
+    if stop.is_set():
+        raise _Stopped
+    if time.monotonic() > deadline:
+        raise TimeoutError("timed out")
+
+
+def _wait(sock: socket.socket, deadline: float, stop: threading.Event, *, write: bool) -> None:
+    """Until `sock` is writable (or readable), in slices short enough to see `stop`."""
+    while True:
+        _check(deadline, stop)
+        readable, writable, _ = select.select([] if write else [sock], [sock] if write else [], [], _STOP_POLL_S)
+        if readable or writable:
+            return
+
+
+def _connect(host: str, port: int, deadline: float, stop: threading.Event) -> socket.socket:
+    """A connected TCP socket to the first of host's addresses that accepts, never blocking
+    longer than _STOP_POLL_S at a time."""
+    error: OSError = OSError(f"{host} has no address")
+    for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setblocking(False)
+            code = sock.connect_ex(address)
+            if code not in (0, errno.EINPROGRESS):
+                raise OSError(code, f"connecting to {_peer(address)}: {os.strerror(code)}")
+            _wait(sock, deadline, stop, write=True)
+            code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                raise OSError(code, f"connecting to {_peer(address)}: {os.strerror(code)}")
+            return sock
+        except OSError as e:
+            sock.close()
+            error = e
+        except BaseException:
+            sock.close()
+            raise
+    raise error
+
+
+def _tls_handshake(sock: ssl.SSLSocket, deadline: float, stop: threading.Event) -> None:
+    while True:
+        try:
+            sock.do_handshake()
+            return
+        except ssl.SSLWantReadError:
+            _wait(sock, deadline, stop, write=False)
+        except ssl.SSLWantWriteError:
+            _wait(sock, deadline, stop, write=True)
 
 
 def _fetch(url: str, context: ssl.SSLContext | None, timeout: float, limit: int) -> tuple[bytes, str | None]:
