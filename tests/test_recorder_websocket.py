@@ -617,3 +617,33 @@ def test_stop_returns_while_a_venue_never_answers_the_handshake(tmp_path):
         assert time.monotonic() - stopped < 1.0
         assert rec.recorder.counts["connect_failures"] == 0 and sink.frames == 0
     sink.close()
+
+
+def test_a_quiet_venue_is_pinged_and_one_that_never_answers_is_left(tmp_path, monkeypatch):
+    """After the keepalive interval without data the recorder pings: a venue that answers keeps
+    its connection; one whose answer does not come within `timeout` is reconnected."""
+    from lockstep.data.recorder import websocket as ws_module
+
+    monkeypatch.setattr(ws_module, "_KEEPALIVE_S", 0.1)
+    sink = CaptureSink(tmp_path / "capture")
+
+    async def stream(ws, venue) -> None:
+        if venue.connections == 1:
+            await asyncio.sleep(0.8)  # quiet, but answering pings
+            time.sleep(1.0)  # frozen: no pong
+            await ws.wait_closed()
+        else:
+            await ws.send('{"stream":"btcusdt@trade","data":{}}')
+            await ws.wait_closed()
+
+    venue = LocalVenue(stream)
+    try:
+        with Recording(venue.feed(streams=["btcusdt@trade"], timeout="300ms"), sink) as rec:
+            time.sleep(0.7)
+            assert rec.recorder.counts["reconnects"] == 0  # pings were answered
+            until(lambda: sink.frames == 1, "the message after the reconnect")
+    finally:
+        venue.close()
+    (reconnect,) = sink.named("reconnect")
+    assert "not even a pong" in reconnect["reason"]
+    sink.close()

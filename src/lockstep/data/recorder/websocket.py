@@ -18,7 +18,8 @@ What reaches the sink (`frame(receive_ns, payload)`, `history(record, **fields)`
   reconnect) and after every gap in the depth stream's update-id chain, in a thread of its own so
   the receive loop never waits for it, and written when it arrives, among the messages;
 - history records: ``snapshot`` (symbol, last_update_id, bytes), ``gap`` (symbol, expected,
-  found: the chain broke), ``reconnect`` (reason the last connection ended, attempts, peer),
+  found: the chain broke), ``reconnect`` (reason the last connection ended, attempts, the
+  last_error of a failed attempt or None, peer),
   ``snapshot_failed`` (symbol, reason).
 
 Gaps are found the way the import finds them: `DepthChain` is the update-id chain of
@@ -348,7 +349,8 @@ class WebSocketRecorder:
         """Records until `stop` is set, then closes the connection and returns (within about
         _STOP_POLL_S, plus up to _CLOSE_TIMEOUT_S for the close handshake); a snapshot request
         under way is abandoned. An error of the sink ends the run and is raised."""
-        ended: str | None = None  # why the last connection ended (None before the first)
+        lost: str | None = None  # why the last connection ended (None before the first)
+        failed: str | None = None  # why the last attempt to connect failed
         attempts = 0
         while not stop.is_set():
             try:
@@ -357,28 +359,29 @@ class WebSocketRecorder:
                 break
             except (OSError, InvalidHandshake, InvalidURI) as e:
                 self.counts["connect_failures"] += 1
-                ended = f"cannot connect to {self.feed.url}: {_describe(e)}"
+                failed = f"cannot connect to {self.feed.url}: {_describe(e)}"
             else:
                 self.counts["connections"] += 1
-                if ended is not None:
+                if lost is not None:
                     self.counts["reconnects"] += 1
                     log.warning("%s: reconnected to %s after %d attempt(s); the last connection ended: %s",
-                                self.feed.name, connection.peer, attempts, ended)
-                    self.sink.history("reconnect", feed=self.feed.name, reason=ended, attempts=attempts,
-                                      peer=connection.peer)
+                                self.feed.name, connection.peer, attempts, lost)
+                    self.sink.history("reconnect", feed=self.feed.name, reason=lost, attempts=attempts,
+                                      last_error=failed, peer=connection.peer)
                 else:
-                    log.info("%s: connected to %s", self.feed.name, connection.peer)
+                    log.info("%s: connected to %s after %d attempt(s)", self.feed.name, connection.peer, attempts + 1)
+                failed = None
                 self._want_snapshot()
                 messages = self.counts["messages"]
                 with connection:
-                    ended = self._receive(connection, stop)
-                if ended is None:
+                    lost = self._receive(connection, stop)
+                if lost is None:
                     break  # stopped
                 if self.counts["messages"] > messages:
                     attempts = 0
             delay = min(self.feed.reconnect_delay_ns * 2 ** min(attempts, 62), self.feed.reconnect_max_delay_ns)
             attempts += 1
-            log.warning("%s: %s; reconnecting in %s", self.feed.name, ended, format_duration(delay))
+            log.warning("%s: %s; reconnecting in %s", self.feed.name, failed or lost, format_duration(delay))
             stop.wait(_seconds(delay))
         log.info("%s: stopped; %s", self.feed.name, ", ".join(f"{k} {v}" for k, v in self.counts.items()))
 
@@ -393,27 +396,30 @@ class WebSocketRecorder:
             try:
                 data = sock.recv(_RECV_BYTES)
             except TimeoutError:
+                data = None
+            except OSError as e:
+                return f"the connection to {connection.peer} broke: {_describe(e)}"
+            if data is None:
                 quiet = time.monotonic() - quiet_since
                 if quiet > _KEEPALIVE_S + _seconds(self.feed.timeout_ns):
-                    return f"nothing from {connection.peer} for {quiet:.0f} s, not even a pong"
+                    return f"nothing from {connection.peer} for {quiet:.1f} s, not even a pong"
                 if quiet > _KEEPALIVE_S and not pinged:
                     protocol.send_ping(b"lockstep")
                     pinged = True
-                    connection.flush()
-                continue
-            except OSError as e:
-                return f"the connection to {connection.peer} broke: {_describe(e)}"
-            quiet_since = time.monotonic()
-            pinged = False
-            if data:
-                protocol.receive_data(data)
             else:
-                protocol.receive_eof()
-            self._events(connection, protocol.events_received())
+                quiet_since = time.monotonic()
+                pinged = False
+                if data:
+                    protocol.receive_data(data)
+                else:
+                    protocol.receive_eof()
+                self._events(connection, protocol.events_received())
             try:
                 connection.flush()
             except OSError as e:
                 return f"the connection to {connection.peer} broke: {_describe(e)}"
+            if data is None:
+                continue
             if protocol.state is State.CLOSED or protocol.close_expected() or not data:
                 return self._ended(connection)
         return None
