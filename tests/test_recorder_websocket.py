@@ -13,6 +13,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -216,17 +217,20 @@ def test_a_streamed_capture_records_and_imports_like_the_original(tmp_path):
         lines = [ln.rstrip(b"\n").partition(b" ")[2] for ln in f]
     at_snapshot = next(i for i, ln in enumerate(lines) if ln.startswith(b'{"lastUpdateId"'))
     first_snapshot = lines[at_snapshot]
+    def is_diff(ln: bytes) -> bool:
+        return ln.startswith(b'{"stream":"btcusdt@depth')
+
     cut = len(lines) * 2 // 5  # the server closes the connection after line `cut` - 1
-    # the diffs of the first connection: those before line `cut`
-    first_leg = [json.loads(ln)["data"] for ln in lines[at_snapshot + 1:cut]
-                 if ln.startswith(b'{"stream":"btcusdt@depth')]
-    next_diff = next(json.loads(ln)["data"] for ln in lines[cut:] if ln.startswith(b'{"stream":"btcusdt@depth'))
-    book = _book_after(json.loads(first_snapshot), first_leg)
+    # the second connection's snapshot is asked for once its first diff has arrived
+    resume = next(i for i in range(cut, len(lines)) if is_diff(lines[i])) + 1
+    diffs_before = [json.loads(ln)["data"] for ln in lines[at_snapshot + 1:resume] if is_diff(ln)]
+    next_diff = next(json.loads(ln)["data"] for ln in lines[resume:] if is_diff(ln))
+    book = _book_after(json.loads(first_snapshot), diffs_before)
     # Futures: the first diff after a snapshot L must have U <= L <= u; the book before that diff
     # is the book at any id of its range, as its levels are set, not added.
     second_id = next_diff["U"]
     second_snapshot = json.dumps({
-        "lastUpdateId": second_id, "E": first_leg[-1]["E"], "T": first_leg[-1]["T"],
+        "lastUpdateId": second_id, "E": diffs_before[-1]["E"], "T": diffs_before[-1]["T"],
         "bids": [list(book["bids"][p]) for p in sorted(book["bids"], reverse=True)],
         "asks": [list(book["asks"][p]) for p in sorted(book["asks"])],
     }, separators=(",", ":")).encode()
@@ -242,8 +246,10 @@ def test_a_streamed_capture_records_and_imports_like_the_original(tmp_path):
                 await ws.send(ln.decode())
             await ws.close(1012, "service restart")
         else:
-            await wait_for(lambda: sink.frames == cut + 1, "the second snapshot's frame")
-            for ln in lines[cut:]:
+            for ln in lines[cut:resume]:
+                await ws.send(ln.decode())
+            await wait_for(lambda: sink.frames == resume + 1, "the second snapshot's frame")
+            for ln in lines[resume:]:
                 await ws.send(ln.decode())
             await ws.wait_closed()
 
@@ -301,17 +307,24 @@ def test_bad_messages_are_recorded_counted_and_logged_with_the_peer(tmp_path, ca
     """Non-JSON text and a binary message are recorded as received and counted; a message over
     max_message_bytes fails the connection (1009), which is counted and reopened with a new
     snapshot; the recorder keeps recording what follows."""
-    snapshot_body = b'{"lastUpdateId":100,"E":1,"T":1,"bids":[["10.0","1.000"]],"asks":[["11.0","2.000"]]}'
+    snapshot_body = b'{"lastUpdateId":102,"E":1,"T":1,"bids":[["10.0","1.000"]],"asks":[["11.0","2.000"]]}'
     sink = CaptureSink(tmp_path / "capture")
+    diffs = [('{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT","U":101,'
+              '"u":105,"pu":100,"b":[["10.0","1.500"]],"a":[]}}'),
+             ('{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":2,"T":2,"s":"BTCUSDT","U":106,'
+              '"u":110,"pu":105,"b":[],"a":[["11.0","1.000"]]}}')]
     after = '{"stream":"btcusdt@trade","data":{"e":"trade","E":5,"T":5,"s":"BTCUSDT","t":7,"p":"10.5","q":"0.001","X":"MARKET","m":false}}'
 
     async def stream(ws, venue) -> None:
         if venue.connections == 1:
+            await ws.send(diffs[0])
+            await wait_for(lambda: sink.frames == 2, "the first snapshot")
             await ws.send("not json {")
             await ws.send(b"\x00\x01binary\n")
             await ws.send("x" * 5000)
             await ws.wait_closed()
         else:
+            await ws.send(diffs[1])
             await ws.send(after)
             await ws.wait_closed()
 
@@ -319,14 +332,16 @@ def test_bad_messages_are_recorded_counted_and_logged_with_the_peer(tmp_path, ca
     caplog.set_level(logging.WARNING, logger="lockstep.recorder.websocket")
     try:
         with Recording(venue.feed(max_message_bytes=4096), sink) as rec:
-            until(lambda: rec.recorder.counts["snapshots"] == 2 and sink.frames == 5, "two snapshots and the bad messages")
+            until(lambda: rec.recorder.counts["snapshots"] == 2 and sink.frames == 7, "two snapshots and the messages")
     finally:
         venue.close()
     files = sink.close()
     counts = rec.recorder.counts
     assert (counts["not_json"], counts["binary"], counts["oversized"], counts["reconnects"]) == (1, 1, 1, 1)
     payloads = sorted(bytes(b.payload(i)) for b in read_frames(files) for i in range(len(b)))
-    assert payloads == sorted([b"not json {", b"\x00\x01binary\n", after.encode(), snapshot_body, snapshot_body])
+    assert payloads == sorted([diffs[0].encode(), b"not json {", b"\x00\x01binary\n", diffs[1].encode(),
+                               after.encode(), snapshot_body, snapshot_body])
+    assert rec.recorder.counts["gaps"] == 0
     (reconnect,) = sink.named("reconnect")
     assert "max_message_bytes (4096)" in reconnect["reason"] and "1009" in reconnect["reason"]
     logged = caplog.text
@@ -397,6 +412,8 @@ def test_stop_returns_while_a_snapshot_request_hangs(tmp_path):
         return 200, b'{"lastUpdateId":1,"bids":[],"asks":[]}'
 
     async def stream(ws, venue) -> None:
+        await ws.send('{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":1,"T":1,"s":"BTCUSDT",'
+                      '"U":1,"u":2,"pu":0,"b":[],"a":[]}}')
         await ws.wait_closed()
 
     venue = LocalVenue(stream, hang)
@@ -408,7 +425,7 @@ def test_stop_returns_while_a_snapshot_request_hangs(tmp_path):
     finally:
         release.set()
         venue.close()
-    assert sink.frames == 0
+    assert sink.frames == 1
     sink.close()
 
 
@@ -630,7 +647,7 @@ def test_a_quiet_venue_is_pinged_and_one_that_never_answers_is_left(tmp_path, mo
     async def stream(ws, venue) -> None:
         if venue.connections == 1:
             await asyncio.sleep(0.8)  # quiet, but answering pings
-            time.sleep(1.0)  # frozen: no pong
+            time.sleep(1.0)  # noqa: ASYNC251 (the venue's loop frozen on purpose: no pong)
             await ws.wait_closed()
         else:
             await ws.send('{"stream":"btcusdt@trade","data":{}}')
@@ -647,3 +664,48 @@ def test_a_quiet_venue_is_pinged_and_one_that_never_answers_is_left(tmp_path, mo
     (reconnect,) = sink.named("reconnect")
     assert "not even a pong" in reconnect["reason"]
     sink.close()
+
+
+def test_a_feed_of_several_symbols_imports_with_its_snapshot_symbol(tmp_path):
+    """The snapshot is asked for once the depth stream's first diff has arrived, never before;
+    a feed that also carries another symbol's trades imports with --snapshot-symbol (without it
+    the import cannot tell whose snapshot it is, and says so)."""
+    trade = ('{"stream":"%s@trade","data":{"e":"trade","E":%d,"T":%d,"s":"%s","t":%d,"p":"10.5",'
+             '"q":"0.001","X":"MARKET","m":false}}')
+    diff = ('{"stream":"btcusdt@depth@0ms","data":{"e":"depthUpdate","E":%d,"T":%d,"s":"BTCUSDT","U":%d,'
+            '"u":%d,"pu":%d,"b":[["10.0","%d.000"]],"a":[["11.0","1.000"]]}}')
+    snapshot_body = b'{"lastUpdateId":12,"E":3,"T":3,"bids":[["10.0","1.000"]],"asks":[["11.0","2.000"]]}'
+    sink = CaptureSink(tmp_path / "capture")
+    seen_before_diff: list[int] = []
+
+    async def stream(ws, venue) -> None:
+        await ws.send(trade % ("ethusdt", 1, 1, "ETHUSDT", 1))
+        await ws.send(trade % ("btcusdt", 2, 2, "BTCUSDT", 2))
+        await wait_for(lambda: sink.frames == 2, "the trades")
+        await asyncio.sleep(0.2)
+        seen_before_diff.append(len(venue.requests))
+        await ws.send(diff % (4, 4, 10, 15, 9, 2))
+        await wait_for(lambda: sink.frames == 4, "the snapshot")
+        await ws.send(diff % (5, 5, 16, 20, 15, 3))
+        await ws.wait_closed()
+
+    venue = LocalVenue(stream, lambda query: (200, snapshot_body))
+    try:
+        with Recording(venue.feed(streams=["btcusdt@depth@0ms", "btcusdt@trade", "ethusdt@trade"]), sink):
+            until(lambda: sink.frames == 5, "every message")
+    finally:
+        venue.close()
+    files = [str(f) for f in sink.close()]
+    assert seen_before_diff == [0] and len(venue.requests) == 1
+
+    def data_import(*flags: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "lockstep", "data", "import", "binance", *files,
+                               "--data", str(tmp_path / "data"), "--json", *flags],
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    refused = data_import()
+    assert refused.returncode == 1 and "configure the snapshot symbol" in refused.stdout + refused.stderr
+    done = data_import("--snapshot-symbol", "BTCUSDT")
+    assert done.returncode == 0, done.stdout + done.stderr
+    result = json.loads(done.stdout)
+    assert (result["records_read"], result["records_canonical"]) == (5, 5)

@@ -15,8 +15,9 @@ What reaches the sink (`frame(receive_ns, payload)`, `history(record, **fields)`
 - the REST depth snapshot (``GET snapshot_url?symbol=SYMBOL&limit=N``), its body as one frame in
   the same stream: the bare ``{"lastUpdateId":...,"bids":[...],"asks":[...]}`` line the Binance
   import reads as a snapshot. It is fetched when a connection opens (the first and every
-  reconnect) and after every gap in the depth stream's update-id chain, in a thread of its own so
-  the receive loop never waits for it, and written when it arrives, among the messages;
+  reconnect: once its first diff has arrived, as Binance's procedure for a local book has it)
+  and after every gap in the depth stream's update-id chain, in a thread of its own so the
+  receive loop never waits for it, and written when it arrives, among the messages;
 - history records: ``snapshot`` (symbol, last_update_id, bytes), ``gap`` (symbol, expected,
   found: the chain broke), ``reconnect`` (reason the last connection ended, attempts, the
   last_error of a failed attempt or None, peer),
@@ -339,6 +340,7 @@ class WebSocketRecorder:
         self._ssl = _ssl_context(feed)
         self._snapshots: queue.SimpleQueue[tuple[bytes, str | None]] = queue.SimpleQueue()
         self._snapshot_wanted = False
+        self._diff_seen = False  # a diff of the depth symbol arrived on this connection
         self._snapshot_in_flight = False
         self._snapshot_due = 0.0  # time.monotonic() before which no request goes out
         self._snapshot_failures = 0
@@ -371,6 +373,7 @@ class WebSocketRecorder:
                 else:
                     log.info("%s: connected to %s after %d attempt(s)", self.feed.name, connection.peer, attempts + 1)
                 failed = None
+                self._diff_seen = False
                 self._want_snapshot()
                 messages = self.counts["messages"]
                 with connection:
@@ -475,6 +478,7 @@ class WebSocketRecorder:
         if isinstance(data, dict) and data.get("e") == "depthUpdate" and data.get("s") == self._symbol:
             first, final, prev = data.get("U"), data.get("u"), data.get("pu")
             if isinstance(first, int) and isinstance(final, int) and (prev is None or isinstance(prev, int)):
+                self._diff_seen = True
                 self._gap(self._chain.diff(first, final, prev))
 
     def _bad(self, kind: str, what: str) -> None:
@@ -502,12 +506,16 @@ class WebSocketRecorder:
 
     def _poll_snapshots(self) -> None:
         """Writes a snapshot a fetch thread handed back; starts the next request when one is
-        wanted, none is under way and snapshot_retry (or the failure backoff) has passed."""
+        wanted, none is under way, snapshot_retry (or the failure backoff) has passed and a diff
+        has arrived on this connection. That last is Binance's procedure for a local book (open
+        the stream, buffer it, then ask for the snapshot), and it puts the symbol in the capture
+        before its first snapshot, which the import needs to know whose snapshot it is."""
         while not self._snapshots.empty():
             body, error = self._snapshots.get()
             self._snapshot_in_flight = False
             self._snapshot_arrived(body, error)
-        if self._snapshot_wanted and not self._snapshot_in_flight and time.monotonic() >= self._snapshot_due:
+        if (self._snapshot_wanted and self._diff_seen and not self._snapshot_in_flight
+                and time.monotonic() >= self._snapshot_due):
             self._snapshot_wanted = False
             self._snapshot_in_flight = True
             self._snapshot_due = time.monotonic() + _seconds(self.feed.snapshot_retry_ns)
