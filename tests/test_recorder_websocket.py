@@ -40,6 +40,8 @@ from lockstep.events import EventKind, Flag
 
 websockets_server = pytest.importorskip("websockets.asyncio.server")
 
+# The history records the recorder's capture takes from a WebSocket feed.
+CONTRACT_RECORDS = ("gap", "reconnect", "snapshot")
 DEADLINE_S = 60.0  # the most any wait of these tests takes before it fails
 
 
@@ -67,6 +69,7 @@ class CaptureSink:
             self.frames += 1
 
     def history(self, record: str, **fields) -> None:
+        assert record in CONTRACT_RECORDS, f"{record} is not a history record of the contract"
         with self.lock:
             self.records.append((record, fields))
 
@@ -348,8 +351,8 @@ def test_bad_messages_are_recorded_counted_and_logged_with_the_peer(tmp_path, ca
     assert "not JSON from 127.0.0.1:" in logged and "binary message of 9 bytes from 127.0.0.1:" in logged
 
 
-def test_a_failed_snapshot_is_retried_and_a_stale_one_is_a_gap(tmp_path):
-    """An HTTP error is a snapshot_failed record and is asked again; a snapshot older than the
+def test_a_failed_snapshot_is_retried_and_a_stale_one_is_a_gap(tmp_path, caplog):
+    """An HTTP error is counted, logged and asked again; a snapshot older than the
     diffs already recorded cannot be bridged (the import would find the same gap), so another
     one is fetched; the depth chain breaking mid-stream is a gap record and one more snapshot."""
     def diff(first: int, final: int, prev: int) -> str:
@@ -371,15 +374,16 @@ def test_a_failed_snapshot_is_retried_and_a_stale_one_is_a_gap(tmp_path):
         await ws.wait_closed()
 
     venue = LocalVenue(stream, lambda query: answers[min(len(venue.requests), len(answers)) - 1])
+    caplog.set_level(logging.WARNING, logger="lockstep.recorder.websocket")
     try:
         with Recording(venue.feed(), sink) as rec:
             until(lambda: len(sink.named("snapshot")) == 3, "the third snapshot")
     finally:
         venue.close()
     sink.close()
-    assert [r for r, _ in sink.records] == ["snapshot_failed", "snapshot", "gap", "snapshot", "gap", "snapshot"]
-    failed, first_gap, second_gap = sink.named("snapshot_failed")[0], *sink.named("gap")
-    assert "HTTP 503" in failed["reason"] and "busy" in failed["reason"]
+    assert [r for r, _ in sink.records] == ["snapshot", "gap", "snapshot", "gap", "snapshot"]
+    first_gap, second_gap = sink.named("gap")
+    assert "snapshot from http://127.0.0.1:" in caplog.text and 'HTTP 503 Service Unavailable: {"msg":"busy"}' in caplog.text
     assert (first_gap["expected"], first_gap["found"]) == (5, 10)  # snapshot 5 is older than diff U=10
     assert (second_gap["expected"], second_gap["found"]) == (35, 38)
     assert rec.recorder.counts["gaps"] == 2 and rec.recorder.counts["snapshot_failures"] == 1
@@ -515,7 +519,8 @@ def test_feed_config_errors_name_the_key(keys, key, words):
 
 
 def test_record_websocket_is_the_entry_point(tmp_path):
-    """The function the recorder calls: records into the sink until stop."""
+    """The function the recorder calls, with the feed's config table: records into the sink
+    until stop."""
     sink = CaptureSink(tmp_path / "capture")
 
     async def stream(ws, venue) -> None:
@@ -524,8 +529,8 @@ def test_record_websocket_is_the_entry_point(tmp_path):
 
     venue = LocalVenue(stream)
     stop = threading.Event()
-    feed = venue.feed(streams=["btcusdt@trade"])
-    worker = threading.Thread(target=record_websocket, args=(feed, sink, stop), daemon=True)
+    table = {"name": "entry", "kind": "websocket", "url": venue.ws_url, "streams": ["btcusdt@trade"]}
+    worker = threading.Thread(target=record_websocket, args=(table, sink, stop), daemon=True)
     try:
         worker.start()
         until(lambda: sink.frames == 1, "the message")

@@ -20,8 +20,8 @@ What reaches the sink (`frame(receive_ns, payload)`, `history(record, **fields)`
   receive loop never waits for it, and written when it arrives, among the messages;
 - history records: ``snapshot`` (symbol, last_update_id, bytes), ``gap`` (symbol, expected,
   found: the chain broke), ``reconnect`` (reason the last connection ended, attempts, the
-  last_error of a failed attempt or None, peer),
-  ``snapshot_failed`` (symbol, reason).
+  last_error of a failed attempt or None, peer). A failed snapshot request is counted and logged
+  and asked again; the capture shows it as the gap that stays open until a snapshot arrives.
 
 Gaps are found the way the import finds them: `DepthChain` is the update-id chain of
 include/lockstep/codecs/binance/reconcile.hpp on ids alone (spot `U`/`u`, futures `pu`), fed the
@@ -83,14 +83,15 @@ try:  # the `record` extra: without it feeds can be configured, not recorded
 except ImportError:
     ClientProtocol = None
 
-__all__ = ["KIND", "DepthChain", "Sink", "WebSocketFeed", "WebSocketRecorder", "record_websocket"]
+__all__ = ["KEYS", "KIND", "DepthChain", "Sink", "WebSocketFeed", "WebSocketRecorder", "record_websocket"]
 
 log = logging.getLogger("lockstep.recorder.websocket")
 
 #: The `kind` of a WebSocket feed in `record.feeds`.
 KIND = "websocket"
 
-_KEYS = ("name", "kind", "url", "streams", "snapshot_url", "snapshot_limit", "max_message_bytes",
+#: Every key a `record.feeds` table of kind "websocket" takes.
+KEYS = ("name", "kind", "url", "streams", "snapshot_url", "snapshot_limit", "max_message_bytes",
          "reconnect_delay", "reconnect_max_delay", "snapshot_retry", "timeout", "ca_file")
 # A diff depth stream: <symbol>@depth with an optional update speed; partial depth (@depth5) is not.
 _DEPTH_STREAM = re.compile(r"([a-z0-9_]+)@depth(?:@[0-9]+ms)?")
@@ -150,7 +151,7 @@ class WebSocketFeed:
     def from_dict(cls, data: Mapping[str, Any], prefix: str = "") -> WebSocketFeed:
         """The feed from its config table; `prefix` is the table's dotted path with a trailing
         dot (``record.feeds[0].``), which every ConfigError names with the key."""
-        unknown_keys(prefix, data, _KEYS)
+        unknown_keys(prefix, data, KEYS)
         for key in ("name", "kind", "url", "streams"):
             if key not in data:
                 raise ConfigError(f"{prefix}{key}", "missing")
@@ -368,7 +369,7 @@ class WebSocketRecorder:
                     self.counts["reconnects"] += 1
                     log.warning("%s: reconnected to %s after %d attempt(s); the last connection ended: %s",
                                 self.feed.name, connection.peer, attempts, lost)
-                    self.sink.history("reconnect", feed=self.feed.name, reason=lost, attempts=attempts,
+                    self.sink.history("reconnect", reason=lost, attempts=attempts,
                                       last_error=failed, peer=connection.peer)
                 else:
                     log.info("%s: connected to %s after %d attempt(s)", self.feed.name, connection.peer, attempts + 1)
@@ -493,7 +494,7 @@ class WebSocketRecorder:
         self.counts["gaps"] += 1
         log.warning("%s: %s depth update ids broke: expected %d, found %d; fetching a snapshot",
                     self.feed.name, self._symbol, expected, found)
-        self.sink.history("gap", feed=self.feed.name, symbol=self._symbol, expected=expected, found=found)
+        self.sink.history("gap", symbol=self._symbol, expected=expected, found=found)
         self._want_snapshot()
 
     # -- snapshots --
@@ -534,7 +535,6 @@ class WebSocketRecorder:
                         self.feed.reconnect_max_delay_ns)
             log.warning("%s: %s snapshot from %s failed: %s; again in %s", self.feed.name, self._symbol,
                         self.feed.snapshot_url, error, format_duration(delay))
-            self.sink.history("snapshot_failed", feed=self.feed.name, symbol=self._symbol, reason=error)
             self._snapshot_wanted = True
             self._snapshot_due = max(self._snapshot_due, time.monotonic() + _seconds(delay))
             return
@@ -544,8 +544,7 @@ class WebSocketRecorder:
         self.counts["messages"] += 1
         self.counts["bytes"] += len(body)
         self.counts["snapshots"] += 1
-        self.sink.history("snapshot", feed=self.feed.name, symbol=self._symbol,
-                          last_update_id=last_update_id, bytes=len(body))
+        self.sink.history("snapshot", symbol=self._symbol, last_update_id=last_update_id, bytes=len(body))
         self._gap(self._chain.snapshot(last_update_id))
 
 
@@ -744,7 +743,10 @@ def _is_power_of_10(n: int) -> bool:
     return n == 1
 
 
-def record_websocket(feed: WebSocketFeed, sink: Sink, stop: threading.Event) -> None:
-    """Records `feed` into `sink` until `stop` is set (the recorder's entry point for kind
-    "websocket"); see WebSocketRecorder."""
+def record_websocket(feed: WebSocketFeed | Mapping[str, Any], sink: Sink, stop: threading.Event) -> None:
+    """Records `feed` (a WebSocketFeed, or its config table, read with WebSocketFeed.from_dict)
+    into `sink` until `stop` is set: the recorder's entry point for kind "websocket"; see
+    WebSocketRecorder."""
+    if isinstance(feed, Mapping):
+        feed = WebSocketFeed.from_dict(feed)
     WebSocketRecorder(feed, sink).run(stop)
