@@ -636,7 +636,7 @@ def test_stop_returns_while_a_venue_never_answers_the_handshake(tmp_path):
         with Recording(feed, sink) as rec:
             time.sleep(0.3)
             stopped = time.monotonic()
-        assert time.monotonic() - stopped < 1.0
+        assert time.monotonic() - stopped < 2.0
         assert rec.recorder.counts["connect_failures"] == 0 and sink.frames == 0
     sink.close()
 
@@ -646,13 +646,13 @@ def test_a_quiet_venue_is_pinged_and_one_that_never_answers_is_left(tmp_path, mo
     its connection; one whose answer does not come within `timeout` is reconnected."""
     from lockstep.data.recorder import websocket as ws_module
 
-    monkeypatch.setattr(ws_module, "_KEEPALIVE_S", 0.1)
+    monkeypatch.setattr(ws_module, "_KEEPALIVE_S", 0.2)
     sink = CaptureSink(tmp_path / "capture")
 
     async def stream(ws, venue) -> None:
         if venue.connections == 1:
-            await asyncio.sleep(0.8)  # quiet, but answering pings
-            time.sleep(1.0)  # noqa: ASYNC251 (the venue's loop frozen on purpose: no pong)
+            await asyncio.sleep(1.5)  # quiet, but answering pings
+            time.sleep(2.0)  # noqa: ASYNC251 (the venue's loop frozen on purpose: no pong)
             await ws.wait_closed()
         else:
             await ws.send('{"stream":"btcusdt@trade","data":{}}')
@@ -660,8 +660,8 @@ def test_a_quiet_venue_is_pinged_and_one_that_never_answers_is_left(tmp_path, mo
 
     venue = LocalVenue(stream)
     try:
-        with Recording(venue.feed(streams=["btcusdt@trade"], timeout="300ms"), sink) as rec:
-            time.sleep(0.7)
+        with Recording(venue.feed(streams=["btcusdt@trade"], timeout="1s"), sink) as rec:
+            time.sleep(1.3)
             assert rec.recorder.counts["reconnects"] == 0  # pings were answered
             until(lambda: sink.frames == 1, "the message after the reconnect")
     finally:
