@@ -26,6 +26,7 @@ from lockstep._bindings import (
     raw_capture,
     replay,
     risk,
+    sessions,
     synth,
     validate,
     venue_models,
@@ -35,7 +36,7 @@ from lockstep.errors import STATUS_TEXT
 from lockstep.events import EventKind, Flag, Side
 
 _BINDINGS = (binance, books, engine, execution, itch_feed, matching, net, protocols, queue, raw_capture,
-             replay, risk, synth, validate, venue_models)
+             replay, risk, sessions, synth, validate, venue_models)
 
 # Where the Python name is not the C++ one in upper snake case: the config label comes from the
 # Python name ("lognormal"), so the spelling differs on purpose.
