@@ -181,6 +181,15 @@ def test_a_new_session_abandons_the_open_gap_and_restarts_at_the_first_sequence(
 
 
 @IMPLS
+def test_a_damaged_datagram_never_chooses_the_session(impl):
+    r = impl()
+    assert r.receive(packet(1, 2, "FORGED")[:-1], 0) == []
+    assert r.session is None and r.counters["other_session"] == 1
+    assert seqs(r.receive(packet(1, 1), 1)) == [1]
+    assert r.session == SESSION and r.counters["session_changes"] == 0
+
+
+@IMPLS
 def test_a_named_session_ignores_every_other(impl):
     r = impl(MoldReceiverConfig(session="MINE"))
     assert r.receive(packet(1, 1, "OTHER"), 0) == [] and r.session is None
@@ -220,15 +229,15 @@ def test_joining_late_starts_at_the_first_datagram_seen(impl):
 @IMPLS
 def test_a_damaged_datagram_gives_its_whole_blocks_and_the_rest_is_requested(impl):
     r = impl()
-    whole = packet(1, 2)
-    cut = whole[:-1]  # the last block's message is one byte short
-    assert seqs(r.receive(cut, 0)) == [1]
+    r.receive(packet(1, 3), 0)
+    cut = packet(4, 2)[:-1]  # the last block's message is one byte short
+    assert seqs(r.receive(cut, 1)) == [4]
     assert r.problem is not None and r.problem.problem is WireProblem.OVERSIZED
-    assert r.take_request(1) == RetransmissionRequest(SESSION, 2, 1)
+    assert r.take_request(1) == RetransmissionRequest(SESSION, 5, 1)
     assert r.receive(b"\x00" * 7, 2) == []
     assert r.problem.problem is WireProblem.TRUNCATED and r.problem.offset == 7
     c = r.counters
-    assert (c["damaged_packets"], c["short_packets"], c["messages"]) == (1, 1, 1)
+    assert (c["damaged_packets"], c["short_packets"], c["messages"]) == (1, 1, 4)
 
 
 @IMPLS

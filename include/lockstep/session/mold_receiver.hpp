@@ -16,10 +16,10 @@
 //   `give_up_ns` is abandoned: reported (GapAbandoned with the range) so the caller can mark
 //   its book invalid, and delivery resumes after it.
 // - Duplicates (a packet, or the part of one, already delivered) are dropped and counted.
-// - Session: blank `session` in the config follows the first session seen and switches on a
-//   change (only on a whole datagram; the old session's stragglers are then dropped); a named
-//   one ignores every other session. A change abandons any open gap and starts the new session
-//   at `first_sequence`.
+// - Session: blank `session` in the config follows the first session of a whole datagram and
+//   switches on a change (again only on a whole datagram; the old session's stragglers are then
+//   dropped); a named one ignores every other session. A change abandons any open gap and
+//   starts the new session at `first_sequence`.
 // - Liveness: no datagram of the session for `heartbeat_timeout_ns` is a HeartbeatTimeout
 //   (once, until the next datagram: FeedResumed); none after end of session.
 // - A datagram announcing a sequence more than `max_sequence_jump` past the next expected is
@@ -245,7 +245,7 @@ private:
     // Whether the datagram belongs to the session followed (switching to it if it may).
     bool follows(const mold::Header& h, bool whole, int64_t stamp) noexcept {
         const bool same = std::memcmp(h.session, session_, mold::kSessionLength) == 0;
-        if (!have_session_ && (!named_ || same)) {
+        if (!have_session_ && (named_ ? same : whole)) {
             std::memcpy(session_, h.session, mold::kSessionLength);
             have_session_ = true;
             notice(MoldNoticeKind::SessionStarted, expected_, 0, stamp);

@@ -11,7 +11,11 @@ from lockstep.enums import MoldNoticeKind, WireProblem
 from lockstep.errors import ProtocolError
 from lockstep.protocols import mold_receiver as api
 from lockstep.protocols.fields import text_to_wire
-from lockstep.protocols.moldudp64 import END_OF_SESSION_COUNT, HEARTBEAT_COUNT, RetransmissionRequest
+from lockstep.protocols.moldudp64 import (
+    END_OF_SESSION_COUNT,
+    HEARTBEAT_COUNT,
+    RetransmissionRequest,
+)
 from lockstep.reference.moldudp64 import _walk
 
 _NOTICE_CAPACITY = 256
@@ -160,7 +164,7 @@ class MoldReceiver:
 
     def _follows(self, session: bytes, whole: bool, stamp: int) -> bool:
         same = session == self._session
-        if not self._have_session and (not self._named or same):
+        if not self._have_session and (same if self._named else whole):
             self._session = session
             self._have_session = True
             self._notice(MoldNoticeKind.SESSION_STARTED, self._expected, 0, stamp)

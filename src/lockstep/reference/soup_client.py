@@ -2,8 +2,13 @@
 plain Python over the reference codec and framer."""
 from __future__ import annotations
 
-from lockstep.enums import LoginRejectReason, SoupClientState, SoupNoticeKind, SoupPacketType
-from lockstep.enums import Status
+from lockstep.enums import (
+    LoginRejectReason,
+    SoupClientState,
+    SoupNoticeKind,
+    SoupPacketType,
+    Status,
+)
 from lockstep.errors import ProtocolError, check_status
 from lockstep.protocols import soup_client as api
 from lockstep.protocols import soupbintcp as packets
