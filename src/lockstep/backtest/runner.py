@@ -130,43 +130,74 @@ class BacktestResult:
 def traded_instruments(cfg: BacktestConfig, ds: Dataset) -> list[int]:
     """The indices in `ds` of the instruments `cfg` trades (all of them when it names none);
     ConfigError for a symbol the dataset does not have."""
-    symbols = [i.symbol for i in ds.instruments]
+    return traded_of(cfg, ds.instruments, f"dataset {ds.path}")
+
+
+def traded_of(cfg: BacktestConfig, instruments: Sequence[Instrument], where: str) -> list[int]:
+    """traded_instruments for an instrument table; `where` names it in errors."""
+    symbols = [i.symbol for i in instruments]
     wanted = list(cfg.instruments) or symbols
     out = []
     for s in wanted:
         if s not in symbols:
-            raise ConfigError("instruments", f"{s!r} is not in dataset {ds.path} (it has {', '.join(symbols)})",
+            raise ConfigError("instruments", f"{s!r} is not in {where} (it has {', '.join(symbols)})",
                               source="config")
         out.append(symbols.index(s))
     for s in cfg.risk.instruments:
         if s not in symbols:
-            raise ConfigError(f"risk.instruments.{s}", f"{s!r} is not in dataset {ds.path}", source="config")
+            raise ConfigError(f"risk.instruments.{s}", f"{s!r} is not in {where}", source="config")
     for s in cfg.venue.order_rules:
         if s not in symbols:
-            raise ConfigError(f"venue.order_rules.{s}", f"{s!r} is not in dataset {ds.path}", source="config")
+            raise ConfigError(f"venue.order_rules.{s}", f"{s!r} is not in {where}", source="config")
     return out
 
 
-def configure_engine(engine: _engine.Engine, cfg: BacktestConfig, ds: Dataset, traded: Sequence[int]) -> None:
+def configure_engine(engine: _engine.Engine, cfg: BacktestConfig, instruments: Sequence[Instrument],
+                     traded: Sequence[int], simulated: bool = True) -> None:
     """Hands `engine` the core form of every setting of `cfg` (risk, per-instrument limits,
-    queue, venue, sampling) and tracks the traded instruments."""
-    risk = cfg.risk.to_core(ds.instruments, traded)
+    queue, venue, sampling) and tracks the traded instruments. `simulated` False (live): no
+    simulated venue; the venue enforces its own rules."""
+    risk = cfg.risk.to_core(instruments, traded)
     check_status(engine.configure_risk(risk), "risk config")
     for index, limits in risk.instruments.items():
-        check_status(engine.set_limits(index, limits), f"risk limits of {ds.instruments[index].symbol}")
-    check_status(engine.configure_queue(cfg.queue.to_core(len(ds.instruments))), "queue config")
-    check_status(engine.configure_venue(cfg.venue.to_core(cfg.seed)), "venue config")
+        check_status(engine.set_limits(index, limits), f"risk limits of {instruments[index].symbol}")
+    check_status(engine.configure_queue(cfg.queue.to_core(len(instruments))), "queue config")
+    if simulated:
+        check_status(engine.configure_venue(cfg.venue.to_core(cfg.seed)), "venue config")
     for index in traded:
-        inst = cfg.venue.instrument(ds.instruments[index])
+        inst = cfg.venue.instrument(instruments[index])
         rules, notes = inst.order_rules()
         for note in notes:
             warnings.warn(note, OrderRulesWarning, stacklevel=2)
         # The same rules for Risk and for the venue, which enforces them whatever Risk decides.
         check_status(engine.set_order_rules(index, rules), f"order-entry rules of {inst.symbol}")
-        check_status(engine.set_venue_order_rules(index, rules), f"order-entry rules of {inst.symbol}")
+        if simulated:
+            check_status(engine.set_venue_order_rules(index, rules), f"order-entry rules of {inst.symbol}")
     engine.set_sample_interval(cfg.output.sample_interval)
     for index in traded:
         engine.track(index)
+
+
+def strategy_engine(cfg: BacktestConfig, instruments: Sequence[Instrument], traded: Sequence[int], *,
+                    book_types: Sequence[str], base_dir: str, simulated: bool = True,
+                    risk_rules: Iterable[Callable[[Intent, RiskView], Any]] = ()) -> tuple[BacktestConfig, Any, Any]:
+    """The Engine of one run, configured by `cfg`, with its strategy set up and bound (and the
+    custom risk rules): (cfg with its params resolved, engine, the strategy's Context). Backtests
+    and live sessions build theirs here, so both run the same chain."""
+    cls = load_strategy_class(cfg.strategy.path, base_dir=base_dir)
+    params = validate_params(params_type(cls), cfg.strategy.params, strategy=cls.__name__)
+    if params is not None:
+        cfg = cfg.with_params(params)
+    engine = _engine.Engine(list(book_types))
+    configure_engine(engine, cfg, instruments, traded, simulated)
+    ctx = _engine.Context(engine, instruments, traded)
+    strategy = cls(params) if params is not None else cls()
+    strategy.setup(ctx)
+    engine.bind_strategy(strategy, ctx, overridden(strategy))
+    rules = load_risk_rules(cfg.risk, base_dir=base_dir) + list(risk_rules)
+    if rules:
+        engine.bind_risk_rule(_custom_rule(rules))
+    return cfg, engine, ctx
 
 
 def _custom_rule(rules: Sequence[Callable[[Intent, RiskView], Any]]) -> Callable[[tuple, tuple], bool]:
@@ -263,10 +294,7 @@ class _Outputs:
         return pa.DictionaryArray.from_arrays(pa.array(inst.astype(np.int32)), self.symbols)
 
     def add(self, x: dict[str, np.ndarray], d: dict[str, np.ndarray], s: dict[str, np.ndarray]) -> None:
-        for cols in (x, d, s):
-            for name in sorted(cols):
-                self.hash.update(name.encode())
-                self.hash.update(np.ascontiguousarray(cols[name]).tobytes())
+        hash_records(self.hash, x, d, s)
         if len(x["kind"]):
             self._write_orders(x)
         if len(d["reason"]):
@@ -360,11 +388,28 @@ class _Outputs:
                 pass
 
 
-def _run_dir(root: Location, name: str, cfg_text: str) -> Location:
+def hash_records(h: Any, *record_columns: dict[str, np.ndarray]) -> None:
+    """Feeds drained records (Engine.drain()'s dicts of columns) to the digest's hash `h`."""
+    for cols in record_columns:
+        for name in sorted(cols):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(cols[name]).tobytes())
+
+
+def state_digest(engine: Any, records_hash: Any) -> str:
+    """The run's digest (docs/backtest.md, "Digest"): SHA-256 over Market State, execution-side
+    State and the hash of every record drained."""
+    return hashlib.sha256(
+        engine.market.serialize_state() + engine.serialize_state() + records_hash.digest()
+    ).hexdigest()
+
+
+def new_run_dir(root: Location, name: str, cfg_text: str, area: str = "experiments") -> Location:
+    """A new directory ROOT/<area>/<name>-<UTC time>-<config hash> for one run's outputs."""
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())  # naming only, never State
     tag = hashlib.sha256(cfg_text.encode()).hexdigest()[:8]
     base = f"{name}-{stamp}-{tag}"
-    exp = root.join("experiments")
+    exp = root.join(area)
     exp.mkdir()
     for k in range(1000):
         candidate = exp.join(base if k == 0 else f"{base}-{k}")
@@ -433,27 +478,16 @@ def run_backtest(
         base_dir = str(Path(config).resolve().parent)
     ds = Dataset.open(cfg.dataset, data=data)
     traded = traded_instruments(cfg, ds)
-    cls = load_strategy_class(cfg.strategy.path, base_dir=base_dir)
-    params = validate_params(params_type(cls), cfg.strategy.params, strategy=cls.__name__)
-    if params is not None:
-        cfg = cfg.with_params(params)
-
-    engine = _engine.Engine([i.book for i in ds.instruments])
-    configure_engine(engine, cfg, ds, traded)
-    ctx = _engine.Context(engine, ds.instruments, traded)
-    strategy = cls(params) if params is not None else cls()
-    strategy.setup(ctx)
-    engine.bind_strategy(strategy, ctx, overridden(strategy))
-    rules = load_risk_rules(cfg.risk, base_dir=base_dir) + list(risk_rules)
-    if rules:
-        engine.bind_risk_rule(_custom_rule(rules))
+    cfg, engine, ctx = strategy_engine(cfg, ds.instruments, traded,
+                                       book_types=[i.book for i in ds.instruments],
+                                       base_dir=base_dir, risk_rules=risk_rules)
 
     cfg_text = dump_toml(cfg.to_dict())
     root = root_location(data)
     experiments = root.join("experiments")
     created = [(experiments, False), (root, False)]
     created = [(f, own) for f, own in created if not f.exists()]
-    run_dir = _run_dir(root, cfg.name, cfg_text)
+    run_dir = new_run_dir(root, cfg.name, cfg_text)
     try:
         return _run(engine, ctx, cfg, ds, run_dir, cfg_text, progress, batch_size)
     except OSError:
@@ -502,9 +536,7 @@ def _run(engine: Any, ctx: Any, cfg: BacktestConfig, ds: Dataset, run_dir: Locat
 
     counters = engine.counters()
     market = replay_result(engine.market, ds.instruments, seconds, ds.path, None)
-    digest = hashlib.sha256(
-        engine.market.serialize_state() + engine.serialize_state() + out.hash.digest()
-    ).hexdigest()
+    digest = state_digest(engine, out.hash)
     series = out.series_table()
     metrics = compute_metrics(series, cfg.output.sample_interval)
     events = counters["events"]
@@ -564,4 +596,5 @@ def _run(engine: Any, ctx: Any, cfg: BacktestConfig, ds: Dataset, run_dir: Locat
     return result
 
 
-__all__ = ["INTERRUPTED", "BacktestFailed", "BacktestInterrupted", "BacktestResult", "configure_engine", "run_backtest", "traded_instruments"]
+__all__ = ["INTERRUPTED", "BacktestFailed", "BacktestInterrupted", "BacktestResult", "configure_engine", "hash_records",
+           "new_run_dir", "run_backtest", "state_digest", "strategy_engine", "traded_instruments", "traded_of"]
