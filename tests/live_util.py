@@ -14,7 +14,12 @@ from lockstep.backtest.config import load_config
 from lockstep.data.dataset import Dataset
 from lockstep.enums import Status
 from lockstep.live.journal import JournalWriter
-from lockstep.live.session import LiveSession, LiveTerms, journaled_session, venue_instruments
+from lockstep.live.session import (
+    LiveSession,
+    LiveTerms,
+    journaled_session,
+    venue_instruments,
+)
 from lockstep.protocols import moldudp64
 from lockstep.protocols import ouch42 as ouch
 

@@ -180,9 +180,10 @@ def configure_engine(engine: _engine.Engine, cfg: BacktestConfig, instruments: S
 
 def strategy_engine(cfg: BacktestConfig, instruments: Sequence[Instrument], traded: Sequence[int], *,
                     book_types: Sequence[str], base_dir: str, simulated: bool = True,
-                    risk_rules: Iterable[Callable[[Intent, RiskView], Any]] = ()) -> tuple[BacktestConfig, Any, Any]:
+                    risk_rules: Iterable[Callable[[Intent, RiskView], Any]] = ()) -> tuple[BacktestConfig, Any, Any, Any]:
     """The Engine of one run, configured by `cfg`, with its strategy set up and bound (and the
-    custom risk rules): (cfg with its params resolved, engine, the strategy's Context). Backtests
+    custom risk rules): (cfg with its params resolved, engine, the strategy's Context, the
+    strategy). Backtests
     and live sessions build theirs here, so both run the same chain."""
     cls = load_strategy_class(cfg.strategy.path, base_dir=base_dir)
     params = validate_params(params_type(cls), cfg.strategy.params, strategy=cls.__name__)
@@ -197,7 +198,7 @@ def strategy_engine(cfg: BacktestConfig, instruments: Sequence[Instrument], trad
     rules = load_risk_rules(cfg.risk, base_dir=base_dir) + list(risk_rules)
     if rules:
         engine.bind_risk_rule(_custom_rule(rules))
-    return cfg, engine, ctx
+    return cfg, engine, ctx, strategy
 
 
 def _custom_rule(rules: Sequence[Callable[[Intent, RiskView], Any]]) -> Callable[[tuple, tuple], bool]:
@@ -478,7 +479,7 @@ def run_backtest(
         base_dir = str(Path(config).resolve().parent)
     ds = Dataset.open(cfg.dataset, data=data)
     traded = traded_instruments(cfg, ds)
-    cfg, engine, ctx = strategy_engine(cfg, ds.instruments, traded,
+    cfg, engine, ctx, _ = strategy_engine(cfg, ds.instruments, traded,
                                        book_types=[i.book for i in ds.instruments],
                                        base_dir=base_dir, risk_rules=risk_rules)
 

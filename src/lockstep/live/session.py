@@ -27,7 +27,12 @@ from typing import Any
 
 from lockstep._bindings import engine as _engine
 from lockstep.backtest.config import BacktestConfig
-from lockstep.backtest.runner import hash_records, state_digest, strategy_engine, traded_of
+from lockstep.backtest.runner import (
+    hash_records,
+    state_digest,
+    strategy_engine,
+    traded_of,
+)
 from lockstep.data.dataset import Instrument
 from lockstep.enums import RunStatus
 from lockstep.errors import ConfigError, check_status
@@ -135,7 +140,7 @@ class LiveSession:
             raise ConfigError("live", f"{len(terms.venue)} venue names for {len(instruments)} instruments")
         traded = traded_of(cfg, instruments, "the venue's instruments")
         # ITCH is order by order: every book is L3, whatever the dataset behind the venue keeps.
-        self.config, self.engine, self.ctx = strategy_engine(
+        self.config, self.engine, self.ctx, self.strategy = strategy_engine(
             cfg, instruments, traded, book_types=["l3"] * len(instruments),
             base_dir=os.fspath(base_dir), simulated=False)
         self.instruments = list(instruments)

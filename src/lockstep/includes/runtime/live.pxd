@@ -8,24 +8,11 @@ from lockstep.includes.runtime.engine cimport CEngine, CRunStatus
 
 cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
     cdef cppclass CLiveCounters "lockstep::live::LiveCounters":
-        uint64_t itch_inputs
-        uint64_t itch_messages
-        uint64_t itch_duplicates
-        uint64_t itch_skipped
-        uint64_t itch_empty_blocks
-        uint64_t itch_unmapped
-        uint64_t off_tick
-        uint64_t ouch_messages
-        uint64_t ouch_undecodable
-        uint64_t ouch_unknown_order
-        uint64_t ouch_system_events
-        uint64_t ouch_broken_trades
-        uint64_t ouch_price_corrections
-        uint64_t ouch_cancel_pending
-        uint64_t ticks
-        uint64_t gaps
-        uint64_t dispatched
-        uint64_t unsendable
+        uint64_t itch_inputs, itch_messages, itch_duplicates, itch_skipped, itch_empty_blocks
+        uint64_t itch_unmapped, off_tick
+        uint64_t ouch_messages, ouch_undecodable, ouch_unknown_order, ouch_system_events
+        uint64_t ouch_broken_trades, ouch_price_corrections, ouch_cancel_pending
+        uint64_t ticks, gaps, dispatched, unsendable
 
     cdef cppclass CLiveCore "lockstep::live::LiveCore":
         CLiveCore(CEngine& engine, int64_t day_start_ns) except +
