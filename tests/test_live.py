@@ -23,6 +23,7 @@ from live_util import (
 )
 
 from lockstep.core.strategy import Context, Strategy
+from lockstep.data.raw_capture import repair
 from lockstep.data.synth import generate
 from lockstep.errors import DecodeError
 from lockstep.events import EventKind, Flag
@@ -84,6 +85,7 @@ def test_each_example_market_maker_trades_from_protocol_bytes(traded, packets):
     live = session.counters["live"]
     assert live["itch_messages"] == sum(_blocks(b) for _, b in packets)
     assert live["itch_unmapped"] == live["off_tick"] == live["ouch_unknown_order"] == 0
+    assert live["itch_problems"] == live["itch_duplicates"] == live["itch_skipped"] == 0
     assert result.orders > 100 and result.fills > 10 and result.intents >= result.orders
     assert result.complete and result.error is None
     # every order the venue received is one the core dispatched, tokens unique, prices on tick
@@ -355,6 +357,33 @@ def test_venue_answers_the_core_cannot_place_are_counted_never_a_crash(ds, packe
     writer.close()
     assert result.complete
     assert replay_journal(tmp_path / "journal").digest == result.digest
+
+
+def test_feed_blocks_seen_twice_skipped_or_undecodable_are_counted(ds, packets):
+    session, _ = session_for(EXAMPLES / "market_maker.toml", ds, None)
+    stamp = day_start(ds) + START
+    for sequence, blocks in packets[:10]:
+        session.on_itch(blocks, sequence, stamp)
+    sequence, blocks = packets[9]
+    session.on_itch(blocks, sequence, stamp)  # a retransmission of what arrived already
+    unknown = b"\x00\x03Zab" + b"\x00\x02A\x00"  # an unknown type, a message cut short
+    after = packets[10][0]
+    session.on_itch(unknown, after + 5, stamp)
+    live = session.counters["live"]
+    assert live["itch_duplicates"] == _blocks(blocks)
+    assert live["itch_skipped"] == 5 and live["itch_problems"] == 2
+    assert session.result().complete
+
+
+def test_a_journal_cut_and_repaired_replays_up_to_its_end(traded, tmp_path):
+    _, _, result, journal = traded
+    src = journal_files(journal)[0]
+    cut = tmp_path / "cut" / src.name
+    cut.parent.mkdir()
+    cut.write_bytes(src.read_bytes()[:src.stat().st_size // 2 + 3])
+    assert repair(cut) > 0
+    replayed = replay_journal(cut.parent)
+    assert 0 < replayed.orders < result.orders and replayed.digest != result.digest
 
 
 def test_an_order_the_venue_rejects_is_an_execution_event_with_the_venues_reason(ds, packets, tmp_path):

@@ -60,6 +60,7 @@ struct LiveCounters {
     uint64_t itch_duplicates = 0;    // blocks below the next expected sequence (dropped)
     uint64_t itch_skipped = 0;       // sequence numbers jumped over without a gap notice
     uint64_t itch_empty_blocks = 0;  // zero-length blocks (nothing to decode)
+    uint64_t itch_problems = 0;      // blocks the decoder refused (malformed, unsupported type)
     uint64_t itch_unmapped = 0;      // events of a stock this session does not trade
     uint64_t off_tick = 0;           // prices (ITCH or OUCH) not a whole number of ticks
     uint64_t ouch_messages = 0;
@@ -659,8 +660,11 @@ private:
     RunStatus decode_block(const uint8_t* block, size_t len, uint64_t seq) noexcept {
         for (int attempt = 0; attempt < 2; ++attempt) {
             const size_t first = sink_.ev.size;
+            const size_t first_record = sink_.rec_size;
             size_t consumed = 0;
             const Status st = decoder_.feed(block, len, true, sink_, &consumed);
+            for (size_t r = first_record; r < sink_.rec_size; ++r)
+                if (sink_.rec_problem[r] != itch::kRuleOk) ++counters_.itch_problems;
             map_events(first, seq);
             if (st != Status::OutputFull || consumed == len) return RunStatus::Ok;
             if (flush_events() != RunStatus::Ok) return engine_.failed();

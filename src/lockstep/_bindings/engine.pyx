@@ -847,7 +847,8 @@ cdef class LiveCore:
         return {
             "itch_inputs": k.itch_inputs, "itch_messages": k.itch_messages,
             "itch_duplicates": k.itch_duplicates, "itch_skipped": k.itch_skipped,
-            "itch_empty_blocks": k.itch_empty_blocks, "itch_unmapped": k.itch_unmapped,
+            "itch_empty_blocks": k.itch_empty_blocks, "itch_problems": k.itch_problems,
+            "itch_unmapped": k.itch_unmapped,
             "off_tick": k.off_tick, "ouch_messages": k.ouch_messages,
             "ouch_undecodable": k.ouch_undecodable, "ouch_unknown_order": k.ouch_unknown_order,
             "ouch_system_events": k.ouch_system_events,
