@@ -183,8 +183,7 @@ def strategy_engine(cfg: BacktestConfig, instruments: Sequence[Instrument], trad
                     risk_rules: Iterable[Callable[[Intent, RiskView], Any]] = ()) -> tuple[BacktestConfig, Any, Any, Any]:
     """The Engine of one run, configured by `cfg`, with its strategy set up and bound (and the
     custom risk rules): (cfg with its params resolved, engine, the strategy's Context, the
-    strategy). Backtests
-    and live sessions build theirs here, so both run the same chain."""
+    strategy). Backtests and live sessions build theirs here, so both run the same chain."""
     cls = load_strategy_class(cfg.strategy.path, base_dir=base_dir)
     params = validate_params(params_type(cls), cfg.strategy.params, strategy=cls.__name__)
     if params is not None:
@@ -295,7 +294,10 @@ class _Outputs:
         return pa.DictionaryArray.from_arrays(pa.array(inst.astype(np.int32)), self.symbols)
 
     def add(self, x: dict[str, np.ndarray], d: dict[str, np.ndarray], s: dict[str, np.ndarray]) -> None:
-        hash_records(self.hash, x, d, s)
+        for cols in (x, d, s):
+            for name in sorted(cols):
+                self.hash.update(name.encode())
+                self.hash.update(np.ascontiguousarray(cols[name]).tobytes())
         if len(x["kind"]):
             self._write_orders(x)
         if len(d["reason"]):
@@ -389,28 +391,11 @@ class _Outputs:
                 pass
 
 
-def hash_records(h: Any, *record_columns: dict[str, np.ndarray]) -> None:
-    """Feeds drained records (Engine.drain()'s dicts of columns) to the digest's hash `h`."""
-    for cols in record_columns:
-        for name in sorted(cols):
-            h.update(name.encode())
-            h.update(np.ascontiguousarray(cols[name]).tobytes())
-
-
-def state_digest(engine: Any, records_hash: Any) -> str:
-    """The run's digest (docs/backtest.md, "Digest"): SHA-256 over Market State, execution-side
-    State and the hash of every record drained."""
-    return hashlib.sha256(
-        engine.market.serialize_state() + engine.serialize_state() + records_hash.digest()
-    ).hexdigest()
-
-
-def new_run_dir(root: Location, name: str, cfg_text: str, area: str = "experiments") -> Location:
-    """A new directory ROOT/<area>/<name>-<UTC time>-<config hash> for one run's outputs."""
+def _run_dir(root: Location, name: str, cfg_text: str) -> Location:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())  # naming only, never State
     tag = hashlib.sha256(cfg_text.encode()).hexdigest()[:8]
     base = f"{name}-{stamp}-{tag}"
-    exp = root.join(area)
+    exp = root.join("experiments")
     exp.mkdir()
     for k in range(1000):
         candidate = exp.join(base if k == 0 else f"{base}-{k}")
@@ -488,7 +473,7 @@ def run_backtest(
     experiments = root.join("experiments")
     created = [(experiments, False), (root, False)]
     created = [(f, own) for f, own in created if not f.exists()]
-    run_dir = new_run_dir(root, cfg.name, cfg_text)
+    run_dir = _run_dir(root, cfg.name, cfg_text)
     try:
         return _run(engine, ctx, cfg, ds, run_dir, cfg_text, progress, batch_size)
     except OSError:
@@ -537,7 +522,9 @@ def _run(engine: Any, ctx: Any, cfg: BacktestConfig, ds: Dataset, run_dir: Locat
 
     counters = engine.counters()
     market = replay_result(engine.market, ds.instruments, seconds, ds.path, None)
-    digest = state_digest(engine, out.hash)
+    digest = hashlib.sha256(
+        engine.market.serialize_state() + engine.serialize_state() + out.hash.digest()
+    ).hexdigest()
     series = out.series_table()
     metrics = compute_metrics(series, cfg.output.sample_interval)
     events = counters["events"]
@@ -597,5 +584,5 @@ def _run(engine: Any, ctx: Any, cfg: BacktestConfig, ds: Dataset, run_dir: Locat
     return result
 
 
-__all__ = ["INTERRUPTED", "BacktestFailed", "BacktestInterrupted", "BacktestResult", "configure_engine", "hash_records",
-           "new_run_dir", "run_backtest", "state_digest", "strategy_engine", "traded_instruments", "traded_of"]
+__all__ = ["INTERRUPTED", "BacktestFailed", "BacktestInterrupted", "BacktestResult", "configure_engine",
+           "run_backtest", "strategy_engine", "traded_instruments", "traded_of"]

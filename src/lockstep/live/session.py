@@ -25,14 +25,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+import numpy as np
+
 from lockstep._bindings import engine as _engine
 from lockstep.backtest.config import BacktestConfig
-from lockstep.backtest.runner import (
-    hash_records,
-    state_digest,
-    strategy_engine,
-    traded_of,
-)
+from lockstep.backtest.runner import strategy_engine, traded_of
 from lockstep.data.dataset import Instrument
 from lockstep.enums import RunStatus
 from lockstep.errors import ConfigError, check_status
@@ -54,6 +51,23 @@ _FAILURES = {
     RunStatus.RISK_HOOK_FAILED: "a custom risk rule raised",
     RunStatus.LIVELOCK: "livelock: too many steps at one receive stamp",
 }
+
+
+def hash_records(h: Any, *record_columns: dict[str, np.ndarray]) -> None:
+    """Feeds drained records (Engine.drain()'s dicts of columns) to the digest's hash `h`, as a
+    backtest's outputs do (docs/backtest.md, "Digest")."""
+    for cols in record_columns:
+        for name in sorted(cols):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(cols[name]).tobytes())
+
+
+def state_digest(engine: Any, records_hash: Any) -> str:
+    """The digest of a backtest, for a live session: SHA-256 over Market State, execution-side
+    State and the hash of every record drained."""
+    return hashlib.sha256(
+        engine.market.serialize_state() + engine.serialize_state() + records_hash.digest()
+    ).hexdigest()
 
 
 @dataclass(frozen=True)
