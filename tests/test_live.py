@@ -399,5 +399,5 @@ def test_an_order_the_venue_rejects_is_an_execution_event_with_the_venues_reason
     session.close()
     writer.close()
     rejected = [e for e in executions(journal) if e["kind"] == EventKind.ORDER_REJECTED]
-    assert rejected and all(e["seq"] == ord("H") for e in rejected)
+    assert rejected and all(e["reason"] == ord("H") for e in rejected)
     assert all(e["price"] * 100 == first.price for e in rejected)

@@ -411,9 +411,13 @@ public:
     const std::vector<PnlSample>& samples() const noexcept { return samples_; }
     const std::vector<DenialRecord>& decisions() const noexcept { return decisions_; }
     void clear_records() noexcept {
+        clear_execution_records();
+        samples_.clear();
+    }
+    // Everything but the samples: what a live session journals after each input.
+    void clear_execution_records() noexcept {
         exec_records_.clear();
         denials_.clear();
-        samples_.clear();
         decisions_.clear();
     }
 

@@ -31,6 +31,7 @@
 
 #include "lockstep/base/big_endian.hpp"
 #include "lockstep/base/flat_hash_map.hpp"
+#include "lockstep/base/little_endian.hpp"
 #include "lockstep/base/status.hpp"
 #include "lockstep/codecs/itch.hpp"
 #include "lockstep/codecs/ouch42.hpp"
@@ -53,6 +54,29 @@ constexpr uint8_t kLiquidityAdded = 'A';
 // OUCH time in force: 0 immediate or cancel, 99999 until the end of system hours.
 constexpr uint32_t kTifImmediate = 0;
 constexpr uint32_t kTifSystemHours = 99999;
+
+// The journal's record layouts, little-endian, no padding (docs/journal.md; Python
+// lockstep.live.journal.DECISION and EXECUTION read them).
+constexpr size_t kDecisionBytes = 48;   // ts_recv, instrument, intent, side, tif, price, qty,
+                                        // client order id, target order id, reason
+constexpr size_t kExecutionBytes = 56;  // ts_event, ts_recv, instrument, kind, side, flags,
+                                        // reason, price, qty, order id, fee
+
+inline void pack_decision(const DenialRecord& d, uint8_t* p) noexcept {
+    const Intent& i = d.intent;
+    store_le(p, d.ts_recv), store_le(p + 8, i.instrument);
+    p[12] = uint8_t(i.kind), p[13] = uint8_t(i.side), p[14] = uint8_t(i.tif);
+    store_le(p + 15, i.price), store_le(p + 23, i.qty), store_le(p + 31, i.client_order_id);
+    store_le(p + 39, i.target_order_id);
+    p[47] = uint8_t(d.reason);
+}
+
+inline void pack_execution(const ExecRecord& x, uint8_t* p) noexcept {
+    store_le(p, x.ts_event), store_le(p + 8, x.ts_recv), store_le(p + 16, x.instrument);
+    p[20] = x.kind, p[21] = x.side, p[22] = x.flags, p[23] = x.reason;
+    store_le(p + 24, x.price), store_le(p + 32, x.qty), store_le(p + 40, x.order_id);
+    store_le(p + 48, x.fee);
+}
 
 struct LiveCounters {
     uint64_t itch_inputs = 0;        // on_itch calls
@@ -573,6 +597,25 @@ public:
 
     // ---- outputs ---------------------------------------------------------------------------
 
+    // Moves the engine's decisions and execution records into the journal layouts (appended to
+    // decisions() and executions()) and clears them from the engine; its samples stay.
+    void pack_records() noexcept {
+        const std::vector<DenialRecord>& d = engine_.decisions();
+        const std::vector<ExecRecord>& x = engine_.exec_records();
+        const size_t d0 = decisions_.size(), x0 = executions_.size();
+        decisions_.resize(d0 + d.size() * kDecisionBytes);  // grows to the largest input's only
+        executions_.resize(x0 + x.size() * kExecutionBytes);
+        for (size_t k = 0; k < d.size(); ++k) pack_decision(d[k], decisions_.data() + d0 + k * kDecisionBytes);
+        for (size_t k = 0; k < x.size(); ++k) pack_execution(x[k], executions_.data() + x0 + k * kExecutionBytes);
+        engine_.clear_execution_records();
+    }
+    const std::vector<uint8_t>& decisions() const noexcept { return decisions_; }
+    const std::vector<uint8_t>& executions() const noexcept { return executions_; }
+    void clear_packed() noexcept {
+        decisions_.clear();
+        executions_.clear();
+    }
+
     // OUCH inbound messages to send, in dispatch order: [u16 big-endian length][message] each.
     const std::vector<uint8_t>& outbound() const noexcept { return venue_.outbound(); }
     void clear_outbound() noexcept { venue_.clear_outbound(); }
@@ -738,6 +781,7 @@ private:
     LiveCounters counters_{};
     std::vector<Stock> stocks_;
     std::vector<uint32_t> map_;  // decoder instrument -> engine instrument (kUnmapped: not ours)
+    std::vector<uint8_t> decisions_, executions_;  // packed records not yet taken
     uint64_t next_sequence_ = 0;  // 0: take the first block's
     int64_t stamp_ = INT64_MIN;
     itch::Sink sink_{};

@@ -697,6 +697,13 @@ cdef class Engine:
             error = self.risk_binding.error
         return <int>e.failed(), e.failed_position(), e.failed_ts(), error
 
+    def pending_records(self):
+        """How many records (executions, denials, samples, decisions) wait to be drained: a live
+        session drains only when some do."""
+        cdef CEngine* e = self.core.get()
+        return (e.exec_records().size() + e.denials().size() + e.samples().size()
+                + e.decisions().size())
+
     def decisions(self):
         """Every intent's verdict since the last drain (with set_record_decisions, live sessions),
         DENIAL_COLUMNS with reason 0 (allowed) for the intents queued. Read before drain(), which
@@ -831,6 +838,19 @@ cdef class LiveCore:
         data = (<const char*>out.data())[:out.size()] if out.size() else b""
         self.core.get().clear_outbound()
         return data
+
+    def take_records(self):
+        """(decisions, executions) produced since the last call, packed in the journal's
+        layouts (lockstep.live.journal.DECISION, EXECUTION) as bytes; the engine keeps only its
+        samples (Engine.drain() gives them)."""
+        cdef CLiveCore* c = self.core.get()
+        c.pack_records()
+        cdef const vector[uint8_t]* d = &c.decisions()
+        cdef const vector[uint8_t]* x = &c.executions()
+        decisions = (<const char*>d.data())[:d.size()] if d.size() else b""
+        executions = (<const char*>x.data())[:x.size()] if x.size() else b""
+        c.clear_packed()
+        return decisions, executions
 
     @property
     def next_sequence(self):

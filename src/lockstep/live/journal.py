@@ -55,7 +55,7 @@ SEQUENCE = struct.Struct(">Q")
 
 DECISION_FIELDS = ("ts_recv", "instrument", "intent", "side", "tif", "price", "qty",
                    "client_order_id", "target_order_id", "reason")
-EXECUTION_FIELDS = ("ts_event", "ts_recv", "instrument", "kind", "side", "flags", "seq", "price",
+EXECUTION_FIELDS = ("ts_event", "ts_recv", "instrument", "kind", "side", "flags", "reason", "price",
                     "qty", "order_id", "fee")
 
 
@@ -74,16 +74,9 @@ class JournalRecord:
         return f"{self.path}, offset {self.offset}"
 
 
-def decision_payloads(cols: Mapping[str, Any]) -> list[bytes]:
-    """The decision frames of a batch of decision columns (Engine.decisions())."""
-    rows = zip(*(cols[f].tolist() for f in DECISION_FIELDS), strict=True)
-    return [DECISION.pack(*row) for row in rows]
-
-
-def execution_payloads(cols: Mapping[str, Any]) -> list[bytes]:
-    """The execution frames of a batch of execution records (Engine.drain()'s first)."""
-    rows = zip(*(cols[f].tolist() for f in EXECUTION_FIELDS), strict=True)
-    return [EXECUTION.pack(*row) for row in rows]
+def split_records(data: bytes, size: int) -> list[bytes]:
+    """The fixed-size records (DECISION, EXECUTION) packed back to back in `data`."""
+    return [data[k:k + size] for k in range(0, len(data), size)]
 
 
 def split_outbound(data: bytes) -> list[bytes]:
@@ -188,7 +181,6 @@ def end_record(record: JournalRecord) -> dict[str, Any]:
 
 __all__ = [
     "DECISION", "EXECUTION", "FORMAT", "INPUT_STREAMS", "OUTPUT_STREAMS", "PREFIX", "SEQUENCE",
-    "STREAMS", "VERSION", "JournalRecord", "JournalWriter", "decision_payloads", "end_record",
-    "execution_payloads", "journal_files", "journal_info", "read_journal",
-    "split_outbound",
+    "STREAMS", "VERSION", "JournalRecord", "JournalWriter", "end_record", "journal_files",
+    "journal_info", "read_journal", "split_outbound", "split_records",
 ]

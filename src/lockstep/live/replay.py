@@ -53,8 +53,7 @@ def _describe(stream: str, payload: bytes) -> str:
     if stream == "decision" and len(payload) == DECISION.size:
         return str(dict(zip(DECISION_FIELDS, DECISION.unpack(payload), strict=True)))
     if stream == "execution" and len(payload) == EXECUTION.size:
-        fields = ("reason" if f == "seq" else f for f in EXECUTION_FIELDS)
-        return str(dict(zip(fields, EXECUTION.unpack(payload), strict=True)))
+        return str(dict(zip(EXECUTION_FIELDS, EXECUTION.unpack(payload), strict=True)))
     if stream in ("failure", "end"):
         return payload.decode("utf-8", "replace")
     return payload.hex()

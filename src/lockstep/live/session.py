@@ -34,11 +34,12 @@ from lockstep.data.dataset import Instrument
 from lockstep.enums import RunStatus
 from lockstep.errors import ConfigError, check_status
 from lockstep.live.journal import (
+    DECISION,
+    EXECUTION,
     SEQUENCE,
     JournalWriter,
-    decision_payloads,
-    execution_payloads,
     split_outbound,
+    split_records,
 )
 from lockstep.tomlconfig import dump_toml
 from lockstep.venue.loopback.feed import feed_symbol, price_multiplier
@@ -55,7 +56,9 @@ _FAILURES = {
 
 def hash_records(h: Any, *record_columns: dict[str, np.ndarray]) -> None:
     """Feeds drained records (Engine.drain()'s dicts of columns) to the digest's hash `h`, as a
-    backtest's outputs do (docs/backtest.md, "Digest")."""
+    backtest's outputs do (docs/backtest.md, "Digest"). A live session drains (and hashes) only
+    the PnL samples, after an input that produced some: its other records are hashed as
+    journaled."""
     for cols in record_columns:
         for name in sorted(cols):
             h.update(name.encode())
@@ -63,8 +66,8 @@ def hash_records(h: Any, *record_columns: dict[str, np.ndarray]) -> None:
 
 
 def state_digest(engine: Any, records_hash: Any) -> str:
-    """The digest of a backtest, for a live session: SHA-256 over Market State, execution-side
-    State and the hash of every record drained."""
+    """SHA-256 over Market State, execution-side State and `records_hash` (docs/live.md,
+    "Digest")."""
     return hashlib.sha256(
         engine.market.serialize_state() + engine.serialize_state() + records_hash.digest()
     ).hexdigest()
@@ -231,14 +234,19 @@ class LiveSession:
             return []
         status = step()
         stamp = self._core.stamp
-        decisions = self.engine.decisions()
-        records = self.engine.drain()
-        hash_records(self._hash, *records)
-        for payload in decision_payloads(decisions):
+        decisions, executions = self._core.take_records()
+        outbound = self._core.take_outbound()
+        # The digest covers every output as journaled, and the PnL samples when some are taken.
+        self._hash.update(decisions)
+        self._hash.update(executions)
+        self._hash.update(outbound)
+        if self.engine.pending_records():
+            hash_records(self._hash, *self.engine.drain())
+        for payload in split_records(decisions, DECISION.size):
             self._record("decision", stamp, payload)
-        for payload in execution_payloads(records[0]):
+        for payload in split_records(executions, EXECUTION.size):
             self._record("execution", stamp, payload)
-        sent = split_outbound(self._core.take_outbound())
+        sent = split_outbound(outbound) if outbound else []
         for payload in sent:
             self._record("dispatch", stamp, payload)
         if status != RunStatus.OK:

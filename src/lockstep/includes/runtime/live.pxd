@@ -26,6 +26,10 @@ cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
         CRunStatus on_ouch(const uint8_t* message, size_t len, int64_t stamp) noexcept
         CRunStatus on_tick(int64_t stamp) noexcept
         CRunStatus on_feed_gap(uint64_t expected, int64_t stamp) noexcept
+        void pack_records() noexcept
+        const vector[uint8_t]& decisions() noexcept
+        const vector[uint8_t]& executions() noexcept
+        void clear_packed() noexcept
         const vector[uint8_t]& outbound() noexcept
         void clear_outbound() noexcept
         const CLiveCounters& counters() noexcept
