@@ -227,7 +227,7 @@ def test_a_cut_journal_is_one_error_naming_file_and_offset(traded, tmp_path):
     assert e.value.path == str(cut) and e.value.offset is not None
 
 
-def test_replay_journal_cli_prints_the_summary_keys_and_exits_6_on_a_difference(traded, tmp_path):
+def test_replay_journal_cli_prints_the_summary_keys_and_exits_7_on_a_difference(traded, tmp_path):
     _, _, result, journal = traded
     cmd = [sys.executable, "-m", "lockstep", "replay", "--journal", str(journal), "--json"]
     done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
@@ -238,7 +238,7 @@ def test_replay_journal_cli_prints_the_summary_keys_and_exits_6_on_a_difference(
     target = next(k for k, r in enumerate(read_journal(journal)) if r.stream == "dispatch")
     _rewrite(journal, tmp_path / "j", lambda k, r: r.payload + b"x" if k == target else r.payload)
     done = subprocess.run([*cmd[:5], str(tmp_path / "j")], check=False, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 6
+    assert done.returncode == 7
     assert done.stderr.count("\n") == 1 and "dispatch record 0" in done.stderr
     garbage = tmp_path / "garbage"
     garbage.mkdir()

@@ -22,7 +22,7 @@ from lockstep.live.replay import JournalMismatch, replay_journal
 def replay_cmd(dataset: str | None, journal: str | None, top_of_book: str | None, data: str | None,
                as_json: bool) -> None:
     """Replay DATASET (a path, or a name under DATA/canonical) through the books, or with
-    --journal a live session's journal through the live core (exit 6 if it differs)."""
+    --journal a live session's journal through the live core (exit 7 if it differs)."""
     if (dataset is None) == (journal is None):
         raise click.UsageError("give a DATASET or --journal PATH (one of them)")
     if journal is not None:
