@@ -22,6 +22,7 @@ from live_util import (
     session_for,
 )
 
+from lockstep.backtest.artifacts import read_artifact
 from lockstep.core.strategy import Context, Strategy
 from lockstep.data.raw_capture import repair
 from lockstep.data.synth import generate
@@ -36,6 +37,7 @@ from lockstep.live.journal import (
     journal_info,
     read_journal,
 )
+from lockstep.live.records import RecordsWriter
 from lockstep.live.replay import JournalMismatch, replay_journal
 from lockstep.protocols import ouch42 as ouch
 
@@ -401,3 +403,24 @@ def test_an_order_the_venue_rejects_is_an_execution_event_with_the_venues_reason
     rejected = [e for e in executions(journal) if e["kind"] == EventKind.ORDER_REJECTED]
     assert rejected and all(e["reason"] == ord("H") for e in rejected)
     assert all(e["price"] * 100 == first.price for e in rejected)
+
+
+def test_the_execution_records_are_the_backtests_tables_of_what_the_journal_holds(ds, packets, tmp_path):
+    session, writer = session_for(EXAMPLES / "market_maker_compiled.toml", ds, tmp_path / "journal")
+    session.records = RecordsWriter(tmp_path / "records", ds.instruments, flush_interval_ns=10**9,
+                                    report=False)
+    venue = ScriptedVenue(day_start(ds))
+    end = drive(session, venue, packets[:200], day_start(ds) + START)
+    result = session.close()
+    writer.close()
+    session.records.close({"digest": result.digest})
+    journaled = executions(tmp_path / "journal")
+    orders = read_artifact(str(tmp_path / "records"), "orders").to_pylist()
+    assert len(orders) == len(journaled) > 0
+    assert [(o["order_id"], o["price_ticks"], o["qty_lots"], o["ts_recv"]) for o in orders] == \
+        [(e["order_id"], e["price"], e["qty"], e["ts_recv"]) for e in journaled]
+    assert read_artifact(str(tmp_path / "records"), "fills").num_rows == result.fills > 0
+    denials = read_artifact(str(tmp_path / "records"), "denials").num_rows
+    assert denials == result.denials
+    assert read_artifact(str(tmp_path / "records"), "pnl").num_rows > 0
+    assert end > 0

@@ -32,6 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from lockstep._bindings import engine as _engine
 from lockstep.data.raw_capture import RawWriter, capture_files, read_frames, read_header
 from lockstep.errors import DecodeError
 
@@ -72,6 +75,30 @@ class JournalRecord:
     @property
     def where(self) -> str:
         return f"{self.path}, offset {self.offset}"
+
+
+# The packed layouts as numpy records, to rebuild Engine.drain()'s columns (for the execution
+# records writer) from what the core packed, without a second drain.
+_DECISION_DTYPE = np.dtype([("ts_recv", "<i8"), ("instrument", "<u4"), ("intent", "u1"),
+                            ("side", "u1"), ("tif", "u1"), ("price", "<i8"), ("qty", "<i8"),
+                            ("client_order_id", "<u8"), ("target_order_id", "<u8"),
+                            ("reason", "u1")])
+_EXECUTION_DTYPE = np.dtype([("ts_event", "<i8"), ("ts_recv", "<i8"), ("instrument", "<u4"),
+                             ("kind", "u1"), ("side", "u1"), ("flags", "u1"), ("reason", "u1"),
+                             ("price", "<i8"), ("qty", "<i8"), ("order_id", "<u8"),
+                             ("fee", "<i8")])
+
+
+def drained_columns(decisions: bytes, executions: bytes) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(execution records, denials) as Engine.drain() gives them (EXEC_COLUMNS, DENIAL_COLUMNS),
+    from packed decisions and execution records: denials are the decisions not allowed."""
+    x = np.frombuffer(executions, _EXECUTION_DTYPE)
+    d = np.frombuffer(decisions, _DECISION_DTYPE)
+    d = d[d["reason"] != 0]
+    exec_cols = {name: x["reason" if name == "seq" else name].astype(kind)
+                 for name, kind in _engine.EXEC_COLUMNS}
+    denial_cols = {name: d[name].astype(kind) for name, kind in _engine.DENIAL_COLUMNS}
+    return exec_cols, denial_cols
 
 
 def split_records(data: bytes, size: int) -> list[bytes]:
@@ -181,6 +208,7 @@ def end_record(record: JournalRecord) -> dict[str, Any]:
 
 __all__ = [
     "DECISION", "EXECUTION", "FORMAT", "INPUT_STREAMS", "OUTPUT_STREAMS", "PREFIX", "SEQUENCE",
-    "STREAMS", "VERSION", "JournalRecord", "JournalWriter", "end_record", "journal_files",
+    "STREAMS", "VERSION", "JournalRecord", "JournalWriter", "drained_columns", "end_record",
+    "journal_files",
     "journal_info", "read_journal", "split_outbound", "split_records",
 ]

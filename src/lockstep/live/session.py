@@ -38,6 +38,7 @@ from lockstep.live.journal import (
     EXECUTION,
     SEQUENCE,
     JournalWriter,
+    drained_columns,
     split_outbound,
     split_records,
 )
@@ -148,11 +149,14 @@ def session_info(cfg: BacktestConfig, instruments: Sequence[Instrument], terms: 
 class LiveSession:
     """The live core of one session over `instruments` (the venue's, as a dataset has them),
     trading as `cfg` says (strategy, risk, queue, output.sample_interval). `record` receives
-    every input and output record (a JournalWriter's write, or a replay's comparison)."""
+    every input and output record (a JournalWriter's write, or a replay's comparison);
+    `records` (lockstep.live.records.RecordsWriter, or anything with its add(x, d, s)) the
+    execution records, denials and PnL samples in Engine.drain()'s columns, after each input
+    that made some."""
 
     def __init__(self, cfg: BacktestConfig, instruments: Sequence[Instrument], terms: LiveTerms, *,
                  record: Recorder, base_dir: str | os.PathLike[str] = ".",
-                 journal: str | None = None) -> None:
+                 journal: str | None = None, records: Any = None) -> None:
         if len(terms.venue) != len(instruments):
             raise ConfigError("live", f"{len(terms.venue)} venue names for {len(instruments)} instruments")
         traded = traded_of(cfg, instruments, "the venue's instruments")
@@ -164,6 +168,7 @@ class LiveSession:
         self.terms = terms
         self.journal = journal
         self._record = record
+        self.records = records
         self._core = _engine.LiveCore(self.engine, terms.day_start_ns)
         check_status(self._core.configure_orders(terms.token_prefix.encode("ascii"),
                                                  terms.firm.encode("ascii").ljust(4)[:4]),
@@ -172,6 +177,7 @@ class LiveSession:
             check_status(self._core.add_instrument(index, v.stock.encode("ascii").ljust(8),
                                                    v.price_multiplier), f"live instrument {v.stock}")
         self._hash = hashlib.sha256()
+        self._no_samples = {name: np.empty(0, kind) for name, kind in _engine.SAMPLE_COLUMNS}
         self.failure: dict[str, Any] | None = None
         self.refused = 0  #: inputs that arrived after a failure (journaled, not applied)
         self._closed = False
@@ -240,8 +246,13 @@ class LiveSession:
         self._hash.update(decisions)
         self._hash.update(executions)
         self._hash.update(outbound)
+        samples = None
         if self.engine.pending_records():
-            hash_records(self._hash, *self.engine.drain())
+            _, _, samples = drained = self.engine.drain()
+            hash_records(self._hash, *drained)
+        if self.records is not None and (decisions or executions or samples is not None):
+            x, d = drained_columns(decisions, executions)
+            self.records.add(x, d, samples if samples is not None else self._no_samples)
         for payload in split_records(decisions, DECISION.size):
             self._record("decision", stamp, payload)
         for payload in split_records(executions, EXECUTION.size):
