@@ -26,6 +26,7 @@ from lockstep.backtest.artifacts import read_artifact
 from lockstep.core.strategy import Context, Strategy
 from lockstep.data.raw_capture import repair
 from lockstep.data.synth import generate
+from lockstep.enums import TradingMode
 from lockstep.errors import DecodeError
 from lockstep.events import EventKind, Flag
 from lockstep.live.journal import (
@@ -424,3 +425,33 @@ def test_the_execution_records_are_the_backtests_tables_of_what_the_journal_hold
     assert denials == result.denials
     assert read_artifact(str(tmp_path / "records"), "pnl").num_rows > 0
     assert end > 0
+
+
+def test_kill_cancels_every_open_order_and_control_is_journaled_and_replayed(ds, packets, tmp_path):
+    session, writer = session_for(EXAMPLES / "market_maker.toml", ds, tmp_path / "journal")
+    venue = ScriptedVenue(day_start(ds), fill_every=10**9)
+    start = day_start(ds) + START
+    end = drive(session, venue, packets[:30], start)
+    assert session.ctx.open_orders(0) == 2
+    sent = session.on_kill(True, end)
+    assert sorted(type(ouch.decode_inbound(m)).__name__ for m in sent) == ["CancelOrder"] * 2
+    deliver(session, venue, sent, end)
+    assert session.ctx.open_orders(0) == 0
+    before = len(venue.received)
+    drive(session, venue, packets[30:60], end + ANSWER_NS)  # the strategy quotes, Risk denies
+    assert len(venue.received) == before
+    denied = session.result().denials
+    assert denied > 0
+    deliver(session, venue, session.on_kill(False, end + 60 * 20_000), end + 60 * 20_000)
+    deliver(session, venue, session.on_mode(TradingMode.HALTED, end + 61 * 20_000), end + 61 * 20_000)
+    drive(session, venue, packets[60:90], end + 62 * 20_000)
+    assert len(venue.received) == before and session.result().denials > denied
+    deliver(session, venue, session.on_mode(TradingMode.ACTIVE, end + 99 * 20_000), end + 99 * 20_000)
+    drive(session, venue, packets[90:120], end + 100 * 20_000)
+    assert len(venue.received) > before  # quoting again
+    result = session.close()
+    writer.close()
+    assert session.counters["live"]["controls"] == 4
+    assert [r.payload for r in read_journal(tmp_path / "journal") if r.stream == "control"] == \
+        [b"K\x01", b"K\x00", b"M\x02", b"M\x00"]
+    assert replay_journal(tmp_path / "journal").digest == result.digest

@@ -96,6 +96,7 @@ struct LiveCounters {
     uint64_t ouch_cancel_pending = 0;
     uint64_t ticks = 0;
     uint64_t gaps = 0;
+    uint64_t controls = 0;           // trading mode and kill switch inputs
     uint64_t dispatched = 0;         // OUCH messages written for the caller to send
     uint64_t unsendable = 0;         // intents OUCH cannot carry, rejected here
 };
@@ -584,6 +585,33 @@ public:
         if (engine_.failed() != RunStatus::Ok) return engine_.failed();
         stamp_ = clamp(stamp);
         ++counters_.ticks;
+        return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
+    }
+
+    // Control State, from a signal, `lockstep live ctl` or a risk breach: journaled inputs like
+    // any other, so a replay sees them where the session did. The trading mode (Risk: halted
+    // passes only cancels, reduce-only only what cannot grow a position).
+    RunStatus on_mode(TradingMode mode, int64_t stamp) noexcept {
+        if (engine_.failed() != RunStatus::Ok) return engine_.failed();
+        stamp_ = clamp(stamp);
+        ++counters_.controls;
+        engine_.risk().set_mode(mode);
+        return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
+    }
+
+    // The kill switch: on, every open order is cancelled (through Risk and the queue, as a
+    // strategy's cancels go, so State records each) and nothing but cancels passes until off.
+    RunStatus on_kill(bool on, int64_t stamp) noexcept {
+        if (engine_.failed() != RunStatus::Ok) return engine_.failed();
+        stamp_ = clamp(stamp);
+        ++counters_.controls;
+        if (engine_.advance_to(stamp_) != RunStatus::Ok) return halt();
+        engine_.risk().set_kill_switch(on);
+        if (on) {
+            const ExecutionState& x = engine_.execution();
+            for (uint32_t s = 0; s < x.order_count(); ++s)
+                if (!is_terminal(x.status(s))) engine_.cancel(x.client_order_id(s));
+        }
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }
 

@@ -39,7 +39,7 @@ from lockstep.includes.core.order_rules cimport COrderRules
 from lockstep.includes.core.queue cimport CQueueConfig, CQueueCounters
 from lockstep.includes.core.replay cimport CBookType
 from lockstep.includes.core.risk cimport (
-    CRiskConfig, CRiskLimits, CRiskReason, CRiskView, kRiskReasonCount,
+    CRiskConfig, CTradingMode, CRiskLimits, CRiskReason, CRiskView, kRiskReasonCount,
 )
 from lockstep.includes.base.status cimport CStatus
 from lockstep.includes.runtime.live cimport CLiveCore, CLiveCounters
@@ -839,6 +839,24 @@ cdef class LiveCore:
         self.core.get().clear_outbound()
         return data
 
+    def on_mode(self, int mode, int64_t stamp):
+        """The trading mode (lockstep.enums.TradingMode value) from `stamp` on."""
+        cdef CRunStatus status
+        if not 0 <= mode <= <int>CTradingMode.Halted:
+            raise ValueError(f"trading mode {mode} is not a lockstep.enums.TradingMode value")
+        with nogil:
+            status = self.core.get().on_mode(<CTradingMode><uint8_t>mode, stamp)
+        self.engine._raise_if_interrupted()
+        return <int>status
+
+    def on_kill(self, bint on, int64_t stamp):
+        """The kill switch on (every open order cancelled; only cancels pass) or off."""
+        cdef CRunStatus status
+        with nogil:
+            status = self.core.get().on_kill(on, stamp)
+        self.engine._raise_if_interrupted()
+        return <int>status
+
     def take_records(self):
         """(decisions, executions) produced since the last call, packed in the journal's
         layouts (lockstep.live.journal.DECISION, EXECUTION) as bytes; the engine keeps only its
@@ -875,6 +893,7 @@ cdef class LiveCore:
             "ouch_broken_trades": k.ouch_broken_trades,
             "ouch_price_corrections": k.ouch_price_corrections,
             "ouch_cancel_pending": k.ouch_cancel_pending, "ticks": k.ticks, "gaps": k.gaps,
+            "controls": k.controls,
             "dispatched": k.dispatched, "unsendable": k.unsendable,
             "live_orders": c.live_orders(),
         }

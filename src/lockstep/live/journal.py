@@ -11,6 +11,7 @@ stream per kind of record:
              tick      a clock tick (empty)
              gap       a feed gap not recovered: u64 big-endian first sequence lost
              finish    the end of trading: the strategy's on_stop (empty)
+             control   Control State: b"M" + a TradingMode value, or b"K" + 1 (kill) / 0 (off)
     outputs  dispatch  one OUCH 4.2 inbound message the core handed over to send
              decision  one intent and Risk's verdict (DECISION below)
              execution one execution event of our orders (EXECUTION below)
@@ -44,7 +45,7 @@ VERSION = 1
 #: File name prefix of the journal's files inside its directory.
 PREFIX = "journal"
 
-INPUT_STREAMS = ("itch", "ouch", "tick", "gap", "finish")
+INPUT_STREAMS = ("itch", "ouch", "tick", "gap", "finish", "control")
 OUTPUT_STREAMS = ("dispatch", "decision", "execution", "failure", "end")
 STREAMS = INPUT_STREAMS + OUTPUT_STREAMS
 
@@ -55,6 +56,9 @@ DECISION = struct.Struct("<qIBBBqqQQB")
 #: flags, reason, price, qty, order id, fee. Little-endian.
 EXECUTION = struct.Struct("<qqIBBBBqqQq")
 SEQUENCE = struct.Struct(">Q")
+#: Control records: b"M" (trading mode) or b"K" (kill switch), then one byte of value.
+CONTROL_MODE = b"M"
+CONTROL_KILL = b"K"
 
 DECISION_FIELDS = ("ts_recv", "instrument", "intent", "side", "tif", "price", "qty",
                    "client_order_id", "target_order_id", "reason")
@@ -207,7 +211,7 @@ def end_record(record: JournalRecord) -> dict[str, Any]:
 
 
 __all__ = [
-    "DECISION", "EXECUTION", "FORMAT", "INPUT_STREAMS", "OUTPUT_STREAMS", "PREFIX", "SEQUENCE",
+    "CONTROL_KILL", "CONTROL_MODE", "DECISION", "EXECUTION", "FORMAT", "INPUT_STREAMS", "OUTPUT_STREAMS", "PREFIX", "SEQUENCE",
     "STREAMS", "VERSION", "JournalRecord", "JournalWriter", "drained_columns", "end_record",
     "journal_files",
     "journal_info", "read_journal", "split_outbound", "split_records",

@@ -8,6 +8,7 @@ journal replay) calls it.
     send(session.on_ouch(message, stamp))                  # one OUCH 4.2 message from the venue
     send(session.on_tick(stamp))                           # timers
     send(session.on_feed_gap(expected, stamp))             # a gap retransmission did not fill
+    send(session.on_kill(True, stamp))                     # control: kill switch, trading mode
     send(session.finish(stamp))                            # the strategy's on_stop
     result = session.close()                               # digest, orders, fills, ...
 
@@ -31,9 +32,11 @@ from lockstep._bindings import engine as _engine
 from lockstep.backtest.config import BacktestConfig
 from lockstep.backtest.runner import strategy_engine, traded_of
 from lockstep.data.dataset import Instrument
-from lockstep.enums import RunStatus
+from lockstep.enums import RunStatus, TradingMode
 from lockstep.errors import ConfigError, check_status
 from lockstep.live.journal import (
+    CONTROL_KILL,
+    CONTROL_MODE,
     DECISION,
     EXECUTION,
     SEQUENCE,
@@ -205,6 +208,18 @@ class LiveSession:
         self._record("gap", stamp, SEQUENCE.pack(expected))
         return self._after(lambda: self._core.on_feed_gap(expected, stamp))
 
+    def on_mode(self, mode: TradingMode, stamp: int) -> list[bytes]:
+        """The trading mode from `stamp` on (halted: only cancels pass; reduce-only: only what
+        cannot grow a position)."""
+        self._record("control", stamp, CONTROL_MODE + bytes([int(mode)]))
+        return self._after(lambda: self._core.on_mode(int(mode), stamp))
+
+    def on_kill(self, on: bool, stamp: int) -> list[bytes]:
+        """The kill switch: on cancels every open order (the Cancel Orders are returned) and lets
+        only cancels pass until it is off."""
+        self._record("control", stamp, CONTROL_KILL + bytes([1 if on else 0]))
+        return self._after(lambda: self._core.on_kill(on, stamp))
+
     def finish(self, stamp: int) -> list[bytes]:
         """The end of trading: the clock moves to `stamp`, then the strategy's on_stop; returns
         what that dispatched."""
@@ -230,6 +245,10 @@ class LiveSession:
             return self.on_feed_gap(expected, stamp)
         if stream == "finish":
             return self.finish(stamp)
+        if stream == "control" and len(payload) == 2 and payload[:1] == CONTROL_MODE:
+            return self.on_mode(TradingMode(payload[1]), stamp)
+        if stream == "control" and len(payload) == 2 and payload[:1] == CONTROL_KILL:
+            return self.on_kill(bool(payload[1]), stamp)
         raise ValueError(f"{stream!r} is not an input stream")
 
     # ---------------------------------------------------------------- outputs

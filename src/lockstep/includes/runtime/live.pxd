@@ -3,6 +3,7 @@ from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libcpp.vector cimport vector
 
 from lockstep.includes.base.status cimport CStatus
+from lockstep.includes.core.risk cimport CTradingMode
 from lockstep.includes.runtime.engine cimport CEngine, CRunStatus
 
 
@@ -12,7 +13,7 @@ cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
         uint64_t itch_problems, itch_unmapped, off_tick
         uint64_t ouch_messages, ouch_undecodable, ouch_unknown_order, ouch_system_events
         uint64_t ouch_broken_trades, ouch_price_corrections, ouch_cancel_pending
-        uint64_t ticks, gaps, dispatched, unsendable
+        uint64_t ticks, gaps, controls, dispatched, unsendable
 
     cdef cppclass CLiveCore "lockstep::live::LiveCore":
         CLiveCore(CEngine& engine, int64_t day_start_ns) except +
@@ -26,6 +27,8 @@ cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
         CRunStatus on_ouch(const uint8_t* message, size_t len, int64_t stamp) noexcept
         CRunStatus on_tick(int64_t stamp) noexcept
         CRunStatus on_feed_gap(uint64_t expected, int64_t stamp) noexcept
+        CRunStatus on_mode(CTradingMode mode, int64_t stamp) noexcept
+        CRunStatus on_kill(bint on, int64_t stamp) noexcept
         void pack_records() noexcept
         const vector[uint8_t]& decisions() noexcept
         const vector[uint8_t]& executions() noexcept
