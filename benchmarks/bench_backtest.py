@@ -105,10 +105,8 @@ def test_event_loop_in_memory(benchmark, real_repeated, which):
     """The engine loop alone (strategy, risk, queue, venue, records drained each batch) on the
     repeated real capture already decoded into memory: what the core does once Parquet decoding
     is out of the way."""
-    from lockstep._bindings import engine as _engine
-    from lockstep.backtest.config import load_config, load_strategy_class, validate_params
-    from lockstep.backtest.runner import configure_engine, traded_instruments
-    from lockstep.core.strategy import overridden, params_type
+    from lockstep.backtest.config import load_config
+    from lockstep.backtest.runner import strategy_engine, traded_instruments
 
     ds = Dataset.open(real_repeated)
     batches = [{k: v.copy() for k, v in c.items()} for c in ds.iter_columns(1 << 18)]
@@ -116,14 +114,8 @@ def test_event_loop_in_memory(benchmark, real_repeated, which):
 
     def run():
         traded = traded_instruments(cfg, ds)
-        cls = load_strategy_class(cfg.strategy.path)
-        params = validate_params(params_type(cls), cfg.strategy.params)
-        engine = _engine.Engine([i.book for i in ds.instruments])
-        configure_engine(engine, cfg, ds, traded)
-        ctx = _engine.Context(engine, ds.instruments, traded)
-        strategy = cls(params)
-        strategy.setup(ctx)
-        engine.bind_strategy(strategy, ctx, overridden(strategy))
+        _, engine, _, _ = strategy_engine(cfg, ds.instruments, traded,
+                                          book_types=[i.book for i in ds.instruments], base_dir=".")
         for c in batches:
             engine.run(c, len(c["kind"]))
             engine.drain()

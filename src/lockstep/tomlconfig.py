@@ -98,6 +98,11 @@ def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError("", f"cannot read: {e.strerror or e}", source=source) from None
     except UnicodeDecodeError as e:
         raise ConfigError("", f"not UTF-8 text ({e.reason} at byte {e.start})", source=source) from None
+    return parse_toml(text, source)
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """TOML text as a dict; ConfigSyntaxError naming `source` when it does not parse."""
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -266,6 +271,7 @@ __all__ = [
     "dump_toml",
     "freeze",
     "parse_override",
+    "parse_toml",
     "read_toml",
     "thaw",
 ]

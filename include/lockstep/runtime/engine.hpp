@@ -5,7 +5,10 @@
 //              +------------- execution events (acks, fills, cancels) ----------+
 //
 // Engine owns Market State (a Replayer), Execution State, Risk, the Intent queue and, for
-// backtests, the Simulated Venue behind the VenueAdapter seam. run() takes canonical market
+// backtests, the Simulated Venue behind the VenueAdapter seam. Live (runtime/live.hpp), the same
+// Engine drives an external VenueAdapter (use_venue) and is moved by what arrives: market events
+// through run() with ts_recv = their receive stamp, venue responses through push_response(), the
+// clock through advance_to(); docs/live.md. run() takes canonical market
 // events in Processing Order; between two market events it works off, in time order, whatever is
 // due: messages reaching the venue (venue clock <= the next event's ts_event), venue responses
 // and timers reaching the core (core clock <= the next event's ts_recv). Ties go arrivals, then
@@ -182,6 +185,15 @@ public:
         if (inst >= market_.instrument_count()) return Status::UnknownInstrument;
         return sim_.set_order_rules(inst, r);
     }
+    // Live: dispatches go to `venue` (which must outlive the engine) instead of the simulated
+    // venue; its answers come back through push_response().
+    void use_venue(VenueAdapter& venue) noexcept {
+        venue_ = &venue;
+        refresh_wake();
+    }
+    // Every intent with its verdict (RiskReason::Allowed for the ones queued) into decisions():
+    // live sessions journal them. Off by default.
+    void set_record_decisions(bool on) noexcept { record_decisions_ = on; }
     // PnL/position samples every interval_ns of core time (0: none but the first and last).
     void set_sample_interval(int64_t interval_ns) noexcept { sample_interval_ = interval_ns; }
     void set_strategy(const StrategyHooks& h) noexcept { hooks_ = h; }
@@ -236,6 +248,49 @@ public:
         }
         if (started_) sample(now_);
         return failed_;
+    }
+
+    // ---- live ----------------------------------------------------------------------------------
+
+    // The core clock moves to ts (a receive stamp): what is due by then happens, in the order
+    // run() would work it off before a market event received at ts (responses, then timers;
+    // the first call starts the strategy).
+    RunStatus advance_to(int64_t ts) noexcept {
+        if (failed_ != RunStatus::Ok) return failed_;
+        if (pump(ts, ts - feed_latency_) != RunStatus::Ok) return failed_;
+        maybe_compact();
+        return RunStatus::Ok;
+    }
+
+    // A venue response, applied when the core clock reaches r.ts_recv (advance_to or run()).
+    void push_response(const VenueResponse& r) noexcept {
+        responses_.push(r);
+        refresh_wake();
+    }
+    ResponseQueue& response_queue() noexcept { return responses_; }
+
+    // The feed lost messages it will not get back: every instrument's book is invalid (a GAP
+    // event each, as a backtest's data would carry) until a BOOK_CLEAR restores it. A subscribed
+    // strategy is told with one on_book call per book that was valid: touch() and depth() then
+    // show it empty, so a quoting strategy pulls its quotes rather than leave them on stale levels.
+    RunStatus feed_gap(int64_t ts, uint64_t expected) noexcept {
+        if (advance_to(ts) != RunStatus::Ok) return failed_;
+        const uint32_t n = static_cast<uint32_t>(market_.instrument_count());
+        for (uint32_t inst = 0; inst < n; ++inst) {
+            const bool was_valid = market_.book_valid(inst);
+            market_.apply_event(inst, static_cast<uint8_t>(EventKind::Gap), 0, flags::kLast, 0, 0,
+                                expected, now_);
+            ++counters_.events;
+            if (!was_valid || subscriptions_[inst] == 0 || hooks_.on_book == nullptr) continue;
+            ++counters_.strategy_calls;
+            in_event_ = true;
+            const bool failed = call_guard(hooks_.on_book(hooks_.self, *this, inst));
+            in_event_ = false;
+            if (failed) return failed_;
+            dispatch_pending();
+        }
+        refresh_wake();
+        return RunStatus::Ok;
     }
 
     RunStatus failed() const noexcept { return failed_; }
@@ -354,10 +409,16 @@ public:
     const std::vector<ExecRecord>& exec_records() const noexcept { return exec_records_; }
     const std::vector<DenialRecord>& denials() const noexcept { return denials_; }
     const std::vector<PnlSample>& samples() const noexcept { return samples_; }
+    const std::vector<DenialRecord>& decisions() const noexcept { return decisions_; }
     void clear_records() noexcept {
+        clear_execution_records();
+        samples_.clear();
+    }
+    // Everything but the samples: what a live session journals after each input.
+    void clear_execution_records() noexcept {
         exec_records_.clear();
         denials_.clear();
-        samples_.clear();
+        decisions_.clear();
     }
 
     const Replayer& market() const noexcept { return market_; }
@@ -618,6 +679,7 @@ private:
             return false;
         }
         risk_.record(in, r, now_);
+        if (record_decisions_) decisions_.push_back(DenialRecord{now_, in, r});
         if (queue_.pending() != 0) wake_recv_ = kNeverBefore;
         return true;
     }
@@ -627,6 +689,7 @@ private:
         ++counters_.denied;
         last_denial_ = r;
         denials_.push_back(DenialRecord{now_, in, r});
+        if (record_decisions_) decisions_.push_back(DenialRecord{now_, in, r});
     }
 
     bool id_in_use(uint64_t id) const noexcept {
@@ -790,6 +853,7 @@ private:
     uint64_t timer_seq_ = 0;
     std::vector<ExecRecord> exec_records_;
     std::vector<DenialRecord> denials_;
+    std::vector<DenialRecord> decisions_;  // live: every intent's verdict (set_record_decisions)
     std::vector<PnlSample> samples_;
     EngineCounters counters_{};
     RiskReason last_denial_ = RiskReason::Allowed;
@@ -803,6 +867,7 @@ private:
     bool started_ = false;
     bool finished_ = false;
     bool in_event_ = false;
+    bool record_decisions_ = false;
     RunStatus failed_ = RunStatus::Ok;
     uint64_t failed_position_ = 0;
     int64_t failed_ts_ = 0;

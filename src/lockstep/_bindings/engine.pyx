@@ -17,6 +17,7 @@ from cpython.exc cimport PyErr_CheckSignals
 from cpython.memoryview cimport PyMemoryView_FromMemory
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 from libcpp.memory cimport unique_ptr
 from libcpp.vector cimport vector
 
@@ -38,8 +39,10 @@ from lockstep.includes.core.order_rules cimport COrderRules
 from lockstep.includes.core.queue cimport CQueueConfig, CQueueCounters
 from lockstep.includes.core.replay cimport CBookType
 from lockstep.includes.core.risk cimport (
-    CRiskConfig, CRiskLimits, CRiskReason, CRiskView, kRiskReasonCount,
+    CRiskConfig, CTradingMode, CRiskLimits, CRiskReason, CRiskView, kRiskReasonCount,
 )
+from lockstep.includes.base.status cimport CStatus
+from lockstep.includes.runtime.live cimport CLiveCore, CLiveCounters
 from lockstep.includes.venue.venue cimport CSimulatedVenueConfig, CVenueCounters
 
 SUBSCRIBE_BOOK = kSubscribeBook
@@ -694,6 +697,21 @@ cdef class Engine:
             error = self.risk_binding.error
         return <int>e.failed(), e.failed_position(), e.failed_ts(), error
 
+    def pending_records(self):
+        """How many records (executions, denials, samples, decisions) wait to be drained: a live
+        session drains only when some do."""
+        cdef CEngine* e = self.core.get()
+        return (e.exec_records().size() + e.denials().size() + e.samples().size()
+                + e.decisions().size())
+
+    def decisions(self):
+        """Every intent's verdict since the last drain (with set_record_decisions, live sessions),
+        DENIAL_COLUMNS with reason 0 (allowed) for the intents queued. Read before drain(), which
+        clears them."""
+        cdef CEngine* e = self.core.get()
+        return record_columns(e.decisions().data(), e.decisions().size(), DENIAL_RECORD,
+                              DENIAL_COLUMNS)
+
     def drain(self):
         """Records produced since the last drain, as dicts of numpy arrays; then clears them."""
         cdef CEngine* e = self.core.get()
@@ -749,3 +767,133 @@ cdef class Engine:
         cdef CEngine* e = self.core.get()
         cdef size_t r
         return {r: e.risk().count(<CRiskReason>r) for r in range(kRiskReasonCount)}
+
+
+# ---------------------------------------------------------------------------------------------
+# The live deployment
+
+
+cdef class LiveCore:
+    """lockstep::live::LiveCore (include/lockstep/runtime/live.hpp) over an Engine: the engine's
+    venue is then OUCH 4.2, and it moves by what the caller hands in (ITCH message blocks, OUCH
+    messages, clock ticks, feed-gap notices), each with its receive stamp. Every input returns a
+    RunStatus value; `take_outbound()` gives the OUCH messages dispatched since the last call."""
+    cdef unique_ptr[CLiveCore] core
+    cdef Engine engine
+
+    def __cinit__(self, Engine engine, int64_t day_start_ns):
+        self.engine = engine
+        self.core.reset(new CLiveCore(engine.core.get()[0], day_start_ns))
+
+    def configure_orders(self, bytes token_prefix, bytes firm):
+        """Order tokens start with `token_prefix` (up to 4 characters, no digit or space); OUCH
+        firm is `firm` (4 bytes). Returns the core's Status value."""
+        if len(firm) != 4:
+            return <int>CStatus.InvalidArgument
+        return <int>self.core.get().configure_orders(token_prefix, len(token_prefix), firm)
+
+    def add_instrument(self, uint32_t index, bytes stock, uint32_t price_multiplier):
+        """Engine instrument `index` is the feed's stock `stock` (8 bytes, space-padded)."""
+        if len(stock) != 8:
+            return <int>CStatus.InvalidArgument
+        return <int>self.core.get().add_instrument(index, stock, price_multiplier)
+
+    def set_next_sequence(self, uint64_t sequence):
+        self.core.get().set_next_sequence(sequence)
+
+    def on_itch(self, const uint8_t[::1] blocks, uint64_t first_sequence, int64_t stamp):
+        cdef CRunStatus status
+        cdef const uint8_t* p = &blocks[0] if blocks.shape[0] else NULL
+        with nogil:
+            status = self.core.get().on_itch(p, blocks.shape[0], first_sequence, stamp)
+        self.engine._raise_if_interrupted()
+        return <int>status
+
+    def on_ouch(self, const uint8_t[::1] message, int64_t stamp):
+        cdef CRunStatus status
+        cdef const uint8_t* p = &message[0] if message.shape[0] else NULL
+        with nogil:
+            status = self.core.get().on_ouch(p, message.shape[0], stamp)
+        self.engine._raise_if_interrupted()
+        return <int>status
+
+    def on_tick(self, int64_t stamp):
+        cdef CRunStatus status
+        with nogil:
+            status = self.core.get().on_tick(stamp)
+        self.engine._raise_if_interrupted()
+        return <int>status
+
+    def on_feed_gap(self, uint64_t expected, int64_t stamp):
+        cdef CRunStatus status
+        with nogil:
+            status = self.core.get().on_feed_gap(expected, stamp)
+        self.engine._raise_if_interrupted()
+        return <int>status
+
+    def take_outbound(self):
+        """The OUCH messages dispatched since the last call, [u16 length][message] each, as
+        bytes; then clears them."""
+        cdef const vector[uint8_t]* out = &self.core.get().outbound()
+        data = (<const char*>out.data())[:out.size()] if out.size() else b""
+        self.core.get().clear_outbound()
+        return data
+
+    def on_mode(self, int mode, int64_t stamp):
+        """The trading mode (lockstep.enums.TradingMode value) from `stamp` on."""
+        cdef CRunStatus status
+        if not 0 <= mode <= <int>CTradingMode.Halted:
+            raise ValueError(f"trading mode {mode} is not a lockstep.enums.TradingMode value")
+        with nogil:
+            status = self.core.get().on_mode(<CTradingMode><uint8_t>mode, stamp)
+        self.engine._raise_if_interrupted()
+        return <int>status
+
+    def on_kill(self, bint on, int64_t stamp):
+        """The kill switch on (every open order cancelled; only cancels pass) or off."""
+        cdef CRunStatus status
+        with nogil:
+            status = self.core.get().on_kill(on, stamp)
+        self.engine._raise_if_interrupted()
+        return <int>status
+
+    def take_records(self):
+        """(decisions, executions) produced since the last call, packed in the journal's
+        layouts (lockstep.live.journal.DECISION, EXECUTION) as bytes; the engine keeps only its
+        samples (Engine.drain() gives them)."""
+        cdef CLiveCore* c = self.core.get()
+        c.pack_records()
+        cdef const vector[uint8_t]* d = &c.decisions()
+        cdef const vector[uint8_t]* x = &c.executions()
+        decisions = (<const char*>d.data())[:d.size()] if d.size() else b""
+        executions = (<const char*>x.data())[:x.size()] if x.size() else b""
+        c.clear_packed()
+        return decisions, executions
+
+    @property
+    def next_sequence(self):
+        return self.core.get().next_sequence()
+
+    @property
+    def stamp(self):
+        """The last receive stamp applied (stamps never go back)."""
+        return self.core.get().stamp()
+
+    def counters(self):
+        cdef CLiveCore* c = self.core.get()
+        cdef const CLiveCounters* k = &c.counters()
+        return {
+            "itch_inputs": k.itch_inputs, "itch_messages": k.itch_messages,
+            "itch_duplicates": k.itch_duplicates, "itch_skipped": k.itch_skipped,
+            "itch_empty_blocks": k.itch_empty_blocks, "itch_problems": k.itch_problems,
+            "itch_unmapped": k.itch_unmapped,
+            "off_tick": k.off_tick, "ouch_messages": k.ouch_messages,
+            "ouch_undecodable": k.ouch_undecodable, "ouch_unknown_order": k.ouch_unknown_order,
+            "ouch_system_events": k.ouch_system_events,
+            "ouch_broken_trades": k.ouch_broken_trades,
+            "ouch_price_corrections": k.ouch_price_corrections,
+            "ouch_cancel_pending": k.ouch_cancel_pending, "ticks": k.ticks, "gaps": k.gaps,
+            "controls": k.controls,
+            "dispatched": k.dispatched, "unsendable": k.unsendable,
+            "live_orders": c.live_orders(),
+        }

@@ -123,43 +123,74 @@ class BacktestResult:
 def traded_instruments(cfg: BacktestConfig, ds: Dataset) -> list[int]:
     """The indices in `ds` of the instruments `cfg` trades (all of them when it names none);
     ConfigError for a symbol the dataset does not have."""
-    symbols = [i.symbol for i in ds.instruments]
+    return traded_of(cfg, ds.instruments, f"dataset {ds.path}")
+
+
+def traded_of(cfg: BacktestConfig, instruments: Sequence[Instrument], where: str) -> list[int]:
+    """traded_instruments for an instrument table; `where` names it in errors."""
+    symbols = [i.symbol for i in instruments]
     wanted = list(cfg.instruments) or symbols
     out = []
     for s in wanted:
         if s not in symbols:
-            raise ConfigError("instruments", f"{s!r} is not in dataset {ds.path} (it has {', '.join(symbols)})",
+            raise ConfigError("instruments", f"{s!r} is not in {where} (it has {', '.join(symbols)})",
                               source="config")
         out.append(symbols.index(s))
     for s in cfg.risk.instruments:
         if s not in symbols:
-            raise ConfigError(f"risk.instruments.{s}", f"{s!r} is not in dataset {ds.path}", source="config")
+            raise ConfigError(f"risk.instruments.{s}", f"{s!r} is not in {where}", source="config")
     for s in cfg.venue.order_rules:
         if s not in symbols:
-            raise ConfigError(f"venue.order_rules.{s}", f"{s!r} is not in dataset {ds.path}", source="config")
+            raise ConfigError(f"venue.order_rules.{s}", f"{s!r} is not in {where}", source="config")
     return out
 
 
-def configure_engine(engine: _engine.Engine, cfg: BacktestConfig, ds: Dataset, traded: Sequence[int]) -> None:
+def configure_engine(engine: _engine.Engine, cfg: BacktestConfig, instruments: Sequence[Instrument],
+                     traded: Sequence[int], simulated: bool = True) -> None:
     """Hands `engine` the core form of every setting of `cfg` (risk, per-instrument limits,
-    queue, venue, sampling) and tracks the traded instruments."""
-    risk = cfg.risk.to_core(ds.instruments, traded)
+    queue, venue, sampling) and tracks the traded instruments. `simulated` False (live): no
+    simulated venue; the venue enforces its own rules."""
+    risk = cfg.risk.to_core(instruments, traded)
     check_status(engine.configure_risk(risk), "risk config")
     for index, limits in risk.instruments.items():
-        check_status(engine.set_limits(index, limits), f"risk limits of {ds.instruments[index].symbol}")
-    check_status(engine.configure_queue(cfg.queue.to_core(len(ds.instruments))), "queue config")
-    check_status(engine.configure_venue(cfg.venue.to_core(cfg.seed)), "venue config")
+        check_status(engine.set_limits(index, limits), f"risk limits of {instruments[index].symbol}")
+    check_status(engine.configure_queue(cfg.queue.to_core(len(instruments))), "queue config")
+    if simulated:
+        check_status(engine.configure_venue(cfg.venue.to_core(cfg.seed)), "venue config")
     for index in traded:
-        inst = cfg.venue.instrument(ds.instruments[index])
+        inst = cfg.venue.instrument(instruments[index])
         rules, notes = inst.order_rules()
         for note in notes:
             warnings.warn(note, OrderRulesWarning, stacklevel=2)
         # The same rules for Risk and for the venue, which enforces them whatever Risk decides.
         check_status(engine.set_order_rules(index, rules), f"order-entry rules of {inst.symbol}")
-        check_status(engine.set_venue_order_rules(index, rules), f"order-entry rules of {inst.symbol}")
+        if simulated:
+            check_status(engine.set_venue_order_rules(index, rules), f"order-entry rules of {inst.symbol}")
     engine.set_sample_interval(cfg.output.sample_interval)
     for index in traded:
         engine.track(index)
+
+
+def strategy_engine(cfg: BacktestConfig, instruments: Sequence[Instrument], traded: Sequence[int], *,
+                    book_types: Sequence[str], base_dir: str, simulated: bool = True,
+                    risk_rules: Iterable[Callable[[Intent, RiskView], Any]] = ()) -> tuple[BacktestConfig, Any, Any, Any]:
+    """The Engine of one run, configured by `cfg`, with its strategy set up and bound (and the
+    custom risk rules): (cfg with its params resolved, engine, the strategy's Context, the
+    strategy). Backtests and live sessions build theirs here, so both run the same chain."""
+    cls = load_strategy_class(cfg.strategy.path, base_dir=base_dir)
+    params = validate_params(params_type(cls), cfg.strategy.params, strategy=cls.__name__)
+    if params is not None:
+        cfg = cfg.with_params(params)
+    engine = _engine.Engine(list(book_types))
+    configure_engine(engine, cfg, instruments, traded, simulated)
+    ctx = _engine.Context(engine, instruments, traded)
+    strategy = cls(params) if params is not None else cls()
+    strategy.setup(ctx)
+    engine.bind_strategy(strategy, ctx, overridden(strategy))
+    rules = load_risk_rules(cfg.risk, base_dir=base_dir) + list(risk_rules)
+    if rules:
+        engine.bind_risk_rule(_custom_rule(rules))
+    return cfg, engine, ctx, strategy
 
 
 def _custom_rule(rules: Sequence[Callable[[Intent, RiskView], Any]]) -> Callable[[tuple, tuple], bool]:
@@ -311,20 +342,9 @@ def run_backtest(
         base_dir = str(Path(config).resolve().parent)
     ds = Dataset.open(cfg.dataset, data=data)
     traded = traded_instruments(cfg, ds)
-    cls = load_strategy_class(cfg.strategy.path, base_dir=base_dir)
-    params = validate_params(params_type(cls), cfg.strategy.params, strategy=cls.__name__)
-    if params is not None:
-        cfg = cfg.with_params(params)
-
-    engine = _engine.Engine([i.book for i in ds.instruments])
-    configure_engine(engine, cfg, ds, traded)
-    ctx = _engine.Context(engine, ds.instruments, traded)
-    strategy = cls(params) if params is not None else cls()
-    strategy.setup(ctx)
-    engine.bind_strategy(strategy, ctx, overridden(strategy))
-    rules = load_risk_rules(cfg.risk, base_dir=base_dir) + list(risk_rules)
-    if rules:
-        engine.bind_risk_rule(_custom_rule(rules))
+    cfg, engine, ctx, _ = strategy_engine(cfg, ds.instruments, traded,
+                                       book_types=[i.book for i in ds.instruments],
+                                       base_dir=base_dir, risk_rules=risk_rules)
 
     cfg_text = dump_toml(cfg.to_dict())
     root = root_location(data)
@@ -443,4 +463,4 @@ def _run(engine: Any, ctx: Any, cfg: BacktestConfig, ds: Dataset, run_dir: Locat
 
 
 __all__ = ["INTERRUPTED", "BacktestFailed", "BacktestInterrupted", "BacktestResult", "configure_engine", "new_run_dir",
-           "run_backtest", "traded_instruments"]
+           "run_backtest", "strategy_engine", "traded_instruments", "traded_of"]

@@ -23,6 +23,7 @@ class ExitCode(IntEnum):
     IMPORT_PARTIAL = 4  #: `data import` / `data promote` verdict partial: some records quarantined
     IMPORT_FAILED = 5  #: `data import` / `data promote` verdict fail: nothing promoted
     NODE_UNREACHABLE = 6  #: `live ctl`: no live node answers at the control socket
+    REPLAY_DIFFERS = 7  #: `replay --journal`: the replay did not reproduce the journaled session
     INTERRUPTED = 130  #: stopped by Ctrl-C (SIGINT), as shells report it (128 + 2)
 
 

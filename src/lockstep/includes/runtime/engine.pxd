@@ -104,9 +104,12 @@ cdef extern from "lockstep/runtime/engine.hpp" namespace "lockstep" nogil:
         void set_strategy(const CStrategyHooks& h) noexcept
         void set_risk_hook(const CRiskHook& h) noexcept
         void track(uint32_t instrument) except +
+        void set_record_decisions(bint on) noexcept
         # running
         CRunStatus run(const CEventColumns& ev) noexcept
         CRunStatus finish() noexcept
+        CRunStatus advance_to(int64_t ts) noexcept
+        CRunStatus feed_gap(int64_t ts, uint64_t expected) noexcept
         CRunStatus failed() noexcept
         uint64_t failed_position() noexcept
         int64_t failed_ts() noexcept
@@ -138,6 +141,7 @@ cdef extern from "lockstep/runtime/engine.hpp" namespace "lockstep" nogil:
         const vector[CExecRecord]& exec_records() noexcept
         const vector[CDenialRecord]& denials() noexcept
         const vector[CPnlSample]& samples() noexcept
+        const vector[CDenialRecord]& decisions() noexcept
         void clear_records() noexcept
         const CReplayer& market() noexcept
         const CIntentQueue& queue() noexcept

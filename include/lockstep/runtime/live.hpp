@@ -1,0 +1,823 @@
+// The live Core Runtime: the backtest Engine (runtime/engine.hpp) moved by what a venue sends, in
+// NASDAQ's protocols, and answering in them. docs/live.md is normative.
+//
+// LiveCore is deterministic: it opens no socket and reads no clock. Its caller (the socket node,
+// or `lockstep replay --journal` reading a journal) hands it each input with the receive stamp it
+// took, and reads back the OUCH bytes to send:
+//
+//   on_itch(blocks, first_sequence, stamp)  MoldUDP64 message blocks in sequence (ITCH 5.0),
+//                                           decoded by the ITCH decoder (codecs/itch.hpp) into
+//                                           canonical events of the instruments configured here,
+//                                           applied with ts_recv = stamp;
+//   on_ouch(message, stamp)                 one OUCH 4.2 outbound message from the venue, turned
+//                                           into the canonical execution event a backtest's
+//                                           simulated venue gives (OuchVenue below);
+//   on_tick(stamp)                          the clock alone: timers fire, deferred work is tried;
+//   on_feed_gap(expected, stamp)            the feed lost messages it will not get back: every
+//                                           book is invalid (GAP) and the strategy is told.
+//
+// Each returns the Engine's RunStatus; after a failure (a strategy that raised) every later
+// input is refused with it, and nothing more is dispatched. Stamps never go back: a stamp below
+// the last one is taken as the last one, so the same inputs give the same State in any run.
+//
+// Hot paths are noexcept and allocation-free in steady state (the order pool, maps and the
+// outbound buffer grow by doubling only when more is live or queued than ever before).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "lockstep/base/big_endian.hpp"
+#include "lockstep/base/flat_hash_map.hpp"
+#include "lockstep/base/little_endian.hpp"
+#include "lockstep/base/status.hpp"
+#include "lockstep/codecs/itch.hpp"
+#include "lockstep/codecs/ouch42.hpp"
+#include "lockstep/core/events.hpp"
+#include "lockstep/core/intents.hpp"
+#include "lockstep/runtime/engine.hpp"
+#include "lockstep/venue/venue.hpp"
+
+namespace lockstep::live {
+
+// OUCH 4.2 Rejected reasons LiveCore gives itself when an order cannot be put into OUCH's fields
+// (the letters a NASDAQ venue answers with for the same fault).
+constexpr uint8_t kRejectInvalidStock = 'S';
+constexpr uint8_t kRejectInvalidPrice = 'X';
+constexpr uint8_t kRejectInvalidShares = 'Z';
+// OUCH Canceled reason of an immediate-or-cancel remainder: the order expired.
+constexpr uint8_t kCanceledImmediateOrCancel = 'I';
+// Liquidity flag of a fill that added liquidity (a maker fill).
+constexpr uint8_t kLiquidityAdded = 'A';
+// OUCH time in force: 0 immediate or cancel, 99999 until the end of system hours.
+constexpr uint32_t kTifImmediate = 0;
+constexpr uint32_t kTifSystemHours = 99999;
+
+// The journal's record layouts, little-endian, no padding (docs/journal.md; Python
+// lockstep.live.journal.DECISION and EXECUTION read them).
+constexpr size_t kDecisionBytes = 48;   // ts_recv, instrument, intent, side, tif, price, qty,
+                                        // client order id, target order id, reason
+constexpr size_t kExecutionBytes = 56;  // ts_event, ts_recv, instrument, kind, side, flags,
+                                        // reason, price, qty, order id, fee
+
+inline void pack_decision(const DenialRecord& d, uint8_t* p) noexcept {
+    const Intent& i = d.intent;
+    store_le(p, d.ts_recv), store_le(p + 8, i.instrument);
+    p[12] = uint8_t(i.kind), p[13] = uint8_t(i.side), p[14] = uint8_t(i.tif);
+    store_le(p + 15, i.price), store_le(p + 23, i.qty), store_le(p + 31, i.client_order_id);
+    store_le(p + 39, i.target_order_id);
+    p[47] = uint8_t(d.reason);
+}
+
+inline void pack_execution(const ExecRecord& x, uint8_t* p) noexcept {
+    store_le(p, x.ts_event), store_le(p + 8, x.ts_recv), store_le(p + 16, x.instrument);
+    p[20] = x.kind, p[21] = x.side, p[22] = x.flags, p[23] = x.reason;
+    store_le(p + 24, x.price), store_le(p + 32, x.qty), store_le(p + 40, x.order_id);
+    store_le(p + 48, x.fee);
+}
+
+struct LiveCounters {
+    uint64_t itch_inputs = 0;        // on_itch calls
+    uint64_t itch_messages = 0;      // message blocks decoded
+    uint64_t itch_duplicates = 0;    // blocks below the next expected sequence (dropped)
+    uint64_t itch_skipped = 0;       // sequence numbers jumped over without a gap notice
+    uint64_t itch_empty_blocks = 0;  // zero-length blocks (nothing to decode)
+    uint64_t itch_problems = 0;      // blocks the decoder refused (malformed, unsupported type)
+    uint64_t itch_unmapped = 0;      // events of a stock this session does not trade
+    uint64_t off_tick = 0;           // prices (ITCH or OUCH) not a whole number of ticks
+    uint64_t ouch_messages = 0;
+    uint64_t ouch_undecodable = 0;   // not an OUCH 4.2 outbound message
+    uint64_t ouch_unknown_order = 0; // an order message whose token no order of ours has
+    uint64_t ouch_system_events = 0;
+    uint64_t ouch_broken_trades = 0;      // journaled and counted; State keeps the fill
+    uint64_t ouch_price_corrections = 0;  // likewise
+    uint64_t ouch_cancel_pending = 0;
+    uint64_t ticks = 0;
+    uint64_t gaps = 0;
+    uint64_t controls = 0;           // trading mode and kill switch inputs
+    uint64_t dispatched = 0;         // OUCH messages written for the caller to send
+    uint64_t unsendable = 0;         // intents OUCH cannot carry, rejected here
+};
+
+// The Venue Adapter of a live session: dispatches become OUCH 4.2 Enter/Replace/Cancel Order
+// messages appended to an outbound buffer ([u16 big-endian length][message] each, the caller's
+// to send as SoupBinTCP unsequenced data), and the venue's OUCH answers become VenueResponses.
+//
+// Units: an instrument's OUCH stock is its feed stock name; a price is ticks x its price
+// multiplier (Price(4) units per tick, as the feed publishes); one share is one lot, as the feed
+// counts them. Order tokens are the configured prefix and a decimal counter from 1, so the same
+// inputs give the same tokens. A token names one order; a replace gets a new token and the
+// order lives on under it once the venue says Replaced.
+class OuchVenue final : public VenueAdapter {
+public:
+    static constexpr size_t kTokenPrefixMax = 4;
+
+    OuchVenue() {
+        out_.reserve(64 * 1024);
+        pool_.reserve(64);
+        by_token_.reserve(128);
+        by_order_.reserve(128);
+    }
+
+    // Setup (allocates). The prefix: up to 4 printable ASCII characters, not digits or spaces.
+    Status configure(const uint8_t* prefix, size_t prefix_len, const uint8_t* firm4) {
+        if (prefix_len > kTokenPrefixMax) return Status::InvalidArgument;
+        for (size_t i = 0; i < prefix_len; ++i)
+            if (prefix[i] <= ' ' || prefix[i] > '~' || (prefix[i] >= '0' && prefix[i] <= '9'))
+                return Status::InvalidArgument;
+        std::memcpy(prefix_, prefix, prefix_len);
+        prefix_len_ = prefix_len;
+        std::memcpy(firm_, firm4, ouch42::kFirmLength);
+        return Status::Ok;
+    }
+    Status add_instrument(uint32_t index, const uint8_t* stock8, uint32_t price_multiplier) {
+        if (price_multiplier == 0) return Status::InvalidArgument;
+        if (index >= instruments_.size()) instruments_.resize(size_t{index} + 1);
+        Instrument& in = instruments_[index];
+        std::memcpy(in.stock, stock8, ouch42::kStockLength);
+        in.multiplier = price_multiplier;
+        in.known = true;
+        return Status::Ok;
+    }
+    void attach(Engine& engine) noexcept { engine_ = &engine; }
+
+    void send(const Intent& in, int64_t ts, int64_t) noexcept override {
+        switch (in.kind) {
+            case IntentKind::SubmitLimit:
+            case IntentKind::SubmitMarket: return enter(in, ts);
+            case IntentKind::Replace: return replace(in, ts);
+            case IntentKind::Cancel: return cancel(in, ts);
+        }
+    }
+
+    // One OUCH outbound message received at `stamp` (day_start_ns + its timestamp is its
+    // ts_event): the execution event it means goes to the engine (push_response).
+    void receive(const uint8_t* p, size_t len, int64_t stamp, int64_t day_start_ns,
+                 LiveCounters& c) noexcept {
+        ouch42::Outbound m;
+        wire::WireError err;
+        ++c.ouch_messages;
+        if (ouch42::decode_outbound(p, len, m, &err) != Status::Ok) {
+            ++c.ouch_undecodable;
+            return;
+        }
+        const ouch42::OutboundBody& b = m.body;
+        switch (m.type) {
+            case ouch42::SystemEvent::kType: ++c.ouch_system_events; return;
+            case ouch42::CancelPending::kType: ++c.ouch_cancel_pending; return;
+            case ouch42::BrokenTrade::kType: ++c.ouch_broken_trades; return;
+            case ouch42::PriceCorrection::kType: ++c.ouch_price_corrections; return;
+            default: break;
+        }
+        // Every other message is about one order: the token is at the same place in each.
+        const uint8_t* token = b.accepted.token;
+        switch (m.type) {
+            case ouch42::Accepted::kType: token = b.accepted.token; break;
+            case ouch42::Replaced::kType: token = b.replaced.token; break;
+            case ouch42::Canceled::kType: token = b.canceled.token; break;
+            case ouch42::AiqCanceled::kType: token = b.aiq_canceled.token; break;
+            case ouch42::Executed::kType: token = b.executed.token; break;
+            case ouch42::Rejected::kType: token = b.rejected.token; break;
+            case ouch42::CancelReject::kType: token = b.cancel_reject.token; break;
+            default: break;
+        }
+        uint64_t number = 0;
+        const uint32_t slot = find(token, &number);
+        if (slot == kNone) {
+            ++c.ouch_unknown_order;
+            return;
+        }
+        Order& o = pool_[slot];
+        const Instrument& in = instruments_[o.instrument];
+        VenueResponse r;
+        r.ts_recv = stamp;
+        r.order_id = o.client_order_id;
+        r.instrument = o.instrument;
+        r.side = o.side;
+        switch (m.type) {
+            case ouch42::Accepted::kType:
+                r.ts_event = day_start_ns + int64_t(b.accepted.timestamp);
+                r.kind = EventKind::OrderAccepted;
+                r.price = ticks(in, b.accepted.price, c);
+                r.qty = b.accepted.shares;
+                break;
+            case ouch42::Replaced::kType:
+                r.ts_event = day_start_ns + int64_t(b.replaced.timestamp);
+                r.kind = EventKind::OrderReplaced;
+                r.price = ticks(in, b.replaced.price, c);
+                r.qty = o.filled + int64_t(b.replaced.shares);  // the new total, fills included
+                forget_token(o.token);
+                o.token = number;
+                o.replacement = 0;
+                o.price = r.price;
+                o.total = r.qty;
+                break;
+            case ouch42::Canceled::kType:
+            case ouch42::AiqCanceled::kType: {
+                const bool aiq = m.type == ouch42::AiqCanceled::kType;
+                r.ts_event = day_start_ns + int64_t(aiq ? b.aiq_canceled.timestamp
+                                                        : b.canceled.timestamp);
+                const int64_t decrement = aiq ? b.aiq_canceled.decrement_shares
+                                              : b.canceled.decrement_shares;
+                const uint8_t reason = aiq ? b.aiq_canceled.reason : b.canceled.reason;
+                if (decrement < o.total - o.filled) {
+                    // Part of the order left: Execution State knows it as a smaller total.
+                    r.kind = EventKind::OrderReplaced;
+                    r.price = o.price;
+                    o.total -= decrement;
+                    r.qty = o.total;
+                } else {
+                    r.kind = reason == kCanceledImmediateOrCancel ? EventKind::OrderExpired
+                                                                  : EventKind::OrderCanceled;
+                    r.price = o.price;
+                    r.qty = decrement;
+                    r.reason = reason;
+                    release(slot);
+                }
+                break;
+            }
+            case ouch42::Executed::kType:
+                r.ts_event = day_start_ns + int64_t(b.executed.timestamp);
+                r.kind = EventKind::OrderFilled;
+                r.price = ticks(in, b.executed.execution_price, c);
+                r.qty = b.executed.executed_shares;
+                r.flags = b.executed.liquidity_flag == kLiquidityAdded ? flags::kMaker : 0;
+                o.filled += r.qty;
+                if (o.filled >= o.total) release(slot);
+                break;
+            case ouch42::Rejected::kType:
+                r.ts_event = day_start_ns + int64_t(b.rejected.timestamp);
+                r.reason = b.rejected.reason;
+                r.price = o.price;
+                if (number == o.token) {
+                    r.kind = EventKind::OrderRejected;
+                    r.qty = o.total;
+                    release(slot);
+                } else {  // the token a replace asked for: the order stays as it was
+                    r.kind = EventKind::ReplaceRejected;
+                    r.qty = o.total;
+                    forget_token(number);
+                    if (o.replacement == number) o.replacement = 0;
+                }
+                break;
+            case ouch42::CancelReject::kType:
+                r.ts_event = day_start_ns + int64_t(b.cancel_reject.timestamp);
+                r.kind = EventKind::CancelRejected;
+                break;
+            default: return;
+        }
+        engine_->push_response(r);
+    }
+
+    // A Cancel Order for every order still open at the venue, in slot order (the kill path:
+    // it asks no strategy and no Risk).
+    void cancel_all() noexcept {
+        for (const Order& o : pool_) {
+            if (!o.live) continue;
+            ouch42::CancelOrder m{};
+            write_token(m.token, o.token);
+            m.shares = 0;
+            put(m);
+        }
+    }
+
+    const std::vector<uint8_t>& outbound() const noexcept { return out_; }
+    void clear_outbound() noexcept { out_.clear(); }
+    size_t live_orders() const noexcept { return by_order_.size(); }
+    LiveCounters* counters = nullptr;  // where dispatches are counted (LiveCore's)
+
+private:
+    struct Instrument {
+        uint8_t stock[ouch42::kStockLength] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+        uint32_t multiplier = 1;
+        bool known = false;
+    };
+    // What the adapter remembers of a live order, in data units.
+    struct Order {
+        uint64_t client_order_id = 0;
+        uint64_t token = 0;        // the token the venue knows it by
+        uint64_t replacement = 0;  // the token of the replace in flight (0: none)
+        int64_t price = 0;
+        int64_t total = 0;         // shares ordered (a replace's new total, fills included)
+        int64_t filled = 0;
+        uint32_t instrument = 0;
+        uint32_t tif_seconds = 0;
+        uint8_t display = 'Y';
+        Side side = Side::None;
+        bool live = false;
+    };
+    static constexpr uint32_t kNone = FlatHashMap<uint64_t>::kMissing;
+
+    void enter(const Intent& in, int64_t ts) noexcept {
+        const bool known = in.instrument < instruments_.size() && instruments_[in.instrument].known;
+        uint32_t price = 0;
+        uint8_t reject = known ? 0 : kRejectInvalidStock;
+        if (known) {
+            const uint32_t mult = instruments_[in.instrument].multiplier;
+            if (in.kind == IntentKind::SubmitMarket) {
+                // OUCH has no market order: an immediate-or-cancel order at the far price.
+                price = in.side == Side::Bid ? uint32_t(0x7FFFFFFFu / mult * mult) : mult;
+            } else if (!to_price(in.instrument, in.price, &price)) {
+                reject = kRejectInvalidPrice;
+            }
+            if (reject == 0 && (in.qty <= 0 || in.qty > int64_t(UINT32_MAX)))
+                reject = kRejectInvalidShares;
+        }
+        const uint64_t number = next_token_++;
+        Order o;
+        o.client_order_id = in.client_order_id;
+        o.token = number;
+        o.price = in.kind == IntentKind::SubmitMarket ? 0 : in.price;
+        o.total = in.qty;
+        o.instrument = in.instrument;
+        o.side = in.side;
+        o.tif_seconds = in.tif == TimeInForce::IOC ? kTifImmediate : kTifSystemHours;
+        o.display = in.tif == TimeInForce::PostOnly ? 'P' : 'Y';
+        if (reject != 0) {
+            refuse(EventKind::OrderRejected, in, o.price, ts, reject);
+            return;
+        }
+        const uint32_t slot = hold(o);
+        by_token_.insert(number, slot);
+        by_order_.insert(in.client_order_id, slot);
+        ouch42::EnterOrder m{};
+        write_token(m.token, number);
+        m.side = in.side == Side::Bid ? 'B' : 'S';
+        m.shares = uint32_t(in.qty);
+        std::memcpy(m.stock, instruments_[in.instrument].stock, ouch42::kStockLength);
+        m.price = price;
+        m.time_in_force = o.tif_seconds;
+        std::memcpy(m.firm, firm_, ouch42::kFirmLength);
+        m.display = o.display;
+        m.capacity = 'P';
+        m.intermarket_sweep = 'N';
+        m.minimum_quantity = 0;
+        m.cross_type = 'N';
+        m.customer_type = ' ';
+        put(m);
+    }
+
+    void replace(const Intent& in, int64_t ts) noexcept {
+        const uint32_t slot = by_order_.find(in.target_order_id);
+        if (slot == kNone) {  // ended at the venue before the replace left: nothing to move
+            refuse(EventKind::ReplaceRejected, in, in.price, ts, kRejectInvalidShares);
+            return;
+        }
+        Order& o = pool_[slot];
+        uint32_t price = 0;
+        const int64_t open = in.qty - o.filled;
+        if (!to_price(o.instrument, in.price, &price)) {
+            refuse(EventKind::ReplaceRejected, in, in.price, ts, kRejectInvalidPrice);
+            return;
+        }
+        if (open <= 0 || open > int64_t(UINT32_MAX)) {
+            refuse(EventKind::ReplaceRejected, in, in.price, ts, kRejectInvalidShares);
+            return;
+        }
+        const uint64_t number = next_token_++;
+        if (o.replacement != 0) forget_token(o.replacement);
+        o.replacement = number;
+        by_token_.insert(number, slot);
+        ouch42::ReplaceOrder m{};
+        write_token(m.existing_token, o.token);
+        write_token(m.replacement_token, number);
+        m.shares = uint32_t(open);
+        m.price = price;
+        m.time_in_force = o.tif_seconds;
+        m.display = o.display;
+        m.intermarket_sweep = 'N';
+        m.minimum_quantity = 0;
+        put(m);
+    }
+
+    void cancel(const Intent& in, int64_t ts) noexcept {
+        const uint32_t slot = by_order_.find(in.target_order_id);
+        if (slot == kNone) {
+            refuse(EventKind::CancelRejected, in, 0, ts, 0);
+            return;
+        }
+        ouch42::CancelOrder m{};
+        write_token(m.token, pool_[slot].token);
+        m.shares = 0;
+        put(m);
+    }
+
+    // An intent OUCH cannot carry: answered here, as the venue would, when the clock next moves.
+    void refuse(EventKind kind, const Intent& in, int64_t price, int64_t ts, uint8_t reason) noexcept {
+        if (counters != nullptr) ++counters->unsendable;
+        VenueResponse r;
+        r.ts_event = ts;
+        r.ts_recv = ts;
+        r.order_id = kind == EventKind::OrderRejected ? in.client_order_id : in.target_order_id;
+        r.price = price;
+        r.qty = in.qty;
+        r.instrument = in.instrument;
+        r.kind = kind;
+        r.side = in.side;
+        r.reason = reason;
+        engine_->push_response(r);
+    }
+
+    template <class M>
+    void put(const M& m) noexcept {
+        const size_t at = out_.size();
+        out_.resize(at + 2 + M::kLength);  // grows only past the largest batch ever queued
+        store_be16(out_.data() + at, uint16_t(M::kLength));
+        size_t written = 0;
+        ouch42::encode_message(m, out_.data() + at + 2, M::kLength, &written);
+        if (counters != nullptr) ++counters->dispatched;
+    }
+
+    bool to_price(uint32_t inst, int64_t ticks, uint32_t* out) const noexcept {
+        if (ticks <= 0 || ticks > int64_t(UINT32_MAX)) return false;
+        const uint64_t p = uint64_t(ticks) * instruments_[inst].multiplier;  // both < 2^32
+        if (p > 0x7FFFFFFFu) return false;  // OUCH prices are signed in practice: stay below
+        *out = uint32_t(p);
+        return true;
+    }
+
+    static int64_t ticks(const Instrument& in, uint32_t price, LiveCounters& c) noexcept {
+        if (price % in.multiplier != 0) ++c.off_tick;
+        return int64_t(price / in.multiplier);
+    }
+
+    void write_token(uint8_t* out, uint64_t number) const noexcept {
+        std::memset(out, ' ', ouch42::kTokenLength);
+        std::memcpy(out, prefix_, prefix_len_);
+        char digits[20];
+        size_t n = 0;
+        do {
+            digits[n++] = char('0' + number % 10);
+            number /= 10;
+        } while (number != 0 && n < sizeof digits);
+        for (size_t i = 0; i < n && prefix_len_ + i < ouch42::kTokenLength; ++i)
+            out[prefix_len_ + i] = uint8_t(digits[n - 1 - i]);
+    }
+
+    // The slot of the order a token names (and the token's number), or kNone.
+    uint32_t find(const uint8_t* token, uint64_t* number_out) const noexcept {
+        if (std::memcmp(token, prefix_, prefix_len_) != 0) return kNone;
+        uint64_t number = 0;
+        size_t i = prefix_len_;
+        for (; i < ouch42::kTokenLength && token[i] >= '0' && token[i] <= '9'; ++i)
+            number = number * 10 + (token[i] - '0');
+        if (i == prefix_len_ || number == 0) return kNone;
+        for (size_t k = i; k < ouch42::kTokenLength; ++k)
+            if (token[k] != ' ') return kNone;
+        if (number_out != nullptr) *number_out = number;
+        return by_token_.find(number);
+    }
+
+    uint32_t hold(Order o) noexcept {
+        o.live = true;
+        if (!free_.empty()) {
+            const uint32_t s = free_.back();
+            free_.pop_back();
+            pool_[s] = o;
+            return s;
+        }
+        pool_.push_back(o);  // grows with the most orders ever live at once
+        return uint32_t(pool_.size() - 1);
+    }
+    void forget_token(uint64_t number) noexcept {
+        if (number != 0) by_token_.erase(number);
+    }
+    void release(uint32_t slot) noexcept {
+        Order& o = pool_[slot];
+        o.live = false;
+        forget_token(o.token);
+        forget_token(o.replacement);
+        by_order_.erase(o.client_order_id);
+        if (free_.size() == free_.capacity()) free_.reserve(free_.capacity() * 2 + 64);
+        free_.push_back(slot);
+    }
+
+    Engine* engine_ = nullptr;
+    std::vector<Instrument> instruments_;
+    std::vector<Order> pool_;
+    std::vector<uint32_t> free_;
+    FlatHashMap<uint64_t> by_token_;  // token number -> pool slot
+    FlatHashMap<uint64_t> by_order_;  // client order id -> pool slot
+    std::vector<uint8_t> out_;
+    uint8_t prefix_[kTokenPrefixMax] = {};
+    size_t prefix_len_ = 0;
+    uint8_t firm_[ouch42::kFirmLength] = {' ', ' ', ' ', ' '};
+    uint64_t next_token_ = 1;
+};
+
+class LiveCore {
+public:
+    static constexpr size_t kChunkEvents = 1024;
+    static constexpr uint32_t kUnmapped = UINT32_MAX;
+
+    // `engine` is configured (risk, queue, strategy) by the caller and must outlive the core; its
+    // instruments are the session's, each an L3 book (ITCH is order by order).
+    LiveCore(Engine& engine, int64_t day_start_ns)
+        : engine_(engine), day_start_(day_start_ns), decoder_(1 << 14) {
+        decoder_.begin_file(0, day_start_ns);
+        ts_event_.resize(kChunkEvents);
+        ts_recv_.resize(kChunkEvents);
+        seq_.resize(kChunkEvents);
+        instrument_.resize(kChunkEvents);
+        kind_.resize(kChunkEvents);
+        side_.resize(kChunkEvents);
+        flags_.resize(kChunkEvents);
+        price_.resize(kChunkEvents);
+        qty_.resize(kChunkEvents);
+        order_id_.resize(kChunkEvents);
+        event_record_.resize(kChunkEvents);
+        rec_file_.resize(kChunkEvents);
+        rec_offset_.resize(kChunkEvents);
+        rec_length_.resize(kChunkEvents);
+        rec_problem_.resize(kChunkEvents);
+        venue_.counters = &counters_;
+        venue_.attach(engine);
+        engine.use_venue(venue_);
+        engine.set_record_decisions(true);
+        reset_sink();
+    }
+    LiveCore(const LiveCore&) = delete;
+    LiveCore& operator=(const LiveCore&) = delete;
+
+    // ---- setup (allocates) -----------------------------------------------------------------
+
+    Status configure_orders(const uint8_t* token_prefix, size_t prefix_len, const uint8_t* firm4) {
+        return venue_.configure(token_prefix, prefix_len, firm4);
+    }
+    // Engine instrument `index` is the feed's stock `stock8` (space-padded) and is traded under
+    // that name; its prices are Price(4) / price_multiplier ticks.
+    Status add_instrument(uint32_t index, const uint8_t* stock8, uint32_t price_multiplier) {
+        if (index >= engine_.instrument_count() || price_multiplier == 0)
+            return Status::InvalidArgument;
+        if (venue_.add_instrument(index, stock8, price_multiplier) != Status::Ok)
+            return Status::InvalidArgument;
+        if (index >= stocks_.size()) stocks_.resize(size_t{index} + 1);
+        Stock& s = stocks_[index];
+        size_t n = 8;
+        while (n > 0 && stock8[n - 1] == ' ') --n;
+        std::memset(s.name, 0, sizeof s.name);
+        std::memcpy(s.name, stock8, n);
+        s.multiplier = price_multiplier;
+        s.known = true;
+        return Status::Ok;
+    }
+    void set_next_sequence(uint64_t sequence) noexcept { next_sequence_ = sequence; }
+
+    // ---- inputs ----------------------------------------------------------------------------
+
+    RunStatus on_itch(const uint8_t* blocks, size_t len, uint64_t first_sequence,
+                      int64_t stamp) noexcept {
+        if (engine_.failed() != RunStatus::Ok) return engine_.failed();
+        const RunStatus st = apply_itch(blocks, len, first_sequence, stamp);
+        return st == RunStatus::Ok ? st : halt();
+    }
+
+    RunStatus on_ouch(const uint8_t* message, size_t len, int64_t stamp) noexcept {
+        if (engine_.failed() != RunStatus::Ok) return engine_.failed();
+        stamp_ = clamp(stamp);
+        venue_.receive(message, len, stamp_, day_start_, counters_);
+        return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
+    }
+
+    RunStatus on_tick(int64_t stamp) noexcept {
+        if (engine_.failed() != RunStatus::Ok) return engine_.failed();
+        stamp_ = clamp(stamp);
+        ++counters_.ticks;
+        return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
+    }
+
+    // Control State, from a signal, `lockstep live ctl` or a risk breach: journaled inputs like
+    // any other, so a replay sees them where the session did. The trading mode (Risk: halted
+    // passes only cancels, reduce-only only what cannot grow a position).
+    RunStatus on_mode(TradingMode mode, int64_t stamp) noexcept {
+        if (engine_.failed() != RunStatus::Ok) return engine_.failed();
+        stamp_ = clamp(stamp);
+        ++counters_.controls;
+        engine_.risk().set_mode(mode);
+        return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
+    }
+
+    // The kill switch: on, every open order is cancelled (through Risk and the queue, as a
+    // strategy's cancels go, so State records each) and nothing but cancels passes until off.
+    RunStatus on_kill(bool on, int64_t stamp) noexcept {
+        if (engine_.failed() != RunStatus::Ok) return engine_.failed();
+        stamp_ = clamp(stamp);
+        ++counters_.controls;
+        if (engine_.advance_to(stamp_) != RunStatus::Ok) return halt();
+        engine_.risk().set_kill_switch(on);
+        if (on) {
+            const ExecutionState& x = engine_.execution();
+            for (uint32_t s = 0; s < x.order_count(); ++s)
+                if (!is_terminal(x.status(s))) engine_.cancel(x.client_order_id(s));
+        }
+        return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
+    }
+
+    RunStatus on_feed_gap(uint64_t expected, int64_t stamp) noexcept {
+        if (engine_.failed() != RunStatus::Ok) return engine_.failed();
+        stamp_ = clamp(stamp);
+        ++counters_.gaps;
+        if (engine_.feed_gap(stamp_, expected) != RunStatus::Ok) return halt();
+        return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
+    }
+
+    // ---- outputs ---------------------------------------------------------------------------
+
+    // Moves the engine's decisions and execution records into the journal layouts (appended to
+    // decisions() and executions()) and clears them from the engine; its samples stay.
+    void pack_records() noexcept {
+        const std::vector<DenialRecord>& d = engine_.decisions();
+        const std::vector<ExecRecord>& x = engine_.exec_records();
+        const size_t d0 = decisions_.size(), x0 = executions_.size();
+        decisions_.resize(d0 + d.size() * kDecisionBytes);  // grows to the largest input's only
+        executions_.resize(x0 + x.size() * kExecutionBytes);
+        for (size_t k = 0; k < d.size(); ++k) pack_decision(d[k], decisions_.data() + d0 + k * kDecisionBytes);
+        for (size_t k = 0; k < x.size(); ++k) pack_execution(x[k], executions_.data() + x0 + k * kExecutionBytes);
+        engine_.clear_execution_records();
+    }
+    const std::vector<uint8_t>& decisions() const noexcept { return decisions_; }
+    const std::vector<uint8_t>& executions() const noexcept { return executions_; }
+    void clear_packed() noexcept {
+        decisions_.clear();
+        executions_.clear();
+    }
+
+    // OUCH inbound messages to send, in dispatch order: [u16 big-endian length][message] each.
+    const std::vector<uint8_t>& outbound() const noexcept { return venue_.outbound(); }
+    void clear_outbound() noexcept { venue_.clear_outbound(); }
+
+    const LiveCounters& counters() const noexcept { return counters_; }
+    const itch::ItchDecoder& decoder() const noexcept { return decoder_; }
+    uint64_t next_sequence() const noexcept { return next_sequence_; }
+    int64_t stamp() const noexcept { return stamp_; }
+    size_t live_orders() const noexcept { return venue_.live_orders(); }
+    Engine& engine() noexcept { return engine_; }
+
+private:
+    struct Stock {
+        char name[9] = {};
+        uint32_t multiplier = 1;
+        bool known = false;
+    };
+
+    // The strategy failed: trading stops here. Every order still open is cancelled (the Cancel
+    // Orders go out with this input's dispatches); State stays as the failure left it.
+    RunStatus halt() noexcept {
+        venue_.cancel_all();
+        return engine_.failed();
+    }
+
+    int64_t clamp(int64_t stamp) const noexcept { return stamp < stamp_ ? stamp_ : stamp; }
+
+    RunStatus apply_itch(const uint8_t* blocks, size_t len, uint64_t first_sequence,
+                         int64_t stamp) noexcept {
+        stamp_ = clamp(stamp);
+        ++counters_.itch_inputs;
+        uint64_t seq = first_sequence;
+        size_t pos = 0;
+        while (pos + 2 <= len) {
+            const size_t n = load_be16(blocks + pos);
+            if (pos + 2 + n > len) break;  // the reader framed the blocks: cannot happen
+            const uint8_t* block = blocks + pos;
+            pos += 2 + n;
+            if (seq < next_sequence_) {
+                ++counters_.itch_duplicates;
+                ++seq;
+                continue;
+            }
+            if (seq > next_sequence_ && next_sequence_ != 0) counters_.itch_skipped += seq - next_sequence_;
+            next_sequence_ = seq + 1;
+            if (n == 0) {
+                ++counters_.itch_empty_blocks;
+                ++seq;
+                continue;
+            }
+            if (decode_block(block, 2 + n, seq) != RunStatus::Ok) return engine_.failed();
+            ++counters_.itch_messages;
+            ++seq;
+        }
+        if (flush_events() != RunStatus::Ok) return engine_.failed();
+        return settle();
+    }
+
+    // Responses pushed by the input (or by the dispatches it caused: an order OUCH cannot carry
+    // is answered at once) are applied at its stamp, with the timers due by then.
+    RunStatus settle() noexcept { return engine_.advance_to(stamp_); }
+
+    void reset_sink() noexcept {
+        sink_.ev.ts_event = ts_event_.data();
+        sink_.ev.ts_recv = ts_recv_.data();
+        sink_.ev.seq = seq_.data();
+        sink_.ev.instrument = instrument_.data();
+        sink_.ev.kind = kind_.data();
+        sink_.ev.side = side_.data();
+        sink_.ev.flags = flags_.data();
+        sink_.ev.price = price_.data();
+        sink_.ev.qty = qty_.data();
+        sink_.ev.order_id = order_id_.data();
+        sink_.ev.size = 0;
+        sink_.ev.capacity = kChunkEvents;
+        sink_.event_record = event_record_.data();
+        sink_.rec_file = rec_file_.data();
+        sink_.rec_offset = rec_offset_.data();
+        sink_.rec_length = rec_length_.data();
+        sink_.rec_problem = rec_problem_.data();
+        sink_.rec_size = 0;
+        sink_.rec_capacity = kChunkEvents;
+    }
+
+    RunStatus decode_block(const uint8_t* block, size_t len, uint64_t seq) noexcept {
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            const size_t first = sink_.ev.size;
+            const size_t first_record = sink_.rec_size;
+            size_t consumed = 0;
+            const Status st = decoder_.feed(block, len, true, sink_, &consumed);
+            for (size_t r = first_record; r < sink_.rec_size; ++r)
+                if (sink_.rec_problem[r] != itch::kRuleOk) ++counters_.itch_problems;
+            map_events(first, seq);
+            if (st != Status::OutputFull || consumed == len) return RunStatus::Ok;
+            if (flush_events() != RunStatus::Ok) return engine_.failed();
+        }
+        return RunStatus::Ok;
+    }
+
+    // The decoder's events [first, size) in the engine's terms, those of other stocks dropped.
+    void map_events(size_t first, uint64_t seq) noexcept {
+        EventColumns& e = sink_.ev;
+        size_t out = first;
+        for (size_t i = first; i < e.size; ++i) {
+            const uint32_t inst = engine_instrument(e.instrument[i], e.kind[i], e.order_id[i]);
+            if (inst == kUnmapped) {
+                ++counters_.itch_unmapped;
+                continue;
+            }
+            const Stock& s = stocks_[inst];
+            int64_t price = e.price[i];
+            if (price % s.multiplier != 0) ++counters_.off_tick;
+            price /= s.multiplier;
+            e.ts_event[out] = e.ts_event[i];
+            e.ts_recv[out] = stamp_;
+            e.seq[out] = seq;
+            e.instrument[out] = inst;
+            e.kind[out] = e.kind[i];
+            e.side[out] = e.side[i];
+            e.flags[out] = e.flags[i];
+            e.price[out] = price;
+            e.qty[out] = e.qty[i];
+            e.order_id[out] = e.order_id[i];
+            ++out;
+        }
+        e.size = out;
+    }
+
+    // The engine instrument of a decoder instrument: the configured stock of its name. A phase of
+    // the whole session concerns every instrument: it goes to the first.
+    uint32_t engine_instrument(uint32_t decoded, uint8_t kind, uint64_t scope) noexcept {
+        if (decoded < map_.size() && map_[decoded] != kUnmapped) return map_[decoded];
+        if (kind == static_cast<uint8_t>(EventKind::TradingPhase) && scope == kPhaseScopeSession)
+            return stocks_.empty() ? kUnmapped : 0;
+        if (decoded >= decoder_.instrument_count()) return kUnmapped;
+        if (decoded >= map_.size()) map_.resize(size_t{decoded} + 1, kUnmapped);  // once per stock
+        const char* name = decoder_.instrument_symbol(decoded);
+        if (name[0] == 0) return kUnmapped;  // no directory yet: resolved when it comes
+        for (uint32_t k = 0; k < stocks_.size(); ++k) {
+            if (stocks_[k].known && std::strcmp(stocks_[k].name, name) == 0) {
+                map_[decoded] = k;
+                return k;
+            }
+        }
+        return kUnmapped;
+    }
+
+    RunStatus flush_events() noexcept {
+        if (sink_.ev.size != 0) {
+            if (engine_.run(sink_.ev) != RunStatus::Ok) {
+                reset_sink();
+                return engine_.failed();
+            }
+        }
+        reset_sink();
+        return RunStatus::Ok;
+    }
+
+    Engine& engine_;
+    int64_t day_start_;
+    itch::ItchDecoder decoder_;
+    OuchVenue venue_;
+    LiveCounters counters_{};
+    std::vector<Stock> stocks_;
+    std::vector<uint32_t> map_;  // decoder instrument -> engine instrument (kUnmapped: not ours)
+    std::vector<uint8_t> decisions_, executions_;  // packed records not yet taken
+    uint64_t next_sequence_ = 0;  // 0: take the first block's
+    int64_t stamp_ = INT64_MIN;
+    itch::Sink sink_{};
+    std::vector<int64_t> ts_event_, ts_recv_, price_, qty_, event_record_, rec_offset_, rec_length_;
+    std::vector<uint64_t> seq_, order_id_;
+    std::vector<uint32_t> instrument_;
+    std::vector<int32_t> rec_file_;
+    std::vector<uint8_t> kind_, side_, flags_, rec_problem_;
+};
+
+}  // namespace lockstep::live

@@ -1,0 +1,457 @@
+"""The live core (runtime/live.hpp through lockstep.live): a session fed deterministically from
+protocol bytes (the synthetic dataset as the venue's ITCH feed encoder writes it, OUCH answers
+built with lockstep.protocols), each example market maker trading; its journal replayed offline
+equal in every decision, execution, message and digest; damaged journals, a changed record, a
+strategy that raises, a feed gap, venue answers the core cannot place."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from live_util import (
+    ANSWER_NS,
+    EXAMPLES,
+    ScriptedVenue,
+    day_start,
+    deliver,
+    drive,
+    feed_packets,
+    session_for,
+)
+
+from lockstep.backtest.artifacts import read_artifact
+from lockstep.core.strategy import Context, Strategy
+from lockstep.data.raw_capture import repair
+from lockstep.data.synth import generate
+from lockstep.enums import TradingMode
+from lockstep.errors import DecodeError
+from lockstep.events import EventKind, Flag
+from lockstep.live.journal import (
+    DECISION,
+    EXECUTION,
+    EXECUTION_FIELDS,
+    JournalWriter,
+    journal_files,
+    journal_info,
+    read_journal,
+)
+from lockstep.live.records import RecordsWriter
+from lockstep.live.replay import JournalMismatch, replay_journal
+from lockstep.protocols import ouch42 as ouch
+
+CONFIGS = ["market_maker.toml", "market_maker_compiled.toml"]
+START = 10**12  # receive stamps from here (any clock: the core reads none)
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory):
+    return generate(20_000, seed=3, data=str(tmp_path_factory.mktemp("live") / "data"))
+
+
+@pytest.fixture(scope="module")
+def packets(ds):
+    return list(feed_packets(ds))
+
+
+def trade(config, ds, packets, journal_dir, **venue_options):
+    session, writer = session_for(config, ds, journal_dir)
+    venue = ScriptedVenue(day_start(ds), **venue_options)
+    end = drive(session, venue, packets, day_start(ds) + START)
+    deliver(session, venue, session.finish(end), end)
+    result = session.close()
+    if writer is not None:
+        writer.close()
+    return session, venue, result
+
+
+def executions(journal_dir):
+    return [dict(zip(EXECUTION_FIELDS, EXECUTION.unpack(r.payload), strict=True))
+            for r in read_journal(journal_dir) if r.stream == "execution"]
+
+
+@pytest.fixture(scope="module", params=CONFIGS)
+def traded(request, ds, packets, tmp_path_factory):
+    journal = tmp_path_factory.mktemp("journal") / "journal"
+    session, venue, result = trade(EXAMPLES / request.param, ds, packets, journal)
+    return session, venue, result, journal
+
+
+# ------------------------------------------------------------------------------------------
+# trading from protocol bytes, and the journal's replay
+
+
+def test_each_example_market_maker_trades_from_protocol_bytes(traded, packets):
+    session, venue, result, _ = traded
+    live = session.counters["live"]
+    assert live["itch_messages"] == sum(_blocks(b) for _, b in packets)
+    assert live["itch_unmapped"] == live["off_tick"] == live["ouch_unknown_order"] == 0
+    assert live["itch_problems"] == live["itch_duplicates"] == live["itch_skipped"] == 0
+    assert result.orders > 100 and result.fills > 10 and result.intents >= result.orders
+    assert result.complete and result.error is None
+    # every order the venue received is one the core dispatched, tokens unique, prices on tick
+    enters = [m for m in venue.received if isinstance(m, ouch.EnterOrder)]
+    assert len(enters) == result.orders
+    assert len({m.token for m in enters}) == len(enters)
+    assert all(m.display == "P" and m.time_in_force == 99999 and m.price % 100 == 0 for m in enters)
+
+
+def _blocks(blocks: bytes) -> int:
+    n, pos = 0, 0
+    while pos < len(blocks):
+        pos += 2 + int.from_bytes(blocks[pos:pos + 2], "big")
+        n += 1
+    return n
+
+
+def test_the_journal_replays_to_the_same_decisions_messages_and_digest(traded):
+    _, venue, result, journal = traded
+    replayed = replay_journal(journal)
+    assert replayed.digest == result.digest
+    assert (replayed.orders, replayed.fills, replayed.intents, replayed.denials) == \
+        (result.orders, result.fills, result.intents, result.denials)
+    streams = [r.stream for r in read_journal(journal)]
+    assert streams.count("dispatch") == len(venue.received)
+    assert streams.count("decision") == result.intents
+    assert streams[-1] == "end"
+
+
+def test_the_python_and_the_compiled_market_maker_make_the_same_session(ds, packets):
+    digests = {trade(EXAMPLES / c, ds, packets, None)[2].digest for c in CONFIGS}
+    assert len(digests) == 1
+
+
+def test_the_journal_header_holds_the_resolved_config_and_the_session_terms(traded, ds):
+    _, _, _, journal = traded
+    info = journal_info(journal)
+    assert info["lockstep"] == "test" and "[strategy.params]" in info["config"]
+    assert [i["symbol"] for i in info["instruments"]] == [i.symbol for i in ds.instruments]
+    assert info["terms"]["day_start_ns"] == day_start(ds)
+
+
+def test_fills_are_execution_events_with_the_venues_price_and_maker_flag(traded):
+    _, _, result, journal = traded
+    fills = [e for e in executions(journal) if e["kind"] == EventKind.ORDER_FILLED]
+    assert len(fills) == result.fills
+    assert all(e["flags"] & Flag.MAKER and e["qty"] == 1 for e in fills)
+
+
+# ------------------------------------------------------------------------------------------
+# replay finds every difference
+
+
+def _rewrite(journal, out, change):
+    """A copy of `journal` in `out` with each record passed through change(index, record)."""
+    writer = JournalWriter(out, {k: v for k, v in journal_info(journal).items()
+                                 if k not in ("format", "version")})
+    for k, record in enumerate(read_journal(journal)):
+        payload = change(k, record)
+        if payload is not None:
+            writer.write(record.stream, record.receive_ns, payload)
+    writer.close()
+
+
+def test_a_changed_dispatch_is_named_by_stream_index_and_place(traded, tmp_path):
+    _, _, _, journal = traded
+    target = [k for k, r in enumerate(read_journal(journal)) if r.stream == "dispatch"][5]
+
+    def change(k, record):
+        if k != target:
+            return record.payload
+        return record.payload[:-1] + bytes([record.payload[-1] ^ 1])
+
+    _rewrite(journal, tmp_path / "j", change)
+    with pytest.raises(JournalMismatch) as e:
+        replay_journal(tmp_path / "j")
+    assert e.value.stream == "dispatch" and e.value.index == 5
+    assert "journal-000001.lsraw, offset " in str(e.value)
+
+
+def test_a_changed_decision_and_a_missing_record_are_differences(traded, tmp_path):
+    _, _, _, journal = traded
+    decisions = [k for k, r in enumerate(read_journal(journal)) if r.stream == "decision"]
+
+    def deny_one(k, record):
+        if k != decisions[3]:
+            return record.payload
+        fields = list(DECISION.unpack(record.payload))
+        fields[-1] = 7  # a reason other than allowed
+        return DECISION.pack(*fields)
+
+    _rewrite(journal, tmp_path / "a", deny_one)
+    with pytest.raises(JournalMismatch, match="decision record 3"):
+        replay_journal(tmp_path / "a")
+    executions_at = [k for k, r in enumerate(read_journal(journal)) if r.stream == "execution"]
+    _rewrite(journal, tmp_path / "b", lambda k, r: None if k == executions_at[-1] else r.payload)
+    with pytest.raises(JournalMismatch, match="execution record"):
+        replay_journal(tmp_path / "b")
+
+
+def test_a_changed_digest_in_the_end_record_is_a_difference(traded, tmp_path):
+    _, _, _, journal = traded
+
+    def change(k, record):
+        if record.stream != "end":
+            return record.payload
+        end = json.loads(record.payload)
+        end["digest"] = "0" * 64
+        return json.dumps(end).encode()
+
+    _rewrite(journal, tmp_path / "j", change)
+    with pytest.raises(JournalMismatch, match="end record 0"):
+        replay_journal(tmp_path / "j")
+
+
+def test_a_corrupt_journal_is_one_error_naming_file_and_offset(traded, tmp_path):
+    _, _, _, journal = traded
+    src = journal_files(journal)[0]
+    data = bytearray(src.read_bytes())
+    middle = len(data) // 2
+    data[middle] ^= 0xFF
+    bad = tmp_path / "bad" / src.name
+    bad.parent.mkdir()
+    bad.write_bytes(bytes(data))
+    with pytest.raises(DecodeError) as e:
+        replay_journal(bad.parent)
+    assert e.value.path == str(bad) and e.value.offset is not None and e.value.offset <= middle
+
+
+def test_a_cut_journal_is_one_error_naming_file_and_offset(traded, tmp_path):
+    _, _, _, journal = traded
+    src = journal_files(journal)[0]
+    data = src.read_bytes()
+    cut = tmp_path / "cut" / src.name
+    cut.parent.mkdir()
+    cut.write_bytes(data[:len(data) * 2 // 3])
+    with pytest.raises(DecodeError, match="torn tail") as e:
+        replay_journal(cut.parent)
+    assert e.value.path == str(cut) and e.value.offset is not None
+
+
+def test_replay_journal_cli_prints_the_summary_keys_and_exits_7_on_a_difference(traded, tmp_path):
+    _, _, result, journal = traded
+    cmd = [sys.executable, "-m", "lockstep", "replay", "--journal", str(journal), "--json"]
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert {"digest", "journal", "orders", "fills", "intents", "denials"} <= set(out)
+    assert out["digest"] == result.digest and out["orders"] == result.orders
+    target = next(k for k, r in enumerate(read_journal(journal)) if r.stream == "dispatch")
+    _rewrite(journal, tmp_path / "j", lambda k, r: r.payload + b"x" if k == target else r.payload)
+    done = subprocess.run([*cmd[:5], str(tmp_path / "j")], check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 7
+    assert done.stderr.count("\n") == 1 and "dispatch record 0" in done.stderr
+    garbage = tmp_path / "garbage"
+    garbage.mkdir()
+    (garbage / "journal-000001.lsraw").write_bytes(b"not a journal at all")
+    done = subprocess.run([*cmd[:5], str(garbage)], check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert "journal-000001.lsraw" in done.stderr and "Traceback" not in done.stderr
+
+
+# ------------------------------------------------------------------------------------------
+# faults
+
+
+class RaisesAfterQuoting(Strategy):
+    """Quotes both sides once the book has both, then raises on its second call after that."""
+
+    def setup(self, ctx: Context) -> None:
+        self.after = -1
+        ctx.subscribe(ctx.traded[0], book=True)
+
+    def on_book(self, ctx: Context, instrument: int) -> None:
+        bid, bid_qty, ask, ask_qty = ctx.touch(instrument)
+        if self.after < 0 and bid_qty and ask_qty:
+            ctx.submit_limit(instrument, 1, bid, 1, 2)
+            ctx.submit_limit(instrument, 2, ask, 1, 2)
+        if self.after >= 0 or (bid_qty and ask_qty):
+            self.after += 1
+        if self.after == 2:
+            raise RuntimeError("boom")
+
+
+def _config(tmp_path, strategy: str, *extra: str) -> Path:
+    path = tmp_path / "live.toml"
+    path.write_text("\n".join(['name = "t"', 'dataset = "x"', "[strategy]",
+                               f'path = "{Path(__file__).resolve()}:{strategy}"', *extra]) + "\n")
+    return path
+
+
+def test_a_strategy_that_raises_halts_trading_and_cancels_its_orders(ds, packets, tmp_path):
+    config = _config(tmp_path, "RaisesAfterQuoting")
+    session, venue, result = trade(config, ds, packets[:40], tmp_path / "journal")
+    assert not result.complete and result.error["reason"] == "the strategy raised"
+    assert "boom" in result.error["exception"] and "RuntimeError" in result.error["traceback"]
+    kinds = [type(m).__name__ for m in venue.received]
+    assert kinds == ["EnterOrder", "EnterOrder", "CancelOrder", "CancelOrder"]
+    assert session.refused > 0  # the inputs after the failure were journaled, not applied
+    stream = [r.stream for r in read_journal(tmp_path / "journal")]
+    assert stream.count("failure") == 1
+    assert replay_journal(tmp_path / "journal").digest == result.digest
+
+
+class QuotesUntilGap(Strategy):
+    """The touch market maker's quoting, recording whether the book was valid at each call."""
+
+    def setup(self, ctx: Context) -> None:
+        self.seen: list[bool] = []
+        self.bid = self.ask = 0
+        ctx.subscribe(ctx.traded[0], book=True)
+
+    def on_book(self, ctx: Context, instrument: int) -> None:
+        self.seen.append(ctx.book_valid(instrument))
+        bid, bid_qty, ask, ask_qty = ctx.touch(instrument)
+        for attr, side, price, qty in (("bid", 1, bid, bid_qty), ("ask", 2, ask, ask_qty)):
+            order = getattr(self, attr)
+            if order and (not qty or ctx.order(order) is None or ctx.order(order)[2] != price):
+                ctx.cancel(order)
+                setattr(self, attr, 0)
+            if not getattr(self, attr) and qty:
+                setattr(self, attr, ctx.submit_limit(instrument, side, price, 1, 2))
+
+
+def test_a_feed_gap_invalidates_the_books_and_the_strategy_pulls_its_quotes(ds, packets, tmp_path):
+    config = _config(tmp_path, "QuotesUntilGap")
+    session, writer = session_for(config, ds, tmp_path / "journal")
+    venue = ScriptedVenue(day_start(ds), fill_every=10**9)
+    start = day_start(ds) + START
+    end = drive(session, venue, packets[:30], start)
+    open_before = session.ctx.open_orders(0)
+    assert open_before == 2
+    before = len(venue.received)
+    deliver(session, venue, session.on_feed_gap(packets[30][0], end), end)
+    assert not session.ctx.book_valid(0) and session.ctx.touch(0) == (0, 0, 0, 0)
+    pulled = venue.received[before:]
+    assert [type(m).__name__ for m in pulled] == ["CancelOrder", "CancelOrder"]
+    assert session.ctx.open_orders(0) == 0
+    # later packets move the (invalid) book: no strategy call, no order on stale levels
+    seen = session.strategy.seen
+    calls = len(seen)
+    assert seen[-1] is False and all(seen[:-1])
+    drive(session, venue, packets[31:60], end + ANSWER_NS * 10)
+    assert len(seen) == calls
+    assert len(venue.received) == before + 2
+    result = session.close()
+    writer.close()
+    assert session.counters["live"]["gaps"] == 1
+    assert replay_journal(tmp_path / "journal").digest == result.digest
+
+
+def test_venue_answers_the_core_cannot_place_are_counted_never_a_crash(ds, packets, tmp_path):
+    session, writer = session_for(EXAMPLES / "market_maker.toml", ds, tmp_path / "journal")
+    venue = ScriptedVenue(day_start(ds))
+    start = day_start(ds) + START
+    end = drive(session, venue, packets[:20], start)
+    ts = end - day_start(ds)
+    strangers = [ouch.Executed(ts, "ZZ99", 1, 100, "A", 1), ouch.Canceled(ts, "LS999999", 1, "U"),
+                 ouch.Rejected(ts, "LS12x", "X")]
+    for m in strangers:
+        session.on_ouch(ouch.encode(m), end)
+    for garbage in (b"", b"Q", b"E" + b"\x00" * 5, ouch.encode(strangers[0]) + b"extra"):
+        session.on_ouch(garbage, end)
+    session.on_ouch(ouch.encode(ouch.SystemEvent(ts, "E")), end)
+    live = session.counters["live"]
+    assert live["ouch_unknown_order"] == 3 and live["ouch_undecodable"] == 4
+    assert live["ouch_system_events"] == 1
+    result = session.close()
+    writer.close()
+    assert result.complete
+    assert replay_journal(tmp_path / "journal").digest == result.digest
+
+
+def test_feed_blocks_seen_twice_skipped_or_undecodable_are_counted(ds, packets):
+    session, _ = session_for(EXAMPLES / "market_maker.toml", ds, None)
+    stamp = day_start(ds) + START
+    for sequence, blocks in packets[:10]:
+        session.on_itch(blocks, sequence, stamp)
+    sequence, blocks = packets[9]
+    session.on_itch(blocks, sequence, stamp)  # a retransmission of what arrived already
+    unknown = b"\x00\x03Zab" + b"\x00\x02A\x00"  # an unknown type, a message cut short
+    after = packets[10][0]
+    session.on_itch(unknown, after + 5, stamp)
+    live = session.counters["live"]
+    assert live["itch_duplicates"] == _blocks(blocks)
+    assert live["itch_skipped"] == 5 and live["itch_problems"] == 2
+    assert session.result().complete
+
+
+def test_a_journal_cut_and_repaired_replays_up_to_its_end(traded, tmp_path):
+    _, _, result, journal = traded
+    src = journal_files(journal)[0]
+    cut = tmp_path / "cut" / src.name
+    cut.parent.mkdir()
+    cut.write_bytes(src.read_bytes()[:src.stat().st_size // 2 + 3])
+    assert repair(cut) > 0
+    replayed = replay_journal(cut.parent)
+    assert 0 < replayed.orders < result.orders and replayed.digest != result.digest
+
+
+def test_an_order_the_venue_rejects_is_an_execution_event_with_the_venues_reason(ds, packets, tmp_path):
+    session, writer = session_for(EXAMPLES / "market_maker.toml", ds, None)
+    venue = ScriptedVenue(day_start(ds))
+    start = day_start(ds) + START
+    drive(session, venue, packets[:5], start)
+    first = next(m for m in venue.received if isinstance(m, ouch.EnterOrder))
+    journal = tmp_path / "journal"
+    session, writer = session_for(EXAMPLES / "market_maker.toml", ds, journal)
+    venue = ScriptedVenue(day_start(ds), reject_price=first.price, reject_reason="H")
+    drive(session, venue, packets[:5], start)
+    session.close()
+    writer.close()
+    rejected = [e for e in executions(journal) if e["kind"] == EventKind.ORDER_REJECTED]
+    assert rejected and all(e["reason"] == ord("H") for e in rejected)
+    assert all(e["price"] * 100 == first.price for e in rejected)
+
+
+def test_the_execution_records_are_the_backtests_tables_of_what_the_journal_holds(ds, packets, tmp_path):
+    session, writer = session_for(EXAMPLES / "market_maker_compiled.toml", ds, tmp_path / "journal")
+    session.records = RecordsWriter(tmp_path / "records", ds.instruments, flush_interval_ns=10**9,
+                                    report=False)
+    venue = ScriptedVenue(day_start(ds))
+    end = drive(session, venue, packets[:200], day_start(ds) + START)
+    result = session.close()
+    writer.close()
+    session.records.close({"digest": result.digest})
+    journaled = executions(tmp_path / "journal")
+    orders = read_artifact(str(tmp_path / "records"), "orders").to_pylist()
+    assert len(orders) == len(journaled) > 0
+    assert [(o["order_id"], o["price_ticks"], o["qty_lots"], o["ts_recv"]) for o in orders] == \
+        [(e["order_id"], e["price"], e["qty"], e["ts_recv"]) for e in journaled]
+    assert read_artifact(str(tmp_path / "records"), "fills").num_rows == result.fills > 0
+    denials = read_artifact(str(tmp_path / "records"), "denials").num_rows
+    assert denials == result.denials
+    assert read_artifact(str(tmp_path / "records"), "pnl").num_rows > 0
+    assert end > 0
+
+
+def test_kill_cancels_every_open_order_and_control_is_journaled_and_replayed(ds, packets, tmp_path):
+    session, writer = session_for(EXAMPLES / "market_maker.toml", ds, tmp_path / "journal")
+    venue = ScriptedVenue(day_start(ds), fill_every=10**9)
+    start = day_start(ds) + START
+    end = drive(session, venue, packets[:30], start)
+    assert session.ctx.open_orders(0) == 2
+    sent = session.on_kill(True, end)
+    assert sorted(type(ouch.decode_inbound(m)).__name__ for m in sent) == ["CancelOrder"] * 2
+    deliver(session, venue, sent, end)
+    assert session.ctx.open_orders(0) == 0
+    before = len(venue.received)
+    drive(session, venue, packets[30:60], end + ANSWER_NS)  # the strategy quotes, Risk denies
+    assert len(venue.received) == before
+    denied = session.result().denials
+    assert denied > 0
+    deliver(session, venue, session.on_kill(False, end + 60 * 20_000), end + 60 * 20_000)
+    deliver(session, venue, session.on_mode(TradingMode.HALTED, end + 61 * 20_000), end + 61 * 20_000)
+    drive(session, venue, packets[60:90], end + 62 * 20_000)
+    assert len(venue.received) == before and session.result().denials > denied
+    deliver(session, venue, session.on_mode(TradingMode.ACTIVE, end + 99 * 20_000), end + 99 * 20_000)
+    drive(session, venue, packets[90:120], end + 100 * 20_000)
+    assert len(venue.received) > before  # quoting again
+    result = session.close()
+    writer.close()
+    assert session.counters["live"]["controls"] == 4
+    assert [r.payload for r in read_journal(tmp_path / "journal") if r.stream == "control"] == \
+        [b"K\x01", b"K\x00", b"M\x02", b"M\x00"]
+    assert replay_journal(tmp_path / "journal").digest == result.digest
