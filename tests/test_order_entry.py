@@ -361,22 +361,46 @@ def test_a_replace_to_a_token_used_before_is_a_duplicate_token(venue):
     assert (server.summary()["duplicate_tokens"], server.summary()["unknown_tokens"]) == (1, 0)
 
 
-def test_a_size_off_the_instruments_lot_is_rejected_as_an_odd_lot():
-    lots_of_ten = Instrument(STOCK, "loopback", price_increment="0.01", size_increment="10")
+def _venue_with(instrument: Instrument) -> OrderEntryServer:
     book = L2Book()
     book.set(Side.ASK, _ticks("100.00"), 30)
-    handler = MatchingOrderHandler([Market(lots_of_ten, book, L2Matcher())], clock_ns=Clock())
-    server = OrderEntryServer("tcp://127.0.0.1:0", USERS, handler)
+    handler = MatchingOrderHandler([Market(instrument, book, L2Matcher())], clock_ns=Clock())
+    return OrderEntryServer("tcp://127.0.0.1:0", USERS, handler)
+
+
+def test_a_size_off_the_instruments_lot_rule_is_rejected_as_an_odd_lot():
+    server = _venue_with(INSTRUMENT.with_order_rules({"lot_size": "10", "min_qty": "20"}))
     try:
         client = logged_in(server)
         client.enter(enter("L1", shares=15, price="99.00"))
-        client.enter(enter("L2", shares=20, price="99.00"))
-        rejected, accepted = client.messages(2)
+        client.enter(enter("L2", shares=10, price="99.00"))
+        client.enter(enter("L3", shares=20, price="99.00"))
+        off_lot, below_minimum, accepted = client.messages(3)
     finally:
         server.close()
     # OUCH 4.2's "e": odd lot order restriction
-    assert (rejected.token, rejected.reason) == ("L1", "e")
-    assert (accepted.token, accepted.shares) == ("L2", 20)
+    assert (off_lot.token, off_lot.reason) == ("L1", "e")
+    assert (below_minimum.token, below_minimum.reason) == ("L2", "e")
+    assert (accepted.token, accepted.shares) == ("L3", 20)
+
+
+def test_prices_and_shares_are_in_the_feeds_units():
+    """One share is one lot of the size increment and a price is ticks x the feed's multiplier
+    (docs/loopback-venue.md), whatever the increments are in real units."""
+    milli = Instrument(STOCK, "loopback", price_increment="0.05", size_increment="0.001",
+                       tick_size="0.10")
+    server = _venue_with(milli)
+    try:
+        client = logged_in(server)
+        client.enter(enter("M1", shares=3, price="99.95"))   # off the 0.10 tick rule
+        client.enter(enter("M2", shares=3, price="99.93"))   # off the 0.05 data increment
+        client.enter(enter("M3", shares=3, price="99.90"))
+        off_rule, off_increment, accepted = client.messages(3)
+    finally:
+        server.close()
+    assert (off_rule.token, off_rule.reason) == ("M1", "X")
+    assert (off_increment.token, off_increment.reason) == ("M2", "X")
+    assert (accepted.token, accepted.shares, accepted.price) == ("M3", 3, 999_000)
 
 
 def test_tokens_are_per_account(venue):

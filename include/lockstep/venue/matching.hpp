@@ -25,6 +25,7 @@
 #include "lockstep/core/events.hpp"
 #include "lockstep/core/intents.hpp"
 #include "lockstep/core/l2_book.hpp"
+#include "lockstep/core/order_rules.hpp"
 #include "lockstep/core/l3_book.hpp"
 #include "lockstep/base/status.hpp"
 
@@ -60,6 +61,20 @@ enum class MatchReject : uint8_t {
     BelowMinQty = 12,       // qty below the minimum quantity
     BelowMinNotional = 13,  // price (mid for market orders) x qty below the minimum notional
 };
+
+// The reject a venue gives an order that breaks its order-entry rules (None: it breaks none);
+// arguments as check_order_rules takes them. The simulated venue and the loopback venue both ask.
+inline MatchReject order_rules_reject(const OrderRules& r, bool priced, int64_t price, int64_t qty,
+                                      bool notional_price_known) noexcept {
+    switch (check_order_rules(r, priced, price, qty, notional_price_known)) {
+        case OrderRuleBreach::None: break;
+        case OrderRuleBreach::OffTick: return MatchReject::OffTick;
+        case OrderRuleBreach::OffLot: return MatchReject::OffLot;
+        case OrderRuleBreach::BelowMinQty: return MatchReject::BelowMinQty;
+        case OrderRuleBreach::BelowMinNotional: return MatchReject::BelowMinNotional;
+    }
+    return MatchReject::None;
+}
 
 enum class SubmitOutcome : uint8_t {
     Rested = 0,    // some (possibly all) of the order rests; filled_qty may be > 0

@@ -297,14 +297,7 @@ private:
             price_known = bq > 0 && aq > 0;
             price = price_known ? static_cast<int64_t>((static_cast<__int128>(bp) + ap) >> 1) : 0;
         }
-        switch (check_order_rules(r, priced, price, in.qty, price_known)) {
-            case OrderRuleBreach::None: break;
-            case OrderRuleBreach::OffTick: return MatchReject::OffTick;
-            case OrderRuleBreach::OffLot: return MatchReject::OffLot;
-            case OrderRuleBreach::BelowMinQty: return MatchReject::BelowMinQty;
-            case OrderRuleBreach::BelowMinNotional: return MatchReject::BelowMinNotional;
-        }
-        return MatchReject::None;
+        return order_rules_reject(r, priced, price, in.qty, price_known);
     }
 
     template <class Matcher, class Book>

@@ -17,15 +17,18 @@ from libcpp.vector cimport vector
 
 from lockstep._bindings.replay cimport book_types_of, replayer_view
 
+from lockstep._bindings.configs cimport fill_order_rules
 from lockstep._bindings.intents cimport fill_intent
 from lockstep.includes.core.events cimport CEventKind, CSide
 from lockstep.includes.core.intents cimport CIntent, CIntentKind, CTimeInForce
 from lockstep.includes.core.l2_book cimport CL2Book, kMaxPrice, kMinPrice
 from lockstep.includes.core.l3_book cimport CL3Book
 from lockstep.includes.venue.l3_matching cimport CL3Matcher
+from lockstep.includes.core.order_rules cimport COrderRules
 from lockstep.includes.venue.matching cimport (CL2Matcher, CMatchEvent, CMatchEventKind,
                                          CMatchReject, CMatchResult, CQueueModel, CRestingOrder,
                                          CSubmitOutcome)
+from lockstep.includes.venue.matching cimport order_rules_reject as order_rules_reject_c
 from lockstep.includes.base.status cimport CStatus
 from lockstep.includes.venue.replayed_markets cimport CReplayedMarkets
 
@@ -107,6 +110,13 @@ cdef list resting_orders(CMatcher* m):
 cdef object find_order(CMatcher* m, uint64_t client_order_id):
     cdef const CRestingOrder* o = m.find_order(client_order_id)
     return None if o == NULL else order_out(o)
+
+
+def order_rules_reject(rules, bint priced, int64_t price, int64_t qty, bint notional_price_known):
+    """The MatchReject value an order breaking `rules` (an OrderRules) gets; 0 when it breaks none."""
+    cdef COrderRules r
+    fill_order_rules(&r, rules)
+    return <uint8_t>order_rules_reject_c(r, priced, price, qty, notional_price_known)
 
 
 cdef class L2Matcher:

@@ -30,7 +30,7 @@ from lockstep._bindings import matching as _matching
 from lockstep._bindings import venue_models as _venue_models
 from lockstep.checks import i64, int_in, non_negative_float, queue_model, u8, u64
 from lockstep.core.books import L2Book, L3Book
-from lockstep.core.risk import Intent
+from lockstep.core.risk import Intent, OrderRules
 from lockstep.enums import (
     LatencyKind,
     MatchEventKind,
@@ -354,7 +354,15 @@ class LatencyModel:
         return self._core.next_u64()
 
 
+def order_rules_reject(rules: OrderRules, price: int, qty: int) -> MatchReject:
+    """The reject a venue gives a limit order at `price` for `qty` (data units) that breaks the
+    order-entry `rules` (core/order_rules.hpp, the check the simulated venue makes);
+    MatchReject.NONE when it breaks none."""
+    return MatchReject(_matching.order_rules_reject(rules, True, price, qty, True))
+
+
 __all__ = [
+    "order_rules_reject",
     "MAX_LATENCY_NS",
     "MAX_PRICE",
     "MIN_PRICE",

@@ -6,6 +6,7 @@ from libcpp.vector cimport vector
 from lockstep.includes.core.events cimport CSide
 from lockstep.includes.core.intents cimport CIntent, CTimeInForce
 from lockstep.includes.core.l2_book cimport CL2Book
+from lockstep.includes.core.order_rules cimport COrderRules
 from lockstep.includes.base.status cimport CStatus
 
 
@@ -49,6 +50,9 @@ cdef extern from "lockstep/venue/matching.hpp" namespace "lockstep" nogil:
         CMatchReject reason
         int64_t filled_qty
         int64_t resting_qty
+
+    CMatchReject order_rules_reject(const COrderRules& r, cbool priced, int64_t price, int64_t qty,
+                                    cbool notional_price_known) noexcept
 
     cdef cppclass CRestingOrder "lockstep::RestingOrder":
         uint64_t client_order_id

@@ -22,7 +22,6 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
-from decimal import Decimal
 from typing import Protocol
 
 from lockstep.core.books import L2Book, L3Book
@@ -30,8 +29,15 @@ from lockstep.data.dataset import Instrument
 from lockstep.enums import MatchEventKind, MatchReject, SubmitOutcome, TimeInForce
 from lockstep.events import Side
 from lockstep.protocols import ouch42 as ouch
+from lockstep.venue.loopback.feed import price_multiplier
 from lockstep.venue.loopback.sessions import Account, SoupServer
-from lockstep.venue.matching import L2Matcher, L3Matcher, MatchEvent, MatchResult
+from lockstep.venue.matching import (
+    L2Matcher,
+    L3Matcher,
+    MatchEvent,
+    MatchResult,
+    order_rules_reject,
+)
 
 log = logging.getLogger("lockstep.venue.loopback")
 
@@ -64,7 +70,6 @@ TIF_SYSTEM_HOURS = 99999
 #: only. Hidden and pegged kinds are not modelled and are rejected.
 DISPLAYS = {"Y": None, "A": None, "P": TimeInForce.POST_ONLY}
 
-_OUCH_PRICE_SCALE = 4  # Price(4): 4 implied decimals
 _NS_PER_DAY = 86_400 * 1_000_000_000
 _MATCH_REJECTS = {
     MatchReject.BAD_PRICE: REJECT_INVALID_PRICE, MatchReject.OFF_TICK: REJECT_INVALID_PRICE,
@@ -176,6 +181,8 @@ class MatchingOrderHandler:
     def __init__(self, markets: Iterable[TradedMarket], *,
                  clock_ns: Callable[[], int] = wall_clock_ns) -> None:
         self._markets = {m.instrument.symbol: m for m in markets}
+        # The instruments' order-entry rules, which the venue enforces whatever the client checked.
+        self._rules = {k: m.instrument.order_rules()[0] for k, m in self._markets.items()}
         self._clock_ns = clock_ns
         self._orders: dict[tuple[str, str], _Order] = {}
         self._live: dict[int, _Order] = {}  # client order id -> live order
@@ -189,6 +196,15 @@ class MatchingOrderHandler:
 
     def timestamp(self) -> int:
         return self._clock_ns()
+
+    def _priced(self, market: TradedMarket, price: int, shares: int) -> tuple[int, int]:
+        """An order's OUCH price and shares in data units, _Refused with the OUCH reason when
+        they are not valid or break the instrument's order-entry rules."""
+        ticks, lots = _ticks_and_lots(market.instrument, price, shares)
+        breach = order_rules_reject(self._rules[market.instrument.symbol], ticks, lots)
+        if breach is not MatchReject.NONE:
+            raise _Refused(_MATCH_REJECTS.get(breach, REJECT_OTHER))
+        return ticks, lots
 
     def counts(self) -> dict[str, int]:
         return dict(self._counts)
@@ -236,7 +252,7 @@ class MatchingOrderHandler:
             if order.minimum_quantity != 0:
                 raise _Refused(REJECT_INVALID_MINIMUM_QUANTITY)
             tif = _time_in_force(order.time_in_force, order.display)
-            price, qty = _ticks_and_lots(market.instrument, order.price, order.shares)
+            price, qty = self._priced(market, order.price, order.shares)
         except _Refused as refused:
             entry.live = False
             return [self._rejected(order.token, refused.reason)]
@@ -265,7 +281,7 @@ class MatchingOrderHandler:
             old = _time_in_force(entry.message.time_in_force, entry.message.display)
             if _time_in_force(order.time_in_force, order.display) is not old:
                 raise _Refused(REJECT_OTHER)  # the matcher re-enters an order with its own
-            price, qty = _ticks_and_lots(market.instrument, order.price, order.shares)
+            price, qty = self._priced(market, order.price, order.shares)
         except _Refused as refused:
             return [self._rejected(order.replacement_token, refused.reason)]
         self._collect(market)
@@ -308,7 +324,7 @@ class MatchingOrderHandler:
                                              order.shares)
             except _Refused:
                 return self._ignore(username, f"Cancel Order of token {order.token!r} to "
-                                              f"{order.shares} shares, off the lot")
+                                              f"{order.shares} shares, refused")
             # Same price, fewer shares: the matcher keeps the order's place in its queue.
             market.replace(entry.client_order_id, price, qty)
         market.drain()
@@ -364,7 +380,7 @@ class MatchingOrderHandler:
     def _event_message(self, entry: _Order, event: MatchEvent,
                        taker_cancel: bool) -> ouch.Outbound | None:
         if event.kind is MatchEventKind.FILL:
-            shares = _shares(entry.market.instrument, event.qty)
+            shares = event.qty
             self._reduce(entry, shares)
             self._counts["fills"] += 1
             match = self._next_match
@@ -373,7 +389,7 @@ class MatchingOrderHandler:
                                  _ouch_price(entry.market.instrument, event.price),
                                  LIQUIDITY_ADDED if event.maker else LIQUIDITY_REMOVED, match)
         if event.kind is MatchEventKind.CANCELED:
-            shares = _shares(entry.market.instrument, event.qty)
+            shares = event.qty
             self._reduce(entry, shares)
             reason = CANCEL_IMMEDIATE_OR_CANCEL if taker_cancel else CANCEL_USER_REQUESTED
             return ouch.Canceled(self.timestamp(), entry.token, shares, reason)
@@ -400,31 +416,22 @@ def _time_in_force(seconds: int, display: str) -> TimeInForce:
 
 
 def _ticks_and_lots(instrument: Instrument, price: int, shares: int) -> tuple[int, int]:
-    """An OUCH price (4 implied decimals) and share count in the instrument's data units;
-    _Refused when either is not positive or not a whole number of increments."""
+    """An OUCH price and share count in the instrument's data units, read as the feed writes
+    them (price = ticks x the feed's price multiplier, one share = one lot); _Refused when
+    either is not positive or the price is off the tick."""
     if price <= 0:
         raise _Refused(REJECT_INVALID_PRICE)
     if shares <= 0:
         raise _Refused(REJECT_OTHER)  # OUCH 4.2 has no reason for no shares at all
-    try:
-        ticks = instrument.to_ticks(Decimal(price).scaleb(-_OUCH_PRICE_SCALE))
-    except ValueError:
-        raise _Refused(REJECT_INVALID_PRICE) from None
-    try:
-        lots = instrument.to_lots(Decimal(shares))
-    except ValueError:
-        raise _Refused(REJECT_ODD_LOT) from None
-    return ticks, lots
+    ticks, off_tick = divmod(price, price_multiplier(instrument))
+    if off_tick:
+        raise _Refused(REJECT_INVALID_PRICE)
+    return ticks, shares
 
 
 def _ouch_price(instrument: Instrument, ticks: int) -> int:
-    """A price in data units as OUCH's Price(4) (the increment is never finer than 0.0001 for
-    a price we accepted, so this is exact)."""
-    return int((ticks * Decimal(instrument.price_increment)).scaleb(_OUCH_PRICE_SCALE))
-
-
-def _shares(instrument: Instrument, lots: int) -> int:
-    return int(lots * Decimal(instrument.size_increment))
+    """A price in data units as the feed shows it."""
+    return ticks * price_multiplier(instrument)
 
 
 class OrderEntryServer:
