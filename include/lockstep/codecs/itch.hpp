@@ -110,6 +110,16 @@ struct LengthTable {
 };
 inline constexpr LengthTable kLengths{};
 
+// The same lengths for the decoder's fast path, an unknown type's being one no 16-bit length
+// prefix can equal, so that one comparison rejects both an unknown type and a wrong prefix.
+struct RunLengthTable {
+    uint32_t len[256] = {};
+    constexpr RunLengthTable() {
+        for (int t = 0; t < 256; ++t) len[t] = kLengths.len[t] ? kLengths.len[t] : 0x10000;
+    }
+};
+inline constexpr RunLengthTable kRunLengths{};
+
 inline uint32_t message_length(uint8_t type) noexcept { return kLengths.len[type]; }
 
 // Where the decoder writes: canonical columns plus the record accounting of one chunk.
@@ -199,7 +209,11 @@ public:
                 st = Status::OutputFull;
                 break;
             }
-            const size_t run_end = decode_run(data, len, pos, out);
+            // Once an instrument exists no system event can be held back any more, so the run
+            // needs no check for one per event.
+            const size_t run_end = held_session_phase_ == kNoPhase && !instruments_.empty()
+                                       ? decode_run<false>(data, len, pos, out)
+                                       : decode_run<true>(data, len, pos, out);
             if (run_end != pos) {
                 pos = run_end;
                 continue;
@@ -244,7 +258,7 @@ public:
             } else if (mlen != fixed) {
                 problem(rule, rec, kRuleMalformed, type, prefix, fixed, 0, at);
             } else {
-                const uint8_t bad = message(out, rec, p + 2, type);
+                const uint8_t bad = message<true>(out, rec, p + 2, type);
                 if (bad) {
                     problem(rule, rec, kRuleMalformed, type, prefix, fixed, bad, at);
                 } else {
@@ -294,6 +308,7 @@ private:
     // length as its prefix and the sink has room for them all (checked once per run, not per
     // record); returns where it stopped. Everything else is left to feed()'s general path, which
     // produces the same outputs record by record.
+    template <bool kMayHold>
     size_t decode_run(const uint8_t* data, size_t len, size_t pos, Sink& out) noexcept {
         const size_t room = std::min(out.rec_capacity - out.rec_size,
                                      (out.ev.capacity - out.ev.size) / kMaxEventsPerMessage);
@@ -309,15 +324,15 @@ private:
         while (rec != rec_end && len - pos >= 3) {
             const uint8_t* p = data + pos;
             const uint8_t type = p[2];
-            const uint32_t fixed = kLengths.len[type];
-            if (load_be16(p) != fixed || fixed == 0 || len - pos < fixed + 2) break;
+            const uint32_t fixed = kRunLengths.len[type];  // never equal to a prefix if unknown
+            if (load_be16(p) != fixed || len - pos < fixed + 2) break;
             const size_t total = size_t(fixed) + 2;
             const size_t i = o.rec_size++;
             o.rec_file[i] = file;
             o.rec_offset[i] = int64_t(base + pos);
             o.rec_length[i] = int64_t(total);
             o.rec_problem[i] = kRuleOk;
-            const uint8_t bad = message(o, rec, p + 2, type);
+            const uint8_t bad = message<kMayHold>(o, rec, p + 2, type);
             if (bad) [[unlikely]] {
                 problem(o.rec_problem[i], rec, kRuleMalformed, type, fixed, fixed, bad, base + pos);
             } else {
@@ -371,6 +386,8 @@ private:
     }
 
     // Decodes one well-framed message of a known type; returns 0, or the malformed-field code.
+    // kMayHold: whether a system event may be held back (no instrument yet, or one is held).
+    template <bool kMayHold>
     [[gnu::always_inline]] uint8_t message(Sink& out, uint64_t rec, const uint8_t* m,
                                            uint8_t type) noexcept {
         const uint16_t locate = load_be16(m + 1);
@@ -392,15 +409,16 @@ private:
                 if (instruments_.empty()) {
                     held_session_phase_ = phase;  // emitted with the first instrument's first event
                 } else {
-                    emit(out, rec, ts, seq, 0, kTradingPhase, phase, 1, 0, 0, kPhaseScopeSession);
+                    emit<kMayHold>(out, rec, ts, seq, 0, kTradingPhase, phase, 1, 0, 0,
+                                   kPhaseScopeSession);
                 }
                 return 0;
             }
             case 'H': {
                 const uint8_t phase = stock_phase_of(m[19]);
                 if (phase == kNoPhase) return 5;
-                emit(out, rec, ts, seq, instrument(locate), kTradingPhase, phase, 1, 0, 0,
-                     kPhaseScopeInstrument);
+                emit<kMayHold>(out, rec, ts, seq, instrument(locate), kTradingPhase, phase, 1, 0, 0,
+                               kPhaseScopeInstrument);
                 return 0;
             }
             case 'A':
@@ -411,7 +429,7 @@ private:
                 const int64_t qty = load_be32(m + 20);
                 const int64_t price = load_be32(m + 32);
                 add_order(ref, price, qty, side);
-                emit(out, rec, ts, seq, instrument(locate), 2, side, 1, price, qty, ref);
+                emit<kMayHold>(out, rec, ts, seq, instrument(locate), 2, side, 1, price, qty, ref);
                 return 0;
             }
             case 'E':
@@ -444,10 +462,10 @@ private:
                     if (type == 'E') print = false;  // no price to print
                 }
                 if (type == 'C') price = exec_price;
-                emit(out, rec, ts, seq, inst, 5, side, print ? 0 : 1, price, qty, ref);
+                emit<kMayHold>(out, rec, ts, seq, inst, 5, side, print ? 0 : 1, price, qty, ref);
                 if (print) {
                     const uint8_t aggressor = side == 1 ? 2 : side == 2 ? 1 : 0;
-                    emit(out, rec, ts, seq, inst, 7, aggressor, 1, price, qty, 0);
+                    emit<kMayHold>(out, rec, ts, seq, inst, 7, aggressor, 1, price, qty, 0);
                 }
                 return 0;
             }
@@ -466,10 +484,10 @@ private:
                         if (left < 0) ++counts_.overfill;
                         release(cell);
                     }
-                    emit(out, rec, ts, seq, inst, 3, side, 1, price, left, ref);
+                    emit<kMayHold>(out, rec, ts, seq, inst, 3, side, 1, price, left, ref);
                 } else {
                     ++counts_.unknown_ref['X'];
-                    emit(out, rec, ts, seq, inst, 3, 0, 1, 0, 0, ref);
+                    emit<kMayHold>(out, rec, ts, seq, inst, 3, 0, 1, 0, 0, ref);
                 }
                 return 0;
             }
@@ -486,7 +504,7 @@ private:
                 } else {
                     ++counts_.unknown_ref['D'];
                 }
-                emit(out, rec, ts, seq, inst, 4, side, 1, price, 0, ref);
+                emit<kMayHold>(out, rec, ts, seq, inst, 4, side, 1, price, 0, ref);
                 return 0;
             }
             case 'U': {
@@ -506,14 +524,14 @@ private:
                 } else {
                     ++counts_.unknown_ref['U'];
                 }
-                emit(out, rec, ts, seq, inst, 4, side, 0, old_price, 0, old_ref);
-                emit(out, rec, ts, seq, inst, 2, side, 1, price, qty, new_ref);
+                emit<kMayHold>(out, rec, ts, seq, inst, 4, side, 0, old_price, 0, old_ref);
+                emit<kMayHold>(out, rec, ts, seq, inst, 2, side, 1, price, qty, new_ref);
                 return 0;
             }
             case 'P': {
                 const int64_t qty = load_be32(m + 20);
                 const int64_t price = load_be32(m + 32);
-                emit(out, rec, ts, seq, instrument(locate), 7, 0, 1, price, qty, 0);
+                emit<kMayHold>(out, rec, ts, seq, instrument(locate), 7, 0, 1, price, qty, 0);
                 return 0;
             }
             case 'Q': {
@@ -524,7 +542,8 @@ private:
                     return 0;
                 }
                 const int64_t price = load_be32(m + 27);
-                emit(out, rec, ts, seq, instrument(locate), 7, 0, 1, price, int64_t(shares), 0);
+                emit<kMayHold>(out, rec, ts, seq, instrument(locate), 7, 0, 1, price,
+                               int64_t(shares), 0);
                 return 0;
             }
             default:
@@ -561,10 +580,11 @@ private:
 
     // The per-event helpers are forced inline: in a large translation unit (a Cython module) GCC
     // left them as calls, which cost about a quarter of the decoder's instructions.
+    template <bool kMayHold>
     [[gnu::always_inline]] void emit(Sink& out, uint64_t rec, int64_t ts, uint64_t seq,
                                      uint32_t inst, uint8_t kind, uint8_t side, uint8_t flags,
                                      int64_t price, int64_t qty, uint64_t order_id) noexcept {
-        if (held_session_phase_ != kNoPhase) [[unlikely]] {
+        if (kMayHold && held_session_phase_ != kNoPhase) [[unlikely]] {
             const uint8_t phase = held_session_phase_;
             held_session_phase_ = kNoPhase;
             put(out, rec, ts, seq, inst, kTradingPhase, phase, 0, 0, 0, kPhaseScopeSession);
