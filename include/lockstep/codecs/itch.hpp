@@ -73,6 +73,7 @@
 // lookup (measured: half the speed); it doubles as the book grows, allocating only then.
 #pragma once
 
+#include <algorithm>
 #include <cstdarg>
 #include <cstddef>
 #include <cstdint>
@@ -108,6 +109,16 @@ struct LengthTable {
     }
 };
 inline constexpr LengthTable kLengths{};
+
+// The same lengths for the decoder's fast path, an unknown type's being one no 16-bit length
+// prefix can equal, so that one comparison rejects both an unknown type and a wrong prefix.
+struct RunLengthTable {
+    uint32_t len[256] = {};
+    constexpr RunLengthTable() {
+        for (int t = 0; t < 256; ++t) len[t] = kLengths.len[t] ? kLengths.len[t] : 0x10000;
+    }
+};
+inline constexpr RunLengthTable kRunLengths{};
 
 inline uint32_t message_length(uint8_t type) noexcept { return kLengths.len[type]; }
 
@@ -198,6 +209,17 @@ public:
                 st = Status::OutputFull;
                 break;
             }
+            // Once an instrument exists no system event can be held back any more, so the run
+            // needs no check for one per event.
+            const size_t run_end = held_session_phase_ == kNoPhase && !instruments_.empty()
+                                       ? decode_run<false>(data, len, pos, out)
+                                       : decode_run<true>(data, len, pos, out);
+            if (run_end != pos) {
+                pos = run_end;
+                continue;
+            }
+            // The record at pos is one the run leaves to this general path: too short for the
+            // input, a zero or wrong length prefix, an unknown type.
             const size_t rem = len - pos;
             const uint8_t* p = data + pos;
             if (rem < 3) {
@@ -228,15 +250,17 @@ public:
                 pos = len;
                 break;
             }
-            const uint64_t rec = begin_record(out, file_pos_ + pos, total);
+            const uint64_t at = file_pos_ + pos;
+            const uint64_t rec = begin_record(out, at, total);
+            uint8_t& rule = out.rec_problem[out.rec_size - 1];
             if (fixed == 0) {
-                problem(out, rec, kRuleUnsupported, type, prefix, 0, 0, file_pos_ + pos);
+                problem(rule, rec, kRuleUnsupported, type, prefix, 0, 0, at);
             } else if (mlen != fixed) {
-                problem(out, rec, kRuleMalformed, type, prefix, fixed, 0, file_pos_ + pos);
+                problem(rule, rec, kRuleMalformed, type, prefix, fixed, 0, at);
             } else {
-                const uint8_t bad = message(out, rec, p + 2, type);
+                const uint8_t bad = message<true>(out, rec, p + 2, type);
                 if (bad) {
-                    problem(out, rec, kRuleMalformed, type, prefix, fixed, bad, file_pos_ + pos);
+                    problem(rule, rec, kRuleMalformed, type, prefix, fixed, bad, at);
                 } else {
                     ++counts_.messages[type];
                 }
@@ -280,6 +304,50 @@ private:
         uint16_t locate;
     };
 
+    // The fast path of feed(): decodes whole records from pos while each has its type's fixed
+    // length as its prefix and the sink has room for them all (checked once per run, not per
+    // record); returns where it stopped. Everything else is left to feed()'s general path, which
+    // produces the same outputs record by record.
+    template <bool kMayHold>
+    size_t decode_run(const uint8_t* data, size_t len, size_t pos, Sink& out) noexcept {
+        const size_t room = std::min(out.rec_capacity - out.rec_size,
+                                     (out.ev.capacity - out.ev.size) / kMaxEventsPerMessage);
+        const size_t start = pos;
+        const uint64_t first_rec = counts_.records;
+        uint64_t rec = first_rec;
+        const uint64_t rec_end = first_rec + room;
+        const uint64_t base = file_pos_;
+        const int32_t file = int32_t(file_);
+        // A local copy: stores into int64 columns may alias out's size_t fields as far as the
+        // compiler knows, which made it reload them after every store.
+        Sink o = out;
+        while (rec != rec_end && len - pos >= 3) {
+            const uint8_t* p = data + pos;
+            const uint8_t type = p[2];
+            const uint32_t fixed = kRunLengths.len[type];  // never equal to a prefix if unknown
+            if (load_be16(p) != fixed || len - pos < fixed + 2) break;
+            const size_t total = size_t(fixed) + 2;
+            const size_t i = o.rec_size++;
+            o.rec_file[i] = file;
+            o.rec_offset[i] = int64_t(base + pos);
+            o.rec_length[i] = int64_t(total);
+            o.rec_problem[i] = kRuleOk;
+            const uint8_t bad = message<kMayHold>(o, rec, p + 2, type);
+            if (bad) [[unlikely]] {
+                problem(o.rec_problem[i], rec, kRuleMalformed, type, fixed, fixed, bad, base + pos);
+            } else {
+                ++counts_.messages[type];
+            }
+            ++rec;
+            pos += total;
+        }
+        out.rec_size = o.rec_size;
+        out.ev.size = o.ev.size;
+        counts_.records = rec;
+        counts_.bytes += pos - start;
+        return pos;
+    }
+
     uint64_t begin_record(Sink& out, uint64_t offset, size_t total) noexcept {
         const size_t i = out.rec_size++;
         out.rec_file[i] = int32_t(file_);
@@ -291,9 +359,10 @@ private:
         return counts_.records - 1;
     }
 
-    void problem(Sink& out, uint64_t rec, uint8_t rule, uint8_t type, uint32_t prefix,
+    // `cell` is the record's rec_problem entry.
+    void problem(uint8_t& cell, uint64_t rec, uint8_t rule, uint8_t type, uint32_t prefix,
                  uint32_t expected, uint8_t field, uint64_t offset) noexcept {
-        out.rec_problem[out.rec_size - 1] = rule;
+        cell = rule;
         if (counts_.problems[rule]++ < kKeepNotes) {
             ProblemNote n;
             n.record = rec;
@@ -312,11 +381,15 @@ private:
     void truncated(Sink& out, uint64_t offset, const uint8_t* p, size_t rem,
                    uint32_t needed) noexcept {
         const uint64_t rec = begin_record(out, offset, rem);
-        problem(out, rec, kRuleTruncated, rem >= 3 ? p[2] : 0, uint32_t(rem), needed, 0, offset);
+        problem(out.rec_problem[out.rec_size - 1], rec, kRuleTruncated, rem >= 3 ? p[2] : 0,
+                uint32_t(rem), needed, 0, offset);
     }
 
     // Decodes one well-framed message of a known type; returns 0, or the malformed-field code.
-    uint8_t message(Sink& out, uint64_t rec, const uint8_t* m, uint8_t type) noexcept {
+    // kMayHold: whether a system event may be held back (no instrument yet, or one is held).
+    template <bool kMayHold>
+    [[gnu::always_inline]] uint8_t message(Sink& out, uint64_t rec, const uint8_t* m,
+                                           uint8_t type) noexcept {
         const uint16_t locate = load_be16(m + 1);
         const int64_t ts = day_start_ + int64_t(load_be48(m + 5));
         const uint64_t seq = rec + 1;
@@ -336,15 +409,16 @@ private:
                 if (instruments_.empty()) {
                     held_session_phase_ = phase;  // emitted with the first instrument's first event
                 } else {
-                    emit(out, rec, ts, seq, 0, kTradingPhase, phase, 1, 0, 0, kPhaseScopeSession);
+                    emit<kMayHold>(out, rec, ts, seq, 0, kTradingPhase, phase, 1, 0, 0,
+                                   kPhaseScopeSession);
                 }
                 return 0;
             }
             case 'H': {
                 const uint8_t phase = stock_phase_of(m[19]);
                 if (phase == kNoPhase) return 5;
-                emit(out, rec, ts, seq, instrument(locate), kTradingPhase, phase, 1, 0, 0,
-                     kPhaseScopeInstrument);
+                emit<kMayHold>(out, rec, ts, seq, instrument(locate), kTradingPhase, phase, 1, 0, 0,
+                               kPhaseScopeInstrument);
                 return 0;
             }
             case 'A':
@@ -355,7 +429,7 @@ private:
                 const int64_t qty = load_be32(m + 20);
                 const int64_t price = load_be32(m + 32);
                 add_order(ref, price, qty, side);
-                emit(out, rec, ts, seq, instrument(locate), 2, side, 1, price, qty, ref);
+                emit<kMayHold>(out, rec, ts, seq, instrument(locate), 2, side, 1, price, qty, ref);
                 return 0;
             }
             case 'E':
@@ -388,10 +462,10 @@ private:
                     if (type == 'E') print = false;  // no price to print
                 }
                 if (type == 'C') price = exec_price;
-                emit(out, rec, ts, seq, inst, 5, side, print ? 0 : 1, price, qty, ref);
+                emit<kMayHold>(out, rec, ts, seq, inst, 5, side, print ? 0 : 1, price, qty, ref);
                 if (print) {
                     const uint8_t aggressor = side == 1 ? 2 : side == 2 ? 1 : 0;
-                    emit(out, rec, ts, seq, inst, 7, aggressor, 1, price, qty, 0);
+                    emit<kMayHold>(out, rec, ts, seq, inst, 7, aggressor, 1, price, qty, 0);
                 }
                 return 0;
             }
@@ -410,10 +484,10 @@ private:
                         if (left < 0) ++counts_.overfill;
                         release(cell);
                     }
-                    emit(out, rec, ts, seq, inst, 3, side, 1, price, left, ref);
+                    emit<kMayHold>(out, rec, ts, seq, inst, 3, side, 1, price, left, ref);
                 } else {
                     ++counts_.unknown_ref['X'];
-                    emit(out, rec, ts, seq, inst, 3, 0, 1, 0, 0, ref);
+                    emit<kMayHold>(out, rec, ts, seq, inst, 3, 0, 1, 0, 0, ref);
                 }
                 return 0;
             }
@@ -430,7 +504,7 @@ private:
                 } else {
                     ++counts_.unknown_ref['D'];
                 }
-                emit(out, rec, ts, seq, inst, 4, side, 1, price, 0, ref);
+                emit<kMayHold>(out, rec, ts, seq, inst, 4, side, 1, price, 0, ref);
                 return 0;
             }
             case 'U': {
@@ -450,14 +524,14 @@ private:
                 } else {
                     ++counts_.unknown_ref['U'];
                 }
-                emit(out, rec, ts, seq, inst, 4, side, 0, old_price, 0, old_ref);
-                emit(out, rec, ts, seq, inst, 2, side, 1, price, qty, new_ref);
+                emit<kMayHold>(out, rec, ts, seq, inst, 4, side, 0, old_price, 0, old_ref);
+                emit<kMayHold>(out, rec, ts, seq, inst, 2, side, 1, price, qty, new_ref);
                 return 0;
             }
             case 'P': {
                 const int64_t qty = load_be32(m + 20);
                 const int64_t price = load_be32(m + 32);
-                emit(out, rec, ts, seq, instrument(locate), 7, 0, 1, price, qty, 0);
+                emit<kMayHold>(out, rec, ts, seq, instrument(locate), 7, 0, 1, price, qty, 0);
                 return 0;
             }
             case 'Q': {
@@ -468,7 +542,8 @@ private:
                     return 0;
                 }
                 const int64_t price = load_be32(m + 27);
-                emit(out, rec, ts, seq, instrument(locate), 7, 0, 1, price, int64_t(shares), 0);
+                emit<kMayHold>(out, rec, ts, seq, instrument(locate), 7, 0, 1, price,
+                               int64_t(shares), 0);
                 return 0;
             }
             default:
@@ -503,9 +578,13 @@ private:
         }
     }
 
-    void emit(Sink& out, uint64_t rec, int64_t ts, uint64_t seq, uint32_t inst, uint8_t kind,
-              uint8_t side, uint8_t flags, int64_t price, int64_t qty, uint64_t order_id) noexcept {
-        if (held_session_phase_ != kNoPhase) [[unlikely]] {
+    // The per-event helpers are forced inline: in a large translation unit (a Cython module) GCC
+    // left them as calls, which cost about a quarter of the decoder's instructions.
+    template <bool kMayHold>
+    [[gnu::always_inline]] void emit(Sink& out, uint64_t rec, int64_t ts, uint64_t seq,
+                                     uint32_t inst, uint8_t kind, uint8_t side, uint8_t flags,
+                                     int64_t price, int64_t qty, uint64_t order_id) noexcept {
+        if (kMayHold && held_session_phase_ != kNoPhase) [[unlikely]] {
             const uint8_t phase = held_session_phase_;
             held_session_phase_ = kNoPhase;
             put(out, rec, ts, seq, inst, kTradingPhase, phase, 0, 0, 0, kPhaseScopeSession);
@@ -513,8 +592,9 @@ private:
         put(out, rec, ts, seq, inst, kind, side, flags, price, qty, order_id);
     }
 
-    void put(Sink& out, uint64_t rec, int64_t ts, uint64_t seq, uint32_t inst, uint8_t kind,
-             uint8_t side, uint8_t flags, int64_t price, int64_t qty, uint64_t order_id) noexcept {
+    [[gnu::always_inline]] void put(Sink& out, uint64_t rec, int64_t ts, uint64_t seq,
+                                    uint32_t inst, uint8_t kind, uint8_t side, uint8_t flags,
+                                    int64_t price, int64_t qty, uint64_t order_id) noexcept {
         EventColumns& e = out.ev;
         const size_t i = e.size++;
         e.ts_event[i] = ts;
@@ -531,7 +611,8 @@ private:
         ++counts_.events[kind];
     }
 
-    void add_order(uint64_t ref, int64_t price, int64_t qty, uint8_t side) noexcept {
+    [[gnu::always_inline]] void add_order(uint64_t ref, int64_t price, int64_t qty,
+                                          uint8_t side) noexcept {
         bool inserted;
         uint32_t* cell = orders_.find_or_insert(ref, &inserted);
         if (!inserted) {
@@ -552,12 +633,12 @@ private:
         if (orders_.size() > counts_.live_orders_max) counts_.live_orders_max = orders_.size();
     }
 
-    void release(FlatHashMap<uint64_t>::Cell cell) noexcept {
+    [[gnu::always_inline]] void release(FlatHashMap<uint64_t>::Cell cell) noexcept {
         free_.push_back(cell.value);  // grows only with the pool (amortized), not per event
         orders_.erase_at(cell);
     }
 
-    uint32_t instrument(uint16_t locate) noexcept {
+    [[gnu::always_inline]] uint32_t instrument(uint16_t locate) noexcept {
         uint32_t idx = locate_index_[locate];
         if (idx == kNoIndex) [[unlikely]] {
             idx = new_instrument(locate);

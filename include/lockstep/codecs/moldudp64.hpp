@@ -200,6 +200,21 @@ struct Gathered {
     size_t bytes;             // written to out
 };
 
+// Whether the datagram (header already read as valid) is exactly its header and `blocks` whole,
+// non-empty blocks: the common case, which gather_blocks copies in one piece after this walk of
+// the length prefixes alone. Anything else is left to PacketReader, which says what is wrong.
+inline bool plain_blocks(const uint8_t* data, size_t len, uint32_t blocks) noexcept {
+    size_t pos = kHeaderLength;
+    for (uint32_t i = 0; i < blocks; ++i) {
+        // A block running past the end leaves pos > len: the next prefix or the end check fails.
+        if (pos + 2 > len) return false;
+        const size_t n = load_be16(data + pos);
+        if (n == 0) return false;
+        pos += 2 + n;
+    }
+    return pos == len;
+}
+
 // Appends the whole blocks of one datagram, length prefixes included, to out: the
 // [u16 length][message] framing itch::ItchDecoder::feed reads, so several packets' messages go to
 // the decoder in one call. Empty blocks are left out (that framing reads a zero length as "the
@@ -215,16 +230,19 @@ inline Status gather_blocks(const uint8_t* data, size_t len, uint8_t* out, size_
         return Status::DecodeError;
     }
     if (reader.payload_length() > capacity) return Status::OutputFull;
-    const Status st = reader.check();
-    const WireError damage = reader.error();
     g.header = reader.header();
-    g.blocks = reader.blocks_read();
-    g.empty_blocks = reader.empty_blocks();
-    if (st == Status::Ok && g.empty_blocks == 0) {
+    const uint32_t announced = reader.end_of_session() ? 0 : g.header.count;
+    if (plain_blocks(data, len, announced)) {
+        g.blocks = uint16_t(announced);
         g.bytes = reader.payload_length();
         std::memcpy(out, reader.payload(), g.bytes);
         return Status::Ok;
     }
+    // Damaged, or with empty blocks: copied block by block, up to the damage.
+    const Status st = reader.check();
+    const WireError damage = reader.error();
+    g.blocks = reader.blocks_read();
+    g.empty_blocks = reader.empty_blocks();
     reader.open(data, len);
     Block b;
     for (uint16_t i = 0; i < g.blocks && reader.next(b); ++i) {
