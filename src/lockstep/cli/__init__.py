@@ -27,6 +27,7 @@ COMMANDS = {
     "replay": "lockstep.cli.replay:replay_cmd",
     "data": "lockstep.cli.data:data",
     "venue": "lockstep.cli.venue:venue",
+    "record": "lockstep.cli.record:record",
 }
 
 

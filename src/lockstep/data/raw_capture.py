@@ -71,14 +71,20 @@ class RawFileHeader:
     size: int
 
 
-def encode_file_header(sequence: int, streams: Sequence[str], info: Mapping[str, Any] | None) -> bytes:
-    """The bytes of a file header (deterministic: sorted-key compact JSON, no clock)."""
-    if not 0 <= sequence < (1 << 64):
-        raise ValueError(f"sequence {sequence} does not fit uint64")
+def file_metadata(streams: Sequence[str], info: Mapping[str, Any] | None) -> bytes:
+    """A file header's metadata: the stream table and info as sorted-key compact ASCII JSON."""
     meta = json.dumps({"info": dict(info or {}), "streams": list(streams)}, sort_keys=True,
                       separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
     if len(meta) > MAX_METADATA:
         raise ValueError(f"stream table and info take {len(meta)} bytes, over {MAX_METADATA}")
+    return meta
+
+
+def encode_file_header(sequence: int, streams: Sequence[str], info: Mapping[str, Any] | None) -> bytes:
+    """The bytes of a file header (deterministic: sorted-key compact JSON, no clock)."""
+    if not 0 <= sequence < (1 << 64):
+        raise ValueError(f"sequence {sequence} does not fit uint64")
+    meta = file_metadata(streams, info)
     head = (MAGIC + VERSION.to_bytes(2, "little") + len(meta).to_bytes(4, "little")
             + (0).to_bytes(4, "little") + sequence.to_bytes(8, "little") + meta)
     return head + crc32c(head).to_bytes(4, "little")
@@ -559,6 +565,12 @@ def capture_files(directory: PathLike, prefix: str) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def next_sequence(directory: PathLike, prefix: str) -> int:
+    """The number a new writer of `prefix` in `directory` starts at: after the highest there."""
+    existing = capture_files(directory, prefix)
+    return int(_name_pattern(prefix).match(existing[-1].name).group(1)) + 1 if existing else 1
+
+
 def file_name(prefix: str, sequence: int) -> str:
     return f"{prefix}-{sequence:06d}{SUFFIX}"
 
@@ -608,9 +620,7 @@ class RawWriter:
             raise ValueError("fsync_every must be >= 0")
         self.fsync_every = fsync_every
         self.buffer_bytes = buffer_bytes
-        existing = capture_files(self.directory, prefix)
-        self._next_sequence = (int(_name_pattern(prefix).match(existing[-1].name).group(1)) + 1
-                               if existing else 1)
+        self._next_sequence = next_sequence(self.directory, prefix)
         self._f = None
         self._closed = False
         self._size = 0
@@ -902,6 +912,6 @@ def open_lines(paths: PathLike | Iterable[PathLike], *, stream_ids: Iterable[int
 __all__ = [
     "CaptureLines", "CorruptRegion", "Damage", "FrameBatch", "FrameReader", "RawFileHeader",
     "RawScanReport", "RawWriter", "TornTail", "capture_files", "crc32c", "encode_file_header",
-    "file_name", "is_capture_file", "lines_from_frames", "open_lines", "read_frames", "read_header",
-    "repair", "scan",
+    "file_metadata", "file_name", "is_capture_file", "lines_from_frames", "next_sequence",
+    "open_lines", "read_frames", "read_header", "repair", "scan",
 ]
