@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 from conftest import report_rate, scaled
+from test_cli import LOCKSTEP
 
 from lockstep.data.recorder.capture import Capture, CaptureSettings
 from lockstep.data.synth import generate
 from lockstep.venue.loopback.config import VenueConfig, VenueSettings
 from lockstep.venue.loopback.serve import LoopbackVenue
-from test_cli import LOCKSTEP
 
 BATCH = 256
 DATAGRAM = 1400

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_cli import LOCKSTEP
 
+import lockstep.data.importers.capture as capture_import
 from lockstep.data.importers.capture import _Ordered, decode_capture
 from lockstep.data.importers.itch import decode_itch
 from lockstep.data.raw_capture import capture_files, read_frames, read_header, scan
@@ -34,7 +36,6 @@ from lockstep.errors import ConfigError
 from lockstep.events import EventKind
 from lockstep.net import UdpSocket
 from lockstep.protocols import moldudp64
-from test_cli import LOCKSTEP
 
 SESSION = "RECTEST"
 DEADLINE_S = 60.0
@@ -150,7 +151,7 @@ def test_a_file_in_the_way_of_the_directory_is_one_error(tmp_path):
         Capture(tmp_path / "file" / "sub", "cap", ["a"])
 
 
-def _full_disk_child(directory: str) -> None:
+def _full_disk_child() -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
@@ -167,7 +168,7 @@ def test_full_disk_stops_the_writer_with_the_file_whole_to_its_last_frame(tmp_pa
         "cap.close()\n"
         "print(cap.failure())\n")
     proc = subprocess.run([os.sys.executable, "-c", code, str(tmp_path)], capture_output=True,
-                          text=True, timeout=60, preexec_fn=lambda: _full_disk_child(str(tmp_path)))
+                          text=True, timeout=60, check=False, preexec_fn=_full_disk_child)
     assert proc.returncode == 0, proc.stderr
     assert "'write'" in proc.stdout and "27," in proc.stdout  # EFBIG: the file size limit
     (path,) = capture_files(tmp_path, "cap")
@@ -217,7 +218,8 @@ def test_config_is_frozen_and_checked(tmp_path):
 def test_cli_bad_config_is_one_line_exit_1(tmp_path):
     config = write_config(tmp_path / "r.toml", [{"name": "x", "kind": "moldudp64",
                                                   "url": "udp://127.0.0.1:0", "colour": 1}])
-    proc = subprocess.run([LOCKSTEP, "record", str(config)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run([LOCKSTEP, "record", str(config)], capture_output=True, text=True, timeout=60,
+                          check=False)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == ["error: " + str(tmp_path / "r.toml")
                                                 + ": record.feeds[0].colour: unknown key"]
@@ -257,7 +259,7 @@ def serve_venue(tmp_path: Path, dataset: str, feed: str, retransmit_port: int, *
                       f'retransmit = "udp://127.0.0.1:{retransmit_port}"\nspeed = "max"\n'
                       f'session = "{SESSION}"\nlinger = "2s"\n')
     proc = subprocess.run([LOCKSTEP, "venue", "serve", str(config), "--json", *args],
-                          capture_output=True, text=True, timeout=DEADLINE_S)
+                          capture_output=True, text=True, timeout=DEADLINE_S, check=False)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -346,7 +348,7 @@ def test_a_gap_is_filled_by_retransmission_and_the_import_matches_the_feed(tmp_p
     assert code == 0, err
     assert summary["gaps"] >= 2 and summary["lost"] == 0 and summary["retransmitted"] >= 4
     assert venue["retransmit"]["answered"] >= 2
-    stream, counts, holes = ordered_messages(tmp_path / "cap")
+    stream, _, holes = ordered_messages(tmp_path / "cap")
     assert holes == []
     history = [r["record"] for _, r in read_history(capture_files(tmp_path / "cap", "cap"))]
     assert history.count("gap") == summary["gaps"] == history.count("retransmission")
@@ -380,7 +382,7 @@ def test_without_retransmission_the_gap_is_lost_and_imported_as_gap(tmp_path, sy
     # and through the data path: the GAP makes the books invalid from there (no snapshot in ITCH)
     proc = subprocess.run([LOCKSTEP, "data", "import", "capture", *map(str, files), "--date",
                            "2024-01-02", "--data", str(tmp_path / "root"), "--json"],
-                          capture_output=True, text=True, timeout=DEADLINE_S)
+                          capture_output=True, text=True, timeout=DEADLINE_S, check=False)
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["decoder_counts"]["capture"]["lost"] == summary["lost"]
     assert result["decoder_counts"]["events"]["gap"] == len(gaps)
@@ -433,6 +435,7 @@ def test_metrics_endpoint_on_port_0(tmp_path):
     text = urllib.request.urlopen(url, timeout=10).read().decode()
     code, summary, err = rec.finish()
     assert code == 0, err
+    assert summary["messages"] == 3
     assert 'lockstep_record_messages_total{stream="itch"} 3.0' in text
     for name in ("gaps_total", "retransmitted_total", "drops_total", "ring_fill_ratio", "lag_seconds",
                  "disk_write_seconds_total", "written_bytes_total"):
@@ -498,3 +501,107 @@ def test_kill_9_rounds_leave_whole_files_and_restarts_append_new_ones(tmp_path):
             assert report.torn_tail is None or report.torn_tail.offset + report.torn_tail.bytes == f.stat().st_size
             seen[f] = digest(f)
     assert len(seen) >= 4
+
+
+# ---------------------------------------------------------------------------------------------
+# the import's ordering, on a capture written here
+
+
+def mold(seq: int, messages: list[bytes], session: str = SESSION) -> bytes:
+    packet, took = moldudp64.encode_packet(session, seq, messages, 1400)
+    assert took == len(messages)
+    return packet
+
+
+def message(seq: int) -> bytes:
+    return b"S" + seq.to_bytes(4, "big") + bytes(7)  # a System Event's length, numbered
+
+
+def test_import_orders_late_and_repeated_datagrams_and_marks_what_is_lost(tmp_path):
+    cap = Capture(tmp_path, "cap", ["itch"])
+    cap.start()
+    sink = cap.sink("itch")
+    sends = [
+        mold(1, [message(1), message(2)]),
+        mold(5, [message(5)]),                 # 3, 4 missing
+        mold(3, [message(3), message(4)]),     # ... and here they come, late
+        mold(5, [message(5)]),                 # a repeat
+        mold(9, [message(9), message(10)]),    # 6..8 missing
+        moldudp64.encode_heartbeat(SESSION, 11),
+    ]
+    for i, packet in enumerate(sends):
+        sink.frame(1_000 + i, packet)
+    sink.history("gap", first=6, count=3)
+    sink.history("lost", first=6, count=2, reason="test")  # 8 is simply never there
+    sink.frame(2_000, mold(11, [message(11)]))
+    cap.close()
+    stream, counts, holes = ordered_messages(tmp_path)
+    got, at = [], 0
+    while at < len(stream):
+        n = int.from_bytes(stream[at:at + 2], "big")
+        got.append(int.from_bytes(stream[at + 3:at + 7], "big"))
+        at += 2 + n
+    assert got == [1, 2, 3, 4, 5, 9, 10, 11]
+    assert counts["duplicates"] == 1 and counts["lost"] == 3
+    # (record index after the hole, first missing, count): 6-7 told lost, 8 never seen
+    assert holes == [(5, 6, 2), (5, 8, 1)]
+
+
+def test_two_feeds_one_of_them_multicast(tmp_path):
+    group = f"udp://239.255.42.{random.Random(5).randint(1, 250)}:0"
+    config = write_config(tmp_path / "r.toml", [
+        {"name": "uni", "kind": "moldudp64", "url": "udp://127.0.0.1:0"},
+        {"name": "multi", "kind": "moldudp64", "url": group, "interface": "127.0.0.1"},
+    ], out=str(tmp_path / "cap"), prefix="cap")
+    proc = subprocess.Popen([LOCKSTEP, "record", str(config), "--json", "--duration", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    feeds = json.loads(proc.stdout.readline())["feeds"]
+    assert feeds["multi"].startswith(group[:-1]) and not feeds["multi"].endswith(":0")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton("127.0.0.1"))
+        for name, n in (("uni", 3), ("multi", 5)):
+            host, port = feeds[name].removeprefix("udp://").split(":")
+            for k in range(n):
+                s.sendto(mold(1 + k, [message(1 + k)]), (host, int(port)))
+    out, err = proc.communicate(timeout=DEADLINE_S)
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert proc.returncode == 0, err
+    assert summary["feeds"]["uni"]["messages"] == 3 and summary["feeds"]["multi"]["messages"] == 5
+    assert summary["messages"] == 8 and summary["gaps"] == 0
+    streams = [s for _, s, _ in frames_of(tmp_path / "cap") if s != HISTORY_STREAM]
+    assert sorted(streams) == ["multi"] * 5 + ["uni"] * 3
+
+
+def test_cli_full_disk_ends_with_the_summary_one_error_line_and_whole_files(tmp_path):
+    config = write_config(tmp_path / "r.toml", [
+        {"name": "itch", "kind": "moldudp64", "url": "udp://127.0.0.1:0"}],
+        out=str(tmp_path / "cap"), prefix="cap")
+    proc = subprocess.Popen([LOCKSTEP, "record", str(config), "--json", "--duration", "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_full_disk_child)  # noqa: PLW1509 (the Sender starts after)
+    feed = json.loads(proc.stdout.readline())["feeds"]["itch"]
+    sender = Sender(feed)
+    try:
+        out, err = proc.communicate(timeout=DEADLINE_S)
+    finally:
+        sender.close()
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert proc.returncode == 1
+    assert summary["stopped_by"] == "error" and "File too large (write)" in summary["error"]
+    assert err.strip().splitlines()[-1].startswith("error: " + str(tmp_path / "cap"))
+    for f in capture_files(tmp_path / "cap", "cap"):
+        report = scan(f)
+        assert report.clean and report.torn_tail is None and report.frames > 0
+
+
+def test_import_gives_up_on_a_hole_nobody_fills_once_too_much_waits_behind_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(capture_import, "_MAX_PENDING", 3)
+    cap = Capture(tmp_path, "cap", ["itch"])
+    cap.start()
+    for seq in [1, *range(3, 10)]:  # 2 never comes and nothing says it is lost
+        cap.sink("itch").frame(seq, mold(seq, [message(seq)]))
+    cap.close()
+    stream, counts, holes = ordered_messages(tmp_path)
+    # held: 3, 4, 5, 6 (more than 3) -> 2 is a hole after record 1, and the rest flows
+    assert holes == [(1, 2, 1)] and counts["lost"] == 1
+    assert len(stream) == 8 * (2 + len(message(1)))

@@ -39,6 +39,9 @@ from lockstep.events import COLUMNS
 _MOLD_HEADER = 20
 _END_OF_SESSION = 0xFFFF
 _BLOCK = 1 << 20  # bytes of message stream handed to the decoder per step
+# Messages held waiting for a hole to be filled or told lost: past this, the hole is taken as lost
+# (a capture cut by a crash says nothing about a gap it had open), which bounds memory.
+_MAX_PENDING = 1 << 20
 
 
 class _Ordered:
@@ -109,6 +112,8 @@ class _Ordered:
                         expected += 1
                         continue
                     hole = next(((f, c) for f, c in lost if f <= expected < f + c), None)
+                    if hole is None and len(pending) > _MAX_PENDING:  # never filled, never told
+                        hole = (expected, min(pending) - expected)
                     if hole is None:
                         break
                     end = hole[0] + hole[1]
