@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pty
 import random
 import resource
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
+import types
 import urllib.request
 from pathlib import Path
 
@@ -30,6 +33,7 @@ from lockstep.data.recorder.capture import (
     read_history,
 )
 from lockstep.data.recorder.config import load_record_config
+from lockstep.data.recorder.run import Recorder
 from lockstep.data.synth import generate
 from lockstep.enums import FsyncPolicy
 from lockstep.errors import ConfigError
@@ -605,3 +609,56 @@ def test_import_gives_up_on_a_hole_nobody_fills_once_too_much_waits_behind_it(tm
     # held: 3, 4, 5, 6 (more than 3) -> 2 is a hole after record 1, and the rest flows
     assert holes == [(1, 2, 1)] and counts["lost"] == 1
     assert len(stream) == 8 * (2 + len(message(1)))
+
+
+def test_a_feed_module_records_through_its_sink(tmp_path, monkeypatch):
+    """The shape a feed kind's own module has (`record_websocket(feed, sink, stop)`): what it
+    gives its sink is in the capture and in the summary."""
+    def record_websocket(feed, sink, stop):
+        assert feed.kind == "websocket" and feed.url == "wss://example.invalid/stream"
+        sink.frame(1, b'{"e":"depthUpdate"}')
+        sink.history("reconnect", after="test")
+        sink.history("snapshot", id=7, receive_ns=3)
+        sink.frame(4, b'{"e":"trade"}')
+
+    module = types.ModuleType("lockstep.data.recorder.websocket")
+    module.record_websocket = record_websocket
+    monkeypatch.setitem(sys.modules, "lockstep.data.recorder.websocket", module)
+    config = load_record_config(write_config(tmp_path / "r.toml", [
+        {"name": "ws", "kind": "websocket", "url": "wss://example.invalid/stream"}]))
+    summary = Recorder(config, tmp_path / "cap").run(duration_s=10)
+    assert summary["stopped_by"] == "end"
+    ws = summary["feeds"]["ws"]
+    assert (ws["messages"], ws["reconnects"], ws["snapshots"]) == (2, 1, 1)
+    assert ws["bytes"] == len(b'{"e":"depthUpdate"}{"e":"trade"}')
+    got = frames_of(tmp_path / "cap", "capture")
+    assert [p for _, s, p in got if s == "ws"] == [b'{"e":"depthUpdate"}', b'{"e":"trade"}']
+    records = [r for _, r in read_history(capture_files(tmp_path / "cap", "capture"))]
+    assert [r["record"] for r in records] == ["reconnect", "snapshot", "end"]
+    assert records[2]["complete"] is True
+
+
+def test_status_line_on_a_terminal(tmp_path):
+    master, slave = pty.openpty()
+    config = write_config(tmp_path / "r.toml", [
+        {"name": "itch", "kind": "moldudp64", "url": "udp://127.0.0.1:0"}], out=str(tmp_path / "cap"))
+    proc = subprocess.Popen([LOCKSTEP, "record", str(config), "--duration", "2.5"],
+                            stdout=subprocess.PIPE, stderr=slave, text=True)
+    os.close(slave)
+    host, port = proc.stdout.readline().split()[1].removeprefix("udp://").split(":")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(mold(1, [message(1), message(2)]), (host, int(port)))
+    out, _ = proc.communicate(timeout=DEADLINE_S)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"\r2 msgs" in seen and b"gaps 0" in seen and b"ring 0%" in seen
+    assert "recorded     2 messages" in out

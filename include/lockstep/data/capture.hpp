@@ -130,8 +130,8 @@ struct CaptureOptions {
 
 // What a producer counts (only its own thread writes it; others read it relaxed).
 struct ProducerStats {
-    std::atomic<uint64_t> frames{0};         // pushed
-    std::atomic<uint64_t> bytes{0};          // payload bytes pushed
+    std::atomic<uint64_t> frames{0};         // data frames pushed (history records not counted)
+    std::atomic<uint64_t> bytes{0};          // their payload bytes
     std::atomic<uint64_t> dropped{0};        // frames lost to a full ring
     std::atomic<uint64_t> dropped_bytes{0};  // their payload bytes
     std::atomic<uint64_t> drop_records{0};   // drop history records written
@@ -193,8 +193,10 @@ public:
         if (pend.frames && !flush_drop_record(p, receive_ns)) return count_drop(p, receive_ns, length);
         if (failed_.load(std::memory_order_relaxed) || !ring.push(receive_ns, stream_id, payload, length))
             return count_drop(p, receive_ns, length);
-        st.frames.store(st.frames.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-        st.bytes.store(st.bytes.load(std::memory_order_relaxed) + length, std::memory_order_relaxed);
+        if (stream_id != options_.history_stream) {
+            st.frames.store(st.frames.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+            st.bytes.store(st.bytes.load(std::memory_order_relaxed) + length, std::memory_order_relaxed);
+        }
         return true;
     }
 

@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import click
 
@@ -90,13 +91,12 @@ class _StatusLine:
     """The one-line terminal status, redrawn in place about once a second."""
 
     def __init__(self) -> None:
-        self._last = 0.0
-        self._ticks = 0
+        self._last = time.monotonic()
 
     def __call__(self, recorder: Recorder) -> None:
-        self._ticks += 1
-        if self._ticks * 0.25 - self._last >= _STATUS_S:
-            self._last = self._ticks * 0.25
+        now = time.monotonic()
+        if now - self._last >= _STATUS_S:
+            self._last = now
             click.echo(f"\r{recorder.status_line()}\x1b[K", err=True, nl=False)
 
     def finish(self) -> None:

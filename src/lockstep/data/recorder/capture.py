@@ -76,6 +76,7 @@ class CaptureSink:
         self._history_id = capture.history_stream_id
         self.stream_id = stream_id
         self.name = name
+        self.records: dict[str, int] = {}  #: history records written, by kind
 
     def frame(self, receive_ns: int, payload: bytes) -> bool:
         """One received message; False when it was dropped (counted, and told in the capture)."""
@@ -85,6 +86,7 @@ class CaptureSink:
         """A history record about this stream, stamped now (`receive_ns` in fields overrides)."""
         at = fields.pop("receive_ns", None)
         payload = history_payload(record, self.name, fields)
+        self.records[record] = self.records.get(record, 0) + 1
         return self._writer.push(self._producer, clock_ns() if at is None else at,
                                  self._history_id, payload)
 
@@ -147,7 +149,8 @@ class Capture:
         return self._writer.stats()
 
     def feed_stats(self, feed: str) -> dict[str, int]:
-        """frames, bytes, dropped, dropped_bytes, drop_records and ring_used of a feed's ring."""
+        """A feed's ring: frames and bytes (data frames pushed, history records not counted),
+        dropped, dropped_bytes, drop_records and ring_used."""
         return self._writer.producer_stats(self._sinks[feed]._producer)
 
     @property

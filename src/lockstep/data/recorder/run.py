@@ -33,7 +33,8 @@ _TICK_S = 0.25  # how often the run loop looks at the feeds, the writer and the 
 
 class _StreamFeed:
     """A feed whose own module runs it: `run(feed, sink, stop)` (the websocket recorder's shape);
-    its counts are what its sink pushed."""
+    its counts are what its sink pushed: frames and bytes from its ring, gaps and reconnects
+    from the history records it wrote."""
 
     def __init__(self, feed: FeedSettings, sink: CaptureSink,
                  run: Callable[[FeedSettings, CaptureSink, threading.Event], None]) -> None:
@@ -56,7 +57,11 @@ def _make_feed(feed: FeedSettings, sink: CaptureSink, index: int) -> Any:
     if feed.kind == "websocket":
         # Its module loads only when a websocket feed is configured: it needs the optional
         # websocket client library.
-        module = importlib.import_module("lockstep.data.recorder.websocket")
+        try:
+            module = importlib.import_module("lockstep.data.recorder.websocket")
+        except ImportError as e:
+            raise ConfigError(f"record.feeds[{index}].kind",
+                              f"websocket feeds cannot be recorded here: {e}") from None
         return _StreamFeed(feed, sink, module.record_websocket)
     raise ConfigError(f"record.feeds[{index}].kind", f"{feed.kind} feeds are not recorded yet")
 
@@ -151,11 +156,13 @@ class Recorder:
         feed = self.feeds[name]
         c: FeedCounts = feed.counts
         ring = self.capture.feed_stats(name)
+        told = feed.sink.records
         out = {
             "kind": feed.feed.kind, "address": feed.address,
             "messages": c.messages if feed.feed.kind == "moldudp64" else ring["frames"],
             "bytes": c.bytes if feed.feed.kind == "moldudp64" else ring["bytes"],
-            "packets": c.packets, "gaps": c.gaps, "missing": c.missing,
+            "packets": c.packets, "gaps": c.gaps or told.get("gap", 0), "missing": c.missing,
+            "reconnects": told.get("reconnect", 0), "snapshots": told.get("snapshot", 0),
             "retransmitted": c.retransmitted, "lost": c.lost, "duplicates": c.duplicates,
             "requests": c.requests, "rejected": dict(sorted(c.rejected.items())),
             "drops": ring["dropped"], "kernel_drops": c.kernel_drops, "ended": c.ended,
