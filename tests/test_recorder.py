@@ -227,6 +227,20 @@ def test_cli_bad_config_is_one_line_exit_1(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == ["error: " + str(tmp_path / "r.toml")
                                                 + ": record.feeds[0].colour: unknown key"]
+    taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    taken.bind(("127.0.0.1", 0))
+    with taken:
+        for feed, says in (
+                ({"kind": "moldudp64", "url": f"udp://127.0.0.1:{taken.getsockname()[1]}"},
+                 "Address already in use"),
+                ({"kind": "soupbintcp", "url": "tcp://127.0.0.1:1"},
+                 str(tmp_path / "r.toml") + ": record.feeds[0].kind: soupbintcp feeds are not recorded yet")):
+            config = write_config(tmp_path / "r.toml", [{"name": "x", **feed}], out=str(tmp_path / "cap"))
+            proc = subprocess.run([LOCKSTEP, "record", str(config)], capture_output=True, text=True,
+                                  timeout=60, check=False)
+            assert proc.returncode == 1
+            (line,) = proc.stderr.strip().splitlines()
+            assert line.startswith("error: ") and says in line
 
 
 # ---------------------------------------------------------------------------------------------

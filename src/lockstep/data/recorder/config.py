@@ -162,6 +162,7 @@ class RecordConfig:
     prefix: str = "capture"
     capture: CaptureSettings = dataclasses.field(default_factory=CaptureSettings)
     metrics: str = ""
+    source: str = "record config"  #: the file it was read from, which errors about it name
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RecordConfig:
@@ -209,7 +210,7 @@ def load_record_config(path: str | os.PathLike[str], overrides: Sequence[str] = 
     source = os.fspath(path)
     data = apply_overrides(read_toml(Path(path)), overrides, tables=_TABLES)
     try:
-        return RecordConfig.from_dict(data)
+        return dataclasses.replace(RecordConfig.from_dict(data), source=source)
     except ConfigError as e:
         if type(e) is ConfigError and e.source == "risk config":  # raised by a shared check
             raise ConfigError(e.key, e.reason, source=source) from None

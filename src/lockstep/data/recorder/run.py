@@ -51,7 +51,7 @@ class _StreamFeed:
         pass
 
 
-def _make_feed(feed: FeedSettings, sink: CaptureSink, index: int) -> Any:
+def _make_feed(feed: FeedSettings, sink: CaptureSink, index: int, source: str) -> Any:
     if feed.kind == "moldudp64":
         return MoldFeed(feed, sink)
     if feed.kind == "websocket":
@@ -61,9 +61,10 @@ def _make_feed(feed: FeedSettings, sink: CaptureSink, index: int) -> Any:
             module = importlib.import_module("lockstep.data.recorder.websocket")
         except ImportError as e:
             raise ConfigError(f"record.feeds[{index}].kind",
-                              f"websocket feeds cannot be recorded here: {e}") from None
+                              f"websocket feeds cannot be recorded here: {e}", source=source) from None
         return _StreamFeed(feed, sink, module.record_websocket)
-    raise ConfigError(f"record.feeds[{index}].kind", f"{feed.kind} feeds are not recorded yet")
+    raise ConfigError(f"record.feeds[{index}].kind", f"{feed.kind} feeds are not recorded yet",
+                      source=source)
 
 
 class Recorder:
@@ -77,7 +78,7 @@ class Recorder:
         self.feeds: dict[str, Any] = {}
         try:
             for i, f in enumerate(config.feeds):
-                self.feeds[f.name] = _make_feed(f, self.capture.sink(f.name), i)
+                self.feeds[f.name] = _make_feed(f, self.capture.sink(f.name), i, config.source)
         except BaseException:
             self.close_feeds()
             raise
