@@ -1,7 +1,9 @@
 """The loopback venue's ITCH feed encoder (venue/itch_feed.hpp) against its pure-Python twin
 (lockstep.reference.itch_feed) on arbitrary event streams: the same datagrams byte for byte, the
 same sequence numbers, counts, pacing stops and message budgets; and every datagram read back by
-the MoldUDP64 reader and the one ITCH decoder."""
+the MoldUDP64 reader and the one ITCH decoder. With the trading side attached
+(venue/replayed_markets.hpp and lockstep.reference.replayed_markets), the same stops at fills,
+the same fills reported and the same own-order messages."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,10 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lockstep._bindings.itch_feed import ItchFeed as CompiledFeed
 
-from lockstep.enums import Status
-from lockstep.events import EventKind, empty_columns
+from lockstep.enums import Status, TimeInForce
+from lockstep.events import EventKind, Side, empty_columns
 from lockstep.protocols import moldudp64
 from lockstep.reference.itch_feed import ItchFeed as ReferenceFeed
+from lockstep.reference.replayed_markets import ReplayedMarkets as ReferenceMarkets
+from lockstep.venue.matching import ReplayedMarkets as CompiledMarkets
 
 FAST = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SESSION = b"TWINFEED  "
@@ -138,3 +142,91 @@ def test_compiled_feed_matches_its_twin_on_a_long_seeded_stream(seed):
     assert _run(compiled, cols, until=until, budget=3_000) == _run(twin, cols, until=until, budget=3_000)
     assert compiled.counts() == twin.counts()
     assert all(compiled.counts()["skipped"][:5])  # every reason met
+
+
+# ------------------------------------------------------------------ with the trading side attached
+
+own_order = st.tuples(st.sampled_from([0, 1]), st.sampled_from([1, 2]),  # instrument, side
+                      st.integers(1, 3), st.integers(1, 4))  # price, qty: where the stream trades
+
+
+def _trading(compiled: bool):
+    feed = _feed(CompiledFeed if compiled else ReferenceFeed)
+    markets = CompiledMarkets(["l2", "l3"]) if compiled else ReferenceMarkets(["l2", "l3"])
+    feed.attach(markets.core if compiled else markets)
+    return feed, markets
+
+
+def _trade(compiled: bool, cols, orders, show: bool):
+    """Our orders rest before the stream (shown if `show`), the first is canceled halfway; every
+    call's datagrams, stop, and what the matchers reported at each stop."""
+    feed, markets = _trading(compiled)
+    n = len(cols["ts_event"])
+    ts0 = int(cols["ts_event"][0])
+    calls = []
+    pos = 0
+    for _ in range(2 * n + 4):
+        out = np.zeros(1 << 20, np.uint8)
+        lengths = np.zeros(1024, np.uint32)
+        feed.begin(out, lengths)
+        if not calls:
+            for k, (inst, side, price, qty) in enumerate(orders, start=1):
+                markets.submit(inst, k, side, TimeInForce.GTC, price, qty)
+        if orders and pos >= n // 2 and markets.order(orders[0][0], 1) is not None:
+            markets.cancel(orders[0][0], 1)
+        reported = [markets.drain(inst) for inst in (0, 1)]
+        if show:
+            assert feed.show_own_orders(ts0) == Status.OK
+        status, pos, _ = feed.encode(cols, n, pos, 1 << 62, 1 << 40)
+        k = feed.finish()
+        calls.append((status, pos, feed.filled, reported,
+                      out[:int(lengths[:k].sum())].tobytes(), lengths[:k].tolist()))
+        if pos == n:
+            break
+    return calls, feed.counts(), feed.own_shown, [markets.orders(inst) for inst in (0, 1)]
+
+
+@FAST
+@given(st.lists(event, min_size=1, max_size=120), st.lists(own_order, max_size=4), st.booleans())
+def test_with_the_trading_side_the_compiled_feed_matches_its_twin(events, orders, show):
+    cols = _columns(events)
+    got = _trade(True, cols, orders, show)
+    assert got == _trade(False, cols, orders, show)
+
+
+def test_a_fill_of_a_shown_order_is_an_order_executed_and_ends_the_call():
+    events = [(EventKind.L3_ADD, 1, 1, 2, 3, 1, True, 0),   # a bid at 2 before ours
+              (EventKind.L3_ADD, 1, 1, 1, 3, 2, True, 10),  # a worse bid
+              (EventKind.L3_EXECUTE, 1, 1, 1, 3, 2, True, 10),  # it trades: ours (at 2) first
+              (EventKind.L3_ADD, 1, 2, 3, 3, 3, True, 10)]
+    cols = _columns(events)
+    for compiled in (True, False):
+        feed, markets = _trading(compiled)
+        out, lengths = np.zeros(1 << 16, np.uint8), np.zeros(64, np.uint32)
+        feed.begin(out, lengths)
+        status, pos, _ = feed.encode(cols, 1, 0, 1 << 62, 1 << 40)  # the first event only
+        assert (status, pos, feed.filled) == (Status.OK, 1, False)
+        markets.submit(1, 9, Side.BID, TimeInForce.GTC, 2, 2)
+        assert feed.show_own_orders(int(cols["ts_event"][0])) == Status.OK and feed.own_shown == 1
+        status, pos, _ = feed.encode(cols, 4, pos, 1 << 62, 1 << 40)
+        assert (status, pos, feed.filled) == (Status.OK, 3, True)
+        (fill,) = markets.drain(1)
+        assert (fill.client_order_id, fill.qty, fill.maker) == (9, 2, True)
+        k = feed.finish()
+        packets = moldudp64.read_packet(out[:int(lengths[:k].sum())].tobytes()).messages
+        # A (the dataset's bid at 2), A (ours), A (the worse bid), E of it, then E of ours
+        assert [m[:1] for m in packets] == [b"A", b"A", b"A", b"E", b"E"]
+        assert packets[4][11:19] == packets[1][11:19] and feed.own_shown == 0
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_our_orders_on_an_l2_instrument_are_not_shown(compiled):
+    """An L2 book is shown one venue order per level, the dataset's size: ours has no place."""
+    feed, markets = _trading(compiled)
+    out, lengths = np.zeros(1 << 16, np.uint8), np.zeros(64, np.uint32)
+    feed.begin(out, lengths)
+    markets.submit(0, 1, Side.BID, TimeInForce.GTC, 2, 5)  # instrument 0 is the L2 one
+    markets.submit(1, 2, Side.BID, TimeInForce.GTC, 2, 5)
+    assert feed.show_own_orders(0) == Status.OK
+    assert feed.own_shown == 1 and feed.counts()["messages"] == 1  # the L3 order's 'A' only
+    assert feed.finish() == 1

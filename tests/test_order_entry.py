@@ -311,7 +311,7 @@ def test_a_replace_that_crosses_executes_under_the_new_token(venue):
 @pytest.mark.parametrize("order, reason", [
     (enter("J1", price="100.005"), "X"),  # off the 0.01 increment
     (enter("J2", price="0"), "X"),
-    (enter("J3", shares=0), "Z"),
+    (enter("J3", shares=0), "O"),  # OUCH 4.2 has no reason of its own; "Z" is above a threshold
     (enter("J4", stock="NOPE"), "S"),
     (enter("J5", display="Q"), "D"),
     (enter("J6", tif=30), "O"),  # timed orders are not modelled
@@ -343,8 +343,40 @@ def test_token_reuse_and_unknown_tokens_are_ignored_as_ouch_says(venue, caplog):
         (accepted,) = client.messages(1)
     assert accepted.token == "D3"
     assert [o.price for o in market.matcher.orders()] == [_ticks("99.00"), _ticks("97.00")]
-    assert server.summary()["ignored"] == 3
+    summary = server.summary()
+    assert (summary["ignored"], summary["duplicate_tokens"], summary["unknown_tokens"]) == (3, 1, 2)
     assert "reuses token 'D1'" in caplog.text
+
+
+def test_a_replace_to_a_token_used_before_is_a_duplicate_token(venue):
+    server, _ = venue
+    client = logged_in(server)
+    client.enter(enter("E1", price="99.00"))
+    client.enter(enter("E2", price="98.00"))
+    client.messages(2)
+    client.enter(ouch.ReplaceOrder("E1", "E2", 100, 970_000, 99999, "Y", "N", 0))
+    client.enter(ouch.CancelOrder("E1", 0))
+    (canceled,) = client.messages(1)  # E1 was left as it was
+    assert (canceled.token, canceled.decrement_shares) == ("E1", 100)
+    assert (server.summary()["duplicate_tokens"], server.summary()["unknown_tokens"]) == (1, 0)
+
+
+def test_a_size_off_the_instruments_lot_is_rejected_as_an_odd_lot():
+    lots_of_ten = Instrument(STOCK, "loopback", price_increment="0.01", size_increment="10")
+    book = L2Book()
+    book.set(Side.ASK, _ticks("100.00"), 30)
+    handler = MatchingOrderHandler([Market(lots_of_ten, book, L2Matcher())], clock_ns=Clock())
+    server = OrderEntryServer("tcp://127.0.0.1:0", USERS, handler)
+    try:
+        client = logged_in(server)
+        client.enter(enter("L1", shares=15, price="99.00"))
+        client.enter(enter("L2", shares=20, price="99.00"))
+        rejected, accepted = client.messages(2)
+    finally:
+        server.close()
+    # OUCH 4.2's "e": odd lot order restriction
+    assert (rejected.token, rejected.reason) == ("L1", "e")
+    assert (accepted.token, accepted.shares) == ("L2", 20)
 
 
 def test_tokens_are_per_account(venue):
@@ -553,6 +585,23 @@ def test_end_of_session_sends_the_end_of_day_event_then_end_of_session(venue):
     got = client.wait_closed()
     assert [type(p) for p in got] == [soup.SequencedData, soup.EndOfSession]
     assert ouch.decode_outbound(got[0].payload).event_code == "E"
+
+
+def test_orders_live_at_the_end_of_the_session_are_canceled_for_their_time_in_force(venue):
+    server, _ = venue
+    client = logged_in(server)
+    client.enter(enter("R1", side="B", shares=100, price="99.98", tif=99998))
+    client.enter(enter("R2", side="S", shares=40, price="100.05", tif=99999))
+    assert [m.order_state for m in client.messages(2)] == ["L", "L"]
+    server.end_session()
+    got = client.wait_closed()
+    assert [type(p) for p in got] == [soup.SequencedData] * 3 + [soup.EndOfSession]
+    canceled = [ouch.decode_outbound(p.payload) for p in got[:2]]
+    # OUCH 4.2's reason for an order whose time in force ended: T (timeout)
+    assert [(c.token, c.decrement_shares, c.reason) for c in canceled] == [
+        ("R1", 100, "T"), ("R2", 40, "T")]
+    assert ouch.decode_outbound(got[2].payload).event_code == "E"
+    assert server.summary()["expired"] == 2
 
 
 def test_summary_counts_what_happened(venue):

@@ -21,12 +21,13 @@ from lockstep.data.dataset import Dataset, DatasetWriter, Instrument
 from lockstep.data.importers.itch import decode_itch
 from lockstep.data.pipeline import ValidationConfig, import_data
 from lockstep.data.synth import generate
-from lockstep.events import EventKind, empty_columns
+from lockstep.enums import SubmitOutcome, TimeInForce
+from lockstep.events import EventKind, Side, empty_columns
 from lockstep.net import UdpSocket
 from lockstep.protocols import moldudp64
 from lockstep.venue.loopback.config import VenueConfig, VenueSettings, load_venue_config
-from lockstep.venue.loopback.feed import OWN_ORDER_BIT
 from lockstep.venue.loopback.serve import LoopbackVenue
+from lockstep.venue.matching import ReplayedMarkets
 
 LOCKSTEP = shutil.which("lockstep") or "lockstep"
 SESSION = "TESTFEED"
@@ -414,23 +415,19 @@ def test_events_no_message_carries_are_counted_by_reason(tmp_path):
     assert levels_of(got[0]) == {(1, 10100): 5}  # order 7 moved to 1.01 (Price(4) 10100)
 
 
-def test_own_orders_are_published_in_the_same_sequence(tmp_path):
+def test_own_orders_are_shown_in_the_same_sequence(tmp_path):
     ds = _l3_dataset(tmp_path / "root", [(EventKind.L3_ADD, 1, 100, 5, 7)])
     receiver = FeedReceiver()
     with LoopbackVenue(venue_config(ds, receiver, speed=1.0)) as v:
+        markets = ReplayedMarkets(["l3"])
+        v.feed.attach_markets(markets)
         v.feed.start()
-        own = empty_columns(2)
-        own["kind"][:] = [EventKind.L3_ADD, EventKind.L3_DELETE]
-        own["side"][:] = 2
-        own["price"][:] = 105
-        own["qty"][:] = 3
-        own["order_id"][:] = OWN_ORDER_BIT | 7  # the dataset's order 7 is another order
-        own["flags"][:] = 1
-        own["instrument"][:] = 0
-        own["ts_event"][:] = own["ts_recv"][:] = 1_700_000_000_000_000_000
-        assert v.feed.publish(own, 1) == 1
+        # client order id 7, like the dataset's order 7: another order all the same
+        assert markets.submit(0, 7, Side.ASK, TimeInForce.GTC, 105, 3).outcome is SubmitOutcome.RESTED
+        v.feed.show_own_orders()
         assert v.feed.poll() is None  # the dataset's one event, then the end
-        assert v.feed.publish({k: c[1:] for k, c in own.items()}, 1) == 1
+        assert markets.cancel(0, 7)
+        v.feed.show_own_orders()
         receiver.pump(2.0, idle=0.2)
     messages = [m for _, m in sorted(receiver.messages.items())]
     adds = [m for m in messages if m[:1] == b"A"]

@@ -198,3 +198,40 @@ def test_cli_reports_the_order_entry_address_and_trades(tmp_path):
     assert proc.returncode == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert (summary["orders"], summary["fills"], summary["sessions"]) == (1, 1, 1)
+
+
+def test_a_fill_of_our_shown_order_goes_out_as_order_executed(tmp_path):
+    """Like a real venue's: the fill is an 'E' of our order's reference, with a match number,
+    not a cancel or delete of it."""
+    ds = _dataset(tmp_path / "root", "l3", [
+        (0.0, EventKind.L3_ADD, Side.BID, 9_999, 200, 1),
+        (0.0, EventKind.L3_ADD, Side.ASK, 10_001, 300, 2),
+        (1.0, EventKind.L3_ADD, Side.BID, 9_998, 50, 3),
+        (2.0, EventKind.L3_EXECUTE, Side.BID, 9_998, 50, 3),  # a worse bid trades: we fill first
+        (3.0, EventKind.L3_ADD, Side.ASK, 10_002, 10, 4),
+    ])
+    receiver = FeedReceiver()
+    venue = LoopbackVenue(venue_config(ds, receiver, speed=1.0, linger="0s", users=USERS))
+    venue.attach(OrderEntry(venue.feed))
+    running = Running(venue, DEADLINE_S)
+    client = _login(venue.addresses["order_entry"])
+    client.enter(enter("R1", side="B", shares=70, price="99.99", stock=STOCK))
+    (accepted,) = _messages(client, 1)
+    assert accepted.order_state == "L"
+    (executed,) = _messages(client, 1)
+    assert (executed.token, executed.executed_shares, executed.liquidity_flag) == ("R1", 70, "A")
+    receiver.pump(DEADLINE_S, idle=0.3)
+    summary = running.finish()
+    receiver.close()
+    messages = [m for _, m in sorted(receiver.messages.items())]
+    # Add Order: reference [11:19], side [19], shares [20:24]; Order Executed: reference [11:19],
+    # shares [19:23], match number [23:31].
+    (ours,) = [m for m in messages if m[:1] == b"A" and int.from_bytes(m[20:24], "big") == 70]
+    about_ours = [m for m in messages if m[:1] in b"EXDU" and m[11:19] == ours[11:19]]
+    assert [m[:1] for m in about_ours] == [b"E"]
+    assert int.from_bytes(about_ours[0][19:23], "big") == 70
+    executions = [m for m in messages if m[:1] == b"E"]
+    # the dataset's execution of order 3 first (the event that filled us), then ours
+    assert executions[-1] is about_ours[0] and len(executions) == 2
+    assert int.from_bytes(executions[1][23:31], "big") == int.from_bytes(executions[0][23:31], "big") + 1
+    assert (summary["orders"], summary["fills"]) == (1, 1)

@@ -169,6 +169,15 @@ class PipelineError(LockstepError):
     """A step of the data path cannot run (bad arguments, missing inputs, unknown dataset)."""
 
 
+class ControlError(LockstepError):
+    """A live node's control command that failed: refused by the node, or a control socket
+    that cannot be served (its path taken by another node, not a socket, not loopback)."""
+
+
+class ControlUnreachable(ControlError):
+    """No live node answers at a control socket (none running, or it did not answer in time)."""
+
+
 # --------------------------------------------------------------------------------------------
 # C++ status codes
 
@@ -297,6 +306,8 @@ __all__ = [
     "AddressError",
     "ConfigError",
     "ConfigSyntaxError",
+    "ControlError",
+    "ControlUnreachable",
     "DatasetError",
     "DecodeError",
     "DecodeRestart",

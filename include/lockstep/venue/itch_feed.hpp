@@ -20,6 +20,12 @@
 //   receiver's L3 book summed by level is then exactly the L2 book.
 // - Events no message can carry (a price or quantity outside ITCH's 32 bits, a reference the feed
 //   does not know, execution and control events) are skipped and counted by reason.
+// - With the venue's trading side attached (venue/replayed_markets.hpp), every event consumed is
+//   also handed to it, after its messages are written: its books and matchers follow the stream.
+//   An event that fills one of our resting orders ends the call (the caller sends the fill's OUCH
+//   message at that place in the stream); fills of our orders the feed shows go out at once as
+//   'E' of the shown order. show_own_orders() publishes what else changed in our resting orders
+//   (L3 instruments only: an L2 book is shown one order per level, where ours has no place).
 //
 // Hot code: noexcept, returns a Status, allocation-free per event (the order pool and maps grow
 // by doubling only when more orders are live than ever before).
@@ -35,6 +41,7 @@
 #include "lockstep/codecs/itch_encode.hpp"
 #include "lockstep/codecs/moldudp64.hpp"
 #include "lockstep/core/events.hpp"
+#include "lockstep/venue/replayed_markets.hpp"
 
 namespace lockstep::venue {
 
@@ -51,6 +58,9 @@ enum class FeedSkip : uint8_t {
     ExecutionPrint = 6,   // the TRADE of an execution already sent as 'E' (its print is the 'E')
     Count = 7,
 };
+
+// Set in the order id (the map key) of our own orders shown in the feed: never a dataset's id.
+constexpr uint64_t kOwnOrderBit = uint64_t{1} << 63;
 
 struct FeedCounts {
     uint64_t messages = 0;  // ITCH messages written (= sequence numbers used)
@@ -125,34 +135,95 @@ public:
         return put(m);
     }
 
+    // The trading side every consumed event is handed to (null: none). Not owned.
+    void attach(ReplayedMarkets* markets) noexcept { markets_ = markets; }
+
     // Encodes events [from, ev.size) until one of them stops it; *next is the first event not
-    // consumed. Ok: all consumed. WouldBlock: the venue message starting at *next is due after
-    // `until_ts` (pacing; *due_ts says when). OutputFull: the buffer or the message budget
-    // (`max_messages` more) cannot take the next event's messages: send and call again.
+    // consumed. Ok: all consumed, or (*filled set) the event before *next filled one of our
+    // orders: its instrument's matcher events wait to be read. WouldBlock: the venue message
+    // starting at *next is due after `until_ts` (pacing; *due_ts says when). OutputFull: the
+    // buffer or the message budget (`max_messages` more) cannot take the next event's messages:
+    // send and call again.
     Status encode(const EventColumns& ev, size_t from, int64_t until_ts, uint64_t max_messages,
-                  size_t* next, int64_t* due_ts) noexcept {
+                  size_t* next, int64_t* due_ts, bool* filled) noexcept {
         const uint64_t budget_end = counts_.messages + max_messages;
         size_t i = from;
         Status st = Status::Ok;
+        *filled = false;
         for (; i < ev.size; ++i) {
             if (at_message_start_ && ev.ts_event[i] > until_ts) {
                 *due_ts = ev.ts_event[i];
                 st = Status::WouldBlock;
                 break;
             }
-            const size_t needed = messages_needed(ev, i);
+            size_t needed = messages_needed(ev, i);
+            if (markets_ != nullptr && ev.instrument[i] < markets_->instrument_count()) {
+                needed += markets_->resting(ev.instrument[i]);  // an 'E' per order it may fill
+            }
             if (counts_.messages + needed > budget_end || !room_for(needed)) {
                 st = Status::OutputFull;
                 break;
             }
             apply(ev, i);
             ++counts_.events;
+            const bool fills = markets_ != nullptr && markets_->on_event(ev, i);
+            if (fills) [[unlikely]] show_own_fills(ev.instrument[i], ev.ts_event[i]);
             at_message_start_ = (ev.flags[i] & flags::kLast) != 0;
             if (at_message_start_) execute_in_message_ = false;
+            if (fills) [[unlikely]] {
+                *filled = true;
+                ++i;
+                break;
+            }
         }
         *next = i;
         return st;
     }
+
+    // Publishes what changed in our resting orders on L3 instruments since the feed last showed
+    // them: 'A' for a new one, 'X' for fewer shares at the same price, 'U' for any other change,
+    // 'D' for one that left (canceled; filled ones left with their 'E'). Stamped `ts`. OutputFull
+    // (nothing written): the buffer cannot surely take them; call again after begin().
+    Status show_own_orders(const ReplayedMarkets& markets, int64_t ts) noexcept {
+        size_t needed = own_.size();
+        for (uint32_t in = 0; in < markets.instrument_count(); ++in) needed += markets.resting(in);
+        if (!room_for(needed)) return Status::OutputFull;
+        size_t w = 0;
+        for (size_t k = 0; k < own_.size(); ++k) {
+            const uint32_t slot = own_[k];
+            const Order& o = pool_[slot];
+            const RestingOrder* r = markets.find_order(o.instrument, o.key & ~kOwnOrderBit);
+            uint32_t price = 0, shares = 0;
+            if (r == nullptr || !to_wire(o.instrument, r->price, r->qty, &price, &shares) ||
+                shares == 0) {
+                remove(o.instrument, ts, slot);
+                continue;
+            }
+            if (price == o.price && shares < o.shares) cancel(o.instrument, ts, slot, o.shares - shares);
+            else if (price != o.price || shares != o.shares) replace(o.instrument, ts, slot, price, shares);
+            own_[w++] = slot;
+        }
+        own_.resize(w);
+        for (uint32_t in = 0; in < markets.instrument_count(); ++in) {
+            if (in >= instruments_.size() || !instruments_[in].known || instruments_[in].l2) continue;
+            for (size_t k = 0; k < markets.resting(in); ++k) {
+                const RestingOrder& r = markets.resting_at(in, k);
+                const int64_t key = int64_t(r.client_order_id | kOwnOrderBit);
+                uint32_t price = 0, shares = 0;
+                if (maps_[2 * in].find(key) != FlatHashMap<int64_t>::kMissing ||
+                    !to_wire(in, r.price, r.qty, &price, &shares) || shares == 0)
+                    continue;
+                const uint32_t slot = new_order(in, key, r.side == Side::Bid ? 'B' : 'S', price, shares,
+                                                /*own=*/true);
+                add(in, ts, slot);
+                if (own_.size() == own_.capacity()) own_.reserve(own_.capacity() * 2 + 16);
+                own_.push_back(slot);
+            }
+        }
+        return Status::Ok;
+    }
+
+    size_t own_shown() const noexcept { return own_.size(); }
 
     uint64_t next_sequence() const noexcept { return next_sequence_; }
     const FeedCounts& counts() const noexcept { return counts_; }
@@ -174,6 +245,7 @@ private:
         uint32_t instrument;
         uint32_t prev, next;
         uint8_t side;  // 'B' or 'S'
+        bool own;      // ours: not in the instrument's list (a dataset's book clear keeps it)
     };
     static constexpr uint32_t kNone = UINT32_MAX;
 
@@ -244,7 +316,8 @@ private:
         return maps_[2 * in + (instruments_[in].l2 && side == 'S' ? 1 : 0)];
     }
 
-    uint32_t new_order(uint32_t in, int64_t key, uint8_t side, uint32_t price, uint32_t shares) noexcept {
+    uint32_t new_order(uint32_t in, int64_t key, uint8_t side, uint32_t price, uint32_t shares,
+                       bool own = false) noexcept {
         uint32_t slot;
         if (!free_.empty()) {
             slot = free_.back();
@@ -254,9 +327,12 @@ private:
             pool_.push_back(Order{});  // grows by doubling past the reserve: amortized, not per event
         }
         Order& o = pool_[slot];
-        o = Order{next_reference_++, key, price, shares, in, kNone, instruments_[in].head, side};
-        if (o.next != kNone) pool_[o.next].prev = slot;
-        instruments_[in].head = slot;
+        o = Order{next_reference_++, key, price, shares, in, kNone, own ? kNone : instruments_[in].head,
+                  side, own};
+        if (!own) {
+            if (o.next != kNone) pool_[o.next].prev = slot;
+            instruments_[in].head = slot;
+        }
         map_of(in, side).insert(key, slot);
         ++live_;
         return slot;
@@ -265,9 +341,11 @@ private:
     void drop_order(uint32_t slot) noexcept {
         Order& o = pool_[slot];
         map_of(o.instrument, o.side).erase(o.key);
-        if (o.prev != kNone) pool_[o.prev].next = o.next;
-        else instruments_[o.instrument].head = o.next;
-        if (o.next != kNone) pool_[o.next].prev = o.prev;
+        if (!o.own) {
+            if (o.prev != kNone) pool_[o.prev].next = o.next;
+            else instruments_[o.instrument].head = o.next;
+            if (o.next != kNone) pool_[o.next].prev = o.prev;
+        }
         if (free_.size() == free_.capacity()) free_.reserve(free_.capacity() * 2 + 64);
         free_.push_back(slot);
         --live_;
@@ -306,6 +384,41 @@ private:
         o.price = price, o.shares = shares;
         m.new_reference = o.reference, m.shares = shares, m.price = price;
         put(m);
+    }
+
+    // 'E' of `shares` (at most what the order shows) of a shown order, with the next match number.
+    void execute(uint32_t in, int64_t ts, uint32_t slot, uint32_t shares) noexcept {
+        const uint32_t had = pool_[slot].shares;
+        if (shares > had) shares = had;
+        ie::OrderExecuted m{};
+        stamp(m, in, ts);
+        m.order_reference = pool_[slot].reference;
+        m.executed_shares = shares, m.match_number = ++match_number_;
+        put(m);
+        if (shares == had) drop_order(slot);
+        else pool_[slot].shares -= shares;
+    }
+
+    // The fills the trading side just reported on `in`: an 'E' of each filled order the feed shows
+    // (our orders it does not show, and the events themselves, are the caller's). A fully
+    // executed order leaves the shown list.
+    void show_own_fills(uint32_t in, int64_t ts) noexcept {
+        if (in >= instruments_.size() || !instruments_[in].known || instruments_[in].l2) return;
+        for (const MatchEvent& e : markets_->events(in)) {
+            if (e.kind != MatchEventKind::Fill) continue;
+            const uint32_t slot = maps_[2 * in].find(int64_t(e.client_order_id | kOwnOrderBit));
+            uint32_t price = 0, shares = 0;
+            if (slot == FlatHashMap<int64_t>::kMissing || !to_wire(in, 0, e.qty, &price, &shares)) continue;
+            const bool leaves = shares >= pool_[slot].shares;
+            execute(in, ts, slot, shares);
+            if (leaves) {
+                for (size_t k = 0; k < own_.size(); ++k) {
+                    if (own_[k] != slot) continue;
+                    own_.erase(own_.begin() + std::ptrdiff_t(k));  // shifts: no allocation
+                    break;
+                }
+            }
+        }
     }
 
     // ITCH's 32-bit fields, or false.
@@ -376,19 +489,11 @@ private:
         const uint32_t had = pool_[slot].shares;
         switch (kind) {
             case EventKind::L3Delete: return remove(in, ts, slot);
-            case EventKind::L3Execute: {
+            case EventKind::L3Execute:
                 if (!to_wire(in, 0, ev.qty[i], &price, &shares)) return skip(FeedSkip::OutOfRange);
-                if (shares > had) shares = had;
-                ie::OrderExecuted m{};
-                stamp(m, in, ts);
-                m.order_reference = pool_[slot].reference;
-                m.executed_shares = shares, m.match_number = ++match_number_;
-                put(m);
+                execute(in, ts, slot, shares);
                 execute_in_message_ = true;
-                if (shares == had) drop_order(slot);
-                else pool_[slot].shares -= shares;
                 return;
-            }
             case EventKind::L3Modify: {
                 if (!to_wire(in, ev.price[i], ev.qty[i], &price, &shares)) return skip(FeedSkip::OutOfRange);
                 if (shares == 0) return remove(in, ts, slot);
@@ -412,6 +517,8 @@ private:
     std::vector<FlatHashMap<int64_t>> maps_;  // 2 per instrument: L3 orders by id; L2 bid, ask levels
     std::vector<Order> pool_;
     std::vector<uint32_t> free_;
+    std::vector<uint32_t> own_;  // our orders shown, as pool slots, in the order first shown
+    ReplayedMarkets* markets_ = nullptr;
     size_t live_ = 0;
     FeedCounts counts_;
 

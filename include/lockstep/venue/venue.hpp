@@ -109,6 +109,32 @@ struct VenueCounters {
     uint64_t replace_rejected = 0;
 };
 
+// How the simulated venue's matchers follow a replayed market: one market event, shown to the
+// instrument's matcher BEFORE its book applies it (matchers read the level or order it changes).
+// L2: a level update moves queue-ahead (never fills), a print may fill. L3: the order events and
+// prints as the L3 matcher takes them. Other kinds change nothing. The backtests' venue and the
+// loopback venue (venue/replayed_markets.hpp) both call these: one rule, one place.
+inline void show_market(L2Matcher& m, const L2Book& book, uint8_t kind, uint8_t side,
+                        int64_t price, int64_t qty, uint64_t /*order_id*/) {
+    const Side s = static_cast<Side>(side);
+    if (kind == static_cast<uint8_t>(EventKind::L2Set)) {
+        if (s == Side::Bid || s == Side::Ask) m.on_level(s, price, book.qty_at(s, price), qty);
+    } else if (kind == static_cast<uint8_t>(EventKind::Trade)) {
+        m.on_trade(price, qty, s);
+    }
+}
+
+inline void show_market(L3Matcher& m, const L3Book& book, uint8_t kind, uint8_t side,
+                        int64_t price, int64_t qty, uint64_t order_id) {
+    const Side s = static_cast<Side>(side);
+    if (kind == static_cast<uint8_t>(EventKind::Trade)) {
+        m.on_trade(price, qty, s);
+    } else if (kind >= static_cast<uint8_t>(EventKind::L3Add) &&
+               kind <= static_cast<uint8_t>(EventKind::BookClear)) {
+        m.on_l3(static_cast<EventKind>(kind), s, order_id, price, qty, book);
+    }
+}
+
 class SimulatedVenue final : public VenueAdapter {
 public:
     // Not for the hot path. `market` must outlive the venue: its books are the venue's books.
@@ -177,35 +203,20 @@ public:
     // it produced responses.
     bool on_market(uint32_t inst, uint8_t kind, uint8_t side, int64_t price, int64_t qty,
                    uint64_t order_id, int64_t ts_event, int64_t feed_latency_ns) noexcept {
-        const Side s = static_cast<Side>(side);
         if (market_->book_type(inst) == BookType::L2) {
             L2Matcher& m = l2_[inst];
-            if (kind == static_cast<uint8_t>(EventKind::L2Set)) {
-                if (s != Side::Bid && s != Side::Ask) return false;
-                m.on_level(s, price, market_->l2(inst).qty_at(s, price), qty);
-                return false;  // level updates never fill
-            }
-            if (kind != static_cast<uint8_t>(EventKind::Trade)) return false;
-            m.on_trade(price, qty, s);
+            show_market(m, market_->l2(inst), kind, side, price, qty, order_id);
             if (m.events().empty()) return false;
             response_at_ = ts_event + latency_.response(feed_latency_ns);
             drain(inst, m, ts_event, /*accepted_first=*/false, nullptr);
             return true;
-        } else {
-            L3Matcher& m = l3_[inst];
-            if (kind == static_cast<uint8_t>(EventKind::Trade)) {
-                m.on_trade(price, qty, s);
-            } else if (kind >= static_cast<uint8_t>(EventKind::L3Add) &&
-                       kind <= static_cast<uint8_t>(EventKind::BookClear)) {
-                m.on_l3(static_cast<EventKind>(kind), s, order_id, price, qty, market_->l3(inst));
-            } else {
-                return false;
-            }
-            if (m.events().empty()) return false;
-            response_at_ = ts_event + latency_.response(feed_latency_ns);
-            drain(inst, m, ts_event, false, nullptr);
-            return true;
         }
+        L3Matcher& m = l3_[inst];
+        show_market(m, market_->l3(inst), kind, side, price, qty, order_id);
+        if (m.events().empty()) return false;
+        response_at_ = ts_event + latency_.response(feed_latency_ns);
+        drain(inst, m, ts_event, false, nullptr);
+        return true;
     }
 
     const VenueCounters& counters() const noexcept { return counters_; }

@@ -5,9 +5,11 @@ The public API is lockstep.venue.loopback.feed. The caller owns the output: a ui
 receives datagrams back to back and a uint32 array that receives their lengths.
 """
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libcpp cimport bool as cbool
 from libcpp.memory cimport unique_ptr
 
 from lockstep._bindings.columns cimport columns_view
+from lockstep._bindings.matching cimport ReplayedMarkets
 from lockstep.includes.base.status cimport CStatus
 from lockstep.includes.core.events cimport CEventColumns
 from lockstep.includes.venue.itch_feed cimport CFeedCounts, CFeedSkip, CItchFeed
@@ -27,6 +29,8 @@ cdef class ItchFeed:
     cdef unique_ptr[CItchFeed] core
     cdef object out
     cdef object lengths
+    cdef ReplayedMarkets markets
+    cdef public bint filled
 
     def __cinit__(self, bytes session, size_t packet_bytes, int64_t day_start_ns,
                   uint64_t first_sequence, size_t expected_orders):
@@ -55,15 +59,33 @@ cdef class ItchFeed:
     def stock_directory(self, uint32_t index, int64_t ts):
         return int(self.core.get().stock_directory(index, ts))
 
+    def attach(self, ReplayedMarkets markets):
+        """Every event consumed from now on also moves `markets` (kept alive here)."""
+        self.markets = markets
+        self.core.get().attach(markets.core.get())
+
     def encode(self, cols, size_t size, size_t start, int64_t until_ts, uint64_t max_messages):
-        """(status, next event, ts_event of the event waited for when status is WouldBlock)."""
+        """(status, next event, ts_event of the event waited for when status is WouldBlock);
+        `filled` then says whether the call ended after an event that filled one of our orders."""
         cdef CEventColumns view = columns_view(cols, size)
         cdef size_t nxt = start
         cdef int64_t due = 0
+        cdef cbool filled = False
         cdef CStatus st
         with nogil:
-            st = self.core.get().encode(view, start, until_ts, max_messages, &nxt, &due)
+            st = self.core.get().encode(view, start, until_ts, max_messages, &nxt, &due, &filled)
+        self.filled = filled
         return int(st), nxt, due
+
+    def show_own_orders(self, int64_t ts):
+        """Publishes the changes of our resting orders on L3 instruments (needs attach())."""
+        if self.markets is None:
+            raise ValueError("no trading side attached")
+        return int(self.core.get().show_own_orders(self.markets.core.get()[0], ts))
+
+    @property
+    def own_shown(self):
+        return self.core.get().own_shown()
 
     @property
     def next_sequence(self):

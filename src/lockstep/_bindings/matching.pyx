@@ -12,7 +12,10 @@ matcher reads into a scratch C++ book: for L2, the opposite levels that cross th
 side's level at the limit; for L3, the whole book (orders in FIFO order), which is slow and only
 meant for tests. The C++ core itself reads the replayed book directly.
 """
-from libc.stdint cimport int64_t, uint8_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libcpp.vector cimport vector
+
+from lockstep._bindings.replay cimport book_types_of, replayer_view
 
 from lockstep._bindings.intents cimport fill_intent
 from lockstep.includes.core.events cimport CEventKind, CSide
@@ -24,6 +27,7 @@ from lockstep.includes.venue.matching cimport (CL2Matcher, CMatchEvent, CMatchEv
                                          CMatchReject, CMatchResult, CQueueModel, CRestingOrder,
                                          CSubmitOutcome)
 from lockstep.includes.base.status cimport CStatus
+from lockstep.includes.venue.replayed_markets cimport CReplayedMarkets
 
 
 cdef extern from *:
@@ -81,12 +85,16 @@ ctypedef fused CMatcher:
     CL3Matcher
 
 
+cdef list events_out(const vector[CMatchEvent]& events):
+    cdef const CMatchEvent* e = events.data()
+    cdef size_t k
+    return [(<int>e[k].kind, <int>e[k].reason, <bint>e[k].maker, e[k].client_order_id, e[k].price,
+             e[k].qty, <int>e[k].side) for k in range(events.size())]
+
+
 cdef list drain_events(CMatcher* m):
     """The events since the last drain, as tuples; clears them."""
-    cdef const CMatchEvent* e = m.events().data()
-    cdef size_t k
-    out = [(<int>e[k].kind, <int>e[k].reason, <bint>e[k].maker, e[k].client_order_id, e[k].price,
-            e[k].qty, <int>e[k].side) for k in range(m.events().size())]
+    out = events_out(m.events())
     m.clear_events()
     return out
 
@@ -246,3 +254,60 @@ cdef class L3Matcher:
 
     def ahead_count(self, uint64_t client_order_id):
         return self.core.ahead_count(client_order_id)
+
+
+
+cdef class ReplayedMarkets:
+    """lockstep::venue::ReplayedMarkets: one book and one matcher per instrument, moved by the
+    events an ItchFeed it is attached to consumes; order entry per instrument index."""
+
+    def __cinit__(self, book_types):
+        self.core.reset(new CReplayedMarkets(book_types_of(book_types)))
+
+    cdef uint32_t checked(self, uint32_t inst) except? 0xFFFFFFFF:
+        if inst >= self.core.get().instrument_count():
+            raise IndexError(f"instrument {inst} is not in the table "
+                             f"({self.core.get().instrument_count()} instruments)")
+        return inst
+
+    @property
+    def instrument_count(self):
+        return self.core.get().instrument_count()
+
+    def is_l2(self, uint32_t inst):
+        return self.core.get().is_l2(self.checked(inst))
+
+    @property
+    def market(self):
+        """The replayed books, as a lockstep._bindings.replay.Replayer view (keeps self alive)."""
+        return replayer_view(&self.core.get().market(), self)
+
+    def submit(self, uint32_t inst, uint64_t client_order_id, uint8_t side, uint8_t tif,
+               int64_t price, int64_t qty):
+        return result_out(self.core.get().submit(self.checked(inst), client_order_id, <CSide>side,
+                                                 <CTimeInForce>tif, price, qty))
+
+    def replace(self, uint32_t inst, uint64_t client_order_id, int64_t new_price,
+                int64_t new_remaining_qty):
+        return result_out(self.core.get().replace(self.checked(inst), client_order_id, new_price,
+                                                  new_remaining_qty))
+
+    def cancel(self, uint32_t inst, uint64_t client_order_id):
+        return self.core.get().cancel(self.checked(inst), client_order_id)
+
+    def drain(self, uint32_t inst):
+        out = events_out(self.core.get().events(self.checked(inst)))
+        self.core.get().clear_events(inst)
+        return out
+
+    def has_resting(self, uint32_t inst):
+        return self.core.get().resting(self.checked(inst)) != 0
+
+    def orders(self, uint32_t inst):
+        cdef size_t k
+        return [order_out(&self.core.get().resting_at(self.checked(inst), k))
+                for k in range(self.core.get().resting(inst))]
+
+    def order(self, uint32_t inst, uint64_t client_order_id):
+        cdef const CRestingOrder* o = self.core.get().find_order(self.checked(inst), client_order_id)
+        return None if o == NULL else order_out(o)

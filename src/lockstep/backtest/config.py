@@ -530,9 +530,11 @@ class OutputSettings:
 _TOP_KEYS = ("name", "dataset", "instruments", "seed", "strategy", "risk", "queue", "venue",
              "output")
 _STRATEGY_KEYS = ("path", "params")
-# Keys an override may create beneath, though the schema does not list them.
-_FREE_TABLES = {("strategy", "params"), ("risk", "instruments"), ("venue", "order_rules")}
-_SUBTABLES = {
+# The schema as lockstep.tomlconfig.apply_overrides takes it (public for configs that extend it:
+# lockstep.live.config). FREE_TABLES: keys an override may create beneath, though the schema
+# does not list them.
+FREE_TABLES = {("strategy", "params"), ("risk", "instruments"), ("venue", "order_rules")}
+SCHEMA_TABLES = {
     (): _TOP_KEYS, ("strategy",): _STRATEGY_KEYS, ("risk",): _RISK_KEYS,
     ("queue",): tuple(_QUEUE_KEYS), ("venue",): _VENUE_KEYS, ("venue", "latency"): _LATENCY_KEYS,
     ("output",): _OUTPUT_KEYS,
@@ -667,7 +669,7 @@ def _strategy(data: object, base_dir: Path) -> StrategyConfig:
 def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> BacktestConfig:
     """Reads a TOML backtest config, applies `--set key=value` overrides, validates."""
     p = Path(path)
-    data = apply_overrides(read_toml(p), overrides, tables=_SUBTABLES, free_tables=_FREE_TABLES)
+    data = apply_overrides(read_toml(p), overrides, tables=SCHEMA_TABLES, free_tables=FREE_TABLES)
     return BacktestConfig.from_dict(data, base_dir=p.resolve().parent, default_name=p.stem,
                                     source=os.fspath(path))
 
@@ -832,6 +834,8 @@ def params_to_dict(params: object) -> dict[str, Any]:
 
 
 __all__ = [
+    "FREE_TABLES",
+    "SCHEMA_TABLES",
     "BacktestConfig",
     "LatencySettings",
     "LimitSettings",

@@ -264,4 +264,4 @@ def replay_result(
     )
 
 
-__all__ = ["ReplayResult", "TopOfBook", "Anomalies", "replay", "replay_batches", "to_real", "Side"]
+__all__ = ["Anomalies", "ReplayResult", "Side", "TopOfBook", "replay", "replay_batches", "to_real"]

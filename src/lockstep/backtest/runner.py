@@ -33,21 +33,14 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lockstep._bindings import engine as _engine
-from lockstep.backtest.artifacts import (
-    DENIALS_SCHEMA,
-    ORDERS_SCHEMA,
-    PNL_SCHEMA,
-    read_artifact,
-)
+from lockstep.backtest.artifacts import RecordTables, read_artifact
 from lockstep.backtest.config import (
     BacktestConfig,
     load_config,
@@ -55,7 +48,7 @@ from lockstep.backtest.config import (
     load_strategy_class,
     validate_params,
 )
-from lockstep.backtest.replay import replay_result, to_real
+from lockstep.backtest.replay import replay_result
 from lockstep.backtest.report import compute_metrics, write_report
 from lockstep.core.risk import Intent, RiskView
 from lockstep.core.strategy import overridden, params_type
@@ -63,7 +56,7 @@ from lockstep.data.dataset import DEFAULT_READ_BATCH, Dataset, Instrument
 from lockstep.data.storage import Location, naming, remove_created, root_location
 from lockstep.enums import IntentKind, RiskReason, RunStatus, TimeInForce
 from lockstep.errors import ConfigError, LockstepError, OrderRulesWarning, check_status
-from lockstep.events import EventKind, Flag, Side
+from lockstep.events import Side
 from lockstep.progress import Progress
 from lockstep.tomlconfig import dump_toml
 
@@ -191,46 +184,13 @@ def _custom_rule(rules: Sequence[Callable[[Intent, RiskView], Any]]) -> Callable
 # Output
 
 
-def _scale(values: np.ndarray, index: np.ndarray, instruments: Sequence[Instrument], attr: str) -> np.ndarray:
-    out = np.empty(len(values))
-    for i, inst in enumerate(instruments):
-        rows = index == i
-        if rows.any():
-            out[rows] = to_real(values[rows], getattr(inst, attr))
-    return out
-
-
-def _names(enum_type) -> pa.Array:
-    """A 256-entry dictionary of an enum's lowercase names, indexed by value."""
-    names = [str(v) for v in range(256)]
-    for member in enum_type:
-        names[int(member)] = member.name.lower()
-    return pa.array(names, pa.string())
-
-
-_KIND_NAMES = _names(EventKind)
-_REASON_NAMES = _names(RiskReason)
-_INTENT_NAMES = _names(IntentKind)
-
-
-def _named(values: np.ndarray, names: pa.Array) -> pa.DictionaryArray:
-    return pa.DictionaryArray.from_arrays(pa.array(values.astype(np.int32)), names)
-
-
-class _Outputs:
-    """Appends drained records to the run's Parquet files and hashes them for the digest."""
+class _Outputs(RecordTables):
+    """Appends the drained records' tables to the run's Parquet files."""
 
     def __init__(self, run_dir: Location, instruments: Sequence[Instrument]) -> None:
+        super().__init__(instruments)
         self.dir = run_dir
-        self.instruments = list(instruments)
-        self.symbols = pa.array([i.symbol for i in instruments], pa.string())
-        # Quote currency per tick x lot, by instrument: PnL and (x 1e-6) fees in real units.
-        self.money = np.array([float(Decimal(i.price_increment) * Decimal(i.size_increment))
-                               for i in instruments])
-        self.hash = hashlib.sha256()
         self.writers: dict[str, tuple[Any, pq.ParquetWriter]] = {}
-        self.series: list[dict[str, np.ndarray]] = []
-        self.counts = {"orders_rows": 0, "fills": 0, "denials": 0}
         self.pending: dict[str, list[pa.Table]] = {}
         self.pending_rows: dict[str, int] = {}
 
@@ -259,89 +219,6 @@ class _Outputs:
                 self.writers[name] = (sink, writer)
             self.writers[name][1].write_table(table, row_group_size=self._FLUSH_ROWS)
 
-    def _symbol(self, inst: np.ndarray) -> pa.Array:
-        return pa.DictionaryArray.from_arrays(pa.array(inst.astype(np.int32)), self.symbols)
-
-    def add(self, x: dict[str, np.ndarray], d: dict[str, np.ndarray], s: dict[str, np.ndarray]) -> None:
-        for cols in (x, d, s):
-            for name in sorted(cols):
-                self.hash.update(name.encode())
-                self.hash.update(np.ascontiguousarray(cols[name]).tobytes())
-        if len(x["kind"]):
-            self._write_orders(x)
-        if len(d["reason"]):
-            self._write_denials(d)
-        if len(s["ts_recv"]):
-            self._add_series(s)
-
-    def _write_orders(self, x: dict[str, np.ndarray]) -> None:
-        inst = x["instrument"]
-        kinds = _named(x["kind"], _KIND_NAMES)
-        price = _scale(x["price"], inst, self.instruments, "price_increment")
-        qty = _scale(x["qty"], inst, self.instruments, "size_increment")
-        fee = x["fee"] * self.money[inst] * 1e-6
-        table = pa.table({
-            "ts_event": x["ts_event"], "ts_recv": x["ts_recv"], "symbol": self._symbol(inst),
-            "kind": kinds, "side": x["side"], "order_id": x["order_id"],
-            "price": price, "qty": qty, "fee": fee, "maker": (x["flags"] & int(Flag.MAKER)) != 0,
-            "reason": x["seq"].astype(np.uint8), "price_ticks": x["price"], "qty_lots": x["qty"],
-        }, schema=ORDERS_SCHEMA)
-        self.counts["orders_rows"] += len(table)
-        self._write("orders", table)
-        fills = table.filter(pa.array(x["kind"] == int(EventKind.ORDER_FILLED)))
-        if len(fills):
-            self.counts["fills"] += len(fills)
-            self._write("fills", fills.drop_columns(["kind", "reason"]))
-
-    def _write_denials(self, d: dict[str, np.ndarray]) -> None:
-        inst = d["instrument"]
-        # An intent may name an instrument the dataset does not have: that is why it was denied.
-        known = inst < len(self.instruments)
-        symbols = np.array([i.symbol for i in self.instruments] + [""], dtype=object)
-        symbol = symbols[np.where(known, inst, len(self.instruments))]
-        symbol[~known] = [f"#{i}" for i in inst[~known]]
-        table = pa.table({
-            "ts_recv": d["ts_recv"], "symbol": pa.array(symbol, pa.string()),
-            "intent": _named(d["intent"], _INTENT_NAMES),
-            "side": d["side"], "tif": d["tif"], "price_ticks": d["price"], "qty_lots": d["qty"],
-            "client_order_id": d["client_order_id"], "target_order_id": d["target_order_id"],
-            "reason": _named(d["reason"], _REASON_NAMES),
-        }, schema=DENIALS_SCHEMA)
-        self.counts["denials"] += len(table)
-        self._write("denials", table)
-
-    def _add_series(self, s: dict[str, np.ndarray]) -> None:
-        inst = s["instrument"]
-        money = self.money[inst]
-        realized = s["realized"] * money
-        unrealized = s["unrealized"] * money
-        fees = s["fees"] * money * 1e-6
-        mid = _scale(s["mid"], inst, self.instruments, "price_increment")
-        mid[~s["mid_known"]] = np.nan
-        series = {
-            "ts_recv": s["ts_recv"], "instrument": inst,
-            "position": _scale(s["position"], inst, self.instruments, "size_increment"),
-            "mid": mid, "realized": realized, "unrealized": unrealized, "fees": fees,
-            "equity": realized + unrealized - fees,
-        }
-        self.series.append(series)
-        table = pa.table({
-            "ts_recv": series["ts_recv"], "symbol": self._symbol(inst),
-            **{k: series[k] for k in ("position", "mid", "realized", "unrealized", "fees", "equity")},
-        }, schema=PNL_SCHEMA)
-        self._write("pnl", table)
-
-    def series_table(self) -> dict[str, np.ndarray]:
-        keys = ("ts_recv", "instrument", "position", "mid", "realized", "unrealized", "fees", "equity")
-        if not self.series:
-            out = {k: np.empty(0) for k in keys}
-            out["ts_recv"] = np.empty(0, np.int64)
-            out["symbol"] = np.empty(0, object)
-            return out
-        out = {k: np.concatenate([p[k] for p in self.series]) for k in keys}
-        out["symbol"] = np.array([self.instruments[i].symbol for i in out["instrument"]], dtype=object)
-        return out
-
     def close(self) -> None:
         for name in list(self.pending):
             self._flush(name)
@@ -360,18 +237,19 @@ class _Outputs:
                 pass
 
 
-def _run_dir(root: Location, name: str, cfg_text: str) -> Location:
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())  # naming only, never State
+def new_run_dir(parent: Location, name: str, cfg_text: str) -> Location:
+    """A new directory under `parent` (created with it) named after the run, the time (naming
+    only, never State) and the config's hash: <name>-<UTC stamp>-<8 hex>, -1, -2, ... if taken."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
     tag = hashlib.sha256(cfg_text.encode()).hexdigest()[:8]
     base = f"{name}-{stamp}-{tag}"
-    exp = root.join("experiments")
-    exp.mkdir()
+    parent.mkdir()
     for k in range(1000):
-        candidate = exp.join(base if k == 0 else f"{base}-{k}")
+        candidate = parent.join(base if k == 0 else f"{base}-{k}")
         if not candidate.exists():
             candidate.mkdir()
             return candidate
-    raise LockstepError(f"{exp.uri}: cannot find a free run directory for {base}")
+    raise LockstepError(f"{parent.uri}: cannot find a free run directory for {base}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,7 +331,7 @@ def run_backtest(
     experiments = root.join("experiments")
     created = [(experiments, False), (root, False)]
     created = [(f, own) for f, own in created if not f.exists()]
-    run_dir = _run_dir(root, cfg.name, cfg_text)
+    run_dir = new_run_dir(experiments, cfg.name, cfg_text)
     try:
         return _run(engine, ctx, cfg, ds, run_dir, cfg_text, progress, batch_size)
     except OSError:
@@ -564,4 +442,5 @@ def _run(engine: Any, ctx: Any, cfg: BacktestConfig, ds: Dataset, run_dir: Locat
     return result
 
 
-__all__ = ["INTERRUPTED", "BacktestFailed", "BacktestInterrupted", "BacktestResult", "configure_engine", "run_backtest", "traded_instruments"]
+__all__ = ["INTERRUPTED", "BacktestFailed", "BacktestInterrupted", "BacktestResult", "configure_engine", "new_run_dir",
+           "run_backtest", "traded_instruments"]

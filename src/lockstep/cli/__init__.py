@@ -6,7 +6,7 @@ Exit status (`cli.common.ExitCode`; the table in docs/architecture.md): 0 succes
 whose verdict is pass; `venue serve` stopped by SIGINT / SIGTERM), 1 an error lockstep diagnosed (printed as one line), 2 a usage error,
 3 `data validate` found records that would be quarantined, 4 an import or promotion whose
 verdict is partial (some records quarantined), 5 one whose verdict is fail (nothing promoted),
-130 stopped by Ctrl-C (printed as one line; what was written is marked incomplete).
+6 `live ctl` found no node answering, 130 stopped by Ctrl-C (printed as one line; what was written is marked incomplete).
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ COMMANDS = {
     "replay": "lockstep.cli.replay:replay_cmd",
     "data": "lockstep.cli.data:data",
     "venue": "lockstep.cli.venue:venue",
+    "live": "lockstep.cli.live:live",
     "record": "lockstep.cli.record:record",
 }
 

@@ -22,6 +22,7 @@ class ExitCode(IntEnum):
     WOULD_QUARANTINE = 3  #: `data validate` found records that would be quarantined
     IMPORT_PARTIAL = 4  #: `data import` / `data promote` verdict partial: some records quarantined
     IMPORT_FAILED = 5  #: `data import` / `data promote` verdict fail: nothing promoted
+    NODE_UNREACHABLE = 6  #: `live ctl`: no live node answers at the control socket
     INTERRUPTED = 130  #: stopped by Ctrl-C (SIGINT), as shells report it (128 + 2)
 
 

@@ -10,23 +10,26 @@ from typing import Any
 
 import numpy as np
 
-from lockstep.enums import FeedSkip, Status
+from lockstep.enums import FeedSkip, MatchEventKind, Status
 from lockstep.events import EventKind, Flag, Side
 from lockstep.protocols import itch_encode as msg
 from lockstep.reference import itch_encode, moldudp64
+from lockstep.reference.replayed_markets import ReplayedMarkets
 
 _U32 = (1 << 32) - 1
 _MARKET_END = 32
 _HEADER = 20
 _LONGEST = 2 + 44  # a block's length and the longest message written ('P')
+_OWN = 1 << 63  # in the key of our own orders shown
 
 
 class _Order:
-    __slots__ = ("instrument", "key", "price", "reference", "shares", "side")
+    __slots__ = ("instrument", "key", "own", "price", "reference", "shares", "side")
 
-    def __init__(self, reference: int, key: int, price: int, shares: int, instrument: int, side: str):
+    def __init__(self, reference: int, key: int, price: int, shares: int, instrument: int, side: str,
+                 own: bool = False):
         self.reference, self.key, self.price = reference, key, price
-        self.shares, self.instrument, self.side = shares, instrument, side
+        self.shares, self.instrument, self.side, self.own = shares, instrument, side, own
 
 
 class ItchFeed:
@@ -46,6 +49,9 @@ class ItchFeed:
         self._counts = {"messages": 0, "packets": 0, "events": 0, "skipped": [0] * len(FeedSkip)}
         self._packet: list[bytes] = []
         self._packet_size = 0
+        self._markets: ReplayedMarkets | None = None
+        self._own: list[_Order] = []  # our orders shown, in the order first shown
+        self.filled = False
 
     def add_instrument(self, index: int, symbol: bytes, price_multiplier: int, l2: bool) -> None:
         self._instruments[index] = (symbol.decode("latin-1"), price_multiplier, l2)
@@ -114,23 +120,83 @@ class ItchFeed:
                                      1, "N", "C", "Z ", "P", " ", " ", " ", " ", 0, " "))
         return Status.OK
 
+    def attach(self, markets: ReplayedMarkets) -> None:
+        self._markets = markets
+
     def encode(self, cols: Mapping[str, np.ndarray], size: int, start: int, until_ts: int,
                max_messages: int) -> tuple[int, int, int]:
         end = self._counts["messages"] + max_messages
+        self.filled = False
+        markets = self._markets
         for i in range(start, size):
             if self._at_start and int(cols["ts_event"][i]) > until_ts:
                 return Status.WOULD_BLOCK, i, int(cols["ts_event"][i])
+            inst = int(cols["instrument"][i])
             needed = 1
             if cols["kind"][i] == EventKind.BOOK_CLEAR:
-                needed = len(self._orders.get(int(cols["instrument"][i]), {}))
+                needed = sum(not o.own for o in self._orders.get(inst, {}).values())
+            if markets is not None and inst < markets.instrument_count:
+                needed += len(markets.orders(inst))
             if self._counts["messages"] + needed > end or not self._room_for(needed):
                 return Status.OUTPUT_FULL, i, 0
             self._apply({k: int(cols[k][i]) for k in cols})
             self._counts["events"] += 1
+            fills = markets is not None and markets.on_event(cols, i)
+            if fills:
+                self._show_own_fills(inst, int(cols["ts_event"][i]))
             self._at_start = bool(cols["flags"][i] & Flag.LAST)
             if self._at_start:
                 self._execute_in_message = False
+            if fills:
+                self.filled = True
+                return Status.OK, i + 1, 0
         return Status.OK, size, 0
+
+    def show_own_orders(self, ts: int) -> int:
+        markets = self._markets
+        needed = len(self._own) + sum(len(markets.orders(k)) for k in range(markets.instrument_count))
+        if not self._room_for(needed):
+            return Status.OUTPUT_FULL
+        kept = []
+        for o in self._own:
+            r = markets.order(o.instrument, o.key & ~_OWN)
+            wire = None if r is None else self._wire(o.instrument, r.price, r.qty)
+            if wire is None or wire[1] == 0:
+                self._delete(o.instrument, ts, o)
+                continue
+            if wire[0] == o.price and wire[1] < o.shares:
+                self._cancel(o.instrument, ts, o, o.shares - wire[1])
+            elif wire != (o.price, o.shares):
+                self._replace(o.instrument, ts, o, *wire)
+            kept.append(o)
+        self._own = kept
+        for inst in range(markets.instrument_count):
+            if inst not in self._instruments or self._instruments[inst][2]:
+                continue
+            for r in markets.orders(inst):
+                wire = self._wire(inst, r.price, r.qty)
+                if r.client_order_id | _OWN in self._orders[inst] or wire is None or wire[1] == 0:
+                    continue
+                o = self._new(inst, r.client_order_id | _OWN, "B" if r.side == Side.BID else "S", *wire)
+                o.own = True
+                self._add(inst, ts, o)
+                self._own.append(o)
+        return Status.OK
+
+    @property
+    def own_shown(self) -> int:
+        return len(self._own)
+
+    def _show_own_fills(self, inst: int, ts: int) -> None:
+        if inst not in self._instruments or self._instruments[inst][2]:
+            return
+        for e in self._markets.events(inst):
+            o = self._orders[inst].get(e.client_order_id | _OWN)
+            if e.kind != MatchEventKind.FILL or o is None or not 0 <= e.qty <= _U32:
+                continue
+            self._execute(inst, ts, o, e.qty)
+            if o.key not in self._orders[inst]:
+                self._own.remove(o)
 
     @property
     def next_sequence(self) -> int:
@@ -178,6 +244,15 @@ class ItchFeed:
         self._next_reference += 1
         self._put(msg.OrderReplace(inst + 1, 0, self._ts(ts), old, o.reference, shares, price))
 
+    def _execute(self, inst: int, ts: int, o: _Order, shares: int) -> None:
+        shares = min(shares, o.shares)
+        self._match += 1
+        self._put(msg.OrderExecuted(inst + 1, 0, self._ts(ts), o.reference, shares, self._match))
+        if shares == o.shares:
+            del self._orders[inst][o.key]
+        else:
+            o.shares -= shares
+
     def _apply(self, e: dict[str, int]) -> None:
         kind, inst, ts = e["kind"], e["instrument"], e["ts_event"]
         if kind >= _MARKET_END or kind in (EventKind.VENUE_BBO, 0):
@@ -198,7 +273,8 @@ class ItchFeed:
                                 wire[1], stock, wire[0], self._match))
             return None
         if kind == EventKind.BOOK_CLEAR:
-            for o in reversed(list(orders.values())):  # newest first, as the compiled list runs
+            # newest first, as the compiled list runs; ours are the trading side's to show
+            for o in reversed([o for o in orders.values() if not o.own]):
                 self._delete(inst, ts, o)
             return None
         if kind == EventKind.L2_SET:
@@ -237,14 +313,8 @@ class ItchFeed:
         if kind == EventKind.L3_EXECUTE:
             if not 0 <= e["qty"] <= _U32:
                 return self._skip(FeedSkip.OUT_OF_RANGE)
-            shares = min(e["qty"], o.shares)
-            self._match += 1
-            self._put(msg.OrderExecuted(inst + 1, 0, self._ts(ts), o.reference, shares, self._match))
+            self._execute(inst, ts, o, e["qty"])
             self._execute_in_message = True
-            if shares == o.shares:
-                del orders[oid]
-            else:
-                o.shares -= shares
             return None
         if kind == EventKind.L3_MODIFY:
             wire = self._wire(inst, e["price"], e["qty"])

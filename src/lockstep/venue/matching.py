@@ -196,6 +196,66 @@ class L3Matcher(_OrderEntry[L3Book]):
         return self._core.ahead_count(u64("client_order_id", client_order_id))
 
 
+class ReplayedMarkets:
+    """One book and one matcher per instrument of a table, moved by a replay in C++
+    (include/lockstep/venue/replayed_markets.hpp): the loopback venue's trading side. The books
+    are Market State's and the matchers are L2Matcher / L3Matcher, told each replayed event by the
+    simulated venue's rule, so orders here meet what a backtest's would. A feed it is attached to
+    (lockstep._bindings.itch_feed.ItchFeed.attach) moves it by every event it sends; orders enter
+    per instrument index:
+
+        markets = ReplayedMarkets(["l3", "l2"])
+        markets.submit(0, client_order_id, Side.BID, TimeInForce.GTC, price, qty)
+        markets.drain(0)                  # -> list[MatchEvent], the fills the replay caused too
+    """
+
+    __slots__ = ("_core",)
+
+    def __init__(self, book_types: list[str]) -> None:
+        self._core = _matching.ReplayedMarkets(list(book_types))
+
+    @property
+    def core(self) -> _matching.ReplayedMarkets:
+        """The binding, for the feed to attach."""
+        return self._core
+
+    @property
+    def instrument_count(self) -> int:
+        return self._core.instrument_count
+
+    def is_l2(self, inst: int) -> bool:
+        return bool(self._core.is_l2(inst))
+
+    def submit(self, inst: int, client_order_id: int, side: Side | int, tif: TimeInForce | int,
+               price: int, qty: int) -> MatchResult:
+        """A new limit order on instrument `inst`, against its book as replayed so far."""
+        return _result(self._core.submit(inst, u64("client_order_id", client_order_id),
+                                         u8("side", side), u8("tif", tif), i64("price", price),
+                                         i64("qty", qty)))
+
+    def replace(self, inst: int, client_order_id: int, new_price: int, new_qty: int) -> MatchResult:
+        return _result(self._core.replace(inst, u64("client_order_id", client_order_id),
+                                          i64("new_price", new_price), i64("new_qty", new_qty)))
+
+    def cancel(self, inst: int, client_order_id: int) -> bool:
+        return bool(self._core.cancel(inst, u64("client_order_id", client_order_id)))
+
+    def drain(self, inst: int) -> list[MatchEvent]:
+        """What instrument `inst`'s matcher reported since the last drain, oldest first."""
+        return [_event(t) for t in self._core.drain(inst)]
+
+    def has_resting(self, inst: int) -> bool:
+        return bool(self._core.has_resting(inst))
+
+    def orders(self, inst: int) -> list[RestingOrder]:
+        """Our resting orders on `inst`, in the matcher's insertion order."""
+        return [_order(t) for t in self._core.orders(inst)]
+
+    def order(self, inst: int, client_order_id: int) -> RestingOrder | None:
+        t = self._core.order(inst, u64("client_order_id", client_order_id))
+        return None if t is None else _order(t)
+
+
 # --------------------------------------------------------------------------------------------
 # Fees and latency (include/lockstep/venue/venue_models.hpp).
 
@@ -309,6 +369,7 @@ __all__ = [
     "MatchReject",
     "MatchResult",
     "QueueModel",
+    "ReplayedMarkets",
     "RestingOrder",
     "SimulatedVenueConfig",
     "SubmitOutcome",

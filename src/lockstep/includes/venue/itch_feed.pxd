@@ -1,8 +1,10 @@
 # Mirrors include/lockstep/venue/itch_feed.hpp.
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libcpp cimport bool as cbool
 
 from lockstep.includes.base.status cimport CStatus
 from lockstep.includes.core.events cimport CEventColumns
+from lockstep.includes.venue.replayed_markets cimport CReplayedMarkets
 
 
 cdef extern from "lockstep/venue/itch_feed.hpp" namespace "lockstep::venue" nogil:
@@ -25,8 +27,12 @@ cdef extern from "lockstep/venue/itch_feed.hpp" namespace "lockstep::venue" nogi
         size_t finish() noexcept
         CStatus system_event(uint8_t code, int64_t ts) noexcept
         CStatus stock_directory(uint32_t index, int64_t ts) noexcept
+        void attach(CReplayedMarkets* markets) noexcept
         CStatus encode(const CEventColumns& ev, size_t start, int64_t until_ts,
-                       uint64_t max_messages, size_t* next, int64_t* due_ts) noexcept
+                       uint64_t max_messages, size_t* next, int64_t* due_ts,
+                       cbool* filled) noexcept
+        CStatus show_own_orders(const CReplayedMarkets& markets, int64_t ts) noexcept
+        size_t own_shown() noexcept
         uint64_t next_sequence() noexcept
         const CFeedCounts& counts() noexcept
         size_t live_orders() noexcept

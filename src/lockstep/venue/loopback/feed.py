@@ -8,8 +8,9 @@ batch's packets with one sendmmsg run, keeps the history and serves requests.
 docs/loopback-venue.md is normative.
 
 The run loop (lockstep.venue.loopback.serve) drives it as one `VenueComponent` among others: the
-order-entry side is another, on the same event loop. Our own resting orders reach the feed through
-`publish()`, with order ids carrying OWN_ORDER_BIT so they never meet a dataset's ids.
+order-entry side is another, on the same event loop. It attaches its books and matchers
+(`attach_markets`), which the C++ encoder then moves by every event it sends; our resting orders
+reach the feed through `show_own_orders()`, their fills as 'E' inside the encoder.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ import dataclasses
 import logging
 import select
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -27,18 +28,17 @@ import numpy as np
 from lockstep._bindings.itch_feed import ItchFeed
 from lockstep.data.dataset import Dataset, Instrument
 from lockstep.enums import FeedSkip, Status
-from lockstep.errors import ProtocolError
+from lockstep.errors import ProtocolError, check_status
 from lockstep.events import Columns
 from lockstep.net import LOOPBACK, UdpSocket
 from lockstep.protocols import moldudp64
 from lockstep.venue.loopback.config import VenueSettings
+from lockstep.venue.matching import ReplayedMarkets
 
-__all__ = ["OWN_ORDER_BIT", "MarketDataFeed", "RetransmitCounts", "feed_symbol", "price_multiplier"]
+__all__ = ["MarketDataFeed", "RetransmitCounts", "feed_symbol", "price_multiplier"]
 
 log = logging.getLogger("lockstep.venue")
 
-#: Set in the order id of our own orders published to the feed (see publish()).
-OWN_ORDER_BIT = 1 << 63
 #: Datagram budget: within one Ethernet frame (docs/protocols.md).
 PACKET_BYTES = 1400
 #: ITCH prices are Price(4): 1/10,000ths.
@@ -166,9 +166,12 @@ class MarketDataFeed:
         self.heartbeats = 0
         self.ended = False  #: End of Session sent: the dataset (or the message budget) is done
         self._started = False
-        #: Told (columns, start, stop) after dataset events start..stop of columns were sent:
-        #: the order-entry side moves its books and matchers with them.
-        self.on_sent: Callable[[Columns, int, int], None] | None = None
+        self._last_sent_ts = self._first_ts
+        self._markets: ReplayedMarkets | None = None
+        #: Told (ts_event, filled) after each run of dataset events sent: the last one's
+        #: ts_event, and whether that event filled one of our orders (its matcher's events then
+        #: wait in the attached ReplayedMarkets, to be answered before the replay goes on).
+        self.on_sent: Callable[[int, bool], None] | None = None
 
     def _feed_address(self) -> str:
         feed = self.settings.feed
@@ -177,6 +180,22 @@ class MarketDataFeed:
         # Port 0: a free port on that host (or group), found by binding it and letting it go.
         with UdpSocket(str(feed)) as probe:
             return probe.address
+
+    def attach_markets(self, markets: ReplayedMarkets) -> None:
+        """From now on every dataset event sent also moves `markets` (in C++, per event)."""
+        self._markets = markets
+        self._core.attach(markets.core)
+
+    @property
+    def events_sent(self) -> int:
+        """Dataset events consumed so far (sent, or skipped and counted): the stream position."""
+        return self._core.counts()["events"]
+
+    @property
+    def last_sent_ns(self) -> int:
+        """The ts_event of the last dataset event sent (before any, the first event's): the
+        replay's clock."""
+        return self._last_sent_ts
 
     @property
     def first_event_ns(self) -> int:
@@ -225,8 +244,10 @@ class MarketDataFeed:
             begin = self._pos
             status, self._pos, due = self._core.encode(self._cols, size, self._pos, until, budget)
             self._flush()
-            if self.on_sent is not None:
-                self.on_sent(self._cols, begin, self._pos)
+            if self._pos > begin:
+                self._last_sent_ts = int(self._cols["ts_event"][self._pos - 1])
+                if self.on_sent is not None:
+                    self.on_sent(self._last_sent_ts, self._core.filled)
             if status == Status.WOULD_BLOCK:
                 wait = (due - self._first_ts) / speed + self._wall0 - time.monotonic_ns()
                 return self._until_heartbeat(max(wait, 0.0) / 1e9)
@@ -273,27 +294,20 @@ class MarketDataFeed:
     def _end(self) -> None:
         self._core.begin(self._out, self._lengths)
         for code in _END:
-            self._core.system_event(code[0], self._last_ts())
+            self._core.system_event(code[0], self._last_sent_ts)
         self._flush()
         self._send_header_only(moldudp64.encode_end_of_session)
         self.ended = True
 
-    def _last_ts(self) -> int:
-        return self._first_ts if self._cols is None else int(self._cols["ts_event"][max(self._pos - 1, 0)])
-
-    def publish(self, cols: Mapping[str, np.ndarray], size: int) -> int:
-        """Shows events now, unpaced, in the same sequence: the hook for our own resting orders
-        (L3 add / modify / execute / delete on their instrument, order ids with OWN_ORDER_BIT).
-        How many events were consumed."""
+    def show_own_orders(self) -> None:
+        """Shows now, in the same sequence, what changed in our resting orders on L3
+        instruments of the attached markets since the feed last showed them (A, X, U, D),
+        stamped with the replay's clock (docs/loopback-venue.md)."""
         self._core.begin(self._out, self._lengths)
-        done = 0
-        while done < size:
-            status, done, _ = self._core.encode(cols, size, done, _INT64_MAX, 1 << 62)
-            self._flush()
-            if status != Status.OUTPUT_FULL:
-                break
-            self._core.begin(self._out, self._lengths)
-        return done
+        status = self._core.show_own_orders(self._last_sent_ts)
+        self._flush()
+        # OutputFull only past ~30,000 resting orders at once (one call's buffer).
+        check_status(status, "showing our resting orders in the feed")
 
     def _flush(self) -> None:
         n = self._core.finish()

@@ -35,17 +35,20 @@ from lockstep.venue.matching import L2Matcher, L3Matcher, MatchEvent, MatchResul
 
 log = logging.getLogger("lockstep.venue.loopback")
 
-#: OUCH 4.2 Rejected reasons we send.
-REJECT_INVALID_STOCK = "S"
-REJECT_INVALID_PRICE = "X"
-REJECT_INVALID_SHARES = "Z"  # the specification's "shares exceeds configured safety threshold"
-REJECT_INVALID_DISPLAY = "D"
-REJECT_INVALID_MINIMUM_QUANTITY = "N"
-REJECT_HALTED = "H"
-REJECT_OTHER = "O"
+#: OUCH 4.2 Rejected reasons we send, with the specification's meaning (docs/protocols.md says
+#: which refusal gets which). Its "Z" (shares exceeds configured safety threshold) is not one of
+#: them: the venue configures no threshold.
+REJECT_INVALID_STOCK = "S"  # invalid stock
+REJECT_INVALID_PRICE = "X"  # invalid price
+REJECT_ODD_LOT = "e"  # odd lot order restriction: the size breaks the instrument's lot rules
+REJECT_INVALID_DISPLAY = "D"  # invalid display type
+REJECT_INVALID_MINIMUM_QUANTITY = "N"  # invalid minimum quantity
+REJECT_HALTED = "H"  # halted: no orders accepted in this stock now
+REJECT_OTHER = "O"  # other
 #: OUCH 4.2 Canceled reasons we send.
 CANCEL_USER_REQUESTED = "U"
 CANCEL_IMMEDIATE_OR_CANCEL = "I"
+CANCEL_TIMEOUT = "T"  # the order's time in force ended: a day order still live when the session ends
 #: Liquidity flags of Executed.
 LIQUIDITY_ADDED = "A"
 LIQUIDITY_REMOVED = "R"
@@ -65,8 +68,8 @@ _OUCH_PRICE_SCALE = 4  # Price(4): 4 implied decimals
 _NS_PER_DAY = 86_400 * 1_000_000_000
 _MATCH_REJECTS = {
     MatchReject.BAD_PRICE: REJECT_INVALID_PRICE, MatchReject.OFF_TICK: REJECT_INVALID_PRICE,
-    MatchReject.BAD_QTY: REJECT_INVALID_SHARES, MatchReject.OFF_LOT: REJECT_INVALID_SHARES,
-    MatchReject.BELOW_MIN_QTY: REJECT_INVALID_SHARES, MatchReject.NOT_TRADING: REJECT_HALTED,
+    MatchReject.BAD_QTY: REJECT_OTHER, MatchReject.OFF_LOT: REJECT_ODD_LOT,
+    MatchReject.BELOW_MIN_QTY: REJECT_ODD_LOT, MatchReject.NOT_TRADING: REJECT_HALTED,
 }
 
 
@@ -75,14 +78,45 @@ def wall_clock_ns() -> int:
     return time.time_ns() % _NS_PER_DAY
 
 
+class TradedMarket(Protocol):
+    """One instrument the venue trades, as the order handler uses it: its table row (OUCH
+    `stock` is its symbol; prices and shares become its data increments) and the matcher of our
+    orders, which knows the instrument's book."""
+
+    @property
+    def instrument(self) -> Instrument: ...
+
+    def submit(self, client_order_id: int, side: Side, tif: TimeInForce, price: int,
+               qty: int) -> MatchResult: ...
+
+    def replace(self, client_order_id: int, price: int, qty: int) -> MatchResult: ...
+
+    def cancel(self, client_order_id: int) -> bool: ...
+
+    def drain(self) -> list[MatchEvent]: ...
+
+
 @dataclasses.dataclass(frozen=True)
 class Market:
-    """One instrument the venue trades: its table row (OUCH `stock` is its symbol; prices and
-    shares become its data increments), the book the feed keeps and the matcher of our orders."""
+    """A TradedMarket from a book the caller moves and a matcher the caller tells the market
+    (lockstep.venue.loopback.trading has the venue's own, moved by its replay in C++)."""
 
     instrument: Instrument
     book: L2Book | L3Book
     matcher: L2Matcher | L3Matcher
+
+    def submit(self, client_order_id: int, side: Side, tif: TimeInForce, price: int,
+               qty: int) -> MatchResult:
+        return self.matcher.submit(client_order_id, side, tif, price, qty, self.book)
+
+    def replace(self, client_order_id: int, price: int, qty: int) -> MatchResult:
+        return self.matcher.replace(client_order_id, price, qty, self.book)
+
+    def cancel(self, client_order_id: int) -> bool:
+        return self.matcher.cancel(client_order_id)
+
+    def drain(self) -> list[MatchEvent]:
+        return self.matcher.drain()
 
 
 class OrderHandler(Protocol):
@@ -101,8 +135,14 @@ class OrderHandler(Protocol):
         """Messages nobody asked for since the last call (fills of resting orders), with the
         account each goes to, oldest first."""
 
+    def end_of_day(self) -> list[tuple[str, ouch.Outbound]]:
+        """The session is ending: what every order still live gets, with its account."""
+
     def counts(self) -> dict[str, int]:
-        """orders, rejects, fills, ignored (messages a venue drops without an answer)."""
+        """orders, rejects, fills, ignored (messages a venue drops without an answer; of them
+        duplicate_tokens: an Enter or a Replace to a token used before, unknown_tokens: a Cancel
+        or Replace of a token unknown or no longer live), expired (orders still live when the
+        session ended)."""
 
 
 @dataclasses.dataclass
@@ -111,7 +151,7 @@ class _Order:
 
     username: str
     token: str
-    market: Market
+    market: TradedMarket | None
     client_order_id: int
     message: ouch.EnterOrder  # its fields as entered, shares/price/tif updated by replaces
     open_shares: int
@@ -133,7 +173,7 @@ class MatchingOrderHandler:
     as `ignored` and logged.
     """
 
-    def __init__(self, markets: Iterable[Market], *,
+    def __init__(self, markets: Iterable[TradedMarket], *,
                  clock_ns: Callable[[], int] = wall_clock_ns) -> None:
         self._markets = {m.instrument.symbol: m for m in markets}
         self._clock_ns = clock_ns
@@ -143,7 +183,9 @@ class MatchingOrderHandler:
         self._next_reference = 1
         self._next_match = 1
         self._unsolicited: list[tuple[str, ouch.Outbound]] = []
-        self._counts = collections.Counter({"orders": 0, "rejects": 0, "fills": 0, "ignored": 0})
+        self._counts = collections.Counter({"orders": 0, "rejects": 0, "fills": 0, "ignored": 0,
+                                            "duplicate_tokens": 0, "unknown_tokens": 0,
+                                            "expired": 0})
 
     def timestamp(self) -> int:
         return self._clock_ns()
@@ -157,13 +199,29 @@ class MatchingOrderHandler:
         out, self._unsolicited = self._unsolicited, []
         return out
 
+    def end_of_day(self) -> list[tuple[str, ouch.Outbound]]:
+        """Every live order's time in force (market or system hours, all this venue keeps) ends
+        with the session: each is canceled, Canceled with reason T (timeout), oldest first."""
+        out = self.drain()
+        for client_order_id in sorted(self._live):
+            entry = self._live[client_order_id]
+            entry.market.cancel(client_order_id)
+            entry.market.drain()
+            shares = entry.open_shares
+            self._reduce(entry, shares)
+            self._counts["expired"] += 1
+            out.append((entry.username, ouch.Canceled(self.timestamp(), entry.token, shares,
+                                                      CANCEL_TIMEOUT)))
+        return out
+
     # ---------------------------------------------------------------- inbound
 
     def submit(self, username: str, order: ouch.EnterOrder) -> list[ouch.Outbound]:
         self._counts["orders"] += 1
         key = (username, order.token)
         if key in self._orders:
-            return self._ignore(username, f"Enter Order reuses token {order.token!r}")
+            return self._ignore(username, f"Enter Order reuses token {order.token!r}",
+                                "duplicate_tokens")
         market = self._markets.get(order.stock)
         if market is None:
             self._orders[key] = _Order(username, order.token, None, 0, order, 0, live=False)
@@ -183,9 +241,8 @@ class MatchingOrderHandler:
             entry.live = False
             return [self._rejected(order.token, refused.reason)]
         self._collect(market)
-        result = market.matcher.submit(entry.client_order_id, side, tif, price, qty,
-                                       market.book)
-        events = market.matcher.drain()
+        result = market.submit(entry.client_order_id, side, tif, price, qty)
+        events = market.drain()
         if result.outcome is SubmitOutcome.REJECTED:
             entry.live = False
             return [self._rejected(order.token, _MATCH_REJECTS.get(result.reason, REJECT_OTHER))]
@@ -197,10 +254,10 @@ class MatchingOrderHandler:
         entry = self._orders.get((username, order.existing_token))
         if entry is None or not entry.live:
             return self._ignore(username, f"Replace Order of token {order.existing_token!r}, "
-                                          "which is not live")
+                                          "which is not live", "unknown_tokens")
         if (username, order.replacement_token) in self._orders:
             return self._ignore(username, f"Replace Order to token {order.replacement_token!r}, "
-                                          "used before")
+                                          "used before", "duplicate_tokens")
         market = entry.market
         try:
             if order.minimum_quantity != 0:
@@ -212,8 +269,8 @@ class MatchingOrderHandler:
         except _Refused as refused:
             return [self._rejected(order.replacement_token, refused.reason)]
         self._collect(market)
-        result = market.matcher.replace(entry.client_order_id, price, qty, market.book)
-        events = market.matcher.drain()
+        result = market.replace(entry.client_order_id, price, qty)
+        events = market.drain()
         if result.outcome is SubmitOutcome.REJECTED:
             return [self._rejected(order.replacement_token,
                                    _MATCH_REJECTS.get(result.reason, REJECT_OTHER))]
@@ -236,7 +293,7 @@ class MatchingOrderHandler:
         entry = self._orders.get((username, order.token))
         if entry is None or not entry.live:
             return self._ignore(username, f"Cancel Order of token {order.token!r}, "
-                                          "which is not live")
+                                          "which is not live", "unknown_tokens")
         if order.shares >= entry.open_shares:
             return self._ignore(username, f"Cancel Order of token {order.token!r} to "
                                           f"{order.shares} shares, not below its open "
@@ -244,7 +301,7 @@ class MatchingOrderHandler:
         market = entry.market
         self._collect(market)
         if order.shares == 0:
-            market.matcher.cancel(entry.client_order_id)
+            market.cancel(entry.client_order_id)
         else:
             try:
                 price, qty = _ticks_and_lots(market.instrument, entry.message.price,
@@ -253,16 +310,19 @@ class MatchingOrderHandler:
                 return self._ignore(username, f"Cancel Order of token {order.token!r} to "
                                               f"{order.shares} shares, off the lot")
             # Same price, fewer shares: the matcher keeps the order's place in its queue.
-            market.matcher.replace(entry.client_order_id, price, qty, market.book)
-        market.matcher.drain()
+            market.replace(entry.client_order_id, price, qty)
+        market.drain()
         decrement = entry.open_shares - order.shares
         self._reduce(entry, decrement)
         return [ouch.Canceled(self.timestamp(), entry.token, decrement, CANCEL_USER_REQUESTED)]
 
     # ---------------------------------------------------------------- outbound
 
-    def _ignore(self, username: str, what: str) -> list[ouch.Outbound]:
+    def _ignore(self, username: str, what: str, kind: str | None = None) -> list[ouch.Outbound]:
+        """No answer, as OUCH 4.2 says; counted as ignored (and as `kind`) and logged."""
         self._counts["ignored"] += 1
+        if kind is not None:
+            self._counts[kind] += 1
         log.warning("OUCH from %s ignored: %s", username, what)
         return []
 
@@ -290,10 +350,10 @@ class MatchingOrderHandler:
                 out.append(message)
         return out
 
-    def _collect(self, market: Market) -> None:
+    def _collect(self, market: TradedMarket) -> None:
         """Routes what the matcher reported since its last drain (the market filling resting
         orders) to the accounts that own them."""
-        for event in market.matcher.drain():
+        for event in market.drain():
             entry = self._live.get(event.client_order_id)
             if entry is None:
                 continue
@@ -345,7 +405,7 @@ def _ticks_and_lots(instrument: Instrument, price: int, shares: int) -> tuple[in
     if price <= 0:
         raise _Refused(REJECT_INVALID_PRICE)
     if shares <= 0:
-        raise _Refused(REJECT_INVALID_SHARES)
+        raise _Refused(REJECT_OTHER)  # OUCH 4.2 has no reason for no shares at all
     try:
         ticks = instrument.to_ticks(Decimal(price).scaleb(-_OUCH_PRICE_SCALE))
     except ValueError:
@@ -353,7 +413,7 @@ def _ticks_and_lots(instrument: Instrument, price: int, shares: int) -> tuple[in
     try:
         lots = instrument.to_lots(Decimal(shares))
     except ValueError:
-        raise _Refused(REJECT_INVALID_SHARES) from None
+        raise _Refused(REJECT_ODD_LOT) from None
     return ticks, lots
 
 
@@ -402,7 +462,10 @@ class OrderEntryServer:
             self._soup.send(username, ouch.encode(message))
 
     def end_session(self) -> None:
-        self.deliver()
+        """Fills still waiting, then every live order canceled (its time in force ends with the
+        session), then System Event E and End of Session to every logged-in account."""
+        for username, message in self._handler.end_of_day():
+            self._soup.send(username, ouch.encode(message))
         self._broadcast(ouch.SystemEvent(self._handler.timestamp(), "E"))
         self._soup.end_session()
 
@@ -411,7 +474,7 @@ class OrderEntryServer:
 
     def summary(self) -> dict[str, int]:
         """sessions (connections accepted), logins, login_rejects, orders, rejects, fills,
-        ignored, messages_in, messages_out, disconnects, protocol_errors, timeouts, replayed,
+        ignored (duplicate_tokens, unknown_tokens), expired, messages_in, messages_out, disconnects, protocol_errors, timeouts, replayed,
         heartbeats, logouts."""
         soup_counts = self._soup.counts
         out = {"sessions": soup_counts["connections"]}
@@ -439,5 +502,5 @@ class OrderEntryServer:
 
 __all__ = [
     "LIQUIDITY_ADDED", "LIQUIDITY_REMOVED", "Market", "MatchingOrderHandler", "OrderEntryServer",
-    "OrderHandler", "wall_clock_ns",
+    "OrderHandler", "TradedMarket", "wall_clock_ns",
 ]

@@ -1,0 +1,1 @@
+"""Live trading: the Core Runtime on sockets (docs/live.md, docs/live-operations.md)."""

@@ -1,0 +1,235 @@
+"""Execution records of a live session: the backtest's artifacts, written as the session runs.
+
+    session = new_session_dir(cfg.name, cfg_text, data=data)     # ROOT/live/<name>-<stamp>-<tag>/
+    records = RecordsWriter(session, instruments, flush_interval_ns=cfg.live.flush_interval_ns,
+                            sample_interval_ns=cfg.output.sample_interval,
+                            title=f"{cfg.name} live", config_text=cfg_text)
+    ...
+    records.add(*engine.drain())       # after each step or batch, as the backtest runner does
+    records.maybe_flush()              # from the node's loop when idle: quiet markets flush too
+    ...
+    summary = records.close({"digest": ..., "complete": True, ...})
+
+The tables are the backtest's, made by the same code (lockstep.backtest.artifacts.RecordTables:
+orders, fills, denials, pnl with their schemas), and a closed session's folder looks like a
+backtest's run folder: config.toml, orders/fills/denials/pnl.parquet, summary.json (the node's
+summary with the PnL metrics the backtest reports), report.html (lockstep.backtest.report), and
+INCOMPLETE when it did not end cleanly. So read_artifact, BacktestResult-style analysis and the
+report read both.
+
+**Crash safety.** While the session runs, each table is an Arrow IPC stream, `<name>.arrows`,
+appended to at every flush. Records wait in memory at most `flush_interval_ns` (the
+`live.flush_interval` key) of the writer's monotonic clock, checked on every add() and
+maybe_flush(): a process killed at any moment leaves streams whose complete batches hold every
+record up to the last flush (a torn last batch is ignored by the reader). The bytes are handed
+to the kernel at each flush, which survives the process, not the machine (no fsync).
+read_artifact reads such a stream where the Parquet file is missing; recover_session() turns a
+killed session's folder into a closed one (Parquet files, summary.json marked incomplete,
+INCOMPLETE, the report). close() converts the streams to Parquet and removes them.
+
+The clock only decides when bytes reach the disk, never what they are.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from lockstep.backtest.artifacts import (
+    SCHEMAS,
+    STREAM_SUFFIX,
+    RecordTables,
+    read_artifact,
+    read_stream_batches,
+)
+from lockstep.backtest.report import compute_metrics, write_report
+from lockstep.backtest.runner import new_run_dir
+from lockstep.checks import parse_duration
+from lockstep.data.dataset import Instrument
+from lockstep.data.storage import Location, locate, naming
+from lockstep.errors import ConfigError, StorageError
+from lockstep.live.control import SESSIONS_AREA, local_root
+
+__all__ = ["KILLED", "RecordsWriter", "new_session_dir", "recover_session"]
+
+#: Rows per Parquet row group when a stream becomes a Parquet file (as the backtest writes them).
+_ROW_GROUP = 1 << 16
+_DEFAULT_SAMPLE_INTERVAL_NS = 1_000_000_000
+KILLED = "the session ended without closing its records (the process was killed)"
+
+
+def _local(directory: Location) -> str:
+    if not isinstance(directory.fs, pafs.LocalFileSystem):
+        raise StorageError(f"{directory.uri}: live records are appended as the session runs, "
+                           "which needs a local storage root")
+    return directory.path
+
+
+def new_session_dir(name: str, config_text: str, *, data: str | os.PathLike[str] | None = None) -> Location:
+    """A new folder for one live session: ROOT/live/<name>-<UTC stamp>-<config hash>/."""
+    root = local_root(data, "live records are appended as the session runs")
+    return new_run_dir(locate(root).join(SESSIONS_AREA), name, config_text)
+
+
+class RecordsWriter(RecordTables):
+    """Writes a live session's execution records into `directory` as they come (see the module
+    docstring). `flushed` counts the rows of each table that have reached the kernel."""
+
+    def __init__(self, directory: Location | str | os.PathLike[str], instruments: Sequence[Instrument], *,
+                 flush_interval_ns: int, sample_interval_ns: int = _DEFAULT_SAMPLE_INTERVAL_NS,
+                 title: str = "live session", config_text: str | None = None, report: bool = True,
+                 clock: Callable[[], int] = time.monotonic_ns) -> None:
+        super().__init__(instruments, keep_series=False)
+        if flush_interval_ns <= 0:
+            raise ValueError(f"flush_interval_ns must be > 0, not {flush_interval_ns}")
+        self.dir = directory if isinstance(directory, Location) else locate(directory)
+        _local(self.dir)
+        self.dir.mkdir()
+        self.flush_interval_ns = flush_interval_ns
+        self.sample_interval_ns = sample_interval_ns
+        self.title = title
+        self.report = report
+        self._clock = clock
+        self._pending: dict[str, list[pa.Table]] = {}
+        self._streams: dict[str, tuple[pa.NativeFile, pa.ipc.RecordBatchStreamWriter]] = {}
+        self.flushed = dict.fromkeys(SCHEMAS, 0)
+        self.config_text = config_text
+        if config_text is not None:
+            self.dir.join("config.toml").write_bytes(config_text.encode())
+        self._last_flush = clock()
+        self._closed = False
+
+    def _write(self, name: str, table: pa.Table) -> None:
+        self._pending.setdefault(name, []).append(table)
+
+    def add(self, x: dict, d: dict, s: dict) -> None:
+        """One Engine.drain(): converted, hashed, and flushed if the interval has passed."""
+        super().add(x, d, s)
+        self.maybe_flush()
+
+    def maybe_flush(self) -> bool:
+        """Flushes if flush_interval_ns has passed since the last flush; True if it did."""
+        if self._clock() - self._last_flush < self.flush_interval_ns:
+            return False
+        self.flush()
+        return True
+
+    def flush(self) -> None:
+        """Appends every pending record to its stream and hands the bytes to the kernel."""
+        self._last_flush = self._clock()
+        for name in sorted(self._pending):
+            tables = self._pending.pop(name)
+            table = pa.concat_tables(tables).combine_chunks()
+            file = self.dir.join(name + STREAM_SUFFIX)
+            with naming(file.uri):
+                if name not in self._streams:
+                    sink = pa.OSFile(file.path, "wb")
+                    self._streams[name] = (sink, pa.ipc.new_stream(sink, SCHEMAS[name]))
+                sink, writer = self._streams[name]
+                writer.write_table(table)
+                sink.flush()
+            self.flushed[name] += len(table)
+
+    def close(self, summary: Mapping[str, Any], *, complete: bool = True) -> dict[str, Any]:
+        """Flushes, turns the streams into Parquet files and writes summary.json (`summary`
+        with the PnL metrics and "complete"), INCOMPLETE if not `complete`, and report.html.
+        Returns the summary written."""
+        self.flush()
+        self._close_streams()
+        return finish_session(self.dir, summary, complete=complete, title=self.title,
+                              sample_interval_ns=self.sample_interval_ns, report=self.report,
+                              config_text=self.config_text)
+
+    def abort(self) -> None:
+        """Closes the streams without converting them, quietly (on a full disk closing fails
+        too): the folder is left as a killed process leaves it, for recover_session()."""
+        with contextlib.suppress(OSError):
+            self._close_streams()
+
+    def _close_streams(self) -> None:
+        streams, self._streams = self._streams, {}
+        for sink, writer in streams.values():
+            writer.close()
+            sink.close()
+
+
+def finish_session(directory: Location, summary: Mapping[str, Any], *, complete: bool, title: str,
+                   sample_interval_ns: int, report: bool = True,
+                   config_text: str | None = None) -> dict[str, Any]:
+    """The closing steps of RecordsWriter.close and recover_session on `directory`."""
+    for name in SCHEMAS:
+        _stream_to_parquet(directory, name)
+    pnl = read_artifact(directory.uri, "pnl")
+    metrics = compute_metrics(pnl, sample_interval_ns)
+    out = {"run_dir": directory.uri, **summary}
+    out["complete"] = complete
+    out.setdefault("fills", read_artifact(directory.uri, "fills").num_rows)
+    out.update({k: metrics[k] for k in ("pnl", "fees", "realized", "max_drawdown", "sharpe", "samples")})
+    out["by_symbol"] = metrics.get("by_symbol", {})
+    if not complete:
+        directory.join("INCOMPLETE").write_bytes(b"this session stopped early: see summary.json 'error'\n")
+    directory.join("summary.json").write_bytes(json.dumps(out, indent=2, default=str).encode())
+    if report:
+        write_report(directory.join("report.html").path, title=title, summary=out, series=pnl,
+                     config_text=config_text)
+    return out
+
+
+def _stream_to_parquet(directory: Location, name: str) -> None:
+    """`<name>.arrows` -> `<name>.parquet` (written aside and renamed in, so a crash here leaves
+    the stream, which readers fall back to), then the stream removed. No stream: nothing."""
+    stream = directory.join(name + STREAM_SUFFIX)
+    if not stream.exists():
+        return
+    final = directory.join(f"{name}.parquet")
+    if not final.exists():
+        table = pa.Table.from_batches(read_stream_batches(stream), schema=SCHEMAS[name])
+        aside = directory.join(f".{name}.parquet.tmp")
+        with naming(aside.uri):
+            pq.write_table(table, aside.path, compression="zstd", compression_level=1,
+                           row_group_size=_ROW_GROUP)
+            os.replace(aside.path, final.path)
+    with naming(stream.uri):
+        os.unlink(stream.path)
+
+
+def recover_session(directory: str | os.PathLike[str] | Location) -> dict[str, Any]:
+    """Closes the records of a session whose process was killed: what its streams hold (every
+    record up to its last flush) becomes the Parquet files, with summary.json marked incomplete,
+    INCOMPLETE and the report. Returns the summary written."""
+    where = directory if isinstance(directory, Location) else locate(directory)
+    _local(where)
+    config_file = where.join("config.toml")
+    config_text = config_file.read_bytes().decode() if config_file.exists() else None
+    name, sample_interval_ns = _name_and_interval(config_text, config_file.uri)
+    summary = {"run_dir": where.uri, "name": name,
+               "error": {"reason": KILLED, "position": None, "ts_recv": None,
+                         "exception": None, "traceback": None}}
+    return finish_session(where, summary, complete=False, title=f"{name} live session (recovered)",
+                          sample_interval_ns=sample_interval_ns, config_text=config_text)
+
+
+def _name_and_interval(config_text: str | None, source: str) -> tuple[str, int]:
+    """The session's name and PnL sample interval from its resolved config.toml, if it has one."""
+    if config_text is None:
+        return "live", _DEFAULT_SAMPLE_INTERVAL_NS
+    try:
+        cfg = tomllib.loads(config_text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("", f"invalid TOML: {e}", source=source) from None
+    interval = cfg.get("output", {}).get("sample_interval", _DEFAULT_SAMPLE_INTERVAL_NS)
+    ns = parse_duration("output.sample_interval", interval, positive=True)
+    return str(cfg.get("name", "live")), ns
