@@ -81,7 +81,7 @@ from lockstep.net import Address
 from lockstep.tomlconfig import apply_overrides, read_toml
 
 # The loopback venue's checks of the same keys: one definition of an address and a login field.
-from lockstep.venue.loopback.config import _address, _credential
+from lockstep.venue.loopback.config import address_setting, credential_setting
 
 __all__ = ["LiveConfig", "LiveSettings", "Secret", "load_live_config"]
 
@@ -175,12 +175,12 @@ class LiveSettings:
         kw: dict[str, Any] = {}
         for k, transport in (("feed", Transport.UDP), ("retransmit", Transport.UDP),
                              ("order_entry", Transport.TCP)):
-            kw[k] = _address(prefix + k, data[k], transport)
+            kw[k] = address_setting(prefix + k, data[k], transport)
             if kw[k].port == 0:
                 raise ConfigError(prefix + k, "needs the venue's port, not 0")
         if kw["retransmit"].is_multicast:
             raise ConfigError(prefix + "retransmit", "must be a unicast address (the server answers its sender)")
-        kw["username"] = _credential(prefix + "username", data["username"], _USERNAME_WIDTH)
+        kw["username"] = credential_setting(prefix + "username", data["username"], _USERNAME_WIDTH)
         kw.update(_password(data, prefix, base_dir, environ))
         if "session" in data:
             session = data["session"]
@@ -240,7 +240,7 @@ def _password(data: Mapping[str, Any], prefix: str, base_dir: Path,
     if not isinstance(value, str):
         raise ConfigError(prefix + key, f"must be a string, not {kind_of(value)}")
     if key == "password":
-        return {"password": Secret(_credential(prefix + key, value, _PASSWORD_WIDTH))}
+        return {"password": Secret(credential_setting(prefix + key, value, _PASSWORD_WIDTH))}
     if key == "password_env":
         if not value or "=" in value:
             raise ConfigError(prefix + key, f"{value!r} is not an environment variable name")
@@ -274,7 +274,7 @@ def _credential_from(key: str, where: str, value: str) -> str:
     """The password read from `where` (a variable, a file), checked; errors name the key and
     where, and say what is wrong, never what the value is."""
     try:
-        return _credential(key, value, _PASSWORD_WIDTH)
+        return credential_setting(key, value, _PASSWORD_WIDTH)
     except ConfigError as e:
         raise ConfigError(key, f"the password in {where} {e.reason}") from None
 

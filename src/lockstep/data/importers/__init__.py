@@ -41,6 +41,7 @@ OFFERED: Mapping[str, str] = {
     "date": "session date YYYY-MM-DD (else from the file name)",
     "definitions": "a DBN file of instrument definitions",
     "instruments_file": "JSON file of instruments (symbol, price_increment, size_increment)",
+    "snapshot_symbol": "the symbol of bare REST depth snapshot lines (default: the one symbol seen before)",
 }
 
 

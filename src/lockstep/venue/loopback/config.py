@@ -42,7 +42,8 @@ from lockstep.errors import AddressError, ConfigError
 from lockstep.net import LOOPBACK, Address, parse_address
 from lockstep.tomlconfig import apply_overrides, read_toml
 
-__all__ = ["MAX_SPEED", "User", "VenueConfig", "VenueSettings", "load_venue_config"]
+__all__ = ["MAX_SPEED", "User", "VenueConfig", "VenueSettings", "address_setting", "credential_setting",
+           "load_venue_config"]
 
 #: The `venue.speed` that sends as fast as possible.
 MAX_SPEED = "max"
@@ -65,7 +66,9 @@ class User:
     password: str = dataclasses.field(repr=False)
 
 
-def _address(key: str, value: object, transport: Transport) -> Address:
+def address_setting(key: str, value: object, transport: Transport) -> Address:
+    """The address config key `key` gives, which must be of `transport` (the live node's
+    endpoints are checked by this too)."""
     if not isinstance(value, str):
         raise ConfigError(key, f"must be a {transport.label}://HOST:PORT string, not {kind_of(value)}")
     try:
@@ -77,7 +80,9 @@ def _address(key: str, value: object, transport: Transport) -> Address:
     return address
 
 
-def _credential(key: str, value: object, width: int) -> str:
+def credential_setting(key: str, value: object, width: int) -> str:
+    """A SoupBinTCP username or password from config key `key`: printable ASCII that fits the
+    login request's `width`-byte field."""
     if not isinstance(value, str):
         raise ConfigError(key, f"must be a string, not {kind_of(value)}")
     if not _CREDENTIAL.fullmatch(value) or len(value) > width:
@@ -95,10 +100,10 @@ def _users(key: str, value: object) -> tuple[User, ...]:
         for k in _USER_KEYS:
             if k not in item:
                 raise ConfigError(f"{at}.{k}", "missing")
-        name = _credential(f"{at}.username", item["username"], 6)
+        name = credential_setting(f"{at}.username", item["username"], 6)
         if any(u.username == name for u in users):
             raise ConfigError(f"{at}.username", f"{name!r} is listed twice")
-        users.append(User(name, _credential(f"{at}.password", item["password"], 10)))
+        users.append(User(name, credential_setting(f"{at}.password", item["password"], 10)))
     return tuple(users)
 
 
@@ -138,7 +143,7 @@ class VenueSettings:
         for k, transport in (("feed", Transport.UDP), ("retransmit", Transport.UDP),
                              ("order_entry", Transport.TCP)):
             if k in data:
-                kw[k] = _address(prefix + k, data[k], transport)
+                kw[k] = address_setting(prefix + k, data[k], transport)
         if "retransmit" in kw and kw["retransmit"].is_multicast:
             raise ConfigError(prefix + "retransmit", "must be a unicast address (requests are answered to their sender)")
         if "users" in data:
