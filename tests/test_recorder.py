@@ -11,10 +11,8 @@ import resource
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-import types
 import urllib.request
 from pathlib import Path
 
@@ -25,7 +23,15 @@ from test_cli import LOCKSTEP
 import lockstep.data.importers.capture as capture_import
 from lockstep.data.importers.capture import _Ordered, decode_capture
 from lockstep.data.importers.itch import decode_itch
-from lockstep.data.raw_capture import capture_files, read_frames, read_header, scan
+from lockstep.data.raw_capture import (
+    CaptureLines,
+    capture_files,
+    lines_from_frames,
+    read_frames,
+    read_header,
+    scan,
+)
+from lockstep.data.recorder import websocket
 from lockstep.data.recorder.capture import (
     HISTORY_STREAM,
     Capture,
@@ -441,6 +447,7 @@ def test_sigint_is_130_and_the_end_record_says_incomplete_sigterm_is_0(tmp_path)
 
 
 def test_metrics_endpoint_on_port_0(tmp_path):
+    pytest.importorskip("prometheus_client", reason="the record extra's prometheus-client")
     rec = RecordProcess(tmp_path, {"url": "udp://127.0.0.1:0"}, "--metrics", "127.0.0.1:0",
                         "--duration", "3")
     url = rec.listen["metrics"]
@@ -629,17 +636,16 @@ def test_a_feed_module_records_through_its_sink(tmp_path, monkeypatch):
     """The shape a feed kind's own module has (`record_websocket(feed, sink, stop)`): what it
     gives its sink is in the capture and in the summary."""
     def record_websocket(feed, sink, stop):
-        assert feed.kind == "websocket" and feed.url == "wss://example.invalid/stream"
+        assert feed.url == "wss://example.invalid/stream" and feed.streams == ("btcusdt@trade",)
         sink.frame(1, b'{"e":"depthUpdate"}')
         sink.history("reconnect", after="test")
         sink.history("snapshot", id=7, receive_ns=3)
         sink.frame(4, b'{"e":"trade"}')
 
-    module = types.ModuleType("lockstep.data.recorder.websocket")
-    module.record_websocket = record_websocket
-    monkeypatch.setitem(sys.modules, "lockstep.data.recorder.websocket", module)
+    monkeypatch.setattr(websocket, "record_websocket", record_websocket)
     config = load_record_config(write_config(tmp_path / "r.toml", [
-        {"name": "ws", "kind": "websocket", "url": "wss://example.invalid/stream"}]))
+        {"name": "ws", "kind": "websocket", "url": "wss://example.invalid/stream",
+         "streams": ["btcusdt@trade"]}]))
     summary = Recorder(config, tmp_path / "cap").run(duration_s=10)
     assert summary["stopped_by"] == "end"
     ws = summary["feeds"]["ws"]
@@ -716,3 +722,21 @@ def test_default_out_is_the_storage_roots_raw(tmp_path):
     assert summary["directory"] == str(tmp_path / "root" / "raw")
     assert summary["paths"] == ["capture-000001.lsraw"]
     assert (tmp_path / "root" / "raw" / "capture-000001.lsraw").is_file()
+
+
+def test_history_records_are_not_read_as_a_feeds_lines(tmp_path):
+    cap = Capture(tmp_path, "cap", ["ws"])
+    cap.start()
+    sink = cap.sink("ws")
+    sink.frame(1, b'{"stream":"btcusdt@trade","data":{}}')
+    sink.history("reconnect", reason="test")
+    sink.frame(2, b'{"lastUpdateId":5,"bids":[],"asks":[]}')
+    cap.close()
+    files = capture_files(tmp_path, "cap")
+    lines = b"".join(lines_from_frames(files))
+    assert lines == b'1 {"stream":"btcusdt@trade","data":{}}\n2 {"lastUpdateId":5,"bids":[],"asks":[]}\n'
+    (path,) = files
+    capture = CaptureLines(path)
+    with capture.open() as f:
+        assert f.read() == lines
+    assert capture.damage == {}

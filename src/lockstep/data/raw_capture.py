@@ -36,6 +36,9 @@ from lockstep.errors import DecodeError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+#: The stream table's name for a recorder's history records (docs/raw-format.md, "History
+#: records"): the capture's notes about its feeds, never read as a feed's messages.
+HISTORY_STREAM = "lockstep.history"
 MAGIC = b"LSRAW\x00"
 VERSION = 1
 SUFFIX = ".lsraw"
@@ -747,6 +750,8 @@ def lines_from_frames(source: PathLike | Iterable[PathLike] | Iterable[FrameBatc
         if not len(b):
             continue
         idx = np.arange(len(b)) if keep is None else np.flatnonzero(np.isin(b.stream_id, keep))
+        if HISTORY_STREAM in b.streams:
+            idx = idx[b.stream_id[idx] != b.streams.index(HISTORY_STREAM)]
         if len(idx):
             yield _frame_lines(b, idx)
 
@@ -833,7 +838,10 @@ class CaptureLines:
         starts = b.file_offset
         limit = len(b.streams)
         odd = set(np.flatnonzero(b.stream_id >= limit).tolist()) if limit else set()
-        cuts = sorted(odd | {i for i in np.searchsorted(
+        # A recorder's history records are the capture's own notes, not the feed's messages.
+        history = (set(np.flatnonzero(b.stream_id == b.streams.index(HISTORY_STREAM)).tolist())
+                   if HISTORY_STREAM in b.streams else set())
+        cuts = sorted(odd | history | {i for i in np.searchsorted(
             starts, np.array([r.offset for r in pending], np.uint64)).tolist() if i < n})
         begin = placed = 0  # the next frame and the next pending region to place
         for cut in [*cuts, n]:
@@ -855,6 +863,8 @@ class CaptureLines:
                 marks.append(self._mark(Damage(self.path, int(starts[cut]), end,
                                                f"a frame of stream id {sid}, which the stream table "
                                                f"({limit} streams) does not name")))
+                begin = cut + 1
+            elif cut in history:
                 begin = cut + 1
             yield b"".join(marks)
         del pending[:placed]
@@ -910,8 +920,8 @@ def open_lines(paths: PathLike | Iterable[PathLike], *, stream_ids: Iterable[int
 
 
 __all__ = [
-    "CaptureLines", "CorruptRegion", "Damage", "FrameBatch", "FrameReader", "RawFileHeader",
-    "RawScanReport", "RawWriter", "TornTail", "capture_files", "crc32c", "encode_file_header",
-    "file_metadata", "file_name", "is_capture_file", "lines_from_frames", "next_sequence",
-    "open_lines", "read_frames", "read_header", "repair", "scan",
+    "HISTORY_STREAM", "CaptureLines", "CorruptRegion", "Damage", "FrameBatch", "FrameReader",
+    "RawFileHeader", "RawScanReport", "RawWriter", "TornTail", "capture_files", "crc32c",
+    "encode_file_header", "file_metadata", "file_name", "is_capture_file", "lines_from_frames",
+    "next_sequence", "open_lines", "read_frames", "read_header", "repair", "scan",
 ]

@@ -31,8 +31,12 @@ from lockstep.data.importers.itch import (
     session_day_start_ns,
 )
 from lockstep.data.importers.normalized import GAP, LAST, InputFile, NormalizedChunk
-from lockstep.data.raw_capture import FRAME_HEADER, FrameReader, read_header
-from lockstep.data.recorder.capture import HISTORY_STREAM
+from lockstep.data.raw_capture import (
+    FRAME_HEADER,
+    HISTORY_STREAM,
+    FrameReader,
+    read_header,
+)
 from lockstep.errors import DecodeError
 from lockstep.events import COLUMNS
 

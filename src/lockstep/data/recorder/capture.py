@@ -27,6 +27,7 @@ import numpy as np
 
 from lockstep._bindings import capture as _capture
 from lockstep.data.raw_capture import (
+    HISTORY_STREAM,
     FrameReader,
     PathLike,
     capture_files,
@@ -36,8 +37,6 @@ from lockstep.data.raw_capture import (
 from lockstep.enums import FsyncPolicy
 from lockstep.errors import StorageError
 
-#: The stream table's name for the capture's history records.
-HISTORY_STREAM = "lockstep.history"
 #: The kinds of history record (docs/raw-format.md, "History records").
 HISTORY_RECORDS = ("start", "gap", "retransmission", "lost", "reconnect", "snapshot", "drop",
                    "rejected", "end")

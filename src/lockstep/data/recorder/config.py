@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from lockstep.checks import config_int, kind_of, parse_duration, unknown_keys
+from lockstep.data.recorder import websocket
 from lockstep.data.recorder.capture import HISTORY_STREAM, CaptureSettings
 from lockstep.enums import FsyncPolicy, Transport
 from lockstep.errors import AddressError, ConfigError
@@ -54,7 +55,7 @@ FEED_KEYS = {
     "moldudp64": ("interface", "retransmit", "session", "source", "receive_buffer",
                   "request_timeout", "request_attempts"),
     "soupbintcp": ("username", "password", "session", "sequence"),
-    "websocket": ("snapshot_url", "max_message_bytes"),
+    "websocket": tuple(k for k in websocket.KEYS if k not in _COMMON_FEED_KEYS),
 }
 _TABLES = {(): ("record",), ("record",): _RECORD_KEYS}
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@/-]{0,63}")
@@ -85,7 +86,7 @@ def _udp(key: str, value: object) -> Address | None:
 class FeedSettings:
     """One `[[record.feeds]]` table, checked. `options` holds the kind's own keys as given
     (frozen: a tuple of (key, value) pairs), `retransmit` and `address` the parsed addresses of
-    a moldudp64 feed."""
+    a moldudp64 feed, `websocket` a websocket feed's settings (checked by its own module)."""
 
     name: str
     kind: str
@@ -96,6 +97,7 @@ class FeedSettings:
     request_timeout_ns: int = 200_000_000
     request_attempts: int = 5
     receive_buffer: int = 32 << 20
+    websocket: websocket.WebSocketFeed | None = None
 
     def option(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
@@ -121,6 +123,8 @@ class FeedSettings:
             raise ConfigError(prefix + "url", f"{url!r}: a {kind} feed takes "
                                               f"{' or '.join(s + '://' for s in _URL_SCHEMES[kind])}")
         kw: dict[str, Any] = {}
+        if kind == "websocket":
+            kw["websocket"] = websocket.WebSocketFeed.from_dict(data, prefix)
         if kind == "moldudp64":
             kw["address"] = _udp(prefix + "url", url)
             if "retransmit" in data:

@@ -12,7 +12,6 @@ the run.
 """
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import threading
@@ -21,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from lockstep.data.recorder import websocket
 from lockstep.data.recorder.capture import Capture, CaptureSink
 from lockstep.data.recorder.config import FeedSettings, RecordConfig
 from lockstep.data.recorder.moldudp64 import FeedCounts, MoldFeed
@@ -32,12 +32,12 @@ _TICK_S = 0.25  # how often the run loop looks at the feeds, the writer and the 
 
 
 class _StreamFeed:
-    """A feed whose own module runs it: `run(feed, sink, stop)` (the websocket recorder's shape);
+    """A feed whose own module runs it, `run(feed, sink, stop)` (the WebSocket recorder's shape);
     its counts are what its sink pushed: frames and bytes from its ring, gaps and reconnects
     from the history records it wrote."""
 
     def __init__(self, feed: FeedSettings, sink: CaptureSink,
-                 run: Callable[[FeedSettings, CaptureSink, threading.Event], None]) -> None:
+                 run: Callable[[Any, CaptureSink, threading.Event], None]) -> None:
         self.feed = feed
         self.sink = sink
         self.counts = FeedCounts()
@@ -45,7 +45,7 @@ class _StreamFeed:
         self.address = feed.url
 
     def run(self, stop: threading.Event) -> None:
-        self._run(self.feed, self.sink, stop)
+        self._run(self.feed.websocket, self.sink, stop)
 
     def close(self) -> None:
         pass
@@ -55,14 +55,7 @@ def _make_feed(feed: FeedSettings, sink: CaptureSink, index: int, source: str) -
     if feed.kind == "moldudp64":
         return MoldFeed(feed, sink)
     if feed.kind == "websocket":
-        # Its module loads only when a websocket feed is configured: it needs the optional
-        # websocket client library.
-        try:
-            module = importlib.import_module("lockstep.data.recorder.websocket")
-        except ImportError as e:
-            raise ConfigError(f"record.feeds[{index}].kind",
-                              f"websocket feeds cannot be recorded here: {e}", source=source) from None
-        return _StreamFeed(feed, sink, module.record_websocket)
+        return _StreamFeed(feed, sink, websocket.record_websocket)
     raise ConfigError(f"record.feeds[{index}].kind", f"{feed.kind} feeds are not recorded yet",
                       source=source)
 
