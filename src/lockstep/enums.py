@@ -447,6 +447,51 @@ class StampSource(LabeledEnum):
 
 
 # --------------------------------------------------------------------------------------------
+# session: the protocol sessions (include/lockstep/session/)
+
+
+class MoldNoticeKind(LabeledEnum):
+    """lockstep::session::MoldNoticeKind (session/mold_receiver.hpp): what a MoldUDP64 receiver
+    decided that its caller must hear about; `first` and `count` of the notice say which
+    sequence numbers."""
+
+    SESSION_STARTED = 1  # the first session followed
+    SESSION_CHANGED = 2  # another session followed from here
+    GAP_DETECTED = 3  # messages missing: first, count
+    GAP_RECOVERED = 4  # every missing message arrived
+    GAP_ABANDONED = 5  # first, count never delivered: the book is not to be trusted
+    END_OF_SESSION = 6
+    HEARTBEAT_TIMEOUT = 7  # count: ns since the last datagram
+    FEED_RESUMED = 8  # a datagram after a heartbeat timeout
+
+
+class SoupClientState(LabeledEnum):
+    """lockstep::session::SoupClientState (session/soup_client.hpp): where a SoupBinTCP client
+    session stands. REJECTED, ENDED, LOGGED_OUT and FAILED want the connection closed."""
+
+    DISCONNECTED = 0
+    LOGGING_IN = 1
+    LOGGED_IN = 2
+    REJECTED = 3
+    ENDED = 4
+    LOGGED_OUT = 5
+    FAILED = 6
+
+
+class SoupNoticeKind(LabeledEnum):
+    """lockstep::session::SoupNoticeKind (session/soup_client.hpp): what a SoupBinTCP client
+    session decided that its caller must hear about."""
+
+    LOGIN_ACCEPTED = 1  # first: the sequence number the server continues at
+    LOGIN_REJECTED = 2  # count: the reason byte
+    SEQUENCE_GAP = 3  # first, count: asked for, no longer available at the server
+    END_OF_SESSION = 4
+    SERVER_TIMEOUT = 5  # count: ns the server was silent
+    PROTOCOL_ERROR = 6  # first: stream offset; count: the WireProblem
+    UNEXPECTED_PACKET = 7  # first: stream offset; count: the type byte
+
+
+# --------------------------------------------------------------------------------------------
 # runtime
 
 
@@ -478,6 +523,7 @@ __all__ = [
     "MarketType",
     "MatchEventKind",
     "MatchReject",
+    "MoldNoticeKind",
     "OrderStatus",
     "QueueModel",
     "QueueResult",
@@ -485,6 +531,8 @@ __all__ = [
     "Rule",
     "RuleAction",
     "RunStatus",
+    "SoupClientState",
+    "SoupNoticeKind",
     "SoupPacketType",
     "StampSource",
     "Status",

@@ -1,1 +1,2 @@
-"""Live trading: the Core Runtime on sockets (docs/live.md, docs/live-operations.md)."""
+"""Live trading: the Core Runtime on sockets (docs/live.md, docs/live-operations.md).
+`order_entry`: the OUCH 4.2 over SoupBinTCP 4.1 client."""

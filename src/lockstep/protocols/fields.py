@@ -79,6 +79,12 @@ class FixedMessage:
         return cls(*args)
 
 
+def forwarded(name: str, doc: str | None = None) -> property:
+    """A read-only property reading the same-named attribute of the object's compiled `_core`
+    (how the session classes show their C++ state)."""
+    return property(lambda self: getattr(self._core, name), doc=doc)
+
+
 def by_type(*classes: type[M]) -> dict[str, type[M]]:
     """The classes by their type byte (each type once)."""
     table = {cls.TYPE: cls for cls in classes}
