@@ -16,6 +16,7 @@ import lockstep.enums
 from lockstep._bindings import (
     binance,
     books,
+    capture,
     engine,
     execution,
     itch_feed,
@@ -35,8 +36,8 @@ from lockstep.enums import LabeledEnum, Status
 from lockstep.errors import STATUS_TEXT
 from lockstep.events import EventKind, Flag, Side
 
-_BINDINGS = (binance, books, engine, execution, itch_feed, matching, net, protocols, queue, raw_capture,
-             replay, risk, sessions, synth, validate, venue_models)
+_BINDINGS = (binance, books, capture, engine, execution, itch_feed, matching, net, protocols, queue,
+             raw_capture, replay, risk, sessions, synth, validate, venue_models)
 
 # Where the Python name is not the C++ one in upper snake case: the config label comes from the
 # Python name ("lognormal"), so the spelling differs on purpose.

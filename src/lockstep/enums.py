@@ -380,6 +380,15 @@ class Crc32cImpl(LabeledEnum):
     SSE42 = 2
 
 
+class FsyncPolicy(LabeledEnum):
+    """lockstep::capture::FsyncPolicy (data/capture.hpp): when the recorder's writer makes
+    capture bytes durable (a file is always fsynced when it is closed)."""
+
+    ROTATION = 0  # only when a file is closed
+    INTERVAL = 1  # also every fsync interval while bytes are not yet synced
+    FRAME = 2  # each frame written and fsynced on its own
+
+
 class WireProblem(LabeledEnum):
     """lockstep::wire::WireProblem (codecs/wire.hpp): why the NASDAQ protocol codecs (MoldUDP64,
     SoupBinTCP, OUCH) refused bytes; the decoder gives the byte offset with it."""
@@ -503,6 +512,7 @@ __all__ = [
     "ExecResult",
     "FeedSkip",
     "FrameStop",
+    "FsyncPolicy",
     "IncrementSource",
     "IntentKind",
     "L2Result",

@@ -29,6 +29,7 @@ COMMANDS = {
     "data": "lockstep.cli.data:data",
     "venue": "lockstep.cli.venue:venue",
     "live": "lockstep.cli.live:live",
+    "record": "lockstep.cli.record:record",
 }
 
 

@@ -36,6 +36,9 @@ from lockstep.errors import DecodeError
 
 PathLike = Union[str, "os.PathLike[str]"]
 
+#: The stream table's name for a recorder's history records (docs/raw-format.md, "History
+#: records"): the capture's notes about its feeds, never read as a feed's messages.
+HISTORY_STREAM = "lockstep.history"
 MAGIC = b"LSRAW\x00"
 VERSION = 1
 SUFFIX = ".lsraw"
@@ -71,14 +74,20 @@ class RawFileHeader:
     size: int
 
 
-def encode_file_header(sequence: int, streams: Sequence[str], info: Mapping[str, Any] | None) -> bytes:
-    """The bytes of a file header (deterministic: sorted-key compact JSON, no clock)."""
-    if not 0 <= sequence < (1 << 64):
-        raise ValueError(f"sequence {sequence} does not fit uint64")
+def file_metadata(streams: Sequence[str], info: Mapping[str, Any] | None) -> bytes:
+    """A file header's metadata: the stream table and info as sorted-key compact ASCII JSON."""
     meta = json.dumps({"info": dict(info or {}), "streams": list(streams)}, sort_keys=True,
                       separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
     if len(meta) > MAX_METADATA:
         raise ValueError(f"stream table and info take {len(meta)} bytes, over {MAX_METADATA}")
+    return meta
+
+
+def encode_file_header(sequence: int, streams: Sequence[str], info: Mapping[str, Any] | None) -> bytes:
+    """The bytes of a file header (deterministic: sorted-key compact JSON, no clock)."""
+    if not 0 <= sequence < (1 << 64):
+        raise ValueError(f"sequence {sequence} does not fit uint64")
+    meta = file_metadata(streams, info)
     head = (MAGIC + VERSION.to_bytes(2, "little") + len(meta).to_bytes(4, "little")
             + (0).to_bytes(4, "little") + sequence.to_bytes(8, "little") + meta)
     return head + crc32c(head).to_bytes(4, "little")
@@ -559,6 +568,12 @@ def capture_files(directory: PathLike, prefix: str) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
+def next_sequence(directory: PathLike, prefix: str) -> int:
+    """The number a new writer of `prefix` in `directory` starts at: after the highest there."""
+    existing = capture_files(directory, prefix)
+    return int(_name_pattern(prefix).match(existing[-1].name).group(1)) + 1 if existing else 1
+
+
 def file_name(prefix: str, sequence: int) -> str:
     return f"{prefix}-{sequence:06d}{SUFFIX}"
 
@@ -608,9 +623,7 @@ class RawWriter:
             raise ValueError("fsync_every must be >= 0")
         self.fsync_every = fsync_every
         self.buffer_bytes = buffer_bytes
-        existing = capture_files(self.directory, prefix)
-        self._next_sequence = (int(_name_pattern(prefix).match(existing[-1].name).group(1)) + 1
-                               if existing else 1)
+        self._next_sequence = next_sequence(self.directory, prefix)
         self._f = None
         self._closed = False
         self._size = 0
@@ -737,6 +750,8 @@ def lines_from_frames(source: PathLike | Iterable[PathLike] | Iterable[FrameBatc
         if not len(b):
             continue
         idx = np.arange(len(b)) if keep is None else np.flatnonzero(np.isin(b.stream_id, keep))
+        if HISTORY_STREAM in b.streams:
+            idx = idx[b.stream_id[idx] != b.streams.index(HISTORY_STREAM)]
         if len(idx):
             yield _frame_lines(b, idx)
 
@@ -823,7 +838,10 @@ class CaptureLines:
         starts = b.file_offset
         limit = len(b.streams)
         odd = set(np.flatnonzero(b.stream_id >= limit).tolist()) if limit else set()
-        cuts = sorted(odd | {i for i in np.searchsorted(
+        # A recorder's history records are the capture's own notes, not the feed's messages.
+        history = (set(np.flatnonzero(b.stream_id == b.streams.index(HISTORY_STREAM)).tolist())
+                   if HISTORY_STREAM in b.streams else set())
+        cuts = sorted(odd | history | {i for i in np.searchsorted(
             starts, np.array([r.offset for r in pending], np.uint64)).tolist() if i < n})
         begin = placed = 0  # the next frame and the next pending region to place
         for cut in [*cuts, n]:
@@ -845,6 +863,8 @@ class CaptureLines:
                 marks.append(self._mark(Damage(self.path, int(starts[cut]), end,
                                                f"a frame of stream id {sid}, which the stream table "
                                                f"({limit} streams) does not name")))
+                begin = cut + 1
+            elif cut in history:
                 begin = cut + 1
             yield b"".join(marks)
         del pending[:placed]
@@ -900,8 +920,8 @@ def open_lines(paths: PathLike | Iterable[PathLike], *, stream_ids: Iterable[int
 
 
 __all__ = [
-    "CaptureLines", "CorruptRegion", "Damage", "FrameBatch", "FrameReader", "RawFileHeader",
-    "RawScanReport", "RawWriter", "TornTail", "capture_files", "crc32c", "encode_file_header",
-    "file_name", "is_capture_file", "lines_from_frames", "open_lines", "read_frames", "read_header",
-    "repair", "scan",
+    "HISTORY_STREAM", "CaptureLines", "CorruptRegion", "Damage", "FrameBatch", "FrameReader",
+    "RawFileHeader", "RawScanReport", "RawWriter", "TornTail", "capture_files", "crc32c",
+    "encode_file_header", "file_metadata", "file_name", "is_capture_file", "lines_from_frames",
+    "next_sequence", "open_lines", "read_frames", "read_header", "repair", "scan",
 ]

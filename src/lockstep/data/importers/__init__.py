@@ -21,6 +21,7 @@ from lockstep.data.importers.binance import (
     load_instruments_file,
 )
 from lockstep.data.importers.bybit import decode_bybit
+from lockstep.data.importers.capture import decode_capture
 from lockstep.data.importers.dbn import decode_dbn
 from lockstep.data.importers.itch import decode_itch
 from lockstep.data.importers.normalized import DecodeRun
@@ -69,7 +70,10 @@ class Format:
     settings: tuple[Setting, ...]
     book: str = "l2"  # the book of an instrument the decoder has not described (yet)
     binary: bool = False  # records are bytes, not lines
-    reads_raw_captures: bool = False  # lockstep raw capture files are its input too
+    reads_raw_captures: bool = False  # lockstep raw capture files are its input too (as lines)
+    # Its decoder reads recorder capture files itself, and a record's position is a byte range
+    # of the file as stored (not of the lines a capture is read as).
+    reads_capture_files: bool = False
     # The trading phase (a lockstep.enums.TradingPhase label) its instruments are in until the
     # data announce one: "continuous" for venues that trade around the clock and never announce
     # phases (a crossed book there is an error), "unknown" for those that do (docs/data.md).
@@ -120,6 +124,8 @@ FORMATS: Mapping[str, Format] = {f.name: f for f in (
     Format("tardis", decode_tardis, _settings(decode_tardis), session_phase="continuous"),
     Format("dbn", decode_dbn, _settings(decode_dbn), binary=True),
     Format("itch", decode_itch, _settings(decode_itch), book="l3", binary=True),
+    Format("capture", decode_capture, _settings(decode_capture), book="l3", binary=True,
+           reads_capture_files=True),
 )}
 
 
@@ -138,6 +144,7 @@ def offered_settings() -> list[Setting]:
 
 __all__ = [
     "DATA_PATH_CHUNK_EVENTS", "FORMATS", "OFFERED", "BinanceDecodeRun", "Format", "Setting",
-    "builtin_instruments", "decode_binance", "decode_binance_files", "decode_bybit", "decode_dbn",
+    "builtin_instruments", "decode_binance", "decode_binance_files", "decode_bybit", "decode_capture",
+    "decode_dbn",
     "decode_itch", "decode_tardis", "load_instruments_file", "offered_settings",
 ]

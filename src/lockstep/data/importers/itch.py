@@ -118,7 +118,7 @@ class ItchDecodeRun(DecodeRunBase):
                 buf = bytearray(_READ + _CARRY)
                 view = memoryview(buf)
                 left = 0
-                with open_decompressed(path) as f:
+                with self._open(path) as f:
                     while True:
                         try:
                             n = f.readinto(view[left: left + _READ])
@@ -157,6 +157,10 @@ class ItchDecodeRun(DecodeRunBase):
             yield from self._flush(dec)
         finally:
             self._collect(dec, truncated_streams)
+
+    def _open(self, path: str) -> Any:
+        """Input `path` as an uncompressed binary stream with a `cut` attribute (normalized.Decompressed)."""
+        return open_decompressed(path)
 
     def _cut(self, dec: Any) -> Iterator[NormalizedChunk]:
         """The empty truncated record of a stream cut right after a whole message."""

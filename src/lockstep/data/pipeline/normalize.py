@@ -34,7 +34,7 @@ def decode(format: str, paths: Sequence[str], settings: Mapping[str, Any]) -> De
     header is not valid is refused here, before anything is decoded."""
     fmt = format_named(format)
     captures = [CaptureLines(p) if is_raw_capture(p) else None for p in paths]
-    if not any(captures):
+    if not any(captures) or fmt.reads_capture_files:
         return fmt.decode(list(paths), settings)
     if not fmt.reads_raw_captures:
         readers = " or ".join(f.name for f in FORMATS.values() if f.reads_raw_captures)

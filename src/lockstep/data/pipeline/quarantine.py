@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lockstep.data.importers import FORMATS
 from lockstep.data.importers.normalized import NormalizedChunk
 from lockstep.data.pipeline.raw import open_source
 from lockstep.data.pipeline.report import POSITIONS_KEPT
@@ -128,6 +129,7 @@ class Quarantine:
                                _QUARANTINE_RECORD_SCHEMA, compression="zstd")
         readers: dict[int, Any] = {}
         positions: dict[int, int] = {}
+        as_stored = FORMATS[meta["format"]].reads_capture_files
         try:
             for batch in index.iter_batches(batch_size=1 << 14):
                 files = batch.column("file").to_numpy()
@@ -136,13 +138,13 @@ class Quarantine:
                 raw = []
                 for f, off, ln in zip(files.tolist(), offsets.tolist(), lengths.tolist()):
                     if f not in readers:
-                        readers[f] = open_source(sources[f])
+                        readers[f] = open_source(sources[f], as_stored=as_stored)
                         positions[f] = 0
                     reader = readers[f]
                     skip = off - positions[f]
                     if skip < 0:  # records out of order in a file: reopen and read forward
                         reader.close()
-                        reader = readers[f] = open_source(sources[f])
+                        reader = readers[f] = open_source(sources[f], as_stored=as_stored)
                         skip = off
                     while skip > 0:
                         got = reader.read(min(skip, 1 << 20))

@@ -24,10 +24,13 @@ def is_raw_capture(path: str) -> bool:
     return "://" not in path and is_capture_file(path)
 
 
-def open_source(path: str) -> Any:
+def open_source(path: str, *, as_stored: bool = False) -> Any:
     """The bytes a decoder sees for one input: a raw capture's frames as "<receive ns> <payload>"
     lines with a damage line in place of each damaged stretch (CaptureLines), anything else
-    decompressed. Record positions refer to these bytes."""
+    decompressed. Record positions refer to these bytes. `as_stored`: the file's bytes as they
+    are (a format that reads capture files itself, Format.reads_capture_files)."""
+    if as_stored:
+        return open(path, "rb")
     if is_raw_capture(path):
         return CaptureLines(path).open()
     return open_decompressed(path)

@@ -246,7 +246,8 @@ def run_chunks(chunks: Iterator[NormalizedChunk], run: Any, result: ImportResult
     report["segments"] = promoter.segments
     report["invalid_stretches"] = promoter.stretches
     qpath = quarantine.close(sources, {**meta_common, "report": report,
-                                       "headers": _headers(sources, first_offset)}, symbols)
+                                       "headers": {} if FORMATS[result.format].reads_capture_files
+                                       else _headers(sources, first_offset)}, symbols)
     result.paths["quarantine"] = qpath
     report["quarantine"] = qpath
     report["quarantine_entries"] = [{k: v for k, v in e.items() if k != "positions"} for e in result.entries]
