@@ -44,8 +44,10 @@ def _to_disk(directory: Path, batches: int) -> int:
     cap.start()
     dropped = 0
     for _ in range(batches):
+        waited = time.monotonic()
         while cap.feed_stats("feed")["ring_used"] > (cap.ring_bytes * 3) // 4:
             time.sleep(0.0002)  # a receive loop this fast would outrun any disk: pace it
+            assert time.monotonic() - waited < 60, "the capture writer stopped draining its ring"
         dropped += sink.datagrams(data, length, stamps, BATCH)
     cap.close()
     assert dropped == 0 and cap.failure() is None
