@@ -199,3 +199,15 @@ def test_token_prefixes_differ_between_sessions_started_apart_on_one_day():
     assert len(prefixes) == 86_400 // 5
     assert all(len(p) == 4 and p.isalpha() and p.isupper() for p in prefixes)
     assert token_prefix(day + 10**9) == token_prefix(day + 4 * 10**9)
+
+
+def test_quickstart_live_trades_against_the_loopback_venue_and_replays_the_journal(tmp_path):
+    proc = subprocess.run([LOCKSTEP, "quickstart", "--live", "--events", "30000", "--data",
+                           str(tmp_path / "data"), "--json"], capture_output=True, text=True,
+                          timeout=DEADLINE_S, cwd=tmp_path, env=_env(), check=False)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    live, replayed = out["live"], out["replay"]
+    assert live["orders"] > 0 and live["feed_messages"] > 1_000 and live["stopped_by"] == "duration"
+    assert {k: replayed[k] for k in SUMMARY_KEYS} == {k: live[k] for k in SUMMARY_KEYS}
+    assert Path(live["journal"]).is_relative_to(tmp_path / "data" / "live")

@@ -166,8 +166,12 @@ class LiveNode:
                 time.sleep(0.01)
 
     def open_session(self, data: str | None) -> None:
-        """The session folder, the records, the journaled session and the control socket."""
+        """The control socket (first: one it cannot serve stops the node before anything is
+        written), the session folder, the records and the journaled session."""
         cfg = self.cfg
+        self.control = ControlServer(self, control_endpoint(cfg.live.control, data, cfg.name),
+                                     on_stop=self.request_stop)
+        self.loop.add(self.control.fileno(), READABLE, 2)
         config_text = dump_toml(cfg.to_dict())
         folder = new_session_dir(cfg.name, config_text, data=data)
         self.records = RecordsWriter(folder, self.instruments,
@@ -180,9 +184,6 @@ class LiveNode:
         self.session, self.journal = journaled_session(
             cfg.backtest, self.instruments, terms, folder.join("journal").path,
             version=__version__, records=self.records)
-        self.control = ControlServer(self, control_endpoint(cfg.live.control, data, cfg.name),
-                                     on_stop=self.request_stop)
-        self.loop.add(self.control.fileno(), READABLE, 2)
         for _, payload, stamp in self._early:
             self._input_ouch(payload, stamp)
         self._early.clear()
@@ -434,14 +435,17 @@ def run_live(config: LiveConfig, *, data: str | None = None,
     node = LiveNode(config, ds.instruments, day_start(_first_event_ns(ds)))
     try:
         node.login()
-        node.open_session(data)
         started = time.monotonic()
         try:
+            node.open_session(data)
             node.run(duration_s)
             summary = node.summary(time.monotonic() - started)
         except BaseException:
-            node.records.abort()
-            node.journal.close()
+            # The folder is left as a killed process leaves it (recover_session closes it).
+            if node.records is not None:
+                node.records.abort()
+            if node.journal is not None:
+                node.journal.close()
             raise
         node.journal.close()
         return node.records.close(summary, complete=summary["complete"])
