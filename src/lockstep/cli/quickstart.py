@@ -112,9 +112,9 @@ def _live(dataset: Dataset, data: str | None, seed: int, as_json: bool) -> None:
         return
     for key in ("journal", "digest", "orders", "fills", "intents", "denials", "feed_messages",
                 "gaps"):
-        click.echo(f"{key:<12} {summary[key]}")
-    click.echo("replayed     every decision, message and the digest reproduced from the journal")
-    click.echo(f"next         lockstep replay --journal {shlex.quote(summary['journal'])}")
+        click.echo(f"{key:<14} {summary[key]}")
+    click.echo("replayed       every decision, message and the digest reproduced from the journal")
+    click.echo(f"next           lockstep replay --journal {shlex.quote(summary['journal'])}")
 
 
 def _listen_line(venue: subprocess.Popen) -> dict[str, Any]:
