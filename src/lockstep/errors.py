@@ -178,6 +178,11 @@ class ControlUnreachable(ControlError):
     """No live node answers at a control socket (none running, or it did not answer in time)."""
 
 
+class LoginRejected(LockstepError):
+    """The venue refused a live node's order-entry login (SoupBinTCP Login Rejected): wrong
+    credentials or no such session. Final: the node does not retry."""
+
+
 # --------------------------------------------------------------------------------------------
 # C++ status codes
 
@@ -316,6 +321,7 @@ __all__ = [
     "IncompleteError",
     "InvalidArgumentError",
     "LockstepError",
+    "LoginRejected",
     "OrderRulesWarning",
     "PeerClosedError",
     "PipelineError",

@@ -7,6 +7,10 @@
             ...
         client.enter(ouch42.EnterOrder(...))                    # False when not logged in
 
+With `decode=False` poll() hands out each OUCH message as the bytes the venue sent, and send()
+takes encoded OUCH inbound messages: what a live core that decodes and encodes OUCH itself
+(lockstep.live.session) exchanges, byte for byte as journaled.
+
 One non-blocking TcpConnection (TCP_NODELAY) driven by the SoupBinTCP client session
 (lockstep.protocols.soup_client): connect, log in, frame and number what the venue sends, send
 heartbeats, notice a silent venue. A dropped connection (closed, reset, a silent venue, bytes
@@ -43,7 +47,7 @@ _READS_PER_POLL = 16
 #: States after which the client does not reconnect by itself.
 _FINAL = (SoupClientState.REJECTED, SoupClientState.ENDED, SoupClientState.LOGGED_OUT)
 
-Received = tuple[int, ouch.Outbound, int]  # (sequence, message, now_ns when read)
+Received = tuple[int, ouch.Outbound | bytes, int]  # (sequence, message, now_ns when read)
 
 
 class OrderEntryClient:
@@ -51,13 +55,14 @@ class OrderEntryClient:
 
     def __init__(self, address: str, config: SoupClientConfig, *,
                  backoff_initial_s: float = 0.05, backoff_max_s: float = 2.0,
-                 write_capacity: int = 1 << 20,
+                 write_capacity: int = 1 << 20, decode: bool = True,
                  clock: Callable[[], int] = time.monotonic_ns) -> None:
         if not 0 < backoff_initial_s <= backoff_max_s:
             raise ValueError("backoff_initial_s must be positive and at most backoff_max_s")
         self.address = address
         self.session = SoupClient(config)
         self._clock = clock
+        self._decode = decode
         self._write_capacity = write_capacity
         self._backoff_initial = int(backoff_initial_s * 1e9)
         self._backoff_max = int(backoff_max_s * 1e9)
@@ -113,6 +118,19 @@ class OrderEntryClient:
 
     def cancel(self, order: ouch.CancelOrder) -> bool:
         return self._order(order)
+
+    def send(self, message: bytes) -> bool:
+        """Sends one encoded OUCH inbound message as Unsequenced Data: False (counted) when not
+        logged in."""
+        if not self.logged_in:
+            self.counts["not_sent"] += 1
+            return False
+        self._send(self.session.send_data(message, self._clock()))
+        if self._conn is None:
+            self.counts["not_sent"] += 1
+            return False
+        self.counts["orders_sent"] += 1
+        return True
 
     def close(self, *, logout: bool = True) -> None:
         """Logs out (when logged in and asked to) and closes; no reconnect after this."""
@@ -229,16 +247,7 @@ class OrderEntryClient:
                        "does not read")
 
     def _order(self, message: ouch.Inbound) -> bool:
-        """Sends one OUCH inbound message: False (counted) when not logged in."""
-        if not self.logged_in:
-            self.counts["not_sent"] += 1
-            return False
-        self._send(self.session.send_data(ouch.encode(message), self._clock()))
-        if self._conn is None:
-            self.counts["not_sent"] += 1
-            return False
-        self.counts["orders_sent"] += 1
-        return True
+        return self.send(ouch.encode(message))
 
     def _flush(self) -> None:
         if self._conn is not None and self._conn.pending:
@@ -260,6 +269,9 @@ class OrderEntryClient:
                 return
 
     def _message(self, sequence: int, payload: bytes, stamp: int, out: list[Received]) -> None:
+        if not self._decode:
+            out.append((sequence, bytes(payload), stamp))
+            return
         try:
             out.append((sequence, ouch.decode_outbound(payload), stamp))
         except ProtocolError as exc:
@@ -287,7 +299,8 @@ class OrderEntryClient:
             log.info("order entry %s: logged in as %s, session %s, next sequence %d",
                      self._peer, self.session.config.username, self.session.session, n.first)
         elif kind is SoupNoticeKind.LOGIN_REJECTED:
-            log.error("order entry %s: login as %s rejected: %s", self._peer,
+            # Final: the owner reports it (state, reject_reason) as its error, once.
+            log.info("order entry %s: login as %s rejected: %s", self._peer,
                       self.session.config.username, LoginRejectReason(n.count).label)
         elif kind is SoupNoticeKind.SEQUENCE_GAP:
             log.error("order entry %s: messages %d..%d are no longer available at the venue",

@@ -336,12 +336,14 @@ class _Journaling:
 
 def journaled_session(cfg: BacktestConfig, instruments: Sequence[Instrument], terms: LiveTerms,
                       directory: str | os.PathLike[str], *, base_dir: str | os.PathLike[str] = ".",
-                      version: str, fsync_every: int = 0) -> tuple[LiveSession, JournalWriter]:
+                      version: str, fsync_every: int = 0,
+                      records: Any = None) -> tuple[LiveSession, JournalWriter]:
     """A LiveSession journaling into `directory` (created), whose header holds the resolved
-    config (params validated), the instruments, the terms and `version` (the package's)."""
+    config (params validated), the instruments, the terms and `version` (the package's);
+    `records` as LiveSession takes it."""
     holder: list[_Journaling] = []
     session = LiveSession(cfg, instruments, terms, record=lambda *r: holder[0](*r),
-                          base_dir=base_dir, journal=os.fspath(directory))
+                          base_dir=base_dir, journal=os.fspath(directory), records=records)
     writer = JournalWriter(directory, session_info(session.config, instruments, terms, version),
                            fsync_every=fsync_every)
     holder.append(_Journaling(writer, terms.flush_interval_ns))

@@ -35,7 +35,7 @@ from lockstep.protocols import moldudp64
 from lockstep.venue.loopback.config import VenueSettings
 from lockstep.venue.matching import ReplayedMarkets
 
-__all__ = ["MarketDataFeed", "RetransmitCounts", "feed_symbol", "price_multiplier"]
+__all__ = ["MarketDataFeed", "RetransmitCounts", "day_start", "feed_symbol", "price_multiplier"]
 
 log = logging.getLogger("lockstep.venue")
 
@@ -62,6 +62,12 @@ def price_multiplier(instrument: Instrument) -> int:
     than that or not a whole number of them (the feed then publishes prices in ticks)."""
     ratio = Decimal(instrument.price_increment) / ITCH_PRICE_UNIT
     return int(ratio) if ratio == ratio.to_integral_value() and ratio >= 1 else 1
+
+
+def day_start(first_event_ns: int) -> int:
+    """The midnight (UTC ns) the venue's ITCH and OUCH timestamps count from: that of the day of
+    the dataset's first event, `first_event_ns` its ts_event."""
+    return first_event_ns - first_event_ns % _NS_PER_DAY
 
 
 def feed_symbol(instrument: Instrument, index: int, taken: set[str]) -> str:
@@ -142,7 +148,7 @@ class MarketDataFeed:
         self._pos = 0
         first_ts = int(self._cols["ts_event"][0]) if self._cols is not None and len(self._cols["ts_event"]) else 0
         self._first_ts = first_ts
-        self.day_start_ns = first_ts - first_ts % _NS_PER_DAY
+        self.day_start_ns = day_start(first_ts)
         session = settings.session.encode("ascii").ljust(moldudp64.SESSION_LENGTH)
         self._core = ItchFeed(session, PACKET_BYTES, self.day_start_ns, 1, 1 << 16)
         taken: set[str] = set()

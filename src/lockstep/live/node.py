@@ -1,0 +1,456 @@
+"""The live node: the live core of a session (lockstep.live.session) on sockets.
+
+    summary = run_live(load_live_config("mm_live.toml"), data=None, duration_s=10.0)
+
+`lockstep live CONFIG.toml` calls run_live once the config is checked. In order:
+
+1. the dataset the config names gives the venue's instruments (their feed names and price
+   multipliers, as the loopback venue's Stock Directory has them) and the day the venue's ITCH
+   and OUCH timestamps count from (its first event's, as the loopback venue counts);
+2. the feed socket (`live.feed`, unicast or a multicast group) and a retransmission socket are
+   bound, order entry (`live.order_entry`, OUCH 4.2 over SoupBinTCP) connects and logs in: a
+   login the venue rejects is LoginRejected (exit 1), none within `live.session_timeout` a
+   LockstepError; nothing is written before the login is accepted;
+3. the session folder is created under the storage root (the execution records, and the
+   journal in its `journal/`), then the control socket;
+4. the loop, until `duration_s`, SIGINT / SIGTERM, or the venue ending the order-entry session:
+   datagrams of both sockets go through the MoldUDP64 receiver, and the messages it releases go
+   to the session with their datagram's receive stamp (one session input per datagram);
+   retransmission requests go to `live.retransmit`; a gap given up is a session feed gap; OUCH
+   messages from the venue go to the session with the stamp of their read; when no input came
+   for TICK_NS the clock is read and handed to the session as a tick (its only clock read; the
+   session journals it); the OUCH messages the session returns are sent at once; control
+   commands reach the session between inputs (so they are journaled); records flush on
+   `live.flush_interval`;
+5. the stop: with `live.cancel_on_shutdown`, the kill switch (every open order cancelled) and
+   up to `live.cancel_timeout` for the acknowledgements; then the strategy's on_stop, the
+   journal's end record, the records closed (Parquet, summary.json, report.html), log out.
+
+Receive stamps are CLOCK_REALTIME ns throughout: the kernel's stamps of the datagrams, and
+reads of the same clock for OUCH reads and ticks, so every input's stamp is on one clock.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from lockstep import __version__
+from lockstep.data.dataset import Dataset, Instrument
+from lockstep.enums import MoldNoticeKind, SoupClientState, TradingMode
+from lockstep.errors import ControlError, LockstepError, LoginRejected, SocketError
+from lockstep.live.config import LiveConfig
+from lockstep.live.control import ControlServer, control_endpoint
+from lockstep.live.order_entry import OrderEntryClient
+from lockstep.live.records import RecordsWriter, new_session_dir
+from lockstep.live.session import LiveSession, LiveTerms, journaled_session, venue_instruments
+from lockstep.net import LOOPBACK, READABLE, EventLoop, UdpSocket, pin_to_cpu
+from lockstep.protocols import moldudp64
+from lockstep.protocols.mold_receiver import MoldReceiver, MoldReceiverConfig
+from lockstep.protocols.soup_client import SoupClientConfig
+from lockstep.tomlconfig import dump_toml
+from lockstep.venue.loopback.feed import day_start
+
+log = logging.getLogger("lockstep.live.node")
+
+#: With no input for this long, the clock is read and the session ticks (timers, deferred
+#: dispatches): the resolution of timers in a quiet market.
+TICK_NS = 1_000_000
+#: Loop turns between control polls while inputs keep coming (between inputs, when idle).
+_CONTROL_EVERY = 256
+_FEED_BATCH = 64
+_SLOT_BYTES = 2048
+_FEED_RECEIVE_BUFFER = 16 << 20
+#: How long the loop sleeps when nothing is ready (unless busy-polling).
+_WAIT_MS = 1
+_DAY_S = 86_400
+_FINAL = (SoupClientState.REJECTED, SoupClientState.ENDED, SoupClientState.LOGGED_OUT)
+
+
+def token_prefix(now_ns: int) -> str:
+    """The session's order-token prefix: "L" and three letters counting 5-second steps of the
+    UTC day it starts in, so that two sessions of one account on one day (OUCH tokens are
+    day-unique per account) do not reuse each other's tokens unless they start within 5 s."""
+    step = (now_ns // 1_000_000_000 % _DAY_S) // 5  # < 17,280 < 26**3
+    letters = ""
+    for _ in range(3):
+        step, k = divmod(step, 26)
+        letters = chr(ord("A") + k) + letters
+    return "L" + letters
+
+
+def _first_event_ns(ds: Dataset) -> int:
+    batch = next(ds.iter_batches(1, prefetch=0), None)
+    if batch is None or batch.num_rows == 0:
+        raise LockstepError(f"{ds.path}: the dataset is empty: no instruments' day to trade")
+    return int(batch.column("ts_event")[0].as_py())
+
+
+class LiveNode:
+    """One live session on sockets; see the module docstring. Built by run_live; also the
+    control socket's handler (`handle`)."""
+
+    def __init__(self, cfg: LiveConfig, instruments: Sequence[Instrument], day_start_ns: int) -> None:
+        live = cfg.live
+        self.cfg = cfg
+        self.instruments = list(instruments)
+        self.day_start_ns = day_start_ns
+        self.stopped_by: str | None = None
+        self.mode = TradingMode.ACTIVE
+        self.kill_switch = False
+        self.session: LiveSession | None = None
+        self.records: RecordsWriter | None = None
+        self.journal = None
+        self.control: ControlServer | None = None
+        self._last_input = 0
+        self._early: list[tuple[int, bytes, int]] = []  # OUCH read while logging in
+        self.receiver = MoldReceiver(MoldReceiverConfig(
+            session=live.session, heartbeat_timeout_ns=live.feed_timeout_ns,
+            give_up_ns=live.gap_timeout_ns))
+        held = self.receiver.config.hold_packets * self.receiver.config.hold_slot_bytes
+        self._out = np.zeros(_SLOT_BYTES + held, np.uint8)
+        self._sequences = np.zeros(len(self._out) // 2, np.uint64)
+        self._stamps = np.zeros(len(self._out) // 2, np.int64)
+        self.counts = {"feed_datagrams": 0, "retransmission_requests": 0, "requests_not_sent": 0,
+                       "gaps_abandoned": 0, "feed_timeouts": 0, "ticks": 0}
+        self._sockets: list[Any] = []
+        self.feed = self._own(UdpSocket(str(live.feed), batch=_FEED_BATCH, slot_bytes=_SLOT_BYTES,
+                                        receive_buffer=_FEED_RECEIVE_BUFFER))
+        # Requests go out from a socket of their own, which the answers come back to: a socket
+        # bound to a multicast group cannot take unicast replies.
+        host = LOOPBACK if live.retransmit.host.startswith("127.") else "0.0.0.0"
+        self.retransmit = self._own(UdpSocket(f"udp://{host}:0", batch=_FEED_BATCH,
+                                              slot_bytes=_SLOT_BYTES))
+        self.client = OrderEntryClient(
+            str(live.order_entry),
+            SoupClientConfig(live.username, live.password.reveal(), session=live.session,
+                             first_sequence=0,  # what came before this session is not ours
+                             heartbeat_interval_ns=live.heartbeat_interval_ns,
+                             server_timeout_ns=live.session_timeout_ns),
+            backoff_initial_s=live.reconnect_backoff_ns / 1e9,
+            backoff_max_s=live.reconnect_backoff_max_ns / 1e9, decode=False, clock=time.time_ns)
+        self.loop = EventLoop(busy_poll=live.busy_poll)
+        self.loop.add(self.feed.fileno(), READABLE, 0)
+        self.loop.add(self.retransmit.fileno(), READABLE, 1)
+        self._client_fd = -1
+
+    def _own(self, sock: UdpSocket) -> UdpSocket:
+        self._sockets.append(sock)
+        return sock
+
+    # ---------------------------------------------------------------- starting
+
+    def login(self) -> None:
+        """Connects order entry and waits for the login (see the module docstring)."""
+        live = self.cfg.live
+        self.client.start()
+        end = time.monotonic_ns() + live.session_timeout_ns
+        while not self.client.logged_in:
+            self._early += self.client.poll(0.01)
+            state = self.client.state
+            if state is SoupClientState.REJECTED:
+                reason = self.client.reject_reason
+                raise LoginRejected(f"order entry {live.order_entry}: the venue rejected the login of "
+                                    f"{live.username!r}: "
+                                    f"{reason.label.replace('_', ' ') if reason else 'no reason given'}")
+            if state in _FINAL:
+                raise LockstepError(f"order entry {live.order_entry}: the session ended during the login")
+            if time.monotonic_ns() >= end:
+                raise LockstepError(f"order entry {live.order_entry}: not logged in within "
+                                    f"{live.session_timeout_ns / 1e9:g} s (live.session_timeout)")
+            if self.client.fileno() < 0:
+                time.sleep(0.01)
+
+    def open_session(self, data: str | None) -> None:
+        """The control socket (first: one it cannot serve stops the node before anything is
+        written), the session folder, the records and the journaled session."""
+        cfg = self.cfg
+        self.control = ControlServer(self, control_endpoint(cfg.live.control, data, cfg.name),
+                                     on_stop=self.request_stop)
+        self.loop.add(self.control.fileno(), READABLE, 2)
+        config_text = dump_toml(cfg.to_dict())
+        folder = new_session_dir(cfg.name, config_text, data=data)
+        self.records = RecordsWriter(folder, self.instruments,
+                                     flush_interval_ns=cfg.live.flush_interval_ns,
+                                     sample_interval_ns=cfg.output.sample_interval,
+                                     title=f"{cfg.name} live", config_text=config_text)
+        terms = LiveTerms(self.day_start_ns, tuple(venue_instruments(self.instruments)),
+                          token_prefix=token_prefix(time.time_ns()),
+                          flush_interval_ns=cfg.live.flush_interval_ns)
+        self.session, self.journal = journaled_session(
+            cfg.backtest, self.instruments, terms, folder.join("journal").path,
+            version=__version__, records=self.records)
+        for _, payload, stamp in self._early:
+            self._input_ouch(payload, stamp)
+        self._early.clear()
+
+    # ---------------------------------------------------------------- the loop
+
+    def run(self, duration_s: float | None) -> None:
+        """Trades until a stop (see the module docstring)."""
+        if self.cfg.live.cpu >= 0:
+            pin_to_cpu(self.cfg.live.cpu)
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        turns = 0
+        with self.control.signals():
+            while self.stopped_by is None:
+                busy = self._turn()
+                turns += 1
+                if busy and turns % _CONTROL_EVERY:
+                    continue
+                self._idle(time.time_ns())
+                self.control.poll(0)
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.stopped_by = "duration"
+                elif self.client.state in _FINAL:
+                    self.stopped_by = f"order entry {self.client.state.label}"
+                if not busy:
+                    self._wait()
+            self._stop()
+
+    def request_stop(self, why: str) -> None:
+        if self.stopped_by is None:
+            self.stopped_by = why
+
+    def _turn(self) -> int:
+        """Reads what waits on every socket; how many inputs it found."""
+        return self._read_feed(self.feed) + self._read_feed(self.retransmit) + self._read_orders()
+
+    def _wait(self) -> None:
+        fd = self.client.fileno()
+        if fd != self._client_fd:
+            with contextlib.suppress(SocketError):  # a closed descriptor has left epoll already
+                if self._client_fd >= 0:
+                    self.loop.remove(self._client_fd)
+            if fd >= 0:
+                self.loop.add(fd, READABLE, 3)
+            self._client_fd = fd
+        self.loop.wait(_WAIT_MS)
+
+    def _read_feed(self, sock: UdpSocket) -> int:
+        n = sock.receive()
+        for i in range(n):
+            stamp = int(sock.stamp_ns[i])
+            written, count = self.receiver.receive_batch(
+                sock.data[i:i + 1], sock.length[i:i + 1], sock.stamp_ns[i:i + 1], 1,
+                self._out, self._sequences, self._stamps)
+            self._notices()
+            if count:
+                self._deliver(written, count, stamp)
+            self._request(stamp)
+        self.counts["feed_datagrams"] += n
+        return n
+
+    def _deliver(self, written: int, count: int, stamp: int) -> None:
+        """The `count` messages (`written` bytes) receive_batch wrote, as session inputs at
+        `stamp`: one for the datagram, or one per run of consecutive sequence numbers."""
+        seqs = self._sequences
+        first = int(seqs[0])
+        if int(seqs[count - 1]) - first == count - 1:
+            self._input_itch(self._out[:written], first, stamp)
+            return
+        start = pos = start_k = 0
+        for k in range(count):
+            if k and int(seqs[k]) != int(seqs[k - 1]) + 1:
+                self._input_itch(self._out[start:pos], int(seqs[start_k]), stamp)
+                start, start_k = pos, k
+            pos += 2 + (int(self._out[pos]) << 8 | int(self._out[pos + 1]))
+        self._input_itch(self._out[start:pos], int(seqs[start_k]), stamp)
+
+    def _read_orders(self) -> int:
+        received = self.client.poll(0)
+        for _, payload, stamp in received:
+            self._input_ouch(payload, stamp)
+        return len(received)
+
+    def _idle(self, now: int) -> None:
+        """Time passing without input: gaps given up, requests due, a tick, records flushed."""
+        released = self.receiver.poll(now)
+        self._notices()
+        run: list[tuple[int, bytes]] = []
+        for sequence, message, _ in released:
+            if run and sequence != run[-1][0] + 1:
+                self._input_blocks(run, now)
+                run = []
+            run.append((sequence, message))
+        if run:
+            self._input_blocks(run, now)
+        self._request(now)
+        if now - self._last_input >= TICK_NS:
+            self.counts["ticks"] += 1
+            self._last_input = now
+            self._send(self.session.on_tick(now))
+        self.records.maybe_flush()
+
+    def _notices(self) -> None:
+        for notice in self.receiver.notices():
+            kind = notice.kind
+            if kind is MoldNoticeKind.GAP_ABANDONED:
+                self.counts["gaps_abandoned"] += 1
+                log.warning("feed: messages %d..%d not retransmitted within %.3f s: books invalid",
+                            notice.first, notice.first + notice.count - 1,
+                            self.cfg.live.gap_timeout_ns / 1e9)
+                self._last_input = max(self._last_input, notice.stamp_ns)
+                self._send(self.session.on_feed_gap(notice.first, self._last_input))
+            elif kind is MoldNoticeKind.HEARTBEAT_TIMEOUT:
+                self.counts["feed_timeouts"] += 1
+                log.warning("feed %s: nothing received for %.1f s", self.cfg.live.feed, notice.count / 1e9)
+            elif kind in (MoldNoticeKind.SESSION_CHANGED, MoldNoticeKind.END_OF_SESSION,
+                          MoldNoticeKind.FEED_RESUMED, MoldNoticeKind.SESSION_STARTED):
+                log.info("feed %s: %s", self.cfg.live.feed, kind.label)
+
+    def _request(self, now: int) -> None:
+        request = self.receiver.take_request(now)
+        if request is None:
+            return
+        self.counts["retransmission_requests"] += 1
+        if not self.retransmit.send_to(moldudp64.encode_request(request), str(self.cfg.live.retransmit)):
+            self.counts["requests_not_sent"] += 1  # the receiver asks again after its interval
+
+    # ---------------------------------------------------------------- session inputs
+
+    def _input_itch(self, blocks: Any, first: int, stamp: int) -> None:
+        self._last_input = max(self._last_input, stamp)
+        self._send(self.session.on_itch(blocks, first, stamp))
+
+    def _input_blocks(self, run: list[tuple[int, bytes]], stamp: int) -> None:
+        blocks = b"".join(len(m).to_bytes(2, "big") + m for _, m in run)
+        self._input_itch(blocks, run[0][0], stamp)
+
+    def _input_ouch(self, payload: bytes, stamp: int) -> None:
+        self._last_input = max(self._last_input, stamp)
+        self._send(self.session.on_ouch(payload, stamp))
+
+    def _send(self, messages: Iterable[bytes]) -> None:
+        for message in messages:
+            self.client.send(message)
+
+    # ---------------------------------------------------------------- control
+
+    def handle(self, command: str) -> Mapping[str, Any]:
+        """A control command (lockstep.live.control), applied to the session now."""
+        if command != "status":
+            if self.session.failure is not None:
+                raise ControlError(f"trading stopped after a failure ({self.session.failure['reason']}); "
+                                   "only status and a stop are left")
+            stamp = self._control_stamp()
+            if command == "kill":
+                self._send(self.session.on_kill(True, stamp))
+                self.kill_switch = True
+                self._set_mode(TradingMode.HALTED, stamp)
+            elif command == "halt":
+                self._set_mode(TradingMode.HALTED, stamp)
+            elif command == "reduce_only":
+                self._set_mode(TradingMode.REDUCE_ONLY, stamp)
+            elif command == "resume":
+                if self.kill_switch:
+                    self._send(self.session.on_kill(False, stamp))
+                    self.kill_switch = False
+                self._set_mode(TradingMode.ACTIVE, stamp)
+            else:
+                raise ControlError(f"unknown command {command!r}")
+        return self.status()
+
+    def _control_stamp(self) -> int:
+        self._last_input = max(self._last_input, time.time_ns())
+        return self._last_input
+
+    def _set_mode(self, mode: TradingMode, stamp: int) -> None:
+        self._send(self.session.on_mode(mode, stamp))
+        self.mode = mode
+
+    def open_orders(self) -> int:
+        ctx = self.session.ctx
+        return sum(ctx.open_orders(i) for i in ctx.traded)
+
+    def status(self) -> dict[str, Any]:
+        ctx = self.session.ctx
+        return {"mode": self.mode.label, "kill_switch": self.kill_switch,
+                "open_orders": self.open_orders(),
+                "position": {self.instruments[i].symbol: float(ctx.size(i, ctx.position(i)))
+                             for i in ctx.traded},
+                "counters": self.counters()}
+
+    def counters(self) -> dict[str, Any]:
+        feed = self.receiver.counters
+        orders = self.client.summary()
+        return {"feed_messages": feed["messages"], "gaps": feed["gaps"],
+                "gaps_recovered": feed["gaps_recovered"], **self.counts,
+                "reconnects": max(0, orders["connects"] - 1),
+                "orders_not_sent": orders["not_sent"],
+                "kernel_drops": self.feed.stats["kernel_drops"]}
+
+    # ---------------------------------------------------------------- stopping
+
+    def _stop(self) -> None:
+        """Cancels what is open (if configured), waits for the answers, ends trading."""
+        live = self.cfg.live
+        self.open_at_stop = self.open_orders()
+        if live.cancel_on_shutdown and self.open_at_stop and self.session.failure is None \
+                and self.client.logged_in:
+            self._send(self.session.on_kill(True, self._control_stamp()))
+            self.kill_switch = True
+            end = time.monotonic_ns() + live.cancel_timeout_ns
+            while self.open_orders() and time.monotonic_ns() < end and self.client.state not in _FINAL:
+                if not self._turn():
+                    self._wait()
+            self.open_at_stop = self.open_orders()
+            if self.open_at_stop:
+                log.warning("stop: %d orders still open after %.3f s (live.cancel_timeout)",
+                            self.open_at_stop, live.cancel_timeout_ns / 1e9)
+        self._send(self.session.finish(self._control_stamp()))
+        self.client.poll(0)  # hands the last messages to the kernel
+
+    def summary(self, seconds: float) -> dict[str, Any]:
+        """Ends the session (its end record) and returns the node's summary."""
+        result = self.session.close()
+        return {**result.to_dict(), **self.counters(), "open_orders_at_stop": self.open_at_stop,
+                "stopped_by": self.stopped_by, "seconds": round(seconds, 3),
+                "messages_per_s": round(self.receiver.counters["messages"] / seconds) if seconds else 0}
+
+    def close(self) -> None:
+        """Logs out and closes every socket (safe to call more than once)."""
+        self.client.close(logout=True)
+        if self.control is not None:
+            self.control.close()
+            self.control = None
+        for sock in self._sockets:
+            sock.close()
+        self._sockets.clear()
+
+
+def run_live(config: LiveConfig, *, data: str | None = None,
+             duration_s: float | None = None) -> dict[str, Any]:
+    """Runs a live node as `config` says until `duration_s` (None: until a stop signal or the
+    venue ending the session); returns its summary: `digest`, `journal`, `orders`, `fills`,
+    `intents`, `denials`, `complete`, the session's `counters`, the node's counters
+    (`feed_messages`, `gaps`, `retransmission_requests`, `reconnects`, ...), `stopped_by`, and
+    what the records add (`run_dir`, the PnL metrics). LoginRejected when the venue refuses the
+    login."""
+    ds = Dataset.open(config.dataset, data=data)
+    node = LiveNode(config, ds.instruments, day_start(_first_event_ns(ds)))
+    try:
+        node.login()
+        started = time.monotonic()
+        try:
+            node.open_session(data)
+            node.run(duration_s)
+            summary = node.summary(time.monotonic() - started)
+        except BaseException:
+            # The folder is left as a killed process leaves it (recover_session closes it).
+            if node.records is not None:
+                node.records.abort()
+            if node.journal is not None:
+                node.journal.close()
+            raise
+        node.journal.close()
+        return node.records.close(summary, complete=summary["complete"])
+    finally:
+        node.close()
+
+
+__all__ = ["TICK_NS", "LiveNode", "run_live", "token_prefix"]
