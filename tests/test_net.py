@@ -27,6 +27,7 @@ from lockstep.net import (
     TcpListener,
     Transport,
     UdpSocket,
+    local_host_towards,
     parse_address,
     pin_to_cpu,
 )
@@ -427,3 +428,9 @@ def test_the_event_loop_reports_a_connect_as_writable_and_a_close_as_hangup():
         ready = dict(_until(lambda: loop.wait(100), "the hangup"))
         assert ready[1] & HANGUP
         client.close()
+
+
+def test_a_socket_for_answers_from_a_host_listens_on_the_interface_that_reaches_it():
+    # The node binds its retransmission-request socket here: never the wildcard address.
+    assert local_host_towards("127.0.0.1") == "127.0.0.1"
+    assert local_host_towards("127.5.6.7").startswith("127.")

@@ -18,12 +18,13 @@ one clock the live path reads.
 """
 from __future__ import annotations
 
+import socket
 from typing import Any, NamedTuple, Self
 
 import numpy as np
 
-from lockstep.enums import StampSource, Transport
-from lockstep.errors import LockstepError
+from lockstep.enums import StampSource, Status, Transport
+from lockstep.errors import LockstepError, SocketError
 
 try:
     from lockstep._bindings import net as _net
@@ -63,6 +64,19 @@ def parse_address(text: str) -> Address:
     """`text` as an Address; AddressError (one line, saying what is wrong) when it does not parse."""
     transport, ip, port = _net.parse_address(text)
     return Address(Transport(transport), _host(ip), port)
+
+
+def local_host_towards(host: str) -> str:
+    """The address of this machine's interface that reaches `host` (the kernel's route; a UDP
+    connect sends nothing), so that a socket expecting answers from `host` listens there and
+    not on every interface. SocketError when no route leads there."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect((host, 9))
+        except OSError as e:
+            raise SocketError(Status.SYSTEM_ERROR, f"route to {host}", e.strerror or str(e),
+                              e.errno or 0) from None
+        return probe.getsockname()[0]
 
 
 def pin_to_cpu(cpu: int) -> None:

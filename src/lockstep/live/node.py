@@ -48,7 +48,7 @@ from lockstep.live.control import ControlServer, control_endpoint
 from lockstep.live.order_entry import OrderEntryClient
 from lockstep.live.records import RecordsWriter, new_session_dir
 from lockstep.live.session import LiveSession, LiveTerms, journaled_session, venue_instruments
-from lockstep.net import LOOPBACK, READABLE, EventLoop, UdpSocket, pin_to_cpu
+from lockstep.net import READABLE, EventLoop, UdpSocket, local_host_towards, pin_to_cpu
 from lockstep.protocols import moldudp64
 from lockstep.protocols.mold_receiver import MoldReceiver, MoldReceiverConfig
 from lockstep.protocols.soup_client import SoupClientConfig
@@ -122,7 +122,7 @@ class LiveNode:
                                         receive_buffer=_FEED_RECEIVE_BUFFER))
         # Requests go out from a socket of their own, which the answers come back to: a socket
         # bound to a multicast group cannot take unicast replies.
-        host = LOOPBACK if live.retransmit.host.startswith("127.") else "0.0.0.0"
+        host = local_host_towards(live.retransmit.host)
         self.retransmit = self._own(UdpSocket(f"udp://{host}:0", batch=_FEED_BATCH,
                                               slot_bytes=_SLOT_BYTES))
         self.client = OrderEntryClient(

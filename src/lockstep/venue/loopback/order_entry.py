@@ -183,6 +183,8 @@ class MatchingOrderHandler:
         self._markets = {m.instrument.symbol: m for m in markets}
         # The instruments' order-entry rules, which the venue enforces whatever the client checked.
         self._rules = {k: m.instrument.order_rules()[0] for k, m in self._markets.items()}
+        # OUCH prices are the feed's: ticks x its multiplier (computed once, used per message).
+        self._multipliers = {k: price_multiplier(m.instrument) for k, m in self._markets.items()}
         self._clock_ns = clock_ns
         self._orders: dict[tuple[str, str], _Order] = {}
         self._live: dict[int, _Order] = {}  # client order id -> live order
@@ -200,7 +202,7 @@ class MatchingOrderHandler:
     def _priced(self, market: TradedMarket, price: int, shares: int) -> tuple[int, int]:
         """An order's OUCH price and shares in data units, _Refused with the OUCH reason when
         they are not valid or break the instrument's order-entry rules."""
-        ticks, lots = _ticks_and_lots(market.instrument, price, shares)
+        ticks, lots = _ticks_and_lots(self._multipliers[market.instrument.symbol], price, shares)
         breach = order_rules_reject(self._rules[market.instrument.symbol], ticks, lots)
         if breach is not MatchReject.NONE:
             raise _Refused(_MATCH_REJECTS.get(breach, REJECT_OTHER))
@@ -320,8 +322,8 @@ class MatchingOrderHandler:
             market.cancel(entry.client_order_id)
         else:
             try:
-                price, qty = _ticks_and_lots(market.instrument, entry.message.price,
-                                             order.shares)
+                price, qty = _ticks_and_lots(self._multipliers[market.instrument.symbol],
+                                             entry.message.price, order.shares)
             except _Refused:
                 return self._ignore(username, f"Cancel Order of token {order.token!r} to "
                                               f"{order.shares} shares, refused")
@@ -386,7 +388,7 @@ class MatchingOrderHandler:
             match = self._next_match
             self._next_match += 1
             return ouch.Executed(self.timestamp(), entry.token, shares,
-                                 _ouch_price(entry.market.instrument, event.price),
+                                 event.price * self._multipliers[entry.market.instrument.symbol],
                                  LIQUIDITY_ADDED if event.maker else LIQUIDITY_REMOVED, match)
         if event.kind is MatchEventKind.CANCELED:
             shares = event.qty
@@ -415,23 +417,18 @@ def _time_in_force(seconds: int, display: str) -> TimeInForce:
     raise _Refused(REJECT_OTHER)
 
 
-def _ticks_and_lots(instrument: Instrument, price: int, shares: int) -> tuple[int, int]:
+def _ticks_and_lots(multiplier: int, price: int, shares: int) -> tuple[int, int]:
     """An OUCH price and share count in the instrument's data units, read as the feed writes
-    them (price = ticks x the feed's price multiplier, one share = one lot); _Refused when
+    them (price = ticks x the feed's price `multiplier`, one share = one lot); _Refused when
     either is not positive or the price is off the tick."""
     if price <= 0:
         raise _Refused(REJECT_INVALID_PRICE)
     if shares <= 0:
         raise _Refused(REJECT_OTHER)  # OUCH 4.2 has no reason for no shares at all
-    ticks, off_tick = divmod(price, price_multiplier(instrument))
+    ticks, off_tick = divmod(price, multiplier)
     if off_tick:
         raise _Refused(REJECT_INVALID_PRICE)
     return ticks, shares
-
-
-def _ouch_price(instrument: Instrument, ticks: int) -> int:
-    """A price in data units as the feed shows it."""
-    return ticks * price_multiplier(instrument)
 
 
 class OrderEntryServer:
