@@ -66,5 +66,9 @@ def _print_summary(s: dict) -> None:
                f"({r['messages']:,} messages), {r['refused']:,} refused, "
                f"{r['bad_requests']:,} bad")
     click.echo(f"orders       {s['orders']:,} orders, {s['fills']:,} fills, {s['sessions']:,} sessions")
+    if "feed_soupbintcp" in s:
+        f = s["feed_soupbintcp"]
+        click.echo(f"soupbintcp   {f['messages_out']:,} messages sent, {f['logins']:,} logins, "
+                   f"{f['login_rejects']:,} rejected, {f['disconnects']:,} disconnects")
     for reason, n in s["skipped"].items():
         click.echo(f"  not shown  {reason}: {n:,}")

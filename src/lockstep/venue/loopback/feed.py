@@ -178,6 +178,9 @@ class MarketDataFeed:
         #: ts_event, and whether that event filled one of our orders (its matcher's events then
         #: wait in the attached ReplayedMarkets, to be answered before the replay goes on).
         self.on_sent: Callable[[int, bool], None] | None = None
+        #: Told (packed, lengths, first sequences, message counts) of every batch of data
+        #: packets sent, before the next is encoded into the same memory (the SoupBinTCP feed).
+        self.packet_listeners: list[Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], None]] = []
 
     def _feed_address(self) -> str:
         feed = self.settings.feed
@@ -329,6 +332,8 @@ class MarketDataFeed:
             ([0], np.cumsum(counts[:-1])))
         self._send(packed, lengths)
         self._history.add(packed.tobytes(), lengths, first, counts)
+        for listener in self.packet_listeners:
+            listener(packed, lengths, first, counts)
 
     def _send(self, packed: np.ndarray, lengths: np.ndarray) -> None:
         sent = offset = 0

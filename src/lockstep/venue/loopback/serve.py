@@ -22,6 +22,8 @@ from lockstep.data.dataset import Dataset
 from lockstep.net import READABLE, EventLoop
 from lockstep.venue.loopback.config import VenueConfig
 from lockstep.venue.loopback.feed import MarketDataFeed
+from lockstep.venue.loopback.sessions import Account
+from lockstep.venue.loopback.soup_feed import SoupFeedServer
 
 __all__ = ["LoopbackVenue", "VenueComponent"]
 
@@ -51,6 +53,15 @@ class LoopbackVenue:
         self.order_entry: VenueComponent | None = None
         self._components: list[VenueComponent] = []
         self._stop_reason: str | None = None
+        #: The feed over SoupBinTCP (venue.feed_soupbintcp), None when not served.
+        self.soup_feed: SoupFeedServer | None = None
+        settings = config.venue
+        if settings.feed_soupbintcp is not None:
+            self.soup_feed = SoupFeedServer(
+                self.feed, str(settings.feed_soupbintcp),
+                [Account(u.username, u.password) for u in settings.users],
+                history=settings.history, heartbeat_interval=settings.heartbeat_ns / 1e9)
+            self.attach(self.soup_feed, order_entry=False)
 
     def attach(self, component: VenueComponent, *, order_entry: bool = True) -> None:
         """Plugs a component into the run loop (before run()); the order-entry side by default."""
@@ -65,6 +76,8 @@ class LoopbackVenue:
         out = dict(self.feed.addresses)
         oe = getattr(self.order_entry, "address", None)
         out["order_entry"] = oe if oe is not None else str(self.config.venue.order_entry)
+        if self.soup_feed is not None:
+            out["feed_soupbintcp"] = self.soup_feed.address
         return out
 
     def stop(self, reason: str = "stopped") -> None:

@@ -337,6 +337,10 @@ class SoupServer:
         self._logged_in[request.username] = token
         self.counts["logins"] += 1
         self._write(token, soup.encode(soup.LoginAccepted(self.session, start)))
+        return self._replay(token, stream, start)
+
+    def _replay(self, token: int, stream: SequencedStream, start: int) -> bool:
+        """Sends a client just logged in its stream from `start`; False when it was dropped."""
         for payload in stream.since(start):
             if token not in self._clients:
                 return False
