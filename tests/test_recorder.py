@@ -239,8 +239,8 @@ def test_cli_bad_config_is_one_line_exit_1(tmp_path):
         for feed, says in (
                 ({"kind": "moldudp64", "url": f"udp://127.0.0.1:{taken.getsockname()[1]}"},
                  "Address already in use"),
-                ({"kind": "soupbintcp", "url": "tcp://127.0.0.1:1"},
-                 str(tmp_path / "r.toml") + ": record.feeds[0].kind: soupbintcp feeds are not recorded yet")):
+                ({"kind": "soupbintcp", "url": "tcp://127.0.0.1:1", "username": "ALICE"},
+                 str(tmp_path / "r.toml") + ": record.feeds[0].password: exactly one of")):
             config = write_config(tmp_path / "r.toml", [{"name": "x", **feed}], out=str(tmp_path / "cap"))
             proc = subprocess.run([LOCKSTEP, "record", str(config)], capture_output=True, text=True,
                                   timeout=60, check=False)

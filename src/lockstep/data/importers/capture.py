@@ -41,6 +41,7 @@ from lockstep.errors import DecodeError
 from lockstep.events import COLUMNS
 
 _MOLD_HEADER = 20
+_ITCH_FEEDS = ("moldudp64", "soupbintcp")  # feed kinds whose messages are ITCH 5.0
 _END_OF_SESSION = 0xFFFF
 _BLOCK = 1 << 20  # bytes of message stream handed to the decoder per step
 # Messages held waiting for a hole to be filled or told lost: past this, the hole is taken as lost
@@ -52,9 +53,11 @@ class _Ordered:
     """The messages of one MoldUDP64 stream of a capture in sequence order, as a binary file of
     [u16 length][message] (what the ITCH decoder reads), noting where a hole was skipped."""
 
-    def __init__(self, paths: list[str], stream: str) -> None:
+    def __init__(self, paths: list[str], stream: str, kind: str = "moldudp64") -> None:
         self._paths = paths
         self._stream = stream
+        self._kind = kind
+        self._next_soup = 1  # soupbintcp: the number of the stream's next frame
         self.cut = None  # never a cut compressed stream
         self.holes: list[tuple[int, int, int]] = []  # (record index after it, first seq, count)
         self.counts = {"datagrams": 0, "duplicates": 0, "lost": 0}
@@ -101,6 +104,11 @@ class _Ordered:
                     record = json.loads(payload)
                     if record.get("record") == "lost" and record.get("stream") == self._stream:
                         lost.append((int(record["first"]), int(record["count"])))
+                    if self._kind == "soupbintcp":
+                        self._renumber(record)
+                elif self._kind == "soupbintcp":
+                    self._sequenced(payload, expected, pending, file,
+                                    int(batch.file_offset[i]) + FRAME_HEADER)
                 else:
                     self.counts["datagrams"] += 1
                     self._blocks_of(payload, expected, pending, file,
@@ -140,6 +148,26 @@ class _Ordered:
         if out:
             yield b"".join(out)
 
+    def _renumber(self, record: dict[str, Any]) -> None:
+        """A SoupBinTCP stream numbers its frames by position: a `login` says the number of the
+        next frame, a `lost` the numbers skipped before it (docs/recorder.md)."""
+        if record.get("stream") != self._stream:
+            return
+        if record.get("record") == "login":
+            self._next_soup = int(record["sequence"])
+        elif record.get("record") == "lost":
+            self._next_soup = max(self._next_soup, int(record["first"]) + int(record["count"]))
+
+    def _sequenced(self, payload: bytes, expected: int, pending: dict[int, tuple[bytes, int, int]],
+                   file: int, file_offset: int) -> None:
+        """One SoupBinTCP frame: one message, numbered by its place after the last login."""
+        s = self._next_soup
+        self._next_soup += 1
+        if s < expected or s in pending:
+            self.counts["duplicates"] += 1
+        else:
+            pending[s] = (payload, file, file_offset)
+
     def _blocks_of(self, payload: bytes, expected: int, pending: dict[int, tuple[bytes, int, int]],
                    file: int, file_offset: int) -> None:
         if len(payload) < _MOLD_HEADER:
@@ -168,17 +196,19 @@ class CaptureItchRun(ItchDecodeRun):
     """The ITCH decode of a MoldUDP64 stream of a capture, with a GAP per instrument seen so
     far where messages were lost."""
 
-    def __init__(self, paths: list[str], stream: str, day_start: int, batch: int) -> None:
+    def __init__(self, paths: list[str], stream: str, day_start: int, batch: int,
+                 kind: str = "moldudp64") -> None:
         label = paths[0] if len(paths) == 1 else f"{paths[0]} (+{len(paths) - 1} capture files)"
         super().__init__([label], [day_start], batch)
         self._capture_paths = paths
         self._stream = stream
+        self._kind = kind
         self._ordered: _Ordered | None = None
         self._seen: set[int] = set()
         self._gap_events = 0
 
     def _open(self, path: str) -> _Ordered:
-        self._ordered = _Ordered(self._capture_paths, self._stream)
+        self._ordered = _Ordered(self._capture_paths, self._stream, self._kind)
         return self._ordered
 
     def _run(self) -> Iterator[NormalizedChunk]:
@@ -276,14 +306,14 @@ def decode_capture(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[st
     if not names:
         raise DecodeError("no capture files given", path="", offset=0)
     feeds = _capture_feeds(names[0])
-    mold = [name for name, kind in feeds.items() if kind == "moldudp64"]
+    mold = [name for name, kind in feeds.items() if kind in _ITCH_FEEDS]
     if stream is not None:
-        if feeds.get(stream) != "moldudp64":
-            raise DecodeError(f"stream {stream!r} is not a moldudp64 feed of this capture "
-                              f"(its moldudp64 feeds: {', '.join(mold) or 'none'})", path=names[0], offset=0)
+        if feeds.get(stream) not in _ITCH_FEEDS:
+            raise DecodeError(f"stream {stream!r} is not an ITCH feed (moldudp64, soupbintcp) of this capture "
+                              f"(its ITCH feeds: {', '.join(mold) or 'none'})", path=names[0], offset=0)
         mold = [stream]
     if len(mold) != 1:
-        what = "no moldudp64 feed" if not mold else f"{len(mold)} moldudp64 feeds ({', '.join(mold)}): pick one with stream"
+        what = "no ITCH feed (moldudp64, soupbintcp)" if not mold else f"{len(mold)} ITCH feeds ({', '.join(mold)}): pick one with stream"
         raise DecodeError(f"capture has {what}", path=names[0], offset=0)
     if date is not None:
         day = _parse_date(date)
@@ -292,7 +322,7 @@ def decode_capture(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[st
         if first is None:
             raise DecodeError("the capture holds no frames", path=names[0], offset=0)
         day = _dt.datetime.fromtimestamp(first / 1e9, NEW_YORK).date()
-    return CaptureItchRun(names, mold[0], session_day_start_ns(day), batch)
+    return CaptureItchRun(names, mold[0], session_day_start_ns(day), batch, feeds[mold[0]])
 
 
 __all__ = ["CaptureItchRun", "decode_capture"]

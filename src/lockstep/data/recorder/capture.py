@@ -39,7 +39,7 @@ from lockstep.errors import StorageError
 
 #: The kinds of history record (docs/raw-format.md, "History records").
 HISTORY_RECORDS = ("start", "gap", "retransmission", "lost", "reconnect", "snapshot", "drop",
-                   "rejected", "end")
+                   "rejected", "end", "login")
 
 clock_ns = _capture.clock_ns
 

@@ -24,6 +24,10 @@ Schema (defaults shown; `record.feeds` is required):
     receive_buffer = 33554432    # moldudp64: SO_RCVBUF bytes asked for
     request_timeout = "200ms"    # moldudp64: a gap is asked for again after this long
     request_attempts = 5         # moldudp64: ... this many times, then recorded as lost
+    username = "ALICE"           # soupbintcp: the login (url = "tcp://HOST:PORT"), and exactly
+    password_env = "SOUP_PASS"   #   one of password_env, password_file or password
+    first_sequence = 1           # soupbintcp: what the first login asks for (0: the newest)
+                                 #   (and session, heartbeat, timeout, reconnect_backoff[_max])
 
 Unknown keys, wrong types and bad values are one-line ConfigErrors naming the file (or --set)
 and the dotted key.
@@ -38,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from lockstep.checks import config_int, kind_of, parse_duration, unknown_keys
-from lockstep.data.recorder import websocket
+from lockstep.data.recorder import soupbintcp, websocket
 from lockstep.data.recorder.capture import HISTORY_STREAM, CaptureSettings
 from lockstep.enums import FsyncPolicy, Transport
 from lockstep.errors import AddressError, ConfigError
@@ -54,7 +58,7 @@ _COMMON_FEED_KEYS = ("name", "kind", "url")
 FEED_KEYS = {
     "moldudp64": ("interface", "retransmit", "session", "source", "receive_buffer",
                   "request_timeout", "request_attempts"),
-    "soupbintcp": ("username", "password", "session", "sequence"),
+    "soupbintcp": soupbintcp.KEYS,
     "websocket": tuple(k for k in websocket.KEYS if k not in _COMMON_FEED_KEYS),
 }
 _TABLES = {(): ("record",), ("record",): _RECORD_KEYS}
@@ -98,12 +102,14 @@ class FeedSettings:
     request_attempts: int = 5
     receive_buffer: int = 32 << 20
     websocket: websocket.WebSocketFeed | None = None
+    soupbintcp: soupbintcp.SoupFeedSettings | None = None
 
     def option(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], prefix: str) -> FeedSettings:
+    def from_dict(cls, data: Mapping[str, Any], prefix: str, *,
+                  base_dir: Path = Path()) -> FeedSettings:
         if not isinstance(data, Mapping):
             raise ConfigError(prefix.rstrip("."), f"must be a table, not {kind_of(data)}")
         kind = data.get("kind")
@@ -125,6 +131,8 @@ class FeedSettings:
         kw: dict[str, Any] = {}
         if kind == "websocket":
             kw["websocket"] = websocket.WebSocketFeed.from_dict(data, prefix)
+        if kind == "soupbintcp":
+            kw["soupbintcp"] = soupbintcp.SoupFeedSettings.from_dict(data, prefix, base_dir=base_dir)
         if kind == "moldudp64":
             kw["address"] = _udp(prefix + "url", url)
             if "retransmit" in data:
@@ -143,7 +151,8 @@ class FeedSettings:
             if "receive_buffer" in data:
                 kw["receive_buffer"] = config_int(prefix + "receive_buffer", data["receive_buffer"],
                                                   1 << 31, 0)
-        options = tuple(sorted((k, v) for k, v in data.items() if k in FEED_KEYS[kind]))
+        options = tuple(sorted((k, v) for k, v in data.items() if k in FEED_KEYS[kind]
+                               and k != "password"))  # a soupbintcp password stays a Secret
         return cls(name=name, kind=kind, url=url, options=options, **kw)
 
 
@@ -169,7 +178,7 @@ class RecordConfig:
     source: str = "record config"  #: the file it was read from, which errors about it name
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RecordConfig:
+    def from_dict(cls, data: Mapping[str, Any], *, base_dir: Path = Path()) -> RecordConfig:
         unknown_keys("", data, ("record",))
         rec = data.get("record")
         if rec is None:
@@ -178,7 +187,8 @@ class RecordConfig:
         raw_feeds = rec.get("feeds")
         if not isinstance(raw_feeds, (list, tuple)) or not raw_feeds:
             raise ConfigError("record.feeds", "must be a non-empty list of feed tables")
-        feeds = tuple(FeedSettings.from_dict(f, f"record.feeds[{i}].") for i, f in enumerate(raw_feeds))
+        feeds = tuple(FeedSettings.from_dict(f, f"record.feeds[{i}].", base_dir=base_dir)
+                      for i, f in enumerate(raw_feeds))
         seen: set[str] = set()
         for i, f in enumerate(feeds):
             if f.name in seen:
@@ -214,7 +224,8 @@ def load_record_config(path: str | os.PathLike[str], overrides: Sequence[str] = 
     source = os.fspath(path)
     data = apply_overrides(read_toml(Path(path)), overrides, tables=_TABLES)
     try:
-        return dataclasses.replace(RecordConfig.from_dict(data), source=source)
+        return dataclasses.replace(RecordConfig.from_dict(data, base_dir=Path(path).parent),
+                                   source=source)
     except ConfigError as e:
         if type(e) is ConfigError and e.source == "risk config":  # raised by a shared check
             raise ConfigError(e.key, e.reason, source=source) from None

@@ -24,7 +24,8 @@ from lockstep.data.recorder import websocket
 from lockstep.data.recorder.capture import Capture, CaptureSink
 from lockstep.data.recorder.config import FeedSettings, RecordConfig
 from lockstep.data.recorder.moldudp64 import FeedCounts, MoldFeed
-from lockstep.errors import ConfigError, LockstepError
+from lockstep.data.recorder.soupbintcp import SoupFeed
+from lockstep.errors import ConfigError, LockstepError, LoginRejected
 
 log = logging.getLogger("lockstep.record")
 
@@ -56,6 +57,8 @@ def _make_feed(feed: FeedSettings, sink: CaptureSink, index: int, source: str) -
         return MoldFeed(feed, sink)
     if feed.kind == "websocket":
         return _StreamFeed(feed, sink, websocket.record_websocket)
+    if feed.kind == "soupbintcp":
+        return SoupFeed(feed, sink, FeedCounts())
     raise ConfigError(f"record.feeds[{index}].kind", f"{feed.kind} feeds are not recorded yet",
                       source=source)
 
@@ -78,6 +81,7 @@ class Recorder:
         self.started_ns = 0
         self.seconds = 0.0
         self.stopped_by = ""
+        self.fatal = ""  #: a feed's final failure (a rejected login): the run's error
 
     def addresses(self) -> dict[str, str]:
         return {name: feed.address for name, feed in self.feeds.items()}
@@ -112,6 +116,9 @@ class Recorder:
                     error = f"{path}: {os.strerror(errno)} ({what})"
                     self.stopped_by = "error"
                     break
+                if self.fatal:
+                    error, self.stopped_by = self.fatal, "error"
+                    break
                 if not any(t.is_alive() for t in threads.values()):
                     self.stopped_by = "end"
                     break
@@ -140,6 +147,8 @@ class Recorder:
     def _feed_thread(self, name: str, feed: Any, halt: threading.Event) -> None:
         try:
             feed.run(halt)
+        except LoginRejected as e:  # final: the credentials or the session are wrong
+            self.fatal = f"{name}: {e}"
         except (LockstepError, OSError) as e:  # a feed that fails stops alone; the summary says so
             log.error("%s: stopped: %s", name, e)
             feed.counts.rejected["feed_error"] = feed.counts.rejected.get("feed_error", 0) + 1
