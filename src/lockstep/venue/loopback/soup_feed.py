@@ -45,7 +45,9 @@ def sequenced_packets(packed: np.ndarray, lengths: np.ndarray,
     and message `counts`) as SoupBinTCP Sequenced Data packets: each `[u16 n][message]` becomes
     `[u16 n+1]['S'][message]`. The packets' bytes and their start offsets (one more: the end)."""
     counts = counts.astype(np.int64)
-    pos = np.concatenate(([0], np.cumsum(lengths[:-1], dtype=np.int64))) + moldudp64.HEADER_LENGTH
+    header = moldudp64.HEADER_LENGTH
+    packet_at = np.concatenate(([0], np.cumsum(lengths[:-1], dtype=np.int64)))
+    pos = packet_at + header
     starts = np.full((len(counts), int(counts.max(initial=0))), -1, np.int64)
     for k in range(starts.shape[1]):  # the k-th block of every packet at once
         rows = np.flatnonzero(counts > k)
@@ -54,16 +56,15 @@ def sequenced_packets(packed: np.ndarray, lengths: np.ndarray,
         pos[rows] = at + 2 + packed[at].astype(np.int64) * 256 + packed[at + 1]
     block = starts[starts >= 0]  # packet by packet, block by block: sequence order
     size = packed[block].astype(np.int64) * 256 + packed[block + 1]
-    offsets = np.concatenate(([0], np.cumsum(size + 3)))
-    out = np.empty(int(offsets[-1]), np.uint8)
-    head = offsets[:-1]
+    # The blocks without the packet headers, then the type byte after each length.
+    keep = np.ones(len(packed), bool)
+    keep[(packet_at[:, None] + np.arange(header)).ravel()] = False
+    in_blocks = block - header * (1 + np.repeat(np.arange(len(counts)), counts))
+    out = np.insert(packed[keep], in_blocks + 2, _SEQUENCED)
+    head = in_blocks + np.arange(len(block))  # each type byte before moves a packet on by one
     out[head] = (size + 1) >> 8
     out[head + 1] = (size + 1) & 0xFF
-    out[head + 2] = _SEQUENCED
-    owner = np.repeat(np.arange(len(block)), size)
-    within = np.arange(int(size.sum())) - np.repeat(np.cumsum(size) - size, size)
-    out[head[owner] + 3 + within] = packed[block[owner] + 2 + within]
-    return out.tobytes(), offsets
+    return out.tobytes(), np.concatenate((head, [len(out)]))
 
 
 class _SequencedHistory:
