@@ -4,6 +4,7 @@ import of the same messages), a server we did not write (nasdaq-protocols), and 
 rejected login, garbage bytes, a closed connection, a sequence number that jumps."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import random
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +23,15 @@ from test_recorder import itch_events, write_config
 
 from lockstep.data.importers.capture import _Ordered, decode_capture
 from lockstep.data.importers.itch import decode_itch
-from lockstep.data.raw_capture import HISTORY_STREAM, capture_files, read_frames, repair, scan
+from lockstep.data.raw_capture import (
+    HISTORY_STREAM,
+    capture_files,
+    read_frames,
+    repair,
+    scan,
+)
 from lockstep.data.recorder.config import load_record_config
+from lockstep.data.recorder.metrics import serve_metrics
 from lockstep.data.recorder.run import Recorder
 from lockstep.data.synth import generate
 from lockstep.errors import ConfigError
@@ -102,7 +111,7 @@ def test_mold_packets_become_sequenced_data_packets():
     assert framer.error is None
     assert [d.payload for d in decoded] == messages
     assert len(offsets) == len(messages) + 1 and offsets[-1] == len(data)
-    assert [soup.decode(data[a:b]).payload for a, b in zip(offsets[:-1], offsets[1:])] == messages
+    assert [soup.decode(data[a:b]).payload for a, b in itertools.pairwise(offsets)] == messages
 
 
 def test_venue_config_soup_feed_needs_users(tmp_path):
@@ -252,7 +261,7 @@ def test_venue_soup_feed_recorded_through_a_cut_connection_every_number_once(tmp
     assert [s for s, _ in got] == list(range(1, n + 1))
     assert [m for _, m in got] == venue.messages
     logins = [r for r in history(tmp_path / "cap") if r["record"] == "login"]
-    assert [r["sequence"] for r in logins][0] == 1 and len(logins) == 2
+    assert logins[0]["sequence"] == 1 and len(logins) == 2
     assert 1 < logins[1]["sequence"] < n  # the cut was in the middle; the re-login resumed there
     records = history(tmp_path / "cap")
     assert [r["record"] for r in records if r.get("stream") == "soup"] == ["login", "reconnect", "login"]
@@ -336,7 +345,7 @@ def test_kill_9_while_recording_then_a_restart_records_the_rest(tmp_path, synth)
         out, err = rec.communicate(timeout=DEADLINE_S)
         assert rec.returncode == 0, err
         assert json.loads(out.strip().splitlines()[-1])["stopped_by"] == "end"
-        venue_out, venue_err = venue.communicate(timeout=DEADLINE_S)
+        venue_out, _ = venue.communicate(timeout=DEADLINE_S)
     finally:
         if venue.poll() is None:
             venue.kill()
@@ -411,12 +420,19 @@ def accepted(sequence: int) -> bytes:
     return soup.encode(soup.LoginAccepted("SCRIPT", sequence))
 
 
-def run_recorder(tmp_path: Path, feed: dict, duration_s: float = 20.0) -> dict:
+def run_recorder(tmp_path: Path, feed: dict, duration_s: float = 20.0) -> tuple[dict, str]:
+    """The summary of an in-process recording, and its Prometheus metrics scraped at the end."""
+    pytest.importorskip("prometheus_client", reason="the record extra's prometheus-client")
     config = load_record_config(write_config(tmp_path / "r.toml", [feed], out=str(tmp_path / "cap"),
                                              prefix="cap"))
     recorder = Recorder(config, tmp_path / "cap")
     try:
-        return recorder.run(duration_s=duration_s)
+        summary = recorder.run(duration_s=duration_s)
+        url, server = serve_metrics(recorder, "127.0.0.1:0")
+        try:
+            return summary, urllib.request.urlopen(url, timeout=10).read().decode()
+        finally:
+            server.shutdown()
     finally:
         recorder.close_feeds()
 
@@ -429,7 +445,7 @@ def test_closed_garbage_and_jumping_servers_are_counted_reconnected_and_told(tmp
         lambda login: (accepted(9) + sequenced(9, 10) + soup.encode(soup.EndOfSession()), False),
     ])
     try:
-        summary = run_recorder(tmp_path, soup_feed(server.address))
+        summary, metrics = run_recorder(tmp_path, soup_feed(server.address))
     finally:
         server.close()
     assert [login.sequence for login in server.logins] == [1, 4, 6]
@@ -439,6 +455,8 @@ def test_closed_garbage_and_jumping_servers_are_counted_reconnected_and_told(tmp
     assert feed["rejected"] == {"protocol_error": 1} and feed["reconnects"] == 2
     assert summary["gaps"] == 1 and summary["lost"] == 3 and summary["messages"] == 7
     assert recorded(tmp_path / "cap") == [(n, b"message %d" % n) for n in (1, 2, 3, 4, 5, 9, 10)]
+    for family, value in (("messages", 7), ("gaps", 1), ("lost", 3), ("rejected", 1)):
+        assert f'lockstep_record_{family}_total{{stream="soup"}} {value}.0' in metrics, family
     records = [r for r in history(tmp_path / "cap") if r.get("stream") == "soup"]
     assert [r["record"] for r in records] == ["login", "reconnect", "login", "reconnect", "gap",
                                               "lost", "login"]

@@ -47,13 +47,23 @@ from typing import TYPE_CHECKING, Any
 
 from lockstep.checks import config_int, parse_duration
 from lockstep.data.recorder.capture import CaptureSink, clock_ns
-from lockstep.enums import LoginRejectReason, SoupClientState, SoupNoticeKind, Transport, WireProblem
+from lockstep.enums import (
+    LoginRejectReason,
+    SoupClientState,
+    SoupNoticeKind,
+    Transport,
+    WireProblem,
+)
 from lockstep.errors import ConfigError, LoginRejected
 from lockstep.live.config import Secret
 from lockstep.live.config import _password as password_setting
 from lockstep.live.order_entry import OrderEntryClient
 from lockstep.net import Address
-from lockstep.protocols.soup_client import SERVER_TIMEOUT_NS, SoupClientConfig, SoupNotice
+from lockstep.protocols.soup_client import (
+    SERVER_TIMEOUT_NS,
+    SoupClientConfig,
+    SoupNotice,
+)
 from lockstep.venue.loopback.config import address_setting, credential_setting
 
 if TYPE_CHECKING:
@@ -186,8 +196,7 @@ class SoupFeed:
                 client.drain_notices()  # before the messages: a login numbers those after it
                 if got:
                     offset = clock_ns() - time.monotonic_ns()  # monotonic read -> realtime stamp
-                    for sequence, payload, stamp in got:
-                        self._message(stamp + offset, sequence, payload)
+                    self._record(got, offset)
                     self._lag(got[-1][2] + offset, got[-1][1])
                 elif self._pending or self._ring_lost:
                     self._flush_pending(clock_ns())
@@ -212,17 +221,22 @@ class SoupFeed:
 
     # -- messages --
 
-    def _message(self, receive_ns: int, sequence: int, payload: bytes) -> None:
+    def _record(self, got: list[tuple[int, bytes, int]], offset_ns: int) -> None:
+        """The messages of one poll, each stamped at its read (monotonic) plus `offset_ns`."""
+        frame = self.sink.frame
+        recorded = size = 0
+        for sequence, payload, stamp in got:
+            if (self._pending or self._ring_lost) and not self._flush_pending(stamp + offset_ns):
+                self._ring_full(sequence)
+            elif frame(stamp + offset_ns, payload):
+                recorded += 1
+                size += len(payload)
+            else:
+                self._ring_full(sequence)
         c = self.counts
-        if (self._pending or self._ring_lost) and not self._flush_pending(receive_ns):
-            self._ring_full(sequence)
-            return
-        if not self.sink.frame(receive_ns, payload):
-            self._ring_full(sequence)
-            return
-        c.packets += 1
-        c.messages += 1
-        c.bytes += len(payload)
+        c.packets += recorded
+        c.messages += recorded
+        c.bytes += size
 
     def _ring_full(self, sequence: int) -> None:
         self.counts.drops += 1
