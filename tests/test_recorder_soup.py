@@ -473,6 +473,60 @@ def test_closed_garbage_and_jumping_servers_are_counted_reconnected_and_told(tmp
                             for n in (1, 2, 3, 4, 5, 9, 10))
 
 
+def test_heartbeats_go_both_ways_and_a_silent_server_is_left(tmp_path, monkeypatch):
+    """First connection: one message, then silence while the recorder's heartbeats (every 50 ms)
+    are counted, until its 300 ms timeout drops the connection. Second: a server heartbeat every
+    100 ms for 0.6 s keeps it alive, then End of Session."""
+    monkeypatch.setenv("SOUP_TEST_PASSWORD", PASSWORD)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(DEADLINE_S)
+    heartbeats: list[int] = []
+    logins: list[int] = []
+
+    def serve() -> None:
+        for connection in range(2):
+            conn, _ = listener.accept()
+            conn.settimeout(0.05)
+            framer = soup.Framer()
+            beats = 0
+            until = None  # how long this connection is served, once logged in
+            while until is None or time.monotonic() < until:
+                try:
+                    chunk = conn.recv(4096)
+                except TimeoutError:
+                    if connection == 1 and until is not None:
+                        conn.sendall(soup.encode(soup.ServerHeartbeat()))
+                    continue
+                if not chunk:
+                    break  # the recorder left (the first connection: its timeout)
+                for packet in framer.feed(chunk):
+                    message = soup.decode(packet)
+                    if isinstance(message, soup.LoginRequest):
+                        logins.append(message.sequence)
+                        conn.sendall(accepted(message.sequence) + sequenced(message.sequence))
+                        until = time.monotonic() + (DEADLINE_S if connection == 0 else 0.6)
+                    elif isinstance(message, soup.ClientHeartbeat):
+                        beats += 1
+            heartbeats.append(beats)
+            if connection == 1:
+                conn.sendall(soup.encode(soup.EndOfSession()))
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        summary, _ = run_recorder(tmp_path, soup_feed(f"tcp://127.0.0.1:{listener.getsockname()[1]}",
+                                                      heartbeat="50ms", timeout="300ms"))
+    finally:
+        thread.join(DEADLINE_S)
+        listener.close()
+    assert logins == [1, 2]
+    assert heartbeats[0] >= 4  # about 300 ms / 50 ms before the timeout
+    feed = summary["feeds"]["soup"]
+    assert feed["rejected"] == {"server_timeout": 1} and feed["reconnects"] == 1 and feed["ended"]
+    assert recorded(tmp_path / "cap") == [(1, b"message 1"), (2, b"message 2")]
+
+
 def test_a_server_we_did_not_write(tmp_path, monkeypatch):
     """nasdaq-protocols' SoupServerSession: the recorder logs in, is dropped by it, logs in
     again from the next number and gets each message once; End of Session ends the run."""

@@ -34,7 +34,8 @@ def record(config: str, overrides: tuple[str, ...], data: str | None, duration: 
     """Record market data feeds into a raw capture (docs/recorder.md). Ends when every feed has
     ended, after --duration, or on SIGTERM (exit 0) or SIGINT / Ctrl-C (exit 130, the capture's
     end record marked incomplete); a capture that cannot be written (a full disk) ends it with
-    exit 1, the files intact up to their last whole frame."""
+    exit 1, the files intact up to their last whole frame, and so does a SoupBinTCP login the
+    server rejects."""
     logging.basicConfig(format="record: %(message)s", level=logging.WARNING)
     cfg = load_record_config(config, overrides)
     out = cfg.out or os.path.join(resolve_root(data), "raw")

@@ -35,7 +35,8 @@ def venue() -> None:
 def serve(config: str, overrides: tuple[str, ...], dataset: str | None, data: str | None,
           duration: float | None, max_messages: int | None, summary_path: str | None,
           as_json: bool) -> None:
-    """Replay a dataset as ITCH 5.0 over MoldUDP64, serve retransmissions, and take OUCH 4.2
+    """Replay a dataset as ITCH 5.0 over MoldUDP64 (and over SoupBinTCP with
+    venue.feed_soupbintcp), serve retransmissions, and take OUCH 4.2
     orders over SoupBinTCP, matched against the replayed book. Ends when the feed
     has ended and venue.linger has passed, after --duration, or on SIGINT / SIGTERM (exit 0,
     with the summary)."""

@@ -89,8 +89,9 @@ def _udp(key: str, value: object) -> Address | None:
 @dataclasses.dataclass(frozen=True, slots=True)
 class FeedSettings:
     """One `[[record.feeds]]` table, checked. `options` holds the kind's own keys as given
-    (frozen: a tuple of (key, value) pairs), `retransmit` and `address` the parsed addresses of
-    a moldudp64 feed, `websocket` a websocket feed's settings (checked by its own module)."""
+    (frozen: a tuple of (key, value) pairs; an inline password left out), `retransmit` and
+    `address` the parsed addresses of a moldudp64 feed, `websocket` and `soupbintcp` the settings
+    of those kinds (checked by their own modules)."""
 
     name: str
     kind: str

@@ -6,7 +6,8 @@
 
 run() ends when every feed has ended (a MoldUDP64 End of Session with no gap left to fill), after
 `duration_s`, when `stop` is set (a signal), or when the capture cannot be written (a full disk:
-the writer stops at its last whole frame, the feeds stop, and the summary says why in `error`).
+the writer stops at its last whole frame, the feeds stop, and the summary says why in `error`),
+or when a SoupBinTCP server rejects a feed's login (final: `error` says which and why).
 The capture's history gets a `start` record per feed kind and an `end` record saying what stopped
 the run.
 """

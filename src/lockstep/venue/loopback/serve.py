@@ -10,7 +10,8 @@ as another with `attach()`: the loop waits on every component's socket at once, 
 `on_readable()` on the ready ones and `tick()` on all of them (each says how soon it wants to be
 called again), and merges their `summary()` into the run's. `order_entry` is the seam's name for
 that component: while none is attached, `order_entry` is reported as configured and the summary's
-orders, fills and sessions are 0.
+orders, fills and sessions are 0. With `venue.feed_soupbintcp` the venue attaches one more of its
+own: the feed over SoupBinTCP (`lockstep.venue.loopback.soup_feed`).
 """
 from __future__ import annotations
 
@@ -57,10 +58,14 @@ class LoopbackVenue:
         self.soup_feed: SoupFeedServer | None = None
         settings = config.venue
         if settings.feed_soupbintcp is not None:
-            self.soup_feed = SoupFeedServer(
-                self.feed, str(settings.feed_soupbintcp),
-                [Account(u.username, u.password) for u in settings.users],
-                history=settings.history, heartbeat_interval=settings.heartbeat_ns / 1e9)
+            try:
+                self.soup_feed = SoupFeedServer(
+                    self.feed, str(settings.feed_soupbintcp),
+                    [Account(u.username, u.password) for u in settings.users],
+                    history=settings.history, heartbeat_interval=settings.heartbeat_ns / 1e9)
+            except BaseException:
+                self.feed.close()
+                raise
             self.attach(self.soup_feed, order_entry=False)
 
     def attach(self, component: VenueComponent, *, order_entry: bool = True) -> None:
