@@ -30,15 +30,20 @@ from lockstep.data.raw_capture import (
     repair,
     scan,
 )
+from lockstep.data.recorder.capture import Capture, CaptureSettings
 from lockstep.data.recorder.config import load_record_config
 from lockstep.data.recorder.metrics import serve_metrics
+from lockstep.data.recorder.moldudp64 import FeedCounts
 from lockstep.data.recorder.run import Recorder
+from lockstep.data.recorder.soupbintcp import SoupFeed
 from lockstep.data.synth import generate
+from lockstep.enums import SoupNoticeKind
 from lockstep.errors import ConfigError
 from lockstep.events import EventKind
 from lockstep.net import UdpSocket
 from lockstep.protocols import moldudp64
 from lockstep.protocols import soupbintcp as soup
+from lockstep.protocols.soup_client import SoupNotice
 from lockstep.venue.loopback.config import load_venue_config
 from lockstep.venue.loopback.serve import LoopbackVenue
 from lockstep.venue.loopback.soup_feed import sequenced_packets
@@ -525,6 +530,38 @@ def test_heartbeats_go_both_ways_and_a_silent_server_is_left(tmp_path, monkeypat
     feed = summary["feeds"]["soup"]
     assert feed["rejected"] == {"server_timeout": 1} and feed["reconnects"] == 1 and feed["ended"]
     assert recorded(tmp_path / "cap") == [(1, b"message 1"), (2, b"message 2")]
+
+
+def test_messages_that_find_the_ring_full_are_told_lost_before_the_next_one(tmp_path, monkeypatch):
+    """The writer is not running: the ring fills, the messages after are dropped, and so are the
+    records of a reconnect; once there is room, the next message is preceded by a `lost` record
+    and the reconnect's records, so its number is right."""
+    monkeypatch.setenv("SOUP_TEST_PASSWORD", PASSWORD)
+    config = load_record_config(write_config(tmp_path / "r.toml", [soup_feed("tcp://127.0.0.1:9")]))
+    capture = Capture(tmp_path / "cap", "cap", ["soup"], CaptureSettings(ring_bytes=4096))
+    feed = SoupFeed(config.feeds[0], capture.sink("soup"), FeedCounts())
+    feed.on_notice(SoupNotice(SoupNoticeKind.LOGIN_ACCEPTED, 1, 0, 0), "tcp://server")
+    feed._record([(n, b"%02d" % n * 450, 1_000 + n) for n in range(1, 11)], 0)
+    kept = 10 - feed.counts.drops
+    assert 1 <= kept < 10 and feed.counts.messages == kept
+    feed.on_drop("closed by the peer", "tcp://server")
+    feed.on_notice(SoupNotice(SoupNoticeKind.LOGIN_ACCEPTED, 11, 0, 0), "tcp://server")
+    assert "reconnect" not in capture.sink("soup").records  # the ring had no room for it
+    capture.start()
+    deadline = time.monotonic() + DEADLINE_S
+    while capture.feed_stats("soup")["ring_used"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    feed._record([(11, b"11" * 450, 2_000)], 0)
+    capture.close()
+    numbers = [(n, m[:2]) for n, m in recorded(tmp_path / "cap")]
+    assert numbers == [(n, b"%02d" % n) for n in range(1, kept + 1)] + [(11, b"11")]
+    records = [r for r in history(tmp_path / "cap") if r.get("stream") == "soup"]
+    kinds = [r["record"] for r in records]
+    assert kinds[0] == "login" and kinds[-2:] == ["reconnect", "login"]
+    lost = [r for r in records if r["record"] == "lost"]
+    assert kinds[1:-2] == ["lost"] * len(lost) and {r["reason"] for r in lost} == {"capture ring full"}
+    assert [n for r in lost for n in range(r["first"], r["first"] + r["count"])] == list(range(kept + 1, 11))
+    assert feed.counts.lost == 10 - kept and capture.sink("soup").records["reconnect"] == 1
 
 
 def test_a_server_we_did_not_write(tmp_path, monkeypatch):

@@ -85,9 +85,11 @@ class CaptureSink:
         """A history record about this stream, stamped now (`receive_ns` in fields overrides)."""
         at = fields.pop("receive_ns", None)
         payload = history_payload(record, self.name, fields)
-        self.records[record] = self.records.get(record, 0) + 1
-        return self._writer.push(self._producer, clock_ns() if at is None else at,
-                                 self._history_id, payload)
+        written = self._writer.push(self._producer, clock_ns() if at is None else at,
+                                    self._history_id, payload)
+        if written:  # one that found the ring full is not told here (the caller may retry it)
+            self.records[record] = self.records.get(record, 0) + 1
+        return written
 
     def datagrams(self, data: np.ndarray, length: np.ndarray, stamp_ns: np.ndarray, n: int,
                   keep: np.ndarray | None = None) -> int:
