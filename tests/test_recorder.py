@@ -370,8 +370,9 @@ def test_a_gap_is_filled_by_retransmission_and_the_import_matches_the_feed(tmp_p
         code, summary, err = rec.finish()
         relay.close()
     assert code == 0, err
-    assert summary["gaps"] >= 2 and summary["lost"] == 0 and summary["retransmitted"] >= 4
-    assert venue["retransmit"]["answered"] >= 2
+    # Two holes: one gap each, or one when the second opens while the first is still asked for
+    assert summary["gaps"] >= 1 and summary["lost"] == 0 and summary["retransmitted"] >= 4
+    assert venue["retransmit"]["answered"] >= summary["gaps"]
     stream, _, holes = ordered_messages(tmp_path / "cap")
     assert holes == []
     history = [r["record"] for _, r in read_history(capture_files(tmp_path / "cap", "cap"))]
@@ -521,7 +522,9 @@ def test_kill_9_rounds_leave_whole_files_and_restarts_append_new_ones(tmp_path):
         assert new and min(int(f.name[4:10]) for f in new) > max((int(f.name[4:10]) for f in seen), default=0)
         for f in new:
             report = scan(f)
-            assert not report.corrupt and report.frames > 0, (round_, f, report)
+            # the kill may land between a new file's header (and its directory's fsync) and
+            # its first frames: only the newest file may hold none
+            assert not report.corrupt and (report.frames > 0 or f == new[-1]), (round_, f, report)
             # what is there reads to its last whole frame; a cut frame would be a torn tail
             assert report.torn_tail is None or report.torn_tail.offset + report.torn_tail.bytes == f.stat().st_size
             seen[f] = digest(f)
