@@ -2,6 +2,7 @@
 loopback venue (real subprocesses), gaps filled or lost, kill -9, and the import of captures."""
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -22,7 +23,7 @@ from test_cli import LOCKSTEP
 
 import lockstep.data.importers.capture as capture_import
 from lockstep.data.importers.capture import _Ordered, decode_capture
-from lockstep.data.importers.itch import decode_itch
+from lockstep.data.importers.itch import NEW_YORK, decode_itch
 from lockstep.data.raw_capture import (
     CaptureLines,
     capture_files,
@@ -39,6 +40,7 @@ from lockstep.data.recorder.capture import (
     read_history,
 )
 from lockstep.data.recorder.config import load_record_config
+from lockstep.data.recorder.metrics import venue_lag_ns
 from lockstep.data.recorder.run import Recorder
 from lockstep.data.synth import generate
 from lockstep.enums import FsyncPolicy
@@ -743,3 +745,104 @@ def test_history_records_are_not_read_as_a_feeds_lines(tmp_path):
     with capture.open() as f:
         assert f.read() == lines
     assert capture.damage == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# the session layer's decisions, through the recorder
+
+
+def send_all(to: str, packets: list[bytes], pause_s: float = 0.0) -> None:
+    host, port = to.removeprefix("udp://").split(":")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for packet in packets:
+            s.sendto(packet, (host, int(port)))
+            time.sleep(pause_s)
+
+
+def test_duplicates_and_a_session_change_are_the_receivers_decisions(tmp_path):
+    rec = RecordProcess(tmp_path, {"url": "udp://127.0.0.1:0"}, "--duration", "1.5")
+    sends = [
+        mold(1, [message(1), message(2)], "A"),
+        mold(1, [message(1), message(2)], "A"),  # seen twice: recorded twice, one duplicate
+        mold(3, [message(3)], "A"),
+        mold(1, [message(1)], "B"),              # the venue started a new session
+        mold(2, [message(2)], "B"),
+        mold(4, [message(4)], "A"),              # a straggler of the old one: not followed
+    ]
+    send_all(rec.feed, sends, 0.01)
+    code, summary, err = rec.finish()
+    assert code == 0, err
+    feed = summary["feeds"]["itch"]
+    assert feed["duplicates"] == 1 and feed["session_changes"] == 1
+    assert feed["rejected"] == {"wrong_session": 1} and feed["gaps"] == 0 and feed["lost"] == 0
+    assert feed["packets"] == 5 and feed["messages"] == 7
+    payloads = [p for _, s, p in frames_of(tmp_path / "cap") if s == "itch"]
+    assert payloads == sends[:5]
+    history = [r for _, r in read_history(capture_files(tmp_path / "cap", "cap"))]
+    assert [(r["record"], r.get("session"), r.get("previous")) for r in history[:2]] == [
+        ("start", "A", None), ("session", "B", "A")]
+
+
+def test_heartbeat_timeout_and_resume_are_in_the_history(tmp_path):
+    rec = RecordProcess(tmp_path, {"url": "udp://127.0.0.1:0", "heartbeat_timeout": "300ms"},
+                        "--duration", "2")
+    send_all(rec.feed, [mold(1, [message(1)])])
+    time.sleep(0.9)
+    send_all(rec.feed, [mold(2, [message(2)])])
+    code, summary, err = rec.finish()
+    assert code == 0, err
+    stamps = [ns for ns, s, _ in frames_of(tmp_path / "cap") if s == "itch"]
+    assert len(stamps) == 2 and summary["feeds"]["itch"]["heartbeat_timeouts"] >= 1
+    history = list(read_history(capture_files(tmp_path / "cap", "cap")))
+    silent = [(ns, r) for ns, r in history if r["record"] == "heartbeat_timeout"]
+    between = [r for ns, r in silent if stamps[0] < ns < stamps[1]]
+    assert len(between) == 1 and 300_000_000 <= between[0]["silent_ns"] < stamps[1] - stamps[0]
+    assert [ns for ns, r in history if r["record"] == "feed_resumed"][0] == stamps[1]
+    assert "nothing received for" in err
+
+
+def itch_at(ts_ns: int) -> bytes:
+    """An ITCH System Event stamped ts_ns after the venue's midnight."""
+    return b"S" + bytes(4) + ts_ns.to_bytes(6, "big") + b"O"
+
+
+def ns_of(moment: datetime.datetime) -> int:
+    return int(moment.timestamp()) * 1_000_000_000 + moment.microsecond * 1000
+
+
+def test_lag_is_receive_time_minus_venue_time_in_the_venues_day(tmp_path):
+    """The venue's ITCH timestamps count from New York midnight (the default timezone): a
+    message stamped 1.5 s ago there has a lag of 1.5 s and change, not the hours between New
+    York's time of day and UTC's."""
+    pytest.importorskip("prometheus_client", reason="the record extra's prometheus-client")
+    rec = RecordProcess(tmp_path, {"url": "udp://127.0.0.1:0"}, "--metrics", "127.0.0.1:0",
+                        "--duration", "2")
+    now = datetime.datetime.now(NEW_YORK)
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    sent = ns_of(now) - 1_500_000_000 - ns_of(midnight)
+    send_all(rec.feed, [mold(1, [itch_at(sent)])])
+    time.sleep(0.5)
+    text = urllib.request.urlopen(rec.listen["metrics"], timeout=10).read().decode()
+    code, summary, err = rec.finish()
+    assert code == 0, err
+    assert 1.5e9 <= summary["feeds"]["itch"]["lag_ns"] < 3e9
+    (line,) = [x for x in text.splitlines() if x.startswith('lockstep_record_lag_seconds{stream="itch"}')]
+    assert 1.5 <= float(line.split()[-1]) < 3
+
+
+def test_venue_lag_crosses_midnight_and_takes_a_given_date():
+    zone = "America/New_York"
+    just_after = datetime.datetime(2024, 3, 5, 0, 0, 0, 100_000, tzinfo=NEW_YORK)
+    day = 86_400_000_000_000
+    # sent at 23:59:59.9 on the 4th (New York), received at 00:00:00.1 on the 5th
+    assert venue_lag_ns(ns_of(just_after), day - 100_000_000, zone) == 200_000_000
+    # and the other way round: a receive clock 0.3 s behind the venue's, just before midnight
+    before = datetime.datetime(2024, 3, 4, 23, 59, 59, 800_000, tzinfo=NEW_YORK)
+    assert venue_lag_ns(ns_of(before), 100_000_000, zone) == -300_000_000
+    # the loopback venue counts from UTC midnight of its dataset's day, days ago: the date says so
+    then = datetime.datetime(2024, 1, 2, 14, 0, tzinfo=datetime.timezone.utc)
+    received = ns_of(then) + 3 * day + 250
+    assert venue_lag_ns(received, 14 * 3600 * 10**9, "UTC", datetime.date(2024, 1, 2)) == 3 * day + 250
+    # a New York day across a DST change is 23 hours long: midnight is where New York says
+    spring = datetime.datetime(2024, 3, 10, 12, 0, tzinfo=NEW_YORK)
+    assert venue_lag_ns(ns_of(spring), 11 * 3600 * 10**9, zone) == 0
