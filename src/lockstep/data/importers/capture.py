@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import heapq
 import json
 import os
 from collections.abc import Iterable, Iterator
@@ -43,21 +44,31 @@ from lockstep.events import COLUMNS
 _MOLD_HEADER = 20
 _END_OF_SESSION = 0xFFFF
 _BLOCK = 1 << 20  # bytes of message stream handed to the decoder per step
-# Messages held waiting for a hole to be filled or told lost: past this, the hole is taken as lost
-# (a capture cut by a crash says nothing about a gap it had open), which bounds memory.
-_MAX_PENDING = 1 << 20
+#: Bytes of messages held waiting for a hole before them to be filled or told lost. Past this,
+#: the hole is given up (a GAP, counted in `holes_given_up`): a capture cut by a crash says
+#: nothing about a gap it had open, and memory must not grow with what waits behind it.
+MAX_PENDING_BYTES = 64 << 20
+_PENDING_OVERHEAD = 64  # bytes of bookkeeping per message held, besides the message itself
+#: The kinds of recorder feed whose capture imports as ITCH 5.0 message blocks.
+ITCH_FEED_KINDS = ("moldudp64",)
 
 
 class _Ordered:
     """The messages of one MoldUDP64 stream of a capture in sequence order, as a binary file of
-    [u16 length][message] (what the ITCH decoder reads), noting where a hole was skipped."""
+    [u16 length][message] (what the ITCH decoder reads), noting where a hole was skipped.
+
+    A datagram of another session than the one being read starts a new session (the venue's
+    numbers restart): what the old one still holds is handed out, its holes marked, and the new
+    one is read from 1. A datagram of a session already left behind is counted
+    (`other_session`) and skipped."""
 
     def __init__(self, paths: list[str], stream: str) -> None:
         self._paths = paths
         self._stream = stream
         self.cut = None  # never a cut compressed stream
         self.holes: list[tuple[int, int, int]] = []  # (record index after it, first seq, count)
-        self.counts = {"datagrams": 0, "duplicates": 0, "lost": 0}
+        self.counts = {"datagrams": 0, "duplicates": 0, "lost": 0, "holes_given_up": 0,
+                       "sessions": 0, "other_session": 0}
         # Per message handed out, from record `origin_base` on: its capture file and the offset of
         # its block ([u16 length][message]) there; the run takes these over chunk by chunk.
         self.origin_base = 0
@@ -66,6 +77,17 @@ class _Ordered:
         self._blocks = self._generate()
         self._buf = b""
         self._pos = 0
+        # the session being read: its messages held ahead of a hole, and what was told lost
+        self._session = b""
+        self._left: set[bytes] = set()
+        self._pending: dict[int, tuple[bytes, int, int]] = {}
+        self._have: list[int] = []  # a heap of the held sequence numbers
+        self._pending_bytes = 0
+        self._lost: list[tuple[int, int]] = []
+        self._expected = 1
+        self._emitted = 0
+        self._out: list[bytes] = []
+        self._size = 0
 
     def __enter__(self) -> _Ordered:  # noqa: PYI034 (3.10 has no typing.Self)
         return self
@@ -85,12 +107,6 @@ class _Ordered:
         return n
 
     def _generate(self) -> Iterator[bytes]:
-        pending: dict[int, tuple[bytes, int, int]] = {}
-        lost: list[tuple[int, int]] = []
-        expected = 1
-        emitted = 0
-        out: list[bytes] = []
-        size = 0
         for batch in FrameReader(self._paths, corrupt="skip"):
             file = self._paths.index(batch.path)
             sid = batch.streams.index(self._stream)
@@ -100,50 +116,36 @@ class _Ordered:
                 if int(batch.stream_id[i]) == hid:
                     record = json.loads(payload)
                     if record.get("record") == "lost" and record.get("stream") == self._stream:
-                        lost.append((int(record["first"]), int(record["count"])))
+                        self._lost.append((int(record["first"]), int(record["count"])))
                 else:
                     self.counts["datagrams"] += 1
-                    self._blocks_of(payload, expected, pending, file,
-                                    int(batch.file_offset[i]) + FRAME_HEADER)
-                while True:  # move on as far as what is had and what is known lost allow
-                    if expected in pending:
-                        m, f, at = pending.pop(expected)
-                        self.origin_file.append(f)
-                        self.origin_offset.append(at)
-                        out.append(len(m).to_bytes(2, "big") + m)
-                        size += 2 + len(m)
-                        emitted += 1
-                        expected += 1
-                        continue
-                    hole = next(((f, c) for f, c in lost if f <= expected < f + c), None)
-                    if hole is None and len(pending) > _MAX_PENDING:  # never filled, never told
-                        hole = (expected, min(pending) - expected)
-                    if hole is None:
-                        break
-                    end = hole[0] + hole[1]
-                    self.holes.append((emitted, expected, end - expected))
-                    self.counts["lost"] += end - expected
-                    expected = end
-                if size >= _BLOCK:
-                    yield b"".join(out)
-                    out, size = [], 0
-        for seq in sorted(pending):  # numbers never received and never told lost: holes too
-            if seq > expected:
-                self.holes.append((emitted, expected, seq - expected))
-                self.counts["lost"] += seq - expected
-            m, f, at = pending[seq]
-            self.origin_file.append(f)
-            self.origin_offset.append(at)
-            out.append(len(m).to_bytes(2, "big") + m)
-            emitted += 1
-            expected = seq + 1
-        if out:
-            yield b"".join(out)
+                    self._datagram(payload, file, int(batch.file_offset[i]) + FRAME_HEADER)
+                self._advance(at_end=False)
+                if self._size >= _BLOCK:
+                    yield self._take()
+        self._advance(at_end=True)
+        if self._out:
+            yield self._take()
 
-    def _blocks_of(self, payload: bytes, expected: int, pending: dict[int, tuple[bytes, int, int]],
-                   file: int, file_offset: int) -> None:
+    def _take(self) -> bytes:
+        out = b"".join(self._out)
+        self._out, self._size = [], 0
+        return out
+
+    def _datagram(self, payload: bytes, file: int, file_offset: int) -> None:
         if len(payload) < _MOLD_HEADER:
             return
+        session = payload[:10]
+        if session != self._session:
+            if session in self._left:
+                self.counts["other_session"] += 1
+                return
+            if self._session:  # the venue moved on: what the old session holds goes out first
+                self._advance(at_end=True)
+                self._left.add(self._session)
+                self._lost, self._expected = [], 1
+            self._session = session
+            self.counts["sessions"] += 1
         seq = int.from_bytes(payload[10:18], "big")
         count = int.from_bytes(payload[18:20], "big")
         if count == _END_OF_SESSION:
@@ -157,11 +159,47 @@ class _Ordered:
             if len(message) < n:
                 break
             s = seq + k
-            if s < expected or s in pending:
+            if s < self._expected or s in self._pending:
                 self.counts["duplicates"] += 1
             else:
-                pending[s] = (message, file, file_offset + at)
+                self._pending[s] = (message, file, file_offset + at)
+                heapq.heappush(self._have, s)
+                self._pending_bytes += n + _PENDING_OVERHEAD
             at += 2 + n
+
+    def _advance(self, *, at_end: bool) -> None:
+        """Hands out messages in order as far as what is held and what is known lost allow; at
+        the end (of the capture or of a session) past every hole."""
+        pending, have = self._pending, self._have
+        while True:
+            expected = self._expected
+            if expected in pending:
+                m, f, at = pending.pop(expected)
+                heapq.heappop(have)  # the smallest held number is `expected` itself
+                self._pending_bytes -= len(m) + _PENDING_OVERHEAD
+                self.origin_file.append(f)
+                self.origin_offset.append(at)
+                self._out.append(len(m).to_bytes(2, "big") + m)
+                self._size += 2 + len(m)
+                self._emitted += 1
+                self._expected += 1
+                continue
+            if not have:
+                return
+            # A hole before the next message held: skipped when told lost (never past what is
+            # held), at the end, or when too much waits behind it.
+            nxt = have[0]
+            told = next((f + c for f, c in self._lost if f <= expected < f + c), None)
+            if told is not None:
+                end = min(told, nxt)
+            elif at_end or self._pending_bytes > MAX_PENDING_BYTES:
+                end = nxt
+                self.counts["holes_given_up"] += not at_end
+            else:
+                return
+            self.holes.append((self._emitted, expected, end - expected))
+            self.counts["lost"] += end - expected
+            self._expected = end
 
 
 class CaptureItchRun(ItchDecodeRun):
@@ -247,14 +285,20 @@ class CaptureItchRun(ItchDecodeRun):
         return dataclasses.replace(chunk, events=events, n_events=n + len(rows), event_record=records)
 
 
-def _capture_feeds(path: str) -> dict[str, str]:
+def capture_feeds(path: str | os.PathLike[str]) -> dict[str, str]:
     """A capture file's feeds as {stream name: kind}, from the recorder's info."""
     header = read_header(path)
     feeds = header.info.get("feeds") if isinstance(header.info, dict) else None
     if not isinstance(feeds, list):
         raise DecodeError("not a recorder capture: its header names no feeds (info.feeds)",
-                          path=path, offset=0)
+                          path=os.fspath(path), offset=0)
     return {f.get("name"): f.get("kind") for f in feeds if isinstance(f, dict)}
+
+
+def itch_feeds(path: str | os.PathLike[str]) -> list[str]:
+    """The feeds of a capture that import as ITCH (ITCH_FEED_KINDS), in the capture's order:
+    `lockstep data import capture` makes a dataset of each."""
+    return [name for name, kind in capture_feeds(path).items() if kind in ITCH_FEED_KINDS]
 
 
 def _first_receive_ns(paths: list[str]) -> int | None:
@@ -269,21 +313,22 @@ def decode_capture(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[st
                    batch: int = 1 << 16) -> ItchDecodeRun:
     """Decode a recorder capture (its files, in order) into NormalizedChunks.
 
-    stream: the feed to import when the capture holds several MoldUDP64 feeds.
+    stream: the feed to import when the capture holds several (`itch_feeds`).
     date: the ITCH session date (default: the New York day of the first receive stamp).
     """
     names = [os.fspath(paths)] if isinstance(paths, (str, os.PathLike)) else [os.fspath(p) for p in paths]
     if not names:
         raise DecodeError("no capture files given", path="", offset=0)
-    feeds = _capture_feeds(names[0])
-    mold = [name for name, kind in feeds.items() if kind == "moldudp64"]
+    feeds = capture_feeds(names[0])
+    mold = itch_feeds(names[0])
     if stream is not None:
-        if feeds.get(stream) != "moldudp64":
-            raise DecodeError(f"stream {stream!r} is not a moldudp64 feed of this capture "
-                              f"(its moldudp64 feeds: {', '.join(mold) or 'none'})", path=names[0], offset=0)
+        if feeds.get(stream) not in ITCH_FEED_KINDS:
+            raise DecodeError(f"stream {stream!r} is not a {' or '.join(ITCH_FEED_KINDS)} feed of this "
+                              f"capture (its feeds: {', '.join(mold) or 'none'})", path=names[0], offset=0)
         mold = [stream]
     if len(mold) != 1:
-        what = "no moldudp64 feed" if not mold else f"{len(mold)} moldudp64 feeds ({', '.join(mold)}): pick one with stream"
+        what = (f"no {' or '.join(ITCH_FEED_KINDS)} feed" if not mold else
+                f"{len(mold)} feeds ({', '.join(mold)}): pick one with stream")
         raise DecodeError(f"capture has {what}", path=names[0], offset=0)
     if date is not None:
         day = _parse_date(date)
@@ -295,4 +340,5 @@ def decode_capture(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[st
     return CaptureItchRun(names, mold[0], session_day_start_ns(day), batch)
 
 
-__all__ = ["CaptureItchRun", "decode_capture"]
+__all__ = ["ITCH_FEED_KINDS", "MAX_PENDING_BYTES", "CaptureItchRun", "capture_feeds", "decode_capture",
+           "itch_feeds"]
