@@ -210,6 +210,12 @@ def test_config_is_frozen_and_checked(tmp_path):
          "retransmit": "udp://127.0.0.1:9"}], fsync="rotation", window="1h"))
     assert cfg.capture.fsync == FsyncPolicy.ROTATION and cfg.capture.window_ns == 3_600_000_000_000
     assert cfg.feeds[0].retransmit.port == 9
+    assert (cfg.feeds[0].date, cfg.feeds[0].timezone) == (None, "America/New_York")
+    dated = load_record_config(write_config(tmp_path / "d.toml", [
+        {"name": "itch", "kind": "moldudp64", "url": "udp://127.0.0.1:0", "date": "2024-01-02",
+         "timezone": "UTC", "heartbeat_timeout": "500ms"}])).feeds[0]
+    assert (dated.date, dated.timezone, dated.heartbeat_timeout_ns) == (
+        datetime.date(2024, 1, 2), "UTC", 500_000_000)
     with pytest.raises(AttributeError):
         cfg.prefix = "x"
     bad = [
@@ -220,6 +226,12 @@ def test_config_is_frozen_and_checked(tmp_path):
         ({"name": "x", "kind": "moldudp64", "url": "udp://127.0.0.1:0"}, {"fsync": "often"}, "record.fsync"),
         ({"name": "x", "kind": "moldudp64", "url": "udp://127.0.0.1:0"}, {"ring_bytes": 5000},
          "record.ring_bytes: 5000 is not a power of two"),
+        ({"name": "x", "kind": "moldudp64", "url": "udp://127.0.0.1:0", "date": "2024-13-01"}, {},
+         "record.feeds[0].date: '2024-13-01' is not a date"),
+        ({"name": "x", "kind": "moldudp64", "url": "udp://127.0.0.1:0", "timezone": "Mars/Base"}, {},
+         "record.feeds[0].timezone: 'Mars/Base' is not a time zone"),
+        ({"name": "x", "kind": "moldudp64", "url": "udp://127.0.0.1:0", "heartbeat_timeout": "0s"},
+         {}, "record.feeds[0].heartbeat_timeout"),
     ]
     for feed, record, message in bad:
         with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")) as e:
