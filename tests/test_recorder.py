@@ -810,7 +810,7 @@ def test_heartbeat_timeout_and_resume_are_in_the_history(tmp_path):
     silent = [(ns, r) for ns, r in history if r["record"] == "heartbeat_timeout"]
     between = [r for ns, r in silent if stamps[0] < ns < stamps[1]]
     assert len(between) == 1 and 300_000_000 <= between[0]["silent_ns"] < stamps[1] - stamps[0]
-    assert [ns for ns, r in history if r["record"] == "feed_resumed"][0] == stamps[1]
+    assert next(ns for ns, r in history if r["record"] == "feed_resumed") == stamps[1]
     assert "nothing received for" in err
 
 

@@ -32,7 +32,13 @@ from lockstep.data.recorder.capture import CaptureSink, clock_ns
 from lockstep.data.recorder.config import FeedSettings
 from lockstep.data.recorder.metrics import venue_lag_ns
 from lockstep.enums import MoldNoticeKind, MoldVerdict
-from lockstep.net import DATAGRAM_TRUNCATED, READABLE, EventLoop, UdpSocket, parse_address
+from lockstep.net import (
+    DATAGRAM_TRUNCATED,
+    READABLE,
+    EventLoop,
+    UdpSocket,
+    parse_address,
+)
 from lockstep.protocols import moldudp64
 from lockstep.protocols.fields import text_from_wire, text_to_wire
 from lockstep.protocols.mold_receiver import MoldReceiverConfig
