@@ -918,3 +918,27 @@ def test_import_of_a_capture_with_two_feeds_makes_a_dataset_of_each(tmp_path, sy
     single = json.loads(one.stdout.strip().splitlines()[-1])
     assert single["name"] == "only" and single["verdict"] == a["verdict"], one.stderr
     assert single["records_canonical"] == a["records_canonical"]
+
+
+def test_an_implausible_sequence_is_refused_and_holes_open_at_the_stop_are_lost_one_by_one(tmp_path):
+    server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a server that never answers
+    server.bind(("127.0.0.1", 0))
+    server.settimeout(DEADLINE_S)
+    rec = RecordProcess(tmp_path, {"url": "udp://127.0.0.1:0", "request_timeout": "2s",
+                                   "retransmit": f"udp://127.0.0.1:{server.getsockname()[1]}"},
+                        "--duration", "1")
+    sends = [mold(1, [message(1)]), mold(5, [message(5)]), mold(8, [message(8)]),
+             mold(5_000_000, [message(9)])]  # a forged jump: must not open a gap of millions
+    send_all(rec.feed, sends, 0.01)
+    code, summary, err = rec.finish()
+    with server:
+        request = moldudp64.decode_request(server.recv(64))
+    assert code == 0, err
+    # the first hole is asked for first, in the session followed
+    assert (request.session, request.sequence, request.count) == (SESSION, 2, 3)
+    feed = summary["feeds"]["itch"]
+    assert feed["rejected"] == {"implausible": 1} and feed["packets"] == 3
+    assert feed["gaps"] == 1 and feed["requests"] >= 1 and feed["lost"] == 5
+    lost = [r for _, r in read_history(capture_files(tmp_path / "cap", "cap")) if r["record"] == "lost"]
+    assert [(r["first"], r["count"], r["reason"]) for r in lost] == [
+        (2, 3, "recorder stopped"), (6, 2, "recorder stopped")]
