@@ -942,3 +942,19 @@ def test_an_implausible_sequence_is_refused_and_holes_open_at_the_stop_are_lost_
     lost = [r for _, r in read_history(capture_files(tmp_path / "cap", "cap")) if r["record"] == "lost"]
     assert [(r["first"], r["count"], r["reason"]) for r in lost] == [
         (2, 3, "recorder stopped"), (6, 2, "recorder stopped")]
+
+
+def test_a_recorder_joining_late_starts_at_the_first_datagram_and_imports_without_a_hole(tmp_path):
+    rec = RecordProcess(tmp_path, {"url": "udp://127.0.0.1:0", "first_sequence": 0}, "--duration", "1")
+    late = 2_000_000  # past what the receiver takes as plausible from 1
+    sends = [moldudp64.encode_heartbeat(SESSION, late), mold(late, [message(1), message(2)]),
+             mold(late + 2, [message(3)])]
+    send_all(rec.feed, sends, 0.01)
+    code, summary, err = rec.finish()
+    assert code == 0, err
+    feed = summary["feeds"]["itch"]
+    assert feed["packets"] == 3 and feed["rejected"] == {} and feed["gaps"] == 0
+    start = next(r for _, r in read_history(capture_files(tmp_path / "cap", "cap")) if r["record"] == "start")
+    assert start["first_sequence"] == 0
+    stream, counts, holes = ordered_messages(tmp_path / "cap")
+    assert holes == [] and counts["lost"] == 0 and len(stream) == 3 * (2 + len(message(1)))

@@ -86,6 +86,8 @@ class _Ordered:
         self._lost: list[tuple[int, int]] = []
         self._expected = 1
         self._emitted = 0
+        self._session_emitted = 0
+        self._first_seen: int | None = None  # the session's first datagram's sequence
         self._out: list[bytes] = []
         self._size = 0
 
@@ -114,9 +116,7 @@ class _Ordered:
             for i in np.flatnonzero((batch.stream_id == sid) | (batch.stream_id == hid)).tolist():
                 payload = batch.payload(i)
                 if int(batch.stream_id[i]) == hid:
-                    record = json.loads(payload)
-                    if record.get("record") == "lost" and record.get("stream") == self._stream:
-                        self._lost.append((int(record["first"]), int(record["count"])))
+                    self._history(json.loads(payload))
                 else:
                     self.counts["datagrams"] += 1
                     self._datagram(payload, file, int(batch.file_offset[i]) + FRAME_HEADER)
@@ -132,6 +132,19 @@ class _Ordered:
         self._out, self._size = [], 0
         return out
 
+    def _history(self, record: dict[str, Any]) -> None:
+        if record.get("stream") != self._stream:
+            return
+        if record.get("record") == "lost":
+            self._lost.append((int(record["first"]), int(record["count"])))
+        # A recorder that joined its session late (first_sequence 0) started at the first
+        # datagram it received: the numbers before it were never asked for, not lost. The record
+        # follows the datagrams of the batch that started the session, none of them handed out
+        # yet unless it was the session's first number.
+        elif (record.get("record") in ("start", "session") and record.get("first_sequence") == 0
+              and self._session_emitted == 0 and self._first_seen is not None):
+            self._expected = min([self._first_seen, *self._have[:1]])
+
     def _datagram(self, payload: bytes, file: int, file_offset: int) -> None:
         if len(payload) < _MOLD_HEADER:
             return
@@ -143,11 +156,14 @@ class _Ordered:
             if self._session:  # the venue moved on: what the old session holds goes out first
                 self._advance(at_end=True)
                 self._left.add(self._session)
-                self._lost, self._expected = [], 1
+                self._lost, self._expected, self._session_emitted = [], 1, 0
+                self._first_seen = None
             self._session = session
             self.counts["sessions"] += 1
         seq = int.from_bytes(payload[10:18], "big")
         count = int.from_bytes(payload[18:20], "big")
+        if self._first_seen is None:
+            self._first_seen = seq
         if count == _END_OF_SESSION:
             return
         at = _MOLD_HEADER
@@ -182,6 +198,7 @@ class _Ordered:
                 self._out.append(len(m).to_bytes(2, "big") + m)
                 self._size += 2 + len(m)
                 self._emitted += 1
+                self._session_emitted += 1
                 self._expected += 1
                 continue
             if not have:

@@ -25,6 +25,8 @@ Schema (defaults shown; `record.feeds` is required):
     request_timeout = "200ms"    # moldudp64: a gap is asked for again after this long
     request_attempts = 5         # moldudp64: ... this many times, then recorded as lost
     heartbeat_timeout = "3s"     # moldudp64: silence for this long is a heartbeat_timeout record
+    first_sequence = 1           # moldudp64: where a session starts; 0 = at the first datagram
+                                 #   received (a recorder joining a session late)
     date = ""                    # moldudp64: the venue's session date (YYYY-MM-DD) its ITCH
                                  #   timestamps count from; "" = taken from the receive time
     timezone = "America/New_York"  # moldudp64: where the venue's midnight is (ITCH: New York)
@@ -59,7 +61,8 @@ _COMMON_FEED_KEYS = ("name", "kind", "url")
 #: The keys each feed kind takes besides name, kind and url.
 FEED_KEYS = {
     "moldudp64": ("interface", "retransmit", "session", "source", "receive_buffer",
-                  "request_timeout", "request_attempts", "heartbeat_timeout", "date", "timezone"),
+                  "request_timeout", "request_attempts", "heartbeat_timeout", "date", "timezone",
+                  "first_sequence"),
     "soupbintcp": ("username", "password", "session", "sequence"),
     "websocket": tuple(k for k in websocket.KEYS if k not in _COMMON_FEED_KEYS),
 }
@@ -107,6 +110,7 @@ class FeedSettings:
     heartbeat_timeout_ns: int = 3_000_000_000
     date: _dt.date | None = None  #: the venue's session date; None: from the receive time
     timezone: str = "America/New_York"  #: the zone of the venue's midnight
+    first_sequence: int = 1  #: where a MoldUDP64 session starts; 0: at the first datagram
 
     def option(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
@@ -156,6 +160,9 @@ class FeedSettings:
                 kw["heartbeat_timeout_ns"] = parse_duration(prefix + "heartbeat_timeout",
                                                             data["heartbeat_timeout"], positive=True)
             kw.update(_venue_day(prefix, data))
+            if "first_sequence" in data:
+                kw["first_sequence"] = config_int(prefix + "first_sequence", data["first_sequence"],
+                                                  1 << 62, 0)
         options = tuple(sorted((k, v) for k, v in data.items() if k in FEED_KEYS[kind]))
         return cls(name=name, kind=kind, url=url, options=options, **kw)
 

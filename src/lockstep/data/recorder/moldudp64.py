@@ -93,7 +93,8 @@ class MoldFeed:
         # order, then is lost; with one, request_attempts requests without progress.
         attempts = feed.request_attempts if feed.retransmit is not None else 1
         self.receiver_config = MoldReceiverConfig(
-            session=feed.option("session", ""), heartbeat_timeout_ns=feed.heartbeat_timeout_ns,
+            session=feed.option("session", ""), first_sequence=feed.first_sequence,
+            heartbeat_timeout_ns=feed.heartbeat_timeout_ns,
             request_interval_ns=feed.request_timeout_ns,
             give_up_ns=feed.request_timeout_ns * attempts, hold_slot_bytes=_SLOT_BYTES)
         c = self.receiver_config
@@ -230,10 +231,12 @@ class MoldFeed:
 
     def _new_session(self, kind: MoldNoticeKind, stamp: int) -> None:
         session = text_from_wire(self._mold.session or b"")
+        first = self.receiver_config.first_sequence
         if kind is MoldNoticeKind.SESSION_STARTED:
-            self.sink.history("start", session=session, receive_ns=stamp)
+            self.sink.history("start", session=session, first_sequence=first, receive_ns=stamp)
         else:
-            self.sink.history("session", session=session, previous=self._session, receive_ns=stamp)
+            self.sink.history("session", session=session, previous=self._session,
+                              first_sequence=first, receive_ns=stamp)
             log.warning("%s: session %r follows %r", self.feed.name, session, self._session)
         self._session = session
 
