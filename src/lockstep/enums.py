@@ -504,6 +504,22 @@ class RunStatus(LabeledEnum):
     LIVELOCK = 3  # too many venue round trips between two market events
 
 
+# recorder
+
+
+class MoldVerdict(LabeledEnum):
+    """lockstep::capture::MoldVerdict (data/mold_capture.hpp): what the recorder did with one
+    datagram of a MoldUDP64 feed; the labels of the refused ones are the summary's `rejected`
+    reasons."""
+
+    RECORDED = 0
+    MALFORMED = 1  # shorter than a MoldUDP64 header, or cut by its slot
+    WRONG_SOURCE = 2  # from another host (or, for replies, another port) than configured
+    WRONG_SESSION = 3  # of a session the receiver does not follow
+    IMPLAUSIBLE = 4  # announcing a sequence too far past the next expected one
+    DROPPED = 5  # the session's, but its capture ring was full (told in a drop record)
+
+
 __all__ = [
     "Anomaly",
     "BinanceSkip",
@@ -524,6 +540,7 @@ __all__ = [
     "MatchEventKind",
     "MatchReject",
     "MoldNoticeKind",
+    "MoldVerdict",
     "OrderStatus",
     "QueueModel",
     "QueueResult",

@@ -1,6 +1,7 @@
 """`lockstep data ...`: generate, import, validate, promote, list and show datasets."""
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -8,6 +9,7 @@ import click
 
 from lockstep.cli.common import DATA_HELP, ExitCode, emit_json, flag, message
 from lockstep.data.importers import FORMATS, offered_settings
+from lockstep.data.importers.capture import itch_feeds
 from lockstep.data.pipeline import (
     STEPS,
     ValidationConfig,
@@ -104,10 +106,33 @@ def import_cmd(format: str, files: tuple[str, ...], name: str | None, stop_after
     canonical or quarantine. Exit status 4 when some records were quarantined (partial), 5 when
     nothing was promoted (fail)."""
     cfg = _validation_config(rules, min_feed_latency, max_feed_latency)
+    feeds = itch_feeds(files[0]) if format == "capture" and settings.get("stream") is None else []
+    if len(feeds) > 1:
+        _import_each_feed(feeds, list(files), data, name, stop_after, cfg, settings, as_json)
+        return
     result = import_data(format, list(files), data=data, name=name, stop_after=stop_after, validation=cfg,
                          options=settings)
     _emit_result(result, as_json)
     _exit_by_verdict(result)
+
+
+def _import_each_feed(feeds: list[str], files: list[str], data: str | None, name: str | None,
+                      stop_after: str, cfg, settings: dict[str, Any], as_json: bool) -> None:
+    """A capture of several feeds: each feed is imported as a dataset of its own, named
+    NAME-<feed> with --name, else after the feed (characters a dataset name cannot hold as _);
+    one report per feed, and the exit status of the worst verdict."""
+    results = {}
+    for feed in feeds:
+        label = re.sub(r"[^A-Za-z0-9._-]", "_", feed)
+        results[feed] = import_data("capture", files, data=data, name=f"{name}-{label}" if name else label,
+                                    stop_after=stop_after, validation=cfg, options={**settings, "stream": feed})
+    if as_json:
+        emit_json({"feeds": {feed: r.to_dict() for feed, r in results.items()}})
+    else:
+        for feed, r in results.items():
+            click.echo(f"feed {feed}:\n{r.describe()}")
+    worst = max(results.values(), key=lambda r: VERDICT_EXIT.get(r.verdict(), ExitCode.OK))
+    _exit_by_verdict(worst)
 
 
 @data.command("validate")

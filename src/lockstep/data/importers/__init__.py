@@ -42,6 +42,7 @@ OFFERED: Mapping[str, str] = {
     "definitions": "a DBN file of instrument definitions",
     "instruments_file": "JSON file of instruments (symbol, price_increment, size_increment)",
     "snapshot_symbol": "the symbol of bare REST depth snapshot lines (default: the one symbol seen before)",
+    "stream": "the feed of a recorder capture to import (default: each feed, a dataset apiece)",
 }
 
 

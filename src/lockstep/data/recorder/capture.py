@@ -39,7 +39,7 @@ from lockstep.errors import StorageError
 
 #: The kinds of history record (docs/raw-format.md, "History records").
 HISTORY_RECORDS = ("start", "gap", "retransmission", "lost", "reconnect", "snapshot", "drop",
-                   "rejected", "end", "login")
+                   "rejected", "end", "login", "session", "heartbeat_timeout", "feed_resumed")
 
 clock_ns = _capture.clock_ns
 
@@ -70,8 +70,8 @@ class CaptureSink:
     a record of what happened to the stream. Used by one thread only (the feed's)."""
 
     def __init__(self, capture: Capture, producer: int, stream_id: int, name: str) -> None:
-        self._writer = capture._writer
-        self._producer = producer
+        self.writer = capture._writer  #: the binding's writer (a feed's batch path pushes to it)
+        self.producer = producer  #: this sink's ring in it
         self._history_id = capture.history_stream_id
         self.stream_id = stream_id
         self.name = name
@@ -79,14 +79,14 @@ class CaptureSink:
 
     def frame(self, receive_ns: int, payload: bytes) -> bool:
         """One received message; False when it was dropped (counted, and told in the capture)."""
-        return self._writer.push(self._producer, receive_ns, self.stream_id, payload)
+        return self.writer.push(self.producer, receive_ns, self.stream_id, payload)
 
     def history(self, record: str, **fields: Any) -> bool:
         """A history record about this stream, stamped now (`receive_ns` in fields overrides)."""
         at = fields.pop("receive_ns", None)
         payload = history_payload(record, self.name, fields)
-        written = self._writer.push(self._producer, clock_ns() if at is None else at,
-                                    self._history_id, payload)
+        written = self.writer.push(self.producer, clock_ns() if at is None else at,
+                                   self._history_id, payload)
         if written:  # one that found the ring full is not told here (the caller may retry it)
             self.records[record] = self.records.get(record, 0) + 1
         return written
@@ -95,7 +95,7 @@ class CaptureSink:
                   keep: np.ndarray | None = None) -> int:
         """Rows 0..n of a UDP receive batch (lockstep.net.UdpSocket's arrays), only those where
         `keep` (uint8) is nonzero if given, in one call; how many were dropped."""
-        return self._writer.push_slots(self._producer, self.stream_id, data, length, stamp_ns,
+        return self.writer.push_slots(self.producer, self.stream_id, data, length, stamp_ns,
                                        keep, n)
 
 
@@ -152,7 +152,7 @@ class Capture:
     def feed_stats(self, feed: str) -> dict[str, int]:
         """A feed's ring: frames and bytes (data frames pushed, history records not counted),
         dropped, dropped_bytes, drop_records and ring_used."""
-        return self._writer.producer_stats(self._sinks[feed]._producer)
+        return self._writer.producer_stats(self._sinks[feed].producer)
 
     @property
     def ring_bytes(self) -> int:

@@ -24,10 +24,16 @@ Schema (defaults shown; `record.feeds` is required):
     receive_buffer = 33554432    # moldudp64: SO_RCVBUF bytes asked for
     request_timeout = "200ms"    # moldudp64: a gap is asked for again after this long
     request_attempts = 5         # moldudp64: ... this many times, then recorded as lost
+    heartbeat_timeout = "3s"     # moldudp64: silence for this long is a heartbeat_timeout record
+    first_sequence = 1           # moldudp64: where a session starts; 0 = at the first datagram
+                                 #   received (a recorder joining a session late)
+    date = ""                    # moldudp64: the venue's session date (YYYY-MM-DD) its ITCH
+                                 #   timestamps count from; "" = taken from the receive time
+    timezone = "America/New_York"  # moldudp64: where the venue's midnight is (ITCH: New York)
     username = "ALICE"           # soupbintcp: the login (url = "tcp://HOST:PORT"), and exactly
-    password_env = "SOUP_PASS"   #   one of password_env, password_file or password
-    first_sequence = 1           # soupbintcp: what the first login asks for (0: the newest)
-                                 #   (and session, heartbeat, timeout, reconnect_backoff[_max])
+    password_env = "SOUP_PASS"   #   one of password_env, password_file or password (and session,
+                                 #   heartbeat, timeout, reconnect_backoff[_max]; first_sequence:
+                                 #   what the first login asks for, 0 = the newest)
 
 Unknown keys, wrong types and bad values are one-line ConfigErrors naming the file (or --set)
 and the dotted key.
@@ -35,11 +41,13 @@ and the dotted key.
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from lockstep.checks import config_int, kind_of, parse_duration, unknown_keys
 from lockstep.data.recorder import soupbintcp, websocket
@@ -57,7 +65,8 @@ _COMMON_FEED_KEYS = ("name", "kind", "url")
 #: The keys each feed kind takes besides name, kind and url.
 FEED_KEYS = {
     "moldudp64": ("interface", "retransmit", "session", "source", "receive_buffer",
-                  "request_timeout", "request_attempts"),
+                  "request_timeout", "request_attempts", "heartbeat_timeout", "date", "timezone",
+                  "first_sequence"),
     "soupbintcp": soupbintcp.KEYS,
     "websocket": tuple(k for k in websocket.KEYS if k not in _COMMON_FEED_KEYS),
 }
@@ -104,6 +113,10 @@ class FeedSettings:
     receive_buffer: int = 32 << 20
     websocket: websocket.WebSocketFeed | None = None
     soupbintcp: soupbintcp.SoupFeedSettings | None = None
+    heartbeat_timeout_ns: int = 3_000_000_000
+    date: _dt.date | None = None  #: the venue's session date; None: from the receive time
+    timezone: str = "America/New_York"  #: the zone of the venue's midnight
+    first_sequence: int = 1  #: where a MoldUDP64 session starts; 0: at the first datagram
 
     def option(self, key: str, default: Any = None) -> Any:
         return dict(self.options).get(key, default)
@@ -152,9 +165,36 @@ class FeedSettings:
             if "receive_buffer" in data:
                 kw["receive_buffer"] = config_int(prefix + "receive_buffer", data["receive_buffer"],
                                                   1 << 31, 0)
+            if "heartbeat_timeout" in data:
+                kw["heartbeat_timeout_ns"] = parse_duration(prefix + "heartbeat_timeout",
+                                                            data["heartbeat_timeout"], positive=True)
+            kw.update(_venue_day(prefix, data))
+            if "first_sequence" in data:
+                kw["first_sequence"] = config_int(prefix + "first_sequence", data["first_sequence"],
+                                                  1 << 62, 0)
         options = tuple(sorted((k, v) for k, v in data.items() if k in FEED_KEYS[kind]
                                and k != "password"))  # a soupbintcp password stays a Secret
         return cls(name=name, kind=kind, url=url, options=options, **kw)
+
+
+def _venue_day(prefix: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    """A moldudp64 feed's `date` and `timezone`: where its venue's ITCH timestamps count from."""
+    kw: dict[str, Any] = {}
+    date = _string(prefix + "date", data.get("date", ""))
+    if date:
+        try:
+            kw["date"] = _dt.date.fromisoformat(date)
+        except ValueError:
+            raise ConfigError(prefix + "date", f"{date!r} is not a date like 2024-01-02") from None
+    if "timezone" in data:
+        zone = _string(prefix + "timezone", data["timezone"])
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(prefix + "timezone", f"{zone!r} is not a time zone name like "
+                                                   f"America/New_York or UTC") from None
+        kw["timezone"] = zone
+    return kw
 
 
 def _fsync(key: str, value: object) -> tuple[FsyncPolicy, int]:

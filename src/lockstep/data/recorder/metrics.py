@@ -4,16 +4,43 @@ hot path). Loopback by default; port 0 takes any free port, which `serve_metrics
 Metric families (label `stream`: a feed's name): lockstep_record_messages_total,
 _bytes_total, _gaps_total, _retransmitted_total (messages), _lost_total (messages),
 _drops_total (frames the ring had no room for), _rejected_total (datagrams), _ring_fill_ratio,
-_lag_seconds (receive time minus the venue's timestamp); and for the writer
+_lag_seconds (receive time minus the venue's time, `venue_lag_ns`); and for the writer
 lockstep_record_disk_write_seconds_total, _disk_writes_total, _disk_write_seconds_max,
 _written_bytes_total, _files_total.
 """
 from __future__ import annotations
 
+import datetime as _dt
+import functools
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from lockstep.errors import ConfigError
 from lockstep.net import parse_address
+
+_DAY = _dt.timedelta(days=1)
+
+
+@functools.lru_cache(maxsize=64)
+def _midnight_ns(day: _dt.date, timezone: str) -> int:
+    midnight = _dt.datetime.combine(day, _dt.time(), ZoneInfo(timezone))
+    return int(midnight.timestamp()) * 1_000_000_000
+
+
+def venue_lag_ns(receive_ns: int, since_midnight_ns: int, timezone: str,
+                 date: _dt.date | None = None) -> int:
+    """Receive time minus the venue's time, in ns. ITCH timestamps count ns from midnight of the
+    venue's session day in its time zone (New York for NASDAQ, UTC for the loopback venue):
+    with `date` that day's midnight; without, the midnight in `timezone` nearest before
+    `since_midnight_ns` from the receive time, among the receive day's and its two neighbours'
+    (so a message sent at 23:59:59.9 and received at 00:00:00.1 has a lag of 0.2 s, not -24 h).
+    The assumption: the true lag is under 12 hours."""
+    if date is not None:
+        return receive_ns - (_midnight_ns(date, timezone) + since_midnight_ns)
+    day = _dt.datetime.fromtimestamp(receive_ns // 1_000_000_000, ZoneInfo(timezone)).date()
+    lags = [receive_ns - (_midnight_ns(d, timezone) + since_midnight_ns)
+            for d in (day - _DAY, day, day + _DAY)]
+    return min(lags, key=abs)
 
 _FEED = (
     ("messages_total", "counter", "messages recorded", "messages"),
@@ -80,4 +107,4 @@ def serve_metrics(recorder: Any, address: str) -> tuple[str, Any]:
     return f"http://{where.host}:{server.server_port}/metrics", server
 
 
-__all__ = ["serve_metrics"]
+__all__ = ["serve_metrics", "venue_lag_ns"]

@@ -1,30 +1,37 @@
 """A MoldUDP64 feed into a capture: every datagram of the session as it arrived, gaps asked for
 again, and the capture's history saying what was missed, recovered or lost.
 
-The feed socket is read in recvmmsg batches (lockstep.net.UdpSocket, kernel receive stamps); a
-batch's headers are checked with numpy and the datagrams that belong to the session go to the
-capture in one call (CaptureSink.datagrams, C++ under no GIL). What does not belong (another
-session, another source, shorter than a header, cut by its slot) is counted, logged (the first
-few) and left out. Sequence numbers are tracked over the batch: a datagram whose first sequence
-number is past the next expected one opens a gap [expected, first), written as a `gap` history
-record and asked for at the `retransmit` server (MoldUDP64 request packets, at most 65534
-messages each, again after `request_timeout`, `request_attempts` times). Replies are recorded like
-the feed's own datagrams (the same stream: they are the venue's bytes for those numbers); a gap
-wholly filled gets a `retransmission` record, one given up (or one with no server to ask) a `lost`
-record. The importer (lockstep.data.recorder.importer) puts the messages back in sequence order
-and makes what is lost a GAP.
+The feed socket is read in recvmmsg batches (lockstep.net.UdpSocket, kernel receive stamps), and
+each batch goes, in one call without the GIL, through the session layer's MoldUDP64 receiver
+(include/lockstep/session/mold_receiver.hpp, the one the live node follows its feed with) and
+into the capture's ring (include/lockstep/data/mold_capture.hpp): the datagrams of the session
+followed are recorded as they arrived, late, repeated or ahead of a gap alike; the others (another
+session, another source, shorter than a header, cut by their slot, an implausible sequence) are
+counted by reason, the first few logged, and left out.
+
+The receiver decides, and this module writes its decisions into the capture's history and sends
+what it asks: a gap (`gap` record), the retransmission request due (MoldUDP64 request packets to
+the `retransmit` server, again every `request_timeout`), a gap wholly filled (`retransmission`),
+a hole given up after `request_timeout` x `request_attempts` without progress, or at once with
+no server to ask, or when the recorder stops (`lost`), a new session followed (`session`), the
+feed silent for `heartbeat_timeout` (`heartbeat_timeout`, then `feed_resumed`). Replies are
+recorded like the feed's own datagrams (the same stream: they are the venue's bytes for those
+numbers). The importer (lockstep.data.importers.capture) puts the messages back in sequence
+order and makes what is lost a GAP.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
 import threading
-import time
 
 import numpy as np
 
-from lockstep.data.recorder.capture import CaptureSink
+from lockstep._bindings.capture import MoldCapture
+from lockstep.data.recorder.capture import CaptureSink, clock_ns
 from lockstep.data.recorder.config import FeedSettings
+from lockstep.data.recorder.metrics import venue_lag_ns
+from lockstep.enums import MoldNoticeKind, MoldVerdict
 from lockstep.net import (
     DATAGRAM_TRUNCATED,
     READABLE,
@@ -33,23 +40,14 @@ from lockstep.net import (
     parse_address,
 )
 from lockstep.protocols import moldudp64
-from lockstep.protocols.fields import text_to_wire
+from lockstep.protocols.fields import text_from_wire, text_to_wire
+from lockstep.protocols.mold_receiver import MoldReceiverConfig
 
 log = logging.getLogger("lockstep.record")
 
-HEADER = moldudp64.HEADER_LENGTH
-_MAX_REQUEST = 0xFFFE  # messages one request may ask for (0xFFFF is End of Session's count)
 _LOGGED = 20  # rejected datagrams logged per feed (all are counted)
-_DAY_NS = 86_400_000_000_000
-_ITCH_TIMESTAMP = HEADER + 2 + 5  # first block: length (2), type, locate, tracking, timestamp (6)
-
-
-def _be(cols: np.ndarray) -> np.ndarray:
-    """Big-endian unsigned integers from rows of bytes."""
-    out = np.zeros(len(cols), np.uint64)
-    for j in range(cols.shape[1]):
-        out = (out << np.uint64(8)) | cols[:, j].astype(np.uint64)
-    return out
+_SLOT_BYTES = 2048
+_REJECTED = tuple(v for v in MoldVerdict if v not in (MoldVerdict.RECORDED, MoldVerdict.DROPPED))
 
 
 @dataclasses.dataclass
@@ -61,7 +59,7 @@ class FeedCounts:
     messages: int = 0  #: message blocks in recorded datagrams
     bytes: int = 0  #: bytes of recorded datagrams
     gaps: int = 0  #: gaps detected
-    missing: int = 0  #: messages in them
+    missing: int = 0  #: messages in them when they opened
     retransmitted: int = 0  #: messages that came back in replies and filled a gap
     lost: int = 0  #: messages given up on
     duplicates: int = 0  #: datagrams whose every message was already had
@@ -69,18 +67,18 @@ class FeedCounts:
     rejected: dict[str, int] = dataclasses.field(default_factory=dict)  #: by reason
     drops: int = 0  #: datagrams the capture ring had no room for
     kernel_drops: int = 0  #: datagrams the kernel dropped on a full receive buffer
-    lag_ns: int = 0  #: receive time minus the venue's ITCH timestamp, the latest packet
+    lag_ns: int = 0  #: receive time minus the venue's time of the latest data datagram
     ended: bool = False  #: End of Session seen
+    damaged: int = 0  #: recorded datagrams whose blocks are damaged past the header
+    session_changes: int = 0  #: new sessions followed after the first
+    heartbeat_timeouts: int = 0  #: times the feed was silent for heartbeat_timeout
 
 
 @dataclasses.dataclass
 class _Gap:
     first: int
-    end: int  # one past the last missing message
-    size: int  # messages when it opened
-    missing: list[tuple[int, int]]  # the ranges not yet filled
-    attempts: int = 0
-    asked_ns: int = 0
+    count: int
+    requests: int  # requests sent before it opened
 
 
 class MoldFeed:
@@ -89,21 +87,33 @@ class MoldFeed:
     def __init__(self, feed: FeedSettings, sink: CaptureSink, *, batch: int = 256) -> None:
         self.feed = feed
         self.sink = sink
-        self.counts = FeedCounts()
-        session = feed.option("session", "")
-        self._session = text_to_wire(session, "session").ljust(moldudp64.SESSION_LENGTH) if session else None
+        self._counts = FeedCounts()
+        session = text_to_wire(feed.option("session", ""), "session").ljust(moldudp64.SESSION_LENGTH)
+        # Without a server to ask, a hole waits one request_timeout for datagrams arriving out of
+        # order, then is lost; with one, request_attempts requests without progress.
+        attempts = feed.request_attempts if feed.retransmit is not None else 1
+        self.receiver_config = MoldReceiverConfig(
+            session=feed.option("session", ""), first_sequence=feed.first_sequence,
+            heartbeat_timeout_ns=feed.heartbeat_timeout_ns,
+            request_interval_ns=feed.request_timeout_ns,
+            give_up_ns=feed.request_timeout_ns * attempts, hold_slot_bytes=_SLOT_BYTES)
+        c = self.receiver_config
+        self._mold = MoldCapture(session, (
+            c.first_sequence, c.heartbeat_timeout_ns, c.request_interval_ns, c.give_up_ns,
+            c.max_request_count, c.hold_packets, c.hold_slot_bytes, c.max_sequence_jump))
         source = feed.option("source", "")
-        self._source_ip = _ip(source) if source else None
-        self._sock = UdpSocket(feed.url, batch=batch, slot_bytes=2048,
+        self._source_ip = _ip(source) if source else 0
+        self._sock = UdpSocket(feed.url, batch=batch, slot_bytes=_SLOT_BYTES,
                                receive_buffer=feed.receive_buffer,
                                interface=feed.option("interface", "127.0.0.1"))
         self._req: UdpSocket | None = None
         if feed.retransmit is not None:
-            self._req = UdpSocket(f"udp://{feed.retransmit.host}:0", batch=64, slot_bytes=2048)
+            self._req = UdpSocket(f"udp://{feed.retransmit.host}:0", batch=64, slot_bytes=_SLOT_BYTES)
             self._retransmit_peer = (_ip(feed.retransmit.host), feed.retransmit.port)
-        self._expected = 1
-        self._gaps: list[_Gap] = []
-        self._keep = np.zeros(batch, np.uint8)
+        self._verdict = np.zeros(batch, np.uint8)
+        self._gap: _Gap | None = None
+        self._session = ""
+        self._logged = 0
 
     @property
     def address(self) -> str:
@@ -113,6 +123,25 @@ class MoldFeed:
         self._sock.close()
         if self._req is not None:
             self._req.close()
+
+    @property
+    def counts(self) -> FeedCounts:
+        """The counts, brought up to date from the receive path's counters."""
+        c = self._counts
+        m = self._mold.counters
+        r = self._mold.receiver_counters
+        c.packets, c.messages, c.bytes = m["datagrams"], m["messages"], m["bytes"]
+        c.retransmitted, c.drops, c.damaged = m["retransmitted"], m["ring_drops"], m["damaged"]
+        c.duplicates, c.session_changes = r["duplicate_packets"], r["session_changes"]
+        c.heartbeat_timeouts = r["heartbeat_timeouts"]
+        for verdict in _REJECTED:
+            if m[verdict.label]:
+                c.rejected[verdict.label] = m[verdict.label]
+        c.kernel_drops = self._sock.stats["kernel_drops"]
+        if m["last_stamp_ns"]:
+            c.lag_ns = venue_lag_ns(m["last_stamp_ns"], m["last_venue_ns"],
+                                    self.feed.timezone, self.feed.date)
+        return c
 
     # -- the loop --
 
@@ -127,163 +156,122 @@ class MoldFeed:
                 got += self._read(self._req, replies=True)
             if got:
                 continue
-            self._ask(time.monotonic_ns())
-            if self.counts.ended and not self._gaps:
+            now = clock_ns()
+            self._mold.poll(now)
+            self._decided(now)
+            _, _, gap_open, ended = self._mold.state
+            if ended and not gap_open:
+                self._counts.ended = True
                 break
             loop.wait(20)
-        self._give_up_all("stopped")
+        self._give_up_all()
 
     def _read(self, sock: UdpSocket, *, replies: bool) -> int:
         n = sock.receive()
         if n == 0:
             return 0
-        c = self.counts
-        if not replies:
-            c.kernel_drops = sock.stats["kernel_drops"]
-        keep = self._keep[:n]
-        keep[:] = self._accept(sock, n, replies)
-        kept = np.flatnonzero(keep)
-        if not len(kept):
-            return n
-        c.drops += self.sink.datagrams(sock.data, sock.length, sock.stamp_ns, n, self._keep)
-        heads = sock.data[kept, :HEADER]
-        seqs = _be(heads[:, 10:18]).astype(np.int64)
-        counts = _be(heads[:, 18:20]).astype(np.int64)
-        c.packets += len(kept)
-        c.bytes += int(sock.length[kept].sum())
-        data_counts = np.where(counts == moldudp64.END_OF_SESSION_COUNT, 0, counts)
-        c.messages += int(data_counts.sum())
         if replies:
-            for s, k in zip(seqs.tolist(), data_counts.tolist()):
-                self._fill(s, s + k, retransmitted=True)
-            return n
-        last = int(kept[-1])
-        if data_counts[-1] > 0 and int(sock.length[last]) >= _ITCH_TIMESTAMP + 6:
-            venue = int(_be(sock.data[last:last + 1, _ITCH_TIMESTAMP:_ITCH_TIMESTAMP + 6])[0])
-            c.lag_ns = int(sock.stamp_ns[last]) % _DAY_NS - venue
-        self._track(seqs, data_counts, counts == moldudp64.END_OF_SESSION_COUNT,
-                    sock.stamp_ns[kept])
+            want_ip, want_port = self._retransmit_peer
+        else:
+            want_ip, want_port = self._source_ip, 0
+        refused = self._mold.on_batch(
+            self.sink.writer, self.sink.producer, self.sink.stream_id, sock.data, sock.length,
+            sock.stamp_ns, sock.flags, DATAGRAM_TRUNCATED, sock.peer_ip, sock.peer_port, n,
+            replies, want_ip, want_port, self._verdict)
+        if refused and self._logged < _LOGGED:
+            self._log_rejected(sock, n)
+        self._decided(clock_ns())
         return n
 
-    def _accept(self, sock: UdpSocket, n: int, replies: bool) -> np.ndarray:
-        """Per datagram of the batch: recorded (1) or rejected (0, counted and logged)."""
-        length = sock.length[:n]
-        ok = (length >= HEADER) & ((sock.flags[:n] & DATAGRAM_TRUNCATED) == 0)
-        self._reject(sock, ~ok, "malformed")
-        if replies:
-            ip, port = self._retransmit_peer
-            source = (sock.peer_ip[:n] == ip) & (sock.peer_port[:n] == port)
-        elif self._source_ip is not None:
-            source = sock.peer_ip[:n] == self._source_ip
-        else:
-            source = np.ones(n, bool)
-        self._reject(sock, ok & ~source, "wrong_source")
-        ok &= source
-        if self._session is None and ok.any():
-            first = int(np.flatnonzero(ok)[0])
-            self._session = sock.data[first, :10].tobytes()
-            self.sink.history("start", session=self._session.decode("ascii", "replace").rstrip())
-        if self._session is not None:
-            same = (sock.data[:n, :10] == np.frombuffer(self._session, np.uint8)).all(axis=1)
-            self._reject(sock, ok & ~same, "wrong_session")
-            ok &= same
-        return ok
-
-    def _reject(self, sock: UdpSocket, mask: np.ndarray, reason: str) -> None:
-        idx = np.flatnonzero(mask)
-        if not len(idx):
-            return
-        rejected = self.counts.rejected
-        before = sum(rejected.values())
-        rejected[reason] = rejected.get(reason, 0) + len(idx)
-        for j, i in enumerate(idx.tolist()[:max(0, _LOGGED - before)]):
+    def _log_rejected(self, sock: UdpSocket, n: int) -> None:
+        for i in np.flatnonzero(self._verdict[:n] != MoldVerdict.RECORDED).tolist():
+            verdict = MoldVerdict(int(self._verdict[i]))
+            if verdict is MoldVerdict.DROPPED or self._logged >= _LOGGED:
+                continue
+            self._logged += 1
             log.warning("%s: datagram of %d bytes from %s rejected: %s", self.feed.name,
-                        int(sock.length[i]), sock.peer(i), reason.replace("_", " "))
-            if before + j + 1 == _LOGGED:
+                        int(sock.length[i]), sock.peer(i), verdict.label.replace("_", " "))
+            if self._logged == _LOGGED:
                 log.warning("%s: further rejected datagrams are counted, not logged", self.feed.name)
 
-    # -- sequence numbers --
+    # -- what the receiver decided --
 
-    def _track(self, seqs: np.ndarray, counts: np.ndarray, eos: np.ndarray, stamps: np.ndarray) -> None:
-        ends = seqs + counts
-        reach = np.maximum.accumulate(np.concatenate(([self._expected], ends)))
-        before = reach[:-1]  # the next expected number when each datagram arrived
-        ahead = np.flatnonzero(seqs > before)
-        behind = np.flatnonzero((seqs < before) & (counts > 0))
-        for i in ahead.tolist():
-            self._open_gap(int(before[i]), int(seqs[i]), int(stamps[i]))
-        for i in behind.tolist():
-            s, e = int(seqs[i]), int(ends[i])
-            if not self._fill(s, e, retransmitted=False):
-                self.counts.duplicates += 1
-        self._expected = int(reach[-1])
-        if eos.any():
-            self.counts.ended = True
+    def _decided(self, now_ns: int, *, stopping: bool = False) -> None:
+        """Writes the receiver's notices into the history and sends the request due."""
+        notices = self._mold.notices()
+        for i, (kind, first, count, stamp) in enumerate(notices):
+            kind = MoldNoticeKind(kind)
+            if kind is MoldNoticeKind.GAP_DETECTED:
+                self._open_gap(first, count, stamp)
+            elif kind is MoldNoticeKind.GAP_RECOVERED:
+                self._recovered()
+            elif kind is MoldNoticeKind.GAP_ABANDONED:
+                follows = notices[i + 1][0] if i + 1 < len(notices) else 0
+                why = ("recorder stopped" if stopping else
+                       "session changed" if follows == MoldNoticeKind.SESSION_CHANGED else
+                       "no retransmit server" if self._req is None else
+                       f"no reply after {self._counts.requests - self._gap.requests} requests"
+                       if self._gap is not None else "given up")
+                self._lose(first, count, why, clock_ns() if stopping else stamp)
+            elif stopping:
+                continue  # the clock was run forward to give every hole up: nothing else is news
+            elif kind in (MoldNoticeKind.SESSION_STARTED, MoldNoticeKind.SESSION_CHANGED):
+                self._new_session(kind, stamp)
+            elif kind is MoldNoticeKind.HEARTBEAT_TIMEOUT:
+                self.sink.history("heartbeat_timeout", silent_ns=count, receive_ns=stamp)
+                log.warning("%s: nothing received for %.1f s", self.feed.name, count / 1e9)
+            elif kind is MoldNoticeKind.FEED_RESUMED:
+                self.sink.history("feed_resumed", receive_ns=stamp)
+                log.info("%s: datagrams again", self.feed.name)
+        if self._gap is not None and self._req is not None and not stopping:
+            request = self._mold.take_request(now_ns)
+            if request is not None:
+                self._req.send_to(request, str(self.feed.retransmit))
+                self._counts.requests += 1
 
-    def _open_gap(self, first: int, end: int, stamp_ns: int) -> None:
-        c = self.counts
-        c.gaps += 1
-        c.missing += end - first
-        self.sink.history("gap", first=first, count=end - first, receive_ns=stamp_ns)
-        log.info("%s: gap of %d messages from %d", self.feed.name, end - first, first)
-        gap = _Gap(first, end, end - first, [(first, end)])
-        if self._req is None:
-            self._lose(gap, "no retransmit server")
+    def _new_session(self, kind: MoldNoticeKind, stamp: int) -> None:
+        session = text_from_wire(self._mold.session or b"")
+        first = self.receiver_config.first_sequence
+        if kind is MoldNoticeKind.SESSION_STARTED:
+            self.sink.history("start", session=session, first_sequence=first, receive_ns=stamp)
         else:
-            self._gaps.append(gap)
-            self._ask(time.monotonic_ns(), only=gap)
+            self.sink.history("session", session=session, previous=self._session,
+                              first_sequence=first, receive_ns=stamp)
+            log.warning("%s: session %r follows %r", self.feed.name, session, self._session)
+        self._session = session
 
-    def _fill(self, first: int, end: int, *, retransmitted: bool) -> bool:
-        """Messages [first, end) arrived late or in a reply: taken off the gaps they fill."""
-        filled = False
-        for gap in list(self._gaps):
-            if end <= gap.first or first >= gap.end:
-                continue
-            rest: list[tuple[int, int]] = []
-            for a, b in gap.missing:
-                lo, hi = max(a, first), min(b, end)
-                if lo >= hi:
-                    rest.append((a, b))
-                    continue
-                filled = True
-                self.counts.retransmitted += hi - lo
-                rest += [r for r in ((a, lo), (hi, b)) if r[0] < r[1]]
-            gap.missing = rest
-            if not rest:
-                self._gaps.remove(gap)
-                self.sink.history("retransmission", first=gap.first, count=gap.size,
-                                  attempts=gap.attempts)
-        return filled
+    def _open_gap(self, first: int, count: int, stamp: int) -> None:
+        c = self._counts
+        c.gaps += 1
+        c.missing += count
+        self.sink.history("gap", first=first, count=count, receive_ns=stamp)
+        log.info("%s: gap of %d messages from %d", self.feed.name, count, first)
+        self._gap = _Gap(first, count, c.requests)
 
-    def _ask(self, now_ns: int, only: _Gap | None = None) -> None:
-        if self._req is None or self._session is None:
-            return
-        for gap in [only] if only is not None else list(self._gaps):
-            if gap.attempts and now_ns - gap.asked_ns < self.feed.request_timeout_ns:
-                continue
-            if gap.attempts >= self.feed.request_attempts:
-                self._gaps.remove(gap)
-                self._lose(gap, f"no reply after {gap.attempts} requests")
-                continue
-            gap.attempts += 1
-            gap.asked_ns = now_ns
-            for a, b in gap.missing:
-                for s in range(a, b, _MAX_REQUEST):
-                    request = moldudp64.RetransmissionRequest(
-                        self._session.decode("ascii").rstrip(), s, min(_MAX_REQUEST, b - s))
-                    self._req.send_to(moldudp64.encode_request(request), str(self.feed.retransmit))
-                    self.counts.requests += 1
+    def _recovered(self) -> None:
+        gap = self._gap
+        if gap is not None:
+            self.sink.history("retransmission", first=gap.first, count=gap.count,
+                              attempts=self._counts.requests - gap.requests)
+        self._gap = None
 
-    def _lose(self, gap: _Gap, why: str) -> None:
-        for a, b in gap.missing:
-            self.counts.lost += b - a
-            self.sink.history("lost", first=a, count=b - a, reason=why)
-            log.warning("%s: messages %d..%d lost (%s)", self.feed.name, a, b - 1, why)
+    def _lose(self, first: int, count: int, why: str, stamp: int) -> None:
+        self._counts.lost += count
+        self.sink.history("lost", first=first, count=count, reason=why, receive_ns=stamp)
+        log.warning("%s: messages %d..%d lost (%s)", self.feed.name, first, first + count - 1, why)
+        if not self._mold.state[2]:
+            self._gap = None
 
-    def _give_up_all(self, why: str) -> None:
-        for gap in self._gaps:
-            self._lose(gap, why)
-        self._gaps = []
+    def _give_up_all(self) -> None:
+        """Every hole still open is lost: the receiver's clock is run past its give-up time, one
+        hole at a time (each abandon restarts it), so each is told with its own range."""
+        now = clock_ns()
+        for _ in range(self.receiver_config.hold_packets + 2):
+            if not self._mold.state[2]:
+                break
+            now += self.receiver_config.give_up_ns
+            self._mold.poll(now)
+            self._decided(now, stopping=True)
 
 
 def _ip(host: str) -> int:

@@ -171,6 +171,8 @@ class Recorder:
             "requests": c.requests, "rejected": dict(sorted(c.rejected.items())),
             "drops": ring["dropped"], "kernel_drops": c.kernel_drops, "ended": c.ended,
             "lag_ns": c.lag_ns, "ring_used": ring["ring_used"],
+            "damaged": c.damaged, "session_changes": c.session_changes,
+            "heartbeat_timeouts": c.heartbeat_timeouts,
         }
         return out
 
