@@ -228,6 +228,26 @@ def test_market_makers_wait_for_their_cancels_and_are_never_denied(synth, config
     assert sum(k == "cancel_submitted" for k in o["kind"]) > 100
 
 
+@pytest.mark.parametrize("retry_after, gap_ns", [("100ms", 100 * MS), ("2s", 2000 * MS)])
+def test_a_denied_side_asks_again_only_after_retry_after(synth, retry_after, gap_ns):
+    """Halted, every submit is denied: each side asks once per retry_after, not at every book
+    update; Python and compiled alike."""
+    runs = [mm(synth, config, 'risk.mode="halted"', f'strategy.params.retry_after="{retry_after}"')
+            for config in (MM_PY, MM_COMPILED)]
+    den = read(runs[0], "denials")
+    assert den == read(runs[1], "denials") and set(den["reason"]) == {"halted"}
+    for side in (int(Side.BID), int(Side.ASK)):
+        stamps = np.array([t for t, s in zip(den["ts_recv"], den["side"]) if s == side])
+        assert len(stamps) > 5 and np.diff(stamps).min() >= gap_ns
+    span = runs[0].summary["counters"]["events"]  # (a bound: far fewer than one per event)
+    assert len(den["side"]) < span / 100
+
+
+def test_a_market_maker_retry_after_beyond_a_day_is_refused_naming_the_key(synth):
+    with pytest.raises(ConfigError, match="strategy: strategy.params.retry_after: must be at most a day"):
+        mm(synth, MM_PY, 'strategy.params.retry_after="25h"')
+
+
 def test_touch_subscription_calls_the_strategy_less_than_book(synth):
     book = mm(synth, MM_PY, "strategy.params.touch_only=false").summary["counters"]
     touch = mm(synth, MM_PY, "strategy.params.touch_only=true").summary["counters"]

@@ -429,7 +429,9 @@ def test_the_execution_records_are_the_backtests_tables_of_what_the_journal_hold
 
 
 def test_kill_cancels_every_open_order_and_control_is_journaled_and_replayed(ds, packets, tmp_path):
-    session, writer = session_for(EXAMPLES / "market_maker.toml", ds, tmp_path / "journal")
+    # asking again at every book update after a denial, so that each phase is seen denying
+    session, writer = session_for(EXAMPLES / "market_maker.toml", ds, tmp_path / "journal",
+                                  overrides=('strategy.params.retry_after="0ns"',))
     venue = ScriptedVenue(day_start(ds), fill_every=10**9)
     start = day_start(ds) + START
     end = drive(session, venue, packets[:30], start)
