@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from lockstep.checks import parse_duration
-from lockstep.errors import ConfigError
 from lockstep.core.strategy import (
     Context,
     EventKind,
@@ -32,6 +31,7 @@ from lockstep.core.strategy import (
     Strategy,
     TimeInForce,
 )
+from lockstep.errors import ConfigError
 
 BID, ASK = int(Side.BID), int(Side.ASK)
 POST_ONLY = int(TimeInForce.POST_ONLY)

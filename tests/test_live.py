@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from live_util import (
     ANSWER_NS,
-    PACKET_NS,
     EXAMPLES,
+    PACKET_NS,
     ScriptedVenue,
     day_start,
     deliver,

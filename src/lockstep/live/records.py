@@ -52,8 +52,8 @@ from lockstep.backtest.artifacts import (
     SCHEMAS,
     STREAM_SUFFIX,
     RecordTables,
-    read_artifact,
     iter_stream_batches,
+    read_artifact,
 )
 from lockstep.backtest.report import compute_metrics, write_report
 from lockstep.backtest.runner import new_run_dir
