@@ -3,8 +3,9 @@
 Strategy (the same rules as lockstep's examples/market_maker_compiled.toml is meant to follow):
 
 * one post-only (GTX) bid at the best bid and one post-only ask at the best ask, `order_qty` each;
-* when the touch moves away from a quote, cancel it and submit a new one at the new touch at once
-  (no waiting for the cancel's acknowledgement, so for one round trip two quotes may be live);
+* when the touch moves away from a quote, cancel it, and submit a new one at the touch once the
+  cancel is answered: a side never has a new quote while its cancel is in flight (one open order
+  per side at most);
 * position cap: a side is quoted only while filling it cannot take |position| beyond
   `max_position` (no bid once position + order_qty > max_position, no ask once
   position - order_qty < -max_position); a quote on a side that became forbidden is canceled;
@@ -65,10 +66,16 @@ def run_market_maker(hbt, order_qty: float, max_position: float, stats: np.ndarr
         hbt.clear_inactive_orders(asset_no)
         have_bid = False
         have_ask = False
+        bid_busy = False  # a cancel on that side is in flight: no new quote until it is answered
+        ask_busy = False
         values = hbt.orders(asset_no).values()
         while values.has_next():
             order = values.get()
             if order.req == CANCELED:  # a cancel is in flight: the quote is going away
+                if order.side == BUY:
+                    bid_busy = True
+                else:
+                    ask_busy = True
                 continue
             live = order.status == NEW or order.status == PARTIALLY_FILLED or (
                 order.status == NONE and order.req == NEW
@@ -81,18 +88,20 @@ def run_market_maker(hbt, order_qty: float, max_position: float, stats: np.ndarr
                 elif order.cancellable:
                     hbt.cancel(asset_no, order.order_id, False)
                     cancels += 1
+                    bid_busy = True
             else:
                 if want_ask and order.price_tick == ask_tick and not have_ask:
                     have_ask = True
                 elif order.cancellable:
                     hbt.cancel(asset_no, order.order_id, False)
                     cancels += 1
+                    ask_busy = True
         tick = depth.tick_size
-        if want_bid and not have_bid:
+        if want_bid and not have_bid and not bid_busy:
             hbt.submit_buy_order(asset_no, next_order_id, bid_tick * tick, order_qty, GTX, LIMIT, False)
             next_order_id += 1
             submitted += 1
-        if want_ask and not have_ask:
+        if want_ask and not have_ask and not ask_busy:
             hbt.submit_sell_order(asset_no, next_order_id, ask_tick * tick, order_qty, GTX, LIMIT, False)
             next_order_id += 1
             submitted += 1

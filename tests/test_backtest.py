@@ -203,6 +203,51 @@ def test_python_and_compiled_market_makers_agree(request, book, touch_only):
     assert py.digest == cc.digest
 
 
+@pytest.mark.parametrize("config", [MM_PY, MM_COMPILED], ids=["python", "compiled"])
+@pytest.mark.parametrize("latency", ["1ms", "20ms"])
+def test_market_makers_wait_for_their_cancels_and_are_never_denied(synth, config, latency):
+    """An order lives until the venue ends it: a market maker that re-quoted while its cancels
+    were in flight piled up open orders whenever the touch moved faster than the venue answered,
+    then asked Risk on every book update (thousands of max_open_orders denials)."""
+    result = mm(synth, config, f"venue.latency.entry={latency}", f"venue.latency.response={latency}")
+    assert result.summary["denials"] == {} and result.fills > 10
+    o = read(result, "orders")
+    ended = {"order_rejected", "order_canceled", "order_expired"}
+    side_of: dict[int, int] = {}
+    left: dict[int, int] = {}
+    open_by_side = Counter()
+    for kind, oid, side, lots in zip(o["kind"], o["order_id"], o["side"], o["qty_lots"]):
+        if kind == "order_submitted":
+            assert open_by_side[side] == 0, f"order {oid} submitted with another open on side {side}"
+            side_of[oid], left[oid] = side, lots
+            open_by_side[side] += 1
+        elif kind in ended or (kind == "order_filled" and left[oid] == lots):
+            open_by_side[side_of[oid]] -= 1
+        elif kind == "order_filled":
+            left[oid] -= lots
+    assert sum(k == "cancel_submitted" for k in o["kind"]) > 100
+
+
+@pytest.mark.parametrize("retry_after, gap_ns", [("100ms", 100 * MS), ("2s", 2000 * MS)])
+def test_a_denied_side_asks_again_only_after_retry_after(synth, retry_after, gap_ns):
+    """Halted, every submit is denied: each side asks once per retry_after, not at every book
+    update; Python and compiled alike."""
+    runs = [mm(synth, config, 'risk.mode="halted"', f'strategy.params.retry_after="{retry_after}"')
+            for config in (MM_PY, MM_COMPILED)]
+    den = read(runs[0], "denials")
+    assert den == read(runs[1], "denials") and set(den["reason"]) == {"halted"}
+    for side in (int(Side.BID), int(Side.ASK)):
+        stamps = np.array([t for t, s in zip(den["ts_recv"], den["side"]) if s == side])
+        assert len(stamps) > 5 and np.diff(stamps).min() >= gap_ns
+    span = runs[0].summary["counters"]["events"]  # (a bound: far fewer than one per event)
+    assert len(den["side"]) < span / 100
+
+
+def test_a_market_maker_retry_after_beyond_a_day_is_refused_naming_the_key(synth):
+    with pytest.raises(ConfigError, match="strategy: strategy.params.retry_after: must be at most a day"):
+        mm(synth, MM_PY, 'strategy.params.retry_after="25h"')
+
+
 def test_touch_subscription_calls_the_strategy_less_than_book(synth):
     book = mm(synth, MM_PY, "strategy.params.touch_only=false").summary["counters"]
     touch = mm(synth, MM_PY, "strategy.params.touch_only=true").summary["counters"]

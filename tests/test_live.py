@@ -14,6 +14,7 @@ import pytest
 from live_util import (
     ANSWER_NS,
     EXAMPLES,
+    PACKET_NS,
     ScriptedVenue,
     day_start,
     deliver,
@@ -428,7 +429,9 @@ def test_the_execution_records_are_the_backtests_tables_of_what_the_journal_hold
 
 
 def test_kill_cancels_every_open_order_and_control_is_journaled_and_replayed(ds, packets, tmp_path):
-    session, writer = session_for(EXAMPLES / "market_maker.toml", ds, tmp_path / "journal")
+    # asking again at every book update after a denial, so that each phase is seen denying
+    session, writer = session_for(EXAMPLES / "market_maker.toml", ds, tmp_path / "journal",
+                                  overrides=('strategy.params.retry_after="0ns"',))
     venue = ScriptedVenue(day_start(ds), fill_every=10**9)
     start = day_start(ds) + START
     end = drive(session, venue, packets[:30], start)
@@ -455,3 +458,72 @@ def test_kill_cancels_every_open_order_and_control_is_journaled_and_replayed(ds,
     assert [r.payload for r in read_journal(tmp_path / "journal") if r.stream == "control"] == \
         [b"K\x01", b"K\x00", b"M\x02", b"M\x00"]
     assert replay_journal(tmp_path / "journal").digest == result.digest
+
+
+# ------------------------------------------------------------------------------------------
+# the example market makers and their cancels in flight
+
+
+def _drive_answering_late(session, venue, packets, start: int, late: int) -> int:
+    """`drive`, but the venue's answers reach the session `late` packets after what they answer
+    (the venue itself acts at once): live, a cancel is in flight for many book updates. Returns
+    the most orders the session had open at once."""
+    due: dict[int, list[bytes]] = {}
+    most = 0
+
+    def send(k: int, sent: list[bytes], stamp: int) -> None:
+        due.setdefault(k + late, []).extend(a for m in sent for a in venue.answer(m, stamp))
+
+    for k, (sequence, blocks) in enumerate(packets):
+        stamp = start + k * PACKET_NS
+        for answer in due.pop(k, []) + venue.fills(stamp):
+            send(k, session.on_ouch(answer, stamp), stamp)
+        send(k, session.on_itch(blocks, sequence, stamp), stamp)
+        most = max(most, session.ctx.open_orders(0))
+    return most
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_market_makers_do_not_requote_while_their_cancels_are_in_flight(ds, packets, config, tmp_path):
+    session, writer = session_for(EXAMPLES / config, ds, tmp_path / "journal")
+    venue = ScriptedVenue(day_start(ds), fill_every=2)
+    most = _drive_answering_late(session, venue, packets, day_start(ds) + START, late=5)
+    result = session.close()
+    writer.close()
+    assert result.denials == 0 and result.orders > 20 and result.fills > 0
+    assert most == 2  # one quote a side: a cancelled one still counts until it is Canceled
+    assert replay_journal(tmp_path / "journal").digest == result.digest
+
+
+class RefusesCancels(ScriptedVenue):
+    """Answers the first `refuse` cancels with a Cancel Reject: those orders stay live."""
+
+    def __init__(self, day: int, refuse: int) -> None:
+        super().__init__(day, fill_every=10**9)
+        self.refuse = refuse
+        self.refused: list[str] = []
+        self.entered_beside_live = 0  # orders entered while one of ours lived on that side
+
+    def answer(self, payload: bytes, stamp: int) -> list[bytes]:
+        m = ouch.decode_inbound(payload)
+        if isinstance(m, ouch.EnterOrder):
+            self.entered_beside_live += any(o.enter.side == m.side for o in self.orders.values())
+        if isinstance(m, ouch.CancelOrder) and m.token in self.orders and len(self.refused) < self.refuse:
+            self.received.append(m)
+            self.refused.append(m.token)
+            return [ouch.encode(ouch.CancelReject(stamp - self.day, m.token))]
+        return super().answer(payload, stamp)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_a_quote_whose_cancel_the_venue_refuses_stays_the_quote_and_is_cancelled_again(
+        ds, packets, config):
+    session, _ = session_for(EXAMPLES / config, ds, None)
+    venue = RefusesCancels(day_start(ds), refuse=3)
+    drive(session, venue, packets[:400], day_start(ds) + START)
+    result = session.close()
+    assert len(venue.refused) == 3 and result.denials == 0
+    cancels = [m.token for m in venue.received if isinstance(m, ouch.CancelOrder)]
+    # each refusal is followed by one more cancel of the same order, until one is done
+    assert all(cancels.count(token) == venue.refused.count(token) + 1 for token in venue.refused)
+    assert venue.entered_beside_live == 0

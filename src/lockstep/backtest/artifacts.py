@@ -15,7 +15,7 @@ batches, everything flushed before the crash.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 import numpy as np
@@ -72,19 +72,22 @@ def read_artifact(run_dir: str, name: str) -> pa.Table:
 def read_stream_batches(stream: Location) -> list[pa.RecordBatch]:
     """The record batches of an IPC stream up to the first one cut short (a writer killed while
     writing it leaves a torn tail; what precedes it is whole)."""
-    batches: list[pa.RecordBatch] = []
+    return list(iter_stream_batches(stream))
+
+
+def iter_stream_batches(stream: Location) -> Iterator[pa.RecordBatch]:
+    """read_stream_batches one batch at a time: memory for one batch, however long the stream."""
     with stream.fs.open_input_stream(stream.path) as source:
         try:
             reader = pa.ipc.open_stream(source)
         except (pa.ArrowInvalid, OSError):  # killed before the schema was whole: nothing flushed
-            return batches
+            return
         while True:
             try:
-                batches.append(reader.read_next_batch())
-            except StopIteration:
-                return batches
-            except (pa.ArrowInvalid, OSError):
-                return batches
+                batch = reader.read_next_batch()
+            except (StopIteration, pa.ArrowInvalid, OSError):
+                return
+            yield batch
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,4 +237,5 @@ class RecordTables:
 
 
 __all__ = ["DENIALS_SCHEMA", "FILLS_SCHEMA", "ORDERS_SCHEMA", "PNL_SCHEMA", "SCHEMAS", "SERIES_KEYS",
-           "STREAM_SUFFIX", "RecordTables", "read_artifact", "read_stream_batches"]
+           "STREAM_SUFFIX", "RecordTables", "iter_stream_batches", "read_artifact",
+           "read_stream_batches"]

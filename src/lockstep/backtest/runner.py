@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lockstep._bindings import engine as _engine
-from lockstep.backtest.artifacts import RecordTables, read_artifact
+from lockstep.backtest.artifacts import SCHEMAS, RecordTables, read_artifact
 from lockstep.backtest.config import (
     BacktestConfig,
     load_config,
@@ -253,6 +253,12 @@ class _Outputs(RecordTables):
     def close(self) -> None:
         for name in list(self.pending):
             self._flush(name)
+        # A table with no rows (a run without a denial) is still a file: the run's outputs are
+        # always the same four.
+        for name, schema in SCHEMAS.items():
+            if name not in self.writers:
+                self._write(name, schema.empty_table())
+                self._flush(name)
         for name, (sink, writer) in self.writers.items():
             with naming(self.dir.join(f"{name}.parquet").uri):
                 writer.close()

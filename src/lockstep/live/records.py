@@ -52,8 +52,8 @@ from lockstep.backtest.artifacts import (
     SCHEMAS,
     STREAM_SUFFIX,
     RecordTables,
+    iter_stream_batches,
     read_artifact,
-    read_stream_batches,
 )
 from lockstep.backtest.report import compute_metrics, write_report
 from lockstep.backtest.runner import new_run_dir
@@ -176,7 +176,8 @@ def finish_session(directory: Location, summary: Mapping[str, Any], *, complete:
     metrics = compute_metrics(pnl, sample_interval_ns)
     out = {"run_dir": directory.uri, **summary}
     out["complete"] = complete
-    out.setdefault("fills", read_artifact(directory.uri, "fills").num_rows)
+    if "fills" not in out:  # (a recovered session's summary has no count: read the table)
+        out["fills"] = read_artifact(directory.uri, "fills").num_rows
     out.update({k: metrics[k] for k in ("pnl", "fees", "realized", "max_drawdown", "sharpe", "samples")})
     out["by_symbol"] = metrics.get("by_symbol", {})
     if not complete:
@@ -196,11 +197,21 @@ def _stream_to_parquet(directory: Location, name: str) -> None:
         return
     final = directory.join(f"{name}.parquet")
     if not final.exists():
-        table = pa.Table.from_batches(read_stream_batches(stream), schema=SCHEMAS[name])
+        # A row group at a time: a day's records never have to fit in memory at once.
+        schema = SCHEMAS[name]
         aside = directory.join(f".{name}.parquet.tmp")
         with naming(aside.uri):
-            pq.write_table(table, aside.path, compression="zstd", compression_level=1,
-                           row_group_size=_ROW_GROUP)
+            with pq.ParquetWriter(aside.path, schema, compression="zstd", compression_level=1) as writer:
+                group: list[pa.RecordBatch] = []
+                rows = 0
+                for batch in iter_stream_batches(stream):
+                    group.append(batch)
+                    rows += batch.num_rows
+                    if rows >= _ROW_GROUP:
+                        writer.write_table(pa.Table.from_batches(group, schema=schema))
+                        group, rows = [], 0
+                if group:
+                    writer.write_table(pa.Table.from_batches(group, schema=schema))
             os.replace(aside.path, final.path)
     with naming(stream.uri):
         os.unlink(stream.path)
