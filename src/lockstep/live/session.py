@@ -181,6 +181,9 @@ class LiveSession:
                                                    v.price_multiplier), f"live instrument {v.stock}")
         self._hash = hashlib.sha256()
         self._no_samples = {name: np.empty(0, kind) for name, kind in _engine.SAMPLE_COLUMNS}
+        self._no_exec = {name: np.empty(0, kind) for name, kind in _engine.EXEC_COLUMNS}
+        self._no_denials = {name: np.empty(0, kind) for name, kind in _engine.DENIAL_COLUMNS}
+        self._loop_refused = 0
         self.failure: dict[str, Any] | None = None
         self.refused = 0  #: inputs that arrived after a failure (journaled, not applied)
         self._closed = False
@@ -283,6 +286,40 @@ class LiveSession:
             self._fail(RunStatus(status), stamp)
         return sent
 
+    def absorb(self, loop: Any) -> None:
+        """Takes what a C++ live loop (lockstep._bindings.live_loop.LiveLoop over this session's
+        core and journal: the socket node's hot path) applied since the last call: its outputs
+        hashed in the order they came, the PnL samples it moved out hashed where they fell, the
+        records handed on, its refused inputs counted and a failure recorded, as _after does for
+        each input here. The node calls it at every return of the loop, before any input of its
+        own."""
+        digest, decisions, executions, samples, segments = loop.take_outputs()
+        taken, pos = [], 0
+        for end, first, count in segments:
+            self._hash.update(digest[pos:end])
+            pos = end
+            rows = np.frombuffer(samples, _engine.PNL_SAMPLE, count,
+                                 first * _engine.PNL_SAMPLE.itemsize)
+            cols = {name: rows[name].astype(kind) for name, kind in _engine.SAMPLE_COLUMNS}
+            hash_records(self._hash, self._no_exec, self._no_denials, cols)
+            taken.append(cols)
+        self._hash.update(digest[pos:])
+        if self.records is not None and (decisions or executions or taken):
+            x, d = drained_columns(decisions, executions)
+            s = ({name: np.concatenate([c[name] for c in taken]) for name in taken[0]}
+                 if taken else self._no_samples)
+            self.records.add(x, d, s)
+        refused = loop.counters["refused"]
+        self.refused += refused - self._loop_refused
+        self._loop_refused = refused
+        if loop.failure != RunStatus.OK and self.failure is None:
+            self._fail(RunStatus(loop.failure), self._core.stamp)
+
+    @property
+    def core(self) -> Any:
+        """The C++ live core (lockstep._bindings.engine.LiveCore) the inputs go to."""
+        return self._core
+
     def _fail(self, status: RunStatus, stamp: int) -> None:
         _, _, ts, error = self.engine.failure
         self.failure = {"reason": _FAILURES[status], "ts_recv": ts,
@@ -316,24 +353,6 @@ class LiveSession:
         return result
 
 
-class _Journaling:
-    """A session's recorder into its journal, flushed to the operating system every
-    `interval_ns` of receive time (what a crash can lose)."""
-
-    def __init__(self, writer: JournalWriter, interval_ns: int) -> None:
-        self.writer = writer
-        self.interval_ns = interval_ns
-        self.flushed_at: int | None = None
-
-    def __call__(self, stream: str, receive_ns: int, payload: bytes) -> None:
-        self.writer.write(stream, receive_ns, payload)
-        if self.flushed_at is None:
-            self.flushed_at = receive_ns
-        elif receive_ns - self.flushed_at >= self.interval_ns:
-            self.writer.flush()
-            self.flushed_at = receive_ns
-
-
 def journaled_session(cfg: BacktestConfig, instruments: Sequence[Instrument], terms: LiveTerms,
                       directory: str | os.PathLike[str], *, base_dir: str | os.PathLike[str] = ".",
                       version: str, fsync_every: int = 0,
@@ -341,12 +360,12 @@ def journaled_session(cfg: BacktestConfig, instruments: Sequence[Instrument], te
     """A LiveSession journaling into `directory` (created), whose header holds the resolved
     config (params validated), the instruments, the terms and `version` (the package's);
     `records` as LiveSession takes it."""
-    holder: list[_Journaling] = []
-    session = LiveSession(cfg, instruments, terms, record=lambda *r: holder[0](*r),
+    holder: list[JournalWriter] = []
+    session = LiveSession(cfg, instruments, terms, record=lambda *r: holder[0].write(*r),
                           base_dir=base_dir, journal=os.fspath(directory), records=records)
     writer = JournalWriter(directory, session_info(session.config, instruments, terms, version),
-                           fsync_every=fsync_every)
-    holder.append(_Journaling(writer, terms.flush_interval_ns))
+                           fsync_every=fsync_every, fsync_interval_ns=terms.flush_interval_ns)
+    holder.append(writer)
     return session, writer
 
 

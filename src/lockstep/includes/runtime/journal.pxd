@@ -1,0 +1,29 @@
+# Mirrors include/lockstep/runtime/journal.hpp.
+from libc.stdint cimport int64_t, uint8_t, uint32_t
+
+from lockstep.includes.base.status cimport CStatus
+from lockstep.includes.data.capture cimport CCaptureOptions, CCaptureWriter
+
+
+cdef extern from "lockstep/runtime/journal.hpp" namespace "lockstep::live" nogil:
+    cdef enum class CJournalStream "lockstep::live::JournalStream"(uint32_t):
+        Itch "lockstep::live::JournalStream::Itch"
+        Ouch "lockstep::live::JournalStream::Ouch"
+        Tick "lockstep::live::JournalStream::Tick"
+        Gap "lockstep::live::JournalStream::Gap"
+        Finish "lockstep::live::JournalStream::Finish"
+        Control "lockstep::live::JournalStream::Control"
+        Dispatch "lockstep::live::JournalStream::Dispatch"
+        Decision "lockstep::live::JournalStream::Decision"
+        Execution "lockstep::live::JournalStream::Execution"
+        Failure "lockstep::live::JournalStream::Failure"
+        End "lockstep::live::JournalStream::End"
+
+    cdef cppclass CJournal "lockstep::live::Journal":
+        CStatus open(CCaptureOptions options) except +
+        bint append(int64_t receive_ns, CJournalStream stream, const uint8_t* payload,
+                    uint32_t length) noexcept
+        void wait_written() noexcept
+        void close() noexcept
+        bint failed() noexcept
+        const CCaptureWriter& writer() noexcept
