@@ -20,7 +20,8 @@
 //
 // Tick-to-trade (measurement only: never journaled, never hashed): for each OUCH message
 // written in response to a datagram, the clock read right before the send() call minus that
-// datagram's receive stamp, into a fixed histogram.
+// datagram's receive stamp, into a fixed histogram; and the feed's receive lag (how long each
+// datagram waited in the socket before the loop read it) into another.
 //
 // Hot paths are noexcept and allocation-free once the buffers reached their working sizes (the
 // node empties them at every return).
@@ -244,6 +245,8 @@ public:
 
     const LoopCounters& counters() const noexcept { return counters_; }
     const LatencyHistogram& tick_to_trade() const noexcept { return tick_to_trade_; }
+    // Receive lag: the clock right after each recvmmsg minus each datagram's receive stamp.
+    const LatencyHistogram& feed_lag() const noexcept { return feed_lag_; }
     const net::SysError& socket_error() const noexcept { return socket_error_; }
 
 private:
@@ -293,6 +296,11 @@ private:
         }
         b.next = 0;
         b.count = count;
+        if (count) {
+            // How long the datagrams waited in the socket: a backlog shows here first.
+            const int64_t now = clock_ns();
+            for (size_t i = 0; i < count; ++i) feed_lag_.add(now - b.stamp[i]);
+        }
         drain(b);
         return count != 0;
     }
@@ -516,7 +524,7 @@ private:
     session::MoldNotice notices_[kNoticeCapacity] = {};
     size_t notice_count_ = 0;
     LoopCounters counters_{};
-    LatencyHistogram tick_to_trade_;
+    LatencyHistogram tick_to_trade_, feed_lag_;
     net::SysError socket_error_{};
 };
 

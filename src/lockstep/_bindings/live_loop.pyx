@@ -243,6 +243,12 @@ cdef class LiveLoop:
         """{count, p50_ns, p99_ns, p99_9_ns, max_ns} of the tick-to-trade histogram."""
         return _summary(self._loop.tick_to_trade())
 
+    @property
+    def feed_lag(self):
+        """{count, p50_ns, p99_ns, p99_9_ns, max_ns} of how long datagrams waited in the feed
+        sockets before the loop read them."""
+        return _summary(self._loop.feed_lag())
+
     def socket_error(self):
         """(call, errno) of the feed socket failure a SocketError return reported."""
         e = self._loop.socket_error()

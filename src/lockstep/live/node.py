@@ -68,6 +68,11 @@ TICK_NS = 1_000_000
 #: The longest the C++ loop runs before it returns here (records flush, control, the duration,
 #: signals, order-entry heartbeats are seen at least this often).
 RUN_BUDGET_NS = 1_000_000
+#: How often the order-entry client and the control socket get a turn when the loop did not
+#: return for them (timers: heartbeats, reconnects, signals' commands).
+_SERVICE_NS = 5_000_000
+#: How often the records held back by the session reach the records writer.
+_RECORDS_NS = 100_000_000
 _RUN_TURNS = 1 << 16
 _FEED_BATCH = 64
 _SLOT_BYTES = 2048
@@ -114,6 +119,7 @@ class LiveNode:
         self.journal = None
         self.control: ControlServer | None = None
         self.fast: Any = None  # the C++ loop (lockstep._bindings.live_loop.LiveLoop), once open
+        self._service_at = self._records_at = 0
         self._early: list[tuple[int, bytes, int]] = []  # OUCH read while logging in
         self.receiver = MoldReceiver(MoldReceiverConfig(
             session=live.session, heartbeat_timeout_ns=live.feed_timeout_ns,
@@ -196,6 +202,7 @@ class LiveNode:
             str(live.retransmit), tick_ns=TICK_NS, wait_ms=_WAIT_MS, busy_poll=live.busy_poll,
             batch=_FEED_BATCH, slot_bytes=_SLOT_BYTES, held_bytes=held)
         self.fast.set_control(self.control.fileno())
+        self.session.hold_records = True
 
     def run(self, duration_s: float | None) -> None:
         """Trades until a stop (see the module docstring)."""
@@ -204,8 +211,7 @@ class LiveNode:
         deadline = None if duration_s is None else time.monotonic() + duration_s
         with self.control.signals():
             while self.stopped_by is None:
-                self._turn()
-                self._idle()
+                self._idle(self._turn())
                 if deadline is not None and time.monotonic() >= deadline:
                     self.stopped_by = "duration"
                 elif self.client.state in _FINAL:
@@ -245,7 +251,8 @@ class LiveNode:
         elif why is LoopExit.SOCKET_ERROR:
             call, errno = self.fast.socket_error()
             raise SocketError(f"feed {self.cfg.live.feed}: {call} failed", errno=errno)
-        self._read_orders()
+        if why is LoopExit.ORDER_ENTRY or time.monotonic_ns() >= self._service_at:
+            self._read_orders()
         return why
 
     def _read_orders(self) -> int:
@@ -254,10 +261,16 @@ class LiveNode:
             self._input_ouch(payload, stamp)
         return len(received)
 
-    def _idle(self) -> None:
-        """Between runs of the loop: control commands, records flushed."""
-        self.control.poll(0)
-        self.records.maybe_flush()
+    def _idle(self, why: LoopExit) -> None:
+        """Between runs of the loop: control commands, records handed over and flushed."""
+        now = time.monotonic_ns()
+        if why is LoopExit.CONTROL or now >= self._service_at:
+            self.control.poll(0)
+            self._service_at = now + _SERVICE_NS
+        if now >= self._records_at:
+            self.session.hand_records()
+            self.records.maybe_flush()
+            self._records_at = now + _RECORDS_NS
 
     def _notices(self, notices: list[tuple[int, int, int, int]]) -> None:
         """What the receiver decided (the loop has applied a gap given up as a feed gap)."""
@@ -346,7 +359,8 @@ class LiveNode:
                 "orders_handed_to_client": fast.get("handed_back", 0),
                 "partial_writes": fast.get("partial_writes", 0),
                 "kernel_drops": self.feed.stats["kernel_drops"],
-                "tick_to_trade": self.fast.tick_to_trade if self.fast is not None else {}}
+                "tick_to_trade": self.fast.tick_to_trade if self.fast is not None else {},
+                "feed_lag": self.fast.feed_lag if self.fast is not None else {}}
 
     # ---------------------------------------------------------------- stopping
 

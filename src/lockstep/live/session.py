@@ -149,6 +149,10 @@ def session_info(cfg: BacktestConfig, instruments: Sequence[Instrument], terms: 
             "instruments": [asdict(i) for i in instruments], "terms": terms.to_dict()}
 
 
+def _concatenated(columns: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {name: np.concatenate([c[name] for c in columns]) for name in columns[0]}
+
+
 class LiveSession:
     """The live core of one session over `instruments` (the venue's, as a dataset has them),
     trading as `cfg` says (strategy, risk, queue, output.sample_interval). `record` receives
@@ -184,6 +188,10 @@ class LiveSession:
         self._no_exec = {name: np.empty(0, kind) for name, kind in _engine.EXEC_COLUMNS}
         self._no_denials = {name: np.empty(0, kind) for name, kind in _engine.DENIAL_COLUMNS}
         self._loop_refused = 0
+        #: Hold the records of inputs until hand_records() (the socket node hands them over
+        #: in batches, before each records flush) instead of one records.add per input.
+        self.hold_records = False
+        self._held: list[tuple[bytes, bytes, dict[str, np.ndarray] | None]] = []
         self.failure: dict[str, Any] | None = None
         self.refused = 0  #: inputs that arrived after a failure (journaled, not applied)
         self._closed = False
@@ -272,9 +280,7 @@ class LiveSession:
         if self.engine.pending_records():
             _, _, samples = drained = self.engine.drain()
             hash_records(self._hash, *drained)
-        if self.records is not None and (decisions or executions or samples is not None):
-            x, d = drained_columns(decisions, executions)
-            self.records.add(x, d, samples if samples is not None else self._no_samples)
+        self._add_records(decisions, executions, samples)
         for payload in split_records(decisions, DECISION.size):
             self._record("decision", stamp, payload)
         for payload in split_records(executions, EXECUTION.size):
@@ -304,16 +310,29 @@ class LiveSession:
             hash_records(self._hash, self._no_exec, self._no_denials, cols)
             taken.append(cols)
         self._hash.update(digest[pos:])
-        if self.records is not None and (decisions or executions or taken):
-            x, d = drained_columns(decisions, executions)
-            s = ({name: np.concatenate([c[name] for c in taken]) for name in taken[0]}
-                 if taken else self._no_samples)
-            self.records.add(x, d, s)
+        self._add_records(decisions, executions, _concatenated(taken) if taken else None)
         refused = loop.counters["refused"]
         self.refused += refused - self._loop_refused
         self._loop_refused = refused
         if loop.failure != RunStatus.OK and self.failure is None:
             self._fail(RunStatus(loop.failure), self._core.stamp)
+
+    def _add_records(self, decisions: bytes, executions: bytes,
+                     samples: dict[str, np.ndarray] | None) -> None:
+        if self.records is None or not (decisions or executions or samples is not None):
+            return
+        self._held.append((decisions, executions, samples))
+        if not self.hold_records:
+            self.hand_records()
+
+    def hand_records(self) -> None:
+        """The records held back (hold_records), in one records.add."""
+        if not self._held:
+            return
+        held, self._held = self._held, []
+        x, d = drained_columns(b"".join(h[0] for h in held), b"".join(h[1] for h in held))
+        samples = [h[2] for h in held if h[2] is not None]
+        self.records.add(x, d, _concatenated(samples) if samples else self._no_samples)
 
     @property
     def core(self) -> Any:
@@ -335,6 +354,7 @@ class LiveSession:
 
     def result(self) -> LiveResult:
         """The summary as it stands (digest over everything applied so far)."""
+        self.hand_records()
         c = self.engine.counters()
         counters = self.counters
         counters.pop("venue")  # the simulated venue's: not this session's
