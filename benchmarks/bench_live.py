@@ -4,8 +4,8 @@ The venue (`live_venue.py`: `lockstep venue serve` whose feed starts 2 s after t
 runs in its own process pinned to CPU 1, at full speed (`speed = "max"`) and paced
 (`speed = 50`: the synthetic day 50 times faster); the node (`lockstep live`, a subprocess) is
 pinned to CPU 0 (`live.cpu`), with and without `live.busy_poll`, trading the compiled and the
-Python example market maker. The node stops when the venue ends the order-entry session (after
-the feed's end and its 1 s linger).
+Python example market maker. The node stops after `--duration`: 2 s plus 4 s per million events
+(a node that reads 250,000 messages/s has read the whole feed by then).
 
 Reported per run: the node's tick-to-trade (kernel receive stamp of the datagram that moved the
 book to the clock read right before the OUCH bytes went to send(), measured by the node's C++
@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,6 +35,7 @@ EXAMPLES = ROOT / "examples"
 PASSWORD = "Bench4live"
 DEADLINE_S = 600
 LINGER_S = 1.0
+EVENTS = 4_000_000
 VENUE = """
 [venue]
 feed = "udp://127.0.0.1:0"
@@ -67,7 +69,7 @@ def _node_config(tmp: Path, example: str) -> Path:
 @pytest.fixture(scope="module")
 def market(tmp_path_factory):
     root = tmp_path_factory.mktemp("live-bench")
-    ds = generate(scaled(4_000_000), seed=5, data=str(root / "data"), book="l3", instruments=2)
+    ds = generate(scaled(EVENTS), seed=5, data=str(root / "data"), book="l3", instruments=2)
     return root, ds.path
 
 
@@ -77,6 +79,7 @@ def _session(root: Path, dataset: str, example: str, busy: bool, speed: str) -> 
     tmp.mkdir()
     (tmp / "venue.toml").write_text(VENUE.format(password=PASSWORD, speed=speed, linger=LINGER_S))
     start_after = "2" if SCALE >= 0.01 else "0.3"  # the smoke run keeps it short
+    duration = float(start_after) + 2 + EVENTS * SCALE * 4e-6
     env = {k: v for k, v in os.environ.items() if k not in ("LOCKSTEP_DATA", "LOCKSTEP_PASSWORD")}
     venue = subprocess.Popen([sys.executable, str(Path(__file__).with_name("live_venue.py")),
                               str(tmp / "venue.toml"), dataset, start_after], stdout=subprocess.PIPE,
@@ -91,7 +94,7 @@ def _session(root: Path, dataset: str, example: str, busy: bool, speed: str) -> 
              f"--set=dataset={dataset}", *(f"--set=live.{k}={ports[k]}" for k in
                                            ("feed", "retransmit", "order_entry")),
              f"--set=live.cpu={cpu}", f"--set=live.busy_poll={'true' if busy else 'false'}",
-             "--data", str(tmp / "store"), "--json", "--duration", str(DEADLINE_S)],
+             "--data", str(tmp / "store"), "--json", "--duration", str(duration)],
             capture_output=True, text=True, timeout=DEADLINE_S + 60, cwd=tmp,
             env={**env, "LOCKSTEP_PASSWORD": PASSWORD}, check=False)
         served, _ = venue.communicate(timeout=60)
@@ -133,8 +136,46 @@ def test_live_node_against_the_venue(benchmark, market, speed, example, busy):
     print(f"\n{example} {'busy-poll' if busy else 'sleeping'}, venue speed {speed}: venue {sent:,} messages at "
           f"{rate:,.0f}/s, node received {node['feed_messages']:,}, gaps {node['gaps']}, "
           f"requests {node['retransmission_requests']}, kernel drops {node['kernel_drops']}, "
+          f"stopped by {node['stopped_by']}, "
           f"kept up: {kept_up}; tick-to-trade ({t2t['count']:,} orders) p50 "
           f"{t2t['p50_ns'] / 1000:.1f} us, p99 {t2t['p99_ns'] / 1000:.1f} us, p99.9 "
           f"{t2t['p99_9_ns'] / 1000:.1f} us, max {t2t['max_ns'] / 1000:.1f} us; feed lag p50 "
           f"{lag['p50_ns'] / 1000:.1f} us, p99 {lag['p99_ns'] / 1000:.1f} us, max "
           f"{lag['max_ns'] / 1000:.1f} us (load average {info['load_average']:.2f})")
+
+
+@pytest.mark.parametrize("example", ["market_maker_compiled.toml", "market_maker.toml"])
+def test_live_loop_in_process(benchmark, tmp_path, example):
+    """The loop's own capacity, no venue process: the venue's ITCH feed of a synthetic L3
+    dataset (scaled 1M events) sent to the loop's feed socket 1,000 datagrams at a time, each
+    burst read and traded (journal, digest, orders to a socket pair) by LiveLoop.run; messages per
+    second of the loop thread's CPU time and of wall time (the difference: other processes)."""
+    from test_live_loop import Rig, datagrams  # tests/ is on the path (conftest)
+
+    ds = generate(scaled(1_000_000), seed=5, data=str(tmp_path / "data"), book="l3")
+    grams = datagrams.__wrapped__(ds)
+    rig = Rig(ds, tmp_path / "rig", config=example)
+    spent = {"wall": 0.0, "cpu": 0.0}
+
+    def run() -> None:
+        for k in range(0, len(grams), 1000):
+            chunk = grams[k:k + 1000]
+            rig.send(chunk)
+            wall, cpu = time.perf_counter(), time.thread_time()
+            rig.run_until_read(k + len(chunk))
+            spent["wall"] += time.perf_counter() - wall
+            spent["cpu"] += time.thread_time() - cpu
+
+    try:
+        benchmark.pedantic(run, rounds=1, iterations=1)
+        rig.finish()
+        messages = rig.receiver.counters["messages"]
+        t2t = rig.loop.tick_to_trade
+    finally:
+        rig.close()
+    info = {"messages": messages, "per_cpu_s": round(messages / spent["cpu"]),
+            "per_wall_s": round(messages / spent["wall"]), "orders": t2t["count"],
+            "load_average": os.getloadavg()[0]}
+    benchmark.extra_info.update(info)
+    print(f"\n{example} in process: {messages:,} messages, {info['per_cpu_s']:,} per CPU second, "
+          f"{info['per_wall_s']:,} per wall second (load average {info['load_average']:.2f})")

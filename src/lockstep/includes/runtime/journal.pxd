@@ -7,17 +7,7 @@ from lockstep.includes.data.capture cimport CCaptureOptions, CCaptureWriter
 
 cdef extern from "lockstep/runtime/journal.hpp" namespace "lockstep::live" nogil:
     cdef enum class CJournalStream "lockstep::live::JournalStream"(uint32_t):
-        Itch "lockstep::live::JournalStream::Itch"
-        Ouch "lockstep::live::JournalStream::Ouch"
-        Tick "lockstep::live::JournalStream::Tick"
-        Gap "lockstep::live::JournalStream::Gap"
-        Finish "lockstep::live::JournalStream::Finish"
-        Control "lockstep::live::JournalStream::Control"
-        Dispatch "lockstep::live::JournalStream::Dispatch"
-        Decision "lockstep::live::JournalStream::Decision"
-        Execution "lockstep::live::JournalStream::Execution"
-        Failure "lockstep::live::JournalStream::Failure"
-        End "lockstep::live::JournalStream::End"
+        Itch, Ouch, Tick, Gap, Finish, Control, Dispatch, Decision, Execution, Failure, End
 
     cdef cppclass CJournal "lockstep::live::Journal":
         CStatus open(CCaptureOptions options) except +

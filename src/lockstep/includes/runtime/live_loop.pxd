@@ -15,15 +15,7 @@ from lockstep.includes.session.mold_receiver cimport CMoldNotice, CMoldReceiver
 
 cdef extern from "lockstep/runtime/live_loop.hpp" namespace "lockstep::live" nogil:
     cdef enum class CLoopExit "lockstep::live::LoopExit"(uint8_t):
-        Turns "lockstep::live::LoopExit::Turns"
-        Time "lockstep::live::LoopExit::Time"
-        OrderEntry "lockstep::live::LoopExit::OrderEntry"
-        Control "lockstep::live::LoopExit::Control"
-        Notice "lockstep::live::LoopExit::Notice"
-        Unsent "lockstep::live::LoopExit::Unsent"
-        Failed "lockstep::live::LoopExit::Failed"
-        JournalFailed "lockstep::live::LoopExit::JournalFailed"
-        SocketError "lockstep::live::LoopExit::SocketError"
+        Turns, Time, OrderEntry, Control, Notice, Unsent, Failed, JournalFailed, SocketError
 
     cdef cppclass CLoopOptions "lockstep::live::LoopOptions":
         int64_t tick_ns
