@@ -20,6 +20,7 @@ from lockstep._bindings import (
     engine,
     execution,
     itch_feed,
+    live_loop,
     matching,
     net,
     protocols,
@@ -36,8 +37,8 @@ from lockstep.enums import LabeledEnum, Status
 from lockstep.errors import STATUS_TEXT
 from lockstep.events import EventKind, Flag, Side
 
-_BINDINGS = (binance, books, capture, engine, execution, itch_feed, matching, net, protocols, queue,
-             raw_capture, replay, risk, sessions, synth, validate, venue_models)
+_BINDINGS = (binance, books, capture, engine, execution, itch_feed, live_loop, matching, net,
+             protocols, queue, raw_capture, replay, risk, sessions, synth, validate, venue_models)
 
 # Where the Python name is not the C++ one in upper snake case: the config label comes from the
 # Python name ("lognormal"), so the spelling differs on purpose.

@@ -504,6 +504,21 @@ class RunStatus(LabeledEnum):
     LIVELOCK = 3  # too many venue round trips between two market events
 
 
+class LoopExit(LabeledEnum):
+    """lockstep::live::LoopExit (runtime/live_loop.hpp): why the live node's C++ loop returned
+    to Python."""
+
+    TURNS = 0  # its turns ran out
+    TIME = 1  # its time budget ran out
+    ORDER_ENTRY = 2  # the order-entry socket is readable
+    CONTROL = 3  # the control socket is readable
+    NOTICE = 4  # the MoldUDP64 receiver decided something
+    UNSENT = 5  # OUCH messages left for the order-entry client to send
+    FAILED = 6  # the strategy failed
+    JOURNAL_FAILED = 7  # the journal writer failed
+    SOCKET_ERROR = 8  # a feed socket failed
+
+
 # recorder
 
 
@@ -536,6 +551,7 @@ __all__ = [
     "LabeledEnum",
     "LatencyKind",
     "LoginRejectReason",
+    "LoopExit",
     "MarketType",
     "MatchEventKind",
     "MatchReject",

@@ -157,6 +157,11 @@ class UdpSocket(_Socket):
         when the send buffer filled: send the rest once writable)."""
         return self._handle.send(packed, lengths)
 
+    def native(self) -> Any:
+        """The C++ socket (a capsule), for a C++ loop that reads it (lockstep.live.node); valid
+        while this object lives."""
+        return self._handle.native()
+
     def send_to(self, payload, address: str) -> bool:
         """One datagram to `address` (a reply to a peer); False when the send buffer is full."""
         return self._handle.send_to(payload, address)

@@ -200,6 +200,33 @@ public:
         return true;
     }
 
+    // Producer `p`, for a capture that must not lose a frame (a live session's journal): a full
+    // ring waits for the writer instead of dropping. False only when the writer has failed or
+    // the frame is larger than the ring.
+    bool push_waiting(uint32_t p, int64_t receive_ns, uint32_t stream_id, const uint8_t* payload,
+                      uint32_t length) noexcept {
+        FrameRing& ring = *rings_[p];
+        if (raw::kFrameHeader + size_t(length) > ring.capacity()) return false;
+        while (!ring.push(receive_ns, stream_id, payload, length)) {
+            if (failed_.load(std::memory_order_acquire)) return false;
+            timespec nap{0, 50000};
+            ::nanosleep(&nap, nullptr);
+        }
+        ProducerStats& st = *producer_stats_[p];
+        st.frames.store(st.frames.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+        st.bytes.store(st.bytes.load(std::memory_order_relaxed) + length, std::memory_order_relaxed);
+        return true;
+    }
+
+    // Waits until every frame pushed so far is written to the file (or the writer failed).
+    void wait_written() const noexcept {
+        for (const auto& ring : rings_)
+            while (ring->used() != 0 && !failed_.load(std::memory_order_acquire)) {
+                timespec nap{0, 50000};
+                ::nanosleep(&nap, nullptr);
+            }
+    }
+
     // Producer `p`: a batch of datagrams laid out in slots (datagram i at data + i * slot); only
     // rows whose keep[i] is nonzero (keep may be null: all). Returns how many were dropped.
     size_t push_slots(uint32_t p, uint32_t stream_id, const uint8_t* data, size_t slot,

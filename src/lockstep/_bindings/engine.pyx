@@ -15,6 +15,7 @@ from lockstep.enums import TradingPhase
 from cpython.buffer cimport PyBUF_READ
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.memoryview cimport PyMemoryView_FromMemory
+from cpython.pycapsule cimport PyCapsule_New
 from cpython.ref cimport PyObject
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy
@@ -869,6 +870,16 @@ cdef class LiveCore:
         executions = (<const char*>x.data())[:x.size()] if x.size() else b""
         c.clear_packed()
         return decisions, executions
+
+    def native(self):
+        """The C++ core in a capsule, for a C++ loop that drives it
+        (lockstep._bindings.live_loop); valid while this object lives."""
+        return PyCapsule_New(<void*>self.core.get(), b"lockstep::live::LiveCore", NULL)
+
+    def raise_if_interrupted(self):
+        """KeyboardInterrupt if a signal or a Python hook asked for it while a C++ loop ran
+        this core without the GIL (as every input method here does on return)."""
+        self.engine._raise_if_interrupted()
 
     @property
     def next_sequence(self):

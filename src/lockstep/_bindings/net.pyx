@@ -7,6 +7,7 @@ naming the address and the failed call.
 """
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport strlen
+from cpython.pycapsule cimport PyCapsule_New
 
 import numpy as np
 
@@ -198,6 +199,11 @@ cdef class UdpSocket:
 
     def fileno(self):
         return self._sock.fd()
+
+    def native(self):
+        """The C++ socket in a capsule, for a C++ loop that reads it (lockstep._bindings.live_loop);
+        valid while this object lives."""
+        return PyCapsule_New(<void*>&self._sock, b"lockstep::net::UdpSocket", NULL)
 
     def close(self):
         self._sock.close()

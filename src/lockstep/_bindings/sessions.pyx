@@ -9,6 +9,8 @@ cross as (sequence, bytes, stamp) tuples, or, for a batch of datagrams, as the
 """
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
+from cpython.pycapsule cimport PyCapsule_New
+from cpython.pycapsule cimport PyCapsule_New
 from libcpp.vector cimport vector
 
 from lockstep.includes.base.status cimport CStatus
@@ -190,6 +192,11 @@ cdef class MoldReceiver:
     @property
     def counters(self):
         return self.core.counters()
+
+    def native(self):
+        """The C++ receiver in a capsule, for a C++ loop that drives it
+        (lockstep._bindings.live_loop); valid while this object lives."""
+        return PyCapsule_New(<void*>&self.core, b"lockstep::session::MoldReceiver", NULL)
 
     @property
     def expected(self):

@@ -36,8 +36,15 @@ from typing import Any
 import numpy as np
 
 from lockstep._bindings import engine as _engine
-from lockstep.data.raw_capture import RawWriter, capture_files, read_frames, read_header
-from lockstep.errors import DecodeError
+from lockstep._bindings import live_loop as _live_loop
+from lockstep.data.raw_capture import (
+    capture_files,
+    file_metadata,
+    next_sequence,
+    read_frames,
+    read_header,
+)
+from lockstep.errors import DecodeError, LockstepError
 
 #: `info["format"]` of a journal's file header.
 FORMAT = "lockstep-journal"
@@ -124,31 +131,50 @@ class JournalWriter:
     """Appends a session's records to a journal directory (created if missing).
 
     `info` (the resolved config, instruments, terms) goes into every file's header with the
-    format, version and lockstep version. Bytes reach the operating system at every flush()
-    (the session flushes each `flush_interval` of receive time) and at rotation and close;
-    fsync_every=N also fsyncs every N frames."""
+    format, version and lockstep version. Frames go through a ring to a writer thread (the C++
+    journal writer, include/lockstep/runtime/journal.hpp, which the live node's C++ loop appends
+    to as well), which hands them to the operating system as they come and fsyncs the file every
+    `fsync_interval_ns` (fsync_every=1: after every frame); a full ring waits, so no frame is
+    ever dropped. close() writes the rest, fsyncs and closes."""
 
     def __init__(self, directory: str | os.PathLike[str], info: Mapping[str, Any], *,
-                 max_bytes: int = 1 << 30, fsync_every: int = 0) -> None:
+                 max_bytes: int = 1 << 30, fsync_every: int = 0,
+                 fsync_interval_ns: int = 1_000_000_000, ring_bytes: int = 16 << 20) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         header = {"format": FORMAT, "version": VERSION, **info}
-        self._writer = RawWriter(self.directory, PREFIX, streams=STREAMS, max_bytes=max_bytes,
-                                 info=header, fsync_every=fsync_every)
+        self.native = _live_loop.Journal(
+            os.fspath(self.directory), PREFIX, next_sequence(self.directory, PREFIX),
+            file_metadata(STREAMS, header), max_bytes, fsync_every > 0, fsync_interval_ns,
+            ring_bytes)
         self._ids = {name: i for i, name in enumerate(STREAMS)}
+        self._closed = False
 
     def write(self, stream: str, receive_ns: int, payload: bytes = b"") -> None:
-        self._writer.write(receive_ns, self._ids[stream], payload)
+        if self._closed:
+            raise ValueError("write to a closed journal")
+        if not self.native.append(receive_ns, self._ids[stream], payload):
+            self.check()
+
+    def check(self) -> None:
+        """LockstepError when the writer has failed (the journal is incomplete from there)."""
+        failure = self.native.failure()
+        if failure is not None:
+            what, err, path = failure
+            raise LockstepError(f"{path}: the journal writer failed: {what}: {os.strerror(err)}")
 
     def flush(self) -> None:
-        self._writer.flush()
+        """Waits until every frame written so far is in the file (not fsynced)."""
+        self.native.wait_written()
 
     def close(self) -> None:
-        self._writer.close()
+        if not self._closed:
+            self._closed = True
+            self.native.close()
 
     @property
     def frames(self) -> int:
-        return self._writer.frames
+        return self.native.frames
 
 
 def journal_files(path: str | os.PathLike[str]) -> list[Path]:

@@ -13,15 +13,22 @@
    LockstepError; nothing is written before the login is accepted;
 3. the session folder is created under the storage root (the execution records, and the
    journal in its `journal/`), then the control socket;
-4. the loop, until `duration_s`, SIGINT / SIGTERM, or the venue ending the order-entry session:
-   datagrams of both sockets go through the MoldUDP64 receiver, and the messages it releases go
-   to the session with their datagram's receive stamp (one session input per datagram);
-   retransmission requests go to `live.retransmit`; a gap given up is a session feed gap; OUCH
-   messages from the venue go to the session with the stamp of their read; when no input came
-   for TICK_NS the clock is read and handed to the session as a tick (its only clock read; the
-   session journals it); the OUCH messages the session returns are sent at once; control
-   commands reach the session between inputs (so they are journaled); records flush on
-   `live.flush_interval`;
+4. the loop, until `duration_s`, SIGINT / SIGTERM, or the venue ending the order-entry session.
+   Its hot path is C++ (lockstep._bindings.live_loop, include/lockstep/runtime/live_loop.hpp):
+   datagrams of both sockets (recvmmsg, kernel stamps) go through the MoldUDP64 receiver, and
+   the messages it releases go to the live core with their datagram's receive stamp (one input
+   per datagram), journaled and hashed as the session does; retransmission requests go to
+   `live.retransmit`; a gap given up is a feed-gap input; when no input came for TICK_NS the
+   clock is read and applied as a tick (the only clock read that reaches the core; journaled);
+   the OUCH messages the core dispatches are written at once to the order-entry socket as
+   SoupBinTCP Unsequenced Data (whatever the kernel does not take, or everything while the
+   client is not logged in or has bytes of its own waiting, goes to the client, in order). The
+   loop returns here when Python is needed: order entry or the control socket readable, a
+   receiver notice, bytes left for the client, a failure, or every RUN_BUDGET_NS. Then the
+   session takes the loop's outputs (digest, records, failure); OUCH messages from the venue
+   go to the session with the stamp of their read; control commands reach the session between
+   inputs (so they are journaled); records flush on `live.flush_interval`. The loop times
+   tick-to-trade (counters()["tick_to_trade"]: measurement only, never journaled);
 5. the stop: with `live.cancel_on_shutdown`, the kill switch (every open order cancelled) and
    up to `live.cancel_timeout` for the acknowledgements; then the strategy's on_stop, the
    journal's end record, the records closed (Parquet, summary.json, report.html), log out.
@@ -31,25 +38,23 @@ reads of the same clock for OUCH reads and ticks, so every input's stamp is on o
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from lockstep import __version__
+from lockstep._bindings import live_loop as _live_loop
 from lockstep.data.dataset import Dataset, Instrument
-from lockstep.enums import MoldNoticeKind, SoupClientState, TradingMode
+from lockstep.enums import LoopExit, MoldNoticeKind, SoupClientState, TradingMode
 from lockstep.errors import ControlError, LockstepError, LoginRejected, SocketError
 from lockstep.live.config import LiveConfig
 from lockstep.live.control import ControlServer, control_endpoint
+from lockstep.live.journal import split_outbound
 from lockstep.live.order_entry import OrderEntryClient
 from lockstep.live.records import RecordsWriter, new_session_dir
 from lockstep.live.session import LiveSession, LiveTerms, journaled_session, venue_instruments
-from lockstep.net import READABLE, EventLoop, UdpSocket, local_host_towards, pin_to_cpu
-from lockstep.protocols import moldudp64
+from lockstep.net import UdpSocket, local_host_towards, pin_to_cpu
 from lockstep.protocols.mold_receiver import MoldReceiver, MoldReceiverConfig
 from lockstep.protocols.soup_client import SoupClientConfig
 from lockstep.tomlconfig import dump_toml
@@ -60,8 +65,15 @@ log = logging.getLogger("lockstep.live.node")
 #: With no input for this long, the clock is read and the session ticks (timers, deferred
 #: dispatches): the resolution of timers in a quiet market.
 TICK_NS = 1_000_000
-#: Loop turns between control polls while inputs keep coming (between inputs, when idle).
-_CONTROL_EVERY = 256
+#: The longest the C++ loop runs before it returns here (records flush, control, the duration,
+#: signals, order-entry heartbeats are seen at least this often).
+RUN_BUDGET_NS = 1_000_000
+#: How often the order-entry client and the control socket get a turn when the loop did not
+#: return for them (timers: heartbeats, reconnects, signals' commands).
+_SERVICE_NS = 5_000_000
+#: How often the records held back by the session reach the records writer.
+_RECORDS_NS = 100_000_000
+_RUN_TURNS = 1 << 16
 _FEED_BATCH = 64
 _SLOT_BYTES = 2048
 _FEED_RECEIVE_BUFFER = 16 << 20
@@ -106,17 +118,13 @@ class LiveNode:
         self.records: RecordsWriter | None = None
         self.journal = None
         self.control: ControlServer | None = None
-        self._last_input = 0
+        self.fast: Any = None  # the C++ loop (lockstep._bindings.live_loop.LiveLoop), once open
+        self._service_at = self._records_at = 0
         self._early: list[tuple[int, bytes, int]] = []  # OUCH read while logging in
         self.receiver = MoldReceiver(MoldReceiverConfig(
             session=live.session, heartbeat_timeout_ns=live.feed_timeout_ns,
             give_up_ns=live.gap_timeout_ns))
-        held = self.receiver.config.hold_packets * self.receiver.config.hold_slot_bytes
-        self._out = np.zeros(_SLOT_BYTES + held, np.uint8)
-        self._sequences = np.zeros(len(self._out) // 2, np.uint64)
-        self._stamps = np.zeros(len(self._out) // 2, np.int64)
-        self.counts = {"feed_datagrams": 0, "retransmission_requests": 0, "requests_not_sent": 0,
-                       "gaps_abandoned": 0, "feed_timeouts": 0, "ticks": 0}
+        self.counts = {"gaps_abandoned": 0, "feed_timeouts": 0}
         self._sockets: list[Any] = []
         self.feed = self._own(UdpSocket(str(live.feed), batch=_FEED_BATCH, slot_bytes=_SLOT_BYTES,
                                         receive_buffer=_FEED_RECEIVE_BUFFER))
@@ -133,10 +141,6 @@ class LiveNode:
                              server_timeout_ns=live.session_timeout_ns),
             backoff_initial_s=live.reconnect_backoff_ns / 1e9,
             backoff_max_s=live.reconnect_backoff_max_ns / 1e9, decode=False, clock=time.time_ns)
-        self.loop = EventLoop(busy_poll=live.busy_poll)
-        self.loop.add(self.feed.fileno(), READABLE, 0)
-        self.loop.add(self.retransmit.fileno(), READABLE, 1)
-        self._client_fd = -1
 
     def _own(self, sock: UdpSocket) -> UdpSocket:
         self._sockets.append(sock)
@@ -171,7 +175,6 @@ class LiveNode:
         cfg = self.cfg
         self.control = ControlServer(self, control_endpoint(cfg.live.control, data, cfg.name),
                                      on_stop=self.request_stop)
-        self.loop.add(self.control.fileno(), READABLE, 2)
         config_text = dump_toml(cfg.to_dict())
         folder = new_session_dir(cfg.name, config_text, data=data)
         self.records = RecordsWriter(folder, self.instruments,
@@ -184,82 +187,73 @@ class LiveNode:
         self.session, self.journal = journaled_session(
             cfg.backtest, self.instruments, terms, folder.join("journal").path,
             version=__version__, records=self.records)
+        self._open_loop()
         for _, payload, stamp in self._early:
             self._input_ouch(payload, stamp)
         self._early.clear()
 
     # ---------------------------------------------------------------- the loop
 
+    def _open_loop(self) -> None:
+        live = self.cfg.live
+        held = self.receiver.config.hold_packets * self.receiver.config.hold_slot_bytes
+        self.fast = _live_loop.LiveLoop(
+            self.session.core, self.receiver, self.feed, self.retransmit, self.journal.native,
+            str(live.retransmit), tick_ns=TICK_NS, wait_ms=_WAIT_MS, busy_poll=live.busy_poll,
+            batch=_FEED_BATCH, slot_bytes=_SLOT_BYTES, held_bytes=held)
+        self.fast.set_control(self.control.fileno())
+        self.session.hold_records = True
+
     def run(self, duration_s: float | None) -> None:
         """Trades until a stop (see the module docstring)."""
         if self.cfg.live.cpu >= 0:
             pin_to_cpu(self.cfg.live.cpu)
         deadline = None if duration_s is None else time.monotonic() + duration_s
-        turns = 0
         with self.control.signals():
             while self.stopped_by is None:
-                busy = self._turn()
-                turns += 1
-                if busy and turns % _CONTROL_EVERY:
-                    continue
-                self._idle(time.time_ns())
-                self.control.poll(0)
+                self._idle(self._turn())
                 if deadline is not None and time.monotonic() >= deadline:
                     self.stopped_by = "duration"
                 elif self.client.state in _FINAL:
                     self.stopped_by = f"order entry {self.client.state.label}"
-                if not busy:
-                    self._wait()
             self._stop()
 
     def request_stop(self, why: str) -> None:
         if self.stopped_by is None:
             self.stopped_by = why
 
-    def _turn(self) -> int:
-        """Reads what waits on every socket; how many inputs it found."""
-        return self._read_feed(self.feed) + self._read_feed(self.retransmit) + self._read_orders()
+    @property
+    def _last_input(self) -> int:
+        """The last input's receive stamp (the C++ loop keeps it: a tick is due TICK_NS after)."""
+        return self.fast.last_input if self.fast is not None else 0
 
-    def _wait(self) -> None:
-        fd = self.client.fileno()
-        if fd != self._client_fd:
-            with contextlib.suppress(SocketError):  # a closed descriptor has left epoll already
-                if self._client_fd >= 0:
-                    self.loop.remove(self._client_fd)
-            if fd >= 0:
-                self.loop.add(fd, READABLE, 3)
-            self._client_fd = fd
-        self.loop.wait(_WAIT_MS)
+    @_last_input.setter
+    def _last_input(self, stamp: int) -> None:
+        if self.fast is not None:
+            self.fast.note_input(stamp)
 
-    def _read_feed(self, sock: UdpSocket) -> int:
-        n = sock.receive()
-        for i in range(n):
-            stamp = int(sock.stamp_ns[i])
-            written, count = self.receiver.receive_batch(
-                sock.data[i:i + 1], sock.length[i:i + 1], sock.stamp_ns[i:i + 1], 1,
-                self._out, self._sequences, self._stamps)
-            self._notices()
-            if count:
-                self._deliver(written, count, stamp)
-            self._request(stamp)
-        self.counts["feed_datagrams"] += n
-        return n
-
-    def _deliver(self, written: int, count: int, stamp: int) -> None:
-        """The `count` messages (`written` bytes) receive_batch wrote, as session inputs at
-        `stamp`: one for the datagram, or one per run of consecutive sequence numbers."""
-        seqs = self._sequences
-        first = int(seqs[0])
-        if int(seqs[count - 1]) - first == count - 1:
-            self._input_itch(self._out[:written], first, stamp)
-            return
-        start = pos = start_k = 0
-        for k in range(count):
-            if k and int(seqs[k]) != int(seqs[k - 1]) + 1:
-                self._input_itch(self._out[start:pos], int(seqs[start_k]), stamp)
-                start, start_k = pos, k
-            pos += 2 + (int(self._out[pos]) << 8 | int(self._out[pos + 1]))
-        self._input_itch(self._out[start:pos], int(seqs[start_k]), stamp)
+    def _turn(self) -> LoopExit:
+        """One run of the C++ loop, then what it returned for: its outputs to the session, the
+        bytes it left to the client, its notices, the order-entry client's turn."""
+        client = self.client
+        self.fast.set_order_entry(client.fileno(), client.counts["connects"],
+                                  client.logged_in and not client.write_pending)
+        why = LoopExit(self.fast.run(RUN_BUDGET_NS, _RUN_TURNS))
+        self.session.absorb(self.fast)
+        self.session.core.raise_if_interrupted()
+        framed, unsent = self.fast.take_unsent()
+        if framed:
+            client.send_framed(framed)
+        self._send(split_outbound(unsent))
+        self._notices(self.fast.take_notices())
+        if why is LoopExit.JOURNAL_FAILED:
+            self.journal.check()
+        elif why is LoopExit.SOCKET_ERROR:
+            call, errno = self.fast.socket_error()
+            raise SocketError(f"feed {self.cfg.live.feed}: {call} failed", errno=errno)
+        if why is LoopExit.ORDER_ENTRY or time.monotonic_ns() >= self._service_at:
+            self._read_orders()
+        return why
 
     def _read_orders(self) -> int:
         received = self.client.poll(0)
@@ -267,59 +261,33 @@ class LiveNode:
             self._input_ouch(payload, stamp)
         return len(received)
 
-    def _idle(self, now: int) -> None:
-        """Time passing without input: gaps given up, requests due, a tick, records flushed."""
-        released = self.receiver.poll(now)
-        self._notices()
-        run: list[tuple[int, bytes]] = []
-        for sequence, message, _ in released:
-            if run and sequence != run[-1][0] + 1:
-                self._input_blocks(run, now)
-                run = []
-            run.append((sequence, message))
-        if run:
-            self._input_blocks(run, now)
-        self._request(now)
-        if now - self._last_input >= TICK_NS:
-            self.counts["ticks"] += 1
-            self._last_input = now
-            self._send(self.session.on_tick(now))
-        self.records.maybe_flush()
+    def _idle(self, why: LoopExit) -> None:
+        """Between runs of the loop: control commands, records handed over and flushed."""
+        now = time.monotonic_ns()
+        if why is LoopExit.CONTROL or now >= self._service_at:
+            self.control.poll(0)
+            self._service_at = now + _SERVICE_NS
+        if now >= self._records_at:
+            self.session.hand_records()
+            self.records.maybe_flush()
+            self._records_at = now + _RECORDS_NS
 
-    def _notices(self) -> None:
-        for notice in self.receiver.notices():
-            kind = notice.kind
+    def _notices(self, notices: list[tuple[int, int, int, int]]) -> None:
+        """What the receiver decided (the loop has applied a gap given up as a feed gap)."""
+        for k, first, count, _ in notices:
+            kind = MoldNoticeKind(k)
             if kind is MoldNoticeKind.GAP_ABANDONED:
                 self.counts["gaps_abandoned"] += 1
                 log.warning("feed: messages %d..%d not retransmitted within %.3f s: books invalid",
-                            notice.first, notice.first + notice.count - 1,
-                            self.cfg.live.gap_timeout_ns / 1e9)
-                self._last_input = max(self._last_input, notice.stamp_ns)
-                self._send(self.session.on_feed_gap(notice.first, self._last_input))
+                            first, first + count - 1, self.cfg.live.gap_timeout_ns / 1e9)
             elif kind is MoldNoticeKind.HEARTBEAT_TIMEOUT:
                 self.counts["feed_timeouts"] += 1
-                log.warning("feed %s: nothing received for %.1f s", self.cfg.live.feed, notice.count / 1e9)
+                log.warning("feed %s: nothing received for %.1f s", self.cfg.live.feed, count / 1e9)
             elif kind in (MoldNoticeKind.SESSION_CHANGED, MoldNoticeKind.END_OF_SESSION,
                           MoldNoticeKind.FEED_RESUMED, MoldNoticeKind.SESSION_STARTED):
                 log.info("feed %s: %s", self.cfg.live.feed, kind.label)
 
-    def _request(self, now: int) -> None:
-        request = self.receiver.take_request(now)
-        if request is None:
-            return
-        self.counts["retransmission_requests"] += 1
-        if not self.retransmit.send_to(moldudp64.encode_request(request), str(self.cfg.live.retransmit)):
-            self.counts["requests_not_sent"] += 1  # the receiver asks again after its interval
-
     # ---------------------------------------------------------------- session inputs
-
-    def _input_itch(self, blocks: Any, first: int, stamp: int) -> None:
-        self._last_input = max(self._last_input, stamp)
-        self._send(self.session.on_itch(blocks, first, stamp))
-
-    def _input_blocks(self, run: list[tuple[int, bytes]], stamp: int) -> None:
-        blocks = b"".join(len(m).to_bytes(2, "big") + m for _, m in run)
-        self._input_itch(blocks, run[0][0], stamp)
 
     def _input_ouch(self, payload: bytes, stamp: int) -> None:
         self._last_input = max(self._last_input, stamp)
@@ -378,11 +346,21 @@ class LiveNode:
     def counters(self) -> dict[str, Any]:
         feed = self.receiver.counters
         orders = self.client.summary()
+        fast = self.fast.counters if self.fast is not None else {}
         return {"feed_messages": feed["messages"], "gaps": feed["gaps"],
                 "gaps_recovered": feed["gaps_recovered"], **self.counts,
+                "feed_datagrams": fast.get("datagrams", 0),
+                "retransmission_requests": fast.get("requests", 0),
+                "requests_not_sent": fast.get("requests_not_sent", 0),
+                "ticks": fast.get("ticks", 0),
                 "reconnects": max(0, orders["connects"] - 1),
                 "orders_not_sent": orders["not_sent"],
-                "kernel_drops": self.feed.stats["kernel_drops"]}
+                "orders_sent_direct": fast.get("sent_direct", 0),
+                "orders_handed_to_client": fast.get("handed_back", 0),
+                "partial_writes": fast.get("partial_writes", 0),
+                "kernel_drops": self.feed.stats["kernel_drops"],
+                "tick_to_trade": self.fast.tick_to_trade if self.fast is not None else {},
+                "feed_lag": self.fast.feed_lag if self.fast is not None else {}}
 
     # ---------------------------------------------------------------- stopping
 
@@ -396,8 +374,7 @@ class LiveNode:
             self.kill_switch = True
             end = time.monotonic_ns() + live.cancel_timeout_ns
             while self.open_orders() and time.monotonic_ns() < end and self.client.state not in _FINAL:
-                if not self._turn():
-                    self._wait()
+                self._turn()
             self.open_at_stop = self.open_orders()
             if self.open_at_stop:
                 log.warning("stop: %d orders still open after %.3f s (live.cancel_timeout)",

@@ -132,6 +132,18 @@ class OrderEntryClient:
         self.counts["orders_sent"] += 1
         return True
 
+    def send_framed(self, data: bytes) -> None:
+        """SoupBinTCP packets already framed: the rest of a write another sender (the live
+        node's C++ loop) made straight to fileno() and the kernel took only part of. Sent before
+        anything sent after it."""
+        self._send(data)
+
+    @property
+    def write_pending(self) -> int:
+        """Bytes handed to the connection and not yet taken by the kernel: while there are any,
+        nothing may be written straight to fileno() (it would overtake them)."""
+        return 0 if self._conn is None else self._conn.pending
+
     def close(self, *, logout: bool = True) -> None:
         """Logs out (when logged in and asked to) and closes; no reconnect after this."""
         self._started = False

@@ -149,6 +149,10 @@ def session_info(cfg: BacktestConfig, instruments: Sequence[Instrument], terms: 
             "instruments": [asdict(i) for i in instruments], "terms": terms.to_dict()}
 
 
+def _concatenated(columns: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {name: np.concatenate([c[name] for c in columns]) for name in columns[0]}
+
+
 class LiveSession:
     """The live core of one session over `instruments` (the venue's, as a dataset has them),
     trading as `cfg` says (strategy, risk, queue, output.sample_interval). `record` receives
@@ -181,6 +185,13 @@ class LiveSession:
                                                    v.price_multiplier), f"live instrument {v.stock}")
         self._hash = hashlib.sha256()
         self._no_samples = {name: np.empty(0, kind) for name, kind in _engine.SAMPLE_COLUMNS}
+        self._no_exec = {name: np.empty(0, kind) for name, kind in _engine.EXEC_COLUMNS}
+        self._no_denials = {name: np.empty(0, kind) for name, kind in _engine.DENIAL_COLUMNS}
+        self._loop_refused = 0
+        #: Hold the records of inputs until hand_records() (the socket node hands them over
+        #: in batches, before each records flush) instead of one records.add per input.
+        self.hold_records = False
+        self._held: list[tuple[bytes, bytes, dict[str, np.ndarray] | None]] = []
         self.failure: dict[str, Any] | None = None
         self.refused = 0  #: inputs that arrived after a failure (journaled, not applied)
         self._closed = False
@@ -269,9 +280,7 @@ class LiveSession:
         if self.engine.pending_records():
             _, _, samples = drained = self.engine.drain()
             hash_records(self._hash, *drained)
-        if self.records is not None and (decisions or executions or samples is not None):
-            x, d = drained_columns(decisions, executions)
-            self.records.add(x, d, samples if samples is not None else self._no_samples)
+        self._add_records(decisions, executions, samples)
         for payload in split_records(decisions, DECISION.size):
             self._record("decision", stamp, payload)
         for payload in split_records(executions, EXECUTION.size):
@@ -282,6 +291,53 @@ class LiveSession:
         if status != RunStatus.OK:
             self._fail(RunStatus(status), stamp)
         return sent
+
+    def absorb(self, loop: Any) -> None:
+        """Takes what a C++ live loop (lockstep._bindings.live_loop.LiveLoop over this session's
+        core and journal: the socket node's hot path) applied since the last call: its outputs
+        hashed in the order they came, the PnL samples it moved out hashed where they fell, the
+        records handed on, its refused inputs counted and a failure recorded, as _after does for
+        each input here. The node calls it at every return of the loop, before any input of its
+        own."""
+        digest, decisions, executions, samples, segments = loop.take_outputs()
+        taken, pos = [], 0
+        for end, first, count in segments:
+            self._hash.update(digest[pos:end])
+            pos = end
+            rows = np.frombuffer(samples, _engine.PNL_SAMPLE, count,
+                                 first * _engine.PNL_SAMPLE.itemsize)
+            cols = {name: rows[name].astype(kind) for name, kind in _engine.SAMPLE_COLUMNS}
+            hash_records(self._hash, self._no_exec, self._no_denials, cols)
+            taken.append(cols)
+        self._hash.update(digest[pos:])
+        self._add_records(decisions, executions, _concatenated(taken) if taken else None)
+        refused = loop.counters["refused"]
+        self.refused += refused - self._loop_refused
+        self._loop_refused = refused
+        if loop.failure != RunStatus.OK and self.failure is None:
+            self._fail(RunStatus(loop.failure), self._core.stamp)
+
+    def _add_records(self, decisions: bytes, executions: bytes,
+                     samples: dict[str, np.ndarray] | None) -> None:
+        if self.records is None or not (decisions or executions or samples is not None):
+            return
+        self._held.append((decisions, executions, samples))
+        if not self.hold_records:
+            self.hand_records()
+
+    def hand_records(self) -> None:
+        """The records held back (hold_records), in one records.add."""
+        if not self._held:
+            return
+        held, self._held = self._held, []
+        x, d = drained_columns(b"".join(h[0] for h in held), b"".join(h[1] for h in held))
+        samples = [h[2] for h in held if h[2] is not None]
+        self.records.add(x, d, _concatenated(samples) if samples else self._no_samples)
+
+    @property
+    def core(self) -> Any:
+        """The C++ live core (lockstep._bindings.engine.LiveCore) the inputs go to."""
+        return self._core
 
     def _fail(self, status: RunStatus, stamp: int) -> None:
         _, _, ts, error = self.engine.failure
@@ -298,6 +354,7 @@ class LiveSession:
 
     def result(self) -> LiveResult:
         """The summary as it stands (digest over everything applied so far)."""
+        self.hand_records()
         c = self.engine.counters()
         counters = self.counters
         counters.pop("venue")  # the simulated venue's: not this session's
@@ -316,24 +373,6 @@ class LiveSession:
         return result
 
 
-class _Journaling:
-    """A session's recorder into its journal, flushed to the operating system every
-    `interval_ns` of receive time (what a crash can lose)."""
-
-    def __init__(self, writer: JournalWriter, interval_ns: int) -> None:
-        self.writer = writer
-        self.interval_ns = interval_ns
-        self.flushed_at: int | None = None
-
-    def __call__(self, stream: str, receive_ns: int, payload: bytes) -> None:
-        self.writer.write(stream, receive_ns, payload)
-        if self.flushed_at is None:
-            self.flushed_at = receive_ns
-        elif receive_ns - self.flushed_at >= self.interval_ns:
-            self.writer.flush()
-            self.flushed_at = receive_ns
-
-
 def journaled_session(cfg: BacktestConfig, instruments: Sequence[Instrument], terms: LiveTerms,
                       directory: str | os.PathLike[str], *, base_dir: str | os.PathLike[str] = ".",
                       version: str, fsync_every: int = 0,
@@ -341,12 +380,12 @@ def journaled_session(cfg: BacktestConfig, instruments: Sequence[Instrument], te
     """A LiveSession journaling into `directory` (created), whose header holds the resolved
     config (params validated), the instruments, the terms and `version` (the package's);
     `records` as LiveSession takes it."""
-    holder: list[_Journaling] = []
-    session = LiveSession(cfg, instruments, terms, record=lambda *r: holder[0](*r),
+    holder: list[JournalWriter] = []
+    session = LiveSession(cfg, instruments, terms, record=lambda *r: holder[0].write(*r),
                           base_dir=base_dir, journal=os.fspath(directory), records=records)
     writer = JournalWriter(directory, session_info(session.config, instruments, terms, version),
-                           fsync_every=fsync_every)
-    holder.append(_Journaling(writer, terms.flush_interval_ns))
+                           fsync_every=fsync_every, fsync_interval_ns=terms.flush_interval_ns)
+    holder.append(writer)
     return session, writer
 
 

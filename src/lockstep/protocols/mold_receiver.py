@@ -18,6 +18,7 @@ where the specification is open.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 
@@ -124,6 +125,11 @@ class MoldReceiver:
         """What was decided since the last call, oldest first (drain it after each batch)."""
         return [MoldNotice(MoldNoticeKind(k), first, count, stamp)
                 for k, first, count, stamp in self._core.notices()]
+
+    def native(self) -> Any:
+        """The C++ receiver (a capsule), for a C++ loop that drives it (lockstep.live.node);
+        valid while this object lives."""
+        return self._core.native()
 
     @property
     def counters(self) -> dict[str, int]:

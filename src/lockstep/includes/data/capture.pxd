@@ -43,6 +43,9 @@ cdef extern from "lockstep/data/capture.hpp" namespace "lockstep::capture" nogil
         size_t push_slots(uint32_t p, uint32_t stream_id, const uint8_t* data, size_t slot,
                           const uint32_t* length, const int64_t* stamp_ns, const uint8_t* keep,
                           size_t n) noexcept
+        cbool push_waiting(uint32_t p, int64_t receive_ns, uint32_t stream_id,
+                           const uint8_t* payload, uint32_t length) noexcept
+        void wait_written() noexcept
         cbool failed() noexcept
         int error_errno() noexcept
         const string& error_what() noexcept

@@ -1,0 +1,181 @@
+"""The live node against the loopback venue, trading: tick-to-trade and whether it keeps up.
+
+The venue (`live_venue.py`: `lockstep venue serve` whose feed starts 2 s after the node's login)
+runs in its own process pinned to CPU 1, at full speed (`speed = "max"`) and paced
+(`speed = 50`: the synthetic day 50 times faster); the node (`lockstep live`, a subprocess) is
+pinned to CPU 0 (`live.cpu`), with and without `live.busy_poll`, trading the compiled and the
+Python example market maker. The node stops after `--duration`: 2 s plus 4 s per million events
+(a node that reads 250,000 messages/s has read the whole feed by then).
+
+Reported per run: the node's tick-to-trade (kernel receive stamp of the datagram that moved the
+book to the clock read right before the OUCH bytes went to send(), measured by the node's C++
+loop) p50 / p99 / p99.9 / max, the venue's send rate, the messages the node received, gaps,
+retransmission requests, kernel drops, the feed's receive lag (how long datagrams waited in the
+socket before the node read them: a backlog shows there first) p50 / p99 / max, and whether it
+kept up: every message the venue sent received, no kernel drop, no gap. The load average is
+recorded with each run: on a shared machine it moves every figure. LOCKSTEP_BENCH_SCALE scales
+the dataset (4M events, 2 instruments).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SCALE, scaled
+
+from lockstep.data.synth import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+PASSWORD = "Bench4live"
+DEADLINE_S = 600
+LINGER_S = 1.0
+EVENTS = 4_000_000
+VENUE = """
+[venue]
+feed = "udp://127.0.0.1:0"
+retransmit = "udp://127.0.0.1:0"
+order_entry = "tcp://127.0.0.1:0"
+users = [{{username = "demo", password = "{password}"}}]
+speed = {speed}
+history = 4_000_000
+linger = "{linger}s"
+"""
+
+
+def _pinned(cpu: int):
+    """preexec_fn pinning a child to `cpu`, when this machine has it."""
+    if cpu >= os.cpu_count():
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def _node_config(tmp: Path, example: str) -> Path:
+    """examples/live_loopback.toml trading the strategy of `example`."""
+    text = (EXAMPLES / "live_loopback.toml").read_text()
+    strategy = next(line for line in (EXAMPLES / example).read_text().splitlines()
+                    if line.startswith("path = "))
+    path = tmp / f"live_{example}"
+    path.write_text("\n".join(strategy if line.startswith("path = ") else line
+                              for line in text.splitlines()) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory):
+    root = tmp_path_factory.mktemp("live-bench")
+    ds = generate(scaled(EVENTS), seed=5, data=str(root / "data"), book="l3", instruments=2)
+    return root, ds.path
+
+
+def _session(root: Path, dataset: str, example: str, busy: bool, speed: str) -> tuple[dict, dict]:
+    """One venue and one node run: (the node's summary, the venue's)."""
+    tmp = root / f"{example}-{busy}-{speed}"
+    tmp.mkdir()
+    (tmp / "venue.toml").write_text(VENUE.format(password=PASSWORD, speed=speed, linger=LINGER_S))
+    start_after = "2" if SCALE >= 0.01 else "0.3"  # the smoke run keeps it short
+    duration = float(start_after) + 2 + EVENTS * SCALE * 4e-6
+    env = {k: v for k, v in os.environ.items() if k not in ("LOCKSTEP_DATA", "LOCKSTEP_PASSWORD")}
+    venue = subprocess.Popen([sys.executable, str(Path(__file__).with_name("live_venue.py")),
+                              str(tmp / "venue.toml"), dataset, start_after], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, cwd=tmp, env=env,
+                             preexec_fn=_pinned(1))
+    try:
+        ports = json.loads(venue.stdout.readline() or "null") or {}
+        assert ports, venue.stderr.read()
+        cpu = "0" if os.cpu_count() > 1 else "-1"
+        node = subprocess.run(
+            [sys.executable, "-m", "lockstep", "live", str(_node_config(tmp, example)),
+             f"--set=dataset={dataset}", *(f"--set=live.{k}={ports[k]}" for k in
+                                           ("feed", "retransmit", "order_entry")),
+             f"--set=live.cpu={cpu}", f"--set=live.busy_poll={'true' if busy else 'false'}",
+             "--data", str(tmp / "store"), "--json", "--duration", str(duration)],
+            capture_output=True, text=True, timeout=DEADLINE_S + 60, cwd=tmp,
+            env={**env, "LOCKSTEP_PASSWORD": PASSWORD}, check=False)
+        served, _ = venue.communicate(timeout=60)
+    finally:
+        if venue.poll() is None:
+            venue.kill()
+            venue.wait()
+    assert node.returncode == 0, node.stderr[-3000:]
+    return json.loads(node.stdout), json.loads(served.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["sleeping", "busy_poll"])
+@pytest.mark.parametrize("example", ["market_maker_compiled.toml", "market_maker.toml"])
+@pytest.mark.parametrize("speed", ['"max"', "50"], ids=["max", "paced"])
+def test_live_node_against_the_venue(benchmark, market, speed, example, busy):
+    root, dataset = market
+    out: dict = {}
+
+    def run() -> None:
+        out["node"], out["venue"] = _session(root, dataset, example, busy, speed)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    node, venue = out["node"], out["venue"]
+    assert node["complete"] and node["orders"] > 0
+    t2t, lag = node["tick_to_trade"], node["feed_lag"]
+    sent = venue["messages"]
+    sending = venue["seconds"] - LINGER_S  # the venue's run ends its linger after the feed
+    rate = sent / sending if sending > 0 else 0.0
+    kept_up = (node["feed_messages"] >= sent and node["kernel_drops"] == 0 and node["gaps"] == 0)
+    info = {"example": example, "busy_poll": busy, "speed": speed, "venue_messages": sent,
+            "venue_messages_per_s": round(rate), "node_messages": node["feed_messages"],
+            "gaps": node["gaps"], "retransmission_requests": node["retransmission_requests"],
+            "kernel_drops": node["kernel_drops"], "kept_up": kept_up, "orders": node["orders"],
+            "fills": node["fills"], "tick_to_trade_count": t2t["count"],
+            **{f"tick_to_trade_{k}_us": t2t[f"{k}_ns"] / 1000 for k in ("p50", "p99", "p99_9", "max")},
+            **{f"feed_lag_{k}_us": lag[f"{k}_ns"] / 1000 for k in ("p50", "p99", "max")},
+            "load_average": os.getloadavg()[0]}
+    benchmark.extra_info.update(info)
+    print(f"\n{example} {'busy-poll' if busy else 'sleeping'}, venue speed {speed}: venue {sent:,} messages at "
+          f"{rate:,.0f}/s, node received {node['feed_messages']:,}, gaps {node['gaps']}, "
+          f"requests {node['retransmission_requests']}, kernel drops {node['kernel_drops']}, "
+          f"stopped by {node['stopped_by']}, "
+          f"kept up: {kept_up}; tick-to-trade ({t2t['count']:,} orders) p50 "
+          f"{t2t['p50_ns'] / 1000:.1f} us, p99 {t2t['p99_ns'] / 1000:.1f} us, p99.9 "
+          f"{t2t['p99_9_ns'] / 1000:.1f} us, max {t2t['max_ns'] / 1000:.1f} us; feed lag p50 "
+          f"{lag['p50_ns'] / 1000:.1f} us, p99 {lag['p99_ns'] / 1000:.1f} us, max "
+          f"{lag['max_ns'] / 1000:.1f} us (load average {info['load_average']:.2f})")
+
+
+@pytest.mark.parametrize("example", ["market_maker_compiled.toml", "market_maker.toml"])
+def test_live_loop_in_process(benchmark, tmp_path, example):
+    """The loop's own capacity, no venue process: the venue's ITCH feed of a synthetic L3
+    dataset (scaled 1M events) sent to the loop's feed socket 1,000 datagrams at a time, each
+    burst read and traded (journal, digest, orders to a socket pair) by LiveLoop.run; messages per
+    second of the loop thread's CPU time and of wall time (the difference: other processes)."""
+    from test_live_loop import Rig, datagrams  # tests/ is on the path (conftest)
+
+    ds = generate(scaled(1_000_000), seed=5, data=str(tmp_path / "data"), book="l3")
+    grams = datagrams.__wrapped__(ds)
+    rig = Rig(ds, tmp_path / "rig", config=example)
+    spent = {"wall": 0.0, "cpu": 0.0}
+
+    def run() -> None:
+        for k in range(0, len(grams), 1000):
+            chunk = grams[k:k + 1000]
+            rig.send(chunk)
+            wall, cpu = time.perf_counter(), time.thread_time()
+            rig.run_until_read(k + len(chunk))
+            spent["wall"] += time.perf_counter() - wall
+            spent["cpu"] += time.thread_time() - cpu
+
+    try:
+        benchmark.pedantic(run, rounds=1, iterations=1)
+        rig.finish()
+        messages = rig.receiver.counters["messages"]
+        t2t = rig.loop.tick_to_trade
+    finally:
+        rig.close()
+    info = {"messages": messages, "per_cpu_s": round(messages / spent["cpu"]),
+            "per_wall_s": round(messages / spent["wall"]), "orders": t2t["count"],
+            "load_average": os.getloadavg()[0]}
+    benchmark.extra_info.update(info)
+    print(f"\n{example} in process: {messages:,} messages, {info['per_cpu_s']:,} per CPU second, "
+          f"{info['per_wall_s']:,} per wall second (load average {info['load_average']:.2f})")
