@@ -10,7 +10,8 @@ import pytest
 
 from lockstep.backtest.config import load_config
 from lockstep.errors import ConfigError
-from lockstep.live.config import LiveConfig, Secret, load_live_config
+from lockstep.live.config import LiveConfig, load_live_config
+from lockstep.logins import Secret
 from lockstep.tomlconfig import dump_toml
 
 REPO = Path(__file__).resolve().parents[1]

@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -77,15 +76,19 @@ from lockstep.core.strategy import params_type
 from lockstep.enums import Transport
 from lockstep.errors import ConfigError, ControlError
 from lockstep.live.control import check_endpoint
+from lockstep.logins import (
+    PASSWORD_KEYS,
+    USERNAME_WIDTH,
+    Secret,
+    address_setting,
+    credential_setting,
+    password_setting,
+)
 from lockstep.net import Address
 from lockstep.tomlconfig import apply_overrides, read_toml
 
-# The loopback venue's checks of the same keys: one definition of an address and a login field.
-from lockstep.venue.loopback.config import address_setting, credential_setting
+__all__ = ["LiveConfig", "LiveSettings", "load_live_config"]
 
-__all__ = ["LiveConfig", "LiveSettings", "Secret", "load_live_config"]
-
-_PASSWORD_KEYS = ("password", "password_env", "password_file")
 _REQUIRED = ("feed", "retransmit", "order_entry", "username")
 # Durations: key -> (default ns, must be > 0).
 _DURATIONS = {
@@ -99,45 +102,13 @@ _DURATIONS = {
     "gap_timeout": (1_000_000_000, True),
 }
 _BOOLS = {"cancel_on_shutdown": True, "busy_poll": False}
-_LIVE_KEYS = (*_REQUIRED, *_PASSWORD_KEYS, "session", *_DURATIONS, *_BOOLS, "control", "cpu")
+_LIVE_KEYS = (*_REQUIRED, *PASSWORD_KEYS, "session", *_DURATIONS, *_BOOLS, "control", "cpu")
 _MAX_CPU = 4095  # CPU_SETSIZE - 1 on Linux
-# SoupBinTCP login: username 6 bytes, password 10, requested session 10.
-_USERNAME_WIDTH = 6
-_PASSWORD_WIDTH = 10
+# SoupBinTCP login: the requested session's width.
 _SESSION_WIDTH = 10
 
 #: The live config's schema for apply_overrides: the backtest's tables and [live].
 LIVE_TABLES = {**SCHEMA_TABLES, (): (*SCHEMA_TABLES[()], "live"), ("live",): _LIVE_KEYS}
-
-
-class Secret:
-    """A string that does not show itself: repr and str are "Secret(***)", formatting too;
-    reveal() is the one way to read it (at the moment it goes on the wire)."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def reveal(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret(***)"
-
-    __str__ = __repr__
-
-    def __format__(self, spec: str) -> str:
-        return repr(self)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash((Secret, self._value))
-
-    def __reduce__(self):  # a copy of a config (multiprocessing) keeps its password
-        return (Secret, (self._value,))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -180,8 +151,8 @@ class LiveSettings:
                 raise ConfigError(prefix + k, "needs the venue's port, not 0")
         if kw["retransmit"].is_multicast:
             raise ConfigError(prefix + "retransmit", "must be a unicast address (the server answers its sender)")
-        kw["username"] = credential_setting(prefix + "username", data["username"], _USERNAME_WIDTH)
-        kw.update(_password(data, prefix, base_dir, environ))
+        kw["username"] = credential_setting(prefix + "username", data["username"], USERNAME_WIDTH)
+        kw.update(password_setting(data, prefix, base_dir, environ))
         if "session" in data:
             session = data["session"]
             if not isinstance(session, str) or len(session) > _SESSION_WIDTH or \
@@ -224,59 +195,6 @@ class LiveSettings:
         out["control"] = self.control
         out["cpu"] = self.cpu
         return out
-
-
-def _password(data: Mapping[str, Any], prefix: str, base_dir: Path,
-              environ: Mapping[str, str]) -> dict[str, Any]:
-    """The password and where it came from. No message here may quote the password: the checks
-    of its value say what is wrong with it, never what it is."""
-    given = [k for k in _PASSWORD_KEYS if k in data]
-    if len(given) != 1:
-        listed = ", ".join(prefix + k for k in _PASSWORD_KEYS)
-        what = "missing" if not given else f"{len(given)} given ({', '.join(prefix + k for k in given)})"
-        raise ConfigError(prefix + "password", f"exactly one of {listed} is needed: {what}")
-    key = given[0]
-    value = data[key]
-    if not isinstance(value, str):
-        raise ConfigError(prefix + key, f"must be a string, not {kind_of(value)}")
-    if key == "password":
-        return {"password": Secret(credential_setting(prefix + key, value, _PASSWORD_WIDTH))}
-    if key == "password_env":
-        if not value or "=" in value:
-            raise ConfigError(prefix + key, f"{value!r} is not an environment variable name")
-        if value not in environ:
-            raise ConfigError(prefix + key, f"the environment variable {value} is not set")
-        secret = _credential_from(prefix + key, value, environ[value])
-        return {"password": Secret(secret), "password_env": value}
-    path = Path(value)
-    if not path.is_absolute():
-        path = base_dir / path
-    try:
-        st = path.stat()
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError(prefix + key, f"{path} is not a file")
-        if st.st_mode & 0o077:
-            raise ConfigError(prefix + key, f"{path} may be read by group or others "
-                                            f"(mode {stat.S_IMODE(st.st_mode):o}): chmod 600 it")
-        text = path.read_text(encoding="ascii")
-    except OSError as e:
-        raise ConfigError(prefix + key, f"cannot read {path}: {e.strerror or e}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(prefix + key, f"{path} is not ASCII text") from None
-    # One line: an editor's final newline is not part of the password.
-    secret = text.removesuffix("\n")
-    secret = secret.removesuffix("\r")
-    secret = _credential_from(prefix + key, str(path), secret)
-    return {"password": Secret(secret), "password_file": str(path.resolve())}
-
-
-def _credential_from(key: str, where: str, value: str) -> str:
-    """The password read from `where` (a variable, a file), checked; errors name the key and
-    where, and say what is wrong, never what the value is."""
-    try:
-        return credential_setting(key, value, _PASSWORD_WIDTH)
-    except ConfigError as e:
-        raise ConfigError(key, f"the password in {where} {e.reason}") from None
 
 
 def _control(key: str, value: object, base_dir: Path) -> str:

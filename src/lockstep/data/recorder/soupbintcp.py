@@ -55,16 +55,20 @@ from lockstep.enums import (
     WireProblem,
 )
 from lockstep.errors import ConfigError, LoginRejected
-from lockstep.live.config import Secret
-from lockstep.live.config import _password as password_setting
 from lockstep.live.order_entry import OrderEntryClient
+from lockstep.logins import (
+    USERNAME_WIDTH,
+    Secret,
+    address_setting,
+    credential_setting,
+    password_setting,
+)
 from lockstep.net import Address
 from lockstep.protocols.soup_client import (
     SERVER_TIMEOUT_NS,
     SoupClientConfig,
     SoupNotice,
 )
-from lockstep.venue.loopback.config import address_setting, credential_setting
 
 if TYPE_CHECKING:
     from lockstep.data.recorder.config import FeedSettings
@@ -111,7 +115,7 @@ class SoupFeedSettings:
         if "username" not in data:
             raise ConfigError(prefix + "username", "missing")
         kw: dict[str, Any] = {"address": address,
-                              "username": credential_setting(prefix + "username", data["username"], 6)}
+                              "username": credential_setting(prefix + "username", data["username"], USERNAME_WIDTH)}
         kw.update(password_setting(data, prefix, base_dir, environ))
         if "session" in data:
             session = data["session"]

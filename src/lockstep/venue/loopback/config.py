@@ -40,12 +40,17 @@ from lockstep.checks import (
     unknown_keys,
 )
 from lockstep.enums import Transport
-from lockstep.errors import AddressError, ConfigError
-from lockstep.net import LOOPBACK, Address, parse_address
+from lockstep.errors import ConfigError
+from lockstep.logins import (
+    PASSWORD_WIDTH,
+    USERNAME_WIDTH,
+    address_setting,
+    credential_setting,
+)
+from lockstep.net import LOOPBACK, Address
 from lockstep.tomlconfig import apply_overrides, read_toml
 
-__all__ = ["MAX_SPEED", "User", "VenueConfig", "VenueSettings", "address_setting", "credential_setting",
-           "load_venue_config"]
+__all__ = ["MAX_SPEED", "User", "VenueConfig", "VenueSettings", "load_venue_config"]
 
 #: The `venue.speed` that sends as fast as possible.
 MAX_SPEED = "max"
@@ -56,8 +61,6 @@ _VENUE_KEYS = ("feed", "retransmit", "order_entry", "users", "speed", "history",
 _USER_KEYS = ("username", "password")
 _TABLES = {(): _TOP_KEYS, ("venue",): _VENUE_KEYS}
 _SESSION = re.compile(r"[A-Za-z0-9]{1,10}")
-# SoupBinTCP login fields: username 6 bytes, password 10, printable ASCII without spaces.
-_CREDENTIAL = re.compile(r"[!-~]+")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,30 +69,6 @@ class User:
 
     username: str
     password: str = dataclasses.field(repr=False)
-
-
-def address_setting(key: str, value: object, transport: Transport) -> Address:
-    """The address config key `key` gives, which must be of `transport` (the live node's
-    endpoints are checked by this too)."""
-    if not isinstance(value, str):
-        raise ConfigError(key, f"must be a {transport.label}://HOST:PORT string, not {kind_of(value)}")
-    try:
-        address = parse_address(value)
-    except AddressError as e:
-        raise ConfigError(key, str(e)) from None
-    if address.transport != transport:
-        raise ConfigError(key, f"{value!r} must be a {transport.label}:// address")
-    return address
-
-
-def credential_setting(key: str, value: object, width: int) -> str:
-    """A SoupBinTCP username or password from config key `key`: printable ASCII that fits the
-    login request's `width`-byte field."""
-    if not isinstance(value, str):
-        raise ConfigError(key, f"must be a string, not {kind_of(value)}")
-    if not _CREDENTIAL.fullmatch(value) or len(value) > width:
-        raise ConfigError(key, f"must be 1 to {width} printable ASCII characters without spaces")
-    return value
 
 
 def _users(key: str, value: object) -> tuple[User, ...]:
@@ -102,10 +81,10 @@ def _users(key: str, value: object) -> tuple[User, ...]:
         for k in _USER_KEYS:
             if k not in item:
                 raise ConfigError(f"{at}.{k}", "missing")
-        name = credential_setting(f"{at}.username", item["username"], 6)
+        name = credential_setting(f"{at}.username", item["username"], USERNAME_WIDTH)
         if any(u.username == name for u in users):
             raise ConfigError(f"{at}.username", f"{name!r} is listed twice")
-        users.append(User(name, credential_setting(f"{at}.password", item["password"], 10)))
+        users.append(User(name, credential_setting(f"{at}.password", item["password"], PASSWORD_WIDTH)))
     return tuple(users)
 
 
