@@ -137,6 +137,9 @@ class LiveNode:
         self.loop.add(self.feed.fileno(), READABLE, 0)
         self.loop.add(self.retransmit.fileno(), READABLE, 1)
         self._client_fd = -1
+        # Order entry as the session was last told (logged in, and after how many logins).
+        self._order_entry_up = True
+        self._logins = 0
 
     def _own(self, sock: UdpSocket) -> UdpSocket:
         self._sockets.append(sock)
@@ -184,9 +187,11 @@ class LiveNode:
         self.session, self.journal = journaled_session(
             cfg.backtest, self.instruments, terms, folder.join("journal").path,
             version=__version__, records=self.records)
+        self._logins = self.client.counts["logins"]
         for _, payload, stamp in self._early:
             self._input_ouch(payload, stamp)
         self._early.clear()
+        self._order_entry_state()
 
     # ---------------------------------------------------------------- the loop
 
@@ -265,7 +270,28 @@ class LiveNode:
         received = self.client.poll(0)
         for _, payload, stamp in received:
             self._input_ouch(payload, stamp)
+        self._order_entry_state()
         return len(received)
+
+    def _order_entry_state(self) -> None:
+        """Tells the session when order entry was lost or is logged in again (a journaled
+        input: what the core decides from it replays). A drop and a new login between two
+        looks are a down and an up. The answers read before the look are applied first, so a
+        re-login's replayed answers reach the core before it reconciles."""
+        up = self.client.logged_in
+        logins = self.client.counts["logins"]
+        if self._order_entry_up and (not up or logins != self._logins):
+            log.warning("order entry %s: session lost; new orders are denied until it is back",
+                        self.cfg.live.order_entry)
+            self._order_entry_up = False
+            self._send(self.session.on_order_entry(False, self._control_stamp()))
+        if up and not self._order_entry_up:
+            self._order_entry_up = True
+            self._logins = logins
+            sent = self.session.on_order_entry(True, self._control_stamp())
+            log.info("order entry %s: logged in again; %d messages sent again to reconcile",
+                     self.cfg.live.order_entry, len(sent))
+            self._send(sent)
 
     def _idle(self, now: int) -> None:
         """Time passing without input: gaps given up, requests due, a tick, records flushed."""
@@ -299,8 +325,13 @@ class LiveNode:
             elif kind is MoldNoticeKind.HEARTBEAT_TIMEOUT:
                 self.counts["feed_timeouts"] += 1
                 log.warning("feed %s: nothing received for %.1f s", self.cfg.live.feed, notice.count / 1e9)
-            elif kind in (MoldNoticeKind.SESSION_CHANGED, MoldNoticeKind.END_OF_SESSION,
-                          MoldNoticeKind.FEED_RESUMED, MoldNoticeKind.SESSION_STARTED):
+            elif kind is MoldNoticeKind.SESSION_CHANGED:
+                log.warning("feed %s: the venue's session changed: books invalid",
+                            self.cfg.live.feed)
+                self._last_input = max(self._last_input, notice.stamp_ns)
+                self._send(self.session.on_feed_session(self._last_input))
+            elif kind in (MoldNoticeKind.END_OF_SESSION, MoldNoticeKind.FEED_RESUMED,
+                          MoldNoticeKind.SESSION_STARTED):
                 log.info("feed %s: %s", self.cfg.live.feed, kind.label)
 
     def _request(self, now: int) -> None:
@@ -390,8 +421,9 @@ class LiveNode:
         """Cancels what is open (if configured), waits for the answers, ends trading."""
         live = self.cfg.live
         self.open_at_stop = self.open_orders()
+        # With order entry down the cancels wait for the re-login within the same timeout.
         if live.cancel_on_shutdown and self.open_at_stop and self.session.failure is None \
-                and self.client.logged_in:
+                and self.client.state not in _FINAL:
             self._send(self.session.on_kill(True, self._control_stamp()))
             self.kill_switch = True
             end = time.monotonic_ns() + live.cancel_timeout_ns

@@ -75,7 +75,7 @@ class OrderEntryClient:
         self._started = False
         self.counts = collections.Counter({k: 0 for k in (
             "connects", "connect_failures", "disconnects", "bad_messages", "orders_sent",
-            "not_sent")})
+            "not_sent", "logins")})
 
     def __repr__(self) -> str:
         return f"OrderEntryClient({self.address!r}, {self.session!r})"
@@ -295,6 +295,7 @@ class OrderEntryClient:
     def _log_notice(self, n: SoupNotice) -> None:
         kind = n.kind
         if kind is SoupNoticeKind.LOGIN_ACCEPTED:
+            self.counts["logins"] += 1
             self._backoff = self._backoff_initial
             log.info("order entry %s: logged in as %s, session %s, next sequence %d",
                      self._peer, self.session.config.username, self.session.session, n.first)
