@@ -140,3 +140,200 @@ def test_a_feed_session_change_invalidates_the_books_and_takes_the_new_sessions_
     result = session.close()
     writer.close()
     assert replay_journal(tmp_path / "journal").digest == result.digest
+
+
+# ------------------------------------------------------------------------------------------
+# end to end: relays between the venue and the node
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, port = address.split("://", 1)[1].rsplit(":", 1)
+    return host, int(port)
+
+
+class TcpRelay:
+    """Forwards each TCP connection made to `address` to `target`, on a thread. cut() closes
+    every connection and refuses new ones for `refuse_s`; silent(True) stops forwarding (the
+    connections stay open) until silent(False). With `cut_on_fills=N` the first N SoupBinTCP
+    packets from the target carrying an OUCH Executed are not forwarded: the connection is cut
+    right there (the fill was in flight), and new ones are refused for `refuse_s`."""
+
+    def __init__(self, target: str, *, cut_on_fills: int = 0, refuse_s: float = 0.5) -> None:
+        self.target = _host_port(target)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.setblocking(False)
+        self.address = f"tcp://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.cuts = self.accepted = 0
+        self._cut = threading.Event()
+        self._silent = threading.Event()
+        self._stop = threading.Event()
+        self._refuse_until = 0.0
+        self._refuse_s = refuse_s
+        self.cut_on_fills = cut_on_fills
+        self.fills_cut = 0
+        self.fills_seen: set[bytes] = set()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def cut(self, refuse_s: float = 0.5) -> None:
+        self._refuse_s = refuse_s
+        self._cut.set()
+
+    def silent(self, on: bool) -> None:
+        (self._silent.set if on else self._silent.clear)()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.listener.close()
+
+    def _run(self) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self.listener, selectors.EVENT_READ, None)
+        peers: dict[socket.socket, socket.socket] = {}
+        framing: dict[socket.socket, bytearray] = {}  # what the target sent, not yet forwarded
+
+        def drop(sock: socket.socket) -> None:
+            for s in (sock, peers.pop(sock, None)):
+                if s is not None:
+                    peers.pop(s, None)
+                    sel.unregister(s)
+                    s.close()
+
+        while not self._stop.is_set():
+            if self._cut.is_set():
+                self._cut.clear()
+                for sock in list(peers):
+                    if sock in peers:
+                        drop(sock)
+                self.cuts += 1
+                self._refuse_until = time.monotonic() + self._refuse_s
+            for key, _ in sel.select(0.01):
+                sock = key.fileobj
+                if key.data is None:
+                    try:
+                        conn, _ = self.listener.accept()
+                    except BlockingIOError:
+                        continue
+                    if time.monotonic() < self._refuse_until:
+                        conn.close()
+                        continue
+                    upstream = socket.create_connection(self.target, timeout=5)
+                    self.accepted += 1
+                    for a, b in ((conn, upstream), (upstream, conn)):
+                        a.setblocking(True)
+                        peers[a] = b
+                        sel.register(a, selectors.EVENT_READ, "peer")
+                    framing[upstream] = bytearray()
+                elif sock in peers and not self._silent.is_set():
+                    try:
+                        data = sock.recv(1 << 16)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        drop(sock)
+                        continue
+                    cut = False
+                    if sock in framing:
+                        data, cut = self._forwardable(framing[sock], data)
+                    if data:
+                        peers[sock].sendall(data)
+                    if cut:
+                        self.fills_cut += 1
+                        self._cut.set()
+            if self._silent.is_set():
+                time.sleep(0.01)  # the peers stay readable: wait without spinning
+        for sock in list(peers):
+            if sock in peers:
+                drop(sock)
+
+    def _forwardable(self, pending: bytearray, data: bytes) -> tuple[bytes, bool]:
+        """The whole SoupBinTCP packets of pending + data up to a fill not cut on before (the
+        rest stays pending), and whether to cut there. The same fill replayed after the
+        re-login goes through."""
+        pending += data
+        pos = 0
+        while pos + 2 <= len(pending):
+            end = pos + 2 + int.from_bytes(pending[pos:pos + 2], "big")
+            if end > len(pending):
+                break
+            packet = bytes(pending[pos:end])
+            if self.fills_cut < self.cut_on_fills and packet[2:4] == b"SE" \
+                    and packet not in self.fills_seen:
+                self.fills_seen.add(packet)
+                return bytes(pending[:pos]), True
+            pos = end
+        out = bytes(pending[:pos])
+        del pending[:pos]
+        return out, False
+
+
+def _run_node(config: Path, ds, root: Path, venue: Venue, *extra: str,
+              during=None) -> tuple[dict, dict, str]:
+    """`lockstep live` against `venue` (extra --set options given last win) until it stops by
+    itself or `during(proc)` returns and SIGTERM stops it; (summary, the venue's summary, the
+    node's stderr)."""
+    cmd = live_cmd(config, ds.path, root, venue, *extra)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=config.parent, env=_env(LOCKSTEP_PASSWORD=PASSWORD))
+    try:
+        if during is not None:
+            during(proc)
+            if proc.poll() is None:
+                os.kill(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=DEADLINE_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        served = venue.stop()
+    assert proc.returncode == 0, err
+    return json.loads(out), served, err
+
+
+@pytest.fixture(scope="module")
+def l3(tmp_path_factory):
+    root = tmp_path_factory.mktemp("node") / "data"
+    return generate(20_000, seed=3, data=str(root), book="l3"), root
+
+
+def test_order_entry_cut_with_fills_in_flight_gets_each_fill_once_and_state_equals_the_venues(
+        l3, tmp_path):
+    ds, root = l3
+    venue = Venue(tmp_path, ds.path, speed=1.0)
+    relay = TcpRelay(venue.ports["order_entry"], cut_on_fills=3, refuse_s=0.3)
+    config = _config(tmp_path, "market_maker.toml")
+
+    def cut_three_times(proc) -> None:
+        deadline = time.monotonic() + 30
+        while relay.fills_cut < 3 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        time.sleep(1.0)
+
+    try:
+        summary, served, err = _run_node(
+            config, ds, root, venue, f"--set=live.order_entry={relay.address}",
+            "--set=live.reconnect_backoff=50ms", during=cut_three_times)
+    finally:
+        relay.close()
+    assert summary["stopped_by"] == "SIGTERM" and summary["complete"], err
+    live = summary["counters"]["live"]
+    assert relay.fills_cut == relay.cuts == 3 and summary["reconnects"] >= 3
+    assert live["order_entry_downs"] == live["order_entry_ups"] >= 3
+    assert served["logins"] == relay.accepted >= 4 and served["replayed"] > 0
+    # every fill the venue made reached us exactly once; every order it holds, we hold
+    assert summary["fills"] == served["fills"] > 0
+    assert summary["orders"] == served["orders"] - served["duplicate_tokens"]
+    assert summary["open_orders_at_stop"] == 0 and served["expired"] == 0
+    assert live["ouch_unknown_order"] == 0
+    assert read_artifact(summary["run_dir"], "fills").num_rows == summary["fills"]
+    # each fill cut in flight reached the core exactly once, after the drop: the re-login's replay
+    stream = [(r.stream, r.payload) for r in read_journal(summary["journal"])
+              if r.stream == "ouch" or (r.stream == "control" and r.payload[:1] == b"O")]
+    assert [p for s, p in stream if s == "control"] == [b"O\x00", b"O\x01"] * 3
+    for packet in relay.fills_seen:
+        fill = ("ouch", packet[3:])
+        assert stream.count(fill) == 1
+        assert stream.index(fill) > stream.index(("control", b"O\x00"))
+    assert {k: v for k, v in replay(summary["journal"]).items() if k in ("digest", "fills")} == \
+        {"digest": summary["digest"], "fills": summary["fills"]}
