@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from live_util import ANSWER_NS, EXAMPLES, ScriptedVenue, day_start, deliver, drive, feed_packets, session_for
-from test_live_node import LOCKSTEP, PASSWORD, Venue, _config, _env, live_cmd, replay
+from test_live_node import PASSWORD, Venue, _config, _env, _wait_for_open_orders, live_cmd, replay
 
 from lockstep.backtest.artifacts import read_artifact
 from lockstep.data.synth import generate
@@ -338,3 +338,134 @@ def test_order_entry_cut_with_fills_in_flight_gets_each_fill_once_and_state_equa
         assert stream.index(fill) > stream.index(("control", b"O\x00"))
     assert {k: v for k, v in replay(summary["journal"]).items() if k in ("digest", "fills")} == \
         {"digest": summary["digest"], "fills": summary["fills"]}
+
+
+class UdpRelay:
+    """Receives the venue's feed on `listen` and forwards each datagram to a port of its own
+    choosing (`address`, for the node's live.feed), on a thread; once armed, it leaves out the
+    next `drop` MoldUDP64 data datagrams."""
+
+    def __init__(self, listen: str) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(_host_port(listen))
+        self.sock.settimeout(0.02)
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        probe.bind(("127.0.0.1", 0))
+        self.target = probe.getsockname()
+        probe.close()  # the node binds it
+        self.address = f"udp://127.0.0.1:{self.target[1]}"
+        self.drop = 0
+        self.dropped: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(1 << 16)
+            except TimeoutError:
+                continue
+            sequence, count = int.from_bytes(data[10:18], "big"), int.from_bytes(data[18:20], "big")
+            if len(self.dropped) < self.drop and 0 < count < 0xFFFF:
+                self.dropped.append(sequence)
+                continue
+            out.sendto(data, self.target)
+        out.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+class RequestRelay:
+    """Forwards MoldUDP64 retransmission requests to `target` and its answers back, on a
+    thread, until `answering` is cleared: then both are dropped."""
+
+    def __init__(self, target: str) -> None:
+        self.target = _host_port(target)
+        self.near = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.near.bind(("127.0.0.1", 0))
+        self.far = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.far.bind(("127.0.0.1", 0))
+        self.address = f"udp://127.0.0.1:{self.near.getsockname()[1]}"
+        self.answering = True
+        self._client = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        sel = selectors.DefaultSelector()
+        sel.register(self.near, selectors.EVENT_READ)
+        sel.register(self.far, selectors.EVENT_READ)
+        while not self._stop.is_set():
+            for key, _ in sel.select(0.02):
+                data, peer = key.fileobj.recvfrom(1 << 16)
+                if not self.answering:
+                    continue
+                if key.fileobj is self.near:
+                    self._client = peer
+                    self.far.sendto(data, self.target)
+                elif self._client is not None:
+                    self.near.sendto(data, self._client)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.near.close()
+        self.far.close()
+
+
+def _after_first(records, stream: str) -> list:
+    k = next(i for i, r in enumerate(records) if r.stream == stream)
+    return records[k + 1:]
+
+
+@pytest.mark.parametrize("retransmission", ["answers", "silent"])
+def test_a_feed_gap_on_the_sockets_is_retransmitted_or_the_books_are_invalid(l3, tmp_path, retransmission):
+    ds, root = l3
+    venue = Venue(tmp_path, ds.path, speed=1.0)
+    requests = RequestRelay(venue.ports["retransmit"])  # fills the node's late join
+    feed = UdpRelay(venue.ports["feed"])
+
+    def until_dropped(proc) -> None:
+        _wait_for_open_orders(tmp_path / "node.sock", proc)  # trading, books valid
+        requests.answering = retransmission == "answers"
+        feed.drop = 3
+        deadline = time.monotonic() + 30
+        while len(feed.dropped) < feed.drop and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        time.sleep(1.5)  # the gap_timeout and some trading after it
+
+    config = _config(tmp_path, "market_maker.toml")
+    try:
+        summary, served, err = _run_node(
+            config, ds, root, venue, f"--set=live.feed={feed.address}",
+            f"--set=live.retransmit={requests.address}", "--set=live.gap_timeout=300ms",
+            f"--set=live.control={tmp_path / 'node.sock'}",
+            during=until_dropped)
+    finally:
+        feed.close()
+        requests.close()
+    assert len(feed.dropped) == 3 and summary["gaps"] >= 1, err
+    live = summary["counters"]["live"]
+    records = list(read_journal(summary["journal"]))
+    if retransmission == "answers":
+        assert summary["gaps_recovered"] == summary["gaps"] and summary["gaps_abandoned"] == 0
+        assert live["gaps"] == live["itch_skipped"] == live["itch_duplicates"] == 0
+        assert summary["feed_messages"] == live["itch_messages"] > 3000
+        assert not any(r.stream == "gap" for r in records)
+    else:
+        assert summary["gaps_abandoned"] >= 1 and live["gaps"] >= 1
+        after = _after_first(records, "gap")
+        sent = [r.payload[:1] for r in after if r.stream == "dispatch"]
+        # the strategy was told: it pulled what quotes it had (both may just have been filled)
+        # and put no order on a level it cannot see
+        assert set(sent) <= {b"X"}
+        assert not any(r.stream == "decision" and DECISION.unpack(r.payload)[2] in (1, 2, 4)
+                       and DECISION.unpack(r.payload)[9] == 0 for r in after)
+    assert summary["open_orders_at_stop"] == 0 and served["expired"] == 0
+    assert replay(summary["journal"])["digest"] == summary["digest"]
