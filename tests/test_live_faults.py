@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from live_util import ANSWER_NS, EXAMPLES, ScriptedVenue, day_start, deliver, drive, feed_packets, session_for
-from test_live_node import PASSWORD, Venue, _config, _env, _wait_for_open_orders, live_cmd, replay
+from test_live_node import LOCKSTEP, PASSWORD, Venue, _config, _env, _wait_for_open_orders, live_cmd, replay
 
 from lockstep.backtest.artifacts import read_artifact
 from lockstep.data.synth import generate
@@ -28,6 +28,9 @@ from lockstep.protocols import ouch42 as ouch
 
 START = 10**12
 DEADLINE_S = 90
+#: The venue's pace: its 20,000 events last about 10 s, time for a node started on a busy
+#: machine to join and trade before the replay ends.
+SPEED = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -300,7 +303,7 @@ def l3(tmp_path_factory):
 def test_order_entry_cut_with_fills_in_flight_gets_each_fill_once_and_state_equals_the_venues(
         l3, tmp_path):
     ds, root = l3
-    venue = Venue(tmp_path, ds.path, speed=1.0)
+    venue = Venue(tmp_path, ds.path, speed=SPEED)
     relay = TcpRelay(venue.ports["order_entry"], cut_on_fills=3, refuse_s=0.3)
     config = _config(tmp_path, "market_maker.toml")
 
@@ -343,7 +346,7 @@ def test_order_entry_cut_with_fills_in_flight_gets_each_fill_once_and_state_equa
 class UdpRelay:
     """Receives the venue's feed on `listen` and forwards each datagram to a port of its own
     choosing (`address`, for the node's live.feed), on a thread; once armed, it leaves out the
-    next `drop` MoldUDP64 data datagrams."""
+    next `drop` MoldUDP64 data datagrams, and while `silent` every datagram."""
 
     def __init__(self, listen: str) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -355,6 +358,7 @@ class UdpRelay:
         probe.close()  # the node binds it
         self.address = f"udp://127.0.0.1:{self.target[1]}"
         self.drop = 0
+        self.silent = False
         self.dropped: list[int] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -368,6 +372,8 @@ class UdpRelay:
             except TimeoutError:
                 continue
             sequence, count = int.from_bytes(data[10:18], "big"), int.from_bytes(data[18:20], "big")
+            if self.silent:
+                continue
             if len(self.dropped) < self.drop and 0 < count < 0xFFFF:
                 self.dropped.append(sequence)
                 continue
@@ -427,7 +433,7 @@ def _after_first(records, stream: str) -> list:
 @pytest.mark.parametrize("retransmission", ["answers", "silent"])
 def test_a_feed_gap_on_the_sockets_is_retransmitted_or_the_books_are_invalid(l3, tmp_path, retransmission):
     ds, root = l3
-    venue = Venue(tmp_path, ds.path, speed=1.0)
+    venue = Venue(tmp_path, ds.path, speed=SPEED)
     requests = RequestRelay(venue.ports["retransmit"])  # fills the node's late join
     feed = UdpRelay(venue.ports["feed"])
 
@@ -468,4 +474,108 @@ def test_a_feed_gap_on_the_sockets_is_retransmitted_or_the_books_are_invalid(l3,
         assert not any(r.stream == "decision" and DECISION.unpack(r.payload)[2] in (1, 2, 4)
                        and DECISION.unpack(r.payload)[9] == 0 for r in after)
     assert summary["open_orders_at_stop"] == 0 and served["expired"] == 0
+    assert replay(summary["journal"])["digest"] == summary["digest"]
+
+
+RAISES_LIVE = '''
+from lockstep.examples.market_maker import MarketMaker
+
+
+class RaisesLive(MarketMaker):
+    """The example market maker, raising on its 300th book update."""
+
+    calls = 0
+
+    def on_book(self, ctx, instrument):
+        super().on_book(ctx, instrument)
+        RaisesLive.calls += 1
+        if RaisesLive.calls == 300:
+            raise RuntimeError("boom live")
+'''
+
+
+def _ctl(command: str, sock: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([LOCKSTEP, "live", "ctl", command, "--socket", str(sock)],
+                          capture_output=True, text=True, timeout=DEADLINE_S, env=_env(), check=False)
+
+
+def test_a_strategy_that_raises_live_halts_cancels_records_and_keeps_its_session(l3, tmp_path):
+    ds, root = l3
+    venue = Venue(tmp_path, ds.path, speed=SPEED)
+    (tmp_path / "raises_live.py").write_text(RAISES_LIVE)
+    config = _config(tmp_path, "market_maker.toml")
+    config.write_text(config.read_text().replace("lockstep.examples.market_maker:MarketMaker",
+                                                 f"{tmp_path / 'raises_live.py'}:RaisesLive"))
+    sock = tmp_path / "node.sock"
+    refused = []
+
+    def until_failed(proc) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            if sock.exists():
+                ctl = _ctl("halt", sock)
+                if ctl.returncode == 1 and "after a failure" in ctl.stderr:
+                    refused.append(ctl.stderr)
+                    break
+            time.sleep(0.1)
+        time.sleep(1.0)
+        refused.append(_ctl("status", sock).returncode)  # still serving its sessions
+
+    summary, served, err = _run_node(config, ds, root, venue, f"--set=live.control={sock}",
+                                     during=until_failed)
+    assert refused and refused[-1] == 0, err
+    assert summary["stopped_by"] == "SIGTERM" and not summary["complete"]
+    assert summary["error"]["reason"] == "the strategy raised"
+    assert "boom live" in summary["error"]["exception"] and "raises_live.py" in summary["error"]["traceback"]
+    assert summary["counters"]["refused"] > 0  # inputs after the failure journaled, not applied
+    # every order the venue held was cancelled by the halt, none left to expire at its end
+    assert served["orders"] > 0 and served["expired"] == 0 and served["logouts"] == 1
+    records = list(read_journal(summary["journal"]))
+    failure = [r for r in records if r.stream == "failure"]
+    assert len(failure) == 1 and json.loads(failure[0].payload)["exception"] == summary["error"]["exception"]
+    after = _after_first(records, "failure")
+    assert {r.payload[:1] for r in after if r.stream == "dispatch"} <= {b"X"}
+    run_dir = Path(summary["run_dir"])
+    assert (run_dir / "INCOMPLETE").exists() and (run_dir / "report.html").is_file()
+    assert json.loads((run_dir / "summary.json").read_text())["error"]["reason"] == "the strategy raised"
+    assert read_artifact(str(run_dir), "orders").num_rows > 0
+    replayed = subprocess.run([LOCKSTEP, "replay", "--journal", summary["journal"], "--json"],
+                              capture_output=True, text=True, timeout=DEADLINE_S, env=_env(), check=False)
+    assert replayed.returncode == 0, replayed.stderr
+    assert json.loads(replayed.stdout)["digest"] == summary["digest"]
+
+
+def test_a_venue_gone_silent_times_out_on_both_protocols_and_the_node_comes_back(l3, tmp_path):
+    ds, root = l3
+    venue = Venue(tmp_path, ds.path, speed=SPEED)
+    orders = TcpRelay(venue.ports["order_entry"])
+    feed = UdpRelay(venue.ports["feed"])
+    sock = tmp_path / "node.sock"
+
+    def silence(proc) -> None:
+        _wait_for_open_orders(sock, proc)
+        feed.silent = True
+        orders.silent(True)
+        time.sleep(1.6)  # past live.session_timeout and live.feed_timeout
+        orders.silent(False)
+        feed.silent = False
+        time.sleep(1.5)
+
+    try:
+        summary, served, err = _run_node(
+            _config(tmp_path, "market_maker.toml"), ds, root, venue,
+            f"--set=live.feed={feed.address}", f"--set=live.order_entry={orders.address}",
+            "--set=live.session_timeout=1s", "--set=live.feed_timeout=1s",
+            "--set=live.heartbeat_interval=200ms", "--set=live.reconnect_backoff=50ms",
+            f"--set=live.control={sock}", during=silence)
+    finally:
+        orders.close()
+        feed.close()
+    live = summary["counters"]["live"]
+    assert summary["stopped_by"] == "SIGTERM" and summary["complete"], err
+    assert summary["feed_timeouts"] >= 1 and "nothing received" in err
+    assert summary["reconnects"] >= 1 and live["order_entry_downs"] == live["order_entry_ups"] >= 1
+    assert summary["gaps_abandoned"] == 0  # what the silence hid came back by retransmission
+    assert summary["fills"] == served["fills"] and summary["open_orders_at_stop"] == 0
+    assert served["expired"] == 0
     assert replay(summary["journal"])["digest"] == summary["digest"]
