@@ -579,3 +579,35 @@ def test_a_venue_gone_silent_times_out_on_both_protocols_and_the_node_comes_back
     assert summary["fills"] == served["fills"] and summary["open_orders_at_stop"] == 0
     assert served["expired"] == 0
     assert replay(summary["journal"])["digest"] == summary["digest"]
+
+
+def test_sigterm_while_order_entry_is_down_cancels_at_the_relogin(l3, tmp_path):
+    ds, root = l3
+    venue = Venue(tmp_path, ds.path, speed=SPEED)
+    orders = TcpRelay(venue.ports["order_entry"], refuse_s=0.8)
+    sock = tmp_path / "node.sock"
+
+    def cut_then_stop(proc) -> None:
+        assert _wait_for_open_orders(sock, proc)["open_orders"] > 0
+        orders.cut()
+        time.sleep(0.2)  # the node has seen the drop; the venue lets no one in yet
+        os.kill(proc.pid, signal.SIGTERM)
+
+    try:
+        summary, served, err = _run_node(
+            _config(tmp_path, "market_maker.toml"), ds, root, venue,
+            f"--set=live.order_entry={orders.address}", "--set=live.cancel_timeout=5s",
+            "--set=live.reconnect_backoff=50ms", f"--set=live.control={sock}",
+            during=cut_then_stop)
+    finally:
+        orders.close()
+    live = summary["counters"]["live"]
+    assert summary["stopped_by"] == "SIGTERM" and summary["complete"], err
+    # the stop's kill came while order entry was down; its cancels (those the re-login's replay
+    # did not settle) left at the re-login: nothing left at the venue
+    controls = [r.payload for r in read_journal(summary["journal"]) if r.stream == "control"]
+    assert controls == [b"O\x00", b"K\x01", b"O\x01"]
+    assert summary["open_orders_at_stop"] == 0 and served["expired"] == 0
+    assert summary["fills"] == served["fills"]
+    assert not (Path(summary["run_dir"]) / "INCOMPLETE").exists()
+    assert replay(summary["journal"])["digest"] == summary["digest"]
