@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from live_util import ANSWER_NS, EXAMPLES, ScriptedVenue, day_start, deliver, drive, feed_packets, session_for
-from test_live_node import LOCKSTEP, PASSWORD, Venue, _config, _env, _wait_for_open_orders, live_cmd, replay
+from test_live_node import LOCKSTEP, PASSWORD, Venue, _config, _env, live_cmd, replay
 
 from lockstep.backtest.artifacts import read_artifact
 from lockstep.data.synth import generate
@@ -28,9 +28,9 @@ from lockstep.protocols import ouch42 as ouch
 
 START = 10**12
 DEADLINE_S = 90
-#: The venue's pace: its 20,000 events last about 10 s, time for a node started on a busy
-#: machine to join and trade before the replay ends.
-SPEED = 0.5
+#: The venue's pace: its 20,000 events last about 20 s, time for a node started on a busy
+#: machine to join and trade before the replay ends (each test stops it as soon as it can).
+SPEED = 0.25
 
 
 @pytest.fixture(scope="module")
@@ -425,6 +425,23 @@ class RequestRelay:
         self.far.close()
 
 
+def _wait_for_open_orders(sock: Path, proc: subprocess.Popen) -> dict:
+    """The node's status once it has open orders (bounded; the last status in the error)."""
+    deadline = time.monotonic() + 40
+    status: dict = {}
+    while time.monotonic() < deadline and proc.poll() is None:
+        if sock.exists():
+            ctl = subprocess.run([LOCKSTEP, "live", "ctl", "status", "--socket", str(sock), "--json"],
+                                 capture_output=True, text=True, timeout=DEADLINE_S, env=_env(),
+                                 check=False)
+            if ctl.returncode == 0:
+                status = json.loads(ctl.stdout)
+                if status["open_orders"] > 0:
+                    return status
+        time.sleep(0.1)
+    raise AssertionError(f"no open orders in time; last status {status}")
+
+
 def _after_first(records, stream: str) -> list:
     k = next(i for i, r in enumerate(records) if r.stream == stream)
     return records[k + 1:]
@@ -444,13 +461,13 @@ def test_a_feed_gap_on_the_sockets_is_retransmitted_or_the_books_are_invalid(l3,
         deadline = time.monotonic() + 30
         while len(feed.dropped) < feed.drop and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
-        time.sleep(1.5)  # the gap_timeout and some trading after it
+        time.sleep(2.0)  # past live.gap_timeout, and some trading after it
 
     config = _config(tmp_path, "market_maker.toml")
     try:
         summary, served, err = _run_node(
             config, ds, root, venue, f"--set=live.feed={feed.address}",
-            f"--set=live.retransmit={requests.address}", "--set=live.gap_timeout=300ms",
+            f"--set=live.retransmit={requests.address}",  # live.gap_timeout 1 s: the join's gap fills
             f"--set=live.control={tmp_path / 'node.sock'}",
             during=until_dropped)
     finally:
