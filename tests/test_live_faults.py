@@ -511,8 +511,8 @@ class RaisesLive(MarketMaker):
 '''
 
 
-def _ctl(command: str, sock: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([LOCKSTEP, "live", "ctl", command, "--socket", str(sock)],
+def _ctl(command: str, sock: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([LOCKSTEP, "live", "ctl", command, "--socket", str(sock), *extra],
                           capture_output=True, text=True, timeout=DEADLINE_S, env=_env(), check=False)
 
 
@@ -536,11 +536,12 @@ def test_a_strategy_that_raises_live_halts_cancels_records_and_keeps_its_session
                     break
             time.sleep(0.1)
         time.sleep(1.0)
-        refused.append(_ctl("status", sock).returncode)  # still serving its sessions
+        status = _ctl("status", sock)  # still serving its sessions, and says why it stopped
+        refused.append(status.returncode == 0 and "the strategy raised" in status.stdout)
 
     summary, served, err = _run_node(config, ds, root, venue, f"--set=live.control={sock}",
                                      during=until_failed)
-    assert refused and refused[-1] == 0, err
+    assert refused and refused[-1] is True, err
     assert summary["stopped_by"] == "SIGTERM" and not summary["complete"]
     assert summary["error"]["reason"] == "the strategy raised"
     assert "boom live" in summary["error"]["exception"] and "raises_live.py" in summary["error"]["traceback"]
@@ -568,12 +569,14 @@ def test_a_venue_gone_silent_times_out_on_both_protocols_and_the_node_comes_back
     orders = TcpRelay(venue.ports["order_entry"])
     feed = UdpRelay(venue.ports["feed"])
     sock = tmp_path / "node.sock"
+    seen = []
 
     def silence(proc) -> None:
         _wait_for_open_orders(sock, proc)
         feed.silent = True
         orders.silent(True)
         time.sleep(1.6)  # past live.session_timeout and live.feed_timeout
+        seen.append(json.loads(_ctl("status", sock, "--json").stdout)["order_entry"])
         orders.silent(False)
         feed.silent = False
         time.sleep(1.5)
@@ -590,7 +593,7 @@ def test_a_venue_gone_silent_times_out_on_both_protocols_and_the_node_comes_back
         feed.close()
     live = summary["counters"]["live"]
     assert summary["stopped_by"] == "SIGTERM" and summary["complete"], err
-    assert summary["feed_timeouts"] >= 1 and "nothing received" in err
+    assert seen == ["down"] and summary["feed_timeouts"] >= 1 and "nothing received" in err
     assert summary["reconnects"] >= 1 and live["order_entry_downs"] == live["order_entry_ups"] >= 1
     assert summary["gaps_abandoned"] == 0  # what the silence hid came back by retransmission
     assert summary["fills"] == served["fills"] and summary["open_orders_at_stop"] == 0

@@ -401,6 +401,8 @@ class LiveNode:
     def status(self) -> dict[str, Any]:
         ctx = self.session.ctx
         return {"mode": self.mode.label, "kill_switch": self.kill_switch,
+                "order_entry": "up" if self._order_entry_up else "down",
+                "failure": None if self.session.failure is None else self.session.failure["reason"],
                 "open_orders": self.open_orders(),
                 "position": {self.instruments[i].symbol: float(ctx.size(i, ctx.position(i)))
                              for i in ctx.traded},
