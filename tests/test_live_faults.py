@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from live_util import ANSWER_NS, EXAMPLES, ScriptedVenue, day_start, deliver, drive, feed_packets, session_for
+import test_live_node
 from test_live_node import LOCKSTEP, PASSWORD, Venue, _config, _env, live_cmd, replay
 
 from lockstep.backtest.artifacts import read_artifact
@@ -348,14 +349,16 @@ class UdpRelay:
     choosing (`address`, for the node's live.feed), on a thread; once armed, it leaves out the
     next `drop` MoldUDP64 data datagrams, and while `silent` every datagram."""
 
-    def __init__(self, listen: str) -> None:
+    def __init__(self, listen: str, target: str | None = None) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(_host_port(listen))
         self.sock.settimeout(0.02)
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        probe.bind(("127.0.0.1", 0))
-        self.target = probe.getsockname()
-        probe.close()  # the node binds it
+        if target is None:
+            probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            probe.bind(("127.0.0.1", 0))
+            target = f"udp://127.0.0.1:{probe.getsockname()[1]}"
+            probe.close()  # the node binds it
+        self.target = _host_port(target)
         self.address = f"udp://127.0.0.1:{self.target[1]}"
         self.drop = 0
         self.silent = False
@@ -630,4 +633,52 @@ def test_sigterm_while_order_entry_is_down_cancels_at_the_relogin(l3, tmp_path):
     assert summary["open_orders_at_stop"] == 0 and served["expired"] == 0
     assert summary["fills"] == served["fills"]
     assert not (Path(summary["run_dir"]) / "INCOMPLETE").exists()
+    assert replay(summary["journal"])["digest"] == summary["digest"]
+
+
+def test_a_venue_restarted_with_a_new_feed_session_is_followed_with_its_books_invalid(
+        l3, tmp_path, monkeypatch):
+    ds, root = l3
+    (tmp_path / "first").mkdir()
+    (tmp_path / "restarted").mkdir()
+    venue = Venue(tmp_path / "first", ds.path, speed=SPEED)
+    requests = RequestRelay(venue.ports["retransmit"])
+    feed = UdpRelay(venue.ports["feed"])
+    sock = tmp_path / "node.sock"
+    relays: list[UdpRelay | RequestRelay] = [feed, requests]
+    restarted: list[Venue] = []
+    before: list[dict] = []
+
+    def restart(proc) -> None:
+        _wait_for_open_orders(sock, proc)
+        monkeypatch.setattr(test_live_node, "VENUE", test_live_node.VENUE + 'session = "RESTARTED"\n')
+        second = Venue(tmp_path / "restarted", ds.path, speed=SPEED)
+        restarted.append(second)
+        before.append(json.loads(_ctl("status", sock, "--json").stdout)["counters"])
+        requests.target = _host_port(second.ports["retransmit"])
+        feed.silent = True  # the old session's stragglers would be ignored anyway
+        relays.append(UdpRelay(second.ports["feed"], feed.address))
+        time.sleep(2.5)
+
+    try:
+        summary, served, err = _run_node(
+            _config(tmp_path, "market_maker.toml"), ds, root, venue,
+            f"--set=live.feed={feed.address}", f"--set=live.retransmit={requests.address}",
+            f"--set=live.control={sock}", during=restart)
+    finally:
+        for relay in relays:
+            relay.close()
+        for second in restarted:
+            second.stop()
+    live = summary["counters"]["live"]
+    assert live["feed_sessions"] == 1 and "session changed" in err, err
+    # the new session's messages, numbered from 1 again, were taken: none dropped as duplicates
+    assert summary["feed_messages"] > before[0]["feed_messages"]
+    assert live["itch_messages"] + live["itch_empty_blocks"] == summary["feed_messages"]
+    assert live["itch_duplicates"] == 0
+    records = list(read_journal(summary["journal"]))
+    changes = [k for k, r in enumerate(records) if r.stream == "control" and r.payload[:1] == b"S"]
+    assert [records[k].payload for k in changes] == [b"S\x00"]
+    after = records[changes[0] + 1:]
+    assert {r.payload[:1] for r in after if r.stream == "dispatch"} <= {b"X"}  # no order on books it cannot trust
     assert replay(summary["journal"])["digest"] == summary["digest"]
