@@ -100,12 +100,16 @@ class ScriptedVenue:
         self.to_fill: list[str] = []
         self.match = 0
         self.received: list[ouch.Inbound] = []
+        self.tokens: set[str] = set()
 
     def answer(self, payload: bytes, stamp: int) -> list[bytes]:
         m = ouch.decode_inbound(payload)
         self.received.append(m)
         ts = stamp - self.day
         if isinstance(m, ouch.EnterOrder):
+            if m.token in self.tokens:
+                return []  # OUCH: an Enter Order reusing a token is ignored
+            self.tokens.add(m.token)
             if m.price == self.reject_price:
                 return [ouch.encode(ouch.Rejected(ts, m.token, self.reject_reason))]
             self.orders[m.token] = _Order(m.token, m, m.shares)

@@ -146,7 +146,7 @@ def test_reason(impl, cfg, intent, view, expected):
 def test_every_reason_reached():
     reached = {c[3] for c in CASES} | {R.RATE_LIMIT, R.CUSTOM}  # the last two: tests below
     # Decided by the engine, which has the State they need: tests/test_engine.py reaches them.
-    engine_reasons = {R.UNKNOWN_ORDER, R.DUPLICATE_ORDER_ID, R.QUEUE_FULL}
+    engine_reasons = {R.UNKNOWN_ORDER, R.DUPLICATE_ORDER_ID, R.QUEUE_FULL, R.ORDER_ENTRY_DOWN}
     assert reached | engine_reasons == set(RiskReason)
 
 
@@ -535,7 +535,8 @@ def test_weighted_draws_reach_every_reason():
             else:
                 ts += step[3]
                 seen.add(e.check(step[1], step[2], ts))
-    engine_reasons = {R.UNKNOWN_ORDER, R.DUPLICATE_ORDER_ID, R.QUEUE_FULL}  # need State: test_engine.py
+    # need State (test_engine.py) or a live core (test_live_faults.py)
+    engine_reasons = {R.UNKNOWN_ORDER, R.DUPLICATE_ORDER_ID, R.QUEUE_FULL, R.ORDER_ENTRY_DOWN}
     assert seen == set(RiskReason) - engine_reasons
 
 

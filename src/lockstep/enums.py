@@ -199,6 +199,7 @@ class RiskReason(LabeledEnum):
     OFF_LOT = 23  # qty is not a multiple of the lot size
     BELOW_MIN_QTY = 24  # qty below the minimum quantity
     BELOW_MIN_NOTIONAL = 25  # price (mid for market orders) x qty below the minimum notional
+    ORDER_ENTRY_DOWN = 26  # engine, live: a submit/replace while order entry is down
 
 
 class TradingMode(LabeledEnum):

@@ -50,9 +50,11 @@ enum class RiskReason : uint8_t {
     OffLot = 23,             // qty is not a multiple of the lot size
     BelowMinQty = 24,        // qty below the minimum quantity
     BelowMinNotional = 25,   // price (mid for market orders) x qty below the minimum notional
+    // Decided by the engine after Risk allowed it (live only):
+    OrderEntryDown = 26,     // a submit/replace while the venue's order-entry session is down
 };
 
-constexpr size_t kRiskReasonCount = 26;
+constexpr size_t kRiskReasonCount = 27;
 
 inline const char* risk_reason_name(RiskReason r) noexcept {
     switch (r) {
@@ -82,6 +84,7 @@ inline const char* risk_reason_name(RiskReason r) noexcept {
         case RiskReason::OffLot: return "off_lot";
         case RiskReason::BelowMinQty: return "below_min_qty";
         case RiskReason::BelowMinNotional: return "below_min_notional";
+        case RiskReason::OrderEntryDown: return "order_entry_down";
     }
     return "unknown_reason";
 }

@@ -194,6 +194,10 @@ public:
     // Every intent with its verdict (RiskReason::Allowed for the ones queued) into decisions():
     // live sessions journal them. Off by default.
     void set_record_decisions(bool on) noexcept { record_decisions_ = on; }
+    // Live: whether the venue's order-entry session is up (a journaled input of the live core).
+    // While down, submits and replaces are denied OrderEntryDown.
+    void set_order_entry_up(bool up) noexcept { order_entry_up_ = up; }
+    bool order_entry_up() const noexcept { return order_entry_up_; }
     // PnL/position samples every interval_ns of core time (0: none but the first and last).
     void set_sample_interval(int64_t interval_ns) noexcept { sample_interval_ = interval_ns; }
     void set_strategy(const StrategyHooks& h) noexcept { hooks_ = h; }
@@ -657,6 +661,10 @@ private:
         const bool mid_known = in.instrument < market_.instrument_count() && mid(in.instrument, &m);
         exec_.fill_risk_view(in.instrument, mid_known, m, &view);
         RiskReason r = risk_.evaluate(in, view, now_);
+        // Live: nothing new may leave while the venue cannot be told; cancels still pass (the
+        // venue adapter holds them until the session is back).
+        if (r == RiskReason::Allowed && !order_entry_up_ && in.kind != IntentKind::Cancel)
+            r = RiskReason::OrderEntryDown;
         if (r == RiskReason::Allowed && in.kind != IntentKind::Cancel && risk_hook_.check) {
             const int verdict = risk_hook_.check(risk_hook_.self, in, view);
             if (verdict == 1) {
@@ -868,6 +876,7 @@ private:
     bool finished_ = false;
     bool in_event_ = false;
     bool record_decisions_ = false;
+    bool order_entry_up_ = true;
     RunStatus failed_ = RunStatus::Ok;
     uint64_t failed_position_ = 0;
     int64_t failed_ts_ = 0;

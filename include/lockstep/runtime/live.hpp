@@ -99,6 +99,11 @@ struct LiveCounters {
     uint64_t controls = 0;           // trading mode and kill switch inputs
     uint64_t dispatched = 0;         // OUCH messages written for the caller to send
     uint64_t unsendable = 0;         // intents OUCH cannot carry, rejected here
+    uint64_t order_entry_downs = 0;  // order-entry session lost (on_order_entry(false))
+    uint64_t order_entry_ups = 0;    // ... and back (on_order_entry(true) after a down)
+    uint64_t held = 0;               // messages not written while order entry was down
+    uint64_t resent = 0;             // messages written again when it came back (reconcile)
+    uint64_t feed_sessions = 0;      // feed session changes (on_feed_session)
 };
 
 // The Venue Adapter of a live session: dispatches become OUCH 4.2 Enter/Replace/Cancel Order
@@ -200,6 +205,7 @@ public:
             case ouch42::Accepted::kType:
                 r.ts_event = day_start_ns + int64_t(b.accepted.timestamp);
                 r.kind = EventKind::OrderAccepted;
+                o.accepted = true;
                 r.price = ticks(in, b.accepted.price, c);
                 r.qty = b.accepted.shares;
                 break;
@@ -211,6 +217,7 @@ public:
                 forget_token(o.token);
                 o.token = number;
                 o.replacement = 0;
+                o.accepted = true;
                 o.price = r.price;
                 o.total = r.qty;
                 break;
@@ -265,6 +272,7 @@ public:
             case ouch42::CancelReject::kType:
                 r.ts_event = day_start_ns + int64_t(b.cancel_reject.timestamp);
                 r.kind = EventKind::CancelRejected;
+                o.cancel_asked = false;
                 break;
             default: return;
         }
@@ -274,14 +282,31 @@ public:
     // A Cancel Order for every order still open at the venue, in slot order (the kill path:
     // it asks no strategy and no Risk).
     void cancel_all() noexcept {
-        for (const Order& o : pool_) {
-            if (!o.live) continue;
-            ouch42::CancelOrder m{};
-            write_token(m.token, o.token);
-            m.shares = 0;
-            put(m);
-        }
+        for (Order& o : pool_)
+            if (o.live) put_cancel(o);
     }
+
+    // The order-entry session went down (false) or is logged in again (true). While down nothing
+    // is written: what is dispatched only changes the orders' state here. Coming back, every
+    // live order is reconciled with what the venue may have missed, in slot order: an Enter
+    // Order not yet Accepted, a replace not yet answered and a cancel not yet answered are
+    // written again under their own tokens. The venue ignores a token it has seen (OUCH:
+    // duplicate tokens, cancels of orders no longer live), so whatever it did receive before the
+    // drop is not doubled, and its answers, missed or not, come back by the SoupBinTCP replay.
+    void set_up(bool up) noexcept {
+        if (up == up_) return;
+        up_ = up;
+        if (!up) return;
+        uint64_t written = 0;
+        for (Order& o : pool_) {
+            if (!o.live) continue;
+            if (!o.accepted) put_enter(o), ++written;
+            if (o.replacement != 0) put_replace(o), ++written;
+            if (o.cancel_asked) put_cancel(o), ++written;
+        }
+        if (counters != nullptr) counters->resent += written;
+    }
+    bool up() const noexcept { return up_; }
 
     const std::vector<uint8_t>& outbound() const noexcept { return out_; }
     void clear_outbound() noexcept { out_.clear(); }
@@ -304,9 +329,14 @@ private:
         int64_t filled = 0;
         uint32_t instrument = 0;
         uint32_t tif_seconds = 0;
+        uint32_t ouch_price = 0;         // the Enter Order's price (Price(4))
+        uint32_t replace_price = 0;      // the replace in flight's price and shares
+        uint32_t replace_shares = 0;
         uint8_t display = 'Y';
         Side side = Side::None;
         bool live = false;
+        bool accepted = false;           // the venue answered the Enter Order (or a replace)
+        bool cancel_asked = false;       // a Cancel Order left and no answer came yet
     };
     static constexpr uint32_t kNone = FlatHashMap<uint64_t>::kMissing;
 
@@ -335,6 +365,7 @@ private:
         o.side = in.side;
         o.tif_seconds = in.tif == TimeInForce::IOC ? kTifImmediate : kTifSystemHours;
         o.display = in.tif == TimeInForce::PostOnly ? 'P' : 'Y';
+        o.ouch_price = price;
         if (reject != 0) {
             refuse(EventKind::OrderRejected, in, o.price, ts, reject);
             return;
@@ -342,12 +373,16 @@ private:
         const uint32_t slot = hold(o);
         by_token_.insert(number, slot);
         by_order_.insert(in.client_order_id, slot);
+        put_enter(pool_[slot]);
+    }
+
+    void put_enter(const Order& o) noexcept {
         ouch42::EnterOrder m{};
-        write_token(m.token, number);
-        m.side = in.side == Side::Bid ? 'B' : 'S';
-        m.shares = uint32_t(in.qty);
-        std::memcpy(m.stock, instruments_[in.instrument].stock, ouch42::kStockLength);
-        m.price = price;
+        write_token(m.token, o.token);
+        m.side = o.side == Side::Bid ? 'B' : 'S';
+        m.shares = uint32_t(o.total);
+        std::memcpy(m.stock, instruments_[o.instrument].stock, ouch42::kStockLength);
+        m.price = o.ouch_price;
         m.time_in_force = o.tif_seconds;
         std::memcpy(m.firm, firm_, ouch42::kFirmLength);
         m.display = o.display;
@@ -356,6 +391,27 @@ private:
         m.minimum_quantity = 0;
         m.cross_type = 'N';
         m.customer_type = ' ';
+        put(m);
+    }
+
+    void put_replace(const Order& o) noexcept {
+        ouch42::ReplaceOrder m{};
+        write_token(m.existing_token, o.token);
+        write_token(m.replacement_token, o.replacement);
+        m.shares = o.replace_shares;
+        m.price = o.replace_price;
+        m.time_in_force = o.tif_seconds;
+        m.display = o.display;
+        m.intermarket_sweep = 'N';
+        m.minimum_quantity = 0;
+        put(m);
+    }
+
+    void put_cancel(Order& o) noexcept {
+        o.cancel_asked = true;
+        ouch42::CancelOrder m{};
+        write_token(m.token, o.token);
+        m.shares = 0;
         put(m);
     }
 
@@ -379,17 +435,10 @@ private:
         const uint64_t number = next_token_++;
         if (o.replacement != 0) forget_token(o.replacement);
         o.replacement = number;
+        o.replace_price = price;
+        o.replace_shares = uint32_t(open);
         by_token_.insert(number, slot);
-        ouch42::ReplaceOrder m{};
-        write_token(m.existing_token, o.token);
-        write_token(m.replacement_token, number);
-        m.shares = uint32_t(open);
-        m.price = price;
-        m.time_in_force = o.tif_seconds;
-        m.display = o.display;
-        m.intermarket_sweep = 'N';
-        m.minimum_quantity = 0;
-        put(m);
+        put_replace(o);
     }
 
     void cancel(const Intent& in, int64_t ts) noexcept {
@@ -398,10 +447,7 @@ private:
             refuse(EventKind::CancelRejected, in, 0, ts, 0);
             return;
         }
-        ouch42::CancelOrder m{};
-        write_token(m.token, pool_[slot].token);
-        m.shares = 0;
-        put(m);
+        put_cancel(pool_[slot]);
     }
 
     // An intent OUCH cannot carry: answered here, as the venue would, when the clock next moves.
@@ -420,8 +466,14 @@ private:
         engine_->push_response(r);
     }
 
+    // Writes one message for the caller to send; while order entry is down only counts it (the
+    // order's state says what set_up(true) writes again).
     template <class M>
     void put(const M& m) noexcept {
+        if (!up_) {
+            if (counters != nullptr) ++counters->held;
+            return;
+        }
         const size_t at = out_.size();
         out_.resize(at + 2 + M::kLength);  // grows only past the largest batch ever queued
         store_be16(out_.data() + at, uint16_t(M::kLength));
@@ -505,6 +557,7 @@ private:
     size_t prefix_len_ = 0;
     uint8_t firm_[ouch42::kFirmLength] = {' ', ' ', ' ', ' '};
     uint64_t next_token_ = 1;
+    bool up_ = true;
 };
 
 class LiveCore {
@@ -612,6 +665,31 @@ public:
             for (uint32_t s = 0; s < x.order_count(); ++s)
                 if (!is_terminal(x.status(s))) engine_.cancel(x.client_order_id(s));
         }
+        return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
+    }
+
+    // The order-entry session is down (false: nothing is written, submits and replaces are denied
+    // OrderEntryDown, cancels wait) or logged in again (true: OuchVenue::set_up reconciles the
+    // open orders). Applied after a failure too: the cancels of the halt still have to leave.
+    RunStatus on_order_entry(bool up, int64_t stamp) noexcept {
+        stamp_ = clamp(stamp);
+        if (up != venue_.up()) ++(up ? counters_.order_entry_ups : counters_.order_entry_downs);
+        engine_.set_order_entry_up(up);
+        venue_.set_up(up);
+        if (engine_.failed() != RunStatus::Ok) return engine_.failed();
+        return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
+    }
+
+    // The feed's MoldUDP64 session changed (the venue restarted): the new session numbers its
+    // messages from 1 again and reuses order references, so what the books hold can no longer be
+    // continued. Every book is invalid from here (a feed gap: the strategy is told) and the next
+    // block of the new session is taken whatever its sequence number.
+    RunStatus on_feed_session(int64_t stamp) noexcept {
+        if (engine_.failed() != RunStatus::Ok) return engine_.failed();
+        stamp_ = clamp(stamp);
+        ++counters_.feed_sessions;
+        next_sequence_ = 0;
+        if (engine_.feed_gap(stamp_, 0) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }
 

@@ -386,6 +386,14 @@ private:
                 store_be64(expected, n.first);
                 if (!journal(last_input_, JournalStream::Gap, expected, 8)) return;
                 applied(core_.on_feed_gap(n.first, last_input_), kNotMeasured);
+            } else if (n.kind == session::MoldNoticeKind::SessionChanged && !halted()) {
+                // The venue restarted: every book invalid, and the new session's messages (which
+                // the receiver releases with this notice, numbered from 1 again) taken, not read
+                // as duplicates. Applied before they are delivered, as its journal record says.
+                note_input(n.stamp_ns);
+                static constexpr uint8_t kFeedSession[2] = {'S', 0};
+                if (!journal(last_input_, JournalStream::Control, kFeedSession, 2)) return;
+                applied(core_.on_feed_session(last_input_), kNotMeasured);
             }
         }
     }

@@ -858,6 +858,24 @@ cdef class LiveCore:
         self.engine._raise_if_interrupted()
         return <int>status
 
+    def on_order_entry(self, bint up, int64_t stamp):
+        """The order-entry session down (False) or logged in again (True): the open orders are
+        reconciled (runtime/live.hpp, OuchVenue::set_up)."""
+        cdef CRunStatus status
+        with nogil:
+            status = self.core.get().on_order_entry(up, stamp)
+        self.engine._raise_if_interrupted()
+        return <int>status
+
+    def on_feed_session(self, int64_t stamp):
+        """The feed's MoldUDP64 session changed: every book invalid, the new session's
+        sequence numbers taken from its first block."""
+        cdef CRunStatus status
+        with nogil:
+            status = self.core.get().on_feed_session(stamp)
+        self.engine._raise_if_interrupted()
+        return <int>status
+
     def take_records(self):
         """(decisions, executions) produced since the last call, packed in the journal's
         layouts (lockstep.live.journal.DECISION, EXECUTION) as bytes; the engine keeps only its
@@ -906,5 +924,7 @@ cdef class LiveCore:
             "ouch_cancel_pending": k.ouch_cancel_pending, "ticks": k.ticks, "gaps": k.gaps,
             "controls": k.controls,
             "dispatched": k.dispatched, "unsendable": k.unsendable,
+            "order_entry_downs": k.order_entry_downs, "order_entry_ups": k.order_entry_ups,
+            "held": k.held, "resent": k.resent, "feed_sessions": k.feed_sessions,
             "live_orders": c.live_orders(),
         }

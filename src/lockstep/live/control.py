@@ -34,7 +34,8 @@ core between events, so they are journaled like any event). It returns a JSON-se
 mapping that the response carries after "ok" and "command", and raises ControlError with a
 one-line reason to refuse. What the commands mean (ControlHandler):
 
-    status       mode, kill_switch, open_orders, position (by symbol), counters
+    status       mode, kill_switch, open_orders, position (by symbol), counters (the node
+                 adds order_entry and failure)
     kill         cancel every open order, set the kill switch and halt
     halt         trading mode halted (no new orders; open orders stay)
     resume       trading mode active and the kill switch cleared

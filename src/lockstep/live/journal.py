@@ -11,7 +11,8 @@ stream per kind of record:
              tick      a clock tick (empty)
              gap       a feed gap not recovered: u64 big-endian first sequence lost
              finish    the end of trading: the strategy's on_stop (empty)
-             control   Control State: b"M" + a TradingMode value, or b"K" + 1 (kill) / 0 (off)
+             control   Control State: b"M" + a TradingMode value, or b"K" + 1 (kill) / 0 (off);
+                       connection state: b"O" + 1 (order entry up) / 0 (down), b"S" + 0 (feed session)
     outputs  dispatch  one OUCH 4.2 inbound message the core handed over to send
              decision  one intent and Risk's verdict (DECISION below)
              execution one execution event of our orders (EXECUTION below)
@@ -66,6 +67,10 @@ SEQUENCE = struct.Struct(">Q")
 #: Control records: b"M" (trading mode) or b"K" (kill switch), then one byte of value.
 CONTROL_MODE = b"M"
 CONTROL_KILL = b"K"
+#: Connection state, journaled on the control stream too: b"O" + 1 (order entry logged in
+#: again) / 0 (lost), and b"S" + 0 (the feed's MoldUDP64 session changed).
+CONTROL_ORDER_ENTRY = b"O"
+CONTROL_FEED_SESSION = b"S"
 
 DECISION_FIELDS = ("ts_recv", "instrument", "intent", "side", "tif", "price", "qty",
                    "client_order_id", "target_order_id", "reason")
@@ -237,7 +242,7 @@ def end_record(record: JournalRecord) -> dict[str, Any]:
 
 
 __all__ = [
-    "CONTROL_KILL", "CONTROL_MODE", "DECISION", "EXECUTION", "FORMAT", "INPUT_STREAMS", "OUTPUT_STREAMS", "PREFIX", "SEQUENCE",
+    "CONTROL_FEED_SESSION", "CONTROL_KILL", "CONTROL_MODE", "CONTROL_ORDER_ENTRY", "DECISION", "EXECUTION", "FORMAT", "INPUT_STREAMS", "OUTPUT_STREAMS", "PREFIX", "SEQUENCE",
     "STREAMS", "VERSION", "JournalRecord", "JournalWriter", "drained_columns", "end_record",
     "journal_files",
     "journal_info", "read_journal", "split_outbound", "split_records",

@@ -141,6 +141,9 @@ class LiveNode:
                              server_timeout_ns=live.session_timeout_ns),
             backoff_initial_s=live.reconnect_backoff_ns / 1e9,
             backoff_max_s=live.reconnect_backoff_max_ns / 1e9, decode=False, clock=time.time_ns)
+        # Order entry as the session was last told (logged in, and after how many logins).
+        self._order_entry_up = True
+        self._logins = 0
 
     def _own(self, sock: UdpSocket) -> UdpSocket:
         self._sockets.append(sock)
@@ -188,9 +191,11 @@ class LiveNode:
             cfg.backtest, self.instruments, terms, folder.join("journal").path,
             version=__version__, records=self.records)
         self._open_loop()
+        self._logins = self.client.counts["logins"]
         for _, payload, stamp in self._early:
             self._input_ouch(payload, stamp)
         self._early.clear()
+        self._order_entry_state()
 
     # ---------------------------------------------------------------- the loop
 
@@ -259,7 +264,28 @@ class LiveNode:
         received = self.client.poll(0)
         for _, payload, stamp in received:
             self._input_ouch(payload, stamp)
+        self._order_entry_state()
         return len(received)
+
+    def _order_entry_state(self) -> None:
+        """Tells the session when order entry was lost or is logged in again (a journaled
+        input: what the core decides from it replays). A drop and a new login between two
+        looks are a down and an up. The answers read before the look are applied first, so a
+        re-login's replayed answers reach the core before it reconciles."""
+        up = self.client.logged_in
+        logins = self.client.counts["logins"]
+        if self._order_entry_up and (not up or logins != self._logins):
+            log.warning("order entry %s: session lost; new orders are denied until it is back",
+                        self.cfg.live.order_entry)
+            self._order_entry_up = False
+            self._send(self.session.on_order_entry(False, self._control_stamp()))
+        if up and not self._order_entry_up:
+            self._order_entry_up = True
+            self._logins = logins
+            sent = self.session.on_order_entry(True, self._control_stamp())
+            log.info("order entry %s: logged in again; %d messages sent again to reconcile",
+                     self.cfg.live.order_entry, len(sent))
+            self._send(sent)
 
     def _idle(self, why: LoopExit) -> None:
         """Between runs of the loop: control commands, records handed over and flushed."""
@@ -283,8 +309,10 @@ class LiveNode:
             elif kind is MoldNoticeKind.HEARTBEAT_TIMEOUT:
                 self.counts["feed_timeouts"] += 1
                 log.warning("feed %s: nothing received for %.1f s", self.cfg.live.feed, count / 1e9)
-            elif kind in (MoldNoticeKind.SESSION_CHANGED, MoldNoticeKind.END_OF_SESSION,
-                          MoldNoticeKind.FEED_RESUMED, MoldNoticeKind.SESSION_STARTED):
+            elif kind is MoldNoticeKind.SESSION_CHANGED:  # the loop told the core (books invalid)
+                log.warning("feed %s: the venue's session changed: books invalid", self.cfg.live.feed)
+            elif kind in (MoldNoticeKind.END_OF_SESSION, MoldNoticeKind.FEED_RESUMED,
+                          MoldNoticeKind.SESSION_STARTED):
                 log.info("feed %s: %s", self.cfg.live.feed, kind.label)
 
     # ---------------------------------------------------------------- session inputs
@@ -338,6 +366,8 @@ class LiveNode:
     def status(self) -> dict[str, Any]:
         ctx = self.session.ctx
         return {"mode": self.mode.label, "kill_switch": self.kill_switch,
+                "order_entry": "up" if self._order_entry_up else "down",
+                "failure": None if self.session.failure is None else self.session.failure["reason"],
                 "open_orders": self.open_orders(),
                 "position": {self.instruments[i].symbol: float(ctx.size(i, ctx.position(i)))
                              for i in ctx.traded},
@@ -368,8 +398,9 @@ class LiveNode:
         """Cancels what is open (if configured), waits for the answers, ends trading."""
         live = self.cfg.live
         self.open_at_stop = self.open_orders()
+        # With order entry down the cancels wait for the re-login within the same timeout.
         if live.cancel_on_shutdown and self.open_at_stop and self.session.failure is None \
-                and self.client.logged_in:
+                and self.client.state not in _FINAL:
             self._send(self.session.on_kill(True, self._control_stamp()))
             self.kill_switch = True
             end = time.monotonic_ns() + live.cancel_timeout_ns

@@ -17,7 +17,9 @@ heartbeats, notice a silent venue. A dropped connection (closed, reset, a silent
 that break the protocol) is reconnected with exponential backoff, and the new login asks for the
 next sequence number, so the venue replays the sequenced messages (fills) that were missed and
 the session drops any it had already delivered. A rejected login or an end of session is final:
-`state` says so and `reject_reason` why. Bad bytes from the venue never raise: they are counted
+`state` says so and `reject_reason` why; except a re-login refused as "session not available",
+which is retried with the backoff (the venue may hold our last connection until it notices it
+is gone, as after a silent network). Bad bytes from the venue never raise: they are counted
 and logged with the peer and the stream offset (or the sequence number of an OUCH message that
 does not decode), and the connection is dropped where the stream cannot be trusted any more.
 
@@ -75,7 +77,7 @@ class OrderEntryClient:
         self._started = False
         self.counts = collections.Counter({k: 0 for k in (
             "connects", "connect_failures", "disconnects", "bad_messages", "orders_sent",
-            "not_sent")})
+            "not_sent", "logins", "relogins_refused")})
 
     def __repr__(self) -> str:
         return f"OrderEntryClient({self.address!r}, {self.session!r})"
@@ -220,22 +222,32 @@ class OrderEntryClient:
         self._retry_at = self._clock() + self._backoff
         self._backoff = min(self._backoff * 2, self._backoff_max)
 
-    def _close_connection(self) -> None:
+    def _close_connection(self, *, resume: bool = False) -> None:
         if self._conn is not None:
             self._conn.close()
         self._conn = None
         self._connecting = False
-        if self.session.state not in _FINAL:
+        if resume or self.session.state not in _FINAL:
             self.session.disconnected()
+
+    def _relogin_refused(self) -> bool:
+        """A re-login refused as "session not available": the venue still holds our last
+        connection (it has not noticed it is gone). Worth another try, unlike a first login's."""
+        return (self.session.state is SoupClientState.REJECTED and self.counts["logins"] > 0
+                and self.session.reject_reason is LoginRejectReason.SESSION_NOT_AVAILABLE)
 
     def _drop(self, reason: str | None) -> None:
         """The connection is gone or not to be trusted: close it and reconnect unless final."""
         self.counts["disconnects"] += 1
-        final = self.session.state in _FINAL
+        retry = self._relogin_refused()
+        if retry:
+            self.counts["relogins_refused"] += 1
+            reason = "re-login refused (session not available: the venue still holds the last connection)"
+        final = self.session.state in _FINAL and not retry
         if reason is not None:
             log.warning("order entry peer %s: %s; disconnected%s", self._peer, reason,
                         "" if final else f", reconnecting in {self._backoff / 1e9:.3f} s")
-        self._close_connection()
+        self._close_connection(resume=retry)
         if not final and self._started:
             self._schedule_retry()
 
@@ -307,6 +319,7 @@ class OrderEntryClient:
     def _log_notice(self, n: SoupNotice) -> None:
         kind = n.kind
         if kind is SoupNoticeKind.LOGIN_ACCEPTED:
+            self.counts["logins"] += 1
             self._backoff = self._backoff_initial
             log.info("order entry %s: logged in as %s, session %s, next sequence %d",
                      self._peer, self.session.config.username, self.session.session, n.first)

@@ -9,13 +9,16 @@ journal replay) calls it.
     send(session.on_tick(stamp))                           # timers
     send(session.on_feed_gap(expected, stamp))             # a gap retransmission did not fill
     send(session.on_kill(True, stamp))                     # control: kill switch, trading mode
+    send(session.on_order_entry(False, stamp))             # order entry lost / back (reconcile)
+    send(session.on_feed_session(stamp))                   # the feed's session changed
     send(session.finish(stamp))                            # the strategy's on_stop
     result = session.close()                               # digest, orders, fills, ...
 
 Each input returns the OUCH 4.2 inbound messages (Enter, Replace, Cancel Order) it dispatched,
 in order, for the caller to send as SoupBinTCP unsequenced data. A strategy that raises halts
 trading: the input's return holds a Cancel Order for every open order, `failure` says what
-happened, and every later input is refused (journaled, not applied). docs/live.md is normative.
+happened, and every later input is refused (journaled, not applied), except the order-entry
+state, so that the halt's cancels still leave after a reconnect. docs/live.md is normative.
 """
 from __future__ import annotations
 
@@ -35,8 +38,10 @@ from lockstep.data.dataset import Instrument
 from lockstep.enums import RunStatus, TradingMode
 from lockstep.errors import ConfigError, check_status
 from lockstep.live.journal import (
+    CONTROL_FEED_SESSION,
     CONTROL_KILL,
     CONTROL_MODE,
+    CONTROL_ORDER_ENTRY,
     DECISION,
     EXECUTION,
     SEQUENCE,
@@ -231,6 +236,20 @@ class LiveSession:
         self._record("control", stamp, CONTROL_KILL + bytes([1 if on else 0]))
         return self._after(lambda: self._core.on_kill(on, stamp))
 
+    def on_order_entry(self, up: bool, stamp: int) -> list[bytes]:
+        """The order-entry session lost (False: submits and replaces are denied
+        ORDER_ENTRY_DOWN, nothing is sent, cancels wait) or logged in again (True): returns what
+        the venue may have missed of the open orders (Enter, Replace, Cancel Orders under their
+        own tokens, which the venue ignores if it has them). Applied after a failure too."""
+        self._record("control", stamp, CONTROL_ORDER_ENTRY + bytes([1 if up else 0]))
+        return self._after(lambda: self._core.on_order_entry(up, stamp), after_failure=True)
+
+    def on_feed_session(self, stamp: int) -> list[bytes]:
+        """The feed's MoldUDP64 session changed (the venue restarted): every book invalid
+        (the strategy is told), the new session's messages taken from its first."""
+        self._record("control", stamp, CONTROL_FEED_SESSION + b"\0")
+        return self._after(lambda: self._core.on_feed_session(stamp))
+
     def finish(self, stamp: int) -> list[bytes]:
         """The end of trading: the clock moves to `stamp`, then the strategy's on_stop; returns
         what that dispatched."""
@@ -260,12 +279,16 @@ class LiveSession:
             return self.on_mode(TradingMode(payload[1]), stamp)
         if stream == "control" and len(payload) == 2 and payload[:1] == CONTROL_KILL:
             return self.on_kill(bool(payload[1]), stamp)
+        if stream == "control" and len(payload) == 2 and payload[:1] == CONTROL_ORDER_ENTRY:
+            return self.on_order_entry(bool(payload[1]), stamp)
+        if stream == "control" and payload == CONTROL_FEED_SESSION + b"\0":
+            return self.on_feed_session(stamp)
         raise ValueError(f"{stream!r} is not an input stream")
 
     # ---------------------------------------------------------------- outputs
 
-    def _after(self, step: Callable[[], int]) -> list[bytes]:
-        if self.failure is not None:
+    def _after(self, step: Callable[[], int], *, after_failure: bool = False) -> list[bytes]:
+        if self.failure is not None and not after_failure:
             self.refused += 1
             return []
         status = step()
@@ -288,7 +311,7 @@ class LiveSession:
         sent = split_outbound(outbound) if outbound else []
         for payload in sent:
             self._record("dispatch", stamp, payload)
-        if status != RunStatus.OK:
+        if status != RunStatus.OK and self.failure is None:
             self._fail(RunStatus(status), stamp)
         return sent
 

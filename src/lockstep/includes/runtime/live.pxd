@@ -14,6 +14,7 @@ cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
         uint64_t ouch_messages, ouch_undecodable, ouch_unknown_order, ouch_system_events
         uint64_t ouch_broken_trades, ouch_price_corrections, ouch_cancel_pending
         uint64_t ticks, gaps, controls, dispatched, unsendable
+        uint64_t order_entry_downs, order_entry_ups, held, resent, feed_sessions
 
     cdef cppclass CLiveCore "lockstep::live::LiveCore":
         CLiveCore(CEngine& engine, int64_t day_start_ns) except +
@@ -29,6 +30,8 @@ cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
         CRunStatus on_feed_gap(uint64_t expected, int64_t stamp) noexcept
         CRunStatus on_mode(CTradingMode mode, int64_t stamp) noexcept
         CRunStatus on_kill(bint on, int64_t stamp) noexcept
+        CRunStatus on_order_entry(bint up, int64_t stamp) noexcept
+        CRunStatus on_feed_session(int64_t stamp) noexcept
         void pack_records() noexcept
         const vector[uint8_t]& decisions() noexcept
         const vector[uint8_t]& executions() noexcept
