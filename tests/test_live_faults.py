@@ -79,11 +79,33 @@ def test_while_order_entry_is_down_orders_are_denied_cancels_wait_and_the_relogi
     writer.close()
     live = session.counters["live"]
     assert live["order_entry_downs"] == live["order_entry_ups"] == 1 and live["resent"] == 2
+    assert replay_journal(tmp_path / "journal").digest == result.digest
+
+
+def test_submits_while_order_entry_is_down_are_denied_and_nothing_leaves(ds, packets, tmp_path):
+    """Down from the start: the market maker's quotes are denied ORDER_ENTRY_DOWN (it asks again
+    only retry_after later, not on every book update), nothing is written; back up, it quotes."""
+    session, writer = session_for(EXAMPLES / "market_maker.toml", ds, tmp_path / "journal")
+    venue = ScriptedVenue(day_start(ds), fill_every=10**9)
+    start = day_start(ds) + START
+    assert session.on_order_entry(False, start) == []
+    stamp = start
+    for k, (sequence, blocks) in enumerate(packets[:120]):
+        stamp = start + (k + 1) * 20_000
+        assert session.on_itch(blocks, sequence, stamp) == []
+    assert session.ctx.open_orders(0) == 0
     denied = [d for d in decisions(tmp_path / "journal")
               if d["reason"] == RiskReason.ORDER_ENTRY_DOWN]
     assert denied and all(d["intent"] in (1, 2, 4) for d in denied)  # submits, replaces
-    assert all(end < d["ts_recv"] <= stamp for d in denied)
+    assert all(start < d["ts_recv"] <= stamp for d in denied)
+    assert len(denied) < 120  # not one per book update
+    assert session.on_order_entry(True, stamp + 1) == []  # nothing was open: nothing to reconcile
+    end = drive(session, venue, packets[120:200], stamp + 200_000_000)  # past retry_after
+    assert session.ctx.open_orders(0) == 2 == len(venue.orders)
+    result = session.close()
+    writer.close()
     assert replay_journal(tmp_path / "journal").digest == result.digest
+    assert end > stamp
 
 
 def test_the_relogin_sends_again_what_the_venue_may_have_missed_and_nothing_is_doubled(
