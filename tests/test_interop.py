@@ -19,11 +19,11 @@ from test_venue_feed import SESSION, Running, assert_same_books, venue_config
 
 from lockstep.data.synth import generate
 from lockstep.enums import MoldNoticeKind as N
-from lockstep.live.order_entry import OrderEntryClient
 from lockstep.net import UdpSocket
 from lockstep.protocols import moldudp64
 from lockstep.protocols import ouch42 as ouch
 from lockstep.protocols.mold_receiver import MoldReceiver, MoldReceiverConfig
+from lockstep.protocols.order_entry import OrderEntryClient
 from lockstep.protocols.soup_client import SoupClientConfig
 from lockstep.venue.loopback.serve import LoopbackVenue
 from lockstep.venue.loopback.trading import OrderEntry

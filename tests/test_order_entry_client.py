@@ -1,4 +1,4 @@
-"""lockstep.live.order_entry.OrderEntryClient on loopback sockets: against the loopback venue's
+"""lockstep.protocols.order_entry.OrderEntryClient on loopback sockets: against the loopback venue's
 order entry, against a SoupBinTCP server we did not write (Nasdaq's nasdaq-protocols, with OUCH
 message classes its own generator builds), and against scripted peers that drop, reject, stay
 silent or send garbage. Every socket binds port 0; every loop is bounded in count and time."""
@@ -15,10 +15,10 @@ from test_order_entry import OUCH_DEFINITIONS, PASSWORD, enter, venue  # noqa: F
 
 from lockstep.enums import LoginRejectReason, SoupClientState
 from lockstep.errors import PeerClosedError
-from lockstep.live.order_entry import OrderEntryClient
 from lockstep.net import TcpListener
 from lockstep.protocols import ouch42 as ouch
 from lockstep.protocols import soupbintcp as soup
+from lockstep.protocols.order_entry import OrderEntryClient
 from lockstep.protocols.soup_client import SoupClientConfig
 
 DEADLINE_S = 5.0
@@ -167,7 +167,10 @@ def nasdaq_ouch(tmp_path_factory):
     test_order_entry's definitions, under an application name of their own: the generator
     registers classes per process by name, once."""
     pytest.importorskip("nasdaq_protocols")
-    from nasdaq_protocols.common.message import Generator, Parser  # optional test dependency
+    from nasdaq_protocols.common.message import (  # optional test dependency
+        Generator,
+        Parser,
+    )
 
     root = tmp_path_factory.mktemp("nasdaq_ouch")
     (root / "ouch42.xml").write_text(OUCH_DEFINITIONS)
@@ -278,7 +281,7 @@ def test_garbage_from_the_venue_is_logged_with_its_offset_then_we_reconnect(scri
     _login(client, scripted)
     first = scripted.conn
     scripted.send(b"\x00\x00garbage")  # a zero length prefix at stream offset 33
-    with caplog.at_level(logging.WARNING, "lockstep.live.order_entry"):
+    with caplog.at_level(logging.WARNING, "lockstep.protocols.order_entry"):
         pump(client, lambda got: scripted.conn is not None and scripted.conn is not first
              and len(scripted.received) >= 2, "the reconnect", scripted.poll)
     assert "bad_length at stream offset 33" in caplog.text
@@ -294,7 +297,7 @@ def test_an_unreadable_ouch_message_is_counted_and_skipped(scripted, caplog):
     good = ouch.encode(ouch.SystemEvent(1, "S"))
     scripted.send(soup.encode(soup.SequencedData(b"S\x00\x01")) +
                   soup.encode(soup.SequencedData(good)))
-    with caplog.at_level(logging.WARNING, "lockstep.live.order_entry"):
+    with caplog.at_level(logging.WARNING, "lockstep.protocols.order_entry"):
         got = pump(client, lambda got: got, "the good message", scripted.poll)
     assert [(s, m) for s, m, _ in got] == [(2, ouch.SystemEvent(1, "S"))]
     assert "sequenced message 1: truncated" in caplog.text
@@ -320,7 +323,7 @@ def test_heartbeats_go_out_and_a_silent_venue_is_left(scripted, caplog):
         "ALICE", PASSWORD, heartbeat_interval_ns=20_000_000, server_timeout_ns=200_000_000),
         backoff_initial_s=10.0, backoff_max_s=10.0)
     _login(client, scripted)
-    with caplog.at_level(logging.WARNING, "lockstep.live.order_entry"):
+    with caplog.at_level(logging.WARNING, "lockstep.protocols.order_entry"):
         pump(client, lambda got: client.fileno() == -1, "the timeout", scripted.poll)
     heartbeats = [p for p in scripted.received if isinstance(p, soup.ClientHeartbeat)]
     assert len(heartbeats) >= 3
@@ -334,7 +337,7 @@ def test_a_refused_connection_is_retried_with_backoff(caplog):
     address = listener.address
     listener.close()  # nothing listens there now
     client = OrderEntryClient(address, CONFIG, backoff_initial_s=0.005, backoff_max_s=0.02)
-    with caplog.at_level(logging.WARNING, "lockstep.live.order_entry"):
+    with caplog.at_level(logging.WARNING, "lockstep.protocols.order_entry"):
         client.start()
         pump(client, lambda got: client.summary()["connect_failures"] >= 3, "three refusals")
     assert "connect failed" in caplog.text and not client.logged_in

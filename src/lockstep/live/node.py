@@ -51,11 +51,16 @@ from lockstep.errors import ControlError, LockstepError, LoginRejected, SocketEr
 from lockstep.live.config import LiveConfig
 from lockstep.live.control import ControlServer, control_endpoint
 from lockstep.live.journal import split_outbound
-from lockstep.live.order_entry import OrderEntryClient
 from lockstep.live.records import RecordsWriter, new_session_dir
-from lockstep.live.session import LiveSession, LiveTerms, journaled_session, venue_instruments
+from lockstep.live.session import (
+    LiveSession,
+    LiveTerms,
+    journaled_session,
+    venue_instruments,
+)
 from lockstep.net import UdpSocket, local_host_towards, pin_to_cpu
 from lockstep.protocols.mold_receiver import MoldReceiver, MoldReceiverConfig
+from lockstep.protocols.order_entry import OrderEntryClient
 from lockstep.protocols.soup_client import SoupClientConfig
 from lockstep.tomlconfig import dump_toml
 from lockstep.venue.loopback.feed import day_start

@@ -5,7 +5,7 @@ sequence number after every drop, and the capture's history saying where the num
     feed = SoupFeed(settings, sink, FeedCounts())   # settings.soupbintcp: SoupFeedSettings
     feed.run(stop)                      # until stop is set, End of Session, or a rejected login
 
-The connection is the order-entry client's (lockstep.live.order_entry.OrderEntryClient with
+The connection is the order-entry client's (lockstep.protocols.order_entry.OrderEntryClient with
 decode=False: a non-blocking TcpConnection, the SoupBinTCP client session of
 include/lockstep/session/soup_client.hpp, heartbeats both ways, a silent server given up,
 reconnects with exponential backoff, each login asking for the number after the last message
@@ -55,7 +55,6 @@ from lockstep.enums import (
     WireProblem,
 )
 from lockstep.errors import ConfigError, LoginRejected
-from lockstep.live.order_entry import OrderEntryClient
 from lockstep.logins import (
     USERNAME_WIDTH,
     Secret,
@@ -64,6 +63,7 @@ from lockstep.logins import (
     password_setting,
 )
 from lockstep.net import Address
+from lockstep.protocols.order_entry import OrderEntryClient
 from lockstep.protocols.soup_client import (
     SERVER_TIMEOUT_NS,
     SoupClientConfig,

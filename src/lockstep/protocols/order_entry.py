@@ -35,13 +35,18 @@ import select
 import time
 from collections.abc import Callable
 
-from lockstep.enums import LoginRejectReason, SoupClientState, SoupNoticeKind, WireProblem
+from lockstep.enums import (
+    LoginRejectReason,
+    SoupClientState,
+    SoupNoticeKind,
+    WireProblem,
+)
 from lockstep.errors import PeerClosedError, ProtocolError, SocketError
 from lockstep.net import TcpConnection
 from lockstep.protocols import ouch42 as ouch
 from lockstep.protocols.soup_client import SoupClient, SoupClientConfig, SoupNotice
 
-log = logging.getLogger("lockstep.live.order_entry")
+log = logging.getLogger("lockstep.protocols.order_entry")
 
 _READ_CHUNK = 1 << 16
 #: Reads per poll: bounded, so one flood cannot starve the caller's other work.
