@@ -30,10 +30,9 @@ from lockstep.data.raw_capture import (
     repair,
     scan,
 )
-from lockstep.data.recorder.capture import Capture, CaptureSettings
+from lockstep.data.recorder.capture import Capture, CaptureSettings, FeedCounts
 from lockstep.data.recorder.config import load_record_config
 from lockstep.data.recorder.metrics import serve_metrics
-from lockstep.data.recorder.moldudp64 import FeedCounts
 from lockstep.data.recorder.run import Recorder
 from lockstep.data.recorder.soupbintcp import SoupFeed
 from lockstep.data.synth import generate
@@ -539,7 +538,8 @@ def test_messages_that_find_the_ring_full_are_told_lost_before_the_next_one(tmp_
     monkeypatch.setenv("SOUP_TEST_PASSWORD", PASSWORD)
     config = load_record_config(write_config(tmp_path / "r.toml", [soup_feed("tcp://127.0.0.1:9")]))
     capture = Capture(tmp_path / "cap", "cap", ["soup"], CaptureSettings(ring_bytes=4096))
-    feed = SoupFeed(config.feeds[0], capture.sink("soup"), FeedCounts())
+    feed = SoupFeed(config.feeds[0].name, config.feeds[0].url, config.feeds[0].soupbintcp,
+                    capture.sink("soup"), FeedCounts())
     feed.on_notice(SoupNotice(SoupNoticeKind.LOGIN_ACCEPTED, 1, 0, 0), "tcp://server")
     feed._record([(n, b"%02d" % n * 450, 1_000 + n) for n in range(1, 11)], 0)
     kept = 10 - feed.counts.drops

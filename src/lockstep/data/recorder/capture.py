@@ -65,6 +65,30 @@ def history_payload(record: str, stream: str, fields: Mapping[str, Any]) -> byte
                       allow_nan=False).encode("ascii")
 
 
+@dataclasses.dataclass
+class FeedCounts:
+    """What one feed has seen (the summary and the metrics read these). Written by the feed's thread; read (racily, whole ints) by the
+    status line and the metrics endpoint."""
+
+    packets: int = 0  #: datagrams recorded (data, heartbeats, End of Session, retransmissions)
+    messages: int = 0  #: message blocks in recorded datagrams
+    bytes: int = 0  #: bytes of recorded datagrams
+    gaps: int = 0  #: gaps detected
+    missing: int = 0  #: messages in them when they opened
+    retransmitted: int = 0  #: messages that came back in replies and filled a gap
+    lost: int = 0  #: messages given up on
+    duplicates: int = 0  #: datagrams whose every message was already had
+    requests: int = 0  #: retransmission requests sent
+    rejected: dict[str, int] = dataclasses.field(default_factory=dict)  #: by reason
+    drops: int = 0  #: datagrams the capture ring had no room for
+    kernel_drops: int = 0  #: datagrams the kernel dropped on a full receive buffer
+    lag_ns: int = 0  #: receive time minus the venue's time of the latest data datagram
+    ended: bool = False  #: End of Session seen
+    damaged: int = 0  #: recorded datagrams whose blocks are damaged past the header
+    session_changes: int = 0  #: new sessions followed after the first
+    heartbeat_timeouts: int = 0  #: times the feed was silent for heartbeat_timeout
+
+
 class CaptureSink:
     """Where one feed puts what it received: `frame` for a message as it arrived, `history` for
     a record of what happened to the stream. Used by one thread only (the feed's)."""
@@ -176,5 +200,5 @@ def read_history(paths: PathLike | Iterable[PathLike]) -> Iterator[tuple[int, di
             yield int(batch.receive_ns[i]), json.loads(batch.payload(i))
 
 
-__all__ = ["HISTORY_RECORDS", "HISTORY_STREAM", "Capture", "CaptureSettings", "CaptureSink",
+__all__ = ["HISTORY_RECORDS", "HISTORY_STREAM", "Capture", "CaptureSettings", "CaptureSink", "FeedCounts",
            "clock_ns", "history_payload", "read_history"]

@@ -28,7 +28,7 @@ import threading
 import numpy as np
 
 from lockstep._bindings.capture import MoldCapture
-from lockstep.data.recorder.capture import CaptureSink, clock_ns
+from lockstep.data.recorder.capture import CaptureSink, FeedCounts, clock_ns
 from lockstep.data.recorder.config import FeedSettings
 from lockstep.data.recorder.metrics import venue_lag_ns
 from lockstep.enums import MoldNoticeKind, MoldVerdict
@@ -48,30 +48,6 @@ log = logging.getLogger("lockstep.record")
 _LOGGED = 20  # rejected datagrams logged per feed (all are counted)
 _SLOT_BYTES = 2048
 _REJECTED = tuple(v for v in MoldVerdict if v not in (MoldVerdict.RECORDED, MoldVerdict.DROPPED))
-
-
-@dataclasses.dataclass
-class FeedCounts:
-    """What one feed has seen. Written by the feed's thread; read (racily, whole ints) by the
-    status line and the metrics endpoint."""
-
-    packets: int = 0  #: datagrams recorded (data, heartbeats, End of Session, retransmissions)
-    messages: int = 0  #: message blocks in recorded datagrams
-    bytes: int = 0  #: bytes of recorded datagrams
-    gaps: int = 0  #: gaps detected
-    missing: int = 0  #: messages in them when they opened
-    retransmitted: int = 0  #: messages that came back in replies and filled a gap
-    lost: int = 0  #: messages given up on
-    duplicates: int = 0  #: datagrams whose every message was already had
-    requests: int = 0  #: retransmission requests sent
-    rejected: dict[str, int] = dataclasses.field(default_factory=dict)  #: by reason
-    drops: int = 0  #: datagrams the capture ring had no room for
-    kernel_drops: int = 0  #: datagrams the kernel dropped on a full receive buffer
-    lag_ns: int = 0  #: receive time minus the venue's time of the latest data datagram
-    ended: bool = False  #: End of Session seen
-    damaged: int = 0  #: recorded datagrams whose blocks are damaged past the header
-    session_changes: int = 0  #: new sessions followed after the first
-    heartbeat_timeouts: int = 0  #: times the feed was silent for heartbeat_timeout
 
 
 @dataclasses.dataclass
@@ -279,4 +255,4 @@ def _ip(host: str) -> int:
     return int.from_bytes(bytes(int(p) for p in address.host.split(".")), "big")
 
 
-__all__ = ["FeedCounts", "MoldFeed"]
+__all__ = ["MoldFeed"]

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from lockstep.data.recorder import websocket
-from lockstep.data.recorder.capture import Capture, CaptureSink
+from lockstep.data.recorder.capture import Capture, CaptureSink, FeedCounts
 from lockstep.data.recorder.config import FeedSettings, RecordConfig
-from lockstep.data.recorder.moldudp64 import FeedCounts, MoldFeed
+from lockstep.data.recorder.moldudp64 import MoldFeed
 from lockstep.data.recorder.soupbintcp import SoupFeed
 from lockstep.errors import ConfigError, LockstepError, LoginRejected
 
@@ -59,7 +59,7 @@ def _make_feed(feed: FeedSettings, sink: CaptureSink, index: int, source: str) -
     if feed.kind == "websocket":
         return _StreamFeed(feed, sink, websocket.record_websocket)
     if feed.kind == "soupbintcp":
-        return SoupFeed(feed, sink, FeedCounts())
+        return SoupFeed(feed.name, feed.url, feed.soupbintcp, sink, FeedCounts())
     raise ConfigError(f"record.feeds[{index}].kind", f"{feed.kind} feeds are not recorded yet",
                       source=source)
 
@@ -161,10 +161,11 @@ class Recorder:
         c: FeedCounts = feed.counts
         ring = self.capture.feed_stats(name)
         told = feed.sink.records
+        kind = next(f.kind for f in self.config.feeds if f.name == name)
         out = {
-            "kind": feed.feed.kind, "address": feed.address,
-            "messages": c.messages if feed.feed.kind == "moldudp64" else ring["frames"],
-            "bytes": c.bytes if feed.feed.kind == "moldudp64" else ring["bytes"],
+            "kind": kind, "address": feed.address,
+            "messages": c.messages if kind == "moldudp64" else ring["frames"],
+            "bytes": c.bytes if kind == "moldudp64" else ring["bytes"],
             "packets": c.packets, "gaps": c.gaps or told.get("gap", 0), "missing": c.missing,
             "reconnects": told.get("reconnect", 0), "snapshots": told.get("snapshot", 0),
             "retransmitted": c.retransmitted, "lost": c.lost, "duplicates": c.duplicates,

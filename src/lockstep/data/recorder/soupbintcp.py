@@ -2,7 +2,7 @@
 offers TotalView) recorded message by message, the session logged in again from the next
 sequence number after every drop, and the capture's history saying where the numbering stands.
 
-    feed = SoupFeed(settings, sink, FeedCounts())   # settings.soupbintcp: SoupFeedSettings
+    feed = SoupFeed(name, url, settings, sink, FeedCounts())   # settings: SoupFeedSettings
     feed.run(stop)                      # until stop is set, End of Session, or a rejected login
 
 The connection is the order-entry client's (lockstep.protocols.order_entry.OrderEntryClient with
@@ -43,10 +43,10 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lockstep.checks import config_int, parse_duration
-from lockstep.data.recorder.capture import CaptureSink, clock_ns
+from lockstep.data.recorder.capture import CaptureSink, FeedCounts, clock_ns
 from lockstep.enums import (
     LoginRejectReason,
     SoupClientState,
@@ -69,10 +69,6 @@ from lockstep.protocols.soup_client import (
     SoupClientConfig,
     SoupNotice,
 )
-
-if TYPE_CHECKING:
-    from lockstep.data.recorder.config import FeedSettings
-    from lockstep.data.recorder.moldudp64 import FeedCounts
 
 __all__ = ["KEYS", "SoupFeed", "SoupFeedSettings"]
 
@@ -172,13 +168,12 @@ class _FeedClient(OrderEntryClient):
 class SoupFeed:
     """One soupbintcp feed (see the module docstring); connects when run() starts."""
 
-    def __init__(self, feed: FeedSettings, sink: CaptureSink, counts: FeedCounts) -> None:
-        settings = feed.soupbintcp
-        assert settings is not None
-        self.feed = feed
+    def __init__(self, name: str, url: Address, settings: SoupFeedSettings, sink: CaptureSink,
+                 counts: FeedCounts) -> None:
+        self.name = name
         self.sink = sink
         self.counts = counts  # the recorder's counts of a feed (what its summary reads)
-        self.address = feed.url
+        self.address = url
         self.logins = 0
         self.disconnects = 0
         self._client = _FeedClient(self, settings)
@@ -266,7 +261,7 @@ class SoupFeed:
                 return False
             self._ring_lost = None
             self.counts.lost += count
-            log.warning("%s: messages %d..%d lost: the capture ring was full", self.feed.name,
+            log.warning("%s: messages %d..%d lost: the capture ring was full", self.name,
                         first, first + count - 1)
         while self._pending:
             record, fields = self._pending[0]
@@ -278,7 +273,7 @@ class SoupFeed:
     # -- what the connection tells --
 
     def on_notice(self, n: SoupNotice, peer: str) -> None:
-        name = self.feed.name
+        name = self.name
         kind = n.kind
         c = self.counts
         if kind is SoupNoticeKind.LOGIN_ACCEPTED:
@@ -326,16 +321,16 @@ class SoupFeed:
         rejected = self.counts.rejected
         rejected[reason] = rejected.get(reason, 0) + 1
         self._last_reason = what
-        log.warning("%s: peer %s: %s", self.feed.name, peer, what)
+        log.warning("%s: peer %s: %s", self.name, peer, what)
 
     def on_drop(self, reason: str | None, peer: str) -> None:
         self.disconnects += 1
         if reason is not None:
             self._last_reason = reason
-            log.warning("%s: peer %s: %s; reconnecting", self.feed.name, peer, reason)
+            log.warning("%s: peer %s: %s; reconnecting", self.name, peer, reason)
 
     def on_connect_failed(self, reason: str, failures: int, backoff_ns: int) -> None:
         self._last_reason = self._last_reason or reason
         if failures <= _LOGGED_IN_FULL or str(failures).rstrip("0") == "1":
-            log.warning("%s: %s: %s; retrying in %.3f s (failure %d)", self.feed.name,
+            log.warning("%s: %s: %s; retrying in %.3f s (failure %d)", self.name,
                         self.address, reason, backoff_ns / 1e9, failures)
