@@ -310,6 +310,14 @@ public:
 
     const std::vector<uint8_t>& outbound() const noexcept { return out_; }
     void clear_outbound() noexcept { out_.clear(); }
+
+    // Called each time a message is appended to the outbound buffer, so that a caller owning the
+    // socket can write it at once, before the rest of the input that caused it is applied.
+    using OutboundHook = void (*)(void* context) noexcept;
+    void set_outbound_hook(OutboundHook hook, void* context) noexcept {
+        hook_ = hook;
+        hook_context_ = context;
+    }
     size_t live_orders() const noexcept { return by_order_.size(); }
     LiveCounters* counters = nullptr;  // where dispatches are counted (LiveCore's)
 
@@ -480,6 +488,7 @@ private:
         size_t written = 0;
         ouch42::encode_message(m, out_.data() + at + 2, M::kLength, &written);
         if (counters != nullptr) ++counters->dispatched;
+        if (hook_ != nullptr) hook_(hook_context_);
     }
 
     bool to_price(uint32_t inst, int64_t ticks, uint32_t* out) const noexcept {
@@ -553,6 +562,8 @@ private:
     FlatHashMap<uint64_t> by_token_;  // token number -> pool slot
     FlatHashMap<uint64_t> by_order_;  // client order id -> pool slot
     std::vector<uint8_t> out_;
+    OutboundHook hook_ = nullptr;
+    void* hook_context_ = nullptr;
     uint8_t prefix_[kTokenPrefixMax] = {};
     size_t prefix_len_ = 0;
     uint8_t firm_[ouch42::kFirmLength] = {' ', ' ', ' ', ' '};
@@ -725,6 +736,9 @@ public:
     // OUCH inbound messages to send, in dispatch order: [u16 big-endian length][message] each.
     const std::vector<uint8_t>& outbound() const noexcept { return venue_.outbound(); }
     void clear_outbound() noexcept { venue_.clear_outbound(); }
+    void set_outbound_hook(OuchVenue::OutboundHook hook, void* context) noexcept {
+        venue_.set_outbound_hook(hook, context);
+    }
 
     const LiveCounters& counters() const noexcept { return counters_; }
     const itch::ItchDecoder& decoder() const noexcept { return decoder_; }

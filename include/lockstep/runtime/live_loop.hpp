@@ -99,7 +99,10 @@ public:
              net::UdpSocket& retransmit, Journal& journal) noexcept
         : core_(core), receiver_(receiver), journal_(journal),
           feed_{&feed, {}, {}, {}, {}, {}, {}, {}, {}, 0, 0},
-          retransmit_{&retransmit, {}, {}, {}, {}, {}, {}, {}, {}, 0, 0} {}
+          retransmit_{&retransmit, {}, {}, {}, {}, {}, {}, {}, {}, 0, 0} {
+        core_.set_outbound_hook(&LiveLoop::on_outbound, this);
+    }
+    ~LiveLoop() { core_.set_outbound_hook(nullptr, nullptr); }
     LiveLoop(const LiveLoop&) = delete;
     LiveLoop& operator=(const LiveLoop&) = delete;
 
@@ -174,36 +177,12 @@ public:
     // ---- the loop ----------------------------------------------------------------------------
 
     LoopExit run(int64_t budget_ns, uint32_t max_turns) noexcept {
-        exit_ = false;
-        const int64_t start = clock_ns();
-        // Datagrams a failure left unread in the last batch come first.
-        if (!drain(feed_) || !drain(retransmit_)) return reason_;
-        for (uint32_t turn = 0; turn < max_turns; ++turn) {
-            size_t n = 0;
-            if (epoll_.wait(options_.wait_ms, tokens_, ready_, kTokens, n) != Status::Ok)
-                return stop(LoopExit::SocketError);
-            bool got = false, orders = false, control = false;
-            for (size_t i = 0; i < n; ++i) {
-                switch (tokens_[i]) {
-                    case kFeedToken: got |= receive(feed_); break;
-                    case kRetransmitToken: got |= receive(retransmit_); break;
-                    case kOrderEntryToken: orders = true; break;
-                    default: control = true; break;
-                }
-                if (exit_ && halted()) return reason_;
-            }
-            const int64_t now = clock_ns();
-            if (!got || ++busy_turns_ >= options_.idle_every) {
-                busy_turns_ = 0;
-                idle(now);
-            }
-            if (exit_) return reason_;
-            if (orders) return LoopExit::OrderEntry;
-            if (control) return LoopExit::Control;
-            if (now - start >= budget_ns) return LoopExit::Time;
-        }
-        return LoopExit::Turns;
+        running_ = true;  // inputs applied from outside the loop send their own messages
+        const LoopExit why = turns(budget_ns, max_turns);
+        running_ = false;
+        return why;
     }
+
 
     // ---- what the node takes at a return ---------------------------------------------------
 
@@ -250,6 +229,38 @@ public:
     const net::SysError& socket_error() const noexcept { return socket_error_; }
 
 private:
+    LoopExit turns(int64_t budget_ns, uint32_t max_turns) noexcept {
+        exit_ = false;
+        const int64_t start = clock_ns();
+        // Datagrams a failure left unread in the last batch come first.
+        if (!drain(feed_) || !drain(retransmit_)) return reason_;
+        for (uint32_t turn = 0; turn < max_turns; ++turn) {
+            size_t n = 0;
+            if (epoll_.wait(options_.wait_ms, tokens_, ready_, kTokens, n) != Status::Ok)
+                return stop(LoopExit::SocketError);
+            bool got = false, orders = false, control = false;
+            for (size_t i = 0; i < n; ++i) {
+                switch (tokens_[i]) {
+                    case kFeedToken: got |= receive(feed_); break;
+                    case kRetransmitToken: got |= receive(retransmit_); break;
+                    case kOrderEntryToken: orders = true; break;
+                    default: control = true; break;
+                }
+                if (exit_ && halted()) return reason_;
+            }
+            const int64_t now = clock_ns();
+            if (!got || ++busy_turns_ >= options_.idle_every) {
+                busy_turns_ = 0;
+                idle(now);
+            }
+            if (exit_) return reason_;
+            if (orders) return LoopExit::OrderEntry;
+            if (control) return LoopExit::Control;
+            if (now - start >= budget_ns) return LoopExit::Time;
+        }
+        return LoopExit::Turns;
+    }
+
     static constexpr size_t kTokens = 8;
 
     struct Batch {
@@ -368,6 +379,7 @@ private:
             stop(LoopExit::JournalFailed);
             return;
         }
+        measured_from_ = measured_from;
         applied(core_.on_itch(blocks, len, first, stamp), measured_from);
     }
 
@@ -438,7 +450,10 @@ private:
             ok = journal_.append(stamp, JournalStream::Dispatch, o.data() + pos + 2, n);
             pos += 2 + size_t(n);
         }
-        if (!o.empty()) send(o, measured_from);
+        if (o.size() > sent_early_)
+            send(o.data() + sent_early_, o.size() - sent_early_, measured_from);
+        sent_early_ = 0;
+        measured_from_ = kNotMeasured;
         core_.clear_packed();
         core_.clear_outbound();
         take_samples();
@@ -458,24 +473,36 @@ private:
         e.clear_records();  // the execution records went into the journal layouts already
     }
 
-    // The dispatches of one input ([u16 length][message] each) as SoupBinTCP Unsequenced Data:
-    // one write when the loop may write, else (or for what the kernel did not take) left for the
-    // client, in order.
-    void send(const std::vector<uint8_t>& o, int64_t measured_from) noexcept {
+    // A message the core just dispatched, while the loop applies an input: written at once
+    // (when the loop may write), so an order leaves before the rest of its datagram is decoded.
+    // What is written here is journaled and hashed with the input's other outputs (applied).
+    static void on_outbound(void* self) noexcept { static_cast<LiveLoop*>(self)->send_early(); }
+
+    void send_early() noexcept {
+        if (!running_ || !direct_) return;
+        const std::vector<uint8_t>& o = core_.outbound();
+        if (o.size() <= sent_early_) return;
+        send(o.data() + sent_early_, o.size() - sent_early_, measured_from_);
+        sent_early_ = o.size();
+    }
+
+    // Dispatches ([u16 length][message] each) as SoupBinTCP Unsequenced Data: one write when the
+    // loop may write, else (or for what the kernel did not take) left for the client, in order.
+    void send(const uint8_t* o, size_t size, int64_t measured_from) noexcept {
         if (!direct_) {
-            for (size_t pos = 0; pos + 2 <= o.size(); pos += 2 + load_be16(o.data() + pos))
+            for (size_t pos = 0; pos + 2 <= size; pos += 2 + load_be16(o + pos))
                 ++counters_.handed_back;
-            unsent_.insert(unsent_.end(), o.begin(), o.end());
+            unsent_.insert(unsent_.end(), o, o + size);
             stop(LoopExit::Unsent);
             return;
         }
         tx_.clear();
-        for (size_t pos = 0; pos + 2 <= o.size();) {
-            const size_t n = load_be16(o.data() + pos);
+        for (size_t pos = 0; pos + 2 <= size;) {
+            const size_t n = load_be16(o + pos);
             const size_t at = tx_.size();
             tx_.resize(at + soupbin::kHeaderLength + n);
             soupbin::put_header(tx_.data() + at, soupbin::PacketType::UnsequencedData, n);
-            std::memcpy(tx_.data() + at + soupbin::kHeaderLength, o.data() + pos + 2, n);
+            std::memcpy(tx_.data() + at + soupbin::kHeaderLength, o + pos + 2, n);
             pos += 2 + n;
         }
         const int64_t now = clock_ns();
@@ -516,6 +543,9 @@ private:
     uint64_t connection_ = 0;
     bool direct_ = false;
     bool exit_ = false;
+    bool running_ = false;
+    size_t sent_early_ = 0;  // bytes of the core's outbound buffer already sent (send_early)
+    int64_t measured_from_ = kNotMeasured;  // the stamp of the datagram being applied
     LoopExit reason_ = LoopExit::Turns;
     uint32_t busy_turns_ = 0;
     int64_t last_input_ = 0;
