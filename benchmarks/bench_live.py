@@ -136,6 +136,7 @@ def test_live_node_against_the_venue(benchmark, market, speed, example, busy):
             "gaps": node["gaps"], "retransmission_requests": node["retransmission_requests"],
             "kernel_drops": node["kernel_drops"], "kept_up": kept_up, "orders": node["orders"],
             "fills": node["fills"], "tick_to_trade_count": t2t["count"],
+            "venue_messages_in_loop": node.get("venue_messages_in_loop", 0),
             **{f"tick_to_trade_{k}_us": t2t[f"{k}_ns"] / 1000 for k in ("p50", "p99", "p99_9", "max")},
             **{f"feed_lag_{k}_us": lag[f"{k}_ns"] / 1000 for k in ("p50", "p99", "max")},
             "load_average": os.getloadavg()[0]}
@@ -143,7 +144,8 @@ def test_live_node_against_the_venue(benchmark, market, speed, example, busy):
     print(f"\n{example} {'busy-poll' if busy else 'sleeping'}, venue speed {speed}: venue {sent:,} messages at "
           f"{rate:,.0f}/s, node received {node['feed_messages']:,}, gaps {node['gaps']}, "
           f"requests {node['retransmission_requests']}, kernel drops {node['kernel_drops']}, "
-          f"stopped by {node['stopped_by']}, "
+          f"stopped by {node['stopped_by']}, venue answers read in the loop "
+          f"{node.get('venue_messages_in_loop', 0):,}, "
           f"kept up: {kept_up}; tick-to-trade ({t2t['count']:,} orders) p50 "
           f"{t2t['p50_ns'] / 1000:.1f} us, p99 {t2t['p99_ns'] / 1000:.1f} us, p99.9 "
           f"{t2t['p99_9_ns'] / 1000:.1f} us, max {t2t['max_ns'] / 1000:.1f} us; feed lag p50 "

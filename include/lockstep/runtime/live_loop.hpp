@@ -46,6 +46,7 @@
 #include "lockstep/runtime/live.hpp"
 #include "lockstep/session/mold_receiver.hpp"
 #include "lockstep/session/sink.hpp"
+#include "lockstep/session/soup_client.hpp"
 
 namespace lockstep::live {
 
@@ -78,6 +79,8 @@ struct LoopCounters {
     uint64_t handed_back = 0;        // OUCH messages left for the client to send
     uint64_t refused = 0;            // inputs after a failure: journaled, not applied
     uint64_t notices_lost = 0;       // more notices in one run than the loop keeps
+    uint64_t order_reads = 0;        // reads of the order-entry connection by the loop
+    uint64_t order_messages = 0;     // the venue's messages the loop applied itself
 };
 
 // Where PnL samples fell in the digest stream: after digest byte `digest_end`, the samples
@@ -168,6 +171,15 @@ public:
         return Status::Ok;
     }
 
+    // The order-entry client's SoupBinTCP session: while it is logged in and the loop may write,
+    // the loop reads the connection itself and applies the venue's answers as OUCH inputs, so
+    // they never wait for a return to Python. Anything else (a closed connection, an error, a
+    // notice such as a failed session) returns to Python, whose client reads and acts on it.
+    void set_order_session(session::SoupClient* soup) noexcept {
+        soup_ = soup;
+        if (soup_ != nullptr && order_buffer_.empty()) order_buffer_.assign(64 * 1024, 0);
+    }
+
     Status set_control(int fd) noexcept {
         if (control_fd_ >= 0) epoll_.remove(control_fd_);
         control_fd_ = fd;
@@ -243,7 +255,7 @@ private:
                 switch (tokens_[i]) {
                     case kFeedToken: got |= receive(feed_); break;
                     case kRetransmitToken: got |= receive(retransmit_); break;
-                    case kOrderEntryToken: orders = true; break;
+                    case kOrderEntryToken: orders |= !read_orders(); break;
                     default: control = true; break;
                 }
                 if (exit_ && halted()) return reason_;
@@ -381,6 +393,47 @@ private:
         }
         measured_from_ = measured_from;
         applied(core_.on_itch(blocks, len, first, stamp), measured_from);
+    }
+
+    // Reads the order-entry connection until it would block, the venue's messages applied as
+    // OUCH inputs at the read's stamp. False when Python must look: the loop may not read (not
+    // logged in, bytes of the client waiting), the peer closed or failed, or the session has
+    // notices or left the logged-in state.
+    bool read_orders() noexcept {
+        if (soup_ == nullptr || !direct_ || order_fd_ < 0 || halted()) return false;
+        struct Sink {
+            LiveLoop* loop;
+            void operator()(uint64_t, const uint8_t* data, uint16_t length,
+                            int64_t stamp) noexcept {
+                loop->ouch(data, length, stamp);
+            }
+        } sink{this};
+        for (int reads = 0; reads < 64; ++reads) {
+            if (soup_->state() != session::SoupClientState::LoggedIn ||
+                soup_->pending_notices() != 0)
+                return false;
+            ssize_t r;
+            do {
+                r = ::recv(order_fd_, order_buffer_.data(), order_buffer_.size(), MSG_DONTWAIT);
+            } while (r < 0 && errno == EINTR);
+            if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+            if (r <= 0) return false;  // closed or failed: the client's next read finds out
+            const int64_t now = clock_ns();
+            soup_->on_bytes(order_buffer_.data(), size_t(r), now, sink);
+            ++counters_.order_reads;
+            if (halted()) return false;
+        }
+        return soup_->state() == session::SoupClientState::LoggedIn &&
+               soup_->pending_notices() == 0;
+    }
+
+    // One OUCH message of the venue, journaled and applied as LiveSession.on_ouch does (after a
+    // strategy failure: journaled, refused).
+    void ouch(const uint8_t* message, size_t len, int64_t stamp) noexcept {
+        note_input(stamp);
+        ++counters_.order_messages;
+        if (!journal(stamp, JournalStream::Ouch, message, uint32_t(len))) return;
+        applied(core_.on_ouch(message, len, stamp), kNotMeasured);
     }
 
     void take_receiver_notices() noexcept {
@@ -544,6 +597,8 @@ private:
     bool direct_ = false;
     bool exit_ = false;
     bool running_ = false;
+    session::SoupClient* soup_ = nullptr;
+    std::vector<uint8_t> order_buffer_;
     size_t sent_early_ = 0;  // bytes of the core's outbound buffer already sent (send_early)
     int64_t measured_from_ = kNotMeasured;  // the stamp of the datagram being applied
     LoopExit reason_ = LoopExit::Turns;

@@ -221,6 +221,7 @@ public:
     }
 
     SoupClientState state() const noexcept { return state_; }
+    size_t pending_notices() const noexcept { return notice_size_; }
     // The sequence number of the next sequenced message to deliver: what a login asks for.
     uint64_t next_sequence() const noexcept { return next_; }
     const uint8_t* session() const noexcept { return session_; }

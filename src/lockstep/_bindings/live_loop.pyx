@@ -23,6 +23,7 @@ from lockstep.includes.runtime.live_loop cimport (
     CLiveLoop, CLoopCounters, CLoopExit, CLoopOptions, CSampleSegment,
 )
 from lockstep.includes.session.mold_receiver cimport CMoldNotice, CMoldReceiver
+from lockstep.includes.session.soup_client cimport CSoupClient
 
 from lockstep.errors import check_status
 
@@ -178,6 +179,13 @@ cdef class LiveLoop:
         the loop may write to it (the client logged in, nothing of its own waiting)."""
         check_status(<int>self._loop.set_order_entry(fd, connection, direct), "order-entry socket",
                      detail="epoll_ctl")
+
+    def set_order_session(self, soup):
+        """The order-entry client's SoupBinTCP session (lockstep.protocols.soup_client), whose
+        connection the loop reads itself while it is logged in; kept alive with the loop."""
+        cdef CSoupClient* s = <CSoupClient*>_native(soup, b"lockstep::session::SoupClient")
+        self._owners = self._owners + (soup,)
+        self._loop.set_order_session(s)
 
     def set_control(self, int fd):
         check_status(<int>self._loop.set_control(fd), "control socket", detail="epoll_ctl")

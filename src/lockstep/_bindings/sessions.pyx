@@ -302,6 +302,11 @@ cdef class SoupClient:
             out.append((<int>n.kind, n.first, n.count, n.now_ns))
         return out
 
+    def native(self):
+        """The C++ session in a capsule, for a C++ loop that reads its connection
+        (lockstep._bindings.live_loop); valid while this object lives."""
+        return PyCapsule_New(<void*>&self.core, b"lockstep::session::SoupClient", NULL)
+
     @property
     def state(self):
         return <int>self.core.state()

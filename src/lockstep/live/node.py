@@ -212,6 +212,7 @@ class LiveNode:
             str(live.retransmit), tick_ns=TICK_NS, wait_ms=_WAIT_MS, busy_poll=live.busy_poll,
             batch=_FEED_BATCH, slot_bytes=_SLOT_BYTES, held_bytes=held)
         self.fast.set_control(self.control.fileno())
+        self.fast.set_order_session(self.client.session)
         self.session.hold_records = True
 
     def run(self, duration_s: float | None) -> None:
@@ -393,6 +394,7 @@ class LiveNode:
                 "orders_sent_direct": fast.get("sent_direct", 0),
                 "orders_handed_to_client": fast.get("handed_back", 0),
                 "partial_writes": fast.get("partial_writes", 0),
+                "venue_messages_in_loop": fast.get("order_messages", 0),
                 "kernel_drops": self.feed.stats["kernel_drops"],
                 "tick_to_trade": self.fast.tick_to_trade if self.fast is not None else {},
                 "feed_lag": self.fast.feed_lag if self.fast is not None else {}}

@@ -93,6 +93,11 @@ class SoupClient:
         return (f"SoupClient(username={self.config.username!r}, state={self.state.label}, "
                 f"next_sequence={self.next_sequence})")
 
+    def native(self) -> Any:
+        """The C++ session (a capsule), for a C++ loop that reads its connection while it is
+        logged in (lockstep.live.node); valid while this object lives."""
+        return self._core.native()
+
     def connected(self, now_ns: int) -> bytes:
         """A new connection is up: the Login Request to send on it."""
         return self._core.connected(now_ns)

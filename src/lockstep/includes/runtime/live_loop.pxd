@@ -10,6 +10,7 @@ from lockstep.includes.net.udp cimport CUdpSocket
 from lockstep.includes.runtime.engine cimport CPnlSample, CRunStatus
 from lockstep.includes.runtime.journal cimport CJournal
 from lockstep.includes.runtime.live cimport CLiveCore
+from lockstep.includes.session.soup_client cimport CSoupClient
 from lockstep.includes.session.mold_receiver cimport CMoldNotice, CMoldReceiver
 
 
@@ -32,6 +33,8 @@ cdef extern from "lockstep/runtime/live_loop.hpp" namespace "lockstep::live" nog
         uint64_t handed_back
         uint64_t refused
         uint64_t notices_lost
+        uint64_t order_reads
+        uint64_t order_messages
 
     cdef cppclass CSampleSegment "lockstep::live::SampleSegment":
         uint64_t digest_end
@@ -45,6 +48,7 @@ cdef extern from "lockstep/runtime/live_loop.hpp" namespace "lockstep::live" nog
                      size_t slot_bytes, size_t held_bytes) except +
         void set_retransmit_server(const CEndpoint& server) noexcept
         CStatus set_order_entry(int fd, uint64_t connection, bint direct) noexcept
+        void set_order_session(CSoupClient* soup) noexcept
         CStatus set_control(int fd) noexcept
         CLoopExit run(int64_t budget_ns, uint32_t max_turns) noexcept
         const vector[uint8_t]& digest_bytes() noexcept
