@@ -16,6 +16,7 @@ before is dropped as a duplicate. The password is never shown (repr, errors, not
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from lockstep._bindings import sessions as _core
 from lockstep.enums import LoginRejectReason, SoupClientState, SoupNoticeKind
