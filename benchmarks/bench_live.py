@@ -27,11 +27,10 @@ from pathlib import Path
 
 import pytest
 from conftest import SCALE, scaled
+from live_util import live_config
 
 from lockstep.data.synth import generate
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = ROOT / "examples"
 PASSWORD = "Bench4live"
 DEADLINE_S = 600
 LINGER_S = 1.0
@@ -53,17 +52,6 @@ def _pinned(cpu: int):
     if cpu >= os.cpu_count():
         return None
     return lambda: os.sched_setaffinity(0, {cpu})
-
-
-def _node_config(tmp: Path, example: str) -> Path:
-    """examples/live_loopback.toml trading the strategy of `example`."""
-    text = (EXAMPLES / "live_loopback.toml").read_text()
-    strategy = next(line for line in (EXAMPLES / example).read_text().splitlines()
-                    if line.startswith("path = "))
-    path = tmp / f"live_{example}"
-    path.write_text("\n".join(strategy if line.startswith("path = ") else line
-                              for line in text.splitlines()) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +81,7 @@ def _session(root: Path, dataset: str, example: str, busy: bool, speed: str) -> 
         assert ports, (tmp / "venue.log").read_text()[-3000:]
         cpu = "0" if os.cpu_count() > 1 else "-1"
         node = subprocess.run(
-            [sys.executable, "-m", "lockstep", "live", str(_node_config(tmp, example)),
+            [sys.executable, "-m", "lockstep", "live", str(live_config(tmp, example)),
              f"--set=dataset={dataset}", *(f"--set=live.{k}={ports[k]}" for k in
                                            ("feed", "retransmit", "order_entry")),
              f"--set=live.cpu={cpu}", f"--set=live.busy_poll={'true' if busy else 'false'}",

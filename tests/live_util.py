@@ -31,6 +31,17 @@ PACKET_NS = 20_000
 ANSWER_NS = 5_000
 
 
+def live_config(tmp: Path, example: str) -> Path:
+    """examples/live_loopback.toml trading the strategy of `example`."""
+    text = (EXAMPLES / "live_loopback.toml").read_text()
+    strategy = next(line for line in (EXAMPLES / example).read_text().splitlines()
+                    if line.startswith("path = "))
+    path = tmp / f"live_{example}"
+    path.write_text("\n".join(strategy if line.startswith("path = ") else line
+                              for line in text.splitlines()) + "\n")
+    return path
+
+
 def day_start(ds: Dataset) -> int:
     first = int(next(ds.iter_columns(1))["ts_event"][0])
     return first - first % DAY_NS

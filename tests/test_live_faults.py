@@ -16,9 +16,19 @@ import time
 from pathlib import Path
 
 import pytest
-from live_util import ANSWER_NS, EXAMPLES, ScriptedVenue, day_start, deliver, drive, feed_packets, session_for
 import test_live_node
-from test_live_node import LOCKSTEP, PASSWORD, Venue, _config, _env, live_cmd, replay
+from live_util import (
+    ANSWER_NS,
+    EXAMPLES,
+    ScriptedVenue,
+    day_start,
+    deliver,
+    drive,
+    feed_packets,
+    live_config,
+    session_for,
+)
+from test_live_node import LOCKSTEP, PASSWORD, Venue, _env, live_cmd, replay
 
 from lockstep.backtest.artifacts import read_artifact
 from lockstep.data.synth import generate
@@ -328,7 +338,7 @@ def test_order_entry_cut_with_fills_in_flight_gets_each_fill_once_and_state_equa
     ds, root = l3
     venue = Venue(tmp_path, ds.path, speed=SPEED)
     relay = TcpRelay(venue.ports["order_entry"], cut_on_fills=3, refuse_s=0.3)
-    config = _config(tmp_path, "market_maker.toml")
+    config = live_config(tmp_path, "market_maker.toml")
 
     def cut_three_times(proc) -> None:
         deadline = time.monotonic() + 30
@@ -488,7 +498,7 @@ def test_a_feed_gap_on_the_sockets_is_retransmitted_or_the_books_are_invalid(l3,
             time.sleep(0.05)
         time.sleep(2.0)  # past live.gap_timeout, and some trading after it
 
-    config = _config(tmp_path, "market_maker.toml")
+    config = live_config(tmp_path, "market_maker.toml")
     try:
         summary, served, err = _run_node(
             config, ds, root, venue, f"--set=live.feed={feed.address}",
@@ -545,7 +555,7 @@ def test_a_strategy_that_raises_live_halts_cancels_records_and_keeps_its_session
     ds, root = l3
     venue = Venue(tmp_path, ds.path, speed=SPEED)
     (tmp_path / "raises_live.py").write_text(RAISES_LIVE)
-    config = _config(tmp_path, "market_maker.toml")
+    config = live_config(tmp_path, "market_maker.toml")
     config.write_text(config.read_text().replace("lockstep.examples.market_maker:MarketMaker",
                                                  f"{tmp_path / 'raises_live.py'}:RaisesLive"))
     sock = tmp_path / "node.sock"
@@ -608,7 +618,7 @@ def test_a_venue_gone_silent_times_out_on_both_protocols_and_the_node_comes_back
 
     try:
         summary, served, err = _run_node(
-            _config(tmp_path, "market_maker.toml"), ds, root, venue,
+            live_config(tmp_path, "market_maker.toml"), ds, root, venue,
             f"--set=live.feed={feed.address}", f"--set=live.order_entry={orders.address}",
             "--set=live.session_timeout=1s", "--set=live.feed_timeout=1s",
             "--set=live.heartbeat_interval=200ms", "--set=live.reconnect_backoff=50ms",
@@ -640,13 +650,12 @@ def test_sigterm_while_order_entry_is_down_cancels_at_the_relogin(l3, tmp_path):
 
     try:
         summary, served, err = _run_node(
-            _config(tmp_path, "market_maker.toml"), ds, root, venue,
+            live_config(tmp_path, "market_maker.toml"), ds, root, venue,
             f"--set=live.order_entry={orders.address}", "--set=live.cancel_timeout=5s",
             "--set=live.reconnect_backoff=50ms", f"--set=live.control={sock}",
             during=cut_then_stop)
     finally:
         orders.close()
-    live = summary["counters"]["live"]
     assert summary["stopped_by"] == "SIGTERM" and summary["complete"], err
     # the stop's kill came while order entry was down; its cancels (those the re-login's replay
     # did not settle) left at the re-login: nothing left at the venue
@@ -684,7 +693,7 @@ def test_a_venue_restarted_with_a_new_feed_session_is_followed_with_its_books_in
 
     try:
         summary, served, err = _run_node(
-            _config(tmp_path, "market_maker.toml"), ds, root, venue,
+            live_config(tmp_path, "market_maker.toml"), ds, root, venue,
             f"--set=live.feed={feed.address}", f"--set=live.retransmit={requests.address}",
             f"--set=live.control={sock}", during=restart)
     finally:

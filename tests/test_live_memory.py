@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from test_live_node import DEADLINE_S, PASSWORD, Venue, _config, _env, live_cmd
+from live_util import live_config
+from test_live_node import DEADLINE_S, PASSWORD, Venue, _env, live_cmd
 
 from lockstep.data.synth import generate
 
@@ -81,7 +82,7 @@ def run_node(tmp: Path, ds_path: str, root: Path | str, example: str, seconds: f
         # The venue starts sending before the node logs in: the node catches up on that backlog
         # by retransmission, which on a busy machine may take longer than the default 1 s
         # before a gap is given up (and the books stay invalid for the session).
-        proc = subprocess.Popen(live_cmd(_config(tmp, example), ds_path, root, venue,
+        proc = subprocess.Popen(live_cmd(live_config(tmp, example), ds_path, root, venue,
                                          "--duration", str(seconds), "--set=live.gap_timeout=10s"),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp,
                                 env=_env(LOCKSTEP_PASSWORD=PASSWORD))

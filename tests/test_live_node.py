@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
+from live_util import live_config
 
 from lockstep.backtest.artifacts import read_artifact
 from lockstep.data.synth import generate
 from lockstep.live.node import token_prefix
 
-REPO = Path(__file__).resolve().parents[1]
-EXAMPLES = REPO / "examples"
 LOCKSTEP = shutil.which("lockstep") or "lockstep"
 PASSWORD = "Pw9xQz7k"
 DEADLINE_S = 60
@@ -91,24 +90,13 @@ def replay(journal: str) -> dict:
     return json.loads(proc.stdout)
 
 
-def _config(tmp: Path, example: str) -> Path:
-    """examples/live_loopback.toml trading the strategy of `example`."""
-    text = (EXAMPLES / "live_loopback.toml").read_text()
-    strategy = next(line for line in (EXAMPLES / example).read_text().splitlines()
-                    if line.startswith("path = "))
-    path = tmp / f"live_{example}"
-    path.write_text("\n".join(strategy if line.startswith("path = ") else line
-                              for line in text.splitlines()) + "\n")
-    return path
-
-
 @pytest.mark.parametrize("example", ["market_maker.toml", "market_maker_compiled.toml"])
 def test_each_market_maker_trades_live_and_its_journal_replays_to_the_same_session(
         dataset, tmp_path, example):
     ds, root = dataset
     venue = Venue(tmp_path, ds.path)
     try:
-        proc = subprocess.run(live_cmd(_config(tmp_path, example), ds.path, root, venue,
+        proc = subprocess.run(live_cmd(live_config(tmp_path, example), ds.path, root, venue,
                                        "--duration", "4"),
                               capture_output=True, text=True, timeout=DEADLINE_S, cwd=tmp_path,
                               env=_env(LOCKSTEP_PASSWORD=PASSWORD), check=False)
@@ -144,7 +132,7 @@ def test_each_market_maker_trades_live_and_its_journal_replays_to_the_same_sessi
 def test_sigterm_cancels_every_open_order_and_completes_the_records(dataset, tmp_path):
     ds, root = dataset
     venue = Venue(tmp_path, ds.path, speed=0.5)
-    config = _config(tmp_path, "market_maker.toml")
+    config = live_config(tmp_path, "market_maker.toml")
     try:
         proc = subprocess.Popen(live_cmd(config, ds.path, root, venue, "--set=live.control="
                                          + str(tmp_path / "mm.sock")),
@@ -190,7 +178,7 @@ def test_a_login_the_venue_rejects_is_one_line_and_exit_1(dataset, tmp_path):
     root = tmp_path / "data"
     venue = Venue(tmp_path, ds.path)
     try:
-        proc = subprocess.run(live_cmd(_config(tmp_path, "market_maker.toml"), ds.path, root, venue,
+        proc = subprocess.run(live_cmd(live_config(tmp_path, "market_maker.toml"), ds.path, root, venue,
                                        "--duration", "5"),
                               capture_output=True, text=True, timeout=DEADLINE_S, cwd=tmp_path,
                               env=_env(LOCKSTEP_PASSWORD="wrong"), check=False)
