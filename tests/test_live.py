@@ -5,11 +5,15 @@ equal in every decision, execution, message and digest; damaged journals, a chan
 strategy that raises, a feed gap, venue answers the core cannot place."""
 from __future__ import annotations
 
+import hashlib
 import json
+import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from live_util import (
     ANSWER_NS,
@@ -23,6 +27,7 @@ from live_util import (
     session_for,
 )
 
+from lockstep._bindings.engine import PNL_SAMPLE
 from lockstep.backtest.artifacts import read_artifact
 from lockstep.core.strategy import Context, Strategy
 from lockstep.data.raw_capture import repair
@@ -39,7 +44,7 @@ from lockstep.live.journal import (
     journal_info,
     read_journal,
 )
-from lockstep.live.records import RecordsWriter
+from lockstep.live.records import RecordsThread, RecordsWriter
 from lockstep.live.replay import JournalMismatch, replay_journal
 from lockstep.protocols import ouch42 as ouch
 
@@ -117,6 +122,48 @@ def test_the_journal_replays_to_the_same_decisions_messages_and_digest(traded):
     assert streams.count("dispatch") == len(venue.received)
     assert streams.count("decision") == result.intents
     assert streams[-1] == "end"
+
+
+SAMPLE = struct.Struct("<qIqqBddd")  # docs/live.md, "Digest"
+SAMPLE_FIELDS = ("ts_recv", "instrument", "position", "mid", "mid_known", "realized", "unrealized",
+                 "fees")
+INPUTS = {"itch", "ouch", "tick", "gap", "control", "finish"}
+
+
+def test_the_digest_is_sha256_of_state_and_of_every_output_as_documented(ds, packets):
+    """The live core hashes the outputs itself (C++); hashlib over the journal's records and the
+    PnL samples, laid out as docs/live.md says, must give the same digest."""
+    inputs: list[dict[str, bytearray]] = []
+
+    def record(stream, stamp, payload):
+        if stream in INPUTS:
+            inputs.append({"outputs": bytearray(), "samples": bytearray()})
+        elif stream == "dispatch":
+            inputs[-1]["outputs"] += len(payload).to_bytes(2, "big") + payload
+        elif stream in ("decision", "execution"):
+            inputs[-1]["outputs"] += payload
+
+    class Samples:  # an input's records are handed on before its outputs are journaled
+        def add_packed(self, decisions, executions, samples):
+            for row in np.frombuffer(samples, PNL_SAMPLE):
+                inputs[-1]["samples"] += SAMPLE.pack(*(row[name].item() for name in SAMPLE_FIELDS))
+
+    session, _ = session_for(EXAMPLES / "market_maker_compiled.toml", ds, None,
+                             overrides=("output.sample_interval=1ms",))
+    session._record = record
+    session.records = Samples()
+    venue = ScriptedVenue(day_start(ds))
+    end = drive(session, venue, packets[:600], day_start(ds) + START)
+    deliver(session, venue, session.finish(end), end)
+    result = session.close()
+    outputs = hashlib.sha256()
+    for one in inputs:
+        outputs.update(one["outputs"] + one["samples"])
+    assert result.orders > 10 and result.fills > 0
+    assert sum(len(one["samples"]) for one in inputs) >= 5 * SAMPLE.size
+    engine = session.engine
+    assert result.digest == hashlib.sha256(engine.market.serialize_state() + engine.serialize_state()
+                                           + outputs.digest()).hexdigest()
 
 
 def test_the_python_and_the_compiled_market_maker_make_the_same_session(ds, packets):
@@ -426,6 +473,59 @@ def test_the_execution_records_are_the_backtests_tables_of_what_the_journal_hold
     assert denials == result.denials
     assert read_artifact(str(tmp_path / "records"), "pnl").num_rows > 0
     assert end > 0
+
+
+def test_records_written_by_their_own_thread_equal_records_written_in_line(ds, packets, tmp_path):
+    """The node's records thread writes, on its own and within its flush interval, the same
+    tables as a writer called in line with each input."""
+    in_line = RecordsWriter(tmp_path / "in_line", ds.instruments, flush_interval_ns=10**9, report=False)
+    behind = RecordsThread(RecordsWriter(tmp_path / "behind", ds.instruments,
+                                         flush_interval_ns=50_000_000, report=False))
+
+    class Both:
+        def add_packed(self, *packed):
+            in_line.add_packed(*packed)
+            behind.add_packed(*packed)
+
+    session, _ = session_for(EXAMPLES / "market_maker_compiled.toml", ds, None,
+                             overrides=("output.sample_interval=1ms",))
+    session.records = Both()
+    drive(session, ScriptedVenue(day_start(ds)), packets[:300], day_start(ds) + START)
+    result = session.close()
+    in_line.flush()
+    deadline = time.monotonic() + 10
+    while behind.writer.flushed != in_line.flushed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert behind.writer.flushed == in_line.flushed  # flushed with nobody asking
+    assert in_line.flushed["orders"] >= result.orders > 0 and in_line.flushed["pnl"] > 0
+    in_line.close({"digest": result.digest})
+    behind.close({"digest": result.digest})
+    def rows(where, name):  # NaN (a mid not known) as a string, so that equal tables compare equal
+        return [{k: "nan" if v != v else v for k, v in row.items()}
+                for row in read_artifact(str(tmp_path / where), name).to_pylist()]
+
+    for name in ("orders", "fills", "denials", "pnl"):
+        assert rows("behind", name) == rows("in_line", name), name
+
+
+def test_a_write_failing_in_the_records_thread_is_raised_on_the_callers_thread(tmp_path):
+    class FullDisk:
+        flush_interval_ns = 1_000_000
+
+        def add(self, *columns):
+            raise OSError(28, "No space left on device")
+
+    behind = RecordsThread(FullDisk())
+    behind.add_packed(b"", b"", b"")
+    deadline = time.monotonic() + 10
+    while behind._error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(OSError, match="No space left"):
+        behind.check()
+    with pytest.raises(OSError, match="No space left"):
+        behind.add_packed(b"", b"", b"")
+    with pytest.raises(OSError, match="No space left"):
+        behind.close({})
 
 
 def test_kill_cancels_every_open_order_and_control_is_journaled_and_replayed(ds, packets, tmp_path):

@@ -18,6 +18,7 @@ one clock the live path reads.
 """
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any, NamedTuple, Self
 
@@ -82,6 +83,15 @@ def local_host_towards(host: str) -> str:
 def pin_to_cpu(cpu: int) -> None:
     """Pins the calling thread to one CPU (sched_setaffinity); SocketError if refused."""
     _net.pin_thread_to_cpu(cpu)
+
+
+def keep_off_cpu(cpu: int) -> None:
+    """Lets the calling thread, and the threads it starts from now on (they inherit it), run on
+    every CPU it may use but `cpu`, when one is left: a thread that will be pinned to `cpu` and
+    spin there starts its helper threads first, so none of them ever takes its CPU."""
+    allowed = os.sched_getaffinity(0) - {cpu}
+    if allowed:
+        os.sched_setaffinity(0, allowed)
 
 
 class _Socket:
@@ -291,18 +301,19 @@ class EventLoop:
 
 
 __all__ = [
-    "Address",
     "DATAGRAM_TRUNCATED",
-    "EventLoop",
     "HANGUP",
     "LOOPBACK",
     "READABLE",
+    "WRITABLE",
+    "Address",
+    "EventLoop",
     "StampSource",
     "TcpConnection",
     "TcpListener",
     "Transport",
     "UdpSocket",
-    "WRITABLE",
+    "keep_off_cpu",
     "parse_address",
     "pin_to_cpu",
 ]

@@ -135,6 +135,7 @@ struct ProducerStats {
     std::atomic<uint64_t> dropped{0};        // frames lost to a full ring
     std::atomic<uint64_t> dropped_bytes{0};  // their payload bytes
     std::atomic<uint64_t> drop_records{0};   // drop history records written
+    std::atomic<uint64_t> waits{0};          // naps push_waiting took for ring space
 };
 
 struct WriterStats {
@@ -209,6 +210,8 @@ public:
         if (raw::kFrameHeader + size_t(length) > ring.capacity()) return false;
         while (!ring.push(receive_ns, stream_id, payload, length)) {
             if (failed_.load(std::memory_order_acquire)) return false;
+            ProducerStats& st = *producer_stats_[p];
+            st.waits.store(st.waits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
             timespec nap{0, 50000};
             ::nanosleep(&nap, nullptr);
         }

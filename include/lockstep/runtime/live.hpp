@@ -32,6 +32,7 @@
 #include "lockstep/base/big_endian.hpp"
 #include "lockstep/base/flat_hash_map.hpp"
 #include "lockstep/base/little_endian.hpp"
+#include "lockstep/base/sha256.hpp"
 #include "lockstep/base/status.hpp"
 #include "lockstep/codecs/itch.hpp"
 #include "lockstep/codecs/ouch42.hpp"
@@ -69,6 +70,18 @@ inline void pack_decision(const DenialRecord& d, uint8_t* p) noexcept {
     store_le(p + 15, i.price), store_le(p + 23, i.qty), store_le(p + 31, i.client_order_id);
     store_le(p + 39, i.target_order_id);
     p[47] = uint8_t(d.reason);
+}
+
+// A PnL sample as the digest hashes it: ts_recv, instrument, position, mid, mid_known, realized,
+// unrealized, fees (little-endian, no padding).
+constexpr size_t kSampleBytes = 53;
+
+inline void pack_sample(const PnlSample& s, uint8_t* p) noexcept {
+    store_le(p, s.ts_recv), store_le(p + 8, s.instrument), store_le(p + 12, s.position);
+    store_le(p + 20, s.mid);
+    p[28] = s.mid_known ? 1 : 0;
+    std::memcpy(p + 29, &s.realized, 8), std::memcpy(p + 37, &s.unrealized, 8);
+    std::memcpy(p + 45, &s.fees, 8);
 }
 
 inline void pack_execution(const ExecRecord& x, uint8_t* p) noexcept {
@@ -728,6 +741,27 @@ public:
     }
     const std::vector<uint8_t>& decisions() const noexcept { return decisions_; }
     const std::vector<uint8_t>& executions() const noexcept { return executions_; }
+
+    // Ends an applied input (both drivers, the Python session and the C++ loop, call it once
+    // after each input the core applied, refused ones excepted): its records packed
+    // (pack_records), then its outputs hashed for the digest in order: packed decisions, packed
+    // execution records, dispatched OUCH bytes (the journal's payloads) and the PnL samples the
+    // engine took (kSampleBytes each; they stay in the engine for the caller to move out).
+    void end_input() noexcept {
+        const size_t d0 = decisions_.size(), x0 = executions_.size();
+        pack_records();
+        outputs_hash_.update(decisions_.data() + d0, decisions_.size() - d0);
+        outputs_hash_.update(executions_.data() + x0, executions_.size() - x0);
+        outputs_hash_.update(venue_.outbound().data(), venue_.outbound().size());
+        uint8_t packed[kSampleBytes];
+        for (const PnlSample& s : engine_.samples()) {
+            pack_sample(s, packed);
+            outputs_hash_.update(packed, kSampleBytes);
+        }
+    }
+    // SHA-256 of every output end_input() hashed so far.
+    void outputs_digest(uint8_t out[Sha256::kDigestBytes]) const noexcept { outputs_hash_.digest(out); }
+
     void clear_packed() noexcept {
         decisions_.clear();
         executions_.clear();
@@ -900,6 +934,7 @@ private:
     OuchVenue venue_;
     LiveCounters counters_{};
     std::vector<Stock> stocks_;
+    Sha256 outputs_hash_;
     std::vector<uint32_t> map_;  // decoder instrument -> engine instrument (kUnmapped: not ours)
     std::vector<uint8_t> decisions_, executions_;  // packed records not yet taken
     uint64_t next_sequence_ = 0;  // 0: take the first block's

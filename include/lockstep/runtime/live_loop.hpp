@@ -1,6 +1,6 @@
 // The live node's hot path in one loop: the feed's datagrams (recvmmsg, kernel receive stamps)
 // through the MoldUDP64 receiver into the LiveCore, every input and output appended to the
-// journal, the digest's bytes kept, and the OUCH messages the core dispatches written straight
+// journal, the outputs hashed for the digest, and the OUCH messages the core dispatches written straight
 // to the order-entry socket as SoupBinTCP Unsequenced Data. docs/live.md is normative.
 //
 // The loop owns no socket and no session: the Python node (lockstep.live.node) creates the UDP
@@ -13,10 +13,10 @@
 // journal see every input in the one order it was applied.
 //
 // Equivalence with lockstep.live.session.LiveSession (the path a journal replay takes): each
-// input is journaled first, then applied; then its decisions, executions and dispatches are
-// journaled in that order at the core's stamp, and their bytes appended to the digest stream;
-// PnL samples the engine took are moved out after the input, and where they fell in the digest
-// stream is kept (segments), so the node hashes them where LiveSession does.
+// input is journaled first, then applied; then LiveCore::end_input hashes its outputs for the
+// digest (the one place both drivers share), and its decisions, executions and dispatches are
+// journaled in that order at the core's stamp; the PnL samples the engine took are moved out
+// with the records.
 //
 // Tick-to-trade (measurement only: never journaled, never hashed): for each OUCH message
 // written in response to a datagram, the clock read right before the send() call minus that
@@ -83,14 +83,6 @@ struct LoopCounters {
     uint64_t order_messages = 0;     // the venue's messages the loop applied itself
 };
 
-// Where PnL samples fell in the digest stream: after digest byte `digest_end`, the samples
-// [first, first + count) of take_samples().
-struct SampleSegment {
-    uint64_t digest_end;
-    uint64_t first;
-    uint64_t count;
-};
-
 class LiveLoop {
 public:
     static constexpr uint64_t kFeedToken = 0, kRetransmitToken = 1, kOrderEntryToken = 2,
@@ -139,7 +131,6 @@ public:
         sink_.stamps = stamps_.data();
         sink_.max_messages = sequences_.size();
         sink_.skip_empty = true;  // ITCH has no empty message
-        digest_.reserve(1 << 20);
         decisions_.reserve(1 << 16);
         executions_.reserve(1 << 16);
         tx_.reserve(1 << 16);
@@ -198,19 +189,15 @@ public:
 
     // ---- what the node takes at a return ---------------------------------------------------
 
-    // The bytes the digest hashes, in order (decisions, executions, dispatches of each input).
-    const std::vector<uint8_t>& digest_bytes() const noexcept { return digest_; }
-    // Decisions and execution records of the inputs since the last take, packed as journaled.
+    // Decisions and execution records of the inputs since the last take, packed as journaled,
+    // and the PnL samples the engine took (the records the node writes).
     const std::vector<uint8_t>& decisions() const noexcept { return decisions_; }
     const std::vector<uint8_t>& executions() const noexcept { return executions_; }
     const std::vector<PnlSample>& samples() const noexcept { return samples_; }
-    const std::vector<SampleSegment>& sample_segments() const noexcept { return segments_; }
     void clear_outputs() noexcept {
-        digest_.clear();
         decisions_.clear();
         executions_.clear();
         samples_.clear();
-        segments_.clear();
     }
     // OUCH bytes the loop did not write: first the SoupBinTCP-framed rest of a write the kernel
     // took only part of (it goes out before anything else), then whole OUCH messages
@@ -238,12 +225,20 @@ public:
     const LatencyHistogram& tick_to_trade() const noexcept { return tick_to_trade_; }
     // Receive lag: the clock right after each recvmmsg minus each datagram's receive stamp.
     const LatencyHistogram& feed_lag() const noexcept { return feed_lag_; }
+    // How long each turn took (a look at the sockets, what it read processed, and the wait of
+    // the next look): a thread that stalls (descheduled, waiting for the journal) shows here.
+    const LatencyHistogram& turn_time() const noexcept { return turn_time_; }
+    // How many times an append waited for room in the journal's ring (its writer fell behind).
+    uint64_t journal_waits() const noexcept {
+        return journal_.writer().producer_stats(0).waits.load(std::memory_order_relaxed);
+    }
     const net::SysError& socket_error() const noexcept { return socket_error_; }
 
 private:
     LoopExit turns(int64_t budget_ns, uint32_t max_turns) noexcept {
         exit_ = false;
         const int64_t start = clock_ns();
+        last_turn_ = start;
         // Datagrams a failure left unread in the last batch come first.
         if (!drain(feed_) || !drain(retransmit_)) return reason_;
         for (uint32_t turn = 0; turn < max_turns; ++turn) {
@@ -261,6 +256,8 @@ private:
                 if (exit_ && halted()) return reason_;
             }
             const int64_t now = clock_ns();
+            turn_time_.add(now - last_turn_);
+            last_turn_ = now;
             if (!got || ++busy_turns_ >= options_.idle_every) {
                 busy_turns_ = 0;
                 idle(now);
@@ -477,19 +474,21 @@ private:
         return false;
     }
 
-    // After an input: its outputs journaled, kept for the digest and the records, sent.
+    // After an input: what the core did not send early sent, the input ended (its outputs
+    // hashed for the digest: LiveCore::end_input), its outputs journaled and kept for the records.
     void applied(RunStatus status, int64_t measured_from) noexcept {
         if (failure_ != RunStatus::Ok) {  // refused: the core applied nothing
             ++counters_.refused;
             return;
         }
-        core_.pack_records();
+        const std::vector<uint8_t>& o = core_.outbound();
+        if (o.size() > sent_early_)
+            send(o.data() + sent_early_, o.size() - sent_early_, measured_from);
+        sent_early_ = 0;
+        measured_from_ = kNotMeasured;
+        core_.end_input();
         const std::vector<uint8_t>& d = core_.decisions();
         const std::vector<uint8_t>& x = core_.executions();
-        const std::vector<uint8_t>& o = core_.outbound();
-        digest_.insert(digest_.end(), d.begin(), d.end());
-        digest_.insert(digest_.end(), x.begin(), x.end());
-        digest_.insert(digest_.end(), o.begin(), o.end());
         decisions_.insert(decisions_.end(), d.begin(), d.end());
         executions_.insert(executions_.end(), x.begin(), x.end());
         const int64_t stamp = core_.stamp();
@@ -503,27 +502,16 @@ private:
             ok = journal_.append(stamp, JournalStream::Dispatch, o.data() + pos + 2, n);
             pos += 2 + size_t(n);
         }
-        if (o.size() > sent_early_)
-            send(o.data() + sent_early_, o.size() - sent_early_, measured_from);
-        sent_early_ = 0;
-        measured_from_ = kNotMeasured;
         core_.clear_packed();
         core_.clear_outbound();
-        take_samples();
+        Engine& e = core_.engine();
+        samples_.insert(samples_.end(), e.samples().begin(), e.samples().end());
+        e.clear_records();
         if (!ok) stop(LoopExit::JournalFailed);
         if (status != RunStatus::Ok) {
             failure_ = status;
             stop(LoopExit::Failed);
         }
-    }
-
-    void take_samples() noexcept {
-        Engine& e = core_.engine();
-        const std::vector<PnlSample>& s = e.samples();
-        if (s.empty()) return;
-        segments_.push_back(SampleSegment{digest_.size(), samples_.size(), s.size()});
-        samples_.insert(samples_.end(), s.begin(), s.end());
-        e.clear_records();  // the execution records went into the journal layouts already
     }
 
     // A message the core just dispatched, while the loop applies an input: written at once
@@ -611,13 +599,13 @@ private:
     std::vector<uint8_t> released_;
     std::vector<uint64_t> sequences_;
     std::vector<int64_t> stamps_;
-    std::vector<uint8_t> digest_, decisions_, executions_, tx_, unsent_framed_, unsent_;
+    std::vector<uint8_t> decisions_, executions_, tx_, unsent_framed_, unsent_;
     std::vector<PnlSample> samples_;
-    std::vector<SampleSegment> segments_;
     session::MoldNotice notices_[kNoticeCapacity] = {};
     size_t notice_count_ = 0;
     LoopCounters counters_{};
-    LatencyHistogram tick_to_trade_, feed_lag_;
+    LatencyHistogram tick_to_trade_, feed_lag_, turn_time_;
+    int64_t last_turn_ = 0;
     net::SysError socket_error_{};
 };
 

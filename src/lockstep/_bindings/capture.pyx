@@ -119,6 +119,7 @@ cdef class CaptureWriter:
         cdef const CProducerStats* s = &self._w.producer_stats(producer)
         return {"frames": s.frames.load(), "bytes": s.bytes.load(), "dropped": s.dropped.load(),
                 "dropped_bytes": s.dropped_bytes.load(), "drop_records": s.drop_records.load(),
+                "waits": s.waits.load(),
                 "ring_used": self._w.ring_used(producer)}
 
     @property

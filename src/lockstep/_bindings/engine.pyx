@@ -832,14 +832,6 @@ cdef class LiveCore:
         self.engine._raise_if_interrupted()
         return <int>status
 
-    def take_outbound(self):
-        """The OUCH messages dispatched since the last call, [u16 length][message] each, as
-        bytes; then clears them."""
-        cdef const vector[uint8_t]* out = &self.core.get().outbound()
-        data = (<const char*>out.data())[:out.size()] if out.size() else b""
-        self.core.get().clear_outbound()
-        return data
-
     def on_mode(self, int mode, int64_t stamp):
         """The trading mode (lockstep.enums.TradingMode value) from `stamp` on."""
         cdef CRunStatus status
@@ -876,18 +868,33 @@ cdef class LiveCore:
         self.engine._raise_if_interrupted()
         return <int>status
 
-    def take_records(self):
-        """(decisions, executions) produced since the last call, packed in the journal's
-        layouts (lockstep.live.journal.DECISION, EXECUTION) as bytes; the engine keeps only its
-        samples (Engine.drain() gives them)."""
+    def end_input(self):
+        """Ends the input just applied (call once after each; LiveCore::end_input: its outputs
+        hashed for the digest) and takes its outputs, then cleared: (decisions, executions,
+        outbound, samples) as bytes: decisions and execution records packed in the journal's
+        layouts (lockstep.live.journal.DECISION, EXECUTION), the OUCH messages it dispatched
+        ([u16 length][message] each), its PnL samples as PNL_SAMPLE rows."""
         cdef CLiveCore* c = self.core.get()
-        c.pack_records()
+        cdef CEngine* e = &c.engine()
+        c.end_input()
         cdef const vector[uint8_t]* d = &c.decisions()
         cdef const vector[uint8_t]* x = &c.executions()
-        decisions = (<const char*>d.data())[:d.size()] if d.size() else b""
-        executions = (<const char*>x.data())[:x.size()] if x.size() else b""
+        cdef const vector[uint8_t]* o = &c.outbound()
+        cdef const vector[CPnlSample]* s = &e.samples()
+        out = ((<const char*>d.data())[:d.size()] if d.size() else b"",
+               (<const char*>x.data())[:x.size()] if x.size() else b"",
+               (<const char*>o.data())[:o.size()] if o.size() else b"",
+               (<const char*>s.data())[:s.size() * sizeof(CPnlSample)] if s.size() else b"")
         c.clear_packed()
-        return decisions, executions
+        c.clear_outbound()
+        e.clear_records()
+        return out
+
+    def outputs_digest(self):
+        """SHA-256 (32 bytes) of every output end_input() hashed so far (docs/live.md, "Digest")."""
+        cdef uint8_t out[32]
+        self.core.get().outputs_digest(out)
+        return out[:32]
 
     def native(self):
         """The C++ core in a capsule, for a C++ loop that drives it

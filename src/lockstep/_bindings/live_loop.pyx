@@ -20,7 +20,7 @@ from lockstep.includes.runtime.engine cimport CPnlSample
 from lockstep.includes.runtime.journal cimport CJournal, CJournalStream
 from lockstep.includes.runtime.live cimport CLiveCore
 from lockstep.includes.runtime.live_loop cimport (
-    CLiveLoop, CLoopCounters, CLoopExit, CLoopOptions, CSampleSegment,
+    CLiveLoop, CLoopCounters, CLoopExit, CLoopOptions,
 )
 from lockstep.includes.session.mold_receiver cimport CMoldNotice, CMoldReceiver
 from lockstep.includes.session.soup_client cimport CSoupClient
@@ -198,17 +198,12 @@ cdef class LiveLoop:
         return <int>why
 
     def take_outputs(self):
-        """(digest bytes, decisions, executions, samples, segments) since the last take, then
-        cleared: the bytes the digest hashes in order, the packed records, the PnL samples
-        (SAMPLE_BYTES each) and where they fall in the digest bytes ((digest_end, first, count)
-        each)."""
+        """(decisions, executions, samples) since the last take, then cleared: the records of the
+        inputs applied, decisions and execution records packed as journaled, PnL samples as
+        SAMPLE_BYTES rows (lockstep._bindings.engine.PNL_SAMPLE)."""
         cdef const vector[CPnlSample]* s = &self._loop.samples()
-        cdef const vector[CSampleSegment]* seg = &self._loop.sample_segments()
         samples = (<const char*>s.data())[:s.size() * sizeof(CPnlSample)] if s.size() else b""
-        segments = [(seg.at(i).digest_end, seg.at(i).first, seg.at(i).count)
-                    for i in range(seg.size())]
-        out = (_bytes(self._loop.digest_bytes()), _bytes(self._loop.decisions()),
-               _bytes(self._loop.executions()), samples, segments)
+        out = (_bytes(self._loop.decisions()), _bytes(self._loop.executions()), samples)
         self._loop.clear_outputs()
         return out
 
@@ -256,6 +251,17 @@ cdef class LiveLoop:
         """{count, p50_ns, p99_ns, p99_9_ns, max_ns} of how long datagrams waited in the feed
         sockets before the loop read them."""
         return _summary(self._loop.feed_lag())
+
+    @property
+    def turn_time(self):
+        """{count, p50_ns, p99_ns, p99_9_ns, max_ns} of how long each turn of the loop took (a
+        look at the sockets, what it read processed): a stalled thread shows here."""
+        return _summary(self._loop.turn_time())
+
+    @property
+    def journal_waits(self):
+        """How many times an append waited for room in the journal's ring."""
+        return self._loop.journal_waits()
 
     def socket_error(self):
         """(call, errno) of the feed socket failure a SocketError return reported."""

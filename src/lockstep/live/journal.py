@@ -105,16 +105,20 @@ _EXECUTION_DTYPE = np.dtype([("ts_event", "<i8"), ("ts_recv", "<i8"), ("instrume
                              ("fee", "<i8")])
 
 
-def drained_columns(decisions: bytes, executions: bytes) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """(execution records, denials) as Engine.drain() gives them (EXEC_COLUMNS, DENIAL_COLUMNS),
-    from packed decisions and execution records: denials are the decisions not allowed."""
+def drained_columns(decisions: bytes, executions: bytes, samples: bytes = b""
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """(execution records, denials, PnL samples) as Engine.drain() gives them (EXEC_COLUMNS,
+    DENIAL_COLUMNS, SAMPLE_COLUMNS), from packed decisions and execution records (denials are
+    the decisions not allowed) and PNL_SAMPLE rows."""
     x = np.frombuffer(executions, _EXECUTION_DTYPE)
     d = np.frombuffer(decisions, _DECISION_DTYPE)
     d = d[d["reason"] != 0]
+    s = np.frombuffer(samples, _engine.PNL_SAMPLE)
     exec_cols = {name: x["reason" if name == "seq" else name].astype(kind)
                  for name, kind in _engine.EXEC_COLUMNS}
     denial_cols = {name: d[name].astype(kind) for name, kind in _engine.DENIAL_COLUMNS}
-    return exec_cols, denial_cols
+    sample_cols = {name: s[name].astype(kind) for name, kind in _engine.SAMPLE_COLUMNS}
+    return exec_cols, denial_cols, sample_cols
 
 
 def split_records(data: bytes, size: int) -> list[bytes]:
@@ -123,7 +127,7 @@ def split_records(data: bytes, size: int) -> list[bytes]:
 
 
 def split_outbound(data: bytes) -> list[bytes]:
-    """The OUCH messages of LiveCore.take_outbound()'s [u16 length][message] stream."""
+    """The OUCH messages of a [u16 length][message] stream (LiveCore.end_input()'s outbound)."""
     out, pos = [], 0
     while pos + 2 <= len(data):
         n = int.from_bytes(data[pos:pos + 2], "big")

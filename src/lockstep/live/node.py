@@ -23,12 +23,16 @@
    the OUCH messages the core dispatches are written at once to the order-entry socket as
    SoupBinTCP Unsequenced Data (whatever the kernel does not take, or everything while the
    client is not logged in or has bytes of its own waiting, goes to the client, in order). The
-   loop returns here when Python is needed: order entry or the control socket readable, a
-   receiver notice, bytes left for the client, a failure, or every RUN_BUDGET_NS. Then the
-   session takes the loop's outputs (digest, records, failure); OUCH messages from the venue
-   go to the session with the stamp of their read; control commands reach the session between
-   inputs (so they are journaled); records flush on `live.flush_interval`. The loop times
-   tick-to-trade (counters()["tick_to_trade"]: measurement only, never journaled);
+   loop returns here only when Python is needed: order entry or the control socket readable
+   (while order entry is logged in, the loop reads the venue's answers itself), a receiver
+   notice, bytes left for the client, a failure, an order-entry heartbeat due, the end of the
+   duration, or RUN_BUDGET_NS. Then the session takes the loop's records and failure (the core
+   hashed the outputs for the digest itself) and hands the records to their own thread, which
+   converts and writes them every `live.flush_interval`; OUCH messages the client read go to
+   the session with the stamp of their read; control commands reach the session between
+   inputs (so they are journaled). The journal's and the records' threads are kept off
+   `live.cpu`, which the loop's thread is pinned to. The loop times tick-to-trade
+   (counters()["tick_to_trade"]: measurement only, never journaled);
 5. the stop: with `live.cancel_on_shutdown`, the kill switch (every open order cancelled) and
    up to `live.cancel_timeout` for the acknowledgements; then the strategy's on_stop, the
    journal's end record, the records closed (Parquet, summary.json, report.html), log out.
@@ -51,14 +55,14 @@ from lockstep.errors import ControlError, LockstepError, LoginRejected, SocketEr
 from lockstep.live.config import LiveConfig
 from lockstep.live.control import ControlServer, control_endpoint
 from lockstep.live.journal import split_outbound
-from lockstep.live.records import RecordsWriter, new_session_dir
+from lockstep.live.records import RecordsThread, RecordsWriter, new_session_dir
 from lockstep.live.session import (
     LiveSession,
     LiveTerms,
     journaled_session,
     venue_instruments,
 )
-from lockstep.net import UdpSocket, local_host_towards, pin_to_cpu
+from lockstep.net import UdpSocket, keep_off_cpu, local_host_towards, pin_to_cpu
 from lockstep.protocols.mold_receiver import MoldReceiver, MoldReceiverConfig
 from lockstep.protocols.order_entry import OrderEntryClient
 from lockstep.protocols.soup_client import SoupClientConfig
@@ -70,15 +74,13 @@ log = logging.getLogger("lockstep.live.node")
 #: With no input for this long, the clock is read and the session ticks (timers, deferred
 #: dispatches): the resolution of timers in a quiet market.
 TICK_NS = 1_000_000
-#: The longest the C++ loop runs before it returns here (records flush, control, the duration,
-#: signals, order-entry heartbeats are seen at least this often).
-RUN_BUDGET_NS = 1_000_000
-#: How often the order-entry client and the control socket get a turn when the loop did not
-#: return for them (timers: heartbeats, reconnects, signals' commands).
+#: The longest the C++ loop runs before it returns here: the records reach their thread, and
+#: signals and the duration are seen, at least this often. Every return is a pause in reading
+#: the feed, so the loop returns only when Python has something to do.
+RUN_BUDGET_NS = 100_000_000
+#: How often the order-entry client gets a turn while it is not logged in (connects, reconnects).
 _SERVICE_NS = 5_000_000
-#: How often the records held back by the session reach the records writer.
-_RECORDS_NS = 100_000_000
-_RUN_TURNS = 1 << 16
+_RUN_TURNS = 1 << 30
 _FEED_BATCH = 64
 _SLOT_BYTES = 2048
 _FEED_RECEIVE_BUFFER = 16 << 20
@@ -120,11 +122,11 @@ class LiveNode:
         self.mode = TradingMode.ACTIVE
         self.kill_switch = False
         self.session: LiveSession | None = None
-        self.records: RecordsWriter | None = None
+        self.records: RecordsThread | None = None
         self.journal = None
         self.control: ControlServer | None = None
         self.fast: Any = None  # the C++ loop (lockstep._bindings.live_loop.LiveLoop), once open
-        self._service_at = self._records_at = 0
+        self._deadline: int | None = None  # monotonic ns: the end of --duration
         self._early: list[tuple[int, bytes, int]] = []  # OUCH read while logging in
         self.receiver = MoldReceiver(MoldReceiverConfig(
             session=live.session, heartbeat_timeout_ns=live.feed_timeout_ns,
@@ -183,12 +185,14 @@ class LiveNode:
         cfg = self.cfg
         self.control = ControlServer(self, control_endpoint(cfg.live.control, data, cfg.name),
                                      on_stop=self.request_stop)
+        if cfg.live.cpu >= 0:
+            keep_off_cpu(cfg.live.cpu)  # the journal's and the records' threads, started next
         config_text = dump_toml(cfg.to_dict())
         folder = new_session_dir(cfg.name, config_text, data=data)
-        self.records = RecordsWriter(folder, self.instruments,
-                                     flush_interval_ns=cfg.live.flush_interval_ns,
-                                     sample_interval_ns=cfg.output.sample_interval,
-                                     title=f"{cfg.name} live", config_text=config_text)
+        self.records = RecordsThread(RecordsWriter(
+            folder, self.instruments, flush_interval_ns=cfg.live.flush_interval_ns,
+            sample_interval_ns=cfg.output.sample_interval, title=f"{cfg.name} live",
+            config_text=config_text))
         terms = LiveTerms(self.day_start_ns, tuple(venue_instruments(self.instruments)),
                           token_prefix=token_prefix(time.time_ns()),
                           flush_interval_ns=cfg.live.flush_interval_ns)
@@ -213,17 +217,16 @@ class LiveNode:
             batch=_FEED_BATCH, slot_bytes=_SLOT_BYTES, held_bytes=held)
         self.fast.set_control(self.control.fileno())
         self.fast.set_order_session(self.client.session)
-        self.session.hold_records = True
 
     def run(self, duration_s: float | None) -> None:
         """Trades until a stop (see the module docstring)."""
         if self.cfg.live.cpu >= 0:
             pin_to_cpu(self.cfg.live.cpu)
-        deadline = None if duration_s is None else time.monotonic() + duration_s
+        self._deadline = None if duration_s is None else time.monotonic_ns() + int(duration_s * 1e9)
         with self.control.signals():
             while self.stopped_by is None:
                 self._idle(self._turn())
-                if deadline is not None and time.monotonic() >= deadline:
+                if self._deadline is not None and time.monotonic_ns() >= self._deadline:
                     self.stopped_by = "duration"
                 elif self.client.state in _FINAL:
                     self.stopped_by = f"order entry {self.client.state.label}"
@@ -249,7 +252,7 @@ class LiveNode:
         client = self.client
         self.fast.set_order_entry(client.fileno(), client.counts["connects"],
                                   client.logged_in and not client.write_pending)
-        why = LoopExit(self.fast.run(RUN_BUDGET_NS, _RUN_TURNS))
+        why = LoopExit(self.fast.run(self._budget_ns(), _RUN_TURNS))
         self.session.absorb(self.fast)
         self.session.core.raise_if_interrupted()
         framed, unsent = self.fast.take_unsent()
@@ -262,9 +265,24 @@ class LiveNode:
         elif why is LoopExit.SOCKET_ERROR:
             call, errno = self.fast.socket_error()
             raise SocketError(f"feed {self.cfg.live.feed}: {call} failed", errno=errno)
-        if why is LoopExit.ORDER_ENTRY or time.monotonic_ns() >= self._service_at:
+        if why in (LoopExit.ORDER_ENTRY, LoopExit.TIME) or not client.logged_in:
             self._read_orders()
         return why
+
+    def _budget_ns(self) -> int:
+        """How long the loop may run: until the order-entry client has something due (a
+        heartbeat, a silent server given up; every _SERVICE_NS while not logged in), the
+        duration ends, or RUN_BUDGET_NS."""
+        client = self.client
+        budget = RUN_BUDGET_NS
+        if not client.logged_in:
+            budget = _SERVICE_NS
+        else:
+            soup = client.session
+            budget = min(budget, min(soup.heartbeat_due_ns, soup.timeout_due_ns) - time.time_ns())
+        if self._deadline is not None:
+            budget = min(budget, self._deadline - time.monotonic_ns())
+        return max(budget, 0)
 
     def _read_orders(self) -> int:
         received = self.client.poll(0)
@@ -294,15 +312,11 @@ class LiveNode:
             self._send(sent)
 
     def _idle(self, why: LoopExit) -> None:
-        """Between runs of the loop: control commands, records handed over and flushed."""
-        now = time.monotonic_ns()
-        if why is LoopExit.CONTROL or now >= self._service_at:
+        """Between runs of the loop: control commands (and signals' requests); a failure of the
+        records' thread raised here."""
+        if why in (LoopExit.CONTROL, LoopExit.TIME):
             self.control.poll(0)
-            self._service_at = now + _SERVICE_NS
-        if now >= self._records_at:
-            self.session.hand_records()
-            self.records.maybe_flush()
-            self._records_at = now + _RECORDS_NS
+        self.records.check()
 
     def _notices(self, notices: list[tuple[int, int, int, int]]) -> None:
         """What the receiver decided (the loop has applied a gap given up as a feed gap)."""
@@ -397,7 +411,9 @@ class LiveNode:
                 "venue_messages_in_loop": fast.get("order_messages", 0),
                 "kernel_drops": self.feed.stats["kernel_drops"],
                 "tick_to_trade": self.fast.tick_to_trade if self.fast is not None else {},
-                "feed_lag": self.fast.feed_lag if self.fast is not None else {}}
+                "feed_lag": self.fast.feed_lag if self.fast is not None else {},
+                "turn_time": self.fast.turn_time if self.fast is not None else {},
+                "journal_waits": self.fast.journal_waits if self.fast is not None else 0}
 
     # ---------------------------------------------------------------- stopping
 

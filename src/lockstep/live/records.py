@@ -10,6 +10,10 @@
     ...
     summary = records.close({"digest": ..., "complete": True, ...})
 
+    behind = RecordsThread(records)    # the live node's: conversion and writes off its loop
+    behind.add_packed(decisions, executions, samples)   # queued; a thread converts and flushes
+    summary = behind.close({...})
+
 The tables are the backtest's, made by the same code (lockstep.backtest.artifacts.RecordTables:
 orders, fills, denials, pnl with their schemas), and a closed session's folder looks like a
 backtest's run folder: config.toml, orders/fills/denials/pnl.parquet, summary.json (the node's
@@ -27,6 +31,12 @@ read_artifact reads such a stream where the Parquet file is missing; recover_ses
 killed session's folder into a closed one (Parquet files, summary.json marked incomplete,
 INCOMPLETE, the report). close() converts the streams to Parquet and removes them.
 
+**Off the loop.** The live node hands its records to a RecordsThread: add_packed() only queues
+the packed records of the loop (lockstep.live.journal.drained_columns reads them), and a thread
+of its own wakes every flush interval to convert, append and flush them, so neither the Arrow
+conversion nor a slow disk ever holds up the thread that trades. A write that fails there (a
+full disk) is raised on the node's thread by the next add_packed(), check() or close().
+
 The clock only decides when bytes reach the disk, never what they are.
 """
 from __future__ import annotations
@@ -35,6 +45,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -62,8 +73,9 @@ from lockstep.data.dataset import Instrument
 from lockstep.data.storage import Location, locate, naming
 from lockstep.errors import ConfigError, StorageError
 from lockstep.live.control import SESSIONS_AREA, local_root
+from lockstep.live.journal import drained_columns
 
-__all__ = ["KILLED", "RecordsWriter", "new_session_dir", "recover_session"]
+__all__ = ["KILLED", "RecordsThread", "RecordsWriter", "new_session_dir", "recover_session"]
 
 #: Rows per Parquet row group when a stream becomes a Parquet file (as the backtest writes them).
 _ROW_GROUP = 1 << 16
@@ -120,6 +132,10 @@ class RecordsWriter(RecordTables):
         super().add(x, d, s)
         self.maybe_flush()
 
+    def add_packed(self, decisions: bytes, executions: bytes, samples: bytes) -> None:
+        """add() of records packed as the live core gives them (journal.drained_columns)."""
+        self.add(*drained_columns(decisions, executions, samples))
+
     def maybe_flush(self) -> bool:
         """Flushes if flush_interval_ns has passed since the last flush; True if it did."""
         if self._clock() - self._last_flush < self.flush_interval_ns:
@@ -164,6 +180,66 @@ class RecordsWriter(RecordTables):
         for sink, writer in streams.values():
             writer.close()
             sink.close()
+
+
+class RecordsThread:
+    """A RecordsWriter fed from the live node's thread and written by a thread of its own (see
+    the module docstring): add_packed() queues, the thread converts, appends and flushes every
+    `writer.flush_interval_ns`."""
+
+    def __init__(self, writer: RecordsWriter) -> None:
+        self.writer = writer
+        self._queue: list[tuple[bytes, bytes, bytes]] = []
+        self._wake = threading.Condition()
+        self._stopping = False
+        self._error: Exception | None = None
+        self._thread = threading.Thread(target=self._run, name="lockstep-records", daemon=True)
+        self._thread.start()
+
+    def add_packed(self, decisions: bytes, executions: bytes, samples: bytes) -> None:
+        self.check()
+        with self._wake:
+            self._queue.append((decisions, executions, samples))
+
+    def check(self) -> None:
+        """Raises what failed in the thread, if anything did."""
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        interval_s = self.writer.flush_interval_ns / 1e9
+        while True:
+            with self._wake:
+                if not self._stopping:
+                    self._wake.wait(interval_s)
+                queued, self._queue = self._queue, []
+                stopping = self._stopping
+            try:
+                if queued:
+                    self.writer.add(*drained_columns(*(b"".join(q[k] for q in queued) for k in range(3))))
+                    self.writer.flush()
+            except Exception as e:  # noqa: BLE001  (a full disk: raised on the node's thread)
+                self._error = e
+                return
+            if stopping:
+                return
+
+    def _join(self) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify()
+        self._thread.join()
+
+    def close(self, summary: Mapping[str, Any], *, complete: bool = True) -> dict[str, Any]:
+        """Writes what is queued, then RecordsWriter.close."""
+        self._join()
+        self.check()
+        return self.writer.close(summary, complete=complete)
+
+    def abort(self) -> None:
+        """Stops the thread and leaves the folder as a killed process would (RecordsWriter.abort)."""
+        self._join()
+        self.writer.abort()
 
 
 def finish_session(directory: Location, summary: Mapping[str, Any], *, complete: bool, title: str,

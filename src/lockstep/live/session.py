@@ -29,8 +29,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import numpy as np
-
 from lockstep._bindings import engine as _engine
 from lockstep.backtest.config import BacktestConfig
 from lockstep.backtest.runner import strategy_engine, traded_of
@@ -46,7 +44,6 @@ from lockstep.live.journal import (
     EXECUTION,
     SEQUENCE,
     JournalWriter,
-    drained_columns,
     split_outbound,
     split_records,
 )
@@ -63,22 +60,11 @@ _FAILURES = {
 }
 
 
-def hash_records(h: Any, *record_columns: dict[str, np.ndarray]) -> None:
-    """Feeds drained records (Engine.drain()'s dicts of columns) to the digest's hash `h`, as a
-    backtest's outputs do (docs/backtest.md, "Digest"). A live session drains (and hashes) only
-    the PnL samples, after an input that produced some: its other records are hashed as
-    journaled."""
-    for cols in record_columns:
-        for name in sorted(cols):
-            h.update(name.encode())
-            h.update(np.ascontiguousarray(cols[name]).tobytes())
-
-
-def state_digest(engine: Any, records_hash: Any) -> str:
-    """SHA-256 over Market State, execution-side State and `records_hash` (docs/live.md,
-    "Digest")."""
+def state_digest(engine: Any, outputs_digest: bytes) -> str:
+    """SHA-256 over Market State, execution-side State and `outputs_digest` (the live core's hash
+    of every output: docs/live.md, "Digest")."""
     return hashlib.sha256(
-        engine.market.serialize_state() + engine.serialize_state() + records_hash.digest()
+        engine.market.serialize_state() + engine.serialize_state() + outputs_digest
     ).hexdigest()
 
 
@@ -154,17 +140,12 @@ def session_info(cfg: BacktestConfig, instruments: Sequence[Instrument], terms: 
             "instruments": [asdict(i) for i in instruments], "terms": terms.to_dict()}
 
 
-def _concatenated(columns: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {name: np.concatenate([c[name] for c in columns]) for name in columns[0]}
-
-
 class LiveSession:
     """The live core of one session over `instruments` (the venue's, as a dataset has them),
     trading as `cfg` says (strategy, risk, queue, output.sample_interval). `record` receives
     every input and output record (a JournalWriter's write, or a replay's comparison);
-    `records` (lockstep.live.records.RecordsWriter, or anything with its add(x, d, s)) the
-    execution records, denials and PnL samples in Engine.drain()'s columns, after each input
-    that made some."""
+    `records` (lockstep.live.records.RecordsWriter or RecordsThread: anything with
+    add_packed(decisions, executions, samples)) the records of each input that made some."""
 
     def __init__(self, cfg: BacktestConfig, instruments: Sequence[Instrument], terms: LiveTerms, *,
                  record: Recorder, base_dir: str | os.PathLike[str] = ".",
@@ -188,15 +169,7 @@ class LiveSession:
         for index, v in enumerate(terms.venue):
             check_status(self._core.add_instrument(index, v.stock.encode("ascii").ljust(8),
                                                    v.price_multiplier), f"live instrument {v.stock}")
-        self._hash = hashlib.sha256()
-        self._no_samples = {name: np.empty(0, kind) for name, kind in _engine.SAMPLE_COLUMNS}
-        self._no_exec = {name: np.empty(0, kind) for name, kind in _engine.EXEC_COLUMNS}
-        self._no_denials = {name: np.empty(0, kind) for name, kind in _engine.DENIAL_COLUMNS}
         self._loop_refused = 0
-        #: Hold the records of inputs until hand_records() (the socket node hands them over
-        #: in batches, before each records flush) instead of one records.add per input.
-        self.hold_records = False
-        self._held: list[tuple[bytes, bytes, dict[str, np.ndarray] | None]] = []
         self.failure: dict[str, Any] | None = None
         self.refused = 0  #: inputs that arrived after a failure (journaled, not applied)
         self._closed = False
@@ -293,16 +266,7 @@ class LiveSession:
             return []
         status = step()
         stamp = self._core.stamp
-        decisions, executions = self._core.take_records()
-        outbound = self._core.take_outbound()
-        # The digest covers every output as journaled, and the PnL samples when some are taken.
-        self._hash.update(decisions)
-        self._hash.update(executions)
-        self._hash.update(outbound)
-        samples = None
-        if self.engine.pending_records():
-            _, _, samples = drained = self.engine.drain()
-            hash_records(self._hash, *drained)
+        decisions, executions, outbound, samples = self._core.end_input()  # hashed for the digest
         self._add_records(decisions, executions, samples)
         for payload in split_records(decisions, DECISION.size):
             self._record("decision", stamp, payload)
@@ -317,45 +281,20 @@ class LiveSession:
 
     def absorb(self, loop: Any) -> None:
         """Takes what a C++ live loop (lockstep._bindings.live_loop.LiveLoop over this session's
-        core and journal: the socket node's hot path) applied since the last call: its outputs
-        hashed in the order they came, the PnL samples it moved out hashed where they fell, the
-        records handed on, its refused inputs counted and a failure recorded, as _after does for
-        each input here. The node calls it at every return of the loop, before any input of its
-        own."""
-        digest, decisions, executions, samples, segments = loop.take_outputs()
-        taken, pos = [], 0
-        for end, first, count in segments:
-            self._hash.update(digest[pos:end])
-            pos = end
-            rows = np.frombuffer(samples, _engine.PNL_SAMPLE, count,
-                                 first * _engine.PNL_SAMPLE.itemsize)
-            cols = {name: rows[name].astype(kind) for name, kind in _engine.SAMPLE_COLUMNS}
-            hash_records(self._hash, self._no_exec, self._no_denials, cols)
-            taken.append(cols)
-        self._hash.update(digest[pos:])
-        self._add_records(decisions, executions, _concatenated(taken) if taken else None)
+        core and journal: the socket node's hot path) applied since the last call: its records
+        handed on, its refused inputs counted and a failure recorded, as _after does for each
+        input here (the core hashed their outputs itself). The node calls it at every return of
+        the loop, before any input of its own."""
+        self._add_records(*loop.take_outputs())
         refused = loop.counters["refused"]
         self.refused += refused - self._loop_refused
         self._loop_refused = refused
         if loop.failure != RunStatus.OK and self.failure is None:
             self._fail(RunStatus(loop.failure), self._core.stamp)
 
-    def _add_records(self, decisions: bytes, executions: bytes,
-                     samples: dict[str, np.ndarray] | None) -> None:
-        if self.records is None or not (decisions or executions or samples is not None):
-            return
-        self._held.append((decisions, executions, samples))
-        if not self.hold_records:
-            self.hand_records()
-
-    def hand_records(self) -> None:
-        """The records held back (hold_records), in one records.add."""
-        if not self._held:
-            return
-        held, self._held = self._held, []
-        x, d = drained_columns(b"".join(h[0] for h in held), b"".join(h[1] for h in held))
-        samples = [h[2] for h in held if h[2] is not None]
-        self.records.add(x, d, _concatenated(samples) if samples else self._no_samples)
+    def _add_records(self, decisions: bytes, executions: bytes, samples: bytes) -> None:
+        if self.records is not None and (decisions or executions or samples):
+            self.records.add_packed(decisions, executions, samples)
 
     @property
     def core(self) -> Any:
@@ -377,11 +316,10 @@ class LiveSession:
 
     def result(self) -> LiveResult:
         """The summary as it stands (digest over everything applied so far)."""
-        self.hand_records()
         c = self.engine.counters()
         counters = self.counters
         counters.pop("venue")  # the simulated venue's: not this session's
-        return LiveResult(digest=state_digest(self.engine, self._hash), journal=self.journal,
+        return LiveResult(digest=state_digest(self.engine, self._core.outputs_digest()), journal=self.journal,
                           orders=c["orders"], fills=c["fills"], intents=c["intents"],
                           denials=c["denied"], complete=self.failure is None,
                           error=self.failure, counters=counters)

@@ -29,7 +29,7 @@ cdef extern from "lockstep/data/capture.hpp" namespace "lockstep::capture" nogil
         uint32_t history_stream
 
     cdef cppclass CProducerStats "lockstep::capture::ProducerStats":
-        CAtomicU64 frames, bytes, dropped, dropped_bytes, drop_records
+        CAtomicU64 frames, bytes, dropped, dropped_bytes, drop_records, waits
 
     cdef cppclass CWriterStats "lockstep::capture::WriterStats":
         CAtomicU64 frames, bytes, files, last_sequence, writes, write_ns, write_ns_max, fsyncs

@@ -35,6 +35,8 @@ cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
         void pack_records() noexcept
         const vector[uint8_t]& decisions() noexcept
         const vector[uint8_t]& executions() noexcept
+        void end_input() noexcept
+        void outputs_digest(uint8_t* out) noexcept
         void clear_packed() noexcept
         const vector[uint8_t]& outbound() noexcept
         void clear_outbound() noexcept
@@ -42,3 +44,4 @@ cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
         uint64_t next_sequence() noexcept
         int64_t stamp() noexcept
         size_t live_orders() noexcept
+        CEngine& engine() noexcept

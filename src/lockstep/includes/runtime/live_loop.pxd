@@ -36,11 +36,6 @@ cdef extern from "lockstep/runtime/live_loop.hpp" namespace "lockstep::live" nog
         uint64_t order_reads
         uint64_t order_messages
 
-    cdef cppclass CSampleSegment "lockstep::live::SampleSegment":
-        uint64_t digest_end
-        uint64_t first
-        uint64_t count
-
     cdef cppclass CLiveLoop "lockstep::live::LiveLoop":
         CLiveLoop(CLiveCore& core, CMoldReceiver& receiver, CUdpSocket& feed,
                   CUdpSocket& retransmit, CJournal& journal) noexcept
@@ -51,11 +46,9 @@ cdef extern from "lockstep/runtime/live_loop.hpp" namespace "lockstep::live" nog
         void set_order_session(CSoupClient* soup) noexcept
         CStatus set_control(int fd) noexcept
         CLoopExit run(int64_t budget_ns, uint32_t max_turns) noexcept
-        const vector[uint8_t]& digest_bytes() noexcept
         const vector[uint8_t]& decisions() noexcept
         const vector[uint8_t]& executions() noexcept
         const vector[CPnlSample]& samples() noexcept
-        const vector[CSampleSegment]& sample_segments() noexcept
         void clear_outputs() noexcept
         const vector[uint8_t]& unsent_framed() noexcept
         const vector[uint8_t]& unsent() noexcept
@@ -69,4 +62,6 @@ cdef extern from "lockstep/runtime/live_loop.hpp" namespace "lockstep::live" nog
         const CLoopCounters& counters() noexcept
         const CLatencyHistogram& tick_to_trade() noexcept
         const CLatencyHistogram& feed_lag() noexcept
+        const CLatencyHistogram& turn_time() noexcept
+        uint64_t journal_waits() noexcept
         const CSysError& socket_error() noexcept
