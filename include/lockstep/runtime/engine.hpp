@@ -713,6 +713,7 @@ private:
             for (size_t k = 0; k < n; ++k) send(out[k]);
             if (n < kDispatchBatch) break;
         }
+        venue_->end_batch();
     }
 
     void send(const Intent& in) noexcept {

@@ -161,6 +161,10 @@ public:
     }
     void attach(Engine& engine) noexcept { engine_ = &engine; }
 
+    void end_batch() noexcept override {
+        if (hook_ != nullptr && !out_.empty()) hook_(hook_context_);
+    }
+
     void send(const Intent& in, int64_t ts, int64_t) noexcept override {
         switch (in.kind) {
             case IntentKind::SubmitLimit:
@@ -324,8 +328,9 @@ public:
     const std::vector<uint8_t>& outbound() const noexcept { return out_; }
     void clear_outbound() noexcept { out_.clear(); }
 
-    // Called each time a message is appended to the outbound buffer, so that a caller owning the
-    // socket can write it at once, before the rest of the input that caused it is applied.
+    // Called at the end of each batch of dispatches (end_batch: the messages one strategy call
+    // made), so that a caller owning the socket can write them at once, in one write, before the
+    // rest of the input that caused them is applied.
     using OutboundHook = void (*)(void* context) noexcept;
     void set_outbound_hook(OutboundHook hook, void* context) noexcept {
         hook_ = hook;
@@ -501,7 +506,6 @@ private:
         size_t written = 0;
         ouch42::encode_message(m, out_.data() + at + 2, M::kLength, &written);
         if (counters != nullptr) ++counters->dispatched;
-        if (hook_ != nullptr) hook_(hook_context_);
     }
 
     bool to_price(uint32_t inst, int64_t ticks, uint32_t* out) const noexcept {

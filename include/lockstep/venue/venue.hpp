@@ -88,6 +88,9 @@ class VenueAdapter {
 public:
     virtual ~VenueAdapter() = default;
     virtual void send(const Intent& in, int64_t ts, int64_t feed_latency_ns) noexcept = 0;
+    // The intents dispatched together (one strategy call's, one control's) have all been sent:
+    // an adapter writing to a socket may hand them to the kernel now, in one write.
+    virtual void end_batch() noexcept {}
 };
 
 struct SimulatedVenueConfig {
