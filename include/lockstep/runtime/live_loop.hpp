@@ -428,12 +428,12 @@ private:
     }
 
     // One OUCH message of the venue, journaled and applied as LiveSession.on_ouch does (after a
-    // strategy failure: journaled, refused).
+    // strategy failure too: the core applies it to Execution State only).
     void ouch(const uint8_t* message, size_t len, int64_t stamp) noexcept {
         note_input(stamp);
         ++counters_.order_messages;
         if (!journal(stamp, JournalStream::Ouch, message, uint32_t(len))) return;
-        applied(core_.on_ouch(message, len, stamp), kNotMeasured);
+        applied(core_.on_ouch(message, len, stamp), kNotMeasured, /*after_failure=*/true);
     }
 
     void take_receiver_notices() noexcept {
@@ -477,9 +477,11 @@ private:
         return false;
     }
 
-    // After an input: its outputs journaled, kept for the digest and the records, sent.
-    void applied(RunStatus status, int64_t measured_from) noexcept {
-        if (failure_ != RunStatus::Ok) {  // refused: the core applied nothing
+    // After an input: its outputs journaled, kept for the digest and the records, sent. After a
+    // failure an input is refused (the core applied nothing) unless it is one the core still
+    // applies then (`after_failure`: the venue's answers).
+    void applied(RunStatus status, int64_t measured_from, bool after_failure = false) noexcept {
+        if (failure_ != RunStatus::Ok && !after_failure) {
             ++counters_.refused;
             return;
         }
@@ -511,7 +513,7 @@ private:
         core_.clear_outbound();
         take_samples();
         if (!ok) stop(LoopExit::JournalFailed);
-        if (status != RunStatus::Ok) {
+        if (status != RunStatus::Ok && failure_ == RunStatus::Ok) {
             failure_ = status;
             stop(LoopExit::Failed);
         }
