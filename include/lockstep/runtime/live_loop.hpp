@@ -59,6 +59,7 @@ enum class LoopExit : uint8_t {
     Notice = 4,         // the MoldUDP64 receiver decided something (take_notices)
     Unsent = 5,         // OUCH messages the loop did not write: the client's to send (take_unsent)
     Failed = 6,         // the strategy failed (failure()); later inputs are journaled, refused
+                        // (but the venue's answers: applied to Execution State)
     JournalFailed = 7,  // the journal writer failed: the journal is incomplete
     SocketError = 8,    // a feed socket failed (socket_error())
 };

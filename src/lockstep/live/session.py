@@ -200,7 +200,7 @@ class LiveSession:
         self.hold_records = False
         self._held: list[tuple[bytes, bytes, dict[str, np.ndarray] | None]] = []
         self.failure: dict[str, Any] | None = None
-        self.refused = 0  #: inputs that arrived after a failure (journaled, not applied)
+        self.refused = 0  #: inputs refused after a failure (journaled, not applied)
         self._closed = False
 
     # ---------------------------------------------------------------- inputs
