@@ -274,7 +274,7 @@ class RaisesTenBooksAfterQuoting(Strategy):
 
     def on_book(self, ctx: Context, instrument: int) -> None:
         self.calls += 1
-        bid, bid_qty, ask, ask_qty = ctx.touch(instrument)
+        bid, bid_qty, _, ask_qty = ctx.touch(instrument)
         if self.quoted_at is None and bid_qty and ask_qty:
             ctx.submit_limit(instrument, 1, bid, 1, 2)
             self.quoted_at = self.calls
