@@ -4,12 +4,14 @@ a driver feeding a LiveSession from both with deterministic receive stamps."""
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 from lockstep._bindings.itch_feed import ItchFeed
 
+from lockstep.backtest.artifacts import read_artifact
 from lockstep.backtest.config import load_config
 from lockstep.data.dataset import Dataset
 from lockstep.enums import Status
@@ -185,6 +187,23 @@ def drive(session: LiveSession, venue: ScriptedVenue, packets, start: int) -> in
         if k % 10 == 9:
             deliver(session, venue, session.on_tick(stamp + ANSWER_NS), stamp + ANSWER_NS)
     return stamp + PACKET_NS
+
+
+def open_in_records(run_dir: Path | str) -> set[int]:
+    """The order ids a session's orders table leaves open: submitted, never ended and not
+    filled to their (last replaced) total."""
+    orders = read_artifact(str(run_dir), "orders").to_pydict()
+    total: dict[int, int] = {}
+    filled: Counter[int] = Counter()
+    ended: set[int] = set()
+    for kind, oid, lots in zip(orders["kind"], orders["order_id"], orders["qty_lots"], strict=True):
+        if kind in ("order_submitted", "order_replaced"):
+            total[oid] = lots
+        elif kind == "order_filled":
+            filled[oid] += lots
+        elif kind in ("order_rejected", "order_canceled", "order_expired"):
+            ended.add(oid)
+    return {oid for oid, lots in total.items() if oid not in ended and filled[oid] < lots}
 
 
 def session_for(config: Path | str, ds: Dataset, journal_dir: Path | None, *,

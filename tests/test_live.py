@@ -24,6 +24,7 @@ from live_util import (
     deliver,
     drive,
     feed_packets,
+    open_in_records,
     session_for,
 )
 
@@ -330,14 +331,54 @@ def _config(tmp_path, strategy: str, *extra: str) -> Path:
 
 def test_a_strategy_that_raises_halts_trading_and_cancels_its_orders(ds, packets, tmp_path):
     config = _config(tmp_path, "RaisesAfterQuoting")
-    session, venue, result = trade(config, ds, packets[:40], tmp_path / "journal")
+    session, writer = session_for(config, ds, tmp_path / "journal")
+    session.records = RecordsWriter(tmp_path / "records", ds.instruments, flush_interval_ns=10**9,
+                                    report=False)
+    venue = ScriptedVenue(day_start(ds), fill_every=2)  # the ask is due a fill
+    start = day_start(ds) + START
+    for k, (sequence, blocks) in enumerate(packets[:40]):
+        stamp = start + k * PACKET_NS
+        halt = session.on_itch(blocks, sequence, stamp)
+        if session.failure is not None:
+            break
+        deliver(session, venue, halt, stamp)
+    assert session.failure["reason"] == "the strategy raised"
+    # the quotes and, the strategy having raised two book updates later, the halt's cancels
+    kinds = [type(ouch.decode_inbound(m)).__name__ for m in halt]
+    assert kinds == ["EnterOrder", "EnterOrder", "CancelOrder", "CancelOrder"]
+    # After a failure the venue's answers still reach Execution State, without the strategy and
+    # without anything dispatched: both orders accepted, the ask filled before the halt's cancel
+    # reached the venue (the fill crosses the cancel, which the venue then ignores), the bid
+    # cancelled.
+    deliver(session, venue, halt[:2], stamp)
+    assert session.ctx.open_orders(0) == 2
+    (fill,) = venue.fills(stamp + ANSWER_NS)
+    assert session.on_ouch(fill, stamp + ANSWER_NS) == []
+    deliver(session, venue, halt[2:], stamp + ANSWER_NS)
+    assert session.ctx.open_orders(0) == 0 and session.ctx.position(0) == -1
+    assert session.refused == 0  # the venue's answers were applied
+    for j, (sequence, blocks) in enumerate(packets[k + 1:k + 11]):
+        assert session.on_itch(blocks, sequence, stamp + (j + 2) * PACKET_NS) == []
+    assert session.on_tick(stamp + 20 * PACKET_NS) == []
+    assert session.finish(stamp + 21 * PACKET_NS) == []
+    assert session.refused == 12  # ITCH, the tick and the finish: journaled, not applied
+    result = session.close()
+    writer.close()
+    session.records.close({"digest": result.digest})
     assert not result.complete and result.error["reason"] == "the strategy raised"
     assert "boom" in result.error["exception"] and "RuntimeError" in result.error["traceback"]
-    kinds = [type(m).__name__ for m in venue.received]
-    assert kinds == ["EnterOrder", "EnterOrder", "CancelOrder", "CancelOrder"]
-    assert session.refused > 0  # the inputs after the failure were journaled, not applied
-    stream = [r.stream for r in read_journal(tmp_path / "journal")]
-    assert stream.count("failure") == 1
+    assert result.fills == 1
+    assert [type(m).__name__ for m in venue.received] == kinds  # nothing sent after the halt
+    records = list(read_journal(tmp_path / "journal"))
+    failure = [k for k, r in enumerate(records) if r.stream == "failure"]
+    assert len(failure) == 1
+    after = [dict(zip(EXECUTION_FIELDS, EXECUTION.unpack(r.payload), strict=True))["kind"]
+             for r in records[failure[0]:] if r.stream == "execution"]
+    assert after == [EventKind.ORDER_ACCEPTED, EventKind.ORDER_ACCEPTED, EventKind.ORDER_FILLED,
+                     EventKind.ORDER_CANCELED]
+    # the records agree: no order left open, the fill in the fills table
+    assert open_in_records(tmp_path / "records") == set()
+    assert read_artifact(str(tmp_path / "records"), "fills").num_rows == 1
     assert replay_journal(tmp_path / "journal").digest == result.digest
 
 

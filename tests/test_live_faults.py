@@ -26,6 +26,7 @@ from live_util import (
     drive,
     feed_packets,
     live_config,
+    open_in_records,
     session_for,
 )
 from test_live_node import LOCKSTEP, PASSWORD, Venue, _env, live_cmd, replay
@@ -33,7 +34,15 @@ from test_live_node import LOCKSTEP, PASSWORD, Venue, _env, live_cmd, replay
 from lockstep.backtest.artifacts import read_artifact
 from lockstep.data.synth import generate
 from lockstep.enums import RiskReason
-from lockstep.live.journal import DECISION, DECISION_FIELDS, read_journal
+from lockstep.events import EventKind
+from lockstep.live.journal import (
+    DECISION,
+    DECISION_FIELDS,
+    EXECUTION,
+    EXECUTION_FIELDS,
+    SEQUENCE,
+    read_journal,
+)
 from lockstep.live.replay import replay_journal
 from lockstep.protocols import ouch42 as ouch
 
@@ -155,8 +164,9 @@ def test_the_relogin_sends_again_what_the_venue_may_have_missed_and_nothing_is_d
     assert replay_journal(tmp_path / "journal").digest == result.digest
 
 
-def test_a_feed_session_change_invalidates_the_books_and_takes_the_new_sessions_numbers(
-        ds, packets, tmp_path):
+@pytest.mark.parametrize("joined", ["from its first message", "late"])
+def test_a_feed_session_change_clears_the_books_and_the_new_session_from_1_rebuilds_them(
+        ds, packets, tmp_path, joined):
     session, writer = session_for(EXAMPLES / "market_maker.toml", ds, tmp_path / "journal")
     venue = ScriptedVenue(day_start(ds), fill_every=10**9)
     end = drive(session, venue, packets[:30], day_start(ds) + START)
@@ -168,11 +178,23 @@ def test_a_feed_session_change_invalidates_the_books_and_takes_the_new_sessions_
     # the restarted venue numbers from 1 again: taken, not dropped as duplicates
     before = session.counters["live"]["itch_messages"]
     received = len(venue.received)
-    drive(session, venue, packets[:40], end + ANSWER_NS)
+    new_session = packets[5:40] if joined == "late" else packets[:40]
+    drive(session, venue, new_session, end + ANSWER_NS)
     live = session.counters["live"]
     assert live["itch_messages"] > before and live["itch_duplicates"] == 0
-    assert live["feed_sessions"] == 1 and not session.ctx.book_valid(0)
-    assert venue.received[received:] == []  # no order on levels it cannot see
+    assert live["feed_sessions"] == 1
+    if joined == "late":
+        # its messages before the first taken are lost: no book can be rebuilt, none is traded
+        assert not session.ctx.book_valid(0) and venue.received[received:] == []
+    else:
+        # the new day rebuilt from empty: the book of a session that only ever saw it, quoted
+        fresh, _ = session_for(EXAMPLES / "market_maker.toml", ds, None)
+        drive(fresh, ScriptedVenue(day_start(ds), fill_every=10**9), new_session,
+              day_start(ds) + START)
+        assert session.ctx.book_valid(0)
+        assert [a.tolist() for a in session.ctx.book(0)] == [a.tolist() for a in fresh.ctx.book(0)]
+        assert any(isinstance(m, ouch.EnterOrder) for m in venue.received[received:])
+        assert session.ctx.open_orders(0) > 0
     result = session.close()
     writer.close()
     assert replay_journal(tmp_path / "journal").digest == result.digest
@@ -534,14 +556,15 @@ from lockstep.examples.market_maker import MarketMaker
 
 
 class RaisesLive(MarketMaker):
-    """The example market maker, raising on its 300th book update."""
+    """The example market maker, raising on its first book update from the 300th on with an
+    order open."""
 
     calls = 0
 
     def on_book(self, ctx, instrument):
         super().on_book(ctx, instrument)
         RaisesLive.calls += 1
-        if RaisesLive.calls == 300:
+        if RaisesLive.calls >= 300 and ctx.open_orders(instrument):
             raise RuntimeError("boom live")
 '''
 
@@ -560,6 +583,7 @@ def test_a_strategy_that_raises_live_halts_cancels_records_and_keeps_its_session
                                                  f"{tmp_path / 'raises_live.py'}:RaisesLive"))
     sock = tmp_path / "node.sock"
     refused = []
+    statuses: list[dict] = []
 
     def until_failed(proc) -> None:
         deadline = time.monotonic() + 30
@@ -573,6 +597,8 @@ def test_a_strategy_that_raises_live_halts_cancels_records_and_keeps_its_session
         time.sleep(1.0)
         status = _ctl("status", sock)  # still serving its sessions, and says why it stopped
         refused.append(status.returncode == 0 and "the strategy raised" in status.stdout)
+        # the venue answered the halt's cancels: no order left open in State
+        statuses.append(json.loads(_ctl("status", sock, "--json").stdout))
 
     summary, served, err = _run_node(config, ds, root, venue, f"--set=live.control={sock}",
                                      during=until_failed)
@@ -584,14 +610,23 @@ def test_a_strategy_that_raises_live_halts_cancels_records_and_keeps_its_session
     # every order the venue held was cancelled by the halt, none left to expire at its end
     assert served["orders"] > 0 and served["expired"] == 0 and served["logouts"] == 1
     records = list(read_journal(summary["journal"]))
-    failure = [r for r in records if r.stream == "failure"]
-    assert len(failure) == 1 and json.loads(failure[0].payload)["exception"] == summary["error"]["exception"]
-    after = _after_first(records, "failure")
+    failure = [k for k, r in enumerate(records) if r.stream == "failure"]
+    assert len(failure) == 1
+    assert json.loads(records[failure[0]].payload)["exception"] == summary["error"]["exception"]
+    assert records[failure[0] - 1].stream == "dispatch" and records[failure[0] - 1].payload[:1] == b"X"
+    after = records[failure[0] + 1:]
     assert {r.payload[:1] for r in after if r.stream == "dispatch"} <= {b"X"}
+    # the venue's answers to the halt's cancels were applied: every order ended, in State (the
+    # status, the stop), in the records and in the journal
+    assert statuses and statuses[-1]["open_orders"] == 0 and summary["open_orders_at_stop"] == 0
+    ended = [EXECUTION.unpack(r.payload)[EXECUTION_FIELDS.index("kind")] for r in after
+             if r.stream == "execution"]
+    assert EventKind.ORDER_CANCELED in ended
     run_dir = Path(summary["run_dir"])
     assert (run_dir / "INCOMPLETE").exists() and (run_dir / "report.html").is_file()
     assert json.loads((run_dir / "summary.json").read_text())["error"]["reason"] == "the strategy raised"
     assert read_artifact(str(run_dir), "orders").num_rows > 0
+    assert open_in_records(run_dir) == set()
     replayed = subprocess.run([LOCKSTEP, "replay", "--journal", summary["journal"], "--json"],
                               capture_output=True, text=True, timeout=DEADLINE_S, env=_env(), check=False)
     assert replayed.returncode == 0, replayed.stderr
@@ -667,7 +702,7 @@ def test_sigterm_while_order_entry_is_down_cancels_at_the_relogin(l3, tmp_path):
     assert replay(summary["journal"])["digest"] == summary["digest"]
 
 
-def test_a_venue_restarted_with_a_new_feed_session_is_followed_with_its_books_invalid(
+def test_a_venue_restarted_with_a_new_feed_session_is_followed_and_rebuilds_the_books(
         l3, tmp_path, monkeypatch):
     ds, root = l3
     (tmp_path / "first").mkdir()
@@ -711,5 +746,10 @@ def test_a_venue_restarted_with_a_new_feed_session_is_followed_with_its_books_in
     changes = [k for k, r in enumerate(records) if r.stream == "control" and r.payload[:1] == b"S"]
     assert [records[k].payload for k in changes] == [b"S\x00"]
     after = records[changes[0] + 1:]
-    assert {r.payload[:1] for r in after if r.stream == "dispatch"} <= {b"X"}  # no order on books it cannot trust
+    # the new session's messages from its first (retransmitted if the node missed them) rebuilt
+    # the books: no order until then, on books it cannot trust; quoting again on the new ones
+    restart = next(k for k, r in enumerate(after) if r.stream == "itch")
+    assert SEQUENCE.unpack_from(after[restart].payload)[0] == 1
+    assert {r.payload[:1] for r in after[:restart] if r.stream == "dispatch"} <= {b"X"}
+    assert b"O" in {r.payload[:1] for r in after[restart:] if r.stream == "dispatch"}
     assert replay(summary["journal"])["digest"] == summary["digest"]

@@ -15,18 +15,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from live_util import EXAMPLES, SESSION, feed_packets, session_for
+from live_util import EXAMPLES, SESSION, ScriptedVenue, day_start, feed_packets, session_for
 from lockstep._bindings.live_loop import LatencyHistogram, LiveLoop
 
 from lockstep._bindings import live_loop as _live_loop
 from lockstep.core.strategy import Context, Strategy
 from lockstep.data.synth import generate
 from lockstep.enums import LoopExit, MoldNoticeKind
-from lockstep.live.journal import STREAMS, read_journal, split_outbound
+from lockstep.events import EventKind
+from lockstep.live.journal import EXECUTION, EXECUTION_FIELDS, STREAMS, read_journal, split_outbound
 from lockstep.live.replay import replay_journal
 from lockstep.net import UdpSocket
 from lockstep.protocols import moldudp64
+from lockstep.protocols import soupbintcp as soup
 from lockstep.protocols.mold_receiver import MoldReceiver, MoldReceiverConfig
+from lockstep.protocols.soup_client import SoupClient, SoupClientConfig
 
 SESSION_NAME = SESSION.decode().strip()
 RUNS = 2000  # bound on every run loop here
@@ -261,36 +264,66 @@ def test_each_reason_to_return(rig_factory, datagrams, tmp_path):
     rig.finish()
 
 
-class RaisesOnTheTenthBook(Strategy):
-    """Quotes once the book has both sides, then raises on its tenth call."""
+class RaisesTenBooksAfterQuoting(Strategy):
+    """Bids once the book has both sides, then raises on its tenth call after that."""
 
     def setup(self, ctx: Context) -> None:
         self.calls = 0
+        self.quoted_at: int | None = None
         ctx.subscribe(ctx.traded[0], book=True)
 
     def on_book(self, ctx: Context, instrument: int) -> None:
         self.calls += 1
-        bid, bid_qty, ask, ask_qty = ctx.touch(instrument)
-        if self.calls == 5 and bid_qty and ask_qty:
+        bid, bid_qty, _, ask_qty = ctx.touch(instrument)
+        if self.quoted_at is None and bid_qty and ask_qty:
             ctx.submit_limit(instrument, 1, bid, 1, 2)
-        if self.calls == 10:
+            self.quoted_at = self.calls
+        if self.quoted_at is not None and self.calls == self.quoted_at + 10:
             raise RuntimeError("boom")
 
 
 def test_a_strategy_that_raises_returns_failed_and_later_inputs_are_refused(
-        rig_factory, datagrams, tmp_path):
+        rig_factory, ds, datagrams, tmp_path):
     config = tmp_path / "raises.toml"
     config.write_text(f'name = "t"\ndataset = "x"\n[strategy]\n'
-                      f'path = "{Path(__file__).resolve()}:RaisesOnTheTenthBook"\n')
+                      f'path = "{Path(__file__).resolve()}:RaisesTenBooksAfterQuoting"\n')
     rig = rig_factory(config=config)
+    # the loop reads the venue's answers itself, through the client's logged-in session
+    client = SoupClient(SoupClientConfig("ALICE", "secret"))
+    client.connected(1)
+    client.receive(soup.encode(soup.LoginAccepted("S", 1)), 1)
+    client.notices()
+    rig.loop.set_order_session(client)
     rig.send(datagrams[:60])
     rig.run_until_read(60)
-    result = rig.finish()
     assert LoopExit.FAILED in rig.exits
+    refused = rig.session.refused
+    assert refused > 0 and rig.loop.counters["refused"] == refused
+    assert rig.session.ctx.open_orders(0) == 1
+    # The venue answers the order and the halt's cancel. The loop applies the answers though
+    # the strategy failed: the order ends in State, nothing is refused or dispatched.
+    sent = [soup.decode(p).payload for p in soup.Framer().feed(read_all(rig.venue))]
+    venue = ScriptedVenue(day_start(ds))
+    answers = [a for m in sent for a in venue.answer(m, time.time_ns())]
+    assert [type(m).__name__ for m in venue.received] == ["EnterOrder", "CancelOrder"]
+    rig.venue.sendall(b"".join(soup.encode(soup.SequencedData(a)) for a in answers))
+    for _ in range(RUNS):
+        if rig.loop.counters["order_messages"] >= len(answers):
+            break
+        rig.turn(1 << 10)
+    assert rig.loop.counters["order_messages"] == len(answers) == 2
+    assert rig.session.ctx.open_orders(0) == 0
+    assert rig.session.refused == refused == rig.loop.counters["refused"]
+    assert read_all(rig.venue) == b""
+    result = rig.finish()
     assert not result.complete and result.error["reason"] == "the strategy raised"
     assert "boom" in result.error["exception"]
-    assert rig.session.refused > 0 and rig.loop.counters["refused"] == rig.session.refused
-    assert [r.stream for r in read_journal(rig.journal_dir)].count("failure") == 1
+    records = list(read_journal(rig.journal_dir))
+    assert [r.stream for r in records].count("failure") == 1
+    after = records[[r.stream for r in records].index("failure"):]
+    assert [EventKind(EXECUTION.unpack(r.payload)[EXECUTION_FIELDS.index("kind")])
+            for r in after if r.stream == "execution"] == [EventKind.ORDER_ACCEPTED,
+                                                             EventKind.ORDER_CANCELED]
     assert replay_journal(rig.journal_dir).digest == result.digest
 
 

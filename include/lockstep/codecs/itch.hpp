@@ -193,6 +193,18 @@ public:
         file_pos_ = 0;
     }
 
+    // A new day on the same stream (a venue's feed session started over): its stock locates and
+    // order references are its own, so the old day's are forgotten and the decoder reads on as a
+    // new one would. Counts and the file position carry on.
+    void begin_day() noexcept {
+        orders_.clear();
+        pool_.clear();
+        free_.clear();
+        instruments_.clear();
+        for (auto& v : locate_index_) v = kNoIndex;
+        held_session_phase_ = kNoPhase;
+    }
+
     // Decodes the records in data[0, len), which starts at the file position after everything
     // consumed so far. Returns Ok when it needs more input (*consumed < len: a partial message is
     // left, feed it again with more bytes after it; with eof it becomes a TRUNCATED_RECORD),

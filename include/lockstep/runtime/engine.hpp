@@ -278,23 +278,32 @@ public:
     // strategy is told with one on_book call per book that was valid: touch() and depth() then
     // show it empty, so a quoting strategy pulls its quotes rather than leave them on stale levels.
     RunStatus feed_gap(int64_t ts, uint64_t expected) noexcept {
-        if (advance_to(ts) != RunStatus::Ok) return failed_;
-        const uint32_t n = static_cast<uint32_t>(market_.instrument_count());
-        for (uint32_t inst = 0; inst < n; ++inst) {
-            const bool was_valid = market_.book_valid(inst);
-            market_.apply_event(inst, static_cast<uint8_t>(EventKind::Gap), 0, flags::kLast, 0, 0,
-                                expected, now_);
-            ++counters_.events;
-            if (!was_valid || subscriptions_[inst] == 0 || hooks_.on_book == nullptr) continue;
-            ++counters_.strategy_calls;
-            in_event_ = true;
-            const bool failed = call_guard(hooks_.on_book(hooks_.self, *this, inst));
-            in_event_ = false;
-            if (failed) return failed_;
-            dispatch_pending();
+        return mark_books(ts, EventKind::Gap, expected);
+    }
+
+    // The feed starts over from an empty market: a new session of a venue whose feed rebuilds
+    // every book from its first message (an ITCH day). Every book gets a BOOK_CLEAR, the snapshot
+    // of an empty book, so a book a GAP made invalid is valid again, empty, and the messages that
+    // follow rebuild it. A subscribed strategy is told with one on_book call per book that was
+    // invalid.
+    RunStatus feed_restart(int64_t ts) noexcept {
+        return mark_books(ts, EventKind::BookClear, 0);
+    }
+
+    // After a failure the strategy is never called again, but the venue still answers what left
+    // before it (the cancels of a halt, fills crossing them). Those answers due by ts reach
+    // Execution State (orders end, fills and positions count, execution records are written)
+    // with no hook called, no timer fired and nothing dispatched. Before a failure: advance_to.
+    RunStatus settle_after_failure(int64_t ts) noexcept {
+        if (failed_ == RunStatus::Ok) return advance_to(ts);
+        while (responses_.next_ts() <= ts) {
+            const VenueResponse r = responses_.pop();
+            sample_before(r.ts_recv);
+            deliver(r);
         }
+        maybe_compact();
         refresh_wake();
-        return RunStatus::Ok;
+        return failed_;
     }
 
     RunStatus failed() const noexcept { return failed_; }
@@ -528,6 +537,30 @@ private:
         return RunStatus::Ok;
     }
 
+    // One control event on every book at ts (a GAP, or the BOOK_CLEAR of a feed restart), the
+    // subscribed strategy told once for each book whose validity the event changed.
+    RunStatus mark_books(int64_t ts, EventKind kind, uint64_t order_id) noexcept {
+        if (advance_to(ts) != RunStatus::Ok) return failed_;
+        const uint32_t n = static_cast<uint32_t>(market_.instrument_count());
+        for (uint32_t inst = 0; inst < n; ++inst) {
+            const bool was_valid = market_.book_valid(inst);
+            market_.apply_event(inst, static_cast<uint8_t>(kind), 0, flags::kLast, 0, 0, order_id,
+                                now_);
+            ++counters_.events;
+            if (market_.book_valid(inst) == was_valid || subscriptions_[inst] == 0 ||
+                hooks_.on_book == nullptr)
+                continue;
+            ++counters_.strategy_calls;
+            in_event_ = true;
+            const bool failed = call_guard(hooks_.on_book(hooks_.self, *this, inst));
+            in_event_ = false;
+            if (failed) return failed_;
+            dispatch_pending();
+        }
+        refresh_wake();
+        return RunStatus::Ok;
+    }
+
     RunStatus notify(uint32_t inst, uint8_t kind, bool changed, const EventColumns& ev, size_t i,
                      int64_t t, int64_t e) noexcept {
         advance(t);
@@ -595,6 +628,7 @@ private:
         if (frees_slot) queue_.on_response(r.instrument);
         record(r.ts_event, r.instrument, r.kind, r.side, r.flags, r.reason, r.price, r.qty,
                r.order_id, r.fee);
+        if (failed_ != RunStatus::Ok) return failed_;  // settle_after_failure: State only
         if (hooks_.on_order != nullptr) {
             OrderUpdate u;
             u.ts_event = r.ts_event;

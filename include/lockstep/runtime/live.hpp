@@ -16,8 +16,9 @@
 //   on_feed_gap(expected, stamp)            the feed lost messages it will not get back: every
 //                                           book is invalid (GAP) and the strategy is told.
 //
-// Each returns the Engine's RunStatus; after a failure (a strategy that raised) every later
-// input is refused with it, and nothing more is dispatched. Stamps never go back: a stamp below
+// Each returns the Engine's RunStatus; after a failure (a strategy that raised) nothing more is
+// dispatched and every later input is refused with it, except the venue's OUCH answers (applied
+// to Execution State only) and the order-entry session's state. Stamps never go back: a stamp below
 // the last one is taken as the last one, so the same inputs give the same State in any run.
 //
 // Hot paths are noexcept and allocation-free in steady state (the order pool, maps and the
@@ -655,10 +656,12 @@ public:
         return st == RunStatus::Ok ? st : halt();
     }
 
+    // Applied after a failure too, to Execution State only (Engine::settle_after_failure): the
+    // venue's answers to the halt's cancels, and the fills crossing them, still end the orders.
     RunStatus on_ouch(const uint8_t* message, size_t len, int64_t stamp) noexcept {
-        if (engine_.failed() != RunStatus::Ok) return engine_.failed();
         stamp_ = clamp(stamp);
         venue_.receive(message, len, stamp_, day_start_, counters_);
+        if (engine_.failed() != RunStatus::Ok) return engine_.settle_after_failure(stamp_);
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }
 
@@ -708,15 +711,21 @@ public:
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }
 
-    // The feed's MoldUDP64 session changed (the venue restarted): the new session numbers its
-    // messages from 1 again and reuses order references, so what the books hold can no longer be
-    // continued. Every book is invalid from here (a feed gap: the strategy is told) and the next
-    // block of the new session is taken whatever its sequence number.
+    // The feed's MoldUDP64 session changed (the venue restarted): the new session is a new ITCH
+    // day, numbered from 1 again, with its own stock locates and order references, so what the
+    // books hold can no longer be continued. Every book is invalid from here (a feed gap: the
+    // strategy is told), the decoder starts the new day, and the next block is taken whatever
+    // its sequence number. If that block is the new session's message 1, the books are rebuilt
+    // from it (apply_itch: Engine::feed_restart); a node that joined the new session later
+    // keeps them invalid.
     RunStatus on_feed_session(int64_t stamp) noexcept {
         if (engine_.failed() != RunStatus::Ok) return engine_.failed();
         stamp_ = clamp(stamp);
         ++counters_.feed_sessions;
         next_sequence_ = 0;
+        session_start_ = true;
+        decoder_.begin_day();
+        for (uint32_t& m : map_) m = kUnmapped;
         if (engine_.feed_gap(stamp_, 0) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }
@@ -818,6 +827,12 @@ private:
                 continue;
             }
             if (seq > next_sequence_ && next_sequence_ != 0) counters_.itch_skipped += seq - next_sequence_;
+            if (session_start_) {  // the first block taken of a new feed session
+                session_start_ = false;
+                if (seq == 1 && (flush_events() != RunStatus::Ok ||
+                                 engine_.feed_restart(stamp_) != RunStatus::Ok))
+                    return engine_.failed();
+            }
             next_sequence_ = seq + 1;
             if (n == 0) {
                 ++counters_.itch_empty_blocks;
@@ -942,6 +957,7 @@ private:
     std::vector<uint32_t> map_;  // decoder instrument -> engine instrument (kUnmapped: not ours)
     std::vector<uint8_t> decisions_, executions_;  // packed records not yet taken
     uint64_t next_sequence_ = 0;  // 0: take the first block's
+    bool session_start_ = false;  // a new feed session began: its first block not taken yet
     int64_t stamp_ = INT64_MIN;
     itch::Sink sink_{};
     std::vector<int64_t> ts_event_, ts_recv_, price_, qty_, event_record_, rec_offset_, rec_length_;

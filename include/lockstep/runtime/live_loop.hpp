@@ -59,6 +59,7 @@ enum class LoopExit : uint8_t {
     Notice = 4,         // the MoldUDP64 receiver decided something (take_notices)
     Unsent = 5,         // OUCH messages the loop did not write: the client's to send (take_unsent)
     Failed = 6,         // the strategy failed (failure()); later inputs are journaled, refused
+                        // (but the venue's answers: applied to Execution State)
     JournalFailed = 7,  // the journal writer failed: the journal is incomplete
     SocketError = 8,    // a feed socket failed (socket_error())
 };
@@ -437,12 +438,12 @@ private:
     }
 
     // One OUCH message of the venue, journaled and applied as LiveSession.on_ouch does (after a
-    // strategy failure: journaled, refused).
+    // strategy failure too: the core applies it to Execution State only).
     void ouch(const uint8_t* message, size_t len, int64_t stamp) noexcept {
         note_input(stamp);
         ++counters_.order_messages;
         if (!journal(stamp, JournalStream::Ouch, message, uint32_t(len))) return;
-        applied(core_.on_ouch(message, len, stamp), kNotMeasured);
+        applied(core_.on_ouch(message, len, stamp), kNotMeasured, /*after_failure=*/true);
     }
 
     void take_receiver_notices() noexcept {
@@ -488,8 +489,10 @@ private:
 
     // After an input: what the core did not send early sent, the input ended (its outputs
     // hashed for the digest: LiveCore::end_input), its outputs journaled and kept for the records.
-    void applied(RunStatus status, int64_t measured_from) noexcept {
-        if (failure_ != RunStatus::Ok) {  // refused: the core applied nothing
+    // After a failure an input is refused (the core applied nothing) unless it is one the core
+    // still applies then (`after_failure`: the venue's answers).
+    void applied(RunStatus status, int64_t measured_from, bool after_failure = false) noexcept {
+        if (failure_ != RunStatus::Ok && !after_failure) {
             ++counters_.refused;
             return;
         }
@@ -520,7 +523,7 @@ private:
         samples_.insert(samples_.end(), e.samples().begin(), e.samples().end());
         e.clear_records();
         if (!ok) stop(LoopExit::JournalFailed);
-        if (status != RunStatus::Ok) {
+        if (status != RunStatus::Ok && failure_ == RunStatus::Ok) {
             failure_ = status;
             stop(LoopExit::Failed);
         }

@@ -422,10 +422,12 @@ class LiveNode:
         live = self.cfg.live
         self.open_at_stop = self.open_orders()
         # With order entry down the cancels wait for the re-login within the same timeout.
-        if live.cancel_on_shutdown and self.open_at_stop and self.session.failure is None \
-                and self.client.state not in _FINAL:
-            self._send(self.session.on_kill(True, self._control_stamp()))
-            self.kill_switch = True
+        # After a strategy failure the halt's cancels are out already: only their answers are
+        # waited for.
+        if live.cancel_on_shutdown and self.open_at_stop and self.client.state not in _FINAL:
+            if self.session.failure is None:
+                self._send(self.session.on_kill(True, self._control_stamp()))
+                self.kill_switch = True
             end = time.monotonic_ns() + live.cancel_timeout_ns
             while self.open_orders() and time.monotonic_ns() < end and self.client.state not in _FINAL:
                 self._turn()

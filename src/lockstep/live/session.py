@@ -18,7 +18,9 @@ Each input returns the OUCH 4.2 inbound messages (Enter, Replace, Cancel Order) 
 in order, for the caller to send as SoupBinTCP unsequenced data. A strategy that raises halts
 trading: the input's return holds a Cancel Order for every open order, `failure` says what
 happened, and every later input is refused (journaled, not applied), except the order-entry
-state, so that the halt's cancels still leave after a reconnect. docs/live.md is normative.
+state, so that the halt's cancels still leave after a reconnect, and the venue's OUCH answers,
+applied to Execution State only, so that those cancels end the orders. docs/live.md is
+normative.
 """
 from __future__ import annotations
 
@@ -171,7 +173,7 @@ class LiveSession:
                                                    v.price_multiplier), f"live instrument {v.stock}")
         self._loop_refused = 0
         self.failure: dict[str, Any] | None = None
-        self.refused = 0  #: inputs that arrived after a failure (journaled, not applied)
+        self.refused = 0  #: inputs refused after a failure (journaled, not applied)
         self._closed = False
 
     # ---------------------------------------------------------------- inputs
@@ -183,9 +185,11 @@ class LiveSession:
         return self._after(lambda: self._core.on_itch(blocks, first_sequence, stamp))
 
     def on_ouch(self, message: bytes, stamp: int) -> list[bytes]:
-        """One OUCH 4.2 outbound message (a SoupBinTCP sequenced payload)."""
+        """One OUCH 4.2 outbound message (a SoupBinTCP sequenced payload). Applied after a
+        failure too, to Execution State only: the venue's answers to the halt's cancels (and
+        fills crossing them) still end the orders, with no strategy called."""
         self._record("ouch", stamp, bytes(message))
-        return self._after(lambda: self._core.on_ouch(message, stamp))
+        return self._after(lambda: self._core.on_ouch(message, stamp), after_failure=True)
 
     def on_tick(self, stamp: int) -> list[bytes]:
         """The clock reached `stamp`: timers due fire, deferred dispatches are tried."""
@@ -219,7 +223,8 @@ class LiveSession:
 
     def on_feed_session(self, stamp: int) -> list[bytes]:
         """The feed's MoldUDP64 session changed (the venue restarted): every book invalid
-        (the strategy is told), the new session's messages taken from its first."""
+        (the strategy is told), the new session's messages taken from its first; if that is
+        its message 1, they rebuild the books from empty and the books are valid again."""
         self._record("control", stamp, CONTROL_FEED_SESSION + b"\0")
         return self._after(lambda: self._core.on_feed_session(stamp))
 
