@@ -6,6 +6,7 @@ file bytes built with struct from the spec's byte tables.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import struct
 from pathlib import Path
@@ -106,6 +107,29 @@ def test_crc32c_matches_bitwise_reference(data, seed, split, offset):
         assert _rc.crc32c(view, seed, impl) == want
         k = min(split, len(data))
         assert _rc.crc32c(data[k:], _rc.crc32c(data[:k], seed, impl), impl) == want
+
+
+def test_sha256_hardware_path_is_used_here():
+    # As for CRC32C: without the SHA extensions the test below would compare the portable path
+    # with itself twice.
+    if not _rc.hardware_sha256():
+        pytest.skip("CPU without the SHA extensions")
+    assert _rc.hardware_sha256() is True
+
+
+@HYP
+@given(chunks=st.lists(st.binary(max_size=300), max_size=8))
+def test_sha256_both_paths_match_hashlib_whatever_the_chunks(chunks):
+    want = hashlib.sha256(b"".join(chunks)).digest()
+    assert _rc.sha256(chunks, hardware=True) == want
+    assert _rc.sha256(chunks, hardware=False) == want
+
+
+def test_sha256_matches_hashlib_on_long_input():
+    data = bytes((i * 131 + (i >> 7)) & 255 for i in range(100_003))
+    for hardware in (True, False):
+        assert _rc.sha256([data[:7], data[7:70_000], data[70_000:]], hardware=hardware) == \
+            hashlib.sha256(data).digest()
 
 
 def test_crc32c_rejects_unknown_impl():

@@ -1,5 +1,6 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Thin binding of include/lockstep/base/crc32c.hpp and include/lockstep/codecs/raw_capture.hpp.
+"""Thin binding of include/lockstep/base/crc32c.hpp, include/lockstep/base/sha256.hpp and
+include/lockstep/codecs/raw_capture.hpp.
 
 The public API is lockstep.data.raw_capture; this module only moves buffers and column views across the
 boundary and releases the GIL while checksumming.
@@ -15,6 +16,15 @@ cdef extern from "lockstep/base/crc32c.hpp" namespace "lockstep::crc32c" nogil:
 
     bint hardware_available() noexcept
     uint32_t extend(uint32_t crc, const void* data, size_t n, CImpl impl) noexcept
+
+
+cdef extern from "lockstep/base/sha256.hpp" namespace "lockstep" nogil:
+    cdef cppclass CSha256 "lockstep::Sha256":
+        CSha256(bint use_hardware) noexcept
+        void update(const void* data, size_t n) noexcept
+        void digest(uint8_t* out) noexcept
+
+    bint sha256_hardware "lockstep::Sha256::hardware_available"() noexcept
 
 
 cdef extern from "lockstep/codecs/raw_capture.hpp" namespace "lockstep::raw" nogil:
@@ -84,6 +94,28 @@ def crc32c(const uint8_t[::1] data, uint32_t crc=0, int impl=0):
     with nogil:
         out = extend(crc, p, n, <CImpl>impl)
     return out
+
+
+def hardware_sha256():
+    """True when this CPU has the SHA extensions and the hardware SHA-256 path is used."""
+    return sha256_hardware()
+
+
+def sha256(chunks, bint hardware=True):
+    """SHA-256 (32 bytes) of the concatenated `chunks`, fed to one hash in turn (the live core's
+    digest hash, lockstep::Sha256), on the hardware path or the portable one."""
+    cdef CSha256* h = new CSha256(hardware)
+    cdef const uint8_t[::1] view
+    cdef uint8_t out[32]
+    try:
+        for chunk in chunks:
+            view = chunk
+            if view.shape[0]:
+                h.update(&view[0], view.shape[0])
+        h.digest(out)
+    finally:
+        del h
+    return <bytes>out[:32]
 
 
 def frame_header(int64_t receive_ns, uint32_t stream_id, const uint8_t[::1] payload):
