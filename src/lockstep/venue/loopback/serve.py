@@ -124,6 +124,10 @@ class LoopbackVenue:
                         wait = min(wait, more)
                 if duration_s is not None:
                     wait = min(wait, duration_s - (now - start))
+                # Whole milliseconds: within the last one before a send is due the venue spins.
+                # Deliberately: a core kept hot sends and answers without a wake-up (on a VM a
+                # sleeping core costs tens of microseconds to wake), as a venue's own hardware
+                # would; sleeping there doubled the live node's tick-to-trade in bench_live.py.
                 for token, _ in loop.wait(int(max(min(wait, _MAX_WAIT_S), 0.0) * 1000)):
                     if token == _FEED:
                         self.feed.serve_requests()
