@@ -82,6 +82,22 @@ def test_sink_frames_and_history_read_back_in_order(tmp_path):
     assert read_header(capture_files(tmp_path, "cap")[0]).streams == ("a", "b", HISTORY_STREAM)
 
 
+def test_a_file_appears_with_its_header_and_a_killed_writers_staging_file_is_stepped_over(tmp_path):
+    """A capture file is written under a hidden name and linked in once its header is there (a
+    kill never leaves an empty file); a hidden file a killed writer left is never reused."""
+    stale = tmp_path / ".cap-000001.lsraw.new"
+    stale.write_bytes(b"LSRAW")  # a writer killed mid-header
+    cap = Capture(tmp_path, "cap", ["a"])
+    cap.start()
+    assert cap.sink("a").frame(10, b"one")
+    cap.close()
+    files = capture_files(tmp_path, "cap")
+    assert [f.name for f in files] == ["cap-000002.lsraw"]
+    assert stale.read_bytes() == b"LSRAW"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".cap-000001.lsraw.new", "cap-000002.lsraw"]
+    assert [(ns, p) for ns, _, p in frames_of(tmp_path)] == [(10, b"one")]
+
+
 def test_unknown_history_record_is_refused(tmp_path):
     cap = Capture(tmp_path, "cap", ["a"])
     with pytest.raises(ValueError, match="unknown history record 'oops'"):

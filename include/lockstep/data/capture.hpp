@@ -426,9 +426,16 @@ private:
             path_.push_back('/');
             path_.append(options_.prefix);
             path_.append(name);
-            int fd = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
+            // The file appears under its name with its header already in it (written under a
+            // hidden name, then linked in): a kill at any moment never leaves an empty file.
+            staging_.assign(options_.directory);
+            staging_.append("/.");
+            staging_.append(options_.prefix);
+            staging_.append(name);
+            staging_.append(".new");
+            int fd = ::open(staging_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0644);
             if (fd < 0) {
-                if (errno == EEXIST) continue;  // another writer's file: never touched, take the next
+                if (errno == EEXIST) continue;  // another writer's, or a killed one's: the next
                 fail("open", errno);
                 return false;
             }
@@ -437,7 +444,28 @@ private:
             written_size_ = 0;
             file_size_ = 0;
             file_frames_ = 0;
-            if (!flush_run(header_.data(), head, 0)) return false;
+            if (!flush_run(header_.data(), head, 0)) {
+                ::unlink(staging_.c_str());
+                return false;
+            }
+            int linked = ::link(staging_.c_str(), path_.c_str());
+            int link_errno = linked == 0 ? 0 : errno;
+            if (linked != 0 && link_errno != EEXIST) {
+                // A file system without hard links: moved in instead (it would replace only a
+                // file another writer made under the same name in the same instant).
+                linked = ::rename(staging_.c_str(), path_.c_str());
+                link_errno = linked == 0 ? 0 : errno;
+            } else {
+                ::unlink(staging_.c_str());
+            }
+            if (linked != 0) {
+                ::close(fd_);
+                fd_ = -1;
+                if (link_errno == EEXIST) continue;  // another writer's file: never touched
+                ::unlink(staging_.c_str());
+                fail("link", link_errno);
+                return false;
+            }
             file_size_ = head;
             window_ = window_of(first_ns);
             stats_.files.fetch_add(1, std::memory_order_relaxed);
@@ -492,7 +520,7 @@ private:
     std::vector<std::unique_ptr<ProducerStats>> producer_stats_;
     std::vector<Pending> pending_;
     std::vector<uint8_t> header_;
-    std::string path_;
+    std::string path_, staging_;
     std::thread thread_;
     std::atomic<bool> stop_{false};
     std::atomic<bool> failed_{false};
