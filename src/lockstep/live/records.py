@@ -218,6 +218,9 @@ class RecordsThread:
                 if queued:
                     self.writer.add(*drained_columns(*(b"".join(q[k] for q in queued) for k in range(3))))
                     self.writer.flush()
+                    # What the conversion took goes back to the system, not kept by this thread's
+                    # allocator arena: memory stays flat over a long session.
+                    pa.default_memory_pool().release_unused()
             except Exception as e:  # noqa: BLE001  (a full disk: raised on the node's thread)
                 self._error = e
                 return
