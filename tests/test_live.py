@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import struct
 import subprocess
 import sys
@@ -542,7 +543,7 @@ def test_records_written_by_their_own_thread_equal_records_written_in_line(ds, p
     in_line.close({"digest": result.digest})
     behind.close({"digest": result.digest})
     def rows(where, name):  # NaN (a mid not known) as a string, so that equal tables compare equal
-        return [{k: "nan" if v != v else v for k, v in row.items()}
+        return [{k: "nan" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
                 for row in read_artifact(str(tmp_path / where), name).to_pylist()]
 
     for name in ("orders", "fills", "denials", "pnl"):
@@ -553,7 +554,7 @@ def test_a_write_failing_in_the_records_thread_is_raised_on_the_callers_thread(t
     class FullDisk:
         flush_interval_ns = 1_000_000
 
-        def add(self, *columns):
+        def add_packed(self, *packed):
             raise OSError(28, "No space left on device")
 
     behind = RecordsThread(FullDisk())

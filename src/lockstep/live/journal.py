@@ -105,7 +105,7 @@ _EXECUTION_DTYPE = np.dtype([("ts_event", "<i8"), ("ts_recv", "<i8"), ("instrume
                              ("fee", "<i8")])
 
 
-def drained_columns(decisions: bytes, executions: bytes, samples: bytes = b""
+def drained_columns(decisions: bytes, executions: bytes, samples: bytes
                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(execution records, denials, PnL samples) as Engine.drain() gives them (EXEC_COLUMNS,
     DENIAL_COLUMNS, SAMPLE_COLUMNS), from packed decisions and execution records (denials are

@@ -216,7 +216,7 @@ class RecordsThread:
                 stopping = self._stopping
             try:
                 if queued:
-                    self.writer.add(*drained_columns(*(b"".join(q[k] for q in queued) for k in range(3))))
+                    self.writer.add_packed(*(b"".join(q[k] for q in queued) for k in range(3)))
                     self.writer.flush()
                     # What the conversion took goes back to the system, not kept by this thread's
                     # allocator arena: memory stays flat over a long session.
