@@ -224,6 +224,19 @@ public:
         return true;
     }
 
+    // Hints that the event (kind, side, price, order_id) on `inst` comes soon (Engine::prefetch):
+    // an L3 book starts loading what it will look up, far stage then `near` (L3Book::prefetch).
+    // No effect on State.
+    void prefetch(uint32_t inst, uint8_t kind, uint8_t side, int64_t price, uint64_t order_id,
+                  bool near) const noexcept {
+        if (inst >= types_.size() || kind < static_cast<uint8_t>(EventKind::L3Add) ||
+            kind > static_cast<uint8_t>(EventKind::L3Execute))
+            return;
+        if (const L3Book* l3 = l3_of_[inst])
+            l3->prefetch(kind == static_cast<uint8_t>(EventKind::L3Add), static_cast<Side>(side),
+                         price, order_id, near);
+    }
+
     uint64_t events_applied() const noexcept { return position_; }
     // Every anomaly of every kind so far: one compare tells a caller whether an event added one.
     uint64_t anomalies_noted() const noexcept { return anomalies_noted_; }

@@ -241,6 +241,18 @@ public:
         return RunStatus::Ok;
     }
 
+    // A hint that run(ev) comes next, for a caller that waits on each event (live: a
+    // datagram's few): the books start loading what the events will look up, the table slots of
+    // them all first, then (the slots there by now) the records they lead to, so the cache misses
+    // overlap instead of following one another. A backtest's run() does not ask: a look-ahead
+    // there cost more than it saved (measured: 6% of an L3 backtest). No effect on State.
+    void prefetch(const EventColumns& ev) const noexcept {
+        for (const bool near : {false, true})
+            for (size_t i = 0; i < ev.size; ++i)
+                market_.prefetch(ev.instrument[i], ev.kind[i], ev.side[i], ev.price[i],
+                                 ev.order_id[i], near);
+    }
+
     // End of data: the strategy's on_stop, then the last samples. Messages still travelling stay
     // in flight (reported, never matched): the data say nothing of what happened to them.
     RunStatus finish() noexcept {

@@ -814,6 +814,7 @@ private:
                          int64_t stamp) noexcept {
         stamp_ = clamp(stamp);
         ++counters_.itch_inputs;
+        decoder_.prefetch(blocks, len);
         uint64_t seq = first_sequence;
         size_t pos = 0;
         while (pos + 2 <= len) {
@@ -938,6 +939,7 @@ private:
 
     RunStatus flush_events() noexcept {
         if (sink_.ev.size != 0) {
+            engine_.prefetch(sink_.ev);
             if (engine_.run(sink_.ev) != RunStatus::Ok) {
                 reset_sink();
                 return engine_.failed();
