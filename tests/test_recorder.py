@@ -25,6 +25,7 @@ import lockstep.data.importers.capture as capture_import
 from lockstep.data.importers.capture import _Ordered, decode_capture
 from lockstep.data.importers.itch import NEW_YORK, decode_itch
 from lockstep.data.raw_capture import (
+    STALE_STAGING_S,
     CaptureLines,
     capture_files,
     lines_from_frames,
@@ -46,6 +47,8 @@ from lockstep.data.synth import generate
 from lockstep.enums import FsyncPolicy
 from lockstep.errors import ConfigError
 from lockstep.events import EventKind
+from lockstep.live.journal import PREFIX as JOURNAL_PREFIX
+from lockstep.live.journal import JournalWriter
 from lockstep.net import UdpSocket
 from lockstep.protocols import moldudp64
 
@@ -96,6 +99,45 @@ def test_a_file_appears_with_its_header_and_a_killed_writers_staging_file_is_ste
     assert stale.read_bytes() == b"LSRAW"
     assert sorted(p.name for p in tmp_path.iterdir()) == [".cap-000001.lsraw.new", "cap-000002.lsraw"]
     assert [(ns, p) for ns, _, p in frames_of(tmp_path)] == [(10, b"one")]
+
+
+def test_hidden_files_of_killed_writers_are_removed_when_a_writer_starts(tmp_path):
+    """Killed before its link, a writer leaves a hidden header; killed after it, a second name
+    of its published file. Both go when the next writer of the prefix starts; a young hidden file
+    (a running writer's, for all anyone knows) and other prefixes' files stay."""
+    before_link = tmp_path / ".cap-000003.lsraw.new"
+    before_link.write_bytes(b"LSRAW")
+    old = time.time() - 2 * STALE_STAGING_S
+    os.utime(before_link, (old, old))
+    published = tmp_path / "cap-000004.lsraw"
+    first = Capture(tmp_path / "src", "cap", ["a"])
+    first.start()
+    assert first.sink("a").frame(1, b"x")
+    first.close()
+    published.write_bytes(capture_files(tmp_path / "src", "cap")[0].read_bytes())
+    after_link = tmp_path / ".cap-000004.lsraw.new"
+    os.link(published, after_link)
+    young = tmp_path / ".cap-000005.lsraw.new"
+    young.write_bytes(b"LSRAW")
+    other = tmp_path / ".dog-000001.lsraw.new"
+    other.write_bytes(b"LSRAW")
+    os.utime(other, (old, old))
+    cap = Capture(tmp_path, "cap", ["a"])
+    assert cap.stale_removed == [".cap-000003.lsraw.new", ".cap-000004.lsraw.new"]
+    cap.start()
+    assert cap.sink("a").frame(2, b"y")
+    cap.close()
+    assert published.exists() and read_header(published).sequence == 1
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file()) == [
+        ".cap-000005.lsraw.new", ".dog-000001.lsraw.new", "cap-000004.lsraw", "cap-000006.lsraw"]
+    journal = JournalWriter(tmp_path / "journal", {})
+    journal.close()
+    stale = tmp_path / "journal" / f".{JOURNAL_PREFIX}-000009.lsraw.new"
+    stale.write_bytes(b"LSRAW")
+    os.utime(stale, (old, old))
+    journal = JournalWriter(tmp_path / "journal", {})
+    assert journal.stale_removed == [stale.name] and not stale.exists()
+    journal.close()
 
 
 def test_unknown_history_record_is_refused(tmp_path):

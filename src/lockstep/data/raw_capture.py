@@ -23,6 +23,7 @@ import itertools
 import json
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -572,6 +573,33 @@ def next_sequence(directory: PathLike, prefix: str) -> int:
     """The number a new writer of `prefix` in `directory` starts at: after the highest there."""
     existing = capture_files(directory, prefix)
     return int(_name_pattern(prefix).match(existing[-1].name).group(1)) + 1 if existing else 1
+
+
+#: A writer's hidden file lives for the microseconds between its creation and its link: one this
+#: old belongs to a writer that was killed there.
+STALE_STAGING_S = 60.0
+
+
+def remove_stale_staging(directory: PathLike, prefix: str) -> list[str]:
+    """Removes the hidden files (`.PREFIX-NNNNNN.lsraw.new`) killed writers of `prefix` left in
+    `directory`, and returns their names: one still linked under its published name as well (the
+    kill came after the link), or one older than STALE_STAGING_S (it came before: a header at
+    most). A younger one may be a running writer's and is left alone."""
+    _check_prefix(prefix)
+    pattern = re.compile(rf"^\.{re.escape(prefix)}-\d{{6,}}{re.escape(SUFFIX)}\.new$")
+    removed = []
+    for name in sorted(os.listdir(directory)):
+        if not pattern.match(name):
+            continue
+        path = Path(directory, name)
+        try:
+            st = path.stat()
+            if st.st_nlink > 1 or time.time() - st.st_mtime > STALE_STAGING_S:
+                path.unlink()
+                removed.append(name)
+        except FileNotFoundError:  # its writer linked it in and removed it meanwhile
+            continue
+    return removed
 
 
 def file_name(prefix: str, sequence: int) -> str:

@@ -44,6 +44,7 @@ from lockstep.data.raw_capture import (
     next_sequence,
     read_frames,
     read_header,
+    remove_stale_staging,
 )
 from lockstep.errors import DecodeError, LockstepError
 
@@ -151,6 +152,7 @@ class JournalWriter:
                  fsync_interval_ns: int = 1_000_000_000, ring_bytes: int = 16 << 20) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.stale_removed = remove_stale_staging(self.directory, PREFIX)
         header = {"format": FORMAT, "version": VERSION, **info}
         self.native = _live_loop.Journal(
             os.fspath(self.directory), PREFIX, next_sequence(self.directory, PREFIX),

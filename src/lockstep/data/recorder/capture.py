@@ -33,6 +33,7 @@ from lockstep.data.raw_capture import (
     capture_files,
     file_metadata,
     next_sequence,
+    remove_stale_staging,
 )
 from lockstep.enums import FsyncPolicy
 from lockstep.errors import StorageError
@@ -141,6 +142,7 @@ class Capture:
         self.directory.mkdir(parents=True, exist_ok=True)
         if not os.access(self.directory, os.W_OK | os.X_OK):
             raise StorageError(f"{self.directory}: cannot write there (permission denied)")
+        self.stale_removed = remove_stale_staging(self.directory, prefix)
         self.first_sequence = next_sequence(self.directory, prefix)
         # A producer per feed, and the last for the recorder itself (start and end records).
         self._writer = _capture.CaptureWriter(
