@@ -35,6 +35,7 @@ from lockstep.backtest.artifacts import read_artifact
 from lockstep.data.synth import generate
 from lockstep.enums import RiskReason
 from lockstep.events import EventKind
+from lockstep.live.control import send_command
 from lockstep.live.journal import (
     DECISION,
     DECISION_FIELDS,
@@ -499,6 +500,19 @@ def _wait_for_open_orders(sock: Path, proc: subprocess.Popen) -> dict:
     raise AssertionError(f"no open orders in time; last status {status}")
 
 
+def _wait_for_order_entry(sock: Path, proc: subprocess.Popen, state: str) -> None:
+    """Returns once the node's status says order entry is `state` (bounded; asked in process,
+    so each look takes milliseconds, not a CLI start)."""
+    deadline = time.monotonic() + 20
+    seen = None
+    while time.monotonic() < deadline and proc.poll() is None:
+        seen = send_command(str(sock), "status")["order_entry"]
+        if seen == state:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"order entry never {state}; last seen {seen}")
+
+
 def _after_first(records, stream: str) -> list:
     k = next(i for i, r in enumerate(records) if r.stream == stream)
     return records[k + 1:]
@@ -680,8 +694,8 @@ def test_sigterm_while_order_entry_is_down_cancels_at_the_relogin(l3, tmp_path):
 
     def cut_then_stop(proc) -> None:
         assert _wait_for_open_orders(sock, proc)["open_orders"] > 0
-        orders.cut()
-        time.sleep(0.2)  # the node has seen the drop; the venue lets no one in yet
+        orders.cut(refuse_s=1.5)  # the venue lets no one in for long enough to stop meanwhile
+        _wait_for_order_entry(sock, proc, "down")  # the stop comes after the node saw the drop
         os.kill(proc.pid, signal.SIGTERM)
 
     try:
@@ -728,7 +742,7 @@ def test_a_venue_restarted_with_a_new_feed_session_is_followed_and_rebuilds_the_
         time.sleep(2.5)
 
     try:
-        summary, served, err = _run_node(
+        summary, _served, err = _run_node(
             live_config(tmp_path, "market_maker.toml"), ds, root, venue,
             f"--set=live.feed={feed.address}", f"--set=live.retransmit={requests.address}",
             f"--set=live.control={sock}", during=restart)
