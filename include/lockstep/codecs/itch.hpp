@@ -284,36 +284,60 @@ public:
         return st;
     }
 
-    // A hint that the length-prefixed messages in `data` come next (a datagram's, before feed()
-    // reads them): the order map's slots of the references they name start loading, then (in a
-    // second pass, the slots there by now) the records of the orders they find, so the cache
-    // misses of a datagram overlap instead of following one another. Reads only what lies
-    // within `len`; no effect on the decoder's state.
-    void prefetch(const uint8_t* data, size_t len) const noexcept {
-        for (const bool records : {false, true}) {
-            size_t pos = 0;
-            while (pos + 2 <= len) {
-                const size_t n = load_be16(data + pos);
-                const uint8_t* m = data + pos + 2;
-                pos += 2 + n;
-                if (pos > len) break;
-                if (n < 19) continue;  // too short to name a reference
-                switch (m[0]) {
-                    case 'U':
-                        if (!records && n >= 27) orders_.prefetch(load_be64(m + 19));
-                        [[fallthrough]];
-                    case 'E': case 'C': case 'X': case 'D':
-                        prefetch_order(load_be64(m + 11), records);
-                        break;
-                    case 'A': case 'F':  // a new reference: only its slot is met
-                        if (!records) orders_.prefetch(load_be64(m + 11));
-                        break;
-                    default:
-                        break;
-                }
+    // Calls f(kind, locate, ref, side, price) for each order reference the length-prefixed
+    // messages in `data` name, with the event kind decoding them gives it (side and price: an
+    // add's as the message gives them, else 0). Reads only what lies within `len`; no effect on
+    // the decoder's state. The look-ahead of a caller that prefetches (prefetch(), LiveCore's).
+    template <class F>
+    void for_each_reference(const uint8_t* data, size_t len, F&& f) const noexcept {
+        constexpr uint8_t kAdd = 2, kModify = 3, kDelete = 4, kExecute = 5;
+        size_t pos = 0;
+        while (pos + 2 <= len) {
+            const size_t n = load_be16(data + pos);
+            const uint8_t* m = data + pos + 2;
+            pos += 2 + n;
+            if (pos > len) break;
+            if (n < 19) continue;  // too short to name a reference
+            const uint16_t locate = load_be16(m + 1);
+            const uint64_t ref = load_be64(m + 11);
+            switch (m[0]) {
+                case 'A':
+                case 'F':
+                    if (n >= 36) f(kAdd, locate, ref, side_of(m[19]), int64_t(load_be32(m + 32)));
+                    break;
+                case 'E':
+                case 'C': f(kExecute, locate, ref, uint8_t{0}, int64_t{0}); break;
+                case 'X': f(kModify, locate, ref, uint8_t{0}, int64_t{0}); break;
+                case 'D': f(kDelete, locate, ref, uint8_t{0}, int64_t{0}); break;
+                case 'U':  // the old reference leaves, the new one joins on the old one's side
+                    f(kDelete, locate, ref, uint8_t{0}, int64_t{0});
+                    if (n >= 35) f(kAdd, locate, load_be64(m + 19), uint8_t{0}, int64_t(load_be32(m + 31)));
+                    break;
+                default:
+                    break;
             }
         }
     }
+
+    // A hint that the length-prefixed messages in `data` come next (a datagram's, before feed()
+    // reads them): the order map's slots of the references they name start loading, then (in a
+    // second pass, the slots there by now) the records of the orders they find, so the cache
+    // misses of a datagram overlap instead of following one another. No effect on the
+    // decoder's state.
+    void prefetch(const uint8_t* data, size_t len) const noexcept {
+        for_each_reference(data, len, [this](uint8_t, uint16_t, uint64_t ref, uint8_t, int64_t) {
+            orders_.prefetch(ref);
+        });
+        for_each_reference(data, len, [this](uint8_t kind, uint16_t, uint64_t ref, uint8_t, int64_t) {
+            if (kind == 2) return;  // a new reference: only its slot is met
+            const uint32_t slot = orders_.find(ref);
+            if (slot != FlatHashMap<uint64_t>::kMissing) __builtin_prefetch(&pool_[slot]);
+        });
+    }
+
+    // The instrument index the decoder gives stock locate `locate`, kNoIndex before its first
+    // message.
+    uint32_t instrument_of(uint16_t locate) const noexcept { return locate_index_[locate]; }
 
     // The current file's compressed stream is cut right after a whole message (feed() with eof
     // left no partial one): one empty TRUNCATED_RECORD where the input ends, so that a cut is
@@ -346,12 +370,6 @@ private:
         char symbol[9];  // NUL-terminated, spaces stripped; "" until a directory names it
         uint16_t locate;
     };
-
-    void prefetch_order(uint64_t ref, bool record) const noexcept {
-        if (!record) return orders_.prefetch(ref);
-        const uint32_t slot = orders_.find(ref);
-        if (slot != FlatHashMap<uint64_t>::kMissing) __builtin_prefetch(&pool_[slot]);
-    }
 
     // The fast path of feed(): decodes whole records from pos while each has its type's fixed
     // length as its prefix and the sink has room for them all (checked once per run, not per

@@ -42,19 +42,20 @@ public:
         orders_.reserve(expected_orders);
     }
 
-    // Hints that an event about `order_id` comes soon (`add`: a new order at `price` on `side`),
+    // Hints that an event about `order_id` comes soon (`add`: a new order at `price` on `side`,
+    // Side::None if not known yet),
     // in two stages a few events apart: the table slots it will look up start loading, then
     // (`near`: the slots there by now) the order's record, or for an add its level's. No effect
     // on the book.
     void prefetch(bool add, Side side, int64_t price, uint64_t order_id, bool near) const noexcept {
         if (add) {
-            const unsigned s = static_cast<unsigned>(side) - 1u;
-            if (s > 1u) return;
+            const unsigned s = static_cast<unsigned>(side) - 1u;  // unknown: no level to ask for
             if (!near) {
                 order_slot_.prefetch(order_id);
-                level_slot_[s].prefetch(price);
+                if (s <= 1u) level_slot_[s].prefetch(price);
                 return;
             }
+            if (s > 1u) return;
             const uint32_t level = level_slot_[s].find(price);
             if (level != FlatHashMap<int64_t>::kMissing) __builtin_prefetch(&level_pool_[level]);
             return;

@@ -241,16 +241,16 @@ public:
         return RunStatus::Ok;
     }
 
-    // A hint that run(ev) comes next, for a caller that waits on each event (live: a
-    // datagram's few): the books start loading what the events will look up, the table slots of
-    // them all first, then (the slots there by now) the records they lead to, so the cache misses
-    // overlap instead of following one another. A backtest's run() does not ask: a look-ahead
-    // there cost more than it saved (measured: 6% of an L3 backtest). No effect on State.
-    void prefetch(const EventColumns& ev) const noexcept {
-        for (const bool near : {false, true})
-            for (size_t i = 0; i < ev.size; ++i)
-                market_.prefetch(ev.instrument[i], ev.kind[i], ev.side[i], ev.price[i],
-                                 ev.order_id[i], near);
+    // A hint that a market event (instrument, kind, side, price, order_id) comes soon, for a
+    // caller that waits on each event (live: a datagram's few): the books start loading what it
+    // will look up, in two stages (`near`: the table slots asked for earlier are there by now,
+    // the records they lead to are next; Replayer::prefetch). Asked for all of a datagram's events
+    // first, their cache misses overlap instead of following one another. A backtest's run()
+    // does not ask: a look-ahead there cost more than it saved (measured: 6% of an L3
+    // backtest). No effect on State.
+    void prefetch(uint32_t instrument, uint8_t kind, uint8_t side, int64_t price,
+                  uint64_t order_id, bool near) const noexcept {
+        market_.prefetch(instrument, kind, side, price, order_id, near);
     }
 
     // End of data: the strategy's on_stop, then the last samples. Messages still travelling stay

@@ -814,7 +814,7 @@ private:
                          int64_t stamp) noexcept {
         stamp_ = clamp(stamp);
         ++counters_.itch_inputs;
-        decoder_.prefetch(blocks, len);
+        prefetch(blocks, len);
         uint64_t seq = first_sequence;
         size_t pos = 0;
         while (pos + 2 <= len) {
@@ -840,12 +840,31 @@ private:
                 ++seq;
                 continue;
             }
-            if (decode_block(block, 2 + n, seq) != RunStatus::Ok) return engine_.failed();
+            // Each message is applied before the next is decoded: the one that moves the
+            // strategy waits for no later one of its datagram.
+            if (decode_block(block, 2 + n, seq) != RunStatus::Ok || flush_events() != RunStatus::Ok)
+                return engine_.failed();
             ++counters_.itch_messages;
             ++seq;
         }
         if (flush_events() != RunStatus::Ok) return engine_.failed();
         return settle();
+    }
+
+    // What a datagram's messages will look up, asked for before any of them is decoded: the
+    // decoder's order map (ItchDecoder::prefetch), then the books' tables, then (the slots
+    // there by now) the records they lead to. A message of a stock not mapped yet asks nothing.
+    void prefetch(const uint8_t* blocks, size_t len) const noexcept {
+        decoder_.prefetch(blocks, len);
+        for (const bool near : {false, true}) {
+            decoder_.for_each_reference(blocks, len, [&](uint8_t kind, uint16_t locate, uint64_t ref,
+                                                         uint8_t side, int64_t price) {
+                const uint32_t decoded = decoder_.instrument_of(locate);
+                if (decoded >= map_.size() || map_[decoded] == kUnmapped) return;
+                const uint32_t inst = map_[decoded];
+                engine_.prefetch(inst, kind, side, price / stocks_[inst].multiplier, ref, near);
+            });
+        }
     }
 
     // Responses pushed by the input (or by the dispatches it caused: an order OUCH cannot carry
@@ -939,7 +958,6 @@ private:
 
     RunStatus flush_events() noexcept {
         if (sink_.ev.size != 0) {
-            engine_.prefetch(sink_.ev);
             if (engine_.run(sink_.ev) != RunStatus::Ok) {
                 reset_sink();
                 return engine_.failed();
