@@ -862,7 +862,10 @@ private:
                 const uint32_t decoded = decoder_.instrument_of(locate);
                 if (decoded >= map_.size() || map_[decoded] == kUnmapped) return;
                 const uint32_t inst = map_[decoded];
-                engine_.prefetch(inst, kind, side, price / stocks_[inst].multiplier, ref, near);
+                const uint32_t multiplier = stocks_[inst].multiplier;
+                // Only an add looks a level up by its price: the others need no division.
+                if (price != 0 && multiplier != 1) price /= multiplier;
+                engine_.prefetch(inst, kind, side, price, ref, near);
             });
         }
     }
