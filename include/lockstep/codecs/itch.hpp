@@ -287,10 +287,13 @@ public:
     // Calls f(kind, locate, ref, side, price) for each order reference the length-prefixed
     // messages in `data` name, with the event kind decoding them gives it (side and price: an
     // add's as the message gives them, else 0). Reads only what lies within `len`; no effect on
-    // the decoder's state. The look-ahead of a caller that prefetches (prefetch(), LiveCore's).
+    // the decoder's state. The look-ahead of a caller that prefetches (LiveCore).
     template <class F>
     void for_each_reference(const uint8_t* data, size_t len, F&& f) const noexcept {
-        constexpr uint8_t kAdd = 2, kModify = 3, kDelete = 4, kExecute = 5;
+        constexpr uint8_t kAdd = static_cast<uint8_t>(EventKind::L3Add);
+        constexpr uint8_t kModify = static_cast<uint8_t>(EventKind::L3Modify);
+        constexpr uint8_t kDelete = static_cast<uint8_t>(EventKind::L3Delete);
+        constexpr uint8_t kExecute = static_cast<uint8_t>(EventKind::L3Execute);
         size_t pos = 0;
         while (pos + 2 <= len) {
             const size_t n = load_be16(data + pos);
@@ -319,20 +322,14 @@ public:
         }
     }
 
-    // A hint that the length-prefixed messages in `data` come next (a datagram's, before feed()
-    // reads them): the order map's slots of the references they name start loading, then (in a
-    // second pass, the slots there by now) the records of the orders they find, so the cache
-    // misses of a datagram overlap instead of following one another. No effect on the
-    // decoder's state.
-    void prefetch(const uint8_t* data, size_t len) const noexcept {
-        for_each_reference(data, len, [this](uint8_t, uint16_t, uint64_t ref, uint8_t, int64_t) {
-            orders_.prefetch(ref);
-        });
-        for_each_reference(data, len, [this](uint8_t kind, uint16_t, uint64_t ref, uint8_t, int64_t) {
-            if (kind == 2) return;  // a new reference: only its slot is met
-            const uint32_t slot = orders_.find(ref);
-            if (slot != FlatHashMap<uint64_t>::kMissing) __builtin_prefetch(&pool_[slot]);
-        });
+    // A hint that a message about `ref` (with the event kind for_each_reference gives it) comes
+    // soon, in two stages: its order map slot starts loading, then (`near`: the slot there by
+    // now) the record of the order it finds. No effect on the decoder's state.
+    void prefetch(uint8_t kind, uint64_t ref, bool near) const noexcept {
+        if (!near) return orders_.prefetch(ref);
+        if (kind == static_cast<uint8_t>(EventKind::L3Add)) return;  // a new one: a slot only
+        const uint32_t slot = orders_.find(ref);
+        if (slot != FlatHashMap<uint64_t>::kMissing) __builtin_prefetch(&pool_[slot]);
     }
 
     // The instrument index the decoder gives stock locate `locate`, kNoIndex before its first

@@ -43,10 +43,9 @@ public:
     }
 
     // Hints that an event about `order_id` comes soon (`add`: a new order at `price` on `side`,
-    // Side::None if not known yet),
-    // in two stages a few events apart: the table slots it will look up start loading, then
-    // (`near`: the slots there by now) the order's record, or for an add its level's. No effect
-    // on the book.
+    // Side::None if not known yet), in two stages: the table slots it will look up start
+    // loading, then (`near`: the slots there by now) the order's record, or for an add its
+    // level's. No effect on the book.
     void prefetch(bool add, Side side, int64_t price, uint64_t order_id, bool near) const noexcept {
         if (add) {
             const unsigned s = static_cast<unsigned>(side) - 1u;  // unknown: no level to ask for

@@ -851,20 +851,20 @@ private:
         return settle();
     }
 
-    // What a datagram's messages will look up, asked for before any of them is decoded: the
-    // decoder's order map (ItchDecoder::prefetch), then the books' tables, then (the slots
-    // there by now) the records they lead to. A message of a stock not mapped yet asks nothing.
+    // What a datagram's messages will look up, asked for before any of them is decoded, in
+    // two walks over its references: the table slots of the decoder's order map and of the
+    // books, then (the slots there by now) the records they lead to. The books of a stock not
+    // mapped yet are not asked.
     void prefetch(const uint8_t* blocks, size_t len) const noexcept {
-        decoder_.prefetch(blocks, len);
         for (const bool near : {false, true}) {
             decoder_.for_each_reference(blocks, len, [&](uint8_t kind, uint16_t locate, uint64_t ref,
                                                          uint8_t side, int64_t price) {
+                decoder_.prefetch(kind, ref, near);
                 const uint32_t decoded = decoder_.instrument_of(locate);
                 if (decoded >= map_.size() || map_[decoded] == kUnmapped) return;
                 const uint32_t inst = map_[decoded];
-                const uint32_t multiplier = stocks_[inst].multiplier;
-                // Only an add looks a level up by its price: the others need no division.
-                if (price != 0 && multiplier != 1) price /= multiplier;
+                // Only an add whose side is known looks a level up by its price (in ticks).
+                if (side != 0) price /= stocks_[inst].multiplier;
                 engine_.prefetch(inst, kind, side, price, ref, near);
             });
         }
