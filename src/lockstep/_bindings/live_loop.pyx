@@ -1,6 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Thin binding of include/lockstep/runtime/live_loop.hpp, runtime/journal.hpp and
-base/latency_histogram.hpp: the live node's C++ loop, the journal's writer, the histogram.
+"""Thin binding of include/lockstep/runtime/live_loop.hpp, runtime/journal.hpp,
+runtime/host_probe.hpp and base/latency_histogram.hpp: the live node's C++ loop, the journal's
+writer, the host probe, the histogram.
 
 The public API is lockstep.live.node and lockstep.live.journal. The loop drives C++ objects that
 other bindings own (the UDP sockets, the MoldUDP64 receiver, the LiveCore): they hand them over
@@ -15,8 +16,12 @@ from lockstep.includes.base.latency_histogram cimport CLatencyHistogram
 from lockstep.includes.base.status cimport CStatus
 from lockstep.includes.data.capture cimport CCaptureOptions, CFsyncPolicy
 from lockstep.includes.net.address cimport CEndpoint, parse_endpoint
+from lockstep.includes.net.socket cimport CSysError
 from lockstep.includes.net.udp cimport CUdpSocket
 from lockstep.includes.runtime.engine cimport CPnlSample
+from lockstep.includes.runtime.host_probe cimport (
+    CProbeOptions, CProbeResult, kStallBounds, kStallBoundsNs, run_host_probe,
+)
 from lockstep.includes.runtime.journal cimport CJournal, CJournalStream
 from lockstep.includes.runtime.live cimport CLiveCore
 from lockstep.includes.runtime.live_loop cimport (
@@ -142,6 +147,39 @@ cdef class LatencyHistogram:
 cdef dict _summary(const CLatencyHistogram& h):
     return {"count": h.count(), "p50_ns": h.quantile(0.5), "p99_ns": h.quantile(0.99),
             "p99_9_ns": h.quantile(0.999), "max_ns": h.max()}
+
+
+def host_probe(*, int cpu, int peer_cpu, int64_t stall_ns, int64_t stall_threshold_ns,
+               int64_t feed_ns, int64_t interval_ns, uint32_t datagram_bytes,
+               uint32_t order_bytes):
+    """lockstep::live::run_host_probe: {"stalls": {...}, "feed": {...}} (the public API is
+    lockstep.live.probe)."""
+    cdef CProbeOptions o
+    o.cpu, o.peer_cpu = cpu, peer_cpu
+    o.stall_ns, o.stall_threshold_ns = stall_ns, stall_threshold_ns
+    o.feed_ns, o.interval_ns = feed_ns, interval_ns
+    o.datagram_bytes, o.order_bytes = datagram_bytes, order_bytes
+    cdef CProbeResult* r = new CProbeResult()
+    cdef CSysError error
+    cdef CStatus status
+    try:
+        with nogil:
+            status = run_host_probe(o, r[0], error)
+        check_status(<int>status, "host probe", detail=(<bytes>error.call).decode(), errno=error.err)
+        return {
+            "stalls": {"spun_ns": r.spun_ns, "lost_ns": r.lost_ns,
+                       "at_least": {int(kStallBoundsNs[i]): r.stalls_at_least[i]
+                                    for i in range(kStallBounds)},
+                       **_summary(r.stalls)},
+            "feed": {"datagrams_sent": r.datagrams_sent,
+                     "datagrams_received": r.datagrams_received,
+                     "user_stamped": r.user_stamped, "orders_sent": r.orders_sent,
+                     "order_bytes_received": r.order_bytes_received,
+                     "feed_lag": _summary(r.feed_lag), "tick_to_trade": _summary(r.tick_to_trade),
+                     "send": _summary(r.send_time)},
+        }
+    finally:
+        del r
 
 
 cdef class LiveLoop:

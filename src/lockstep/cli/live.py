@@ -1,4 +1,5 @@
-"""`lockstep live CONFIG.toml` (the live node) and `lockstep live ctl COMMAND` (its control)."""
+"""`lockstep live CONFIG.toml` (the live node), `lockstep live ctl COMMAND` (its control) and
+`lockstep live probe` (what the host costs a node)."""
 from __future__ import annotations
 
 import importlib
@@ -36,9 +37,11 @@ class _LiveGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
-@click.group(cls=_LiveGroup, subcommand_metavar="CONFIG.toml [ARGS]... | ctl COMMAND [ARGS]...")
+@click.group(cls=_LiveGroup,
+             subcommand_metavar="CONFIG.toml [ARGS]... | ctl COMMAND [ARGS]... | probe [ARGS]...")
 def live() -> None:
-    """Trade live: `lockstep live CONFIG.toml` runs a node, `lockstep live ctl` controls one."""
+    """Trade live: `lockstep live CONFIG.toml` runs a node, `lockstep live ctl` controls one,
+    `lockstep live probe` measures what the host costs one."""
 
 
 def _node_entry() -> Callable[..., Mapping[str, Any]]:
@@ -109,6 +112,40 @@ def ctl(command: str, endpoint: str | None, name: str | None, data: str | None, 
     if not response["ok"]:
         click.echo(f"error: {command}: {response.get('error', 'refused')}", err=True)
         sys.exit(ExitCode.ERROR)
+
+
+@live.command("probe", short_help="measure the host's stalls and zero-work tick-to-trade")
+@click.option("--cpu", type=click.IntRange(min=0), default=0, show_default=True,
+              help="the node's CPU (as live.cpu)")
+@click.option("--peer-cpu", type=click.IntRange(min=0), default=1, show_default=True,
+              help="the venue's CPU: the feed's sender and the orders' reader")
+@click.option("--seconds", type=click.FloatRange(min=0, min_open=True, max=600), default=2.0,
+              show_default=True, help="how long each of the two parts runs")
+@click.option("--interval", "interval_us", type=click.FloatRange(min=1, max=1_000_000), default=100.0,
+              show_default=True, metavar="MICROSECONDS", help="between two datagrams of the feed")
+@click.option("--json", "as_json", is_flag=True, help="print the figures as one JSON object")
+def probe(cpu: int, peer_cpu: int, seconds: float, interval_us: float, as_json: bool) -> None:
+    """Measure what this host costs a live node before any of its work: how often the node's
+    CPU stalls while it spins, and the tick-to-trade of a node that answers each datagram with
+    one order and does nothing else (docs/live.md, "Speed"). Binds loopback ports only."""
+    from lockstep.live.probe import ProbeOptions, run_probe
+
+    result = run_probe(ProbeOptions(cpu=cpu, peer_cpu=peer_cpu, seconds=seconds,
+                                    interval_us=interval_us))
+    if as_json:
+        emit_json(result)
+        return
+    stalls, feed = result["stalls"], result["feed"]
+    us = lambda ns: f"{ns / 1000:.1f}"  # noqa: E731
+    click.echo(f"stalls on CPU {cpu}: {stalls['per_second']:,} a second, "
+               f"{stalls['lost_fraction']:.2%} of the time lost, longest {us(stalls['max_ns'])} us")
+    click.echo("  at least " + ", ".join(f"{k}: {v:,}" for k, v in stalls["at_least"].items()))
+    click.echo(f"feed CPU {peer_cpu} -> {cpu}: {feed['datagrams_received']:,} of "
+               f"{feed['datagrams_sent']:,} datagrams, {feed['orders_sent']:,} orders sent")
+    for name in ("feed_lag", "tick_to_trade", "send"):
+        h = feed[name]
+        click.echo(f"  {name:<14} p50 {us(h['p50_ns'])}  p99 {us(h['p99_ns'])}  "
+                   f"p99.9 {us(h['p99_9_ns'])}  max {us(h['max_ns'])} us")
 
 
 def _print_fields(fields: Mapping[str, Any]) -> None:
