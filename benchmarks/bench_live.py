@@ -15,6 +15,11 @@ socket before the node read them: a backlog shows there first) p50 / p99 / max, 
 kept up: every message the venue sent received, no kernel drop, no gap. The load average is
 recorded with each run: on a shared machine it moves every figure. LOCKSTEP_BENCH_SCALE scales
 the dataset (4M events, 2 instruments).
+
+`test_host_floor` runs `lockstep live probe` on the same two CPUs first: how often the node's CPU
+stalls, and the tick-to-trade of a node that answers each datagram and does nothing else. The
+node's figures are read against that floor: what lies above it is the node's (and the venue's
+bursts), what lies under it is the host's.
 """
 from __future__ import annotations
 
@@ -30,6 +35,7 @@ from conftest import SCALE, scaled
 from live_util import live_config
 
 from lockstep.data.synth import generate
+from lockstep.live.probe import ProbeOptions, run_probe
 
 PASSWORD = "Bench4live"
 DEADLINE_S = 600
@@ -96,6 +102,34 @@ def _session(root: Path, dataset: str, example: str, busy: bool, speed: str) -> 
         log.close()
     assert node.returncode == 0, node.stderr[-3000:]
     return json.loads(node.stdout), json.loads(served.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not {0, 1} <= os.sched_getaffinity(0), reason="needs CPUs 0 and 1")
+def test_host_floor(benchmark):
+    out: dict = {}
+    seconds = 2.0 if SCALE >= 0.01 else 0.2
+
+    def run() -> None:
+        out.update(run_probe(ProbeOptions(cpu=0, peer_cpu=1, seconds=seconds)))
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    stalls, feed = out["stalls"], out["feed"]
+    assert feed["datagrams_received"] == feed["datagrams_sent"] > 0
+    t2t, send = feed["tick_to_trade"], feed["send"]
+    info = {"stalls_per_s": stalls["per_second"], "stalls_lost_fraction": stalls["lost_fraction"],
+            **{f"stalls_at_least_{k}": v for k, v in stalls["at_least"].items()},
+            "stall_max_us": stalls["max_ns"] / 1000, "datagrams": feed["datagrams_received"],
+            **{f"floor_tick_to_trade_{k}_us": t2t[f"{k}_ns"] / 1000 for k in ("p50", "p99", "p99_9", "max")},
+            **{f"floor_send_{k}_us": send[f"{k}_ns"] / 1000 for k in ("p50", "p99")},
+            "load_average": os.getloadavg()[0]}
+    benchmark.extra_info.update(info)
+    print(f"\nhost floor (CPU 1 -> CPU 0): stalls {stalls['per_second']:,}/s "
+          f"({stalls['lost_fraction']:.2%} lost; >= 20 us: {stalls['at_least']['20us']:,}, "
+          f">= 100 us: {stalls['at_least']['100us']:,} in {seconds} s); zero-work tick-to-trade "
+          f"({feed['datagrams_received']:,} datagrams) p50 {t2t['p50_ns'] / 1000:.1f} us, p99 "
+          f"{t2t['p99_ns'] / 1000:.1f} us, p99.9 {t2t['p99_9_ns'] / 1000:.1f} us, max "
+          f"{t2t['max_ns'] / 1000:.1f} us; send() p50 {send['p50_ns'] / 1000:.1f} us, p99 "
+          f"{send['p99_ns'] / 1000:.1f} us (load average {info['load_average']:.2f})")
 
 
 @pytest.mark.parametrize("busy", [False, True], ids=["sleeping", "busy_poll"])

@@ -136,7 +136,10 @@ def probe(cpu: int, peer_cpu: int, seconds: float, interval_us: float, as_json: 
         emit_json(result)
         return
     stalls, feed = result["stalls"], result["feed"]
-    us = lambda ns: f"{ns / 1000:.1f}"  # noqa: E731
+
+    def us(ns: int) -> str:
+        return f"{ns / 1000:.1f}"
+
     click.echo(f"stalls on CPU {cpu}: {stalls['per_second']:,} a second, "
                f"{stalls['lost_fraction']:.2%} of the time lost, longest {us(stalls['max_ns'])} us")
     click.echo("  at least " + ", ".join(f"{k}: {v:,}" for k, v in stalls["at_least"].items()))

@@ -8,4 +8,6 @@
   logging in again from the next sequence number.
 - `config`, `control`, `records`: the `[live]` config, the control socket, execution records
   (docs/live-operations.md).
+- `probe`: `lockstep live probe`, what the host costs a node (its CPU's stalls, the tick-to-trade
+  of a node that does no work).
 """
