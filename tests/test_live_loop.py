@@ -9,21 +9,37 @@ from __future__ import annotations
 import fcntl
 import math
 import os
+import signal
 import socket
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from live_util import EXAMPLES, SESSION, ScriptedVenue, day_start, feed_packets, session_for
+from live_util import (
+    EXAMPLES,
+    SESSION,
+    ScriptedVenue,
+    day_start,
+    feed_packets,
+    session_for,
+)
 from lockstep._bindings.live_loop import LatencyHistogram, LiveLoop
 
 from lockstep._bindings import live_loop as _live_loop
 from lockstep.core.strategy import Context, Strategy
 from lockstep.data.synth import generate
-from lockstep.enums import LoopExit, MoldNoticeKind
+from lockstep.enums import LoopExit, MoldNoticeKind, SoupClientState, SoupNoticeKind
 from lockstep.events import EventKind
-from lockstep.live.journal import EXECUTION, EXECUTION_FIELDS, STREAMS, read_journal, split_outbound
+from lockstep.live.control import ControlServer
+from lockstep.live.journal import (
+    EXECUTION,
+    EXECUTION_FIELDS,
+    STREAMS,
+    read_journal,
+    split_outbound,
+)
 from lockstep.live.replay import replay_journal
 from lockstep.net import UdpSocket
 from lockstep.protocols import moldudp64
@@ -34,6 +50,7 @@ from lockstep.protocols.soup_client import SoupClient, SoupClientConfig
 SESSION_NAME = SESSION.decode().strip()
 RUNS = 2000  # bound on every run loop here
 NEVER_NS = 10**15  # a time budget no test reaches
+MS = 1_000_000
 
 
 @pytest.fixture(scope="module")
@@ -288,11 +305,9 @@ def test_a_strategy_that_raises_returns_failed_and_later_inputs_are_refused(
     config.write_text(f'name = "t"\ndataset = "x"\n[strategy]\n'
                       f'path = "{Path(__file__).resolve()}:RaisesTenBooksAfterQuoting"\n')
     rig = rig_factory(config=config)
-    # the loop reads the venue's answers itself, through the client's logged-in session
-    client = SoupClient(SoupClientConfig("ALICE", "secret"))
-    client.connected(1)
-    client.receive(soup.encode(soup.LoginAccepted("S", 1)), 1)
-    client.notices()
+    # the loop reads the venue's answers itself, through the client's logged-in session (whose
+    # times are the loop's clock: CLOCK_REALTIME ns)
+    client = logged_in_client()
     rig.loop.set_order_session(client)
     rig.send(datagrams[:60])
     rig.run_until_read(60)
@@ -325,6 +340,75 @@ def test_a_strategy_that_raises_returns_failed_and_later_inputs_are_refused(
             for r in after if r.stream == "execution"] == [EventKind.ORDER_ACCEPTED,
                                                              EventKind.ORDER_CANCELED]
     assert replay_journal(rig.journal_dir).digest == result.digest
+
+
+def logged_in_client(**config) -> SoupClient:
+    """A SoupBinTCP client session logged in now, on the loop's clock (CLOCK_REALTIME ns)."""
+    client = SoupClient(SoupClientConfig("ALICE", "secret", **config))
+    client.connected(time.time_ns())
+    client.receive(soup.encode(soup.LoginAccepted("S", 1)), time.time_ns())
+    client.notices()
+    return client
+
+
+def test_owning_order_entry_the_loop_writes_the_heartbeats_itself(rig_factory, datagrams):
+    rig = rig_factory(budget_ns=300 * MS)
+    client = logged_in_client(heartbeat_interval_ns=20 * MS)
+    rig.loop.set_order_session(client)
+    start = time.monotonic()
+    why = rig.turn(1 << 30)
+    elapsed = time.monotonic() - start
+    # nothing else to do: the loop ran its whole budget, and Python was not needed for the beats
+    assert why is LoopExit.TIME and 0.29 < elapsed < 5
+    beats = [soup.decode(p) for p in soup.Framer().feed(read_all(rig.venue))]
+    assert beats and all(isinstance(b, soup.ClientHeartbeat) for b in beats)
+    assert 300 // 20 - 3 <= len(beats) <= 300 // 20 + 1
+    assert client.counters["heartbeats_out"] == len(beats)
+    assert client.state is SoupClientState.LOGGED_IN
+
+
+def test_the_loops_own_writes_put_the_next_heartbeat_off(rig_factory, datagrams):
+    rig = rig_factory()
+    client = logged_in_client(heartbeat_interval_ns=10 * 10**9)
+    rig.loop.set_order_session(client)
+    due = client.heartbeat_due_ns  # the login's time + 10 s
+    rig.send(datagrams[:120])
+    rig.run_until_read(120)
+    assert rig.loop.counters["sent_direct"] > 0
+    # the session knows the loop wrote: its next heartbeat is 10 s after that, not the login
+    assert client.heartbeat_due_ns > due
+    assert client.counters["heartbeats_out"] == 0
+
+
+def test_owning_order_entry_the_loop_gives_up_a_silent_server_and_returns(rig_factory):
+    rig = rig_factory()
+    client = logged_in_client(server_timeout_ns=50 * MS)
+    rig.loop.set_order_session(client)
+    start = time.monotonic()
+    assert rig.turn(1 << 30) is LoopExit.ORDER_ENTRY
+    assert 0.04 < time.monotonic() - start < 5
+    assert client.state is SoupClientState.FAILED
+    assert [n.kind for n in client.notices()] == [SoupNoticeKind.SERVER_TIMEOUT]
+
+
+def test_a_signal_wakes_the_loop_through_the_control_socket(rig_factory, tmp_path):
+    rig = rig_factory(budget_ns=20 * 10**9)
+    stops: list[str] = []
+    with ControlServer(object(), str(tmp_path / "ctl.sock"), on_stop=stops.append) as control, \
+            control.signals():
+        rig.loop.set_control(control.fileno())
+        timer = threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGTERM))
+        start = time.monotonic()
+        timer.start()
+        try:
+            why = rig.turn(1 << 31)
+        finally:
+            timer.cancel()
+        # the C++ loop returned for the signal, not after its 20 s budget
+        assert why is LoopExit.CONTROL and time.monotonic() - start < 5
+        control.poll(0)
+        rig.loop.set_control(-1)
+    assert stops == ["SIGTERM"]
 
 
 def test_the_journal_stream_ids_are_the_python_streams():

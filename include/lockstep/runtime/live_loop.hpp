@@ -8,7 +8,9 @@
 // heartbeats, reads, reconnects) and the control socket. run() returns to it whenever it is
 // needed (LoopExit says why): the order-entry or control socket is readable, the receiver
 // decided something (notices), OUCH bytes were left for the client to send, the strategy failed,
-// the time budget or the turn count ran out. At every return the node takes the outputs
+// the time budget or the turn count ran out. While the loop owns the logged-in order-entry
+// connection it also keeps that session's clock (Client Heartbeats, a silent server given up),
+// so Python is not woken for either. At every return the node takes the outputs
 // (take_* below) before it applies any input of its own, so the digest, the records and the
 // journal see every input in the one order it was applied.
 //
@@ -359,13 +361,15 @@ private:
         request(stamp);
     }
 
-    // Time passing: gaps given up, requests due, a tick when no input came for tick_ns.
+    // Time passing: gaps given up, requests due, the order-entry session's clock, a tick when no
+    // input came for tick_ns.
     void idle(int64_t now) noexcept {
         sink_.size = sink_.messages = 0;
         receiver_.poll(now, sink_);
         take_receiver_notices();
         deliver(now, kNotMeasured);
         request(now);
+        order_entry_clock(now);
         if (now - last_input_ >= options_.tick_ns && !halted()) {
             ++counters_.ticks;
             last_input_ = now;
@@ -435,6 +439,20 @@ private:
         }
         return soup_->state() == session::SoupClientState::LoggedIn &&
                soup_->pending_notices() == 0;
+    }
+
+    // While the loop owns the logged-in connection: a Client Heartbeat written when nothing was
+    // for the heartbeat interval, and a server silent for its timeout given up (the session's
+    // notice returns to Python, whose client reconnects).
+    void order_entry_clock(int64_t now) noexcept {
+        if (soup_ == nullptr || !direct_ || order_fd_ < 0 || halted()) return;
+        uint8_t beat[8];
+        const size_t n = soup_->poll(now, beat, sizeof beat);
+        if (soup_->state() != session::SoupClientState::LoggedIn || soup_->pending_notices() != 0) {
+            stop(LoopExit::OrderEntry);
+            return;
+        }
+        if (n != 0) write_framed(beat, n);  // counted by the session (heartbeats_out)
     }
 
     // One OUCH message of the venue, journaled and applied as LiveSession.on_ouch does (after a
@@ -563,13 +581,8 @@ private:
             pos += 2 + n;
         }
         const int64_t now = clock_ns();
-        ssize_t r;
-        do {
-            r = ::send(order_fd_, tx_.data(), tx_.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
-        } while (r < 0 && errno == EINTR);
-        // Anything else (EAGAIN, a reset) leaves the bytes to the client, which then finds the
-        // full buffer or the broken connection itself.
-        const size_t wrote = r > 0 ? size_t(r) : 0;
+        const size_t wrote = write_framed(tx_.data(), tx_.size());
+        if (wrote > 0 && soup_ != nullptr) soup_->note_sent(now);
         size_t pos = 0;
         while (pos + soupbin::kPrefixLength <= tx_.size()) {
             const size_t frame = soupbin::kPrefixLength + load_be16(tx_.data() + pos);
@@ -581,12 +594,24 @@ private:
             }
             pos += frame;
         }
-        if (wrote < tx_.size()) {
+    }
+
+    // One write of SoupBinTCP-framed bytes to the order-entry socket; how many the kernel took.
+    // The rest (EAGAIN, a reset: none) is left to the client, which sends it before anything
+    // else, or finds the full buffer or the broken connection itself.
+    size_t write_framed(const uint8_t* bytes, size_t size) noexcept {
+        ssize_t r;
+        do {
+            r = ::send(order_fd_, bytes, size, MSG_DONTWAIT | MSG_NOSIGNAL);
+        } while (r < 0 && errno == EINTR);
+        const size_t wrote = r > 0 ? size_t(r) : 0;
+        if (wrote < size) {
             ++counters_.partial_writes;
-            unsent_framed_.insert(unsent_framed_.end(), tx_.begin() + ptrdiff_t(wrote), tx_.end());
+            unsent_framed_.insert(unsent_framed_.end(), bytes + wrote, bytes + size);
             direct_ = false;  // until the node says the client's buffer is empty again
             stop(LoopExit::Unsent);
         }
+        return wrote;
     }
 
     LiveCore& core_;

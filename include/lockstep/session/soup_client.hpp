@@ -197,6 +197,12 @@ public:
         return st;
     }
 
+    // Bytes of this session written by someone else on its connection (the live loop writes
+    // Unsequenced Data itself): no heartbeat is due until heartbeat_interval after them.
+    void note_sent(int64_t now_ns) noexcept {
+        if (now_ns > last_sent_ns_) last_sent_ns_ = now_ns;
+    }
+
     // The Logout Request (3 bytes); the session is over for this connection.
     Status logout(int64_t now_ns, uint8_t* out, size_t capacity, size_t* written) noexcept {
         const Status st = soup::encode_packet(soup::PacketType::LogoutRequest, nullptr, 0, out,

@@ -467,16 +467,21 @@ class ControlServer:
     @contextlib.contextmanager
     def signals(self) -> Iterator[None]:
         """While inside: SIGINT / SIGTERM ask on_stop for a graceful stop (a second SIGINT
-        raises KeyboardInterrupt), SIGUSR1 kills; the previous handlers come back after. Only
-        the main thread can set signal handlers: elsewhere nothing changes."""
+        raises KeyboardInterrupt), SIGUSR1 kills; the previous handlers come back after. The
+        signal also wakes the selector at once, from the C level (signal.set_wakeup_fd): a
+        caller that waits on fileno() outside Python (the live node's C++ loop) returns for it
+        at once, and its handler runs then. Only the main thread can set signal handlers:
+        elsewhere nothing changes."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
         wanted = [signal.SIGUSR1] + ([signal.SIGINT, signal.SIGTERM] if self._on_stop else [])
         previous = {s: signal.signal(s, self._on_signal) for s in wanted}
+        previous_wakeup = signal.set_wakeup_fd(self._wake_write.fileno(), warn_on_full_buffer=False)
         try:
             yield
         finally:
+            signal.set_wakeup_fd(previous_wakeup)
             for s, handler in previous.items():
                 signal.signal(s, handler)
 

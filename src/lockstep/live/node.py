@@ -24,11 +24,12 @@
    SoupBinTCP Unsequenced Data (whatever the kernel does not take, or everything while the
    client is not logged in or has bytes of its own waiting, goes to the client, in order). The
    loop returns here only when Python is needed: order entry or the control socket readable
-   (while order entry is logged in, the loop reads the venue's answers itself), a receiver
-   notice, bytes left for the client, a failure, an order-entry heartbeat due, the end of the
-   duration, or RUN_BUDGET_NS. Then the session takes the loop's records and failure (the core
+   (while order entry is logged in, the loop reads the venue's answers and writes the
+   session's heartbeats itself), a signal (it wakes the control socket), a receiver notice,
+   bytes left for the client, a failure, the end of the duration, or half the flush interval
+   (at most RUN_BUDGET_NS). Then the session takes the loop's records and failure (the core
    hashed the outputs for the digest itself) and hands the records to their own thread, which
-   converts and writes them every `live.flush_interval`; OUCH messages the client read go to
+   converts and writes them every half `live.flush_interval`; OUCH messages the client read go to
    the session with the stamp of their read; control commands reach the session between
    inputs (so they are journaled). The journal's and the records' threads are kept off
    `live.cpu`, which the loop's thread is pinned to. The loop times tick-to-trade
@@ -74,10 +75,12 @@ log = logging.getLogger("lockstep.live.node")
 #: With no input for this long, the clock is read and the session ticks (timers, deferred
 #: dispatches): the resolution of timers in a quiet market.
 TICK_NS = 1_000_000
-#: The longest the C++ loop runs before it returns here: the records reach their thread, and
-#: signals and the duration are seen, at least this often. Every return is a pause in reading
-#: the feed, so the loop returns only when Python has something to do.
-RUN_BUDGET_NS = 100_000_000
+#: The longest the C++ loop runs before it returns here (and at most half of
+#: `live.flush_interval`: the records reach their thread at least that often). Every return is a
+#: pause of a few hundred microseconds in reading the feed, so the loop returns only when Python
+#: has something to do: signals and control commands wake it through the control socket, and
+#: while it owns the logged-in order-entry connection it sends the heartbeats itself.
+RUN_BUDGET_NS = 1_000_000_000
 #: How often the order-entry client gets a turn while it is not logged in (connects, reconnects).
 _SERVICE_NS = 5_000_000
 _RUN_TURNS = 1 << 30
@@ -270,14 +273,15 @@ class LiveNode:
         return why
 
     def _budget_ns(self) -> int:
-        """How long the loop may run: until the order-entry client has something due (a
-        heartbeat, a silent server given up; every _SERVICE_NS while not logged in), the
-        duration ends, or RUN_BUDGET_NS."""
+        """How long the loop may run: every _SERVICE_NS while order entry is not logged in;
+        until the client has something due (a heartbeat, a silent server given up) while it has
+        bytes of its own waiting (the loop keeps the session's clock otherwise); until the
+        duration ends; and at most RUN_BUDGET_NS or half the flush interval."""
         client = self.client
-        budget = RUN_BUDGET_NS
+        budget = min(RUN_BUDGET_NS, self.cfg.live.flush_interval_ns // 2)
         if not client.logged_in:
             budget = _SERVICE_NS
-        else:
+        elif client.write_pending:
             soup = client.session
             budget = min(budget, min(soup.heartbeat_due_ns, soup.timeout_due_ns) - time.time_ns())
         if self._deadline is not None:

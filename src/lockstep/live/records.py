@@ -33,8 +33,9 @@ INCOMPLETE, the report). close() converts the streams to Parquet and removes the
 
 **Off the loop.** The live node hands its records to a RecordsThread: add_packed() only queues
 the packed records of the loop (lockstep.live.journal.drained_columns reads them), and a thread
-of its own wakes every flush interval to convert, append and flush them, so neither the Arrow
-conversion nor a slow disk ever holds up the thread that trades. A write that fails there (a
+of its own wakes every half flush interval to convert, append and flush them (the node hands
+them over at least every half interval too), so neither the Arrow conversion nor a slow disk
+ever holds up the thread that trades. A write that fails there (a
 full disk) is raised on the node's thread by the next add_packed(), check() or close().
 
 The clock only decides when bytes reach the disk, never what they are.
@@ -184,8 +185,8 @@ class RecordsWriter(RecordTables):
 
 class RecordsThread:
     """A RecordsWriter fed from the live node's thread and written by a thread of its own (see
-    the module docstring): add_packed() queues, the thread converts, appends and flushes every
-    `writer.flush_interval_ns`."""
+    the module docstring): add_packed() queues, the thread converts, appends and flushes what is
+    queued every half `writer.flush_interval_ns`."""
 
     def __init__(self, writer: RecordsWriter) -> None:
         self.writer = writer
@@ -207,7 +208,9 @@ class RecordsThread:
             raise self._error
 
     def _run(self) -> None:
-        interval_s = self.writer.flush_interval_ns / 1e9
+        # Records reach the queue at most half an interval after they were made (the node's loop
+        # returns that often at the latest), and are written at most half an interval later.
+        interval_s = self.writer.flush_interval_ns / 2e9
         while True:
             with self._wake:
                 if not self._stopping:

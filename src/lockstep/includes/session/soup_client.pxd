@@ -56,6 +56,7 @@ cdef extern from "lockstep/session/soup_client.hpp" namespace "lockstep::session
         size_t poll(int64_t now_ns, uint8_t* out, size_t capacity) noexcept
         CStatus send_data(const uint8_t* payload, size_t n, int64_t now_ns, uint8_t* out,
                           size_t capacity, size_t* written) noexcept
+        void note_sent(int64_t now_ns) noexcept
         CStatus logout(int64_t now_ns, uint8_t* out, size_t capacity, size_t* written) noexcept
         void disconnected() noexcept
         bint next_notice(CSoupNotice& out) noexcept
