@@ -697,3 +697,80 @@ def test_a_quote_whose_cancel_the_venue_refuses_stays_the_quote_and_is_cancelled
     # each refusal is followed by one more cancel of the same order, until one is done
     assert all(cancels.count(token) == venue.refused.count(token) + 1 for token in venue.refused)
     assert venue.entered_beside_live == 0
+
+
+# ------------------------------------------------------------------------------------------
+# orders the venue has not answered
+
+
+class Unanswered:
+    """The oracle: per OUCH token, when each request still owed an answer left (an Enter Order
+    until Accepted or Rejected, a Cancel Order until the order ends; a second cancel keeps the
+    first one's time), from the messages alone."""
+
+    def __init__(self) -> None:
+        self.asked: dict[tuple[str, str], int] = {}
+
+    def sent(self, payload: bytes, stamp: int) -> None:
+        m = ouch.decode_inbound(payload)
+        assert isinstance(m, ouch.EnterOrder | ouch.CancelOrder), m  # the market maker's only
+        self.asked.setdefault((m.token, "enter" if isinstance(m, ouch.EnterOrder) else "cancel"), stamp)
+
+    def answered(self, payload: bytes) -> None:
+        m = ouch.decode_outbound(payload)
+        if isinstance(m, ouch.Accepted):
+            self.asked.pop((m.token, "enter"), None)
+        elif isinstance(m, ouch.CancelReject):
+            self.asked.pop((m.token, "cancel"), None)
+        elif isinstance(m, ouch.Canceled | ouch.Executed | ouch.Rejected):  # all end the order
+            for what in ("enter", "cancel"):
+                self.asked.pop((m.token, what), None)
+
+    def by(self, asked_by: int) -> tuple[int, int | None]:
+        owed: dict[str, int] = {}
+        for (token, _), stamp in self.asked.items():
+            if stamp <= asked_by:
+                owed[token] = min(stamp, owed.get(token, stamp))
+        return len(owed), min(owed.values(), default=None)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_orders_waiting_for_the_venues_answer_are_counted_with_the_oldest_request(
+        config, ds, packets):
+    """The venue answers only some requests at once and holds the others back for a while, and
+    the kill switch cancels every open order once: at every packet, the core's count of orders
+    owed an answer, and the oldest request, are the oracle's for several cut-off times."""
+    session, _ = session_for(EXAMPLES / config, ds, None)
+    venue = ScriptedVenue(day_start(ds))
+    oracle = Unanswered()
+    held: list[tuple[int, bytes]] = []  # (packet index to answer at, request)
+    start = day_start(ds) + START
+    checked = owed_seen = 0
+
+    def send(sent: list[bytes], stamp: int) -> None:
+        for k, payload in enumerate(sent):
+            oracle.sent(payload, stamp)
+            held.append((index + (1 + k % 3) * 7 if k % 2 == 0 else index, payload))
+
+    for index, (sequence, blocks) in enumerate(packets[:600]):
+        stamp = start + index * PACKET_NS
+        if index in (300, 400):  # the kill switch cancels again what has a cancel in flight
+            send(session.on_kill(index == 300, stamp), stamp)
+        send(session.on_itch(blocks, sequence, stamp), stamp)
+        answer_stamp = stamp + ANSWER_NS
+        for _ in range(50):  # answers, and what they make the strategy send, until quiet
+            due = [p for at, p in held if at <= index]
+            if not due:
+                break
+            held = [(at, p) for at, p in held if at > index]
+            for payload in due:
+                for answer in venue.answer(payload, answer_stamp):
+                    oracle.answered(answer)
+                    send(session.on_ouch(answer, answer_stamp), answer_stamp)
+        for back in (0, PACKET_NS, 5 * PACKET_NS, 20 * PACKET_NS):
+            got = session.core.unanswered(answer_stamp - back)
+            assert got == oracle.by(answer_stamp - back), (index, back)
+            checked += 1
+            owed_seen += got[0] > 0
+    assert checked and owed_seen > 50  # the held answers did leave orders waiting
+    assert session.core.unanswered(start - 1) == (0, None)

@@ -686,6 +686,47 @@ def test_a_venue_gone_silent_times_out_on_both_protocols_and_the_node_comes_back
     assert replay(summary["journal"])["digest"] == summary["digest"]
 
 
+def test_orders_the_venue_leaves_unanswered_are_reported_until_their_answers_come(l3, tmp_path):
+    """Order entry goes silent while the feed goes on: the market maker's cancels get no
+    answer; past live.answer_timeout, ctl status counts them (with the oldest one's wait) and
+    the node warns once; the answers come when order entry speaks again, and the count is 0."""
+    ds, root = l3
+    venue = Venue(tmp_path, ds.path, speed=SPEED)
+    orders = TcpRelay(venue.ports["order_entry"])
+    sock = tmp_path / "node.sock"
+    seen: list[dict] = []
+
+    def status() -> dict:
+        return send_command(str(sock), "status")
+
+    def silence(proc) -> None:
+        _wait_for_open_orders(sock, proc)
+        orders.silent(True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and status()["unanswered_orders"] == 0:
+            time.sleep(0.05)
+        seen.append(status())
+        orders.silent(False)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and status()["unanswered_orders"] > 0:
+            time.sleep(0.05)
+        seen.append(status())
+
+    try:
+        summary, _, err = _run_node(
+            live_config(tmp_path, "market_maker.toml"), ds, root, venue,
+            f"--set=live.order_entry={orders.address}", "--set=live.answer_timeout=300ms",
+            f"--set=live.control={sock}", during=silence)
+    finally:
+        orders.close()
+    silent, spoken = seen
+    assert silent["order_entry"] == "up"  # no session timeout: only the answers are missing
+    assert silent["unanswered_orders"] >= 1 and silent["oldest_unanswered_s"] >= 0.3
+    assert spoken["unanswered_orders"] == 0 and spoken["oldest_unanswered_s"] is None
+    assert err.count("without the venue's answer for over 0.3 s") == summary["unanswered_warnings"] >= 1
+    assert summary["complete"] and replay(summary["journal"])["digest"] == summary["digest"]
+
+
 def test_sigterm_while_order_entry_is_down_cancels_at_the_relogin(l3, tmp_path):
     ds, root = l3
     venue = Venue(tmp_path, ds.path, speed=SPEED)

@@ -129,6 +129,12 @@ struct LiveCounters {
 // counts them. Order tokens are the configured prefix and a decimal counter from 1, so the same
 // inputs give the same tokens. A token names one order; a replace gets a new token and the
 // order lives on under it once the venue says Replaced.
+// Orders waiting for an answer from the venue (OuchVenue::unanswered).
+struct Unanswered {
+    uint32_t orders = 0;
+    int64_t oldest_ns = INT64_MAX;  // when the earliest of their requests left (INT64_MAX: none)
+};
+
 class OuchVenue final : public VenueAdapter {
 public:
     static constexpr size_t kTokenPrefixMax = 4;
@@ -298,10 +304,30 @@ public:
     }
 
     // A Cancel Order for every order still open at the venue, in slot order (the kill path:
-    // it asks no strategy and no Risk).
-    void cancel_all() noexcept {
+    // it asks no strategy and no Risk), asked at `ts`.
+    void cancel_all(int64_t ts) noexcept {
         for (Order& o : pool_)
-            if (o.live) put_cancel(o);
+            if (o.live) ask_cancel(o, ts);
+    }
+
+    // Live orders waiting for an answer the venue owes them (an Enter Order not Accepted, a
+    // replace or a cancel not answered) that was asked at or before `asked_by`: how many, and
+    // when the earliest such request left (core stamps). OUCH has no order status request, so
+    // an order the venue lost without a word would stay open for ever; this is how a caller
+    // notices. A scan of the live orders: a query for a report, not a per-event path.
+    Unanswered unanswered(int64_t asked_by) const noexcept {
+        Unanswered u;
+        for (const Order& o : pool_) {
+            if (!o.live) continue;
+            int64_t since = INT64_MAX;
+            if (!o.accepted && o.enter_ns < since) since = o.enter_ns;
+            if (o.replacement != 0 && o.replace_ns < since) since = o.replace_ns;
+            if (o.cancel_asked && o.cancel_ns < since) since = o.cancel_ns;
+            if (since > asked_by) continue;
+            ++u.orders;
+            if (since < u.oldest_ns) u.oldest_ns = since;
+        }
+        return u;
     }
 
     // The order-entry session went down (false) or is logged in again (true). While down nothing
@@ -364,6 +390,9 @@ private:
         bool live = false;
         bool accepted = false;           // the venue answered the Enter Order (or a replace)
         bool cancel_asked = false;       // a Cancel Order left and no answer came yet
+        // When the Enter Order, the replace in flight and the cancel in flight were asked (core
+        // stamps; a resend after a re-login keeps the first): what unanswered() reports.
+        int64_t enter_ns = 0, replace_ns = 0, cancel_ns = 0;
     };
     static constexpr uint32_t kNone = FlatHashMap<uint64_t>::kMissing;
 
@@ -393,6 +422,7 @@ private:
         o.tif_seconds = in.tif == TimeInForce::IOC ? kTifImmediate : kTifSystemHours;
         o.display = in.tif == TimeInForce::PostOnly ? 'P' : 'Y';
         o.ouch_price = price;
+        o.enter_ns = ts;
         if (reject != 0) {
             refuse(EventKind::OrderRejected, in, o.price, ts, reject);
             return;
@@ -462,6 +492,7 @@ private:
         const uint64_t number = next_token_++;
         if (o.replacement != 0) forget_token(o.replacement);
         o.replacement = number;
+        o.replace_ns = ts;
         o.replace_price = price;
         o.replace_shares = uint32_t(open);
         by_token_.insert(number, slot);
@@ -474,7 +505,12 @@ private:
             refuse(EventKind::CancelRejected, in, 0, ts, 0);
             return;
         }
-        put_cancel(pool_[slot]);
+        ask_cancel(pool_[slot], ts);
+    }
+
+    void ask_cancel(Order& o, int64_t ts) noexcept {
+        if (!o.cancel_asked) o.cancel_ns = ts;
+        put_cancel(o);
     }
 
     // An intent OUCH cannot carry: answered here, as the venue would, when the clock next moves.
@@ -792,6 +828,8 @@ public:
     uint64_t next_sequence() const noexcept { return next_sequence_; }
     int64_t stamp() const noexcept { return stamp_; }
     size_t live_orders() const noexcept { return venue_.live_orders(); }
+    // OuchVenue::unanswered: orders waiting for an answer asked at or before `asked_by`.
+    Unanswered unanswered(int64_t asked_by) const noexcept { return venue_.unanswered(asked_by); }
     Engine& engine() noexcept { return engine_; }
 
 private:
@@ -804,7 +842,7 @@ private:
     // The strategy failed: trading stops here. Every order still open is cancelled (the Cancel
     // Orders go out with this input's dispatches); State stays as the failure left it.
     RunStatus halt() noexcept {
-        venue_.cancel_all();
+        venue_.cancel_all(stamp_);
         return engine_.failed();
     }
 

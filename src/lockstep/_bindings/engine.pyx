@@ -43,7 +43,7 @@ from lockstep.includes.core.risk cimport (
     CRiskConfig, CTradingMode, CRiskLimits, CRiskReason, CRiskView, kRiskReasonCount,
 )
 from lockstep.includes.base.status cimport CStatus
-from lockstep.includes.runtime.live cimport CLiveCore, CLiveCounters
+from lockstep.includes.runtime.live cimport CLiveCore, CLiveCounters, CUnanswered
 from lockstep.includes.venue.venue cimport CSimulatedVenueConfig, CVenueCounters
 
 SUBSCRIBE_BOOK = kSubscribeBook
@@ -914,6 +914,13 @@ cdef class LiveCore:
     def stamp(self):
         """The last receive stamp applied (stamps never go back)."""
         return self.core.get().stamp()
+
+    def unanswered(self, int64_t asked_by):
+        """Live orders waiting for an answer the venue owes them (an Enter Order not Accepted, a
+        replace or a cancel not answered) asked at or before `asked_by` (a stamp): (how many,
+        the stamp of the earliest such request, or None when there is none)."""
+        cdef CUnanswered u = self.core.get().unanswered(asked_by)
+        return u.orders, (None if u.orders == 0 else u.oldest_ns)
 
     def counters(self):
         cdef CLiveCore* c = self.core.get()

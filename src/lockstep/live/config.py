@@ -35,6 +35,8 @@ password keys are required; same key names as the loopback venue's `[venue]`):
     session_timeout = "15s"          # the order-entry session is lost after this long without a message
     feed_timeout = "5s"              # the feed is lost after this long without a packet (heartbeats count)
     gap_timeout = "1s"               # a feed gap not filled by retransmission within this: the book is invalid
+    answer_timeout = "5s"            # an order whose request the venue has not answered for this
+                                     # long is reported (ctl status, a warning; never acted on)
     control = ""                     # control socket: a path (relative to the config file) or
                                      # tcp://127.0.0.1:PORT; "" = ROOT/live/<name>.sock
     busy_poll = false                # spin instead of sleeping in the event loop
@@ -100,6 +102,7 @@ _DURATIONS = {
     "session_timeout": (15_000_000_000, True),
     "feed_timeout": (5_000_000_000, True),
     "gap_timeout": (1_000_000_000, True),
+    "answer_timeout": (5_000_000_000, True),
 }
 _BOOLS = {"cancel_on_shutdown": True, "busy_poll": False}
 _LIVE_KEYS = (*_REQUIRED, *PASSWORD_KEYS, "session", *_DURATIONS, *_BOOLS, "control", "cpu")
@@ -132,6 +135,7 @@ class LiveSettings:
     session_timeout_ns: int = _DURATIONS["session_timeout"][0]
     feed_timeout_ns: int = _DURATIONS["feed_timeout"][0]
     gap_timeout_ns: int = _DURATIONS["gap_timeout"][0]
+    answer_timeout_ns: int = _DURATIONS["answer_timeout"][0]
     control: str = ""  #: an absolute socket path or tcp://127.x.x.x:PORT; "" = the default
     busy_poll: bool = False
     cpu: int = -1  #: -1: not pinned

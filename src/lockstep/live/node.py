@@ -134,7 +134,8 @@ class LiveNode:
         self.receiver = MoldReceiver(MoldReceiverConfig(
             session=live.session, heartbeat_timeout_ns=live.feed_timeout_ns,
             give_up_ns=live.gap_timeout_ns))
-        self.counts = {"gaps_abandoned": 0, "feed_timeouts": 0}
+        self.counts = {"gaps_abandoned": 0, "feed_timeouts": 0, "unanswered_warnings": 0}
+        self._unanswered_seen = False  # orders were unanswered at the last look
         self._sockets: list[Any] = []
         self.feed = self._own(UdpSocket(str(live.feed), batch=_FEED_BATCH, slot_bytes=_SLOT_BYTES,
                                         receive_buffer=_FEED_RECEIVE_BUFFER))
@@ -317,10 +318,33 @@ class LiveNode:
 
     def _idle(self, why: LoopExit) -> None:
         """Between runs of the loop: control commands (and signals' requests); a failure of the
-        records' thread raised here."""
+        records' thread raised here; orders the venue has not answered in time reported."""
         if why in (LoopExit.CONTROL, LoopExit.TIME):
             self.control.poll(0)
         self.records.check()
+        self._look_for_unanswered()
+
+    def _unanswered(self) -> tuple[int, float | None]:
+        """Orders with a request the venue has not answered for `live.answer_timeout`, and how
+        long the oldest has waited (s). Report only: the wall clock read here never reaches
+        the core."""
+        if self.session is None:
+            return 0, None
+        now = time.time_ns()
+        count, oldest = self.session.core.unanswered(now - self.cfg.live.answer_timeout_ns)
+        return count, None if oldest is None else round((now - oldest) / 1e9, 3)
+
+    def _look_for_unanswered(self) -> None:
+        count, oldest_s = self._unanswered()
+        if count and not self._unanswered_seen:
+            log.warning("order entry %s: %d orders without the venue's answer for over %.1f s "
+                        "(oldest %.1f s); OUCH has no status request: `lockstep live ctl kill` "
+                        "cancels every open order", self.cfg.live.order_entry, count,
+                        self.cfg.live.answer_timeout_ns / 1e9, oldest_s)
+            self.counts["unanswered_warnings"] += 1
+        elif not count and self._unanswered_seen:
+            log.info("order entry %s: every order has its answer again", self.cfg.live.order_entry)
+        self._unanswered_seen = count > 0
 
     def _notices(self, notices: list[tuple[int, int, int, int]]) -> None:
         """What the receiver decided (the loop has applied a gap given up as a feed gap)."""
@@ -389,10 +413,12 @@ class LiveNode:
 
     def status(self) -> dict[str, Any]:
         ctx = self.session.ctx
+        unanswered, oldest_s = self._unanswered()
         return {"mode": self.mode.label, "kill_switch": self.kill_switch,
                 "order_entry": "up" if self._order_entry_up else "down",
                 "failure": None if self.session.failure is None else self.session.failure["reason"],
                 "open_orders": self.open_orders(),
+                "unanswered_orders": unanswered, "oldest_unanswered_s": oldest_s,
                 "position": {self.instruments[i].symbol: float(ctx.size(i, ctx.position(i)))
                              for i in ctx.traded},
                 "counters": self.counters()}

@@ -16,6 +16,10 @@ cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
         uint64_t ticks, gaps, controls, dispatched, unsendable
         uint64_t order_entry_downs, order_entry_ups, held, resent, feed_sessions
 
+    cdef cppclass CUnanswered "lockstep::live::Unanswered":
+        uint32_t orders
+        int64_t oldest_ns
+
     cdef cppclass CLiveCore "lockstep::live::LiveCore":
         CLiveCore(CEngine& engine, int64_t day_start_ns) except +
         CStatus configure_orders(const uint8_t* token_prefix, size_t prefix_len,
@@ -44,4 +48,5 @@ cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
         uint64_t next_sequence() noexcept
         int64_t stamp() noexcept
         size_t live_orders() noexcept
+        CUnanswered unanswered(int64_t asked_by) noexcept
         CEngine& engine() noexcept
