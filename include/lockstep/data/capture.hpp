@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "lockstep/base/clock.hpp"
 #include "lockstep/base/crc32c.hpp"
 #include "lockstep/base/status.hpp"
 #include "lockstep/codecs/raw_capture.hpp"
@@ -45,18 +46,6 @@ enum class FsyncPolicy : int32_t {
     Interval = 1,  // also every `fsync_interval_ns` while there are bytes not yet synced
     Frame = 2,     // write and fsync each frame on its own before the next
 };
-
-inline int64_t monotonic_ns() noexcept {
-    timespec ts;
-    ::clock_gettime(CLOCK_MONOTONIC, &ts);
-    return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
-inline int64_t realtime_ns() noexcept {
-    timespec ts;
-    ::clock_gettime(CLOCK_REALTIME, &ts);
-    return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 // One producer's ring. Positions count bytes since the start and only grow; index = pos & mask.
 class FrameRing {

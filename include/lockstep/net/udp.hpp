@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "lockstep/base/clock.hpp"
 #include "lockstep/net/socket.hpp"
 
 namespace lockstep::net {
@@ -154,7 +155,7 @@ public:
                 }
             }
             if (!kernel) {
-                if (user_ns == 0) user_ns = clock_ns();
+                if (user_ns == 0) user_ns = realtime_ns();
                 stamp = user_ns;
                 ++stats_.user_stamped;
             }
@@ -242,12 +243,6 @@ private:
     static constexpr int kOne = 1;
     // Room for a timespec and the drop counter, with headers and alignment.
     static constexpr size_t kControlBytes = CMSG_SPACE(sizeof(timespec)) + CMSG_SPACE(sizeof(uint32_t));
-
-    static int64_t clock_ns() noexcept {
-        timespec ts;
-        ::clock_gettime(CLOCK_REALTIME, &ts);
-        return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-    }
 
     Fd fd_;
     UdpOptions options_;

@@ -24,13 +24,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
-#include <cstring>
 #include <thread>
 #include <vector>
 
 #include <sys/socket.h>
-#include <time.h>
 
+#include "lockstep/base/clock.hpp"
 #include "lockstep/base/latency_histogram.hpp"
 #include "lockstep/base/status.hpp"
 #include "lockstep/net/event_loop.hpp"
@@ -67,12 +66,6 @@ struct ProbeResult {
 
 namespace detail {
 
-inline int64_t clock_ns(clockid_t clock) noexcept {
-    timespec ts;
-    ::clock_gettime(clock, &ts);
-    return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
-
 // How long the receiver keeps reading after the sender stopped: datagrams still in flight.
 inline constexpr int64_t kDrainNs = 20'000'000;
 
@@ -82,11 +75,14 @@ inline constexpr int64_t kDrainNs = 20'000'000;
 // never pinned). InvalidArgument for a bad option, SystemError (with `error`) for a failed call.
 inline Status run_host_probe(const ProbeOptions& o, ProbeResult& out, net::SysError& error) {
     out = ProbeResult{};
+    const auto failed = [&error](Status status, const net::SysError& why) {
+        error = why;
+        return status;
+    };
     if (o.stall_ns <= 0 || o.feed_ns <= 0 || o.interval_ns <= 0 || o.stall_threshold_ns <= 0 ||
         o.datagram_bytes < 8 || o.datagram_bytes > 1472 || o.order_bytes == 0 ||
         o.order_bytes > 4096 || o.cpu == o.peer_cpu) {
-        error = net::SysError{"probe options", EINVAL};
-        return Status::InvalidArgument;
+        return failed(Status::InvalidArgument, net::SysError{"probe options", EINVAL});
     }
     net::SysError pin_error;
     Status pin_status = Status::Ok;
@@ -97,18 +93,15 @@ inline Status run_host_probe(const ProbeOptions& o, ProbeResult& out, net::SysEr
                 pin_status = s2;
         });
         t.join();
-        if (pin_status != Status::Ok) {
-            error = pin_error;
-            return pin_status;
-        }
+        if (pin_status != Status::Ok) return failed(pin_status, pin_error);
     }
 
     std::thread([&] {  // stalls
         net::SysError ignored;
         net::pin_to_cpu(o.cpu, ignored);
-        const int64_t start = detail::clock_ns(CLOCK_MONOTONIC);
+        const int64_t start = monotonic_ns();
         int64_t last = start, now = start;
-        while ((now = detail::clock_ns(CLOCK_MONOTONIC)) - start < o.stall_ns) {
+        while ((now = monotonic_ns()) - start < o.stall_ns) {
             const int64_t gap = now - last;
             last = now;
             if (gap < o.stall_threshold_ns) continue;
@@ -125,48 +118,32 @@ inline Status run_host_probe(const ProbeOptions& o, ProbeResult& out, net::SysEr
     net::UdpOptions udp;
     udp.batch = 64;
     udp.receive_buffer = 4 << 20;
-    if (Status s = receiver.open(net::Endpoint{}, udp); s != Status::Ok) {
-        error = receiver.last_error();
-        return s;
-    }
+    if (Status s = receiver.open(net::Endpoint{}, udp); s != Status::Ok)
+        return failed(s, receiver.last_error());
     udp.receive_buffer = 0;
-    if (Status s = sender.open(net::Endpoint{}, udp); s != Status::Ok) {
-        error = sender.last_error();
-        return s;
-    }
-    if (Status s = sender.set_destination(receiver.local()); s != Status::Ok) {
-        error = sender.last_error();
-        return s;
-    }
+    if (Status s = sender.open(net::Endpoint{}, udp); s != Status::Ok)
+        return failed(s, sender.last_error());
+    if (Status s = sender.set_destination(receiver.local()); s != Status::Ok)
+        return failed(s, sender.last_error());
     net::TcpListener listener;
     net::Endpoint any_tcp{};
     any_tcp.transport = net::Transport::Tcp;
-    if (Status s = listener.open(any_tcp, 1); s != Status::Ok) {
-        error = listener.last_error();
-        return s;
-    }
+    if (Status s = listener.open(any_tcp, 1); s != Status::Ok)
+        return failed(s, listener.last_error());
     net::TcpConnection client, server;
     Status s = client.connect(listener.local(), 1 << 16);
-    if (s != Status::Ok && s != Status::WouldBlock) {
-        error = client.last_error();
-        return s;
-    }
+    if (s != Status::Ok && s != Status::WouldBlock) return failed(s, client.last_error());
     // Loopback: the handshake completes within the connect call or very soon after; bounded.
     for (int tries = 0; tries < 10000; ++tries) {
         s = listener.accept(server, 1 << 16);
         if (s != Status::WouldBlock) break;
         std::this_thread::sleep_for(std::chrono::microseconds(100));
     }
-    if (s != Status::Ok) {
-        error = s == Status::WouldBlock ? net::SysError{"accept", ETIMEDOUT} : listener.last_error();
-        return s == Status::WouldBlock ? Status::SystemError : s;
-    }
+    if (s == Status::WouldBlock) return failed(Status::SystemError, net::SysError{"accept", ETIMEDOUT});
+    if (s != Status::Ok) return failed(s, listener.last_error());
     for (int tries = 0; tries < 10000 && (s = client.finish_connect()) == Status::WouldBlock; ++tries)
         std::this_thread::sleep_for(std::chrono::microseconds(100));
-    if (s != Status::Ok) {
-        error = client.last_error();
-        return s;
-    }
+    if (s != Status::Ok) return failed(s, client.last_error());
 
     std::atomic<bool> ready{false}, done{false};
     net::SysError peer_error;
@@ -178,7 +155,7 @@ inline Status run_host_probe(const ProbeOptions& o, ProbeResult& out, net::SysEr
         std::vector<uint8_t> sink(1 << 16);
         const uint32_t length = o.datagram_bytes;
         while (!ready.load(std::memory_order_acquire)) std::this_thread::yield();
-        const int64_t start = detail::clock_ns(CLOCK_MONOTONIC);
+        const int64_t start = monotonic_ns();
         int64_t next = start;
         auto drain = [&] {
             size_t n = 0;
@@ -186,11 +163,10 @@ inline Status run_host_probe(const ProbeOptions& o, ProbeResult& out, net::SysEr
                 out.order_bytes_received += n;
         };
         for (;;) {
-            const int64_t now = detail::clock_ns(CLOCK_MONOTONIC);
+            const int64_t now = monotonic_ns();
             if (now - start >= o.feed_ns) break;
             if (now >= next) {
                 size_t sent = 0;
-                std::memcpy(datagram.data(), &out.datagrams_sent, sizeof out.datagrams_sent);
                 Status st = sender.send(datagram.data(), &length, 1, sent);
                 if (st != Status::Ok && st != Status::WouldBlock) {
                     peer_status = st;
@@ -203,8 +179,8 @@ inline Status run_host_probe(const ProbeOptions& o, ProbeResult& out, net::SysEr
             drain();
         }
         done.store(true, std::memory_order_release);
-        const int64_t end = detail::clock_ns(CLOCK_MONOTONIC);
-        while (detail::clock_ns(CLOCK_MONOTONIC) - end < 2 * detail::kDrainNs) drain();
+        const int64_t end = monotonic_ns();
+        while (monotonic_ns() - end < 2 * detail::kDrainNs) drain();
     });
 
     net::SysError node_error;
@@ -234,13 +210,13 @@ inline Status run_host_probe(const ProbeOptions& o, ProbeResult& out, net::SysEr
             }
             if (count == 0) {
                 if (!done.load(std::memory_order_acquire)) continue;
-                const int64_t now = detail::clock_ns(CLOCK_MONOTONIC);
+                const int64_t now = monotonic_ns();
                 if (quiet_since == 0) quiet_since = now;
                 if (now - quiet_since >= detail::kDrainNs) break;
                 continue;
             }
             quiet_since = 0;
-            const int64_t received = detail::clock_ns(CLOCK_REALTIME);
+            const int64_t received = realtime_ns();
             for (size_t i = 0; i < count; ++i) {
                 ++out.datagrams_received;
                 if (source[i] != uint8_t(net::StampSource::Kernel)) {
@@ -248,27 +224,21 @@ inline Status run_host_probe(const ProbeOptions& o, ProbeResult& out, net::SysEr
                     continue;
                 }
                 out.feed_lag.add(received - stamp[i]);
-                const int64_t before = detail::clock_ns(CLOCK_REALTIME);
+                const int64_t before = realtime_ns();
                 out.tick_to_trade.add(before - stamp[i]);
                 ssize_t r;
                 do {
                     r = ::send(fd, order.data(), order.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
                 } while (r < 0 && errno == EINTR);
-                out.send_time.add(detail::clock_ns(CLOCK_REALTIME) - before);
+                out.send_time.add(realtime_ns() - before);
                 if (r == ssize_t(order.size())) ++out.orders_sent;
             }
         }
     });
     node.join();
     peer.join();
-    if (node_status != Status::Ok) {
-        error = node_error;
-        return node_status;
-    }
-    if (peer_status != Status::Ok) {
-        error = peer_error;
-        return peer_status;
-    }
+    if (node_status != Status::Ok) return failed(node_status, node_error);
+    if (peer_status != Status::Ok) return failed(peer_status, peer_error);
     return Status::Ok;
 }
 

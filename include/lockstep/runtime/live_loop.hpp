@@ -30,7 +30,6 @@
 #pragma once
 
 #include <sys/socket.h>
-#include <time.h>
 
 #include <cerrno>
 #include <cstddef>
@@ -39,6 +38,7 @@
 #include <vector>
 
 #include "lockstep/base/big_endian.hpp"
+#include "lockstep/base/clock.hpp"
 #include "lockstep/base/latency_histogram.hpp"
 #include "lockstep/base/status.hpp"
 #include "lockstep/codecs/soupbintcp.hpp"
@@ -240,7 +240,7 @@ public:
 private:
     LoopExit turns(int64_t budget_ns, uint32_t max_turns) noexcept {
         exit_ = false;
-        const int64_t start = clock_ns();
+        const int64_t start = realtime_ns();
         last_turn_ = start;
         // Datagrams a failure left unread in the last batch come first.
         if (!drain(feed_) || !drain(retransmit_)) return reason_;
@@ -269,7 +269,7 @@ private:
                 }
                 if (exit_ && halted()) return reason_;
             }
-            const int64_t now = clock_ns();
+            const int64_t now = realtime_ns();
             turn_time_.add(now - last_turn_);
             last_turn_ = now;
             if (!got || ++busy_turns_ >= options_.idle_every) {
@@ -300,12 +300,6 @@ private:
         size_t count;  // datagrams in the batch
     };
 
-    static int64_t clock_ns() noexcept {
-        timespec ts;
-        ::clock_gettime(CLOCK_REALTIME, &ts);
-        return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-    }
-
     LoopExit stop(LoopExit why) noexcept {
         if (!exit_ || why == LoopExit::Failed || why == LoopExit::JournalFailed ||
             why == LoopExit::SocketError) {
@@ -333,7 +327,7 @@ private:
         b.count = count;
         if (count) {
             // How long the datagrams waited in the socket: a backlog shows here first.
-            const int64_t now = clock_ns();
+            const int64_t now = realtime_ns();
             for (size_t i = 0; i < count; ++i) feed_lag_.add(now - b.stamp[i]);
         }
         drain(b);
@@ -432,7 +426,7 @@ private:
             } while (r < 0 && errno == EINTR);
             if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
             if (r <= 0) return false;  // closed or failed: the client's next read finds out
-            const int64_t now = clock_ns();
+            const int64_t now = realtime_ns();
             soup_->on_bytes(order_buffer_.data(), size_t(r), now, sink);
             ++counters_.order_reads;
             if (halted()) return false;
@@ -580,7 +574,7 @@ private:
             std::memcpy(tx_.data() + at + soupbin::kHeaderLength, o + pos + 2, n);
             pos += 2 + n;
         }
-        const int64_t now = clock_ns();
+        const int64_t now = realtime_ns();
         const size_t wrote = write_framed(tx_.data(), tx_.size());
         if (wrote > 0 && soup_ != nullptr) soup_->note_sent(now);
         size_t pos = 0;

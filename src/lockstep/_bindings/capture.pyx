@@ -9,9 +9,10 @@ pushes and while the writer stops.
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
+from lockstep.includes.base.clock cimport realtime_ns
 from lockstep.includes.base.status cimport CStatus
 from lockstep.includes.data.capture cimport (
-    CCaptureOptions, CCaptureWriter, CFsyncPolicy, CProducerStats, CWriterStats, realtime_ns,
+    CCaptureOptions, CCaptureWriter, CFsyncPolicy, CProducerStats, CWriterStats,
 )
 from lockstep.includes.data.mold_capture cimport CMoldCapture, CMoldVerdict
 from lockstep.includes.session.mold_receiver cimport CMoldNotice, CMoldReceiver, CMoldReceiverConfig

@@ -56,4 +56,3 @@ cdef extern from "lockstep/data/capture.hpp" namespace "lockstep::capture" nogil
         size_t ring_capacity() noexcept
         uint32_t producers() noexcept
 
-    int64_t realtime_ns() noexcept
