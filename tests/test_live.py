@@ -50,6 +50,7 @@ from lockstep.live.journal import (
 )
 from lockstep.live.records import RecordsThread, RecordsWriter
 from lockstep.live.replay import JournalMismatch, replay_journal
+from lockstep.live.session import DIGEST_VERSION
 from lockstep.protocols import ouch42 as ouch
 
 CONFIGS = ["market_maker.toml", "market_maker_compiled.toml"]
@@ -194,10 +195,11 @@ def test_fills_are_execution_events_with_the_venues_price_and_maker_flag(traded)
 # replay finds every difference
 
 
-def _rewrite(journal, out, change):
-    """A copy of `journal` in `out` with each record passed through change(index, record)."""
-    writer = JournalWriter(out, {k: v for k, v in journal_info(journal).items()
-                                 if k not in ("format", "version")})
+def _rewrite(journal, out, change, header=lambda info: info):
+    """A copy of `journal` in `out` with each record passed through change(index, record), and
+    its header's info through header(info)."""
+    writer = JournalWriter(out, header({k: v for k, v in journal_info(journal).items()
+                                        if k not in ("format", "version")}))
     for k, record in enumerate(read_journal(journal)):
         payload = change(k, record)
         if payload is not None:
@@ -254,6 +256,46 @@ def test_a_changed_digest_in_the_end_record_is_a_difference(traded, tmp_path):
     _rewrite(journal, tmp_path / "j", change)
     with pytest.raises(JournalMismatch, match="end record 0"):
         replay_journal(tmp_path / "j")
+
+
+def test_a_journal_of_another_digest_definition_has_everything_compared_but_its_digest(
+        traded, tmp_path):
+    _, _, result, journal = traded
+    assert replay_journal(journal).digest_checked is True
+    assert journal_info(journal)["digest"] == DIGEST_VERSION
+
+    def other_digest(k, record):
+        if record.stream != "end":
+            return record.payload
+        end = json.loads(record.payload)
+        end["digest"] = "0" * 64
+        return json.dumps(end).encode()
+
+    def earlier(info):  # written before the definition was numbered
+        return {k: v for k, v in info.items() if k != "digest"}
+
+    _rewrite(journal, tmp_path / "old", other_digest, earlier)
+    replayed = replay_journal(tmp_path / "old")
+    assert replayed.digest_checked is False and replayed.digest == result.digest
+    assert replayed.to_dict()["digest_checked"] is False
+    cmd = [sys.executable, "-m", "lockstep", "replay", "--journal", str(tmp_path / "old")]
+    done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "the digest not checked" in done.stdout, done.stderr
+    # everything else still is
+    decisions = [k for k, r in enumerate(read_journal(journal)) if r.stream == "decision"]
+
+    def deny_one(k, record):
+        if k != decisions[0]:
+            return record.payload
+        fields = list(DECISION.unpack(record.payload))
+        fields[-1] = 7
+        return DECISION.pack(*fields)
+
+    _rewrite(journal, tmp_path / "old_denied", deny_one, earlier)
+    with pytest.raises(JournalMismatch, match="decision record 0"):
+        replay_journal(tmp_path / "old_denied")
+    _rewrite(journal, tmp_path / "future", other_digest, lambda info: {**info, "digest": DIGEST_VERSION + 1})
+    assert replay_journal(tmp_path / "future").digest_checked is False
 
 
 def test_a_corrupt_journal_is_one_error_naming_file_and_offset(traded, tmp_path):

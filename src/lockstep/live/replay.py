@@ -12,6 +12,7 @@ where the journal holds it (file, offset). docs/journal.md is normative.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import os
 from typing import Any
 
@@ -30,7 +31,7 @@ from lockstep.live.journal import (
     journal_info,
     read_journal,
 )
-from lockstep.live.session import LiveResult, LiveSession, LiveTerms
+from lockstep.live.session import DIGEST_VERSION, LiveResult, LiveSession, LiveTerms
 from lockstep.tomlconfig import parse_toml
 
 #: The keys of `end` and `failure` records a replay must reproduce (a traceback names files,
@@ -59,10 +60,10 @@ def _describe(stream: str, payload: bytes) -> str:
     return payload.hex()
 
 
-def _comparable(record: JournalRecord) -> Any:
+def _comparable(record: JournalRecord, check_digest: bool) -> Any:
     if record.stream == "end":
         data = end_record(record)
-        return {k: data.get(k) for k in _END_KEYS}
+        return {k: data.get(k) for k in _END_KEYS if check_digest or k != "digest"}
     if record.stream == "failure":
         data = end_record(record)
         return {k: data.get(k) for k in _FAILURE_KEYS}
@@ -72,7 +73,8 @@ def _comparable(record: JournalRecord) -> Any:
 class _Comparison:
     """Pairs the outputs the replay produces with the journaled ones, stream by stream, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, check_digest: bool) -> None:
+        self.check_digest = check_digest
         self.journaled: dict[str, collections.deque[JournalRecord]] = collections.defaultdict(collections.deque)
         self.replayed: dict[str, collections.deque[JournalRecord]] = collections.defaultdict(collections.deque)
         self.matched: collections.Counter[str] = collections.Counter()
@@ -91,7 +93,8 @@ class _Comparison:
         ours, theirs = self.replayed[stream], self.journaled[stream]
         while ours and theirs:
             got, want = ours.popleft(), theirs.popleft()
-            if _comparable(got) != _comparable(want) or got.receive_ns != want.receive_ns:
+            if (_comparable(got, self.check_digest) != _comparable(want, self.check_digest)
+                    or got.receive_ns != want.receive_ns):
                 raise JournalMismatch(
                     f"replay differs from the journal at {stream} record {self.matched[stream]} "
                     f"({want.where}): journaled {_describe(stream, want.payload)} at "
@@ -135,8 +138,11 @@ def load_session(path: str | os.PathLike[str], record) -> LiveSession:
 def replay_journal(path: str | os.PathLike[str]) -> LiveResult:
     """Replays the journal at `path` (a journal directory, a session directory or one journal
     file) and compares; returns the replay's summary, raises JournalMismatch at the first
-    difference and DecodeError for a damaged or cut journal."""
-    comparison = _Comparison()
+    difference and DecodeError for a damaged or cut journal. A journal written under another
+    digest definition (its header's `digest`, DIGEST_VERSION) has everything compared but the
+    digest: the result says so (digest_checked False)."""
+    check_digest = journal_info(path).get("digest", 1) == DIGEST_VERSION
+    comparison = _Comparison(check_digest)
     session = load_session(path, comparison.replay)
     journaled_end = False
     last = "the end of the journal"
@@ -151,7 +157,7 @@ def replay_journal(path: str | os.PathLike[str]) -> LiveResult:
     if journaled_end:
         session.close()
     comparison.finish(last, journaled_end)
-    return result
+    return dataclasses.replace(result, digest_checked=check_digest)
 
 
 __all__ = ["JournalMismatch", "load_session", "replay_journal"]

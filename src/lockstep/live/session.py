@@ -62,6 +62,13 @@ _FAILURES = {
 }
 
 
+#: The digest's definition (what state_digest and LiveCore::end_input hash: docs/live.md,
+#: "Digest"), journaled in the header as `digest`. It moves whenever what is hashed changes, so
+#: a replay knows whether it can check an older journal's digest (1: journals without the key,
+#: written before the live core hashed its outputs itself).
+DIGEST_VERSION = 2
+
+
 def state_digest(engine: Any, outputs_digest: bytes) -> str:
     """SHA-256 over Market State, execution-side State and `outputs_digest` (the live core's hash
     of every output: docs/live.md, "Digest")."""
@@ -125,6 +132,9 @@ class LiveResult:
     complete: bool
     error: dict[str, Any] | None = None
     counters: dict[str, Any] = field(default_factory=dict)
+    #: A replay's: whether the journal's digest was compared (False: the journal was written
+    #: under another digest definition, DIGEST_VERSION). None for a live session.
+    digest_checked: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out = {"digest": self.digest, "journal": self.journal, "orders": self.orders,
@@ -132,13 +142,15 @@ class LiveResult:
                "complete": self.complete, "counters": self.counters}
         if self.error is not None:
             out["error"] = self.error
+        if self.digest_checked is not None:
+            out["digest_checked"] = self.digest_checked
         return out
 
 
 def session_info(cfg: BacktestConfig, instruments: Sequence[Instrument], terms: LiveTerms,
                  version: str) -> dict[str, Any]:
     """The journal header's info: enough to rebuild the session offline (replay)."""
-    return {"lockstep": version, "config": dump_toml(cfg.to_dict()),
+    return {"lockstep": version, "digest": DIGEST_VERSION, "config": dump_toml(cfg.to_dict()),
             "instruments": [asdict(i) for i in instruments], "terms": terms.to_dict()}
 
 
