@@ -624,6 +624,9 @@ def test_a_write_failing_in_the_records_thread_is_raised_on_the_callers_thread(t
     class FullDisk:
         flush_interval_ns = 1_000_000
 
+        def warm_up(self):
+            pass
+
         def add_packed(self, *packed):
             raise OSError(28, "No space left on device")
 

@@ -228,3 +228,39 @@ def test_flush_interval_must_be_positive(tmp_path, backtest):
     with pytest.raises(ValueError, match="flush_interval_ns"):
         RecordsWriter(tmp_path, backtest[2], flush_interval_ns=0)
     assert not os.listdir(tmp_path)
+
+
+_WARM_UP_SCRIPT = """
+import pickle, sys, json
+from lockstep.live.records import RecordsThread, RecordsWriter
+batches, instruments = pickle.load(open(sys.argv[1], "rb"))
+writer = RecordsWriter(sys.argv[2], instruments, flush_interval_ns=10**12, report=False)
+fresh = RecordsWriter(sys.argv[3], instruments, flush_interval_ns=10**12, report=False)
+records = RecordsThread(writer)  # warms the writer up, on this thread, before trading
+warm = set(sys.modules)
+untouched = (writer.hash.hexdigest() == fresh.hash.hexdigest() and writer.counts == fresh.counts
+             and writer.series == [] and writer.flushed == fresh.flushed)
+for batch in batches:
+    writer.add(*batch)
+print(json.dumps({"untouched": untouched, "imported": sorted(set(sys.modules) - warm),
+                  "pyarrow.compute": "pyarrow.compute" in warm, "fills": writer.counts["fills"]}))
+records.abort()
+fresh.abort()
+"""
+
+
+def test_the_records_thread_imports_and_sets_up_everything_before_trading(backtest, tmp_path):
+    """A conversion that first imports pyarrow.compute holds the GIL for about 140 ms: in the
+    records' thread mid-session, that stalls a Python strategy. Warmed up when the thread is
+    made, the writer imports nothing more while records come, and the warm-up itself wrote,
+    counted and hashed nothing (a fresh process, so earlier tests' imports do not hide it)."""
+    _, batches, instruments = backtest
+    state = tmp_path / "batches.pickle"
+    state.write_bytes(pickle.dumps((batches[:20], instruments)))
+    done = subprocess.run([sys.executable, "-c", _WARM_UP_SCRIPT, str(state), str(tmp_path / "a"),
+                           str(tmp_path / "b")], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["fills"] > 0  # the batches did convert fills (the path that filters)
+    assert out["untouched"] and out["pyarrow.compute"]
+    assert out["imported"] == []

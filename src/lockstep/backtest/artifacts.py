@@ -119,6 +119,10 @@ _INTENT_NAMES = _names(IntentKind)
 SERIES_KEYS = ("ts_recv", "instrument", "position", "mid", "realized", "unrealized", "fees", "equity")
 
 
+#: The tables RecordTables.counts counts, and under which key.
+_COUNTED = {"orders": "orders_rows", "fills": "fills", "denials": "denials"}
+
+
 def _named(values: np.ndarray, names: pa.Array) -> pa.DictionaryArray:
     return pa.DictionaryArray.from_arrays(pa.array(values.astype(np.int32)), names)
 
@@ -160,14 +164,30 @@ class RecordTables:
             for name in names:
                 self.hash.update(name.encode())
                 self.hash.update(np.ascontiguousarray(cols[name]).tobytes())
-        if len(x["kind"]):
-            self._write_orders(x)
-        if len(d["reason"]):
-            self._write_denials(d)
-        if len(s["ts_recv"]):
-            self._add_series(s)
+        tables, series = self._tables(x, d, s)
+        if series is not None and self.keep_series:
+            self.series.append(series)
+        for name, table in tables:
+            if name in _COUNTED:
+                self.counts[_COUNTED[name]] += len(table)
+            self._write(name, table)
 
-    def _write_orders(self, x: dict[str, np.ndarray]) -> None:
+    def _tables(self, x: dict[str, np.ndarray], d: dict[str, np.ndarray], s: dict[str, np.ndarray]
+                ) -> tuple[list[tuple[str, pa.Table]], dict[str, np.ndarray] | None]:
+        """The tables one drain makes, in writing order, and its PnL series (None: no samples).
+        Nothing is written, counted or kept here."""
+        tables: list[tuple[str, pa.Table]] = []
+        series = None
+        if len(x["kind"]):
+            tables += self._order_tables(x)
+        if len(d["reason"]):
+            tables.append(("denials", self._denials_table(d)))
+        if len(s["ts_recv"]):
+            series, pnl = self._series(s)
+            tables.append(("pnl", pnl))
+        return tables, series
+
+    def _order_tables(self, x: dict[str, np.ndarray]) -> list[tuple[str, pa.Table]]:
         inst = x["instrument"]
         kinds = _named(x["kind"], _KIND_NAMES)
         price = _scale(x["price"], inst, self.instruments, "price_increment")
@@ -179,31 +199,28 @@ class RecordTables:
             "price": price, "qty": qty, "fee": fee, "maker": (x["flags"] & int(Flag.MAKER)) != 0,
             "reason": x["seq"].astype(np.uint8), "price_ticks": x["price"], "qty_lots": x["qty"],
         }, schema=ORDERS_SCHEMA)
-        self.counts["orders_rows"] += len(table)
-        self._write("orders", table)
+        out = [("orders", table)]
         fills = table.filter(pa.array(x["kind"] == int(EventKind.ORDER_FILLED)))
         if len(fills):
-            self.counts["fills"] += len(fills)
-            self._write("fills", fills.drop_columns(["kind", "reason"]))
+            out.append(("fills", fills.drop_columns(["kind", "reason"])))
+        return out
 
-    def _write_denials(self, d: dict[str, np.ndarray]) -> None:
+    def _denials_table(self, d: dict[str, np.ndarray]) -> pa.Table:
         inst = d["instrument"]
         # An intent may name an instrument the dataset does not have: that is why it was denied.
         known = inst < len(self.instruments)
         symbols = np.array([i.symbol for i in self.instruments] + [""], dtype=object)
         symbol = symbols[np.where(known, inst, len(self.instruments))]
         symbol[~known] = [f"#{i}" for i in inst[~known]]
-        table = pa.table({
+        return pa.table({
             "ts_recv": d["ts_recv"], "symbol": pa.array(symbol, pa.string()),
             "intent": _named(d["intent"], _INTENT_NAMES),
             "side": d["side"], "tif": d["tif"], "price_ticks": d["price"], "qty_lots": d["qty"],
             "client_order_id": d["client_order_id"], "target_order_id": d["target_order_id"],
             "reason": _named(d["reason"], _REASON_NAMES),
         }, schema=DENIALS_SCHEMA)
-        self.counts["denials"] += len(table)
-        self._write("denials", table)
 
-    def _add_series(self, s: dict[str, np.ndarray]) -> None:
+    def _series(self, s: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], pa.Table]:
         inst = s["instrument"]
         money = self.money[inst]
         realized = s["realized"] * money
@@ -217,13 +234,11 @@ class RecordTables:
             "mid": mid, "realized": realized, "unrealized": unrealized, "fees": fees,
             "equity": realized + unrealized - fees,
         }
-        if self.keep_series:
-            self.series.append(series)
         table = pa.table({
             "ts_recv": series["ts_recv"], "symbol": self._symbol(inst),
             **{k: series[k] for k in ("position", "mid", "realized", "unrealized", "fees", "equity")},
         }, schema=PNL_SCHEMA)
-        self._write("pnl", table)
+        return series, table
 
     def series_table(self) -> dict[str, np.ndarray]:
         if not self.series:
