@@ -161,6 +161,8 @@ def test_live_node_against_the_venue(benchmark, market, speed, example, busy):
             "venue_messages_in_loop": node.get("venue_messages_in_loop", 0),
             **{f"tick_to_trade_{k}_us": t2t[f"{k}_ns"] / 1000 for k in ("p50", "p99", "p99_9", "max")},
             **{f"feed_lag_{k}_us": lag[f"{k}_ns"] / 1000 for k in ("p50", "p99", "max")},
+            "returns": node["away_time"]["count"],
+            "away_max_us": node["away_time"]["max_ns"] / 1000,
             "load_average": os.getloadavg()[0]}
     benchmark.extra_info.update(info)
     print(f"\n{example} {'busy-poll' if busy else 'sleeping'}, venue speed {speed}: venue {sent:,} messages at "
@@ -172,7 +174,8 @@ def test_live_node_against_the_venue(benchmark, market, speed, example, busy):
           f"{t2t['p50_ns'] / 1000:.1f} us, p99 {t2t['p99_ns'] / 1000:.1f} us, p99.9 "
           f"{t2t['p99_9_ns'] / 1000:.1f} us, max {t2t['max_ns'] / 1000:.1f} us; feed lag p50 "
           f"{lag['p50_ns'] / 1000:.1f} us, p99 {lag['p99_ns'] / 1000:.1f} us, max "
-          f"{lag['max_ns'] / 1000:.1f} us (load average {info['load_average']:.2f})")
+          f"{lag['max_ns'] / 1000:.1f} us; {info['returns']:,} returns to Python, the longest "
+          f"{info['away_max_us']:,.0f} us (load average {info['load_average']:.2f})")
 
 
 @pytest.mark.parametrize("example", ["market_maker_compiled.toml", "market_maker.toml"])

@@ -360,6 +360,7 @@ def test_owning_order_entry_the_loop_writes_the_heartbeats_itself(rig_factory, d
     elapsed = time.monotonic() - start
     # nothing else to do: the loop ran its whole budget, and Python was not needed for the beats
     assert why is LoopExit.TIME and 0.29 < elapsed < 5
+    assert rig.loop.away_time["count"] == 0  # one run, no return and run again yet
     beats = [soup.decode(p) for p in soup.Framer().feed(read_all(rig.venue))]
     assert beats and all(isinstance(b, soup.ClientHeartbeat) for b in beats)
     # one every 20 ms of the 300 at most (fewer if this machine holds the loop up)
@@ -379,6 +380,17 @@ def test_the_loops_own_writes_put_the_next_heartbeat_off(rig_factory, datagrams)
     # the session knows the loop wrote: its next heartbeat is 10 s after that, not the login
     assert client.heartbeat_due_ns > due
     assert client.counters["heartbeats_out"] == 0
+
+
+def test_each_return_to_python_is_timed_until_the_next_run(rig_factory):
+    rig = rig_factory()
+    for pause_s in (0.0, 0.05, 0.02):
+        time.sleep(pause_s)  # Python's time between runs
+        assert rig.turn(3) is LoopExit.TURNS
+    away = rig.loop.away_time
+    # the returns between the three runs; the longest at least the 50 ms slept, within a bucket
+    assert away["count"] == 2
+    assert 0.05 * 0.96e9 <= away["max_ns"] < 5e9 and away["p50_ns"] >= 0.02 * 0.96e9
 
 
 def test_owning_order_entry_the_loop_gives_up_a_silent_server_and_returns(rig_factory):

@@ -183,9 +183,11 @@ public:
     // ---- the loop ----------------------------------------------------------------------------
 
     LoopExit run(int64_t budget_ns, uint32_t max_turns) noexcept {
+        if (returned_at_ != 0) away_time_.add(realtime_ns() - returned_at_);
         running_ = true;  // inputs applied from outside the loop send their own messages
         const LoopExit why = turns(budget_ns, max_turns);
         running_ = false;
+        returned_at_ = realtime_ns();
         return why;
     }
 
@@ -231,6 +233,9 @@ public:
     // How long each turn took (a look at the sockets, what it read processed, and the wait of
     // the next look): a thread that stalls (descheduled, waiting for the journal) shows here.
     const LatencyHistogram& turn_time() const noexcept { return turn_time_; }
+    // How long each return lasted: from run() returning to the next run(), the feed unread
+    // (the node's Python between runs). Its count is the number of returns.
+    const LatencyHistogram& away_time() const noexcept { return away_time_; }
     // How many times an append waited for room in the journal's ring (its writer fell behind).
     uint64_t journal_waits() const noexcept {
         return journal_.writer().producer_stats(0).waits.load(std::memory_order_relaxed);
@@ -640,8 +645,9 @@ private:
     session::MoldNotice notices_[kNoticeCapacity] = {};
     size_t notice_count_ = 0;
     LoopCounters counters_{};
-    LatencyHistogram tick_to_trade_, feed_lag_, turn_time_;
+    LatencyHistogram tick_to_trade_, feed_lag_, turn_time_, away_time_;
     int64_t last_turn_ = 0;
+    int64_t returned_at_ = 0;  // when run() last returned (0: it has not run)
     net::SysError socket_error_{};
 };
 

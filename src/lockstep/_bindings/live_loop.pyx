@@ -297,6 +297,12 @@ cdef class LiveLoop:
         return _summary(self._loop.turn_time())
 
     @property
+    def away_time(self):
+        """{count, p50_ns, p99_ns, p99_9_ns, max_ns} of how long each return lasted, from run()
+        returning to the next run(): the feed was not read meanwhile. count: the returns."""
+        return _summary(self._loop.away_time())
+
+    @property
     def journal_waits(self):
         """How many times an append waited for room in the journal's ring."""
         return self._loop.journal_waits()

@@ -454,6 +454,7 @@ class LiveNode:
                 "tick_to_trade": self.fast.tick_to_trade if self.fast is not None else {},
                 "feed_lag": self.fast.feed_lag if self.fast is not None else {},
                 "turn_time": self.fast.turn_time if self.fast is not None else {},
+                "away_time": self.fast.away_time if self.fast is not None else {},
                 "journal_waits": self.fast.journal_waits if self.fast is not None else 0}
 
     # ---------------------------------------------------------------- stopping

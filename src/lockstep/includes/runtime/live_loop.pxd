@@ -63,5 +63,6 @@ cdef extern from "lockstep/runtime/live_loop.hpp" namespace "lockstep::live" nog
         const CLatencyHistogram& tick_to_trade() noexcept
         const CLatencyHistogram& feed_lag() noexcept
         const CLatencyHistogram& turn_time() noexcept
+        const CLatencyHistogram& away_time() noexcept
         uint64_t journal_waits() noexcept
         const CSysError& socket_error() noexcept
