@@ -207,6 +207,29 @@ def _rewrite(journal, out, change, header=lambda info: info):
     writer.close()
 
 
+def _zero_end_digest(k, record):
+    """A _rewrite change: the end record's digest replaced by zeros."""
+    if record.stream != "end":
+        return record.payload
+    end = json.loads(record.payload)
+    end["digest"] = "0" * 64
+    return json.dumps(end).encode()
+
+
+def _denying(journal, n: int):
+    """A _rewrite change: the journal's n-th decision given a reason other than allowed."""
+    target = [k for k, r in enumerate(read_journal(journal)) if r.stream == "decision"][n]
+
+    def change(k, record):
+        if k != target:
+            return record.payload
+        fields = list(DECISION.unpack(record.payload))
+        fields[-1] = 7
+        return DECISION.pack(*fields)
+
+    return change
+
+
 def test_a_changed_dispatch_is_named_by_stream_index_and_place(traded, tmp_path):
     _, _, _, journal = traded
     target = [k for k, r in enumerate(read_journal(journal)) if r.stream == "dispatch"][5]
@@ -225,16 +248,7 @@ def test_a_changed_dispatch_is_named_by_stream_index_and_place(traded, tmp_path)
 
 def test_a_changed_decision_and_a_missing_record_are_differences(traded, tmp_path):
     _, _, _, journal = traded
-    decisions = [k for k, r in enumerate(read_journal(journal)) if r.stream == "decision"]
-
-    def deny_one(k, record):
-        if k != decisions[3]:
-            return record.payload
-        fields = list(DECISION.unpack(record.payload))
-        fields[-1] = 7  # a reason other than allowed
-        return DECISION.pack(*fields)
-
-    _rewrite(journal, tmp_path / "a", deny_one)
+    _rewrite(journal, tmp_path / "a", _denying(journal, 3))
     with pytest.raises(JournalMismatch, match="decision record 3"):
         replay_journal(tmp_path / "a")
     executions_at = [k for k, r in enumerate(read_journal(journal)) if r.stream == "execution"]
@@ -245,15 +259,7 @@ def test_a_changed_decision_and_a_missing_record_are_differences(traded, tmp_pat
 
 def test_a_changed_digest_in_the_end_record_is_a_difference(traded, tmp_path):
     _, _, _, journal = traded
-
-    def change(k, record):
-        if record.stream != "end":
-            return record.payload
-        end = json.loads(record.payload)
-        end["digest"] = "0" * 64
-        return json.dumps(end).encode()
-
-    _rewrite(journal, tmp_path / "j", change)
+    _rewrite(journal, tmp_path / "j", _zero_end_digest)
     with pytest.raises(JournalMismatch, match="end record 0"):
         replay_journal(tmp_path / "j")
 
@@ -264,17 +270,10 @@ def test_a_journal_of_another_digest_definition_has_everything_compared_but_its_
     assert replay_journal(journal).digest_checked is True
     assert journal_info(journal)["digest"] == DIGEST_VERSION
 
-    def other_digest(k, record):
-        if record.stream != "end":
-            return record.payload
-        end = json.loads(record.payload)
-        end["digest"] = "0" * 64
-        return json.dumps(end).encode()
-
     def earlier(info):  # written before the definition was numbered
         return {k: v for k, v in info.items() if k != "digest"}
 
-    _rewrite(journal, tmp_path / "old", other_digest, earlier)
+    _rewrite(journal, tmp_path / "old", _zero_end_digest, earlier)
     replayed = replay_journal(tmp_path / "old")
     assert replayed.digest_checked is False and replayed.digest == result.digest
     assert replayed.to_dict()["digest_checked"] is False
@@ -282,19 +281,11 @@ def test_a_journal_of_another_digest_definition_has_everything_compared_but_its_
     done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and "the digest not checked" in done.stdout, done.stderr
     # everything else still is
-    decisions = [k for k, r in enumerate(read_journal(journal)) if r.stream == "decision"]
-
-    def deny_one(k, record):
-        if k != decisions[0]:
-            return record.payload
-        fields = list(DECISION.unpack(record.payload))
-        fields[-1] = 7
-        return DECISION.pack(*fields)
-
-    _rewrite(journal, tmp_path / "old_denied", deny_one, earlier)
+    _rewrite(journal, tmp_path / "old_denied", _denying(journal, 0), earlier)
     with pytest.raises(JournalMismatch, match="decision record 0"):
         replay_journal(tmp_path / "old_denied")
-    _rewrite(journal, tmp_path / "future", other_digest, lambda info: {**info, "digest": DIGEST_VERSION + 1})
+    _rewrite(journal, tmp_path / "future", _zero_end_digest,
+             lambda info: {**info, "digest": DIGEST_VERSION + 1})
     assert replay_journal(tmp_path / "future").digest_checked is False
 
 
