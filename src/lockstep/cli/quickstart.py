@@ -110,9 +110,12 @@ def _live(dataset: Dataset, data: str | None, seed: int, as_json: bool) -> None:
     if as_json:
         emit_json({"live": summary, "replay": replayed})
         return
-    for key in ("journal", "digest", "orders", "fills", "intents", "denials", "feed_messages",
-                "gaps"):
+    for key in ("journal", "digest", "orders", "fills", "intents", "denials", "feed_messages"):
         click.echo(f"{key:<14} {summary[key]}")
+    # The node joins a feed already running: the messages before its first are a gap it asks
+    # the venue's retransmission server for, so a gap here is normally one recovered.
+    click.echo(f"{'gaps':<14} {summary['gaps']} ({summary['gaps_recovered']} recovered by "
+               f"retransmission, {summary['gaps_abandoned']} given up)")
     click.echo("replayed       every decision, message and the digest reproduced from the journal")
     click.echo(f"next           lockstep replay --journal {shlex.quote(summary['journal'])}")
 
