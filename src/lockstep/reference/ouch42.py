@@ -11,7 +11,6 @@ import struct
 from lockstep.enums import WireProblem
 from lockstep.errors import ProtocolError
 from lockstep.protocols import ouch42 as api
-from lockstep.protocols.fields import FixedMessage
 
 LAYOUTS: dict[type, str] = {
     api.EnterOrder: "14sBI8sII4sBBBIBB",
