@@ -36,7 +36,7 @@ from lockstep.backtest.artifacts import read_artifact
 from lockstep.core.strategy import Context, Strategy
 from lockstep.data.raw_capture import repair
 from lockstep.data.synth import generate
-from lockstep.enums import TradingMode
+from lockstep.enums import RiskReason, TradingMode
 from lockstep.errors import DecodeError
 from lockstep.events import EventKind, Flag
 from lockstep.live.journal import (
@@ -217,14 +217,14 @@ def _zero_end_digest(k, record):
 
 
 def _denying(journal, n: int):
-    """A _rewrite change: the journal's n-th decision given a reason other than allowed."""
+    """A _rewrite change: the journal's n-th decision denied (a reason other than allowed)."""
     target = [k for k, r in enumerate(read_journal(journal)) if r.stream == "decision"][n]
 
     def change(k, record):
         if k != target:
             return record.payload
         fields = list(DECISION.unpack(record.payload))
-        fields[-1] = 7
+        fields[-1] = RiskReason.NON_POSITIVE_QTY
         return DECISION.pack(*fields)
 
     return change
