@@ -170,6 +170,22 @@ struct ErrorInfo {
     char message[256] = {};
 };
 
+// The resting orders of some instruments, kept by someone else. A decoder given one reads those
+// instruments' orders from it instead of tracking them in its own order map: LiveCore's are the
+// engine's L3 books, which apply every event the decoder emits for a message before the next
+// message is decoded, so one table serves both and each message looks its order up once.
+class OrderSource {
+public:
+    virtual ~OrderSource() = default;
+    // Whether the source keeps decoder instrument `instrument`'s orders (asked once per message
+    // that names an order; within a day the answer may turn from false to true, never back).
+    virtual bool holds(uint32_t instrument) noexcept = 0;
+    // The order `ref` resting on `instrument` (one the source holds): side (1 bid, 2 ask), price
+    // in the message's units and remaining shares; false if it does not rest there.
+    virtual bool find(uint32_t instrument, uint64_t ref, uint8_t* side, int64_t* price,
+                      int64_t* qty) const noexcept = 0;
+};
+
 class ItchDecoder {
 public:
     // Two of a message's own, and a session phase held back until an instrument existed.
@@ -192,6 +208,13 @@ public:
         day_start_ = day_start_ns;
         file_pos_ = 0;
     }
+
+    // From now on the orders of every instrument `source` holds are looked up there, not tracked
+    // here (null: all tracked here, the default). Orders this decoder already tracks stay here:
+    // a lookup the source misses falls back to them, so a stock that becomes the source's part
+    // way through its day loses none. Its own counts then see only what it tracks itself
+    // (duplicate adds and the live-order peak are the source's to count for the rest).
+    void set_order_source(OrderSource* source) noexcept { source_ = source; }
 
     // A new day on the same stream (a venue's feed session started over): its stock locates and
     // order references are its own, so the old day's are forgotten and the decoder reads on as a
@@ -492,8 +515,9 @@ private:
                 const uint64_t ref = load_be64(m + 11);
                 const int64_t qty = load_be32(m + 20);
                 const int64_t price = load_be32(m + 32);
-                add_order(ref, price, qty, side);
-                emit<kMayHold>(out, rec, ts, seq, instrument(locate), 2, side, 1, price, qty, ref);
+                const uint32_t inst = instrument(locate);
+                if (!held(inst)) add_order(ref, price, qty, side);
+                emit<kMayHold>(out, rec, ts, seq, inst, 2, side, 1, price, qty, ref);
                 return 0;
             }
             case 'E':
@@ -509,10 +533,12 @@ private:
                     exec_price = load_be32(m + 32);
                 }
                 const uint32_t inst = instrument(locate);
-                const auto cell = orders_.locate(ref);
                 uint8_t side = 0;
-                int64_t price = 0;
-                if (cell.value != FlatHashMap<uint64_t>::kMissing) {
+                int64_t price = 0, left = 0;
+                if (held(inst) && source_->find(inst, ref, &side, &price, &left)) {
+                    if (left < qty) ++counts_.overfill;
+                } else if (const auto cell = orders_.locate(ref);
+                           cell.value != FlatHashMap<uint64_t>::kMissing) {
                     Order& o = pool_[cell.value];
                     side = o.side;
                     price = o.price;
@@ -537,6 +563,14 @@ private:
                 const uint64_t ref = load_be64(m + 11);
                 const int64_t canceled = load_be32(m + 19);
                 const uint32_t inst = instrument(locate);
+                uint8_t held_side;
+                int64_t held_price, held_qty;
+                if (held(inst) && source_->find(inst, ref, &held_side, &held_price, &held_qty)) {
+                    const int64_t left = held_qty - canceled;
+                    if (left < 0) ++counts_.overfill;
+                    emit<kMayHold>(out, rec, ts, seq, inst, 3, held_side, 1, held_price, left, ref);
+                    return 0;
+                }
                 const auto cell = orders_.locate(ref);
                 if (cell.value != FlatHashMap<uint64_t>::kMissing) {
                     Order& o = pool_[cell.value];
@@ -558,10 +592,12 @@ private:
             case 'D': {
                 const uint64_t ref = load_be64(m + 11);
                 const uint32_t inst = instrument(locate);
-                const auto cell = orders_.locate(ref);
                 uint8_t side = 0;
-                int64_t price = 0;
-                if (cell.value != FlatHashMap<uint64_t>::kMissing) {
+                int64_t price = 0, left;
+                if (held(inst) && source_->find(inst, ref, &side, &price, &left)) {
+                    // the source's book lets it go when it applies the delete
+                } else if (const auto cell = orders_.locate(ref);
+                           cell.value != FlatHashMap<uint64_t>::kMissing) {
                     side = pool_[cell.value].side;
                     price = pool_[cell.value].price;
                     release(cell);
@@ -577,14 +613,17 @@ private:
                 const int64_t qty = load_be32(m + 27);
                 const int64_t price = load_be32(m + 31);
                 const uint32_t inst = instrument(locate);
-                const auto cell = orders_.locate(old_ref);
+                const bool in_source = held(inst);
                 uint8_t side = 0;
-                int64_t old_price = 0;
-                if (cell.value != FlatHashMap<uint64_t>::kMissing) {
+                int64_t old_price = 0, left;
+                if (in_source && source_->find(inst, old_ref, &side, &old_price, &left)) {
+                    // the source's book takes the delete and the add that follow
+                } else if (const auto cell = orders_.locate(old_ref);
+                           cell.value != FlatHashMap<uint64_t>::kMissing) {
                     side = pool_[cell.value].side;
                     old_price = pool_[cell.value].price;
                     release(cell);
-                    add_order(new_ref, price, qty, side);
+                    if (!in_source) add_order(new_ref, price, qty, side);
                 } else {
                     ++counts_.unknown_ref['U'];
                 }
@@ -675,6 +714,10 @@ private:
         ++counts_.events[kind];
     }
 
+    [[gnu::always_inline]] bool held(uint32_t inst) noexcept {
+        return source_ != nullptr && source_->holds(inst);
+    }
+
     [[gnu::always_inline]] void add_order(uint64_t ref, int64_t price, int64_t qty,
                                           uint8_t side) noexcept {
         bool inserted;
@@ -749,6 +792,7 @@ private:
         return error_.status;
     }
 
+    OrderSource* source_ = nullptr;
     FlatHashMap<uint64_t> orders_;
     std::vector<Order> pool_;
     std::vector<uint32_t> free_;

@@ -625,10 +625,13 @@ private:
     bool up_ = true;
 };
 
-class LiveCore {
+// The decoder reads the orders of the session's stocks from the engine's L3 books (its
+// OrderSource): one order table for both, looked up once per message.
+class LiveCore final : private itch::OrderSource {
 public:
     static constexpr size_t kChunkEvents = 1024;
     static constexpr uint32_t kUnmapped = UINT32_MAX;
+    static constexpr uint32_t kNotOurs = UINT32_MAX - 1;
 
     // `engine` is configured (risk, queue, strategy) by the caller and must outlive the core; its
     // instruments are the session's, each an L3 book (ITCH is order by order).
@@ -654,6 +657,7 @@ public:
         venue_.attach(engine);
         engine.use_venue(venue_);
         engine.set_record_decisions(true);
+        decoder_.set_order_source(this);
         reset_sink();
     }
     LiveCore(const LiveCore&) = delete;
@@ -679,6 +683,8 @@ public:
         std::memcpy(s.name, stock8, n);
         s.multiplier = price_multiplier;
         s.known = true;
+        for (uint32_t& m : map_)
+            if (m == kNotOurs) m = kUnmapped;  // named stocks are matched again
         return Status::Ok;
     }
     void set_next_sequence(uint64_t sequence) noexcept { next_sequence_ = sequence; }
@@ -897,9 +903,11 @@ private:
         for (const bool near : {false, true}) {
             decoder_.for_each_reference(blocks, len, [&](uint8_t kind, uint16_t locate, uint64_t ref,
                                                          uint8_t side, int64_t price) {
-                decoder_.prefetch(kind, ref, near);
                 const uint32_t decoded = decoder_.instrument_of(locate);
-                if (decoded >= map_.size() || map_[decoded] == kUnmapped) return;
+                if (decoded >= map_.size() || map_[decoded] >= kNotOurs) {
+                    decoder_.prefetch(kind, ref, near);  // the decoder tracks its orders
+                    return;
+                }
                 const uint32_t inst = map_[decoded];
                 // Only an add whose side is known looks a level up by its price (in ticks).
                 if (side != 0) price /= stocks_[inst].multiplier;
@@ -981,10 +989,11 @@ private:
     // The engine instrument of a decoder instrument: the configured stock of its name. A phase of
     // the whole session concerns every instrument: it goes to the first.
     uint32_t engine_instrument(uint32_t decoded, uint8_t kind, uint64_t scope) noexcept {
-        if (decoded < map_.size() && map_[decoded] != kUnmapped) return map_[decoded];
+        const uint32_t known = decoded < map_.size() ? map_[decoded] : kUnmapped;
+        if (known < kNotOurs) return known;
         if (kind == static_cast<uint8_t>(EventKind::TradingPhase) && scope == kPhaseScopeSession)
             return stocks_.empty() ? kUnmapped : 0;
-        if (decoded >= decoder_.instrument_count()) return kUnmapped;
+        if (known == kNotOurs || decoded >= decoder_.instrument_count()) return kUnmapped;
         if (decoded >= map_.size()) map_.resize(size_t{decoded} + 1, kUnmapped);  // once per stock
         const char* name = decoder_.instrument_symbol(decoded);
         if (name[0] == 0) return kUnmapped;  // no directory yet: resolved when it comes
@@ -994,7 +1003,27 @@ private:
                 return k;
             }
         }
+        map_[decoded] = kNotOurs;  // a stock's first name is its name for the day
         return kUnmapped;
+    }
+
+    // itch::OrderSource: the engine's book holds the orders of every stock of the session (each
+    // an L3 book), from its first message after its directory names it. Called by the decoder
+    // while it decodes a message, whose events reach that book before the next one is decoded.
+    bool holds(uint32_t decoded) noexcept override {
+        const uint32_t inst = engine_instrument(decoded, 0, 0);
+        return inst != kUnmapped && engine_.market().book_type(inst) == BookType::L3;
+    }
+
+    bool find(uint32_t decoded, uint64_t ref, uint8_t* side, int64_t* price,
+              int64_t* qty) const noexcept override {
+        const uint32_t inst = map_[decoded];  // holds(decoded) was true for this message
+        Side s;
+        int64_t ticks;
+        if (!engine_.market().l3(inst).order(ref, &s, &ticks, qty)) return false;
+        *side = static_cast<uint8_t>(s);
+        *price = ticks * stocks_[inst].multiplier;
+        return true;
     }
 
     RunStatus flush_events() noexcept {
@@ -1015,7 +1044,9 @@ private:
     LiveCounters counters_{};
     std::vector<Stock> stocks_;
     Sha256 outputs_hash_;
-    std::vector<uint32_t> map_;  // decoder instrument -> engine instrument (kUnmapped: not ours)
+    // decoder instrument -> engine instrument; kUnmapped: not known yet (no directory), kNotOurs:
+    // named, and no stock of the session
+    std::vector<uint32_t> map_;
     std::vector<uint8_t> decisions_, executions_;  // packed records not yet taken
     uint64_t next_sequence_ = 0;  // 0: take the first block's
     bool session_start_ = false;  // a new feed session began: its first block not taken yet
