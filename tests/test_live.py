@@ -968,3 +968,28 @@ def test_an_order_added_before_its_stocks_directory_is_still_known_to_the_decode
     assert market.anomalies()["unknown_order"][0] == 1
     assert session.ctx.book(0)[:2][0].tolist() == [99]
     assert session.counters["live"]["itch_unmapped"] == 1  # the early add, no stock's yet
+
+
+@settings(max_examples=40, deadline=None)
+@given(prices=st.lists(st.integers(0, (1 << 32) - 1), min_size=1, max_size=30))
+def test_feed_prices_become_ticks_truncated_and_off_tick_ones_are_counted(ds, prices):
+    """A Price(4) of the feed is price // multiplier ticks in the books, whatever its size; one
+    that is no whole number of ticks is counted (off_tick) and rests on the tick below."""
+    from lockstep.protocols import itch_encode as itch
+
+    session, _ = session_for(EXAMPLES / "market_maker.toml", ds, None)
+    terms = venue_instruments(ds.instruments)[0]
+    m = terms.price_multiplier
+    messages = [itch.SystemEvent(0, 0, 1, c) for c in "OSQ"]
+    messages.append(itch.StockDirectory(1, 0, 1, terms.stock, "Q", "N", 100, "N", "C", "Z", "P",
+                                        "N", "N", "1", "N", 0, "N"))
+    messages += [itch.AddOrder(1, 0, 2, ref, "B", 10, terms.stock, price)
+                 for ref, price in enumerate(prices, 1)]
+    blocks = b"".join(len(b).to_bytes(2, "big") + b for b in map(itch.encode, messages))
+    session.on_itch(blocks, 1, day_start(ds) + START)
+    levels: dict[int, int] = {}
+    for price in prices:
+        levels[price // m] = levels.get(price // m, 0) + 10
+    bid_px, bid_qty, _, _ = (a.tolist() for a in session.ctx.book(0, depth=64))
+    assert dict(zip(bid_px, bid_qty)) == levels
+    assert session.counters["live"]["off_tick"] == sum(p % m != 0 for p in prices)

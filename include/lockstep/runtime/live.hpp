@@ -681,7 +681,7 @@ public:
         while (n > 0 && stock8[n - 1] == ' ') --n;
         std::memset(s.name, 0, sizeof s.name);
         std::memcpy(s.name, stock8, n);
-        s.multiplier = price_multiplier;
+        s.set_multiplier(price_multiplier);
         s.known = true;
         for (uint32_t& m : map_)
             if (m == kNotOurs) m = kUnmapped;  // named stocks are matched again
@@ -842,7 +842,27 @@ private:
     struct Stock {
         char name[9] = {};
         uint32_t multiplier = 1;
+        // ceil(2^64 / multiplier) (0 for 1): a price divides by a multiply, as an idiv per event
+        // was a tenth of the core's own walk over a datagram
+        uint64_t reciprocal = 0;
         bool known = false;
+
+        void set_multiplier(uint32_t m) noexcept {
+            multiplier = m;
+            reciprocal = m > 1 ? UINT64_MAX / m + 1 : 0;
+        }
+        // Price(4) -> ticks, truncated; *off_tick when the price is not a whole number of ticks.
+        // The multiply is exact for prices below 2^32 (price x multiplier < 2^64), which is all a
+        // Price(4) can be.
+        int64_t ticks(int64_t price, bool* off_tick) const noexcept {
+            if (reciprocal == 0 || uint64_t(price) > UINT32_MAX) [[unlikely]] {
+                *off_tick = price % multiplier != 0;
+                return price / multiplier;
+            }
+            const int64_t q = int64_t((static_cast<unsigned __int128>(uint64_t(price)) * reciprocal) >> 64);
+            *off_tick = q * int64_t(multiplier) != price;
+            return q;
+        }
     };
 
     // The strategy failed: trading stops here. Every order still open is cancelled (the Cancel
@@ -910,7 +930,8 @@ private:
                 }
                 const uint32_t inst = map_[decoded];
                 // Only an add whose side is known looks a level up by its price (in ticks).
-                if (side != 0) price /= stocks_[inst].multiplier;
+                bool off_tick;
+                if (side != 0) price = stocks_[inst].ticks(price, &off_tick);
                 engine_.prefetch(inst, kind, side, price, ref, near);
             });
         }
@@ -968,9 +989,9 @@ private:
                 continue;
             }
             const Stock& s = stocks_[inst];
-            int64_t price = e.price[i];
-            if (price % s.multiplier != 0) ++counters_.off_tick;
-            price /= s.multiplier;
+            bool off_tick;
+            const int64_t price = s.ticks(e.price[i], &off_tick);
+            counters_.off_tick += off_tick;
             e.ts_event[out] = e.ts_event[i];
             e.ts_recv[out] = stamp_;
             e.seq[out] = seq;
