@@ -892,31 +892,52 @@ def _expected_market(ops):
     return levels, last, unknown
 
 
+def _directory(locate: int, stock: str, ts: int):
+    from lockstep.protocols import itch_encode as itch
+
+    return itch.StockDirectory(locate, 0, ts, stock, "Q", "N", 100, "N", "C", "Z", "P", "N", "N",
+                               "1", "N", 0, "N")
+
+
+def _order_messages(ops, locate: int, stock: str, multiplier: int, ts: int) -> list:
+    """`ops` (order_flows) as ITCH messages on stock locate `locate`, references offset by
+    `locate` << 32 (they are unique across a day's stocks)."""
+    from lockstep.protocols import itch_encode as itch
+
+    base = locate << 32
+    out = []
+    for k, op in enumerate(ops, 1):
+        kind, ref, t = op[0], base + op[1], ts + k
+        if kind == "A":
+            out.append(itch.AddOrder(locate, 0, t, ref, op[2], op[4], stock, op[3] * multiplier))
+        elif kind == "E":
+            out.append(itch.OrderExecuted(locate, 0, t, ref, op[2], k))
+        elif kind == "C":
+            out.append(itch.OrderExecutedWithPrice(locate, 0, t, ref, op[2], k, op[3],
+                                                   op[4] * multiplier))
+        elif kind == "X":
+            out.append(itch.OrderCancel(locate, 0, t, ref, op[2]))
+        elif kind == "D":
+            out.append(itch.OrderDelete(locate, 0, t, ref))
+        else:
+            out.append(itch.OrderReplace(locate, 0, t, ref, base + op[2], op[3], op[4] * multiplier))
+    return out
+
+
+def _framed(messages) -> list[bytes]:
+    """ITCH messages as MoldUDP64 message blocks ([u16 length][message])."""
+    from lockstep.protocols import itch_encode as itch
+
+    return [len(b).to_bytes(2, "big") + b for b in map(itch.encode, messages)]
+
+
 def _itch_blocks(ops, stock: str, multiplier: int, ts: int) -> list[bytes]:
     """`ops` as ITCH message blocks ([u16 length][message]) on stock locate 1, after the
     session's opening system events and the stock's directory."""
     from lockstep.protocols import itch_encode as itch
 
-    head = [itch.SystemEvent(0, 0, ts, c) for c in "OSQ"]
-    head.append(itch.StockDirectory(1, 0, ts, stock, "Q", "N", 100, "N", "C", "Z", "P", "N", "N",
-                                    "1", "N", 0, "N"))
-    body = []
-    for k, op in enumerate(ops, 1):
-        kind, ref, t = op[0], op[1], ts + k
-        if kind == "A":
-            body.append(itch.AddOrder(1, 0, t, ref, op[2], op[4], stock, op[3] * multiplier))
-        elif kind == "E":
-            body.append(itch.OrderExecuted(1, 0, t, ref, op[2], k))
-        elif kind == "C":
-            body.append(itch.OrderExecutedWithPrice(1, 0, t, ref, op[2], k, op[3],
-                                                    op[4] * multiplier))
-        elif kind == "X":
-            body.append(itch.OrderCancel(1, 0, t, ref, op[2]))
-        elif kind == "D":
-            body.append(itch.OrderDelete(1, 0, t, ref))
-        else:
-            body.append(itch.OrderReplace(1, 0, t, ref, op[2], op[3], op[4] * multiplier))
-    return [len(b).to_bytes(2, "big") + b for b in map(itch.encode, head + body)]
+    head = [itch.SystemEvent(0, 0, ts, c) for c in "OSQ"] + [_directory(1, stock, ts)]
+    return _framed(head + _order_messages(ops, 1, stock, multiplier, ts))
 
 
 @settings(max_examples=60, deadline=None)
@@ -957,12 +978,10 @@ def test_an_order_added_before_its_stocks_directory_is_still_known_to_the_decode
     price = 100 * terms.price_multiplier
     messages = [itch.SystemEvent(0, 0, 1, c) for c in "OSQ"]
     messages += [itch.AddOrder(1, 0, 2, 7, "S", 300, terms.stock, price),
-                 itch.StockDirectory(1, 0, 3, terms.stock, "Q", "N", 100, "N", "C", "Z", "P", "N",
-                                     "N", "1", "N", 0, "N"),
+                 _directory(1, terms.stock, 3),
                  itch.AddOrder(1, 0, 4, 8, "B", 200, terms.stock, price - terms.price_multiplier),
                  itch.OrderExecuted(1, 0, 5, 7, 120, 1)]
-    blocks = b"".join(len(b).to_bytes(2, "big") + b for b in map(itch.encode, messages))
-    session.on_itch(blocks, 1, day_start(ds) + START)
+    session.on_itch(b"".join(_framed(messages)), 1, day_start(ds) + START)
     market = session.engine.market
     assert market.last_trade(0)[1:] == (100, 120, 1)  # the sell order's price, a buyer aggressing
     assert market.anomalies()["unknown_order"][0] == 1
@@ -981,15 +1000,48 @@ def test_feed_prices_become_ticks_truncated_and_off_tick_ones_are_counted(ds, pr
     terms = venue_instruments(ds.instruments)[0]
     m = terms.price_multiplier
     messages = [itch.SystemEvent(0, 0, 1, c) for c in "OSQ"]
-    messages.append(itch.StockDirectory(1, 0, 1, terms.stock, "Q", "N", 100, "N", "C", "Z", "P",
-                                        "N", "N", "1", "N", 0, "N"))
+    messages.append(_directory(1, terms.stock, 1))
     messages += [itch.AddOrder(1, 0, 2, ref, "B", 10, terms.stock, price)
                  for ref, price in enumerate(prices, 1)]
-    blocks = b"".join(len(b).to_bytes(2, "big") + b for b in map(itch.encode, messages))
-    session.on_itch(blocks, 1, day_start(ds) + START)
+    session.on_itch(b"".join(_framed(messages)), 1, day_start(ds) + START)
     levels: dict[int, int] = {}
     for price in prices:
         levels[price // m] = levels.get(price // m, 0) + 10
     bid_px, bid_qty, _, _ = (a.tolist() for a in session.ctx.book(0, depth=64))
     assert dict(zip(bid_px, bid_qty)) == levels
     assert session.counters["live"]["off_tick"] == sum(p % m != 0 for p in prices)
+
+
+@settings(max_examples=40, deadline=None)
+@given(ours=order_flows(), theirs=order_flows(), interleave=st.lists(st.booleans(), max_size=120))
+def test_orders_of_a_stock_not_of_the_session_are_decoded_and_dropped_untracked(
+        ds, ours, theirs, interleave):
+    """Another stock's messages between the session's (a real feed carries thousands of
+    stocks): no one tracks its orders, its events are dropped and counted, and the session's
+    book is what its own messages say. Counted per message: an add, execution without price,
+    cancel or delete one event, a replace two, an execution with price one more when printable
+    (the decoder, keeping no orders for it, knows no price for an execution without one)."""
+    from lockstep.protocols import itch_encode as itch
+
+    session, _ = session_for(EXAMPLES / "market_maker.toml", ds, None)
+    terms = venue_instruments(ds.instruments)[0]
+    mine = _order_messages(ours, 1, terms.stock, terms.price_multiplier, 1_000)
+    other = _order_messages(theirs, 2, "ZZZZ", 100, 1_000)
+    merged = []
+    while mine or other:
+        take_mine = other == [] or (mine != [] and (interleave.pop() if interleave else True))
+        merged.append((mine if take_mine else other).pop(0))
+    head = [itch.SystemEvent(0, 0, 1, c) for c in "OSQ"]
+    head += [_directory(1, terms.stock, 1), _directory(2, "ZZZZ", 1)]
+    session.on_itch(b"".join(_framed(head + merged)), 1, day_start(ds) + START)
+    levels, last, unknown = _expected_market(ours)
+    bid_px, bid_qty, ask_px, ask_qty = (a.tolist() for a in session.ctx.book(0, depth=64))
+    assert list(zip(bid_px, bid_qty)) == sorted(
+        ((p, q) for (s, p), q in levels.items() if s == "B"), reverse=True)
+    assert list(zip(ask_px, ask_qty)) == sorted((p, q) for (s, p), q in levels.items() if s == "S")
+    printed = session.engine.market.last_trade(0)
+    assert (printed and printed[1:]) == last
+    assert session.engine.market.anomalies()["unknown_order"][0] == unknown
+    dropped = sum(2 if op[0] == "U" else 2 if op[0] == "C" and op[3] == "Y" else 1
+                  for op in theirs)
+    assert session.counters["live"]["itch_unmapped"] == dropped

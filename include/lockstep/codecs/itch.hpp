@@ -174,12 +174,22 @@ struct ErrorInfo {
 // instruments' orders from it instead of tracking them in its own order map: LiveCore's are the
 // engine's L3 books, which apply every event the decoder emits for a message before the next
 // message is decoded, so one table serves both and each message looks its order up once.
+// Who keeps an instrument's resting orders (OrderSource::keeper).
+enum class OrderKeeper : uint8_t {
+    Decoder = 0,  // the decoder, in its own order map
+    Source = 1,   // the source: the decoder looks them up there
+    // No one: the caller drops the instrument's events. The decoder tracks none of its orders
+    // from now on: an execution, cancel, delete or replace of one is decoded as of an order it
+    // does not know (side and price 0, an execution without price not printed), uncounted.
+    Nobody = 2,
+};
+
 class OrderSource {
 public:
     virtual ~OrderSource() = default;
-    // Whether the source keeps decoder instrument `instrument`'s orders (asked once per message
-    // that names an order; within a day the answer may turn from false to true, never back).
-    virtual bool holds(uint32_t instrument) noexcept = 0;
+    // Who keeps decoder instrument `instrument`'s orders (asked once per message that names an
+    // order; within a day the answer may leave Decoder, never return to it).
+    virtual OrderKeeper keeper(uint32_t instrument) noexcept = 0;
     // The order `ref` resting on `instrument` (one the source holds): side (1 bid, 2 ask), price
     // in the message's units and remaining shares; false if it does not rest there.
     virtual bool find(uint32_t instrument, uint64_t ref, uint8_t* side, int64_t* price,
@@ -209,11 +219,12 @@ public:
         file_pos_ = 0;
     }
 
-    // From now on the orders of every instrument `source` holds are looked up there, not tracked
-    // here (null: all tracked here, the default). Orders this decoder already tracks stay here:
-    // a lookup the source misses falls back to them, so a stock that becomes the source's part
-    // way through its day loses none. Its own counts then see only what it tracks itself
-    // (duplicate adds and the live-order peak are the source's to count for the rest).
+    // From now on the orders of every instrument `source` keeps are looked up there, and those
+    // of instruments no one keeps are not tracked (null: all tracked here, the default). Orders
+    // this decoder already tracks stay here: a lookup the source misses falls back to them, so a
+    // stock that leaves the decoder part way through its day loses none. Its own counts then
+    // see only what it tracks itself (duplicate adds and the live-order peak are the source's to
+    // count for the rest).
     void set_order_source(OrderSource* source) noexcept { source_ = source; }
 
     // A new day on the same stream (a venue's feed session started over): its stock locates and
@@ -516,7 +527,7 @@ private:
                 const int64_t qty = load_be32(m + 20);
                 const int64_t price = load_be32(m + 32);
                 const uint32_t inst = instrument(locate);
-                if (!held(inst)) add_order(ref, price, qty, side);
+                if (keeper(inst) == OrderKeeper::Decoder) add_order(ref, price, qty, side);
                 emit<kMayHold>(out, rec, ts, seq, inst, 2, side, 1, price, qty, ref);
                 return 0;
             }
@@ -535,7 +546,8 @@ private:
                 const uint32_t inst = instrument(locate);
                 uint8_t side = 0;
                 int64_t price = 0, left = 0;
-                if (held(inst) && source_->find(inst, ref, &side, &price, &left)) {
+                const OrderKeeper keeps = keeper(inst);
+                if (keeps == OrderKeeper::Source && source_->find(inst, ref, &side, &price, &left)) {
                     if (left < qty) ++counts_.overfill;
                 } else if (const auto cell = orders_.locate(ref);
                            cell.value != FlatHashMap<uint64_t>::kMissing) {
@@ -548,7 +560,7 @@ private:
                         release(cell);
                     }
                 } else {
-                    ++counts_.unknown_ref[type];
+                    if (keeps != OrderKeeper::Nobody) ++counts_.unknown_ref[type];
                     if (type == 'E') print = false;  // no price to print
                 }
                 if (type == 'C') price = exec_price;
@@ -565,7 +577,9 @@ private:
                 const uint32_t inst = instrument(locate);
                 uint8_t held_side;
                 int64_t held_price, held_qty;
-                if (held(inst) && source_->find(inst, ref, &held_side, &held_price, &held_qty)) {
+                const OrderKeeper keeps = keeper(inst);
+                if (keeps == OrderKeeper::Source &&
+                    source_->find(inst, ref, &held_side, &held_price, &held_qty)) {
                     const int64_t left = held_qty - canceled;
                     if (left < 0) ++counts_.overfill;
                     emit<kMayHold>(out, rec, ts, seq, inst, 3, held_side, 1, held_price, left, ref);
@@ -584,7 +598,7 @@ private:
                     }
                     emit<kMayHold>(out, rec, ts, seq, inst, 3, side, 1, price, left, ref);
                 } else {
-                    ++counts_.unknown_ref['X'];
+                    if (keeps != OrderKeeper::Nobody) ++counts_.unknown_ref['X'];
                     emit<kMayHold>(out, rec, ts, seq, inst, 3, 0, 1, 0, 0, ref);
                 }
                 return 0;
@@ -594,7 +608,8 @@ private:
                 const uint32_t inst = instrument(locate);
                 uint8_t side = 0;
                 int64_t price = 0, left;
-                if (held(inst) && source_->find(inst, ref, &side, &price, &left)) {
+                const OrderKeeper keeps = keeper(inst);
+                if (keeps == OrderKeeper::Source && source_->find(inst, ref, &side, &price, &left)) {
                     // the source's book lets it go when it applies the delete
                 } else if (const auto cell = orders_.locate(ref);
                            cell.value != FlatHashMap<uint64_t>::kMissing) {
@@ -602,7 +617,7 @@ private:
                     price = pool_[cell.value].price;
                     release(cell);
                 } else {
-                    ++counts_.unknown_ref['D'];
+                    if (keeps != OrderKeeper::Nobody) ++counts_.unknown_ref['D'];
                 }
                 emit<kMayHold>(out, rec, ts, seq, inst, 4, side, 1, price, 0, ref);
                 return 0;
@@ -613,19 +628,20 @@ private:
                 const int64_t qty = load_be32(m + 27);
                 const int64_t price = load_be32(m + 31);
                 const uint32_t inst = instrument(locate);
-                const bool in_source = held(inst);
+                const OrderKeeper keeps = keeper(inst);
                 uint8_t side = 0;
                 int64_t old_price = 0, left;
-                if (in_source && source_->find(inst, old_ref, &side, &old_price, &left)) {
+                if (keeps == OrderKeeper::Source &&
+                    source_->find(inst, old_ref, &side, &old_price, &left)) {
                     // the source's book takes the delete and the add that follow
                 } else if (const auto cell = orders_.locate(old_ref);
                            cell.value != FlatHashMap<uint64_t>::kMissing) {
                     side = pool_[cell.value].side;
                     old_price = pool_[cell.value].price;
                     release(cell);
-                    if (!in_source) add_order(new_ref, price, qty, side);
+                    if (keeps == OrderKeeper::Decoder) add_order(new_ref, price, qty, side);
                 } else {
-                    ++counts_.unknown_ref['U'];
+                    if (keeps != OrderKeeper::Nobody) ++counts_.unknown_ref['U'];
                 }
                 emit<kMayHold>(out, rec, ts, seq, inst, 4, side, 0, old_price, 0, old_ref);
                 emit<kMayHold>(out, rec, ts, seq, inst, 2, side, 1, price, qty, new_ref);
@@ -714,8 +730,8 @@ private:
         ++counts_.events[kind];
     }
 
-    [[gnu::always_inline]] bool held(uint32_t inst) noexcept {
-        return source_ != nullptr && source_->holds(inst);
+    [[gnu::always_inline]] OrderKeeper keeper(uint32_t inst) noexcept {
+        return source_ == nullptr ? OrderKeeper::Decoder : source_->keeper(inst);
     }
 
     [[gnu::always_inline]] void add_order(uint64_t ref, int64_t price, int64_t qty,

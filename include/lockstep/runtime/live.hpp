@@ -924,10 +924,11 @@ private:
             decoder_.for_each_reference(blocks, len, [&](uint8_t kind, uint16_t locate, uint64_t ref,
                                                          uint8_t side, int64_t price) {
                 const uint32_t decoded = decoder_.instrument_of(locate);
-                if (decoded >= map_.size() || map_[decoded] >= kNotOurs) {
+                if (decoded >= map_.size() || map_[decoded] == kUnmapped) {
                     decoder_.prefetch(kind, ref, near);  // the decoder tracks its orders
                     return;
                 }
+                if (map_[decoded] == kNotOurs) return;  // no one does
                 const uint32_t inst = map_[decoded];
                 // Only an add whose side is known looks a level up by its price (in ticks).
                 bool off_tick;
@@ -1028,17 +1029,22 @@ private:
         return kUnmapped;
     }
 
-    // itch::OrderSource: the engine's book holds the orders of every stock of the session (each
-    // an L3 book), from its first message after its directory names it. Called by the decoder
-    // while it decodes a message, whose events reach that book before the next one is decoded.
-    bool holds(uint32_t decoded) noexcept override {
+    // itch::OrderSource: the engine's book keeps the orders of every stock of the session (each
+    // an L3 book), from its first message after its directory names it; no one keeps those of a
+    // named stock not of the session (its events are dropped). Called by the decoder while it
+    // decodes a message, whose events reach the book before the next one is decoded.
+    itch::OrderKeeper keeper(uint32_t decoded) noexcept override {
         const uint32_t inst = engine_instrument(decoded, 0, 0);
-        return inst != kUnmapped && engine_.market().book_type(inst) == BookType::L3;
+        if (inst != kUnmapped)
+            return engine_.market().book_type(inst) == BookType::L3 ? itch::OrderKeeper::Source
+                                                                    : itch::OrderKeeper::Decoder;
+        return decoded < map_.size() && map_[decoded] == kNotOurs ? itch::OrderKeeper::Nobody
+                                                                 : itch::OrderKeeper::Decoder;
     }
 
     bool find(uint32_t decoded, uint64_t ref, uint8_t* side, int64_t* price,
               int64_t* qty) const noexcept override {
-        const uint32_t inst = map_[decoded];  // holds(decoded) was true for this message
+        const uint32_t inst = map_[decoded];  // keeper(decoded) was Source for this message
         Side s;
         int64_t ticks;
         if (!engine_.market().l3(inst).order(ref, &s, &ticks, qty)) return false;
