@@ -51,6 +51,7 @@ from lockstep.live.journal import (
 from lockstep.live.records import RecordsThread, RecordsWriter
 from lockstep.live.replay import JournalMismatch, replay_journal
 from lockstep.live.session import DIGEST_VERSION, venue_instruments
+from lockstep.protocols import itch_encode as itch
 from lockstep.protocols import ouch42 as ouch
 
 CONFIGS = ["market_maker.toml", "market_maker_compiled.toml"]
@@ -893,17 +894,32 @@ def _expected_market(ops):
 
 
 def _directory(locate: int, stock: str, ts: int):
-    from lockstep.protocols import itch_encode as itch
-
     return itch.StockDirectory(locate, 0, ts, stock, "Q", "N", 100, "N", "C", "Z", "P", "N", "N",
                                "1", "N", 0, "N")
+
+
+def _opening(ts: int, *stocks: str) -> list:
+    """The session's opening system events, then a directory for each stock (locates 1, 2...)."""
+    return ([itch.SystemEvent(0, 0, ts, c) for c in "OSQ"]
+            + [_directory(locate, stock, ts) for locate, stock in enumerate(stocks, 1)])
+
+
+def _assert_market_is(session, ops) -> None:
+    """The session's first book, last trade and unknown orders are what _expected_market says."""
+    levels, last, unknown = _expected_market(ops)
+    bid_px, bid_qty, ask_px, ask_qty = (a.tolist() for a in session.ctx.book(0, depth=64))
+    assert list(zip(bid_px, bid_qty)) == sorted(
+        ((p, q) for (s, p), q in levels.items() if s == "B"), reverse=True)
+    assert list(zip(ask_px, ask_qty)) == sorted((p, q) for (s, p), q in levels.items() if s == "S")
+    market = session.engine.market
+    printed = market.last_trade(0)
+    assert (printed and printed[1:]) == last
+    assert market.anomalies()["unknown_order"][0] == unknown
 
 
 def _order_messages(ops, locate: int, stock: str, multiplier: int, ts: int) -> list:
     """`ops` (order_flows) as ITCH messages on stock locate `locate`, references offset by
     `locate` << 32 (they are unique across a day's stocks)."""
-    from lockstep.protocols import itch_encode as itch
-
     base = locate << 32
     out = []
     for k, op in enumerate(ops, 1):
@@ -926,18 +942,13 @@ def _order_messages(ops, locate: int, stock: str, multiplier: int, ts: int) -> l
 
 def _framed(messages) -> list[bytes]:
     """ITCH messages as MoldUDP64 message blocks ([u16 length][message])."""
-    from lockstep.protocols import itch_encode as itch
-
     return [len(b).to_bytes(2, "big") + b for b in map(itch.encode, messages)]
 
 
 def _itch_blocks(ops, stock: str, multiplier: int, ts: int) -> list[bytes]:
     """`ops` as ITCH message blocks ([u16 length][message]) on stock locate 1, after the
     session's opening system events and the stock's directory."""
-    from lockstep.protocols import itch_encode as itch
-
-    head = [itch.SystemEvent(0, 0, ts, c) for c in "OSQ"] + [_directory(1, stock, ts)]
-    return _framed(head + _order_messages(ops, 1, stock, multiplier, ts))
+    return _framed(_opening(ts, stock) + _order_messages(ops, 1, stock, multiplier, ts))
 
 
 @settings(max_examples=60, deadline=None)
@@ -954,15 +965,7 @@ def test_the_books_the_decoder_reads_its_orders_from_are_what_itch_says(ds, ops,
     stamp = day_start(ds) + START
     for k in range(0, len(blocks), datagram):
         session.on_itch(b"".join(blocks[k:k + datagram]), k + 1, stamp + k)
-    levels, last, unknown = _expected_market(ops)
-    bid_px, bid_qty, ask_px, ask_qty = (a.tolist() for a in session.ctx.book(0, depth=64))
-    assert list(zip(bid_px, bid_qty)) == sorted(
-        ((p, q) for (s, p), q in levels.items() if s == "B"), reverse=True)
-    assert list(zip(ask_px, ask_qty)) == sorted((p, q) for (s, p), q in levels.items() if s == "S")
-    market = session.engine.market
-    printed = market.last_trade(0)
-    assert (printed and printed[1:]) == last
-    assert market.anomalies()["unknown_order"][0] == unknown
+    _assert_market_is(session, ops)
     assert session.counters["live"]["itch_messages"] == len(blocks)
 
 
@@ -971,8 +974,6 @@ def test_an_order_added_before_its_stocks_directory_is_still_known_to_the_decode
     tracks them itself, and keeps them when the stock becomes the books' (the book never saw
     them). An execution of one then still prints at its price; the book counts the order
     unknown."""
-    from lockstep.protocols import itch_encode as itch
-
     session, _ = session_for(EXAMPLES / "market_maker.toml", ds, None)
     terms = venue_instruments(ds.instruments)[0]
     price = 100 * terms.price_multiplier
@@ -994,13 +995,10 @@ def test_an_order_added_before_its_stocks_directory_is_still_known_to_the_decode
 def test_feed_prices_become_ticks_truncated_and_off_tick_ones_are_counted(ds, prices):
     """A Price(4) of the feed is price // multiplier ticks in the books, whatever its size; one
     that is no whole number of ticks is counted (off_tick) and rests on the tick below."""
-    from lockstep.protocols import itch_encode as itch
-
     session, _ = session_for(EXAMPLES / "market_maker.toml", ds, None)
     terms = venue_instruments(ds.instruments)[0]
     m = terms.price_multiplier
-    messages = [itch.SystemEvent(0, 0, 1, c) for c in "OSQ"]
-    messages.append(_directory(1, terms.stock, 1))
+    messages = _opening(1, terms.stock)
     messages += [itch.AddOrder(1, 0, 2, ref, "B", 10, terms.stock, price)
                  for ref, price in enumerate(prices, 1)]
     session.on_itch(b"".join(_framed(messages)), 1, day_start(ds) + START)
@@ -1021,8 +1019,6 @@ def test_orders_of_a_stock_not_of_the_session_are_decoded_and_dropped_untracked(
     book is what its own messages say. Counted per message: an add, execution without price,
     cancel or delete one event, a replace two, an execution with price one more when printable
     (the decoder, keeping no orders for it, knows no price for an execution without one)."""
-    from lockstep.protocols import itch_encode as itch
-
     session, _ = session_for(EXAMPLES / "market_maker.toml", ds, None)
     terms = venue_instruments(ds.instruments)[0]
     mine = _order_messages(ours, 1, terms.stock, terms.price_multiplier, 1_000)
@@ -1031,17 +1027,9 @@ def test_orders_of_a_stock_not_of_the_session_are_decoded_and_dropped_untracked(
     while mine or other:
         take_mine = other == [] or (mine != [] and (interleave.pop() if interleave else True))
         merged.append((mine if take_mine else other).pop(0))
-    head = [itch.SystemEvent(0, 0, 1, c) for c in "OSQ"]
-    head += [_directory(1, terms.stock, 1), _directory(2, "ZZZZ", 1)]
-    session.on_itch(b"".join(_framed(head + merged)), 1, day_start(ds) + START)
-    levels, last, unknown = _expected_market(ours)
-    bid_px, bid_qty, ask_px, ask_qty = (a.tolist() for a in session.ctx.book(0, depth=64))
-    assert list(zip(bid_px, bid_qty)) == sorted(
-        ((p, q) for (s, p), q in levels.items() if s == "B"), reverse=True)
-    assert list(zip(ask_px, ask_qty)) == sorted((p, q) for (s, p), q in levels.items() if s == "S")
-    printed = session.engine.market.last_trade(0)
-    assert (printed and printed[1:]) == last
-    assert session.engine.market.anomalies()["unknown_order"][0] == unknown
+    session.on_itch(b"".join(_framed(_opening(1, terms.stock, "ZZZZ") + merged)), 1,
+                    day_start(ds) + START)
+    _assert_market_is(session, ours)
     dropped = sum(2 if op[0] == "U" else 2 if op[0] == "C" and op[3] == "Y" else 1
                   for op in theirs)
     assert session.counters["live"]["itch_unmapped"] == dropped

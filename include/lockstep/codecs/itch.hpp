@@ -170,10 +170,6 @@ struct ErrorInfo {
     char message[256] = {};
 };
 
-// The resting orders of some instruments, kept by someone else. A decoder given one reads those
-// instruments' orders from it instead of tracking them in its own order map: LiveCore's are the
-// engine's L3 books, which apply every event the decoder emits for a message before the next
-// message is decoded, so one table serves both and each message looks its order up once.
 // Who keeps an instrument's resting orders (OrderSource::keeper).
 enum class OrderKeeper : uint8_t {
     Decoder = 0,  // the decoder, in its own order map
@@ -184,6 +180,10 @@ enum class OrderKeeper : uint8_t {
     Nobody = 2,
 };
 
+// The resting orders of some instruments, kept by someone else. A decoder given one reads those
+// instruments' orders from it instead of tracking them in its own order map: LiveCore's are the
+// engine's L3 books, which apply every event the decoder emits for a message before the next
+// message is decoded, so one table serves both and each message looks its order up once.
 class OrderSource {
 public:
     virtual ~OrderSource() = default;

@@ -842,8 +842,8 @@ private:
     struct Stock {
         char name[9] = {};
         uint32_t multiplier = 1;
-        // ceil(2^64 / multiplier) (0 for 1): a price divides by a multiply, as an idiv per event
-        // was a tenth of the core's own walk over a datagram
+        // ceil(2^64 / multiplier) (0 for 1: prices are ticks already): a price divides by a
+        // multiply, as an idiv per event was a tenth of the core's own walk over a datagram
         uint64_t reciprocal = 0;
         bool known = false;
 
@@ -855,11 +855,16 @@ private:
         // The multiply is exact for prices below 2^32 (price x multiplier < 2^64), which is all a
         // Price(4) can be.
         int64_t ticks(int64_t price, bool* off_tick) const noexcept {
-            if (reciprocal == 0 || uint64_t(price) > UINT32_MAX) [[unlikely]] {
+            if (multiplier == 1) {
+                *off_tick = false;
+                return price;
+            }
+            if (uint64_t(price) > UINT32_MAX) [[unlikely]] {
                 *off_tick = price % multiplier != 0;
                 return price / multiplier;
             }
-            const int64_t q = int64_t((static_cast<unsigned __int128>(uint64_t(price)) * reciprocal) >> 64);
+            const auto wide = static_cast<unsigned __int128>(uint64_t(price)) * reciprocal;
+            const int64_t q = int64_t(wide >> 64);
             *off_tick = q * int64_t(multiplier) != price;
             return q;
         }
