@@ -112,6 +112,7 @@ class ScriptedVenue:
         self.accepted = 0
         self.to_fill: list[str] = []
         self.match = 0
+        self.executed: list[ouch.Executed] = []
         self.received: list[ouch.Inbound] = []
         self.tokens: set[str] = set()
 
@@ -156,8 +157,9 @@ class ScriptedVenue:
             if order is None:
                 continue
             self.match += 1
-            out.append(ouch.encode(ouch.Executed(stamp - self.day, token, order.open_shares,
-                                                 order.enter.price, "A", self.match)))
+            self.executed.append(ouch.Executed(stamp - self.day, token, order.open_shares,
+                                               order.enter.price, "A", self.match))
+            out.append(ouch.encode(self.executed[-1]))
         self.to_fill = []
         return out
 

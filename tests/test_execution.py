@@ -177,6 +177,51 @@ def test_flip_long_to_short(impl):
     assert es.unrealized(0, 1) == 0
 
 
+def test_a_broken_trade_leaves_position_cash_and_fees_as_without_it(impl):
+    es = impl.ExecutionState()
+    submit(es, 1, BID, qty=10, price=100)
+    es.on_fill(1, 100, 10, 4, False, 1)  # pays fee 4
+    submit(es, 2, BID, qty=10, price=110)
+    es.on_fill(2, 110, 10, 0, False, 2)
+    assert es.on_trade_broken(0, BID, 100, 10, 4) == R.OK
+    # Sold back 10 of 20 lots costing 2100 at 100: releases 1050, realized -50, cost 1050 left.
+    assert es.position(0) == {"position": 10, "avg_price": 105.0, "cost": 1050, "realized": -50,
+                              "fees": 0}
+    # Without the first trade: 10 lots bought at 110; marked at 120 both are worth 100.
+    assert es.position(0)["realized"] + es.unrealized(0, 120) == 10 * (120 - 110)
+    assert status(es, 1) == S.FILLED and es.order(1)["filled_qty"] == 10  # no shares given back
+    assert es.open_orders(0) == 0
+
+
+def test_a_price_correction_moves_the_cash_and_keeps_the_position(impl):
+    es = impl.ExecutionState()
+    submit(es, 1, ASK, qty=4, price=100)
+    es.on_fill(1, 100, 4, 0, False, 1)  # short 4 at 100
+    assert es.on_trade_corrected(0, ASK, 100, 103, 4) == R.OK
+    # Undone (bought back at 100: realized 0), done again at 103: short 4 costing 412.
+    assert es.position(0) == {"position": -4, "avg_price": 103.0, "cost": 412, "realized": 0,
+                              "fees": 0}
+    assert es.unrealized(0, 100) == 4 * 3
+    assert es.on_trade_broken(0, ASK, 103, 4) == R.OK  # a bust after the correction: flat
+    assert es.position(0) == {"position": 0, "avg_price": 0.0, "cost": 0, "realized": 0,
+                              "fees": 0}
+
+
+def test_corrections_of_nothing_sensible_change_nothing(impl):
+    es = impl.ExecutionState()
+    submit(es, 1, BID, qty=2, price=100)
+    es.on_fill(1, 100, 2, 0, False, 1)
+    before = es.position(0)
+    assert es.on_trade_broken(0, Side.NONE, 100, 2) == R.BAD_INTENT
+    assert es.on_trade_broken(1 << 20, BID, 100, 2) == R.BAD_INTENT
+    assert es.on_trade_broken(0, BID, 100, 0) == R.BAD_QTY
+    assert es.on_trade_corrected(0, 3, 100, 101, 2) == R.BAD_INTENT
+    assert es.on_trade_corrected(0, BID, 100, 101, -1) == R.BAD_QTY
+    assert es.position(0) == before
+    with pytest.raises(OverflowError):
+        es.on_trade_broken(0, BID, 2**63, 1)
+
+
 def test_average_cost_rounding_is_conserved(impl):
     es = impl.ExecutionState()
     submit(es, 1, BID, qty=3, price=100)
@@ -242,6 +287,10 @@ OPS = st.one_of(
     st.tuples(st.just("on_expired"), IDS),
     st.tuples(st.just("on_fill"), IDS, PRICE, QTY, st.integers(-3, 3), st.booleans()),
     st.tuples(st.just("on_replaced"), IDS, PRICE, QTY),
+    st.tuples(st.just("on_trade_broken"), st.integers(0, 3), st.integers(0, 3), PRICE, QTY,
+              st.integers(-3, 3)),
+    st.tuples(st.just("on_trade_corrected"), st.integers(0, 3), st.integers(0, 3), PRICE, PRICE,
+              QTY),
 )
 
 
@@ -265,6 +314,8 @@ def test_compiled_matches_reference(ops, marks):
             intent = Intent(instrument, kind, side, tif, price=price, qty=qty,
                             client_order_id=oid)
             ra, rb = a.submit(intent, ts), b.submit(intent, ts)
+        elif name.startswith("on_trade_"):  # (instrument, side, ...): no order, no stamp
+            ra, rb = getattr(a, name)(oid, *args), getattr(b, name)(oid, *args)
         else:
             ra, rb = getattr(a, name)(oid, *args, ts), getattr(b, name)(oid, *args, ts)
         assert ra == rb, op

@@ -541,6 +541,60 @@ def test_a_journal_cut_and_repaired_replays_up_to_its_end(traded, tmp_path):
     assert 0 < replayed.orders < result.orders and replayed.digest != result.digest
 
 
+def test_broken_and_corrected_fills_change_position_and_cash_and_replay(ds, packets, tmp_path):
+    journal = tmp_path / "journal"
+    session, writer = session_for(EXAMPLES / "market_maker.toml", ds, journal)
+    venue = ScriptedVenue(day_start(ds), fill_every=2)
+    start = day_start(ds) + START
+    end = drive(session, venue, packets[:400], start)
+    fills = venue.executed
+    assert len(fills) >= 3
+    ctx = session.ctx
+    assert ctx.mid(0) is not None
+    mid = ctx.mid(0)
+    scale = float(ctx.price(0, 1)) * float(ctx.size(0, 1))  # quote currency per tick x lot
+
+    def total() -> int:  # realized + unrealized at the (unchanged) mid, in ticks x lots
+        return round((ctx.realized(0) + ctx.unrealized(0)) / scale)
+
+    sides = {m.token: m.side for m in venue.received if isinstance(m, ouch.EnterOrder)}
+
+    def signed(f: ouch.Executed) -> int:  # the fill's lots, + bought
+        return f.executed_shares if sides[f.token] == "B" else -f.executed_shares
+
+    multiplier = 100  # the feed's Price(4) units per tick of the synthetic dataset
+    busted, corrected = fills[0], fills[1]
+    ts = end - day_start(ds)
+    position, before = ctx.position(0), total()
+    session.on_ouch(ouch.encode(ouch.BrokenTrade(ts, busted.token, busted.match_number, "E")), end)
+    # The trade never happened: its lots leave the position, its cash flow is undone.
+    assert ctx.position(0) == position - signed(busted)
+    assert total() == before - signed(busted) * (mid - busted.execution_price // multiplier)
+    position, before = ctx.position(0), total()
+    new_price = corrected.execution_price + 3 * multiplier
+    session.on_ouch(ouch.encode(ouch.PriceCorrection(ts, corrected.token,
+                                                     corrected.match_number, new_price, "X")), end)
+    assert ctx.position(0) == position  # the lots stay; the cash pays 3 ticks a lot more
+    assert total() == before - signed(corrected) * 3
+    # A second bust of the same fill and a match number that is no fill of ours change nothing.
+    position, before = ctx.position(0), total()
+    for m in (ouch.BrokenTrade(ts, busted.token, busted.match_number, "E"),
+              ouch.PriceCorrection(ts, "LS1", 10**9, new_price, "X")):
+        session.on_ouch(ouch.encode(m), end)
+    assert (ctx.position(0), total()) == (position, before)
+    live = session.counters["live"]
+    assert (live["ouch_broken_trades"], live["ouch_price_corrections"]) == (2, 2)
+    assert live["ouch_unknown_trades"] == 2
+    result = session.close()
+    writer.close()
+    rows = [e for e in executions(journal) if e["kind"] in (EventKind.TRADE_BROKEN,
+                                                            EventKind.TRADE_CORRECTED)]
+    assert [(EventKind(e["kind"]), e["price"], e["qty"]) for e in rows] == [
+        (EventKind.TRADE_BROKEN, busted.execution_price // multiplier, busted.executed_shares),
+        (EventKind.TRADE_CORRECTED, new_price // multiplier, corrected.executed_shares)]
+    assert replay_journal(journal).digest == result.digest
+
+
 def test_an_order_the_venue_rejects_is_an_execution_event_with_the_venues_reason(ds, packets, tmp_path):
     session, writer = session_for(EXAMPLES / "market_maker.toml", ds, None)
     venue = ScriptedVenue(day_start(ds))

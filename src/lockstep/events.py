@@ -39,6 +39,8 @@ class EventKind(enum.IntEnum):
     REPLACE_REJECTED = 40
     CANCEL_SUBMITTED = 41
     REPLACE_SUBMITTED = 42
+    TRADE_BROKEN = 43  # the venue broke one of our fills: its price and qty
+    TRADE_CORRECTED = 44  # the venue corrected one of our fills' price: the new price, its qty
     # Control events.
     GAP = 64  # the feed lost messages: the instrument's book is invalid until a BOOK_CLEAR
     TRADING_PHASE = 65  # the venue announces a trading phase (side = lockstep.enums.TradingPhase)

@@ -39,6 +39,9 @@ enum class EventKind : uint8_t {
     ReplaceRejected = 40,  // a replace was refused; the order is unchanged; reason in `seq`
     CancelSubmitted = 41,  // Queue Processing dispatched a cancel of `order_id`
     ReplaceSubmitted = 42, // Queue Processing dispatched a replace: requested price, total qty
+    TradeBroken = 43,      // the venue broke one of our fills: its price and qty (the order keeps
+                           // its filled qty; the position and cash drop the trade)
+    TradeCorrected = 44,   // the venue corrected one of our fills' price: the new price, its qty
     // 64..95: control events (timers, trading mode, kill switch).
     Gap = 64,  // the feed lost messages for `instrument` (seq = the id found, order_id = the id
                // expected): its book is invalid until a BookClear (a snapshot starts with one)

@@ -66,6 +66,12 @@ inline Wide to_wide(__int128 v) noexcept {
     return Wide{static_cast<int64_t>(v >> 64), static_cast<uint64_t>(v)};
 }
 
+// The nearest double. Not hi x 2^64 + lo in doubles: a small negative value has hi = -1 and lo
+// near 2^64, and that sum cancels its low bits away (-30 came out as 0).
+inline double to_double(Wide w) noexcept {
+    return static_cast<double>((static_cast<__int128>(w.hi) << 64) | static_cast<__int128>(w.lo));
+}
+
 // One instrument's position. `cost` is the exact sum of price x lots of the open lots (a short's
 // cost is what it was sold for), so the average entry price is cost / |position| with no rounding
 // stored anywhere.
@@ -197,6 +203,40 @@ public:
         } else {
             status_[s] = OrderStatus::PartiallyFilled;
         }
+        return ExecResult::Ok;
+    }
+
+    // The venue broke one of our fills (`side`, `price`, `qty`, `fee` as it was filled): the trade
+    // never happened. Booked as the opposite trade at the same price with the fee given back, so
+    // the position, the cash and the total PnL are what they would be without it; the split
+    // between realized and unrealized follows average cost from here. The order keeps its filled
+    // qty (a broken trade does not give shares back to the order), so it needs no order at all:
+    // the order may have ended and been compacted away long before.
+    ExecResult on_trade_broken(uint32_t instrument, Side side, int64_t price, int64_t qty,
+                               int64_t fee) noexcept {
+        if (instrument >= kMaxInstruments || (side != Side::Bid && side != Side::Ask))
+            return ExecResult::BadIntent;
+        if (qty <= 0) return ExecResult::BadQty;
+        if (instrument >= inst_.size()) inst_.resize(size_t{instrument} + 1);
+        Inst& p = inst_[instrument];
+        p.fees -= fee;
+        apply_fill(p, side != Side::Bid, price, qty);
+        return ExecResult::Ok;
+    }
+
+    // The venue corrected the price of one of our fills from `old_price` to `new_price`: booked as
+    // the opposite trade at the old price and the trade again at the new one (position unchanged,
+    // cash moved by qty x the difference).
+    ExecResult on_trade_corrected(uint32_t instrument, Side side, int64_t old_price,
+                                  int64_t new_price, int64_t qty) noexcept {
+        if (instrument >= kMaxInstruments || (side != Side::Bid && side != Side::Ask))
+            return ExecResult::BadIntent;
+        if (qty <= 0) return ExecResult::BadQty;
+        if (instrument >= inst_.size()) inst_.resize(size_t{instrument} + 1);
+        Inst& p = inst_[instrument];
+        const bool buy = side == Side::Bid;
+        apply_fill(p, !buy, old_price, qty);
+        apply_fill(p, buy, new_price, qty);
         return ExecResult::Ok;
     }
 

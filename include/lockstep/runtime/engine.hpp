@@ -634,6 +634,14 @@ private:
             case EventKind::OrderReplaced:
                 x = exec_.on_replaced(r.order_id, r.price, r.qty, now_);
                 break;
+            case EventKind::TradeBroken:  // the venue's correction of a past fill: no slot
+                frees_slot = false;
+                x = exec_.on_trade_broken(r.instrument, r.side, r.price, r.qty, r.fee);
+                break;
+            case EventKind::TradeCorrected:
+                frees_slot = false;
+                x = exec_.on_trade_corrected(r.instrument, r.side, r.prior_price, r.price, r.qty);
+                break;
             default: break;  // CancelRejected / ReplaceRejected change no order
         }
         if (x != ExecResult::Ok) ++counters_.state_errors;
@@ -832,11 +840,6 @@ private:
         const int64_t boundary = x / sample_interval_ * sample_interval_;
         sample(boundary);
         sample_at_ = boundary + sample_interval_;
-    }
-
-    static double to_double(Wide w) noexcept {
-        const __int128 v = (static_cast<__int128>(w.hi) << 64) | static_cast<__int128>(w.lo);
-        return static_cast<double>(v);
     }
 
     void advance(int64_t ts) noexcept {

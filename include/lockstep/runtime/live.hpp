@@ -105,8 +105,10 @@ struct LiveCounters {
     uint64_t ouch_undecodable = 0;   // not an OUCH 4.2 outbound message
     uint64_t ouch_unknown_order = 0; // an order message whose token no order of ours has
     uint64_t ouch_system_events = 0;
-    uint64_t ouch_broken_trades = 0;      // journaled and counted; State keeps the fill
-    uint64_t ouch_price_corrections = 0;  // likewise
+    uint64_t ouch_broken_trades = 0;      // Broken Trade messages (each of a fill of ours:
+    uint64_t ouch_price_corrections = 0;  // TradeBroken / TradeCorrected; else unknown below)
+    uint64_t ouch_unknown_trades = 0;     // ... whose match number no fill of ours has (or
+                                          // names a fill already broken): changes nothing
     uint64_t ouch_cancel_pending = 0;
     uint64_t ticks = 0;
     uint64_t gaps = 0;
@@ -196,8 +198,18 @@ public:
         switch (m.type) {
             case ouch42::SystemEvent::kType: ++c.ouch_system_events; return;
             case ouch42::CancelPending::kType: ++c.ouch_cancel_pending; return;
-            case ouch42::BrokenTrade::kType: ++c.ouch_broken_trades; return;
-            case ouch42::PriceCorrection::kType: ++c.ouch_price_corrections; return;
+            case ouch42::BrokenTrade::kType: {
+                ++c.ouch_broken_trades;
+                const ouch42::BrokenTrade& t = b.broken_trade;
+                return correct(t.match_number, day_start_ns + int64_t(t.timestamp), stamp,
+                               /*broken=*/true, 0, t.reason, c);
+            }
+            case ouch42::PriceCorrection::kType: {
+                ++c.ouch_price_corrections;
+                const ouch42::PriceCorrection& t = b.price_correction;
+                return correct(t.match_number, day_start_ns + int64_t(t.timestamp), stamp,
+                               /*broken=*/false, t.new_execution_price, t.reason, c);
+            }
             default: break;
         }
         // Every other message is about one order: the token is at the same place in each.
@@ -275,6 +287,7 @@ public:
                 r.price = ticks(in, b.executed.execution_price, c);
                 r.qty = b.executed.executed_shares;
                 r.flags = b.executed.liquidity_flag == kLiquidityAdded ? flags::kMaker : 0;
+                remember_fill(b.executed.match_number, r);
                 o.filled += r.qty;
                 if (o.filled >= o.total) release(slot);
                 break;
@@ -596,6 +609,51 @@ private:
         pool_.push_back(o);  // grows with the most orders ever live at once
         return uint32_t(pool_.size() - 1);
     }
+    // Our fills by the venue's match number, kept for the session (a Broken Trade or a Price
+    // Correction may come long after the order ended): 32 bytes a fill. A match number seen
+    // again keeps its first fill.
+    void remember_fill(uint64_t match, const VenueResponse& r) noexcept {
+        if (fills_.size() == fills_.capacity()) fills_.reserve(fills_.capacity() * 2 + 256);
+        bool inserted = false;
+        uint32_t* k = by_match_.find_or_insert(match, &inserted);
+        if (!inserted) return;
+        *k = uint32_t(fills_.size());
+        fills_.push_back({r.order_id, r.price, r.qty, r.instrument, r.side, false});
+    }
+
+    // A Broken Trade (the fill never happened) or a Price Correction (it happened at
+    // `new_price`) of the fill with match number `match`: an execution event of its order, with
+    // the fill's side and qty. Trusts the match number (the venue's, unique in its day) over the
+    // message's token, which a replace may have changed since.
+    void correct(uint64_t match, int64_t ts_event, int64_t stamp, bool broken, uint32_t new_price,
+                 uint8_t reason, LiveCounters& c) noexcept {
+        const uint32_t k = by_match_.find(match);
+        if (k == kNone || fills_[k].broken) {
+            ++c.ouch_unknown_trades;
+            return;
+        }
+        Fill& f = fills_[k];
+        VenueResponse r;
+        r.ts_event = ts_event;
+        r.ts_recv = stamp;
+        r.order_id = f.order_id;
+        r.instrument = f.instrument;
+        r.side = f.side;
+        r.qty = f.qty;
+        r.reason = reason;
+        if (broken) {
+            r.kind = EventKind::TradeBroken;
+            r.price = f.price;
+            f.broken = true;
+        } else {
+            r.kind = EventKind::TradeCorrected;
+            r.prior_price = f.price;
+            r.price = ticks(instruments_[f.instrument], new_price, c);
+            f.price = r.price;
+        }
+        engine_->push_response(r);
+    }
+
     void forget_token(uint64_t number) noexcept {
         if (number != 0) by_token_.erase(number);
     }
@@ -615,6 +673,15 @@ private:
     std::vector<uint32_t> free_;
     FlatHashMap<uint64_t> by_token_;  // token number -> pool slot
     FlatHashMap<uint64_t> by_order_;  // client order id -> pool slot
+    struct Fill {
+        uint64_t order_id;
+        int64_t price, qty;
+        uint32_t instrument;
+        Side side;
+        bool broken;
+    };
+    std::vector<Fill> fills_;           // every fill of the session, in arrival order
+    FlatHashMap<uint64_t> by_match_;    // match number -> fills_ index
     std::vector<uint8_t> out_;
     OutboundHook hook_ = nullptr;
     void* hook_context_ = nullptr;

@@ -43,6 +43,7 @@ struct VenueResponse {
     int64_t price = 0;
     int64_t qty = 0;
     int64_t fee = 0;       // fills: ticks x lots x 1e-6, positive paid, negative rebate
+    int64_t prior_price = 0;  // TradeCorrected: the fill's price before the correction
     uint32_t instrument = 0;
     EventKind kind{};
     Side side = Side::None;

@@ -33,7 +33,7 @@ from lockstep.includes.runtime.engine cimport (
 )
 from lockstep.includes.core.events cimport CEventColumns, CSide
 from lockstep.includes.core.execution cimport (
-    CExecutionState, COrderStatus, CPositionView, CWide, is_terminal, kNoSlot,
+    CExecutionState, COrderStatus, CPositionView, CWide, is_terminal, kNoSlot, to_double,
 )
 from lockstep.includes.core.intents cimport CIntent, CTimeInForce
 from lockstep.includes.core.order_rules cimport COrderRules
@@ -150,10 +150,6 @@ cdef dict record_columns(const void* records, size_t n, record, tuple columns):
     view = PyMemoryView_FromMemory(<char*>records, n * record.itemsize, PyBUF_READ)
     rows = np.frombuffer(view, dtype=record)
     return {name: rows[name].astype(kind) for name, kind in columns}
-
-
-cdef inline double wide_to_double(CWide w) noexcept nogil:
-    return <double>w.hi * 18446744073709551616.0 + <double>w.lo
 
 
 # ---------------------------------------------------------------------------------------------
@@ -479,19 +475,19 @@ cdef class Context:
     def realized(self, uint32_t instrument):
         """Realized PnL in quote currency, fees excluded."""
         self.check(instrument)
-        return (wide_to_double(self.e.position_view(instrument).realized)
+        return (to_double(self.e.position_view(instrument).realized)
                 * self._price_scale[instrument] * self._size_scale[instrument])
 
     def unrealized(self, uint32_t instrument):
         """Unrealized PnL at the mid (or the last mid seen), quote currency."""
         self.check(instrument)
-        return (wide_to_double(self.e.unrealized(instrument))
+        return (to_double(self.e.unrealized(instrument))
                 * self._price_scale[instrument] * self._size_scale[instrument])
 
     def fees(self, uint32_t instrument):
         """Fees paid (negative: rebates earned), quote currency."""
         self.check(instrument)
-        return (wide_to_double(self.e.position_view(instrument).fees) * 1e-6
+        return (to_double(self.e.position_view(instrument).fees) * 1e-6
                 * self._price_scale[instrument] * self._size_scale[instrument])
 
     @property
@@ -935,6 +931,7 @@ cdef class LiveCore:
             "ouch_system_events": k.ouch_system_events,
             "ouch_broken_trades": k.ouch_broken_trades,
             "ouch_price_corrections": k.ouch_price_corrections,
+            "ouch_unknown_trades": k.ouch_unknown_trades,
             "ouch_cancel_pending": k.ouch_cancel_pending, "ticks": k.ticks, "gaps": k.gaps,
             "controls": k.controls,
             "dispatched": k.dispatched, "unsendable": k.unsendable,

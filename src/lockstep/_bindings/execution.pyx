@@ -70,6 +70,19 @@ cdef class ExecutionState:
     def on_replaced(self, uint64_t id, int64_t new_price, int64_t new_qty, int64_t ts):
         return <int>self.core.on_replaced(id, new_price, new_qty, ts)
 
+    def on_trade_broken(self, uint32_t instrument, int side, int64_t price, int64_t qty,
+                        int64_t fee):
+        if side < 0 or side > 255:
+            return <int>CExecResult.BadIntent
+        return <int>self.core.on_trade_broken(instrument, <CSide>side, price, qty, fee)
+
+    def on_trade_corrected(self, uint32_t instrument, int side, int64_t old_price,
+                           int64_t new_price, int64_t qty):
+        if side < 0 or side > 255:
+            return <int>CExecResult.BadIntent
+        return <int>self.core.on_trade_corrected(instrument, <CSide>side, old_price, new_price,
+                                                 qty)
+
     def order_count(self):
         return self.core.order_count()
 

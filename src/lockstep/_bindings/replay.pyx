@@ -49,7 +49,9 @@ ENUMERATORS = {
         "CancelRejected": <int>CEventKind.CancelRejected,
         "ReplaceRejected": <int>CEventKind.ReplaceRejected,
         "CancelSubmitted": <int>CEventKind.CancelSubmitted,
-        "ReplaceSubmitted": <int>CEventKind.ReplaceSubmitted, "Gap": <int>CEventKind.Gap,
+        "ReplaceSubmitted": <int>CEventKind.ReplaceSubmitted,
+        "TradeBroken": <int>CEventKind.TradeBroken,
+        "TradeCorrected": <int>CEventKind.TradeCorrected, "Gap": <int>CEventKind.Gap,
         "TradingPhase": <int>CEventKind.TradingPhase,
     },
     "TradingPhase": {

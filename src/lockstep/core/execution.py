@@ -96,6 +96,25 @@ class ExecutionState:
         int_in("new_qty", new_qty, INT64_MIN, INT64_MAX)
         return ExecResult(self._core.on_replaced(client_order_id, new_price, new_qty, ts))
 
+    def on_trade_broken(self, instrument: int, side: int, price: int, qty: int,
+                        fee: int = 0) -> ExecResult:
+        """The venue broke one of our fills (as it was filled: side, price, qty, fee). Booked as
+        the opposite trade at the same price with the fee given back: position, cash and total
+        PnL as without the trade. The order keeps its filled qty."""
+        for name, v in (("price", price), ("qty", qty), ("fee", fee)):
+            int_in(name, v, INT64_MIN, INT64_MAX)
+        return ExecResult(self._core.on_trade_broken(u32("instrument", instrument), int(side),
+                                                     price, qty, fee))
+
+    def on_trade_corrected(self, instrument: int, side: int, old_price: int, new_price: int,
+                           qty: int) -> ExecResult:
+        """The venue moved one of our fills from old_price to new_price: the position stays, the
+        cash moves by qty x the difference."""
+        for name, v in (("old_price", old_price), ("new_price", new_price), ("qty", qty)):
+            int_in(name, v, INT64_MIN, INT64_MAX)
+        return ExecResult(self._core.on_trade_corrected(u32("instrument", instrument), int(side),
+                                                        old_price, new_price, qty))
+
     # -- reads -----------------------------------------------------------------------------------
 
     def order(self, client_order_id: int) -> dict[str, Any] | None:

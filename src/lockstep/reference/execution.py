@@ -139,6 +139,39 @@ class ExecutionState:
             o.status = S.PARTIALLY_FILLED
         return R.OK
 
+    def on_trade_broken(self, instrument: int, side: int, price: int, qty: int,
+                        fee: int = 0) -> ExecResult:
+        """One of our fills broken by the venue: the opposite trade at its price, its fee back."""
+        r = self._fill_correction(instrument, side, price=price, qty=qty, fee=fee)
+        if r != R.OK:
+            return r
+        p = self._inst.setdefault(instrument, _Inst())
+        p.fees -= fee
+        self._apply_fill(p, side != Side.BID, price, qty)
+        return R.OK
+
+    def on_trade_corrected(self, instrument: int, side: int, old_price: int, new_price: int,
+                           qty: int) -> ExecResult:
+        """One of our fills repriced by the venue: undone at the old price, done at the new."""
+        r = self._fill_correction(instrument, side, old_price=old_price, new_price=new_price,
+                                  qty=qty)
+        if r != R.OK:
+            return r
+        p = self._inst.setdefault(instrument, _Inst())
+        buy = side == Side.BID
+        self._apply_fill(p, not buy, old_price, qty)
+        self._apply_fill(p, buy, new_price, qty)
+        return R.OK
+
+    @staticmethod
+    def _fill_correction(instrument: int, side: int, **values: int) -> ExecResult:
+        """The checks of a broken or corrected fill, in the C++ order (OK: book it)."""
+        for name, v in values.items():
+            int_in(name, v, INT64_MIN, INT64_MAX)
+        if u32("instrument", instrument) >= MAX_INSTRUMENTS or side not in (Side.BID, Side.ASK):
+            return R.BAD_INTENT
+        return R.OK if values["qty"] > 0 else R.BAD_QTY
+
     def on_replaced(self, client_order_id: int, new_price: int, new_qty: int,
                     ts: int) -> ExecResult:
         order_id_and_ts(client_order_id, ts)

@@ -24,6 +24,8 @@ cdef extern from "lockstep/core/events.hpp" namespace "lockstep" nogil:
         ReplaceRejected
         CancelSubmitted
         ReplaceSubmitted
+        TradeBroken
+        TradeCorrected
         Gap
         TradingPhase
 

@@ -19,6 +19,8 @@ cdef extern from "lockstep/core/execution.hpp" namespace "lockstep" nogil:
         int64_t hi
         uint64_t lo
 
+    double to_double(CWide w) noexcept
+
     cdef cppclass CPositionView "lockstep::PositionView":
         int64_t position
         CWide cost
@@ -38,6 +40,10 @@ cdef extern from "lockstep/core/execution.hpp" namespace "lockstep" nogil:
                             int64_t ts) noexcept
         CExecResult on_replaced(uint64_t id, int64_t new_price, int64_t new_qty,
                                 int64_t ts) noexcept
+        CExecResult on_trade_broken(uint32_t instrument, CSide side, int64_t price, int64_t qty,
+                                    int64_t fee) noexcept
+        CExecResult on_trade_corrected(uint32_t instrument, CSide side, int64_t old_price,
+                                       int64_t new_price, int64_t qty) noexcept
         void compact() noexcept
         # orders, by slot (dispatch order)
         size_t order_count() noexcept

@@ -12,7 +12,8 @@ cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
         uint64_t itch_inputs, itch_messages, itch_duplicates, itch_skipped, itch_empty_blocks
         uint64_t itch_problems, itch_unmapped, off_tick
         uint64_t ouch_messages, ouch_undecodable, ouch_unknown_order, ouch_system_events
-        uint64_t ouch_broken_trades, ouch_price_corrections, ouch_cancel_pending
+        uint64_t ouch_broken_trades, ouch_price_corrections, ouch_unknown_trades
+        uint64_t ouch_cancel_pending
         uint64_t ticks, gaps, controls, dispatched, unsendable
         uint64_t order_entry_downs, order_entry_ups, held, resent, feed_sessions
 
