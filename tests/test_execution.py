@@ -197,12 +197,12 @@ def test_a_price_correction_moves_the_cash_and_keeps_the_position(impl):
     es = impl.ExecutionState()
     submit(es, 1, ASK, qty=4, price=100)
     es.on_fill(1, 100, 4, 0, False, 1)  # short 4 at 100
-    assert es.on_trade_corrected(0, ASK, 100, 103, 4) == R.OK
+    assert es.on_trade_corrected(0, ASK, 100, 103, 4, 2) == R.OK  # the fee grew by 2
     # Undone (bought back at 100: realized 0), done again at 103: short 4 costing 412.
     assert es.position(0) == {"position": -4, "avg_price": 103.0, "cost": 412, "realized": 0,
-                              "fees": 0}
+                              "fees": 2}
     assert es.unrealized(0, 100) == 4 * 3
-    assert es.on_trade_broken(0, ASK, 103, 4) == R.OK  # a bust after the correction: flat
+    assert es.on_trade_broken(0, ASK, 103, 4, 2) == R.OK  # a bust after the correction: flat
     assert es.position(0) == {"position": 0, "avg_price": 0.0, "cost": 0, "realized": 0,
                               "fees": 0}
 
@@ -215,8 +215,8 @@ def test_corrections_of_nothing_sensible_change_nothing(impl):
     assert es.on_trade_broken(0, Side.NONE, 100, 2) == R.BAD_INTENT
     assert es.on_trade_broken(1 << 20, BID, 100, 2) == R.BAD_INTENT
     assert es.on_trade_broken(0, BID, 100, 0) == R.BAD_QTY
-    assert es.on_trade_corrected(0, 3, 100, 101, 2) == R.BAD_INTENT
-    assert es.on_trade_corrected(0, BID, 100, 101, -1) == R.BAD_QTY
+    assert es.on_trade_corrected(0, 3, 100, 101, 2, 0) == R.BAD_INTENT
+    assert es.on_trade_corrected(0, BID, 100, 101, -1, 0) == R.BAD_QTY
     assert es.position(0) == before
     with pytest.raises(OverflowError):
         es.on_trade_broken(0, BID, 2**63, 1)
@@ -290,7 +290,7 @@ OPS = st.one_of(
     st.tuples(st.just("on_trade_broken"), st.integers(0, 3), st.integers(0, 3), PRICE, QTY,
               st.integers(-3, 3)),
     st.tuples(st.just("on_trade_corrected"), st.integers(0, 3), st.integers(0, 3), PRICE, PRICE,
-              QTY),
+              QTY, st.integers(-3, 3)),
 )
 
 

@@ -541,9 +541,12 @@ def test_a_journal_cut_and_repaired_replays_up_to_its_end(traded, tmp_path):
     assert 0 < replayed.orders < result.orders and replayed.digest != result.digest
 
 
-def test_broken_and_corrected_fills_change_position_and_cash_and_replay(ds, packets, tmp_path):
+def test_broken_and_corrected_fills_change_position_cash_and_fees_and_replay(ds, packets,
+                                                                             tmp_path):
     journal = tmp_path / "journal"
-    session, writer = session_for(EXAMPLES / "market_maker.toml", ds, journal)
+    # The scripted venue fills as a maker: a rebate of 20 ppm of each fill's notional.
+    session, writer = session_for(EXAMPLES / "market_maker.toml", ds, journal,
+                                  overrides=("venue.maker_fee_bps=-0.2",))
     venue = ScriptedVenue(day_start(ds), fill_every=2)
     start = day_start(ds) + START
     end = drive(session, venue, packets[:400], start)
@@ -557,12 +560,19 @@ def test_broken_and_corrected_fills_change_position_and_cash_and_replay(ds, pack
     def total() -> int:  # realized + unrealized at the (unchanged) mid, in ticks x lots
         return round((ctx.realized(0) + ctx.unrealized(0)) / scale)
 
+    def fees() -> int:  # in the core's unit, ticks x lots x 1e-6
+        return round(ctx.fees(0) / scale * 1e6)
+
+    def rebate(f: ouch.Executed, price: int) -> int:  # the fee of fill `f` at `price` (Price(4))
+        return -20 * (price // multiplier) * f.executed_shares
+
     sides = {m.token: m.side for m in venue.received if isinstance(m, ouch.EnterOrder)}
 
     def signed(f: ouch.Executed) -> int:  # the fill's lots, + bought
         return f.executed_shares if sides[f.token] == "B" else -f.executed_shares
 
     multiplier = 100  # the feed's Price(4) units per tick of the synthetic dataset
+    assert fees() == sum(rebate(f, f.execution_price) for f in fills)
     busted, corrected = fills[0], fills[1]
     ts = end - day_start(ds)
     position, before = ctx.position(0), total()
@@ -570,12 +580,15 @@ def test_broken_and_corrected_fills_change_position_and_cash_and_replay(ds, pack
     # The trade never happened: its lots leave the position, its cash flow is undone.
     assert ctx.position(0) == position - signed(busted)
     assert total() == before - signed(busted) * (mid - busted.execution_price // multiplier)
+    assert fees() == sum(rebate(f, f.execution_price) for f in fills[1:])  # its rebate back
     position, before = ctx.position(0), total()
     new_price = corrected.execution_price + 3 * multiplier
     session.on_ouch(ouch.encode(ouch.PriceCorrection(ts, corrected.token,
                                                      corrected.match_number, new_price, "X")), end)
     assert ctx.position(0) == position  # the lots stay; the cash pays 3 ticks a lot more
     assert total() == before - signed(corrected) * 3
+    assert fees() == (rebate(corrected, new_price)  # the rebate follows the new price
+                      + sum(rebate(f, f.execution_price) for f in fills[2:]))
     # A second bust of the same fill and a match number that is no fill of ours change nothing.
     position, before = ctx.position(0), total()
     for m in (ouch.BrokenTrade(ts, busted.token, busted.match_number, "E"),

@@ -226,15 +226,16 @@ public:
 
     // The venue corrected the price of one of our fills from `old_price` to `new_price`: booked as
     // the opposite trade at the old price and the trade again at the new one (position unchanged,
-    // cash moved by qty x the difference).
+    // cash moved by qty x the difference); `fee_change` is what the fee moved by with the price.
     ExecResult on_trade_corrected(uint32_t instrument, Side side, int64_t old_price,
-                                  int64_t new_price, int64_t qty) noexcept {
+                                  int64_t new_price, int64_t qty, int64_t fee_change) noexcept {
         if (instrument >= kMaxInstruments || (side != Side::Bid && side != Side::Ask))
             return ExecResult::BadIntent;
         if (qty <= 0) return ExecResult::BadQty;
         if (instrument >= inst_.size()) inst_.resize(size_t{instrument} + 1);
         Inst& p = inst_[instrument];
         const bool buy = side == Side::Bid;
+        p.fees += fee_change;
         apply_fill(p, !buy, old_price, qty);
         apply_fill(p, buy, new_price, qty);
         return ExecResult::Ok;

@@ -640,7 +640,8 @@ private:
                 break;
             case EventKind::TradeCorrected:
                 frees_slot = false;
-                x = exec_.on_trade_corrected(r.instrument, r.side, r.prior_price, r.price, r.qty);
+                x = exec_.on_trade_corrected(r.instrument, r.side, r.prior_price, r.price, r.qty,
+                                             r.fee);
                 break;
             default: break;  // CancelRejected / ReplaceRejected change no order
         }

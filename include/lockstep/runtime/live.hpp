@@ -169,6 +169,9 @@ public:
         return Status::Ok;
     }
     void attach(Engine& engine) noexcept { engine_ = &engine; }
+    // The fee schedule fills are charged by: OUCH reports no fees, so a session charges what its
+    // config's [venue] says, as the backtest of the same config did (maker: liquidity flag A).
+    void set_fees(const FeeModel& fees) noexcept { fees_ = fees; }
 
     void end_batch() noexcept override {
         if (hook_ != nullptr && !out_.empty()) hook_(hook_context_);
@@ -287,6 +290,7 @@ public:
                 r.price = ticks(in, b.executed.execution_price, c);
                 r.qty = b.executed.executed_shares;
                 r.flags = b.executed.liquidity_flag == kLiquidityAdded ? flags::kMaker : 0;
+                r.fee = fees_.fee64(r.price, r.qty, r.flags != 0);
                 remember_fill(b.executed.match_number, r);
                 o.filled += r.qty;
                 if (o.filled >= o.total) release(slot);
@@ -610,7 +614,7 @@ private:
         return uint32_t(pool_.size() - 1);
     }
     // Our fills by the venue's match number, kept for the session (a Broken Trade or a Price
-    // Correction may come long after the order ended): 32 bytes a fill. A match number seen
+    // Correction may come long after the order ended): 40 bytes a fill. A match number seen
     // again keeps its first fill.
     void remember_fill(uint64_t match, const VenueResponse& r) noexcept {
         if (fills_.size() == fills_.capacity()) fills_.reserve(fills_.capacity() * 2 + 256);
@@ -618,7 +622,8 @@ private:
         uint32_t* k = by_match_.find_or_insert(match, &inserted);
         if (!inserted) return;
         *k = uint32_t(fills_.size());
-        fills_.push_back({r.order_id, r.price, r.qty, r.instrument, r.side, false});
+        fills_.push_back({r.order_id, r.price, r.qty, r.fee, r.instrument, r.side, r.flags != 0,
+                          false});
     }
 
     // A Broken Trade (the fill never happened) or a Price Correction (it happened at
@@ -644,12 +649,16 @@ private:
         if (broken) {
             r.kind = EventKind::TradeBroken;
             r.price = f.price;
+            r.fee = f.fee;  // given back
             f.broken = true;
         } else {
             r.kind = EventKind::TradeCorrected;
             r.prior_price = f.price;
             r.price = ticks(instruments_[f.instrument], new_price, c);
+            const int64_t fee = fees_.fee64(r.price, f.qty, f.maker);
+            r.fee = fee - f.fee;
             f.price = r.price;
+            f.fee = fee;
         }
         engine_->push_response(r);
     }
@@ -675,12 +684,13 @@ private:
     FlatHashMap<uint64_t> by_order_;  // client order id -> pool slot
     struct Fill {
         uint64_t order_id;
-        int64_t price, qty;
+        int64_t price, qty, fee;
         uint32_t instrument;
         Side side;
-        bool broken;
+        bool maker, broken;
     };
     std::vector<Fill> fills_;           // every fill of the session, in arrival order
+    FeeModel fees_{};
     FlatHashMap<uint64_t> by_match_;    // match number -> fills_ index
     std::vector<uint8_t> out_;
     OutboundHook hook_ = nullptr;
@@ -734,6 +744,10 @@ public:
 
     Status configure_orders(const uint8_t* token_prefix, size_t prefix_len, const uint8_t* firm4) {
         return venue_.configure(token_prefix, prefix_len, firm4);
+    }
+    // Fills are charged maker_ppm / taker_ppm of their notional (OuchVenue::set_fees).
+    void configure_fees(int64_t maker_ppm, int64_t taker_ppm) noexcept {
+        venue_.set_fees(FeeModel{maker_ppm, taker_ppm});
     }
     // Engine instrument `index` is the feed's stock `stock8` (space-padded) and is traded under
     // that name; its prices are Price(4) / price_multiplier ticks.

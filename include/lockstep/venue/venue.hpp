@@ -43,6 +43,7 @@ struct VenueResponse {
     int64_t price = 0;
     int64_t qty = 0;
     int64_t fee = 0;       // fills: ticks x lots x 1e-6, positive paid, negative rebate
+                           // (TradeBroken: the fill's; TradeCorrected: what it moved by)
     int64_t prior_price = 0;  // TradeCorrected: the fill's price before the correction
     uint32_t instrument = 0;
     EventKind kind{};
@@ -353,9 +354,9 @@ private:
             switch (e.kind) {
                 case MatchEventKind::Fill: {
                     ++counters_.fills;
-                    const __int128 fee = fees_.fee(e.price, e.qty, e.maker);
                     respond(inst, EventKind::OrderFilled, e.side, e.client_order_id, e.price,
-                            e.qty, ts, clamp64(fee), e.maker ? flags::kMaker : uint8_t{0}, 0);
+                            e.qty, ts, fees_.fee64(e.price, e.qty, e.maker),
+                            e.maker ? flags::kMaker : uint8_t{0}, 0);
                     Live* live = find_live(e.client_order_id);
                     if (live != nullptr) {
                         live->filled += e.qty;
@@ -411,12 +412,6 @@ private:
         out_->push(VenueResponse{.ts_event = ts, .ts_recv = response_at_, .order_id = id,
                                  .price = price, .qty = qty, .fee = fee, .instrument = inst,
                                  .kind = kind, .side = side, .flags = flag, .reason = reason});
-    }
-
-    static int64_t clamp64(__int128 v) noexcept {
-        if (v > INT64_MAX) return INT64_MAX;
-        if (v < INT64_MIN) return INT64_MIN;
-        return static_cast<int64_t>(v);
     }
 
     uint32_t slot_for(Live l) noexcept {

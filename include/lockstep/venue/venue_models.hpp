@@ -31,6 +31,14 @@ struct FeeModel {
         }
         return out;
     }
+
+    // fee() as a VenueResponse carries it: saturated to int64.
+    int64_t fee64(int64_t price, int64_t qty, bool maker) const noexcept {
+        const __int128 v = fee(price, qty, maker);
+        if (v > INT64_MAX) return INT64_MAX;
+        if (v < INT64_MIN) return INT64_MIN;
+        return static_cast<int64_t>(v);
+    }
 };
 
 // Values are part of the config surface: never renumber, only add.

@@ -789,6 +789,10 @@ cdef class LiveCore:
             return <int>CStatus.InvalidArgument
         return <int>self.core.get().configure_orders(token_prefix, len(token_prefix), firm)
 
+    def configure_fees(self, int64_t maker_ppm, int64_t taker_ppm):
+        """Fills are charged maker_ppm / taker_ppm of their notional (OUCH reports no fees)."""
+        self.core.get().configure_fees(maker_ppm, taker_ppm)
+
     def add_instrument(self, uint32_t index, bytes stock, uint32_t price_multiplier):
         """Engine instrument `index` is the feed's stock `stock` (8 bytes, space-padded)."""
         if len(stock) != 8:

@@ -77,11 +77,11 @@ cdef class ExecutionState:
         return <int>self.core.on_trade_broken(instrument, <CSide>side, price, qty, fee)
 
     def on_trade_corrected(self, uint32_t instrument, int side, int64_t old_price,
-                           int64_t new_price, int64_t qty):
+                           int64_t new_price, int64_t qty, int64_t fee_change):
         if side < 0 or side > 255:
             return <int>CExecResult.BadIntent
         return <int>self.core.on_trade_corrected(instrument, <CSide>side, old_price, new_price,
-                                                 qty)
+                                                 qty, fee_change)
 
     def order_count(self):
         return self.core.order_count()

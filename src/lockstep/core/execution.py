@@ -107,13 +107,14 @@ class ExecutionState:
                                                      price, qty, fee))
 
     def on_trade_corrected(self, instrument: int, side: int, old_price: int, new_price: int,
-                           qty: int) -> ExecResult:
+                           qty: int, fee_change: int = 0) -> ExecResult:
         """The venue moved one of our fills from old_price to new_price: the position stays, the
-        cash moves by qty x the difference."""
-        for name, v in (("old_price", old_price), ("new_price", new_price), ("qty", qty)):
+        cash moves by qty x the difference, the fees by fee_change."""
+        for name, v in (("old_price", old_price), ("new_price", new_price), ("qty", qty),
+                        ("fee_change", fee_change)):
             int_in(name, v, INT64_MIN, INT64_MAX)
         return ExecResult(self._core.on_trade_corrected(u32("instrument", instrument), int(side),
-                                                        old_price, new_price, qty))
+                                                        old_price, new_price, qty, fee_change))
 
     # -- reads -----------------------------------------------------------------------------------
 

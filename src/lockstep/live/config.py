@@ -10,8 +10,9 @@ Everything a backtest config holds (name, dataset, instruments, strategy and its
 limits, queue limits, output) means the same here and is read by lockstep.backtest.config, so
 the file a strategy was backtested with runs it live once it gains a `[live]` table. The
 dataset names the instruments traded (their symbols, increments and book type); `[venue]` may
-stay: its `order_rules` are the venue's rules Risk checks, its simulated-venue models (latency,
-queue position, fees) have no meaning live and are ignored.
+stay: its `order_rules` are the venue's rules Risk checks, its fees (`maker_fee_bps`,
+`taker_fee_bps`) are charged on live fills as the backtest charged them (OUCH reports none), and
+its simulated-venue models (latency, queue position) have no meaning live and are ignored.
 
 Schema of `[live]` (defaults shown; feed, retransmit, order_entry, username and one of the
 password keys are required; same key names as the loopback venue's `[venue]`):

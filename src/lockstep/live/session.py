@@ -180,6 +180,7 @@ class LiveSession:
         check_status(self._core.configure_orders(terms.token_prefix.encode("ascii"),
                                                  terms.firm.encode("ascii").ljust(4)[:4]),
                      "live.token_prefix")
+        self._core.configure_fees(cfg.venue.maker_fee_ppm, cfg.venue.taker_fee_ppm)
         for index, v in enumerate(terms.venue):
             check_status(self._core.add_instrument(index, v.stock.encode("ascii").ljust(8),
                                                    v.price_multiplier), f"live instrument {v.stock}")

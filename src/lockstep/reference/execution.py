@@ -151,13 +151,14 @@ class ExecutionState:
         return R.OK
 
     def on_trade_corrected(self, instrument: int, side: int, old_price: int, new_price: int,
-                           qty: int) -> ExecResult:
+                           qty: int, fee_change: int = 0) -> ExecResult:
         """One of our fills repriced by the venue: undone at the old price, done at the new."""
         r = self._fill_correction(instrument, side, old_price=old_price, new_price=new_price,
-                                  qty=qty)
+                                  qty=qty, fee_change=fee_change)
         if r != R.OK:
             return r
         p = self._inst.setdefault(instrument, _Inst())
+        p.fees += fee_change
         buy = side == Side.BID
         self._apply_fill(p, not buy, old_price, qty)
         self._apply_fill(p, buy, new_price, qty)

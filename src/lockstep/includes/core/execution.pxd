@@ -43,7 +43,8 @@ cdef extern from "lockstep/core/execution.hpp" namespace "lockstep" nogil:
         CExecResult on_trade_broken(uint32_t instrument, CSide side, int64_t price, int64_t qty,
                                     int64_t fee) noexcept
         CExecResult on_trade_corrected(uint32_t instrument, CSide side, int64_t old_price,
-                                       int64_t new_price, int64_t qty) noexcept
+                                       int64_t new_price, int64_t qty,
+                                       int64_t fee_change) noexcept
         void compact() noexcept
         # orders, by slot (dispatch order)
         size_t order_count() noexcept

@@ -25,6 +25,7 @@ cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
         CLiveCore(CEngine& engine, int64_t day_start_ns) except +
         CStatus configure_orders(const uint8_t* token_prefix, size_t prefix_len,
                                  const uint8_t* firm4) except +
+        void configure_fees(int64_t maker_ppm, int64_t taker_ppm) noexcept
         CStatus add_instrument(uint32_t index, const uint8_t* stock8,
                                uint32_t price_multiplier) except +
         void set_next_sequence(uint64_t sequence) noexcept
