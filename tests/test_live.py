@@ -608,6 +608,74 @@ def test_broken_and_corrected_fills_change_position_cash_and_fees_and_replay(ds,
     assert replay_journal(journal).digest == result.digest
 
 
+class ReplacesInFlight(Strategy):
+    """One bid 10 ticks under the touch. Once accepted, moved down twice in one call; once moved
+    twice, moved a third time at the next book update (`stage` 4: that replace in flight)."""
+
+    def setup(self, ctx: Context) -> None:
+        self.order, self.price, self.stage = 0, 0, 0
+        ctx.subscribe(ctx.traded[0], book=True)
+
+    def on_book(self, ctx: Context, instrument: int) -> None:
+        bid = ctx.touch(instrument)[0]
+        if self.stage == 0 and bid:
+            self.price = bid - 10
+            self.order = ctx.submit_limit(instrument, 1, self.price, 1, 2)
+            self.stage = 1
+        elif self.stage == 3:
+            ctx.replace(self.order, self.price - 3, 4)
+            self.stage = 4
+
+    def on_order(self, ctx: Context, update) -> None:
+        if update.order_id != self.order:
+            return
+        if self.stage == 1 and update.kind == EventKind.ORDER_ACCEPTED:
+            ctx.replace(self.order, self.price - 1, 2)
+            ctx.replace(self.order, self.price - 2, 3)
+            self.stage = 2
+        elif (self.stage == 2 and update.kind == EventKind.ORDER_REPLACED
+              and update.price == self.price - 2):
+            self.stage = 3
+
+
+def test_a_replace_asked_while_one_is_in_flight_follows_its_answer_and_a_cancel_finds_either_token(
+        ds, packets, tmp_path):
+    journal = tmp_path / "journal"
+    session, writer = session_for(_config(tmp_path, "ReplacesInFlight"), ds, journal)
+    venue = ScriptedVenue(day_start(ds), fill_every=10**9)
+    start = day_start(ds) + START
+    for k, (sequence, blocks) in enumerate(packets[:60]):
+        stamp = start + k * PACKET_NS
+        sent = session.on_itch(blocks, sequence, stamp)
+        if session.strategy.stage == 4:  # the third replace is in flight: the kill switch
+            sent += session.on_kill(True, stamp)
+            session.strategy.stage = 5
+        deliver(session, venue, sent, stamp)
+    enter, *changes = venue.received
+    assert isinstance(enter, ouch.EnterOrder)
+    r1, r2, r3, c1, c2 = changes
+    # Each replace names the token the one before it made live: the venue took all three.
+    assert [type(m) for m in (r1, r2, r3)] == [ouch.ReplaceOrder] * 3
+    assert (r1.existing_token, r2.existing_token, r3.existing_token) == (
+        enter.token, r1.replacement_token, r2.replacement_token)
+    assert [(m.price, m.shares) for m in (r1, r2, r3)] == [
+        (enter.price - k * 100, k + 1) for k in (1, 2, 3)]
+    # The cancel, asked while the third replace was in flight, went to both of its tokens.
+    assert [type(m) for m in (c1, c2)] == [ouch.CancelOrder] * 2
+    assert {c1.token, c2.token} == {r2.replacement_token, r3.replacement_token}
+    assert venue.orders == {}  # nothing left live at the venue
+    assert session.counters["live"]["ouch_unknown_order"] == 0
+    assert session.ctx.open_orders(0) == 0
+    result = session.close()
+    writer.close()
+    kinds = [(EventKind(e["kind"]), e["price"], e["qty"]) for e in executions(journal)]
+    price = enter.price // 100
+    assert [k for k in kinds if k[0] in (EventKind.ORDER_REPLACED, EventKind.ORDER_CANCELED)] == [
+        (EventKind.ORDER_REPLACED, price - 1, 2), (EventKind.ORDER_REPLACED, price - 2, 3),
+        (EventKind.ORDER_REPLACED, price - 3, 4), (EventKind.ORDER_CANCELED, price - 3, 4)]
+    assert replay_journal(journal).digest == result.digest
+
+
 def test_an_order_the_venue_rejects_is_an_execution_event_with_the_venues_reason(ds, packets, tmp_path):
     session, writer = session_for(EXAMPLES / "market_maker.toml", ds, None)
     venue = ScriptedVenue(day_start(ds))

@@ -259,6 +259,7 @@ public:
                 o.accepted = true;
                 o.price = r.price;
                 o.total = r.qty;
+                release_held(o);
                 break;
             case ouch42::Canceled::kType:
             case ouch42::AiqCanceled::kType: {
@@ -307,7 +308,10 @@ public:
                     r.kind = EventKind::ReplaceRejected;
                     r.qty = o.total;
                     forget_token(number);
-                    if (o.replacement == number) o.replacement = 0;
+                    if (o.replacement == number) {
+                        o.replacement = 0;
+                        release_held(o);
+                    }
                 }
                 break;
             case ouch42::CancelReject::kType:
@@ -339,6 +343,7 @@ public:
             int64_t since = INT64_MAX;
             if (!o.accepted && o.enter_ns < since) since = o.enter_ns;
             if (o.replacement != 0 && o.replace_ns < since) since = o.replace_ns;
+            if (o.replace_held && o.held_ns < since) since = o.held_ns;
             if (o.cancel_asked && o.cancel_ns < since) since = o.cancel_ns;
             if (since > asked_by) continue;
             ++u.orders;
@@ -402,6 +407,13 @@ private:
         uint32_t ouch_price = 0;         // the Enter Order's price (Price(4))
         uint32_t replace_price = 0;      // the replace in flight's price and shares
         uint32_t replace_shares = 0;
+        // A replace asked while another is in flight waits for that one's answer: the venue
+        // ignores a replace of a token it has not made live yet or has just replaced. The
+        // latest such request (its price and new total), written once the answer comes.
+        bool replace_held = false;
+        uint32_t held_price = 0;
+        int64_t held_total = 0;
+        int64_t held_ns = 0;
         uint8_t display = 'Y';
         Side side = Side::None;
         bool live = false;
@@ -481,12 +493,21 @@ private:
         put(m);
     }
 
+    // While a replace is in flight the order is live at the venue under one of two tokens (the
+    // venue answers in order, but we do not know yet whether it took the replace): a Cancel
+    // Order for each, of which the venue ignores the one no longer (or never) live. A replace
+    // held behind the one in flight is dropped: the cancel supersedes it.
     void put_cancel(Order& o) noexcept {
         o.cancel_asked = true;
+        o.replace_held = false;
         ouch42::CancelOrder m{};
         write_token(m.token, o.token);
         m.shares = 0;
         put(m);
+        if (o.replacement != 0) {
+            write_token(m.token, o.replacement);
+            put(m);
+        }
     }
 
     void replace(const Intent& in, int64_t ts) noexcept {
@@ -506,14 +527,34 @@ private:
             refuse(EventKind::ReplaceRejected, in, in.price, ts, kRejectInvalidShares);
             return;
         }
+        if (o.replacement != 0) {  // one in flight: this one follows its answer
+            o.replace_held = true;
+            o.held_price = price;
+            o.held_total = in.qty;
+            o.held_ns = ts;
+            return;
+        }
+        send_replace(o, price, uint32_t(open), ts);
+    }
+
+    void send_replace(Order& o, uint32_t price, uint32_t shares, int64_t ts) noexcept {
         const uint64_t number = next_token_++;
-        if (o.replacement != 0) forget_token(o.replacement);
         o.replacement = number;
         o.replace_ns = ts;
         o.replace_price = price;
-        o.replace_shares = uint32_t(open);
-        by_token_.insert(number, slot);
+        o.replace_shares = shares;
+        by_token_.insert(number, uint32_t(&o - pool_.data()));
         put_replace(o);
+    }
+
+    // The replace in flight was answered: the one held behind it (if any) goes now, for what is
+    // still open of its total; nothing open any more, it is dropped (the fills ended the order).
+    void release_held(Order& o) noexcept {
+        if (!o.replace_held) return;
+        o.replace_held = false;
+        const int64_t open = o.held_total - o.filled;
+        if (open > 0 && open <= int64_t(UINT32_MAX))
+            send_replace(o, o.held_price, uint32_t(open), o.held_ns);
     }
 
     void cancel(const Intent& in, int64_t ts) noexcept {
