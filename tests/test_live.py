@@ -608,6 +608,48 @@ def test_broken_and_corrected_fills_change_position_cash_and_fees_and_replay(ds,
     assert replay_journal(journal).digest == result.digest
 
 
+@st.composite
+def venue_answers(draw, tokens: list[str], matches: list[int]) -> list[ouch.Outbound]:
+    """Well-framed OUCH answers with any content: the session's own tokens and match numbers
+    among strangers, any price and share count, executions, busts, corrections, cancels and
+    rejects in any order."""
+    token = st.sampled_from([*tokens, "LS999999", "ZZ1", ""])
+    match = st.sampled_from(matches) | st.integers(0, (1 << 64) - 1)
+    u32 = st.integers(0, (1 << 32) - 1)
+    ts = st.integers(0, (1 << 48) - 1)
+    letter = st.sampled_from("AEUXZ")
+    return draw(st.lists(st.one_of(
+        st.builds(ouch.Executed, ts, token, u32, u32, st.sampled_from("AR"), match),
+        st.builds(ouch.BrokenTrade, ts, token, match, letter),
+        st.builds(ouch.PriceCorrection, ts, token, match, u32, letter),
+        st.builds(ouch.Canceled, ts, token, u32, letter),
+        st.builds(ouch.Rejected, ts, token, letter)), max_size=30))
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_venue_answers_of_any_content_never_crash_and_replay(ds, packets, tmp_path_factory, data):
+    """After a session traded and was filled, answers drawn from its own tokens and match
+    numbers and from strangers, with any prices and share counts: every one is journaled and
+    counted, the session keeps going, and the journal replays to the same digest."""
+    journal = tmp_path_factory.mktemp("answers") / "journal"
+    session, writer = session_for(EXAMPLES / "market_maker.toml", ds, journal)
+    venue = ScriptedVenue(day_start(ds), fill_every=2)
+    end = drive(session, venue, packets[:80], day_start(ds) + START)
+    tokens = sorted({m.token for m in venue.received if isinstance(m, ouch.EnterOrder)})
+    answers = data.draw(venue_answers(tokens, [f.match_number for f in venue.executed]))
+    before = session.counters["live"]["ouch_messages"]
+    for k, m in enumerate(answers):
+        session.on_ouch(ouch.encode(m), end + k)
+    assert session.counters["live"]["ouch_messages"] == before + len(answers)
+    deliver(session, venue, session.on_itch(packets[80][1], packets[80][0], end + len(answers)),
+            end + len(answers))
+    result = session.close()
+    writer.close()
+    assert result.complete
+    assert replay_journal(journal).digest == result.digest
+
+
 class ReplacesInFlight(Strategy):
     """One bid 10 ticks under the touch. Once accepted, moved down twice in one call; once moved
     twice, moved a third time at the next book update (`stage` 4: that replace in flight)."""
