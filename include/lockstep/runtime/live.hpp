@@ -105,10 +105,10 @@ struct LiveCounters {
     uint64_t ouch_undecodable = 0;   // not an OUCH 4.2 outbound message
     uint64_t ouch_unknown_order = 0; // an order message whose token no order of ours has
     uint64_t ouch_system_events = 0;
-    uint64_t ouch_broken_trades = 0;      // Broken Trade messages (each of a fill of ours:
-    uint64_t ouch_price_corrections = 0;  // TradeBroken / TradeCorrected; else unknown below)
-    uint64_t ouch_unknown_trades = 0;     // ... whose match number no fill of ours has (or
-                                          // names a fill already broken): changes nothing
+    uint64_t ouch_broken_trades = 0;      // Broken Trade messages: TradeBroken of the fill named
+    uint64_t ouch_price_corrections = 0;  // Price Correction messages: TradeCorrected of it
+    uint64_t ouch_unknown_trades = 0;     // either, naming a match number no fill of ours has
+                                          // (or a fill already broken): nothing changes
     uint64_t ouch_cancel_pending = 0;
     uint64_t ticks = 0;
     uint64_t gaps = 0;
