@@ -41,6 +41,7 @@ from lockstep.errors import DecodeError
 from lockstep.events import EventKind, Flag
 from lockstep.live.journal import (
     DECISION,
+    DECISION_FIELDS,
     EXECUTION,
     EXECUTION_FIELDS,
     JournalWriter,
@@ -842,6 +843,50 @@ def test_kill_cancels_every_open_order_and_control_is_journaled_and_replayed(ds,
     assert [r.payload for r in read_journal(tmp_path / "journal") if r.stream == "control"] == \
         [b"K\x01", b"K\x00", b"M\x02", b"M\x00"]
     assert replay_journal(tmp_path / "journal").digest == result.digest
+
+
+def test_the_kill_switch_withdraws_what_waits_in_the_queue_and_tells_the_strategy(
+        ds, packets, tmp_path):
+    # One message a second: the market maker's ask waits in the queue behind its bid.
+    journal = tmp_path / "journal"
+    session, writer = session_for(EXAMPLES / "market_maker.toml", ds, journal,
+                                  overrides=("queue.rate_per_second=1", "queue.burst=1"))
+    venue = ScriptedVenue(day_start(ds), fill_every=10**9)
+    start = day_start(ds) + START
+    stamp = start
+    for k, (sequence, blocks) in enumerate(packets[:60]):
+        stamp = start + k * PACKET_NS
+        deliver(session, venue, session.on_itch(blocks, sequence, stamp), stamp)
+        if session.engine.counters()["queue"]["pushed"] > session.engine.counters()["queue"][
+                "dispatched"]:
+            break
+    enters = [m for m in venue.received if isinstance(m, ouch.EnterOrder)]
+    assert [m.side for m in enters] == ["B"]
+    ask = session.strategy.ask_id
+    assert ask and session.ctx.order(ask) is None  # queued, not an Order
+    deliver(session, venue, session.on_kill(True, stamp), stamp)
+    # Two seconds later the bucket has tokens again: the bid's cancel leaves (it waited for one
+    # too), the withdrawn ask does not.
+    deliver(session, venue, session.on_tick(stamp + 2 * 10**9), stamp + 2 * 10**9)
+    after = venue.received[len(enters):]
+    assert [(type(m), m.token) for m in after] == [(ouch.CancelOrder, enters[0].token)]
+    assert session.strategy.ask_id == 0  # told: the side is free again
+    stamp += 2 * 10**9
+    deliver(session, venue, session.on_kill(False, stamp), stamp)
+    stamp += 10**9  # past the market maker's retry_after of the quotes the kill switch denied
+    for k, (sequence, blocks) in enumerate(packets[60:120]):
+        deliver(session, venue, session.on_itch(blocks, sequence, stamp + k * PACKET_NS),
+                stamp + k * PACKET_NS)
+    deliver(session, venue, session.on_tick(stamp + 2 * 10**9), stamp + 2 * 10**9)
+    assert "S" in [m.side for m in venue.received if isinstance(m, ouch.EnterOrder)][1:]
+    result = session.close()
+    writer.close()
+    withdrawn = [dict(zip(DECISION_FIELDS, DECISION.unpack(r.payload), strict=True))
+                 for r in read_journal(journal) if r.stream == "decision"]
+    # Allowed when asked, denied by the kill switch when withdrawn.
+    assert [d["reason"] for d in withdrawn if d["client_order_id"] == ask] == [
+        int(RiskReason.ALLOWED), int(RiskReason.KILL_SWITCH)]
+    assert replay_journal(journal).digest == result.digest
 
 
 # ------------------------------------------------------------------------------------------

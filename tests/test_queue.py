@@ -85,6 +85,17 @@ def test_rate_limit_time_backwards_does_not_refill(impl):
     assert len(q.dispatch(6 * NS)) == 1
 
 
+def test_withdraw_takes_what_waits_but_cancels(impl):
+    q = make(impl, rate_per_second=1, burst=1)
+    q.push(submit(1), 0)
+    assert ids(q.dispatch(0)) == [(LIMIT, 1)]  # the burst
+    for intent in (submit(2), replace(5), cancel(1), submit(3, instrument=1)):
+        q.push(intent, 0)
+    assert ids(q.withdraw()) == [(LIMIT, 2), (REPLACE, 5), (LIMIT, 3)]  # oldest first
+    assert q.pending() == 1 and ids(q.dispatch(NS)) == [(CANCEL, 1)]
+    assert q.withdraw() == [] and q.in_flight(0) == 2  # nothing withdrawn was ever in flight
+
+
 def test_rate_limit_counts_cancels(impl):
     q = make(impl, rate_per_second=1, burst=1)
     q.push(cancel(99), 0)
@@ -295,6 +306,7 @@ step_st = st.one_of(
     st.tuples(st.just("push"), intent_st),
     st.tuples(st.just("dispatch"), st.integers(0, 4)),
     st.tuples(st.just("response"), st.integers(0, 3)),
+    st.tuples(st.just("withdraw"), st.just(0)),
 )
 
 
@@ -310,6 +322,8 @@ def test_compiled_and_reference_agree(config, steps):
             assert a.push(arg, ts) == b.push(arg, ts)
         elif op == "dispatch":
             assert a.dispatch(ts, arg) == b.dispatch(ts, arg)
+        elif op == "withdraw":
+            assert a.withdraw() == b.withdraw()
         else:
             a.on_response(arg)
             b.on_response(arg)

@@ -164,6 +164,21 @@ public:
         return n;
     }
 
+    // Removes up to max_out pending submits and replaces, oldest first, into `out`; how many.
+    // Cancels stay. For the kill switch and a halt: what waits behind a rate limit or an
+    // in-flight cap must not leave after them.
+    size_t withdraw(Intent* out, size_t max_out) noexcept {
+        size_t n = 0;
+        uint32_t i = lanes_[kNormal].head;
+        while (i != kNil && n < max_out) {
+            const uint32_t next = nodes_[i].next;
+            out[n++] = nodes_[i].intent;
+            unlink(kNormal, i);
+            i = next;
+        }
+        return n;
+    }
+
     // A venue response (ack, reject, cancel ack...) for one message on `instrument`. A response
     // with nothing in flight is ignored: a duplicate must not open a slot that was never taken.
     void on_response(uint32_t instrument) noexcept {

@@ -285,6 +285,24 @@ public:
     }
     ResponseQueue& response_queue() noexcept { return responses_; }
 
+    // The kill switch went on or trading halted (Risk says so already): submits and replaces
+    // still waiting in the queue (behind a rate limit or an in-flight cap) must not leave after
+    // it. Each is withdrawn and denied `why`, as if asked now, and the strategy is told with an
+    // on_order: ORDER_CANCELED of a submit (status Canceled, though it never was an Order:
+    // nothing was dispatched), REPLACE_REJECTED of a replace (its order as State has it).
+    RunStatus withdraw_queued(RiskReason why) noexcept {
+        if (failed_ != RunStatus::Ok) return failed_;
+        Intent out[kDispatchBatch];
+        for (size_t n; (n = queue_.withdraw(out, kDispatchBatch)) != 0;) {
+            for (size_t k = 0; k < n; ++k) {
+                deny(out[k], why);
+                if (tell_withdrawn(out[k]) != RunStatus::Ok) return failed_;
+            }
+        }
+        dispatch_pending();
+        return failed_;
+    }
+
     // The feed lost messages it will not get back: every instrument's book is invalid (a GAP
     // event each, as a backtest's data would carry) until a BOOK_CLEAR restores it. A subscribed
     // strategy is told with one on_book call per book that was valid: touch() and depth() then
@@ -663,12 +681,7 @@ private:
             u.side = r.side;
             u.reason = r.reason;
             u.maker = (r.flags & flags::kMaker) != 0;
-            const uint32_t s = exec_.slot(r.order_id);
-            if (s != ExecutionState::kNoSlot) {
-                u.status = exec_.status(s);
-                u.filled_qty = exec_.filled_qty(s);
-                u.leaves_qty = is_terminal(u.status) ? 0 : exec_.qty(s) - u.filled_qty;
-            }
+            order_state(u);
             ++counters_.strategy_calls;
             if (call_guard(hooks_.on_order(hooks_.self, *this, u))) return failed_;
         }
@@ -745,6 +758,38 @@ private:
         if (record_decisions_) decisions_.push_back(DenialRecord{now_, in, r});
         if (queue_.pending() != 0) wake_recv_ = kNeverBefore;
         return true;
+    }
+
+    // The order's status, fills and open qty after the update, as Execution State has them
+    // (left 0 when it does not know the order).
+    void order_state(OrderUpdate& u) const noexcept {
+        const uint32_t s = exec_.slot(u.order_id);
+        if (s == ExecutionState::kNoSlot) return;
+        u.status = exec_.status(s);
+        u.filled_qty = exec_.filled_qty(s);
+        u.leaves_qty = is_terminal(u.status) ? 0 : exec_.qty(s) - u.filled_qty;
+    }
+
+    RunStatus tell_withdrawn(const Intent& in) noexcept {
+        if (hooks_.on_order == nullptr) return RunStatus::Ok;
+        const bool submit = in.kind == IntentKind::SubmitLimit || in.kind == IntentKind::SubmitMarket;
+        OrderUpdate u;
+        u.ts_event = now_;
+        u.ts_recv = now_;
+        u.order_id = submit ? in.client_order_id : in.target_order_id;
+        u.price = in.price;
+        u.qty = in.qty;
+        u.instrument = in.instrument;
+        u.side = in.side;
+        if (submit) {
+            u.kind = EventKind::OrderCanceled;
+            u.status = OrderStatus::Canceled;
+        } else {
+            u.kind = EventKind::ReplaceRejected;
+            order_state(u);
+        }
+        ++counters_.strategy_calls;
+        return call_guard(hooks_.on_order(hooks_.self, *this, u)) ? failed_ : RunStatus::Ok;
     }
 
     void deny(const Intent& in, RiskReason r, bool counted_by_risk = false) noexcept {

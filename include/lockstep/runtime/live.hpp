@@ -844,6 +844,8 @@ public:
         stamp_ = clamp(stamp);
         ++counters_.controls;
         engine_.risk().set_mode(mode);
+        if (mode == TradingMode::Halted && engine_.withdraw_queued(RiskReason::Halted) != RunStatus::Ok)
+            return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }
 
@@ -859,6 +861,7 @@ public:
             const ExecutionState& x = engine_.execution();
             for (uint32_t s = 0; s < x.order_count(); ++s)
                 if (!is_terminal(x.status(s))) engine_.cancel(x.client_order_id(s));
+            if (engine_.withdraw_queued(RiskReason::KillSwitch) != RunStatus::Ok) return halt();
         }
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }

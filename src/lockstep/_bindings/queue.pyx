@@ -63,6 +63,16 @@ cdef class IntentQueue:
                  <int>self.out[k].tif, self.out[k].price, self.out[k].qty,
                  self.out[k].client_order_id, self.out[k].target_order_id) for k in range(n)]
 
+    def withdraw(self):
+        cdef size_t n, k
+        cdef size_t max_out = self.core.pending()
+        if self.out.size() < max_out:
+            self.out.resize(max_out)
+        n = self.core.withdraw(self.out.data(), max_out)
+        return [(self.out[k].instrument, <int>self.out[k].kind, <int>self.out[k].side,
+                 <int>self.out[k].tif, self.out[k].price, self.out[k].qty,
+                 self.out[k].client_order_id, self.out[k].target_order_id) for k in range(n)]
+
     def on_response(self, uint32_t instrument):
         self.core.on_response(instrument)
 

@@ -127,6 +127,11 @@ class IntentQueue:
         return [Intent(*t) for t in self._core.dispatch(i64("ts", ts),
                                                         non_negative_int("max_out", max_out))]
 
+    def withdraw(self) -> list[Intent]:
+        """Removes every pending submit and replace, oldest first (cancels stay): what must not
+        leave once the kill switch is on or trading halted."""
+        return [Intent(*t) for t in self._core.withdraw()]
+
     def on_response(self, instrument: int) -> None:
         """A venue response for one message on `instrument` frees one in-flight slot (ignored
         when nothing is in flight there)."""

@@ -107,6 +107,10 @@ class IntentQueue:
             lane[:] = kept
         return out
 
+    def withdraw(self) -> list[Intent]:
+        out, self._normal = self._normal, []
+        return out
+
     def on_response(self, instrument: int) -> None:
         u32("instrument", instrument)
         if instrument < len(self._in_flight) and self._in_flight[instrument] > 0:

@@ -39,6 +39,7 @@ cdef extern from "lockstep/core/queue.hpp" namespace "lockstep" nogil:
         # hot
         CQueueResult push(const CIntent& i, int64_t ts) noexcept
         size_t dispatch(int64_t ts, CIntent* out, size_t max_out) noexcept
+        size_t withdraw(CIntent* out, size_t max_out) noexcept
         void on_response(uint32_t instrument) noexcept
         # reports
         size_t pending() noexcept
