@@ -214,10 +214,8 @@ public:
     // the order may have ended and been compacted away long before.
     ExecResult on_trade_broken(uint32_t instrument, Side side, int64_t price, int64_t qty,
                                int64_t fee) noexcept {
-        if (instrument >= kMaxInstruments || (side != Side::Bid && side != Side::Ask))
-            return ExecResult::BadIntent;
-        if (qty <= 0) return ExecResult::BadQty;
-        if (instrument >= inst_.size()) inst_.resize(size_t{instrument} + 1);
+        const ExecResult r = check_correction(instrument, side, qty);
+        if (r != ExecResult::Ok) return r;
         Inst& p = inst_[instrument];
         p.fees -= fee;
         apply_fill(p, side != Side::Bid, price, qty);
@@ -229,10 +227,8 @@ public:
     // cash moved by qty x the difference); `fee_change` is what the fee moved by with the price.
     ExecResult on_trade_corrected(uint32_t instrument, Side side, int64_t old_price,
                                   int64_t new_price, int64_t qty, int64_t fee_change) noexcept {
-        if (instrument >= kMaxInstruments || (side != Side::Bid && side != Side::Ask))
-            return ExecResult::BadIntent;
-        if (qty <= 0) return ExecResult::BadQty;
-        if (instrument >= inst_.size()) inst_.resize(size_t{instrument} + 1);
+        const ExecResult r = check_correction(instrument, side, qty);
+        if (r != ExecResult::Ok) return r;
         Inst& p = inst_[instrument];
         const bool buy = side == Side::Bid;
         p.fees += fee_change;
@@ -393,6 +389,15 @@ private:
     }
 
     // A live order ends without filling the rest: its remaining lots leave the open aggregates.
+    // What a broken or corrected fill is checked for; Ok: its instrument's position exists.
+    ExecResult check_correction(uint32_t instrument, Side side, int64_t qty) noexcept {
+        if (instrument >= kMaxInstruments || (side != Side::Bid && side != Side::Ask))
+            return ExecResult::BadIntent;
+        if (qty <= 0) return ExecResult::BadQty;
+        if (instrument >= inst_.size()) inst_.resize(size_t{instrument} + 1);
+        return ExecResult::Ok;
+    }
+
     void finish(uint32_t s, OrderStatus to, int64_t ts) noexcept {
         Inst& p = inst_[instrument_[s]];
         (side_[s] == Side::Bid ? p.open_buy : p.open_sell) -= qty_[s] - filled_[s];

@@ -19,6 +19,11 @@ enum class IntentKind : uint8_t {
     Replace = 4,  // `target_order_id` now rests at `price`/`qty` (same instrument and side)
 };
 
+// A new order (its client_order_id becomes an Order once dispatched).
+inline constexpr bool is_submit(IntentKind k) noexcept {
+    return k == IntentKind::SubmitLimit || k == IntentKind::SubmitMarket;
+}
+
 enum class TimeInForce : uint8_t {
     GTC = 0,
     IOC = 1,

@@ -226,10 +226,6 @@ private:
         uint32_t tail = kNil;
     };
 
-    static bool is_submit(IntentKind k) noexcept {
-        return k == IntentKind::SubmitLimit || k == IntentKind::SubmitMarket;
-    }
-
     uint32_t find_submit(uint32_t instrument, uint64_t id) const noexcept {
         for (uint32_t i = lanes_[kNormal].head; i != kNil; i = nodes_[i].next) {
             const Intent& x = nodes_[i].intent;

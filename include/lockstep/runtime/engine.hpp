@@ -772,7 +772,7 @@ private:
 
     RunStatus tell_withdrawn(const Intent& in) noexcept {
         if (hooks_.on_order == nullptr) return RunStatus::Ok;
-        const bool submit = in.kind == IntentKind::SubmitLimit || in.kind == IntentKind::SubmitMarket;
+        const bool submit = is_submit(in.kind);
         OrderUpdate u;
         u.ts_event = now_;
         u.ts_recv = now_;

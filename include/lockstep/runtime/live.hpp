@@ -655,16 +655,14 @@ private:
         return uint32_t(pool_.size() - 1);
     }
     // Our fills by the venue's match number, kept for the session (a Broken Trade or a Price
-    // Correction may come long after the order ended): 40 bytes a fill. A match number seen
+    // Correction may come long after the order ended): 32 bytes a fill. A match number seen
     // again keeps its first fill.
     void remember_fill(uint64_t match, const VenueResponse& r) noexcept {
-        if (fills_.size() == fills_.capacity()) fills_.reserve(fills_.capacity() * 2 + 256);
         bool inserted = false;
         uint32_t* k = by_match_.find_or_insert(match, &inserted);
         if (!inserted) return;
         *k = uint32_t(fills_.size());
-        fills_.push_back({r.order_id, r.price, r.qty, r.fee, r.instrument, r.side, r.flags != 0,
-                          false});
+        fills_.push_back({r.order_id, r.price, r.qty, r.instrument, r.side, r.flags != 0, false});
     }
 
     // A Broken Trade (the fill never happened) or a Price Correction (it happened at
@@ -687,19 +685,18 @@ private:
         r.side = f.side;
         r.qty = f.qty;
         r.reason = reason;
+        const int64_t fee = fees_.fee64(f.price, f.qty, f.maker);  // as the fill was charged
         if (broken) {
             r.kind = EventKind::TradeBroken;
             r.price = f.price;
-            r.fee = f.fee;  // given back
+            r.fee = fee;  // given back
             f.broken = true;
         } else {
             r.kind = EventKind::TradeCorrected;
             r.prior_price = f.price;
             r.price = ticks(instruments_[f.instrument], new_price, c);
-            const int64_t fee = fees_.fee64(r.price, f.qty, f.maker);
-            r.fee = fee - f.fee;
+            r.fee = fees_.fee64(r.price, f.qty, f.maker) - fee;
             f.price = r.price;
-            f.fee = fee;
         }
         engine_->push_response(r);
     }
@@ -725,7 +722,7 @@ private:
     FlatHashMap<uint64_t> by_order_;  // client order id -> pool slot
     struct Fill {
         uint64_t order_id;
-        int64_t price, qty, fee;
+        int64_t price, qty;  // its fee follows from them and the session's fee schedule
         uint32_t instrument;
         Side side;
         bool maker, broken;

@@ -250,7 +250,7 @@ private:
     void handle(const Intent& in, int64_t ts) noexcept {
         const uint32_t inst = in.instrument;
         if (inst >= watching_.size()) {
-            if (in.kind == IntentKind::SubmitLimit || in.kind == IntentKind::SubmitMarket) {
+            if (is_submit(in.kind)) {
                 respond(inst, EventKind::OrderRejected, in.side, in.client_order_id, in.price,
                         in.qty, ts, 0, 0, static_cast<uint8_t>(MatchReject::BadSide));
             }

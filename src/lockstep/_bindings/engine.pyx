@@ -33,7 +33,7 @@ from lockstep.includes.runtime.engine cimport (
 )
 from lockstep.includes.core.events cimport CEventColumns, CSide
 from lockstep.includes.core.execution cimport (
-    CExecutionState, COrderStatus, CPositionView, CWide, is_terminal, kNoSlot, to_double,
+    CExecutionState, COrderStatus, CPositionView, is_terminal, kNoSlot, to_double,
 )
 from lockstep.includes.core.intents cimport CIntent, CTimeInForce
 from lockstep.includes.core.order_rules cimport COrderRules

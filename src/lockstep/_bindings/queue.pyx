@@ -50,7 +50,7 @@ cdef class IntentQueue:
         return <int>r
 
     def dispatch(self, int64_t ts, size_t max_out):
-        cdef size_t n, k
+        cdef size_t n
         # Never more than pending() can go out, so a huge max_out costs no huge buffer; the
         # result is the same because the scan ends with the queue either way.
         if max_out > self.core.pending():
@@ -59,16 +59,17 @@ cdef class IntentQueue:
             self.out.resize(max_out)
         with nogil:
             n = self.core.dispatch(ts, self.out.data(), max_out)
-        return [(self.out[k].instrument, <int>self.out[k].kind, <int>self.out[k].side,
-                 <int>self.out[k].tif, self.out[k].price, self.out[k].qty,
-                 self.out[k].client_order_id, self.out[k].target_order_id) for k in range(n)]
+        return self._rows(n)
 
     def withdraw(self):
-        cdef size_t n, k
         cdef size_t max_out = self.core.pending()
         if self.out.size() < max_out:
             self.out.resize(max_out)
-        n = self.core.withdraw(self.out.data(), max_out)
+        return self._rows(self.core.withdraw(self.out.data(), max_out))
+
+    cdef list _rows(self, size_t n):
+        """The first n intents of `out`, as tuples of Intent's fields."""
+        cdef size_t k
         return [(self.out[k].instrument, <int>self.out[k].kind, <int>self.out[k].side,
                  <int>self.out[k].tif, self.out[k].price, self.out[k].qty,
                  self.out[k].client_order_id, self.out[k].target_order_id) for k in range(n)]
