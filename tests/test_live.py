@@ -889,6 +889,73 @@ def test_the_kill_switch_withdraws_what_waits_in_the_queue_and_tells_the_strateg
     assert replay_journal(journal).digest == result.digest
 
 
+class LongThenQueuesBothWays(Strategy):
+    """Buys 2 lots at the touch; once long, asks in one call to sell 1, buy 1, sell 1 and sell 1
+    at the touch, and keeps every update the venue or the core sends about them."""
+
+    def setup(self, ctx: Context) -> None:
+        self.buy = 0
+        self.queued: dict[int, str] = {}
+        self.told: list[tuple[str, int]] = []
+        ctx.subscribe(ctx.traded[0], book=True)
+
+    def on_book(self, ctx: Context, instrument: int) -> None:
+        bid, bid_qty, ask, ask_qty = ctx.touch(instrument)
+        if not (bid_qty and ask_qty):
+            return
+        if not self.buy:
+            self.buy = ctx.submit_limit(instrument, 1, bid, 2)
+        elif ctx.position(instrument) == 2 and not self.queued:
+            for name, side, price in (("sell 1", 2, ask), ("buy", 1, bid), ("sell 2", 2, ask),
+                                      ("sell 3", 2, ask)):
+                self.queued[ctx.submit_limit(instrument, side, price, 1)] = name
+
+    def on_order(self, ctx: Context, update) -> None:
+        if update.order_id in self.queued:
+            self.told.append((self.queued[update.order_id], int(update.kind)))
+
+
+def test_reduce_only_withdraws_what_waits_in_the_queue_and_could_grow_the_position(
+        ds, packets, tmp_path):
+    # One message a second: the buy takes the burst, the four that follow it wait in the queue.
+    journal = tmp_path / "journal"
+    session, writer = session_for(_config(tmp_path, "LongThenQueuesBothWays"), ds, journal,
+                                  overrides=("queue.rate_per_second=1", "queue.burst=1"))
+    venue = ScriptedVenue(day_start(ds), fill_every=1)
+    start = day_start(ds) + START
+    stamp = start
+    for k, (sequence, blocks) in enumerate(packets[:200]):
+        stamp = start + k * PACKET_NS
+        for fill in venue.fills(stamp):
+            deliver(session, venue, session.on_ouch(fill, stamp), stamp)
+        deliver(session, venue, session.on_itch(blocks, sequence, stamp), stamp)
+        if session.strategy.queued:
+            break
+    strategy = session.strategy
+    assert session.ctx.position(0) == 2 and len(strategy.queued) == 4
+    assert session.engine.counters()["queue"]["dispatched"] == 1  # the buy alone
+    deliver(session, venue, session.on_mode(TradingMode.REDUCE_ONLY, stamp), stamp)
+    # Long 2: the buy could grow it, and so could the third sell after the two before it (kept
+    # in the queue, they count as open). Both told they will never be orders.
+    assert strategy.told == [("buy", EventKind.ORDER_CANCELED), ("sell 3", EventKind.ORDER_CANCELED)]
+    for second in (2, 3, 4, 5):  # a token a second: what was kept leaves, in its order
+        at = stamp + second * 10**9
+        deliver(session, venue, session.on_tick(at), at)
+    enters = [m for m in venue.received if isinstance(m, ouch.EnterOrder)]
+    assert [(m.side, m.shares) for m in enters] == [("B", 2), ("S", 1), ("S", 1)]
+    result = session.close()
+    writer.close()
+    decisions = [dict(zip(DECISION_FIELDS, DECISION.unpack(r.payload), strict=True))
+                 for r in read_journal(journal) if r.stream == "decision"]
+    by_order = {}
+    for d in decisions:
+        by_order.setdefault(strategy.queued.get(d["client_order_id"]), []).append(d["reason"])
+    allowed, reduce_only = int(RiskReason.ALLOWED), int(RiskReason.REDUCE_ONLY)
+    assert by_order["buy"] == by_order["sell 3"] == [allowed, reduce_only]
+    assert by_order["sell 1"] == by_order["sell 2"] == [allowed]
+    assert replay_journal(journal).digest == result.digest
+
+
 # ------------------------------------------------------------------------------------------
 # the example market makers and their cancels in flight
 

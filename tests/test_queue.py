@@ -96,6 +96,42 @@ def test_withdraw_takes_what_waits_but_cancels(impl):
     assert q.withdraw() == [] and q.in_flight(0) == 2  # nothing withdrawn was ever in flight
 
 
+def test_withdraw_with_take_takes_what_it_says_and_keeps_the_rest_in_place(impl):
+    q = make(impl, rate_per_second=1, burst=1)
+    q.push(submit(1), 0)
+    q.dispatch(0)
+    for intent in (submit(2), replace(5), cancel(1), submit(3, instrument=1), submit(4)):
+        q.push(intent, 0)
+    asked = []
+
+    def take(intent):
+        asked.append(intent.client_order_id or intent.target_order_id)
+        return intent.instrument == 0 and intent.kind == LIMIT
+
+    assert ids(q.withdraw(take)) == [(LIMIT, 2), (LIMIT, 4)]
+    assert asked == [2, 5, 3, 4]  # each pending submit and replace, oldest first; no cancel
+    # the rest leave as before, one a second: the cancel first, then in arrival order
+    assert [ids(q.dispatch(k * NS)) for k in (1, 2, 3)] == [
+        [(CANCEL, 1)], [(REPLACE, 5)], [(LIMIT, 3)]]
+
+
+def test_withdraw_with_take_that_raises_leaves_the_queue_as_it_was(impl):
+    q = make(impl, rate_per_second=1, burst=1)
+    q.push(submit(1), 0)
+    q.dispatch(0)
+    for k in (2, 3, 4):
+        q.push(submit(k), 0)
+
+    def take(intent):
+        if intent.client_order_id == 4:
+            raise RuntimeError("no")
+        return True
+
+    with pytest.raises(RuntimeError, match="no"):
+        q.withdraw(take)
+    assert q.pending() == 3 and ids(q.withdraw()) == [(LIMIT, 2), (LIMIT, 3), (LIMIT, 4)]
+
+
 def test_rate_limit_counts_cancels(impl):
     q = make(impl, rate_per_second=1, burst=1)
     q.push(cancel(99), 0)
@@ -307,6 +343,7 @@ step_st = st.one_of(
     st.tuples(st.just("dispatch"), st.integers(0, 4)),
     st.tuples(st.just("response"), st.integers(0, 3)),
     st.tuples(st.just("withdraw"), st.just(0)),
+    st.tuples(st.just("withdraw_instrument"), st.integers(0, 3)),
 )
 
 
@@ -324,6 +361,10 @@ def test_compiled_and_reference_agree(config, steps):
             assert a.dispatch(ts, arg) == b.dispatch(ts, arg)
         elif op == "withdraw":
             assert a.withdraw() == b.withdraw()
+        elif op == "withdraw_instrument":
+            def on_instrument(x, instrument=arg):
+                return x.instrument == instrument
+            assert a.withdraw(on_instrument) == b.withdraw(on_instrument)
         else:
             a.on_response(arg)
             b.on_response(arg)

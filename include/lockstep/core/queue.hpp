@@ -164,16 +164,28 @@ public:
         return n;
     }
 
+    // Which pending submits and replaces withdraw_if() takes (true: take it). It must not throw;
+    // the type says nothing of it so that a binding's plain C function can be one.
+    using Take = bool (*)(void* context, const Intent& intent);
+
     // Removes up to max_out pending submits and replaces, oldest first, into `out`; how many.
     // Cancels stay. For the kill switch and a halt: what waits behind a rate limit or an
     // in-flight cap must not leave after them.
     size_t withdraw(Intent* out, size_t max_out) noexcept {
+        return withdraw_if([](void*, const Intent&) noexcept { return true; }, nullptr, out, max_out);
+    }
+
+    // withdraw(), of those `take` says (in arrival order; the rest keep their place). For
+    // reduce-only: what could grow a position goes, what reduces one stays.
+    size_t withdraw_if(Take take, void* context, Intent* out, size_t max_out) noexcept {
         size_t n = 0;
         uint32_t i = lanes_[kNormal].head;
         while (i != kNil && n < max_out) {
             const uint32_t next = nodes_[i].next;
-            out[n++] = nodes_[i].intent;
-            unlink(kNormal, i);
+            if (take(context, nodes_[i].intent)) {
+                out[n++] = nodes_[i].intent;
+                unlink(kNormal, i);
+            }
             i = next;
         }
         return n;

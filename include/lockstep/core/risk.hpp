@@ -183,6 +183,20 @@ public:
         return instrument < slots_.size() && slots_[instrument].known;
     }
 
+    // Reduce-only's rule: a submit or replace may grow |position| unless it is on the side
+    // opposite the position and, with the open orders on that side (counted as if they all fill:
+    // Risk cannot know which will) and `also_open` more, goes no further than flat. A flip
+    // through zero would open a new position.
+    static bool could_grow_position(const Intent& in, const RiskView& v,
+                                    __int128 also_open = 0) noexcept {
+        const bool buy = in.side == Side::Bid;
+        const __int128 pos = v.position;
+        const __int128 delta =
+            (buy ? v.open_buy_qty : v.open_sell_qty) + __int128{in.qty} + also_open;
+        const bool opposite = buy ? pos < 0 : pos > 0;
+        return !opposite || delta > abs128(pos);
+    }
+
     // The verdict without side effects: no token taken, nothing counted. The Python layer uses it
     // to run custom rules before committing, so a custom denial does not spend a token.
     RiskReason evaluate(const Intent& in, const RiskView& v, int64_t ts_recv) const noexcept {
@@ -217,18 +231,12 @@ public:
             }
         }
         const bool buy = in.side == Side::Bid;
-        // Open orders on the order's side count as if they all fill: Risk cannot know which will.
-        const __int128 same_side_open = buy ? v.open_buy_qty : v.open_sell_qty;
         const __int128 pos = v.position;
-        const __int128 delta = same_side_open + in.qty;
+        const __int128 delta = (buy ? v.open_buy_qty : v.open_sell_qty) + __int128{in.qty};
         const __int128 projected = buy ? pos + delta : pos - delta;
 
-        if (config_.mode == TradingMode::ReduceOnly) {
-            // Reducing means: opposite side to the position and, with the open orders on that
-            // side, no further than flat. A flip through zero would open a new position.
-            const bool opposite = buy ? pos < 0 : pos > 0;
-            if (!opposite || delta > abs128(pos)) return RiskReason::ReduceOnly;
-        }
+        if (config_.mode == TradingMode::ReduceOnly && could_grow_position(in, v))
+            return RiskReason::ReduceOnly;
         if (l.max_order_qty > 0 && in.qty > l.max_order_qty) return RiskReason::MaxOrderQty;
 
         const bool needs_mid =

@@ -303,6 +303,28 @@ public:
         return failed_;
     }
 
+    // Trading went reduce-only: submits and replaces waiting in the queue that could grow a
+    // position (Risk's reduce-only rule, judged now) are withdrawn and denied ReduceOnly as
+    // withdraw_queued does; those that reduce one keep their place. Judged in arrival order, each
+    // one kept counts as open for those after it: two queued sells of a long position's size
+    // would take it short.
+    RunStatus withdraw_growing() noexcept {
+        if (failed_ != RunStatus::Ok) return failed_;
+        Intent out[kDispatchBatch];
+        for (;;) {
+            // Each withdraw_if walks the queue from its start: what it keeps is counted afresh.
+            kept_count_ = 0;
+            const size_t n = queue_.withdraw_if(&Engine::could_grow, this, out, kDispatchBatch);
+            if (n == 0) break;
+            for (size_t k = 0; k < n; ++k) {
+                deny(out[k], RiskReason::ReduceOnly);
+                if (tell_withdrawn(out[k]) != RunStatus::Ok) return failed_;
+            }
+        }
+        dispatch_pending();
+        return failed_;
+    }
+
     // The feed lost messages it will not get back: every instrument's book is invalid (a GAP
     // event each, as a backtest's data would carry) until a BOOK_CLEAR restores it. A subscribed
     // strategy is told with one on_book call per book that was valid: touch() and depth() then
@@ -770,6 +792,27 @@ private:
         u.leaves_qty = is_terminal(u.status) ? 0 : exec_.qty(s) - u.filled_qty;
     }
 
+    // withdraw_growing's judge: Risk's reduce-only rule with the open orders and the queued ones
+    // kept before this one. Kept quantities are summed per instrument and side in a fixed table;
+    // an intent that would need a row more than it has is withdrawn (the safe way to be wrong).
+    static bool could_grow(void* self, const Intent& in) noexcept {
+        Engine& e = *static_cast<Engine*>(self);
+        RiskView view;
+        e.exec_.fill_risk_view(in.instrument, false, 0, &view);
+        size_t row = 0;
+        while (row < e.kept_count_ &&
+               (e.kept_[row].instrument != in.instrument || e.kept_[row].side != in.side))
+            ++row;
+        const __int128 kept = row < e.kept_count_ ? e.kept_[row].qty : 0;
+        if (RiskEngine::could_grow_position(in, view, kept)) return true;
+        if (row == e.kept_count_) {
+            if (row == kKeptRows) return true;
+            e.kept_[e.kept_count_++] = Kept{in.instrument, in.side, 0};
+        }
+        e.kept_[row].qty += in.qty;
+        return false;
+    }
+
     RunStatus tell_withdrawn(const Intent& in) noexcept {
         if (hooks_.on_order == nullptr) return RunStatus::Ok;
         const bool submit = is_submit(in.kind);
@@ -944,6 +987,14 @@ private:
     ExecutionState exec_;
     RiskEngine risk_;
     IntentQueue queue_;
+    struct Kept {
+        uint32_t instrument;
+        Side side;
+        __int128 qty;
+    };
+    static constexpr size_t kKeptRows = 64;
+    Kept kept_[kKeptRows] = {};  // withdraw_growing: what it kept, by instrument and side
+    size_t kept_count_ = 0;
     ResponseQueue responses_;
     SimulatedVenue sim_;
     VenueAdapter* venue_ = nullptr;

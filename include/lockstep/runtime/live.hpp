@@ -841,8 +841,10 @@ public:
         stamp_ = clamp(stamp);
         ++counters_.controls;
         engine_.risk().set_mode(mode);
-        if (mode == TradingMode::Halted && engine_.withdraw_queued(RiskReason::Halted) != RunStatus::Ok)
-            return halt();
+        const RunStatus withdrawn = mode == TradingMode::Halted ? engine_.withdraw_queued(RiskReason::Halted)
+                                    : mode == TradingMode::ReduceOnly ? engine_.withdraw_growing()
+                                                                      : RunStatus::Ok;
+        if (withdrawn != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }
 

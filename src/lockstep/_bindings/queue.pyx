@@ -6,6 +6,7 @@ order; lockstep.core.queue wraps this class with enums and typed configs, and is
 """
 from cpython.number cimport PyNumber_Index
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libcpp cimport bool as cbool
 from libcpp.vector cimport vector
 
 from lockstep._bindings.configs cimport fill_queue_config
@@ -27,6 +28,28 @@ ENUMERATORS = {
         "Full": <int>CQueueResult.Full, "BadInstrument": <int>CQueueResult.BadInstrument,
     },
 }
+
+
+cdef cbool _ask(void* context, const CIntent& x) noexcept with gil:
+    """IntentQueue::Take that takes nothing and notes what a Python callable says of each intent:
+    context is [callable, answers, the exception it raised]."""
+    cdef list box = <list>context
+    if box[2] is not None:
+        return False
+    try:
+        box[1].append(bool(box[0]((x.instrument, <int>x.kind, <int>x.side, <int>x.tif, x.price,
+                                   x.qty, x.client_order_id, x.target_order_id))))
+    except BaseException as e:
+        box[2] = e
+    return False
+
+
+cdef cbool _answer(void* context, const CIntent& x) noexcept with gil:
+    """IntentQueue::Take that gives the noted answers back in order (context: [answers, next])."""
+    cdef list box = <list>context
+    cdef Py_ssize_t k = box[1]
+    box[1] = k + 1
+    return box[0][k]
 
 
 cdef class IntentQueue:
@@ -61,11 +84,22 @@ cdef class IntentQueue:
             n = self.core.dispatch(ts, self.out.data(), max_out)
         return self._rows(n)
 
-    def withdraw(self):
+    def withdraw(self, take=None):
+        """take: None (every pending submit and replace), or a callable given each of them as a
+        tuple of Intent's fields, saying whether to withdraw it. All are asked before any is
+        withdrawn, so an exception it raises leaves the queue as it was."""
         cdef size_t max_out = self.core.pending()
+        cdef list asked, answers
         if self.out.size() < max_out:
             self.out.resize(max_out)
-        return self._rows(self.core.withdraw(self.out.data(), max_out))
+        if take is None:
+            return self._rows(self.core.withdraw(self.out.data(), max_out))
+        asked = [take, [], None]
+        self.core.withdraw_if(_ask, <void*>asked, self.out.data(), max_out)
+        if asked[2] is not None:
+            raise asked[2]
+        answers = [asked[1], 0]
+        return self._rows(self.core.withdraw_if(_answer, <void*>answers, self.out.data(), max_out))
 
     cdef list _rows(self, size_t n):
         """The first n intents of `out`, as tuples of Intent's fields."""

@@ -27,7 +27,7 @@ argument; nothing reads a wall clock.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from lockstep._bindings import queue as _queue
@@ -127,10 +127,14 @@ class IntentQueue:
         return [Intent(*t) for t in self._core.dispatch(i64("ts", ts),
                                                         non_negative_int("max_out", max_out))]
 
-    def withdraw(self) -> list[Intent]:
+    def withdraw(self, take: Callable[[Intent], bool] | None = None) -> list[Intent]:
         """Removes every pending submit and replace, oldest first (cancels stay): what must not
-        leave once the kill switch is on or trading halted."""
-        return [Intent(*t) for t in self._core.withdraw()]
+        leave once the kill switch is on or trading halted. With `take`, only those it says yes
+        to (reduce-only: what could grow a position); it is asked of each before any is
+        removed, so an exception it raises leaves the queue as it was."""
+        if take is None:
+            return [Intent(*t) for t in self._core.withdraw()]
+        return [Intent(*t) for t in self._core.withdraw(lambda row: take(Intent(*row)))]
 
     def on_response(self, instrument: int) -> None:
         """A venue response for one message on `instrument` frees one in-flight slot (ignored

@@ -5,6 +5,8 @@ No intrusive lists or free lists: removal is list.remove-by-index, which is all 
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from lockstep.checks import i64, non_negative_int, u32
 from lockstep.core.queue import COUNTER_NAMES, QueueConfig
 from lockstep.core.risk import Intent
@@ -107,8 +109,13 @@ class IntentQueue:
             lane[:] = kept
         return out
 
-    def withdraw(self) -> list[Intent]:
-        out, self._normal = self._normal, []
+    def withdraw(self, take: Callable[[Intent], bool] | None = None) -> list[Intent]:
+        if take is None:
+            out, self._normal = self._normal, []
+            return out
+        answers = [bool(take(x)) for x in self._normal]
+        out = [x for x, a in zip(self._normal, answers, strict=True) if a]
+        self._normal = [x for x, a in zip(self._normal, answers, strict=True) if not a]
         return out
 
     def on_response(self, instrument: int) -> None:

@@ -1,5 +1,6 @@
 # Mirrors include/lockstep/core/queue.hpp.
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libcpp cimport bool as cbool
 
 from lockstep.includes.core.intents cimport CIntent
 from lockstep.includes.base.status cimport CStatus
@@ -31,6 +32,8 @@ cdef extern from "lockstep/core/queue.hpp" namespace "lockstep" nogil:
     const uint32_t kQueueMaxCapacity "lockstep::IntentQueue::kMaxCapacity"
     const uint32_t kQueueMaxInstruments "lockstep::IntentQueue::kMaxInstruments"
 
+    ctypedef cbool (*CTake "lockstep::IntentQueue::Take")(void* context, const CIntent& intent) noexcept
+
     cdef cppclass CIntentQueue "lockstep::IntentQueue":
         CIntentQueue() except +
         # configuration
@@ -40,6 +43,7 @@ cdef extern from "lockstep/core/queue.hpp" namespace "lockstep" nogil:
         CQueueResult push(const CIntent& i, int64_t ts) noexcept
         size_t dispatch(int64_t ts, CIntent* out, size_t max_out) noexcept
         size_t withdraw(CIntent* out, size_t max_out) noexcept
+        size_t withdraw_if(CTake take, void* context, CIntent* out, size_t max_out) noexcept
         void on_response(uint32_t instrument) noexcept
         # reports
         size_t pending() noexcept
