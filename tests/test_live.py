@@ -1322,3 +1322,138 @@ def test_orders_of_a_stock_not_of_the_session_are_decoded_and_dropped_untracked(
     dropped = sum(2 if op[0] == "U" else 2 if op[0] == "C" and op[3] == "Y" else 1
                   for op in theirs)
     assert session.counters["live"]["itch_unmapped"] == dropped
+
+
+# ------------------------------------------------------------------------------------------
+# book snapshots after a gap
+
+
+class ItchBooks:
+    """What a venue's books hold after the ITCH messages given (order by order, in time priority;
+    a replace goes to the back), written here from the ITCH 5.0 layouts, not by lockstep's
+    decoder: the oracle a snapshot is built from."""
+
+    def __init__(self) -> None:
+        self.directory: dict[int, bytes] = {}  # locate -> its Stock Directory message
+        self.orders: dict[int, list] = {}  # reference -> [locate, side, shares, stock, price]
+
+    def feed(self, blocks: bytes) -> None:
+        pos = 0
+        while pos < len(blocks):
+            n = int.from_bytes(blocks[pos:pos + 2], "big")
+            self.message(blocks[pos + 2:pos + 2 + n])
+            pos += 2 + n
+
+    def message(self, m: bytes) -> None:
+        kind, locate = m[:1], int.from_bytes(m[1:3], "big")
+        if kind == b"R":
+            self.directory[locate] = m
+        elif kind in (b"A", b"F"):
+            ref, side, shares, stock, price = struct.unpack_from(">QcI8sI", m, 11)
+            self.orders[ref] = [locate, side, shares, stock, price]
+        elif kind in (b"E", b"C", b"X"):
+            ref, shares = struct.unpack_from(">QI", m, 11)
+            self.orders[ref][2] -= shares
+            if self.orders[ref][2] == 0:
+                del self.orders[ref]
+        elif kind == b"D":
+            del self.orders[struct.unpack_from(">Q", m, 11)[0]]
+        elif kind == b"U":
+            old, new, shares, price = struct.unpack_from(">QQII", m, 11)
+            locate_, side, _, stock, _ = self.orders.pop(old)
+            self.orders[new] = [locate_, side, shares, stock, price]
+
+    def snapshot(self) -> bytes:
+        """Blocks: every stock's directory, then each stock's orders, oldest first."""
+        out = [self.directory[k] for k in sorted(self.directory)]
+        for locate in sorted(self.directory):
+            for ref, (at, side, shares, stock, price) in self.orders.items():
+                if at == locate:
+                    out.append(b"A" + struct.pack(">HH6sQcI8sI", locate, 0, bytes(6), ref, side,
+                                                  shares, stock, price))
+        return b"".join(len(m).to_bytes(2, "big") + m for m in out)
+
+
+class CountsBookCalls(Strategy):
+    """Keeps how many on_book calls each book made and whether the book was valid then."""
+
+    def setup(self, ctx: Context) -> None:
+        self.calls: list[tuple[int, bool]] = []
+        for i in ctx.traded:
+            ctx.subscribe(i, book=True)
+
+    def on_book(self, ctx: Context, instrument: int) -> None:
+        self.calls.append((instrument, ctx.book_valid(instrument)))
+
+
+def _books(session) -> list:
+    return [(session.ctx.book_valid(i), [list(side) for side in session.ctx.book(i, 50)])
+            for i in range(len(session.instruments))]
+
+
+@pytest.mark.parametrize("taken_at", [130, 120], ids=["after-what-was-applied", "before-it"])
+def test_a_snapshot_after_an_unfilled_gap_rebuilds_every_book_as_the_feed_has_it(
+        ds, packets, tmp_path, taken_at):
+    journal = tmp_path / "journal"
+    config = _config(tmp_path, "CountsBookCalls")
+    session, writer = session_for(config, ds, journal)
+    start = day_start(ds) + START
+    stamp = start
+    for k, (sequence, blocks) in enumerate(packets[:100]):
+        stamp = start + k * PACKET_NS
+        assert session.on_itch(blocks, sequence, stamp) == []
+    # 100..109 lost for good; what follows is applied to invalid books until the snapshot.
+    session.on_feed_gap(packets[100][0], stamp + 1)
+    assert not any(valid for valid, _ in _books(session))
+    for k, (sequence, blocks) in enumerate(packets[110:125]):
+        session.on_itch(blocks, sequence, stamp + 2 + k)
+    venue = ItchBooks()
+    for _, blocks in packets[:taken_at]:
+        venue.feed(blocks)
+    calls = len(session.strategy.calls)
+    session.on_snapshot(venue.snapshot(), packets[taken_at][0], stamp + 100)
+    # Told once per book, with the whole book and valid.
+    assert session.strategy.calls[calls:] == [(i, True) for i in range(len(ds.instruments))]
+    # Taken before what was applied (120): the receiver asks for 120.. again; taken after (130):
+    # 125..129, still to come, are in it and dropped.
+    for k, (sequence, blocks) in enumerate(packets[min(taken_at, 125):200]):
+        session.on_itch(blocks, sequence, stamp + 200 + k)
+    assert session.counters["live"]["snapshots"] == 1
+    assert session.counters["live"]["itch_duplicates"] == sum(
+        _blocks(b) for _, b in packets[125:taken_at])
+    reference, _ = session_for(config, ds, None)
+    for k, (sequence, blocks) in enumerate(packets[:200]):
+        reference.on_itch(blocks, sequence, start + k * PACKET_NS)
+    assert _books(session) == _books(reference)
+    assert all(valid and len(levels[0]) >= 3 and len(levels[2]) >= 3  # bid and ask prices
+               for valid, levels in _books(session))
+    result = session.close()
+    writer.close()
+    assert [r.stream for r in read_journal(journal)].count("snapshot") == 1
+    assert replay_journal(journal).digest == result.digest
+
+
+def test_the_market_maker_quotes_again_after_a_snapshot_and_not_before(ds, packets, tmp_path):
+    session, writer = session_for(EXAMPLES / "market_maker_compiled.toml", ds, tmp_path / "j")
+    venue = ScriptedVenue(day_start(ds), fill_every=10**9)
+    start = day_start(ds) + START
+    end = drive(session, venue, packets[:100], start)
+    assert session.ctx.open_orders(0) == 2
+    deliver(session, venue, session.on_feed_gap(packets[100][0], end), end)
+    assert session.ctx.open_orders(0) == 0  # pulled: no quote on stale levels
+    before = len(venue.received)
+    drive(session, venue, packets[110:130], end + 1)
+    assert len(venue.received) == before  # invalid books: nothing quoted
+    books = ItchBooks()
+    for _, blocks in packets[:130]:
+        books.feed(blocks)
+    at = end + 200 * PACKET_NS
+    deliver(session, venue, session.on_snapshot(books.snapshot(), packets[130][0], at), at)
+    enters = [m for m in venue.received[before:] if isinstance(m, ouch.EnterOrder)]
+    assert sorted(m.side for m in enters) == ["B", "S"]  # quoting at once, at the rebuilt touch
+    bid, _, ask, _ = session.ctx.touch(0)
+    multiplier = venue_instruments(ds.instruments)[0].price_multiplier
+    assert {m.side: m.price for m in enters} == {"B": bid * multiplier, "S": ask * multiplier}
+    result = session.close()
+    writer.close()
+    assert replay_journal(tmp_path / "j").digest == result.digest

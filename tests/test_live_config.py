@@ -61,6 +61,7 @@ def test_a_backtest_config_with_a_live_table_is_a_live_config(config, tmp_path):
     assert live.password_env == "MM_PASSWORD"
     assert live.flush_interval_ns == 1_000_000_000 and live.cancel_on_shutdown
     assert live.cpu == -1 and not live.busy_poll and live.control == ""
+    assert live.snapshot is None and live.snapshot_timeout_ns == 5_000_000_000
 
 
 def test_overrides_and_durations(config):
@@ -92,6 +93,10 @@ def test_overrides_and_durations(config):
     ('live.control="tcp://10.0.0.1:9000"', "live.control"),
     ('live.control="udp://127.0.0.1:9000"', "live.control"),
     ("risk.max_open_orders=-1", "risk.max_open_orders"),
+    ('live.snapshot="udp://127.0.0.1:9003"', "live.snapshot"),
+    ('live.snapshot="tcp://127.0.0.1:0"', "live.snapshot"),
+    ("live.snapshot=9003", "live.snapshot"),
+    ('live.snapshot_timeout="0s"', "live.snapshot_timeout"),
 ])
 def test_every_bad_key_is_named(config, override, key):
     e = error(config, override)
@@ -160,8 +165,11 @@ def test_the_password_is_never_shown(config, tmp_path, caplog):
 
 
 def test_the_resolved_config_reloads_to_an_equal_config(config, tmp_path):
-    cfg = load(config, 'live.control="ctl.sock"', 'live.feed_timeout="2500ms"')
+    cfg = load(config, 'live.control="ctl.sock"', 'live.feed_timeout="2500ms"',
+               'live.snapshot="tcp://127.0.0.1:9003"', 'live.snapshot_timeout="2s"')
     assert cfg.live.control == str(config.parent / "ctl.sock")
+    assert str(cfg.live.snapshot) == "tcp://127.0.0.1:9003"
+    assert cfg.live.snapshot_timeout_ns == 2_000_000_000
     resolved = tmp_path / "resolved.toml"
     resolved.write_text(dump_toml(cfg.to_dict()))
     assert load(resolved).backtest == cfg.backtest.__class__.from_dict(

@@ -114,6 +114,7 @@ def test_submits_while_order_entry_is_down_are_denied_and_nothing_leaves(ds, pac
         stamp = start + (k + 1) * 20_000
         assert session.on_itch(blocks, sequence, stamp) == []
     assert session.ctx.open_orders(0) == 0
+    writer.flush()  # the journal's thread writes behind: what was written so far, in the file
     denied = [d for d in decisions(tmp_path / "journal")
               if d["reason"] == RiskReason.ORDER_ENTRY_DOWN]
     assert denied and all(d["intent"] in (1, 2, 4) for d in denied)  # submits, replaces

@@ -271,6 +271,27 @@ def test_a_bad_config_names_its_field(field, value):
         MoldReceiverConfig(**{field: value})
 
 
+@IMPLS
+def test_a_rewind_asks_again_for_what_was_delivered_since_and_delivers_it_again(impl):
+    r = impl()
+    r.receive(packet(1, 5), 10)
+    assert not r.rewind(6, 11) and not r.rewind(9, 11)  # not below the next expected: nothing
+    assert r.rewind(3, 12)
+    assert (r.expected, r.gap_open) == (3, True)
+    assert r.take_request(13) == RetransmissionRequest(SESSION, 3, 3)
+    assert seqs(r.receive(packet(6, 2), 14)) == []  # held behind the hole 3..5
+    assert seqs(r.receive(packet(3, 3), 16)) == [3, 4, 5, 6, 7]
+    assert [(n.kind, n.first, n.count) for n in r.notices()] == [
+        (N.SESSION_STARTED, 1, 0), (N.GAP_DETECTED, 3, 3), (N.GAP_RECOVERED, 8, 0)]
+    assert r.counters["messages"] == 10 and r.counters["gaps"] == 1
+
+
+@IMPLS
+def test_a_rewind_before_any_datagram_does_nothing(impl):
+    r = impl()
+    assert not r.rewind(1, 0) and r.expected == 1 and r.notices() == []
+
+
 # ------------------------------------------------------------------- properties, both twins
 
 def _run(receiver, events, *, serve_requests: bool, stream: dict[int, bytes]):
@@ -278,6 +299,9 @@ def _run(receiver, events, *, serve_requests: bool, stream: dict[int, bytes]):
     (the server's history) when serve_requests. Returns everything observable."""
     trace = []
     for stamp, datagram in events:
+        if isinstance(datagram, int):  # a rewind to that sequence
+            trace.append(("rewind", receiver.rewind(datagram, stamp)))
+            continue
         trace.append(("rx", receiver.receive(datagram, stamp),
                       None if receiver.problem is None else (receiver.problem.problem,
                                                              receiver.problem.offset)))
@@ -423,3 +447,20 @@ def test_cpp_sessions_never_read_past_their_input(tmp_path):
     # Every path was reached: deliveries, damage, gaps asked for and given up, holding, logins,
     # failures and replays.
     assert len(counts) == 10 and all(v > 0 for v in counts.values()), counts
+
+
+@FAST
+@given(scrambled_feed(), st.lists(st.tuples(st.integers(0, 40), st.integers(0, 70)), max_size=4),
+       st.booleans())
+def test_rewinds_anywhere_are_the_same_in_both_twins(feed, rewinds, serve):
+    total, events = feed
+    events = list(events)
+    for at, sequence in sorted(rewinds, reverse=True):
+        at = min(at, len(events))
+        events.insert(at, (events[at - 1][0] if at else 0, sequence))
+    stream = {s: msg(s) for s in range(1, total + 1)}
+    config = MoldReceiverConfig(max_request_count=4, hold_packets=3, request_interval_ns=1,
+                                give_up_ns=10**12)
+    traces = [_run(impl(config), events, serve_requests=serve, stream=stream)
+              for impl in (MoldReceiver, ReferenceReceiver)]
+    assert traces[0] == traces[1]

@@ -27,6 +27,7 @@ enum class JournalStream : uint32_t {
     Execution = 8,
     Failure = 9,
     End = 10,
+    Snapshot = 11,
 };
 
 class Journal {

@@ -120,6 +120,8 @@ struct LiveCounters {
     uint64_t held = 0;               // messages not written while order entry was down
     uint64_t resent = 0;             // messages written again when it came back (reconcile)
     uint64_t feed_sessions = 0;      // feed session changes (on_feed_session)
+    uint64_t snapshots = 0;          // book snapshots applied (on_snapshot)
+    uint64_t snapshot_messages = 0;  // their message blocks decoded
 };
 
 // The Venue Adapter of a live session: dispatches become OUCH 4.2 Enter/Replace/Cancel Order
@@ -896,6 +898,65 @@ public:
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }
 
+    // A snapshot of the venue's books (GLIMPSE-style, docs/protocols.md "Snapshots": the
+    // directory of its stocks, then an Add Order for every live order, oldest first), taken
+    // before the feed's message `next_sequence`. After a gap the feed could not fill, it is how
+    // the books become valid again. The decoder starts a new picture of the day (the snapshot's
+    // locates and references), every book gets a BOOK_CLEAR and then the snapshot's orders, all
+    // flagged kSnapshot and none observable but the last of each stock's run of orders (kLast):
+    // the strategy is told once per book, with the whole book, as a backtest's snapshot tells
+    // it. The feed is then taken from `next_sequence` on; what is below is in the snapshot
+    // (dropped as duplicates), and what was applied since it was taken must come again (the
+    // receiver's rewind asks for it).
+    RunStatus on_snapshot(const uint8_t* blocks, size_t len, uint64_t next_sequence,
+                          int64_t stamp) noexcept {
+        if (engine_.failed() != RunStatus::Ok) return engine_.failed();
+        stamp_ = clamp(stamp);
+        ++counters_.snapshots;
+        if (settle() != RunStatus::Ok) return halt();
+        decoder_.begin_day();
+        for (uint32_t& m : map_) m = kUnmapped;
+        const uint32_t books = static_cast<uint32_t>(engine_.market().instrument_count());
+        for (uint32_t inst = 0; inst < books; ++inst) {
+            if (flush_if_full(1) != RunStatus::Ok) return halt();
+            put_book_clear(inst, flags::kSnapshot);
+            if (inst < stocks_.size()) stocks_[inst].snapshot_shown = false;
+        }
+        size_t pos = 0;
+        while (pos + 2 <= len) {
+            const size_t n = load_be16(blocks + pos);
+            if (pos + 2 + n > len) break;  // framed by the caller: cannot happen
+            const uint8_t* block = blocks + pos;
+            pos += 2 + n;
+            if (n == 0) continue;
+            // A message makes at most a few events: room first, so that none runs before its
+            // flags are set below.
+            if (flush_if_full(kSnapshotEventsPerMessage) != RunStatus::Ok) return halt();
+            const size_t first = sink_.ev.size;
+            if (decode_block(block, 2 + n, next_sequence) != RunStatus::Ok) return halt();
+            ++counters_.snapshot_messages;
+            const bool run_ends = !same_stock_add(block + 2, n, blocks + pos, len - pos);
+            EventColumns& e = sink_.ev;
+            for (size_t i = first; i < e.size; ++i) {
+                const bool last = run_ends && i + 1 == e.size &&
+                                  e.kind[i] == static_cast<uint8_t>(EventKind::L3Add);
+                e.flags[i] = static_cast<uint8_t>(flags::kSnapshot | (last ? flags::kLast : 0));
+                if (last && e.instrument[i] < stocks_.size())
+                    stocks_[e.instrument[i]].snapshot_shown = true;
+            }
+        }
+        // A book the snapshot has no order of is shown empty, once.
+        for (uint32_t inst = 0; inst < books; ++inst) {
+            if (inst < stocks_.size() && stocks_[inst].snapshot_shown) continue;
+            if (flush_if_full(1) != RunStatus::Ok) return halt();
+            put_book_clear(inst, flags::kSnapshot | flags::kLast);
+        }
+        if (flush_events() != RunStatus::Ok) return halt();
+        next_sequence_ = next_sequence;
+        session_start_ = false;
+        return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
+    }
+
     RunStatus on_feed_gap(uint64_t expected, int64_t stamp) noexcept {
         if (engine_.failed() != RunStatus::Ok) return engine_.failed();
         stamp_ = clamp(stamp);
@@ -970,6 +1031,7 @@ private:
         // multiply, as an idiv per event was a tenth of the core's own walk over a datagram
         uint64_t reciprocal = 0;
         bool known = false;
+        bool snapshot_shown = false;  // on_snapshot: its book's last event was made observable
 
         void set_multiplier(uint32_t m) noexcept {
             multiplier = m;
@@ -1180,6 +1242,40 @@ private:
         *side = static_cast<uint8_t>(s);
         *price = ticks * stocks_[inst].multiplier;
         return true;
+    }
+
+    static constexpr size_t kSnapshotEventsPerMessage = 4;
+
+    RunStatus flush_if_full(size_t room) noexcept {
+        return sink_.ev.size + room > sink_.ev.capacity ? flush_events() : RunStatus::Ok;
+    }
+
+    void put_book_clear(uint32_t inst, uint8_t flag) noexcept {
+        EventColumns& e = sink_.ev;
+        const size_t i = e.size++;
+        e.ts_event[i] = stamp_;
+        e.ts_recv[i] = stamp_;
+        e.seq[i] = 0;
+        e.instrument[i] = inst;
+        e.kind[i] = static_cast<uint8_t>(EventKind::BookClear);
+        e.side[i] = 0;
+        e.flags[i] = flag;
+        e.price[i] = 0;
+        e.qty[i] = 0;
+        e.order_id[i] = 0;
+    }
+
+    // Whether `next` (the rest of a snapshot's blocks) starts with an Add Order of the same stock
+    // (locate) as the Add Order `message`: a stock's run of orders ends where this is false.
+    static bool same_stock_add(const uint8_t* message, size_t n, const uint8_t* next,
+                               size_t left) noexcept {
+        const auto is_add = [](const uint8_t* m, size_t k) {
+            return k >= 3 && (m[0] == 'A' || m[0] == 'F');
+        };
+        if (!is_add(message, n) || left < 2) return false;
+        const size_t m = load_be16(next);
+        if (m + 2 > left || !is_add(next + 2, m)) return false;
+        return load_be16(message + 1) == load_be16(next + 2 + 1);
     }
 
     RunStatus flush_events() noexcept {

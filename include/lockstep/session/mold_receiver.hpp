@@ -183,6 +183,25 @@ public:
         return mold::kRequestLength;
     }
 
+    // Delivery goes back to `sequence`, below the next expected one: a book snapshot taken
+    // before it replaced what the messages since had built, so they are wanted again. They are
+    // a hole like any other (GapDetected unless one is open; requested, then recovered or
+    // abandoned). False, and nothing changes, when `sequence` is not below the next expected
+    // one (the messages up to it are then the caller's to drop) or no sequence is known yet.
+    bool rewind(uint64_t sequence, int64_t stamp) noexcept {
+        if (!known_ || !have_session_ || sequence == 0 || sequence >= expected_) return false;
+        expected_ = sequence;
+        requested_ = false;
+        hole_since_ns_ = stamp;
+        if (!gap_open_) {
+            gap_open_ = true;
+            ++counters_.gaps;
+            notice(MoldNoticeKind::GapDetected, expected_, highest_ - expected_, stamp);
+        }
+        gap_abandoned_ = false;
+        return true;
+    }
+
     // The oldest notice not yet taken: false when none waits.
     bool next_notice(MoldNotice& out) noexcept {
         if (notice_size_ == 0) return false;

@@ -832,6 +832,14 @@ cdef class LiveCore:
         self.engine._raise_if_interrupted()
         return <int>status
 
+    def on_snapshot(self, const uint8_t[::1] blocks, uint64_t next_sequence, int64_t stamp):
+        cdef CRunStatus status
+        cdef const uint8_t* p = &blocks[0] if blocks.shape[0] else NULL
+        with nogil:
+            status = self.core.get().on_snapshot(p, blocks.shape[0], next_sequence, stamp)
+        self.engine._raise_if_interrupted()
+        return <int>status
+
     def on_mode(self, int mode, int64_t stamp):
         """The trading mode (lockstep.enums.TradingMode value) from `stamp` on."""
         cdef CRunStatus status
@@ -941,5 +949,6 @@ cdef class LiveCore:
             "dispatched": k.dispatched, "unsendable": k.unsendable,
             "order_entry_downs": k.order_entry_downs, "order_entry_ups": k.order_entry_ups,
             "held": k.held, "resent": k.resent, "feed_sessions": k.feed_sessions,
+            "snapshots": k.snapshots, "snapshot_messages": k.snapshot_messages,
             "live_orders": c.live_orders(),
         }

@@ -49,7 +49,7 @@ JOURNAL_STREAMS = {
     "finish": <int>CJournalStream.Finish, "control": <int>CJournalStream.Control,
     "dispatch": <int>CJournalStream.Dispatch, "decision": <int>CJournalStream.Decision,
     "execution": <int>CJournalStream.Execution, "failure": <int>CJournalStream.Failure,
-    "end": <int>CJournalStream.End,
+    "end": <int>CJournalStream.End, "snapshot": <int>CJournalStream.Snapshot,
 }
 #: Bytes of one PnL sample as take_outputs() gives them (lockstep._bindings.engine.PNL_SAMPLE).
 SAMPLE_BYTES = sizeof(CPnlSample)

@@ -176,6 +176,9 @@ cdef class MoldReceiver:
                     damaged += 1
         return sink.size, sink.messages, damaged
 
+    def rewind(self, uint64_t sequence, int64_t stamp):
+        return self.core.rewind(sequence, stamp)
+
     def take_request(self, int64_t now_ns):
         """The 20-byte retransmission request due now, or None."""
         cdef uint8_t out[20]

@@ -36,6 +36,11 @@ password keys are required; same key names as the loopback venue's `[venue]`):
     session_timeout = "15s"          # the order-entry session is lost after this long without a message
     feed_timeout = "5s"              # the feed is lost after this long without a packet (heartbeats count)
     gap_timeout = "1s"               # a feed gap not filled by retransmission within this: the book is invalid
+    snapshot = ""                    # book snapshots over SoupBinTCP (the loopback venue's
+                                     # venue.snapshot), which rebuild invalid books; "" = none: a
+                                     # book a gap made invalid stays so
+    snapshot_timeout = "5s"          # a snapshot not read whole within this is given up (and
+                                     # asked again this long after)
     answer_timeout = "5s"            # an order whose request the venue has not answered for this
                                      # long is reported (ctl status, a warning; never acted on)
     control = ""                     # control socket: a path (relative to the config file) or
@@ -104,9 +109,11 @@ _DURATIONS = {
     "feed_timeout": (5_000_000_000, True),
     "gap_timeout": (1_000_000_000, True),
     "answer_timeout": (5_000_000_000, True),
+    "snapshot_timeout": (5_000_000_000, True),
 }
 _BOOLS = {"cancel_on_shutdown": True, "busy_poll": False}
-_LIVE_KEYS = (*_REQUIRED, *PASSWORD_KEYS, "session", *_DURATIONS, *_BOOLS, "control", "cpu")
+_LIVE_KEYS = (*_REQUIRED, *PASSWORD_KEYS, "session", *_DURATIONS, *_BOOLS, "control", "cpu",
+              "snapshot")
 _MAX_CPU = 4095  # CPU_SETSIZE - 1 on Linux
 # SoupBinTCP login: the requested session's width.
 _SESSION_WIDTH = 10
@@ -137,6 +144,8 @@ class LiveSettings:
     feed_timeout_ns: int = _DURATIONS["feed_timeout"][0]
     gap_timeout_ns: int = _DURATIONS["gap_timeout"][0]
     answer_timeout_ns: int = _DURATIONS["answer_timeout"][0]
+    snapshot_timeout_ns: int = _DURATIONS["snapshot_timeout"][0]
+    snapshot: Address | None = None  #: None: no snapshots
     control: str = ""  #: an absolute socket path or tcp://127.x.x.x:PORT; "" = the default
     busy_poll: bool = False
     cpu: int = -1  #: -1: not pinned
@@ -154,6 +163,10 @@ class LiveSettings:
             kw[k] = address_setting(prefix + k, data[k], transport)
             if kw[k].port == 0:
                 raise ConfigError(prefix + k, "needs the venue's port, not 0")
+        if data.get("snapshot", "") != "":
+            kw["snapshot"] = address_setting(prefix + "snapshot", data["snapshot"], Transport.TCP)
+            if kw["snapshot"].port == 0:
+                raise ConfigError(prefix + "snapshot", "needs the venue's port, not 0")
         if kw["retransmit"].is_multicast:
             raise ConfigError(prefix + "retransmit", "must be a unicast address (the server answers its sender)")
         kw["username"] = credential_setting(prefix + "username", data["username"], USERNAME_WIDTH)
@@ -187,6 +200,7 @@ class LiveSettings:
         out: dict[str, Any] = {
             "feed": str(self.feed), "retransmit": str(self.retransmit),
             "order_entry": str(self.order_entry), "username": self.username,
+            "snapshot": "" if self.snapshot is None else str(self.snapshot),
         }
         if self.password_env:
             out["password_env"] = self.password_env

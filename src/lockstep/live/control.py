@@ -321,6 +321,11 @@ class ControlServer:
     def fileno(self) -> int:
         return self._selector.fileno()
 
+    def wake(self) -> None:
+        """Makes the selector readable (from any thread): the node's loop returns and polls."""
+        with contextlib.suppress(OSError):  # a full wake socket already wakes the selector
+            self._wake_write.send(b"!")
+
     def poll(self, timeout: float = 0.0) -> int:
         """Accepts, reads and answers what is waiting (waiting up to `timeout` seconds for
         something), applies commands queued by signals, closes idle connections. Returns how

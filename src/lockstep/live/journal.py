@@ -54,9 +54,12 @@ VERSION = 1
 #: File name prefix of the journal's files inside its directory.
 PREFIX = "journal"
 
-INPUT_STREAMS = ("itch", "ouch", "tick", "gap", "finish", "control")
+INPUT_STREAMS = ("itch", "ouch", "tick", "gap", "finish", "control", "snapshot")
 OUTPUT_STREAMS = ("dispatch", "decision", "execution", "failure", "end")
-STREAMS = INPUT_STREAMS + OUTPUT_STREAMS
+# Stream id = position; a stream added later takes the next id, so older journals (whose
+# header lists fewer) still read.
+STREAMS = INPUT_STREAMS[:6] + OUTPUT_STREAMS + ("snapshot",)
+_FIRST_STREAMS = 11  # the streams of the first journals
 
 #: A decision frame: ts_recv, instrument, intent kind, side, tif, price, qty, client order id,
 #: target order id, reason (lockstep.enums.RiskReason; 0 allowed). Little-endian.
@@ -210,7 +213,9 @@ def journal_info(path: str | os.PathLike[str]) -> dict[str, Any]:
     first = journal_files(path)[0]
     header = read_header(first)
     info = header.info
-    if info.get("format") != FORMAT or tuple(header.streams) != STREAMS:
+    streams = tuple(header.streams)
+    if info.get("format") != FORMAT or len(streams) < _FIRST_STREAMS or \
+            streams != STREAMS[:len(streams)]:
         raise DecodeError(f"not a lockstep journal (format {info.get('format')!r})", path=first,
                           offset=0)
     if info.get("version") != VERSION:

@@ -64,6 +64,7 @@ from lockstep.live.session import (
     journaled_session,
     venue_instruments,
 )
+from lockstep.live.snapshot import SnapshotError, SnapshotFetch
 from lockstep.net import UdpSocket, keep_off_cpu, local_host_towards, pin_to_cpu
 from lockstep.protocols.mold_receiver import MoldReceiver, MoldReceiverConfig
 from lockstep.protocols.order_entry import OrderEntryClient
@@ -140,7 +141,13 @@ class LiveNode:
         self.receiver = MoldReceiver(MoldReceiverConfig(
             session=live.session, heartbeat_timeout_ns=live.feed_timeout_ns,
             give_up_ns=live.gap_timeout_ns))
-        self.counts = {"gaps_abandoned": 0, "feed_timeouts": 0, "unanswered_warnings": 0}
+        self.counts = {"gaps_abandoned": 0, "feed_timeouts": 0, "unanswered_warnings": 0,
+                       "snapshots": 0, "snapshot_failures": 0}
+        # Books a gap made invalid wait for a snapshot (live.snapshot): the one being read, and
+        # when to ask again after one failed (monotonic ns).
+        self._snapshot_wanted = False
+        self._snapshot: SnapshotFetch | None = None
+        self._snapshot_retry_at = 0
         self._unanswered_seen = False  # orders were unanswered at the last look
         self._sockets: list[Any] = []
         self.feed = self._own(UdpSocket(str(live.feed), batch=_FEED_BATCH, slot_bytes=_SLOT_BYTES,
@@ -334,6 +341,42 @@ class LiveNode:
             self.control.poll(0)
         self.records.check()
         self._look_for_unanswered()
+        self._snapshot_turn()
+
+    def _snapshot_turn(self) -> None:
+        """Books invalid and a snapshot server configured: a snapshot is read off this thread;
+        once read it is a journaled input (every book rebuilt and valid), and the receiver goes
+        back to the sequence it was taken before, so that what the books had from the feed
+        since is asked for again. One that fails is asked again live.snapshot_timeout later."""
+        live = self.cfg.live
+        if live.snapshot is None or not self._snapshot_wanted:
+            return
+        fetch = self._snapshot
+        if fetch is None:
+            if time.monotonic_ns() >= self._snapshot_retry_at:
+                self._snapshot = SnapshotFetch(live.snapshot, live.username, live.password.reveal(),
+                                               live.snapshot_timeout_ns, session=live.session,
+                                               on_done=self.control.wake)
+                self._snapshot.start()
+            return
+        if not fetch.done():
+            return
+        self._snapshot = None
+        try:
+            blocks, next_sequence = fetch.result()
+        except SnapshotError as e:
+            self.counts["snapshot_failures"] += 1
+            self._snapshot_retry_at = time.monotonic_ns() + live.snapshot_timeout_ns
+            log.warning("%s; asking again in %.1f s", e, live.snapshot_timeout_ns / 1e9)
+            return
+        stamp = self._control_stamp()
+        self._send(self.session.on_snapshot(blocks, next_sequence, stamp))
+        again = self.receiver.rewind(next_sequence, stamp)
+        self._snapshot_wanted = False
+        self.counts["snapshots"] += 1
+        log.info("feed: books rebuilt from a snapshot of %d bytes taken before message %d%s",
+                 len(blocks), next_sequence,
+                 "; the messages since are asked for again" if again else "")
 
     def _unanswered(self) -> tuple[int, float | None]:
         """Orders with a request the venue has not answered for `live.answer_timeout`, and how
@@ -363,8 +406,11 @@ class LiveNode:
             kind = MoldNoticeKind(k)
             if kind is MoldNoticeKind.GAP_ABANDONED:
                 self.counts["gaps_abandoned"] += 1
-                log.warning("feed: messages %d..%d not retransmitted within %.3f s: books invalid",
-                            first, first + count - 1, self.cfg.live.gap_timeout_ns / 1e9)
+                log.warning("feed: messages %d..%d not retransmitted within %.3f s: books invalid%s",
+                            first, first + count - 1, self.cfg.live.gap_timeout_ns / 1e9,
+                            "" if self.cfg.live.snapshot is None else
+                            f" until a snapshot from {self.cfg.live.snapshot}")
+                self._snapshot_wanted = True
             elif kind is MoldNoticeKind.HEARTBEAT_TIMEOUT:
                 self.counts["feed_timeouts"] += 1
                 log.warning("feed %s: nothing received for %.1f s", self.cfg.live.feed, count / 1e9)

@@ -8,6 +8,7 @@ journal replay) calls it.
     send(session.on_ouch(message, stamp))                  # one OUCH 4.2 message from the venue
     send(session.on_tick(stamp))                           # timers
     send(session.on_feed_gap(expected, stamp))             # a gap retransmission did not fill
+    send(session.on_snapshot(blocks, next_sequence, stamp))  # the books again, from a snapshot
     send(session.on_kill(True, stamp))                     # control: kill switch, trading mode
     send(session.on_order_entry(False, stamp))             # order entry lost / back (reconcile)
     send(session.on_feed_session(stamp))                   # the feed's session changed
@@ -214,6 +215,14 @@ class LiveSession:
         self._record("gap", stamp, SEQUENCE.pack(expected))
         return self._after(lambda: self._core.on_feed_gap(expected, stamp))
 
+    def on_snapshot(self, blocks: bytes, next_sequence: int, stamp: int) -> list[bytes]:
+        """A book snapshot ([u16 length][ITCH message] blocks: the venue's directory and an Add
+        Order for every live order, oldest first) taken before feed message `next_sequence`,
+        received at `stamp`: every book rebuilt from it and valid (the strategy told once per
+        book), the feed taken again from `next_sequence` (docs/live.md, "Snapshots")."""
+        self._record("snapshot", stamp, SEQUENCE.pack(next_sequence) + bytes(blocks))
+        return self._after(lambda: self._core.on_snapshot(blocks, next_sequence, stamp))
+
     def on_mode(self, mode: TradingMode, stamp: int) -> list[bytes]:
         """The trading mode from `stamp` on (halted: only cancels pass; reduce-only: only what
         cannot grow a position)."""
@@ -266,6 +275,9 @@ class LiveSession:
             return self.on_feed_gap(expected, stamp)
         if stream == "finish":
             return self.finish(stamp)
+        if stream == "snapshot":
+            (next_sequence,) = SEQUENCE.unpack_from(payload)
+            return self.on_snapshot(payload[SEQUENCE.size:], next_sequence, stamp)
         if stream == "control" and len(payload) == 2 and payload[:1] == CONTROL_MODE:
             return self.on_mode(TradingMode(payload[1]), stamp)
         if stream == "control" and len(payload) == 2 and payload[:1] == CONTROL_KILL:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from lockstep._bindings import sessions as _core
+from lockstep.checks import i64, u64
 from lockstep.enums import MoldNoticeKind, WireProblem
 from lockstep.errors import ProtocolError
 from lockstep.protocols.fields import forwarded, text_from_wire, text_to_wire
@@ -115,6 +116,13 @@ class MoldReceiver:
         """Time passing: gives up on a hole without progress for give_up_ns (the messages held
         behind it are released and returned) and notices a heartbeat timeout."""
         return self._core.poll(now_ns)
+
+    def rewind(self, sequence: int, stamp_ns: int) -> bool:
+        """Delivery goes back to `sequence`, below the next expected one (a book snapshot taken
+        before it replaced what the messages since built): they are a hole like any other,
+        requested again. False, and nothing changes, when `sequence` is not below the next
+        expected one or no sequence is known yet."""
+        return self._core.rewind(u64("sequence", sequence), i64("stamp_ns", stamp_ns))
 
     def take_request(self, now_ns: int) -> RetransmissionRequest | None:
         """The retransmission request due now (send it to the re-request server), or None."""

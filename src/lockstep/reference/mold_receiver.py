@@ -229,6 +229,19 @@ class MoldReceiver:
         self._drain(out)
         self._settle(stamp)
 
+    def rewind(self, sequence: int, stamp_ns: int) -> bool:
+        if not self._known or not self._have_session or sequence == 0 or sequence >= self._expected:
+            return False
+        self._expected = sequence
+        self._requested = False
+        self._hole_since = stamp_ns
+        if not self._gap_open:
+            self._gap_open = True
+            self._count("gaps")
+            self._notice(MoldNoticeKind.GAP_DETECTED, sequence, self._highest - sequence, stamp_ns)
+        self._gap_abandoned = False
+        return True
+
     def _announce(self, end: int, stamp: int) -> None:
         self._highest = max(self._highest, end)
         if not self._gap_open and self._expected < self._highest:

@@ -16,6 +16,7 @@ cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
         uint64_t ouch_cancel_pending
         uint64_t ticks, gaps, controls, dispatched, unsendable
         uint64_t order_entry_downs, order_entry_ups, held, resent, feed_sessions
+        uint64_t snapshots, snapshot_messages
 
     cdef cppclass CUnanswered "lockstep::live::Unanswered":
         uint32_t orders
@@ -34,6 +35,8 @@ cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
         CRunStatus on_ouch(const uint8_t* message, size_t len, int64_t stamp) noexcept
         CRunStatus on_tick(int64_t stamp) noexcept
         CRunStatus on_feed_gap(uint64_t expected, int64_t stamp) noexcept
+        CRunStatus on_snapshot(const uint8_t* blocks, size_t n, uint64_t next_sequence,
+                               int64_t stamp) noexcept
         CRunStatus on_mode(CTradingMode mode, int64_t stamp) noexcept
         CRunStatus on_kill(bint on, int64_t stamp) noexcept
         CRunStatus on_order_entry(bint up, int64_t stamp) noexcept

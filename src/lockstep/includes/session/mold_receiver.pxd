@@ -58,6 +58,7 @@ cdef extern from "lockstep/session/mold_receiver.hpp" namespace "lockstep::sessi
                           CStreamSink& sink) noexcept
         void poll(int64_t now_ns, CStreamSink& sink) noexcept
         size_t take_request(int64_t now_ns, uint8_t* out, size_t capacity) noexcept
+        bint rewind(uint64_t sequence, int64_t stamp) noexcept
         bint next_notice(CMoldNotice& out) noexcept
         const CMoldReceiverCounters& counters() noexcept
         const CWireError& error() noexcept
