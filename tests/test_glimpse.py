@@ -38,3 +38,13 @@ def test_a_number_it_cannot_carry_is_refused(bad):
 def test_a_damaged_end_of_snapshot_is_a_decode_error_saying_what(message, why):
     with pytest.raises(DecodeError, match=why):
         read_end_of_snapshot(message)
+
+
+@given(st.binary(max_size=30))
+def test_any_bytes_are_a_sequence_number_or_a_decode_error(message):
+    try:
+        n = read_end_of_snapshot(message)
+    except DecodeError as e:
+        assert "\n" not in str(e)
+    else:
+        assert n >= 1 and message == end_of_snapshot(n) or message[1:].strip(b" ").isdigit()

@@ -1457,3 +1457,27 @@ def test_the_market_maker_quotes_again_after_a_snapshot_and_not_before(ds, packe
     result = session.close()
     writer.close()
     assert replay_journal(tmp_path / "j").digest == result.digest
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(
+    st.binary(max_size=60),
+    st.builds(lambda locate, ref, side, shares, price: b"A" + struct.pack(
+        ">HH6sQcI8sI", locate, 0, bytes(6), ref, side, shares, b"SYN0    ", price),
+        st.integers(0, 4), st.integers(0, 2**64 - 1), st.sampled_from([b"B", b"S", b"?"]),
+        st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))), max_size=30),
+    st.integers(1, 2**40))
+def test_a_snapshot_of_any_content_never_crashes_and_replays(ds, packets, tmp_path_factory,
+                                                             messages, next_sequence):
+    journal = tmp_path_factory.mktemp("snap") / "journal"
+    session, writer = session_for(EXAMPLES / "market_maker_compiled.toml", ds, journal)
+    start = day_start(ds) + START
+    for k, (sequence, blocks) in enumerate(packets[:20]):
+        session.on_itch(blocks, sequence, start + k * PACKET_NS)
+    blocks = b"".join(len(m).to_bytes(2, "big") + m for m in messages)
+    session.on_snapshot(blocks, next_sequence, start + 30 * PACKET_NS)
+    assert session.failure is None
+    assert all(session.ctx.book_valid(i) for i in range(len(ds.instruments)))
+    result = session.close()
+    writer.close()
+    assert replay_journal(journal).digest == result.digest

@@ -519,10 +519,12 @@ def _after_first(records, stream: str) -> list:
     return records[k + 1:]
 
 
-@pytest.mark.parametrize("retransmission", ["answers", "silent"])
+@pytest.mark.parametrize("retransmission", ["answers", "silent", "silent-snapshot"])
 def test_a_feed_gap_on_the_sockets_is_retransmitted_or_the_books_are_invalid(l3, tmp_path, retransmission):
     ds, root = l3
-    venue = Venue(tmp_path, ds.path, speed=SPEED)
+    snapshots = retransmission == "silent-snapshot"
+    venue = Venue(tmp_path, ds.path, speed=SPEED,
+                  extra='snapshot = "tcp://127.0.0.1:0"\n' if snapshots else "")
     requests = RequestRelay(venue.ports["retransmit"])  # fills the node's late join
     feed = UdpRelay(venue.ports["feed"])
 
@@ -533,6 +535,12 @@ def test_a_feed_gap_on_the_sockets_is_retransmitted_or_the_books_are_invalid(l3,
         deadline = time.monotonic() + 30
         while len(feed.dropped) < feed.drop and time.monotonic() < deadline and proc.poll() is None:
             time.sleep(0.05)
+        if snapshots:  # the server is back once the gap is given up: a rewind's hole is filled
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and proc.poll() is None and send_command(
+                    str(tmp_path / "node.sock"), "status")["counters"]["gaps_abandoned"] == 0:
+                time.sleep(0.02)
+            requests.answering = True
         time.sleep(2.0)  # past live.gap_timeout, and some trading after it
 
     config = live_config(tmp_path, "market_maker.toml")
@@ -541,6 +549,7 @@ def test_a_feed_gap_on_the_sockets_is_retransmitted_or_the_books_are_invalid(l3,
             config, ds, root, venue, f"--set=live.feed={feed.address}",
             f"--set=live.retransmit={requests.address}",  # live.gap_timeout 1 s: the join's gap fills
             f"--set=live.control={tmp_path / 'node.sock'}",
+            *([f"--set=live.snapshot={venue.ports['snapshot']}"] if snapshots else []),
             during=until_dropped)
     finally:
         feed.close()
@@ -553,6 +562,16 @@ def test_a_feed_gap_on_the_sockets_is_retransmitted_or_the_books_are_invalid(l3,
         assert live["gaps"] == live["itch_skipped"] == live["itch_duplicates"] == 0
         assert summary["feed_messages"] == live["itch_messages"] > 3000
         assert not any(r.stream == "gap" for r in records)
+    elif snapshots:
+        assert summary["gaps_abandoned"] >= 1 and live["gaps"] >= 1, err
+        assert summary["snapshots"] >= 1 and live["snapshots"] == summary["snapshots"], err
+        # Between the gap and the snapshot nothing new was asked; after it, quoting again.
+        gap = next(k for k, r in enumerate(records) if r.stream == "gap")
+        snap = next(k for k, r in enumerate(records) if r.stream == "snapshot")
+        assert gap < snap
+        assert {r.payload[:1] for r in records[gap:snap] if r.stream == "dispatch"} <= {b"X"}
+        assert any(r.stream == "dispatch" and r.payload[:1] == b"O" for r in records[snap:])
+        assert live["snapshot_messages"] > 10
     else:
         assert summary["gaps_abandoned"] >= 1 and live["gaps"] >= 1
         after = _after_first(records, "gap")

@@ -49,9 +49,9 @@ def dataset(tmp_path_factory):
 class Venue:
     """`lockstep venue serve` on a dataset; `ports` from its --json listen line."""
 
-    def __init__(self, tmp: Path, dataset: str, *, speed: float = 2.0) -> None:
+    def __init__(self, tmp: Path, dataset: str, *, speed: float = 2.0, extra: str = "") -> None:
         config = tmp / "venue.toml"
-        config.write_text(VENUE.format(password=PASSWORD, speed=speed))
+        config.write_text(VENUE.format(password=PASSWORD, speed=speed) + extra)
         # Its log goes to a file: a pipe nobody reads fills up and stops the venue mid-session
         # (it warns of every cancel that crossed a fill).
         self.log = tmp / "venue.log"
