@@ -397,6 +397,25 @@ def test_a_large_snapshot_goes_out_as_the_client_reads():
     assert server.counts["completed"] == 1 and server.counts["disconnects"] == 1
 
 
+def test_a_client_that_logs_out_midway_is_let_go():
+    """Logged out before it read anything of a snapshot larger than the socket buffers and the
+    write buffer together hold: the rest is never sent."""
+    adds = [bytes([ord("A")]) + bytes(10) + k.to_bytes(8, "big") + b"S" + bytes(16) for k in range(400_000)]
+    server = SnapshotServer(_Feed(blocks_of(adds), 5), "tcp://127.0.0.1:0", [Account("ALICE", PASSWORD)])
+    client = SnapshotClient(server.address)
+    try:
+        client.login()
+        client.sock.sendall(soup.encode(soup.LogoutRequest()))
+        packets = _serve_until(server, client)
+    finally:
+        client.close()
+        server.close()
+    assert packets[0] == soup.LoginAccepted("SNAPSESS", 1)
+    assert not isinstance(packets[-1], soup.EndOfSession)  # closed before the end
+    assert server.counts["logouts"] == 1 and server.counts["completed"] == 0
+    assert server.logged_in == []
+
+
 def test_snapshot_packets_layout():
     data, offsets = snapshot_packets(blocks_of([b"R" + bytes(38), b"A" + bytes(35)]), 9)
     assert offsets == [0, 42, 81, 81 + 3 + 21, 81 + 24 + 3]
