@@ -291,17 +291,30 @@ def check_contract(packets: list[soup.SoupPacket], session: str, stocks: int) ->
     return itch, next_sequence
 
 
-def test_end_to_end_over_a_socket(synth_l3, tmp_path):
+@pytest.mark.parametrize("speed, login_after", [("max", None), (0.5, 1.0)])
+def test_end_to_end_over_a_socket(synth_l3, tmp_path, speed, login_after):
+    """Logged in once the feed has ended, or while it runs (the synthetic day's 1.6 s replayed
+    at half speed, the login after 1 s): the snapshot is the feed before its End of Snapshot."""
     receiver = FeedReceiver()
     session = "TESTFEED"
-    cfg = venue_config(synth_l3, receiver, snapshot="tcp://127.0.0.1:0", linger="20s",
+    cfg = venue_config(synth_l3, receiver, snapshot="tcp://127.0.0.1:0", linger="20s", speed=speed,
                        users=[{"username": "ALICE", "password": PASSWORD}])
     v = LoopbackVenue(cfg)
     address = v.addresses["snapshot"]
     assert address.startswith("tcp://127.0.0.1:") and not address.endswith(":0")
     running = Running(v)
     try:
-        receiver.pump(DEADLINE_S)  # the whole feed, then End of Session
+        if login_after is None:
+            receiver.pump(DEADLINE_S)  # the whole feed, then End of Session
+            assert receiver.end_sequence is not None
+        else:
+            receiver.pump(login_after)
+            assert receiver.end_sequence is None
+        client = SnapshotClient(address)
+        client.login(session=session, sequence=0)
+        packets = client.read_all()
+        client.close()
+        receiver.pump(DEADLINE_S)
         for _ in range(5):  # what the socket lost, asked for again
             missing = receiver.missing()
             if not missing:
@@ -309,16 +322,15 @@ def test_end_to_end_over_a_socket(synth_l3, tmp_path):
             receiver.request(v.addresses["retransmit"], missing[0], missing[-1] - missing[0] + 1)
             receiver.pump(2.0)
         assert receiver.end_sequence is not None and not receiver.missing()
-        client = SnapshotClient(address)
-        client.login(session=session, sequence=0)
-        packets = client.read_all()
-        client.close()
     finally:
         summary = running.finish()
         receiver.close()
     itch, next_sequence = check_contract(packets, session, len(synth_l3.instruments))
-    assert next_sequence == receiver.end_sequence  # taken after the feed's last message
-    feed = [m for _, m in sorted(receiver.messages.items())]
+    if login_after is None:
+        assert next_sequence == receiver.end_sequence  # taken after the feed's last message
+    else:
+        assert 100 < next_sequence < receiver.end_sequence - 100  # taken while it ran
+    feed = [m for s, m in sorted(receiver.messages.items()) if s < next_sequence]
     stocks = [m[11:19].decode().strip() for m in itch[:len(synth_l3.instruments)]]
     compared = assert_snapshot_is_the_feed_before_it(blocks_of(itch), next_sequence, feed, stocks,
                                                      tmp_path)
