@@ -205,7 +205,8 @@ public:
                 break;
             }
         }
-        if (i > from) last_event_ts_ = ev.ts_event[i - 1];  // snapshot()'s clock: once a call, not per event
+        // snapshot()'s clock, set once a call rather than per event: the loop stays as it was.
+        if (i > from) last_event_ts_ = ev.ts_event[i - 1];
         *next = i;
         return st;
     }
