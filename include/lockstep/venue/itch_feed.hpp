@@ -26,11 +26,14 @@
 //   message at that place in the stream); fills of our orders the feed shows go out at once as
 //   'E' of the shown order. show_own_orders() publishes what else changed in our resting orders
 //   (L3 instruments only: an L2 book is shown one order per level, where ours has no place).
+// - snapshot() writes the feed's books as a receiver that lost part of the feed rebuilds them
+//   from (GLIMPSE-style, docs/protocols.md "Snapshots"): a control path, it allocates.
 //
 // Hot code: noexcept, returns a Status, allocation-free per event (the order pool and maps grow
 // by doubling only when more orders are live than ever before).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -80,6 +83,7 @@ public:
         std::memcpy(session_, session, moldudp64::kSessionLength);
         packet_bytes_ = packet_bytes;
         day_start_ = day_start_ns;
+        last_event_ts_ = day_start_ns;
         next_sequence_ = first_sequence;
         pool_.reserve(expected_orders);
     }
@@ -124,15 +128,40 @@ public:
     // The stock directory of a declared instrument: round lot 1, NASDAQ Global Select, normal.
     Status stock_directory(uint32_t index, int64_t ts) noexcept {
         if (index >= instruments_.size() || !instruments_[index].known) return Status::UnknownInstrument;
-        ie::StockDirectory m{};
-        stamp(m, index, ts);
-        std::memcpy(m.stock, instruments_[index].stock, 8);
-        m.market_category = 'Q', m.financial_status = 'N', m.round_lot_size = 1;
-        m.round_lots_only = 'N', m.issue_classification = 'C';
-        m.issue_subtype[0] = 'Z', m.issue_subtype[1] = ' ';
-        m.authenticity = 'P', m.short_sale_threshold = ' ', m.ipo_flag = ' ', m.luld_tier = ' ';
-        m.etp_flag = ' ', m.inverse = ' ';
-        return put(m);
+        return put(directory_of(index, ts));
+    }
+
+    // The feed's books as of now, for a receiver to rebuild them from: a Stock Directory of every
+    // declared instrument (index order), then per instrument (index order) an Add Order of every
+    // order live in the feed's view of its book, ours shown included, in ascending reference
+    // order. References are handed out in the order the feed published the 'A' or 'U' that gave
+    // an order its current one, so this is the time priority a receiver of the feed holds (the
+    // instrument's list keeps an order's place through a 'U', so its order is not). Our orders
+    // sit where the feed showed them; where the venue's matcher really queues them relative to
+    // the dataset's orders is not the feed's to know (the same holds on the feed itself).
+    // Each message is appended to `out` as a block [u16 big-endian length][message], stamped
+    // with the ts_event of the last event the feed consumed (0 past the day start before any).
+    // Returns how many; every message numbered below next_sequence() is reflected, none from it
+    // on. Control path: allocates.
+    size_t snapshot(std::vector<uint8_t>& out) const {
+        const int64_t ts = last_event_ts_;
+        size_t n = 0;
+        for (uint32_t in = 0; in < instruments_.size(); ++in) {
+            if (instruments_[in].known) n += append_block(out, directory_of(in, ts));
+        }
+        std::vector<uint32_t> slots;
+        for (uint32_t in = 0; in < instruments_.size(); ++in) {
+            if (!instruments_[in].known) continue;
+            slots.clear();
+            for (uint32_t o = instruments_[in].head; o != kNone; o = pool_[o].next) slots.push_back(o);
+            for (const uint32_t o : own_) {
+                if (pool_[o].instrument == in) slots.push_back(o);
+            }
+            std::sort(slots.begin(), slots.end(),
+                      [&](uint32_t a, uint32_t b) { return pool_[a].reference < pool_[b].reference; });
+            for (const uint32_t o : slots) n += append_block(out, add_of(in, ts, pool_[o]));
+        }
+        return n;
     }
 
     // The trading side every consumed event is handed to (null: none). Not owned.
@@ -176,6 +205,8 @@ public:
                 break;
             }
         }
+        // snapshot()'s clock, set once a call rather than per event: the loop stays as it was.
+        if (i > from) last_event_ts_ = ev.ts_event[i - 1];
         *next = i;
         return st;
     }
@@ -250,10 +281,45 @@ private:
     static constexpr uint32_t kNone = UINT32_MAX;
 
     template <class M>
-    void stamp(M& m, uint32_t index, int64_t ts) noexcept {
+    void stamp(M& m, uint32_t index, int64_t ts) const noexcept {
         m.stock_locate = uint16_t(index == 0 && M::kType == 'S' ? 0 : index + 1);
         m.tracking_number = 0;
         m.timestamp.value = uint64_t(ts - day_start_) & ((uint64_t(1) << 48) - 1);
+    }
+
+    // The stock directory of declared instrument `index`: round lot 1, NASDAQ Global Select,
+    // normal.
+    ie::StockDirectory directory_of(uint32_t index, int64_t ts) const noexcept {
+        ie::StockDirectory m{};
+        stamp(m, index, ts);
+        std::memcpy(m.stock, instruments_[index].stock, 8);
+        m.market_category = 'Q', m.financial_status = 'N', m.round_lot_size = 1;
+        m.round_lots_only = 'N', m.issue_classification = 'C';
+        m.issue_subtype[0] = 'Z', m.issue_subtype[1] = ' ';
+        m.authenticity = 'P', m.short_sale_threshold = ' ', m.ipo_flag = ' ', m.luld_tier = ' ';
+        m.etp_flag = ' ', m.inverse = ' ';
+        return m;
+    }
+
+    ie::AddOrder add_of(uint32_t in, int64_t ts, const Order& o) const noexcept {
+        ie::AddOrder m{};
+        stamp(m, in, ts);
+        m.order_reference = o.reference, m.side = o.side, m.shares = o.shares;
+        std::memcpy(m.stock, instruments_[in].stock, 8);
+        m.price = o.price;
+        return m;
+    }
+
+    // Appends `m` as a block [u16 big-endian length][message]; 1 (one message).
+    template <class M>
+    static size_t append_block(std::vector<uint8_t>& out, const M& m) {
+        static_assert(M::kLength <= 0xFFFF);
+        const size_t at = out.size();
+        out.resize(at + 2 + M::kLength);
+        out[at] = uint8_t(M::kLength >> 8), out[at + 1] = uint8_t(M::kLength & 0xFF);
+        size_t written;
+        ie::encode_message(m, out.data() + at + 2, M::kLength, &written);
+        return 1;
     }
 
     bool room_for(size_t messages) const noexcept {
@@ -351,15 +417,7 @@ private:
         --live_;
     }
 
-    void add(uint32_t in, int64_t ts, uint32_t slot) noexcept {
-        const Order& o = pool_[slot];
-        ie::AddOrder m{};
-        stamp(m, in, ts);
-        m.order_reference = o.reference, m.side = o.side, m.shares = o.shares;
-        std::memcpy(m.stock, instruments_[in].stock, 8);
-        m.price = o.price;
-        put(m);
-    }
+    void add(uint32_t in, int64_t ts, uint32_t slot) noexcept { put(add_of(in, ts, pool_[slot])); }
     void remove(uint32_t in, int64_t ts, uint32_t slot) noexcept {
         ie::OrderDelete m{};
         stamp(m, in, ts);
@@ -508,6 +566,7 @@ private:
     uint8_t session_[moldudp64::kSessionLength];
     size_t packet_bytes_;
     int64_t day_start_;
+    int64_t last_event_ts_;  // ts_event of the last event consumed (the day start before any)
     uint64_t next_sequence_;
     uint64_t next_reference_ = 1;
     uint64_t match_number_ = 0;

@@ -7,6 +7,7 @@ receives datagrams back to back and a uint32 array that receives their lengths.
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libcpp cimport bool as cbool
 from libcpp.memory cimport unique_ptr
+from libcpp.vector cimport vector
 
 from lockstep._bindings.columns cimport columns_view
 from lockstep._bindings.matching cimport ReplayedMarkets
@@ -82,6 +83,15 @@ cdef class ItchFeed:
         if self.markets is None:
             raise ValueError("no trading side attached")
         return int(self.core.get().show_own_orders(self.markets.core.get()[0], ts))
+
+    def snapshot(self):
+        """(blocks, next_sequence): the feed's books as [u16 length][message] blocks (a Stock
+        Directory per instrument, then an Add Order per live order) and the MoldUDP64 sequence
+        number they were taken before (docs/protocols.md, "Snapshots")."""
+        cdef vector[uint8_t] out
+        self.core.get().snapshot(out)
+        blocks = (<char*>out.data())[:out.size()] if out.size() else b""
+        return blocks, self.core.get().next_sequence()
 
     @property
     def own_shown(self):

@@ -36,8 +36,8 @@ def serve(config: str, overrides: tuple[str, ...], dataset: str | None, data: st
           duration: float | None, max_messages: int | None, summary_path: str | None,
           as_json: bool) -> None:
     """Replay a dataset as ITCH 5.0 over MoldUDP64 (and over SoupBinTCP with
-    venue.feed_soupbintcp), serve retransmissions, and take OUCH 4.2
-    orders over SoupBinTCP, matched against the replayed book. Ends when the feed
+    venue.feed_soupbintcp), serve retransmissions (and book snapshots with venue.snapshot),
+    and take OUCH 4.2 orders over SoupBinTCP, matched against the replayed book. Ends when the feed
     has ended and venue.linger has passed, after --duration, or on SIGINT / SIGTERM (exit 0,
     with the summary)."""
     logging.basicConfig(format="venue: %(message)s", level=logging.WARNING)
@@ -71,5 +71,9 @@ def _print_summary(s: dict) -> None:
         f = s["feed_soupbintcp"]
         click.echo(f"soupbintcp   {f['messages_out']:,} messages sent, {f['logins']:,} logins, "
                    f"{f['login_rejects']:,} rejected, {f['disconnects']:,} disconnects")
+    if "snapshot" in s:
+        f = s["snapshot"]
+        click.echo(f"snapshot     {f['snapshots']:,} snapshots ({f['snapshot_messages']:,} messages), "
+                   f"{f['login_rejects']:,} logins rejected, {f['completed']:,} completed")
     for reason, n in s["skipped"].items():
         click.echo(f"  not shown  {reason}: {n:,}")

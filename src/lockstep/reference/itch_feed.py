@@ -38,6 +38,7 @@ class ItchFeed:
         self._session = session.decode("latin-1")
         self._packet_bytes = packet_bytes
         self._day_start = day_start_ns
+        self._last_event_ts = day_start_ns  # the snapshot's clock: the last event consumed
         self._next_sequence = first_sequence
         self._next_reference = 1
         self._match = 0
@@ -116,15 +117,37 @@ class ItchFeed:
     def stock_directory(self, index: int, ts: int) -> int:
         if index not in self._instruments:
             return Status.UNKNOWN_INSTRUMENT
-        self._put(msg.StockDirectory(index + 1, 0, self._ts(ts), self._instruments[index][0], "Q", "N",
-                                     1, "N", "C", "Z ", "P", " ", " ", " ", " ", 0, " "))
+        self._put(self._directory(index, ts))
         return Status.OK
+
+    def _directory(self, index: int, ts: int) -> msg.StockDirectory:
+        return msg.StockDirectory(index + 1, 0, self._ts(ts), self._instruments[index][0], "Q", "N",
+                                  1, "N", "C", "Z ", "P", " ", " ", " ", " ", 0, " ")
+
+    def snapshot(self) -> tuple[bytes, int]:
+        """(blocks, next_sequence): a Stock Directory per declared instrument, then per
+        instrument an Add Order per live order (ours shown included) by ascending reference, as
+        [u16 length][message] blocks stamped with the last event consumed."""
+        ts = self._last_event_ts
+        messages = [self._directory(i, ts) for i in sorted(self._instruments)]
+        for i in sorted(self._instruments):
+            for o in sorted(self._orders[i].values(), key=lambda o: o.reference):
+                messages.append(self._add_message(i, ts, o))
+        blocks = b"".join(len(d).to_bytes(2, "big") + d for d in map(itch_encode.encode, messages))
+        return blocks, self._next_sequence
 
     def attach(self, markets: ReplayedMarkets) -> None:
         self._markets = markets
 
     def encode(self, cols: Mapping[str, np.ndarray], size: int, start: int, until_ts: int,
                max_messages: int) -> tuple[int, int, int]:
+        result = self._encode(cols, size, start, until_ts, max_messages)
+        if result[1] > start:
+            self._last_event_ts = int(cols["ts_event"][result[1] - 1])
+        return result
+
+    def _encode(self, cols: Mapping[str, np.ndarray], size: int, start: int, until_ts: int,
+                max_messages: int) -> tuple[int, int, int]:
         end = self._counts["messages"] + max_messages
         self.filled = False
         markets = self._markets
@@ -227,8 +250,11 @@ class ItchFeed:
         return o
 
     def _add(self, inst: int, ts: int, o: _Order) -> None:
-        self._put(msg.AddOrder(inst + 1, 0, self._ts(ts), o.reference, o.side, o.shares,
-                               self._instruments[inst][0], o.price))
+        self._put(self._add_message(inst, ts, o))
+
+    def _add_message(self, inst: int, ts: int, o: _Order) -> msg.AddOrder:
+        return msg.AddOrder(inst + 1, 0, self._ts(ts), o.reference, o.side, o.shares,
+                            self._instruments[inst][0], o.price)
 
     def _delete(self, inst: int, ts: int, o: _Order) -> None:
         self._put(msg.OrderDelete(inst + 1, 0, self._ts(ts), o.reference))

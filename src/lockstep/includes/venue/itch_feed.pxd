@@ -1,6 +1,7 @@
 # Mirrors include/lockstep/venue/itch_feed.hpp.
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libcpp cimport bool as cbool
+from libcpp.vector cimport vector
 
 from lockstep.includes.base.status cimport CStatus
 from lockstep.includes.core.events cimport CEventColumns
@@ -33,6 +34,7 @@ cdef extern from "lockstep/venue/itch_feed.hpp" namespace "lockstep::venue" nogi
                        cbool* filled) noexcept
         CStatus show_own_orders(const CReplayedMarkets& markets, int64_t ts) noexcept
         size_t own_shown() noexcept
+        size_t snapshot(vector[uint8_t]& out) except +
         uint64_t next_sequence() noexcept
         const CFeedCounts& counts() noexcept
         size_t live_orders() noexcept

@@ -11,6 +11,8 @@ Schema (defaults shown; only `dataset` is required, and `--dataset` gives it too
     order_entry = "tcp://127.0.0.1:0"  # where OUCH over SoupBinTCP listens
     feed_soupbintcp = ""             # where the ITCH feed is also served over SoupBinTCP to
                                      # venue.users ("tcp://127.0.0.1:0"); "" = not served
+    snapshot = ""                    # where book snapshots are served over SoupBinTCP to
+                                     # venue.users (a loopback "tcp://127.0.0.1:0"); "" = not served
     users = []                       # [{username = "...", password = "..."}]: order-entry accounts
     speed = 1.0                      # ts_event pacing factor (> 0; 2.0 = twice as fast), or "max"
     history = 1_000_000              # messages kept for retransmission requests (>= 1)
@@ -57,7 +59,7 @@ MAX_SPEED = "max"
 
 _TOP_KEYS = ("dataset", "venue")
 _VENUE_KEYS = ("feed", "retransmit", "order_entry", "users", "speed", "history", "session",
-               "heartbeat", "linger", "show_own_orders", "feed_soupbintcp")
+               "heartbeat", "linger", "show_own_orders", "feed_soupbintcp", "snapshot")
 _USER_KEYS = ("username", "password")
 _TABLES = {(): _TOP_KEYS, ("venue",): _VENUE_KEYS}
 _SESSION = re.compile(r"[A-Za-z0-9]{1,10}")
@@ -117,6 +119,7 @@ class VenueSettings:
     linger_ns: int = 1_000_000_000
     show_own_orders: bool = True
     feed_soupbintcp: Address | None = None  #: None: the feed is not served over SoupBinTCP
+    snapshot: Address | None = None  #: None: no book snapshots are served
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], prefix: str = "venue.") -> VenueSettings:
@@ -147,12 +150,15 @@ class VenueSettings:
             if not isinstance(data["show_own_orders"], bool):
                 raise ConfigError(prefix + "show_own_orders", f"must be true or false, not {kind_of(data['show_own_orders'])}")
             kw["show_own_orders"] = data["show_own_orders"]
-        if data.get("feed_soupbintcp", "") != "":
-            kw["feed_soupbintcp"] = address_setting(prefix + "feed_soupbintcp",
-                                                    data["feed_soupbintcp"], Transport.TCP)
+        for k in ("feed_soupbintcp", "snapshot"):
+            if data.get(k, "") == "":
+                continue
+            kw[k] = address_setting(prefix + k, data[k], Transport.TCP)
             if not kw.get("users"):
-                raise ConfigError(prefix + "feed_soupbintcp", f"needs {prefix}users: the "
-                                                              "accounts that may log in to it")
+                raise ConfigError(prefix + k, f"needs {prefix}users: the accounts that may log in to it")
+        if "snapshot" in kw and not kw["snapshot"].host.startswith("127."):
+            raise ConfigError(prefix + "snapshot", f"must be a loopback address (127.x.x.x), not "
+                                                   f"{kw['snapshot'].host}")
         return cls(**kw)
 
     def to_dict(self) -> dict[str, Any]:
@@ -164,7 +170,8 @@ class VenueSettings:
                 "session": self.session, "heartbeat": format_duration(self.heartbeat_ns),
                 "linger": format_duration(self.linger_ns),
                 "show_own_orders": self.show_own_orders,
-                "feed_soupbintcp": "" if self.feed_soupbintcp is None else str(self.feed_soupbintcp)}
+                "feed_soupbintcp": "" if self.feed_soupbintcp is None else str(self.feed_soupbintcp),
+                "snapshot": "" if self.snapshot is None else str(self.snapshot)}
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

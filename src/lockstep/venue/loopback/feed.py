@@ -308,6 +308,13 @@ class MarketDataFeed:
         self._send_header_only(moldudp64.encode_end_of_session)
         self.ended = True
 
+    def snapshot(self) -> tuple[bytes, int]:
+        """The books as the feed has shown them, now: (blocks, next_sequence), the ITCH messages
+        of a snapshot as [u16 length][message] blocks (a Stock Directory per instrument, then an
+        Add Order per live order) and the MoldUDP64 sequence number it was taken before: every
+        message sent below it is reflected, none from it on (lockstep.venue.loopback.snapshot)."""
+        return self._core.snapshot()
+
     def show_own_orders(self) -> None:
         """Shows now, in the same sequence, what changed in our resting orders on L3
         instruments of the attached markets since the feed last showed them (A, X, U, D),

@@ -11,7 +11,8 @@ as another with `attach()`: the loop waits on every component's socket at once, 
 called again), and merges their `summary()` into the run's. `order_entry` is the seam's name for
 that component: while none is attached, `order_entry` is reported as configured and the summary's
 orders, fills and sessions are 0. With `venue.feed_soupbintcp` the venue attaches one more of its
-own: the feed over SoupBinTCP (`lockstep.venue.loopback.soup_feed`).
+own: the feed over SoupBinTCP (`lockstep.venue.loopback.soup_feed`); with `venue.snapshot`, book
+snapshots over SoupBinTCP (`lockstep.venue.loopback.snapshot`).
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from lockstep.net import READABLE, EventLoop
 from lockstep.venue.loopback.config import VenueConfig
 from lockstep.venue.loopback.feed import MarketDataFeed
 from lockstep.venue.loopback.sessions import Account
+from lockstep.venue.loopback.snapshot import SnapshotServer
 from lockstep.venue.loopback.soup_feed import SoupFeedServer
 
 __all__ = ["LoopbackVenue", "VenueComponent"]
@@ -56,17 +58,24 @@ class LoopbackVenue:
         self._stop_reason: str | None = None
         #: The feed over SoupBinTCP (venue.feed_soupbintcp), None when not served.
         self.soup_feed: SoupFeedServer | None = None
+        #: Book snapshots over SoupBinTCP (venue.snapshot), None when not served.
+        self.snapshot: SnapshotServer | None = None
         settings = config.venue
-        if settings.feed_soupbintcp is not None:
-            try:
-                self.soup_feed = SoupFeedServer(
-                    self.feed, str(settings.feed_soupbintcp),
-                    [Account(u.username, u.password) for u in settings.users],
-                    history=settings.history, heartbeat_interval=settings.heartbeat_ns / 1e9)
-            except BaseException:
-                self.feed.close()
-                raise
-            self.attach(self.soup_feed, order_entry=False)
+        accounts = [Account(u.username, u.password) for u in settings.users]
+        heartbeat = settings.heartbeat_ns / 1e9
+        try:
+            if settings.feed_soupbintcp is not None:
+                self.soup_feed = SoupFeedServer(self.feed, str(settings.feed_soupbintcp), accounts,
+                                                history=settings.history,
+                                                heartbeat_interval=heartbeat)
+                self.attach(self.soup_feed, order_entry=False)
+            if settings.snapshot is not None:
+                self.snapshot = SnapshotServer(self.feed, str(settings.snapshot), accounts,
+                                               heartbeat_interval=heartbeat)
+                self.attach(self.snapshot, order_entry=False)
+        except BaseException:
+            self.close()
+            raise
 
     def attach(self, component: VenueComponent, *, order_entry: bool = True) -> None:
         """Plugs a component into the run loop (before run()); the order-entry side by default."""
@@ -76,13 +85,16 @@ class LoopbackVenue:
 
     @property
     def addresses(self) -> dict[str, str]:
-        """Where the venue listens and sends: feed, retransmit, order_entry (bound addresses with
-        their real ports; order_entry as configured while no order-entry side is attached)."""
+        """Where the venue listens and sends: feed, retransmit, order_entry, and feed_soupbintcp
+        and snapshot when served (bound addresses with their real ports; order_entry as
+        configured while no order-entry side is attached)."""
         out = dict(self.feed.addresses)
         oe = getattr(self.order_entry, "address", None)
         out["order_entry"] = oe if oe is not None else str(self.config.venue.order_entry)
         if self.soup_feed is not None:
             out["feed_soupbintcp"] = self.soup_feed.address
+        if self.snapshot is not None:
+            out["snapshot"] = self.snapshot.address
         return out
 
     def stop(self, reason: str = "stopped") -> None:
