@@ -80,7 +80,7 @@ def _live(dataset: Dataset, data: str | None, seed: int, as_json: bool) -> None:
         venue_toml = Path(tmp, "venue.toml")
         venue_toml.write_text(
             '[venue]\nfeed = "udp://127.0.0.1:0"\nretransmit = "udp://127.0.0.1:0"\n'
-            'order_entry = "tcp://127.0.0.1:0"\nlinger = "60s"\n'
+            'order_entry = "tcp://127.0.0.1:0"\nsnapshot = "tcp://127.0.0.1:0"\nlinger = "60s"\n'
             f'speed = {LIVE_SPEED}\nusers = [{{username = "demo", password = "{password}"}}]\n')
         venue = subprocess.Popen([sys.executable, "-m", "lockstep", "venue", "serve", str(venue_toml),
                                   "--dataset", dataset.path, "--json"],
@@ -91,7 +91,8 @@ def _live(dataset: Dataset, data: str | None, seed: int, as_json: bool) -> None:
                 {"name": "quickstart-live", "dataset": dataset.path, "seed": seed,
                  "strategy": {"path": "lockstep.examples.market_maker:MarketMaker"},
                  "risk": {"max_position": "0.02", "max_open_orders": 16},
-                 "live": {**{k: ports[k] for k in ("feed", "retransmit", "order_entry")},
+                 "live": {**{k: ports[k] for k in ("feed", "retransmit", "order_entry",
+                                                   "snapshot")},
                           "username": "demo", "password": password}},
                 base_dir=".", source="quickstart")
             if not as_json:

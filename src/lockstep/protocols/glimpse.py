@@ -2,8 +2,9 @@
 reads to rebuild its books (docs/protocols.md, "Snapshots").
 
 After a SoupBinTCP login the server sends, one ITCH 5.0 message per Sequenced Data packet, the
-Stock Directory of every stock, then an Add Order for every order live in its books (price-time
-order within each side), then End of Snapshot and End of Session. End of Snapshot is a 'G'
+Stock Directory of every stock, then an Add Order for every order live in its books (in the order
+a receiver adds them for price-time priority: oldest first), then End of Snapshot and End of
+Session. End of Snapshot is a 'G'
 message whose 20 ASCII bytes hold the MoldUDP64 sequence number the snapshot was taken before
 (decimal, right-justified, space-padded, as SoupBinTCP's sequence numbers are): every message
 numbered below it is in the snapshot, every message from it on is not.
