@@ -590,15 +590,19 @@ def test_broken_and_corrected_fills_change_position_cash_and_fees_and_replay(ds,
     assert total() == before - signed(corrected) * 3
     assert fees() == (rebate(corrected, new_price)  # the rebate follows the new price
                       + sum(rebate(f, f.execution_price) for f in fills[2:]))
-    # A second bust of the same fill and a match number that is no fill of ours change nothing.
+    # A second bust of the same fill, a match number that is no fill of ours, and a fill's match
+    # number with the token of another order of ours, still live, change nothing.
     position, before = ctx.position(0), total()
+    other = next(iter(venue.orders))  # live at the venue: not the whole-filled order of fills[2]
+    assert other != fills[2].token
     for m in (ouch.BrokenTrade(ts, busted.token, busted.match_number, "E"),
-              ouch.PriceCorrection(ts, "LS1", 10**9, new_price, "X")):
+              ouch.PriceCorrection(ts, "LS1", 10**9, new_price, "X"),
+              ouch.BrokenTrade(ts, other, fills[2].match_number, "E")):
         session.on_ouch(ouch.encode(m), end)
     assert (ctx.position(0), total()) == (position, before)
     live = session.counters["live"]
-    assert (live["ouch_broken_trades"], live["ouch_price_corrections"]) == (2, 2)
-    assert live["ouch_unknown_trades"] == 2
+    assert (live["ouch_broken_trades"], live["ouch_price_corrections"]) == (3, 2)
+    assert live["ouch_unknown_trades"] == 3
     result = session.close()
     writer.close()
     rows = [e for e in executions(journal) if e["kind"] in (EventKind.TRADE_BROKEN,

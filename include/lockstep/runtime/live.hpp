@@ -108,7 +108,8 @@ struct LiveCounters {
     uint64_t ouch_broken_trades = 0;      // Broken Trade messages: TradeBroken of the fill named
     uint64_t ouch_price_corrections = 0;  // Price Correction messages: TradeCorrected of it
     uint64_t ouch_unknown_trades = 0;     // either, naming a match number no fill of ours has
-                                          // (or a fill already broken): nothing changes
+                                          // (or a fill already broken, or with the token of
+                                          // another live order of ours): nothing changes
     uint64_t ouch_cancel_pending = 0;
     uint64_t ticks = 0;
     uint64_t gaps = 0;
@@ -206,14 +207,14 @@ public:
             case ouch42::BrokenTrade::kType: {
                 ++c.ouch_broken_trades;
                 const ouch42::BrokenTrade& t = b.broken_trade;
-                return correct(t.match_number, day_start_ns + int64_t(t.timestamp), stamp,
-                               /*broken=*/true, 0, t.reason, c);
+                return correct(t.match_number, t.token, day_start_ns + int64_t(t.timestamp),
+                               stamp, /*broken=*/true, 0, t.reason, c);
             }
             case ouch42::PriceCorrection::kType: {
                 ++c.ouch_price_corrections;
                 const ouch42::PriceCorrection& t = b.price_correction;
-                return correct(t.match_number, day_start_ns + int64_t(t.timestamp), stamp,
-                               /*broken=*/false, t.new_execution_price, t.reason, c);
+                return correct(t.match_number, t.token, day_start_ns + int64_t(t.timestamp),
+                               stamp, /*broken=*/false, t.new_execution_price, t.reason, c);
             }
             default: break;
         }
@@ -669,12 +670,16 @@ private:
 
     // A Broken Trade (the fill never happened) or a Price Correction (it happened at
     // `new_price`) of the fill with match number `match`: an execution event of its order, with
-    // the fill's side and qty. Trusts the match number (the venue's, unique in its day) over the
-    // message's token, which a replace may have changed since.
-    void correct(uint64_t match, int64_t ts_event, int64_t stamp, bool broken, uint32_t new_price,
-                 uint8_t reason, LiveCounters& c) noexcept {
+    // the fill's side and qty. Found by the match number (the venue's, unique in its day): the
+    // message's token may be one a replace has retired since, or one of an order long ended
+    // and forgotten. A token that names a live order of ours other than the fill's contradicts
+    // the match number: counted as unknown, nothing changes.
+    void correct(uint64_t match, const uint8_t* token, int64_t ts_event, int64_t stamp,
+                 bool broken, uint32_t new_price, uint8_t reason, LiveCounters& c) noexcept {
         const uint32_t k = by_match_.find(match);
-        if (k == kNone || fills_[k].broken) {
+        const uint32_t named = find(token, nullptr);
+        if (k == kNone || fills_[k].broken ||
+            (named != kNone && pool_[named].client_order_id != fills_[k].order_id)) {
             ++c.ouch_unknown_trades;
             return;
         }
