@@ -97,6 +97,9 @@ def test_overrides_and_durations(config):
     ('live.snapshot="tcp://127.0.0.1:0"', "live.snapshot"),
     ("live.snapshot=9003", "live.snapshot"),
     ('live.snapshot_timeout="0s"', "live.snapshot_timeout"),
+    ('live.metrics="udp://127.0.0.1:9100"', "live.metrics"),
+    ('live.metrics="127.0.0.1"', "live.metrics"),
+    ("live.metrics=9100", "live.metrics"),
 ])
 def test_every_bad_key_is_named(config, override, key):
     e = error(config, override)
@@ -166,10 +169,12 @@ def test_the_password_is_never_shown(config, tmp_path, caplog):
 
 def test_the_resolved_config_reloads_to_an_equal_config(config, tmp_path):
     cfg = load(config, 'live.control="ctl.sock"', 'live.feed_timeout="2500ms"',
-               'live.snapshot="tcp://127.0.0.1:9003"', 'live.snapshot_timeout="2s"')
+               'live.snapshot="tcp://127.0.0.1:9003"', 'live.snapshot_timeout="2s"',
+               'live.metrics="127.0.0.1:0"')
     assert cfg.live.control == str(config.parent / "ctl.sock")
     assert str(cfg.live.snapshot) == "tcp://127.0.0.1:9003"
     assert cfg.live.snapshot_timeout_ns == 2_000_000_000
+    assert (cfg.live.metrics.host, cfg.live.metrics.port) == ("127.0.0.1", 0)
     resolved = tmp_path / "resolved.toml"
     resolved.write_text(dump_toml(cfg.to_dict()))
     assert load(resolved).backtest == cfg.backtest.__class__.from_dict(

@@ -8,12 +8,15 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 from live_util import live_config
+from prometheus_client.parser import text_string_to_metric_families
 
 from lockstep.backtest.artifacts import read_artifact
 from lockstep.data.synth import generate
@@ -130,17 +133,21 @@ def test_each_market_maker_trades_live_and_its_journal_replays_to_the_same_sessi
 
 
 def test_sigterm_cancels_every_open_order_and_completes_the_records(dataset, tmp_path):
+    """Also: the Prometheus endpoint (live.metrics on port 0), scraped and read with
+    prometheus_client's own parser, says what `ctl status` says."""
     ds, root = dataset
     venue = Venue(tmp_path, ds.path, speed=0.5)
     config = live_config(tmp_path, "market_maker.toml")
     try:
         proc = subprocess.Popen(live_cmd(config, ds.path, root, venue, "--set=live.control="
-                                         + str(tmp_path / "mm.sock")),
+                                         + str(tmp_path / "mm.sock"),
+                                         "--set=live.metrics=127.0.0.1:0"),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 cwd=tmp_path, env=_env(LOCKSTEP_PASSWORD=PASSWORD))
         try:
             status = _wait_for_open_orders(tmp_path / "mm.sock", proc)
             assert status["open_orders"] > 0
+            _check_metrics(status, ds.instruments[0].symbol)
             os.kill(proc.pid, signal.SIGTERM)
             out, err = proc.communicate(timeout=DEADLINE_S)
         finally:
@@ -158,6 +165,30 @@ def test_sigterm_cancels_every_open_order_and_completes_the_records(dataset, tmp
     orders = read_artifact(summary["run_dir"], "orders")
     assert orders.num_rows > 0 and not Path(summary["run_dir"], "INCOMPLETE").exists()
     assert replay(summary["journal"])["digest"] == summary["digest"]
+
+
+def _check_metrics(status: dict, symbol: str) -> None:
+    url = status["metrics"]
+    assert url.startswith("http://127.0.0.1:") and not url.endswith(":0/metrics")
+    deadline = time.monotonic() + DEADLINE_S
+    values: dict = {}
+    while time.monotonic() < deadline:  # the first reading may be older than the open orders
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        values = {(s.name, tuple(sorted(s.labels.items()))): s.value
+                  for family in text_string_to_metric_families(text) for s in family.samples}
+        if values.get(("lockstep_live_open_orders", ())):
+            break
+        time.sleep(0.2)
+    assert values[("lockstep_live_open_orders", ())] > 0
+    assert values[("lockstep_live_feed_messages_total", ())] > 100
+    assert values[("lockstep_live_orders_total", ())] >= values[("lockstep_live_open_orders", ())]
+    assert values[("lockstep_live_trading_mode", (("mode", "active"),))] == 1
+    assert values[("lockstep_live_trading_mode", (("mode", "halted"),))] == 0
+    assert values[("lockstep_live_order_entry_up", ())] == 1
+    assert values[("lockstep_live_kill_switch", ())] == 0
+    assert ("lockstep_live_position", (("symbol", symbol),)) in values
+    assert 0 <= values[("lockstep_live_reading_age_seconds", ())] < 5
+    assert PASSWORD not in text
 
 
 def _wait_for_open_orders(socket_path: Path, proc: subprocess.Popen) -> dict:
@@ -189,6 +220,28 @@ def test_a_login_the_venue_rejects_is_one_line_and_exit_1(dataset, tmp_path):
     assert "rejected the login of 'demo': not authorized" in proc.stderr
     assert "wrong" not in proc.stderr and served["login_rejects"] == 1
     assert not (root / "live").exists()  # nothing written before the login
+
+
+def test_a_metrics_address_taken_is_one_line_and_exit_1_before_anything_is_written(dataset,
+                                                                                   tmp_path):
+    ds, _ = dataset
+    root = tmp_path / "data"
+    venue = Venue(tmp_path, ds.path)
+    taken = socket.create_server(("127.0.0.1", 0))
+    try:
+        port = taken.getsockname()[1]
+        proc = subprocess.run(live_cmd(live_config(tmp_path, "market_maker.toml"), ds.path, root,
+                                       venue, f"--set=live.metrics=127.0.0.1:{port}",
+                                       "--duration", "5"),
+                              capture_output=True, text=True, timeout=DEADLINE_S, cwd=tmp_path,
+                              env=_env(LOCKSTEP_PASSWORD=PASSWORD), check=False)
+    finally:
+        taken.close()
+        venue.stop()
+    assert proc.returncode == 1 and proc.stdout == "", proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert f"live.metrics 127.0.0.1:{port}: cannot serve" in proc.stderr
+    assert not any((root / "live").glob("*/journal"))  # no session written
 
 
 def test_token_prefixes_differ_between_sessions_started_apart_on_one_day():

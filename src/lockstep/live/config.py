@@ -41,6 +41,8 @@ password keys are required; same key names as the loopback venue's `[venue]`):
                                      # book a gap made invalid stays so
     snapshot_timeout = "5s"          # a snapshot not read whole within this is given up (and
                                      # asked again this long after)
+    metrics = ""                     # Prometheus endpoint, HOST:PORT (port 0: any free one;
+                                     # `ctl status` says which); "" = none
     answer_timeout = "5s"            # an order whose request the venue has not answered for this
                                      # long is reported (ctl status, a warning; never acted on)
     control = ""                     # control socket: a path (relative to the config file) or
@@ -113,7 +115,7 @@ _DURATIONS = {
 }
 _BOOLS = {"cancel_on_shutdown": True, "busy_poll": False}
 _LIVE_KEYS = (*_REQUIRED, *PASSWORD_KEYS, "session", *_DURATIONS, *_BOOLS, "control", "cpu",
-              "snapshot")
+              "snapshot", "metrics")
 _MAX_CPU = 4095  # CPU_SETSIZE - 1 on Linux
 # SoupBinTCP login: the requested session's width.
 _SESSION_WIDTH = 10
@@ -146,6 +148,7 @@ class LiveSettings:
     answer_timeout_ns: int = _DURATIONS["answer_timeout"][0]
     snapshot_timeout_ns: int = _DURATIONS["snapshot_timeout"][0]
     snapshot: Address | None = None  #: None: no snapshots
+    metrics: Address | None = None  #: the Prometheus endpoint; None: none
     control: str = ""  #: an absolute socket path or tcp://127.x.x.x:PORT; "" = the default
     busy_poll: bool = False
     cpu: int = -1  #: -1: not pinned
@@ -167,6 +170,11 @@ class LiveSettings:
             kw["snapshot"] = address_setting(prefix + "snapshot", data["snapshot"], Transport.TCP)
             if kw["snapshot"].port == 0:
                 raise ConfigError(prefix + "snapshot", "needs the venue's port, not 0")
+        if data.get("metrics", "") != "":
+            value = data["metrics"]
+            if isinstance(value, str) and "://" not in value:
+                value = "tcp://" + value
+            kw["metrics"] = address_setting(prefix + "metrics", value, Transport.TCP)
         if kw["retransmit"].is_multicast:
             raise ConfigError(prefix + "retransmit", "must be a unicast address (the server answers its sender)")
         kw["username"] = credential_setting(prefix + "username", data["username"], USERNAME_WIDTH)
@@ -201,6 +209,7 @@ class LiveSettings:
             "feed": str(self.feed), "retransmit": str(self.retransmit),
             "order_entry": str(self.order_entry), "username": self.username,
             "snapshot": "" if self.snapshot is None else str(self.snapshot),
+            "metrics": "" if self.metrics is None else f"{self.metrics.host}:{self.metrics.port}",
         }
         if self.password_env:
             out["password_env"] = self.password_env

@@ -57,6 +57,7 @@ from lockstep.errors import ControlError, LockstepError, LoginRejected, SocketEr
 from lockstep.live.config import LiveConfig
 from lockstep.live.control import ControlServer, control_endpoint
 from lockstep.live.journal import split_outbound
+from lockstep.live.metrics import MetricsEndpoint, reading
 from lockstep.live.records import RecordsThread, RecordsWriter, new_session_dir
 from lockstep.live.session import (
     LiveSession,
@@ -148,6 +149,7 @@ class LiveNode:
         self._snapshot_wanted = False
         self._snapshot: SnapshotFetch | None = None
         self._snapshot_retry_at = 0
+        self.metrics: MetricsEndpoint | None = None  # live.metrics, once the session is open
         self._unanswered_seen = False  # orders were unanswered at the last look
         self._sockets: list[Any] = []
         self.feed = self._own(UdpSocket(str(live.feed), batch=_FEED_BATCH, slot_bytes=_SLOT_BYTES,
@@ -203,7 +205,14 @@ class LiveNode:
         self.control = ControlServer(self, control_endpoint(cfg.live.control, data, cfg.name),
                                      on_stop=self.request_stop)
         if cfg.live.cpu >= 0:
-            keep_off_cpu(cfg.live.cpu)  # the journal's and the records' threads, started next
+            keep_off_cpu(cfg.live.cpu)  # the endpoint's, the journal's and the records' threads, started next
+        if cfg.live.metrics is not None:  # like the control socket: before anything is written
+            try:
+                self.metrics = MetricsEndpoint(cfg.live.metrics)
+            except OSError as e:
+                raise LockstepError(f"live.metrics {cfg.live.metrics.host}:{cfg.live.metrics.port}: "
+                                    f"cannot serve: {e.strerror or e}") from None
+            log.info("metrics at %s", self.metrics.url)
         config_text = dump_toml(cfg.to_dict())
         folder = new_session_dir(cfg.name, config_text, data=data)
         self.records = RecordsThread(RecordsWriter(
@@ -217,6 +226,7 @@ class LiveNode:
             cfg.backtest, self.instruments, terms, folder.join("journal").path,
             version=__version__, records=self.records)
         self._open_loop()
+        self._publish_metrics()
         self._logins = self.client.counts["logins"]
         for _, payload, stamp in self._early:
             self._input_ouch(payload, stamp)
@@ -342,7 +352,20 @@ class LiveNode:
         self.records.check()
         self._look_for_unanswered()
         self._snapshot_turn()
+        self._publish_metrics()
 
+    def _publish_metrics(self) -> None:
+        """A reading for the Prometheus endpoint, taken here, on the node's thread, between runs
+        of the loop (lockstep.live.metrics)."""
+        if self.metrics is None:
+            return
+        ctx = self.session.ctx
+        c = self.session.engine.counters()
+        pnl = {self.instruments[i].symbol: (ctx.realized(i), ctx.unrealized(i), ctx.fees(i))
+               for i in ctx.traded}
+        self.metrics.publish(reading(
+            self.status(), {"intents": c["intents"], "denials": c["denied"], "orders": c["orders"],
+                            "fills": c["fills"]}, pnl, time.monotonic_ns()))
     def _snapshot_turn(self) -> None:
         """Books invalid and a snapshot server configured: a snapshot is read off this thread;
         once read it is a journaled input (every book rebuilt and valid), and the receiver goes
@@ -478,7 +501,8 @@ class LiveNode:
                 "unanswered_orders": unanswered, "oldest_unanswered_s": oldest_s,
                 "position": {self.instruments[i].symbol: float(ctx.size(i, ctx.position(i)))
                              for i in ctx.traded},
-                "counters": self.counters()}
+                "counters": self.counters(),
+                "metrics": None if self.metrics is None else self.metrics.url}
 
     def counters(self) -> dict[str, Any]:
         feed = self.receiver.counters
@@ -536,6 +560,9 @@ class LiveNode:
     def close(self) -> None:
         """Logs out and closes every socket (safe to call more than once)."""
         self.client.close(logout=True)
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
         if self.control is not None:
             self.control.close()
             self.control = None
