@@ -291,16 +291,7 @@ public:
     // on_order: ORDER_CANCELED of a submit (status Canceled, though it never was an Order:
     // nothing was dispatched), REPLACE_REJECTED of a replace (its order as State has it).
     RunStatus withdraw_queued(RiskReason why) noexcept {
-        if (failed_ != RunStatus::Ok) return failed_;
-        Intent out[kDispatchBatch];
-        for (size_t n; (n = queue_.withdraw(out, kDispatchBatch)) != 0;) {
-            for (size_t k = 0; k < n; ++k) {
-                deny(out[k], why);
-                if (tell_withdrawn(out[k]) != RunStatus::Ok) return failed_;
-            }
-        }
-        dispatch_pending();
-        return failed_;
+        return withdraw(why, [](void*, const Intent&) noexcept { return true; });
     }
 
     // Trading went reduce-only: submits and replaces waiting in the queue that could grow a
@@ -309,20 +300,7 @@ public:
     // one kept counts as open for those after it: two queued sells of a long position's size
     // would take it short.
     RunStatus withdraw_growing() noexcept {
-        if (failed_ != RunStatus::Ok) return failed_;
-        Intent out[kDispatchBatch];
-        for (;;) {
-            // Each withdraw_if walks the queue from its start: what it keeps is counted afresh.
-            kept_count_ = 0;
-            const size_t n = queue_.withdraw_if(&Engine::could_grow, this, out, kDispatchBatch);
-            if (n == 0) break;
-            for (size_t k = 0; k < n; ++k) {
-                deny(out[k], RiskReason::ReduceOnly);
-                if (tell_withdrawn(out[k]) != RunStatus::Ok) return failed_;
-            }
-        }
-        dispatch_pending();
-        return failed_;
+        return withdraw(RiskReason::ReduceOnly, &Engine::could_grow);
     }
 
     // The feed lost messages it will not get back: every instrument's book is invalid (a GAP
@@ -790,6 +768,26 @@ private:
         u.status = exec_.status(s);
         u.filled_qty = exec_.filled_qty(s);
         u.leaves_qty = is_terminal(u.status) ? 0 : exec_.qty(s) - u.filled_qty;
+    }
+
+    // What `take` picks of the queue's submits and replaces, withdrawn, denied `why`, the
+    // strategy told (withdraw_queued).
+    RunStatus withdraw(RiskReason why, IntentQueue::Take take) noexcept {
+        if (failed_ != RunStatus::Ok) return failed_;
+        Intent out[kDispatchBatch];
+        for (;;) {
+            // Each withdraw_if walks the queue from its start: what could_grow keeps is counted
+            // afresh.
+            kept_count_ = 0;
+            const size_t n = queue_.withdraw_if(take, this, out, kDispatchBatch);
+            if (n == 0) break;
+            for (size_t k = 0; k < n; ++k) {
+                deny(out[k], why);
+                if (tell_withdrawn(out[k]) != RunStatus::Ok) return failed_;
+            }
+        }
+        dispatch_pending();
+        return failed_;
     }
 
     // withdraw_growing's judge: Risk's reduce-only rule with the open orders and the queued ones

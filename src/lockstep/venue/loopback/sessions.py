@@ -23,6 +23,7 @@ refused with session-not-available rather than silently given a gap.
 """
 from __future__ import annotations
 
+import bisect
 import collections
 import dataclasses
 import logging
@@ -369,5 +370,55 @@ class SoupServer:
                 self._write(token, soup.encode(soup.ServerHeartbeat()))
 
 
+# Bytes handed to a client's write buffer per write by a PumpedSoupServer: whole packets, up to
+# this much.
+_WRITE_BYTES = 256 << 10
+# How often a PumpedSoupServer's tick() wants to run while nothing is waiting: heartbeats,
+# timeouts, closing.
+_TIMER_S = 0.1
+
+
+def whole_packets(data: bytes, offsets, k: int, max_bytes: int) -> tuple[bytes, int]:
+    """Packets k.. of `data` (packet i spans offsets[i]..offsets[i + 1]; k is not the last
+    offset), at most `max_bytes` of them unless packet k alone is larger: their bytes and the
+    index after the last one."""
+    begin = int(offsets[k])
+    end = max(bisect.bisect_right(offsets, begin + max_bytes) - 1, k + 1)
+    return data[begin:int(offsets[end])], end
+
+
+class PumpedSoupServer(SoupServer):
+    """A SoupServer that sends each logged-in client a stream of packets as fast as it reads
+    (`_pump`: whole packets while its write buffer has room; the server's poll flushes the buffer
+    when the socket is writable), and the run loop's face: every turn polls, then pumps each
+    client still being sent to (`_pumping`)."""
+
+    def _pumping(self) -> Iterable[int]:
+        raise NotImplementedError
+
+    def _pump(self, token: int) -> None:
+        raise NotImplementedError
+
+    def _room(self, token: int) -> int:
+        """Bytes the client's next write may take: 0 while its write buffer has less than a
+        quarter of a write's room (a write then is not worth a syscall)."""
+        conn = self._clients[token].conn
+        room = conn.write_capacity - conn.pending
+        return 0 if room < _WRITE_BYTES // 4 else min(room, _WRITE_BYTES)
+
+    def on_readable(self) -> None:
+        self.poll(0)
+        self._pump_all()
+
+    def tick(self) -> float | None:
+        self.poll(0)
+        self._pump_all()
+        return _TIMER_S
+
+    def _pump_all(self) -> None:
+        for token in list(self._pumping()):
+            self._pump(token)
+
+
 __all__ = ["CLIENT_TIMEOUT_S", "DEFAULT_HISTORY", "DEFAULT_SESSION", "HEARTBEAT_INTERVAL_S",
-           "Account", "SequencedStream", "SoupServer"]
+           "Account", "PumpedSoupServer", "SequencedStream", "SoupServer", "whole_packets"]

@@ -18,7 +18,6 @@ room), so a book of any size takes no more than a bounded write buffer per clien
 """
 from __future__ import annotations
 
-import bisect
 import dataclasses
 from collections.abc import Iterable
 from typing import Any
@@ -26,15 +25,16 @@ from typing import Any
 from lockstep.protocols import glimpse
 from lockstep.protocols import soupbintcp as soup
 from lockstep.venue.loopback.feed import MarketDataFeed
-from lockstep.venue.loopback.sessions import Account, SequencedStream, SoupServer
+from lockstep.venue.loopback.sessions import (
+    Account,
+    PumpedSoupServer,
+    SequencedStream,
+    whole_packets,
+)
 
 __all__ = ["SnapshotServer", "snapshot_packets"]
 
 _SEQUENCED = b"S"  # the Sequenced Data packet type
-# Bytes handed to a client's write buffer per write: whole packets, up to this much.
-_WRITE_BYTES = 256 << 10
-# How often tick() wants to run while nothing is waiting: heartbeats, timeouts, closing.
-_TIMER_S = 0.1
 
 
 def snapshot_packets(blocks: bytes, next_sequence: int) -> tuple[bytes, list[int]]:
@@ -70,7 +70,7 @@ class _Sending:
         return self.next_packet == len(self.offsets) - 1
 
 
-class SnapshotServer(SoupServer):
+class SnapshotServer(PumpedSoupServer):
     """See the module docstring. A VenueComponent of the run loop."""
 
     def __init__(self, feed: MarketDataFeed, address: str, accounts: Iterable[Account], *,
@@ -112,29 +112,17 @@ class SnapshotServer(SoupServer):
                 self._clients[token].last_sent = now
         super()._timers()
 
-    # ---------------------------------------------------------------- the run loop's face
-
-    def on_readable(self) -> None:
-        self.poll(0)
-        self._pump_all()
-
-    def tick(self) -> float | None:
-        self.poll(0)
-        self._pump_all()
-        return _TIMER_S
-
     def summary(self) -> dict[str, Any]:
         return {"snapshot": dict(self.counts)}
 
     # ---------------------------------------------------------------- sending
 
-    def _pump_all(self) -> None:
-        for token in list(self._snapshots):
-            self._pump(token)
+    def _pumping(self) -> list[int]:
+        return list(self._snapshots)
 
     def _pump(self, token: int) -> None:
-        """Writes the client's next packets while its write buffer has room (the server's poll
-        flushes it as the client reads); closes the connection once all of it has drained."""
+        """Writes the client's next packets while its write buffer has room; closes the
+        connection once all of it has drained."""
         while token in self._snapshots:
             sending = self._snapshots[token]
             conn = self._clients[token].conn
@@ -143,13 +131,10 @@ class SnapshotServer(SoupServer):
                     self.counts["completed"] += 1
                     self._drop(token, None)
                 return
-            room = conn.write_capacity - conn.pending
-            if room < _WRITE_BYTES // 4:
+            room = self._room(token)
+            if room == 0:
                 return
-            offsets = sending.offsets
-            begin = offsets[sending.next_packet]
-            end = bisect.bisect_right(offsets, begin + min(room, _WRITE_BYTES)) - 1
-            end = max(end, sending.next_packet + 1)
-            self._write(token, sending.data[begin:offsets[end]])
+            data, end = whole_packets(sending.data, sending.offsets, sending.next_packet, room)
+            self._write(token, data)
             if token in self._snapshots:
                 sending.next_packet = end

@@ -28,15 +28,11 @@ import numpy as np
 from lockstep.protocols import moldudp64
 from lockstep.protocols import soupbintcp as soup
 from lockstep.venue.loopback.feed import MarketDataFeed
-from lockstep.venue.loopback.sessions import Account, SoupServer
+from lockstep.venue.loopback.sessions import Account, PumpedSoupServer, whole_packets
 
 __all__ = ["SoupFeedServer", "sequenced_packets"]
 
 _SEQUENCED = ord("S")  # the Sequenced Data packet type
-# Bytes handed to a client's write buffer per write: whole packets, up to this much.
-_WRITE_BYTES = 256 << 10
-# How often tick() wants to run while nothing is waiting: heartbeats and timeouts.
-_TIMER_S = 0.1
 
 
 def sequenced_packets(packed: np.ndarray, lengths: np.ndarray,
@@ -108,13 +104,11 @@ class _SequencedHistory:
         i = bisect.bisect_right(self._firsts, sequence, lo=self._front) - 1
         data, offsets = self._batches[i]
         k = sequence - self._firsts[i]
-        begin = int(offsets[k])
-        end_k = int(np.searchsorted(offsets, begin + max_bytes, side="right")) - 1
-        end_k = max(end_k, k + 1)
-        return data[begin:int(offsets[end_k])], end_k - k
+        chunk, end_k = whole_packets(data, offsets, k, max_bytes)
+        return chunk, end_k - k
 
 
-class SoupFeedServer(SoupServer):
+class SoupFeedServer(PumpedSoupServer):
     """See the module docstring. A VenueComponent of the run loop."""
 
     def __init__(self, feed: MarketDataFeed, address: str, accounts: Iterable[Account], *,
@@ -152,29 +146,16 @@ class SoupFeedServer(SoupServer):
         self._ended.discard(token)
         super()._drop(token, reason)
 
-    # ---------------------------------------------------------------- the run loop's face
-
-    def on_readable(self) -> None:
-        self.poll(0)
-        self._pump_all()
-
-    def tick(self) -> float | None:
-        self.poll(0)
-        self._pump_all()
-        return _TIMER_S
-
     def summary(self) -> dict[str, Any]:
         return {"feed_soupbintcp": dict(self.counts)}
 
     # ---------------------------------------------------------------- sending
 
-    def _pump_all(self) -> None:
-        for token in list(self._cursors):
-            self._pump(token)
+    def _pumping(self) -> list[int]:
+        return list(self._cursors)
 
     def _pump(self, token: int) -> None:
-        """Writes the client's next packets while its write buffer has room (it drains as the
-        client reads: the server's poll flushes it when the socket is writable)."""
+        """Writes the client's next packets while its write buffer has room."""
         history = self._history
         while token in self._cursors:
             cursor = self._cursors[token]
@@ -186,11 +167,10 @@ class SoupFeedServer(SoupServer):
                 self._drop(token, f"fell behind the history kept: needs {cursor}, the oldest "
                                   f"held is {history.first_kept}")
                 return
-            conn = self._clients[token].conn
-            room = conn.write_capacity - conn.pending
-            if room < _WRITE_BYTES // 4:
+            room = self._room(token)
+            if room == 0:
                 return
-            data, n = history.packets(cursor, min(room, _WRITE_BYTES))
+            data, n = history.packets(cursor, room)
             self._write(token, data)
             if token in self._cursors:
                 self._cursors[token] = cursor + n
