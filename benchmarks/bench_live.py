@@ -53,6 +53,21 @@ linger = "{linger}s"
 """
 
 
+def _steal_ms(cpu: int) -> float | None:
+    """The time the hypervisor has taken CPU `cpu` from this guest since boot (/proc/stat's
+    steal column), in ms; None where the kernel does not say. A node's stall of tens of
+    milliseconds that no thread of its own explains shows here."""
+    try:
+        with open("/proc/stat") as f:
+            for line in f:
+                fields = line.split()
+                if fields[0] == f"cpu{cpu}" and len(fields) > 8:
+                    return int(fields[8]) * 1000 / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        pass
+    return None
+
+
 def _pinned(cpu: int):
     """preexec_fn pinning a child to `cpu`, when this machine has it."""
     if cpu >= os.cpu_count():
@@ -86,6 +101,7 @@ def _session(root: Path, dataset: str, example: str, busy: bool, speed: str) -> 
         ports = json.loads(venue.stdout.readline() or "null") or {}
         assert ports, (tmp / "venue.log").read_text()[-3000:]
         cpu = "0" if os.cpu_count() > 1 else "-1"
+        steal_before = _steal_ms(0)
         node = subprocess.run(
             [sys.executable, "-m", "lockstep", "live", str(live_config(tmp, example)),
              f"--set=dataset={dataset}", *(f"--set=live.{k}={ports[k]}" for k in
@@ -94,6 +110,7 @@ def _session(root: Path, dataset: str, example: str, busy: bool, speed: str) -> 
              "--data", str(tmp / "store"), "--json", "--duration", str(duration)],
             capture_output=True, text=True, timeout=DEADLINE_S + 60, cwd=tmp,
             env={**env, "LOCKSTEP_PASSWORD": PASSWORD}, check=False)
+        steal_after = _steal_ms(0)
         served, _ = venue.communicate(timeout=60)
     finally:
         if venue.poll() is None:
@@ -101,7 +118,10 @@ def _session(root: Path, dataset: str, example: str, busy: bool, speed: str) -> 
             venue.wait()
         log.close()
     assert node.returncode == 0, node.stderr[-3000:]
-    return json.loads(node.stdout), json.loads(served.strip().splitlines()[-1])
+    summary = json.loads(node.stdout)
+    summary["cpu_steal_ms"] = (None if cpu == "-1" or steal_before is None or steal_after is None
+                               else steal_after - steal_before)
+    return summary, json.loads(served.strip().splitlines()[-1])
 
 
 # How each value of a run's kept_up reads in its line.
@@ -168,7 +188,7 @@ def test_live_node_against_the_venue(benchmark, market, speed, example, busy):
             **{f"feed_lag_{k}_us": lag[f"{k}_ns"] / 1000 for k in ("p50", "p99", "max")},
             "returns": node["away_time"]["count"],
             "away_max_us": node["away_time"]["max_ns"] / 1000,
-            "load_average": os.getloadavg()[0]}
+            "cpu_steal_ms": node["cpu_steal_ms"], "load_average": os.getloadavg()[0]}
     benchmark.extra_info.update(info)
     print(f"\n{example} {'busy-poll' if busy else 'sleeping'}, venue speed {speed}: venue {sent:,} messages at "
           f"{rate:,.0f}/s, node received {node['feed_messages']:,}, gaps {node['gaps']}, "
@@ -180,7 +200,13 @@ def test_live_node_against_the_venue(benchmark, market, speed, example, busy):
           f"{t2t['p99_9_ns'] / 1000:.1f} us, max {t2t['max_ns'] / 1000:.1f} us; feed lag p50 "
           f"{lag['p50_ns'] / 1000:.1f} us, p99 {lag['p99_ns'] / 1000:.1f} us, max "
           f"{lag['max_ns'] / 1000:.1f} us; {info['returns']:,} returns to Python, the longest "
-          f"{info['away_max_us']:,.0f} us (load average {info['load_average']:.2f})")
+          f"{info['away_max_us']:,.0f} us; the hypervisor took "
+          f"{_or_unknown(info['cpu_steal_ms'], '{:,.0f} ms')} of the node's CPU (steal) "
+          f"(load average {info['load_average']:.2f})")
+
+
+def _or_unknown(value, fmt: str) -> str:
+    return "an unknown time" if value is None else fmt.format(value)
 
 
 @pytest.mark.parametrize("example", ["market_maker_compiled.toml", "market_maker.toml"])
