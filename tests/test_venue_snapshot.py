@@ -396,7 +396,7 @@ def test_a_large_snapshot_goes_out_as_the_client_reads():
     """More than the write buffer holds (1 MB): sent in whole packets as it drains."""
     adds = [bytes([ord("A")]) + bytes(10) + k.to_bytes(8, "big") + b"B" + bytes(16) for k in range(40_000)]
     server = SnapshotServer(_Feed(blocks_of(adds), 123_456), "tcp://127.0.0.1:0",
-                            [Account("ALICE", PASSWORD)], heartbeat_interval=0.05)
+                            [Account("ALICE", PASSWORD)], heartbeat_interval=0.05, linger=0)
     client = SnapshotClient(server.address)
     try:
         client.login(sequence=7)  # the number asked for does not matter: Login Accepted at 1
@@ -426,6 +426,71 @@ def test_a_client_that_logs_out_midway_is_let_go():
     assert not isinstance(packets[-1], soup.EndOfSession)  # closed before the end
     assert server.counts["logouts"] == 1 and server.counts["completed"] == 0
     assert server.logged_in == []
+
+
+def _read_to_end_of_session(server: SnapshotServer, client: SnapshotClient) -> list:
+    client.sock.settimeout(0.005)
+    packets: list = []
+    end = time.monotonic() + DEADLINE_S
+    while not packets or not isinstance(packets[-1], soup.EndOfSession):
+        assert time.monotonic() < end, "no End of Session"
+        server.tick()
+        try:
+            chunk = client.sock.recv(1 << 16)
+        except TimeoutError:
+            continue
+        assert chunk, "closed before End of Session"
+        packets.extend(soup.decode(p) for p in client.framer.feed(chunk))
+    return packets
+
+
+def test_after_end_of_session_the_server_waits_for_the_client_to_close(caplog):
+    """The client's bytes after End of Session are read, not left for a reset to answer: the
+    connection stays until the client closes it."""
+    adds = [b"A" + bytes(10) + k.to_bytes(8, "big") + b"B" + bytes(16) for k in range(100)]
+    server = SnapshotServer(_Feed(blocks_of(adds), 42), "tcp://127.0.0.1:0",
+                            [Account("ALICE", PASSWORD)], linger=DEADLINE_S)
+    client = SnapshotClient(server.address)
+    try:
+        with caplog.at_level(logging.WARNING, "lockstep.venue.loopback"):
+            client.login()
+            itch, next_sequence = check_contract(_read_to_end_of_session(server, client),
+                                                 "SNAPSESS", 0)
+            assert itch == adds and next_sequence == 42
+            client.sock.sendall(soup.encode(soup.ClientHeartbeat()))
+            end = time.monotonic() + 0.3
+            while time.monotonic() < end:  # still open: nothing to read, no end of stream
+                server.tick()
+                with pytest.raises(TimeoutError):
+                    client.sock.recv(1 << 16)
+            assert server.counts["completed"] == 1 and server.counts["disconnects"] == 0
+            client.close()
+            end = time.monotonic() + DEADLINE_S
+            while server.counts["disconnects"] == 0:
+                assert time.monotonic() < end, "the server kept the closed connection"
+                server.tick()
+                time.sleep(0.001)
+        assert server.logged_in == [] and "disconnected" not in caplog.text
+    finally:
+        client.close()
+        server.close()
+
+
+def test_a_client_that_keeps_the_connection_gets_a_clean_close_after_the_linger():
+    server = SnapshotServer(_Feed(blocks_of([b"A" + bytes(35)]), 2), "tcp://127.0.0.1:0",
+                            [Account("ALICE", PASSWORD)], linger=0.2)
+    client = SnapshotClient(server.address)
+    try:
+        client.login()
+        _read_to_end_of_session(server, client)
+        drained = time.monotonic()
+        client.sock.sendall(soup.encode(soup.ClientHeartbeat()))
+        assert _serve_until(server, client) == []  # an end of stream, not ConnectionResetError
+        assert time.monotonic() - drained >= 0.2 - 0.05  # the server's clock started a bit earlier
+        assert server.counts["completed"] == 1 and server.counts["disconnects"] == 1
+    finally:
+        client.close()
+        server.close()
 
 
 def test_snapshot_packets_layout():

@@ -12,8 +12,10 @@ that moment, on the venue's one thread, between two batches of the feed, so it a
 feed's sequence numbers. Login Accepted (sequence 1) is followed by one Sequenced Data packet per
 message: a Stock Directory per instrument, an Add Order per live order (ItchFeed.snapshot), End
 of Snapshot carrying the MoldUDP64 sequence number the snapshot was taken before, then End of
-Session; the connection is closed once the client's write buffer has drained (or when it logs
-out first). The packets go out as the client reads (whole packets, while its write buffer has
+Session. Then the server waits for the client to close the connection (or log out), reading what
+it sends meanwhile, and closes it itself only `linger` seconds after End of Session left the
+write buffer: a close with the client's bytes unread would reset the connection, and a reset
+throws away whatever of the snapshot the client's kernel had not yet delivered. The packets go out as the client reads (whole packets, while its write buffer has
 room), so a book of any size takes no more than a bounded write buffer per client.
 """
 from __future__ import annotations
@@ -59,11 +61,16 @@ def snapshot_packets(blocks: bytes, next_sequence: int) -> tuple[bytes, list[int
     return b"".join(parts), offsets
 
 
+#: How long a client may keep its connection after the whole snapshot left the write buffer.
+LINGER_S = 1.0
+
+
 @dataclasses.dataclass
 class _Sending:
     data: bytes
     offsets: list[int]
     next_packet: int = 0  # the first packet not yet handed to the write buffer
+    drained_at: float | None = None  # when End of Session left the write buffer
 
     @property
     def written(self) -> bool:
@@ -74,11 +81,12 @@ class SnapshotServer(PumpedSoupServer):
     """See the module docstring. A VenueComponent of the run loop."""
 
     def __init__(self, feed: MarketDataFeed, address: str, accounts: Iterable[Account], *,
-                 heartbeat_interval: float = 1.0) -> None:
+                 heartbeat_interval: float = 1.0, linger: float = LINGER_S) -> None:
         # history=1: the streams are never appended to, so every login is accepted at 1.
         super().__init__(address, accounts, self._unsequenced, session=feed.settings.session,
                          heartbeat_interval=heartbeat_interval, history=1)
         self._feed = feed
+        self._linger = linger
         self._snapshots: dict[int, _Sending] = {}  # logged-in client (token) -> its snapshot
         self.counts.update({"snapshots": 0, "snapshot_messages": 0, "completed": 0,
                             "ignored_in": 0})
@@ -121,14 +129,19 @@ class SnapshotServer(PumpedSoupServer):
         return list(self._snapshots)
 
     def _pump(self, token: int) -> None:
-        """Writes the client's next packets while its write buffer has room; closes the
-        connection once all of it has drained."""
+        """Writes the client's next packets while its write buffer has room; once all of it has
+        drained, closes the connection `linger` seconds later unless the client closed first."""
         while token in self._snapshots:
             sending = self._snapshots[token]
             conn = self._clients[token].conn
             if sending.written:
-                if not conn.pending:
+                if conn.pending:
+                    return
+                now = self._clock()
+                if sending.drained_at is None:
+                    sending.drained_at = now
                     self.counts["completed"] += 1
+                if now - sending.drained_at >= self._linger:
                     self._drop(token, None)
                 return
             room = self._room(token)
