@@ -1395,46 +1395,100 @@ def _books(session) -> list:
             for i in range(len(session.instruments))]
 
 
-@pytest.mark.parametrize("taken_at", [130, 120], ids=["after-what-was-applied", "before-it"])
-def test_a_snapshot_after_an_unfilled_gap_rebuilds_every_book_as_the_feed_has_it(
-        ds, packets, tmp_path, taken_at):
-    journal = tmp_path / "journal"
-    config = _config(tmp_path, "CountsBookCalls")
-    session, writer = session_for(config, ds, journal)
+def _gap_then_held(session, ds, packets, held: list) -> int:
+    """Packets 0..99 applied, 100.. lost for good (a gap given up), then `held` applied to the
+    invalid books: the last stamp."""
     start = day_start(ds) + START
-    stamp = start
     for k, (sequence, blocks) in enumerate(packets[:100]):
-        stamp = start + k * PACKET_NS
-        assert session.on_itch(blocks, sequence, stamp) == []
-    # 100..109 lost for good; what follows is applied to invalid books until the snapshot.
-    session.on_feed_gap(packets[100][0], stamp + 1)
+        assert session.on_itch(blocks, sequence, start + k * PACKET_NS) == []
+    stamp = start + 100 * PACKET_NS
+    session.on_feed_gap(packets[100][0], stamp)
     assert not any(valid for valid, _ in _books(session))
-    for k, (sequence, blocks) in enumerate(packets[110:125]):
-        session.on_itch(blocks, sequence, stamp + 2 + k)
+    for k, (sequence, blocks) in enumerate(held):
+        session.on_itch(blocks, sequence, stamp + 1 + k)
+    return stamp + len(held)
+
+
+def _snapshot_before(session, packets, taken_at: int, stamp: int) -> None:
+    """A snapshot of the venue's books before packet `taken_at` (the test's own ITCH books)."""
     venue = ItchBooks()
     for _, blocks in packets[:taken_at]:
         venue.feed(blocks)
-    calls = len(session.strategy.calls)
-    session.on_snapshot(venue.snapshot(), packets[taken_at][0], stamp + 100)
-    # Told once per book, with the whole book and valid.
-    assert session.strategy.calls[calls:] == [(i, True) for i in range(len(ds.instruments))]
-    # Taken before what was applied (120): the receiver asks for 120.. again; taken after (130):
-    # 125..129, still to come, are in it and dropped.
-    for k, (sequence, blocks) in enumerate(packets[min(taken_at, 125):200]):
-        session.on_itch(blocks, sequence, stamp + 200 + k)
-    assert session.counters["live"]["snapshots"] == 1
-    assert session.counters["live"]["itch_duplicates"] == sum(
-        _blocks(b) for _, b in packets[125:taken_at])
+    session.on_snapshot(venue.snapshot(), packets[taken_at][0], stamp)
+
+
+def _continued_or_taken_again(session, packets, taken_at: int, held_from: int) -> int:
+    """After a snapshot before packet `taken_at`, the core held packets held_from..124 without a
+    hole: continued from them when they reach back to it, else the feed is taken from the
+    snapshot's number again. The packet to deliver next."""
+    live = session.counters["live"]
+    if taken_at < held_from:
+        assert live["snapshot_continued"] == 0
+        assert session.core.next_sequence == packets[taken_at][0]
+        return taken_at
+    # From what was held, nothing asked for again; taken after it, what is still to come up to
+    # the snapshot is in it and dropped.
+    assert live["snapshot_continued"] == sum(_blocks(b) for _, b in packets[taken_at:125])
+    assert session.core.next_sequence == packets[max(taken_at, 125)][0]
+    return 125
+
+
+def _equals_a_session_that_lost_nothing(session, config, ds, packets, come_next: int, end: int,
+                                        stamp: int) -> None:
+    for k, (sequence, blocks) in enumerate(packets[come_next:end]):
+        session.on_itch(blocks, sequence, stamp + 100 + k)
     reference, _ = session_for(config, ds, None)
-    for k, (sequence, blocks) in enumerate(packets[:200]):
+    start = day_start(ds) + START
+    for k, (sequence, blocks) in enumerate(packets[:end]):
         reference.on_itch(blocks, sequence, start + k * PACKET_NS)
     assert _books(session) == _books(reference)
+
+
+@pytest.mark.parametrize("taken_at", [130, 120, 105],
+                         ids=["after-what-was-applied", "before-it", "inside-the-lost-range"])
+def test_a_snapshot_after_an_unfilled_gap_rebuilds_every_book_as_the_feed_has_it(
+        ds, packets, tmp_path, taken_at):
+    """100..109 lost for good, 110..124 applied to invalid books, then a snapshot taken after
+    them, among them (continued with what was held), or among the lost ones (the receiver asks
+    for 105.. again: here given as retransmitted)."""
+    journal = tmp_path / "journal"
+    config = _config(tmp_path, "CountsBookCalls")
+    session, writer = session_for(config, ds, journal)
+    stamp = _gap_then_held(session, ds, packets, packets[110:125]) + 100
+    calls = len(session.strategy.calls)
+    _snapshot_before(session, packets, taken_at, stamp)
+    # Told once per book, with the whole book and valid; then (taken before what was applied)
+    # of each message the core held since the gap and applies again, valid too.
+    told = session.strategy.calls[calls:]
+    assert told[:len(ds.instruments)] == [(i, True) for i in range(len(ds.instruments))]
+    assert all(valid for _, valid in told)
+    come_next = _continued_or_taken_again(session, packets, taken_at, held_from=110)
+    _equals_a_session_that_lost_nothing(session, config, ds, packets, come_next, 200, stamp)
+    live = session.counters["live"]
+    assert live["snapshots"] == 1 and live["held_overflows"] == 0
+    assert live["itch_duplicates"] == sum(_blocks(b) for _, b in packets[125:taken_at])
     assert all(valid and len(levels[0]) >= 3 and len(levels[2]) >= 3  # bid and ask prices
                for valid, levels in _books(session))
     result = session.close()
     writer.close()
     assert [r.stream for r in read_journal(journal)].count("snapshot") == 1
     assert replay_journal(journal).digest == result.digest
+
+
+@pytest.mark.parametrize("taken_at", [112, 120], ids=["before-the-hole", "after-it"])
+def test_the_held_feed_starts_again_after_a_hole(ds, packets, tmp_path, taken_at):
+    """Since the gap the core took 110..114, then 117..124 (115 and 116 skipped, unreported):
+    a snapshot from before the hole is not continued from what it held (the feed is taken from
+    the snapshot's number again); one from after it is."""
+    config = _config(tmp_path, "CountsBookCalls")
+    session, writer = session_for(config, ds, tmp_path / "journal")
+    stamp = _gap_then_held(session, ds, packets, packets[110:115] + packets[117:125]) + 100
+    _snapshot_before(session, packets, taken_at, stamp)
+    come_next = _continued_or_taken_again(session, packets, taken_at, held_from=117)
+    _equals_a_session_that_lost_nothing(session, config, ds, packets, come_next, 160, stamp)
+    result = session.close()
+    writer.close()
+    assert replay_journal(tmp_path / "journal").digest == result.digest
 
 
 def test_the_market_maker_quotes_again_after_a_snapshot_and_not_before(ds, packets, tmp_path):

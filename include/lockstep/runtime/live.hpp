@@ -123,6 +123,9 @@ struct LiveCounters {
     uint64_t feed_sessions = 0;      // feed session changes (on_feed_session)
     uint64_t snapshots = 0;          // book snapshots applied (on_snapshot)
     uint64_t snapshot_messages = 0;  // their message blocks decoded
+    uint64_t snapshot_continued = 0; // feed blocks applied again after a snapshot, from those
+                                     // the core held since the books went invalid
+    uint64_t held_overflows = 0;     // held feed blocks dropped: more than kHeldBytes came
 };
 
 // The Venue Adapter of a live session: dispatches become OUCH 4.2 Enter/Replace/Cancel Order
@@ -899,6 +902,7 @@ public:
         session_start_ = true;
         decoder_.begin_day();
         for (uint32_t& m : map_) m = kUnmapped;
+        hold_from_here();
         if (engine_.feed_gap(stamp_, 0) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }
@@ -911,8 +915,11 @@ public:
     // flagged kSnapshot and none observable but the last of each stock's run of orders (kLast):
     // the strategy is told once per book, with the whole book, as a backtest's snapshot tells
     // it. The feed is then taken from `next_sequence` on; what is below is in the snapshot
-    // (dropped as duplicates), and what was applied since it was taken must come again (the
-    // receiver's rewind asks for it).
+    // (dropped as duplicates). What the books had applied from `next_sequence` on is applied
+    // again from the blocks held since they went invalid (hold_block), so the venue is not
+    // asked for it; only when those do not reach back to `next_sequence` (the snapshot is older
+    // than the gap, or more than kHeldBytes came) does the core take the feed from
+    // `next_sequence` again, and the receiver's rewind asks for what it applied since.
     RunStatus on_snapshot(const uint8_t* blocks, size_t len, uint64_t next_sequence,
                           int64_t stamp) noexcept {
         if (engine_.failed() != RunStatus::Ok) return engine_.failed();
@@ -959,6 +966,7 @@ public:
         if (flush_events() != RunStatus::Ok) return halt();
         next_sequence_ = next_sequence;
         session_start_ = false;
+        if (continue_from_held(next_sequence) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }
 
@@ -966,6 +974,7 @@ public:
         if (engine_.failed() != RunStatus::Ok) return engine_.failed();
         stamp_ = clamp(stamp);
         ++counters_.gaps;
+        hold_from_here();
         if (engine_.feed_gap(stamp_, expected) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }
@@ -1090,11 +1099,14 @@ private:
             if (seq > next_sequence_ && next_sequence_ != 0) counters_.itch_skipped += seq - next_sequence_;
             if (session_start_) {  // the first block taken of a new feed session
                 session_start_ = false;
-                if (seq == 1 && (flush_events() != RunStatus::Ok ||
-                                 engine_.feed_restart(stamp_) != RunStatus::Ok))
-                    return engine_.failed();
+                if (seq == 1) {
+                    if (flush_events() != RunStatus::Ok || engine_.feed_restart(stamp_) != RunStatus::Ok)
+                        return engine_.failed();
+                    stop_holding();  // the books are rebuilt from the new session's start
+                }
             }
             next_sequence_ = seq + 1;
+            if (holding_) [[unlikely]] hold_block(seq, block, n);
             if (n == 0) {
                 ++counters_.itch_empty_blocks;
                 ++seq;
@@ -1132,6 +1144,61 @@ private:
                 engine_.prefetch(inst, kind, side, price, ref, near);
             });
         }
+    }
+
+    // ---- the feed held while the books are invalid -----------------------------------------
+    // From a gap given up (or a new feed session) until a snapshot, every block the core takes
+    // is also kept, [u64 sequence][u16 n][message] each, in one run without holes (a skip starts
+    // it again): a snapshot taken before some of them is continued with them (on_snapshot). At
+    // most kHeldBytes: past that the held blocks are dropped (counted) and holding stops, and a
+    // snapshot then takes the feed from its own sequence number again.
+    static constexpr size_t kHeldBytes = size_t{64} << 20;
+    static constexpr size_t kHeldHeader = 10;
+
+    void hold_from_here() noexcept {
+        held_.clear();
+        holding_ = true;
+    }
+    void stop_holding() noexcept {
+        held_.clear();
+        holding_ = false;
+    }
+
+    void hold_block(uint64_t seq, const uint8_t* block, size_t n) noexcept {
+        if (!held_.empty() && seq != held_last_ + 1) held_.clear();  // a hole: start again
+        if (held_.size() + kHeldHeader + n > kHeldBytes) {
+            ++counters_.held_overflows;
+            stop_holding();
+            return;
+        }
+        if (held_.empty()) held_first_ = seq;
+        held_last_ = seq;
+        const size_t at = held_.size();
+        held_.resize(at + kHeldHeader + n);  // amortized growth, only while the books are invalid
+        std::memcpy(held_.data() + at, &seq, 8);
+        std::memcpy(held_.data() + at + 8, block, 2 + n);
+    }
+
+    // After a snapshot taken before feed message `from`: the held blocks from `from` on,
+    // applied again at the snapshot's stamp, when the held run reaches back to `from`.
+    RunStatus continue_from_held(uint64_t from) noexcept {
+        const bool covers = holding_ && !held_.empty() && held_first_ <= from && from <= held_last_;
+        if (covers) {
+            for (size_t pos = 0; pos + kHeldHeader <= held_.size();) {
+                uint64_t seq;
+                std::memcpy(&seq, held_.data() + pos, 8);
+                const uint8_t* block = held_.data() + pos + 8;
+                const size_t n = load_be16(block);
+                pos += kHeldHeader + n;
+                if (seq < from || n == 0) continue;
+                if (decode_block(block, 2 + n, seq) != RunStatus::Ok || flush_events() != RunStatus::Ok)
+                    return engine_.failed();
+                ++counters_.snapshot_continued;
+            }
+            next_sequence_ = held_last_ + 1;
+        }
+        stop_holding();
+        return RunStatus::Ok;
     }
 
     // Responses pushed by the input (or by the dispatches it caused: an order OUCH cannot carry
@@ -1307,6 +1374,9 @@ private:
     std::vector<uint8_t> decisions_, executions_;  // packed records not yet taken
     uint64_t next_sequence_ = 0;  // 0: take the first block's
     bool session_start_ = false;  // a new feed session began: its first block not taken yet
+    std::vector<uint8_t> held_;    // the feed held while the books are invalid (hold_block)
+    bool holding_ = false;
+    uint64_t held_first_ = 0, held_last_ = 0;
     int64_t stamp_ = INT64_MIN;
     itch::Sink sink_{};
     std::vector<int64_t> ts_event_, ts_recv_, price_, qty_, event_record_, rec_offset_, rec_length_;

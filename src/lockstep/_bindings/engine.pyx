@@ -950,5 +950,6 @@ cdef class LiveCore:
             "order_entry_downs": k.order_entry_downs, "order_entry_ups": k.order_entry_ups,
             "held": k.held, "resent": k.resent, "feed_sessions": k.feed_sessions,
             "snapshots": k.snapshots, "snapshot_messages": k.snapshot_messages,
+            "snapshot_continued": k.snapshot_continued, "held_overflows": k.held_overflows,
             "live_orders": c.live_orders(),
         }

@@ -368,9 +368,11 @@ class LiveNode:
                             "fills": c["fills"]}, pnl, time.monotonic_ns()))
     def _snapshot_turn(self) -> None:
         """Books invalid and a snapshot server configured: a snapshot is read off this thread;
-        once read it is a journaled input (every book rebuilt and valid), and the receiver goes
-        back to the sequence it was taken before, so that what the books had from the feed
-        since is asked for again. One that fails is asked again live.snapshot_timeout later."""
+        once read it is a journaled input (every book rebuilt and valid, then continued with
+        the feed the core held since the gap). Only when what it held does not reach back to
+        the snapshot does the receiver go back to the sequence it was taken before, asking for
+        what the books had since again. One that fails is asked again live.snapshot_timeout
+        later."""
         live = self.cfg.live
         if live.snapshot is None or not self._snapshot_wanted:
             return
@@ -394,7 +396,9 @@ class LiveNode:
             return
         stamp = self._control_stamp()
         self._send(self.session.on_snapshot(blocks, next_sequence, stamp))
-        again = self.receiver.rewind(next_sequence, stamp)
+        # The core continued the snapshot with the feed it held since the gap, or, when that
+        # did not reach back to the snapshot, takes the feed from the snapshot's number again.
+        again = self.receiver.rewind(self.session.core.next_sequence, stamp)
         self._snapshot_wanted = False
         self.counts["snapshots"] += 1
         log.info("feed: books rebuilt from a snapshot of %d bytes taken before message %d%s",
