@@ -1383,11 +1383,13 @@ class CountsBookCalls(Strategy):
 
     def setup(self, ctx: Context) -> None:
         self.calls: list[tuple[int, bool]] = []
+        self.touches: list[tuple] = []  # the book's touch at each call
         for i in ctx.traded:
             ctx.subscribe(i, book=True)
 
     def on_book(self, ctx: Context, instrument: int) -> None:
         self.calls.append((instrument, ctx.book_valid(instrument)))
+        self.touches.append(ctx.touch(instrument))
 
 
 def _books(session) -> list:
@@ -1457,11 +1459,11 @@ def test_a_snapshot_after_an_unfilled_gap_rebuilds_every_book_as_the_feed_has_it
     stamp = _gap_then_held(session, ds, packets, packets[110:125]) + 100
     calls = len(session.strategy.calls)
     _snapshot_before(session, packets, taken_at, stamp)
-    # Told once per book, with the whole book and valid; then (taken before what was applied)
-    # of each message the core held since the gap and applies again, valid too.
-    told = session.strategy.calls[calls:]
-    assert told[:len(ds.instruments)] == [(i, True) for i in range(len(ds.instruments))]
-    assert all(valid for _, valid in told)
+    # Told once per book, valid, with the whole book as it is once the messages the core held
+    # since the gap are applied again (taken before them): never a book half rebuilt.
+    assert session.strategy.calls[calls:] == [(i, True) for i in range(len(ds.instruments))]
+    assert session.strategy.touches[calls:] == [session.ctx.touch(i)
+                                                for i in range(len(ds.instruments))]
     come_next = _continued_or_taken_again(session, packets, taken_at, held_from=110)
     _equals_a_session_that_lost_nothing(session, config, ds, packets, come_next, 200, stamp)
     live = session.counters["live"]

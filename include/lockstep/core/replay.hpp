@@ -224,6 +224,16 @@ public:
         return true;
     }
 
+    // Ends, on `inst`, a run of events no kLast ended (Engine::show_changed_books): true when they
+    // changed its book, which is then observable and new (the crossed check as at a kLast).
+    bool end_message(uint32_t inst) noexcept {
+        if (inst >= types_.size() || dirty_[inst] == 0) return false;
+        dirty_[inst] = 0;
+        const L2Book& levels = l2_of_[inst] ? *l2_of_[inst] : l3_of_[inst]->levels();
+        if (levels.crossed()) [[unlikely]] note_crossed(position_ == 0 ? 0 : position_ - 1, inst);
+        return true;
+    }
+
     // Hints that the event (kind, side, price, order_id) on `inst` comes soon (Engine::prefetch):
     // an L3 book starts loading what it will look up, far stage then `near` (L3Book::prefetch).
     // No effect on State.

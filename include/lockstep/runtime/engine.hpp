@@ -320,6 +320,24 @@ public:
         return mark_books(ts, EventKind::BookClear, 0);
     }
 
+    // Books changed by events that no kLast made observable (a live snapshot and the feed it is
+    // continued with) are observable now: at ts, the subscribed strategy is told once of each
+    // that changed and is valid, as the end of a message would tell it.
+    RunStatus show_changed_books(int64_t ts) noexcept {
+        if (advance_to(ts) != RunStatus::Ok) return failed_;
+        const uint32_t n = static_cast<uint32_t>(market_.instrument_count());
+        for (uint32_t inst = 0; inst < n; ++inst) {
+            if (!market_.end_message(inst) || subscriptions_[inst] == 0) continue;
+            in_event_ = true;
+            const RunStatus status = tell_book(inst);
+            in_event_ = false;
+            if (status != RunStatus::Ok) return failed_;
+            dispatch_pending();
+        }
+        refresh_wake();
+        return RunStatus::Ok;
+    }
+
     // After a failure the strategy is never called again, but the venue still answers what left
     // before it (the cancels of a halt, fills crossing them). Those answers due by ts reach
     // Execution State (orders end, fills and positions count, execution records are written)
@@ -601,23 +619,29 @@ private:
         return status;
     }
 
+    // on_book of a book that changed, when its subscription asks for it. An invalid book is not
+    // observable: on_book resumes after the snapshot that restores it.
+    RunStatus tell_book(uint32_t inst) noexcept {
+        if (hooks_.on_book == nullptr || !market_.book_valid(inst)) return RunStatus::Ok;
+        const uint8_t sub = subscriptions_[inst];
+        bool call = (sub & subscribe::kBook) != 0;
+        if (!call && (sub & subscribe::kTouch) != 0) {
+            Touch now;
+            market_.touch(inst, &now.bid_px, &now.bid_qty, &now.ask_px, &now.ask_qty);
+            call = !(now == last_touch_[inst]);
+            last_touch_[inst] = now;
+        }
+        if (call) {
+            ++counters_.strategy_calls;
+            if (call_guard(hooks_.on_book(hooks_.self, *this, inst))) return failed_;
+        }
+        return RunStatus::Ok;
+    }
+
     RunStatus notify_strategy(uint32_t inst, uint8_t kind, bool changed, const EventColumns& ev,
                               size_t i) noexcept {
         const uint8_t sub = subscriptions_[inst];
-        // An invalid book is not observable: on_book resumes after the snapshot that restores it.
-        if (changed && hooks_.on_book != nullptr && market_.book_valid(inst)) {
-            bool call = (sub & subscribe::kBook) != 0;
-            if (!call && (sub & subscribe::kTouch) != 0) {
-                Touch now;
-                market_.touch(inst, &now.bid_px, &now.bid_qty, &now.ask_px, &now.ask_qty);
-                call = !(now == last_touch_[inst]);
-                last_touch_[inst] = now;
-            }
-            if (call) {
-                ++counters_.strategy_calls;
-                if (call_guard(hooks_.on_book(hooks_.self, *this, inst))) return failed_;
-            }
-        }
+        if (changed && tell_book(inst) != RunStatus::Ok) return failed_;
         if (kind == static_cast<uint8_t>(EventKind::Trade) && (sub & subscribe::kTrades) != 0 &&
             hooks_.on_trade != nullptr) {
             ++counters_.strategy_calls;

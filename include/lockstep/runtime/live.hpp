@@ -912,14 +912,15 @@ public:
     // before the feed's message `next_sequence`. After a gap the feed could not fill, it is how
     // the books become valid again. The decoder starts a new picture of the day (the snapshot's
     // locates and references), every book gets a BOOK_CLEAR and then the snapshot's orders, all
-    // flagged kSnapshot and none observable but the last of each stock's run of orders (kLast):
-    // the strategy is told once per book, with the whole book, as a backtest's snapshot tells
-    // it. The feed is then taken from `next_sequence` on; what is below is in the snapshot
-    // (dropped as duplicates). What the books had applied from `next_sequence` on is applied
-    // again from the blocks held since they went invalid (hold_block), so the venue is not
-    // asked for it; only when those do not reach back to `next_sequence` (the snapshot is older
-    // than the gap, or more than kHeldBytes came) does the core take the feed from
-    // `next_sequence` again, and the receiver's rewind asks for what it applied since.
+    // flagged kSnapshot and none observable. The feed is then taken from `next_sequence` on;
+    // what is below is in the snapshot (dropped as duplicates). What the books had applied from
+    // `next_sequence` on is applied again, not observable either, from the blocks held since
+    // they went invalid (hold_block), so the venue is not asked for it; only when those do not
+    // reach back to `next_sequence` (the snapshot is older than the gap, or more than
+    // kHeldBytes came) does the core take the feed from `next_sequence` again, and the
+    // receiver's rewind asks for what it applied since. Then the strategy is told once per
+    // book, with the whole book as it now is (Engine::show_changed_books), as a backtest's
+    // snapshot tells it: never a book half rebuilt, or one the held feed is about to move.
     RunStatus on_snapshot(const uint8_t* blocks, size_t len, uint64_t next_sequence,
                           int64_t stamp) noexcept {
         if (engine_.failed() != RunStatus::Ok) return engine_.failed();
@@ -932,7 +933,6 @@ public:
         for (uint32_t inst = 0; inst < books; ++inst) {
             if (flush_if_full(1) != RunStatus::Ok) return halt();
             put_book_clear(inst, flags::kSnapshot);
-            if (inst < stocks_.size()) stocks_[inst].snapshot_shown = false;
         }
         size_t pos = 0;
         while (pos + 2 <= len) {
@@ -947,26 +947,14 @@ public:
             const size_t first = sink_.ev.size;
             if (decode_block(block, 2 + n, next_sequence) != RunStatus::Ok) return halt();
             ++counters_.snapshot_messages;
-            const bool run_ends = !same_stock_add(block + 2, n, blocks + pos, len - pos);
             EventColumns& e = sink_.ev;
-            for (size_t i = first; i < e.size; ++i) {
-                const bool last = run_ends && i + 1 == e.size &&
-                                  e.kind[i] == static_cast<uint8_t>(EventKind::L3Add);
-                e.flags[i] = static_cast<uint8_t>(flags::kSnapshot | (last ? flags::kLast : 0));
-                if (last && e.instrument[i] < stocks_.size())
-                    stocks_[e.instrument[i]].snapshot_shown = true;
-            }
-        }
-        // A book the snapshot has no order of is shown empty, once.
-        for (uint32_t inst = 0; inst < books; ++inst) {
-            if (inst < stocks_.size() && stocks_[inst].snapshot_shown) continue;
-            if (flush_if_full(1) != RunStatus::Ok) return halt();
-            put_book_clear(inst, flags::kSnapshot | flags::kLast);
+            for (size_t i = first; i < e.size; ++i) e.flags[i] = flags::kSnapshot;
         }
         if (flush_events() != RunStatus::Ok) return halt();
         next_sequence_ = next_sequence;
         session_start_ = false;
         if (continue_from_held(next_sequence) != RunStatus::Ok) return halt();
+        if (engine_.show_changed_books(stamp_) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }
 
@@ -1045,7 +1033,6 @@ private:
         // multiply, as an idiv per event was a tenth of the core's own walk over a datagram
         uint64_t reciprocal = 0;
         bool known = false;
-        bool snapshot_shown = false;  // on_snapshot: its book's last event was made observable
 
         void set_multiplier(uint32_t m) noexcept {
             multiplier = m;
@@ -1184,6 +1171,7 @@ private:
     RunStatus continue_from_held(uint64_t from) noexcept {
         const bool covers = holding_ && !held_.empty() && held_first_ <= from && from <= held_last_;
         if (covers) {
+            observable_ = uint8_t(~flags::kLast);  // shown once at the end (on_snapshot)
             for (size_t pos = 0; pos + kHeldHeader <= held_.size();) {
                 uint64_t seq;
                 std::memcpy(&seq, held_.data() + pos, 8);
@@ -1191,10 +1179,13 @@ private:
                 const size_t n = load_be16(block);
                 pos += kHeldHeader + n;
                 if (seq < from || n == 0) continue;
-                if (decode_block(block, 2 + n, seq) != RunStatus::Ok || flush_events() != RunStatus::Ok)
+                if (decode_block(block, 2 + n, seq) != RunStatus::Ok || flush_events() != RunStatus::Ok) {
+                    observable_ = 0xFF;
                     return engine_.failed();
+                }
                 ++counters_.snapshot_continued;
             }
+            observable_ = 0xFF;
             next_sequence_ = held_last_ + 1;
         }
         stop_holding();
@@ -1262,7 +1253,7 @@ private:
             e.instrument[out] = inst;
             e.kind[out] = e.kind[i];
             e.side[out] = e.side[i];
-            e.flags[out] = e.flags[i];
+            e.flags[out] = e.flags[i] & observable_;
             e.price[out] = price;
             e.qty[out] = e.qty[i];
             e.order_id[out] = e.order_id[i];
@@ -1337,19 +1328,6 @@ private:
         e.order_id[i] = 0;
     }
 
-    // Whether `next` (the rest of a snapshot's blocks) starts with an Add Order of the same stock
-    // (locate) as the Add Order `message`: a stock's run of orders ends where this is false.
-    static bool same_stock_add(const uint8_t* message, size_t n, const uint8_t* next,
-                               size_t left) noexcept {
-        const auto is_add = [](const uint8_t* m, size_t k) {
-            return k >= 3 && (m[0] == 'A' || m[0] == 'F');
-        };
-        if (!is_add(message, n) || left < 2) return false;
-        const size_t m = load_be16(next);
-        if (m + 2 > left || !is_add(next + 2, m)) return false;
-        return load_be16(message + 1) == load_be16(next + 2 + 1);
-    }
-
     RunStatus flush_events() noexcept {
         if (sink_.ev.size != 0) {
             if (engine_.run(sink_.ev) != RunStatus::Ok) {
@@ -1375,6 +1353,7 @@ private:
     uint64_t next_sequence_ = 0;  // 0: take the first block's
     bool session_start_ = false;  // a new feed session began: its first block not taken yet
     std::vector<uint8_t> held_;    // the feed held while the books are invalid (hold_block)
+    uint8_t observable_ = 0xFF;    // the flags map_events keeps: all but kLast while continuing
     bool holding_ = false;
     uint64_t held_first_ = 0, held_last_ = 0;
     int64_t stamp_ = INT64_MIN;
