@@ -1493,6 +1493,27 @@ def test_the_held_feed_starts_again_after_a_hole(ds, packets, tmp_path, taken_at
     assert replay_journal(tmp_path / "journal").digest == result.digest
 
 
+def test_more_held_feed_than_the_core_keeps_means_asking_again(ds, packets, tmp_path):
+    """Past 64 MiB of feed since the gap the core stops holding it (counted): a snapshot from
+    inside what came is not continued; the feed is taken from the snapshot's number again."""
+    config = _config(tmp_path, "CountsBookCalls")
+    session, writer = session_for(config, ds, tmp_path / "journal")
+    stamp = _gap_then_held(session, ds, packets, [])
+    first = packets[110][0]
+    big = (60_000).to_bytes(2, "big") + b"Z" + bytes(59_999)  # a type ITCH 5.0 does not have
+    for k in range(1_200):  # 72 MB
+        session.on_itch(big, first + k, stamp + 1 + k)
+    live = session.counters["live"]
+    assert live["held_overflows"] == 1 and live["itch_problems"] == 1_200
+    session.on_snapshot(b"", first + 5, stamp + 2_000)  # empty books, taken before first + 5
+    live = session.counters["live"]
+    assert live["snapshot_continued"] == 0 and live["snapshots"] == 1
+    assert session.core.next_sequence == first + 5
+    result = session.close()
+    writer.close()
+    assert replay_journal(tmp_path / "journal").digest == result.digest
+
+
 def test_the_market_maker_quotes_again_after_a_snapshot_and_not_before(ds, packets, tmp_path):
     session, writer = session_for(EXAMPLES / "market_maker_compiled.toml", ds, tmp_path / "j")
     venue = ScriptedVenue(day_start(ds), fill_every=10**9)
