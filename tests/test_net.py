@@ -242,6 +242,33 @@ def test_the_sender_is_reported_and_can_be_answered():
     assert got == [b"reply"]
 
 
+def test_receive_after_sends_and_batches_of_every_size_reads_each_datagram_right():
+    """The socket keeps its receive headers between calls and sets up again only what the
+    kernel wrote: batches larger and smaller than the last, a long datagram among short ones,
+    two senders, and sends (sendmmsg, the same headers) in between."""
+    with UdpSocket(slot_bytes=64, batch=8) as rx, UdpSocket(destination=rx.address) as a, \
+            UdpSocket(destination=rx.address) as b:
+        expected: list[tuple[bytes, str]] = []
+        got: list[tuple[bytes, str]] = []
+        for k, (sender, sizes) in enumerate([(a, [100] * 8), (b, [3, 4, 5]), (a, [10, 100, 20]),
+                                             (b, [1] * 8), (a, [64, 65])]):
+            payloads = [bytes([k, j]) + bytes(n - 2) if n >= 2 else bytes([k]) for j, n in
+                        enumerate(sizes)]
+            packed, lengths = _packed(payloads)
+            assert _until(lambda: sender.send(packed, lengths), "a send") == len(payloads)
+            expected += [(p[:64], sender.address) for p in payloads]
+            _drain(rx, len(expected), got,
+                   lambda s, i: got.__setitem__(-1, (got[-1], s.peer(i))))
+            # rx answers a: a receives after its own sends
+            assert rx.send_to(bytes([k]) * 7, a.address)
+            answer: list[bytes] = []
+            _drain(a, 1, answer)
+            assert answer == [bytes([k]) * 7]
+        assert got == expected
+        assert rx.stats["truncated"] == 8 + 1 + 1  # the 100-byte ones and the 65-byte one
+        assert rx.stats["received"] == len(expected)
+
+
 def test_nothing_waiting_is_zero_not_an_error():
     with UdpSocket() as rx:
         assert rx.receive() == 0

@@ -95,6 +95,7 @@ public:
         iovecs_.assign(options.batch, iovec{});
         peers_.assign(options.batch, sockaddr_in{});
         control_.assign(size_t(options.batch) * kControlBytes, 0);
+        ready_count_ = 0;
         return Status::Ok;
     }
 
@@ -120,18 +121,31 @@ public:
     Status receive(const Datagrams& out, size_t& count) noexcept {
         count = 0;
         size_t n = std::min<size_t>(headers_.size(), out.capacity);
-        for (size_t i = 0; i < n; ++i) {
-            iovecs_[i] = iovec{out.data + i * out.slot_bytes, out.slot_bytes};
+        if (out.data != ready_data_ || out.slot_bytes != ready_slot_ || n != ready_count_) {
+            for (size_t i = 0; i < n; ++i) {
+                iovecs_[i] = iovec{out.data + i * out.slot_bytes, out.slot_bytes};
+                msghdr& h = headers_[i].msg_hdr;
+                h.msg_name = &peers_[i];
+                h.msg_iov = &iovecs_[i];
+                h.msg_iovlen = 1;
+                h.msg_control = control_.data() + i * kControlBytes;
+            }
+            ready_data_ = out.data;
+            ready_slot_ = out.slot_bytes;
+            ready_count_ = n;
+            written_ = n;
+        }
+        // The kernel writes back only the headers of the datagrams it returns (and may have
+        // begun the next one's): only those need their lengths and flags again. A busy-polling
+        // caller asks a million times a second, nearly always of an empty socket.
+        for (size_t i = 0; i < written_; ++i) {
             msghdr& h = headers_[i].msg_hdr;
-            h.msg_name = &peers_[i];
             h.msg_namelen = sizeof(sockaddr_in);
-            h.msg_iov = &iovecs_[i];
-            h.msg_iovlen = 1;
-            h.msg_control = control_.data() + i * kControlBytes;
             h.msg_controllen = kControlBytes;
             h.msg_flags = 0;
         }
         int got = ::recvmmsg(fd_.get(), headers_.data(), unsigned(n), MSG_DONTWAIT, nullptr);
+        written_ = got < 0 ? 1 : std::min(size_t(got) + 1, n);
         if (got < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return Status::Ok;
             return sys_fail(error_, "recvmmsg");
@@ -184,6 +198,7 @@ public:
         }
         size_t offset = 0;
         while (sent < n) {
+            ready_count_ = 0;  // the headers are a send's now: receive() sets them up again
             size_t k = std::min(headers_.size(), n - sent);
             size_t o = offset;
             for (size_t i = 0; i < k; ++i) {
@@ -254,6 +269,10 @@ private:
     std::vector<iovec> iovecs_;
     std::vector<sockaddr_in> peers_;
     std::vector<uint8_t> control_;  // operator new aligns it for cmsghdr
+    // What receive() last set the headers up for (its buffers and batch), and how many of them
+    // the kernel may have written since.
+    const uint8_t* ready_data_ = nullptr;
+    size_t ready_slot_ = 0, ready_count_ = 0, written_ = 0;
     UdpStats stats_;
     SysError error_;
 };
