@@ -355,11 +355,16 @@ class _Feed:
         return self.taken
 
 
-def _serve_until(server: SnapshotServer, client: SnapshotClient, seconds: float = DEADLINE_S) -> list:
+def _serve_until(server: SnapshotServer, client: SnapshotClient, seconds: float = DEADLINE_S, *,
+                 end_of_session: bool = False) -> list:
+    """The packets the client reads while the server runs, until the server closes the
+    connection (or, with `end_of_session`, until End of Session, the connection still open)."""
     client.sock.settimeout(0.005)
     packets: list = []
     end = time.monotonic() + seconds
     for _ in range(1_000_000):
+        if end_of_session and packets and isinstance(packets[-1], soup.EndOfSession):
+            return packets
         assert time.monotonic() < end, "the server did not close the connection"
         server.tick()
         try:
@@ -367,6 +372,7 @@ def _serve_until(server: SnapshotServer, client: SnapshotClient, seconds: float 
         except TimeoutError:
             continue
         if not chunk:
+            assert not end_of_session, "closed before End of Session"
             return packets
         packets.extend(soup.decode(p) for p in client.framer.feed(chunk))
     raise AssertionError("unreachable")
@@ -428,22 +434,6 @@ def test_a_client_that_logs_out_midway_is_let_go():
     assert server.logged_in == []
 
 
-def _read_to_end_of_session(server: SnapshotServer, client: SnapshotClient) -> list:
-    client.sock.settimeout(0.005)
-    packets: list = []
-    end = time.monotonic() + DEADLINE_S
-    while not packets or not isinstance(packets[-1], soup.EndOfSession):
-        assert time.monotonic() < end, "no End of Session"
-        server.tick()
-        try:
-            chunk = client.sock.recv(1 << 16)
-        except TimeoutError:
-            continue
-        assert chunk, "closed before End of Session"
-        packets.extend(soup.decode(p) for p in client.framer.feed(chunk))
-    return packets
-
-
 def test_after_end_of_session_the_server_waits_for_the_client_to_close(caplog):
     """The client's bytes after End of Session are read, not left for a reset to answer: the
     connection stays until the client closes it."""
@@ -454,7 +444,7 @@ def test_after_end_of_session_the_server_waits_for_the_client_to_close(caplog):
     try:
         with caplog.at_level(logging.WARNING, "lockstep.venue.loopback"):
             client.login()
-            itch, next_sequence = check_contract(_read_to_end_of_session(server, client),
+            itch, next_sequence = check_contract(_serve_until(server, client, end_of_session=True),
                                                  "SNAPSESS", 0)
             assert itch == adds and next_sequence == 42
             client.sock.sendall(soup.encode(soup.ClientHeartbeat()))
@@ -482,7 +472,7 @@ def test_a_client_that_keeps_the_connection_gets_a_clean_close_after_the_linger(
     client = SnapshotClient(server.address)
     try:
         client.login()
-        _read_to_end_of_session(server, client)
+        _serve_until(server, client, end_of_session=True)
         drained = time.monotonic()
         client.sock.sendall(soup.encode(soup.ClientHeartbeat()))
         assert _serve_until(server, client) == []  # an end of stream, not ConnectionResetError
