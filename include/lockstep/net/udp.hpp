@@ -197,8 +197,8 @@ public:
             return Status::InvalidArgument;
         }
         size_t offset = 0;
+        ready_count_ = 0;  // the headers are a send's now: receive() sets them up again
         while (sent < n) {
-            ready_count_ = 0;  // the headers are a send's now: receive() sets them up again
             size_t k = std::min(headers_.size(), n - sent);
             size_t o = offset;
             for (size_t i = 0; i < k; ++i) {

@@ -941,14 +941,9 @@ public:
             const uint8_t* block = blocks + pos;
             pos += 2 + n;
             if (n == 0) continue;
-            // A message makes at most a few events: room first, so that none runs before its
-            // flags are set below.
-            if (flush_if_full(kSnapshotEventsPerMessage) != RunStatus::Ok) return halt();
-            const size_t first = sink_.ev.size;
-            if (decode_block(block, 2 + n, next_sequence) != RunStatus::Ok) return halt();
+            if (decode_unobserved(block, n, next_sequence, flags::kSnapshot) != RunStatus::Ok)
+                return halt();
             ++counters_.snapshot_messages;
-            EventColumns& e = sink_.ev;
-            for (size_t i = first; i < e.size; ++i) e.flags[i] = flags::kSnapshot;
         }
         if (flush_events() != RunStatus::Ok) return halt();
         next_sequence_ = next_sequence;
@@ -1169,9 +1164,7 @@ private:
     // After a snapshot taken before feed message `from`: the held blocks from `from` on,
     // applied again at the snapshot's stamp, when the held run reaches back to `from`.
     RunStatus continue_from_held(uint64_t from) noexcept {
-        const bool covers = holding_ && !held_.empty() && held_first_ <= from && from <= held_last_;
-        if (covers) {
-            observable_ = uint8_t(~flags::kLast);  // shown once at the end (on_snapshot)
+        if (!held_.empty() && held_first_ <= from && from <= held_last_) {
             for (size_t pos = 0; pos + kHeldHeader <= held_.size();) {
                 uint64_t seq;
                 std::memcpy(&seq, held_.data() + pos, 8);
@@ -1179,13 +1172,11 @@ private:
                 const size_t n = load_be16(block);
                 pos += kHeldHeader + n;
                 if (seq < from || n == 0) continue;
-                if (decode_block(block, 2 + n, seq) != RunStatus::Ok || flush_events() != RunStatus::Ok) {
-                    observable_ = 0xFF;
+                // Applied before the next is decoded: the decoder reads its orders from the books.
+                if (decode_unobserved(block, n, seq, 0) != RunStatus::Ok || flush_events() != RunStatus::Ok)
                     return engine_.failed();
-                }
                 ++counters_.snapshot_continued;
             }
-            observable_ = 0xFF;
             next_sequence_ = held_last_ + 1;
         }
         stop_holding();
@@ -1253,7 +1244,7 @@ private:
             e.instrument[out] = inst;
             e.kind[out] = e.kind[i];
             e.side[out] = e.side[i];
-            e.flags[out] = e.flags[i] & observable_;
+            e.flags[out] = e.flags[i];
             e.price[out] = price;
             e.qty[out] = e.qty[i];
             e.order_id[out] = e.order_id[i];
@@ -1307,7 +1298,20 @@ private:
         return true;
     }
 
-    static constexpr size_t kSnapshotEventsPerMessage = 4;
+    static constexpr size_t kEventsPerMessage = 4;  // the most one ITCH message decodes to
+
+    // One block ([u16 n][message]) decoded with none of its events observable (kLast cleared,
+    // `flag` set on each): the books change, and the strategy is told once, later
+    // (Engine::show_changed_books). Room first, so that no event runs before its flags are set.
+    RunStatus decode_unobserved(const uint8_t* block, size_t n, uint64_t seq, uint8_t flag) noexcept {
+        if (flush_if_full(kEventsPerMessage) != RunStatus::Ok) return engine_.failed();
+        const size_t first = sink_.ev.size;
+        if (decode_block(block, 2 + n, seq) != RunStatus::Ok) return engine_.failed();
+        EventColumns& e = sink_.ev;
+        for (size_t i = first; i < e.size; ++i)
+            e.flags[i] = static_cast<uint8_t>((e.flags[i] & ~flags::kLast) | flag);
+        return RunStatus::Ok;
+    }
 
     RunStatus flush_if_full(size_t room) noexcept {
         return sink_.ev.size + room > sink_.ev.capacity ? flush_events() : RunStatus::Ok;
@@ -1353,7 +1357,6 @@ private:
     uint64_t next_sequence_ = 0;  // 0: take the first block's
     bool session_start_ = false;  // a new feed session began: its first block not taken yet
     std::vector<uint8_t> held_;    // the feed held while the books are invalid (hold_block)
-    uint8_t observable_ = 0xFF;    // the flags map_events keeps: all but kLast while continuing
     bool holding_ = false;
     uint64_t held_first_ = 0, held_last_ = 0;
     int64_t stamp_ = INT64_MIN;
