@@ -1379,13 +1379,18 @@ class ItchBooks:
 
 
 class CountsBookCalls(Strategy):
-    """Keeps how many on_book calls each book made and whether the book was valid then."""
+    """Keeps how many on_book calls each book made and whether the book was valid then, and
+    every trade it was told of."""
 
     def setup(self, ctx: Context) -> None:
         self.calls: list[tuple[int, bool]] = []
         self.touches: list[tuple] = []  # the book's touch at each call
+        self.trades: list[tuple] = []
         for i in ctx.traded:
-            ctx.subscribe(i, book=True)
+            ctx.subscribe(i, book=True, trades=True)
+
+    def on_trade(self, ctx: Context, instrument: int, price: int, qty: int, aggressor: int) -> None:
+        self.trades.append((instrument, price, qty, aggressor))
 
     def on_book(self, ctx: Context, instrument: int) -> None:
         self.calls.append((instrument, ctx.book_valid(instrument)))
@@ -1436,14 +1441,25 @@ def _continued_or_taken_again(session, packets, taken_at: int, held_from: int) -
 
 
 def _equals_a_session_that_lost_nothing(session, config, ds, packets, come_next: int, end: int,
-                                        stamp: int) -> None:
+                                        stamp: int, told: list | None = None) -> list:
+    """The rest of the feed from packet `come_next` to `end` applied: the books are those of a
+    session that had every packet. `told`: the packets whose trades the strategy was told of,
+    in the order it was told them (each packet's trades are the reference's). Each packet's
+    trades in the reference session."""
     for k, (sequence, blocks) in enumerate(packets[come_next:end]):
         session.on_itch(blocks, sequence, stamp + 100 + k)
     reference, _ = session_for(config, ds, None)
     start = day_start(ds) + START
+    trades_of = []
     for k, (sequence, blocks) in enumerate(packets[:end]):
+        before = len(reference.strategy.trades)
         reference.on_itch(blocks, sequence, start + k * PACKET_NS)
+        trades_of.append(reference.strategy.trades[before:])
     assert _books(session) == _books(reference)
+    if told is not None:
+        assert sum(map(len, trades_of[100:125])) > 0  # the held packets traded
+        assert session.strategy.trades == [t for k in told for t in trades_of[k]]
+    return trades_of
 
 
 @pytest.mark.parametrize("taken_at", [130, 120, 105],
@@ -1465,8 +1481,15 @@ def test_a_snapshot_after_an_unfilled_gap_rebuilds_every_book_as_the_feed_has_it
     assert session.strategy.touches[calls:] == [session.ctx.touch(i)
                                                 for i in range(len(ds.instruments))]
     come_next = _continued_or_taken_again(session, packets, taken_at, held_from=110)
-    _equals_a_session_that_lost_nothing(session, config, ds, packets, come_next, 200, stamp)
+    # Each trade told once: those of the held feed as they came, not again when it is applied
+    # again (continued, or retransmitted from 105 on); none of what was lost or is in the snapshot.
+    told = [*range(100), *range(110, 125), *range(105, 110), *range(125, 200)] if taken_at < 110 \
+        else [*range(100), *range(110, 125), *range(max(taken_at, 125), 200)]
+    trades_of = _equals_a_session_that_lost_nothing(session, config, ds, packets, come_next, 200,
+                                                    stamp, told)
     live = session.counters["live"]
+    applied_again = range(max(taken_at, 110), 125)
+    assert live["trades_told_before"] == sum(len(trades_of[k]) for k in applied_again)
     assert live["snapshots"] == 1 and live["held_overflows"] == 0
     assert live["itch_duplicates"] == sum(_blocks(b) for _, b in packets[125:taken_at])
     assert all(valid and len(levels[0]) >= 3 and len(levels[2]) >= 3  # bid and ask prices

@@ -126,6 +126,8 @@ struct LiveCounters {
     uint64_t snapshot_continued = 0; // feed blocks applied again after a snapshot, from those
                                      // the core held since the books went invalid
     uint64_t held_overflows = 0;     // held feed blocks dropped: more than kHeldBytes came
+    uint64_t trades_told_before = 0; // trades of feed messages applied again after a snapshot,
+                                     // not told again: told when the message first came
 };
 
 // The Venue Adapter of a live session: dispatches become OUCH 4.2 Enter/Replace/Cancel Order
@@ -903,6 +905,7 @@ public:
         decoder_.begin_day();
         for (uint32_t& m : map_) m = kUnmapped;
         hold_from_here();
+        told_last_ = 0;  // the new session's numbers name other messages
         if (engine_.feed_gap(stamp_, 0) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }
@@ -921,6 +924,8 @@ public:
     // receiver's rewind asks for what it applied since. Then the strategy is told once per
     // book, with the whole book as it now is (Engine::show_changed_books), as a backtest's
     // snapshot tells it: never a book half rebuilt, or one the held feed is about to move.
+    // The trades of the held feed were told as they came (on_trade does not wait for a valid
+    // book): applied again, continued or taken again, they are not told twice (told_first_).
     RunStatus on_snapshot(const uint8_t* blocks, size_t len, uint64_t next_sequence,
                           int64_t stamp) noexcept {
         if (engine_.failed() != RunStatus::Ok) return engine_.failed();
@@ -948,6 +953,8 @@ public:
         if (flush_events() != RunStatus::Ok) return halt();
         next_sequence_ = next_sequence;
         session_start_ = false;
+        told_first_ = held_first_;
+        told_last_ = held_.empty() ? 0 : held_last_;
         if (continue_from_held(next_sequence) != RunStatus::Ok) return halt();
         if (engine_.show_changed_books(stamp_) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
@@ -1218,6 +1225,7 @@ private:
             for (size_t r = first_record; r < sink_.rec_size; ++r)
                 if (sink_.rec_problem[r] != itch::kRuleOk) ++counters_.itch_problems;
             map_events(first, seq);
+            if (seq <= told_last_ && seq >= told_first_) [[unlikely]] drop_trades(first);
             if (st != Status::OutputFull || consumed == len) return RunStatus::Ok;
             if (flush_events() != RunStatus::Ok) return engine_.failed();
         }
@@ -1246,6 +1254,31 @@ private:
             e.side[out] = e.side[i];
             e.flags[out] = e.flags[i];
             e.price[out] = price;
+            e.qty[out] = e.qty[i];
+            e.order_id[out] = e.order_id[i];
+            ++out;
+        }
+        e.size = out;
+    }
+
+    // Events [first, size) without their trades: a message applied again whose trade the
+    // strategy was told when it first came.
+    void drop_trades(size_t first) noexcept {
+        EventColumns& e = sink_.ev;
+        size_t out = first;
+        for (size_t i = first; i < e.size; ++i) {
+            if (e.kind[i] == static_cast<uint8_t>(EventKind::Trade)) {
+                ++counters_.trades_told_before;
+                continue;
+            }
+            e.ts_event[out] = e.ts_event[i];
+            e.ts_recv[out] = e.ts_recv[i];
+            e.seq[out] = e.seq[i];
+            e.instrument[out] = e.instrument[i];
+            e.kind[out] = e.kind[i];
+            e.side[out] = e.side[i];
+            e.flags[out] = e.flags[i];
+            e.price[out] = e.price[i];
             e.qty[out] = e.qty[i];
             e.order_id[out] = e.order_id[i];
             ++out;
@@ -1359,6 +1392,9 @@ private:
     std::vector<uint8_t> held_;    // the feed held while the books are invalid (hold_block)
     bool holding_ = false;
     uint64_t held_first_ = 0, held_last_ = 0;
+    // The feed messages applied to invalid books before the last snapshot (its held run): their
+    // trades were told then. Empty when told_last_ is 0.
+    uint64_t told_first_ = 0, told_last_ = 0;
     int64_t stamp_ = INT64_MIN;
     itch::Sink sink_{};
     std::vector<int64_t> ts_event_, ts_recv_, price_, qty_, event_record_, rec_offset_, rec_length_;
