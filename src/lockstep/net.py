@@ -149,9 +149,10 @@ class UdpSocket(_Socket):
         self.peer_ip: np.ndarray = self._handle.peer_ip
         self.peer_port: np.ndarray = self._handle.peer_port
 
-    def receive(self) -> int:
-        """Reads the datagrams already waiting, at most one batch; how many (0 when none)."""
-        return self._handle.receive()
+    def receive(self, most: int | None = None) -> int:
+        """Reads the datagrams already waiting, at most one batch (and at most `most`); how many
+        (0 when none). `most=1` reads with one recvmsg, cheaper than a batch that finds one."""
+        return self._handle.receive() if most is None else self._handle.receive(most)
 
     def payload(self, i: int) -> bytes:
         """A copy of datagram i of the last receive()."""

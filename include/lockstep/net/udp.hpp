@@ -116,13 +116,17 @@ public:
         return Status::Ok;
     }
 
-    // Reads up to min(batch, out.capacity) datagrams that are already waiting; count = 0 when
-    // none are. Never blocks, never allocates.
-    Status receive(const Datagrams& out, size_t& count) noexcept {
+    // Reads up to min(batch, out.capacity, most) datagrams that are already waiting; count = 0
+    // when none are. Never blocks, never allocates. `most` 1 is one recvmsg: a recvmmsg that
+    // finds one datagram asks the socket again before it returns (on this project's hosts
+    // 0.3 us of a 1.4-1.7 us call), so a caller that expects a lone datagram (its last look
+    // found none) asks for one.
+    Status receive(const Datagrams& out, size_t& count, size_t most = SIZE_MAX) noexcept {
         count = 0;
-        size_t n = std::min<size_t>(headers_.size(), out.capacity);
-        if (out.data != ready_data_ || out.slot_bytes != ready_slot_ || n != ready_count_) {
-            for (size_t i = 0; i < n; ++i) {
+        const size_t ready = std::min<size_t>(headers_.size(), out.capacity);
+        const size_t n = std::min(ready, most);
+        if (out.data != ready_data_ || out.slot_bytes != ready_slot_ || ready != ready_count_) {
+            for (size_t i = 0; i < ready; ++i) {
                 iovecs_[i] = iovec{out.data + i * out.slot_bytes, out.slot_bytes};
                 msghdr& h = headers_[i].msg_hdr;
                 h.msg_name = &peers_[i];
@@ -132,8 +136,8 @@ public:
             }
             ready_data_ = out.data;
             ready_slot_ = out.slot_bytes;
-            ready_count_ = n;
-            written_ = n;
+            ready_count_ = ready;
+            written_ = ready;
         }
         // The kernel writes back only the headers of the datagrams it returns (and may have
         // begun the next one's): only those need their lengths and flags again. A busy-polling
@@ -144,11 +148,18 @@ public:
             h.msg_controllen = kControlBytes;
             h.msg_flags = 0;
         }
-        int got = ::recvmmsg(fd_.get(), headers_.data(), unsigned(n), MSG_DONTWAIT, nullptr);
+        int got;
+        if (n == 1) {
+            const ssize_t r = ::recvmsg(fd_.get(), &headers_[0].msg_hdr, MSG_DONTWAIT);
+            if (r >= 0) headers_[0].msg_len = unsigned(r);
+            got = r < 0 ? -1 : 1;
+        } else {
+            got = ::recvmmsg(fd_.get(), headers_.data(), unsigned(n), MSG_DONTWAIT, nullptr);
+        }
         written_ = got < 0 ? 1 : std::min(size_t(got) + 1, n);
         if (got < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return Status::Ok;
-            return sys_fail(error_, "recvmmsg");
+            return sys_fail(error_, n == 1 ? "recvmsg" : "recvmmsg");
         }
         int64_t user_ns = 0;  // read once, only if some datagram has no kernel stamp
         for (size_t i = 0; i < size_t(got); ++i) {

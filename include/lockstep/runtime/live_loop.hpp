@@ -319,11 +319,13 @@ private:
                          reason_ == LoopExit::SocketError);
     }
 
-    // One recvmmsg batch of `b`, processed; false when nothing came.
+    // One batch of `b`, processed; false when nothing came. After a look that found nothing
+    // a datagram most likely comes alone (one recvmsg, cheaper: UdpSocket::receive); after
+    // one that found some, more may wait (a batch).
     bool receive(Batch& b) noexcept {
         if (b.next < b.count && !drain(b)) return true;
         size_t count = 0;
-        if (b.socket->receive(b.view, count) != Status::Ok) {
+        if (b.socket->receive(b.view, count, b.count == 0 ? 1 : SIZE_MAX) != Status::Ok) {
             socket_error_ = b.socket->last_error();
             stop(LoopExit::SocketError);
             return false;

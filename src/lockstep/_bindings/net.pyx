@@ -5,7 +5,7 @@ The public API is lockstep.net; this module moves buffers across the boundary, r
 around every system call and turns a setup Status into an exception through errors.check_status,
 naming the address and the failed call.
 """
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport SIZE_MAX, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport strlen
 from cpython.pycapsule cimport PyCapsule_New
 
@@ -135,12 +135,15 @@ cdef class UdpSocket:
         self._out.peer_ip = &pip[0]
         self._out.peer_port = &pport[0]
 
-    def receive(self):
-        """Reads the datagrams already waiting (at most one batch) into the arrays; their count."""
+    def receive(self, size_t most=SIZE_MAX):
+        """Reads the datagrams already waiting (at most one batch, at most `most`) into the
+        arrays; their count."""
+        if most == 0:
+            raise ValueError("most must be at least 1")
         cdef size_t count = 0
         cdef CStatus s
         with nogil:
-            s = self._sock.receive(self._out, count)
+            s = self._sock.receive(self._out, count, most)
         if s != CStatus.Ok:
             _check(s, self._name, self._sock.last_error())
         return count
