@@ -6,6 +6,7 @@ strategy that raises, a feed gap, venue answers the core cannot place."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import struct
@@ -37,7 +38,7 @@ from lockstep.core.strategy import Context, Strategy
 from lockstep.data.raw_capture import repair
 from lockstep.data.synth import generate
 from lockstep.enums import RiskReason, TradingMode
-from lockstep.errors import DecodeError
+from lockstep.errors import DecodeError, LockstepError
 from lockstep.events import EventKind, Flag
 from lockstep.live.journal import (
     DECISION,
@@ -52,6 +53,7 @@ from lockstep.live.journal import (
 from lockstep.live.records import RecordsThread, RecordsWriter
 from lockstep.live.replay import JournalMismatch, replay_journal
 from lockstep.live.session import DIGEST_VERSION, venue_instruments
+from lockstep.live.session import _whole_blocks as _cut_whole_blocks
 from lockstep.protocols import itch_encode as itch
 from lockstep.protocols import ouch42 as ouch
 
@@ -109,6 +111,14 @@ def test_each_example_market_maker_trades_from_protocol_bytes(traded, packets):
     assert len(enters) == result.orders
     assert len({m.token for m in enters}) == len(enters)
     assert all(m.display == "P" and m.time_in_force == 99999 and m.price % 100 == 0 for m in enters)
+
+
+def _whole_blocks(blocks: bytes) -> bool:
+    """`blocks` is [u16 length][message] blocks and nothing else."""
+    pos = 0
+    while pos + 2 <= len(blocks):
+        pos += 2 + int.from_bytes(blocks[pos:pos + 2], "big")
+    return pos == len(blocks)
 
 
 def _blocks(blocks: bytes) -> int:
@@ -1535,6 +1545,58 @@ def test_more_held_feed_than_the_core_keeps_means_asking_again(ds, packets, tmp_
     result = session.close()
     writer.close()
     assert replay_journal(tmp_path / "journal").digest == result.digest
+
+
+def test_a_snapshot_larger_than_a_frame_is_journaled_in_parts_and_replays(ds, packets, tmp_path,
+                                                                       monkeypatch):
+    """A snapshot is journaled in frames of whole blocks (a frame must fit the journal's ring,
+    and a venue's snapshot can be far larger): snapshot_part frames, then the snapshot frame with
+    the sequence number; they hold the snapshot whole, in order, and the journal replays."""
+    monkeypatch.setattr("lockstep.live.session.SNAPSHOT_PART_BYTES", 2_000)
+    journal = tmp_path / "journal"
+    config = _config(tmp_path, "CountsBookCalls")
+    session, writer = session_for(config, ds, journal)
+    stamp = _gap_then_held(session, ds, packets, packets[110:125]) + 100
+    venue = ItchBooks()
+    for _, blocks in packets[:130]:
+        venue.feed(blocks)
+    snapshot = venue.snapshot()
+    assert len(snapshot) > 5 * 2_000
+    session.on_snapshot(snapshot, packets[130][0], stamp)
+    _equals_a_session_that_lost_nothing(session, config, ds, packets, 130, 160, stamp)
+    result = session.close()
+    writer.close()
+    frames = [r for r in read_journal(journal) if r.stream in ("snapshot_part", "snapshot")]
+    assert [r.stream for r in frames] == ["snapshot_part"] * (len(frames) - 1) + ["snapshot"]
+    assert all(len(r.payload) <= 2_000 for r in frames[:-1]) and len(frames) > 5
+    assert all(_whole_blocks(r.payload) for r in frames[:-1])
+    last = frames[-1].payload
+    assert int.from_bytes(last[:8], "big") == packets[130][0]
+    assert b"".join(r.payload for r in frames[:-1]) + last[8:] == snapshot
+    assert replay_journal(journal).digest == result.digest
+
+
+@settings(max_examples=200, deadline=None)
+@given(lengths=st.lists(st.integers(0, 300), max_size=40), most=st.integers(1, 1_000))
+def test_a_snapshot_is_cut_into_runs_of_whole_blocks(lengths, most):
+    blocks = b"".join(n.to_bytes(2, "big") + bytes([n % 251]) * n for n in lengths)
+    runs = _cut_whole_blocks(blocks, most)
+    assert b"".join(runs) == blocks and len(runs) >= 1
+    assert all(_whole_blocks(r) for r in runs)
+    assert all(len(r) <= most or _blocks(r) == 1 for r in runs)
+    # Greedy: a run and the next run's first block would not have fit in one frame.
+    for r, after in itertools.pairwise(runs):
+        assert len(r) + 2 + int.from_bytes(after[:2], "big") > most
+
+
+def test_a_journal_frame_larger_than_the_ring_is_an_error_not_a_loss(tmp_path):
+    writer = JournalWriter(tmp_path / "j", {"config": ""}, ring_bytes=1 << 16)
+    with pytest.raises(LockstepError, match=r"a snapshot frame of 70,000 bytes does not fit the "
+                                            r"journal's ring of 65,536 bytes"):
+        writer.write("snapshot", 1, bytes(70_000))
+    writer.write("tick", 2)
+    writer.close()
+    assert [r.stream for r in read_journal(tmp_path / "j")] == ["tick"]
 
 
 def test_the_market_maker_quotes_again_after_a_snapshot_and_not_before(ds, packets, tmp_path):

@@ -28,6 +28,7 @@ enum class JournalStream : uint32_t {
     Failure = 9,
     End = 10,
     Snapshot = 11,
+    SnapshotPart = 12,
 };
 
 class Journal {

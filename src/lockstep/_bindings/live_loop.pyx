@@ -50,6 +50,7 @@ JOURNAL_STREAMS = {
     "dispatch": <int>CJournalStream.Dispatch, "decision": <int>CJournalStream.Decision,
     "execution": <int>CJournalStream.Execution, "failure": <int>CJournalStream.Failure,
     "end": <int>CJournalStream.End, "snapshot": <int>CJournalStream.Snapshot,
+    "snapshot_part": <int>CJournalStream.SnapshotPart,
 }
 #: Bytes of one PnL sample as take_outputs() gives them (lockstep._bindings.engine.PNL_SAMPLE).
 SAMPLE_BYTES = sizeof(CPnlSample)

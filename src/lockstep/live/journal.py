@@ -54,11 +54,15 @@ VERSION = 1
 #: File name prefix of the journal's files inside its directory.
 PREFIX = "journal"
 
-INPUT_STREAMS = ("itch", "ouch", "tick", "gap", "finish", "control", "snapshot")
+INPUT_STREAMS = ("itch", "ouch", "tick", "gap", "finish", "control", "snapshot", "snapshot_part")
 OUTPUT_STREAMS = ("dispatch", "decision", "execution", "failure", "end")
 # Stream id = position; a stream added later takes the next id, so older journals (whose
 # header lists fewer) still read.
-STREAMS = INPUT_STREAMS[:6] + OUTPUT_STREAMS + ("snapshot",)
+STREAMS = INPUT_STREAMS[:6] + OUTPUT_STREAMS + ("snapshot", "snapshot_part")
+#: The most message-block bytes of a snapshot in one frame: a larger snapshot is journaled as
+#: `snapshot_part` frames of its first blocks, then the `snapshot` frame with the rest (a frame
+#: must fit the journal's ring, 16 MiB by default; a venue's snapshot can be hundreds).
+SNAPSHOT_PART_BYTES = 1 << 20
 _FIRST_STREAMS = 11  # the streams of the first journals
 
 #: A decision frame: ts_recv, instrument, intent kind, side, tif, price, qty, client order id,
@@ -161,6 +165,7 @@ class JournalWriter:
             os.fspath(self.directory), PREFIX, next_sequence(self.directory, PREFIX),
             file_metadata(STREAMS, header), max_bytes, fsync_every > 0, fsync_interval_ns,
             ring_bytes)
+        self.ring_bytes = ring_bytes
         self._ids = {name: i for i, name in enumerate(STREAMS)}
         self._closed = False
 
@@ -169,6 +174,8 @@ class JournalWriter:
             raise ValueError("write to a closed journal")
         if not self.native.append(receive_ns, self._ids[stream], payload):
             self.check()
+            raise LockstepError(f"{self.directory}: a {stream} frame of {len(payload):,} bytes does "
+                                f"not fit the journal's ring of {self.ring_bytes:,} bytes")
 
     def check(self) -> None:
         """LockstepError when the writer has failed (the journal is incomplete from there)."""

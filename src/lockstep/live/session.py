@@ -46,6 +46,7 @@ from lockstep.live.journal import (
     DECISION,
     EXECUTION,
     SEQUENCE,
+    SNAPSHOT_PART_BYTES,
     JournalWriter,
     split_outbound,
     split_records,
@@ -155,6 +156,24 @@ def session_info(cfg: BacktestConfig, instruments: Sequence[Instrument], terms: 
             "instruments": [asdict(i) for i in instruments], "terms": terms.to_dict()}
 
 
+
+def _whole_blocks(blocks: bytes, most: int) -> list[bytes]:
+    """`blocks` ([u16 length][message] ...) cut into runs of whole blocks of at most `most`
+    bytes each (a block longer than `most` alone); at least one run, empty when `blocks` is.
+    A tail that is not a whole block stays with the last run."""
+    runs: list[bytes] = []
+    start = pos = 0
+    while pos + 2 <= len(blocks):
+        end = pos + 2 + int.from_bytes(blocks[pos:pos + 2], "big")
+        if end > len(blocks):
+            break
+        if end - start > most and pos > start:
+            runs.append(blocks[start:pos])
+            start = pos
+        pos = end
+    runs.append(blocks[start:])
+    return runs
+
 class LiveSession:
     """The live core of one session over `instruments` (the venue's, as a dataset has them),
     trading as `cfg` says (strategy, risk, queue, output.sample_interval). `record` receives
@@ -188,6 +207,7 @@ class LiveSession:
         self._loop_refused = 0
         self.failure: dict[str, Any] | None = None
         self.refused = 0  #: inputs refused after a failure (journaled, not applied)
+        self._snapshot_parts: list[bytes] = []  # a journal's snapshot_part frames, replayed
         self._closed = False
 
     # ---------------------------------------------------------------- inputs
@@ -219,8 +239,14 @@ class LiveSession:
         """A book snapshot ([u16 length][ITCH message] blocks: the venue's directory and an Add
         Order for every live order, oldest first) taken before feed message `next_sequence`,
         received at `stamp`: every book rebuilt from it and valid (the strategy told once per
-        book), the feed taken again from `next_sequence` (docs/live.md, "Snapshots")."""
-        self._record("snapshot", stamp, SEQUENCE.pack(next_sequence) + bytes(blocks))
+        book), the feed taken again from `next_sequence` (docs/live.md, "Snapshots"). Journaled
+        in frames of at most SNAPSHOT_PART_BYTES of whole blocks: `snapshot_part` frames, then
+        the `snapshot` frame with the sequence number and the last blocks."""
+        blocks = bytes(blocks)
+        parts = _whole_blocks(blocks, SNAPSHOT_PART_BYTES)
+        for part in parts[:-1]:
+            self._record("snapshot_part", stamp, part)
+        self._record("snapshot", stamp, SEQUENCE.pack(next_sequence) + parts[-1])
         return self._after(lambda: self._core.on_snapshot(blocks, next_sequence, stamp))
 
     def on_mode(self, mode: TradingMode, stamp: int) -> list[bytes]:
@@ -275,9 +301,14 @@ class LiveSession:
             return self.on_feed_gap(expected, stamp)
         if stream == "finish":
             return self.finish(stamp)
+        if stream == "snapshot_part":
+            self._snapshot_parts.append(payload)
+            return []
         if stream == "snapshot":
             (next_sequence,) = SEQUENCE.unpack_from(payload)
-            return self.on_snapshot(payload[SEQUENCE.size:], next_sequence, stamp)
+            blocks = b"".join(self._snapshot_parts) + payload[SEQUENCE.size:]
+            self._snapshot_parts.clear()
+            return self.on_snapshot(blocks, next_sequence, stamp)
         if stream == "control" and len(payload) == 2 and payload[:1] == CONTROL_MODE:
             return self.on_mode(TradingMode(payload[1]), stamp)
         if stream == "control" and len(payload) == 2 and payload[:1] == CONTROL_KILL:

@@ -8,7 +8,7 @@ from lockstep.includes.data.capture cimport CCaptureOptions, CCaptureWriter
 cdef extern from "lockstep/runtime/journal.hpp" namespace "lockstep::live" nogil:
     cdef enum class CJournalStream "lockstep::live::JournalStream"(uint32_t):
         Itch, Ouch, Tick, Gap, Finish, Control, Dispatch, Decision, Execution, Failure, End,
-        Snapshot
+        Snapshot, SnapshotPart
 
     cdef cppclass CJournal "lockstep::live::Journal":
         CStatus open(CCaptureOptions options) except +
