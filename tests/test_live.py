@@ -1574,6 +1574,12 @@ def test_a_snapshot_larger_than_a_frame_is_journaled_in_parts_and_replays(ds, pa
     assert int.from_bytes(last[:8], "big") == packets[130][0]
     assert b"".join(r.payload for r in frames[:-1]) + last[8:] == snapshot
     assert replay_journal(journal).digest == result.digest
+    # Cut after its parts, before its snapshot frame (the session stopped there): the parts
+    # were never applied, and the journal replays up to its end.
+    at = next(k for k, r in enumerate(read_journal(journal)) if r.stream == "snapshot")
+    _rewrite(journal, tmp_path / "cut", lambda k, r: r.payload if k < at else None)
+    replayed = replay_journal(tmp_path / "cut")
+    assert replayed.digest != result.digest and replayed.counters["live"]["snapshots"] == 0
 
 
 @settings(max_examples=200, deadline=None)
