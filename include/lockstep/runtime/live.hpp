@@ -1225,21 +1225,27 @@ private:
             for (size_t r = first_record; r < sink_.rec_size; ++r)
                 if (sink_.rec_problem[r] != itch::kRuleOk) ++counters_.itch_problems;
             map_events(first, seq);
-            if (seq <= told_last_ && seq >= told_first_) [[unlikely]] drop_trades(first);
             if (st != Status::OutputFull || consumed == len) return RunStatus::Ok;
             if (flush_events() != RunStatus::Ok) return engine_.failed();
         }
         return RunStatus::Ok;
     }
 
-    // The decoder's events [first, size) in the engine's terms, those of other stocks dropped.
+    // The decoder's events [first, size) in the engine's terms, those of other stocks dropped,
+    // and the trades of a message applied again whose trade the strategy was told when it
+    // first came (told_first_).
     void map_events(size_t first, uint64_t seq) noexcept {
         EventColumns& e = sink_.ev;
+        const bool told = seq <= told_last_ && seq >= told_first_;
         size_t out = first;
         for (size_t i = first; i < e.size; ++i) {
             const uint32_t inst = engine_instrument(e.instrument[i], e.kind[i], e.order_id[i]);
             if (inst == kUnmapped) {
                 ++counters_.itch_unmapped;
+                continue;
+            }
+            if (told && e.kind[i] == static_cast<uint8_t>(EventKind::Trade)) [[unlikely]] {
+                ++counters_.trades_told_before;
                 continue;
             }
             const Stock& s = stocks_[inst];
@@ -1254,31 +1260,6 @@ private:
             e.side[out] = e.side[i];
             e.flags[out] = e.flags[i];
             e.price[out] = price;
-            e.qty[out] = e.qty[i];
-            e.order_id[out] = e.order_id[i];
-            ++out;
-        }
-        e.size = out;
-    }
-
-    // Events [first, size) without their trades: a message applied again whose trade the
-    // strategy was told when it first came.
-    void drop_trades(size_t first) noexcept {
-        EventColumns& e = sink_.ev;
-        size_t out = first;
-        for (size_t i = first; i < e.size; ++i) {
-            if (e.kind[i] == static_cast<uint8_t>(EventKind::Trade)) {
-                ++counters_.trades_told_before;
-                continue;
-            }
-            e.ts_event[out] = e.ts_event[i];
-            e.ts_recv[out] = e.ts_recv[i];
-            e.seq[out] = e.seq[i];
-            e.instrument[out] = e.instrument[i];
-            e.kind[out] = e.kind[i];
-            e.side[out] = e.side[i];
-            e.flags[out] = e.flags[i];
-            e.price[out] = e.price[i];
             e.qty[out] = e.qty[i];
             e.order_id[out] = e.order_id[i];
             ++out;
