@@ -49,11 +49,11 @@ from lockstep.live.journal import (
     journal_files,
     journal_info,
     read_journal,
+    snapshot_parts,
 )
 from lockstep.live.records import RecordsThread, RecordsWriter
 from lockstep.live.replay import JournalMismatch, replay_journal
 from lockstep.live.session import DIGEST_VERSION, venue_instruments
-from lockstep.live.session import _whole_blocks as _cut_whole_blocks
 from lockstep.protocols import itch_encode as itch
 from lockstep.protocols import ouch42 as ouch
 
@@ -1586,7 +1586,7 @@ def test_a_snapshot_larger_than_a_frame_is_journaled_in_parts_and_replays(ds, pa
 @given(lengths=st.lists(st.integers(0, 300), max_size=40), most=st.integers(1, 1_000))
 def test_a_snapshot_is_cut_into_runs_of_whole_blocks(lengths, most):
     blocks = b"".join(n.to_bytes(2, "big") + bytes([n % 251]) * n for n in lengths)
-    runs = _cut_whole_blocks(blocks, most)
+    runs = snapshot_parts(blocks, most)
     assert b"".join(runs) == blocks and len(runs) >= 1
     assert all(_whole_blocks(r) for r in runs)
     assert all(len(r) <= most or _blocks(r) == 1 for r in runs)

@@ -144,6 +144,24 @@ def split_outbound(data: bytes) -> list[bytes]:
     return out
 
 
+def snapshot_parts(blocks: bytes, most: int) -> list[bytes]:
+    """A snapshot's `blocks` ([u16 length][message] ...) cut into runs of whole blocks of at
+    most `most` bytes each (a block longer than `most` alone), one journal frame each; at least
+    one run, empty when `blocks` is. A tail that is not a whole block stays with the last run."""
+    runs: list[bytes] = []
+    start = pos = 0
+    while pos + 2 <= len(blocks):
+        end = pos + 2 + int.from_bytes(blocks[pos:pos + 2], "big")
+        if end > len(blocks):
+            break
+        if end - start > most and pos > start:
+            runs.append(blocks[start:pos])
+            start = pos
+        pos = end
+    runs.append(blocks[start:])
+    return runs
+
+
 class JournalWriter:
     """Appends a session's records to a journal directory (created if missing).
 
@@ -260,8 +278,8 @@ def end_record(record: JournalRecord) -> dict[str, Any]:
 
 
 __all__ = [
-    "CONTROL_FEED_SESSION", "CONTROL_KILL", "CONTROL_MODE", "CONTROL_ORDER_ENTRY", "DECISION", "EXECUTION", "FORMAT", "INPUT_STREAMS", "OUTPUT_STREAMS", "PREFIX", "SEQUENCE",
+    "CONTROL_FEED_SESSION", "CONTROL_KILL", "CONTROL_MODE", "CONTROL_ORDER_ENTRY", "DECISION", "EXECUTION", "FORMAT", "INPUT_STREAMS", "OUTPUT_STREAMS", "PREFIX", "SEQUENCE", "SNAPSHOT_PART_BYTES",
     "STREAMS", "VERSION", "JournalRecord", "JournalWriter", "drained_columns", "end_record",
     "journal_files",
-    "journal_info", "read_journal", "split_outbound", "split_records",
+    "journal_info", "read_journal", "snapshot_parts", "split_outbound", "split_records",
 ]

@@ -48,6 +48,7 @@ from lockstep.live.journal import (
     SEQUENCE,
     SNAPSHOT_PART_BYTES,
     JournalWriter,
+    snapshot_parts,
     split_outbound,
     split_records,
 )
@@ -156,24 +157,6 @@ def session_info(cfg: BacktestConfig, instruments: Sequence[Instrument], terms: 
             "instruments": [asdict(i) for i in instruments], "terms": terms.to_dict()}
 
 
-
-def _whole_blocks(blocks: bytes, most: int) -> list[bytes]:
-    """`blocks` ([u16 length][message] ...) cut into runs of whole blocks of at most `most`
-    bytes each (a block longer than `most` alone); at least one run, empty when `blocks` is.
-    A tail that is not a whole block stays with the last run."""
-    runs: list[bytes] = []
-    start = pos = 0
-    while pos + 2 <= len(blocks):
-        end = pos + 2 + int.from_bytes(blocks[pos:pos + 2], "big")
-        if end > len(blocks):
-            break
-        if end - start > most and pos > start:
-            runs.append(blocks[start:pos])
-            start = pos
-        pos = end
-    runs.append(blocks[start:])
-    return runs
-
 class LiveSession:
     """The live core of one session over `instruments` (the venue's, as a dataset has them),
     trading as `cfg` says (strategy, risk, queue, output.sample_interval). `record` receives
@@ -243,7 +226,7 @@ class LiveSession:
         in frames of at most SNAPSHOT_PART_BYTES of whole blocks: `snapshot_part` frames, then
         the `snapshot` frame with the sequence number and the last blocks."""
         blocks = bytes(blocks)
-        parts = _whole_blocks(blocks, SNAPSHOT_PART_BYTES)
+        parts = snapshot_parts(blocks, SNAPSHOT_PART_BYTES)
         for part in parts[:-1]:
             self._record("snapshot_part", stamp, part)
         self._record("snapshot", stamp, SEQUENCE.pack(next_sequence) + parts[-1])

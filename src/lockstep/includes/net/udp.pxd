@@ -37,7 +37,6 @@ cdef extern from "lockstep/net/udp.hpp" namespace "lockstep::net" nogil:
     cdef cppclass CUdpSocket "lockstep::net::UdpSocket":
         CStatus open(const CEndpoint& local, const CUdpOptions& options) except +
         CStatus set_destination(const CEndpoint& to) noexcept
-        CStatus receive(const CDatagrams& out, size_t& count) noexcept
         CStatus receive(const CDatagrams& out, size_t& count, size_t most) noexcept
         CStatus send(const uint8_t* data, const uint32_t* length, size_t n, size_t& sent) noexcept
         CStatus send_to(const uint8_t* data, size_t n, const CEndpoint& to) noexcept
