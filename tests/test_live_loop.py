@@ -196,6 +196,11 @@ def test_the_loops_journal_replays_to_its_digest_and_its_orders_reach_the_socket
     t2t = rig.loop.tick_to_trade
     assert 0 < t2t["count"] <= counters["sent_direct"]
     assert 0 <= t2t["p50_ns"] <= t2t["p99_ns"] <= t2t["p99_9_ns"] <= t2t["max_ns"] < 10**10
+    # the loop's part of each: from the read that took the datagram, after its receive stamp
+    in_loop = rig.loop.read_to_trade
+    assert in_loop["count"] == t2t["count"]
+    for q in ("p50_ns", "p99_ns", "p99_9_ns", "max_ns"):
+        assert 0 < in_loop[q] <= t2t[q]
 
 
 def test_a_full_send_buffer_hands_the_rest_back_whole_and_in_order(rig_factory, datagrams):

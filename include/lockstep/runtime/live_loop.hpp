@@ -228,6 +228,10 @@ public:
 
     const LoopCounters& counters() const noexcept { return counters_; }
     const LatencyHistogram& tick_to_trade() const noexcept { return tick_to_trade_; }
+    // The loop's part of tick-to-trade: for each timed OUCH message, the clock right before
+    // send() minus the clock right after the read that took its datagram (the rest is the
+    // datagram's wait in the socket, feed_lag's).
+    const LatencyHistogram& read_to_trade() const noexcept { return read_to_trade_; }
     // Receive lag: the clock right after each recvmmsg minus each datagram's receive stamp.
     const LatencyHistogram& feed_lag() const noexcept { return feed_lag_; }
     // How long each turn took (a look at the sockets, what it read processed, and the wait of
@@ -303,6 +307,7 @@ private:
         net::Datagrams view;
         size_t next;   // the first datagram of the batch not yet processed
         size_t count;  // datagrams in the batch
+        int64_t read_at = 0;  // the clock after the read that took the batch
     };
 
     LoopExit stop(LoopExit why) noexcept {
@@ -336,6 +341,7 @@ private:
             // How long the datagrams waited in the socket: a backlog shows here first.
             const int64_t now = realtime_ns();
             for (size_t i = 0; i < count; ++i) feed_lag_.add(now - b.stamp[i]);
+            b.read_at = now;
         }
         drain(b);
         return count != 0;
@@ -348,6 +354,7 @@ private:
             const size_t i = b.next++;
             const size_t len = b.length[i] < slot ? b.length[i] : slot;
             ++counters_.datagrams;
+            read_at_ = b.read_at;
             on_datagram(b.data.data() + i * slot, len, b.stamp[i]);
             if (halted()) return false;
         }
@@ -589,7 +596,10 @@ private:
             const size_t frame = soupbin::kPrefixLength + load_be16(tx_.data() + pos);
             if (pos + frame <= wrote) {
                 ++counters_.sent_direct;
-                if (measured_from != kNotMeasured) tick_to_trade_.add(now - measured_from);
+                if (measured_from != kNotMeasured) {
+                    tick_to_trade_.add(now - measured_from);
+                    read_to_trade_.add(now - read_at_);
+                }
             } else {
                 ++counters_.handed_back;
             }
@@ -631,6 +641,7 @@ private:
     std::vector<uint8_t> order_buffer_;
     size_t sent_early_ = 0;  // bytes of the core's outbound buffer already sent (send_early)
     int64_t measured_from_ = kNotMeasured;  // the stamp of the datagram being applied
+    int64_t read_at_ = 0;  // when the read that took the datagram being applied returned
     LoopExit reason_ = LoopExit::Turns;
     uint32_t busy_turns_ = 0;
     uint32_t looks_ = 0;  // busy-poll turns since epoll was last asked
@@ -647,7 +658,7 @@ private:
     session::MoldNotice notices_[kNoticeCapacity] = {};
     size_t notice_count_ = 0;
     LoopCounters counters_{};
-    LatencyHistogram tick_to_trade_, feed_lag_, turn_time_, away_time_;
+    LatencyHistogram tick_to_trade_, read_to_trade_, feed_lag_, turn_time_, away_time_;
     int64_t last_turn_ = 0;
     int64_t returned_at_ = 0;  // when run() last returned (0: it has not run)
     net::SysError socket_error_{};

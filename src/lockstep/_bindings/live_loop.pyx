@@ -286,6 +286,12 @@ cdef class LiveLoop:
         return _summary(self._loop.tick_to_trade())
 
     @property
+    def read_to_trade(self):
+        """{count, p50_ns, p99_ns, p99_9_ns, max_ns} of the loop's part of tick-to-trade: from
+        the read that took the datagram to the send."""
+        return _summary(self._loop.read_to_trade())
+
+    @property
     def feed_lag(self):
         """{count, p50_ns, p99_ns, p99_9_ns, max_ns} of how long datagrams waited in the feed
         sockets before the loop read them."""

@@ -526,6 +526,7 @@ class LiveNode:
                 "venue_messages_in_loop": fast.get("order_messages", 0),
                 "kernel_drops": self.feed.stats["kernel_drops"],
                 "tick_to_trade": self.fast.tick_to_trade if self.fast is not None else {},
+                "read_to_trade": self.fast.read_to_trade if self.fast is not None else {},
                 "feed_lag": self.fast.feed_lag if self.fast is not None else {},
                 "turn_time": self.fast.turn_time if self.fast is not None else {},
                 "away_time": self.fast.away_time if self.fast is not None else {},

@@ -61,6 +61,7 @@ cdef extern from "lockstep/runtime/live_loop.hpp" namespace "lockstep::live" nog
         void note_input(int64_t stamp) noexcept
         const CLoopCounters& counters() noexcept
         const CLatencyHistogram& tick_to_trade() noexcept
+        const CLatencyHistogram& read_to_trade() noexcept
         const CLatencyHistogram& feed_lag() noexcept
         const CLatencyHistogram& turn_time() noexcept
         const CLatencyHistogram& away_time() noexcept
