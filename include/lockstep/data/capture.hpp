@@ -59,24 +59,34 @@ public:
         return size_t(head_.load(std::memory_order_acquire) - tail_.load(std::memory_order_acquire));
     }
 
-    // Producer: encodes one frame into the ring. False (and nothing written) when it does not fit.
-    bool push(int64_t receive_ns, uint32_t stream_id, const uint8_t* payload, uint32_t length) noexcept {
+    // Producer: encodes one frame into the ring, its payload `head` then `body` (either may be
+    // empty). False (and nothing written) when it does not fit.
+    bool push(int64_t receive_ns, uint32_t stream_id, const uint8_t* head, uint32_t head_len,
+              const uint8_t* body = nullptr, uint32_t body_len = 0) noexcept {
+        const uint32_t length = head_len + body_len;
         size_t need = raw::kFrameHeader + length;
-        uint64_t head = head_.load(std::memory_order_relaxed);
-        uint64_t tail = tail_.load(std::memory_order_acquire);
-        size_t at = size_t(head & (cap_ - 1));
+        uint64_t pos = head_.load(std::memory_order_relaxed);
+        size_t at = size_t(pos & (cap_ - 1));
         size_t to_end = cap_ - at;
         size_t pad = need <= to_end ? 0 : to_end;
-        if (need > cap_ || (head + pad + need) - tail > cap_) return false;
+        if (need > cap_) return false;
+        // The consumer's position as last read: it only grows, so a stale one under-counts the
+        // room and is safe. Read again only when that room looks short, which spares the hot
+        // path a cache line the writer thread keeps taking back.
+        if ((pos + pad + need) - seen_tail_ > cap_) {
+            seen_tail_ = tail_.load(std::memory_order_acquire);
+            if ((pos + pad + need) - seen_tail_ > cap_) return false;
+        }
         if (pad) {
             if (pad >= raw::kFrameHeader) write_pad(at);
-            head += pad;
+            pos += pad;
             at = 0;
         }
         uint8_t* out = buf_.get() + at;
-        std::memcpy(out + raw::kFrameHeader, payload, length);
+        if (head_len) std::memcpy(out + raw::kFrameHeader, head, head_len);
+        if (body_len) std::memcpy(out + raw::kFrameHeader + head_len, body, body_len);
         raw::encode_header(out, receive_ns, stream_id, out + raw::kFrameHeader, length);
-        head_.store(head + need, std::memory_order_release);
+        head_.store(pos + need, std::memory_order_release);
         return true;
     }
 
@@ -102,6 +112,7 @@ private:
     std::unique_ptr<uint8_t[]> buf_;
     size_t cap_;
     alignas(64) std::atomic<uint64_t> head_{0};
+    uint64_t seen_tail_ = 0;  // the producer's: tail_ when it last read it
     alignas(64) std::atomic<uint64_t> tail_{0};
 };
 
@@ -194,12 +205,15 @@ public:
 
     // Producer `p`, for a capture that must not lose a frame (a live session's journal): a full
     // ring waits for the writer instead of dropping. False only when the writer has failed or
-    // the frame is larger than the ring.
-    bool push_waiting(uint32_t p, int64_t receive_ns, uint32_t stream_id, const uint8_t* payload,
-                      uint32_t length) noexcept {
+    // the frame is larger than the ring. The payload is `head` then `body` (either may be
+    // empty), each copied once, straight into the ring.
+    bool push_waiting(uint32_t p, int64_t receive_ns, uint32_t stream_id, const uint8_t* head,
+                      uint32_t head_len, const uint8_t* body = nullptr,
+                      uint32_t body_len = 0) noexcept {
         FrameRing& ring = *rings_[p];
-        if (raw::kFrameHeader + size_t(length) > ring.capacity()) return false;
-        while (!ring.push(receive_ns, stream_id, payload, length)) {
+        const uint32_t length = head_len + body_len;
+        if (raw::kFrameHeader + size_t(head_len) + body_len > ring.capacity()) return false;
+        while (!ring.push(receive_ns, stream_id, head, head_len, body, body_len)) {
             if (failed_.load(std::memory_order_acquire)) return false;
             ProducerStats& st = *producer_stats_[p];
             st.waits.store(st.waits.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);

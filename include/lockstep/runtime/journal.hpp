@@ -5,8 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstring>
-#include <vector>
 
 #include "lockstep/base/status.hpp"
 #include "lockstep/data/capture.hpp"
@@ -38,7 +36,6 @@ public:
     Status open(capture::CaptureOptions options) {
         options.producers = 1;
         if (Status s = writer_.configure(options); s != Status::Ok) return s;
-        scratch_.reserve(64 * 1024);
         return writer_.start();
     }
 
@@ -52,20 +49,7 @@ public:
     // A frame whose payload is `head` followed by `body` (an ITCH input's sequence and blocks).
     bool append(int64_t receive_ns, JournalStream stream, const uint8_t* head, uint32_t head_len,
                 const uint8_t* body, uint32_t body_len) noexcept {
-        const size_t n = size_t(head_len) + body_len;
-        if (scratch_.capacity() < n) {
-            // Only a record larger than every one before (a datagram is far smaller than the
-            // reserved 64 KiB).
-            try {
-                scratch_.reserve(n);
-            } catch (...) {
-                return false;
-            }
-        }
-        scratch_.resize(n);
-        std::memcpy(scratch_.data(), head, head_len);
-        if (body_len) std::memcpy(scratch_.data() + head_len, body, body_len);
-        return append(receive_ns, stream, scratch_.data(), uint32_t(n));
+        return writer_.push_waiting(0, receive_ns, uint32_t(stream), head, head_len, body, body_len);
     }
 
     void wait_written() const noexcept { writer_.wait_written(); }
@@ -75,7 +59,6 @@ public:
 
 private:
     capture::CaptureWriter writer_;
-    std::vector<uint8_t> scratch_;
 };
 
 }  // namespace lockstep::live

@@ -90,13 +90,19 @@ cdef class Journal:
                              ">= 4096, max_bytes >= 1, fsync interval > 0)")
         self._open = True
 
-    def append(self, int64_t receive_ns, uint32_t stream_id, const uint8_t[::1] payload):
-        """One frame; False when the writer has failed (failure() says why)."""
+    def append(self, int64_t receive_ns, uint32_t stream_id, const uint8_t[::1] payload,
+               const uint8_t[::1] body=None):
+        """One frame, its payload `payload` then `body` (as the loop appends an ITCH input: its
+        sequence number, then its blocks); False when the writer has failed (failure() says
+        why)."""
         cdef size_t n = payload.shape[0] if payload is not None else 0
         cdef const uint8_t* p = &payload[0] if n else _EMPTY
+        cdef size_t m = body.shape[0] if body is not None else 0
+        cdef const uint8_t* b = &body[0] if m else _EMPTY
         cdef bint ok
         with nogil:
-            ok = self._j.append(receive_ns, <CJournalStream>stream_id, p, <uint32_t>n)
+            ok = self._j.append(receive_ns, <CJournalStream>stream_id, p, <uint32_t>n, b,
+                                <uint32_t>m)
         return ok
 
     def wait_written(self):

@@ -44,7 +44,10 @@ cdef extern from "lockstep/data/capture.hpp" namespace "lockstep::capture" nogil
                           const uint32_t* length, const int64_t* stamp_ns, const uint8_t* keep,
                           size_t n) noexcept
         cbool push_waiting(uint32_t p, int64_t receive_ns, uint32_t stream_id,
-                           const uint8_t* payload, uint32_t length) noexcept
+                           const uint8_t* head, uint32_t head_len) noexcept
+        cbool push_waiting(uint32_t p, int64_t receive_ns, uint32_t stream_id,
+                           const uint8_t* head, uint32_t head_len, const uint8_t* body,
+                           uint32_t body_len) noexcept
         void wait_written() noexcept
         cbool failed() noexcept
         int error_errno() noexcept

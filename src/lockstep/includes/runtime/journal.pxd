@@ -14,6 +14,8 @@ cdef extern from "lockstep/runtime/journal.hpp" namespace "lockstep::live" nogil
         CStatus open(CCaptureOptions options) except +
         bint append(int64_t receive_ns, CJournalStream stream, const uint8_t* payload,
                     uint32_t length) noexcept
+        bint append(int64_t receive_ns, CJournalStream stream, const uint8_t* head,
+                    uint32_t head_len, const uint8_t* body, uint32_t body_len) noexcept
         void wait_written() noexcept
         void close() noexcept
         bint failed() noexcept
