@@ -209,10 +209,12 @@ def open_in_records(run_dir: Path | str) -> set[int]:
 
 
 def session_for(config: Path | str, ds: Dataset, journal_dir: Path | None, *,
-                overrides: tuple[str, ...] = ()) -> tuple[LiveSession, JournalWriter | None]:
+                overrides: tuple[str, ...] = (),
+                held_feed_bytes: int | None = None) -> tuple[LiveSession, JournalWriter | None]:
     """A session trading `ds`'s instruments as `config` says, journaling into `journal_dir`."""
     cfg = load_config(config, [f"dataset={ds.path}", *overrides])
-    terms = LiveTerms(day_start(ds), tuple(venue_instruments(ds.instruments)))
+    terms = LiveTerms(day_start(ds), tuple(venue_instruments(ds.instruments)),
+                      held_feed_bytes=held_feed_bytes)
     if journal_dir is None:
         return LiveSession(cfg, ds.instruments, terms, record=lambda *_: None,
                            base_dir=Path(config).parent), None

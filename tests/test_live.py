@@ -1473,17 +1473,21 @@ def _equals_a_session_that_lost_nothing(session, config, ds, packets, come_next:
     return trades_of
 
 
+@pytest.mark.parametrize("held_feed_bytes", [None, 2_000], ids=["held", "too-much-to-hold"])
 @pytest.mark.parametrize("taken_at", [130, 120, 105],
                          ids=["after-what-was-applied", "before-it", "inside-the-lost-range"])
 def test_a_snapshot_after_an_unfilled_gap_rebuilds_every_book_as_the_feed_has_it(
-        ds, packets, tmp_path, taken_at):
+        ds, packets, tmp_path, taken_at, held_feed_bytes):
     """100..109 lost for good, 110..124 applied to invalid books, then a snapshot taken after
     them, among them (continued with what was held), or among the lost ones (the receiver asks
-    for 105.. again: here given as retransmitted)."""
+    for 105.. again: here given as retransmitted). With room to hold only the first few of
+    110..124 the core holds none of them (counted) and a snapshot among them takes the feed from
+    its own number again: what it applies again it still does not tell twice."""
     journal = tmp_path / "journal"
     config = _config(tmp_path, "CountsBookCalls")
-    session, writer = session_for(config, ds, journal)
+    session, writer = session_for(config, ds, journal, held_feed_bytes=held_feed_bytes)
     stamp = _gap_then_held(session, ds, packets, packets[110:125]) + 100
+    overflowed = held_feed_bytes is not None
     calls = len(session.strategy.calls)
     _snapshot_before(session, packets, taken_at, stamp)
     # Told once per book, valid, with the whole book as it is once the messages the core held
@@ -1491,7 +1495,8 @@ def test_a_snapshot_after_an_unfilled_gap_rebuilds_every_book_as_the_feed_has_it
     assert session.strategy.calls[calls:] == [(i, True) for i in range(len(ds.instruments))]
     assert session.strategy.touches[calls:] == [session.ctx.touch(i)
                                                 for i in range(len(ds.instruments))]
-    come_next = _continued_or_taken_again(session, packets, taken_at, held_from=110)
+    come_next = _continued_or_taken_again(session, packets, taken_at,
+                                          held_from=125 if overflowed else 110)
     # Each trade told once: those of the held feed as they came, not again when it is applied
     # again (continued, or retransmitted from 105 on); none of what was lost or is in the snapshot.
     told = [*range(100), *range(110, 125), *range(105, 110), *range(125, 200)] if taken_at < 110 \
@@ -1501,7 +1506,7 @@ def test_a_snapshot_after_an_unfilled_gap_rebuilds_every_book_as_the_feed_has_it
     live = session.counters["live"]
     applied_again = range(max(taken_at, 110), 125)
     assert live["trades_told_before"] == sum(len(trades_of[k]) for k in applied_again)
-    assert live["snapshots"] == 1 and live["held_overflows"] == 0
+    assert live["snapshots"] == 1 and live["held_overflows"] == int(overflowed)
     assert live["itch_duplicates"] == sum(_blocks(b) for _, b in packets[125:taken_at])
     assert all(valid and len(levels[0]) >= 3 and len(levels[2]) >= 3  # bid and ask prices
                for valid, levels in _books(session))

@@ -125,7 +125,7 @@ struct LiveCounters {
     uint64_t snapshot_messages = 0;  // their message blocks decoded
     uint64_t snapshot_continued = 0; // feed blocks applied again after a snapshot, from those
                                      // the core held since the books went invalid
-    uint64_t held_overflows = 0;     // held feed blocks dropped: more than kHeldBytes came
+    uint64_t held_overflows = 0;     // held feed blocks dropped: more than the core holds came
     uint64_t trades_told_before = 0; // trades of feed messages applied again after a snapshot,
                                      // not told again: told when the message first came
 };
@@ -819,6 +819,8 @@ public:
         return Status::Ok;
     }
     void set_next_sequence(uint64_t sequence) noexcept { next_sequence_ = sequence; }
+    // How much feed the core holds while its books are invalid (kHeldBytes unless set here).
+    void set_held_bytes(size_t bytes) noexcept { held_bytes_ = bytes; }
 
     // ---- inputs ----------------------------------------------------------------------------
 
@@ -924,8 +926,9 @@ public:
     // receiver's rewind asks for what it applied since. Then the strategy is told once per
     // book, with the whole book as it now is (Engine::show_changed_books), as a backtest's
     // snapshot tells it: never a book half rebuilt, or one the held feed is about to move.
-    // The trades of the held feed were told as they came (on_trade does not wait for a valid
-    // book): applied again, continued or taken again, they are not told twice (told_first_).
+    // The trades of the feed taken while the books were invalid were told as they came
+    // (on_trade does not wait for a valid book): applied again, continued or taken again (held
+    // or not), they are not told twice (told_first_).
     RunStatus on_snapshot(const uint8_t* blocks, size_t len, uint64_t next_sequence,
                           int64_t stamp) noexcept {
         if (engine_.failed() != RunStatus::Ok) return engine_.failed();
@@ -953,8 +956,8 @@ public:
         if (flush_events() != RunStatus::Ok) return halt();
         next_sequence_ = next_sequence;
         session_start_ = false;
-        told_first_ = held_first_;
-        told_last_ = held_.empty() ? 0 : held_last_;
+        told_first_ = invalid_first_;
+        told_last_ = invalid_last_;
         if (continue_from_held(next_sequence) != RunStatus::Ok) return halt();
         if (engine_.show_changed_books(stamp_) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
@@ -1095,7 +1098,7 @@ private:
                 }
             }
             next_sequence_ = seq + 1;
-            if (holding_) [[unlikely]] hold_block(seq, block, n);
+            if (invalid_) [[unlikely]] applied_while_invalid(seq, block, n);
             if (n == 0) {
                 ++counters_.itch_empty_blocks;
                 ++seq;
@@ -1139,25 +1142,39 @@ private:
     // From a gap given up (or a new feed session) until a snapshot, every block the core takes
     // is also kept, [u64 sequence][u16 n][message] each, in one run without holes (a skip starts
     // it again): a snapshot taken before some of them is continued with them (on_snapshot). At
-    // most kHeldBytes: past that the held blocks are dropped (counted) and holding stops, and a
-    // snapshot then takes the feed from its own sequence number again.
+    // most kHeldBytes (set_held_bytes): past that the held blocks are dropped (counted) and
+    // holding stops, and a snapshot then takes the feed from its own sequence number again.
     static constexpr size_t kHeldBytes = size_t{64} << 20;
     static constexpr size_t kHeldHeader = 10;
 
     void hold_from_here() noexcept {
         held_.clear();
         holding_ = true;
+        invalid_ = true;
+        invalid_first_ = invalid_last_ = 0;
     }
+    // The books are valid again (a snapshot, or the new session's first message).
     void stop_holding() noexcept {
         held_.clear();
         holding_ = false;
+        invalid_ = false;
+    }
+
+    // A block taken while the books are invalid: its trades are told now, so it joins the run
+    // a snapshot later does not tell again (invalid_first_; a hole starts it again, as it does
+    // the held run), and it is held while there is room.
+    void applied_while_invalid(uint64_t seq, const uint8_t* block, size_t n) noexcept {
+        if (invalid_last_ == 0 || seq != invalid_last_ + 1) invalid_first_ = seq;
+        invalid_last_ = seq;
+        if (holding_) hold_block(seq, block, n);
     }
 
     void hold_block(uint64_t seq, const uint8_t* block, size_t n) noexcept {
         if (!held_.empty() && seq != held_last_ + 1) held_.clear();  // a hole: start again
-        if (held_.size() + kHeldHeader + n > kHeldBytes) {
+        if (held_.size() + kHeldHeader + n > held_bytes_) {
             ++counters_.held_overflows;
-            stop_holding();
+            held_.clear();
+            holding_ = false;  // the books stay invalid
             return;
         }
         if (held_.empty()) held_first_ = seq;
@@ -1373,6 +1390,11 @@ private:
     std::vector<uint8_t> held_;    // the feed held while the books are invalid (hold_block)
     bool holding_ = false;
     uint64_t held_first_ = 0, held_last_ = 0;
+    size_t held_bytes_ = kHeldBytes;
+    // Since the books went invalid: the last run without a hole of the feed messages taken
+    // (their trades told as they came), held or not. Empty when invalid_last_ is 0.
+    bool invalid_ = false;
+    uint64_t invalid_first_ = 0, invalid_last_ = 0;
     // The feed messages applied to invalid books before the last snapshot (its held run): their
     // trades were told then. Empty when told_last_ is 0.
     uint64_t told_first_ = 0, told_last_ = 0;

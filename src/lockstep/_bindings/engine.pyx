@@ -918,6 +918,10 @@ cdef class LiveCore:
     def next_sequence(self):
         return self.core.get().next_sequence()
 
+    def set_held_bytes(self, size_t n):
+        """How much feed the core holds while its books are invalid (64 MiB unless set)."""
+        self.core.get().set_held_bytes(n)
+
     @property
     def stamp(self):
         """The last receive stamp applied (stamps never go back)."""

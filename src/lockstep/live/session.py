@@ -101,24 +101,31 @@ def venue_instruments(instruments: Sequence[Instrument]) -> list[VenueInstrument
 class LiveTerms:
     """What a session needs beyond its config: the feed's day (ITCH and OUCH timestamps count
     from its midnight, UTC ns), the venue's names for the instruments, and OUCH order-entry terms
-    (token prefix: up to 4 characters, no digit or space; firm: up to 4)."""
+    (token prefix: up to 4 characters, no digit or space; firm: up to 4). `held_feed_bytes`: how
+    much of the feed the core holds while its books are invalid, to continue a snapshot with
+    (None: the core's own 64 MiB); journaled with the rest, so a replay holds the same."""
 
     day_start_ns: int
     venue: tuple[VenueInstrument, ...]
     token_prefix: str = "LS"
     firm: str = ""
     flush_interval_ns: int = 1_000_000_000
+    held_feed_bytes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"day_start_ns": self.day_start_ns, "venue": [asdict(v) for v in self.venue],
-                "token_prefix": self.token_prefix, "firm": self.firm,
-                "flush_interval_ns": self.flush_interval_ns}
+        out = {"day_start_ns": self.day_start_ns, "venue": [asdict(v) for v in self.venue],
+               "token_prefix": self.token_prefix, "firm": self.firm,
+               "flush_interval_ns": self.flush_interval_ns}
+        if self.held_feed_bytes is not None:
+            out["held_feed_bytes"] = self.held_feed_bytes
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LiveTerms:
         return cls(int(data["day_start_ns"]),
                    tuple(VenueInstrument(v["stock"], int(v["price_multiplier"])) for v in data["venue"]),
-                   str(data["token_prefix"]), str(data["firm"]), int(data["flush_interval_ns"]))
+                   str(data["token_prefix"]), str(data["firm"]), int(data["flush_interval_ns"]),
+                   None if data.get("held_feed_bytes") is None else int(data["held_feed_bytes"]))
 
 
 @dataclass(frozen=True)
@@ -184,6 +191,8 @@ class LiveSession:
                                                  terms.firm.encode("ascii").ljust(4)[:4]),
                      "live.token_prefix")
         self._core.configure_fees(cfg.venue.maker_fee_ppm, cfg.venue.taker_fee_ppm)
+        if terms.held_feed_bytes is not None:
+            self._core.set_held_bytes(terms.held_feed_bytes)
         for index, v in enumerate(terms.venue):
             check_status(self._core.add_instrument(index, v.stock.encode("ascii").ljust(8),
                                                    v.price_multiplier), f"live instrument {v.stock}")

@@ -31,6 +31,7 @@ cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
         CStatus add_instrument(uint32_t index, const uint8_t* stock8,
                                uint32_t price_multiplier) except +
         void set_next_sequence(uint64_t sequence) noexcept
+        void set_held_bytes(size_t bytes) noexcept
         CRunStatus on_itch(const uint8_t* blocks, size_t len, uint64_t first_sequence,
                            int64_t stamp) noexcept
         CRunStatus on_ouch(const uint8_t* message, size_t len, int64_t stamp) noexcept
