@@ -1520,13 +1520,21 @@ def test_a_snapshot_after_an_unfilled_gap_rebuilds_every_book_as_the_feed_has_it
 def test_the_held_feed_starts_again_after_a_hole(ds, packets, tmp_path, taken_at):
     """Since the gap the core took 110..114, then 117..124 (115 and 116 skipped, unreported):
     a snapshot from before the hole is not continued from what it held (the feed is taken from
-    the snapshot's number again); one from after it is."""
+    the snapshot's number again); one from after it is. Either way no trade is told twice."""
     config = _config(tmp_path, "CountsBookCalls")
     session, writer = session_for(config, ds, tmp_path / "journal")
     stamp = _gap_then_held(session, ds, packets, packets[110:115] + packets[117:125]) + 100
     _snapshot_before(session, packets, taken_at, stamp)
     come_next = _continued_or_taken_again(session, packets, taken_at, held_from=117)
-    _equals_a_session_that_lost_nothing(session, config, ds, packets, come_next, 160, stamp)
+    # Each trade told once: taken again from 112, the messages on both sides of the hole were
+    # told already; the two in it are told now, for the first time.
+    told = [*range(100), *range(110, 115), *range(117, 125),
+            *(range(115, 117) if taken_at < 117 else ()), *range(125, 160)]
+    trades_of = _equals_a_session_that_lost_nothing(session, config, ds, packets, come_next, 160,
+                                                    stamp, told)
+    applied_again = [k for k in [*range(110, 115), *range(117, 125)] if k >= taken_at]
+    assert session.counters["live"]["trades_told_before"] == sum(len(trades_of[k])
+                                                                 for k in applied_again)
     result = session.close()
     writer.close()
     assert replay_journal(tmp_path / "journal").digest == result.digest

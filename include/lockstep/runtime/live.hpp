@@ -752,6 +752,44 @@ private:
     bool up_ = true;
 };
 
+// Sequence numbers as runs without a hole, in increasing order, for a set that grows one
+// number at a time (each above the last): the feed messages the core took while its books were
+// invalid. At most kRuns runs: past that the oldest is forgotten, the one a snapshot is least
+// likely to reach back to. Fixed size: no allocation on the feed's path.
+class SequenceRuns {
+public:
+    static constexpr size_t kRuns = 16;
+
+    void add(uint64_t seq) noexcept {
+        if (count_ != 0 && seq == runs_[count_ - 1].last + 1) {
+            runs_[count_ - 1].last = seq;
+            return;
+        }
+        if (count_ == kRuns) {
+            for (size_t k = 1; k < kRuns; ++k) runs_[k - 1] = runs_[k];
+            --count_;
+        }
+        runs_[count_++] = Run{seq, seq};
+    }
+    bool contains(uint64_t seq) const noexcept {
+        for (size_t k = count_; k-- > 0;) {
+            if (seq > runs_[k].last) return false;
+            if (seq >= runs_[k].first) return true;
+        }
+        return false;
+    }
+    // The highest number held (0: none).
+    uint64_t last() const noexcept { return count_ == 0 ? 0 : runs_[count_ - 1].last; }
+    void clear() noexcept { count_ = 0; }
+
+private:
+    struct Run {
+        uint64_t first, last;
+    };
+    Run runs_[kRuns] = {};
+    size_t count_ = 0;
+};
+
 // The decoder reads the orders of the session's stocks from the engine's L3 books (its
 // OrderSource): one order table for both, looked up once per message.
 class LiveCore final : private itch::OrderSource {
@@ -907,7 +945,7 @@ public:
         decoder_.begin_day();
         for (uint32_t& m : map_) m = kUnmapped;
         hold_from_here();
-        told_last_ = 0;  // the new session's numbers name other messages
+        told_.clear();  // the new session's numbers name other messages
         if (engine_.feed_gap(stamp_, 0) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }
@@ -928,7 +966,7 @@ public:
     // snapshot tells it: never a book half rebuilt, or one the held feed is about to move.
     // The trades of the feed taken while the books were invalid were told as they came
     // (on_trade does not wait for a valid book): applied again, continued or taken again (held
-    // or not), they are not told twice (told_first_).
+    // or not), they are not told twice (told_).
     RunStatus on_snapshot(const uint8_t* blocks, size_t len, uint64_t next_sequence,
                           int64_t stamp) noexcept {
         if (engine_.failed() != RunStatus::Ok) return engine_.failed();
@@ -956,8 +994,7 @@ public:
         if (flush_events() != RunStatus::Ok) return halt();
         next_sequence_ = next_sequence;
         session_start_ = false;
-        told_first_ = invalid_first_;
-        told_last_ = invalid_last_;
+        told_ = taken_invalid_;
         if (continue_from_held(next_sequence) != RunStatus::Ok) return halt();
         if (engine_.show_changed_books(stamp_) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
@@ -1151,7 +1188,7 @@ private:
         held_.clear();
         holding_ = true;
         invalid_ = true;
-        invalid_first_ = invalid_last_ = 0;
+        taken_invalid_.clear();
     }
     // The books are valid again (a snapshot, or the new session's first message).
     void stop_holding() noexcept {
@@ -1160,12 +1197,10 @@ private:
         invalid_ = false;
     }
 
-    // A block taken while the books are invalid: its trades are told now, so it joins the run
-    // a snapshot later does not tell again (invalid_first_; a hole starts it again, as it does
-    // the held run), and it is held while there is room.
+    // A block taken while the books are invalid: its trades are told now, so a snapshot later
+    // does not tell them again (taken_invalid_), and it is held while there is room.
     void applied_while_invalid(uint64_t seq, const uint8_t* block, size_t n) noexcept {
-        if (invalid_last_ == 0 || seq != invalid_last_ + 1) invalid_first_ = seq;
-        invalid_last_ = seq;
+        taken_invalid_.add(seq);
         if (holding_) hold_block(seq, block, n);
     }
 
@@ -1250,10 +1285,10 @@ private:
 
     // The decoder's events [first, size) in the engine's terms, those of other stocks dropped,
     // and the trades of a message applied again whose trade the strategy was told when it
-    // first came (told_first_).
+    // first came (told_).
     void map_events(size_t first, uint64_t seq) noexcept {
         EventColumns& e = sink_.ev;
-        const bool told = seq <= told_last_ && seq >= told_first_;
+        const bool told = seq <= told_.last() && told_.contains(seq);
         size_t out = first;
         for (size_t i = first; i < e.size; ++i) {
             const uint32_t inst = engine_instrument(e.instrument[i], e.kind[i], e.order_id[i]);
@@ -1391,13 +1426,10 @@ private:
     bool holding_ = false;
     uint64_t held_first_ = 0, held_last_ = 0;
     size_t held_bytes_ = kHeldBytes;
-    // Since the books went invalid: the last run without a hole of the feed messages taken
-    // (their trades told as they came), held or not. Empty when invalid_last_ is 0.
+    // The feed messages taken since the books went invalid (their trades told as they came),
+    // held or not; and those taken before the last snapshot.
     bool invalid_ = false;
-    uint64_t invalid_first_ = 0, invalid_last_ = 0;
-    // The feed messages applied to invalid books before the last snapshot (its held run): their
-    // trades were told then. Empty when told_last_ is 0.
-    uint64_t told_first_ = 0, told_last_ = 0;
+    SequenceRuns taken_invalid_, told_;
     int64_t stamp_ = INT64_MIN;
     itch::Sink sink_{};
     std::vector<int64_t> ts_event_, ts_recv_, price_, qty_, event_record_, rec_offset_, rec_length_;
