@@ -25,7 +25,9 @@ STATUS = {
                  "snapshots": 1, "snapshot_failures": 2, "kernel_drops": 0,
                  "retransmission_requests": 5, "reconnects": 1,
                  "tick_to_trade": {"count": 100, "p50_ns": 12_000, "p99_ns": 80_000,
-                                   "p99_9_ns": 400_000, "max_ns": 900_000}},
+                                   "p99_9_ns": 400_000, "max_ns": 900_000},
+                 "read_to_trade": {"count": 100, "p50_ns": 3_000, "p99_ns": 25_000,
+                                   "p99_9_ns": 90_000, "max_ns": 300_000}},
 }
 
 
@@ -61,6 +63,7 @@ def test_a_scrape_reads_the_reading_published(endpoint):
     assert v[("lockstep_live_unrealized", (("symbol", "SYN0"),))] == -0.25
     assert v[("lockstep_live_tick_to_trade_seconds", (("quantile", "0.99"),))] == pytest.approx(80e-6)
     assert v[("lockstep_live_tick_to_trade_count_total", ())] == 100
+    assert v[("lockstep_live_read_to_trade_seconds", (("quantile", "0.5"),))] == pytest.approx(3e-6)
     assert v[("lockstep_live_failed", ())] == 0 and v[("lockstep_live_order_entry_up", ())] == 1
     assert 0 <= v[("lockstep_live_reading_age_seconds", ())] < 5
 

@@ -17,6 +17,7 @@ Metric families (label `symbol` on the per-instrument ones):
     lockstep_live_position{symbol} (base units), _realized{symbol}, _unrealized{symbol},
     _fees{symbol} (quote currency)
     lockstep_live_tick_to_trade_seconds{quantile="0.5"|"0.99"|"0.999"}, _tick_to_trade_count
+    lockstep_live_read_to_trade_seconds{quantile}           the loop's part of tick-to-trade
     lockstep_live_reading_age_seconds                       how old the reading served is
 """
 from __future__ import annotations
@@ -30,6 +31,12 @@ from lockstep.errors import ConfigError
 from lockstep.net import Address
 
 __all__ = ["MetricsEndpoint", "reading"]
+
+# The loop's latency histograms served as quantile gauges: key in the status counters, help.
+_LATENCIES = (
+    ("tick_to_trade", "tick-to-trade since the start, kernel receive stamp to send()"),
+    ("read_to_trade", "the loop's part of tick-to-trade: the read that took the datagram to send()"),
+)
 
 _COUNTERS = (
     ("feed_messages", "ITCH messages the receiver delivered", "feed_messages"),
@@ -95,13 +102,14 @@ class _Collector:
             for symbol, values in r["pnl"].items():
                 family.add_metric([symbol], values[k])
             yield family
+        for key, doc in _LATENCIES:
+            summary = c.get(key) or {}
+            quantiles = gauge(f"lockstep_live_{key}_seconds", doc, labels=["quantile"])
+            if summary.get("count"):
+                for q, at in (("0.5", "p50_ns"), ("0.99", "p99_ns"), ("0.999", "p99_9_ns")):
+                    quantiles.add_metric([q], summary[at] / 1e9)
+            yield quantiles
         t2t = c.get("tick_to_trade") or {}
-        quantiles = gauge("lockstep_live_tick_to_trade_seconds", "tick-to-trade since the start, "
-                          "kernel receive stamp to send()", labels=["quantile"])
-        if t2t.get("count"):
-            for q, key in (("0.5", "p50_ns"), ("0.99", "p99_ns"), ("0.999", "p99_9_ns")):
-                quantiles.add_metric([q], t2t[key] / 1e9)
-        yield quantiles
         yield counter("lockstep_live_tick_to_trade_count", "orders timed", value=t2t.get("count", 0))
         yield gauge("lockstep_live_reading_age_seconds", "how old the reading served is",
                     value=(time.monotonic_ns() - r["at"]) / 1e9)
