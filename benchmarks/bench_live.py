@@ -9,7 +9,8 @@ Python example market maker. The node stops after `--duration`: 2 s plus 4 s per
 
 Reported per run: the node's tick-to-trade (kernel receive stamp of the datagram that moved the
 book to the clock read right before the OUCH bytes went to send(), measured by the node's C++
-loop) p50 / p99 / p99.9 / max, the venue's send rate, the messages the node received, gaps,
+loop) p50 / p99 / p99.9 / max and the loop's part of it (from the read that took the datagram
+to send(): `read_to_trade`) p50 / p99, the venue's send rate, the messages the node received, gaps,
 retransmission requests, kernel drops, the feed's receive lag (how long datagrams waited in the
 socket before the node read them: a backlog shows there first) p50 / p99 / max, and whether it
 kept up: every message the venue sent received, no kernel drop, no gap. The load average is
