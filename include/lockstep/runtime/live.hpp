@@ -760,16 +760,18 @@ class SequenceRuns {
 public:
     static constexpr size_t kRuns = 16;
 
-    void add(uint64_t seq) noexcept {
+    // True when `seq` starts a new run (the first number, or one after a hole).
+    bool add(uint64_t seq) noexcept {
         if (count_ != 0 && seq == runs_[count_ - 1].last + 1) {
             runs_[count_ - 1].last = seq;
-            return;
+            return false;
         }
         if (count_ == kRuns) {
             for (size_t k = 1; k < kRuns; ++k) runs_[k - 1] = runs_[k];
             --count_;
         }
         runs_[count_++] = Run{seq, seq};
+        return true;
     }
     bool contains(uint64_t seq) const noexcept {
         for (size_t k = count_; k-- > 0;) {
@@ -778,7 +780,8 @@ public:
         }
         return false;
     }
-    // The highest number held (0: none).
+    // The last run's first and last numbers (0 and 0: none).
+    uint64_t last_first() const noexcept { return count_ == 0 ? 0 : runs_[count_ - 1].first; }
     uint64_t last() const noexcept { return count_ == 0 ? 0 : runs_[count_ - 1].last; }
     void clear() noexcept { count_ = 0; }
 
@@ -1177,10 +1180,11 @@ private:
 
     // ---- the feed held while the books are invalid -----------------------------------------
     // From a gap given up (or a new feed session) until a snapshot, every block the core takes
-    // is also kept, [u64 sequence][u16 n][message] each, in one run without holes (a skip starts
-    // it again): a snapshot taken before some of them is continued with them (on_snapshot). At
-    // most kHeldBytes (set_held_bytes): past that the held blocks are dropped (counted) and
-    // holding stops, and a snapshot then takes the feed from its own sequence number again.
+    // is also kept, [u64 sequence][u16 n][message] each: the last run without a hole of what it
+    // took (taken_invalid_'s last run). A snapshot taken before some of them is continued with
+    // them (on_snapshot). At most kHeldBytes (set_held_bytes): past that the held blocks are
+    // dropped (counted) and holding stops, and a snapshot then takes the feed from its own
+    // sequence number again.
     static constexpr size_t kHeldBytes = size_t{64} << 20;
     static constexpr size_t kHeldHeader = 10;
 
@@ -1200,20 +1204,18 @@ private:
     // A block taken while the books are invalid: its trades are told now, so a snapshot later
     // does not tell them again (taken_invalid_), and it is held while there is room.
     void applied_while_invalid(uint64_t seq, const uint8_t* block, size_t n) noexcept {
-        taken_invalid_.add(seq);
-        if (holding_) hold_block(seq, block, n);
+        const bool after_hole = taken_invalid_.add(seq);
+        if (holding_) hold_block(seq, block, n, after_hole);
     }
 
-    void hold_block(uint64_t seq, const uint8_t* block, size_t n) noexcept {
-        if (!held_.empty() && seq != held_last_ + 1) held_.clear();  // a hole: start again
+    void hold_block(uint64_t seq, const uint8_t* block, size_t n, bool after_hole) noexcept {
+        if (after_hole) held_.clear();  // the held blocks are the last run taken
         if (held_.size() + kHeldHeader + n > held_bytes_) {
             ++counters_.held_overflows;
             held_.clear();
             holding_ = false;  // the books stay invalid
             return;
         }
-        if (held_.empty()) held_first_ = seq;
-        held_last_ = seq;
         const size_t at = held_.size();
         held_.resize(at + kHeldHeader + n);  // amortized growth, only while the books are invalid
         std::memcpy(held_.data() + at, &seq, 8);
@@ -1223,7 +1225,8 @@ private:
     // After a snapshot taken before feed message `from`: the held blocks from `from` on,
     // applied again at the snapshot's stamp, when the held run reaches back to `from`.
     RunStatus continue_from_held(uint64_t from) noexcept {
-        if (!held_.empty() && held_first_ <= from && from <= held_last_) {
+        const uint64_t held_last = taken_invalid_.last();
+        if (!held_.empty() && taken_invalid_.last_first() <= from && from <= held_last) {
             for (size_t pos = 0; pos + kHeldHeader <= held_.size();) {
                 uint64_t seq;
                 std::memcpy(&seq, held_.data() + pos, 8);
@@ -1236,7 +1239,7 @@ private:
                     return engine_.failed();
                 ++counters_.snapshot_continued;
             }
-            next_sequence_ = held_last_ + 1;
+            next_sequence_ = held_last + 1;
         }
         stop_holding();
         return RunStatus::Ok;
@@ -1288,7 +1291,7 @@ private:
     // first came (told_).
     void map_events(size_t first, uint64_t seq) noexcept {
         EventColumns& e = sink_.ev;
-        const bool told = seq <= told_.last() && told_.contains(seq);
+        const bool told = told_.contains(seq);
         size_t out = first;
         for (size_t i = first; i < e.size; ++i) {
             const uint32_t inst = engine_instrument(e.instrument[i], e.kind[i], e.order_id[i]);
@@ -1424,7 +1427,6 @@ private:
     bool session_start_ = false;  // a new feed session began: its first block not taken yet
     std::vector<uint8_t> held_;    // the feed held while the books are invalid (hold_block)
     bool holding_ = false;
-    uint64_t held_first_ = 0, held_last_ = 0;
     size_t held_bytes_ = kHeldBytes;
     // The feed messages taken since the books went invalid (their trades told as they came),
     // held or not; and those taken before the last snapshot.
