@@ -1413,9 +1413,10 @@ def _books(session) -> list:
             for i in range(len(session.instruments))]
 
 
-def _gap_then_held(session, ds, packets, held: list) -> int:
+def _gap_then_held(session, ds, packets, held: list, *, gap_before: int | None = None) -> int:
     """Packets 0..99 applied, 100.. lost for good (a gap given up), then `held` applied to the
-    invalid books: the last stamp."""
+    invalid books (`gap_before`: a second gap given up before held[gap_before]): the last
+    stamp."""
     start = day_start(ds) + START
     for k, (sequence, blocks) in enumerate(packets[:100]):
         assert session.on_itch(blocks, sequence, start + k * PACKET_NS) == []
@@ -1423,6 +1424,8 @@ def _gap_then_held(session, ds, packets, held: list) -> int:
     session.on_feed_gap(packets[100][0], stamp)
     assert not any(valid for valid, _ in _books(session))
     for k, (sequence, blocks) in enumerate(held):
+        if k == gap_before:
+            session.on_feed_gap(session.core.next_sequence, stamp + 1 + k)
         session.on_itch(blocks, sequence, stamp + 1 + k)
     return stamp + len(held)
 
@@ -1516,14 +1519,17 @@ def test_a_snapshot_after_an_unfilled_gap_rebuilds_every_book_as_the_feed_has_it
     assert replay_journal(journal).digest == result.digest
 
 
+@pytest.mark.parametrize("reported", [False, True], ids=["skipped", "a-second-gap"])
 @pytest.mark.parametrize("taken_at", [112, 120], ids=["before-the-hole", "after-it"])
-def test_the_held_feed_starts_again_after_a_hole(ds, packets, tmp_path, taken_at):
-    """Since the gap the core took 110..114, then 117..124 (115 and 116 skipped, unreported):
-    a snapshot from before the hole is not continued from what it held (the feed is taken from
-    the snapshot's number again); one from after it is. Either way no trade is told twice."""
+def test_the_held_feed_starts_again_after_a_hole(ds, packets, tmp_path, taken_at, reported):
+    """Since the gap the core took 110..114, then 117..124 (115 and 116 skipped, unreported, or
+    a second gap given up while the books were invalid): a snapshot from before the hole is not
+    continued from what it held (the feed is taken from the snapshot's number again); one from
+    after it is. Either way no trade is told twice."""
     config = _config(tmp_path, "CountsBookCalls")
     session, writer = session_for(config, ds, tmp_path / "journal")
-    stamp = _gap_then_held(session, ds, packets, packets[110:115] + packets[117:125]) + 100
+    stamp = _gap_then_held(session, ds, packets, packets[110:115] + packets[117:125],
+                           gap_before=5 if reported else None) + 100
     _snapshot_before(session, packets, taken_at, stamp)
     come_next = _continued_or_taken_again(session, packets, taken_at, held_from=117)
     # Each trade told once: taken again from 112, the messages on both sides of the hole were
@@ -1535,6 +1541,26 @@ def test_the_held_feed_starts_again_after_a_hole(ds, packets, tmp_path, taken_at
     applied_again = [k for k in [*range(110, 115), *range(117, 125)] if k >= taken_at]
     assert session.counters["live"]["trades_told_before"] == sum(len(trades_of[k])
                                                                  for k in applied_again)
+    result = session.close()
+    writer.close()
+    assert replay_journal(tmp_path / "journal").digest == result.digest
+
+
+def test_a_snapshot_reaching_back_past_many_holes_tells_no_trade_twice(ds, packets, tmp_path):
+    """Since the gap the core took every other packet of 110..149 (twenty holes): a snapshot
+    from inside the first hole takes the feed from its number again, and of what comes again
+    only the packets never taken before are told."""
+    config = _config(tmp_path, "CountsBookCalls")
+    session, writer = session_for(config, ds, tmp_path / "journal")
+    stamp = _gap_then_held(session, ds, packets, packets[110:150:2]) + 100
+    _snapshot_before(session, packets, 111, stamp)
+    assert session.counters["live"]["snapshot_continued"] == 0
+    assert session.core.next_sequence == packets[111][0]
+    told = [*range(100), *range(110, 150, 2), *range(111, 150, 2), *range(150, 200)]
+    trades_of = _equals_a_session_that_lost_nothing(session, config, ds, packets, 111, 200,
+                                                    stamp, told)
+    assert session.counters["live"]["trades_told_before"] == sum(len(trades_of[k])
+                                                                 for k in range(112, 150, 2))
     result = session.close()
     writer.close()
     assert replay_journal(tmp_path / "journal").digest == result.digest

@@ -752,45 +752,64 @@ private:
     bool up_ = true;
 };
 
-// Sequence numbers as runs without a hole, in increasing order, for a set that grows one
-// number at a time (each above the last): the feed messages the core took while its books were
-// invalid. At most kRuns runs: past that the oldest is forgotten, the one a snapshot is least
-// likely to reach back to. Fixed size: no allocation on the feed's path.
+// Sequence numbers as runs without a hole, in increasing order: the feed messages the core
+// took while its books were invalid (added one number at a time, each above the last), and
+// those whose trades the strategy was told before a snapshot took the feed again (united).
+// One run per hole: a run is added only when a number does not follow the last (a hole, rare:
+// the vector grows amortized then), so the feed's path does not allocate. Out of memory ends
+// the process (noexcept), as a FlatHashMap's growth does.
 class SequenceRuns {
 public:
-    static constexpr size_t kRuns = 16;
+    SequenceRuns() { runs_.reserve(kReserved); }
 
     // True when `seq` starts a new run (the first number, or one after a hole).
     bool add(uint64_t seq) noexcept {
-        if (count_ != 0 && seq == runs_[count_ - 1].last + 1) {
-            runs_[count_ - 1].last = seq;
+        if (!runs_.empty() && seq == runs_.back().last + 1) {
+            runs_.back().last = seq;
             return false;
         }
-        if (count_ == kRuns) {
-            for (size_t k = 1; k < kRuns; ++k) runs_[k - 1] = runs_[k];
-            --count_;
-        }
-        runs_[count_++] = Run{seq, seq};
+        runs_.push_back(Run{seq, seq});
         return true;
     }
     bool contains(uint64_t seq) const noexcept {
-        for (size_t k = count_; k-- > 0;) {
-            if (seq > runs_[k].last) return false;
-            if (seq >= runs_[k].first) return true;
+        if (runs_.empty() || seq > runs_.back().last) return false;  // the feed's usual case
+        size_t lo = 0, hi = runs_.size();  // the first run whose last is at or above seq
+        while (lo < hi) {
+            const size_t mid = (lo + hi) / 2;
+            if (runs_[mid].last < seq) lo = mid + 1;
+            else hi = mid;
         }
-        return false;
+        return lo < runs_.size() && runs_[lo].first <= seq;
+    }
+    // Every number of `other` joins these (runs that meet or overlap become one).
+    void unite(const SequenceRuns& other) noexcept {
+        std::vector<Run> all;
+        all.reserve(runs_.size() + other.runs_.size());
+        size_t a = 0, b = 0;
+        while (a < runs_.size() || b < other.runs_.size()) {
+            const bool mine = b == other.runs_.size() ||
+                              (a < runs_.size() && runs_[a].first <= other.runs_[b].first);
+            const Run r = mine ? runs_[a++] : other.runs_[b++];
+            if (!all.empty() && r.first <= all.back().last + 1) {
+                if (r.last > all.back().last) all.back().last = r.last;
+            } else {
+                all.push_back(r);
+            }
+        }
+        runs_.swap(all);
     }
     // The last run's first and last numbers (0 and 0: none).
-    uint64_t last_first() const noexcept { return count_ == 0 ? 0 : runs_[count_ - 1].first; }
-    uint64_t last() const noexcept { return count_ == 0 ? 0 : runs_[count_ - 1].last; }
-    void clear() noexcept { count_ = 0; }
+    uint64_t last_first() const noexcept { return runs_.empty() ? 0 : runs_.back().first; }
+    uint64_t last() const noexcept { return runs_.empty() ? 0 : runs_.back().last; }
+    size_t runs() const noexcept { return runs_.size(); }
+    void clear() noexcept { runs_.clear(); }
 
 private:
+    static constexpr size_t kReserved = 64;
     struct Run {
         uint64_t first, last;
     };
-    Run runs_[kRuns] = {};
-    size_t count_ = 0;
+    std::vector<Run> runs_;
 };
 
 // The decoder reads the orders of the session's stocks from the engine's L3 books (its
@@ -947,7 +966,7 @@ public:
         session_start_ = true;
         decoder_.begin_day();
         for (uint32_t& m : map_) m = kUnmapped;
-        hold_from_here();
+        hold_from_here(true);
         told_.clear();  // the new session's numbers name other messages
         if (engine_.feed_gap(stamp_, 0) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
@@ -997,7 +1016,7 @@ public:
         if (flush_events() != RunStatus::Ok) return halt();
         next_sequence_ = next_sequence;
         session_start_ = false;
-        told_ = taken_invalid_;
+        told_.unite(taken_invalid_);
         if (continue_from_held(next_sequence) != RunStatus::Ok) return halt();
         if (engine_.show_changed_books(stamp_) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
@@ -1007,7 +1026,7 @@ public:
         if (engine_.failed() != RunStatus::Ok) return engine_.failed();
         stamp_ = clamp(stamp);
         ++counters_.gaps;
-        hold_from_here();
+        hold_from_here(false);
         if (engine_.feed_gap(stamp_, expected) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
     }
@@ -1188,11 +1207,14 @@ private:
     static constexpr size_t kHeldBytes = size_t{64} << 20;
     static constexpr size_t kHeldHeader = 10;
 
-    void hold_from_here() noexcept {
+    // The books went invalid (a gap given up, a new feed session), or a later gap came while
+    // they were: what was taken since they went invalid is still remembered (a snapshot may
+    // reach back past this gap), unless the feed's numbers start over (`new_numbers`).
+    void hold_from_here(bool new_numbers) noexcept {
         held_.clear();
         holding_ = true;
+        if (!invalid_ || new_numbers) taken_invalid_.clear();
         invalid_ = true;
-        taken_invalid_.clear();
     }
     // The books are valid again (a snapshot, or the new session's first message).
     void stop_holding() noexcept {
