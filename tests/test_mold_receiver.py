@@ -6,12 +6,12 @@ datagrams. Datagrams are built with the MoldUDP64 codec; time is only the stamps
 from __future__ import annotations
 
 import random
-import shutil
-import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
+from cpp_harness import build as build_harness
+from cpp_harness import needs_compiler
+from cpp_harness import run as run_harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -424,25 +424,13 @@ def test_arbitrary_bytes_never_raise(data, stamp):
 
 # ------------------------------------------------------------------- C++ under the sanitizers
 
-_CXX = shutil.which("g++") or shutil.which("clang++")
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(_CXX is None, reason="no C++ compiler to build the sanitizer harness")
+@needs_compiler
 def test_cpp_sessions_never_read_past_their_input(tmp_path):
     """Both sessions (the SoupBinTCP client too) under AddressSanitizer and UBSan on seeded
     hostile input: tests/cpp/fuzz_sessions.cpp."""
-    root = Path(__file__).resolve().parents[1]
-    harness = tmp_path / "fuzz_sessions"
-    build = subprocess.run(
-        [_CXX, "-std=c++20", "-O1", "-g", "-fsanitize=address,undefined",
-         "-fno-sanitize-recover=all", "-I", str(root / "include"),
-         str(root / "tests" / "cpp" / "fuzz_sessions.cpp"), "-o", str(harness)],
-        capture_output=True, text=True, timeout=300)
-    assert build.returncode == 0, build.stderr[-3000:]
-    run = subprocess.run([str(harness), "20000"], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    words = run.stdout.split()
+    out = run_harness(build_harness("fuzz_sessions", tmp_path), "20000")
+    words = out.split()
     counts = dict(zip(words[::2], map(int, words[1::2])))
     # Every path was reached: deliveries, damage, gaps asked for and given up, holding, logins,
     # failures and replays.

@@ -8,16 +8,28 @@ are checked against test_itch.py's spec encoder and read back by the one ITCH de
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import struct
-import subprocess
-from pathlib import Path
 
 import pytest
+from cpp_harness import build as build_harness
+from cpp_harness import needs_compiler
+from cpp_harness import run as run_harness
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_itch import decode, frame, msg_A, msg_C, msg_D, msg_E, msg_F, msg_P, msg_R, msg_U, \
-    msg_X, write
+from test_itch import (
+    decode,
+    frame,
+    msg_A,
+    msg_C,
+    msg_D,
+    msg_E,
+    msg_F,
+    msg_P,
+    msg_R,
+    msg_U,
+    msg_X,
+    write,
+)
 
 from lockstep.enums import LoginRejectReason, WireProblem
 from lockstep.errors import ProtocolError
@@ -514,23 +526,11 @@ def test_framer_refuses_zero_and_oversized_lengths_at_their_stream_offset(impl):
 # --------------------------------------------------------------------------------------------
 # The C++ decoders under AddressSanitizer: no read past any buffer
 
-_CXX = shutil.which("g++") or shutil.which("clang++")
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(_CXX is None, reason="no C++ compiler to build the sanitizer harness")
+@needs_compiler
 def test_cpp_decoders_never_read_past_their_input(tmp_path):
-    root = Path(__file__).resolve().parents[1]
-    harness = tmp_path / "fuzz_protocols"
-    build = subprocess.run(
-        [_CXX, "-std=c++20", "-O1", "-g", "-fsanitize=address,undefined",
-         "-fno-sanitize-recover=all", "-I", str(root / "include"),
-         str(root / "tests" / "cpp" / "fuzz_protocols.cpp"), "-o", str(harness)],
-        capture_output=True, text=True, timeout=300)
-    assert build.returncode == 0, build.stderr[-3000:]
-    run = subprocess.run([str(harness), "20000"], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-3000:]
-    counts = dict(zip(run.stdout.split()[::2], run.stdout.split()[1::2]))
+    out = run_harness(build_harness("fuzz_protocols", tmp_path), "20000")
+    counts = dict(zip(out.split()[::2], out.split()[1::2]))
     # Every decoder both took and refused some of the inputs: the damage reached each of them.
     for name, pair in counts.items():
         ok, refused = map(int, pair.split("/"))

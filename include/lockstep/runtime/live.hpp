@@ -33,6 +33,7 @@
 #include "lockstep/base/big_endian.hpp"
 #include "lockstep/base/flat_hash_map.hpp"
 #include "lockstep/base/little_endian.hpp"
+#include "lockstep/base/sequence_runs.hpp"
 #include "lockstep/base/sha256.hpp"
 #include "lockstep/base/status.hpp"
 #include "lockstep/codecs/itch.hpp"
@@ -126,6 +127,9 @@ struct LiveCounters {
     uint64_t snapshot_continued = 0; // feed blocks applied again after a snapshot, from those
                                      // the core held since the books went invalid
     uint64_t held_overflows = 0;     // held feed blocks dropped: more than the core holds came
+    uint64_t told_runs_forgotten = 0;  // runs of feed messages whose trades were told, past
+                                       // the 65,536 the core remembers (SequenceRuns): a
+                                       // snapshot reaching back to one tells them again
     uint64_t trades_told_before = 0; // trades of feed messages applied again after a snapshot,
                                      // not told again: told when the message first came
 };
@@ -752,66 +756,6 @@ private:
     bool up_ = true;
 };
 
-// Sequence numbers as runs without a hole, in increasing order: the feed messages the core
-// took while its books were invalid (added one number at a time, each above the last), and
-// those whose trades the strategy was told before a snapshot took the feed again (united).
-// One run per hole: a run is added only when a number does not follow the last (a hole, rare:
-// the vector grows amortized then), so the feed's path does not allocate. Out of memory ends
-// the process (noexcept), as a FlatHashMap's growth does.
-class SequenceRuns {
-public:
-    SequenceRuns() { runs_.reserve(kReserved); }
-
-    // True when `seq` starts a new run (the first number, or one after a hole).
-    bool add(uint64_t seq) noexcept {
-        if (!runs_.empty() && seq == runs_.back().last + 1) {
-            runs_.back().last = seq;
-            return false;
-        }
-        runs_.push_back(Run{seq, seq});
-        return true;
-    }
-    bool contains(uint64_t seq) const noexcept {
-        if (runs_.empty() || seq > runs_.back().last) return false;  // the feed's usual case
-        size_t lo = 0, hi = runs_.size();  // the first run whose last is at or above seq
-        while (lo < hi) {
-            const size_t mid = (lo + hi) / 2;
-            if (runs_[mid].last < seq) lo = mid + 1;
-            else hi = mid;
-        }
-        return lo < runs_.size() && runs_[lo].first <= seq;
-    }
-    // Every number of `other` joins these (runs that meet or overlap become one).
-    void unite(const SequenceRuns& other) noexcept {
-        std::vector<Run> all;
-        all.reserve(runs_.size() + other.runs_.size());
-        size_t a = 0, b = 0;
-        while (a < runs_.size() || b < other.runs_.size()) {
-            const bool mine = b == other.runs_.size() ||
-                              (a < runs_.size() && runs_[a].first <= other.runs_[b].first);
-            const Run r = mine ? runs_[a++] : other.runs_[b++];
-            if (!all.empty() && r.first <= all.back().last + 1) {
-                if (r.last > all.back().last) all.back().last = r.last;
-            } else {
-                all.push_back(r);
-            }
-        }
-        runs_.swap(all);
-    }
-    // The last run's first and last numbers (0 and 0: none).
-    uint64_t last_first() const noexcept { return runs_.empty() ? 0 : runs_.back().first; }
-    uint64_t last() const noexcept { return runs_.empty() ? 0 : runs_.back().last; }
-    size_t runs() const noexcept { return runs_.size(); }
-    void clear() noexcept { runs_.clear(); }
-
-private:
-    static constexpr size_t kReserved = 64;
-    struct Run {
-        uint64_t first, last;
-    };
-    std::vector<Run> runs_;
-};
-
 // The decoder reads the orders of the session's stocks from the engine's L3 books (its
 // OrderSource): one order table for both, looked up once per message.
 class LiveCore final : private itch::OrderSource {
@@ -1016,7 +960,11 @@ public:
         if (flush_events() != RunStatus::Ok) return halt();
         next_sequence_ = next_sequence;
         session_start_ = false;
+        // What was told: taken while the books were invalid, now or before an earlier snapshot;
+        // nothing below next_sequence comes again (dropped as duplicates).
         told_.unite(taken_invalid_);
+        told_.drop_below(next_sequence);
+        counters_.told_runs_forgotten = taken_invalid_.forgotten() + told_.forgotten();
         if (continue_from_held(next_sequence) != RunStatus::Ok) return halt();
         if (engine_.show_changed_books(stamp_) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
@@ -1227,6 +1175,7 @@ private:
     // does not tell them again (taken_invalid_), and it is held while there is room.
     void applied_while_invalid(uint64_t seq, const uint8_t* block, size_t n) noexcept {
         const bool after_hole = taken_invalid_.add(seq);
+        if (after_hole) counters_.told_runs_forgotten = taken_invalid_.forgotten() + told_.forgotten();
         if (holding_) hold_block(seq, block, n, after_hole);
     }
 

@@ -955,6 +955,7 @@ cdef class LiveCore:
             "held": k.held, "resent": k.resent, "feed_sessions": k.feed_sessions,
             "snapshots": k.snapshots, "snapshot_messages": k.snapshot_messages,
             "snapshot_continued": k.snapshot_continued, "held_overflows": k.held_overflows,
+            "told_runs_forgotten": k.told_runs_forgotten,
             "trades_told_before": k.trades_told_before,
             "live_orders": c.live_orders(),
         }

@@ -17,7 +17,7 @@ cdef extern from "lockstep/runtime/live.hpp" namespace "lockstep::live" nogil:
         uint64_t ticks, gaps, controls, dispatched, unsendable
         uint64_t order_entry_downs, order_entry_ups, held, resent, feed_sessions
         uint64_t snapshots, snapshot_messages, snapshot_continued, held_overflows
-        uint64_t trades_told_before
+        uint64_t told_runs_forgotten, trades_told_before
 
     cdef cppclass CUnanswered "lockstep::live::Unanswered":
         uint32_t orders
