@@ -1372,15 +1372,13 @@ private:
         e.order_id[i] = 0;
     }
 
+    // Runs the events decoded so far and empties the sink (its columns stay where reset_sink
+    // put them: nothing else moves them, and this runs once per message).
     RunStatus flush_events() noexcept {
-        if (sink_.ev.size != 0) {
-            if (engine_.run(sink_.ev) != RunStatus::Ok) {
-                reset_sink();
-                return engine_.failed();
-            }
-        }
-        reset_sink();
-        return RunStatus::Ok;
+        const RunStatus st = sink_.ev.size == 0 ? RunStatus::Ok : engine_.run(sink_.ev);
+        sink_.ev.size = 0;
+        sink_.rec_size = 0;  // records of messages with no event too (a directory, a problem)
+        return st == RunStatus::Ok ? st : engine_.failed();
     }
 
     Engine& engine_;
