@@ -1546,6 +1546,24 @@ def test_the_held_feed_starts_again_after_a_hole(ds, packets, tmp_path, taken_at
     assert replay_journal(tmp_path / "journal").digest == result.digest
 
 
+def test_a_second_gap_with_no_hole_after_it_keeps_what_was_held(ds, packets, tmp_path):
+    """Since the gap the core took 110..124 without a hole, a second gap given up at 115
+    notwithstanding (the feed went on at 115): a snapshot from 112 is continued from what was
+    held from before that gap as well as after it, and no trade is told twice."""
+    config = _config(tmp_path, "CountsBookCalls")
+    session, writer = session_for(config, ds, tmp_path / "journal")
+    stamp = _gap_then_held(session, ds, packets, packets[110:125], gap_before=5) + 100
+    _snapshot_before(session, packets, 112, stamp)
+    come_next = _continued_or_taken_again(session, packets, 112, held_from=110)
+    trades_of = _equals_a_session_that_lost_nothing(session, config, ds, packets, come_next, 160,
+                                                    stamp, [*range(100), *range(110, 160)])
+    assert session.counters["live"]["trades_told_before"] == sum(len(trades_of[k])
+                                                                 for k in range(112, 125))
+    result = session.close()
+    writer.close()
+    assert replay_journal(tmp_path / "journal").digest == result.digest
+
+
 def test_a_snapshot_reaching_back_past_many_holes_tells_no_trade_twice(ds, packets, tmp_path):
     """Since the gap the core took every other packet of 110..149 (twenty holes): a snapshot
     from inside the first hole takes the feed from its number again, and of what comes again

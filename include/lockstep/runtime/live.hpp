@@ -1148,20 +1148,23 @@ private:
     // ---- the feed held while the books are invalid -----------------------------------------
     // From a gap given up (or a new feed session) until a snapshot, every block the core takes
     // is also kept, [u64 sequence][u16 n][message] each: the last run without a hole of what it
-    // took (taken_invalid_'s last run). A snapshot taken before some of them is continued with
-    // them (on_snapshot). At most kHeldBytes (set_held_bytes): past that the held blocks are
-    // dropped (counted) and holding stops, and a snapshot then takes the feed from its own
-    // sequence number again.
+    // took (taken_invalid_'s last run; a hole starts the holding again). A snapshot taken before
+    // some of them is continued with them (on_snapshot). At most kHeldBytes (set_held_bytes):
+    // past that the run's held blocks are dropped (counted) and it is not held further, and a
+    // snapshot from inside it takes the feed from its own sequence number again.
     static constexpr size_t kHeldBytes = size_t{64} << 20;
     static constexpr size_t kHeldHeader = 10;
 
     // The books went invalid (a gap given up, a new feed session), or a later gap came while
-    // they were: what was taken since they went invalid is still remembered (a snapshot may
-    // reach back past this gap), unless the feed's numbers start over (`new_numbers`).
+    // they were: what was taken since they went invalid is still remembered, and still held if
+    // no hole follows (a snapshot may reach back past this gap), unless the feed's numbers start
+    // over (`new_numbers`).
     void hold_from_here(bool new_numbers) noexcept {
-        held_.clear();
-        holding_ = true;
-        if (!invalid_ || new_numbers) taken_invalid_.clear();
+        if (!invalid_ || new_numbers) {
+            taken_invalid_.clear();
+            held_.clear();
+            holding_ = true;
+        }
         invalid_ = true;
     }
     // The books are valid again (a snapshot, or the new session's first message).
@@ -1174,13 +1177,15 @@ private:
     // A block taken while the books are invalid: its trades are told now, so a snapshot later
     // does not tell them again (taken_invalid_), and it is held while there is room.
     void applied_while_invalid(uint64_t seq, const uint8_t* block, size_t n) noexcept {
-        const bool after_hole = taken_invalid_.add(seq);
-        if (after_hole) counters_.told_runs_forgotten = taken_invalid_.forgotten() + told_.forgotten();
-        if (holding_) hold_block(seq, block, n, after_hole);
+        if (taken_invalid_.add(seq)) {  // a new run: the held blocks are the last run's
+            counters_.told_runs_forgotten = taken_invalid_.forgotten() + told_.forgotten();
+            held_.clear();
+            holding_ = true;
+        }
+        if (holding_) hold_block(seq, block, n);
     }
 
-    void hold_block(uint64_t seq, const uint8_t* block, size_t n, bool after_hole) noexcept {
-        if (after_hole) held_.clear();  // the held blocks are the last run taken
+    void hold_block(uint64_t seq, const uint8_t* block, size_t n) noexcept {
         if (held_.size() + kHeldHeader + n > held_bytes_) {
             ++counters_.held_overflows;
             held_.clear();
