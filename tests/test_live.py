@@ -371,10 +371,14 @@ class RaisesAfterQuoting(Strategy):
             raise RuntimeError("boom")
 
 
-def _config(tmp_path, strategy: str, *extra: str) -> Path:
+HERE = Path(__file__).resolve()
+COUNTING = HERE.parent / "counting_strategy.py"
+
+
+def _config(tmp_path, strategy: str, *extra: str, module: Path = HERE) -> Path:
     path = tmp_path / "live.toml"
     path.write_text("\n".join(['name = "t"', 'dataset = "x"', "[strategy]",
-                               f'path = "{Path(__file__).resolve()}:{strategy}"', *extra]) + "\n")
+                               f'path = "{module}:{strategy}"', *extra]) + "\n")
     return path
 
 
@@ -1389,33 +1393,14 @@ class ItchBooks:
         return b"".join(len(m).to_bytes(2, "big") + m for m in out)
 
 
-class CountsBookCalls(Strategy):
-    """Keeps how many on_book calls each book made and whether the book was valid then, and
-    every trade it was told of."""
-
-    def setup(self, ctx: Context) -> None:
-        self.calls: list[tuple[int, bool]] = []
-        self.touches: list[tuple] = []  # the book's touch at each call
-        self.trades: list[tuple] = []
-        for i in ctx.traded:
-            ctx.subscribe(i, book=True, trades=True)
-
-    def on_trade(self, ctx: Context, instrument: int, price: int, qty: int, aggressor: int) -> None:
-        self.trades.append((instrument, price, qty, aggressor))
-
-    def on_book(self, ctx: Context, instrument: int) -> None:
-        self.calls.append((instrument, ctx.book_valid(instrument)))
-        self.touches.append(ctx.touch(instrument))
-
-
 def _books(session) -> list:
     return [(session.ctx.book_valid(i), [list(side) for side in session.ctx.book(i, 50)])
             for i in range(len(session.instruments))]
 
 
-def _gap_then_held(session, ds, packets, held: list, *, gap_before: int | None = None) -> int:
+def _gap_then_held(session, ds, packets, held: list, *, gaps_before: tuple = ()) -> int:
     """Packets 0..99 applied, 100.. lost for good (a gap given up), then `held` applied to the
-    invalid books (`gap_before`: a second gap given up before held[gap_before]): the last
+    invalid books (`gaps_before`: another gap given up before each held[k] named): the last
     stamp."""
     start = day_start(ds) + START
     for k, (sequence, blocks) in enumerate(packets[:100]):
@@ -1424,7 +1409,7 @@ def _gap_then_held(session, ds, packets, held: list, *, gap_before: int | None =
     session.on_feed_gap(packets[100][0], stamp)
     assert not any(valid for valid, _ in _books(session))
     for k, (sequence, blocks) in enumerate(held):
-        if k == gap_before:
+        if k in gaps_before:
             session.on_feed_gap(session.core.next_sequence, stamp + 1 + k)
         session.on_itch(blocks, sequence, stamp + 1 + k)
     return stamp + len(held)
@@ -1487,7 +1472,7 @@ def test_a_snapshot_after_an_unfilled_gap_rebuilds_every_book_as_the_feed_has_it
     110..124 the core holds none of them (counted) and a snapshot among them takes the feed from
     its own number again: what it applies again it still does not tell twice."""
     journal = tmp_path / "journal"
-    config = _config(tmp_path, "CountsBookCalls")
+    config = _config(tmp_path, "CountsBookCalls", module=COUNTING)
     session, writer = session_for(config, ds, journal, held_feed_bytes=held_feed_bytes)
     stamp = _gap_then_held(session, ds, packets, packets[110:125]) + 100
     overflowed = held_feed_bytes is not None
@@ -1526,10 +1511,10 @@ def test_the_held_feed_starts_again_after_a_hole(ds, packets, tmp_path, taken_at
     a second gap given up while the books were invalid): a snapshot from before the hole is not
     continued from what it held (the feed is taken from the snapshot's number again); one from
     after it is. Either way no trade is told twice."""
-    config = _config(tmp_path, "CountsBookCalls")
+    config = _config(tmp_path, "CountsBookCalls", module=COUNTING)
     session, writer = session_for(config, ds, tmp_path / "journal")
     stamp = _gap_then_held(session, ds, packets, packets[110:115] + packets[117:125],
-                           gap_before=5 if reported else None) + 100
+                           gaps_before=(5,) if reported else ()) + 100
     _snapshot_before(session, packets, taken_at, stamp)
     come_next = _continued_or_taken_again(session, packets, taken_at, held_from=117)
     # Each trade told once: taken again from 112, the messages on both sides of the hole were
@@ -1550,9 +1535,9 @@ def test_a_second_gap_with_no_hole_after_it_keeps_what_was_held(ds, packets, tmp
     """Since the gap the core took 110..124 without a hole, a second gap given up at 115
     notwithstanding (the feed went on at 115): a snapshot from 112 is continued from what was
     held from before that gap as well as after it, and no trade is told twice."""
-    config = _config(tmp_path, "CountsBookCalls")
+    config = _config(tmp_path, "CountsBookCalls", module=COUNTING)
     session, writer = session_for(config, ds, tmp_path / "journal")
-    stamp = _gap_then_held(session, ds, packets, packets[110:125], gap_before=5) + 100
+    stamp = _gap_then_held(session, ds, packets, packets[110:125], gaps_before=(5,)) + 100
     _snapshot_before(session, packets, 112, stamp)
     come_next = _continued_or_taken_again(session, packets, 112, held_from=110)
     trades_of = _equals_a_session_that_lost_nothing(session, config, ds, packets, come_next, 160,
@@ -1568,7 +1553,7 @@ def test_a_snapshot_reaching_back_past_many_holes_tells_no_trade_twice(ds, packe
     """Since the gap the core took every other packet of 110..149 (twenty holes): a snapshot
     from inside the first hole takes the feed from its number again, and of what comes again
     only the packets never taken before are told."""
-    config = _config(tmp_path, "CountsBookCalls")
+    config = _config(tmp_path, "CountsBookCalls", module=COUNTING)
     session, writer = session_for(config, ds, tmp_path / "journal")
     stamp = _gap_then_held(session, ds, packets, packets[110:150:2]) + 100
     _snapshot_before(session, packets, 111, stamp)
@@ -1584,10 +1569,39 @@ def test_a_snapshot_reaching_back_past_many_holes_tells_no_trade_twice(ds, packe
     assert replay_journal(tmp_path / "journal").digest == result.digest
 
 
+@settings(max_examples=30, deadline=None)
+@given(taken=st.lists(st.integers(110, 149), min_size=1, max_size=40, unique=True).map(sorted),
+       gaps=st.sets(st.integers(1, 39), max_size=4), taken_at=st.integers(100, 150),
+       held_feed_bytes=st.sampled_from([None, 3_000]))
+def test_any_loss_gaps_and_snapshot_tell_each_trade_once(ds, packets, tmp_path_factory, taken,
+                                                         gaps, taken_at, held_feed_bytes):
+    """100..109 lost for good, then any packets of 110..149 taken (holes between them), gaps
+    given up before some, a hold of any size, and a snapshot from anywhere in 100..150; the rest
+    delivered from where the core asks. The books end as a session that lost nothing has them,
+    the strategy is told each trade exactly once (those taken as they came, the rest as they
+    come after the snapshot), and the journal replays to the digest."""
+    root = tmp_path_factory.mktemp("loss")
+    config = _config(root, "CountsBookCalls", module=COUNTING)
+    session, writer = session_for(config, ds, root / "journal", held_feed_bytes=held_feed_bytes)
+    stamp = _gap_then_held(session, ds, packets, [packets[k] for k in taken],
+                           gaps_before=tuple(g for g in gaps if g < len(taken))) + 100
+    _snapshot_before(session, packets, taken_at, stamp)
+    come_next = next(k for k in range(len(packets)) if packets[k][0] == session.core.next_sequence)
+    assert come_next >= taken_at  # never asked for what the snapshot holds
+    told = [*range(100), *taken, *(k for k in range(come_next, 170) if k not in set(taken))]
+    trades_of = _equals_a_session_that_lost_nothing(session, config, ds, packets, come_next, 170,
+                                                    stamp, told)
+    assert session.counters["live"]["trades_told_before"] == sum(
+        len(trades_of[k]) for k in taken if k >= taken_at)
+    result = session.close()
+    writer.close()
+    assert replay_journal(root / "journal").digest == result.digest
+
+
 def test_more_held_feed_than_the_core_keeps_means_asking_again(ds, packets, tmp_path):
     """Past 64 MiB of feed since the gap the core stops holding it (counted): a snapshot from
     inside what came is not continued; the feed is taken from the snapshot's number again."""
-    config = _config(tmp_path, "CountsBookCalls")
+    config = _config(tmp_path, "CountsBookCalls", module=COUNTING)
     session, writer = session_for(config, ds, tmp_path / "journal")
     stamp = _gap_then_held(session, ds, packets, [])
     first = packets[110][0]
@@ -1612,7 +1626,7 @@ def test_a_snapshot_larger_than_a_frame_is_journaled_in_parts_and_replays(ds, pa
     the sequence number; they hold the snapshot whole, in order, and the journal replays."""
     monkeypatch.setattr("lockstep.live.session.SNAPSHOT_PART_BYTES", 2_000)
     journal = tmp_path / "journal"
-    config = _config(tmp_path, "CountsBookCalls")
+    config = _config(tmp_path, "CountsBookCalls", module=COUNTING)
     session, writer = session_for(config, ds, journal)
     stamp = _gap_then_held(session, ds, packets, packets[110:125]) + 100
     venue = ItchBooks()
