@@ -964,7 +964,7 @@ public:
         // nothing below next_sequence comes again (dropped as duplicates).
         told_.unite(taken_invalid_);
         told_.drop_below(next_sequence);
-        counters_.told_runs_forgotten = taken_invalid_.forgotten() + told_.forgotten();
+        count_forgotten_runs();
         if (continue_from_held(next_sequence) != RunStatus::Ok) return halt();
         if (engine_.show_changed_books(stamp_) != RunStatus::Ok) return halt();
         return settle() == RunStatus::Ok ? RunStatus::Ok : halt();
@@ -1159,11 +1159,11 @@ private:
     // they were: what was taken since they went invalid is still remembered, and still held if
     // no hole follows (a snapshot may reach back past this gap), unless the feed's numbers start
     // over (`new_numbers`).
+    // Holding starts with the first block taken (applied_while_invalid: a new run).
     void hold_from_here(bool new_numbers) noexcept {
         if (!invalid_ || new_numbers) {
             taken_invalid_.clear();
             held_.clear();
-            holding_ = true;
         }
         invalid_ = true;
     }
@@ -1178,11 +1178,15 @@ private:
     // does not tell them again (taken_invalid_), and it is held while there is room.
     void applied_while_invalid(uint64_t seq, const uint8_t* block, size_t n) noexcept {
         if (taken_invalid_.add(seq)) {  // a new run: the held blocks are the last run's
-            counters_.told_runs_forgotten = taken_invalid_.forgotten() + told_.forgotten();
+            count_forgotten_runs();
             held_.clear();
             holding_ = true;
         }
         if (holding_) hold_block(seq, block, n);
+    }
+
+    void count_forgotten_runs() noexcept {
+        counters_.told_runs_forgotten = taken_invalid_.forgotten() + told_.forgotten();
     }
 
     void hold_block(uint64_t seq, const uint8_t* block, size_t n) noexcept {
@@ -1403,7 +1407,7 @@ private:
     bool holding_ = false;
     size_t held_bytes_ = kHeldBytes;
     // The feed messages taken since the books went invalid (their trades told as they came),
-    // held or not; and those taken before the last snapshot.
+    // held or not; and those whose trades were told, from the last snapshot's number on.
     bool invalid_ = false;
     SequenceRuns taken_invalid_, told_;
     int64_t stamp_ = INT64_MIN;
